@@ -1,0 +1,109 @@
+//! The error vocabulary of the registry: one enum whose variants are the distribution spec's
+//! error codes. The HTTP layer maps each variant to a status in exactly one place.
+
+use crate::digest::Digest;
+
+/// A failure of a storage port (metadata or blob store). Its text is logged, never shown to
+/// clients: the HTTP layer answers an opaque 500.
+#[derive(Debug, thiserror::Error)]
+#[error("{context}: {source}")]
+pub struct StoreError {
+    /// What the store was doing.
+    pub context: String,
+    /// The underlying error.
+    #[source]
+    pub source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl StoreError {
+    /// Wraps `source` with a note of what was being done.
+    pub fn new(
+        context: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        StoreError { context: context.into(), source: source.into() }
+    }
+}
+
+/// Everything a registry request can fail with, by the spec's error codes.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// The blob is not in this repository (it may exist elsewhere in the store).
+    #[error("blob {0} is not known to this repository")]
+    BlobUnknown(Digest),
+    /// The upload cannot continue as requested.
+    #[error("{0}")]
+    BlobUploadInvalid(String),
+    /// No upload session with that id in this repository.
+    #[error("upload `{0}` is unknown: it was never started here, was cancelled, or has finished; start a new one with POST /v2/<name>/blobs/uploads/")]
+    BlobUploadUnknown(String),
+    /// The content does not hash to the digest given, or the digest is malformed.
+    #[error("{0}")]
+    DigestInvalid(String),
+    /// A manifest names a blob this repository does not hold.
+    #[error("manifest references blob {0}, which has not been pushed to this repository; push the blob first")]
+    ManifestBlobUnknown(Digest),
+    /// A manifest is malformed or breaks a rule.
+    #[error("{0}")]
+    ManifestInvalid(String),
+    /// No manifest under that tag or digest.
+    #[error("manifest `{0}` is not known to this repository")]
+    ManifestUnknown(String),
+    /// The repository name breaks the grammar.
+    #[error("{0}")]
+    NameInvalid(String),
+    /// No such repository.
+    #[error("repository `{0}` is not known to this registry")]
+    NameUnknown(String),
+    /// A declared size does not match the content, or content is too large.
+    #[error("{0}")]
+    SizeInvalid(String),
+    /// A manifest body is larger than the registry accepts (answered 413).
+    #[error("manifest is {0} bytes; the limit is {1} bytes")]
+    ManifestTooLarge(u64, u64),
+    /// A tag breaks the grammar.
+    #[error("{0}")]
+    TagInvalid(String),
+    /// A chunk does not start where the upload ends (answered 416 with the current range).
+    #[error("chunk starts at byte {start} but the upload holds {offset} bytes; resend from byte {offset}")]
+    RangeInvalid {
+        /// Where the client said the chunk starts.
+        start: u64,
+        /// How many bytes the upload holds.
+        offset: u64,
+        /// The upload's id, for the `Location` header.
+        upload_id: String,
+    },
+    /// The operation is not supported.
+    #[error("{0}")]
+    Unsupported(String),
+    /// A storage port failed; details are logged, the client sees an opaque message.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl RegistryError {
+    /// The spec's error code string.
+    pub fn code(&self) -> &'static str {
+        match self {
+            RegistryError::BlobUnknown(_) => "BLOB_UNKNOWN",
+            RegistryError::BlobUploadInvalid(_) | RegistryError::RangeInvalid { .. } => {
+                "BLOB_UPLOAD_INVALID"
+            }
+            RegistryError::BlobUploadUnknown(_) => "BLOB_UPLOAD_UNKNOWN",
+            RegistryError::DigestInvalid(_) => "DIGEST_INVALID",
+            RegistryError::ManifestBlobUnknown(_) => "MANIFEST_BLOB_UNKNOWN",
+            RegistryError::ManifestInvalid(_) => "MANIFEST_INVALID",
+            RegistryError::ManifestUnknown(_) => "MANIFEST_UNKNOWN",
+            RegistryError::NameInvalid(_) => "NAME_INVALID",
+            RegistryError::NameUnknown(_) => "NAME_UNKNOWN",
+            RegistryError::SizeInvalid(_) | RegistryError::ManifestTooLarge(..) => "SIZE_INVALID",
+            RegistryError::TagInvalid(_) => "TAG_INVALID",
+            RegistryError::Unsupported(_) => "UNSUPPORTED",
+            RegistryError::Store(_) => "UNKNOWN",
+        }
+    }
+}
+
+/// Shorthand for registry results.
+pub type Result<T, E = RegistryError> = std::result::Result<T, E>;

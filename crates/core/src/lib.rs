@@ -1,0 +1,18 @@
+//! Berth's domain layer.
+//!
+//! Direction of calls: the HTTP layer calls [`registry::Registry`]; the registry services call
+//! the storage ports in [`ports`]; ports never call services. This crate does not depend on axum,
+//! hyper or sqlx: it holds only parsed domain values ([`RepoName`], [`Digest`], [`Tag`],
+//! [`Reference`]), the manifest rules and the error vocabulary of the OCI distribution spec.
+
+pub mod digest;
+pub mod error;
+pub mod hashing;
+pub mod manifest;
+pub mod name;
+pub mod ports;
+pub mod registry;
+
+pub use digest::{Algorithm, Digest};
+pub use error::{RegistryError, StoreError};
+pub use name::{Reference, RepoName, Tag};

@@ -1,0 +1,254 @@
+//! The storage ports: what the registry services need from metadata and blob storage.
+//!
+//! Neither trait assumes a local path or a single process: every piece of state a request
+//! needs (upload offsets, resumable hash state, leases) lives behind these calls, so an upload
+//! started on one node can be finished on another. Implementations live in their own crates
+//! (`berth-meta-sqlite`, `berth-blob`) and never call the registry services.
+
+use std::pin::Pin;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::Stream;
+
+use crate::digest::Digest;
+use crate::error::StoreError;
+use crate::name::{RepoName, Tag};
+
+/// Result of a storage call.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A stream of blob bytes.
+pub type ByteStream = Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>;
+
+/// Milliseconds since the Unix epoch.
+pub type Millis = i64;
+
+/// An upload in progress, as persisted between requests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadSession {
+    /// Opaque id (a UUID), the last segment of the upload URL.
+    pub id: String,
+    /// The repository the upload was started in.
+    pub repo: RepoName,
+    /// Bytes received and made durable so far.
+    pub offset: u64,
+    /// Serialized SHA-256 state after `offset` bytes (see [`crate::hashing`]).
+    pub hash_state: Vec<u8>,
+    /// When the upload started.
+    pub started_at: Millis,
+}
+
+/// A manifest ready to be stored: its exact bytes and what was learnt from parsing them.
+#[derive(Debug, Clone)]
+pub struct NewManifest {
+    /// Digest of `content` (sha256 unless pushed by a sha512 digest).
+    pub digest: Digest,
+    /// The manifest's media type.
+    pub media_type: String,
+    /// The bytes exactly as pushed.
+    pub content: Bytes,
+    /// `artifactType`, or for image manifests without one, the config media type.
+    pub artifact_type: Option<String>,
+    /// The `subject` this manifest refers to, if any.
+    pub subject: Option<Digest>,
+    /// Blobs (config and layers) the manifest references, for garbage collection.
+    pub blobs: Vec<Digest>,
+    /// Child manifests an index references.
+    pub children: Vec<Digest>,
+    /// The manifest's `annotations`, as JSON text, for the referrers listing.
+    pub annotations: Option<String>,
+}
+
+/// A manifest as stored.
+#[derive(Debug, Clone)]
+pub struct StoredManifest {
+    /// Its digest.
+    pub digest: Digest,
+    /// Its media type.
+    pub media_type: String,
+    /// Its bytes exactly as pushed.
+    pub content: Bytes,
+}
+
+/// A manifest whose `subject` is a given digest, as the referrers API lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Referrer {
+    /// The referring manifest's digest.
+    pub digest: Digest,
+    /// Its media type.
+    pub media_type: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its artifact type, if any.
+    pub artifact_type: Option<String>,
+    /// Its annotations as JSON text, if any.
+    pub annotations: Option<String>,
+}
+
+/// Outcome of asking for an upload's lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lease {
+    /// The lease is held; here is the session as persisted.
+    Granted(UploadSession),
+    /// Another request holds the lease.
+    Busy,
+    /// No such upload in that repository.
+    Missing,
+}
+
+/// Outcome of writing a manifest under a tag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PutManifestOutcome {
+    /// Stored.
+    Stored,
+    /// This child of the index is not a manifest of this repository; nothing was stored.
+    MissingChild(Digest),
+}
+
+/// Repository state: which blobs and manifests a repository holds, tags, upload sessions and
+/// subject→referrer links. All writes that must happen together happen in one call.
+#[async_trait]
+pub trait MetadataStore: Send + Sync + 'static {
+    /// The size of `digest` if `repo` holds that blob.
+    async fn linked_blob_size(&self, repo: &RepoName, digest: &Digest) -> StoreResult<Option<u64>>;
+
+    /// Records that `repo` holds `digest` of `size` bytes (creating the repository if new).
+    async fn link_blob(&self, repo: &RepoName, digest: &Digest, size: u64) -> StoreResult<()>;
+
+    /// Removes `digest` from `repo`; false when it was not there.
+    async fn unlink_blob(&self, repo: &RepoName, digest: &Digest) -> StoreResult<bool>;
+
+    /// Persists a new upload session.
+    async fn create_upload(&self, session: &UploadSession) -> StoreResult<()>;
+
+    /// The upload `id` of `repo`, without taking it.
+    async fn get_upload(&self, repo: &RepoName, id: &str) -> StoreResult<Option<UploadSession>>;
+
+    /// Takes a lease on upload `id` of `repo` until `lease_until` (ms), so no other request
+    /// (on any node) writes to it meanwhile. A lease whose time has passed is free again.
+    async fn lease_upload(
+        &self,
+        repo: &RepoName,
+        id: &str,
+        token: &str,
+        now: Millis,
+        lease_until: Millis,
+    ) -> StoreResult<Lease>;
+
+    /// Extends a lease held under `token`.
+    async fn renew_upload_lease(&self, id: &str, token: &str, lease_until: Millis) -> StoreResult<()>;
+
+    /// Records progress of a leased upload and releases the lease.
+    async fn advance_upload(
+        &self,
+        id: &str,
+        token: &str,
+        offset: u64,
+        hash_state: &[u8],
+    ) -> StoreResult<()>;
+
+    /// Releases a lease without recording progress.
+    async fn release_upload(&self, id: &str, token: &str) -> StoreResult<()>;
+
+    /// Deletes an upload session; false when it did not exist.
+    async fn delete_upload(&self, id: &str) -> StoreResult<bool>;
+
+    /// In one transaction: deletes upload `id` (when given) and links `digest` to `repo`.
+    async fn complete_upload(
+        &self,
+        id: Option<&str>,
+        repo: &RepoName,
+        digest: &Digest,
+        size: u64,
+    ) -> StoreResult<()>;
+
+    /// Of `digests`, those `repo` does not hold as blobs.
+    async fn missing_blobs(&self, repo: &RepoName, digests: &[Digest]) -> StoreResult<Vec<Digest>>;
+
+    /// In one transaction: checks every child of `manifest` is a manifest of `repo`, stores the
+    /// manifest (idempotent on digest) with its references and subject link, and points `tag`
+    /// at it when given.
+    async fn put_manifest(
+        &self,
+        repo: &RepoName,
+        manifest: &NewManifest,
+        tag: Option<&Tag>,
+    ) -> StoreResult<PutManifestOutcome>;
+
+    /// The manifest `tag` points to in `repo`.
+    async fn manifest_by_tag(&self, repo: &RepoName, tag: &Tag) -> StoreResult<Option<StoredManifest>>;
+
+    /// The manifest `digest` of `repo`.
+    async fn manifest_by_digest(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+    ) -> StoreResult<Option<StoredManifest>>;
+
+    /// Deletes manifest `digest` and every tag pointing at it; false when absent.
+    async fn delete_manifest(&self, repo: &RepoName, digest: &Digest) -> StoreResult<bool>;
+
+    /// Deletes `tag`; false when absent.
+    async fn delete_tag(&self, repo: &RepoName, tag: &Tag) -> StoreResult<bool>;
+
+    /// Up to `limit` tags of `repo` in lexical order after `last`; `None` when the
+    /// repository does not exist.
+    async fn list_tags(
+        &self,
+        repo: &RepoName,
+        last: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Option<Vec<String>>>;
+
+    /// Manifests of `repo` whose subject is `subject`, optionally of one artifact type.
+    async fn list_referrers(
+        &self,
+        repo: &RepoName,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> StoreResult<Vec<Referrer>>;
+
+    /// Up to `limit` repository names in lexical order after `last`.
+    async fn list_repositories(&self, last: Option<&str>, limit: usize) -> StoreResult<Vec<String>>;
+
+    /// Whether `repo` exists.
+    async fn repository_exists(&self, repo: &RepoName) -> StoreResult<bool>;
+}
+
+/// Receives the bytes of one upload request. Writes may be buffered and performed in the
+/// background; [`UploadWriter::finish`] returns only when everything written is durable.
+#[async_trait]
+pub trait UploadWriter: Send {
+    /// Appends `chunk`.
+    async fn write(&mut self, chunk: Bytes) -> StoreResult<()>;
+
+    /// Waits for every write, makes the data durable, and returns the upload's total length.
+    async fn finish(self: Box<Self>) -> StoreResult<u64>;
+}
+
+/// The content-addressed blob store shared by every repository: a blob pushed twice is stored
+/// once. Blob bytes under a digest always hash to that digest.
+#[async_trait]
+pub trait BlobStore: Send + Sync + 'static {
+    /// The size of blob `digest`, if stored.
+    async fn stat(&self, digest: &Digest) -> StoreResult<Option<u64>>;
+
+    /// Streams blob `digest`, from `start` (inclusive) to `end` (exclusive). Errors with a
+    /// not-found store error when absent.
+    async fn read(&self, digest: &Digest, start: u64, end: u64) -> StoreResult<ByteStream>;
+
+    /// Opens upload `id` for appending at `offset`, creating it when `offset` is 0 and
+    /// discarding anything past `offset` (bytes of a request that never completed).
+    async fn upload_writer(&self, id: &str, offset: u64) -> StoreResult<Box<dyn UploadWriter>>;
+
+    /// Streams the first `len` bytes of upload `id` (to hash it with another algorithm).
+    async fn read_upload(&self, id: &str, len: u64) -> StoreResult<ByteStream>;
+
+    /// Makes upload `id` (already verified to hash to `digest`) readable under `digest`,
+    /// atomically, and removes the upload. If the blob already exists the upload is dropped.
+    async fn commit_upload(&self, id: &str, digest: &Digest) -> StoreResult<()>;
+
+    /// Removes upload `id`'s bytes, if any.
+    async fn abort_upload(&self, id: &str) -> StoreResult<()>;
+}
