@@ -49,7 +49,9 @@ pub enum DigestError {
     #[error("digest algorithm `{0}` is not supported; use sha256 or sha512")]
     UnsupportedAlgorithm(String),
     /// Wrong length or characters other than lowercase hex.
-    #[error("digest `{0}` must be the algorithm name, a colon and lowercase hex of the right length")]
+    #[error(
+        "digest `{0}` must be the algorithm name, a colon and lowercase hex of the right length"
+    )]
     BadEncoding(String),
 }
 
@@ -84,7 +86,10 @@ impl Digest {
     }
 
     pub(crate) fn from_parts(algorithm: Algorithm, hex: &str) -> Digest {
-        Digest { algorithm, full: format!("{}:{hex}", algorithm.as_str()) }
+        Digest {
+            algorithm,
+            full: format!("{}:{hex}", algorithm.as_str()),
+        }
     }
 }
 
@@ -92,7 +97,9 @@ impl FromStr for Digest {
     type Err = DigestError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (alg, hex) = s.split_once(':').ok_or_else(|| DigestError::Malformed(s.to_owned()))?;
+        let (alg, hex) = s
+            .split_once(':')
+            .ok_or_else(|| DigestError::Malformed(s.to_owned()))?;
         let algorithm = match alg {
             "sha256" => Algorithm::Sha256,
             "sha512" => Algorithm::Sha512,
@@ -102,11 +109,16 @@ impl FromStr for Digest {
             _ => return Err(DigestError::Malformed(s.to_owned())),
         };
         let well_formed = hex.len() == algorithm.hex_len()
-            && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
         if !well_formed {
             return Err(DigestError::BadEncoding(s.to_owned()));
         }
-        Ok(Digest { algorithm, full: s.to_owned() })
+        Ok(Digest {
+            algorithm,
+            full: s.to_owned(),
+        })
     }
 }
 
@@ -153,9 +165,18 @@ mod tests {
 
     #[test]
     fn rejects_bad_digests() {
-        assert!(matches!("abc".parse::<Digest>(), Err(DigestError::Malformed(_))));
-        assert!(matches!("md5:00".parse::<Digest>(), Err(DigestError::UnsupportedAlgorithm(_))));
-        assert!(matches!("sha256:ABC".parse::<Digest>(), Err(DigestError::BadEncoding(_))));
+        assert!(matches!(
+            "abc".parse::<Digest>(),
+            Err(DigestError::Malformed(_))
+        ));
+        assert!(matches!(
+            "md5:00".parse::<Digest>(),
+            Err(DigestError::UnsupportedAlgorithm(_))
+        ));
+        assert!(matches!(
+            "sha256:ABC".parse::<Digest>(),
+            Err(DigestError::BadEncoding(_))
+        ));
         let upper = format!("sha256:{}", "A".repeat(64));
         assert!(upper.parse::<Digest>().is_err());
         let short = format!("sha256:{}", "a".repeat(63));

@@ -21,7 +21,10 @@ impl StoreError {
         context: impl Into<String>,
         source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
     ) -> Self {
-        StoreError { context: context.into(), source: source.into() }
+        StoreError {
+            context: context.into(),
+            source: source.into(),
+        }
     }
 }
 
@@ -35,13 +38,17 @@ pub enum RegistryError {
     #[error("{0}")]
     BlobUploadInvalid(String),
     /// No upload session with that id in this repository.
-    #[error("upload `{0}` is unknown: it was never started here, was cancelled, or has finished; start a new one with POST /v2/<name>/blobs/uploads/")]
+    #[error(
+        "upload `{0}` is unknown: it was never started here, was cancelled, or has finished; start a new one with POST /v2/<name>/blobs/uploads/"
+    )]
     BlobUploadUnknown(String),
     /// The content does not hash to the digest given, or the digest is malformed.
     #[error("{0}")]
     DigestInvalid(String),
     /// A manifest names a blob this repository does not hold.
-    #[error("manifest references blob {0}, which has not been pushed to this repository; push the blob first")]
+    #[error(
+        "manifest references blob {0}, which has not been pushed to this repository; push the blob first"
+    )]
     ManifestBlobUnknown(Digest),
     /// A manifest is malformed or breaks a rule.
     #[error("{0}")]
@@ -65,7 +72,9 @@ pub enum RegistryError {
     #[error("{0}")]
     TagInvalid(String),
     /// A chunk does not start where the upload ends (answered 416 with the current range).
-    #[error("chunk starts at byte {start} but the upload holds {offset} bytes; resend from byte {offset}")]
+    #[error(
+        "chunk starts at byte {start} but the upload holds {offset} bytes; resend from byte {offset}"
+    )]
     RangeInvalid {
         /// Where the client said the chunk starts.
         start: u64,
@@ -74,6 +83,9 @@ pub enum RegistryError {
         /// The upload's id, for the `Location` header.
         upload_id: String,
     },
+    /// A pagination parameter (`n`) is not a number.
+    #[error("{0}")]
+    PaginationInvalid(String),
     /// The operation is not supported.
     #[error("{0}")]
     Unsupported(String),
@@ -99,6 +111,7 @@ impl RegistryError {
             RegistryError::NameUnknown(_) => "NAME_UNKNOWN",
             RegistryError::SizeInvalid(_) | RegistryError::ManifestTooLarge(..) => "SIZE_INVALID",
             RegistryError::TagInvalid(_) => "TAG_INVALID",
+            RegistryError::PaginationInvalid(_) => "PAGINATION_NUMBER_INVALID",
             RegistryError::Unsupported(_) => "UNSUPPORTED",
             RegistryError::Store(_) => "UNKNOWN",
         }

@@ -26,7 +26,9 @@ impl UploadHasher {
     pub fn from_state(state: &[u8]) -> Result<Self, CorruptHashState> {
         let array = SerializedState::<Sha256>::try_from(state)
             .map_err(|_| CorruptHashState(state.len()))?;
-        Sha256::deserialize(&array).map(UploadHasher).map_err(|_| CorruptHashState(state.len()))
+        Sha256::deserialize(&array)
+            .map(UploadHasher)
+            .map_err(|_| CorruptHashState(state.len()))
     }
 
     /// The state to persist.

@@ -91,7 +91,9 @@ fn descriptor_digest(field: &str, d: &Descriptor) -> Result<Digest, RegistryErro
     if d.size < 0 {
         return Err(invalid(format!("{field} has a negative size ({})", d.size)));
     }
-    d.digest.parse().map_err(|e| invalid(format!("{field}: {e}")))
+    d.digest
+        .parse()
+        .map_err(|e| invalid(format!("{field}: {e}")))
 }
 
 /// Blobs a manifest needs in the repository: the config and every layer without `urls`.
@@ -109,7 +111,10 @@ pub fn parse(
     digest_algorithm: Algorithm,
 ) -> Result<(NewManifest, Requirements), RegistryError> {
     if content.len() as u64 > MAX_MANIFEST_BYTES {
-        return Err(RegistryError::ManifestTooLarge(content.len() as u64, MAX_MANIFEST_BYTES));
+        return Err(RegistryError::ManifestTooLarge(
+            content.len() as u64,
+            MAX_MANIFEST_BYTES,
+        ));
     }
     let header = content_type
         .map(|c| c.split(';').next().unwrap_or(c).trim())
@@ -117,8 +122,11 @@ pub fn parse(
     if matches!(header, Some(DOCKER_SCHEMA1 | DOCKER_SCHEMA1_SIGNED)) {
         return Err(schema1());
     }
-    let doc: Document = serde_json::from_slice(&content)
-        .map_err(|e| invalid(format!("manifest is not a valid JSON manifest document: {e}")))?;
+    let doc: Document = serde_json::from_slice(&content).map_err(|e| {
+        invalid(format!(
+            "manifest is not a valid JSON manifest document: {e}"
+        ))
+    })?;
     if doc.schema_version == Some(1) {
         return Err(schema1());
     }
@@ -145,20 +153,32 @@ pub fn parse(
         ))
     })?;
 
-    let subject = doc.subject.as_ref().map(|s| descriptor_digest("subject", s)).transpose()?;
+    let subject = doc
+        .subject
+        .as_ref()
+        .map(|s| descriptor_digest("subject", s))
+        .transpose()?;
     let mut blobs = Vec::new();
     let mut required = Vec::new();
     let mut children = Vec::new();
     let artifact_type = match kind {
         ManifestKind::Image => {
             if doc.manifests.is_some() {
-                return Err(invalid(format!("a {media_type} has no \"manifests\"; push it as an index")));
+                return Err(invalid(format!(
+                    "a {media_type} has no \"manifests\"; push it as an index"
+                )));
             }
-            let config = doc.config.as_ref().ok_or_else(|| invalid("manifest has no \"config\""))?;
+            let config = doc
+                .config
+                .as_ref()
+                .ok_or_else(|| invalid("manifest has no \"config\""))?;
             let config_digest = descriptor_digest("config", config)?;
             required.push(config_digest.clone());
             blobs.push(config_digest);
-            let layers = doc.layers.as_ref().ok_or_else(|| invalid("manifest has no \"layers\""))?;
+            let layers = doc
+                .layers
+                .as_ref()
+                .ok_or_else(|| invalid("manifest has no \"layers\""))?;
             for (i, layer) in layers.iter().enumerate() {
                 let digest = descriptor_digest(&format!("layers[{i}]"), layer)?;
                 // Foreign (non-distributable) layers live at their `urls`, not here.
@@ -167,14 +187,20 @@ pub fn parse(
                 }
                 blobs.push(digest);
             }
-            doc.artifact_type.clone().or_else(|| config.media_type.clone())
+            doc.artifact_type
+                .clone()
+                .or_else(|| config.media_type.clone())
         }
         ManifestKind::Index => {
             if doc.config.is_some() || doc.layers.is_some() {
-                return Err(invalid(format!("a {media_type} lists \"manifests\", not config or layers")));
+                return Err(invalid(format!(
+                    "a {media_type} lists \"manifests\", not config or layers"
+                )));
             }
-            let manifests =
-                doc.manifests.as_ref().ok_or_else(|| invalid("index has no \"manifests\""))?;
+            let manifests = doc
+                .manifests
+                .as_ref()
+                .ok_or_else(|| invalid("index has no \"manifests\""))?;
             for (i, child) in manifests.iter().enumerate() {
                 children.push(descriptor_digest(&format!("manifests[{i}]"), child)?);
             }
@@ -220,10 +246,18 @@ mod tests {
 
     #[test]
     fn image_manifest_requires_config_and_local_layers_only() {
-        let (m, req) = parse(Bytes::from(image("")), Some(OCI_MANIFEST), Algorithm::Sha256).unwrap();
+        let (m, req) = parse(
+            Bytes::from(image("")),
+            Some(OCI_MANIFEST),
+            Algorithm::Sha256,
+        )
+        .unwrap();
         assert_eq!(req.blobs.len(), 2, "foreign layer is not required");
         assert_eq!(m.blobs.len(), 3);
-        assert_eq!(m.artifact_type.as_deref(), Some("application/vnd.oci.image.config.v1+json"));
+        assert_eq!(
+            m.artifact_type.as_deref(),
+            Some("application/vnd.oci.image.config.v1+json")
+        );
         assert_eq!(m.digest, Digest::sha256(image("").as_bytes()));
     }
 
@@ -244,13 +278,21 @@ mod tests {
             ("{", Some(OCI_MANIFEST), "not a valid JSON"),
             (r#"{"schemaVersion":1,"name":"x"}"#, None, "schema 1"),
             ("{}", Some(DOCKER_SCHEMA1_SIGNED), "schema 1"),
-            (r#"{"schemaVersion":2,"mediaType":"text/plain"}"#, None, "not supported"),
+            (
+                r#"{"schemaVersion":2,"mediaType":"text/plain"}"#,
+                None,
+                "not supported",
+            ),
         ];
         for (body, ct, needle) in cases {
             let err = parse(Bytes::from(body), ct, Algorithm::Sha256).unwrap_err();
             assert!(err.to_string().contains(needle), "{body}: {err}");
         }
-        let mismatch = parse(Bytes::from(image("")), Some(DOCKER_MANIFEST), Algorithm::Sha256);
+        let mismatch = parse(
+            Bytes::from(image("")),
+            Some(DOCKER_MANIFEST),
+            Algorithm::Sha256,
+        );
         assert!(mismatch.unwrap_err().to_string().contains("does not match"));
         let big = Bytes::from(vec![b' '; MAX_MANIFEST_BYTES as usize + 1]);
         assert!(matches!(

@@ -155,14 +155,25 @@ mod tests {
 
     #[test]
     fn names_nest_to_any_depth() {
-        for ok in ["a", "acme/api", "acme/api/worker/sub/path", "a.b_c__d-e---f/x9", "0/1"] {
+        for ok in [
+            "a",
+            "acme/api",
+            "acme/api/worker/sub/path",
+            "a.b_c__d-e---f/x9",
+            "0/1",
+        ] {
             assert!(ok.parse::<RepoName>().is_ok(), "{ok}");
         }
-        for bad in ["", "A", "a/", "/a", "a//b", "a..b", "a___b", "-a", "a-", "a/B", "a b"] {
+        for bad in [
+            "", "A", "a/", "/a", "a//b", "a..b", "a___b", "-a", "a-", "a/B", "a b",
+        ] {
             assert!(bad.parse::<RepoName>().is_err(), "{bad}");
         }
         assert!("a".repeat(256).parse::<RepoName>().is_err());
-        assert_eq!("acme/api/worker".parse::<RepoName>().unwrap().owner(), "acme");
+        assert_eq!(
+            "acme/api/worker".parse::<RepoName>().unwrap().owner(),
+            "acme"
+        );
     }
 
     #[test]
@@ -177,9 +188,15 @@ mod tests {
 
     #[test]
     fn references_split_on_colon() {
-        assert!(matches!("latest".parse::<Reference>(), Ok(Reference::Tag(_))));
+        assert!(matches!(
+            "latest".parse::<Reference>(),
+            Ok(Reference::Tag(_))
+        ));
         let d = Digest::sha256(b"x").to_string();
         assert!(matches!(d.parse::<Reference>(), Ok(Reference::Digest(_))));
-        assert!(matches!("sha256:zz".parse::<Reference>(), Err(ReferenceError::Digest(_))));
+        assert!(matches!(
+            "sha256:zz".parse::<Reference>(),
+            Err(ReferenceError::Digest(_))
+        ));
     }
 }

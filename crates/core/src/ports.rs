@@ -137,7 +137,12 @@ pub trait MetadataStore: Send + Sync + 'static {
     ) -> StoreResult<Lease>;
 
     /// Extends a lease held under `token`.
-    async fn renew_upload_lease(&self, id: &str, token: &str, lease_until: Millis) -> StoreResult<()>;
+    async fn renew_upload_lease(
+        &self,
+        id: &str,
+        token: &str,
+        lease_until: Millis,
+    ) -> StoreResult<()>;
 
     /// Records progress of a leased upload and releases the lease.
     async fn advance_upload(
@@ -177,7 +182,11 @@ pub trait MetadataStore: Send + Sync + 'static {
     ) -> StoreResult<PutManifestOutcome>;
 
     /// The manifest `tag` points to in `repo`.
-    async fn manifest_by_tag(&self, repo: &RepoName, tag: &Tag) -> StoreResult<Option<StoredManifest>>;
+    async fn manifest_by_tag(
+        &self,
+        repo: &RepoName,
+        tag: &Tag,
+    ) -> StoreResult<Option<StoredManifest>>;
 
     /// The manifest `digest` of `repo`.
     async fn manifest_by_digest(
@@ -210,7 +219,8 @@ pub trait MetadataStore: Send + Sync + 'static {
     ) -> StoreResult<Vec<Referrer>>;
 
     /// Up to `limit` repository names in lexical order after `last`.
-    async fn list_repositories(&self, last: Option<&str>, limit: usize) -> StoreResult<Vec<String>>;
+    async fn list_repositories(&self, last: Option<&str>, limit: usize)
+    -> StoreResult<Vec<String>>;
 
     /// Whether `repo` exists.
     async fn repository_exists(&self, repo: &RepoName) -> StoreResult<bool>;

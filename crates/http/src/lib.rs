@@ -1,1 +1,54 @@
-//! Placeholder, filled in by its own change.
+//! Berth's HTTP edge.
+//!
+//! Path of a request: axum routes every `/v2` path to [`oci::dispatch`], which parses it into
+//! an [`endpoint::Endpoint`] (pure), then calls one thin handler per endpoint group; handlers
+//! call [`berth_core::registry::Registry`] and map the result. Errors become HTTP in exactly
+//! one place, [`error`]. This crate never touches SQL or files.
+
+pub mod endpoint;
+pub mod error;
+pub mod oci;
+
+use std::future::Future;
+
+use axum::Router;
+use axum::http::HeaderValue;
+use axum::response::Response;
+use berth_core::registry::Registry;
+use tokio::net::TcpListener;
+
+/// The application router over `registry`.
+pub fn router(registry: Registry) -> Router {
+    Router::new()
+        .route("/v2", axum::routing::any(oci::dispatch))
+        .route("/v2/", axum::routing::any(oci::dispatch))
+        .route("/v2/{*rest}", axum::routing::any(oci::dispatch))
+        .fallback(oci::not_found)
+        .layer(axum::middleware::map_response(api_version_header))
+        .with_state(registry)
+}
+
+async fn api_version_header(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        "docker-distribution-api-version",
+        HeaderValue::from_static("registry/2.0"),
+    );
+    response
+}
+
+/// Serves `registry` on `listener` until `shutdown` completes; requests in flight finish.
+pub async fn serve(
+    listener: TcpListener,
+    registry: Registry,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|tcp| {
+        if let Err(err) = tcp.set_nodelay(true) {
+            tracing::warn!(%err, "could not set TCP_NODELAY");
+        }
+    });
+    axum::serve(listener, router(registry))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

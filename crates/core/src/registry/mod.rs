@@ -1,1 +1,42 @@
-//! Registry services.
+//! The registry services: what each distribution-spec operation does, in terms of the ports.
+//!
+//! Called by the HTTP layer with parsed values only; calls [`MetadataStore`] and [`BlobStore`];
+//! never touches HTTP types. Each operation either completes or leaves no blob, manifest or tag
+//! behind: failures clean up what they wrote before returning the error.
+
+mod blobs;
+mod listings;
+mod manifests;
+mod uploads;
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub use blobs::{BlobRead, ByteRange};
+pub use listings::Page;
+pub use manifests::PushedManifest;
+pub use uploads::MountOutcome;
+
+use crate::ports::{BlobStore, MetadataStore, Millis};
+
+/// The OCI distribution registry over one metadata store and one blob store.
+#[derive(Clone)]
+pub struct Registry {
+    meta: Arc<dyn MetadataStore>,
+    blobs: Arc<dyn BlobStore>,
+}
+
+impl Registry {
+    /// A registry over the given stores.
+    pub fn new(meta: Arc<dyn MetadataStore>, blobs: Arc<dyn BlobStore>) -> Self {
+        Registry { meta, blobs }
+    }
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub(crate) fn now_millis() -> Millis {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as Millis)
+        .unwrap_or(0)
+}

@@ -1,0 +1,106 @@
+//! Manifests: push with validation, fetch by tag or digest, delete.
+
+use bytes::Bytes;
+
+use crate::digest::{Algorithm, Digest};
+use crate::error::{RegistryError, Result};
+use crate::manifest;
+use crate::name::{Reference, RepoName};
+use crate::ports::{PutManifestOutcome, StoredManifest};
+
+use super::Registry;
+
+/// What a successful manifest push stored.
+#[derive(Debug, Clone)]
+pub struct PushedManifest {
+    /// Digest of the pushed bytes.
+    pub digest: Digest,
+    /// The manifest's subject, echoed in `OCI-Subject`.
+    pub subject: Option<Digest>,
+}
+
+impl Registry {
+    /// Validates and stores a manifest under `reference`. Every blob it needs and every child
+    /// of an index must already be in `repo`; nothing is stored when a check fails.
+    pub async fn put_manifest(
+        &self,
+        repo: &RepoName,
+        reference: &Reference,
+        content_type: Option<&str>,
+        content: Bytes,
+    ) -> Result<PushedManifest> {
+        let algorithm = match reference {
+            Reference::Digest(d) => d.algorithm(),
+            Reference::Tag(_) => Algorithm::Sha256,
+        };
+        let (manifest, needs) = manifest::parse(content, content_type, algorithm)?;
+        if let Reference::Digest(expected) = reference
+            && expected != &manifest.digest
+        {
+            return Err(RegistryError::DigestInvalid(format!(
+                "manifest bytes hash to {}, not {expected} as in the URL",
+                manifest.digest
+            )));
+        }
+        if let Some(missing) = self
+            .meta
+            .missing_blobs(repo, &needs.blobs)
+            .await?
+            .into_iter()
+            .next()
+        {
+            return Err(RegistryError::ManifestBlobUnknown(missing));
+        }
+        let tag = match reference {
+            Reference::Tag(tag) => Some(tag),
+            Reference::Digest(_) => None,
+        };
+        match self.meta.put_manifest(repo, &manifest, tag).await? {
+            PutManifestOutcome::Stored => Ok(PushedManifest {
+                digest: manifest.digest,
+                subject: manifest.subject,
+            }),
+            PutManifestOutcome::MissingChild(child) => {
+                Err(RegistryError::ManifestBlobUnknown(child))
+            }
+        }
+    }
+
+    /// The manifest `reference` of `repo`. Answers NAME_UNKNOWN when the repository does not
+    /// exist at all, MANIFEST_UNKNOWN when it does but holds no such manifest.
+    pub async fn get_manifest(
+        &self,
+        repo: &RepoName,
+        reference: &Reference,
+    ) -> Result<StoredManifest> {
+        let found = match reference {
+            Reference::Tag(tag) => self.meta.manifest_by_tag(repo, tag).await?,
+            Reference::Digest(digest) => self.meta.manifest_by_digest(repo, digest).await?,
+        };
+        match found {
+            Some(manifest) => Ok(manifest),
+            None => Err(self.unknown_manifest(repo, reference).await),
+        }
+    }
+
+    /// Deletes a manifest by digest (with every tag pointing at it), or a tag alone.
+    pub async fn delete_manifest(&self, repo: &RepoName, reference: &Reference) -> Result<()> {
+        let deleted = match reference {
+            Reference::Tag(tag) => self.meta.delete_tag(repo, tag).await?,
+            Reference::Digest(digest) => self.meta.delete_manifest(repo, digest).await?,
+        };
+        if deleted {
+            Ok(())
+        } else {
+            Err(self.unknown_manifest(repo, reference).await)
+        }
+    }
+
+    async fn unknown_manifest(&self, repo: &RepoName, reference: &Reference) -> RegistryError {
+        match self.meta.repository_exists(repo).await {
+            Ok(true) => RegistryError::ManifestUnknown(reference.to_string()),
+            Ok(false) => RegistryError::NameUnknown(repo.to_string()),
+            Err(e) => e.into(),
+        }
+    }
+}

@@ -1,0 +1,343 @@
+//! Blob uploads: sessions, streamed and chunked appends, monolithic pushes, mounts.
+//!
+//! Bytes stream through [`ingest`]: each request body is cut into ~1 MiB chunks that go, in
+//! parallel, to a blocking SHA-256 task and to the blob store's writer. Nothing holds a whole
+//! blob in memory. A session's offset and hash state are persisted only after its bytes are
+//! durable, and only by the request holding the session's lease, so a resumed upload — after a
+//! restart, or on another node — hashes exactly the bytes the store holds.
+
+use std::fmt::Display;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use futures_util::{Stream, StreamExt};
+use sha2::Digest as _;
+use tokio::sync::mpsc;
+
+use crate::digest::{Algorithm, Digest};
+use crate::error::{RegistryError, Result};
+use crate::hashing::UploadHasher;
+use crate::name::RepoName;
+use crate::ports::{Lease, UploadSession, UploadWriter};
+
+use super::{Registry, now_millis};
+
+/// Chunk size handed to the hasher and the writer.
+const CHUNK: usize = 1 << 20;
+/// How long an upload's lease lasts without renewal.
+const LEASE: Duration = Duration::from_secs(30);
+/// How often a long request renews its lease.
+const RENEW_EVERY: Duration = Duration::from_secs(10);
+
+/// Outcome of a cross-repository mount request.
+#[derive(Debug)]
+pub enum MountOutcome {
+    /// The blob is now in the repository.
+    Mounted,
+    /// The source did not hold it: a fresh upload session was started instead.
+    Session(UploadSession),
+}
+
+/// A held lease on an upload: released on every path that does not record progress.
+struct Held {
+    session: UploadSession,
+    token: String,
+}
+
+impl Registry {
+    /// Starts an upload session in `repo`.
+    pub async fn start_upload(&self, repo: &RepoName) -> Result<UploadSession> {
+        let session = UploadSession {
+            id: uuid::Uuid::new_v4().simple().to_string(),
+            repo: repo.clone(),
+            offset: 0,
+            hash_state: UploadHasher::new().to_state(),
+            started_at: now_millis(),
+        };
+        self.meta.create_upload(&session).await?;
+        Ok(session)
+    }
+
+    /// Links blob `digest` into `repo` from `from` when `from` holds it; otherwise starts a
+    /// normal upload session (as the spec asks).
+    pub async fn mount_blob(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        from: Option<&RepoName>,
+    ) -> Result<MountOutcome> {
+        if let Some(from) = from
+            && let Some(size) = self.meta.linked_blob_size(from, digest).await?
+        {
+            self.meta.link_blob(repo, digest, size).await?;
+            return Ok(MountOutcome::Mounted);
+        }
+        Ok(MountOutcome::Session(self.start_upload(repo).await?))
+    }
+
+    /// The upload `id` of `repo`, for a status request.
+    pub async fn upload_status(&self, repo: &RepoName, id: &str) -> Result<UploadSession> {
+        self.meta
+            .get_upload(repo, id)
+            .await?
+            .ok_or_else(|| RegistryError::BlobUploadUnknown(id.to_owned()))
+    }
+
+    /// Appends a request body to upload `id`. `range_start` and `declared_len` come from
+    /// `Content-Range` (`start-end`): the chunk must start where the upload ends and carry
+    /// exactly `end - start + 1` bytes. Returns the new offset.
+    pub async fn append_upload<S, E>(
+        &self,
+        repo: &RepoName,
+        id: &str,
+        range: Option<(u64, u64)>,
+        body: S,
+    ) -> Result<u64>
+    where
+        S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin,
+        E: Display,
+    {
+        let held = self.lease(repo, id).await?;
+        let outcome = async {
+            if let Some((start, _)) = range
+                && start != held.session.offset
+            {
+                return Err(RegistryError::RangeInvalid {
+                    start,
+                    offset: held.session.offset,
+                    upload_id: id.to_owned(),
+                });
+            }
+            let (hasher, offset) = self.ingest(&held, body).await?;
+            if let Some((start, end)) = range
+                && offset != end + 1
+            {
+                return Err(RegistryError::BlobUploadInvalid(format!(
+                    "Content-Range {start}-{end} announces {} bytes but the body carried {}",
+                    end + 1 - start,
+                    offset - start
+                )));
+            }
+            Ok((hasher, offset))
+        }
+        .await;
+        match outcome {
+            Ok((hasher, offset)) => {
+                self.meta
+                    .advance_upload(id, &held.token, offset, &hasher.to_state())
+                    .await?;
+                Ok(offset)
+            }
+            Err(err) => {
+                self.meta.release_upload(id, &held.token).await?;
+                Err(err)
+            }
+        }
+    }
+
+    /// Appends the final body (possibly empty) to upload `id`, checks the whole upload hashes
+    /// to `digest`, and makes the blob part of `repo`. On a mismatch the upload is discarded.
+    pub async fn finish_upload<S, E>(
+        &self,
+        repo: &RepoName,
+        id: &str,
+        digest: &Digest,
+        body: S,
+    ) -> Result<u64>
+    where
+        S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin,
+        E: Display,
+    {
+        let held = self.lease(repo, id).await?;
+        let ingested = self.ingest(&held, body).await;
+        let (hasher, size) = match ingested {
+            Ok(done) => done,
+            Err(err) => {
+                // A broken final body leaves the session as it was, to be retried.
+                self.meta.release_upload(id, &held.token).await?;
+                return Err(err);
+            }
+        };
+        if let Err(err) = self.verify(id, size, &hasher, digest).await {
+            self.blobs.abort_upload(id).await?;
+            self.meta.delete_upload(id).await?;
+            return Err(err);
+        }
+        self.blobs.commit_upload(id, digest).await?;
+        self.meta
+            .complete_upload(Some(id), repo, digest, size)
+            .await?;
+        Ok(size)
+    }
+
+    /// Pushes a whole blob in one request (`POST …/blobs/uploads/?digest=`), without a
+    /// persisted session.
+    pub async fn push_blob<S, E>(&self, repo: &RepoName, digest: &Digest, body: S) -> Result<u64>
+    where
+        S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin,
+        E: Display,
+    {
+        let session = UploadSession {
+            id: uuid::Uuid::new_v4().simple().to_string(),
+            repo: repo.clone(),
+            offset: 0,
+            hash_state: Vec::new(),
+            started_at: now_millis(),
+        };
+        let held = Held {
+            session,
+            token: String::new(),
+        };
+        let result = async {
+            let (hasher, size) = self.ingest(&held, body).await?;
+            self.verify(&held.session.id, size, &hasher, digest).await?;
+            Ok(size)
+        }
+        .await;
+        let size = match result {
+            Ok(size) => size,
+            Err(err) => {
+                self.blobs.abort_upload(&held.session.id).await?;
+                return Err(err);
+            }
+        };
+        self.blobs.commit_upload(&held.session.id, digest).await?;
+        self.meta.complete_upload(None, repo, digest, size).await?;
+        Ok(size)
+    }
+
+    /// Cancels upload `id` of `repo` and discards its bytes.
+    pub async fn cancel_upload(&self, repo: &RepoName, id: &str) -> Result<()> {
+        let held = self.lease(repo, id).await?;
+        self.blobs.abort_upload(id).await?;
+        self.meta.delete_upload(&held.session.id).await?;
+        Ok(())
+    }
+
+    async fn lease(&self, repo: &RepoName, id: &str) -> Result<Held> {
+        let token = uuid::Uuid::new_v4().simple().to_string();
+        let now = now_millis();
+        match self
+            .meta
+            .lease_upload(repo, id, &token, now, now + LEASE.as_millis() as i64)
+            .await?
+        {
+            Lease::Granted(session) => Ok(Held { session, token }),
+            Lease::Missing => Err(RegistryError::BlobUploadUnknown(id.to_owned())),
+            Lease::Busy => Err(RegistryError::BlobUploadInvalid(format!(
+                "upload `{id}` is receiving another request; send chunks one at a time"
+            ))),
+        }
+    }
+
+    /// Streams `body` into the upload at its offset; returns the hash and the new length once
+    /// the bytes are durable.
+    async fn ingest<S, E>(&self, held: &Held, mut body: S) -> Result<(UploadHasher, u64)>
+    where
+        S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin,
+        E: Display,
+    {
+        let session = &held.session;
+        let hasher = if session.hash_state.is_empty() {
+            UploadHasher::new()
+        } else {
+            UploadHasher::from_state(&session.hash_state)
+                .map_err(|e| crate::error::StoreError::new("resuming upload hash", e))?
+        };
+        let mut writer = self
+            .blobs
+            .upload_writer(&session.id, session.offset)
+            .await?;
+        let (to_hasher, mut chunks) = mpsc::channel::<Bytes>(4);
+        let hashing = tokio::task::spawn_blocking(move || {
+            let mut hasher = hasher;
+            while let Some(chunk) = chunks.blocking_recv() {
+                hasher.update(&chunk);
+            }
+            hasher
+        });
+        let mut pending = BytesMut::new();
+        let mut last_renewal = Instant::now();
+        let streamed: Result<()> = async {
+            while let Some(frame) = body.next().await {
+                let frame = frame.map_err(|e| {
+                    RegistryError::BlobUploadInvalid(format!(
+                        "request body ended before it was complete ({e}); nothing from it was kept"
+                    ))
+                })?;
+                let chunk = if pending.is_empty() && frame.len() >= CHUNK {
+                    frame
+                } else {
+                    pending.extend_from_slice(&frame);
+                    if pending.len() < CHUNK {
+                        continue;
+                    }
+                    pending.split().freeze()
+                };
+                self.feed(&to_hasher, writer.as_mut(), chunk).await?;
+                if !held.token.is_empty() && last_renewal.elapsed() > RENEW_EVERY {
+                    let until = now_millis() + LEASE.as_millis() as i64;
+                    self.meta
+                        .renew_upload_lease(&session.id, &held.token, until)
+                        .await?;
+                    last_renewal = Instant::now();
+                }
+            }
+            if !pending.is_empty() {
+                self.feed(&to_hasher, writer.as_mut(), pending.split().freeze())
+                    .await?;
+            }
+            Ok(())
+        }
+        .await;
+        drop(to_hasher);
+        let hasher = hashing
+            .await
+            .map_err(|e| crate::error::StoreError::new("hashing upload", e))?;
+        streamed?;
+        let length = writer.finish().await?;
+        Ok((hasher, length))
+    }
+
+    async fn feed(
+        &self,
+        to_hasher: &mpsc::Sender<Bytes>,
+        writer: &mut dyn UploadWriter,
+        chunk: Bytes,
+    ) -> Result<()> {
+        // The hash task only stops when this sender is dropped, so a send cannot fail.
+        let _ = to_hasher.send(chunk.clone()).await;
+        writer.write(chunk).await?;
+        Ok(())
+    }
+
+    /// Checks the upload's `size` bytes hash to `digest`.
+    async fn verify(
+        &self,
+        id: &str,
+        size: u64,
+        hasher: &UploadHasher,
+        digest: &Digest,
+    ) -> Result<()> {
+        let actual = match digest.algorithm() {
+            Algorithm::Sha256 => hasher.digest(),
+            Algorithm::Sha512 => {
+                let mut stream = self.blobs.read_upload(id, size).await?;
+                let mut sha512 = sha2::Sha512::new();
+                while let Some(chunk) = stream.next().await {
+                    let chunk =
+                        chunk.map_err(|e| crate::error::StoreError::new("re-reading upload", e))?;
+                    sha512.update(&chunk);
+                }
+                Digest::from_parts(Algorithm::Sha512, &hex::encode(sha512.finalize()))
+            }
+        };
+        if &actual == digest {
+            Ok(())
+        } else {
+            Err(RegistryError::DigestInvalid(format!(
+                "the {size} bytes uploaded hash to {actual}, not {digest}; the upload was discarded, push it again"
+            )))
+        }
+    }
+}

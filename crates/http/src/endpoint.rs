@@ -1,0 +1,197 @@
+//! Parsing a request line into an [`Endpoint`] — pure, no I/O, before anything else runs.
+//!
+//! Repository names contain `/` and may even contain path components called `blobs` or
+//! `manifests`, so the path is parsed from its end: the trailing segments have fixed shapes
+//! (`manifests/<reference>`, `blobs/<digest>`, `blobs/uploads/<id>`, `tags/list`,
+//! `referrers/<digest>`), and whatever precedes them is the name.
+
+use berth_core::digest::DigestError;
+use berth_core::name::ReferenceError;
+use berth_core::{Digest, Reference, RegistryError, RepoName};
+
+/// One operation of the distribution API, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `/v2/` — API version check.
+    Base,
+    /// `/v2/_catalog` — repository listing.
+    Catalog,
+    /// `/v2/<name>/tags/list`.
+    Tags(RepoName),
+    /// `/v2/<name>/manifests/<reference>`.
+    Manifest(RepoName, Reference),
+    /// `/v2/<name>/blobs/<digest>`.
+    Blob(RepoName, Digest),
+    /// `/v2/<name>/blobs/uploads/` — start an upload (or push/mount in one request).
+    StartUpload(RepoName),
+    /// `/v2/<name>/blobs/uploads/<id>` — an upload session.
+    Upload(RepoName, String),
+    /// `/v2/<name>/referrers/<digest>`.
+    Referrers(RepoName, Digest),
+}
+
+/// Why a path is not an endpoint.
+#[derive(Debug)]
+pub enum ParseError {
+    /// The path has no distribution-API shape.
+    NoSuchEndpoint,
+    /// The shape matched but a part is invalid.
+    Invalid(RegistryError),
+}
+
+impl From<RegistryError> for ParseError {
+    fn from(e: RegistryError) -> Self {
+        ParseError::Invalid(e)
+    }
+}
+
+fn name(segments: &[&str]) -> Result<RepoName, ParseError> {
+    if segments.is_empty() {
+        return Err(ParseError::NoSuchEndpoint);
+    }
+    let raw = segments.join("/");
+    raw.parse()
+        .map_err(|e: berth_core::name::NameError| RegistryError::NameInvalid(e.to_string()).into())
+}
+
+fn digest(raw: &str) -> Result<Digest, ParseError> {
+    raw.parse()
+        .map_err(|e: DigestError| RegistryError::DigestInvalid(e.to_string()).into())
+}
+
+fn reference(raw: &str) -> Result<Reference, ParseError> {
+    raw.parse().map_err(|e| match e {
+        ReferenceError::Digest(e) => RegistryError::DigestInvalid(e.to_string()).into(),
+        ReferenceError::Tag(e) => RegistryError::TagInvalid(e.to_string()).into(),
+    })
+}
+
+impl Endpoint {
+    /// Parses the path of a request (starting with `/v2`).
+    pub fn parse(path: &str) -> Result<Endpoint, ParseError> {
+        let rest = path.strip_prefix("/v2").ok_or(ParseError::NoSuchEndpoint)?;
+        let rest = rest.strip_prefix('/').unwrap_or(rest);
+        if rest.is_empty() {
+            return Ok(Endpoint::Base);
+        }
+        if rest == "_catalog" {
+            return Ok(Endpoint::Catalog);
+        }
+        let segments: Vec<&str> = rest.split('/').collect();
+        let n = segments.len();
+        let tail = |k: usize| segments.get(n.wrapping_sub(k)).copied();
+        match (tail(3), tail(2), tail(1)) {
+            // `<name>/blobs/uploads/` (trailing slash) or `<name>/blobs/uploads/<id>`.
+            (Some("blobs"), Some("uploads"), Some(last)) if n >= 4 => {
+                if last.is_empty() {
+                    Ok(Endpoint::StartUpload(name(&segments[..n - 3])?))
+                } else {
+                    Ok(Endpoint::Upload(name(&segments[..n - 3])?, last.to_owned()))
+                }
+            }
+            (_, Some("blobs"), Some("uploads")) if n >= 3 => {
+                Ok(Endpoint::StartUpload(name(&segments[..n - 2])?))
+            }
+            (_, Some("blobs"), Some(d)) if n >= 3 => {
+                Ok(Endpoint::Blob(name(&segments[..n - 2])?, digest(d)?))
+            }
+            (_, Some("manifests"), Some(r)) if n >= 3 => {
+                Ok(Endpoint::Manifest(name(&segments[..n - 2])?, reference(r)?))
+            }
+            (_, Some("tags"), Some("list")) if n >= 3 => {
+                Ok(Endpoint::Tags(name(&segments[..n - 2])?))
+            }
+            (_, Some("referrers"), Some(d)) if n >= 3 => {
+                Ok(Endpoint::Referrers(name(&segments[..n - 2])?, digest(d)?))
+            }
+            _ => Err(ParseError::NoSuchEndpoint),
+        }
+    }
+
+    /// A short, fixed name for logs and metrics (never the raw path).
+    pub fn label(&self) -> &'static str {
+        match self {
+            Endpoint::Base => "base",
+            Endpoint::Catalog => "catalog",
+            Endpoint::Tags(..) => "tags",
+            Endpoint::Manifest(..) => "manifest",
+            Endpoint::Blob(..) => "blob",
+            Endpoint::StartUpload(..) => "start_upload",
+            Endpoint::Upload(..) => "upload",
+            Endpoint::Referrers(..) => "referrers",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(path: &str) -> Endpoint {
+        Endpoint::parse(path).unwrap_or_else(|e| panic!("{path}: {e:?}"))
+    }
+
+    fn code(path: &str) -> &'static str {
+        match Endpoint::parse(path) {
+            Err(ParseError::Invalid(e)) => e.code(),
+            other => panic!("{path}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn parses_every_shape() {
+        let d = Digest::sha256(b"x");
+        assert_eq!(ok("/v2/"), Endpoint::Base);
+        assert_eq!(ok("/v2"), Endpoint::Base);
+        assert_eq!(ok("/v2/_catalog"), Endpoint::Catalog);
+        assert!(matches!(ok("/v2/a/b/c/tags/list"), Endpoint::Tags(n) if n.as_str() == "a/b/c"));
+        assert!(matches!(
+            ok("/v2/a/manifests/latest"),
+            Endpoint::Manifest(_, Reference::Tag(_))
+        ));
+        assert!(matches!(ok(&format!("/v2/a/blobs/{d}")), Endpoint::Blob(_, x) if x == d));
+        assert!(
+            matches!(ok("/v2/a/b/blobs/uploads/"), Endpoint::StartUpload(n) if n.as_str() == "a/b")
+        );
+        assert!(
+            matches!(ok("/v2/a/b/blobs/uploads"), Endpoint::StartUpload(n) if n.as_str() == "a/b")
+        );
+        assert!(matches!(ok("/v2/a/blobs/uploads/abc"), Endpoint::Upload(_, id) if id == "abc"));
+        assert!(matches!(
+            ok(&format!("/v2/a/referrers/{d}")),
+            Endpoint::Referrers(..)
+        ));
+    }
+
+    #[test]
+    fn names_may_contain_endpoint_words() {
+        assert!(matches!(
+            ok("/v2/blobs/manifests/tags/manifests/v1"),
+            Endpoint::Manifest(n, _) if n.as_str() == "blobs/manifests/tags"
+        ));
+        assert!(matches!(
+            ok("/v2/x/blobs/uploads/blobs/uploads/"),
+            Endpoint::StartUpload(n) if n.as_str() == "x/blobs/uploads"
+        ));
+    }
+
+    #[test]
+    fn invalid_parts_have_their_codes() {
+        assert_eq!(code("/v2/UPPER/tags/list"), "NAME_INVALID");
+        assert_eq!(code("/v2/a/manifests/-bad"), "TAG_INVALID");
+        assert_eq!(code("/v2/a/manifests/sha256:zz"), "DIGEST_INVALID");
+        assert_eq!(code("/v2/a/blobs/nope"), "DIGEST_INVALID");
+        assert!(matches!(
+            Endpoint::parse("/v2/a"),
+            Err(ParseError::NoSuchEndpoint)
+        ));
+        assert!(matches!(
+            Endpoint::parse("/v2/manifests/x"),
+            Err(ParseError::NoSuchEndpoint)
+        ));
+        assert!(matches!(
+            Endpoint::parse("/v3/a/tags/list"),
+            Err(ParseError::NoSuchEndpoint)
+        ));
+    }
+}

@@ -1,0 +1,98 @@
+//! The one place registry errors become HTTP responses: status, headers, and the spec's JSON
+//! body `{"errors":[{"code","message","detail"}]}`. Store failures are logged and answered with
+//! an opaque 500.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use berth_core::RegistryError;
+use serde_json::json;
+
+/// A registry error on its way to the client.
+#[derive(Debug)]
+pub struct ApiError(pub RegistryError);
+
+impl From<RegistryError> for ApiError {
+    fn from(e: RegistryError) -> Self {
+        ApiError(e)
+    }
+}
+
+impl From<berth_core::StoreError> for ApiError {
+    fn from(e: berth_core::StoreError) -> Self {
+        ApiError(e.into())
+    }
+}
+
+/// The HTTP status of each error.
+pub fn status_of(error: &RegistryError) -> StatusCode {
+    use RegistryError::*;
+    match error {
+        BlobUnknown(_) | BlobUploadUnknown(_) | ManifestUnknown(_) | NameUnknown(_) => {
+            StatusCode::NOT_FOUND
+        }
+        BlobUploadInvalid(_)
+        | DigestInvalid(_)
+        | ManifestBlobUnknown(_)
+        | ManifestInvalid(_)
+        | NameInvalid(_)
+        | SizeInvalid(_)
+        | TagInvalid(_)
+        | PaginationInvalid(_) => StatusCode::BAD_REQUEST,
+        ManifestTooLarge(..) => StatusCode::PAYLOAD_TOO_LARGE,
+        RangeInvalid { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
+        Unsupported(_) => StatusCode::METHOD_NOT_ALLOWED,
+        Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// Builds the spec's error response.
+pub fn error_response(
+    status: StatusCode,
+    code: &str,
+    message: &str,
+    detail: serde_json::Value,
+) -> Response {
+    let body = json!({ "errors": [{ "code": code, "message": message, "detail": detail }] });
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let error = self.0;
+        let status = status_of(&error);
+        if let RegistryError::Store(e) = &error {
+            tracing::error!(error = %e, "storage failure");
+            return error_response(
+                status,
+                error.code(),
+                "the registry could not complete the request because of an internal storage error; it has been logged",
+                serde_json::Value::Null,
+            );
+        }
+        let detail = match &error {
+            RegistryError::BlobUnknown(d) | RegistryError::ManifestBlobUnknown(d) => {
+                json!({ "digest": d })
+            }
+            RegistryError::RangeInvalid { offset, .. } => json!({ "offset": offset }),
+            _ => serde_json::Value::Null,
+        };
+        let mut response = error_response(status, error.code(), &error.to_string(), detail);
+        if let RegistryError::RangeInvalid {
+            offset, upload_id, ..
+        } = &error
+        {
+            let headers = response.headers_mut();
+            headers.insert(header::RANGE, crate::oci::range_header(*offset));
+            headers.insert("docker-upload-uuid", crate::oci::header_value(upload_id));
+        }
+        response
+    }
+}

@@ -1,0 +1,80 @@
+//! `GET /v2/<name>/tags/list`, `GET /v2/_catalog`, `GET /v2/<name>/referrers/<digest>`.
+
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use berth_core::manifest::OCI_INDEX;
+use berth_core::registry::{Page, Registry};
+use berth_core::{Digest, RepoName};
+use serde_json::json;
+
+use super::{Answer, Params, header_value, page_size};
+
+/// Percent-encodes a query value (tags and names are URL-safe, but `last` echoes user input).
+fn query_escape(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn json_page(path: &str, n: Option<usize>, page: &Page, body: serde_json::Value) -> Response {
+    let mut response = (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body.to_string(),
+    )
+        .into_response();
+    if let (true, Some(last)) = (page.more, page.items.last()) {
+        let n = n.map(|n| format!("n={n}&")).unwrap_or_default();
+        let link = format!("<{path}?{n}last={}>; rel=\"next\"", query_escape(last));
+        response
+            .headers_mut()
+            .insert(header::LINK, header_value(&link));
+    }
+    response
+}
+
+/// Lists a repository's tags, paginated by `n` and `last`.
+pub async fn tags(registry: &Registry, name: &RepoName, params: &Params) -> Answer {
+    let n = page_size(params)?;
+    let page = registry.list_tags(name, params.last.as_deref(), n).await?;
+    let body = json!({ "name": name.as_str(), "tags": page.items });
+    Ok(json_page(&format!("/v2/{name}/tags/list"), n, &page, body))
+}
+
+/// Lists repositories, paginated by `n` and `last`.
+pub async fn catalog(registry: &Registry, params: &Params) -> Answer {
+    let n = page_size(params)?;
+    let page = registry.catalog(params.last.as_deref(), n).await?;
+    let body = json!({ "repositories": page.items });
+    Ok(json_page("/v2/_catalog", n, &page, body))
+}
+
+/// Lists manifests whose subject is `digest`, optionally filtered by `artifactType`.
+pub async fn referrers(
+    registry: &Registry,
+    name: &RepoName,
+    digest: &Digest,
+    params: &Params,
+) -> Answer {
+    let filter = params.artifact_type.as_deref().filter(|t| !t.is_empty());
+    let index = registry.referrers(name, digest, filter).await?;
+    let mut response = (
+        [(header::CONTENT_TYPE, HeaderValue::from_static(OCI_INDEX))],
+        index.to_string(),
+    )
+        .into_response();
+    if filter.is_some() {
+        response.headers_mut().insert(
+            "oci-filters-applied",
+            HeaderValue::from_static("artifactType"),
+        );
+    }
+    Ok(response)
+}

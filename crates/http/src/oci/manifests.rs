@@ -1,0 +1,125 @@
+//! `GET`/`HEAD`/`PUT`/`DELETE /v2/<name>/manifests/<reference>`.
+
+use axum::body::Body;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use berth_core::manifest::MAX_MANIFEST_BYTES;
+use berth_core::registry::Registry;
+use berth_core::{Reference, RegistryError, RepoName};
+
+use super::{Answer, empty, header_value};
+use crate::error::ApiError;
+
+/// Whether the client's `Accept` header admits `media_type`. No header, `*/*` or
+/// `application/*` admit everything.
+fn accepts(headers: &HeaderMap, media_type: &str) -> bool {
+    let mut any_header = false;
+    for value in headers.get_all(header::ACCEPT) {
+        any_header = true;
+        let Ok(text) = value.to_str() else { continue };
+        for item in text.split(',') {
+            let item = item.split(';').next().unwrap_or("").trim();
+            if item == media_type || item == "*/*" || item == "application/*" || item.is_empty() {
+                return true;
+            }
+        }
+    }
+    !any_header
+}
+
+/// Serves a manifest's bytes exactly as pushed, or only its headers.
+pub async fn get(
+    registry: &Registry,
+    name: &RepoName,
+    reference: &Reference,
+    headers: &HeaderMap,
+    head_only: bool,
+) -> Answer {
+    let manifest = registry.get_manifest(name, reference).await?;
+    if !accepts(headers, &manifest.media_type) {
+        return Err(ApiError(RegistryError::ManifestUnknown(format!(
+            "{reference} (it is a {}, which the request's Accept header does not list)",
+            manifest.media_type
+        ))));
+    }
+    let builder = Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, header_value(&manifest.media_type))
+        .header(header::CONTENT_LENGTH, manifest.content.len())
+        .header(
+            "docker-content-digest",
+            header_value(manifest.digest.as_str()),
+        )
+        .header(
+            header::ETAG,
+            header_value(&format!("\"{}\"", manifest.digest)),
+        );
+    let body = if head_only {
+        Body::empty()
+    } else {
+        Body::from(manifest.content)
+    };
+    Ok(builder
+        .body(body)
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response()))
+}
+
+/// Validates and stores a manifest (at most 4 MiB, read whole).
+pub async fn put(
+    registry: &Registry,
+    name: &RepoName,
+    reference: &Reference,
+    headers: &HeaderMap,
+    body: Body,
+) -> Answer {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if let Some(len) = declared.filter(|len| *len > MAX_MANIFEST_BYTES) {
+        return Err(ApiError(RegistryError::ManifestTooLarge(
+            len,
+            MAX_MANIFEST_BYTES,
+        )));
+    }
+    let content = axum::body::to_bytes(body, MAX_MANIFEST_BYTES as usize)
+        .await
+        .map_err(|e| {
+            let too_large = std::error::Error::source(&e)
+                .is_some_and(|s| s.to_string().contains("length limit"));
+            if too_large {
+                ApiError(RegistryError::ManifestTooLarge(
+                    MAX_MANIFEST_BYTES + 1,
+                    MAX_MANIFEST_BYTES,
+                ))
+            } else {
+                ApiError(RegistryError::ManifestInvalid(format!(
+                    "the manifest body could not be read completely: {e}"
+                )))
+            }
+        })?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let pushed = registry
+        .put_manifest(name, reference, content_type, content)
+        .await?;
+    let location = header_value(&format!("/v2/{name}/manifests/{}", pushed.digest));
+    let mut answer = vec![
+        ("location", location),
+        (
+            "docker-content-digest",
+            header_value(pushed.digest.as_str()),
+        ),
+    ];
+    if let Some(subject) = &pushed.subject {
+        answer.push(("oci-subject", header_value(subject.as_str())));
+    }
+    Ok(empty(StatusCode::CREATED, &answer))
+}
+
+/// Deletes a manifest by digest, or a tag.
+pub async fn delete(registry: &Registry, name: &RepoName, reference: &Reference) -> Answer {
+    registry.delete_manifest(name, reference).await?;
+    Ok(empty(StatusCode::ACCEPTED, &[]))
+}

@@ -1,0 +1,153 @@
+//! The OCI distribution routes: one dispatcher, one module per endpoint group.
+
+mod blobs;
+mod listings;
+mod manifests;
+mod uploads;
+
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use berth_core::RegistryError;
+use berth_core::registry::Registry;
+use serde::Deserialize;
+
+use crate::endpoint::{Endpoint, ParseError};
+use crate::error::{ApiError, error_response};
+
+/// Query parameters any distribution endpoint may take.
+#[derive(Debug, Default, Deserialize)]
+pub struct Params {
+    /// Digest of a monolithic push or the final PUT of an upload.
+    pub digest: Option<String>,
+    /// Blob to mount from another repository.
+    pub mount: Option<String>,
+    /// Repository to mount from.
+    pub from: Option<String>,
+    /// Page size of a listing.
+    pub n: Option<String>,
+    /// Last item of the previous page.
+    pub last: Option<String>,
+    /// Referrers filter.
+    #[serde(rename = "artifactType")]
+    pub artifact_type: Option<String>,
+}
+
+/// The result type of handlers.
+pub type Answer = Result<Response, ApiError>;
+
+/// Routes one `/v2` request: parse the endpoint, then hand it to its group's handler.
+pub async fn dispatch(
+    State(registry): State<Registry>,
+    method: Method,
+    uri: Uri,
+    Query(params): Query<Params>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let endpoint = match Endpoint::parse(uri.path()) {
+        Ok(endpoint) => endpoint,
+        Err(ParseError::Invalid(e)) => return ApiError(e).into_response(),
+        Err(ParseError::NoSuchEndpoint) => return not_found(uri).await,
+    };
+    let answer = match (&method, endpoint) {
+        (&Method::GET | &Method::HEAD, Endpoint::Base) => {
+            Ok(([("content-type", "application/json")], "{}").into_response())
+        }
+        (&Method::GET, Endpoint::Catalog) => listings::catalog(&registry, &params).await,
+        (&Method::GET, Endpoint::Tags(name)) => listings::tags(&registry, &name, &params).await,
+        (&Method::GET, Endpoint::Referrers(name, digest)) => {
+            listings::referrers(&registry, &name, &digest, &params).await
+        }
+        (&Method::GET | &Method::HEAD, Endpoint::Manifest(name, reference)) => {
+            manifests::get(
+                &registry,
+                &name,
+                &reference,
+                &headers,
+                method == Method::HEAD,
+            )
+            .await
+        }
+        (&Method::PUT, Endpoint::Manifest(name, reference)) => {
+            manifests::put(&registry, &name, &reference, &headers, body).await
+        }
+        (&Method::DELETE, Endpoint::Manifest(name, reference)) => {
+            manifests::delete(&registry, &name, &reference).await
+        }
+        (&Method::GET | &Method::HEAD, Endpoint::Blob(name, digest)) => {
+            blobs::get(&registry, &name, &digest, &headers, method == Method::HEAD).await
+        }
+        (&Method::DELETE, Endpoint::Blob(name, digest)) => {
+            blobs::delete(&registry, &name, &digest).await
+        }
+        (&Method::POST, Endpoint::StartUpload(name)) => {
+            uploads::start(&registry, &name, &params, body).await
+        }
+        (&Method::GET, Endpoint::Upload(name, id)) => uploads::status(&registry, &name, &id).await,
+        (&Method::PATCH, Endpoint::Upload(name, id)) => {
+            uploads::patch(&registry, &name, &id, &headers, body).await
+        }
+        (&Method::PUT, Endpoint::Upload(name, id)) => {
+            uploads::put(&registry, &name, &id, &params, body).await
+        }
+        (&Method::DELETE, Endpoint::Upload(name, id)) => {
+            uploads::cancel(&registry, &name, &id).await
+        }
+        (method, endpoint) => Err(ApiError(RegistryError::Unsupported(format!(
+            "{method} is not supported on the {} endpoint",
+            endpoint.label()
+        )))),
+    };
+    answer.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// Any path outside the distribution API.
+pub async fn not_found(uri: Uri) -> Response {
+    error_response(
+        StatusCode::NOT_FOUND,
+        "UNSUPPORTED",
+        &format!("`{}` is not an endpoint of this registry", uri.path()),
+        serde_json::Value::Null,
+    )
+}
+
+/// A header value from text the registry produced (ids, digests, names: always visible ASCII).
+pub fn header_value(text: &str) -> HeaderValue {
+    HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
+}
+
+/// The `Range` header of an upload holding `offset` bytes (`0-<last byte>`; `0-0` when empty,
+/// as Distribution answers).
+pub fn range_header(offset: u64) -> HeaderValue {
+    header_value(&format!("0-{}", offset.saturating_sub(1)))
+}
+
+/// An empty response with the given status and headers.
+pub fn empty(status: StatusCode, headers: &[(&str, HeaderValue)]) -> Response {
+    let mut response = Response::builder().status(status);
+    for (name, value) in headers {
+        response = response.header(*name, value.clone());
+    }
+    response
+        .header("content-length", "0")
+        .body(Body::empty())
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+/// Parses `n` of a listing: absent means "all", a cap keeps one page bounded.
+pub fn page_size(params: &Params) -> Result<Option<usize>, ApiError> {
+    const MAX_PAGE: usize = 10_000;
+    params
+        .n
+        .as_deref()
+        .map(|n| {
+            n.parse::<usize>().map(|n| n.min(MAX_PAGE)).map_err(|_| {
+                ApiError(RegistryError::PaginationInvalid(format!(
+                    "`n={n}` is not a page size; use a non-negative integer"
+                )))
+            })
+        })
+        .transpose()
+}

@@ -1,0 +1,165 @@
+//! Blob uploads: `POST /v2/<name>/blobs/uploads/` (start, monolithic push, mount) and
+//! `GET`/`PATCH`/`PUT`/`DELETE /v2/<name>/blobs/uploads/<id>`.
+
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use berth_core::registry::{MountOutcome, Registry};
+use berth_core::{Digest, RegistryError, RepoName};
+
+use super::{Answer, Params, empty, header_value, range_header};
+use crate::error::ApiError;
+
+fn upload_location(name: &RepoName, id: &str) -> HeaderValue {
+    header_value(&format!("/v2/{name}/blobs/uploads/{id}"))
+}
+
+fn blob_created(name: &RepoName, digest: &Digest) -> axum::response::Response {
+    empty(
+        StatusCode::CREATED,
+        &[
+            (
+                "location",
+                header_value(&format!("/v2/{name}/blobs/{digest}")),
+            ),
+            ("docker-content-digest", header_value(digest.as_str())),
+        ],
+    )
+}
+
+fn session_answer(
+    status: StatusCode,
+    name: &RepoName,
+    id: &str,
+    offset: u64,
+) -> axum::response::Response {
+    empty(
+        status,
+        &[
+            ("location", upload_location(name, id)),
+            ("range", range_header(offset)),
+            ("docker-upload-uuid", header_value(id)),
+        ],
+    )
+}
+
+fn digest_param(raw: &str) -> Result<Digest, ApiError> {
+    raw.parse().map_err(|e: berth_core::digest::DigestError| {
+        ApiError(RegistryError::DigestInvalid(e.to_string()))
+    })
+}
+
+/// Starts an upload; with `?digest=` pushes the body as the whole blob; with `?mount=&from=`
+/// mounts a blob from another repository, falling back to a new session.
+pub async fn start(registry: &Registry, name: &RepoName, params: &Params, body: Body) -> Answer {
+    if let Some(mount) = &params.mount {
+        let digest = digest_param(mount)?;
+        // An invalid `from` cannot hold the blob: fall back to a session, as for any miss.
+        let from = params
+            .from
+            .as_deref()
+            .and_then(|f| f.parse::<RepoName>().ok());
+        return Ok(
+            match registry.mount_blob(name, &digest, from.as_ref()).await? {
+                MountOutcome::Mounted => blob_created(name, &digest),
+                MountOutcome::Session(s) => session_answer(StatusCode::ACCEPTED, name, &s.id, 0),
+            },
+        );
+    }
+    if let Some(raw) = &params.digest {
+        let digest = digest_param(raw)?;
+        registry
+            .push_blob(name, &digest, body.into_data_stream())
+            .await?;
+        return Ok(blob_created(name, &digest));
+    }
+    let session = registry.start_upload(name).await?;
+    Ok(session_answer(StatusCode::ACCEPTED, name, &session.id, 0))
+}
+
+/// Reports how many bytes an upload holds.
+pub async fn status(registry: &Registry, name: &RepoName, id: &str) -> Answer {
+    let session = registry.upload_status(name, id).await?;
+    Ok(session_answer(
+        StatusCode::NO_CONTENT,
+        name,
+        id,
+        session.offset,
+    ))
+}
+
+/// Parses `Content-Range: <start>-<end>` (a `bytes ` prefix and `/<total>` suffix are
+/// tolerated).
+fn content_range(headers: &HeaderMap) -> Result<Option<(u64, u64)>, ApiError> {
+    let Some(value) = headers.get(header::CONTENT_RANGE) else {
+        return Ok(None);
+    };
+    let invalid = || {
+        ApiError(RegistryError::BlobUploadInvalid(format!(
+            "Content-Range `{}` is not `<start>-<end>` with start <= end",
+            value.to_str().unwrap_or("?")
+        )))
+    };
+    let text = value.to_str().map_err(|_| invalid())?;
+    let text = text
+        .trim_start_matches("bytes")
+        .trim_start_matches(['=', ' ']);
+    let text = text.split('/').next().unwrap_or(text);
+    let (start, end) = text.split_once('-').ok_or_else(invalid)?;
+    let start: u64 = start.trim().parse().map_err(|_| invalid())?;
+    let end: u64 = end.trim().parse().map_err(|_| invalid())?;
+    if end < start {
+        return Err(invalid());
+    }
+    Ok(Some((start, end)))
+}
+
+/// Appends a chunk (with `Content-Range`) or a stream (without) to an upload.
+pub async fn patch(
+    registry: &Registry,
+    name: &RepoName,
+    id: &str,
+    headers: &HeaderMap,
+    body: Body,
+) -> Answer {
+    let range = content_range(headers)?;
+    match registry
+        .append_upload(name, id, range, body.into_data_stream())
+        .await
+    {
+        Ok(offset) => Ok(session_answer(StatusCode::ACCEPTED, name, id, offset)),
+        Err(err @ RegistryError::RangeInvalid { .. }) => {
+            let mut response = axum::response::IntoResponse::into_response(ApiError(err));
+            response
+                .headers_mut()
+                .insert("location", upload_location(name, id));
+            Ok(response)
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Finishes an upload with an optional last chunk; `?digest=` is required.
+pub async fn put(
+    registry: &Registry,
+    name: &RepoName,
+    id: &str,
+    params: &Params,
+    body: Body,
+) -> Answer {
+    let raw = params.digest.as_deref().ok_or_else(|| {
+        ApiError(RegistryError::DigestInvalid(
+            "finishing an upload needs `?digest=<algorithm>:<hex>` of the whole blob".into(),
+        ))
+    })?;
+    let digest = digest_param(raw)?;
+    registry
+        .finish_upload(name, id, &digest, body.into_data_stream())
+        .await?;
+    Ok(blob_created(name, &digest))
+}
+
+/// Cancels an upload.
+pub async fn cancel(registry: &Registry, name: &RepoName, id: &str) -> Answer {
+    registry.cancel_upload(name, id).await?;
+    Ok(empty(StatusCode::NO_CONTENT, &[]))
+}
