@@ -1,1 +1,24 @@
-//! Placeholder, filled in by its own change.
+//! Berth's [`MetadataStore`](berth_core::ports::MetadataStore) on SQLite.
+//!
+//! Direction of calls: the registry services in `berth-core` call this crate through the
+//! port; this crate calls only SQLite (through sqlx) and never the services. All of Berth's
+//! SQL lives here, with the schema in `migrations/`, embedded and applied on open.
+//!
+//! The database runs in WAL mode with `synchronous = FULL`. Writes go through a pool of one
+//! connection, so they never contend for SQLite's single write lock; reads use their own pool
+//! of `query_only` connections and never queue behind a write. Every write that must happen
+//! together happens in one `BEGIN IMMEDIATE` transaction.
+//!
+//! Modules: `store` opens the database; `blobs`, `uploads`, `manifests` and `listings` hold
+//! the queries of each area; `port` maps the trait onto them.
+
+mod blobs;
+mod error;
+mod listings;
+mod manifests;
+mod port;
+mod store;
+mod uploads;
+
+pub use error::LeaseLost;
+pub use store::SqliteMetadataStore;

@@ -1,0 +1,117 @@
+//! Blob links: which repository holds which blob.
+
+use berth_core::digest::Digest;
+use berth_core::error::StoreError;
+use sqlx::SqliteConnection;
+
+use crate::store::{SqliteMetadataStore, ensure_repository, failed, from_sql, json_list, to_sql};
+
+impl SqliteMetadataStore {
+    /// The size of `digest` if `repo` holds it: one indexed join.
+    pub(crate) async fn blob_size(
+        &self,
+        repo: &str,
+        digest: &Digest,
+    ) -> Result<Option<u64>, StoreError> {
+        let size: Option<i64> = sqlx::query_scalar(
+            "SELECT b.size FROM repositories r \
+             JOIN repository_blobs rb ON rb.repository_id = r.id \
+             JOIN blobs b ON b.digest = rb.digest \
+             WHERE r.name = ?1 AND rb.digest = ?2",
+        )
+        .bind(repo)
+        .bind(digest.as_str())
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(failed(format!("looking up blob {digest} in {repo}")))?;
+        size.map(|s| from_sql(s, "blob size")).transpose()
+    }
+
+    /// Links `digest` to `repo` in its own transaction.
+    pub(crate) async fn link(
+        &self,
+        repo: &str,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        link_in(&mut tx, repo, digest, size).await?;
+        tx.commit()
+            .await
+            .map_err(failed(format!("linking blob {digest} to {repo}")))
+    }
+
+    /// Removes the link from `repo` to `digest`; false when there was none.
+    pub(crate) async fn unlink(&self, repo: &str, digest: &Digest) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM repository_blobs \
+             WHERE repository_id = (SELECT id FROM repositories WHERE name = ?1) AND digest = ?2",
+        )
+        .bind(repo)
+        .bind(digest.as_str())
+        .execute(&self.writer)
+        .await
+        .map_err(failed(format!("unlinking blob {digest} from {repo}")))?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Of `digests`, those `repo` does not hold, in the order given: one query.
+    pub(crate) async fn unlinked(
+        &self,
+        repo: &str,
+        digests: &[Digest],
+    ) -> Result<Vec<Digest>, StoreError> {
+        if digests.is_empty() {
+            return Ok(Vec::new());
+        }
+        let positions: Vec<i64> = sqlx::query_scalar(
+            "SELECT wanted.key FROM json_each(?2) AS wanted \
+             WHERE NOT EXISTS ( \
+                 SELECT 1 FROM repository_blobs rb \
+                 JOIN repositories r ON r.id = rb.repository_id \
+                 WHERE r.name = ?1 AND rb.digest = wanted.value) \
+             ORDER BY wanted.key",
+        )
+        .bind(repo)
+        .bind(json_list(digests))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(failed(format!("checking which blobs {repo} holds")))?;
+        Ok(positions
+            .into_iter()
+            .filter_map(|i| {
+                usize::try_from(i)
+                    .ok()
+                    .and_then(|i| digests.get(i))
+                    .cloned()
+            })
+            .collect())
+    }
+}
+
+/// Records blob `digest` of `size` bytes and links it to `repo` (created if new), inside the
+/// caller's write transaction.
+pub(crate) async fn link_in(
+    conn: &mut SqliteConnection,
+    repo: &str,
+    digest: &Digest,
+    size: u64,
+) -> Result<(), StoreError> {
+    let repository_id = ensure_repository(conn, repo).await?;
+    sqlx::query("INSERT INTO blobs (digest, size) VALUES (?1, ?2) ON CONFLICT (digest) DO NOTHING")
+        .bind(digest.as_str())
+        .bind(to_sql(size, "blob size")?)
+        .execute(&mut *conn)
+        .await
+        .map_err(failed(format!("recording blob {digest}")))?;
+    sqlx::query(
+        "INSERT INTO repository_blobs (repository_id, digest) VALUES (?1, ?2) \
+         ON CONFLICT (repository_id, digest) DO NOTHING",
+    )
+    .bind(repository_id)
+    .bind(digest.as_str())
+    .execute(&mut *conn)
+    .await
+    .map_err(failed(format!("linking blob {digest} to {repo}")))?;
+    Ok(())
+}

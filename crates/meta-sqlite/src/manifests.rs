@@ -1,0 +1,251 @@
+//! Manifests, tags and the subject → referrer links.
+
+use berth_core::digest::Digest;
+use berth_core::error::StoreError;
+use berth_core::name::{RepoName, Tag};
+use berth_core::ports::{NewManifest, PutManifestOutcome, Referrer, StoredManifest};
+use bytes::Bytes;
+
+use crate::store::{
+    SqliteMetadataStore, ensure_repository, failed, from_sql, json_list, now_millis, parse_digest,
+    to_sql,
+};
+
+/// A referrer row: digest, media type, size, artifact type, annotations.
+type ReferrerRow = (String, String, i64, Option<String>, Option<String>);
+
+impl SqliteMetadataStore {
+    /// Stores `manifest` in `repo` with its references, and points `tag` at it, in one
+    /// transaction; stores nothing when a child is not a manifest of `repo`.
+    pub(crate) async fn store_manifest(
+        &self,
+        repo: &RepoName,
+        manifest: &NewManifest,
+        tag: Option<&Tag>,
+    ) -> Result<PutManifestOutcome, StoreError> {
+        let digest = manifest.digest.as_str();
+        let doing = || format!("storing manifest {digest} in {repo}");
+        let mut tx = self.begin_write().await?;
+        if !manifest.children.is_empty() {
+            let missing: Option<i64> = sqlx::query_scalar(
+                "SELECT child.key FROM json_each(?2) AS child \
+                 WHERE NOT EXISTS ( \
+                     SELECT 1 FROM manifests m JOIN repositories r ON r.id = m.repository_id \
+                     WHERE r.name = ?1 AND m.digest = child.value) \
+                 ORDER BY child.key LIMIT 1",
+            )
+            .bind(repo.as_str())
+            .bind(json_list(&manifest.children))
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(failed(format!(
+                "checking the children of manifest {digest} in {repo}"
+            )))?;
+            let child = missing
+                .and_then(|i| usize::try_from(i).ok())
+                .and_then(|i| manifest.children.get(i));
+            if let Some(child) = child {
+                tx.rollback().await.map_err(failed(doing()))?;
+                return Ok(PutManifestOutcome::MissingChild(child.clone()));
+            }
+        }
+        let repository_id = ensure_repository(&mut tx, repo.as_str()).await?;
+        let inserted = sqlx::query(
+            "INSERT INTO manifests (repository_id, digest, media_type, size, content, artifact_type, \
+                 subject, annotations, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+             ON CONFLICT (repository_id, digest) DO NOTHING",
+        )
+        .bind(repository_id)
+        .bind(digest)
+        .bind(&manifest.media_type)
+        .bind(to_sql(manifest.content.len() as u64, "manifest size")?)
+        .bind(manifest.content.as_ref())
+        .bind(manifest.artifact_type.as_deref())
+        .bind(manifest.subject.as_ref().map(Digest::as_str))
+        .bind(manifest.annotations.as_deref())
+        .bind(now_millis())
+        .execute(&mut *tx)
+        .await
+        .map_err(failed(doing()))?
+        .rows_affected()
+            > 0;
+        if inserted {
+            // The same digest is the same bytes, so an existing manifest's references are
+            // already recorded.
+            sqlx::query(
+                "INSERT OR IGNORE INTO manifest_blobs (repository_id, manifest_digest, blob_digest) \
+                 SELECT ?1, ?2, value FROM json_each(?3)",
+            )
+            .bind(repository_id)
+            .bind(digest)
+            .bind(json_list(&manifest.blobs))
+            .execute(&mut *tx)
+            .await
+            .map_err(failed(format!("recording the blobs of manifest {digest} in {repo}")))?;
+            sqlx::query(
+                "INSERT OR IGNORE INTO manifest_children (repository_id, parent_digest, child_digest) \
+                 SELECT ?1, ?2, value FROM json_each(?3)",
+            )
+            .bind(repository_id)
+            .bind(digest)
+            .bind(json_list(&manifest.children))
+            .execute(&mut *tx)
+            .await
+            .map_err(failed(format!("recording the children of manifest {digest} in {repo}")))?;
+        }
+        if let Some(tag) = tag {
+            sqlx::query(
+                "INSERT INTO tags (repository_id, name, digest, updated_at) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (repository_id, name) \
+                 DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at",
+            )
+            .bind(repository_id)
+            .bind(tag.as_str())
+            .bind(digest)
+            .bind(now_millis())
+            .execute(&mut *tx)
+            .await
+            .map_err(failed(format!("tagging manifest {digest} as {repo}:{tag}")))?;
+        }
+        tx.commit().await.map_err(failed(doing()))?;
+        Ok(PutManifestOutcome::Stored)
+    }
+
+    /// The manifest `tag` points to: one query over repository, tag and manifest.
+    pub(crate) async fn tagged_manifest(
+        &self,
+        repo: &RepoName,
+        tag: &Tag,
+    ) -> Result<Option<StoredManifest>, StoreError> {
+        let row: Option<(String, String, Vec<u8>)> = sqlx::query_as(
+            "SELECT m.digest, m.media_type, m.content FROM repositories r \
+             JOIN tags t ON t.repository_id = r.id \
+             JOIN manifests m ON m.repository_id = t.repository_id AND m.digest = t.digest \
+             WHERE r.name = ?1 AND t.name = ?2",
+        )
+        .bind(repo.as_str())
+        .bind(tag.as_str())
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(failed(format!("reading manifest {repo}:{tag}")))?;
+        row.map(|(digest, media_type, content)| {
+            Ok(StoredManifest {
+                digest: parse_digest(&digest)?,
+                media_type,
+                content: Bytes::from(content),
+            })
+        })
+        .transpose()
+    }
+
+    /// Manifest `digest` of `repo`: one query.
+    pub(crate) async fn manifest(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+    ) -> Result<Option<StoredManifest>, StoreError> {
+        let row: Option<(String, Vec<u8>)> = sqlx::query_as(
+            "SELECT m.media_type, m.content FROM repositories r \
+             JOIN manifests m ON m.repository_id = r.id \
+             WHERE r.name = ?1 AND m.digest = ?2",
+        )
+        .bind(repo.as_str())
+        .bind(digest.as_str())
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(failed(format!("reading manifest {repo}@{digest}")))?;
+        Ok(row.map(|(media_type, content)| StoredManifest {
+            digest: digest.clone(),
+            media_type,
+            content: Bytes::from(content),
+        }))
+    }
+
+    /// Deletes manifest `digest`, its tags and its reference rows; false when absent.
+    pub(crate) async fn remove_manifest(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+    ) -> Result<bool, StoreError> {
+        let doing = || format!("deleting manifest {repo}@{digest}");
+        let mut tx = self.begin_write().await?;
+        let repository_id: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM repositories WHERE name = ?1")
+                .bind(repo.as_str())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(failed(doing()))?;
+        let Some(repository_id) = repository_id else {
+            return Ok(false);
+        };
+        for statement in [
+            "DELETE FROM tags WHERE repository_id = ?1 AND digest = ?2",
+            "DELETE FROM manifest_blobs WHERE repository_id = ?1 AND manifest_digest = ?2",
+            "DELETE FROM manifest_children WHERE repository_id = ?1 AND parent_digest = ?2",
+        ] {
+            sqlx::query(statement)
+                .bind(repository_id)
+                .bind(digest.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(failed(doing()))?;
+        }
+        let deleted = sqlx::query("DELETE FROM manifests WHERE repository_id = ?1 AND digest = ?2")
+            .bind(repository_id)
+            .bind(digest.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(failed(doing()))?
+            .rows_affected()
+            > 0;
+        tx.commit().await.map_err(failed(doing()))?;
+        Ok(deleted)
+    }
+
+    /// Deletes `tag` of `repo`; false when absent.
+    pub(crate) async fn remove_tag(&self, repo: &RepoName, tag: &Tag) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM tags WHERE repository_id = (SELECT id FROM repositories WHERE name = ?1) AND name = ?2",
+        )
+        .bind(repo.as_str())
+        .bind(tag.as_str())
+        .execute(&self.writer)
+        .await
+        .map_err(failed(format!("deleting tag {repo}:{tag}")))?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Manifests of `repo` whose subject is `subject` (optionally of one artifact type), by
+    /// digest.
+    pub(crate) async fn referrers(
+        &self,
+        repo: &RepoName,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Vec<Referrer>, StoreError> {
+        let rows: Vec<ReferrerRow> = sqlx::query_as(
+            "SELECT m.digest, m.media_type, m.size, m.artifact_type, m.annotations \
+             FROM repositories r JOIN manifests m ON m.repository_id = r.id \
+             WHERE r.name = ?1 AND m.subject = ?2 AND (?3 IS NULL OR m.artifact_type = ?3) \
+             ORDER BY m.digest",
+        )
+        .bind(repo.as_str())
+        .bind(subject.as_str())
+        .bind(artifact_type)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(failed(format!("listing referrers of {repo}@{subject}")))?;
+        rows.into_iter()
+            .map(|(digest, media_type, size, artifact_type, annotations)| {
+                Ok(Referrer {
+                    digest: parse_digest(&digest)?,
+                    media_type,
+                    size: from_sql(size, "manifest size")?,
+                    artifact_type,
+                    annotations,
+                })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,183 @@
+//! Opening the database, and the helpers every query module shares.
+
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use berth_core::digest::Digest;
+use berth_core::error::StoreError;
+use berth_core::ports::Millis;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{Sqlite, SqliteConnection, Transaction};
+
+/// The schema, embedded at build time from `migrations/`.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// How long a statement waits for SQLite's lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Connections in the read pool.
+const READERS: u32 = 4;
+
+/// Berth's metadata in one SQLite database file.
+///
+/// Cheap to clone: clones share the same connection pools.
+#[derive(Debug, Clone)]
+pub struct SqliteMetadataStore {
+    /// One connection: every write and every write transaction.
+    pub(crate) writer: SqlitePool,
+    /// `query_only` connections for reads, which WAL lets run alongside the writer.
+    pub(crate) reader: SqlitePool,
+}
+
+impl SqliteMetadataStore {
+    /// Opens the database at `path`, creating the file if missing, and brings its schema up to
+    /// date. Leases left by a process that stopped without releasing them are voided: one
+    /// process serves a database file, so no request can still hold them.
+    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        let context = || format!("opening metadata database {}", path.display());
+        let base = SqliteConnectOptions::new()
+            .filename(path)
+            .foreign_keys(true)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(BUSY_TIMEOUT);
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .test_before_acquire(false)
+            .connect_with(
+                base.clone()
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal),
+            )
+            .await
+            .map_err(|e| StoreError::new(context(), e))?;
+        MIGRATOR.run(&writer).await.map_err(|e| {
+            StoreError::new(format!("migrating metadata database {}", path.display()), e)
+        })?;
+        sqlx::query("UPDATE uploads SET lease_token = NULL, lease_until = NULL WHERE lease_token IS NOT NULL")
+            .execute(&writer)
+            .await
+            .map_err(|e| StoreError::new("voiding stale upload leases", e))?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(READERS)
+            .test_before_acquire(false)
+            .connect_with(base.pragma("query_only", "ON"))
+            .await
+            .map_err(|e| StoreError::new(context(), e))?;
+        tracing::debug!(path = %path.display(), "opened metadata database");
+        Ok(SqliteMetadataStore { writer, reader })
+    }
+
+    /// Closes both pools, waiting for queries in flight; SQLite checkpoints the WAL as the
+    /// last connection closes. Calls made afterwards fail.
+    pub async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+
+    /// Starts a write transaction that holds SQLite's write lock from its first statement.
+    pub(crate) async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
+        self.writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(failed("starting a write transaction"))
+    }
+}
+
+/// Wraps a database error with what was being done.
+pub(crate) fn failed(context: impl Into<String>) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |err| StoreError::new(context, err)
+}
+
+/// The current time in milliseconds since the Unix epoch.
+pub(crate) fn now_millis() -> Millis {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// A byte count or offset as SQLite's 64-bit signed integer.
+pub(crate) fn to_sql(n: u64, what: &str) -> Result<i64, StoreError> {
+    i64::try_from(n).map_err(|e| StoreError::new(format!("storing {what} {n}"), e))
+}
+
+/// A byte count or offset read back from SQLite.
+pub(crate) fn from_sql(n: i64, what: &str) -> Result<u64, StoreError> {
+    u64::try_from(n)
+        .map_err(|e| StoreError::new(format!("reading {what} {n} from the database"), e))
+}
+
+/// A listing limit for SQL's `LIMIT`, where `usize::MAX` means no limit.
+pub(crate) fn sql_limit(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+/// `digests` as a JSON array, to pass a list in one bound parameter and expand it with
+/// `json_each`. Digests are `algorithm:lowercase-hex`, so they need no escaping.
+pub(crate) fn json_list(digests: &[Digest]) -> String {
+    let mut json = String::with_capacity(2 + digests.len() * 76);
+    json.push('[');
+    for (i, digest) in digests.iter().enumerate() {
+        if i > 0 {
+            json.push(',');
+        }
+        json.push('"');
+        json.push_str(digest.as_str());
+        json.push('"');
+    }
+    json.push(']');
+    json
+}
+
+/// A digest read back from the database.
+pub(crate) fn parse_digest(text: &str) -> Result<Digest, StoreError> {
+    text.parse()
+        .map_err(|e| StoreError::new("reading a digest from the database", e))
+}
+
+/// The id of repository `name`, creating the repository if new. Run inside a write
+/// transaction.
+pub(crate) async fn ensure_repository(
+    conn: &mut SqliteConnection,
+    name: &str,
+) -> Result<i64, StoreError> {
+    sqlx::query(
+        "INSERT INTO repositories (name, created_at) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(name)
+    .bind(now_millis())
+    .execute(&mut *conn)
+    .await
+    .map_err(failed(format!("creating repository {name}")))?;
+    sqlx::query_scalar("SELECT id FROM repositories WHERE name = ?1")
+        .bind(name)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(failed(format!("looking up repository {name}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_list_quotes_each_digest() {
+        let a = Digest::sha256(b"a");
+        let b = Digest::sha256(b"b");
+        assert_eq!(json_list(&[]), "[]");
+        assert_eq!(
+            json_list(&[a.clone(), b.clone()]),
+            format!("[\"{a}\",\"{b}\"]")
+        );
+    }
+
+    #[test]
+    fn limits_clamp_to_sql_range() {
+        assert_eq!(sql_limit(usize::MAX), i64::MAX);
+        assert_eq!(sql_limit(5), 5);
+        assert!(to_sql(u64::MAX, "size").is_err());
+        assert!(from_sql(-1, "size").is_err());
+    }
+}

@@ -1,0 +1,203 @@
+//! Upload sessions and their leases.
+//!
+//! A lease is a token and an expiry in the upload's row. It is taken by one conditional
+//! `UPDATE`, so two requests can never both hold it, and every later write of the session
+//! names the token, so a request whose lease expired and was taken over cannot overwrite the
+//! new holder's progress.
+
+use berth_core::digest::Digest;
+use berth_core::error::StoreError;
+use berth_core::name::RepoName;
+use berth_core::ports::{Lease, Millis, UploadSession};
+
+use crate::blobs::link_in;
+use crate::error::LeaseLost;
+use crate::store::{SqliteMetadataStore, failed, from_sql, to_sql};
+
+/// An upload row as read back: offset, hash state, start time.
+type SessionRow = (i64, Vec<u8>, i64);
+
+fn session(
+    id: &str,
+    repo: &RepoName,
+    (offset, hash_state, started_at): SessionRow,
+) -> Result<UploadSession, StoreError> {
+    Ok(UploadSession {
+        id: id.to_owned(),
+        repo: repo.clone(),
+        offset: from_sql(offset, "upload offset")?,
+        hash_state,
+        started_at,
+    })
+}
+
+impl SqliteMetadataStore {
+    /// Persists a new session, unleased.
+    pub(crate) async fn insert_upload(&self, s: &UploadSession) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO uploads (id, repository, byte_offset, hash_state, started_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )
+        .bind(&s.id)
+        .bind(s.repo.as_str())
+        .bind(to_sql(s.offset, "upload offset")?)
+        .bind(&s.hash_state)
+        .bind(s.started_at)
+        .execute(&self.writer)
+        .await
+        .map_err(failed(format!("creating upload {} in {}", s.id, s.repo)))?;
+        Ok(())
+    }
+
+    /// Reads session `id` of `repo`, leased or not.
+    pub(crate) async fn read_upload(
+        &self,
+        repo: &RepoName,
+        id: &str,
+    ) -> Result<Option<UploadSession>, StoreError> {
+        let row: Option<SessionRow> = sqlx::query_as(
+            "SELECT byte_offset, hash_state, started_at FROM uploads WHERE id = ?1 AND repository = ?2",
+        )
+        .bind(id)
+        .bind(repo.as_str())
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(failed(format!("reading upload {id} of {repo}")))?;
+        row.map(|row| session(id, repo, row)).transpose()
+    }
+
+    /// Takes the lease of session `id` when free or expired; otherwise tells busy from missing.
+    pub(crate) async fn take_lease(
+        &self,
+        repo: &RepoName,
+        id: &str,
+        token: &str,
+        now: Millis,
+        lease_until: Millis,
+    ) -> Result<Lease, StoreError> {
+        let row: Option<SessionRow> = sqlx::query_as(
+            "UPDATE uploads SET lease_token = ?3, lease_until = ?4 \
+             WHERE id = ?1 AND repository = ?2 AND (lease_token IS NULL OR lease_until < ?5) \
+             RETURNING byte_offset, hash_state, started_at",
+        )
+        .bind(id)
+        .bind(repo.as_str())
+        .bind(token)
+        .bind(lease_until)
+        .bind(now)
+        .fetch_optional(&self.writer)
+        .await
+        .map_err(failed(format!("leasing upload {id} of {repo}")))?;
+        if let Some(row) = row {
+            return Ok(Lease::Granted(session(id, repo, row)?));
+        }
+        let exists: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM uploads WHERE id = ?1 AND repository = ?2)",
+        )
+        .bind(id)
+        .bind(repo.as_str())
+        .fetch_one(&self.writer)
+        .await
+        .map_err(failed(format!("looking up upload {id} of {repo}")))?;
+        Ok(if exists { Lease::Busy } else { Lease::Missing })
+    }
+
+    /// Moves the expiry of a lease held under `token`.
+    pub(crate) async fn renew_lease(
+        &self,
+        id: &str,
+        token: &str,
+        lease_until: Millis,
+    ) -> Result<(), StoreError> {
+        let done =
+            sqlx::query("UPDATE uploads SET lease_until = ?3 WHERE id = ?1 AND lease_token = ?2")
+                .bind(id)
+                .bind(token)
+                .bind(lease_until)
+                .execute(&self.writer)
+                .await
+                .map_err(failed(format!("renewing the lease of upload {id}")))?;
+        lease_held(done.rows_affected(), id, "renewing the lease of upload")
+    }
+
+    /// Records progress under `token` and releases the lease.
+    pub(crate) async fn record_progress(
+        &self,
+        id: &str,
+        token: &str,
+        offset: u64,
+        hash_state: &[u8],
+    ) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "UPDATE uploads SET byte_offset = ?3, hash_state = ?4, lease_token = NULL, lease_until = NULL \
+             WHERE id = ?1 AND lease_token = ?2",
+        )
+        .bind(id)
+        .bind(token)
+        .bind(to_sql(offset, "upload offset")?)
+        .bind(hash_state)
+        .execute(&self.writer)
+        .await
+        .map_err(failed(format!("recording progress of upload {id}")))?;
+        lease_held(done.rows_affected(), id, "recording progress of upload")
+    }
+
+    /// Releases the lease if still held under `token`; a lease already lost is left alone.
+    pub(crate) async fn release_lease(&self, id: &str, token: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE uploads SET lease_token = NULL, lease_until = NULL WHERE id = ?1 AND lease_token = ?2",
+        )
+        .bind(id)
+        .bind(token)
+        .execute(&self.writer)
+        .await
+        .map_err(failed(format!("releasing the lease of upload {id}")))?;
+        Ok(())
+    }
+
+    /// Deletes session `id`; false when it did not exist.
+    pub(crate) async fn remove_upload(&self, id: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM uploads WHERE id = ?1")
+            .bind(id)
+            .execute(&self.writer)
+            .await
+            .map_err(failed(format!("deleting upload {id}")))?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Deletes session `id` (when given) and links the finished blob, in one transaction.
+    pub(crate) async fn finish_upload(
+        &self,
+        id: Option<&str>,
+        repo: &RepoName,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        if let Some(id) = id {
+            sqlx::query("DELETE FROM uploads WHERE id = ?1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(failed(format!("deleting finished upload {id}")))?;
+        }
+        link_in(&mut tx, repo.as_str(), digest, size).await?;
+        tx.commit()
+            .await
+            .map_err(failed(format!("completing upload of {digest} to {repo}")))
+    }
+}
+
+/// Ok when a statement guarded by a lease token changed the row; [`LeaseLost`] otherwise.
+fn lease_held(rows_affected: u64, id: &str, doing: &str) -> Result<(), StoreError> {
+    if rows_affected > 0 {
+        Ok(())
+    } else {
+        Err(StoreError::new(
+            format!("{doing} {id}"),
+            LeaseLost {
+                upload_id: id.to_owned(),
+            },
+        ))
+    }
+}

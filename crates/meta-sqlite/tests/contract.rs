@@ -1,0 +1,547 @@
+//! The MetadataStore contract, exercised against a fresh SQLite database per test.
+
+use berth_core::ports::{Lease, MetadataStore, NewManifest, PutManifestOutcome, UploadSession};
+use berth_core::{Digest, RepoName, Tag};
+use berth_meta_sqlite::{LeaseLost, SqliteMetadataStore};
+use bytes::Bytes;
+use tempfile::TempDir;
+
+async fn store() -> (TempDir, SqliteMetadataStore) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = SqliteMetadataStore::open(&dir.path().join("meta.db"))
+        .await
+        .expect("open");
+    (dir, store)
+}
+
+fn repo(name: &str) -> RepoName {
+    name.parse().expect("repo name")
+}
+
+fn tag(name: &str) -> Tag {
+    name.parse().expect("tag")
+}
+
+fn digest(seed: &str) -> Digest {
+    Digest::sha256(seed.as_bytes())
+}
+
+fn manifest(body: &str) -> NewManifest {
+    let content = Bytes::from(body.to_owned());
+    NewManifest {
+        digest: Digest::sha256(&content),
+        media_type: "application/vnd.oci.image.manifest.v1+json".to_owned(),
+        content,
+        artifact_type: None,
+        subject: None,
+        blobs: vec![digest("config"), digest("layer")],
+        children: Vec::new(),
+        annotations: None,
+    }
+}
+
+fn session(id: &str, repo_name: &str) -> UploadSession {
+    UploadSession {
+        id: id.to_owned(),
+        repo: repo(repo_name),
+        offset: 0,
+        hash_state: Vec::new(),
+        started_at: 1_000,
+    }
+}
+
+#[tokio::test]
+async fn blobs_are_linked_per_repository() {
+    let (_dir, s) = store().await;
+    let (a, b) = (repo("acme/a"), repo("acme/b"));
+    let (d1, d2, d3) = (digest("1"), digest("2"), digest("3"));
+    assert!(!s.repository_exists(&a).await.unwrap());
+    assert_eq!(s.linked_blob_size(&a, &d1).await.unwrap(), None);
+
+    s.link_blob(&a, &d1, 10).await.unwrap();
+    s.link_blob(&a, &d1, 10).await.unwrap(); // idempotent
+    s.link_blob(&a, &d2, 20).await.unwrap();
+    assert!(s.repository_exists(&a).await.unwrap());
+    assert_eq!(s.linked_blob_size(&a, &d1).await.unwrap(), Some(10));
+    assert_eq!(
+        s.linked_blob_size(&b, &d1).await.unwrap(),
+        None,
+        "links are per repository"
+    );
+
+    let wanted = [d3.clone(), d1.clone(), d2.clone(), d3.clone()];
+    assert_eq!(
+        s.missing_blobs(&a, &wanted).await.unwrap(),
+        vec![d3.clone(), d3.clone()]
+    );
+    assert_eq!(
+        s.missing_blobs(&b, &[d2.clone(), d1.clone()])
+            .await
+            .unwrap(),
+        vec![d2.clone(), d1.clone()]
+    );
+    assert!(s.missing_blobs(&a, &[]).await.unwrap().is_empty());
+
+    assert!(s.unlink_blob(&a, &d1).await.unwrap());
+    assert!(!s.unlink_blob(&a, &d1).await.unwrap());
+    assert!(!s.unlink_blob(&b, &d1).await.unwrap());
+    assert_eq!(s.linked_blob_size(&a, &d1).await.unwrap(), None);
+    assert_eq!(s.linked_blob_size(&a, &d2).await.unwrap(), Some(20));
+}
+
+#[tokio::test]
+async fn leases_exclude_and_expire() {
+    let (_dir, s) = store().await;
+    let r = repo("acme/up");
+    s.create_upload(&session("u1", "acme/up")).await.unwrap();
+    assert_eq!(
+        s.get_upload(&r, "u1").await.unwrap(),
+        Some(session("u1", "acme/up"))
+    );
+    assert_eq!(s.get_upload(&repo("other"), "u1").await.unwrap(), None);
+    assert!(
+        !s.repository_exists(&r).await.unwrap(),
+        "an upload alone creates no repository"
+    );
+
+    let Lease::Granted(got) = s.lease_upload(&r, "u1", "t1", 100, 200).await.unwrap() else {
+        panic!("first lease must be granted");
+    };
+    assert_eq!(got, session("u1", "acme/up"));
+    assert_eq!(
+        s.lease_upload(&r, "u1", "t2", 150, 250).await.unwrap(),
+        Lease::Busy
+    );
+    assert_eq!(
+        s.lease_upload(&repo("other"), "u1", "t2", 150, 250)
+            .await
+            .unwrap(),
+        Lease::Missing
+    );
+    assert_eq!(
+        s.lease_upload(&r, "nope", "t2", 150, 250).await.unwrap(),
+        Lease::Missing
+    );
+
+    s.renew_upload_lease("u1", "t1", 300).await.unwrap();
+    assert_eq!(
+        s.lease_upload(&r, "u1", "t2", 250, 400).await.unwrap(),
+        Lease::Busy
+    );
+    // Once the lease's time has passed another request takes it, and the old holder is out.
+    assert!(matches!(
+        s.lease_upload(&r, "u1", "t2", 301, 400).await.unwrap(),
+        Lease::Granted(_)
+    ));
+    assert!(s.renew_upload_lease("u1", "t1", 500).await.is_err());
+    let err = s.advance_upload("u1", "t1", 5, b"stale").await.unwrap_err();
+    assert!(err.source.downcast_ref::<LeaseLost>().is_some(), "{err}");
+
+    // The holder records progress, which releases the lease.
+    s.advance_upload("u1", "t2", 42, b"state").await.unwrap();
+    let Lease::Granted(got) = s.lease_upload(&r, "u1", "t3", 302, 400).await.unwrap() else {
+        panic!("advance must release the lease");
+    };
+    assert_eq!((got.offset, got.hash_state.as_slice()), (42, &b"state"[..]));
+
+    // Releasing under a wrong token does nothing; under the right one frees the lease.
+    s.release_upload("u1", "wrong").await.unwrap();
+    assert_eq!(
+        s.lease_upload(&r, "u1", "t4", 303, 400).await.unwrap(),
+        Lease::Busy
+    );
+    s.release_upload("u1", "t3").await.unwrap();
+    assert!(matches!(
+        s.lease_upload(&r, "u1", "t4", 303, 400).await.unwrap(),
+        Lease::Granted(_)
+    ));
+
+    assert!(s.delete_upload("u1").await.unwrap());
+    assert!(!s.delete_upload("u1").await.unwrap());
+    assert_eq!(
+        s.lease_upload(&r, "u1", "t5", 304, 400).await.unwrap(),
+        Lease::Missing
+    );
+}
+
+#[tokio::test]
+async fn concurrent_lease_requests_grant_one() {
+    let (_dir, s) = store().await;
+    let r = repo("acme/race");
+    s.create_upload(&session("u", "acme/race")).await.unwrap();
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let (s, r) = (s.clone(), r.clone());
+            tokio::spawn(async move { s.lease_upload(&r, "u", &format!("t{i}"), 0, 10_000).await })
+        })
+        .collect();
+    let mut granted = 0;
+    for task in tasks {
+        match task.await.unwrap().unwrap() {
+            Lease::Granted(_) => granted += 1,
+            Lease::Busy => {}
+            Lease::Missing => panic!("upload exists"),
+        }
+    }
+    assert_eq!(granted, 1);
+}
+
+#[tokio::test]
+async fn complete_upload_removes_session_and_links_blob() {
+    let (_dir, s) = store().await;
+    let r = repo("acme/done");
+    let d = digest("blob");
+    s.create_upload(&session("u", "acme/done")).await.unwrap();
+    s.complete_upload(Some("u"), &r, &d, 1234).await.unwrap();
+    assert_eq!(s.get_upload(&r, "u").await.unwrap(), None);
+    assert!(!s.delete_upload("u").await.unwrap());
+    assert_eq!(s.linked_blob_size(&r, &d).await.unwrap(), Some(1234));
+    assert!(s.repository_exists(&r).await.unwrap());
+
+    // A monolithic push has no session.
+    let other = repo("acme/mono");
+    s.complete_upload(None, &other, &d, 1234).await.unwrap();
+    assert_eq!(s.linked_blob_size(&other, &d).await.unwrap(), Some(1234));
+}
+
+#[tokio::test]
+async fn manifests_by_tag_and_digest() {
+    let (_dir, s) = store().await;
+    let r = repo("acme/app");
+    let (v1, v2) = (manifest("one"), manifest("two"));
+    let latest = tag("latest");
+
+    assert_eq!(
+        s.put_manifest(&r, &v1, Some(&latest)).await.unwrap(),
+        PutManifestOutcome::Stored
+    );
+    let got = s
+        .manifest_by_tag(&r, &latest)
+        .await
+        .unwrap()
+        .expect("tagged");
+    assert_eq!(
+        (got.digest, got.content),
+        (v1.digest.clone(), v1.content.clone())
+    );
+    assert_eq!(got.media_type, v1.media_type);
+    let got = s
+        .manifest_by_digest(&r, &v1.digest)
+        .await
+        .unwrap()
+        .expect("by digest");
+    assert_eq!(got.content, v1.content);
+    assert!(
+        s.manifest_by_digest(&repo("acme/other"), &v1.digest)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(s.manifest_by_tag(&r, &tag("nope")).await.unwrap().is_none());
+
+    // Same digest again: no error; the tag moves when pushed again.
+    assert_eq!(
+        s.put_manifest(&r, &v1, None).await.unwrap(),
+        PutManifestOutcome::Stored
+    );
+    s.put_manifest(&r, &v2, Some(&latest)).await.unwrap();
+    assert_eq!(
+        s.manifest_by_tag(&r, &latest)
+            .await
+            .unwrap()
+            .unwrap()
+            .digest,
+        v2.digest
+    );
+    s.put_manifest(&r, &v1, Some(&tag("old"))).await.unwrap();
+
+    assert!(s.delete_tag(&r, &tag("old")).await.unwrap());
+    assert!(!s.delete_tag(&r, &tag("old")).await.unwrap());
+    assert!(
+        s.manifest_by_digest(&r, &v1.digest)
+            .await
+            .unwrap()
+            .is_some(),
+        "tag delete keeps manifest"
+    );
+}
+
+#[tokio::test]
+async fn deleting_a_manifest_deletes_its_tags() {
+    let (_dir, s) = store().await;
+    let r = repo("acme/app");
+    let m = manifest("m");
+    s.put_manifest(&r, &m, Some(&tag("a"))).await.unwrap();
+    s.put_manifest(&r, &m, Some(&tag("b"))).await.unwrap();
+    s.put_manifest(&r, &manifest("keep"), Some(&tag("c")))
+        .await
+        .unwrap();
+
+    assert!(s.delete_manifest(&r, &m.digest).await.unwrap());
+    assert!(!s.delete_manifest(&r, &m.digest).await.unwrap());
+    assert!(
+        !s.delete_manifest(&repo("acme/none"), &m.digest)
+            .await
+            .unwrap()
+    );
+    assert!(s.manifest_by_digest(&r, &m.digest).await.unwrap().is_none());
+    assert!(s.manifest_by_tag(&r, &tag("a")).await.unwrap().is_none());
+    assert_eq!(
+        s.list_tags(&r, None, usize::MAX).await.unwrap(),
+        Some(vec!["c".to_owned()])
+    );
+
+    // Pushing it again works: nothing of the old manifest lingers.
+    s.put_manifest(&r, &m, Some(&tag("a"))).await.unwrap();
+    assert!(s.manifest_by_tag(&r, &tag("a")).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn index_with_missing_child_stores_nothing() {
+    let (_dir, s) = store().await;
+    let r = repo("acme/multi");
+    let child = manifest("amd64");
+    let mut index = manifest("index");
+    index.media_type = "application/vnd.oci.image.index.v1+json".to_owned();
+    index.blobs = Vec::new();
+    index.children = vec![child.digest.clone(), digest("arm64")];
+
+    let outcome = s
+        .put_manifest(&r, &index, Some(&tag("latest")))
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome,
+        PutManifestOutcome::MissingChild(child.digest.clone())
+    );
+    assert!(
+        !s.repository_exists(&r).await.unwrap(),
+        "not even the repository is created"
+    );
+
+    s.put_manifest(&r, &child, None).await.unwrap();
+    let outcome = s
+        .put_manifest(&r, &index, Some(&tag("latest")))
+        .await
+        .unwrap();
+    assert_eq!(outcome, PutManifestOutcome::MissingChild(digest("arm64")));
+    assert!(
+        s.manifest_by_digest(&r, &index.digest)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        s.manifest_by_tag(&r, &tag("latest"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(s.list_tags(&r, None, 10).await.unwrap(), Some(Vec::new()));
+
+    index.children.pop();
+    assert_eq!(
+        s.put_manifest(&r, &index, Some(&tag("latest")))
+            .await
+            .unwrap(),
+        PutManifestOutcome::Stored
+    );
+    assert_eq!(
+        s.manifest_by_tag(&r, &tag("latest"))
+            .await
+            .unwrap()
+            .unwrap()
+            .digest,
+        index.digest
+    );
+    // Children must be in the same repository.
+    let other = repo("acme/elsewhere");
+    assert_eq!(
+        s.put_manifest(&other, &index, None).await.unwrap(),
+        PutManifestOutcome::MissingChild(child.digest.clone())
+    );
+}
+
+#[tokio::test]
+async fn tags_paginate_in_byte_order() {
+    let (_dir, s) = store().await;
+    let r = repo("acme/tags");
+    assert_eq!(s.list_tags(&r, None, 10).await.unwrap(), None);
+    let m = manifest("m");
+    for t in ["v2", "B", "v10", "a", "v1"] {
+        s.put_manifest(&r, &m, Some(&tag(t))).await.unwrap();
+    }
+    let all = s.list_tags(&r, None, usize::MAX).await.unwrap().unwrap();
+    assert_eq!(all, ["B", "a", "v1", "v10", "v2"]);
+    assert_eq!(s.list_tags(&r, None, 2).await.unwrap().unwrap(), ["B", "a"]);
+    assert_eq!(
+        s.list_tags(&r, Some("a"), 2).await.unwrap().unwrap(),
+        ["v1", "v10"]
+    );
+    assert_eq!(
+        s.list_tags(&r, Some("v10"), 2).await.unwrap().unwrap(),
+        ["v2"]
+    );
+    assert_eq!(
+        s.list_tags(&r, Some("v2"), 2).await.unwrap().unwrap(),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        s.list_tags(&r, Some("c"), usize::MAX)
+            .await
+            .unwrap()
+            .unwrap(),
+        ["v1", "v10", "v2"]
+    );
+    assert_eq!(
+        s.list_tags(&r, None, 0).await.unwrap().unwrap(),
+        Vec::<String>::new()
+    );
+}
+
+#[tokio::test]
+async fn repositories_paginate() {
+    let (_dir, s) = store().await;
+    assert!(s.list_repositories(None, 10).await.unwrap().is_empty());
+    for name in ["b/x", "a", "b", "c/d/e"] {
+        s.link_blob(&repo(name), &digest("d"), 1).await.unwrap();
+    }
+    assert_eq!(
+        s.list_repositories(None, usize::MAX).await.unwrap(),
+        ["a", "b", "b/x", "c/d/e"]
+    );
+    assert_eq!(s.list_repositories(None, 2).await.unwrap(), ["a", "b"]);
+    assert_eq!(
+        s.list_repositories(Some("b"), 2).await.unwrap(),
+        ["b/x", "c/d/e"]
+    );
+    assert!(
+        s.list_repositories(Some("c/d/e"), 2)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn referrers_filter_by_subject_and_artifact_type() {
+    let (_dir, s) = store().await;
+    let r = repo("acme/signed");
+    let image = manifest("image");
+    s.put_manifest(&r, &image, Some(&tag("v1"))).await.unwrap();
+    let mut sig = manifest("signature");
+    sig.subject = Some(image.digest.clone());
+    sig.artifact_type = Some("application/vnd.example.sig".to_owned());
+    sig.annotations = Some(r#"{"org.example":"yes"}"#.to_owned());
+    let mut sbom = manifest("sbom document");
+    sbom.subject = Some(image.digest.clone());
+    sbom.artifact_type = Some("application/spdx+json".to_owned());
+    let mut unrelated = manifest("unrelated");
+    unrelated.subject = Some(digest("other image"));
+    for m in [&sig, &sbom, &unrelated] {
+        s.put_manifest(&r, m, None).await.unwrap();
+    }
+
+    let all = s.list_referrers(&r, &image.digest, None).await.unwrap();
+    let mut expected = vec![sig.digest.clone(), sbom.digest.clone()];
+    expected.sort();
+    assert_eq!(
+        all.iter().map(|x| x.digest.clone()).collect::<Vec<_>>(),
+        expected
+    );
+
+    let sigs = s
+        .list_referrers(&r, &image.digest, Some("application/vnd.example.sig"))
+        .await
+        .unwrap();
+    assert_eq!(sigs.len(), 1);
+    let found = &sigs[0];
+    assert_eq!(found.digest, sig.digest);
+    assert_eq!(found.size, sig.content.len() as u64);
+    assert_eq!(found.media_type, sig.media_type);
+    assert_eq!(found.artifact_type, sig.artifact_type);
+    assert_eq!(found.annotations, sig.annotations);
+
+    assert!(
+        s.list_referrers(&r, &image.digest, Some("text/plain"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        s.list_referrers(&repo("acme/none"), &image.digest, None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn data_survives_reopening() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("nested.db");
+    let r = repo("acme/durable");
+    let m = manifest("durable");
+    {
+        let s = SqliteMetadataStore::open(&path).await.unwrap();
+        s.link_blob(&r, &digest("layer"), 77).await.unwrap();
+        s.put_manifest(&r, &m, Some(&tag("stable"))).await.unwrap();
+        s.create_upload(&session("u", "acme/durable"))
+            .await
+            .unwrap();
+        s.advance_upload("u", "none", 1, b"x").await.unwrap_err();
+        assert!(matches!(
+            s.lease_upload(&r, "u", "t", 0, i64::MAX).await.unwrap(),
+            Lease::Granted(_)
+        ));
+        s.close().await;
+    }
+    let s = SqliteMetadataStore::open(&path).await.unwrap();
+    assert_eq!(
+        s.linked_blob_size(&r, &digest("layer")).await.unwrap(),
+        Some(77)
+    );
+    assert_eq!(
+        s.manifest_by_tag(&r, &tag("stable"))
+            .await
+            .unwrap()
+            .unwrap()
+            .content,
+        m.content
+    );
+    // The process that held the lease is gone, so reopening frees it.
+    assert!(matches!(
+        s.lease_upload(&r, "u", "t2", 0, 10).await.unwrap(),
+        Lease::Granted(_)
+    ));
+}
+
+#[tokio::test]
+async fn schema_forbids_tags_on_missing_manifests() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("meta.db");
+    let s = SqliteMetadataStore::open(&path).await.unwrap();
+    let r = repo("acme/fk");
+    let m = manifest("m");
+    s.put_manifest(&r, &m, Some(&tag("t"))).await.unwrap();
+    s.close().await;
+
+    // Straight to the file, past the store: the foreign key holds whatever code writes.
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&path)
+        .foreign_keys(true);
+    let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+    let dangling = sqlx::query("INSERT INTO tags (repository_id, name, digest, updated_at) SELECT id, 'x', 'sha256:00', 0 FROM repositories")
+        .execute(&pool)
+        .await;
+    assert!(
+        dangling.is_err(),
+        "a tag cannot point at a missing manifest"
+    );
+    let orphaning = sqlx::query("DELETE FROM manifests").execute(&pool).await;
+    assert!(
+        orphaning.is_err(),
+        "a tagged manifest cannot be deleted without its tags"
+    );
+    pool.close().await;
+}
