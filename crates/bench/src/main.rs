@@ -1,1 +1,217 @@
-fn main() {}
+//! `berth-bench`: throughput, latency and memory of Berth side by side with CNCF Distribution
+//! (`docker-registry`), under the same load, one server after the other. It is not a test: it
+//! prints figures. It speaks only the OCI distribution HTTP API (v1.1), so it works against any
+//! registry.
+//!
+//! For each server it starts a fresh instance on a free local port with an empty temporary data
+//! directory, then runs these phases, printing each phase's rate and the server's peak RSS
+//! (`VmHWM`, reset through `/proc/<pid>/clear_refs` before the phase):
+//!
+//! a. **monolithic push**: each of 4 clients pushes its own 256 MiB blob to `bench/mono` as
+//!    `POST /v2/<name>/blobs/uploads/` then one `PUT <location>?digest=` with the whole body
+//!    (MiB/s over the phase's wall time);
+//! b. **chunked push**: the same with other blobs to `bench/chunked`, as 8 MiB `PATCH`es with
+//!    `Content-Range`, following each `Location`, then `PUT ?digest=` without a body;
+//! c. **pull**: each client GETs one blob per round, 2 rounds (mono then chunked), 2 GiB in all;
+//! d. **small images push**: 200 one-layer images (~1 KiB layer, config, OCI manifest by tag) to
+//!    `bench/small` (images/s);
+//! e. **manifest GET**: for 10 s, each client GETs the 200 tags' manifests round-robin
+//!    (req/s, p50 and p99 latency).
+//!
+//! Then it prints a table of both servers with a ratio column (above 1 = Berth better).
+//! Payloads are generated and hashed before any clock starts; the client sends `Bytes` slices
+//! without copying and counts response bytes without hashing, so it stays cheap beside the
+//! server on the same machine.
+//!
+//! Run it with:
+//!
+//! ```text
+//! cargo build --release -p berth -p berth-bench && target/release/berth-bench
+//! ```
+//!
+//! Quick run: `target/release/berth-bench --size-mib 64 --seconds 3`; one server only:
+//! `--only berth` or `--only distribution` (or `--skip-distribution`).
+
+mod oci;
+mod payload;
+mod phases;
+mod report;
+mod server;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, ensure};
+use clap::{Parser, ValueEnum};
+
+use phases::Load;
+use report::ServerFigures;
+use server::Server;
+
+/// Benchmark Berth against CNCF Distribution over the OCI distribution API.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// The `berth` executable (default: `berth` next to this executable).
+    #[arg(long)]
+    berth_bin: Option<PathBuf>,
+    /// The Distribution executable.
+    #[arg(long, default_value = "/usr/bin/docker-registry")]
+    distribution_bin: PathBuf,
+    /// Benchmark only this server.
+    #[arg(long, value_enum)]
+    only: Option<Which>,
+    /// Benchmark Berth alone (same as `--only berth`).
+    #[arg(long)]
+    skip_distribution: bool,
+    /// Size of each large blob, in MiB.
+    #[arg(long, default_value_t = 256)]
+    size_mib: usize,
+    /// Size of each `PATCH` of the chunked push, in MiB.
+    #[arg(long, default_value_t = 8)]
+    chunk_mib: usize,
+    /// Concurrent clients in every phase.
+    #[arg(long, default_value_t = 4)]
+    clients: usize,
+    /// Small images pushed (and tags read by the manifest-GET phase).
+    #[arg(long, default_value_t = 200)]
+    images: usize,
+    /// Duration of the manifest-GET phase, in seconds.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Rounds of the pull phase (each client pulls one large blob per round).
+    #[arg(long, default_value_t = 2)]
+    pull_rounds: usize,
+}
+
+/// A server to benchmark.
+#[derive(Clone, Copy, PartialEq, ValueEnum)]
+enum Which {
+    /// Berth, from `--berth-bin`.
+    Berth,
+    /// CNCF Distribution, from `--distribution-bin`.
+    Distribution,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    ensure!(
+        cli.size_mib > 0 && cli.chunk_mib > 0,
+        "--size-mib and --chunk-mib must be positive"
+    );
+    ensure!(
+        cli.clients > 0 && cli.images > 0,
+        "--clients and --images must be positive"
+    );
+    let mut servers = match cli.only {
+        Some(which) => vec![which],
+        None => vec![Which::Berth, Which::Distribution],
+    };
+    if cli.skip_distribution {
+        servers.retain(|which| *which != Which::Distribution);
+    }
+    ensure!(
+        !servers.is_empty(),
+        "--skip-distribution with --only distribution leaves nothing to run"
+    );
+    let berth_bin = match &cli.berth_bin {
+        Some(path) => path.clone(),
+        None => std::env::current_exe()?.with_file_name("berth"),
+    };
+    if servers.contains(&Which::Berth) {
+        ensure!(
+            berth_bin.is_file(),
+            "no berth executable at {} (build it with `cargo build --release -p berth` or pass --berth-bin)",
+            berth_bin.display()
+        );
+    }
+
+    if let Ok(loadavg) = std::fs::read_to_string("/proc/loadavg") {
+        // Other work on the machine skews every figure; say how busy it was.
+        let recent: Vec<&str> = loadavg.split_whitespace().take(3).collect();
+        println!("load average before the run: {}", recent.join(" "));
+    }
+    let prepared = Instant::now();
+    let size = cli.size_mib * 1024 * 1024;
+    let payloads = Payloads {
+        monolithic: payload::random_blobs(cli.clients, size, 0),
+        chunked: payload::random_blobs(cli.clients, size, 1_000),
+        images: Arc::new(payload::small_images(cli.images)),
+    };
+    println!(
+        "payloads ready in {:.1} s: {} clients × {} MiB blobs, {} small images",
+        prepared.elapsed().as_secs_f64(),
+        cli.clients,
+        cli.size_mib,
+        cli.images
+    );
+    let load = Load {
+        clients: cli.clients,
+        chunk_size: cli.chunk_mib * 1024 * 1024,
+        pull_rounds: cli.pull_rounds,
+        manifest_duration: Duration::from_secs(cli.seconds),
+    };
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let mut runs = Vec::new();
+    for which in servers {
+        let server = match which {
+            Which::Berth => Server::start_berth(&berth_bin)?,
+            Which::Distribution => Server::start_distribution(&cli.distribution_bin)?,
+        };
+        println!("\n{} at {}:", server.name, server.base);
+        let figures = runtime.block_on(async {
+            tokio::select! {
+                figures = run_phases(&server, &payloads, &load) => figures,
+                _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+            }
+        })?;
+        runs.push(figures);
+        // Dropping the server here kills it and removes its data before the next one starts.
+    }
+    report::print_table(&runs);
+    Ok(())
+}
+
+/// The data every server receives, generated and hashed once.
+struct Payloads {
+    /// One large blob per client for the monolithic push.
+    monolithic: Vec<payload::Blob>,
+    /// One other large blob per client for the chunked push.
+    chunked: Vec<payload::Blob>,
+    /// The small images.
+    images: Arc<Vec<payload::SmallImage>>,
+}
+
+/// Runs phases a to e against `server`.
+async fn run_phases(
+    server: &Server,
+    payloads: &Payloads,
+    load: &Load,
+) -> anyhow::Result<ServerFigures> {
+    let monolithic = phases::push_monolithic(server, &payloads.monolithic).await?;
+    let chunked = phases::push_chunked(server, &payloads.chunked, load).await?;
+    let pull = phases::pull(server, &payloads.monolithic, &payloads.chunked, load).await?;
+    let small = phases::push_small_images(server, &payloads.images, load).await?;
+    let tags = Arc::new(
+        payloads
+            .images
+            .iter()
+            .map(|image| image.tag.clone())
+            .collect(),
+    );
+    let manifests = phases::get_manifests(server, &tags, load)
+        .await
+        .context("manifest GET phase")?;
+    Ok(ServerFigures {
+        name: server.name,
+        monolithic,
+        chunked,
+        pull,
+        small,
+        manifests,
+    })
+}

@@ -1,1 +1,102 @@
-fn main() {}
+//! `berth`: the registry binary. Parses the command line, loads configuration, opens the
+//! stores, and serves until SIGTERM or ctrl-c (requests in flight finish first).
+
+mod config;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use berth_core::registry::Registry;
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+use config::{Config, Overrides};
+
+/// Berth: a self-hosted OCI container registry.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the registry. With no flags: 127.0.0.1:5000, state under ./berth-data.
+    Serve {
+        /// Address to listen on, e.g. 0.0.0.0:5000 (port 0 picks a free port).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// Directory for all state (SQLite metadata and blobs).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Configuration file (default: ./berth.toml when present).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve {
+            listen,
+            data_dir,
+            config,
+        } => {
+            let config = Config::load(config.as_deref(), Overrides { listen, data_dir })?;
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?
+                .block_on(serve(config))
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_new(&config.log).context("invalid log filter")?)
+        .with_writer(std::io::stderr)
+        .init();
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+    let meta =
+        berth_meta_sqlite::SqliteMetadataStore::open(&config.data_dir.join("metadata.sqlite"))
+            .await
+            .context("opening the metadata database")?;
+    let blobs =
+        berth_blob::FsBlobStore::open(&config.data_dir).context("opening the blob store")?;
+    let registry = Registry::new(Arc::new(meta), Arc::new(blobs));
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("listening on {}", config.listen))?;
+    // Tests and scripts read this line to learn the port when listening on port 0.
+    eprintln!("berth listening on http://{}", listener.local_addr()?);
+    tracing::info!(data_dir = %config.data_dir.display(), "serving");
+    berth_http::serve(listener, registry, shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}

@@ -1,1 +1,145 @@
-//! Placeholder, filled in by its own change.
+//! Berth's filesystem blob store: [`FsBlobStore`] implements [`BlobStore`] over a directory.
+//!
+//! Direction of calls: the registry services call this crate through the port; this crate
+//! calls only `std::fs` (always inside `spawn_blocking`, on long-lived tasks for the data
+//! path), `tokio::fs` for metadata, and tokio channels. It never calls the registry services
+//! or the metadata store, and knows nothing of repositories: blobs are shared by digest.
+//!
+//! Invariants:
+//! - A blob is readable under a digest only once all of its bytes are durable: uploads are
+//!   fsynced, then renamed into place atomically, then the directory is fsynced.
+//! - Bytes under a digest are never rewritten: committing an existing digest drops the upload.
+//! - Every path comes from [`layout`]: digests are lowercase hex, upload ids are checked to be
+//!   `[A-Za-z0-9_-]{1,64}`, so no caller input can name a file outside the root.
+//! - Memory is bounded per stream: a reader or writer holds a few ~1 MiB chunks at most.
+
+mod error;
+mod layout;
+mod reader;
+mod writer;
+
+use std::fs::{self, File};
+use std::io;
+use std::path::Path;
+
+use async_trait::async_trait;
+use berth_core::ports::{BlobStore, ByteStream, StoreResult, UploadWriter};
+use berth_core::{Algorithm, Digest, StoreError};
+
+pub use error::FsBlobError;
+pub use writer::FsUploadWriter;
+
+use layout::Layout;
+
+/// A content-addressed blob store in a local directory:
+/// `<root>/blobs/<algorithm>/<first two hex chars>/<hex>` for blobs and `<root>/uploads/<id>`
+/// for uploads in progress.
+#[derive(Debug, Clone)]
+pub struct FsBlobStore {
+    layout: Layout,
+}
+
+impl FsBlobStore {
+    /// Opens the store rooted at `root`, creating its directories when missing.
+    pub fn open(root: &Path) -> Result<Self, StoreError> {
+        let layout = Layout::new(root);
+        let create = |dir: &Path| {
+            fs::create_dir_all(dir)
+                .map_err(|e| StoreError::new(format!("creating {}", dir.display()), e))
+        };
+        for algorithm in [Algorithm::Sha256, Algorithm::Sha512] {
+            create(&layout.algorithm_dir(algorithm))?;
+        }
+        create(layout.uploads_dir())?;
+        for dir in [root, layout.blobs_dir()] {
+            sync_dir(dir).map_err(|e| StoreError::new(format!("syncing {}", dir.display()), e))?;
+        }
+        Ok(FsBlobStore { layout })
+    }
+
+    fn upload_path(&self, id: &str, doing: &str) -> StoreResult<std::path::PathBuf> {
+        self.layout
+            .upload(id)
+            .map_err(|e| StoreError::new(format!("{doing} upload"), e))
+    }
+}
+
+#[async_trait]
+impl BlobStore for FsBlobStore {
+    async fn stat(&self, digest: &Digest) -> StoreResult<Option<u64>> {
+        match tokio::fs::metadata(self.layout.blob(digest)).await {
+            Ok(meta) => Ok(Some(meta.len())),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(err) => Err(StoreError::new(format!("looking up blob {digest}"), err)),
+        }
+    }
+
+    #[tracing::instrument(level = "debug", skip(self))]
+    async fn read(&self, digest: &Digest, start: u64, end: u64) -> StoreResult<ByteStream> {
+        let what = format!("blob {digest}");
+        reader::read_range(self.layout.blob(digest), start, end, &what).await
+    }
+
+    #[tracing::instrument(level = "debug", skip(self))]
+    async fn upload_writer(&self, id: &str, offset: u64) -> StoreResult<Box<dyn UploadWriter>> {
+        let path = self.upload_path(id, "opening")?;
+        let uploads_dir = self.layout.uploads_dir().to_owned();
+        let writer = FsUploadWriter::open(id, path, uploads_dir, offset).await?;
+        Ok(Box::new(writer))
+    }
+
+    #[tracing::instrument(level = "debug", skip(self))]
+    async fn read_upload(&self, id: &str, len: u64) -> StoreResult<ByteStream> {
+        let path = self.upload_path(id, "reading")?;
+        reader::read_range(path, 0, len, &format!("upload `{id}`")).await
+    }
+
+    #[tracing::instrument(level = "debug", skip(self))]
+    async fn commit_upload(&self, id: &str, digest: &Digest) -> StoreResult<()> {
+        let upload = self.upload_path(id, "committing")?;
+        let blob = self.layout.blob(digest);
+        let context = format!("committing upload `{id}` as blob {digest}");
+        tokio::task::spawn_blocking(move || commit(&upload, &blob))
+            .await
+            .map_err(|e| StoreError::new(context.clone(), e))?
+            .map_err(|e| StoreError::new(context, e))
+    }
+
+    #[tracing::instrument(level = "debug", skip(self))]
+    async fn abort_upload(&self, id: &str) -> StoreResult<()> {
+        let path = self.upload_path(id, "aborting")?;
+        match tokio::fs::remove_file(path).await {
+            Ok(()) => Ok(()),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(err) => Err(StoreError::new(format!("removing upload `{id}`"), err)),
+        }
+    }
+}
+
+/// Moves the upload file to `blob`, durably, unless the blob is already there.
+fn commit(upload: &Path, blob: &Path) -> io::Result<()> {
+    if blob.try_exists()? {
+        // Content addressed: the stored bytes are the same bytes.
+        return match fs::remove_file(upload) {
+            Err(err) if err.kind() != io::ErrorKind::NotFound => Err(err),
+            _ => Ok(()),
+        };
+    }
+    File::open(upload)?.sync_all()?;
+    let shard = blob
+        .parent()
+        .ok_or_else(|| io::Error::other("blob path has no parent"))?;
+    if !shard.is_dir() {
+        fs::create_dir_all(shard)?;
+        if let Some(algorithm_dir) = shard.parent() {
+            sync_dir(algorithm_dir)?;
+        }
+    }
+    fs::rename(upload, blob)?;
+    sync_dir(shard)
+}
+
+/// Makes the entries of `dir` durable.
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}

@@ -1,0 +1,245 @@
+//! The registries under test, as child processes: start Berth or Distribution on a free local
+//! port with a fresh temporary data directory, and read the server's peak memory from `/proc`.
+//!
+//! A [`Server`] owns its child and its directory: dropping it kills the child and removes the
+//! directory, so nothing outlives the benchmark, on success or on error. This module speaks no
+//! HTTP beyond the readiness poll.
+
+use std::collections::VecDeque;
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use tempfile::TempDir;
+
+/// How long a server may take to become ready.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+/// How many of the server's last log lines are kept for error messages.
+const LOG_LINES_KEPT: usize = 20;
+
+/// Clock ticks per second in `/proc/<pid>/stat` (fixed by the Linux ABI).
+const USER_HZ: f64 = 100.0;
+
+/// The last lines a server wrote to stderr, shared with the thread that drains the pipe.
+type RecentLog = Arc<Mutex<VecDeque<String>>>;
+
+/// A running registry: its child process, base URL and data directory.
+pub struct Server {
+    /// Display name ("Berth", "Distribution").
+    pub name: &'static str,
+    /// Base URL without a trailing slash, e.g. `http://127.0.0.1:40123`.
+    pub base: String,
+    child: Child,
+    log: RecentLog,
+    /// Removed when the server is dropped (after the child is killed).
+    _dir: TempDir,
+}
+
+impl Server {
+    /// Starts `berth serve` on port 0 and learns the port from its `listening on` stderr line.
+    pub fn start_berth(bin: &Path) -> anyhow::Result<Server> {
+        let dir = TempDir::with_prefix("berth-bench-berth-")?;
+        let mut child = Command::new(bin)
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path().join("data"))
+            .current_dir(dir.path())
+            .env("BERTH_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?;
+        let log = RecentLog::default();
+        let (found, address) = mpsc::channel();
+        let stderr = child.stderr.take().context("berth stderr")?;
+        drain(stderr, log.clone(), Some(found));
+        let mut server = Server {
+            name: "Berth",
+            base: String::new(),
+            child,
+            log,
+            _dir: dir,
+        };
+        match address.recv_timeout(STARTUP_TIMEOUT) {
+            Ok(base) => server.base = base,
+            Err(_) => {
+                let status = server
+                    .child
+                    .try_wait()?
+                    .map(|status| format!(" ({status})"));
+                let status = status.unwrap_or_default();
+                bail!(
+                    "berth did not print its address{status}:\n{}",
+                    server.recent_log()
+                )
+            }
+        }
+        Ok(server)
+    }
+
+    /// Starts `docker-registry serve` with a generated config on a free port and waits until
+    /// `GET /v2/` answers 200.
+    pub fn start_distribution(bin: &Path) -> anyhow::Result<Server> {
+        let dir = TempDir::with_prefix("berth-bench-distribution-")?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let root = dir.path().join("data");
+        std::fs::create_dir(&root)?;
+        let config = dir.path().join("config.yml");
+        std::fs::write(&config, distribution_config(&root, port))?;
+        let mut child = Command::new(bin)
+            .arg("serve")
+            .arg(&config)
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?;
+        let log = RecentLog::default();
+        drain(
+            child.stderr.take().context("distribution stderr")?,
+            log.clone(),
+            None,
+        );
+        let base = format!("http://127.0.0.1:{port}");
+        let mut server = Server {
+            name: "Distribution",
+            base,
+            child,
+            log,
+            _dir: dir,
+        };
+        server.wait_ready()?;
+        Ok(server)
+    }
+
+    /// Polls `GET /v2/` with a bare HTTP/1.0 request until it answers 200.
+    fn wait_ready(&mut self) -> anyhow::Result<()> {
+        let address = self.base.trim_start_matches("http://").to_owned();
+        let started = Instant::now();
+        while started.elapsed() < STARTUP_TIMEOUT {
+            if let Some(status) = self.child.try_wait()? {
+                bail!("{} exited ({status}):\n{}", self.name, self.recent_log());
+            }
+            if probe_v2(&address).unwrap_or(false) {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        bail!(
+            "{} did not answer GET /v2/:\n{}",
+            self.name,
+            self.recent_log()
+        )
+    }
+
+    /// Resets the server's peak resident set size (`VmHWM`) to its current size.
+    pub fn reset_peak_rss(&self) {
+        let path = format!("/proc/{}/clear_refs", self.child.id());
+        if let Err(error) = std::fs::write(&path, "5") {
+            eprintln!("warning: cannot reset peak RSS ({path}: {error}); figures are since start");
+        }
+    }
+
+    /// The server's peak resident set size since the last reset, in MiB.
+    pub fn peak_rss_mib(&self) -> anyhow::Result<f64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
+        let kib: f64 = status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .context("no VmHWM in /proc/<pid>/status")?
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()?;
+        Ok(kib / 1024.0)
+    }
+
+    /// CPU time (user + system) the server has used since it started, in seconds.
+    pub fn cpu_seconds(&self) -> anyhow::Result<f64> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))?;
+        // Fields after the parenthesised command name start at field 3; utime and stime are
+        // fields 14 and 15, in USER_HZ ticks (100 per second on Linux).
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .context("malformed stat")?
+            .1
+            .split_whitespace()
+            .collect();
+        let ticks: u64 = fields
+            .get(11..13)
+            .context("short stat")?
+            .iter()
+            .map(|f| f.parse::<u64>())
+            .sum::<Result<_, _>>()?;
+        Ok(ticks as f64 / USER_HZ)
+    }
+
+    /// The last lines the server wrote to stderr, for error messages.
+    pub fn recent_log(&self) -> String {
+        let log = self
+            .log
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        log.iter().fold(String::new(), |mut text, line| {
+            let _ = writeln!(text, "  {line}");
+            text
+        })
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Distribution's configuration: filesystem storage under `root`, deletes on, logs quiet.
+fn distribution_config(root: &Path, port: u16) -> String {
+    format!(
+        "version: 0.1\n\
+         log:\n  level: error\n  accesslog:\n    disabled: true\n\
+         storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
+         http:\n  addr: 127.0.0.1:{port}\n",
+        root.display()
+    )
+}
+
+/// Reads `stderr` to its end on a thread, keeping the last lines in `log`. When `found` is
+/// given, sends it the base URL from the first line containing `listening on `.
+fn drain(stderr: impl Read + Send + 'static, log: RecentLog, found: Option<mpsc::Sender<String>>) {
+    std::thread::spawn(move || {
+        let mut found = found;
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(rest) = line.split("listening on ").nth(1)
+                && let Some(sender) = found.take()
+            {
+                let _ = sender.send(rest.trim().trim_end_matches('/').to_owned());
+            }
+            let mut log = log.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            if log.len() == LOG_LINES_KEPT {
+                log.pop_front();
+            }
+            log.push_back(line);
+        }
+    });
+}
+
+/// Whether `GET /v2/` on `address` answers 200 (one short-lived connection).
+fn probe_v2(address: &str) -> std::io::Result<bool> {
+    use std::io::Write as _;
+    let mut stream = std::net::TcpStream::connect(address)?;
+    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+    write!(stream, "GET /v2/ HTTP/1.0\r\nHost: {address}\r\n\r\n")?;
+    let mut status_line = String::new();
+    BufReader::new(stream).read_line(&mut status_line)?;
+    Ok(status_line.split_whitespace().nth(1) == Some("200"))
+}

@@ -1,0 +1,93 @@
+//! Configuration: defaults, then `berth.toml`, then `BERTH_*` environment variables, then
+//! command-line flags — each layer overriding the one before.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// Everything `berth serve` can be told.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address and port to listen on (`BERTH_LISTEN`). Port 0 picks a free port; the chosen
+    /// address is printed on stderr as `berth listening on http://<addr>`.
+    pub listen: SocketAddr,
+    /// Directory holding all state: `metadata.sqlite` and the blob store (`BERTH_DATA_DIR`).
+    pub data_dir: PathBuf,
+    /// Log filter in `tracing` syntax, e.g. `info` or `berth=debug` (`BERTH_LOG`).
+    pub log: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 5000)),
+            data_dir: PathBuf::from("./berth-data"),
+            log: "info".into(),
+        }
+    }
+}
+
+/// Flags given on the command line; `None` leaves the lower layers' value.
+#[derive(Debug, Default, Serialize)]
+pub struct Overrides {
+    /// `--listen`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    /// `--data-dir`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+}
+
+impl Config {
+    /// Loads the layers. `file` is `--config`; without it, `./berth.toml` is read if present.
+    pub fn load(file: Option<&Path>, overrides: Overrides) -> anyhow::Result<Config> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        match file {
+            Some(path) => {
+                anyhow::ensure!(
+                    path.exists(),
+                    "config file {} does not exist",
+                    path.display()
+                );
+                figment = figment.merge(Toml::file(path));
+            }
+            None => figment = figment.merge(Toml::file("berth.toml")),
+        }
+        let config = figment
+            .merge(Env::prefixed("BERTH_"))
+            .merge(Serialized::defaults(overrides))
+            .extract()?;
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's closure signature, not ours
+    fn layers_override_in_order() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "berth.toml",
+                "listen = \"127.0.0.1:6000\"\ndata_dir = \"/from-file\"",
+            )?;
+            jail.set_env("BERTH_DATA_DIR", "/from-env");
+            let config = Config::load(None, Overrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(config.listen.port(), 6000);
+            assert_eq!(config.data_dir, PathBuf::from("/from-env"));
+            let flags = Overrides {
+                data_dir: Some("/from-flag".into()),
+                ..Default::default()
+            };
+            let config = Config::load(None, flags).map_err(|e| e.to_string())?;
+            assert_eq!(config.data_dir, PathBuf::from("/from-flag"));
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,311 @@
+//! Real clients against the real server: skopeo and umoci images in and out, a multi-arch
+//! index per platform, and an upload that survives a server restart.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::{Server, client, digest, have, temp_path};
+use serde_json::{Value, json};
+
+fn run(cmd: &mut Command) -> String {
+    let output = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
+    assert!(
+        output.status.success(),
+        "{cmd:?} failed: {}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn require(tool: &str) {
+    assert!(
+        have(tool),
+        "`{tool}` is not installed; the README's test command installs it (apt-get install -y {tool})"
+    );
+}
+
+fn skopeo(args: &[&str]) -> String {
+    run(Command::new("skopeo")
+        .args(["--insecure-policy"])
+        .args(args))
+}
+
+/// Digest of the manifest a layout's `index.json` tags `tag`.
+fn layout_manifest_digest(layout: &Path, tag: &str) -> String {
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == tag)
+        .unwrap_or_else(|| panic!("no {tag} in {index}"))["digest"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn skopeo_copies_a_umoci_image_in_and_out_unchanged() {
+    require("skopeo");
+    require("umoci");
+    let server = Server::start();
+    let (_keep, dir) = temp_path();
+    let layout = dir.join("src");
+    let layout_arg = layout.to_str().unwrap();
+    run(Command::new("umoci").args(["init", "--layout", layout_arg]));
+    run(Command::new("umoci").args(["new", "--image", &format!("{layout_arg}:v1")]));
+    for (i, size) in [(1, 10_000usize), (2, 300_000), (3, 2_000_000)] {
+        let file = dir.join(format!("file{i}"));
+        std::fs::write(
+            &file,
+            (0..size).map(|b| (b * 31 % 251) as u8).collect::<Vec<u8>>(),
+        )
+        .unwrap();
+        run(Command::new("umoci")
+            .args(["insert", "--image", &format!("{layout_arg}:v1")])
+            .arg(&file)
+            .arg(format!("/file{i}")));
+    }
+    let pushed = layout_manifest_digest(&layout, "v1");
+
+    let remote = format!("docker://{}/acme/tools/umoci-image:v1", server.host);
+    skopeo(&[
+        "copy",
+        "--dest-tls-verify=false",
+        &format!("oci:{layout_arg}:v1"),
+        &remote,
+    ]);
+    let inspected: Value =
+        serde_json::from_str(&skopeo(&["inspect", "--tls-verify=false", &remote])).unwrap();
+    assert_eq!(
+        inspected["Digest"], pushed,
+        "registry serves the manifest under the pushed digest"
+    );
+    assert_eq!(inspected["Layers"].as_array().unwrap().len(), 3);
+
+    let out = dir.join("out");
+    let out_arg = format!("oci:{}:v1", out.to_str().unwrap());
+    skopeo(&["copy", "--src-tls-verify=false", &remote, &out_arg]);
+    assert_eq!(
+        layout_manifest_digest(&out, "v1"),
+        pushed,
+        "pulled manifest is byte-identical"
+    );
+    for entry in std::fs::read_dir(out.join("blobs/sha256")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+        assert_eq!(
+            digest(&std::fs::read(&path).unwrap()),
+            format!("sha256:{name}")
+        );
+        assert!(
+            layout.join("blobs/sha256").join(&name).exists(),
+            "blob {name} came from the source"
+        );
+    }
+}
+
+/// Writes a blob into an OCI layout and returns its descriptor.
+fn layout_blob(layout: &Path, media_type: &str, bytes: &[u8]) -> Value {
+    let d = digest(bytes);
+    std::fs::write(layout.join("blobs/sha256").join(&d[7..]), bytes).unwrap();
+    json!({"mediaType": media_type, "digest": d, "size": bytes.len()})
+}
+
+#[test]
+fn multi_arch_index_is_pushed_and_pulled_per_platform() {
+    require("skopeo");
+    let server = Server::start();
+    let (_keep, dir) = temp_path();
+    let layout = dir.join("multi");
+    std::fs::create_dir_all(layout.join("blobs/sha256")).unwrap();
+    std::fs::write(
+        layout.join("oci-layout"),
+        r#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
+    let mut children = Vec::new();
+    for arch in ["amd64", "arm64"] {
+        let layer = layout_blob(
+            &layout,
+            "application/vnd.oci.image.layer.v1.tar",
+            format!("layer for {arch}").repeat(1000).as_bytes(),
+        );
+        let config = json!({"architecture": arch, "os": "linux", "rootfs": {"type": "layers", "diff_ids": [layer["digest"]]}});
+        let config = layout_blob(
+            &layout,
+            "application/vnd.oci.image.config.v1+json",
+            config.to_string().as_bytes(),
+        );
+        let manifest = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json", "config": config, "layers": [layer]});
+        let mut descriptor = layout_blob(
+            &layout,
+            "application/vnd.oci.image.manifest.v1+json",
+            manifest.to_string().as_bytes(),
+        );
+        descriptor["platform"] = json!({"architecture": arch, "os": "linux"});
+        children.push(descriptor);
+    }
+    let index = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": children,
+        "annotations": {"org.opencontainers.image.description": "two platforms"}});
+    let mut index_descriptor = layout_blob(
+        &layout,
+        "application/vnd.oci.image.index.v1+json",
+        index.to_string().as_bytes(),
+    );
+    index_descriptor["annotations"] = json!({"org.opencontainers.image.ref.name": "v1"});
+    std::fs::write(
+        layout.join("index.json"),
+        json!({"schemaVersion": 2, "manifests": [index_descriptor]}).to_string(),
+    )
+    .unwrap();
+
+    let remote = format!("docker://{}/acme/multi:v1", server.host);
+    skopeo(&[
+        "copy",
+        "--all",
+        "--dest-tls-verify=false",
+        &format!("oci:{}:v1", layout.display()),
+        &remote,
+    ]);
+    // skopeo compresses the uncompressed layers on the way, so it rewrites the children and
+    // the index; what the registry holds is what skopeo pushed, read back here.
+    let raw = skopeo(&["inspect", "--raw", "--tls-verify=false", &remote]);
+    let stored: Value = serde_json::from_str(&raw).unwrap();
+    assert_eq!(
+        stored["mediaType"],
+        "application/vnd.oci.image.index.v1+json"
+    );
+    let stored_children = stored["manifests"].as_array().unwrap();
+    assert_eq!(stored_children.len(), 2);
+
+    for arch in ["amd64", "arm64"] {
+        let child = stored_children
+            .iter()
+            .find(|c| c["platform"]["architecture"] == arch)
+            .unwrap_or_else(|| panic!("no {arch} in {stored}"));
+        let out = dir.join(format!("out-{arch}"));
+        skopeo(&[
+            "--override-arch",
+            arch,
+            "--override-os",
+            "linux",
+            "copy",
+            "--src-tls-verify=false",
+            &remote,
+            &format!("oci:{}:x", out.display()),
+        ]);
+        assert_eq!(
+            layout_manifest_digest(&out, "x"),
+            child["digest"].as_str().unwrap(),
+            "{arch} manifest pulled"
+        );
+        let manifest: Value = serde_json::from_slice(
+            &std::fs::read(
+                out.join("blobs/sha256")
+                    .join(&child["digest"].as_str().unwrap()[7..]),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        let config_path = out
+            .join("blobs/sha256")
+            .join(&manifest["config"]["digest"].as_str().unwrap()[7..]);
+        let config: Value = serde_json::from_slice(&std::fs::read(config_path).unwrap()).unwrap();
+        assert_eq!(
+            config["architecture"], arch,
+            "the {arch} image's own config came back"
+        );
+    }
+}
+
+#[tokio::test]
+async fn chunked_upload_survives_a_server_restart() {
+    let mut server = Server::start();
+    let http = client();
+    let blob: Vec<u8> = (0..3_000_000u32).map(|i| (i % 253) as u8).collect();
+    let (first, rest) = blob.split_at(1_000_000);
+    let (second, third) = rest.split_at(1_000_000);
+
+    let started = http
+        .post(server.url("/v2/acme/resume/blobs/uploads/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(started.status(), 202);
+    let location = started.headers()["location"].to_str().unwrap().to_owned();
+    let patch = |location: String, start: usize, chunk: &[u8], base: String| {
+        let http = http.clone();
+        let chunk = chunk.to_vec();
+        async move {
+            http.patch(format!("{base}{location}"))
+                .header(
+                    "content-range",
+                    format!("{start}-{}", start + chunk.len() - 1),
+                )
+                .header("content-type", "application/octet-stream")
+                .body(chunk)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let response = patch(location.clone(), 0, first, server.base.clone()).await;
+    assert_eq!(response.status(), 202);
+    assert_eq!(response.headers()["range"], "0-999999");
+
+    // Killed without warning; a new process must resume from the persisted session.
+    server.restart();
+    let status = http.get(server.url(&location)).send().await.unwrap();
+    assert_eq!(status.status(), 204);
+    assert_eq!(
+        status.headers()["range"],
+        "0-999999",
+        "offset survived the restart"
+    );
+
+    // A second interruption in the middle of a chunk: half a chunk is sent, then the server dies.
+    {
+        use tokio::io::AsyncWriteExt;
+        let mut tcp = tokio::net::TcpStream::connect(&server.host).await.unwrap();
+        let head = format!(
+            "PATCH {location} HTTP/1.1\r\nHost: {}\r\nContent-Range: 1000000-1999999\r\nContent-Length: 1000000\r\n\r\n",
+            server.host
+        );
+        tcp.write_all(head.as_bytes()).await.unwrap();
+        tcp.write_all(&second[..400_000]).await.unwrap();
+        tcp.flush().await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        server.restart();
+    }
+    let status = http.get(server.url(&location)).send().await.unwrap();
+    assert_eq!(
+        status.headers()["range"],
+        "0-999999",
+        "the broken chunk was not counted"
+    );
+
+    let response = patch(location.clone(), 1_000_000, second, server.base.clone()).await;
+    assert_eq!(response.status(), 202, "{:?}", response.text().await);
+    let d = digest(&blob);
+    let done = http
+        .put(server.url(&format!("{location}?digest={d}")))
+        .header("content-type", "application/octet-stream")
+        .body(third.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status(), 201, "{:?}", done.text().await);
+    let pulled = http
+        .get(server.url(&format!("/v2/acme/resume/blobs/{d}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pulled.bytes().await.unwrap().as_ref(), blob.as_slice());
+}

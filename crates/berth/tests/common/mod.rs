@@ -1,0 +1,324 @@
+//! Test harness: starts the real `berth serve` binary on an ephemeral port and talks HTTP to it.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use bytes::Bytes;
+use sha2::{Digest as _, Sha256};
+
+/// A running `berth serve` over a data directory that outlives restarts.
+pub struct Server {
+    child: Option<Child>,
+    /// Base URL, e.g. `http://127.0.0.1:41234`.
+    pub base: String,
+    /// `host:port`, for clients that take a registry host.
+    pub host: String,
+    data: tempfile::TempDir,
+}
+
+impl Server {
+    /// Starts a server over a fresh data directory.
+    pub fn start() -> Server {
+        let data = tempfile::tempdir().expect("temp dir");
+        let (child, base) = spawn(data.path());
+        let host = base.trim_start_matches("http://").to_owned();
+        Server {
+            child: Some(child),
+            base,
+            host,
+            data,
+        }
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        self.data.path()
+    }
+
+    /// Stops the server (SIGKILL: no chance to tidy up) and starts it again over the same data.
+    pub fn restart(&mut self) {
+        self.kill();
+        let (child, base) = spawn(self.data.path());
+        self.host = base.trim_start_matches("http://").to_owned();
+        self.base = base;
+        self.child = Some(child);
+    }
+
+    /// Kills the server.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// The URL of a path on this server.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Sends SIGTERM (graceful shutdown) without waiting.
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status();
+        assert!(status.is_ok_and(|s| s.success()), "kill -TERM failed");
+    }
+
+    /// Waits up to `secs` seconds for the server to exit; its exit status.
+    pub fn wait_exit(&mut self, secs: u64) -> std::process::ExitStatus {
+        let child = self.child.as_mut().expect("server running");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                self.child = None;
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "server did not exit within {secs}s"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).unwrap_or(0)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn spawn(data: &Path) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data)
+        .env("BERTH_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start berth");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let base = loop {
+        let line = lines
+            .next()
+            .expect("berth exited before listening")
+            .expect("read stderr");
+        if let Some(rest) = line.split("listening on ").nth(1) {
+            break rest.trim().to_owned();
+        }
+    };
+    // Keep draining stderr so the server never blocks on a full pipe; echo for failed tests.
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            eprintln!("[berth] {line}");
+        }
+    });
+    (child, base)
+}
+
+/// `sha256:<hex>` of `bytes`.
+pub fn digest(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
+/// An HTTP client that does not follow redirects.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+/// Pushes `bytes` as a blob of `repo` with a monolithic POST; returns its digest.
+pub async fn push_blob(server: &Server, repo: &str, bytes: impl Into<Bytes>) -> String {
+    let bytes = bytes.into();
+    let d = digest(&bytes);
+    let response = client()
+        .post(server.url(&format!("/v2/{repo}/blobs/uploads/?digest={d}")))
+        .body(bytes)
+        .send()
+        .await
+        .expect("push blob");
+    assert_eq!(
+        response.status(),
+        201,
+        "push blob: {}",
+        response.text().await.unwrap_or_default()
+    );
+    d
+}
+
+/// Pushes a one-layer OCI image under `tag`; returns the manifest digest and its bytes.
+pub async fn push_image(server: &Server, repo: &str, tag: &str, layer: &[u8]) -> (String, Vec<u8>) {
+    let config = format!(
+        r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["{}"]}}}}"#,
+        digest(layer)
+    );
+    let config_digest = push_blob(server, repo, config.clone()).await;
+    let layer_digest = push_blob(server, repo, layer.to_vec()).await;
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest, "size": layer.len()}],
+    });
+    let bytes = serde_json::to_vec(&manifest).expect("json");
+    put_manifest(
+        server,
+        repo,
+        tag,
+        "application/vnd.oci.image.manifest.v1+json",
+        &bytes,
+    )
+    .await;
+    (digest(&bytes), bytes)
+}
+
+/// PUTs manifest `bytes` under `reference`, asserting 201.
+pub async fn put_manifest(
+    server: &Server,
+    repo: &str,
+    reference: &str,
+    media_type: &str,
+    bytes: &[u8],
+) {
+    let response = client()
+        .put(server.url(&format!("/v2/{repo}/manifests/{reference}")))
+        .header("content-type", media_type)
+        .body(bytes.to_vec())
+        .send()
+        .await
+        .expect("put manifest");
+    assert_eq!(
+        response.status(),
+        201,
+        "put manifest: {}",
+        response.text().await.unwrap_or_default()
+    );
+}
+
+/// Asserts an error response has `status` and spec error `code`; returns its message.
+pub async fn expect_error(response: reqwest::Response, status: u16, code: &str) -> String {
+    assert_eq!(
+        response.status().as_u16(),
+        status,
+        "status for expected {code}"
+    );
+    let body: serde_json::Value = response.json().await.expect("error body is JSON");
+    let error = &body["errors"][0];
+    assert_eq!(error["code"], code, "body: {body}");
+    let message = error["message"].as_str().expect("message").to_owned();
+    assert!(
+        message.len() > 10,
+        "message should say what to do: {message}"
+    );
+    message
+}
+
+/// Whether a command is on PATH.
+pub fn have(command: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {command}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// A fresh temporary directory path.
+pub fn temp_path() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().to_path_buf();
+    (dir, path)
+}
+
+/// Every regular file under `dir`, recursively (none when `dir` does not exist).
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.map_while(Result::ok) {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files
+}
+
+/// Files under `<data_dir>/blobs` whose name is the hex part of `digest`.
+pub fn blob_files(server: &Server, digest: &str) -> Vec<PathBuf> {
+    let hex = digest.split_once(':').map_or(digest, |(_, hex)| hex);
+    files_under(&server.data_dir().join("blobs"))
+        .into_iter()
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().contains(hex))
+        })
+        .collect()
+}
+
+/// Files left under `<data_dir>/uploads`.
+pub fn upload_files(server: &Server) -> Vec<PathBuf> {
+    files_under(&server.data_dir().join("uploads"))
+}
+
+/// `sha512:<hex>` of `bytes`.
+pub fn digest512(bytes: &[u8]) -> String {
+    format!("sha512:{}", hex::encode(sha2::Sha512::digest(bytes)))
+}
+
+/// A response header as text (panics when absent).
+pub fn header(response: &reqwest::Response, name: &str) -> String {
+    response
+        .headers()
+        .get(name)
+        .unwrap_or_else(|| panic!("response {} has no `{name}` header", response.status()))
+        .to_str()
+        .expect("header is text")
+        .to_owned()
+}
+
+/// The absolute URL of a `Location` (relative or absolute), with `query` (`k=v`) appended.
+pub fn location_url(server: &Server, location: &str, query: Option<&str>) -> String {
+    let mut url = if location.starts_with("http://") || location.starts_with("https://") {
+        location.to_owned()
+    } else {
+        server.url(location)
+    };
+    if let Some(query) = query {
+        url.push(if url.contains('?') { '&' } else { '?' });
+        url.push_str(query);
+    }
+    url
+}
+
+/// Starts an upload session in `repo` (asserting 202); the absolute URL of its `Location`.
+pub async fn start_upload(server: &Server, repo: &str) -> String {
+    let response = client()
+        .post(server.url(&format!("/v2/{repo}/blobs/uploads/")))
+        .send()
+        .await
+        .expect("start upload");
+    assert_eq!(
+        response.status(),
+        202,
+        "start upload: {}",
+        response.text().await.unwrap_or_default()
+    );
+    location_url(server, &header(&response, "location"), None)
+}

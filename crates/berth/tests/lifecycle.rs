@@ -1,0 +1,62 @@
+//! Process lifecycle: graceful shutdown lets requests in flight finish.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Server, client, digest};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_lets_an_upload_in_flight_finish() {
+    let mut server = Server::start();
+    let blob = vec![7u8; 200_000];
+    let d = digest(&blob);
+    let mut tcp = tokio::net::TcpStream::connect(&server.host).await.unwrap();
+    let head = format!(
+        "POST /v2/acme/graceful/blobs/uploads/?digest={d} HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        server.host,
+        blob.len()
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    tcp.write_all(&blob[..100_000]).await.unwrap();
+    tcp.flush().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    server.terminate();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        tokio::net::TcpStream::connect(&server.host).await.is_err(),
+        "a stopping server accepts no new connections"
+    );
+
+    tcp.write_all(&blob[100_000..]).await.unwrap();
+    let mut response = String::new();
+    tcp.read_to_string(&mut response).await.unwrap();
+    assert!(
+        response.starts_with("HTTP/1.1 201"),
+        "upload in flight finished: {response}"
+    );
+    let status = tokio::task::spawn_blocking(move || {
+        let status = server.wait_exit(10);
+        (status, server)
+    })
+    .await
+    .unwrap();
+    assert!(
+        status.0.success(),
+        "clean exit after shutdown: {:?}",
+        status.0
+    );
+
+    // The blob is durable: a new process over the same data serves it.
+    let mut server = status.1;
+    server.restart();
+    let pulled = client()
+        .get(server.url(&format!("/v2/acme/graceful/blobs/{d}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pulled.status(), 200);
+    assert_eq!(pulled.bytes().await.unwrap().len(), blob.len());
+}
