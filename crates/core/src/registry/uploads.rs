@@ -1,7 +1,8 @@
 //! Blob uploads: sessions, streamed and chunked appends, monolithic pushes, mounts.
 //!
-//! Bytes stream through [`ingest`]: each request body is cut into ~1 MiB chunks that go, in
-//! parallel, to a blocking SHA-256 task and to the blob store's writer. Nothing holds a whole
+//! Bytes stream through `ingest`: each request body's frames go, in parallel and without a
+//! copy, to a blocking SHA-256 task and to the blob store's writer (small frames are gathered
+//! into 256 KiB chunks first). Nothing holds a whole
 //! blob in memory. A session's offset and hash state are persisted only after its bytes are
 //! durable, and only by the request holding the session's lease, so a resumed upload — after a
 //! restart, or on another node — hashes exactly the bytes the store holds.
@@ -22,8 +23,10 @@ use crate::ports::{Lease, UploadSession, UploadWriter};
 
 use super::{Registry, now_millis};
 
-/// Chunk size handed to the hasher and the writer.
-const CHUNK: usize = 1 << 20;
+/// Small frames are gathered into chunks of this size before the hand-off.
+const CHUNK: usize = 256 << 10;
+/// Frames at least this large are handed to the hasher and the writer as they are.
+const DIRECT_FRAME: usize = 32 << 10;
 /// How long an upload's lease lasts without renewal.
 const LEASE: Duration = Duration::from_secs(30);
 /// How often a long request renews its lease.
@@ -265,16 +268,19 @@ impl Registry {
                         "request body ended before it was complete ({e}); nothing from it was kept"
                     ))
                 })?;
-                let chunk = if pending.is_empty() && frame.len() >= CHUNK {
-                    frame
+                // Large frames go on as they are (they are slices of hyper's read buffer: no
+                // copy); small ones are gathered so each hand-off carries enough work.
+                if frame.len() >= DIRECT_FRAME {
+                    if !pending.is_empty() {
+                        self.feed(&to_hasher, writer.as_mut(), pending.split().freeze()).await?;
+                    }
+                    self.feed(&to_hasher, writer.as_mut(), frame).await?;
                 } else {
                     pending.extend_from_slice(&frame);
-                    if pending.len() < CHUNK {
-                        continue;
+                    if pending.len() >= CHUNK {
+                        self.feed(&to_hasher, writer.as_mut(), pending.split().freeze()).await?;
                     }
-                    pending.split().freeze()
-                };
-                self.feed(&to_hasher, writer.as_mut(), chunk).await?;
+                }
                 if !held.token.is_empty() && last_renewal.elapsed() > RENEW_EVERY {
                     let until = now_millis() + LEASE.as_millis() as i64;
                     self.meta
