@@ -15,6 +15,7 @@
 
 mod error;
 mod layout;
+mod mapped;
 mod reader;
 mod writer;
 
@@ -77,7 +78,7 @@ impl BlobStore for FsBlobStore {
     #[tracing::instrument(level = "debug", skip(self))]
     async fn read(&self, digest: &Digest, start: u64, end: u64) -> StoreResult<ByteStream> {
         let what = format!("blob {digest}");
-        reader::read_range(self.layout.blob(digest), start, end, &what).await
+        mapped::read_range(self.layout.blob(digest), start, end, &what).await
     }
 
     #[tracing::instrument(level = "debug", skip(self))]

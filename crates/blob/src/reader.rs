@@ -1,4 +1,5 @@
-//! Streaming a byte range of a file: one blocking task per stream reads fixed-size chunks into
+//! Streaming a byte range of an upload file (committed blobs are served by [`crate::mapped`]):
+//! one blocking task per stream reads fixed-size chunks into
 //! fresh buffers and hands them over a small bounded channel, so a slow client holds at most
 //! [`READ_AHEAD`] chunks in memory and a dropped stream stops the task at its next chunk.
 //! Calls only `std::fs` (inside `spawn_blocking`) and tokio channels.

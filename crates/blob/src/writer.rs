@@ -33,8 +33,10 @@ type OpenError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Chunks queued for the writing task.
 const WRITE_QUEUE: usize = 4;
-/// Bytes written between two background flushes (see [`BackgroundSync`]).
-const SYNC_EVERY: u64 = 32 << 20;
+/// Bytes written between two background flushes (see [`BackgroundSync`]). Smaller than the
+/// 8 MiB chunks clients commonly PATCH, so a chunk's final `fdatasync` has at most this much
+/// left to write (32 MiB never triggered within such a chunk).
+const SYNC_EVERY: u64 = 4 << 20;
 
 /// What the request side tells the writing task.
 enum Command {

@@ -163,8 +163,25 @@ async fn committed_blob_is_readable_by_range() {
 async fn reading_past_the_end_is_an_error_not_a_short_stream() {
     let (_dir, store) = store();
     let digest = push(&store, "s", b"short").await;
-    let mut stream = store.read(&digest, 2, 100).await.unwrap();
-    assert_eq!(stream.next().await.unwrap().unwrap(), &b"ort"[..]);
+    // A committed blob's length is checked before the first byte is served.
+    let err = match store.read(&digest, 2, 100).await {
+        Ok(_) => panic!("a range past the end must not stream"),
+        Err(err) => err,
+    };
+    let io = err
+        .source
+        .downcast_ref::<std::io::Error>()
+        .expect("io error");
+    assert_eq!(io.kind(), ErrorKind::UnexpectedEof);
+    // An upload file read past its end ends the stream with an error, never silently short.
+    let mut writer = store.upload_writer("u", 0).await.unwrap();
+    writer
+        .write(bytes::Bytes::from_static(b"short"))
+        .await
+        .unwrap();
+    writer.finish().await.unwrap();
+    let mut stream = store.read_upload("u", 100).await.unwrap();
+    assert_eq!(stream.next().await.unwrap().unwrap(), &b"short"[..]);
     let err = stream.next().await.unwrap().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::UnexpectedEof);
     assert!(store.read(&digest, 3, 2).await.is_err());
