@@ -404,10 +404,13 @@ async fn content_range_not_matching_the_body() {
 async fn raw_exchange(server: &Server, head: String, body: Vec<u8>) -> (u16, Value) {
     let tcp = tokio::net::TcpStream::connect(&server.host).await.unwrap();
     let (mut read, mut write) = tcp.into_split();
+    // The write half is handed back, not dropped: a half-closed connection tells hyper the
+    // client went away, and it drops the answer it was about to send.
     let writer = tokio::spawn(async move {
         write.write_all(head.as_bytes()).await?;
         write.write_all(&body).await?;
-        write.flush().await
+        write.flush().await?;
+        Ok::<_, std::io::Error>(write)
     });
     let mut response = Vec::new();
     let read = tokio::time::timeout(Duration::from_secs(10), read.read_to_end(&mut response)).await;
@@ -448,6 +451,21 @@ async fn oversized_manifest(server: &Server) -> Vec<u8> {
     let body = serde_json::to_vec(&manifest).unwrap();
     assert!(body.len() > 4 * 1024 * 1024);
     body
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn oversized_manifest_is_413_to_an_ordinary_http_client() {
+    // The server drains the oversized body before answering, so a client still sending sees
+    // the 413 and its message rather than a broken pipe.
+    let server = Server::start();
+    let body = oversized_manifest(&server).await;
+    for _ in 0..5 {
+        let response =
+            put_manifest_raw(&server, "acme/app", "big", OCI_MANIFEST, body.clone()).await;
+        let message = expect_error(response, 413, "SIZE_INVALID").await;
+        assert!(message.contains("4194304"), "{message}");
+    }
+    assert_no_manifest(&server, "acme/app", "big").await;
 }
 
 #[tokio::test]

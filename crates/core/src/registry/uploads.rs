@@ -272,13 +272,15 @@ impl Registry {
                 // copy); small ones are gathered so each hand-off carries enough work.
                 if frame.len() >= DIRECT_FRAME {
                     if !pending.is_empty() {
-                        self.feed(&to_hasher, writer.as_mut(), pending.split().freeze()).await?;
+                        self.feed(&to_hasher, writer.as_mut(), pending.split().freeze())
+                            .await?;
                     }
                     self.feed(&to_hasher, writer.as_mut(), frame).await?;
                 } else {
                     pending.extend_from_slice(&frame);
                     if pending.len() >= CHUNK {
-                        self.feed(&to_hasher, writer.as_mut(), pending.split().freeze()).await?;
+                        self.feed(&to_hasher, writer.as_mut(), pending.split().freeze())
+                            .await?;
                     }
                 }
                 if !held.token.is_empty() && last_renewal.elapsed() > RENEW_EVERY {

@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 use berth_core::manifest::MAX_MANIFEST_BYTES;
 use berth_core::registry::Registry;
 use berth_core::{Reference, RegistryError, RepoName};
+use futures_util::StreamExt;
 
 use super::{Answer, empty, header_value};
 use crate::error::ApiError;
@@ -72,32 +73,7 @@ pub async fn put(
     headers: &HeaderMap,
     body: Body,
 ) -> Answer {
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if let Some(len) = declared.filter(|len| *len > MAX_MANIFEST_BYTES) {
-        return Err(ApiError(RegistryError::ManifestTooLarge(
-            len,
-            MAX_MANIFEST_BYTES,
-        )));
-    }
-    let content = axum::body::to_bytes(body, MAX_MANIFEST_BYTES as usize)
-        .await
-        .map_err(|e| {
-            let too_large = std::error::Error::source(&e)
-                .is_some_and(|s| s.to_string().contains("length limit"));
-            if too_large {
-                ApiError(RegistryError::ManifestTooLarge(
-                    MAX_MANIFEST_BYTES + 1,
-                    MAX_MANIFEST_BYTES,
-                ))
-            } else {
-                ApiError(RegistryError::ManifestInvalid(format!(
-                    "the manifest body could not be read completely: {e}"
-                )))
-            }
-        })?;
+    let content = read_manifest_body(body).await?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
@@ -116,6 +92,38 @@ pub async fn put(
         answer.push(("oci-subject", header_value(subject.as_str())));
     }
     Ok(empty(StatusCode::CREATED, &answer))
+}
+
+/// How much of an oversized manifest body is read and discarded so the client, still sending,
+/// receives the 413 instead of a broken pipe. Past this the connection is simply closed.
+const DRAIN_LIMIT: u64 = 64 * 1024 * 1024;
+
+/// Reads a manifest body of at most [`MAX_MANIFEST_BYTES`]. A larger body is answered 413
+/// after draining it (up to [`DRAIN_LIMIT`]); nothing of it is kept.
+async fn read_manifest_body(body: Body) -> Result<bytes::Bytes, ApiError> {
+    let mut frames = body.into_data_stream();
+    let mut content = bytes::BytesMut::new();
+    let mut seen = 0u64;
+    while let Some(frame) = frames.next().await {
+        let frame = frame.map_err(|e| {
+            ApiError(RegistryError::ManifestInvalid(format!(
+                "the manifest body could not be read completely: {e}"
+            )))
+        })?;
+        seen += frame.len() as u64;
+        if seen <= MAX_MANIFEST_BYTES {
+            content.extend_from_slice(&frame);
+        } else if seen > DRAIN_LIMIT {
+            break;
+        }
+    }
+    if seen > MAX_MANIFEST_BYTES {
+        return Err(ApiError(RegistryError::ManifestTooLarge(
+            seen,
+            MAX_MANIFEST_BYTES,
+        )));
+    }
+    Ok(content.freeze())
 }
 
 /// Deletes a manifest by digest, or a tag.
