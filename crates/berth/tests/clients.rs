@@ -309,3 +309,91 @@ async fn chunked_upload_survives_a_server_restart() {
         .unwrap();
     assert_eq!(pulled.bytes().await.unwrap().as_ref(), blob.as_slice());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn oras_pushes_referrers_listed_and_filtered_by_artifact_type() {
+    let python_has_oras = Command::new("python3")
+        .args(["-c", "import oras"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        python_has_oras,
+        "the `oras` Python package is missing; the README's test command installs it (pip install oras)"
+    );
+    let server = Server::start();
+    let (subject, subject_bytes) =
+        common::push_image(&server, "acme/app", "v1", b"the image").await;
+    let (_keep, dir) = temp_path();
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/oras_push_referrer.py"
+    );
+    for (tag, artifact_type) in [
+        ("sbom", "application/spdx+json"),
+        ("sig", "application/vnd.dev.cosign.simplesigning.v1+json"),
+    ] {
+        let printed = run(Command::new("python3").current_dir(&dir).args([
+            script,
+            &server.host,
+            "acme/app",
+            tag,
+            artifact_type,
+            "application/vnd.oci.image.manifest.v1+json",
+            &subject,
+            &subject_bytes.len().to_string(),
+        ]));
+        assert_eq!(
+            printed.trim(),
+            format!("201 {subject}"),
+            "manifest PUT answers OCI-Subject"
+        );
+    }
+
+    let http = client();
+    let all: Value = http
+        .get(server.url(&format!("/v2/acme/app/referrers/{subject}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut types: Vec<&str> = all["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["artifactType"].as_str().unwrap())
+        .collect();
+    types.sort();
+    assert_eq!(
+        types,
+        [
+            "application/spdx+json",
+            "application/vnd.dev.cosign.simplesigning.v1+json"
+        ]
+    );
+
+    let filtered = http
+        .get(server.url(&format!(
+            "/v2/acme/app/referrers/{subject}?artifactType=application%2Fspdx%2Bjson"
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(filtered.headers()["oci-filters-applied"], "artifactType");
+    let filtered: Value = filtered.json().await.unwrap();
+    let manifests = filtered["manifests"].as_array().unwrap();
+    assert_eq!(manifests.len(), 1);
+    assert_eq!(manifests[0]["artifactType"], "application/spdx+json");
+    let sbom = http
+        .get(server.url(&format!(
+            "/v2/acme/app/manifests/{}",
+            manifests[0]["digest"].as_str().unwrap()
+        )))
+        .header("accept", "application/vnd.oci.image.manifest.v1+json")
+        .send()
+        .await
+        .unwrap();
+    let sbom: Value = sbom.json().await.unwrap();
+    assert_eq!(sbom["subject"]["digest"], subject.as_str());
+}
