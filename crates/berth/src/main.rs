@@ -61,6 +61,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .init();
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+    // One process per data directory: the SQLite store voids upload leases on open, which is
+    // only right when no other process can be holding them. Held until the process exits.
+    let _lock = lock_data_dir(&config.data_dir)?;
     let meta =
         berth_meta_sqlite::SqliteMetadataStore::open(&config.data_dir.join("metadata.sqlite"))
             .await
@@ -77,6 +80,22 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     berth_http::serve(listener, registry, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+fn lock_data_dir(dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    let path = dir.join("berth.lock");
+    let file =
+        std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "another berth process is serving {}; stop it first or use another --data-dir",
+            dir.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("locking {}", path.display()))
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -60,3 +60,19 @@ async fn sigterm_lets_an_upload_in_flight_finish() {
     assert_eq!(pulled.status(), 200);
     assert_eq!(pulled.bytes().await.unwrap().len(), blob.len());
 }
+
+#[test]
+fn a_second_server_on_the_same_data_dir_is_refused() {
+    let server = Server::start();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(server.data_dir())
+        .output()
+        .expect("run berth");
+    assert!(!output.status.success(), "second server must not start");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("another berth process is serving"),
+        "{stderr}"
+    );
+}
