@@ -299,12 +299,15 @@ impl Registry {
         }
         .await;
         drop(to_hasher);
-        let hasher = hashing
-            .await
-            .map_err(|e| crate::error::StoreError::new("hashing upload", e))?;
-        streamed?;
-        let length = writer.finish().await?;
-        Ok((hasher, length))
+        if let Err(err) = streamed {
+            // The writer is dropped unfinished: nothing of this request counts.
+            let _ = hashing.await;
+            return Err(err);
+        }
+        // The last frames' hashing and the final flush to disk overlap.
+        let (hashed, length) = tokio::join!(hashing, writer.finish());
+        let hasher = hashed.map_err(|e| crate::error::StoreError::new("hashing upload", e))?;
+        Ok((hasher, length?))
     }
 
     async fn feed(
