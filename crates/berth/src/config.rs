@@ -19,6 +19,11 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Log filter in `tracing` syntax, e.g. `info` or `berth=debug` (`BERTH_LOG`).
     pub log: String,
+    /// Uploads started this many seconds ago are discarded, with upload files nobody has
+    /// written to for as long (`BERTH_UPLOAD_TTL_SECS`; default 7 days, as Distribution).
+    pub upload_ttl_secs: u64,
+    /// How often, in seconds, stale uploads are looked for (`BERTH_UPLOAD_PURGE_INTERVAL_SECS`).
+    pub upload_purge_interval_secs: u64,
 }
 
 impl Default for Config {
@@ -27,6 +32,8 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 5000)),
             data_dir: PathBuf::from("./berth-data"),
             log: "info".into(),
+            upload_ttl_secs: 7 * 24 * 3600,
+            upload_purge_interval_secs: 3600,
         }
     }
 }

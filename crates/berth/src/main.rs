@@ -5,6 +5,7 @@ mod config;
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use berth_core::registry::Registry;
@@ -72,6 +73,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let blobs =
         berth_blob::FsBlobStore::open(&config.data_dir).context("opening the blob store")?;
     let registry = Registry::new(Arc::new(meta), Arc::new(blobs));
+    tokio::spawn(purge_stale_uploads(
+        registry.clone(),
+        Duration::from_secs(config.upload_ttl_secs),
+        Duration::from_secs(config.upload_purge_interval_secs.max(1)),
+    ));
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
@@ -81,6 +87,22 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     berth_http::serve(listener, registry, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Every `interval`, discards uploads abandoned for `ttl`. Runs until the process exits.
+async fn purge_stale_uploads(registry: Registry, ttl: Duration, interval: Duration) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match registry.purge_stale_uploads(ttl).await {
+            Ok((0, 0)) => {}
+            Ok((sessions, files)) => {
+                tracing::info!(sessions, files, "purged stale uploads");
+            }
+            Err(err) => tracing::warn!(error = %err, "purging stale uploads failed"),
+        }
+    }
 }
 
 fn lock_data_dir(dir: &std::path::Path) -> anyhow::Result<std::fs::File> {

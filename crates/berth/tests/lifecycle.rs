@@ -76,3 +76,57 @@ fn a_second_server_on_the_same_data_dir_is_refused() {
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn abandoned_uploads_are_purged_after_their_ttl() {
+    let server = Server::start_with(&[
+        ("BERTH_UPLOAD_TTL_SECS", "2"),
+        ("BERTH_UPLOAD_PURGE_INTERVAL_SECS", "1"),
+    ]);
+    let http = client();
+    let started = http
+        .post(server.url("/v2/acme/abandoned/blobs/uploads/"))
+        .send()
+        .await
+        .unwrap();
+    let location = started.headers()["location"].to_str().unwrap().to_owned();
+    let patched = http
+        .patch(server.url(&location))
+        .header("content-range", "0-9999")
+        .body(vec![1u8; 10_000])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(patched.status(), 202);
+    // What a monolithic push cut off by a crash leaves: bytes with no session.
+    let orphan = server.data_dir().join("uploads").join("orphan0123456789");
+    std::fs::write(&orphan, b"half a blob").unwrap();
+
+    tokio::time::sleep(Duration::from_millis(4500)).await;
+    let status = http.get(server.url(&location)).send().await.unwrap();
+    assert_eq!(
+        status.status(),
+        404,
+        "an upload abandoned past its TTL is gone"
+    );
+    assert!(!orphan.exists(), "orphaned upload bytes are removed");
+    let leftovers: Vec<_> = std::fs::read_dir(server.data_dir().join("uploads"))
+        .unwrap()
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "no upload file remains: {leftovers:?}"
+    );
+
+    // A fresh upload is untouched.
+    let fresh = http
+        .post(server.url("/v2/acme/abandoned/blobs/uploads/"))
+        .send()
+        .await
+        .unwrap();
+    let fresh = fresh.headers()["location"].to_str().unwrap().to_owned();
+    assert_eq!(
+        http.get(server.url(&fresh)).send().await.unwrap().status(),
+        204
+    );
+}

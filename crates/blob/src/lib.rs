@@ -24,7 +24,7 @@ use std::io;
 use std::path::Path;
 
 use async_trait::async_trait;
-use berth_core::ports::{BlobStore, ByteStream, StoreResult, UploadWriter};
+use berth_core::ports::{BlobStore, ByteStream, Millis, StoreResult, UploadWriter};
 use berth_core::{Algorithm, Digest, StoreError};
 
 pub use error::FsBlobError;
@@ -115,6 +115,39 @@ impl BlobStore for FsBlobStore {
             Err(err) => Err(StoreError::new(format!("removing upload `{id}`"), err)),
         }
     }
+
+    #[tracing::instrument(level = "debug", skip(self))]
+    async fn purge_uploads(&self, modified_before: Millis) -> StoreResult<usize> {
+        let dir = self.layout.uploads_dir().to_owned();
+        let cutoff = std::time::UNIX_EPOCH
+            + std::time::Duration::from_millis(u64::try_from(modified_before).unwrap_or(0));
+        tokio::task::spawn_blocking(move || purge_older_than(&dir, cutoff))
+            .await
+            .map_err(|e| StoreError::new("purging stale uploads", e))?
+            .map_err(|e| StoreError::new("purging stale uploads", e))
+    }
+}
+
+/// Removes the files in `dir` last modified before `cutoff`; how many were removed.
+fn purge_older_than(dir: &Path, cutoff: std::time::SystemTime) -> io::Result<usize> {
+    let mut removed = 0;
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let modified = match entry.metadata().and_then(|m| m.modified()) {
+            Ok(modified) => modified,
+            // Removed meanwhile (finished or aborted): nothing to purge.
+            Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
+            Err(err) => return Err(err),
+        };
+        if modified < cutoff {
+            match fs::remove_file(entry.path()) {
+                Ok(()) => removed += 1,
+                Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+                Err(err) => return Err(err),
+            }
+        }
+    }
+    Ok(removed)
 }
 
 /// Moves the upload file to `blob`, durably, unless the blob is already there.

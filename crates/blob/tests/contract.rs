@@ -254,3 +254,25 @@ async fn missing_blob_is_not_found() {
     assert_eq!(io_kind(&err), Some(ErrorKind::NotFound));
     assert_eq!(store.stat(&digest).await.unwrap(), None);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purging_removes_only_uploads_older_than_the_cutoff() {
+    let (dir, store) = store();
+    write_parts(&store, "old", 0, &[b"stale bytes"]).await;
+    let cutoff = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        + 1;
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    write_parts(&store, "new", 0, &[b"fresh bytes"]).await;
+    assert_eq!(store.purge_uploads(cutoff).await.unwrap(), 1);
+    let uploads = dir.path().join("uploads");
+    assert!(!uploads.join("old").exists());
+    assert!(uploads.join("new").exists());
+    assert_eq!(
+        store.purge_uploads(0).await.unwrap(),
+        0,
+        "nothing is older than the epoch"
+    );
+}

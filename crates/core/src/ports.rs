@@ -159,6 +159,15 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// Deletes an upload session; false when it did not exist.
     async fn delete_upload(&self, id: &str) -> StoreResult<bool>;
 
+    /// Up to `limit` upload sessions started before `started_before` whose lease is free at
+    /// `now`: candidates for purging.
+    async fn stale_uploads(
+        &self,
+        started_before: Millis,
+        now: Millis,
+        limit: usize,
+    ) -> StoreResult<Vec<UploadSession>>;
+
     /// In one transaction: deletes upload `id` (when given) and links `digest` to `repo`.
     async fn complete_upload(
         &self,
@@ -261,4 +270,8 @@ pub trait BlobStore: Send + Sync + 'static {
 
     /// Removes upload `id`'s bytes, if any.
     async fn abort_upload(&self, id: &str) -> StoreResult<()>;
+
+    /// Removes the bytes of every upload last written before `modified_before` (ms since the
+    /// epoch), whether or not a session names them; returns how many were removed.
+    async fn purge_uploads(&self, modified_before: Millis) -> StoreResult<usize>;
 }

@@ -34,6 +34,16 @@ impl MetadataStore for SqliteMetadataStore {
         self.insert_upload(session).await
     }
 
+    #[instrument(level = "debug", skip(self))]
+    async fn stale_uploads(
+        &self,
+        started_before: Millis,
+        now: Millis,
+        limit: usize,
+    ) -> StoreResult<Vec<UploadSession>> {
+        self.stale_sessions(started_before, now, limit).await
+    }
+
     #[instrument(level = "debug", skip(self), fields(%repo))]
     async fn get_upload(&self, repo: &RepoName, id: &str) -> StoreResult<Option<UploadSession>> {
         self.read_upload(repo, id).await

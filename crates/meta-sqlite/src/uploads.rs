@@ -155,6 +155,34 @@ impl SqliteMetadataStore {
         Ok(())
     }
 
+    /// Sessions started before `started_before` whose lease is free at `now`, oldest first.
+    pub(crate) async fn stale_sessions(
+        &self,
+        started_before: Millis,
+        now: Millis,
+        limit: usize,
+    ) -> Result<Vec<UploadSession>, StoreError> {
+        let rows: Vec<(String, String, i64, Vec<u8>, i64)> = sqlx::query_as(
+            "SELECT id, repository, byte_offset, hash_state, started_at FROM uploads \
+             WHERE started_at < ?1 AND (lease_token IS NULL OR lease_until < ?2) \
+             ORDER BY started_at LIMIT ?3",
+        )
+        .bind(started_before)
+        .bind(now)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(failed("listing stale uploads"))?;
+        rows.into_iter()
+            .map(|(id, repo, offset, hash_state, started_at)| {
+                let repo: RepoName = repo
+                    .parse()
+                    .map_err(|e| StoreError::new("reading a stale upload", e))?;
+                session(&id, &repo, (offset, hash_state, started_at))
+            })
+            .collect()
+    }
+
     /// Deletes session `id`; false when it did not exist.
     pub(crate) async fn remove_upload(&self, id: &str) -> Result<bool, StoreError> {
         let done = sqlx::query("DELETE FROM uploads WHERE id = ?1")

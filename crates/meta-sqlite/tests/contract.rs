@@ -545,3 +545,33 @@ async fn schema_forbids_tags_on_missing_manifests() {
     );
     pool.close().await;
 }
+
+#[tokio::test]
+async fn stale_uploads_are_the_old_unleased_ones() {
+    let (_dir, store) = store().await;
+    let mut old = session("old", "acme/app");
+    old.started_at = 1_000;
+    let mut busy = session("busy", "acme/app");
+    busy.started_at = 1_000;
+    let mut young = session("young", "acme/app");
+    young.started_at = 9_000;
+    for s in [&old, &busy, &young] {
+        store.create_upload(s).await.unwrap();
+    }
+    let now = 10_000;
+    assert!(matches!(
+        store
+            .lease_upload(&repo("acme/app"), "busy", "t", now, now + 30_000)
+            .await
+            .unwrap(),
+        Lease::Granted(_)
+    ));
+    let stale = store.stale_uploads(5_000, now, 10).await.unwrap();
+    let ids: Vec<&str> = stale.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(ids, ["old"], "young and leased sessions are not stale");
+    assert_eq!(stale[0].repo, repo("acme/app"));
+    // Once its lease has run out, the busy one is stale too.
+    let later = store.stale_uploads(5_000, now + 60_000, 10).await.unwrap();
+    assert_eq!(later.len(), 2);
+    assert_eq!(store.stale_uploads(5_000, now, 0).await.unwrap().len(), 0);
+}

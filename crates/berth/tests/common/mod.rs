@@ -16,19 +16,31 @@ pub struct Server {
     /// `host:port`, for clients that take a registry host.
     pub host: String,
     data: tempfile::TempDir,
+    env: Vec<(String, String)>,
 }
 
 impl Server {
     /// Starts a server over a fresh data directory.
     pub fn start() -> Server {
+        Server::start_with(&[])
+    }
+
+    /// Starts a server over a fresh data directory with extra environment variables
+    /// (`BERTH_*` settings), kept across restarts.
+    pub fn start_with(env: &[(&str, &str)]) -> Server {
         let data = tempfile::tempdir().expect("temp dir");
-        let (child, base) = spawn(data.path());
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let (child, base) = spawn(data.path(), &env);
         let host = base.trim_start_matches("http://").to_owned();
         Server {
             child: Some(child),
             base,
             host,
             data,
+            env,
         }
     }
 
@@ -40,7 +52,7 @@ impl Server {
     /// Stops the server (SIGKILL: no chance to tidy up) and starts it again over the same data.
     pub fn restart(&mut self) {
         self.kill();
-        let (child, base) = spawn(self.data.path());
+        let (child, base) = spawn(self.data.path(), &self.env);
         self.host = base.trim_start_matches("http://").to_owned();
         self.base = base;
         self.child = Some(child);
@@ -96,11 +108,12 @@ impl Drop for Server {
     }
 }
 
-fn spawn(data: &Path) -> (Child, String) {
+fn spawn(data: &Path, env: &[(String, String)]) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data)
         .env("BERTH_LOG", "warn")
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

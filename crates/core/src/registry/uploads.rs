@@ -217,6 +217,29 @@ impl Registry {
         Ok(())
     }
 
+    /// Discards uploads started more than `ttl` ago (sessions and bytes) and upload files not
+    /// written to for `ttl`, such as those of monolithic pushes cut off by a crash. Uploads a
+    /// request is writing to are left alone. Returns (sessions, files) removed.
+    pub async fn purge_stale_uploads(&self, ttl: Duration) -> Result<(usize, usize)> {
+        let now = now_millis();
+        let cutoff = now - i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+        let mut sessions = 0;
+        for stale in self.meta.stale_uploads(cutoff, now, 1000).await? {
+            // A request that took the lease meanwhile keeps its upload.
+            let Ok(held) = self.lease(&stale.repo, &stale.id).await else {
+                continue;
+            };
+            self.blobs.abort_upload(&held.session.id).await?;
+            if self.meta.delete_upload(&held.session.id).await? {
+                sessions += 1;
+            }
+        }
+        // Every session whose file is this old was purged above (a file is written after its
+        // session starts), so what remains of that age has no live session.
+        let files = self.blobs.purge_uploads(cutoff).await?;
+        Ok((sessions, files))
+    }
+
     async fn lease(&self, repo: &RepoName, id: &str) -> Result<Held> {
         let token = uuid::Uuid::new_v4().simple().to_string();
         let now = now_millis();
