@@ -1301,3 +1301,62 @@ async fn sha512_manifest_reference() {
         manifest.as_slice()
     );
 }
+
+#[tokio::test]
+async fn docker_manifest_list_round_trips() {
+    const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+    let server = Server::start();
+    let mut children = Vec::new();
+    for (arch, seed) in [("amd64", 40u8), ("arm64", 41)] {
+        let config = format!(r#"{{"architecture":"{arch}","os":"linux"}}"#).into_bytes();
+        let layer = bytes(300, seed);
+        push_blob(&server, "acme/dlist", config.clone()).await;
+        push_blob(&server, "acme/dlist", layer.clone()).await;
+        let manifest = serde_json::to_vec(&json!({
+            "schemaVersion": 2,
+            "mediaType": DOCKER_MANIFEST,
+            "config": {"mediaType": DOCKER_CONFIG, "size": config.len(), "digest": digest(&config)},
+            "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": layer.len(), "digest": digest(&layer)}],
+        }))
+        .unwrap();
+        put_manifest(
+            &server,
+            "acme/dlist",
+            &digest(&manifest),
+            DOCKER_MANIFEST,
+            &manifest,
+        )
+        .await;
+        children.push(json!({"mediaType": DOCKER_MANIFEST, "size": manifest.len(), "digest": digest(&manifest),
+            "platform": {"architecture": arch, "os": "linux"}}));
+    }
+    let list = serde_json::to_vec(
+        &json!({"schemaVersion": 2, "mediaType": DOCKER_LIST, "manifests": children}),
+    )
+    .unwrap();
+    put_manifest(&server, "acme/dlist", "latest", DOCKER_LIST, &list).await;
+    let response = client()
+        .get(server.url("/v2/acme/dlist/manifests/latest"))
+        .header("accept", format!("{DOCKER_MANIFEST}, {DOCKER_LIST}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(header(&response, "content-type"), DOCKER_LIST);
+    assert_eq!(header(&response, "docker-content-digest"), digest(&list));
+    assert_eq!(response.bytes().await.unwrap().as_ref(), list.as_slice());
+    // Each child is served under its digest.
+    for child in &children {
+        let response = client()
+            .get(server.url(&format!(
+                "/v2/acme/dlist/manifests/{}",
+                child["digest"].as_str().unwrap()
+            )))
+            .header("accept", DOCKER_MANIFEST)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(header(&response, "content-type"), DOCKER_MANIFEST);
+    }
+}
