@@ -312,4 +312,13 @@ mod tests {
         assert!(req.blobs.is_empty());
         assert!(m.annotations.unwrap().contains("description"));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn parsing_never_panics(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512),
+                                json_like in "\\{[ -~]{0,200}\\}") {
+            let _ = parse(Bytes::from(body), None, Algorithm::Sha256);
+            let _ = parse(Bytes::from(json_like), Some(OCI_INDEX), Algorithm::Sha512);
+        }
+    }
 }

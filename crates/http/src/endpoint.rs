@@ -194,4 +194,39 @@ mod tests {
             Err(ParseError::NoSuchEndpoint)
         ));
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// One path component of the spec's name grammar.
+        fn component() -> impl Strategy<Value = String> {
+            "[a-z0-9]{1,6}((\\.|_|__|-{1,2})[a-z0-9]{1,6}){0,2}"
+        }
+
+        fn name() -> impl Strategy<Value = String> {
+            proptest::collection::vec(component(), 1..6).prop_map(|c| c.join("/"))
+        }
+
+        proptest! {
+            #[test]
+            fn never_panics_on_any_path(path in "/v2(/[ -~]{0,20}){0,6}") {
+                let _ = Endpoint::parse(&path);
+            }
+
+            #[test]
+            fn every_valid_name_parses_back(name in name(), tag in "[a-zA-Z0-9_][a-zA-Z0-9._-]{0,20}") {
+                let parsed = Endpoint::parse(&format!("/v2/{name}/manifests/{tag}"));
+                match parsed {
+                    Ok(Endpoint::Manifest(n, Reference::Tag(t))) => {
+                        prop_assert_eq!(n.as_str(), name.as_str());
+                        prop_assert_eq!(t.as_str(), tag.as_str());
+                    }
+                    other => prop_assert!(false, "{name}:{tag} parsed as {other:?}"),
+                }
+                let uploads = Endpoint::parse(&format!("/v2/{name}/blobs/uploads/"));
+                prop_assert!(matches!(uploads, Ok(Endpoint::StartUpload(n)) if n.as_str() == name));
+            }
+        }
+    }
 }
