@@ -96,20 +96,13 @@ fn descriptor_digest(field: &str, d: &Descriptor) -> Result<Digest, RegistryErro
         .map_err(|e| invalid(format!("{field}: {e}")))
 }
 
-/// Blobs a manifest needs in the repository: the config and every layer without `urls`.
-#[derive(Debug, Default)]
-pub struct Requirements {
-    /// Blobs that must already be in the repository.
-    pub blobs: Vec<Digest>,
-}
-
 /// Parses and checks a pushed manifest. `content_type` is the request's `Content-Type`;
 /// `digest_algorithm` is the algorithm the manifest is addressed by.
 pub fn parse(
     content: Bytes,
     content_type: Option<&str>,
     digest_algorithm: Algorithm,
-) -> Result<(NewManifest, Requirements), RegistryError> {
+) -> Result<NewManifest, RegistryError> {
     if content.len() as u64 > MAX_MANIFEST_BYTES {
         return Err(RegistryError::ManifestTooLarge(
             content.len() as u64,
@@ -221,10 +214,11 @@ pub fn parse(
         artifact_type,
         subject,
         blobs,
+        required_blobs: required,
         children,
         annotations,
     };
-    Ok((manifest, Requirements { blobs: required }))
+    Ok(manifest)
 }
 
 #[cfg(test)]
@@ -246,13 +240,13 @@ mod tests {
 
     #[test]
     fn image_manifest_requires_config_and_local_layers_only() {
-        let (m, req) = parse(
+        let m = parse(
             Bytes::from(image("")),
             Some(OCI_MANIFEST),
             Algorithm::Sha256,
         )
         .unwrap();
-        assert_eq!(req.blobs.len(), 2, "foreign layer is not required");
+        assert_eq!(m.required_blobs.len(), 2, "foreign layer is not required");
         assert_eq!(m.blobs.len(), 3);
         assert_eq!(
             m.artifact_type.as_deref(),
@@ -267,7 +261,7 @@ mod tests {
             r#","artifactType":"application/sbom","subject":{{"mediaType":"{OCI_MANIFEST}","digest":"{}","size":5}}"#,
             d("s")
         );
-        let (m, _) = parse(Bytes::from(image(&extra)), None, Algorithm::Sha256).unwrap();
+        let m = parse(Bytes::from(image(&extra)), None, Algorithm::Sha256).unwrap();
         assert_eq!(m.artifact_type.as_deref(), Some("application/sbom"));
         assert_eq!(m.subject.unwrap().to_string(), d("s"));
     }
@@ -307,9 +301,9 @@ mod tests {
             r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[{{"mediaType":"{OCI_MANIFEST}","digest":"{}","size":3,"platform":{{"architecture":"amd64","os":"linux"}}}}],"annotations":{{"org.opencontainers.image.description":"x"}}}}"#,
             d("a")
         );
-        let (m, req) = parse(Bytes::from(body), Some(OCI_INDEX), Algorithm::Sha256).unwrap();
+        let m = parse(Bytes::from(body), Some(OCI_INDEX), Algorithm::Sha256).unwrap();
         assert_eq!(m.children.len(), 1);
-        assert!(req.blobs.is_empty());
+        assert!(m.required_blobs.is_empty());
         assert!(m.annotations.unwrap().contains("description"));
     }
 

@@ -54,6 +54,9 @@ pub struct NewManifest {
     pub subject: Option<Digest>,
     /// Blobs (config and layers) the manifest references, for garbage collection.
     pub blobs: Vec<Digest>,
+    /// Blobs that must already be in the repository: the config and every layer without
+    /// `urls` (foreign layers live elsewhere). Sorted, without repeats.
+    pub required_blobs: Vec<Digest>,
     /// Child manifests an index references.
     pub children: Vec<Digest>,
     /// The manifest's `annotations`, as JSON text, for the referrers listing.
@@ -104,6 +107,8 @@ pub enum PutManifestOutcome {
     Stored,
     /// This child of the index is not a manifest of this repository; nothing was stored.
     MissingChild(Digest),
+    /// This required blob is not in the repository; nothing was stored.
+    MissingBlob(Digest),
 }
 
 /// Repository state: which blobs and manifests a repository holds, tags, upload sessions and
@@ -177,10 +182,9 @@ pub trait MetadataStore: Send + Sync + 'static {
         size: u64,
     ) -> StoreResult<()>;
 
-    /// Of `digests`, those `repo` does not hold as blobs.
-    async fn missing_blobs(&self, repo: &RepoName, digests: &[Digest]) -> StoreResult<Vec<Digest>>;
-
-    /// In one transaction: checks every child of `manifest` is a manifest of `repo`, stores the
+    /// In one transaction: checks every required blob of `manifest` is a blob of `repo` and
+    /// every child is a manifest of `repo` (so a concurrent delete cannot slip between check
+    /// and write), stores the
     /// manifest (idempotent on digest) with its references and subject link, and points `tag`
     /// at it when given.
     async fn put_manifest(

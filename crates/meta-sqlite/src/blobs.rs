@@ -4,7 +4,7 @@ use berth_core::digest::Digest;
 use berth_core::error::StoreError;
 use sqlx::SqliteConnection;
 
-use crate::store::{SqliteMetadataStore, ensure_repository, failed, from_sql, json_list, to_sql};
+use crate::store::{SqliteMetadataStore, ensure_repository, failed, from_sql, to_sql};
 
 impl SqliteMetadataStore {
     /// The size of `digest` if `repo` holds it: one indexed join.
@@ -53,39 +53,6 @@ impl SqliteMetadataStore {
         .await
         .map_err(failed(format!("unlinking blob {digest} from {repo}")))?;
         Ok(done.rows_affected() > 0)
-    }
-
-    /// Of `digests`, those `repo` does not hold, in the order given: one query.
-    pub(crate) async fn unlinked(
-        &self,
-        repo: &str,
-        digests: &[Digest],
-    ) -> Result<Vec<Digest>, StoreError> {
-        if digests.is_empty() {
-            return Ok(Vec::new());
-        }
-        let positions: Vec<i64> = sqlx::query_scalar(
-            "SELECT wanted.key FROM json_each(?2) AS wanted \
-             WHERE NOT EXISTS ( \
-                 SELECT 1 FROM repository_blobs rb \
-                 JOIN repositories r ON r.id = rb.repository_id \
-                 WHERE r.name = ?1 AND rb.digest = wanted.value) \
-             ORDER BY wanted.key",
-        )
-        .bind(repo)
-        .bind(json_list(digests))
-        .fetch_all(&self.reader)
-        .await
-        .map_err(failed(format!("checking which blobs {repo} holds")))?;
-        Ok(positions
-            .into_iter()
-            .filter_map(|i| {
-                usize::try_from(i)
-                    .ok()
-                    .and_then(|i| digests.get(i))
-                    .cloned()
-            })
-            .collect())
     }
 }
 

@@ -26,6 +26,28 @@ impl SqliteMetadataStore {
         let digest = manifest.digest.as_str();
         let doing = || format!("storing manifest {digest} in {repo}");
         let mut tx = self.begin_write().await?;
+        // Inside the write transaction, so no blob can be unlinked between check and write.
+        if !manifest.required_blobs.is_empty() {
+            let missing: Option<i64> = sqlx::query_scalar(
+                "SELECT wanted.key FROM json_each(?2) AS wanted \
+                 WHERE NOT EXISTS ( \
+                     SELECT 1 FROM repository_blobs rb JOIN repositories r ON r.id = rb.repository_id \
+                     WHERE r.name = ?1 AND rb.digest = wanted.value) \
+                 ORDER BY wanted.key LIMIT 1",
+            )
+            .bind(repo.as_str())
+            .bind(json_list(&manifest.required_blobs))
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(failed(format!("checking the blobs of manifest {digest} in {repo}")))?;
+            let blob = missing
+                .and_then(|i| usize::try_from(i).ok())
+                .and_then(|i| manifest.required_blobs.get(i));
+            if let Some(blob) = blob {
+                tx.rollback().await.map_err(failed(doing()))?;
+                return Ok(PutManifestOutcome::MissingBlob(blob.clone()));
+            }
+        }
         if !manifest.children.is_empty() {
             let missing: Option<i64> = sqlx::query_scalar(
                 "SELECT child.key FROM json_each(?2) AS child \

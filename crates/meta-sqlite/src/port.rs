@@ -103,11 +103,6 @@ impl MetadataStore for SqliteMetadataStore {
         self.finish_upload(id, repo, digest, size).await
     }
 
-    #[instrument(level = "debug", skip(self, digests), fields(%repo, count = digests.len()))]
-    async fn missing_blobs(&self, repo: &RepoName, digests: &[Digest]) -> StoreResult<Vec<Digest>> {
-        self.unlinked(repo.as_str(), digests).await
-    }
-
     #[instrument(level = "debug", skip(self, manifest), fields(%repo, digest = %manifest.digest, ?tag))]
     async fn put_manifest(
         &self,

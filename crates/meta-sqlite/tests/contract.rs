@@ -35,6 +35,7 @@ fn manifest(body: &str) -> NewManifest {
         artifact_type: None,
         subject: None,
         blobs: vec![digest("config"), digest("layer")],
+        required_blobs: Vec::new(),
         children: Vec::new(),
         annotations: None,
     }
@@ -69,18 +70,29 @@ async fn blobs_are_linked_per_repository() {
         "links are per repository"
     );
 
-    let wanted = [d3.clone(), d1.clone(), d2.clone(), d3.clone()];
+    // A manifest is stored only when every required blob is linked to its repository.
+    let mut needs = manifest(r#"{"needs":"blobs"}"#);
+    needs.required_blobs = vec![d1.clone(), d2.clone(), d3.clone()];
     assert_eq!(
-        s.missing_blobs(&a, &wanted).await.unwrap(),
-        vec![d3.clone(), d3.clone()]
+        s.put_manifest(&a, &needs, Some(&tag("x"))).await.unwrap(),
+        PutManifestOutcome::MissingBlob(d3.clone())
     );
-    assert_eq!(
-        s.missing_blobs(&b, &[d2.clone(), d1.clone()])
+    assert!(
+        s.manifest_by_digest(&a, &needs.digest)
             .await
-            .unwrap(),
-        vec![d2.clone(), d1.clone()]
+            .unwrap()
+            .is_none()
     );
-    assert!(s.missing_blobs(&a, &[]).await.unwrap().is_empty());
+    needs.required_blobs = vec![d2.clone(), d1.clone()];
+    assert_eq!(
+        s.put_manifest(&b, &needs, None).await.unwrap(),
+        PutManifestOutcome::MissingBlob(d2.clone()),
+        "blobs of another repository do not count"
+    );
+    assert_eq!(
+        s.put_manifest(&a, &needs, Some(&tag("x"))).await.unwrap(),
+        PutManifestOutcome::Stored
+    );
 
     assert!(s.unlink_blob(&a, &d1).await.unwrap());
     assert!(!s.unlink_blob(&a, &d1).await.unwrap());

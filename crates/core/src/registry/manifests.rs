@@ -33,7 +33,7 @@ impl Registry {
             Reference::Digest(d) => d.algorithm(),
             Reference::Tag(_) => Algorithm::Sha256,
         };
-        let (manifest, needs) = manifest::parse(content, content_type, algorithm)?;
+        let manifest = manifest::parse(content, content_type, algorithm)?;
         if let Reference::Digest(expected) = reference
             && expected != &manifest.digest
         {
@@ -41,15 +41,6 @@ impl Registry {
                 "manifest bytes hash to {}, not {expected} as in the URL",
                 manifest.digest
             )));
-        }
-        if let Some(missing) = self
-            .meta
-            .missing_blobs(repo, &needs.blobs)
-            .await?
-            .into_iter()
-            .next()
-        {
-            return Err(RegistryError::ManifestBlobUnknown(missing));
         }
         let tag = match reference {
             Reference::Tag(tag) => Some(tag),
@@ -60,8 +51,9 @@ impl Registry {
                 digest: manifest.digest,
                 subject: manifest.subject,
             }),
-            PutManifestOutcome::MissingChild(child) => {
-                Err(RegistryError::ManifestBlobUnknown(child))
+            PutManifestOutcome::MissingChild(missing)
+            | PutManifestOutcome::MissingBlob(missing) => {
+                Err(RegistryError::ManifestBlobUnknown(missing))
             }
         }
     }
