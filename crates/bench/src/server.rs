@@ -164,22 +164,7 @@ impl Server {
 
     /// CPU time (user + system) the server has used since it started, in seconds.
     pub fn cpu_seconds(&self) -> anyhow::Result<f64> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))?;
-        // Fields after the parenthesised command name start at field 3; utime and stime are
-        // fields 14 and 15, in USER_HZ ticks (100 per second on Linux).
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .context("malformed stat")?
-            .1
-            .split_whitespace()
-            .collect();
-        let ticks: u64 = fields
-            .get(11..13)
-            .context("short stat")?
-            .iter()
-            .map(|f| f.parse::<u64>())
-            .sum::<Result<_, _>>()?;
-        Ok(ticks as f64 / USER_HZ)
+        process_cpu_seconds(self.child.id())
     }
 
     /// The last lines the server wrote to stderr, for error messages.
@@ -242,4 +227,26 @@ fn probe_v2(address: &str) -> std::io::Result<bool> {
     let mut status_line = String::new();
     BufReader::new(stream).read_line(&mut status_line)?;
     Ok(status_line.split_whitespace().nth(1) == Some("200"))
+}
+
+/// CPU time (user + system) process `pid` has used since it started, in seconds (the bench
+/// reads its own too: client and server share the machine's cores).
+pub fn process_cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+
+    // Fields after the parenthesised command name start at field 3; utime and stime are
+    // fields 14 and 15, in USER_HZ ticks (100 per second on Linux).
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .context("malformed stat")?
+        .1
+        .split_whitespace()
+        .collect();
+    let ticks: u64 = fields
+        .get(11..13)
+        .context("short stat")?
+        .iter()
+        .map(|f| f.parse::<u64>())
+        .sum::<Result<_, _>>()?;
+    Ok(ticks as f64 / USER_HZ)
 }
