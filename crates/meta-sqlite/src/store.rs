@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use berth_core::digest::Digest;
 use berth_core::error::StoreError;
 use berth_core::ports::Millis;
+use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -82,6 +83,39 @@ impl SqliteMetadataStore {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(failed("starting a write transaction"))
+    }
+
+    /// The writer connection, switched to `synchronous = NORMAL`: its commits reach the WAL
+    /// but wait for no fsync, so they survive a crash of the process but may be lost, whole,
+    /// with the machine. For writes whose loss is harmless — upload leases (void after a
+    /// restart anyway) and upload progress (a lost record only rewinds the offset to bytes
+    /// already durable). Hand it back through [`SqliteMetadataStore::resync`].
+    pub(crate) async fn unsynced(&self) -> Result<PoolConnection<Sqlite>, StoreError> {
+        let mut conn = self
+            .writer
+            .acquire()
+            .await
+            .map_err(failed("acquiring the writer connection"))?;
+        sqlx::query("PRAGMA synchronous = NORMAL")
+            .execute(&mut *conn)
+            .await
+            .map_err(failed("relaxing synchronous for upload bookkeeping"))?;
+        Ok(conn)
+    }
+
+    /// Restores `synchronous = FULL` on a connection from [`SqliteMetadataStore::unsynced`];
+    /// if that fails the connection is closed rather than reused with weaker durability.
+    pub(crate) async fn resync(&self, mut conn: PoolConnection<Sqlite>) -> Result<(), StoreError> {
+        match sqlx::query("PRAGMA synchronous = FULL")
+            .execute(&mut *conn)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(err) => {
+                let _ = conn.close().await;
+                Err(StoreError::new("restoring synchronous = FULL", err))
+            }
+        }
     }
 }
 

@@ -75,7 +75,8 @@ impl SqliteMetadataStore {
         now: Millis,
         lease_until: Millis,
     ) -> Result<Lease, StoreError> {
-        let row: Option<SessionRow> = sqlx::query_as(
+        let mut conn = self.unsynced().await?;
+        let row: Result<Option<SessionRow>, sqlx::Error> = sqlx::query_as(
             "UPDATE uploads SET lease_token = ?3, lease_until = ?4 \
              WHERE id = ?1 AND repository = ?2 AND (lease_token IS NULL OR lease_until < ?5) \
              RETURNING byte_offset, hash_state, started_at",
@@ -85,9 +86,10 @@ impl SqliteMetadataStore {
         .bind(token)
         .bind(lease_until)
         .bind(now)
-        .fetch_optional(&self.writer)
-        .await
-        .map_err(failed(format!("leasing upload {id} of {repo}")))?;
+        .fetch_optional(&mut *conn)
+        .await;
+        self.resync(conn).await?;
+        let row = row.map_err(failed(format!("leasing upload {id} of {repo}")))?;
         if let Some(row) = row {
             return Ok(Lease::Granted(session(id, repo, row)?));
         }
@@ -109,14 +111,16 @@ impl SqliteMetadataStore {
         token: &str,
         lease_until: Millis,
     ) -> Result<(), StoreError> {
+        let mut conn = self.unsynced().await?;
         let done =
             sqlx::query("UPDATE uploads SET lease_until = ?3 WHERE id = ?1 AND lease_token = ?2")
                 .bind(id)
                 .bind(token)
                 .bind(lease_until)
-                .execute(&self.writer)
-                .await
-                .map_err(failed(format!("renewing the lease of upload {id}")))?;
+                .execute(&mut *conn)
+                .await;
+        self.resync(conn).await?;
+        let done = done.map_err(failed(format!("renewing the lease of upload {id}")))?;
         lease_held(done.rows_affected(), id, "renewing the lease of upload")
     }
 
@@ -128,30 +132,35 @@ impl SqliteMetadataStore {
         offset: u64,
         hash_state: &[u8],
     ) -> Result<(), StoreError> {
+        let offset = to_sql(offset, "upload offset")?;
+        let mut conn = self.unsynced().await?;
         let done = sqlx::query(
             "UPDATE uploads SET byte_offset = ?3, hash_state = ?4, lease_token = NULL, lease_until = NULL \
              WHERE id = ?1 AND lease_token = ?2",
         )
         .bind(id)
         .bind(token)
-        .bind(to_sql(offset, "upload offset")?)
+        .bind(offset)
         .bind(hash_state)
-        .execute(&self.writer)
-        .await
-        .map_err(failed(format!("recording progress of upload {id}")))?;
+        .execute(&mut *conn)
+        .await;
+        self.resync(conn).await?;
+        let done = done.map_err(failed(format!("recording progress of upload {id}")))?;
         lease_held(done.rows_affected(), id, "recording progress of upload")
     }
 
     /// Releases the lease if still held under `token`; a lease already lost is left alone.
     pub(crate) async fn release_lease(&self, id: &str, token: &str) -> Result<(), StoreError> {
-        sqlx::query(
+        let mut conn = self.unsynced().await?;
+        let done = sqlx::query(
             "UPDATE uploads SET lease_token = NULL, lease_until = NULL WHERE id = ?1 AND lease_token = ?2",
         )
         .bind(id)
         .bind(token)
-        .execute(&self.writer)
-        .await
-        .map_err(failed(format!("releasing the lease of upload {id}")))?;
+        .execute(&mut *conn)
+        .await;
+        self.resync(conn).await?;
+        done.map_err(failed(format!("releasing the lease of upload {id}")))?;
         Ok(())
     }
 
