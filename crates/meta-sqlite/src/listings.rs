@@ -3,7 +3,7 @@
 use berth_core::error::StoreError;
 use berth_core::name::RepoName;
 
-use crate::store::{SqliteMetadataStore, failed, sql_limit};
+use crate::store::{SqliteMetadataStore, failed, repository_id, sql_limit};
 
 impl SqliteMetadataStore {
     /// Up to `limit` tags of `repo` after `last`; `None` when the repository does not exist.
@@ -16,13 +16,7 @@ impl SqliteMetadataStore {
     ) -> Result<Option<Vec<String>>, StoreError> {
         let doing = || format!("listing tags of {repo}");
         let mut tx = self.reader.begin().await.map_err(failed(doing()))?;
-        let repository_id: Option<i64> =
-            sqlx::query_scalar("SELECT id FROM repositories WHERE name = ?1")
-                .bind(repo.as_str())
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(failed(doing()))?;
-        let Some(repository_id) = repository_id else {
+        let Some(repository_id) = repository_id(&mut tx, repo.as_str()).await? else {
             return Ok(None);
         };
         let tags = sqlx::query_scalar(

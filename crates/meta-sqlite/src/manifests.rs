@@ -7,8 +7,8 @@ use berth_core::ports::{NewManifest, PutManifestOutcome, Referrer, StoredManifes
 use bytes::Bytes;
 
 use crate::store::{
-    SqliteMetadataStore, ensure_repository, failed, from_sql, json_list, now_millis, parse_digest,
-    to_sql,
+    Held, SqliteMetadataStore, ensure_repository, failed, first_missing, from_sql, json_list,
+    now_millis, parse_digest, repository_id, to_sql,
 };
 
 /// A referrer row: digest, media type, size, artifact type, annotations.
@@ -26,50 +26,24 @@ impl SqliteMetadataStore {
         let digest = manifest.digest.as_str();
         let doing = || format!("storing manifest {digest} in {repo}");
         let mut tx = self.begin_write().await?;
-        // Inside the write transaction, so no blob can be unlinked between check and write.
-        if !manifest.required_blobs.is_empty() {
-            let missing: Option<i64> = sqlx::query_scalar(
-                "SELECT wanted.key FROM json_each(?2) AS wanted \
-                 WHERE NOT EXISTS ( \
-                     SELECT 1 FROM repository_blobs rb JOIN repositories r ON r.id = rb.repository_id \
-                     WHERE r.name = ?1 AND rb.digest = wanted.value) \
-                 ORDER BY wanted.key LIMIT 1",
-            )
-            .bind(repo.as_str())
-            .bind(json_list(&manifest.required_blobs))
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(failed(format!("checking the blobs of manifest {digest} in {repo}")))?;
-            let blob = missing
-                .and_then(|i| usize::try_from(i).ok())
-                .and_then(|i| manifest.required_blobs.get(i));
-            if let Some(blob) = blob {
-                tx.rollback().await.map_err(failed(doing()))?;
-                return Ok(PutManifestOutcome::MissingBlob(blob.clone()));
-            }
+        // Inside the write transaction, so nothing can be unlinked or deleted between check
+        // and write.
+        let missing = first_missing(
+            &mut tx,
+            repo.as_str(),
+            Held::Blobs,
+            &manifest.required_blobs,
+        )
+        .await?;
+        if let Some(blob) = missing {
+            tx.rollback().await.map_err(failed(doing()))?;
+            return Ok(PutManifestOutcome::MissingBlob(blob.clone()));
         }
-        if !manifest.children.is_empty() {
-            let missing: Option<i64> = sqlx::query_scalar(
-                "SELECT child.key FROM json_each(?2) AS child \
-                 WHERE NOT EXISTS ( \
-                     SELECT 1 FROM manifests m JOIN repositories r ON r.id = m.repository_id \
-                     WHERE r.name = ?1 AND m.digest = child.value) \
-                 ORDER BY child.key LIMIT 1",
-            )
-            .bind(repo.as_str())
-            .bind(json_list(&manifest.children))
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(failed(format!(
-                "checking the children of manifest {digest} in {repo}"
-            )))?;
-            let child = missing
-                .and_then(|i| usize::try_from(i).ok())
-                .and_then(|i| manifest.children.get(i));
-            if let Some(child) = child {
-                tx.rollback().await.map_err(failed(doing()))?;
-                return Ok(PutManifestOutcome::MissingChild(child.clone()));
-            }
+        let missing =
+            first_missing(&mut tx, repo.as_str(), Held::Manifests, &manifest.children).await?;
+        if let Some(child) = missing {
+            tx.rollback().await.map_err(failed(doing()))?;
+            return Ok(PutManifestOutcome::MissingChild(child.clone()));
         }
         let repository_id = ensure_repository(&mut tx, repo.as_str()).await?;
         let inserted = sqlx::query(
@@ -192,13 +166,7 @@ impl SqliteMetadataStore {
     ) -> Result<bool, StoreError> {
         let doing = || format!("deleting manifest {repo}@{digest}");
         let mut tx = self.begin_write().await?;
-        let repository_id: Option<i64> =
-            sqlx::query_scalar("SELECT id FROM repositories WHERE name = ?1")
-                .bind(repo.as_str())
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(failed(doing()))?;
-        let Some(repository_id) = repository_id else {
+        let Some(repository_id) = repository_id(&mut tx, repo.as_str()).await? else {
             return Ok(false);
         };
         for statement in [

@@ -173,6 +173,65 @@ pub(crate) fn parse_digest(text: &str) -> Result<Digest, StoreError> {
 
 /// The id of repository `name`, creating the repository if new. Run inside a write
 /// transaction.
+/// The id of repository `name`, if it exists.
+pub(crate) async fn repository_id(
+    conn: &mut SqliteConnection,
+    name: &str,
+) -> Result<Option<i64>, StoreError> {
+    sqlx::query_scalar("SELECT id FROM repositories WHERE name = ?1")
+        .bind(name)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(failed(format!("looking up repository {name}")))
+}
+
+/// Which table a [`first_missing`] check looks in.
+#[derive(Clone, Copy)]
+pub(crate) enum Held {
+    /// Blobs linked to the repository.
+    Blobs,
+    /// Manifests of the repository.
+    Manifests,
+}
+
+/// The first of `digests` (in the order given) that repository `repo` does not hold as
+/// `what`: one query, run on `conn` so it can share a write transaction.
+pub(crate) async fn first_missing<'d>(
+    conn: &mut SqliteConnection,
+    repo: &str,
+    what: Held,
+    digests: &'d [Digest],
+) -> Result<Option<&'d Digest>, StoreError> {
+    if digests.is_empty() {
+        return Ok(None);
+    }
+    let (sql, noun) = match what {
+        Held::Blobs => (
+            "SELECT wanted.key FROM json_each(?2) AS wanted WHERE NOT EXISTS ( \
+                 SELECT 1 FROM repository_blobs rb JOIN repositories r ON r.id = rb.repository_id \
+                 WHERE r.name = ?1 AND rb.digest = wanted.value) \
+             ORDER BY wanted.key LIMIT 1",
+            "blobs",
+        ),
+        Held::Manifests => (
+            "SELECT wanted.key FROM json_each(?2) AS wanted WHERE NOT EXISTS ( \
+                 SELECT 1 FROM manifests m JOIN repositories r ON r.id = m.repository_id \
+                 WHERE r.name = ?1 AND m.digest = wanted.value) \
+             ORDER BY wanted.key LIMIT 1",
+            "manifests",
+        ),
+    };
+    let position: Option<i64> = sqlx::query_scalar(sql)
+        .bind(repo)
+        .bind(json_list(digests))
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(failed(format!("checking which {noun} {repo} holds")))?;
+    Ok(position
+        .and_then(|i| usize::try_from(i).ok())
+        .and_then(|i| digests.get(i)))
+}
+
 pub(crate) async fn ensure_repository(
     conn: &mut SqliteConnection,
     name: &str,
@@ -185,11 +244,12 @@ pub(crate) async fn ensure_repository(
     .execute(&mut *conn)
     .await
     .map_err(failed(format!("creating repository {name}")))?;
-    sqlx::query_scalar("SELECT id FROM repositories WHERE name = ?1")
-        .bind(name)
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(failed(format!("looking up repository {name}")))
+    repository_id(conn, name).await?.ok_or_else(|| {
+        StoreError::new(
+            format!("looking up repository {name}"),
+            "repository vanished inside its own transaction",
+        )
+    })
 }
 
 #[cfg(test)]
