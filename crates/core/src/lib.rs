@@ -5,6 +5,7 @@
 //! hyper or sqlx: it holds only parsed domain values ([`RepoName`], [`Digest`], [`Tag`],
 //! [`Reference`]), the manifest rules and the error vocabulary of the OCI distribution spec.
 
+pub mod access;
 pub mod digest;
 pub mod error;
 pub mod hashing;

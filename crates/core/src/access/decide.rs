@@ -1,0 +1,334 @@
+//! The permission function: the whole access model in one pure function, [`decide`].
+//!
+//! The answer's shape is part of the model: a principal that may not read a package learns
+//! nothing about it (not found, exactly as if it did not exist); one that may read but not act
+//! is told which role or scope it lacks; anonymous callers are asked to authenticate.
+
+use super::model::{
+    AccountKind, Action, Credential, Grant, OrgRole, Principal, RepoId, Role, Target, Visibility,
+};
+
+/// The outcome of [`decide`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Go ahead.
+    Allow,
+    /// Go ahead, creating the package first with this visibility, linked to `link`.
+    Create {
+        /// Visibility of the new package.
+        visibility: Visibility,
+        /// Repository to link it to (a job token's repository).
+        link: Option<RepoId>,
+    },
+    /// No credentials, and anonymous may not do this: ask for a token.
+    Unauthenticated,
+    /// The principal may not know the package exists.
+    NotFound,
+    /// The principal sees the package but may not do this; the text says what is missing.
+    Denied(String),
+}
+
+/// Whether `principal` may do `action` on `target`.
+pub fn decide(principal: &Principal, target: &Target, action: Action) -> Decision {
+    let Principal::Token(credential) = principal else {
+        return anonymous(target, action);
+    };
+    let Some(owner) = &target.owner else {
+        return match action {
+            Action::Push => Decision::Denied(format!(
+                "there is no user or organization named `{}`; packages live under an existing account",
+                first_segment(&target.name)
+            )),
+            Action::Pull | Action::Delete => Decision::NotFound,
+        };
+    };
+    if let Grant::Classic { sso_authorized, .. } = &credential.grant
+        && owner.requires_sso
+        && !credential.site_admin
+        && !sso_authorized.contains(&owner.id)
+    {
+        return Decision::NotFound;
+    }
+    if target.package.is_none() {
+        return match action {
+            Action::Push => create(credential, target),
+            Action::Pull | Action::Delete => Decision::NotFound,
+        };
+    }
+    if reach(credential, target, Action::Pull).is_err() {
+        return Decision::NotFound;
+    }
+    match reach(credential, target, action) {
+        Ok(()) => Decision::Allow,
+        Err(missing) => Decision::Denied(missing),
+    }
+}
+
+fn anonymous(target: &Target, action: Action) -> Decision {
+    let public = target
+        .package
+        .as_ref()
+        .is_some_and(|p| p.visibility == Visibility::Public);
+    if public && action == Action::Pull {
+        Decision::Allow
+    } else {
+        Decision::Unauthenticated
+    }
+}
+
+/// Whether `credential` reaches `action` on the existing package of `target`; else what is
+/// missing, in words.
+fn reach(credential: &Credential, target: &Target, action: Action) -> Result<(), String> {
+    let package = target
+        .package
+        .as_ref()
+        .expect("reach is asked about existing packages");
+    let needed = action.role();
+    // Anyone who signed in reads public packages, and users read internal ones.
+    let floor = match package.visibility {
+        Visibility::Public => Some(Role::Read),
+        Visibility::Internal if credential.user.is_some() => Some(Role::Read),
+        _ => None,
+    };
+    let granted = match &credential.grant {
+        Grant::Classic { scopes, .. } => {
+            let role = user_role(credential, target, scopes.repo);
+            let scope_ok = match action {
+                Action::Pull => scopes.may_read(),
+                Action::Push => scopes.write_packages,
+                Action::Delete => scopes.delete_packages,
+            };
+            if !scope_ok && action == Action::Pull && floor.is_none() {
+                return Err("the token lacks the read:packages scope".into());
+            }
+            if !scope_ok && action != Action::Pull {
+                return Err(format!(
+                    "the token lacks the {} scope",
+                    match action {
+                        Action::Push => "write:packages",
+                        _ => "delete:packages",
+                    }
+                ));
+            }
+            role
+        }
+        Grant::FineGrained {
+            owner,
+            packages,
+            repositories,
+            permission,
+        } => {
+            let selected = target.owner.as_ref().is_some_and(|o| o.id == *owner)
+                && (packages.iter().any(|p| p == &target.name)
+                    || package
+                        .linked
+                        .is_some_and(|repo| repositories.contains(&repo.id)));
+            if selected {
+                user_role(credential, target, true).map(|r| r.min(*permission))
+            } else {
+                None
+            }
+        }
+        Grant::App {
+            account,
+            repositories,
+            permission,
+        } => {
+            let installed = target.owner.as_ref().is_some_and(|o| o.id == *account);
+            let selected = match repositories {
+                None => true,
+                Some(repos) => package.linked.is_some_and(|r| repos.contains(&r.id)),
+            };
+            (installed && selected).then_some(*permission)
+        }
+        Grant::Job {
+            repository,
+            permission,
+            ..
+        } => {
+            if package.linked.is_some_and(|r| r.id == *repository) {
+                Some(*permission)
+            } else {
+                package
+                    .job_access
+                    .iter()
+                    .find(|(repo, _)| repo == repository)
+                    .map(|(_, role)| (*role).min(*permission))
+            }
+        }
+    };
+    let role = granted.max(floor);
+    match role {
+        Some(role) if role >= needed => Ok(()),
+        Some(role) => Err(format!(
+            "{} has the {} role on this package and {} needs {}",
+            who(credential),
+            role_name(role),
+            action.verb(),
+            role_name(needed)
+        )),
+        None => Err(format!("{} has no access to this package", who(credential))),
+    }
+}
+
+/// The role the credential's user holds on the package, before the token's own limits.
+/// `via_private_repo` says whether access inherited from a non-public repository counts
+/// (classic tokens need the `repo` scope for it).
+fn user_role(credential: &Credential, target: &Target, via_private_repo: bool) -> Option<Role> {
+    credential.user?;
+    if credential.site_admin || owns(credential, target) {
+        return Some(Role::Admin);
+    }
+    let package = target.package.as_ref()?;
+    let relations = &target.relations;
+    match package.linked {
+        Some(repo) if package.inherits => {
+            let from_visibility = match repo.visibility {
+                Visibility::Public | Visibility::Internal => Some(Role::Read),
+                Visibility::Private => None,
+            };
+            let from_role = relations
+                .repo_role
+                .filter(|_| via_private_repo || repo.visibility == Visibility::Public);
+            from_role.max(from_visibility)
+        }
+        _ => relations.package_role,
+    }
+}
+
+/// Whether the credential's user is the owning user or an owner of the owning organization.
+fn owns(credential: &Credential, target: &Target) -> bool {
+    let Some(owner) = &target.owner else {
+        return false;
+    };
+    match owner.kind {
+        AccountKind::User => credential.user == Some(owner.id),
+        AccountKind::Organization => target.relations.org_role == Some(OrgRole::Owner),
+    }
+}
+
+/// A push to a package that does not exist yet: may the credential create it, and how.
+fn create(credential: &Credential, target: &Target) -> Decision {
+    let owner = target
+        .owner
+        .as_ref()
+        .expect("create is asked about existing owners");
+    let policy = &owner.policy;
+    let denied = |why: &str| {
+        Decision::Denied(format!(
+            "{} cannot create packages in `{}`: {why}",
+            who(credential),
+            owner.login
+        ))
+    };
+    let as_user = |visibility_for_members: bool| -> Result<Visibility, String> {
+        if credential.site_admin || owns(credential, target) {
+            return Ok(policy.default_visibility);
+        }
+        if owner.kind == AccountKind::Organization
+            && target.relations.org_role == Some(OrgRole::Member)
+            && visibility_for_members
+        {
+            let allowed = &policy.member_visibilities;
+            if allowed.contains(&policy.default_visibility) {
+                return Ok(policy.default_visibility);
+            }
+            if let Some(most_private) = allowed.iter().min() {
+                return Ok(*most_private);
+            }
+            return Err("the organization does not let members create packages".into());
+        }
+        Err("only its owners and members may".into())
+    };
+    match &credential.grant {
+        Grant::Classic { scopes, .. } => {
+            if !scopes.write_packages {
+                return denied("the token lacks the write:packages scope");
+            }
+            match as_user(true) {
+                Ok(visibility) => Decision::Create {
+                    visibility,
+                    link: None,
+                },
+                Err(why) => denied(&why),
+            }
+        }
+        Grant::FineGrained {
+            owner: token_owner,
+            packages,
+            permission,
+            ..
+        } => {
+            if *token_owner != owner.id || !packages.contains(&target.name) {
+                return denied("the fine-grained token does not select this package");
+            }
+            if *permission < Role::Write {
+                return denied("the fine-grained token has packages: read");
+            }
+            match as_user(true) {
+                Ok(visibility) => Decision::Create {
+                    visibility,
+                    link: None,
+                },
+                Err(why) => denied(&why),
+            }
+        }
+        Grant::App {
+            account,
+            repositories,
+            permission,
+        } => {
+            if *account != owner.id {
+                return denied("the app is not installed on this account");
+            }
+            if repositories.is_some() {
+                return denied(
+                    "the app installation selects repositories, so it reaches only packages linked to them",
+                );
+            }
+            if *permission < Role::Write {
+                return denied("the app installation has packages: read");
+            }
+            Decision::Create {
+                visibility: policy.default_visibility,
+                link: None,
+            }
+        }
+        Grant::Job {
+            repository,
+            owner: repo_owner,
+            permission,
+        } => {
+            if *repo_owner != owner.id {
+                return denied("a job token creates packages only under its repository's owner");
+            }
+            if *permission < Role::Write {
+                return denied("the job token has packages: read");
+            }
+            Decision::Create {
+                visibility: policy.default_visibility,
+                link: Some(*repository),
+            }
+        }
+    }
+}
+
+fn who(credential: &Credential) -> String {
+    match credential.grant {
+        Grant::App { .. } => format!("app installation token `{}`", credential.login),
+        Grant::Job { .. } => format!("job token of `{}`", credential.login),
+        _ => format!("`{}`", credential.login),
+    }
+}
+
+fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Read => "read",
+        Role::Write => "write",
+        Role::Admin => "admin",
+    }
+}
+
+fn first_segment(name: &str) -> &str {
+    name.split('/').next().unwrap_or(name)
+}

@@ -1,0 +1,19 @@
+//! Who may do what: the access model of accounts, packages and tokens.
+//!
+//! [`model`] holds the values (principals, targets, roles, grants), [`decide`] the one pure
+//! permission function, [`token`] the shape of token secrets. Nothing here does I/O: the
+//! metadata store gathers a [`model::Target`] for a request, the HTTP layer turns a
+//! [`decide::Decision`] into a status.
+
+pub mod decide;
+pub mod model;
+pub mod token;
+
+pub use decide::{Decision, decide};
+pub use model::{
+    AccountId, AccountKind, Action, Credential, CredentialId, Grant, LinkedRepo, OrgRole, Owner,
+    Package, PackagePolicy, Principal, Relations, RepoId, Role, Scopes, Target, Visibility,
+};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,312 @@
+//! The access model's values: who asks ([`Principal`]), what they ask about ([`Target`]) and
+//! what they ask to do ([`Action`]). Plain data, filled in by the metadata store; the decision
+//! is [`super::decide`].
+
+use std::fmt;
+use std::str::FromStr;
+
+/// Row id of an account (user or organization).
+pub type AccountId = i64;
+/// Row id of a source repository.
+pub type RepoId = i64;
+/// Row id of a credential (token).
+pub type CredentialId = i64;
+
+/// A role on a package or a source repository; later variants include the earlier ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    /// Pull and read metadata.
+    Read,
+    /// Also push.
+    Write,
+    /// Also delete and manage access.
+    Admin,
+}
+
+/// Who may see a package (or a source repository).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Visibility {
+    /// Only those granted a role.
+    Private,
+    /// Also every signed-in user of this instance.
+    Internal,
+    /// Everyone, anonymous included.
+    Public,
+}
+
+/// Whether an account is a person or an organization.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountKind {
+    /// A person, who signs in.
+    User,
+    /// An organization: members, teams, packages.
+    Organization,
+}
+
+/// A user's membership role in an organization.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum OrgRole {
+    /// An ordinary member.
+    Member,
+    /// An owner: admin of everything the organization owns.
+    Owner,
+}
+
+/// What a registry request does to a package.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Read manifests, blobs, tags and referrers.
+    Pull,
+    /// Upload blobs and manifests (creating the package if needed).
+    Push,
+    /// Delete manifests, tags or blobs.
+    Delete,
+}
+
+impl Action {
+    /// The package role the action needs.
+    pub fn role(self) -> Role {
+        match self {
+            Action::Pull => Role::Read,
+            Action::Push => Role::Write,
+            Action::Delete => Role::Admin,
+        }
+    }
+
+    /// The verb of a registry scope (`repository:<name>:<verb>`).
+    pub fn verb(self) -> &'static str {
+        match self {
+            Action::Pull => "pull",
+            Action::Push => "push",
+            Action::Delete => "delete",
+        }
+    }
+}
+
+/// Scopes of a classic personal access token.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Scopes {
+    /// `read:packages`: pull.
+    pub read_packages: bool,
+    /// `write:packages`: push (and pull).
+    pub write_packages: bool,
+    /// `delete:packages`: delete, with the admin role.
+    pub delete_packages: bool,
+    /// `repo`: reach packages whose access comes from a non-public source repository.
+    pub repo: bool,
+}
+
+impl Scopes {
+    /// Every scope name, as GitHub spells it.
+    pub const NAMES: [&'static str; 4] =
+        ["read:packages", "write:packages", "delete:packages", "repo"];
+
+    /// Whether the scopes allow pulling.
+    pub fn may_read(&self) -> bool {
+        self.read_packages || self.write_packages
+    }
+
+    /// The scope names held, in GitHub's spelling.
+    pub fn names(&self) -> Vec<&'static str> {
+        let held = [
+            self.read_packages,
+            self.write_packages,
+            self.delete_packages,
+            self.repo,
+        ];
+        Scopes::NAMES
+            .iter()
+            .zip(held)
+            .filter_map(|(name, on)| on.then_some(*name))
+            .collect()
+    }
+}
+
+impl FromStr for Scopes {
+    type Err = String;
+
+    /// Parses a comma- or space-separated list of scope names.
+    fn from_str(list: &str) -> Result<Self, Self::Err> {
+        let mut scopes = Scopes::default();
+        for name in list.split([',', ' ']).filter(|s| !s.is_empty()) {
+            match name {
+                "read:packages" => scopes.read_packages = true,
+                "write:packages" => scopes.write_packages = true,
+                "delete:packages" => scopes.delete_packages = true,
+                "repo" => scopes.repo = true,
+                other => {
+                    return Err(format!(
+                        "unknown scope `{other}`; scopes are {}",
+                        Scopes::NAMES.join(", ")
+                    ));
+                }
+            }
+        }
+        Ok(scopes)
+    }
+}
+
+impl fmt::Display for Scopes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.names().join(","))
+    }
+}
+
+/// What a credential grants, by kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Grant {
+    /// A classic personal access token: the user's access, gated by scopes.
+    Classic {
+        /// The token's scopes.
+        scopes: Scopes,
+        /// Organizations requiring SSO that authorized this token.
+        sso_authorized: Vec<AccountId>,
+    },
+    /// A fine-grained token: one resource owner, selected packages and repositories.
+    FineGrained {
+        /// The only account whose packages it reaches.
+        owner: AccountId,
+        /// Packages selected by name (they need not exist yet).
+        packages: Vec<String>,
+        /// Source repositories selected: their linked packages are reached.
+        repositories: Vec<RepoId>,
+        /// At most this role (read or write).
+        permission: Role,
+    },
+    /// An app installation token: no user; the installation's account and repositories.
+    App {
+        /// The account the app is installed on.
+        account: AccountId,
+        /// Selected repositories, or `None` for all of the account's.
+        repositories: Option<Vec<RepoId>>,
+        /// At most this role (read or write).
+        permission: Role,
+    },
+    /// A repository job token (the `GITHUB_TOKEN` analogue).
+    Job {
+        /// The repository the job runs for.
+        repository: RepoId,
+        /// That repository's owner.
+        owner: AccountId,
+        /// At most this role (read or write).
+        permission: Role,
+    },
+}
+
+/// A verified, unexpired, unrevoked credential.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credential {
+    /// Its row id.
+    pub id: CredentialId,
+    /// The user acting through it (`None` for app installation and job tokens).
+    pub user: Option<AccountId>,
+    /// Login of that user, or a name for the app/job (for messages and audit).
+    pub login: String,
+    /// Whether the user is a site administrator.
+    pub site_admin: bool,
+    /// What it grants.
+    pub grant: Grant,
+}
+
+/// Who is asking.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    /// No credentials.
+    Anonymous,
+    /// A token.
+    Token(Credential),
+}
+
+impl Principal {
+    /// The user behind the principal, if any.
+    pub fn user(&self) -> Option<AccountId> {
+        match self {
+            Principal::Anonymous => None,
+            Principal::Token(c) => c.user,
+        }
+    }
+}
+
+/// How an account lets packages be created in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackagePolicy {
+    /// Visibility of a new package.
+    pub default_visibility: Visibility,
+    /// Visibilities members (not owners) may create; empty: members may not create packages.
+    pub member_visibilities: Vec<Visibility>,
+}
+
+impl Default for PackagePolicy {
+    fn default() -> Self {
+        PackagePolicy {
+            default_visibility: Visibility::Private,
+            member_visibilities: vec![
+                Visibility::Private,
+                Visibility::Internal,
+                Visibility::Public,
+            ],
+        }
+    }
+}
+
+/// The account a package name's first segment names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    /// Its id.
+    pub id: AccountId,
+    /// Its login.
+    pub login: String,
+    /// User or organization.
+    pub kind: AccountKind,
+    /// Whether classic tokens must be SSO-authorized for it.
+    pub requires_sso: bool,
+    /// Package creation settings.
+    pub policy: PackagePolicy,
+}
+
+/// A source repository a package is linked to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkedRepo {
+    /// Its id.
+    pub id: RepoId,
+    /// Its visibility.
+    pub visibility: Visibility,
+}
+
+/// An existing package.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Package {
+    /// Its visibility.
+    pub visibility: Visibility,
+    /// The source repository it is linked to.
+    pub linked: Option<LinkedRepo>,
+    /// Whether access is inherited from `linked` (instead of the package's own roles).
+    pub inherits: bool,
+    /// Repositories whose job tokens may use it, with the role granted.
+    pub job_access: Vec<(RepoId, Role)>,
+}
+
+/// What the asking user is to the owner and the package, gathered by the store for the
+/// credential's user (all empty for anonymous, app and job principals).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Relations {
+    /// Membership in the owning organization.
+    pub org_role: Option<OrgRole>,
+    /// Highest of the user's own and their teams' roles on the package.
+    pub package_role: Option<Role>,
+    /// The user's role on the linked repository (collaborator, team, org owner).
+    pub repo_role: Option<Role>,
+}
+
+/// What a request is about: a package name and what the store knows of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// The package (registry repository) name.
+    pub name: String,
+    /// The account its first segment names; `None` when no such account exists.
+    pub owner: Option<Owner>,
+    /// The package, `None` when it does not exist yet.
+    pub package: Option<Package>,
+    /// The asking user's relations to it.
+    pub relations: Relations,
+}

@@ -1,0 +1,385 @@
+//! The permission function's table: principal × package × action → decision.
+
+use super::*;
+
+const ORG: AccountId = 1;
+const ALICE: AccountId = 10; // org owner
+const BOB: AccountId = 11; // org member
+const CAROL: AccountId = 12; // outside user
+const REPO: RepoId = 100;
+const OTHER_REPO: RepoId = 101;
+
+fn org() -> Owner {
+    Owner {
+        id: ORG,
+        login: "acme".into(),
+        kind: AccountKind::Organization,
+        requires_sso: false,
+        policy: PackagePolicy::default(),
+    }
+}
+
+fn package(visibility: Visibility) -> Package {
+    Package {
+        visibility,
+        linked: None,
+        inherits: false,
+        job_access: vec![],
+    }
+}
+
+fn target(package: Option<Package>, relations: Relations) -> Target {
+    Target {
+        name: "acme/app".into(),
+        owner: Some(org()),
+        package,
+        relations,
+    }
+}
+
+fn classic(user: AccountId, scopes: &str) -> Principal {
+    Principal::Token(Credential {
+        id: 1,
+        user: Some(user),
+        login: format!("user{user}"),
+        site_admin: false,
+        grant: Grant::Classic {
+            scopes: scopes.parse().unwrap(),
+            sso_authorized: vec![],
+        },
+    })
+}
+
+fn job(repository: RepoId, permission: Role) -> Principal {
+    Principal::Token(Credential {
+        id: 2,
+        user: None,
+        login: "acme/repo".into(),
+        site_admin: false,
+        grant: Grant::Job {
+            repository,
+            owner: ORG,
+            permission,
+        },
+    })
+}
+
+fn member(package_role: Option<Role>) -> Relations {
+    Relations {
+        org_role: Some(OrgRole::Member),
+        package_role,
+        repo_role: None,
+    }
+}
+
+fn denied(decision: &Decision) -> bool {
+    matches!(decision, Decision::Denied(_))
+}
+
+#[test]
+fn anonymous_pulls_public_only_and_is_asked_to_authenticate_otherwise() {
+    let public = target(Some(package(Visibility::Public)), Relations::default());
+    let private = target(Some(package(Visibility::Private)), Relations::default());
+    let missing = target(None, Relations::default());
+    let anon = Principal::Anonymous;
+    assert_eq!(decide(&anon, &public, Action::Pull), Decision::Allow);
+    assert_eq!(
+        decide(&anon, &public, Action::Push),
+        Decision::Unauthenticated
+    );
+    assert_eq!(
+        decide(&anon, &private, Action::Pull),
+        Decision::Unauthenticated
+    );
+    assert_eq!(
+        decide(&anon, &missing, Action::Pull),
+        Decision::Unauthenticated
+    );
+}
+
+#[test]
+fn a_private_package_is_not_found_for_those_without_a_role_exactly_like_a_missing_one() {
+    let private = target(Some(package(Visibility::Private)), Relations::default());
+    let missing = target(None, Relations::default());
+    let carol = classic(CAROL, "write:packages,delete:packages");
+    for action in [Action::Pull, Action::Delete] {
+        assert_eq!(decide(&carol, &private, action), Decision::NotFound);
+        assert_eq!(decide(&carol, &missing, action), Decision::NotFound);
+    }
+    assert_eq!(decide(&carol, &private, Action::Push), Decision::NotFound);
+}
+
+#[test]
+fn roles_and_scopes_both_gate_and_the_denial_names_what_is_missing() {
+    let read_role = target(Some(package(Visibility::Private)), member(Some(Role::Read)));
+    let bob_rw = classic(BOB, "write:packages");
+    assert_eq!(decide(&bob_rw, &read_role, Action::Pull), Decision::Allow);
+    let Decision::Denied(why) = decide(&bob_rw, &read_role, Action::Push) else {
+        panic!("push with the read role must be denied");
+    };
+    assert!(why.contains("needs write"), "{why}");
+
+    let write_role = target(
+        Some(package(Visibility::Private)),
+        member(Some(Role::Write)),
+    );
+    let bob_read = classic(BOB, "read:packages");
+    let Decision::Denied(why) = decide(&bob_read, &write_role, Action::Push) else {
+        panic!("push without write:packages must be denied");
+    };
+    assert!(why.contains("write:packages"), "{why}");
+    assert_eq!(decide(&bob_rw, &write_role, Action::Push), Decision::Allow);
+
+    // No read scope: the package is invisible, not forbidden.
+    let bob_none = classic(BOB, "");
+    assert_eq!(
+        decide(&bob_none, &write_role, Action::Pull),
+        Decision::NotFound
+    );
+}
+
+#[test]
+fn delete_needs_the_scope_and_the_admin_role() {
+    let admin_role = target(
+        Some(package(Visibility::Private)),
+        member(Some(Role::Admin)),
+    );
+    let write_role = target(
+        Some(package(Visibility::Private)),
+        member(Some(Role::Write)),
+    );
+    let with_delete = classic(BOB, "read:packages,delete:packages");
+    let without = classic(BOB, "write:packages");
+    assert_eq!(
+        decide(&with_delete, &admin_role, Action::Delete),
+        Decision::Allow
+    );
+    assert!(denied(&decide(&without, &admin_role, Action::Delete)));
+    assert!(denied(&decide(&with_delete, &write_role, Action::Delete)));
+}
+
+#[test]
+fn org_owners_and_site_admins_are_admins() {
+    let private = target(
+        Some(package(Visibility::Private)),
+        Relations {
+            org_role: Some(OrgRole::Owner),
+            ..Relations::default()
+        },
+    );
+    let alice = classic(ALICE, "write:packages,delete:packages");
+    assert_eq!(decide(&alice, &private, Action::Delete), Decision::Allow);
+    let mut admin = classic(CAROL, "read:packages");
+    if let Principal::Token(c) = &mut admin {
+        c.site_admin = true;
+    }
+    let outsider = target(Some(package(Visibility::Private)), Relations::default());
+    assert_eq!(decide(&admin, &outsider, Action::Pull), Decision::Allow);
+}
+
+#[test]
+fn internal_packages_are_readable_by_any_signed_in_user_but_not_by_jobs_of_other_repos() {
+    let internal = target(Some(package(Visibility::Internal)), Relations::default());
+    assert_eq!(
+        decide(&classic(CAROL, "read:packages"), &internal, Action::Pull),
+        Decision::Allow
+    );
+    assert_eq!(
+        decide(&job(OTHER_REPO, Role::Read), &internal, Action::Pull),
+        Decision::NotFound
+    );
+    assert_eq!(
+        decide(&Principal::Anonymous, &internal, Action::Pull),
+        Decision::Unauthenticated
+    );
+}
+
+#[test]
+fn inherited_access_from_a_private_repository_needs_the_repo_scope() {
+    let mut linked = package(Visibility::Private);
+    linked.linked = Some(LinkedRepo {
+        id: REPO,
+        visibility: Visibility::Private,
+    });
+    linked.inherits = true;
+    let relations = Relations {
+        org_role: Some(OrgRole::Member),
+        package_role: None,
+        repo_role: Some(Role::Write),
+    };
+    let t = target(Some(linked), relations);
+    assert_eq!(
+        decide(&classic(BOB, "write:packages"), &t, Action::Pull),
+        Decision::NotFound
+    );
+    assert_eq!(
+        decide(&classic(BOB, "write:packages,repo"), &t, Action::Push),
+        Decision::Allow
+    );
+}
+
+#[test]
+fn job_tokens_push_only_to_packages_of_their_repository_and_create_linked_ones() {
+    let mut linked = package(Visibility::Private);
+    linked.linked = Some(LinkedRepo {
+        id: REPO,
+        visibility: Visibility::Private,
+    });
+    let mut granted = package(Visibility::Private);
+    granted.job_access = vec![(REPO, Role::Read)];
+    let ours = target(Some(linked), Relations::default());
+    let theirs = target(Some(granted), Relations::default());
+    let token = job(REPO, Role::Write);
+    assert_eq!(decide(&token, &ours, Action::Push), Decision::Allow);
+    assert_eq!(decide(&token, &theirs, Action::Pull), Decision::Allow);
+    assert!(denied(&decide(&token, &theirs, Action::Push)));
+    assert_eq!(
+        decide(&job(OTHER_REPO, Role::Write), &ours, Action::Push),
+        Decision::NotFound
+    );
+    assert_eq!(
+        decide(&token, &target(None, Relations::default()), Action::Push),
+        Decision::Create {
+            visibility: Visibility::Private,
+            link: Some(REPO)
+        }
+    );
+    assert!(denied(&decide(
+        &job(REPO, Role::Read),
+        &target(None, Relations::default()),
+        Action::Push
+    )));
+}
+
+#[test]
+fn fine_grained_tokens_reach_only_selected_packages_of_their_owner() {
+    let fine = |packages: Vec<&str>, permission| {
+        Principal::Token(Credential {
+            id: 3,
+            user: Some(BOB),
+            login: "bob".into(),
+            site_admin: false,
+            grant: Grant::FineGrained {
+                owner: ORG,
+                packages: packages.into_iter().map(String::from).collect(),
+                repositories: vec![],
+                permission,
+            },
+        })
+    };
+    let t = target(
+        Some(package(Visibility::Private)),
+        member(Some(Role::Admin)),
+    );
+    assert_eq!(
+        decide(&fine(vec!["acme/app"], Role::Read), &t, Action::Pull),
+        Decision::Allow
+    );
+    assert!(denied(&decide(
+        &fine(vec!["acme/app"], Role::Read),
+        &t,
+        Action::Push
+    )));
+    assert_eq!(
+        decide(&fine(vec!["acme/app"], Role::Write), &t, Action::Push),
+        Decision::Allow
+    );
+    assert_eq!(
+        decide(&fine(vec!["acme/other"], Role::Write), &t, Action::Pull),
+        Decision::NotFound
+    );
+    // Never more than the user has.
+    let read_only = target(Some(package(Visibility::Private)), member(Some(Role::Read)));
+    assert!(denied(&decide(
+        &fine(vec!["acme/app"], Role::Write),
+        &read_only,
+        Action::Push
+    )));
+}
+
+#[test]
+fn sso_organizations_hide_their_packages_from_unauthorized_classic_tokens() {
+    let mut t = target(
+        Some(package(Visibility::Private)),
+        member(Some(Role::Write)),
+    );
+    t.owner.as_mut().unwrap().requires_sso = true;
+    let unauthorized = classic(BOB, "write:packages");
+    assert_eq!(decide(&unauthorized, &t, Action::Pull), Decision::NotFound);
+    let authorized = Principal::Token(Credential {
+        id: 4,
+        user: Some(BOB),
+        login: "bob".into(),
+        site_admin: false,
+        grant: Grant::Classic {
+            scopes: "write:packages".parse().unwrap(),
+            sso_authorized: vec![ORG],
+        },
+    });
+    assert_eq!(decide(&authorized, &t, Action::Push), Decision::Allow);
+}
+
+#[test]
+fn creation_follows_the_owner_and_the_organization_policy() {
+    let missing = |relations| target(None, relations);
+    let bob = classic(BOB, "write:packages");
+    assert_eq!(
+        decide(&bob, &missing(member(None)), Action::Push),
+        Decision::Create {
+            visibility: Visibility::Private,
+            link: None
+        }
+    );
+    assert!(denied(&decide(
+        &classic(CAROL, "write:packages"),
+        &missing(Relations::default()),
+        Action::Push
+    )));
+    assert!(denied(&decide(
+        &classic(BOB, "read:packages"),
+        &missing(member(None)),
+        Action::Push
+    )));
+
+    let mut locked = missing(member(None));
+    locked
+        .owner
+        .as_mut()
+        .unwrap()
+        .policy
+        .member_visibilities
+        .clear();
+    assert!(denied(&decide(&bob, &locked, Action::Push)));
+    let mut public_only = missing(member(None));
+    public_only
+        .owner
+        .as_mut()
+        .unwrap()
+        .policy
+        .member_visibilities = vec![Visibility::Internal];
+    assert_eq!(
+        decide(&bob, &public_only, Action::Push),
+        Decision::Create {
+            visibility: Visibility::Internal,
+            link: None
+        }
+    );
+
+    let mut nobody = missing(Relations::default());
+    nobody.owner = None;
+    assert!(denied(&decide(&bob, &nobody, Action::Push)));
+    assert_eq!(decide(&bob, &nobody, Action::Pull), Decision::NotFound);
+}
+
+#[test]
+fn scopes_parse_and_print_in_githubs_spelling() {
+    let scopes: Scopes = "read:packages, delete:packages".parse().unwrap();
+    assert!(scopes.may_read() && scopes.delete_packages && !scopes.write_packages);
+    assert_eq!(scopes.to_string(), "read:packages,delete:packages");
+    assert!(
+        "admin:org"
+            .parse::<Scopes>()
+            .unwrap_err()
+            .contains("admin:org")
+    );
+}
