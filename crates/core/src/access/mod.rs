@@ -7,6 +7,7 @@
 
 pub mod decide;
 pub mod model;
+pub mod store;
 pub mod token;
 
 pub use decide::{Decision, decide};

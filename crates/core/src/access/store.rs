@@ -1,0 +1,335 @@
+//! The access store port: accounts, organizations, teams, source repositories, packages and
+//! credentials. Implemented next to [`crate::ports::MetadataStore`] by each metadata backend;
+//! never calls services.
+//!
+//! Logins compare case-insensitively (as GitHub's do) and are stored as given. Conflicts
+//! (a login or a repository name taken) are reported as values, not store errors, so the API
+//! can answer 422.
+
+use async_trait::async_trait;
+
+use super::model::{
+    AccountId, AccountKind, CredentialId, Grant, OrgRole, PackagePolicy, Principal, RepoId, Role,
+    Target, Visibility,
+};
+use super::token::TokenKind;
+use crate::name::RepoName;
+use crate::ports::{Millis, StoreResult};
+
+/// Row id of a team.
+pub type TeamId = i64;
+/// Row id of an app.
+pub type AppId = i64;
+/// Row id of an app installation.
+pub type InstallationId = i64;
+
+/// An account as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    /// Row id.
+    pub id: AccountId,
+    /// Login (user name or organization name).
+    pub login: String,
+    /// User or organization.
+    pub kind: AccountKind,
+    /// Display name.
+    pub name: Option<String>,
+    /// Email (users).
+    pub email: Option<String>,
+    /// Site administrator (users).
+    pub site_admin: bool,
+    /// Argon2 PHC string of the password (users; web UI and bootstrapping only).
+    pub password_hash: Option<String>,
+    /// Whether classic tokens must be SSO-authorized (organizations).
+    pub requires_sso: bool,
+    /// Package creation settings.
+    pub policy: PackagePolicy,
+    /// Creation time.
+    pub created_at: Millis,
+}
+
+/// A user to create.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    /// Login.
+    pub login: String,
+    /// Display name.
+    pub name: Option<String>,
+    /// Email.
+    pub email: Option<String>,
+    /// Argon2 PHC string of the password, if the user has one.
+    pub password_hash: Option<String>,
+    /// Site administrator.
+    pub site_admin: bool,
+}
+
+/// A source repository.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceRepo {
+    /// Row id.
+    pub id: RepoId,
+    /// Owning account.
+    pub owner: AccountId,
+    /// Owner login.
+    pub owner_login: String,
+    /// Repository name (without the owner).
+    pub name: String,
+    /// Visibility.
+    pub visibility: Visibility,
+    /// Creation time.
+    pub created_at: Millis,
+}
+
+/// Who a package role is granted to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grantee {
+    /// A user.
+    User(AccountId),
+    /// A team (organization packages only).
+    Team(TeamId),
+}
+
+/// A credential to store (its secret's hash, never the secret).
+#[derive(Debug, Clone)]
+pub struct NewCredential {
+    /// Kind (by the secret's prefix).
+    pub kind: TokenKind,
+    /// SHA-256 of the secret.
+    pub hash: Vec<u8>,
+    /// The user it acts for (`None` for app installation and job tokens).
+    pub user: Option<AccountId>,
+    /// The user's note, or the app/job name.
+    pub note: String,
+    /// What it grants.
+    pub grant: Grant,
+    /// When it stops working; `None` never.
+    pub expires_at: Option<Millis>,
+    /// Creation time.
+    pub created_at: Millis,
+}
+
+/// A credential as listed (no secret, no hash).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialInfo {
+    /// Row id.
+    pub id: CredentialId,
+    /// Kind.
+    pub kind: TokenKind,
+    /// User, if any.
+    pub user: Option<AccountId>,
+    /// Note.
+    pub note: String,
+    /// Grant.
+    pub grant: Grant,
+    /// Creation time.
+    pub created_at: Millis,
+    /// Expiry.
+    pub expires_at: Option<Millis>,
+    /// Last use (updated in batches; may lag by a few seconds).
+    pub last_used_at: Option<Millis>,
+    /// Revocation time.
+    pub revoked_at: Option<Millis>,
+}
+
+/// What a presented secret resolves to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resolved {
+    /// A usable credential.
+    Valid(Principal),
+    /// Known but expired at that time.
+    Expired(Millis),
+    /// Known but revoked.
+    Revoked,
+    /// No such secret.
+    Unknown,
+}
+
+/// An app (it owns installations; its secret is exchanged for installation tokens).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppInstallation {
+    /// Installation row id.
+    pub id: InstallationId,
+    /// App row id.
+    pub app: AppId,
+    /// App slug.
+    pub app_slug: String,
+    /// The account it is installed on.
+    pub account: AccountId,
+    /// Selected repositories, `None` for all.
+    pub repositories: Option<Vec<RepoId>>,
+    /// Packages permission.
+    pub permission: Role,
+}
+
+/// Result of a create call that may collide with an existing name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Created<T> {
+    /// Created, with its id.
+    New(T),
+    /// The name is taken.
+    Taken,
+}
+
+/// Accounts, sources, packages and credentials.
+#[async_trait]
+pub trait AccessStore: Send + Sync + 'static {
+    // --- accounts ---
+    /// Creates a user.
+    async fn create_user(&self, user: &NewUser, now: Millis) -> StoreResult<Created<AccountId>>;
+    /// Creates an organization whose first owner is `owner`.
+    async fn create_org(
+        &self,
+        login: &str,
+        name: Option<&str>,
+        owner: AccountId,
+        now: Millis,
+    ) -> StoreResult<Created<AccountId>>;
+    /// The account with `login` (case-insensitive).
+    async fn account(&self, login: &str) -> StoreResult<Option<Account>>;
+    /// The account with id `id`.
+    async fn account_by_id(&self, id: AccountId) -> StoreResult<Option<Account>>;
+    /// Sets `user`'s membership role in `org`; `None` removes it (and their team memberships).
+    async fn set_membership(
+        &self,
+        org: AccountId,
+        user: AccountId,
+        role: Option<OrgRole>,
+    ) -> StoreResult<()>;
+    /// `user`'s membership role in `org`.
+    async fn membership(&self, org: AccountId, user: AccountId) -> StoreResult<Option<OrgRole>>;
+    /// Sets whether `org` requires SSO-authorized classic tokens.
+    async fn set_requires_sso(&self, org: AccountId, required: bool) -> StoreResult<()>;
+    /// Sets the package creation policy of an account.
+    async fn set_package_policy(
+        &self,
+        account: AccountId,
+        policy: &PackagePolicy,
+    ) -> StoreResult<()>;
+
+    // --- teams ---
+    /// Creates team `slug` in `org`.
+    async fn create_team(
+        &self,
+        org: AccountId,
+        slug: &str,
+        name: &str,
+    ) -> StoreResult<Created<TeamId>>;
+    /// The team `slug` of `org`.
+    async fn team(&self, org: AccountId, slug: &str) -> StoreResult<Option<TeamId>>;
+    /// Adds (`true`) or removes `user` from `team`.
+    async fn set_team_member(&self, team: TeamId, user: AccountId, member: bool)
+    -> StoreResult<()>;
+
+    // --- source repositories ---
+    /// Creates repository `name` owned by `owner`.
+    async fn create_repo(
+        &self,
+        owner: AccountId,
+        name: &str,
+        visibility: Visibility,
+        now: Millis,
+    ) -> StoreResult<Created<RepoId>>;
+    /// Repository `owner_login/name`.
+    async fn repo(&self, owner_login: &str, name: &str) -> StoreResult<Option<SourceRepo>>;
+    /// Repository by id.
+    async fn repo_by_id(&self, id: RepoId) -> StoreResult<Option<SourceRepo>>;
+    /// Sets `user`'s collaborator role on `repo` (`None` removes it).
+    async fn set_collaborator(
+        &self,
+        repo: RepoId,
+        user: AccountId,
+        role: Option<Role>,
+    ) -> StoreResult<()>;
+    /// Sets `team`'s role on `repo` (`None` removes it).
+    async fn set_team_repo(
+        &self,
+        team: TeamId,
+        repo: RepoId,
+        role: Option<Role>,
+    ) -> StoreResult<()>;
+
+    // --- packages ---
+    /// Everything [`crate::access::decide`] needs about package `name` for `user`, in one
+    /// read.
+    async fn target(&self, name: &RepoName, user: Option<AccountId>) -> StoreResult<Target>;
+    /// Creates package `name` owned by `owner` if it does not exist (a concurrent creator
+    /// wins silently). A package created linked to a repository inherits its access.
+    async fn create_package(
+        &self,
+        name: &RepoName,
+        owner: AccountId,
+        visibility: Visibility,
+        link: Option<RepoId>,
+        now: Millis,
+    ) -> StoreResult<()>;
+    /// Sets a package's visibility.
+    async fn set_package_visibility(
+        &self,
+        name: &RepoName,
+        visibility: Visibility,
+    ) -> StoreResult<bool>;
+    /// Sets a user's or team's role on a package (`None` removes it).
+    async fn set_package_role(
+        &self,
+        name: &RepoName,
+        grantee: Grantee,
+        role: Option<Role>,
+    ) -> StoreResult<bool>;
+    /// Links a package to a repository (or unlinks it) and sets whether it inherits access.
+    async fn link_package(
+        &self,
+        name: &RepoName,
+        repo: Option<RepoId>,
+        inherits: bool,
+    ) -> StoreResult<bool>;
+    /// Lets job tokens of `repo` use the package with `role` (`None` removes it).
+    async fn set_package_job_access(
+        &self,
+        name: &RepoName,
+        repo: RepoId,
+        role: Option<Role>,
+    ) -> StoreResult<bool>;
+
+    // --- credentials ---
+    /// Stores a credential.
+    async fn create_credential(&self, credential: &NewCredential) -> StoreResult<CredentialId>;
+    /// Resolves a secret's hash at time `now`.
+    async fn resolve_secret(&self, hash: &[u8], now: Millis) -> StoreResult<Resolved>;
+    /// Resolves a credential by id at time `now` (for registry tokens minted from it).
+    async fn resolve_credential(&self, id: CredentialId, now: Millis) -> StoreResult<Resolved>;
+    /// Records uses: each credential's last-used time becomes the given time if later.
+    async fn touch_credentials(&self, uses: &[(CredentialId, Millis)]) -> StoreResult<()>;
+    /// Revokes a credential; `false` when there was none.
+    async fn revoke_credential(&self, id: CredentialId, now: Millis) -> StoreResult<bool>;
+    /// A user's credentials, newest first.
+    async fn list_credentials(&self, user: AccountId) -> StoreResult<Vec<CredentialInfo>>;
+    /// One credential.
+    async fn credential(&self, id: CredentialId) -> StoreResult<Option<CredentialInfo>>;
+    /// Marks a classic token as authorized for an SSO organization.
+    async fn authorize_sso(&self, id: CredentialId, org: AccountId) -> StoreResult<()>;
+
+    // --- apps ---
+    /// Creates app `slug` owned by `owner` with its secret's hash.
+    async fn create_app(
+        &self,
+        owner: AccountId,
+        slug: &str,
+        secret_hash: &[u8],
+        now: Millis,
+    ) -> StoreResult<Created<AppId>>;
+    /// Installs `app` on `account`.
+    async fn install_app(
+        &self,
+        app: AppId,
+        account: AccountId,
+        repositories: Option<&[RepoId]>,
+        permission: Role,
+        now: Millis,
+    ) -> StoreResult<InstallationId>;
+    /// Installation `id` if `secret_hash` is its app's secret.
+    async fn installation_for_secret(
+        &self,
+        id: InstallationId,
+        secret_hash: &[u8],
+    ) -> StoreResult<Option<AppInstallation>>;
+}
