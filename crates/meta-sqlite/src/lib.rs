@@ -11,11 +11,21 @@
 //!
 //! Modules: `store` opens the database; `blobs`, `uploads`, `manifests` and `listings` hold
 //! the queries of each area; `port` maps the trait onto them.
+//!
+//! The same type implements [`AccessStore`](berth_core::access::store::AccessStore):
+//! `access` holds what its tables share, `accounts`, `packages`, `credentials` and `apps`
+//! their queries, and `access_port` maps that trait onto them.
 
+mod access;
+mod access_port;
+mod accounts;
+mod apps;
 mod blobs;
+mod credentials;
 mod error;
 mod listings;
 mod manifests;
+mod packages;
 mod port;
 mod store;
 mod uploads;

@@ -1,0 +1,435 @@
+//! Accounts (users and organizations), organization memberships, teams and source
+//! repositories with their collaborators.
+
+use berth_core::access::store::{Account, Created, NewUser, SourceRepo, TeamId};
+use berth_core::access::{AccountId, OrgRole, PackagePolicy, RepoId, Role, Visibility};
+use berth_core::error::StoreError;
+use berth_core::ports::Millis;
+
+use crate::access::{
+    created, org_role_text, parse_account_kind, parse_org_role, parse_visibilities,
+    parse_visibility, role_text, visibilities_text, visibility_text,
+};
+use crate::store::{SqliteMetadataStore, failed};
+
+/// The columns of an account, as `select_account!` reads them.
+#[derive(sqlx::FromRow)]
+struct AccountRow {
+    id: i64,
+    login: String,
+    kind: String,
+    name: Option<String>,
+    email: Option<String>,
+    site_admin: bool,
+    password_hash: Option<String>,
+    requires_sso: bool,
+    default_visibility: String,
+    member_visibilities: String,
+    created_at: i64,
+}
+
+/// The query reading an [`AccountRow`] under the given `WHERE` condition.
+macro_rules! select_account {
+    ($condition:literal) => {
+        concat!(
+            "SELECT id, login, kind, name, email, site_admin, password_hash, requires_sso, \
+             default_visibility, member_visibilities, created_at FROM accounts WHERE ",
+            $condition
+        )
+    };
+}
+
+impl AccountRow {
+    fn into_account(self) -> Result<Account, StoreError> {
+        Ok(Account {
+            id: self.id,
+            login: self.login,
+            kind: parse_account_kind(&self.kind)?,
+            name: self.name,
+            email: self.email,
+            site_admin: self.site_admin,
+            password_hash: self.password_hash,
+            requires_sso: self.requires_sso,
+            policy: PackagePolicy {
+                default_visibility: parse_visibility(&self.default_visibility)?,
+                member_visibilities: parse_visibilities(&self.member_visibilities)?,
+            },
+            created_at: self.created_at,
+        })
+    }
+}
+
+/// A source repository row joined with its owner's login.
+#[derive(sqlx::FromRow)]
+struct RepoRow {
+    id: i64,
+    owner_id: i64,
+    owner_login: String,
+    name: String,
+    visibility: String,
+    created_at: i64,
+}
+
+impl RepoRow {
+    fn into_repo(self) -> Result<SourceRepo, StoreError> {
+        Ok(SourceRepo {
+            id: self.id,
+            owner: self.owner_id,
+            owner_login: self.owner_login,
+            name: self.name,
+            visibility: parse_visibility(&self.visibility)?,
+            created_at: self.created_at,
+        })
+    }
+}
+
+impl SqliteMetadataStore {
+    /// Inserts a user; [`Created::Taken`] when the login collides (case-insensitively).
+    pub(crate) async fn insert_user(
+        &self,
+        user: &NewUser,
+        now: Millis,
+    ) -> Result<Created<AccountId>, StoreError> {
+        let inserted = sqlx::query_scalar(
+            "INSERT INTO accounts (login, kind, name, email, password_hash, site_admin, created_at) \
+             VALUES (?1, 'user', ?2, ?3, ?4, ?5, ?6) RETURNING id",
+        )
+        .bind(&user.login)
+        .bind(user.name.as_deref())
+        .bind(user.email.as_deref())
+        .bind(user.password_hash.as_deref())
+        .bind(user.site_admin)
+        .bind(now)
+        .fetch_one(&self.writer)
+        .await;
+        created(inserted, || format!("creating user {}", user.login))
+    }
+
+    /// Inserts an organization and makes `owner` its owner, in one transaction.
+    pub(crate) async fn insert_org(
+        &self,
+        login: &str,
+        name: Option<&str>,
+        owner: AccountId,
+        now: Millis,
+    ) -> Result<Created<AccountId>, StoreError> {
+        let doing = || format!("creating organization {login}");
+        let mut tx = self.begin_write().await?;
+        let inserted = sqlx::query_scalar(
+            "INSERT INTO accounts (login, kind, name, created_at) \
+             VALUES (?1, 'organization', ?2, ?3) RETURNING id",
+        )
+        .bind(login)
+        .bind(name)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await;
+        let org = match created(inserted, doing)? {
+            Created::New(id) => id,
+            Created::Taken => {
+                tx.rollback().await.map_err(failed(doing()))?;
+                return Ok(Created::Taken);
+            }
+        };
+        sqlx::query("INSERT INTO org_members (org_id, user_id, role) VALUES (?1, ?2, 'owner')")
+            .bind(org)
+            .bind(owner)
+            .execute(&mut *tx)
+            .await
+            .map_err(failed(format!(
+                "making account {owner} the owner of organization {login}"
+            )))?;
+        tx.commit().await.map_err(failed(doing()))?;
+        Ok(Created::New(org))
+    }
+
+    /// The account with `login`, compared case-insensitively.
+    pub(crate) async fn account_by_login(
+        &self,
+        login: &str,
+    ) -> Result<Option<Account>, StoreError> {
+        let row: Option<AccountRow> = sqlx::query_as(select_account!("login = ?1"))
+            .bind(login)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(failed(format!("looking up account {login}")))?;
+        row.map(AccountRow::into_account).transpose()
+    }
+
+    /// The account with id `id`.
+    pub(crate) async fn account_with_id(
+        &self,
+        id: AccountId,
+    ) -> Result<Option<Account>, StoreError> {
+        let row: Option<AccountRow> = sqlx::query_as(select_account!("id = ?1"))
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(failed(format!("looking up account {id}")))?;
+        row.map(AccountRow::into_account).transpose()
+    }
+
+    /// Sets `user`'s role in `org`; `None` removes the membership and, in the same
+    /// transaction, the user's memberships in the organization's teams.
+    pub(crate) async fn put_membership(
+        &self,
+        org: AccountId,
+        user: AccountId,
+        role: Option<OrgRole>,
+    ) -> Result<(), StoreError> {
+        let doing = || format!("setting the membership of account {user} in organization {org}");
+        let Some(role) = role else {
+            let mut tx = self.begin_write().await?;
+            sqlx::query("DELETE FROM org_members WHERE org_id = ?1 AND user_id = ?2")
+                .bind(org)
+                .bind(user)
+                .execute(&mut *tx)
+                .await
+                .map_err(failed(doing()))?;
+            sqlx::query(
+                "DELETE FROM team_members WHERE user_id = ?2 \
+                 AND team_id IN (SELECT id FROM teams WHERE org_id = ?1)",
+            )
+            .bind(org)
+            .bind(user)
+            .execute(&mut *tx)
+            .await
+            .map_err(failed(doing()))?;
+            return tx.commit().await.map_err(failed(doing()));
+        };
+        sqlx::query(
+            "INSERT INTO org_members (org_id, user_id, role) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (org_id, user_id) DO UPDATE SET role = excluded.role",
+        )
+        .bind(org)
+        .bind(user)
+        .bind(org_role_text(role))
+        .execute(&self.writer)
+        .await
+        .map_err(failed(doing()))?;
+        Ok(())
+    }
+
+    /// `user`'s role in `org`.
+    pub(crate) async fn org_role(
+        &self,
+        org: AccountId,
+        user: AccountId,
+    ) -> Result<Option<OrgRole>, StoreError> {
+        let role: Option<String> =
+            sqlx::query_scalar("SELECT role FROM org_members WHERE org_id = ?1 AND user_id = ?2")
+                .bind(org)
+                .bind(user)
+                .fetch_optional(&self.reader)
+                .await
+                .map_err(failed(format!(
+                    "looking up the membership of account {user} in organization {org}"
+                )))?;
+        role.as_deref().map(parse_org_role).transpose()
+    }
+
+    /// Sets the `requires_sso` flag of an account.
+    pub(crate) async fn put_requires_sso(
+        &self,
+        org: AccountId,
+        required: bool,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE accounts SET requires_sso = ?2 WHERE id = ?1")
+            .bind(org)
+            .bind(required)
+            .execute(&self.writer)
+            .await
+            .map_err(failed(format!("setting SSO enforcement of account {org}")))?;
+        Ok(())
+    }
+
+    /// Sets the package creation policy of an account.
+    pub(crate) async fn put_package_policy(
+        &self,
+        account: AccountId,
+        policy: &PackagePolicy,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE accounts SET default_visibility = ?2, member_visibilities = ?3 WHERE id = ?1",
+        )
+        .bind(account)
+        .bind(visibility_text(policy.default_visibility))
+        .bind(visibilities_text(&policy.member_visibilities))
+        .execute(&self.writer)
+        .await
+        .map_err(failed(format!(
+            "setting the package policy of account {account}"
+        )))?;
+        Ok(())
+    }
+
+    /// Inserts team `slug` in `org`; [`Created::Taken`] when the org has one by that slug.
+    pub(crate) async fn insert_team(
+        &self,
+        org: AccountId,
+        slug: &str,
+        name: &str,
+    ) -> Result<Created<TeamId>, StoreError> {
+        let inserted = sqlx::query_scalar(
+            "INSERT INTO teams (org_id, slug, name) VALUES (?1, ?2, ?3) RETURNING id",
+        )
+        .bind(org)
+        .bind(slug)
+        .bind(name)
+        .fetch_one(&self.writer)
+        .await;
+        created(inserted, || {
+            format!("creating team {slug} in organization {org}")
+        })
+    }
+
+    /// The id of team `slug` of `org`.
+    pub(crate) async fn team_id(
+        &self,
+        org: AccountId,
+        slug: &str,
+    ) -> Result<Option<TeamId>, StoreError> {
+        sqlx::query_scalar("SELECT id FROM teams WHERE org_id = ?1 AND slug = ?2")
+            .bind(org)
+            .bind(slug)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(failed(format!(
+                "looking up team {slug} of organization {org}"
+            )))
+    }
+
+    /// Adds `user` to `team` or removes them; both idempotent.
+    pub(crate) async fn put_team_member(
+        &self,
+        team: TeamId,
+        user: AccountId,
+        member: bool,
+    ) -> Result<(), StoreError> {
+        let sql = if member {
+            "INSERT INTO team_members (team_id, user_id) VALUES (?1, ?2) \
+             ON CONFLICT (team_id, user_id) DO NOTHING"
+        } else {
+            "DELETE FROM team_members WHERE team_id = ?1 AND user_id = ?2"
+        };
+        sqlx::query(sql)
+            .bind(team)
+            .bind(user)
+            .execute(&self.writer)
+            .await
+            .map_err(failed(format!(
+                "setting the membership of account {user} in team {team}"
+            )))?;
+        Ok(())
+    }
+
+    /// Inserts source repository `name` of `owner`; [`Created::Taken`] when the owner has
+    /// one by that name (case-insensitively).
+    pub(crate) async fn insert_repo(
+        &self,
+        owner: AccountId,
+        name: &str,
+        visibility: Visibility,
+        now: Millis,
+    ) -> Result<Created<RepoId>, StoreError> {
+        let inserted = sqlx::query_scalar(
+            "INSERT INTO source_repos (owner_id, name, visibility, created_at) \
+             VALUES (?1, ?2, ?3, ?4) RETURNING id",
+        )
+        .bind(owner)
+        .bind(name)
+        .bind(visibility_text(visibility))
+        .bind(now)
+        .fetch_one(&self.writer)
+        .await;
+        created(inserted, || {
+            format!("creating repository {name} of account {owner}")
+        })
+    }
+
+    /// Source repository `owner_login/name`, both compared case-insensitively.
+    pub(crate) async fn repo_by_name(
+        &self,
+        owner_login: &str,
+        name: &str,
+    ) -> Result<Option<SourceRepo>, StoreError> {
+        let row: Option<RepoRow> = sqlx::query_as(
+            "SELECT r.id, r.owner_id, a.login AS owner_login, r.name, r.visibility, r.created_at \
+             FROM accounts a JOIN source_repos r ON r.owner_id = a.id \
+             WHERE a.login = ?1 AND r.name = ?2",
+        )
+        .bind(owner_login)
+        .bind(name)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(failed(format!(
+            "looking up repository {owner_login}/{name}"
+        )))?;
+        row.map(RepoRow::into_repo).transpose()
+    }
+
+    /// Source repository `id`.
+    pub(crate) async fn repo_with_id(&self, id: RepoId) -> Result<Option<SourceRepo>, StoreError> {
+        let row: Option<RepoRow> = sqlx::query_as(
+            "SELECT r.id, r.owner_id, a.login AS owner_login, r.name, r.visibility, r.created_at \
+             FROM source_repos r JOIN accounts a ON a.id = r.owner_id WHERE r.id = ?1",
+        )
+        .bind(id)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(failed(format!("looking up repository {id}")))?;
+        row.map(RepoRow::into_repo).transpose()
+    }
+
+    /// Sets or removes `user`'s collaborator role on `repo`.
+    pub(crate) async fn put_collaborator(
+        &self,
+        repo: RepoId,
+        user: AccountId,
+        role: Option<Role>,
+    ) -> Result<(), StoreError> {
+        let query = match role {
+            Some(role) => sqlx::query(
+                "INSERT INTO repo_collaborators (repo_id, user_id, role) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (repo_id, user_id) DO UPDATE SET role = excluded.role",
+            )
+            .bind(repo)
+            .bind(user)
+            .bind(role_text(role)),
+            None => {
+                sqlx::query("DELETE FROM repo_collaborators WHERE repo_id = ?1 AND user_id = ?2")
+                    .bind(repo)
+                    .bind(user)
+            }
+        };
+        query.execute(&self.writer).await.map_err(failed(format!(
+            "setting the role of account {user} on repository {repo}"
+        )))?;
+        Ok(())
+    }
+
+    /// Sets or removes `team`'s role on `repo`.
+    pub(crate) async fn put_team_repo(
+        &self,
+        team: TeamId,
+        repo: RepoId,
+        role: Option<Role>,
+    ) -> Result<(), StoreError> {
+        let query = match role {
+            Some(role) => sqlx::query(
+                "INSERT INTO team_repos (team_id, repo_id, role) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (team_id, repo_id) DO UPDATE SET role = excluded.role",
+            )
+            .bind(team)
+            .bind(repo)
+            .bind(role_text(role)),
+            None => sqlx::query("DELETE FROM team_repos WHERE team_id = ?1 AND repo_id = ?2")
+                .bind(team)
+                .bind(repo),
+        };
+        query.execute(&self.writer).await.map_err(failed(format!(
+            "setting the role of team {team} on repository {repo}"
+        )))?;
+        Ok(())
+    }
+}

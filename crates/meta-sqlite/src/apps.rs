@@ -1,0 +1,126 @@
+//! Apps and their installations. An app's secret (stored as its SHA-256) is exchanged for
+//! installation tokens, which are ordinary credentials of kind `app`.
+
+use berth_core::access::store::{AppId, AppInstallation, Created, InstallationId};
+use berth_core::access::{AccountId, RepoId, Role};
+use berth_core::error::StoreError;
+use berth_core::ports::Millis;
+
+use crate::access::{created, parse_role, permission_text, same_hash};
+use crate::store::{SqliteMetadataStore, failed};
+
+impl SqliteMetadataStore {
+    /// Inserts app `slug`; [`Created::Taken`] when the slug is taken (case-insensitively).
+    pub(crate) async fn insert_app(
+        &self,
+        owner: AccountId,
+        slug: &str,
+        secret_hash: &[u8],
+        now: Millis,
+    ) -> Result<Created<AppId>, StoreError> {
+        let inserted = sqlx::query_scalar(
+            "INSERT INTO apps (owner_id, slug, secret_hash, created_at) VALUES (?1, ?2, ?3, ?4) \
+             RETURNING id",
+        )
+        .bind(owner)
+        .bind(slug)
+        .bind(secret_hash)
+        .bind(now)
+        .fetch_one(&self.writer)
+        .await;
+        created(inserted, || format!("creating app {slug}"))
+    }
+
+    /// Installs `app` on `account`, or replaces the settings of its installation there (which
+    /// keeps its id), in one transaction.
+    pub(crate) async fn upsert_installation(
+        &self,
+        app: AppId,
+        account: AccountId,
+        repositories: Option<&[RepoId]>,
+        permission: Role,
+        now: Millis,
+    ) -> Result<InstallationId, StoreError> {
+        let permission = permission_text(permission)?;
+        let doing = || format!("installing app {app} on account {account}");
+        let mut tx = self.begin_write().await?;
+        let id: InstallationId = sqlx::query_scalar(
+            "INSERT INTO app_installations (app_id, account_id, all_repositories, permission, \
+                 created_at) VALUES (?1, ?2, ?3, ?4, ?5) \
+             ON CONFLICT (app_id, account_id) DO UPDATE SET \
+                 all_repositories = excluded.all_repositories, permission = excluded.permission \
+             RETURNING id",
+        )
+        .bind(app)
+        .bind(account)
+        .bind(repositories.is_none())
+        .bind(permission)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(failed(doing()))?;
+        sqlx::query("DELETE FROM app_installation_repos WHERE installation_id = ?1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(failed(doing()))?;
+        for repo in repositories.unwrap_or_default() {
+            sqlx::query(
+                "INSERT OR IGNORE INTO app_installation_repos (installation_id, repo_id) \
+                 VALUES (?1, ?2)",
+            )
+            .bind(id)
+            .bind(repo)
+            .execute(&mut *tx)
+            .await
+            .map_err(failed(doing()))?;
+        }
+        tx.commit().await.map_err(failed(doing()))?;
+        Ok(id)
+    }
+
+    /// Installation `id` when `secret_hash` equals its app's (compared in constant time).
+    pub(crate) async fn installation_with_secret(
+        &self,
+        id: InstallationId,
+        secret_hash: &[u8],
+    ) -> Result<Option<AppInstallation>, StoreError> {
+        let doing = || format!("reading app installation {id}");
+        let mut conn = self.reader.acquire().await.map_err(failed(doing()))?;
+        let row: Option<(i64, String, Vec<u8>, i64, bool, String)> = sqlx::query_as(
+            "SELECT a.id, a.slug, a.secret_hash, i.account_id, i.all_repositories, i.permission \
+             FROM app_installations i JOIN apps a ON a.id = i.app_id WHERE i.id = ?1",
+        )
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(failed(doing()))?;
+        let Some((app, app_slug, stored, account, all_repositories, permission)) = row else {
+            return Ok(None);
+        };
+        if !same_hash(&stored, secret_hash) {
+            return Ok(None);
+        }
+        let repositories = if all_repositories {
+            None
+        } else {
+            let repos: Vec<RepoId> = sqlx::query_scalar(
+                "SELECT repo_id FROM app_installation_repos WHERE installation_id = ?1 \
+                 ORDER BY repo_id",
+            )
+            .bind(id)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(failed(doing()))?;
+            Some(repos)
+        };
+        Ok(Some(AppInstallation {
+            id,
+            app,
+            app_slug,
+            account,
+            repositories,
+            permission: parse_role(&permission)?,
+        }))
+    }
+}

@@ -1,0 +1,332 @@
+//! Packages, their roles and links, and the [`Target`] of a registry request: everything the
+//! permission function needs, gathered in one query.
+
+use berth_core::access::store::Grantee;
+use berth_core::access::{
+    AccountId, LinkedRepo, Owner, Package, PackagePolicy, Relations, RepoId, Role, Target,
+    Visibility,
+};
+use berth_core::error::StoreError;
+use berth_core::name::RepoName;
+use berth_core::ports::Millis;
+use sqlx::SqliteConnection;
+
+use crate::access::{
+    parse_account_kind, parse_org_role, parse_role, parse_visibilities, parse_visibility, rank,
+    role_from_rank, role_text, visibility_text,
+};
+use crate::store::{SqliteMetadataStore, failed};
+
+/// The [`Target`] query. `?1` is the owner login (the name's first segment), `?2` the package
+/// name, `?3` the asking user (NULL for none, which makes every relation empty).
+///
+/// A one-row anchor is left-joined to the owner account, the package and its linked
+/// repository, so the row exists whatever is missing. Every lookup is a primary-key or unique
+/// index probe: accounts by login, packages by name, source repositories by id, and the
+/// user's roles by (package, user), (repo, user), (org, user) and, through the user's teams
+/// (`team_members_by_user`), by (team, package) and (team, repo). Roles are compared as ranks
+/// (see [`rank!`]); a relation of rank 0 is none.
+const TARGET: &str = concat!(
+    "SELECT o.id AS owner_id, o.login AS owner_login, o.kind AS owner_kind, \
+         o.requires_sso, o.default_visibility, o.member_visibilities, \
+         p.id AS package_id, p.visibility AS package_visibility, p.inherits, \
+         r.id AS repo_id, r.visibility AS repo_visibility, \
+         (SELECT group_concat(j.repo_id || ':' || j.role, ',' ORDER BY j.repo_id) \
+            FROM package_job_access j WHERE j.package_id = p.id) AS job_access, \
+         (SELECT m.role FROM org_members m \
+            WHERE m.org_id = o.id AND m.user_id = ?3 AND o.kind = 'organization') AS org_role, \
+         max(coalesce((SELECT ",
+    rank!("u.role"),
+    " FROM package_user_roles u WHERE u.package_id = p.id AND u.user_id = ?3), 0), \
+             coalesce((SELECT max(",
+    rank!("t.role"),
+    ") FROM team_members tm \
+                 JOIN package_team_roles t ON t.package_id = p.id AND t.team_id = tm.team_id \
+                 WHERE tm.user_id = ?3), 0)) AS package_rank, \
+         max(coalesce((SELECT ",
+    rank!("c.role"),
+    " FROM repo_collaborators c WHERE c.repo_id = r.id AND c.user_id = ?3), 0), \
+             coalesce((SELECT max(",
+    rank!("tr.role"),
+    ") FROM team_members tm \
+                 JOIN team_repos tr ON tr.team_id = tm.team_id AND tr.repo_id = r.id \
+                 WHERE tm.user_id = ?3), 0), \
+             CASE WHEN r.owner_id = ?3 OR EXISTS (SELECT 1 FROM org_members m \
+                 WHERE m.org_id = r.owner_id AND m.user_id = ?3 AND m.role = 'owner') \
+             THEN 3 ELSE 0 END) AS repo_rank \
+     FROM (SELECT 1) AS anchor \
+     LEFT JOIN accounts o ON o.login = ?1 \
+     LEFT JOIN packages p ON p.name = ?2 \
+     LEFT JOIN source_repos r ON r.id = p.linked_repo_id"
+);
+
+/// The row of [`TARGET`].
+#[derive(sqlx::FromRow)]
+struct TargetRow {
+    owner_id: Option<i64>,
+    owner_login: Option<String>,
+    owner_kind: Option<String>,
+    requires_sso: Option<bool>,
+    default_visibility: Option<String>,
+    member_visibilities: Option<String>,
+    package_id: Option<i64>,
+    package_visibility: Option<String>,
+    inherits: Option<bool>,
+    repo_id: Option<i64>,
+    repo_visibility: Option<String>,
+    job_access: Option<String>,
+    org_role: Option<String>,
+    package_rank: Option<i64>,
+    repo_rank: Option<i64>,
+}
+
+impl TargetRow {
+    fn into_target(self, name: &RepoName) -> Result<Target, StoreError> {
+        let owner = match (self.owner_id, self.owner_login, self.owner_kind) {
+            (Some(id), Some(login), Some(kind)) => Some(Owner {
+                id,
+                login,
+                kind: parse_account_kind(&kind)?,
+                requires_sso: self.requires_sso.unwrap_or(false),
+                policy: PackagePolicy {
+                    default_visibility: parse_visibility(
+                        self.default_visibility.as_deref().unwrap_or_default(),
+                    )?,
+                    member_visibilities: parse_visibilities(
+                        self.member_visibilities.as_deref().unwrap_or_default(),
+                    )?,
+                },
+            }),
+            _ => None,
+        };
+        let package = match (self.package_id, self.package_visibility) {
+            (Some(_), Some(visibility)) => Some(Package {
+                visibility: parse_visibility(&visibility)?,
+                linked: match (self.repo_id, self.repo_visibility) {
+                    (Some(id), Some(visibility)) => Some(LinkedRepo {
+                        id,
+                        visibility: parse_visibility(&visibility)?,
+                    }),
+                    _ => None,
+                },
+                inherits: self.inherits.unwrap_or(false),
+                job_access: parse_job_access(self.job_access.as_deref().unwrap_or_default())?,
+            }),
+            _ => None,
+        };
+        Ok(Target {
+            name: name.as_str().to_owned(),
+            owner,
+            package,
+            relations: Relations {
+                org_role: self.org_role.as_deref().map(parse_org_role).transpose()?,
+                package_role: role_from_rank(self.package_rank)?,
+                repo_role: role_from_rank(self.repo_rank)?,
+            },
+        })
+    }
+}
+
+/// `repo_id:role` pairs joined by commas, as [`TARGET`] aggregates them.
+fn parse_job_access(text: &str) -> Result<Vec<(RepoId, Role)>, StoreError> {
+    text.split(',')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (repo, role) = pair.split_once(':').ok_or_else(|| {
+                StoreError::new("reading job access", format!("malformed entry `{pair}`"))
+            })?;
+            let repo = repo
+                .parse()
+                .map_err(|e| StoreError::new("reading job access", e))?;
+            Ok((repo, parse_role(role)?))
+        })
+        .collect()
+}
+
+/// The id of package `name`, inside the caller's transaction.
+async fn package_id(
+    conn: &mut SqliteConnection,
+    name: &RepoName,
+) -> Result<Option<i64>, StoreError> {
+    sqlx::query_scalar("SELECT id FROM packages WHERE name = ?1")
+        .bind(name.as_str())
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(failed(format!("looking up package {name}")))
+}
+
+impl SqliteMetadataStore {
+    /// Everything the permission function needs about `name` for `user`: one query.
+    pub(crate) async fn read_target(
+        &self,
+        name: &RepoName,
+        user: Option<AccountId>,
+    ) -> Result<Target, StoreError> {
+        let row: TargetRow = sqlx::query_as(TARGET)
+            .bind(name.owner())
+            .bind(name.as_str())
+            .bind(user)
+            .fetch_one(&self.reader)
+            .await
+            .map_err(failed(format!("reading the access target {name}")))?;
+        row.into_target(name)
+    }
+
+    /// Inserts package `name` unless it exists; a linked package inherits its repository's
+    /// access.
+    pub(crate) async fn insert_package(
+        &self,
+        name: &RepoName,
+        owner: AccountId,
+        visibility: Visibility,
+        link: Option<RepoId>,
+        now: Millis,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO packages (name, owner_id, visibility, linked_repo_id, inherits, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?4 IS NOT NULL, ?5) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name.as_str())
+        .bind(owner)
+        .bind(visibility_text(visibility))
+        .bind(link)
+        .bind(now)
+        .execute(&self.writer)
+        .await
+        .map_err(failed(format!("creating package {name}")))?;
+        Ok(())
+    }
+
+    /// Sets the visibility of package `name`; false when there is none.
+    pub(crate) async fn put_package_visibility(
+        &self,
+        name: &RepoName,
+        visibility: Visibility,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE packages SET visibility = ?2 WHERE name = ?1")
+            .bind(name.as_str())
+            .bind(visibility_text(visibility))
+            .execute(&self.writer)
+            .await
+            .map_err(failed(format!("setting the visibility of package {name}")))?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Sets or removes a user's or team's role on package `name`; false when there is none.
+    pub(crate) async fn put_package_role(
+        &self,
+        name: &RepoName,
+        grantee: Grantee,
+        role: Option<Role>,
+    ) -> Result<bool, StoreError> {
+        let doing = || format!("setting a role on package {name}");
+        let mut tx = self.begin_write().await?;
+        let Some(package) = package_id(&mut tx, name).await? else {
+            tx.rollback().await.map_err(failed(doing()))?;
+            return Ok(false);
+        };
+        let (sql, who) = match (grantee, role) {
+            (Grantee::User(user), Some(_)) => (
+                "INSERT INTO package_user_roles (package_id, user_id, role) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (package_id, user_id) DO UPDATE SET role = excluded.role",
+                user,
+            ),
+            (Grantee::User(user), None) => (
+                "DELETE FROM package_user_roles WHERE package_id = ?1 AND user_id = ?2",
+                user,
+            ),
+            (Grantee::Team(team), Some(_)) => (
+                "INSERT INTO package_team_roles (package_id, team_id, role) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (package_id, team_id) DO UPDATE SET role = excluded.role",
+                team,
+            ),
+            (Grantee::Team(team), None) => (
+                "DELETE FROM package_team_roles WHERE package_id = ?1 AND team_id = ?2",
+                team,
+            ),
+        };
+        let mut query = sqlx::query(sql).bind(package).bind(who);
+        if let Some(role) = role {
+            query = query.bind(role_text(role));
+        }
+        query.execute(&mut *tx).await.map_err(failed(doing()))?;
+        tx.commit().await.map_err(failed(doing()))?;
+        Ok(true)
+    }
+
+    /// Links package `name` to `repo` (or unlinks it) and sets `inherits`; false when there
+    /// is no such package.
+    pub(crate) async fn put_package_link(
+        &self,
+        name: &RepoName,
+        repo: Option<RepoId>,
+        inherits: bool,
+    ) -> Result<bool, StoreError> {
+        let done =
+            sqlx::query("UPDATE packages SET linked_repo_id = ?2, inherits = ?3 WHERE name = ?1")
+                .bind(name.as_str())
+                .bind(repo)
+                .bind(inherits)
+                .execute(&self.writer)
+                .await
+                .map_err(failed(format!("linking package {name}")))?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Sets or removes the role job tokens of `repo` hold on package `name`; false when there
+    /// is no such package.
+    pub(crate) async fn put_package_job_access(
+        &self,
+        name: &RepoName,
+        repo: RepoId,
+        role: Option<Role>,
+    ) -> Result<bool, StoreError> {
+        let doing = || format!("setting job access of repository {repo} to package {name}");
+        let mut tx = self.begin_write().await?;
+        let Some(package) = package_id(&mut tx, name).await? else {
+            tx.rollback().await.map_err(failed(doing()))?;
+            return Ok(false);
+        };
+        let query = match role {
+            Some(role) => sqlx::query(
+                "INSERT INTO package_job_access (package_id, repo_id, role) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (package_id, repo_id) DO UPDATE SET role = excluded.role",
+            )
+            .bind(package)
+            .bind(repo)
+            .bind(role_text(role)),
+            None => {
+                sqlx::query("DELETE FROM package_job_access WHERE package_id = ?1 AND repo_id = ?2")
+                    .bind(package)
+                    .bind(repo)
+            }
+        };
+        query.execute(&mut *tx).await.map_err(failed(doing()))?;
+        tx.commit().await.map_err(failed(doing()))?;
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_access_parses_pairs() {
+        assert_eq!(parse_job_access("").unwrap(), Vec::new());
+        assert_eq!(
+            parse_job_access("3:read,12:admin").unwrap(),
+            vec![(3, Role::Read), (12, Role::Admin)]
+        );
+        assert!(parse_job_access("3").is_err());
+        assert!(parse_job_access("x:read").is_err());
+    }
+
+    #[tokio::test]
+    async fn the_target_query_only_probes_indexes() {
+        assert_eq!(
+            crate::access::full_scans(TARGET).await,
+            Vec::<String>::new()
+        );
+    }
+}
