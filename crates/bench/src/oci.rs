@@ -20,9 +20,15 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// A client for the registry at `base` (`http://host:port`).
-    pub fn new(base: &str) -> anyhow::Result<Registry> {
+    /// A client for the registry at `base` (`http://host:port`), sending `authorization`
+    /// with every request when given.
+    pub fn new(base: &str, authorization: Option<&str>) -> anyhow::Result<Registry> {
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(value) = authorization {
+            headers.insert(reqwest::header::AUTHORIZATION, value.parse()?);
+        }
         let client = Client::builder()
+            .default_headers(headers)
             .http1_only()
             .no_proxy()
             .tcp_nodelay(true)

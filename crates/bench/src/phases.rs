@@ -240,7 +240,9 @@ pub async fn get_manifests(
 
 /// `count` fresh clients of `server`, built before the clock starts.
 fn clients(server: &Server, count: usize) -> anyhow::Result<Vec<Registry>> {
-    (0..count).map(|_| Registry::new(&server.base)).collect()
+    (0..count)
+        .map(|_| Registry::new(&server.base, server.authorization.as_deref()))
+        .collect()
 }
 
 /// Waits for every task; fails with the first error or panic.

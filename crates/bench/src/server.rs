@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use base64::Engine as _;
 use tempfile::TempDir;
 
 /// How long a server may take to become ready.
@@ -34,16 +35,50 @@ pub struct Server {
     pub name: &'static str,
     /// Base URL without a trailing slash, e.g. `http://127.0.0.1:40123`.
     pub base: String,
+    /// The `Authorization` header value every request sends (Berth: a classic token of its
+    /// bootstrapped site administrator; Distribution runs without authentication).
+    pub authorization: Option<String>,
     child: Child,
     log: RecentLog,
     /// Removed when the server is dropped (after the child is killed).
     _dir: TempDir,
 }
 
+/// Creates Berth's site administrator `bench` (printing a token with every package scope)
+/// and the organization `bench` the phases push to; returns the token.
+fn bootstrap_berth(bin: &Path, data: &Path) -> anyhow::Result<String> {
+    let admin = |args: &[&str]| -> anyhow::Result<String> {
+        let output = Command::new(bin)
+            .arg("admin")
+            .arg("--data-dir")
+            .arg(data)
+            .args(args)
+            .env("BERTH_LOG", "warn")
+            .output()
+            .with_context(|| format!("running {} admin", bin.display()))?;
+        anyhow::ensure!(
+            output.status.success(),
+            "berth admin {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        Ok(String::from_utf8(output.stdout)?.trim().to_owned())
+    };
+    let token = admin(&[
+        "create-user",
+        "bench",
+        "--site-admin",
+        "--token-scopes",
+        "read:packages,write:packages,delete:packages",
+    ])?;
+    admin(&["create-org", "bench", "--owner", "bench"])?;
+    Ok(token)
+}
+
 impl Server {
     /// Starts `berth serve` on port 0 and learns the port from its `listening on` stderr line.
     pub fn start_berth(bin: &Path) -> anyhow::Result<Server> {
         let dir = TempDir::with_prefix("berth-bench-berth-")?;
+        let token = bootstrap_berth(bin, &dir.path().join("data"))?;
         let mut child = Command::new(bin)
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir.path().join("data"))
@@ -61,6 +96,10 @@ impl Server {
         let mut server = Server {
             name: "Berth",
             base: String::new(),
+            authorization: Some(format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("bench:{token}"))
+            )),
             child,
             log,
             _dir: dir,
@@ -112,6 +151,7 @@ impl Server {
         let mut server = Server {
             name: "Distribution",
             base,
+            authorization: None,
             child,
             log,
             _dir: dir,

@@ -24,6 +24,14 @@ pub struct Config {
     pub upload_ttl_secs: u64,
     /// How often, in seconds, stale uploads are looked for (`BERTH_UPLOAD_PURGE_INTERVAL_SECS`).
     pub upload_purge_interval_secs: u64,
+    /// The URL clients reach Berth at, e.g. `https://registry.example.com`
+    /// (`BERTH_EXTERNAL_URL`): the realm of authentication challenges. Unset: `http://` and
+    /// the request's `Host`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_url: Option<String>,
+    /// Failed authentications allowed per client address per minute before it is answered
+    /// 429 until the minute ends (`BERTH_AUTH_FAILURES_PER_MINUTE`).
+    pub auth_failures_per_minute: u32,
 }
 
 impl Default for Config {
@@ -34,6 +42,8 @@ impl Default for Config {
             log: "info".into(),
             upload_ttl_secs: 7 * 24 * 3600,
             upload_purge_interval_secs: 3600,
+            external_url: None,
+            auth_failures_per_minute: 30,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! `berth`: the registry binary. Parses the command line, loads configuration, opens the
 //! stores, and serves until SIGTERM or ctrl-c (requests in flight finish first).
 
+mod admin;
 mod config;
 
 use std::path::PathBuf;
@@ -8,7 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use berth_core::access::Access;
 use berth_core::registry::Registry;
+use berth_http::AppState;
+use berth_http::auth::{Auth, FailureLimiter, SigningKey};
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
@@ -36,6 +40,18 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Administer the instance from its machine: users, organizations, tokens.
+    Admin {
+        /// Directory holding the instance's state (as given to `serve`).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Configuration file (default: ./berth.toml when present).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// What to do.
+        #[command(subcommand)]
+        command: admin::AdminCommand,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -51,6 +67,21 @@ fn main() -> anyhow::Result<()> {
                 .enable_all()
                 .build()?
                 .block_on(serve(config))
+        }
+        Command::Admin {
+            data_dir,
+            config,
+            command,
+        } => {
+            let overrides = Overrides {
+                listen: None,
+                data_dir,
+            };
+            let config = Config::load(config.as_deref(), overrides)?;
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?
+                .block_on(admin::run(&config.data_dir, command))
         }
     }
 }
@@ -72,7 +103,17 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             .context("opening the metadata database")?;
     let blobs =
         berth_blob::FsBlobStore::open(&config.data_dir).context("opening the blob store")?;
-    let registry = Registry::new(Arc::new(meta), Arc::new(blobs));
+    let key = signing_key(&config.data_dir)?;
+    let meta = Arc::new(meta);
+    let registry = Registry::new(meta.clone(), Arc::new(blobs));
+    let access = Access::new(meta);
+    let auth = Auth {
+        access: access.clone(),
+        key: Arc::new(key),
+        external_url: config.external_url.clone(),
+        limiter: Arc::new(FailureLimiter::new(config.auth_failures_per_minute)),
+    };
+    tokio::spawn(flush_token_uses(access.clone()));
     tokio::spawn(purge_stale_uploads(
         registry.clone(),
         Duration::from_secs(config.upload_ttl_secs),
@@ -84,9 +125,51 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     // Tests and scripts read this line to learn the port when listening on port 0.
     eprintln!("berth listening on http://{}", listener.local_addr()?);
     tracing::info!(data_dir = %config.data_dir.display(), "serving");
-    berth_http::serve(listener, registry, shutdown_signal()).await?;
+    let state = AppState { registry, auth };
+    berth_http::serve(listener, state, shutdown_signal()).await?;
+    if let Err(err) = access.flush_uses().await {
+        tracing::warn!(error = %err, "recording token uses at shutdown failed");
+    }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Records token last-used times every few seconds, off the request path.
+async fn flush_token_uses(access: Access) {
+    let mut ticks = tokio::time::interval(Duration::from_secs(5));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        if let Err(err) = access.flush_uses().await {
+            tracing::warn!(error = %err, "recording token uses failed");
+        }
+    }
+}
+
+/// The key registry tokens are signed with: `token-signing.key` in the data directory,
+/// created (32 random bytes, owner-only) on first start. Nodes of a cluster share the file.
+fn signing_key(data_dir: &std::path::Path) -> anyhow::Result<SigningKey> {
+    use std::io::Write as _;
+    let path = data_dir.join("token-signing.key");
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            let mut bytes = vec![0u8; 32];
+            getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("random source: {e}"))?;
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let mut file = options
+                .open(&path)
+                .with_context(|| format!("creating {}", path.display()))?;
+            file.write_all(&bytes)?;
+            file.sync_all()?;
+            bytes
+        }
+        Err(err) => return Err(err).with_context(|| format!("reading {}", path.display())),
+    };
+    SigningKey::new(bytes).map_err(anyhow::Error::msg)
 }
 
 /// Every `interval`, discards uploads abandoned for `ttl`. Runs until the process exits.

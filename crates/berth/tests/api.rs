@@ -806,6 +806,7 @@ async fn catalog_paginates_with_link_headers() {
     let server = Server::start();
     let mut expected = Vec::new();
     for i in 0..7 {
+        server.admin(&["create-org", &format!("team-{i}"), "--owner", common::ADMIN]);
         expected.push(format!("acme/repo{i}"));
         expected.push(format!("team-{i}/nested/app"));
     }
@@ -832,6 +833,7 @@ async fn catalog_paginates_with_link_headers() {
 #[tokio::test]
 async fn nested_names_to_depth_five() {
     let server = Server::start();
+    server.admin(&["create-org", "a", "--owner", common::ADMIN]);
     for repo in ["a/b/c/d/e", "acme/blobs/manifests/tags/uploads"] {
         let layer = bytes(200, 22);
         let (d, manifest) = push_image(&server, repo, "v1", &layer).await;

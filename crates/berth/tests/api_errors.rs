@@ -223,7 +223,9 @@ async fn truncated_monolithic_body_stores_nothing() {
         "POST /v2/acme/app/blobs/uploads/?digest={d} HTTP/1.1\r\nHost: {}\r\nContent-Length: 1000\r\nContent-Type: application/octet-stream\r\n\r\n",
         server.host
     );
-    tcp.write_all(head.as_bytes()).await.unwrap();
+    tcp.write_all(common::with_auth(&head).as_bytes())
+        .await
+        .unwrap();
     tcp.write_all(&blob[..500]).await.unwrap();
     tcp.flush().await.unwrap();
     tcp.shutdown().await.unwrap();
@@ -407,7 +409,7 @@ async fn raw_exchange(server: &Server, head: String, body: Vec<u8>) -> (u16, Val
     // The write half is handed back, not dropped: a half-closed connection tells hyper the
     // client went away, and it drops the answer it was about to send.
     let writer = tokio::spawn(async move {
-        write.write_all(head.as_bytes()).await?;
+        write.write_all(common::with_auth(&head).as_bytes()).await?;
         write.write_all(&body).await?;
         write.flush().await?;
         Ok::<_, std::io::Error>(write)
@@ -642,6 +644,7 @@ async fn manifest_put_by_a_digest_of_other_bytes() {
 #[tokio::test]
 async fn invalid_names_and_tags() {
     let server = Server::start();
+    server.admin(&["create-org", "a", "--owner", common::ADMIN]);
     for path in [
         "/v2/Bad/Name/tags/list",
         "/v2/acme//app/tags/list",
@@ -864,7 +867,9 @@ async fn unsupported_methods() {
 /// announced length arrived; what the server answered (possibly nothing).
 async fn send_truncated(server: &Server, head: &str, body: &[u8]) -> String {
     let mut tcp = tokio::net::TcpStream::connect(&server.host).await.unwrap();
-    tcp.write_all(head.as_bytes()).await.unwrap();
+    tcp.write_all(common::with_auth(head).as_bytes())
+        .await
+        .unwrap();
     tcp.write_all(body).await.unwrap();
     tcp.flush().await.unwrap();
     tcp.shutdown().await.unwrap();

@@ -29,8 +29,10 @@ fn require(tool: &str) {
     );
 }
 
+/// Runs skopeo with the current server's admin credentials (`REGISTRY_AUTH_FILE`).
 fn skopeo(args: &[&str]) -> String {
     run(Command::new("skopeo")
+        .env("REGISTRY_AUTH_FILE", common::auth_file())
         .args(["--insecure-policy"])
         .args(args))
 }
@@ -278,7 +280,9 @@ async fn chunked_upload_survives_a_server_restart() {
             "PATCH {location} HTTP/1.1\r\nHost: {}\r\nContent-Range: 1000000-1999999\r\nContent-Length: 1000000\r\n\r\n",
             server.host
         );
-        tcp.write_all(head.as_bytes()).await.unwrap();
+        tcp.write_all(common::with_auth(&head).as_bytes())
+            .await
+            .unwrap();
         tcp.write_all(&second[..400_000]).await.unwrap();
         tcp.flush().await.unwrap();
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
@@ -332,16 +336,20 @@ async fn oras_pushes_referrers_listed_and_filtered_by_artifact_type() {
         ("sbom", "application/spdx+json"),
         ("sig", "application/vnd.dev.cosign.simplesigning.v1+json"),
     ] {
-        let printed = run(Command::new("python3").current_dir(&dir).args([
-            script,
-            &server.host,
-            "acme/app",
-            tag,
-            artifact_type,
-            "application/vnd.oci.image.manifest.v1+json",
-            &subject,
-            &subject_bytes.len().to_string(),
-        ]));
+        let printed = run(Command::new("python3")
+            .current_dir(&dir)
+            .env("ORAS_USER", common::ADMIN)
+            .env("ORAS_PASSWORD", &server.admin_token)
+            .args([
+                script,
+                &server.host,
+                "acme/app",
+                tag,
+                artifact_type,
+                "application/vnd.oci.image.manifest.v1+json",
+                &subject,
+                &subject_bytes.len().to_string(),
+            ]));
         assert_eq!(
             printed.trim(),
             format!("201 {subject}"),

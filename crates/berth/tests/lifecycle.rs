@@ -18,7 +18,9 @@ async fn sigterm_lets_an_upload_in_flight_finish() {
         server.host,
         blob.len()
     );
-    tcp.write_all(head.as_bytes()).await.unwrap();
+    tcp.write_all(common::with_auth(&head).as_bytes())
+        .await
+        .unwrap();
     tcp.write_all(&blob[..100_000]).await.unwrap();
     tcp.flush().await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;

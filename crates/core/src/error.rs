@@ -89,6 +89,15 @@ pub enum RegistryError {
     /// The operation is not supported.
     #[error("{0}")]
     Unsupported(String),
+    /// No usable credentials: authenticate (answered 401 with a `WWW-Authenticate` challenge).
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The caller sees the repository but may not do this; the text names what is missing.
+    #[error("{0}")]
+    Denied(String),
+    /// Too many failed authentications from this client; retry after that many seconds.
+    #[error("too many failed authentications from this address; retry in {0} seconds")]
+    TooManyRequests(u64),
     /// A storage port failed; details are logged, the client sees an opaque message.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -113,6 +122,9 @@ impl RegistryError {
             RegistryError::TagInvalid(_) => "TAG_INVALID",
             RegistryError::PaginationInvalid(_) => "PAGINATION_NUMBER_INVALID",
             RegistryError::Unsupported(_) => "UNSUPPORTED",
+            RegistryError::Unauthorized(_) => "UNAUTHORIZED",
+            RegistryError::Denied(_) => "DENIED",
+            RegistryError::TooManyRequests(_) => "TOOMANYREQUESTS",
             RegistryError::Store(_) => "UNKNOWN",
         }
     }

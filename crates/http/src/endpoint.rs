@@ -108,6 +108,19 @@ impl Endpoint {
         }
     }
 
+    /// The repository the endpoint is about (none for the base and the catalog).
+    pub fn name(&self) -> Option<&RepoName> {
+        match self {
+            Endpoint::Base | Endpoint::Catalog => None,
+            Endpoint::Tags(name)
+            | Endpoint::Manifest(name, _)
+            | Endpoint::Blob(name, _)
+            | Endpoint::StartUpload(name)
+            | Endpoint::Upload(name, _)
+            | Endpoint::Referrers(name, _) => Some(name),
+        }
+    }
+
     /// A short, fixed name for logs and metrics (never the raw path).
     pub fn label(&self) -> &'static str {
         match self {

@@ -41,6 +41,9 @@ pub fn status_of(error: &RegistryError) -> StatusCode {
         ManifestTooLarge(..) => StatusCode::PAYLOAD_TOO_LARGE,
         RangeInvalid { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
         Unsupported(_) => StatusCode::METHOD_NOT_ALLOWED,
+        Unauthorized(_) => StatusCode::UNAUTHORIZED,
+        Denied(_) => StatusCode::FORBIDDEN,
+        TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
         Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -92,6 +95,11 @@ impl IntoResponse for ApiError {
             let headers = response.headers_mut();
             headers.insert(header::RANGE, crate::oci::range_header(*offset));
             headers.insert("docker-upload-uuid", crate::oci::header_value(upload_id));
+        }
+        if let RegistryError::TooManyRequests(seconds) = &error {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(*seconds));
         }
         response
     }

@@ -5,11 +5,13 @@
 //! call [`berth_core::registry::Registry`] and map the result. Errors become HTTP in exactly
 //! one place, [`error`]. This crate never touches SQL or files.
 
+pub mod auth;
 pub mod endpoint;
 pub mod error;
 pub mod oci;
 
 use std::future::Future;
+use std::net::SocketAddr;
 
 use axum::Router;
 use axum::http::HeaderValue;
@@ -17,15 +19,27 @@ use axum::response::Response;
 use berth_core::registry::Registry;
 use tokio::net::TcpListener;
 
-/// The application router over `registry`.
-pub fn router(registry: Registry) -> Router {
+use auth::Auth;
+
+/// What every request handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    /// The registry services.
+    pub registry: Registry,
+    /// Authentication and permissions.
+    pub auth: Auth,
+}
+
+/// The application router over `state`.
+pub fn router(state: AppState) -> Router {
     Router::new()
+        .route("/token", axum::routing::get(auth::token))
         .route("/v2", axum::routing::any(oci::dispatch))
         .route("/v2/", axum::routing::any(oci::dispatch))
         .route("/v2/{*rest}", axum::routing::any(oci::dispatch))
         .fallback(oci::not_found)
         .layer(axum::middleware::map_response(api_version_header))
-        .with_state(registry)
+        .with_state(state)
 }
 
 async fn api_version_header(mut response: Response) -> Response {
@@ -36,10 +50,10 @@ async fn api_version_header(mut response: Response) -> Response {
     response
 }
 
-/// Serves `registry` on `listener` until `shutdown` completes; requests in flight finish.
+/// Serves `state` on `listener` until `shutdown` completes; requests in flight finish.
 pub async fn serve(
     listener: TcpListener,
-    registry: Registry,
+    state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     use axum::serve::ListenerExt;
@@ -48,7 +62,10 @@ pub async fn serve(
             tracing::warn!(%err, "could not set TCP_NODELAY");
         }
     });
-    axum::serve(listener, router(registry))
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }

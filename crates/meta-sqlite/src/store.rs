@@ -37,6 +37,16 @@ impl SqliteMetadataStore {
     /// date. Leases left by a process that stopped without releasing them are voided: one
     /// process serves a database file, so no request can still hold them.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_with(path, true).await
+    }
+
+    /// Opens the database like [`SqliteMetadataStore::open`] but leaves upload leases alone:
+    /// for `berth admin`, which may run while `berth serve` holds leases on the same file.
+    pub async fn open_shared(path: &Path) -> Result<Self, StoreError> {
+        Self::open_with(path, false).await
+    }
+
+    async fn open_with(path: &Path, void_leases: bool) -> Result<Self, StoreError> {
         let context = || format!("opening metadata database {}", path.display());
         let base = SqliteConnectOptions::new()
             .filename(path)
@@ -56,10 +66,12 @@ impl SqliteMetadataStore {
         MIGRATOR.run(&writer).await.map_err(|e| {
             StoreError::new(format!("migrating metadata database {}", path.display()), e)
         })?;
-        sqlx::query("UPDATE uploads SET lease_token = NULL, lease_until = NULL WHERE lease_token IS NOT NULL")
-            .execute(&writer)
-            .await
-            .map_err(|e| StoreError::new("voiding stale upload leases", e))?;
+        if void_leases {
+            sqlx::query("UPDATE uploads SET lease_token = NULL, lease_until = NULL WHERE lease_token IS NOT NULL")
+                .execute(&writer)
+                .await
+                .map_err(|e| StoreError::new("voiding stale upload leases", e))?;
+        }
         let reader = SqlitePoolOptions::new()
             .max_connections(READERS)
             .test_before_acquire(false)

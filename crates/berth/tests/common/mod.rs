@@ -5,8 +5,21 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
+use std::sync::Mutex;
+
 use bytes::Bytes;
 use sha2::{Digest as _, Sha256};
+
+/// Login of the site administrator every test server is bootstrapped with.
+pub const ADMIN: &str = "admin";
+/// Organization every test server has, owned by [`ADMIN`]: tests push under `acme/…`.
+pub const ORG: &str = "acme";
+
+/// The admin token of the server started last in this process. nextest runs each test in
+/// its own process, so this is the test's own server; [`client`] sends it.
+static ADMIN_TOKEN: Mutex<Option<String>> = Mutex::new(None);
+/// A container-tools auth file holding that token, for skopeo (`REGISTRY_AUTH_FILE`).
+static AUTH_FILE: Mutex<Option<PathBuf>> = Mutex::new(None);
 
 /// A running `berth serve` over a data directory that outlives restarts.
 pub struct Server {
@@ -17,6 +30,8 @@ pub struct Server {
     pub host: String,
     data: tempfile::TempDir,
     env: Vec<(String, String)>,
+    /// A classic token of the site administrator [`ADMIN`] with every scope.
+    pub admin_token: String,
 }
 
 impl Server {
@@ -33,15 +48,34 @@ impl Server {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
+        let admin_token = bootstrap(data.path(), &env);
         let (child, base) = spawn(data.path(), &env);
         let host = base.trim_start_matches("http://").to_owned();
-        Server {
+        let server = Server {
             child: Some(child),
             base,
             host,
             data,
             env,
-        }
+            admin_token,
+        };
+        server.publish_credentials();
+        server
+    }
+
+    /// Makes [`client`] and [`auth_file`] use this server's admin token.
+    fn publish_credentials(&self) {
+        *ADMIN_TOKEN.lock().unwrap() = Some(self.admin_token.clone());
+        let path = self.data.path().join("auth.json");
+        let auth = base64_encode(format!("{ADMIN}:{}", self.admin_token).as_bytes());
+        let json = serde_json::json!({ "auths": { &self.host: { "auth": auth } } });
+        std::fs::write(&path, json.to_string()).expect("write auth file");
+        *AUTH_FILE.lock().unwrap() = Some(path);
+    }
+
+    /// Runs `berth admin <args>` on this server's data directory; its stdout.
+    pub fn admin(&self, args: &[&str]) -> String {
+        admin(self.data.path(), &self.env, args)
     }
 
     /// The data directory.
@@ -56,6 +90,7 @@ impl Server {
         self.host = base.trim_start_matches("http://").to_owned();
         self.base = base;
         self.child = Some(child);
+        self.publish_credentials();
     }
 
     /// Kills the server.
@@ -108,6 +143,59 @@ impl Drop for Server {
     }
 }
 
+/// Creates the site administrator (with a token of every scope) and organization [`ORG`].
+fn bootstrap(data: &Path, env: &[(String, String)]) -> String {
+    let token = admin(
+        data,
+        env,
+        &[
+            "create-user",
+            ADMIN,
+            "--site-admin",
+            "--token-scopes",
+            "read:packages,write:packages,delete:packages,repo",
+        ],
+    );
+    admin(data, env, &["create-org", ORG, "--owner", ADMIN]);
+    token
+}
+
+/// Runs `berth admin --data-dir <data> <args>`, asserting success; its stdout, trimmed.
+pub fn admin(data: &Path, env: &[(String, String)], args: &[&str]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["admin", "--data-dir"])
+        .arg(data)
+        .args(args)
+        .env("BERTH_LOG", "warn")
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .expect("run berth admin");
+    assert!(
+        output.status.success(),
+        "berth admin {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout)
+        .expect("utf-8")
+        .trim()
+        .to_owned()
+}
+
+/// Standard base64 of `bytes`.
+pub fn base64_encode(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// The auth file (`REGISTRY_AUTH_FILE`) holding the current server's admin credentials.
+pub fn auth_file() -> PathBuf {
+    AUTH_FILE
+        .lock()
+        .unwrap()
+        .clone()
+        .expect("a server was started")
+}
+
 fn spawn(data: &Path, env: &[(String, String)]) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
@@ -144,8 +232,36 @@ pub fn digest(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
-/// An HTTP client that does not follow redirects.
+/// An HTTP client that does not follow redirects and authenticates as the site
+/// administrator of the server started last (Basic `admin:<token>`).
 pub fn client() -> reqwest::Client {
+    let token = ADMIN_TOKEN.lock().unwrap().clone();
+    match token {
+        Some(token) => client_with_token(&token),
+        None => anonymous_client(),
+    }
+}
+
+/// An HTTP client that sends `Authorization: Basic <user:token>`.
+pub fn client_with_token(token: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    let value = format!(
+        "Basic {}",
+        base64_encode(format!("user:{token}").as_bytes())
+    );
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        value.parse().expect("header value"),
+    );
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .default_headers(headers)
+        .build()
+        .expect("client")
+}
+
+/// An HTTP client without credentials.
+pub fn anonymous_client() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -334,4 +450,34 @@ pub async fn start_upload(server: &Server, repo: &str) -> String {
         response.text().await.unwrap_or_default()
     );
     location_url(server, &header(&response, "location"), None)
+}
+
+/// `head` (a raw HTTP/1.1 request head) with the admin's `Authorization` header added after
+/// its request line.
+pub fn with_auth(head: &str) -> String {
+    let token = ADMIN_TOKEN
+        .lock()
+        .unwrap()
+        .clone()
+        .expect("a server was started");
+    let auth = base64_encode(format!("{ADMIN}:{token}").as_bytes());
+    match head.split_once("\r\n") {
+        Some((line, rest)) => format!("{line}\r\nAuthorization: Basic {auth}\r\n{rest}"),
+        None => head.to_owned(),
+    }
+}
+
+/// Pushes `bytes` as a blob of `repo` with `http` (monolithic POST); the raw response.
+pub async fn push_blob_with(
+    http: &reqwest::Client,
+    server: &Server,
+    repo: &str,
+    bytes: Vec<u8>,
+) -> reqwest::Response {
+    let d = digest(&bytes);
+    http.post(server.url(&format!("/v2/{repo}/blobs/uploads/?digest={d}")))
+        .body(bytes)
+        .send()
+        .await
+        .expect("push blob")
 }

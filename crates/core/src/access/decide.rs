@@ -50,9 +50,13 @@ pub fn decide(principal: &Principal, target: &Target, action: Action) -> Decisio
         return Decision::NotFound;
     }
     if target.package.is_none() {
-        return match action {
-            Action::Push => create(credential, target),
-            Action::Pull | Action::Delete => Decision::NotFound,
+        // Whoever may create the package may also look into it before its first push (a
+        // client checks which blobs exist before uploading them): it is empty.
+        let creation = create(credential, target);
+        return match (action, creation) {
+            (Action::Push, creation) => creation,
+            (Action::Pull, Decision::Create { .. }) => Decision::Allow,
+            (Action::Pull | Action::Delete, _) => Decision::NotFound,
         };
     }
     if reach(credential, target, Action::Pull).is_err() {

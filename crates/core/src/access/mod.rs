@@ -7,6 +7,7 @@
 
 pub mod decide;
 pub mod model;
+pub mod service;
 pub mod store;
 pub mod token;
 
@@ -15,6 +16,7 @@ pub use model::{
     AccountId, AccountKind, Action, Credential, CredentialId, Grant, LinkedRepo, OrgRole, Owner,
     Package, PackagePolicy, Principal, Relations, RepoId, Role, Scopes, Target, Visibility,
 };
+pub use service::{Access, Presented};
 
 #[cfg(test)]
 mod tests;

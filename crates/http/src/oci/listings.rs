@@ -2,12 +2,17 @@
 
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
+use berth_core::RegistryError;
+use berth_core::access::Action;
 use berth_core::manifest::OCI_INDEX;
 use berth_core::registry::{Page, Registry};
 use berth_core::{Digest, RepoName};
 use serde_json::json;
 
 use super::{Answer, Params, header_value, page_size};
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::ApiError;
 
 /// Percent-encodes a query value (tags and names are URL-safe, but `last` echoes user input).
 fn query_escape(text: &str) -> String {
@@ -48,10 +53,49 @@ pub async fn tags(registry: &Registry, name: &RepoName, params: &Params) -> Answ
     Ok(json_page(&format!("/v2/{name}/tags/list"), n, &page, body))
 }
 
-/// Lists repositories, paginated by `n` and `last`.
-pub async fn catalog(registry: &Registry, params: &Params) -> Answer {
+/// Lists the repositories the caller may read, paginated by `n` and `last`.
+pub async fn catalog(state: &AppState, caller: &Caller, params: &Params) -> Answer {
+    if caller.is_anonymous() {
+        return Err(ApiError(RegistryError::Unauthorized(
+            "the catalog lists what you may read: log in with a token".into(),
+        )));
+    }
+    if !caller.token_covers("registry", "catalog", "*") {
+        return Err(ApiError(crate::auth::insufficient_scope("the catalog")));
+    }
     let n = page_size(params)?;
-    let page = registry.catalog(params.last.as_deref(), n).await?;
+    let want = n.unwrap_or(usize::MAX);
+    let mut items = Vec::new();
+    let mut last = params.last.clone();
+    let mut more = false;
+    // Read the store in batches and keep what the caller may read, until the page is full.
+    while items.len() < want {
+        let batch = (want - items.len()).clamp(100, 1000);
+        let page = state.registry.catalog(last.as_deref(), Some(batch)).await?;
+        for name in &page.items {
+            let Ok(repo) = name.parse::<RepoName>() else {
+                continue;
+            };
+            if state
+                .auth
+                .access
+                .permits(&caller.principal, &repo, Action::Pull)
+                .await?
+            {
+                if items.len() == want {
+                    more = true;
+                    break;
+                }
+                items.push(name.clone());
+            }
+        }
+        last = page.items.last().cloned();
+        if !page.more || more {
+            more = more || (page.more && items.len() == want);
+            break;
+        }
+    }
+    let page = Page { items, more };
     let body = json!({ "repositories": page.items });
     Ok(json_page("/v2/_catalog", n, &page, body))
 }

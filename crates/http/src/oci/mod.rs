@@ -5,14 +5,18 @@ mod listings;
 mod manifests;
 mod uploads;
 
+use std::net::SocketAddr;
+
 use axum::body::Body;
-use axum::extract::{Query, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use berth_core::RegistryError;
-use berth_core::registry::Registry;
+use berth_core::RepoName;
+use berth_core::access::Action;
 use serde::Deserialize;
 
+use crate::AppState;
 use crate::endpoint::{Endpoint, ParseError};
 use crate::error::{ApiError, error_response};
 
@@ -37,9 +41,12 @@ pub struct Params {
 /// The result type of handlers.
 pub type Answer = Result<Response, ApiError>;
 
-/// Routes one `/v2` request: parse the endpoint, then hand it to its group's handler.
+/// Routes one `/v2` request: parse the endpoint, authenticate, check the permission the
+/// endpoint needs, then hand it to its group's handler. A 401 carries the challenge for the
+/// endpoint's scope.
 pub async fn dispatch(
-    State(registry): State<Registry>,
+    State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
     method: Method,
     uri: Uri,
     Query(params): Query<Params>,
@@ -51,56 +58,142 @@ pub async fn dispatch(
         Err(ParseError::Invalid(e)) => return ApiError(e).into_response(),
         Err(ParseError::NoSuchEndpoint) => return not_found(uri).await,
     };
-    let answer = match (&method, endpoint) {
+    let action = required_action(&method, &endpoint);
+    let scope = challenge_scope(&endpoint, action);
+    let answer = handle(
+        &state, client, method, endpoint, action, params, &headers, body,
+    )
+    .await;
+    let mut response = answer.unwrap_or_else(|error| {
+        let scope_error = crate::auth::is_scope_error(&error.0);
+        let mut response = error.into_response();
+        if scope_error {
+            response
+                .extensions_mut()
+                .insert(crate::auth::InsufficientScope);
+        }
+        response
+    });
+    state
+        .auth
+        .add_challenge(&mut response, &headers, scope.as_deref());
+    response
+}
+
+/// What an endpoint does to its repository, for the permission check (`None`: nothing, or a
+/// method the endpoint does not support).
+fn required_action(method: &Method, endpoint: &Endpoint) -> Option<Action> {
+    match (method, endpoint) {
+        (
+            &Method::GET | &Method::HEAD,
+            Endpoint::Manifest(..)
+            | Endpoint::Blob(..)
+            | Endpoint::Tags(_)
+            | Endpoint::Referrers(..),
+        ) => Some(Action::Pull),
+        (&Method::PUT, Endpoint::Manifest(..))
+        | (&Method::POST, Endpoint::StartUpload(_))
+        | (&Method::GET | &Method::PATCH | &Method::PUT | &Method::DELETE, Endpoint::Upload(..)) => {
+            Some(Action::Push)
+        }
+        (&Method::DELETE, Endpoint::Manifest(..) | Endpoint::Blob(..)) => Some(Action::Delete),
+        _ => None,
+    }
+}
+
+/// The scope a client should request after a 401 here.
+fn challenge_scope(endpoint: &Endpoint, action: Option<Action>) -> Option<String> {
+    if matches!(endpoint, Endpoint::Catalog) {
+        return Some("registry:catalog:*".into());
+    }
+    let name = endpoint.name()?;
+    let verbs = match action? {
+        Action::Pull => "pull",
+        Action::Push => "pull,push",
+        Action::Delete => "delete",
+    };
+    Some(format!("repository:{name}:{verbs}"))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn handle(
+    state: &AppState,
+    client: SocketAddr,
+    method: Method,
+    endpoint: Endpoint,
+    action: Option<Action>,
+    mut params: Params,
+    headers: &HeaderMap,
+    body: Body,
+) -> Answer {
+    let auth = &state.auth;
+    let registry = &state.registry;
+    let caller = auth.caller(headers, Some(client.ip())).await?;
+    if let (Some(action), Some(name)) = (action, endpoint.name()) {
+        auth.authorize(&caller, name, action).await?;
+    }
+    match (&method, endpoint) {
         (&Method::GET | &Method::HEAD, Endpoint::Base) => {
+            if caller.is_anonymous() {
+                return Err(ApiError(RegistryError::Unauthorized(
+                    "authentication required: log in with a Berth token (docker login / skopeo login)".into(),
+                )));
+            }
             Ok(([("content-type", "application/json")], "{}").into_response())
         }
-        (&Method::GET, Endpoint::Catalog) => listings::catalog(&registry, &params).await,
-        (&Method::GET, Endpoint::Tags(name)) => listings::tags(&registry, &name, &params).await,
+        (&Method::GET, Endpoint::Catalog) => listings::catalog(state, &caller, &params).await,
+        (&Method::GET, Endpoint::Tags(name)) => listings::tags(registry, &name, &params).await,
         (&Method::GET, Endpoint::Referrers(name, digest)) => {
-            listings::referrers(&registry, &name, &digest, &params).await
+            listings::referrers(registry, &name, &digest, &params).await
         }
         (&Method::GET | &Method::HEAD, Endpoint::Manifest(name, reference)) => {
-            manifests::get(
-                &registry,
-                &name,
-                &reference,
-                &headers,
-                method == Method::HEAD,
-            )
-            .await
+            manifests::get(registry, &name, &reference, headers, method == Method::HEAD).await
         }
         (&Method::PUT, Endpoint::Manifest(name, reference)) => {
-            manifests::put(&registry, &name, &reference, &headers, body).await
+            manifests::put(registry, &name, &reference, headers, body).await
         }
         (&Method::DELETE, Endpoint::Manifest(name, reference)) => {
-            manifests::delete(&registry, &name, &reference).await
+            manifests::delete(registry, &name, &reference).await
         }
         (&Method::GET | &Method::HEAD, Endpoint::Blob(name, digest)) => {
-            blobs::get(&registry, &name, &digest, &headers, method == Method::HEAD).await
+            blobs::get(registry, &name, &digest, headers, method == Method::HEAD).await
         }
         (&Method::DELETE, Endpoint::Blob(name, digest)) => {
-            blobs::delete(&registry, &name, &digest).await
+            blobs::delete(registry, &name, &digest).await
         }
         (&Method::POST, Endpoint::StartUpload(name)) => {
-            uploads::start(&registry, &name, &params, body).await
+            // A mount from a repository the caller cannot read falls back to a plain upload,
+            // exactly as if the blob were not there.
+            if params.mount.is_some()
+                && let Some(from) = params
+                    .from
+                    .as_deref()
+                    .and_then(|f| f.parse::<RepoName>().ok())
+                && !(auth
+                    .access
+                    .permits(&caller.principal, &from, Action::Pull)
+                    .await?
+                    && caller.token_covers("repository", from.as_str(), "pull"))
+            {
+                params.from = None;
+            }
+            uploads::start(registry, &name, &params, body).await
         }
-        (&Method::GET, Endpoint::Upload(name, id)) => uploads::status(&registry, &name, &id).await,
+        (&Method::GET, Endpoint::Upload(name, id)) => uploads::status(registry, &name, &id).await,
         (&Method::PATCH, Endpoint::Upload(name, id)) => {
-            uploads::patch(&registry, &name, &id, &headers, body).await
+            uploads::patch(registry, &name, &id, headers, body).await
         }
         (&Method::PUT, Endpoint::Upload(name, id)) => {
-            uploads::put(&registry, &name, &id, &params, body).await
+            uploads::put(registry, &name, &id, &params, body).await
         }
         (&Method::DELETE, Endpoint::Upload(name, id)) => {
-            uploads::cancel(&registry, &name, &id).await
+            uploads::cancel(registry, &name, &id).await
         }
         (method, endpoint) => Err(ApiError(RegistryError::Unsupported(format!(
             "{method} is not supported on the {} endpoint",
             endpoint.label()
         )))),
-    };
-    answer.unwrap_or_else(IntoResponse::into_response)
+    }
 }
 
 /// Any path outside the distribution API.

@@ -1,0 +1,215 @@
+//! `berth admin`: bootstraps and administers an instance from the machine it runs on, by
+//! opening the metadata database directly (no token needed; whoever can read the data
+//! directory owns the instance anyway). Works while `berth serve` runs: SQLite in WAL mode
+//! takes writers from several processes, and the server reads credentials from the database
+//! on every request.
+
+use std::io::Read;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use berth_core::access::store::{AccessStore, Created, NewUser, Resolved};
+use berth_core::access::token::hash_secret;
+use berth_core::access::{Access, OrgRole, Principal, Scopes};
+use clap::Subcommand;
+
+/// What `berth admin` can do.
+#[derive(Subcommand)]
+pub enum AdminCommand {
+    /// Create a user; with --token-scopes, also a classic token for it, printed once.
+    CreateUser {
+        /// Login.
+        login: String,
+        /// Make the user a site administrator.
+        #[arg(long)]
+        site_admin: bool,
+        /// Email address.
+        #[arg(long)]
+        email: Option<String>,
+        /// Read a password from standard input (used only by the web UI, never the registry).
+        #[arg(long)]
+        password_stdin: bool,
+        /// Scopes of a classic token to create now, e.g. `write:packages,delete:packages`.
+        #[arg(long)]
+        token_scopes: Option<String>,
+        /// Days until that token expires (default: never).
+        #[arg(long)]
+        token_expires_days: Option<u32>,
+    },
+    /// Create an organization owned by an existing user.
+    CreateOrg {
+        /// Organization login.
+        login: String,
+        /// Its first owner.
+        #[arg(long)]
+        owner: String,
+    },
+    /// Add a user to an organization (or change their role).
+    AddMember {
+        /// Organization login.
+        org: String,
+        /// User login.
+        user: String,
+        /// Make them an owner rather than a member.
+        #[arg(long)]
+        owner: bool,
+    },
+    /// Create a classic personal access token for a user; prints it once.
+    CreateToken {
+        /// User login.
+        login: String,
+        /// Scopes, e.g. `read:packages` or `write:packages,delete:packages`.
+        #[arg(long)]
+        scopes: String,
+        /// A note saying what the token is for.
+        #[arg(long, default_value = "created with berth admin")]
+        note: String,
+        /// Days until it expires (default: never).
+        #[arg(long)]
+        expires_days: Option<u32>,
+    },
+    /// Revoke a token, given the token itself (e.g. one that leaked).
+    RevokeToken {
+        /// The token.
+        token: String,
+    },
+}
+
+/// Runs `command` against the metadata database under `data_dir`.
+pub async fn run(data_dir: &Path, command: AdminCommand) -> anyhow::Result<()> {
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating data directory {}", data_dir.display()))?;
+    let store =
+        berth_meta_sqlite::SqliteMetadataStore::open_shared(&data_dir.join("metadata.sqlite"))
+            .await
+            .context("opening the metadata database")?;
+    let store: Arc<dyn AccessStore> = Arc::new(store);
+    let access = Access::new(store.clone());
+    let now = now_millis();
+    match command {
+        AdminCommand::CreateUser {
+            login,
+            site_admin,
+            email,
+            password_stdin,
+            token_scopes,
+            token_expires_days,
+        } => {
+            let password_hash = if password_stdin {
+                let mut password = String::new();
+                std::io::stdin().read_to_string(&mut password)?;
+                Some(hash_password(password.trim_end_matches(['\n', '\r']))?)
+            } else {
+                None
+            };
+            let user = NewUser {
+                login: login.clone(),
+                name: None,
+                email,
+                password_hash,
+                site_admin,
+            };
+            let id = match store.create_user(&user, now).await? {
+                Created::New(id) => id,
+                Created::Taken => bail!("the login `{login}` is taken"),
+            };
+            eprintln!(
+                "created {}user `{login}`",
+                if site_admin {
+                    "site administrator "
+                } else {
+                    ""
+                }
+            );
+            if let Some(scopes) = token_scopes {
+                let scopes: Scopes = scopes.parse().map_err(anyhow::Error::msg)?;
+                let expires = token_expires_days.map(|d| now + i64::from(d) * 86_400_000);
+                let (_, secret) = access
+                    .create_classic_token(id, "bootstrap token", scopes, expires)
+                    .await?;
+                eprintln!("token (shown once; scopes {scopes}):");
+                println!("{}", secret.expose());
+            }
+        }
+        AdminCommand::CreateOrg { login, owner } => {
+            let owner_account = user_named(&*store, &owner).await?;
+            match store.create_org(&login, None, owner_account, now).await? {
+                Created::New(_) => eprintln!("created organization `{login}` owned by `{owner}`"),
+                Created::Taken => bail!("the login `{login}` is taken"),
+            }
+        }
+        AdminCommand::AddMember { org, user, owner } => {
+            let Some(org_account) = store.account(&org).await? else {
+                bail!("there is no organization `{org}`");
+            };
+            let user_account = user_named(&*store, &user).await?;
+            let role = if owner {
+                OrgRole::Owner
+            } else {
+                OrgRole::Member
+            };
+            store
+                .set_membership(org_account.id, user_account, Some(role))
+                .await?;
+            eprintln!("`{user}` is now {role:?} of `{org}`");
+        }
+        AdminCommand::CreateToken {
+            login,
+            scopes,
+            note,
+            expires_days,
+        } => {
+            let user = user_named(&*store, &login).await?;
+            let scopes: Scopes = scopes.parse().map_err(anyhow::Error::msg)?;
+            let expires = expires_days.map(|d| now + i64::from(d) * 86_400_000);
+            let (_, secret) = access
+                .create_classic_token(user, &note, scopes, expires)
+                .await?;
+            eprintln!("token for `{login}` (shown once; scopes {scopes}):");
+            println!("{}", secret.expose());
+        }
+        AdminCommand::RevokeToken { token } => {
+            let id = match store
+                .resolve_secret(&hash_secret(token.trim()), now)
+                .await?
+            {
+                Resolved::Valid(Principal::Token(credential)) => credential.id,
+                Resolved::Revoked => bail!("the token is already revoked"),
+                Resolved::Expired(_) => bail!("the token has expired; nothing to revoke"),
+                _ => bail!("no such token on this instance"),
+            };
+            store.revoke_credential(id, now).await?;
+            eprintln!("revoked token {id}");
+        }
+    }
+    Ok(())
+}
+
+async fn user_named(store: &dyn AccessStore, login: &str) -> anyhow::Result<i64> {
+    match store.account(login).await? {
+        Some(account) if account.kind == berth_core::access::AccountKind::User => Ok(account.id),
+        Some(_) => bail!("`{login}` is an organization, not a user"),
+        None => bail!("there is no user `{login}`"),
+    }
+}
+
+/// Argon2id PHC string of `password`.
+fn hash_password(password: &str) -> anyhow::Result<String> {
+    use argon2::PasswordHasher as _;
+    anyhow::ensure!(
+        password.len() >= 8,
+        "the password needs at least 8 characters"
+    );
+    let hash = argon2::Argon2::default()
+        .hash_password(password.as_bytes())
+        .map_err(|e| anyhow::anyhow!("hashing the password: {e}"))?;
+    Ok(hash.to_string())
+}
+
+fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

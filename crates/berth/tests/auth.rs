@@ -1,0 +1,345 @@
+//! Authentication and authorization over real HTTP: challenges, the token endpoint, the forms
+//! of credentials clients send, and what each principal may see and do.
+
+mod common;
+
+use common::{
+    ADMIN, Server, anonymous_client, base64_encode, client, client_with_token, expect_error,
+    header, push_image,
+};
+use serde_json::Value;
+
+/// Creates user `login`, a member of `acme` when `member`, with a classic token of `scopes`.
+fn user_with_token(server: &Server, login: &str, member: bool, scopes: &str) -> String {
+    let token = server.admin(&["create-user", login, "--token-scopes", scopes]);
+    if member {
+        server.admin(&["add-member", "acme", login]);
+    }
+    token
+}
+
+async fn get(http: &reqwest::Client, server: &Server, path: &str) -> reqwest::Response {
+    http.get(server.url(path)).send().await.expect("GET")
+}
+
+#[tokio::test]
+async fn without_credentials_every_route_answers_401_with_a_bearer_challenge() {
+    let server = Server::start();
+    push_image(&server, "acme/app", "v1", b"layer").await;
+    let anon = anonymous_client();
+
+    let response = get(&anon, &server, "/v2/").await;
+    let challenge = header(&response, "www-authenticate");
+    expect_error(response, 401, "UNAUTHORIZED").await;
+    assert_eq!(
+        challenge,
+        format!(
+            "Bearer realm=\"{}/token\",service=\"{}\"",
+            server.base, server.host
+        )
+    );
+
+    let response = get(&anon, &server, "/v2/acme/app/manifests/v1").await;
+    let challenge = header(&response, "www-authenticate");
+    expect_error(response, 401, "UNAUTHORIZED").await;
+    assert!(
+        challenge.ends_with(",scope=\"repository:acme/app:pull\""),
+        "{challenge}"
+    );
+
+    let response = anon
+        .post(server.url("/v2/acme/app/blobs/uploads/"))
+        .send()
+        .await
+        .unwrap();
+    let challenge = header(&response, "www-authenticate");
+    expect_error(response, 401, "UNAUTHORIZED").await;
+    assert!(challenge.contains("scope=\"repository:acme/app:pull,push\""));
+
+    let response = get(&anon, &server, "/v2/_catalog").await;
+    assert!(header(&response, "www-authenticate").contains("registry:catalog:*"));
+    expect_error(response, 401, "UNAUTHORIZED").await;
+}
+
+#[tokio::test]
+async fn the_token_endpoint_grants_the_intersection_of_the_scope_and_the_principals_rights() {
+    let server = Server::start();
+    push_image(&server, "acme/app", "v1", b"layer").await;
+    let reader = user_with_token(&server, "rita", true, "read:packages");
+    // A member without a role on the package: nothing to grant. Give rita a package of her own.
+    let rita = client_with_token(&reader);
+    let response = rita
+        .post(server.url("/v2/acme/rita-app/blobs/uploads/"))
+        .send()
+        .await
+        .unwrap();
+    expect_error(response, 403, "DENIED").await;
+
+    // The admin asks for pull+push on acme/app and pull on a package that does not exist.
+    let response = client()
+        .get(server.url(
+            "/token?service=x&scope=repository:acme/app:pull,push&scope=repository:acme/nothing:pull",
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    let token = body["token"].as_str().expect("token").to_owned();
+    assert_eq!(body["access_token"], body["token"]);
+    assert_eq!(body["expires_in"], 300);
+    assert!(body["issued_at"].as_str().is_some_and(|t| t.ends_with('Z')));
+
+    let bearer = |token: &str| {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert("authorization", format!("Bearer {token}").parse().unwrap());
+        reqwest::Client::builder()
+            .default_headers(headers)
+            .build()
+            .unwrap()
+    };
+    let with_token = bearer(&token);
+    let response = get(&with_token, &server, "/v2/acme/app/tags/list").await;
+    assert_eq!(response.status(), 200);
+    // The token covers only what was asked: another repository needs another token, and the
+    // refusal says which scope to ask for (RFC 6750 insufficient_scope).
+    push_image(&server, "acme/other", "v1", b"other").await;
+    let response = get(&with_token, &server, "/v2/acme/other/tags/list").await;
+    let challenge = header(&response, "www-authenticate");
+    expect_error(response, 403, "DENIED").await;
+    assert!(
+        challenge.contains("scope=\"repository:acme/other:pull\""),
+        "{challenge}"
+    );
+    assert!(
+        challenge.ends_with("error=\"insufficient_scope\""),
+        "{challenge}"
+    );
+
+    // A reader asking for push gets pull only; pushing with that token is forbidden.
+    let response = rita
+        .get(server.url("/token?scope=repository:acme/rita-app:pull,push"))
+        .send()
+        .await
+        .unwrap();
+    let body: Value = response.json().await.unwrap();
+    let rita_token = bearer(body["token"].as_str().unwrap());
+    let response = rita_token
+        .post(server.url("/v2/acme/rita-app/blobs/uploads/"))
+        .send()
+        .await
+        .unwrap();
+    expect_error(response, 403, "DENIED").await;
+
+    // Anonymous gets a token too (for public packages), and a forged token is refused.
+    let response = anonymous_client()
+        .get(server.url("/token?scope=repository:acme/app:pull"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let forged = format!("{}x", &token[..token.len() - 1]);
+    let response = get(&bearer(&forged), &server, "/v2/").await;
+    expect_error(response, 401, "UNAUTHORIZED").await;
+}
+
+#[tokio::test]
+async fn passwords_are_refused_with_a_message_that_asks_for_a_token() {
+    let server = Server::start();
+    let http = anonymous_client();
+    let basic = format!(
+        "Basic {}",
+        base64_encode(b"admin:correct horse battery staple")
+    );
+    for path in ["/v2/", "/token"] {
+        let response = http
+            .get(server.url(path))
+            .header("authorization", &basic)
+            .send()
+            .await
+            .unwrap();
+        let message = expect_error(response, 401, "UNAUTHORIZED").await;
+        assert!(message.contains("tokens only"), "{message}");
+    }
+}
+
+#[tokio::test]
+async fn basic_raw_bearer_and_base64_bearer_tokens_all_work_as_the_seeds_use_them() {
+    let server = Server::start();
+    push_image(&server, "acme/app", "v1", b"layer").await;
+    let token = server.admin_token.clone();
+    let http = anonymous_client();
+    for authorization in [
+        format!(
+            "Basic {}",
+            base64_encode(format!("{ADMIN}:{token}").as_bytes())
+        ),
+        format!("Bearer {token}"),
+        format!("Bearer {}", base64_encode(token.as_bytes())),
+    ] {
+        let response = http
+            .get(server.url("/v2/acme/app/tags/list"))
+            .header("authorization", &authorization)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{authorization}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["tags"], serde_json::json!(["v1"]));
+    }
+}
+
+#[tokio::test]
+async fn a_private_package_is_indistinguishable_from_a_missing_one_for_outsiders() {
+    let server = Server::start();
+    push_image(&server, "acme/app", "v1", b"layer").await;
+    let outsider = client_with_token(&user_with_token(
+        &server,
+        "olga",
+        false,
+        "read:packages,write:packages,delete:packages",
+    ));
+    let existing = get(&outsider, &server, "/v2/acme/app/manifests/v1").await;
+    let missing = get(&outsider, &server, "/v2/acme/nothing/manifests/v1").await;
+    let existing_message = expect_error(existing, 404, "NAME_UNKNOWN").await;
+    let missing_message = expect_error(missing, 404, "NAME_UNKNOWN").await;
+    assert_eq!(
+        existing_message.replace("acme/app", "NAME"),
+        missing_message.replace("acme/nothing", "NAME")
+    );
+    for path in [
+        "/v2/acme/app/tags/list",
+        "/v2/acme/app/referrers/sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+    ] {
+        expect_error(get(&outsider, &server, path).await, 404, "NAME_UNKNOWN").await;
+    }
+    let response = outsider
+        .delete(server.url("/v2/acme/app/manifests/v1"))
+        .send()
+        .await
+        .unwrap();
+    expect_error(response, 404, "NAME_UNKNOWN").await;
+    // Creating a package in someone else's organization is refused, saying why.
+    let response = outsider
+        .post(server.url("/v2/acme/mine/blobs/uploads/"))
+        .send()
+        .await
+        .unwrap();
+    let message = expect_error(response, 403, "DENIED").await;
+    assert!(message.contains("acme"), "{message}");
+    // And in a namespace that is no account.
+    let response = outsider
+        .post(server.url("/v2/nobody/app/blobs/uploads/"))
+        .send()
+        .await
+        .unwrap();
+    let message = expect_error(response, 403, "DENIED").await;
+    assert!(message.contains("no user or organization"), "{message}");
+    // The catalog lists nothing of acme for her.
+    let response = get(&outsider, &server, "/v2/_catalog").await;
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["repositories"], serde_json::json!([]));
+}
+
+#[tokio::test]
+async fn members_publish_packages_they_then_administer_and_scopes_gate_each_action() {
+    let server = Server::start();
+    let writer = user_with_token(&server, "wes", true, "write:packages");
+    let http = client_with_token(&writer);
+    let pushed = common::push_blob_with(&http, &server, "acme/wes-app", b"blob".to_vec()).await;
+    assert_eq!(
+        pushed.status(),
+        201,
+        "a member may create packages by default"
+    );
+    let response = get(&http, &server, "/v2/acme/wes-app/tags/list").await;
+    assert_eq!(response.status(), 200);
+    // No delete:packages scope: deleting is forbidden, and the message names the scope.
+    let digest = common::digest(b"blob");
+    let response = http
+        .delete(server.url(&format!("/v2/acme/wes-app/blobs/{digest}")))
+        .send()
+        .await
+        .unwrap();
+    let message = expect_error(response, 403, "DENIED").await;
+    assert!(message.contains("delete:packages"), "{message}");
+    // The admin's package is invisible to wes (no role on it).
+    push_image(&server, "acme/app", "v1", b"layer").await;
+    expect_error(
+        get(&http, &server, "/v2/acme/app/tags/list").await,
+        404,
+        "NAME_UNKNOWN",
+    )
+    .await;
+    // The catalog shows wes exactly his package; the admin sees both.
+    let body: Value = get(&http, &server, "/v2/_catalog")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["repositories"], serde_json::json!(["acme/wes-app"]));
+    let body: Value = get(&client(), &server, "/v2/_catalog")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        body["repositories"],
+        serde_json::json!(["acme/app", "acme/wes-app"])
+    );
+}
+
+#[tokio::test]
+async fn expired_and_revoked_tokens_are_refused_with_a_clear_message() {
+    let server = Server::start();
+    server.admin(&["create-user", "eve"]);
+    let expired = server.admin(&[
+        "create-token",
+        "eve",
+        "--scopes",
+        "read:packages",
+        "--expires-days",
+        "0",
+    ]);
+    let message = expect_error(
+        get(&client_with_token(&expired), &server, "/v2/").await,
+        401,
+        "UNAUTHORIZED",
+    )
+    .await;
+    assert!(message.contains("expired"), "{message}");
+
+    let revoked = server.admin(&["create-token", "eve", "--scopes", "read:packages"]);
+    assert_eq!(
+        get(&client_with_token(&revoked), &server, "/v2/")
+            .await
+            .status(),
+        200
+    );
+    server.admin(&["revoke-token", &revoked]);
+    let message = expect_error(
+        get(&client_with_token(&revoked), &server, "/v2/").await,
+        401,
+        "UNAUTHORIZED",
+    )
+    .await;
+    assert!(message.contains("revoked"), "{message}");
+}
+
+#[tokio::test]
+async fn failed_authentications_are_rate_limited_per_address() {
+    let server = Server::start_with(&[("BERTH_AUTH_FAILURES_PER_MINUTE", "3")]);
+    let bad = client_with_token("berthp_not-a-real-token");
+    for _ in 0..3 {
+        expect_error(get(&bad, &server, "/v2/").await, 401, "UNAUTHORIZED").await;
+    }
+    let response = get(&bad, &server, "/v2/").await;
+    let retry_after: u64 = header(&response, "retry-after").parse().unwrap();
+    assert!((1..=60).contains(&retry_after));
+    expect_error(response, 429, "TOOMANYREQUESTS").await;
+    // Requests without credentials are not blocked (anonymous pulls keep working).
+    assert_eq!(
+        get(&anonymous_client(), &server, "/v2/").await.status(),
+        401
+    );
+}

@@ -1,0 +1,193 @@
+//! The access service: resolves presented secrets into principals and enforces [`decide`]
+//! on registry requests, creating a package on its first authorized push.
+//!
+//! Called by the HTTP layer with parsed values; calls the [`AccessStore`] port only.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use super::decide::{Decision, decide};
+use super::model::{AccountId, Action, CredentialId, Grant, Principal, Role, Scopes};
+use super::store::{AccessStore, Grantee, NewCredential, Resolved};
+use super::token::{Secret, TokenKind, hash_secret, recognize};
+use crate::error::{RegistryError, Result};
+use crate::name::RepoName;
+use crate::ports::{Millis, StoreResult};
+use crate::registry::now_millis;
+
+/// What a registry request presented, as the HTTP layer parsed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Presented {
+    /// No `Authorization` header.
+    Nothing,
+    /// A secret (from Basic `user:secret`, or a Bearer token that is a raw or base64 secret).
+    Secret(String),
+    /// The credential behind a registry token Berth signed (`None`: an anonymous one).
+    RegistryToken(Option<CredentialId>),
+}
+
+/// Resolves principals and checks permissions.
+#[derive(Clone)]
+pub struct Access {
+    store: Arc<dyn AccessStore>,
+    uses: Arc<Mutex<HashMap<CredentialId, Millis>>>,
+}
+
+impl Access {
+    /// The service over `store`.
+    pub fn new(store: Arc<dyn AccessStore>) -> Self {
+        Access {
+            store,
+            uses: Arc::default(),
+        }
+    }
+
+    /// The store (for the management API).
+    pub fn store(&self) -> &Arc<dyn AccessStore> {
+        &self.store
+    }
+
+    /// The principal behind what a request presented. A password or anything that is not a
+    /// live Berth token is refused with a message saying what to use instead.
+    pub async fn principal(&self, presented: &Presented) -> Result<Principal> {
+        let now = now_millis();
+        let resolved = match presented {
+            Presented::Nothing | Presented::RegistryToken(None) => {
+                return Ok(Principal::Anonymous);
+            }
+            Presented::RegistryToken(Some(id)) => self.store.resolve_credential(*id, now).await?,
+            Presented::Secret(secret) => {
+                if recognize(secret).is_none() {
+                    return Err(RegistryError::Unauthorized(
+                        "Berth accepts tokens only, never passwords: create a personal access token (scope read:packages to pull, write:packages to push) and use it as the password".into(),
+                    ));
+                }
+                self.store.resolve_secret(&hash_secret(secret), now).await?
+            }
+        };
+        match resolved {
+            Resolved::Valid(principal) => {
+                if let Principal::Token(credential) = &principal {
+                    self.record_use(credential.id, now);
+                }
+                Ok(principal)
+            }
+            Resolved::Expired(at) => Err(RegistryError::Unauthorized(format!(
+                "the token expired {}; create a new one",
+                ago(now - at)
+            ))),
+            Resolved::Revoked => Err(RegistryError::Unauthorized(
+                "the token was revoked; create a new one".into(),
+            )),
+            Resolved::Unknown => Err(RegistryError::Unauthorized(
+                "the token is not valid on this registry (mistyped, or deleted)".into(),
+            )),
+        }
+    }
+
+    /// Checks `principal` may do `action` on `name`, creating the package when this is its
+    /// first push. Refusals: `Unauthorized` (anonymous), `NameUnknown` (may not know it
+    /// exists), `Denied` (sees it, may not act).
+    pub async fn authorize(
+        &self,
+        principal: &Principal,
+        name: &RepoName,
+        action: Action,
+    ) -> Result<()> {
+        let target = self.store.target(name, principal.user()).await?;
+        match decide(principal, &target, action) {
+            Decision::Allow => Ok(()),
+            Decision::Create { visibility, link } => {
+                let owner = target
+                    .owner
+                    .as_ref()
+                    .expect("decide creates only under an existing owner");
+                self.store
+                    .create_package(name, owner.id, visibility, link, now_millis())
+                    .await?;
+                // As on GHCR, whoever publishes a package administers it.
+                if let Some(user) = principal.user() {
+                    self.store
+                        .set_package_role(name, Grantee::User(user), Some(Role::Admin))
+                        .await?;
+                }
+                Ok(())
+            }
+            Decision::Unauthenticated => Err(RegistryError::Unauthorized(format!(
+                "authentication required to {} `{name}`: log in with a token",
+                action.verb()
+            ))),
+            Decision::NotFound => Err(RegistryError::NameUnknown(name.to_string())),
+            Decision::Denied(why) => Err(RegistryError::Denied(why)),
+        }
+    }
+
+    /// Whether `principal` may do `action` on `name`, without side effects.
+    pub async fn permits(
+        &self,
+        principal: &Principal,
+        name: &RepoName,
+        action: Action,
+    ) -> StoreResult<bool> {
+        let target = self.store.target(name, principal.user()).await?;
+        Ok(matches!(
+            decide(principal, &target, action),
+            Decision::Allow | Decision::Create { .. }
+        ))
+    }
+
+    /// Creates a classic personal access token for `user`; the secret is returned once.
+    pub async fn create_classic_token(
+        &self,
+        user: AccountId,
+        note: &str,
+        scopes: Scopes,
+        expires_at: Option<Millis>,
+    ) -> StoreResult<(CredentialId, Secret)> {
+        let secret = Secret::generate(TokenKind::Classic);
+        let id = self
+            .store
+            .create_credential(&NewCredential {
+                kind: TokenKind::Classic,
+                hash: secret.hash(),
+                user: Some(user),
+                note: note.to_owned(),
+                grant: Grant::Classic {
+                    scopes,
+                    sso_authorized: Vec::new(),
+                },
+                expires_at,
+                created_at: now_millis(),
+            })
+            .await?;
+        Ok((id, secret))
+    }
+
+    fn record_use(&self, id: CredentialId, now: Millis) {
+        let mut uses = self.uses.lock().unwrap_or_else(|e| e.into_inner());
+        uses.insert(id, now);
+    }
+
+    /// Writes the last-used times recorded since the previous flush (called periodically
+    /// and at shutdown, so a token use never waits on a write).
+    pub async fn flush_uses(&self) -> StoreResult<()> {
+        let uses: Vec<(CredentialId, Millis)> = {
+            let mut uses = self.uses.lock().unwrap_or_else(|e| e.into_inner());
+            uses.drain().collect()
+        };
+        if uses.is_empty() {
+            return Ok(());
+        }
+        self.store.touch_credentials(&uses).await
+    }
+}
+
+fn ago(millis: Millis) -> String {
+    let secs = millis.max(0) / 1000;
+    match secs {
+        0..=119 => format!("{secs} seconds ago"),
+        120..=7199 => format!("{} minutes ago", secs / 60),
+        7200..=172_799 => format!("{} hours ago", secs / 3600),
+        _ => format!("{} days ago", secs / 86_400),
+    }
+}

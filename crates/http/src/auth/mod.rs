@@ -1,0 +1,245 @@
+//! Authentication at the HTTP edge: the `Authorization` header becomes a [`Caller`], refusals
+//! carry the `WWW-Authenticate` challenge clients need, and `GET /token` mints short-lived
+//! registry tokens (the `docker login` flow).
+//!
+//! Calls [`berth_core::access::Access`] for everything that needs the store; parses headers
+//! and signs tokens itself.
+
+mod limiter;
+mod registry_token;
+mod token_endpoint;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::Response;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use berth_core::RegistryError;
+use berth_core::access::{Access, Action, Presented, Principal, token};
+use berth_core::name::RepoName;
+
+pub use limiter::FailureLimiter;
+pub use registry_token::{Grant as ScopeGrant, SigningKey};
+pub use token_endpoint::token;
+
+/// Authentication settings and services, shared by every request.
+#[derive(Clone)]
+pub struct Auth {
+    /// The access service.
+    pub access: Access,
+    /// Signs and checks registry tokens.
+    pub key: Arc<SigningKey>,
+    /// The URL clients reach Berth at (`https://registry.example`), for the challenge's
+    /// realm; `None`: `http://` + the request's `Host`.
+    pub external_url: Option<String>,
+    /// Failed authentications per client address.
+    pub limiter: Arc<FailureLimiter>,
+}
+
+/// Who is calling, and what a registry token (if one was used) limits them to.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The principal.
+    pub principal: Principal,
+    /// The scopes a registry token grants; `None` when a secret was presented directly.
+    pub token_scopes: Option<Vec<ScopeGrant>>,
+}
+
+impl Caller {
+    /// Whether the caller authenticated at all.
+    pub fn is_anonymous(&self) -> bool {
+        self.principal == Principal::Anonymous
+    }
+
+    /// Whether a registry token used for this request covers `verb` on `resource`
+    /// (always true without a registry token).
+    pub fn token_covers(&self, kind: &str, resource: &str, verb: &str) -> bool {
+        self.token_scopes.as_ref().is_none_or(|scopes| {
+            scopes.iter().any(|s| {
+                s.kind == kind
+                    && s.name == resource
+                    && s.actions.iter().any(|a| a == verb || a == "*")
+            })
+        })
+    }
+}
+
+impl Auth {
+    /// Resolves the caller of a request from its headers. Failures are counted per client
+    /// address; past the limit every attempt from it answers 429 until the window ends.
+    pub async fn caller(
+        &self,
+        headers: &HeaderMap,
+        client: Option<IpAddr>,
+    ) -> Result<Caller, RegistryError> {
+        let presented = match headers.get(header::AUTHORIZATION) {
+            None => {
+                return Ok(Caller {
+                    principal: Principal::Anonymous,
+                    token_scopes: None,
+                });
+            }
+            Some(value) => value,
+        };
+        if let Some(ip) = client
+            && let Some(wait) = self.limiter.blocked(ip)
+        {
+            return Err(RegistryError::TooManyRequests(wait.as_secs().max(1)));
+        }
+        let result = self.resolve(presented).await;
+        if let (Err(RegistryError::Unauthorized(_)), Some(ip)) = (&result, client) {
+            self.limiter.failed(ip);
+        }
+        result
+    }
+
+    async fn resolve(&self, value: &HeaderValue) -> Result<Caller, RegistryError> {
+        let text = value.to_str().map_err(|_| malformed())?;
+        let (scheme, rest) = text.split_once(' ').ok_or_else(malformed)?;
+        let rest = rest.trim();
+        let mut token_scopes = None;
+        let presented = if scheme.eq_ignore_ascii_case("basic") {
+            let decoded = STANDARD.decode(rest).map_err(|_| malformed())?;
+            let decoded = String::from_utf8(decoded).map_err(|_| malformed())?;
+            let (_user, secret) = decoded.split_once(':').ok_or_else(malformed)?;
+            Presented::Secret(secret.to_owned())
+        } else if scheme.eq_ignore_ascii_case("bearer") {
+            if let Some(claims) = self.key.verify(rest)? {
+                token_scopes = Some(claims.access);
+                Presented::RegistryToken(claims.sub)
+            } else if token::recognize(rest).is_some() {
+                Presented::Secret(rest.to_owned())
+            } else {
+                // GHCR's documented form: `Bearer $(echo -n $TOKEN | base64)`.
+                let decoded = STANDARD
+                    .decode(rest)
+                    .ok()
+                    .and_then(|d| String::from_utf8(d).ok())
+                    .map(|d| d.trim().to_owned())
+                    .filter(|d| token::recognize(d).is_some())
+                    .ok_or_else(|| {
+                        RegistryError::Unauthorized(
+                            "the bearer token is neither a Berth token nor a registry token from /token; create a personal access token".into(),
+                        )
+                    })?;
+                Presented::Secret(decoded)
+            }
+        } else {
+            return Err(malformed());
+        };
+        let principal = self.access.principal(&presented).await?;
+        Ok(Caller {
+            principal,
+            token_scopes,
+        })
+    }
+
+    /// Checks `caller` may do `action` on `name` (creating the package on its first push).
+    /// A registry token must also cover the action; if it does not but the principal may,
+    /// the answer is 401 so the client fetches a token with that scope.
+    pub async fn authorize(
+        &self,
+        caller: &Caller,
+        name: &RepoName,
+        action: Action,
+    ) -> Result<(), RegistryError> {
+        self.access
+            .authorize(&caller.principal, name, action)
+            .await?;
+        if !caller.token_covers("repository", name.as_str(), action.verb()) {
+            return Err(insufficient_scope(&format!(
+                "{} on `{name}`",
+                action.verb()
+            )));
+        }
+        Ok(())
+    }
+
+    /// The `WWW-Authenticate` value for a refusal of `scope` (or of the base endpoint).
+    pub fn challenge(&self, headers: &HeaderMap, scope: Option<&str>) -> HeaderValue {
+        let host = headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("localhost");
+        let base = self.base_url(headers);
+        let service = self
+            .external_url
+            .as_deref()
+            .map(|u| u.split("://").nth(1).unwrap_or(u).trim_end_matches('/'))
+            .unwrap_or(host);
+        let mut value = format!("Bearer realm=\"{base}/token\",service=\"{service}\"");
+        if let Some(scope) = scope {
+            value.push_str(&format!(",scope=\"{scope}\""));
+        }
+        HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static("Bearer"))
+    }
+
+    /// The base URL clients use to reach Berth.
+    pub fn base_url(&self, headers: &HeaderMap) -> String {
+        if let Some(url) = &self.external_url {
+            return url.trim_end_matches('/').to_owned();
+        }
+        let host = headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("localhost");
+        format!("http://{host}")
+    }
+
+    /// Adds the challenge to a 401 response that lacks one, and to a 403 refusing a registry
+    /// token's scope (with `error="insufficient_scope"`).
+    pub fn add_challenge(&self, response: &mut Response, headers: &HeaderMap, scope: Option<&str>) {
+        if response.headers().contains_key(header::WWW_AUTHENTICATE) {
+            return;
+        }
+        let value = if response.status() == StatusCode::UNAUTHORIZED {
+            self.challenge(headers, scope)
+        } else if is_insufficient_scope(response) {
+            let plain = self.challenge(headers, scope);
+            let text = format!(
+                "{},error=\"insufficient_scope\"",
+                plain.to_str().unwrap_or("Bearer")
+            );
+            HeaderValue::from_str(&text).unwrap_or(plain)
+        } else {
+            return;
+        };
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, value);
+    }
+}
+
+/// The text that marks a refusal for a registry token's scope (RFC 6750 `insufficient_scope`):
+/// answered 403 with a challenge naming the scope, so clients fetch a token that has it.
+const INSUFFICIENT_SCOPE: &str = "the registry token does not cover ";
+
+/// A refusal because a registry token lacks `what` (e.g. "push on `acme/app`").
+pub fn insufficient_scope(what: &str) -> RegistryError {
+    RegistryError::Denied(format!(
+        "{INSUFFICIENT_SCOPE}{what}; request a token with that scope from /token"
+    ))
+}
+
+fn is_insufficient_scope(response: &Response) -> bool {
+    response.status() == StatusCode::FORBIDDEN
+        && response.extensions().get::<InsufficientScope>().is_some()
+}
+
+/// Marks a response as an `insufficient_scope` refusal (set by the dispatcher).
+#[derive(Debug, Clone, Copy)]
+pub struct InsufficientScope;
+
+/// Whether `error` is an `insufficient_scope` refusal.
+pub fn is_scope_error(error: &RegistryError) -> bool {
+    matches!(error, RegistryError::Denied(text) if text.starts_with(INSUFFICIENT_SCOPE))
+}
+
+fn malformed() -> RegistryError {
+    RegistryError::Unauthorized(
+        "the Authorization header is malformed; send `Basic base64(user:token)` or `Bearer <token>`"
+            .into(),
+    )
+}
