@@ -69,6 +69,11 @@ pub enum AdminCommand {
         #[arg(long)]
         expires_days: Option<u32>,
     },
+    /// List a user's tokens (never their secrets): id, kind, note, scopes, dates.
+    ListTokens {
+        /// User login.
+        login: String,
+    },
     /// Revoke a token, given the token itself (e.g. one that leaked).
     RevokeToken {
         /// The token.
@@ -169,6 +174,27 @@ pub async fn run(data_dir: &Path, command: AdminCommand) -> anyhow::Result<()> {
             eprintln!("token for `{login}` (shown once; scopes {scopes}):");
             println!("{}", secret.expose());
         }
+        AdminCommand::ListTokens { login } => {
+            let user = user_named(&*store, &login).await?;
+            println!("id\tkind\tnote\tscopes\tcreated\texpires\tlast_used\trevoked");
+            for token in store.list_credentials(user).await? {
+                let scopes = match &token.grant {
+                    berth_core::access::Grant::Classic { scopes, .. } => scopes.to_string(),
+                    _ => String::new(),
+                };
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                    token.id,
+                    token.kind.as_str(),
+                    token.note,
+                    scopes,
+                    time(Some(token.created_at)),
+                    time(token.expires_at),
+                    time(token.last_used_at),
+                    time(token.revoked_at),
+                );
+            }
+        }
         AdminCommand::RevokeToken { token } => {
             let id = match store
                 .resolve_secret(&hash_secret(token.trim()), now)
@@ -205,6 +231,18 @@ fn hash_password(password: &str) -> anyhow::Result<String> {
         .hash_password(password.as_bytes())
         .map_err(|e| anyhow::anyhow!("hashing the password: {e}"))?;
     Ok(hash.to_string())
+}
+
+/// An RFC 3339 time, or `-`.
+fn time(millis: Option<i64>) -> String {
+    millis.map_or_else(
+        || "-".to_owned(),
+        |m| {
+            let at = std::time::UNIX_EPOCH
+                + std::time::Duration::from_millis(u64::try_from(m).unwrap_or(0));
+            humantime::format_rfc3339_seconds(at).to_string()
+        },
+    )
 }
 
 fn now_millis() -> i64 {

@@ -343,3 +343,35 @@ async fn failed_authentications_are_rate_limited_per_address() {
         401
     );
 }
+
+#[tokio::test]
+async fn token_uses_are_recorded_off_the_request_path() {
+    let mut server = Server::start();
+    let token = user_with_token(&server, "tess", false, "read:packages");
+    let unused = server.admin(&["list-tokens", "tess"]);
+    let columns = |listing: &str| -> Vec<String> {
+        listing
+            .lines()
+            .nth(1)
+            .expect("one token")
+            .split('\t')
+            .map(String::from)
+            .collect()
+    };
+    assert_eq!(columns(&unused)[6], "-", "never used yet: {unused}");
+    assert_eq!(
+        get(&client_with_token(&token), &server, "/v2/")
+            .await
+            .status(),
+        200
+    );
+    // Uses are written in batches; a graceful stop writes what is pending.
+    server.terminate();
+    assert!(server.wait_exit(10).success());
+    let used = server.admin(&["list-tokens", "tess"]);
+    let row = columns(&used);
+    assert_eq!(row[1], "classic");
+    assert_eq!(row[3], "read:packages");
+    assert!(row[6].ends_with('Z'), "last use recorded: {used}");
+    assert!(!used.contains(&token), "listings never show secrets");
+}
