@@ -44,7 +44,7 @@ pub struct Server {
     _dir: TempDir,
 }
 
-/// Creates Berth's site administrator `bench` (printing a token with every package scope)
+/// Creates Berth's site administrator `bench-admin` (printing a token with every package scope)
 /// and the organization `bench` the phases push to; returns the token.
 fn bootstrap_berth(bin: &Path, data: &Path) -> anyhow::Result<String> {
     let admin = |args: &[&str]| -> anyhow::Result<String> {
@@ -65,12 +65,12 @@ fn bootstrap_berth(bin: &Path, data: &Path) -> anyhow::Result<String> {
     };
     let token = admin(&[
         "create-user",
-        "bench",
+        "bench-admin",
         "--site-admin",
         "--token-scopes",
         "read:packages,write:packages,delete:packages",
     ])?;
-    admin(&["create-org", "bench", "--owner", "bench"])?;
+    admin(&["create-org", "bench", "--owner", "bench-admin"])?;
     Ok(token)
 }
 
@@ -98,7 +98,7 @@ impl Server {
             base: String::new(),
             authorization: Some(format!(
                 "Basic {}",
-                base64::engine::general_purpose::STANDARD.encode(format!("bench:{token}"))
+                base64::engine::general_purpose::STANDARD.encode(format!("bench-admin:{token}"))
             )),
             child,
             log,
