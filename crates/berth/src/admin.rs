@@ -12,6 +12,7 @@ use anyhow::{Context, bail};
 use berth_core::access::store::{AccessStore, Created, NewUser, Resolved};
 use berth_core::access::token::hash_secret;
 use berth_core::access::{Access, OrgRole, Principal, Scopes};
+use berth_core::ports::now_millis;
 use clap::Subcommand;
 
 /// What `berth admin` can do.
@@ -243,11 +244,4 @@ fn time(millis: Option<i64>) -> String {
             humantime::format_rfc3339_seconds(at).to_string()
         },
     )
-}
-
-fn now_millis() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }

@@ -66,7 +66,7 @@ async fn the_token_endpoint_grants_the_intersection_of_the_scope_and_the_princip
     let server = Server::start();
     push_image(&server, "acme/app", "v1", b"layer").await;
     let reader = user_with_token(&server, "rita", true, "read:packages");
-    // A member without a role on the package: nothing to grant. Give rita a package of her own.
+    // Rita is a member, but her token lacks write:packages: she cannot create a package.
     let rita = client_with_token(&reader);
     let response = rita
         .post(server.url("/v2/acme/rita-app/blobs/uploads/"))

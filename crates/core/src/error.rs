@@ -95,6 +95,11 @@ pub enum RegistryError {
     /// The caller sees the repository but may not do this; the text names what is missing.
     #[error("{0}")]
     Denied(String),
+    /// A registry token from `/token` does not cover this (RFC 6750 `insufficient_scope`):
+    /// answered 403 DENIED with a challenge naming the scope to request. Holds what is not
+    /// covered, e.g. "push on `acme/app`".
+    #[error("the registry token does not cover {0}; request a token with that scope from /token")]
+    InsufficientScope(String),
     /// Too many failed authentications from this client; retry after that many seconds.
     #[error("too many failed authentications from this address; retry in {0} seconds")]
     TooManyRequests(u64),
@@ -123,7 +128,7 @@ impl RegistryError {
             RegistryError::PaginationInvalid(_) => "PAGINATION_NUMBER_INVALID",
             RegistryError::Unsupported(_) => "UNSUPPORTED",
             RegistryError::Unauthorized(_) => "UNAUTHORIZED",
-            RegistryError::Denied(_) => "DENIED",
+            RegistryError::Denied(_) | RegistryError::InsufficientScope(_) => "DENIED",
             RegistryError::TooManyRequests(_) => "TOOMANYREQUESTS",
             RegistryError::Store(_) => "UNKNOWN",
         }

@@ -24,6 +24,14 @@ pub type ByteStream = Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>
 /// Milliseconds since the Unix epoch.
 pub type Millis = i64;
 
+/// Milliseconds since the Unix epoch, now.
+pub fn now_millis() -> Millis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(Millis::MAX))
+        .unwrap_or(0)
+}
+
 /// An upload in progress, as persisted between requests.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UploadSession {

@@ -42,7 +42,7 @@ pub fn status_of(error: &RegistryError) -> StatusCode {
         RangeInvalid { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
         Unsupported(_) => StatusCode::METHOD_NOT_ALLOWED,
         Unauthorized(_) => StatusCode::UNAUTHORIZED,
-        Denied(_) => StatusCode::FORBIDDEN,
+        Denied(_) | InsufficientScope(_) => StatusCode::FORBIDDEN,
         TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
         Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -95,6 +95,12 @@ impl IntoResponse for ApiError {
             let headers = response.headers_mut();
             headers.insert(header::RANGE, crate::oci::range_header(*offset));
             headers.insert("docker-upload-uuid", crate::oci::header_value(upload_id));
+        }
+        if let RegistryError::InsufficientScope(_) = &error {
+            // The challenge needs the request's host; the dispatcher adds it (see `auth`).
+            response
+                .extensions_mut()
+                .insert(crate::auth::InsufficientScope);
         }
         if let RegistryError::TooManyRequests(seconds) = &error {
             response

@@ -1,11 +1,10 @@
 //! Opening the database, and the helpers every query module shares.
 
 use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use berth_core::digest::Digest;
 use berth_core::error::StoreError;
-use berth_core::ports::Millis;
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -136,13 +135,7 @@ pub(crate) fn failed(context: impl Into<String>) -> impl FnOnce(sqlx::Error) -> 
     move |err| StoreError::new(context, err)
 }
 
-/// The current time in milliseconds since the Unix epoch.
-pub(crate) fn now_millis() -> Millis {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
+pub(crate) use berth_core::ports::now_millis;
 
 /// A byte count or offset as SQLite's 64-bit signed integer.
 pub(crate) fn to_sql(n: u64, what: &str) -> Result<i64, StoreError> {

@@ -129,11 +129,27 @@ impl Access {
         name: &RepoName,
         action: Action,
     ) -> StoreResult<bool> {
+        Ok(!self.allowed(principal, name, &[action]).await?.is_empty())
+    }
+
+    /// Which of `actions` `principal` may do on `name` (one store read), without side effects.
+    pub async fn allowed(
+        &self,
+        principal: &Principal,
+        name: &RepoName,
+        actions: &[Action],
+    ) -> StoreResult<Vec<Action>> {
         let target = self.store.target(name, principal.user()).await?;
-        Ok(matches!(
-            decide(principal, &target, action),
-            Decision::Allow | Decision::Create { .. }
-        ))
+        Ok(actions
+            .iter()
+            .copied()
+            .filter(|action| {
+                matches!(
+                    decide(principal, &target, *action),
+                    Decision::Allow | Decision::Create { .. }
+                )
+            })
+            .collect())
     }
 
     /// Creates a classic personal access token for `user`; the secret is returned once.

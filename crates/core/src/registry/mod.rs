@@ -10,14 +10,14 @@ mod manifests;
 mod uploads;
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use blobs::{BlobRead, ByteRange};
 pub use listings::Page;
 pub use manifests::PushedManifest;
 pub use uploads::MountOutcome;
 
-use crate::ports::{BlobStore, MetadataStore, Millis};
+pub(crate) use crate::ports::now_millis;
+use crate::ports::{BlobStore, MetadataStore};
 
 /// The OCI distribution registry over one metadata store and one blob store.
 #[derive(Clone)]
@@ -31,12 +31,4 @@ impl Registry {
     pub fn new(meta: Arc<dyn MetadataStore>, blobs: Arc<dyn BlobStore>) -> Self {
         Registry { meta, blobs }
     }
-}
-
-/// Milliseconds since the Unix epoch, now.
-pub(crate) fn now_millis() -> Millis {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as Millis)
-        .unwrap_or(0)
 }

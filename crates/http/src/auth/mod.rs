@@ -149,7 +149,7 @@ impl Auth {
             .authorize(&caller.principal, name, action)
             .await?;
         if !caller.token_covers("repository", name.as_str(), action.verb()) {
-            return Err(insufficient_scope(&format!(
+            return Err(RegistryError::InsufficientScope(format!(
                 "{} on `{name}`",
                 action.verb()
             )));
@@ -212,30 +212,15 @@ impl Auth {
     }
 }
 
-/// The text that marks a refusal for a registry token's scope (RFC 6750 `insufficient_scope`):
-/// answered 403 with a challenge naming the scope, so clients fetch a token that has it.
-const INSUFFICIENT_SCOPE: &str = "the registry token does not cover ";
-
-/// A refusal because a registry token lacks `what` (e.g. "push on `acme/app`").
-pub fn insufficient_scope(what: &str) -> RegistryError {
-    RegistryError::Denied(format!(
-        "{INSUFFICIENT_SCOPE}{what}; request a token with that scope from /token"
-    ))
-}
-
 fn is_insufficient_scope(response: &Response) -> bool {
     response.status() == StatusCode::FORBIDDEN
         && response.extensions().get::<InsufficientScope>().is_some()
 }
 
-/// Marks a response as an `insufficient_scope` refusal (set by the dispatcher).
+/// Marks a response refusing a registry token's scope (set by the error mapping), so
+/// [`Auth::add_challenge`] can add the `insufficient_scope` challenge.
 #[derive(Debug, Clone, Copy)]
 pub struct InsufficientScope;
-
-/// Whether `error` is an `insufficient_scope` refusal.
-pub fn is_scope_error(error: &RegistryError) -> bool {
-    matches!(error, RegistryError::Denied(text) if text.starts_with(INSUFFICIENT_SCOPE))
-}
 
 fn malformed() -> RegistryError {
     RegistryError::Unauthorized(

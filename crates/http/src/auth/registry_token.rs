@@ -103,10 +103,7 @@ impl SigningKey {
 
 /// Seconds since the Unix epoch.
 pub fn now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    berth_core::ports::now_millis() / 1000
 }
 
 #[cfg(test)]

@@ -129,23 +129,29 @@ async fn granted(
     let Ok(repo) = name.parse::<RepoName>() else {
         return Ok(None);
     };
-    let mut granted = Vec::new();
+    let mut wanted = Vec::new();
     for verb in actions.split(',') {
-        let wanted: &[Action] = match verb {
+        let actions: &[Action] = match verb {
             "pull" => &[Action::Pull],
             "push" => &[Action::Push],
             "delete" => &[Action::Delete],
             "*" => &[Action::Pull, Action::Push, Action::Delete],
             _ => &[],
         };
-        for action in wanted {
-            if !granted.iter().any(|g| g == action.verb())
-                && state.auth.access.permits(principal, &repo, *action).await?
-            {
-                granted.push(action.verb().to_owned());
+        for action in actions {
+            if !wanted.contains(action) {
+                wanted.push(*action);
             }
         }
     }
+    let granted: Vec<String> = state
+        .auth
+        .access
+        .allowed(principal, &repo, &wanted)
+        .await?
+        .into_iter()
+        .map(|action| action.verb().to_owned())
+        .collect();
     Ok((!granted.is_empty()).then(|| Grant {
         kind: kind.into(),
         name: name.into(),

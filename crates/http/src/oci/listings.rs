@@ -61,7 +61,9 @@ pub async fn catalog(state: &AppState, caller: &Caller, params: &Params) -> Answ
         )));
     }
     if !caller.token_covers("registry", "catalog", "*") {
-        return Err(ApiError(crate::auth::insufficient_scope("the catalog")));
+        return Err(ApiError(RegistryError::InsufficientScope(
+            "the catalog".into(),
+        )));
     }
     let n = page_size(params)?;
     let want = n.unwrap_or(usize::MAX);

@@ -64,16 +64,7 @@ pub async fn dispatch(
         &state, client, method, endpoint, action, params, &headers, body,
     )
     .await;
-    let mut response = answer.unwrap_or_else(|error| {
-        let scope_error = crate::auth::is_scope_error(&error.0);
-        let mut response = error.into_response();
-        if scope_error {
-            response
-                .extensions_mut()
-                .insert(crate::auth::InsufficientScope);
-        }
-        response
-    });
+    let mut response = answer.unwrap_or_else(IntoResponse::into_response);
     state
         .auth
         .add_challenge(&mut response, &headers, scope.as_deref());
