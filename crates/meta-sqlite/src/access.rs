@@ -142,6 +142,29 @@ pub(crate) fn created<T>(
     }
 }
 
+/// Inserts one `(parent, value)` row per value with `sql` (an `INSERT OR IGNORE … VALUES
+/// (?1, ?2)`): the list tables of credentials and app installations.
+pub(crate) async fn insert_list<T>(
+    conn: &mut sqlx::SqliteConnection,
+    sql: &'static str,
+    parent: i64,
+    values: impl IntoIterator<Item = T>,
+    doing: &str,
+) -> Result<(), StoreError>
+where
+    T: for<'q> sqlx::Encode<'q, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite> + Send,
+{
+    for value in values {
+        sqlx::query(sql)
+            .bind(parent)
+            .bind(value)
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| StoreError::new(doing.to_owned(), e))?;
+    }
+    Ok(())
+}
+
 /// Whether a stored hash and a presented one are equal, in time that does not depend on
 /// where they differ.
 pub(crate) fn same_hash(stored: &[u8], presented: &[u8]) -> bool {

@@ -6,7 +6,7 @@ use berth_core::access::{AccountId, RepoId, Role};
 use berth_core::error::StoreError;
 use berth_core::ports::Millis;
 
-use crate::access::{created, parse_role, permission_text, same_hash};
+use crate::access::{created, insert_list, parse_role, permission_text, same_hash};
 use crate::store::{SqliteMetadataStore, failed};
 
 impl SqliteMetadataStore {
@@ -64,17 +64,15 @@ impl SqliteMetadataStore {
             .execute(&mut *tx)
             .await
             .map_err(failed(doing()))?;
-        for repo in repositories.unwrap_or_default() {
-            sqlx::query(
-                "INSERT OR IGNORE INTO app_installation_repos (installation_id, repo_id) \
-                 VALUES (?1, ?2)",
-            )
-            .bind(id)
-            .bind(repo)
-            .execute(&mut *tx)
-            .await
-            .map_err(failed(doing()))?;
-        }
+        insert_list(
+            &mut tx,
+            "INSERT OR IGNORE INTO app_installation_repos (installation_id, repo_id) \
+             VALUES (?1, ?2)",
+            id,
+            repositories.unwrap_or_default().iter().copied(),
+            &doing(),
+        )
+        .await?;
         tx.commit().await.map_err(failed(doing()))?;
         Ok(id)
     }

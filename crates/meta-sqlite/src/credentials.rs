@@ -14,7 +14,7 @@ use berth_core::error::StoreError;
 use berth_core::ports::Millis;
 use sqlx::SqliteConnection;
 
-use crate::access::{parse_role, permission_text, same_hash};
+use crate::access::{insert_list, parse_role, permission_text, same_hash};
 use crate::store::{SqliteMetadataStore, failed};
 
 /// The query reading a [`CredentialRow`] under the given `WHERE` condition (on `c`, the
@@ -349,38 +349,33 @@ impl SqliteMetadataStore {
         .fetch_one(&mut *tx)
         .await
         .map_err(failed(doing()))?;
-        for org in columns.sso {
-            sqlx::query(
-                "INSERT OR IGNORE INTO credential_sso (credential_id, org_id) VALUES (?1, ?2)",
-            )
-            .bind(id)
-            .bind(org)
-            .execute(&mut *tx)
-            .await
-            .map_err(failed(doing()))?;
-        }
-        for repo in columns.repos {
-            sqlx::query(
-                "INSERT OR IGNORE INTO credential_repos (credential_id, repo_id) VALUES (?1, ?2)",
-            )
-            .bind(id)
-            .bind(repo)
-            .execute(&mut *tx)
-            .await
-            .map_err(failed(doing()))?;
-        }
-        for package in columns.packages {
-            sqlx::query(
-                "INSERT OR IGNORE INTO credential_packages (credential_id, package_name) \
-                 VALUES (?1, ?2)",
-            )
-            .bind(id)
-            .bind(package)
-            .execute(&mut *tx)
-            .await
-            .map_err(failed(doing()))?;
-        }
-        tx.commit().await.map_err(failed(doing()))?;
+        let doing = doing();
+        insert_list(
+            &mut tx,
+            "INSERT OR IGNORE INTO credential_sso (credential_id, org_id) VALUES (?1, ?2)",
+            id,
+            columns.sso,
+            &doing,
+        )
+        .await?;
+        insert_list(
+            &mut tx,
+            "INSERT OR IGNORE INTO credential_repos (credential_id, repo_id) VALUES (?1, ?2)",
+            id,
+            columns.repos,
+            &doing,
+        )
+        .await?;
+        insert_list(
+            &mut tx,
+            "INSERT OR IGNORE INTO credential_packages (credential_id, package_name) \
+             VALUES (?1, ?2)",
+            id,
+            columns.packages,
+            &doing,
+        )
+        .await?;
+        tx.commit().await.map_err(|e| StoreError::new(doing, e))?;
         Ok(id)
     }
 
