@@ -32,6 +32,12 @@ pub struct Config {
     /// Failed authentications allowed per client address per minute before it is answered
     /// 429 until the minute ends (`BERTH_AUTH_FAILURES_PER_MINUTE`).
     pub auth_failures_per_minute: u32,
+    /// Lifetime in seconds of app installation tokens (`BERTH_APP_TOKEN_TTL_SECS`; default one
+    /// hour, as GitHub's).
+    pub app_token_ttl_secs: u64,
+    /// Longest lifetime in seconds of a job token, and its default
+    /// (`BERTH_JOB_TOKEN_TTL_SECS`; default one hour).
+    pub job_token_ttl_secs: u64,
 }
 
 impl Default for Config {
@@ -44,6 +50,8 @@ impl Default for Config {
             upload_purge_interval_secs: 3600,
             external_url: None,
             auth_failures_per_minute: 30,
+            app_token_ttl_secs: 3600,
+            job_token_ttl_secs: 3600,
         }
     }
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use berth_core::access::Access;
+use berth_core::access::{Access, TokenLifetimes};
 use berth_core::registry::Registry;
 use berth_http::AppState;
 use berth_http::auth::{Auth, FailureLimiter, SigningKey};
@@ -106,7 +106,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let key = signing_key(&config.data_dir)?;
     let meta = Arc::new(meta);
     let registry = Registry::new(meta.clone(), Arc::new(blobs));
-    let access = Access::new(meta);
+    let access = Access::new(meta).with_lifetimes(TokenLifetimes {
+        app: millis(config.app_token_ttl_secs),
+        job: millis(config.job_token_ttl_secs),
+    });
     let auth = Auth {
         access: access.clone(),
         key: Arc::new(key),
@@ -224,4 +227,11 @@ async fn shutdown_signal() {
         () = terminate => {},
     }
     tracing::info!("shutting down: finishing requests in flight");
+}
+
+/// Seconds as milliseconds, at least one.
+fn millis(secs: u64) -> i64 {
+    i64::try_from(secs.saturating_mul(1000))
+        .unwrap_or(i64::MAX)
+        .max(1)
 }

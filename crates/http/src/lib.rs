@@ -5,6 +5,7 @@
 //! call [`berth_core::registry::Registry`] and map the result. Errors become HTTP in exactly
 //! one place, [`error`]. This crate never touches SQL or files.
 
+pub mod api;
 pub mod auth;
 pub mod endpoint;
 pub mod error;
@@ -34,6 +35,7 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/token", axum::routing::get(auth::token))
+        .nest("/api/v3", api::router())
         .route("/v2", axum::routing::any(oci::dispatch))
         .route("/v2/", axum::routing::any(oci::dispatch))
         .route("/v2/{*rest}", axum::routing::any(oci::dispatch))

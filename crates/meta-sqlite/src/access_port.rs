@@ -4,8 +4,8 @@
 
 use async_trait::async_trait;
 use berth_core::access::store::{
-    AccessStore, Account, AppId, AppInstallation, Created, CredentialInfo, Grantee, InstallationId,
-    NewCredential, NewUser, Resolved, SourceRepo, TeamId,
+    AccessStore, Account, App, AppId, AppInstallation, Created, CredentialInfo, Grantee,
+    InstallationId, NewCredential, NewUser, Resolved, SourceRepo, TeamId,
 };
 use berth_core::access::{
     AccountId, CredentialId, OrgRole, PackagePolicy, RepoId, Role, Target, Visibility,
@@ -130,6 +130,11 @@ impl AccessStore for SqliteMetadataStore {
     }
 
     #[instrument(level = "debug", skip(self))]
+    async fn repo_role(&self, repo: RepoId, user: AccountId) -> StoreResult<Option<Role>> {
+        self.user_repo_role(repo, user).await
+    }
+
+    #[instrument(level = "debug", skip(self))]
     async fn set_team_repo(
         &self,
         team: TeamId,
@@ -245,6 +250,11 @@ impl AccessStore for SqliteMetadataStore {
         now: Millis,
     ) -> StoreResult<Created<AppId>> {
         self.insert_app(owner, slug, secret_hash, now).await
+    }
+
+    #[instrument(level = "debug", skip(self))]
+    async fn app(&self, slug: &str) -> StoreResult<Option<App>> {
+        self.app_by_slug(slug).await
     }
 
     #[instrument(level = "debug", skip(self))]

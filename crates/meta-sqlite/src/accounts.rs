@@ -8,7 +8,7 @@ use berth_core::ports::Millis;
 
 use crate::access::{
     created, org_role_text, parse_account_kind, parse_org_role, parse_visibilities,
-    parse_visibility, role_text, visibilities_text, visibility_text,
+    parse_visibility, rank, role_from_rank, role_text, visibilities_text, visibility_text,
 };
 use crate::store::{SqliteMetadataStore, failed};
 
@@ -406,6 +406,39 @@ impl SqliteMetadataStore {
             "setting the role of account {user} on repository {repo}"
         )))?;
         Ok(())
+    }
+
+    /// `user`'s role on `repo` (see [`AccessStore::repo_role`]), as the [`rank!`]s of its
+    /// sources in one query.
+    ///
+    /// [`AccessStore::repo_role`]: berth_core::access::store::AccessStore::repo_role
+    pub(crate) async fn user_repo_role(
+        &self,
+        repo: RepoId,
+        user: AccountId,
+    ) -> Result<Option<Role>, StoreError> {
+        let rank: Option<i64> = sqlx::query_scalar(concat!(
+            "SELECT max(coalesce((SELECT ",
+            rank!("c.role"),
+            " FROM repo_collaborators c WHERE c.repo_id = r.id AND c.user_id = ?2), 0), \
+                 coalesce((SELECT max(",
+            rank!("tr.role"),
+            ") FROM team_members tm \
+                     JOIN team_repos tr ON tr.team_id = tm.team_id AND tr.repo_id = r.id \
+                     WHERE tm.user_id = ?2), 0), \
+                 CASE WHEN r.owner_id = ?2 OR EXISTS (SELECT 1 FROM org_members m \
+                     WHERE m.org_id = r.owner_id AND m.user_id = ?2 AND m.role = 'owner') \
+                 THEN 3 ELSE 0 END) \
+             FROM source_repos r WHERE r.id = ?1"
+        ))
+        .bind(repo)
+        .bind(user)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(failed(format!(
+            "reading the role of account {user} on repository {repo}"
+        )))?;
+        role_from_rank(rank)
     }
 
     /// Sets or removes `team`'s role on `repo`.

@@ -1,7 +1,7 @@
 //! Apps and their installations. An app's secret (stored as its SHA-256) is exchanged for
 //! installation tokens, which are ordinary credentials of kind `app`.
 
-use berth_core::access::store::{AppId, AppInstallation, Created, InstallationId};
+use berth_core::access::store::{App, AppId, AppInstallation, Created, InstallationId};
 use berth_core::access::{AccountId, RepoId, Role};
 use berth_core::error::StoreError;
 use berth_core::ports::Millis;
@@ -29,6 +29,17 @@ impl SqliteMetadataStore {
         .fetch_one(&self.writer)
         .await;
         created(inserted, || format!("creating app {slug}"))
+    }
+
+    /// App `slug`, compared case-insensitively.
+    pub(crate) async fn app_by_slug(&self, slug: &str) -> Result<Option<App>, StoreError> {
+        let row: Option<(AppId, String, AccountId)> =
+            sqlx::query_as("SELECT id, slug, owner_id FROM apps WHERE slug = ?1")
+                .bind(slug)
+                .fetch_optional(&self.reader)
+                .await
+                .map_err(failed(format!("looking up app {slug}")))?;
+        Ok(row.map(|(id, slug, owner)| App { id, slug, owner }))
     }
 
     /// Installs `app` on `account`, or replaces the settings of its installation there (which

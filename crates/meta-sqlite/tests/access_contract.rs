@@ -769,6 +769,8 @@ async fn each_grant_kind_round_trips_through_its_secret() {
                     write_packages: true,
                     delete_packages: false,
                     repo: true,
+                    admin_org: true,
+                    site_admin: false,
                 },
                 sso_authorized: vec![acme, sso],
             },

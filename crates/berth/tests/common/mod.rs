@@ -153,7 +153,7 @@ fn bootstrap(data: &Path, env: &[(String, String)]) -> String {
             ADMIN,
             "--site-admin",
             "--token-scopes",
-            "read:packages,write:packages,delete:packages,repo",
+            "read:packages,write:packages,delete:packages,repo,admin:org,site_admin",
         ],
     );
     admin(data, env, &["create-org", ORG, "--owner", ADMIN]);

@@ -39,7 +39,7 @@ pub fn decide(principal: &Principal, target: &Target, action: Action) -> Decisio
                 "there is no user or organization named `{}`; packages live under an existing account",
                 first_segment(&target.name)
             )),
-            Action::Pull | Action::Delete => Decision::NotFound,
+            Action::Pull | Action::Delete | Action::Manage => Decision::NotFound,
         };
     };
     if let Grant::Classic { sso_authorized, .. } = &credential.grant
@@ -56,7 +56,7 @@ pub fn decide(principal: &Principal, target: &Target, action: Action) -> Decisio
         return match (action, creation) {
             (Action::Push, creation) => creation,
             (Action::Pull, Decision::Create { .. }) => Decision::Allow,
-            (Action::Pull | Action::Delete, _) => Decision::NotFound,
+            (Action::Pull | Action::Delete | Action::Manage, _) => Decision::NotFound,
         };
     }
     if reach(credential, target, Action::Pull).is_err() {
@@ -101,6 +101,7 @@ fn reach(credential: &Credential, target: &Target, action: Action) -> Result<(),
                 Action::Pull => scopes.may_read(),
                 Action::Push => scopes.write_packages,
                 Action::Delete => scopes.delete_packages,
+                Action::Manage => scopes.write_packages,
             };
             if !scope_ok && action == Action::Pull && floor.is_none() {
                 return Err("the token lacks the read:packages scope".into());
@@ -109,7 +110,7 @@ fn reach(credential: &Credential, target: &Target, action: Action) -> Result<(),
                 return Err(format!(
                     "the token lacks the {} scope",
                     match action {
-                        Action::Push => "write:packages",
+                        Action::Push | Action::Manage => "write:packages",
                         _ => "delete:packages",
                     }
                 ));

@@ -6,17 +6,19 @@
 //! [`decide::Decision`] into a status.
 
 pub mod decide;
+pub mod manage;
 pub mod model;
 pub mod service;
 pub mod store;
 pub mod token;
 
 pub use decide::{Decision, decide};
+pub use manage::{GranteeName, ManageError, ManageResult, NewToken, Team, TokenRequest};
 pub use model::{
     AccountId, AccountKind, Action, Credential, CredentialId, Grant, LinkedRepo, OrgRole, Owner,
     Package, PackagePolicy, Principal, Relations, RepoId, Role, Scopes, Target, Visibility,
 };
-pub use service::{Access, Presented};
+pub use service::{Access, Presented, TokenLifetimes};
 
 #[cfg(test)]
 mod tests;

@@ -61,6 +61,9 @@ pub enum Action {
     Push,
     /// Delete manifests, tags or blobs.
     Delete,
+    /// Change the package's settings: visibility, access, linked repository (management API;
+    /// never a registry scope).
+    Manage,
 }
 
 impl Action {
@@ -69,7 +72,7 @@ impl Action {
         match self {
             Action::Pull => Role::Read,
             Action::Push => Role::Write,
-            Action::Delete => Role::Admin,
+            Action::Delete | Action::Manage => Role::Admin,
         }
     }
 
@@ -79,6 +82,7 @@ impl Action {
             Action::Pull => "pull",
             Action::Push => "push",
             Action::Delete => "delete",
+            Action::Manage => "manage",
         }
     }
 }
@@ -92,14 +96,35 @@ pub struct Scopes {
     pub write_packages: bool,
     /// `delete:packages`: delete, with the admin role.
     pub delete_packages: bool,
-    /// `repo`: reach packages whose access comes from a non-public source repository.
+    /// `repo`: reach packages whose access comes from a non-public source repository; create
+    /// and administer source repositories through the API.
     pub repo: bool,
+    /// `admin:org`: manage organization memberships, teams and package settings.
+    pub admin_org: bool,
+    /// `site_admin`: create users and organizations (site administrators only).
+    pub site_admin: bool,
 }
 
 impl Scopes {
     /// Every scope name, as GitHub spells it.
-    pub const NAMES: [&'static str; 4] =
-        ["read:packages", "write:packages", "delete:packages", "repo"];
+    pub const NAMES: [&'static str; 6] = [
+        "read:packages",
+        "write:packages",
+        "delete:packages",
+        "repo",
+        "admin:org",
+        "site_admin",
+    ];
+
+    /// Every scope.
+    pub const ALL: Scopes = Scopes {
+        read_packages: true,
+        write_packages: true,
+        delete_packages: true,
+        repo: true,
+        admin_org: true,
+        site_admin: true,
+    };
 
     /// Whether the scopes allow pulling.
     pub fn may_read(&self) -> bool {
@@ -113,12 +138,27 @@ impl Scopes {
             self.write_packages,
             self.delete_packages,
             self.repo,
+            self.admin_org,
+            self.site_admin,
         ];
         Scopes::NAMES
             .iter()
             .zip(held)
             .filter_map(|(name, on)| on.then_some(*name))
             .collect()
+    }
+}
+
+impl Scopes {
+    /// Whether every scope of `other` is held here (`write:packages` includes
+    /// `read:packages`).
+    pub fn covers(&self, other: &Scopes) -> bool {
+        (!other.read_packages || self.may_read())
+            && (!other.write_packages || self.write_packages)
+            && (!other.delete_packages || self.delete_packages)
+            && (!other.repo || self.repo)
+            && (!other.admin_org || self.admin_org)
+            && (!other.site_admin || self.site_admin)
     }
 }
 
@@ -134,6 +174,8 @@ impl FromStr for Scopes {
                 "write:packages" => scopes.write_packages = true,
                 "delete:packages" => scopes.delete_packages = true,
                 "repo" => scopes.repo = true,
+                "admin:org" => scopes.admin_org = true,
+                "site_admin" => scopes.site_admin = true,
                 other => {
                     return Err(format!(
                         "unknown scope `{other}`; scopes are {}",

@@ -26,11 +26,30 @@ pub enum Presented {
     RegistryToken(Option<CredentialId>),
 }
 
+/// How long the tokens Berth issues itself live, in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenLifetimes {
+    /// App installation tokens (GitHub: one hour).
+    pub app: Millis,
+    /// The longest a job token may live (and its default).
+    pub job: Millis,
+}
+
+impl Default for TokenLifetimes {
+    fn default() -> Self {
+        TokenLifetimes {
+            app: 3_600_000,
+            job: 3_600_000,
+        }
+    }
+}
+
 /// Resolves principals and checks permissions.
 #[derive(Clone)]
 pub struct Access {
     store: Arc<dyn AccessStore>,
     uses: Arc<Mutex<HashMap<CredentialId, Millis>>>,
+    lifetimes: TokenLifetimes,
 }
 
 impl Access {
@@ -39,7 +58,19 @@ impl Access {
         Access {
             store,
             uses: Arc::default(),
+            lifetimes: TokenLifetimes::default(),
         }
+    }
+
+    /// The service with other token lifetimes.
+    pub fn with_lifetimes(mut self, lifetimes: TokenLifetimes) -> Self {
+        self.lifetimes = lifetimes;
+        self
+    }
+
+    /// How long issued tokens live.
+    pub fn lifetimes(&self) -> TokenLifetimes {
+        self.lifetimes
     }
 
     /// The store (for the management API).

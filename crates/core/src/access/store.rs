@@ -144,7 +144,18 @@ pub enum Resolved {
     Unknown,
 }
 
-/// An app (it owns installations; its secret is exchanged for installation tokens).
+/// An app: it is installed on accounts and exchanges its secret for installation tokens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct App {
+    /// Row id.
+    pub id: AppId,
+    /// Slug (unique, case-insensitive).
+    pub slug: String,
+    /// The account that registered it.
+    pub owner: AccountId,
+}
+
+/// An app's installation on an account.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppInstallation {
     /// Installation row id.
@@ -240,6 +251,9 @@ pub trait AccessStore: Send + Sync + 'static {
         user: AccountId,
         role: Option<Role>,
     ) -> StoreResult<()>;
+    /// `user`'s role on `repo`: the highest of their collaborator role, their teams' roles,
+    /// and admin when they own the repository or an organization owning it.
+    async fn repo_role(&self, repo: RepoId, user: AccountId) -> StoreResult<Option<Role>>;
     /// Sets `team`'s role on `repo` (`None` removes it).
     async fn set_team_repo(
         &self,
@@ -317,7 +331,9 @@ pub trait AccessStore: Send + Sync + 'static {
         secret_hash: &[u8],
         now: Millis,
     ) -> StoreResult<Created<AppId>>;
-    /// Installs `app` on `account`.
+    /// App `slug` (case-insensitive).
+    async fn app(&self, slug: &str) -> StoreResult<Option<App>>;
+    /// Installs `app` on `account` (again: replaces that installation's settings).
     async fn install_app(
         &self,
         app: AppId,

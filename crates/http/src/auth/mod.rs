@@ -105,6 +105,9 @@ impl Auth {
             let decoded = String::from_utf8(decoded).map_err(|_| malformed())?;
             let (_user, secret) = decoded.split_once(':').ok_or_else(malformed)?;
             Presented::Secret(secret.to_owned())
+        } else if scheme.eq_ignore_ascii_case("token") {
+            // GitHub API clients' form: `Authorization: token <token>`.
+            Presented::Secret(rest.to_owned())
         } else if scheme.eq_ignore_ascii_case("bearer") {
             if let Some(claims) = self.key.verify(rest)? {
                 token_scopes = Some(claims.access);

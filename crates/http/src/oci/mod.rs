@@ -101,7 +101,7 @@ fn challenge_scope(endpoint: &Endpoint, action: Option<Action>) -> Option<String
     let verbs = match action? {
         Action::Pull => "pull",
         Action::Push => "pull,push",
-        Action::Delete => "delete",
+        Action::Delete | Action::Manage => "delete",
     };
     Some(format!("repository:{name}:{verbs}"))
 }

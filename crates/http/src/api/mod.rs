@@ -1,0 +1,332 @@
+//! The management API under `/api/v3`, shaped like GitHub's REST API (GitHub Enterprise
+//! Server paths where GitHub has an endpoint, Berth endpoints in the same style where GitHub
+//! only has a web page), so GitHub clients and scripts work against Berth.
+//!
+//! Path of a request: the [`Who`] extractor resolves the `Authorization` header (`token`,
+//! `Bearer` or Basic, a Berth token) into a principal; a handler parses the JSON body with
+//! [`body`], calls one [`berth_core::access::Access`] management operation, and renders the
+//! result with the JSON shapes in [`shapes`]. Refusals become GitHub's
+//! `{"message","documentation_url"}` bodies in [`GitHubError`].
+
+mod accounts;
+mod packages;
+mod repos;
+mod shapes;
+mod tokens;
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post, put};
+use berth_core::RegistryError;
+use berth_core::access::{ManageError, Principal, Role, Visibility};
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use crate::AppState;
+
+/// Where GitHub-shaped errors point people.
+const DOCS: &str = "https://docs.github.com/rest";
+
+/// The `/api/v3` routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/user", get(accounts::current_user))
+        .route("/users/{login}", get(accounts::user))
+        .route("/orgs/{org}", get(accounts::org))
+        .route("/admin/users", post(accounts::create_user))
+        .route("/admin/organizations", post(accounts::create_org))
+        .route(
+            "/orgs/{org}/memberships/{username}",
+            get(accounts::membership)
+                .put(accounts::set_membership)
+                .delete(accounts::remove_membership),
+        )
+        .route("/orgs/{org}/sso", put(accounts::set_sso))
+        .route(
+            "/orgs/{owner}/packages/settings",
+            axum::routing::patch(accounts::package_settings),
+        )
+        .route(
+            "/users/{owner}/packages/settings",
+            axum::routing::patch(accounts::package_settings),
+        )
+        .route("/orgs/{org}/teams", post(accounts::create_team))
+        .route(
+            "/orgs/{org}/teams/{team}/memberships/{username}",
+            put(accounts::add_team_member).delete(accounts::remove_team_member),
+        )
+        .route(
+            "/orgs/{org}/teams/{team}/repos/{owner}/{repo}",
+            put(repos::set_team_repo).delete(repos::remove_team_repo),
+        )
+        .route("/user/repos", post(repos::create_user_repo))
+        .route("/orgs/{org}/repos", post(repos::create_org_repo))
+        .route("/repos/{owner}/{repo}", get(repos::repo))
+        .route(
+            "/repos/{owner}/{repo}/collaborators/{username}",
+            put(repos::set_collaborator).delete(repos::remove_collaborator),
+        )
+        .route(
+            "/repos/{owner}/{repo}/actions/job-tokens",
+            post(repos::create_job_token),
+        )
+        .route(
+            "/{kind}/{owner}/packages/container/{package}",
+            axum::routing::patch(packages::update),
+        )
+        .route(
+            "/{kind}/{owner}/packages/container/{package}/collaborators/{username}",
+            put(packages::set_user_role).delete(packages::remove_user_role),
+        )
+        .route(
+            "/{kind}/{owner}/packages/container/{package}/teams/{team}",
+            put(packages::set_team_role).delete(packages::remove_team_role),
+        )
+        .route(
+            "/{kind}/{owner}/packages/container/{package}/repository",
+            put(packages::link).delete(packages::unlink),
+        )
+        .route(
+            "/{kind}/{owner}/packages/container/{package}/actions-access/{repo}",
+            put(packages::set_job_access).delete(packages::remove_job_access),
+        )
+        .route("/user/tokens", get(tokens::list).post(tokens::create))
+        .route("/user/tokens/{id}", delete(tokens::revoke))
+        .route("/user/tokens/{id}/sso/{org}", put(tokens::authorize_sso))
+        .route("/apps", post(tokens::create_app))
+        .route("/apps/{slug}/installations", post(tokens::install_app))
+        .route(
+            "/app/installations/{id}/access_tokens",
+            post(tokens::installation_token),
+        )
+        .fallback(not_found)
+}
+
+async fn not_found() -> Response {
+    GitHubError::new(StatusCode::NOT_FOUND, "Not Found").into_response()
+}
+
+/// A refusal in GitHub's shape: `{"message", "documentation_url"}`, plus `errors` for 422.
+#[derive(Debug)]
+pub struct GitHubError {
+    status: StatusCode,
+    message: String,
+    errors: Option<Value>,
+    retry_after: Option<u64>,
+}
+
+impl GitHubError {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        GitHubError {
+            status,
+            message: message.into(),
+            errors: None,
+            retry_after: None,
+        }
+    }
+
+    /// 422 naming the field that is wrong.
+    fn invalid(resource: &str, field: &str, code: &str, message: String) -> Self {
+        GitHubError {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            message: "Validation Failed".into(),
+            errors: Some(json!([{
+                "resource": resource,
+                "field": field,
+                "code": code,
+                "message": message,
+            }])),
+            retry_after: None,
+        }
+    }
+}
+
+impl From<ManageError> for GitHubError {
+    fn from(error: ManageError) -> Self {
+        match error {
+            ManageError::Unauthenticated(m) => GitHubError::new(StatusCode::UNAUTHORIZED, m),
+            ManageError::NotFound(m) => GitHubError::new(StatusCode::NOT_FOUND, m),
+            ManageError::Forbidden(m) => GitHubError::new(StatusCode::FORBIDDEN, m),
+            ManageError::Invalid {
+                resource,
+                field,
+                code,
+                message,
+            } => GitHubError::invalid(resource, field, code, message),
+            ManageError::Store(e) => {
+                tracing::error!(error = %e, "storage failure");
+                GitHubError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Berth could not complete the request because of an internal storage error; it has been logged",
+                )
+            }
+        }
+    }
+}
+
+impl From<RegistryError> for GitHubError {
+    fn from(error: RegistryError) -> Self {
+        let status = crate::error::status_of(&error);
+        match error {
+            RegistryError::Store(e) => ManageError::Store(e).into(),
+            RegistryError::TooManyRequests(seconds) => GitHubError {
+                retry_after: Some(seconds),
+                ..GitHubError::new(status, error_text(seconds))
+            },
+            other => GitHubError::new(status, other.to_string()),
+        }
+    }
+}
+
+fn error_text(seconds: u64) -> String {
+    RegistryError::TooManyRequests(seconds).to_string()
+}
+
+impl IntoResponse for GitHubError {
+    fn into_response(self) -> Response {
+        let mut body = json!({ "message": self.message, "documentation_url": DOCS });
+        if let Some(errors) = self.errors {
+            body["errors"] = errors;
+        }
+        let mut response = answer(self.status, body);
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"Berth API\""),
+            );
+        }
+        response
+    }
+}
+
+/// Result of an API handler.
+pub type ApiResult<T = Response> = Result<T, GitHubError>;
+
+/// Who calls the API, and the base URL they reach Berth at (for `url` fields).
+pub struct Who {
+    /// The principal.
+    pub principal: Principal,
+    /// `https://registry.example`, no trailing slash.
+    pub base: String,
+}
+
+impl FromRequestParts<AppState> for Who {
+    type Rejection = GitHubError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let client = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
+        let caller = state.auth.caller(&parts.headers, client).await?;
+        if caller.token_scopes.is_some() {
+            return Err(GitHubError::new(
+                StatusCode::UNAUTHORIZED,
+                "registry tokens from /token work on /v2/ only; send your Berth token to the API",
+            ));
+        }
+        Ok(Who {
+            principal: caller.principal,
+            base: state.auth.base_url(&parts.headers),
+        })
+    }
+}
+
+/// Parses a JSON request body; an empty body is `{}`.
+pub fn body<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
+    let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        bytes
+    };
+    serde_json::from_slice(bytes).map_err(|e| {
+        GitHubError::new(
+            StatusCode::BAD_REQUEST,
+            format!("Problems parsing JSON: {e}"),
+        )
+    })
+}
+
+/// A JSON answer with `status`.
+pub fn answer(status: StatusCode, value: Value) -> Response {
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json; charset=utf-8"),
+        )],
+        value.to_string(),
+    )
+        .into_response()
+}
+
+/// 204 No Content.
+pub fn no_content() -> Response {
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// Parses a visibility field.
+fn visibility(resource: &str, field: &str, text: &str) -> ApiResult<Visibility> {
+    match text {
+        "private" => Ok(Visibility::Private),
+        "internal" => Ok(Visibility::Internal),
+        "public" => Ok(Visibility::Public),
+        other => Err(GitHubError::invalid(
+            resource,
+            field,
+            "invalid",
+            format!("`{other}` is not a visibility; use private, internal or public"),
+        )),
+    }
+}
+
+/// Parses a role field, in GitHub's repository spelling (`pull`, `triage`, `push`,
+/// `maintain`, `admin`) or Berth's package spelling (`read`, `write`, `admin`).
+fn role(resource: &str, field: &str, text: &str) -> ApiResult<Role> {
+    match text {
+        "read" | "pull" | "triage" => Ok(Role::Read),
+        "write" | "push" | "maintain" => Ok(Role::Write),
+        "admin" => Ok(Role::Admin),
+        other => Err(GitHubError::invalid(
+            resource,
+            field,
+            "invalid",
+            format!("`{other}` is not a role; use read, write or admin"),
+        )),
+    }
+}
+
+/// The `permissions.packages` of a token request: `read` or `write`.
+#[derive(Debug, Default, serde::Deserialize)]
+struct PackagesPermission {
+    packages: Option<String>,
+}
+
+impl PackagesPermission {
+    fn role(&self, resource: &str, default: Option<Role>) -> ApiResult<Option<Role>> {
+        match self.packages.as_deref() {
+            None => Ok(default),
+            Some("read") => Ok(Some(Role::Read)),
+            Some("write") => Ok(Some(Role::Write)),
+            Some(other) => Err(GitHubError::invalid(
+                resource,
+                "permissions",
+                "invalid",
+                format!("packages permission `{other}` is not read or write"),
+            )),
+        }
+    }
+}

@@ -1,0 +1,254 @@
+//! Tokens, apps and app installation tokens. GitHub creates personal access tokens and apps
+//! on web pages; Berth does it here, in the same style. The installation token exchange is
+//! GitHub's own endpoint, with the app's secret in place of GitHub's signed JWT.
+
+use std::net::SocketAddr;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use berth_core::access::{NewToken, Role, Scopes, TokenRequest};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::accounts::required;
+use super::{ApiResult, GitHubError, PackagesPermission, Who, answer, body, no_content, shapes};
+use crate::AppState;
+
+#[derive(Deserialize)]
+struct CreateToken {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    note: Option<String>,
+    #[serde(default)]
+    scopes: Vec<String>,
+    expires_at: Option<String>,
+    resource_owner: Option<String>,
+    #[serde(default)]
+    repositories: Vec<String>,
+    #[serde(default)]
+    packages: Vec<String>,
+    #[serde(default)]
+    permissions: PackagesPermission,
+}
+
+/// `POST /user/tokens`: creates a token for the calling user and shows its secret once.
+/// Classic: `{note, scopes, expires_at}`; fine-grained: `{type: "fine_grained", note,
+/// resource_owner, repositories, packages, permissions: {packages}, expires_at}`.
+pub async fn create(State(state): State<AppState>, who: Who, bytes: Bytes) -> ApiResult {
+    let request: CreateToken = body(&bytes)?;
+    let note = required("Token", "note", request.note)?;
+    let expires_at = match request.expires_at.as_deref() {
+        None => None,
+        Some(text) => Some(shapes::parse_time(text).ok_or_else(|| {
+            GitHubError::invalid(
+                "Token",
+                "expires_at",
+                "invalid",
+                format!("`{text}` is not an ISO 8601 time such as 2030-01-31T00:00:00Z"),
+            )
+        })?),
+    };
+    let token_request = match request.kind.as_deref().unwrap_or("classic") {
+        "classic" => {
+            let scopes: Scopes =
+                request.scopes.join(",").parse().map_err(|message| {
+                    GitHubError::invalid("Token", "scopes", "invalid", message)
+                })?;
+            TokenRequest::Classic {
+                note,
+                scopes,
+                expires_at,
+            }
+        }
+        "fine_grained" => TokenRequest::FineGrained {
+            note,
+            resource_owner: required("Token", "resource_owner", request.resource_owner)?,
+            repositories: request.repositories,
+            packages: request.packages,
+            permission: request.permissions.role("Token", None)?.ok_or_else(|| {
+                GitHubError::invalid(
+                    "Token",
+                    "permissions",
+                    "missing_field",
+                    "a fine-grained token needs permissions.packages: read or write".into(),
+                )
+            })?,
+            expires_at,
+        },
+        other => {
+            return Err(GitHubError::invalid(
+                "Token",
+                "type",
+                "invalid",
+                format!("`{other}` is not a token type; use classic or fine_grained"),
+            ));
+        }
+    };
+    let NewToken { info, secret } = state
+        .auth
+        .access
+        .create_token_as(&who.principal, token_request)
+        .await?;
+    let mut value = shapes::token(&who.base, &info);
+    value["token"] = json!(secret.expose());
+    Ok(answer(StatusCode::CREATED, value))
+}
+
+/// `GET /user/tokens`: the calling user's tokens, newest first, never their secrets.
+pub async fn list(State(state): State<AppState>, who: Who) -> ApiResult {
+    let tokens = state.auth.access.list_tokens_as(&who.principal).await?;
+    let list: Vec<_> = tokens.iter().map(|t| shapes::token(&who.base, t)).collect();
+    Ok(answer(StatusCode::OK, json!(list)))
+}
+
+/// `DELETE /user/tokens/{id}`: revokes one of the calling user's tokens.
+pub async fn revoke(State(state): State<AppState>, who: Who, Path(id): Path<i64>) -> ApiResult {
+    state
+        .auth
+        .access
+        .revoke_token_as(&who.principal, id)
+        .await?;
+    Ok(no_content())
+}
+
+/// `PUT /user/tokens/{id}/sso/{org}`: authorizes a classic token for an organization that
+/// requires SSO.
+pub async fn authorize_sso(
+    State(state): State<AppState>,
+    who: Who,
+    Path((id, org)): Path<(i64, String)>,
+) -> ApiResult {
+    let info = state
+        .auth
+        .access
+        .authorize_token_sso_as(&who.principal, id, &org)
+        .await?;
+    Ok(answer(StatusCode::OK, shapes::token(&who.base, &info)))
+}
+
+#[derive(Deserialize)]
+struct CreateApp {
+    slug: Option<String>,
+    owner: Option<String>,
+}
+
+/// `POST /apps`: `{slug, owner}` registers an app owned by the caller or an organization they
+/// own, and shows its secret once.
+pub async fn create_app(State(state): State<AppState>, who: Who, bytes: Bytes) -> ApiResult {
+    let request: CreateApp = body(&bytes)?;
+    let slug = required("Integration", "slug", request.slug)?;
+    let (id, secret) = state
+        .auth
+        .access
+        .create_app_as(&who.principal, request.owner.as_deref(), &slug)
+        .await?;
+    Ok(answer(
+        StatusCode::CREATED,
+        json!({ "id": id, "slug": slug, "client_secret": secret.expose() }),
+    ))
+}
+
+#[derive(Deserialize)]
+struct Install {
+    account: Option<String>,
+    repositories: Option<Vec<String>>,
+    #[serde(default)]
+    permissions: PackagesPermission,
+}
+
+/// `POST /apps/{slug}/installations`: `{account, repositories, permissions: {packages}}`
+/// installs an app on the caller's account or an organization they own (`repositories`
+/// absent: all of them).
+pub async fn install_app(
+    State(state): State<AppState>,
+    who: Who,
+    Path(slug): Path<String>,
+    bytes: Bytes,
+) -> ApiResult {
+    let request: Install = body(&bytes)?;
+    let account = required("Installation", "account", request.account)?;
+    let permission = request
+        .permissions
+        .role("Installation", Some(Role::Read))?
+        .unwrap_or(Role::Read);
+    let access = &state.auth.access;
+    let installation = access
+        .install_app_as(
+            &who.principal,
+            &slug,
+            &account,
+            request.repositories.as_deref(),
+            permission,
+        )
+        .await?;
+    let account = access.account(&account, None).await?;
+    Ok(answer(
+        StatusCode::CREATED,
+        shapes::installation(&who.base, &installation, &account),
+    ))
+}
+
+#[derive(Deserialize)]
+struct AccessTokenRequest {
+    repositories: Option<Vec<String>>,
+    #[serde(default)]
+    permissions: PackagesPermission,
+}
+
+/// `POST /app/installations/{id}/access_tokens` with `Authorization: Bearer <app secret>`:
+/// an installation token (`berths_…`) that expires after an hour. Clients log in with it as
+/// user `x-access-token`.
+pub async fn installation_token(
+    State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    bytes: Bytes,
+) -> ApiResult {
+    let limiter = &state.auth.limiter;
+    if let Some(wait) = limiter.blocked(client.ip()) {
+        return Err(berth_core::RegistryError::TooManyRequests(wait.as_secs().max(1)).into());
+    }
+    let secret = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| {
+            scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("token")
+        })
+        .map(|(_, secret)| secret.trim().to_owned())
+        .ok_or_else(|| {
+            GitHubError::new(
+                StatusCode::UNAUTHORIZED,
+                "send the app's secret as `Authorization: Bearer <secret>`",
+            )
+        })?;
+    let request: AccessTokenRequest = body(&bytes)?;
+    let permission = request.permissions.role("Installation", None)?;
+    let issued = state
+        .auth
+        .access
+        .installation_token(&secret, id, request.repositories.as_deref(), permission)
+        .await;
+    let issued = match issued {
+        Ok(issued) => issued,
+        Err(err) => {
+            if matches!(err, berth_core::access::ManageError::Unauthenticated(_)) {
+                limiter.failed(client.ip());
+            }
+            return Err(err.into());
+        }
+    };
+    let installation = &issued.installation;
+    Ok(answer(
+        StatusCode::CREATED,
+        json!({
+            "token": issued.secret.expose(),
+            "expires_at": shapes::time(issued.expires_at),
+            "permissions": { "packages": shapes::role_text(installation.permission) },
+            "repository_selection": shapes::selection(installation),
+            "repository_ids": installation.repositories,
+        }),
+    ))
+}
