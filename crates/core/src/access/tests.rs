@@ -376,10 +376,18 @@ fn scopes_parse_and_print_in_githubs_spelling() {
     let scopes: Scopes = "read:packages, delete:packages".parse().unwrap();
     assert!(scopes.may_read() && scopes.delete_packages && !scopes.write_packages);
     assert_eq!(scopes.to_string(), "read:packages,delete:packages");
-    assert!(
-        "admin:org"
-            .parse::<Scopes>()
-            .unwrap_err()
-            .contains("admin:org")
-    );
+    assert!("gist".parse::<Scopes>().unwrap_err().contains("gist"));
+    let admin: Scopes = "admin:org,site_admin,repo".parse().unwrap();
+    assert_eq!(admin.to_string(), "repo,admin:org,site_admin");
+}
+
+#[test]
+fn a_token_covers_the_scopes_it_holds_and_write_covers_read() {
+    let write: Scopes = "write:packages,repo".parse().unwrap();
+    assert!(write.covers(&"read:packages".parse().unwrap()));
+    assert!(write.covers(&"write:packages,repo".parse().unwrap()));
+    assert!(!write.covers(&"delete:packages".parse().unwrap()));
+    assert!(!write.covers(&"admin:org".parse().unwrap()));
+    assert!(Scopes::ALL.covers(&write));
+    assert!(Scopes::default().covers(&Scopes::default()));
 }
