@@ -32,6 +32,11 @@ pub struct Config {
     /// Failed authentications allowed per client address per minute before it is answered
     /// 429 until the minute ends (`BERTH_AUTH_FAILURES_PER_MINUTE`).
     pub auth_failures_per_minute: u32,
+    /// Base URL of the forge whose repositories packages link to (`BERTH_FORGE_URL`): a pushed
+    /// image whose `org.opencontainers.image.source` is `<forge_url>/<owner>/<repository>`
+    /// links its package to that repository when `<owner>` owns the package too. E.g. a
+    /// self-hosted forge at `https://git.example.com`.
+    pub forge_url: String,
 }
 
 impl Default for Config {
@@ -44,6 +49,7 @@ impl Default for Config {
             upload_purge_interval_secs: 3600,
             external_url: None,
             auth_failures_per_minute: 30,
+            forge_url: "https://github.com".into(),
         }
     }
 }
@@ -98,6 +104,10 @@ mod tests {
             let config = Config::load(None, Overrides::default()).map_err(|e| e.to_string())?;
             assert_eq!(config.listen.port(), 6000);
             assert_eq!(config.data_dir, PathBuf::from("/from-env"));
+            assert_eq!(config.forge_url, "https://github.com");
+            jail.set_env("BERTH_FORGE_URL", "https://git.example.com");
+            let config = Config::load(None, Overrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(config.forge_url, "https://git.example.com");
             let flags = Overrides {
                 data_dir: Some("/from-flag".into()),
                 ..Default::default()

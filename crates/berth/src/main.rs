@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use berth_core::access::Access;
+use berth_core::access::{Access, Forge};
 use berth_core::registry::Registry;
 use berth_http::AppState;
 use berth_http::auth::{Auth, FailureLimiter, SigningKey};
@@ -92,6 +92,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    let forge: Forge = config.forge_url.parse().context("the forge_url setting")?;
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
     // One process per data directory: the SQLite store voids upload leases on open, which is
@@ -106,7 +107,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let key = signing_key(&config.data_dir)?;
     let meta = Arc::new(meta);
     let registry = Registry::new(meta.clone(), Arc::new(blobs));
-    let access = Access::new(meta);
+    let access = Access::new(meta).with_forge(forge);
     let auth = Auth {
         access: access.clone(),
         key: Arc::new(key),
