@@ -40,7 +40,7 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
-    /// Administer the instance from its machine: users, organizations, tokens.
+    /// Administer the instance from its machine: users, organizations, repositories, tokens.
     Admin {
         /// Directory holding the instance's state (as given to `serve`).
         #[arg(long)]
