@@ -11,7 +11,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use berth_core::access::store::{AccessStore, Created, NewUser, Resolved};
 use berth_core::access::token::hash_secret;
-use berth_core::access::{Access, OrgRole, Principal, Scopes};
+use berth_core::access::{Access, OrgRole, Principal, Role, Scopes, Visibility};
 use berth_core::ports::now_millis;
 use clap::Subcommand;
 
@@ -56,6 +56,24 @@ pub enum AdminCommand {
         #[arg(long)]
         owner: bool,
     },
+    /// Create a source repository (what packages link to) owned by a user or organization.
+    CreateRepo {
+        /// `OWNER/NAME`, e.g. `acme/app`.
+        repo: String,
+        /// Who sees it.
+        #[arg(long, value_enum, default_value = "private")]
+        visibility: VisibilityArg,
+    },
+    /// Make a user a collaborator on a source repository (or change their role).
+    AddCollaborator {
+        /// `OWNER/NAME` of the repository.
+        repo: String,
+        /// User login.
+        user: String,
+        /// Their role on the repository (and on the packages inheriting from it).
+        #[arg(long, value_enum)]
+        role: RoleArg,
+    },
     /// Create a classic personal access token for a user; prints it once.
     CreateToken {
         /// User login.
@@ -80,6 +98,48 @@ pub enum AdminCommand {
         /// The token.
         token: String,
     },
+}
+
+/// A visibility, as `--visibility` spells it.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum VisibilityArg {
+    /// Only those granted a role.
+    Private,
+    /// Every signed-in user of this instance.
+    Internal,
+    /// Everyone.
+    Public,
+}
+
+impl From<VisibilityArg> for Visibility {
+    fn from(arg: VisibilityArg) -> Visibility {
+        match arg {
+            VisibilityArg::Private => Visibility::Private,
+            VisibilityArg::Internal => Visibility::Internal,
+            VisibilityArg::Public => Visibility::Public,
+        }
+    }
+}
+
+/// A role, as `--role` spells it.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum RoleArg {
+    /// Pull.
+    Read,
+    /// Pull and push.
+    Write,
+    /// Also delete and manage access.
+    Admin,
+}
+
+impl From<RoleArg> for Role {
+    fn from(arg: RoleArg) -> Role {
+        match arg {
+            RoleArg::Read => Role::Read,
+            RoleArg::Write => Role::Write,
+            RoleArg::Admin => Role::Admin,
+        }
+    }
 }
 
 /// Runs `command` against the metadata database under `data_dir`.
@@ -160,6 +220,41 @@ pub async fn run(data_dir: &Path, command: AdminCommand) -> anyhow::Result<()> {
                 .await?;
             eprintln!("`{user}` is now {role:?} of `{org}`");
         }
+        AdminCommand::CreateRepo { repo, visibility } => {
+            let (owner, name) = owner_and_name(&repo)?;
+            let Some(owner_account) = store.account(owner).await? else {
+                bail!("there is no user or organization `{owner}`");
+            };
+            let visibility = Visibility::from(visibility);
+            match store
+                .create_repo(owner_account.id, name, visibility, now)
+                .await?
+            {
+                Created::New(id) => println!(
+                    "created repository `{}/{name}` ({}, id {id})",
+                    owner_account.login,
+                    visibility_name(visibility)
+                ),
+                Created::Taken => bail!("`{owner}` already has a repository `{name}`"),
+            }
+        }
+        AdminCommand::AddCollaborator { repo, user, role } => {
+            let (owner, name) = owner_and_name(&repo)?;
+            let Some(source) = store.repo(owner, name).await? else {
+                bail!("there is no repository `{owner}/{name}`");
+            };
+            let user_account = user_named(&*store, &user).await?;
+            let role = Role::from(role);
+            store
+                .set_collaborator(source.id, user_account, Some(role))
+                .await?;
+            println!(
+                "`{user}` is a collaborator on `{}/{}` with the {} role",
+                source.owner_login,
+                source.name,
+                role_name(role)
+            );
+        }
         AdminCommand::CreateToken {
             login,
             scopes,
@@ -218,6 +313,41 @@ async fn user_named(store: &dyn AccessStore, login: &str) -> anyhow::Result<i64>
         Some(account) if account.kind == berth_core::access::AccountKind::User => Ok(account.id),
         Some(_) => bail!("`{login}` is an organization, not a user"),
         None => bail!("there is no user `{login}`"),
+    }
+}
+
+/// Splits `OWNER/NAME`; a name is letters, digits, `-`, `_` and `.` (as on GitHub, and what
+/// a source URL can name).
+fn owner_and_name(repo: &str) -> anyhow::Result<(&str, &str)> {
+    let plausible = |part: &str| {
+        !part.is_empty()
+            && part != "."
+            && part != ".."
+            && part
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    };
+    match repo.split_once('/') {
+        Some((owner, name)) if plausible(owner) && plausible(name) => Ok((owner, name)),
+        _ => {
+            bail!("`{repo}` is not OWNER/NAME, e.g. `acme/app` (letters, digits, `-`, `_` and `.`)")
+        }
+    }
+}
+
+fn visibility_name(visibility: Visibility) -> &'static str {
+    match visibility {
+        Visibility::Private => "private",
+        Visibility::Internal => "internal",
+        Visibility::Public => "public",
+    }
+}
+
+fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Read => "read",
+        Role::Write => "write",
+        Role::Admin => "admin",
     }
 }
 

@@ -38,6 +38,11 @@ pub struct Config {
     /// Longest lifetime in seconds of a job token, and its default
     /// (`BERTH_JOB_TOKEN_TTL_SECS`; default one hour).
     pub job_token_ttl_secs: u64,
+    /// Base URL of the forge whose repositories packages link to (`BERTH_FORGE_URL`): a pushed
+    /// image whose `org.opencontainers.image.source` is `<forge_url>/<owner>/<repository>`
+    /// links its package to that repository when `<owner>` owns the package too. E.g. a
+    /// self-hosted forge at `https://git.example.com`.
+    pub forge_url: String,
 }
 
 impl Default for Config {
@@ -52,6 +57,7 @@ impl Default for Config {
             auth_failures_per_minute: 30,
             app_token_ttl_secs: 3600,
             job_token_ttl_secs: 3600,
+            forge_url: "https://github.com".into(),
         }
     }
 }
@@ -106,6 +112,10 @@ mod tests {
             let config = Config::load(None, Overrides::default()).map_err(|e| e.to_string())?;
             assert_eq!(config.listen.port(), 6000);
             assert_eq!(config.data_dir, PathBuf::from("/from-env"));
+            assert_eq!(config.forge_url, "https://github.com");
+            jail.set_env("BERTH_FORGE_URL", "https://git.example.com");
+            let config = Config::load(None, Overrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(config.forge_url, "https://git.example.com");
             let flags = Overrides {
                 data_dir: Some("/from-flag".into()),
                 ..Default::default()

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use berth_core::access::{Access, TokenLifetimes};
+use berth_core::access::{Access, Forge, TokenLifetimes};
 use berth_core::registry::Registry;
 use berth_http::AppState;
 use berth_http::auth::{Auth, FailureLimiter, SigningKey};
@@ -40,7 +40,7 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
-    /// Administer the instance from its machine: users, organizations, tokens.
+    /// Administer the instance from its machine: users, organizations, repositories, tokens.
     Admin {
         /// Directory holding the instance's state (as given to `serve`).
         #[arg(long)]
@@ -92,6 +92,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    let forge: Forge = config.forge_url.parse().context("the forge_url setting")?;
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
     // One process per data directory: the SQLite store voids upload leases on open, which is
@@ -106,10 +107,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let key = signing_key(&config.data_dir)?;
     let meta = Arc::new(meta);
     let registry = Registry::new(meta.clone(), Arc::new(blobs));
-    let access = Access::new(meta).with_lifetimes(TokenLifetimes {
-        app: millis(config.app_token_ttl_secs),
-        job: millis(config.job_token_ttl_secs),
-    });
+    let access = Access::new(meta)
+        .with_forge(forge)
+        .with_lifetimes(TokenLifetimes {
+            app: millis(config.app_token_ttl_secs),
+            job: millis(config.job_token_ttl_secs),
+        });
     let auth = Auth {
         access: access.clone(),
         key: Arc::new(key),

@@ -1,11 +1,14 @@
 //! Who may do what: the access model of accounts, packages and tokens.
 //!
 //! [`model`] holds the values (principals, targets, roles, grants), [`decide`] the one pure
-//! permission function, [`token`] the shape of token secrets. Nothing here does I/O: the
-//! metadata store gathers a [`model::Target`] for a request, the HTTP layer turns a
-//! [`decide::Decision`] into a status.
+//! permission function, [`token`] the shape of token secrets, [`forge`] which repository a
+//! source URL names. Nothing here does I/O but the services ([`service`], [`linking`]) over the
+//! [`store::AccessStore`] port: the metadata store gathers a [`model::Target`] for a request,
+//! the HTTP layer turns a [`decide::Decision`] into a status.
 
 pub mod decide;
+pub mod forge;
+pub mod linking;
 pub mod manage;
 pub mod model;
 pub mod service;
@@ -13,6 +16,8 @@ pub mod store;
 pub mod token;
 
 pub use decide::{Decision, decide};
+pub use forge::{Forge, SourceRef};
+pub use linking::Linking;
 pub use manage::{GranteeName, ManageError, ManageResult, NewToken, Team, TokenRequest};
 pub use model::{
     AccountId, AccountKind, Action, Credential, CredentialId, Grant, LinkedRepo, OrgRole, Owner,

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use super::decide::{Decision, decide};
+use super::forge::Forge;
 use super::model::{AccountId, Action, CredentialId, Grant, Principal, Role, Scopes};
 use super::store::{AccessStore, Grantee, NewCredential, Resolved};
 use super::token::{Secret, TokenKind, hash_secret, recognize};
@@ -47,16 +48,18 @@ impl Default for TokenLifetimes {
 /// Resolves principals and checks permissions.
 #[derive(Clone)]
 pub struct Access {
-    store: Arc<dyn AccessStore>,
+    pub(super) store: Arc<dyn AccessStore>,
+    pub(super) forge: Arc<Forge>,
     uses: Arc<Mutex<HashMap<CredentialId, Millis>>>,
     lifetimes: TokenLifetimes,
 }
 
 impl Access {
-    /// The service over `store`.
+    /// The service over `store`, linking packages to repositories of GitHub.
     pub fn new(store: Arc<dyn AccessStore>) -> Self {
         Access {
             store,
+            forge: Arc::new(Forge::github()),
             uses: Arc::default(),
             lifetimes: TokenLifetimes::default(),
         }
@@ -71,6 +74,18 @@ impl Access {
     /// How long issued tokens live.
     pub fn lifetimes(&self) -> TokenLifetimes {
         self.lifetimes
+    }
+
+    /// The same service, linking packages to repositories of `forge` instead (the source
+    /// URLs of pushed images are compared with it; see [`Access::link_source`]).
+    pub fn with_forge(mut self, forge: Forge) -> Self {
+        self.forge = Arc::new(forge);
+        self
+    }
+
+    /// The forge whose repositories packages link to.
+    pub fn forge(&self) -> &Forge {
+        &self.forge
     }
 
     /// The store (for the management API).

@@ -17,6 +17,10 @@ pub struct PushedManifest {
     pub digest: Digest,
     /// The manifest's subject, echoed in `OCI-Subject`.
     pub subject: Option<Digest>,
+    /// Whether this push belongs to the package's first publish: the repository had no tag
+    /// before it. (A multi-arch image arrives as several PUTs — children by digest, often in
+    /// parallel, then the tagged index — and all of them are its first publish.)
+    pub first_publish: bool,
 }
 
 impl Registry {
@@ -46,10 +50,12 @@ impl Registry {
             Reference::Tag(tag) => Some(tag),
             Reference::Digest(_) => None,
         };
+        let first_publish = self.untagged(repo).await;
         match self.meta.put_manifest(repo, &manifest, tag).await? {
             PutManifestOutcome::Stored => Ok(PushedManifest {
                 digest: manifest.digest,
                 subject: manifest.subject,
+                first_publish,
             }),
             PutManifestOutcome::MissingChild(missing)
             | PutManifestOutcome::MissingBlob(missing) => {
@@ -85,6 +91,19 @@ impl Registry {
             Ok(())
         } else {
             Err(self.unknown_manifest(repo, reference).await)
+        }
+    }
+
+    /// Whether `repo` has no tag (or does not exist). Only linking depends on the answer,
+    /// and linking never fails a push, so a store error counts as "tagged": the package links
+    /// without inheriting, the safer side.
+    async fn untagged(&self, repo: &RepoName) -> bool {
+        match self.meta.list_tags(repo, None, 1).await {
+            Ok(tags) => tags.is_none_or(|tags| tags.is_empty()),
+            Err(err) => {
+                tracing::warn!(%repo, error = %err, "reading tags before a manifest push failed");
+                false
+            }
         }
     }
 

@@ -5,6 +5,7 @@
 //! behind: failures clean up what they wrote before returning the error.
 
 mod blobs;
+mod labels;
 mod listings;
 mod manifests;
 mod uploads;

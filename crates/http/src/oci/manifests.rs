@@ -3,6 +3,8 @@
 use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use berth_core::access::{Access, Linking, Principal};
+use berth_core::labels::SOURCE;
 use berth_core::manifest::MAX_MANIFEST_BYTES;
 use berth_core::registry::Registry;
 use berth_core::{Reference, RegistryError, RepoName};
@@ -65,9 +67,12 @@ pub async fn get(
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response()))
 }
 
-/// Validates and stores a manifest (at most 4 MiB, read whole).
+/// Validates and stores a manifest (at most 4 MiB, read whole), then links the package to
+/// the source repository the image names.
 pub async fn put(
     registry: &Registry,
+    access: &Access,
+    pusher: &Principal,
     name: &RepoName,
     reference: &Reference,
     headers: &HeaderMap,
@@ -78,8 +83,17 @@ pub async fn put(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
     let pushed = registry
-        .put_manifest(name, reference, content_type, content)
+        .put_manifest(name, reference, content_type, content.clone())
         .await?;
+    link_source(
+        registry,
+        access,
+        pusher,
+        name,
+        &content,
+        pushed.first_publish,
+    )
+    .await;
     let location = header_value(&format!("/v2/{name}/manifests/{}", pushed.digest));
     let mut answer = vec![
         ("location", location),
@@ -92,6 +106,43 @@ pub async fn put(
         answer.push(("oci-subject", header_value(subject.as_str())));
     }
     Ok(empty(StatusCode::CREATED, &answer))
+}
+
+/// Links package `name` to the repository the pushed image's
+/// `org.opencontainers.image.source` names (annotation, else config label). Never fails the
+/// push: the manifest is stored already, so a failure here is logged and the push answers 201.
+async fn link_source(
+    registry: &Registry,
+    access: &Access,
+    pusher: &Principal,
+    name: &RepoName,
+    manifest: &[u8],
+    first_publish: bool,
+) {
+    let labels = match registry.image_labels(name, manifest).await {
+        Ok(labels) => labels,
+        Err(err) => {
+            tracing::warn!(package = %name, error = %err, "reading the pushed image's labels failed; not linking");
+            return;
+        }
+    };
+    let Some(source) = labels.get(SOURCE) else {
+        return;
+    };
+    match access
+        .link_source(pusher, name, source, first_publish)
+        .await
+    {
+        Ok(Linking::Linked { repo, inherits }) => {
+            tracing::info!(package = %name, %source, repo, inherits, "linked package to its source repository");
+        }
+        Ok(outcome) => {
+            tracing::debug!(package = %name, %source, ?outcome, "source label ignored");
+        }
+        Err(err) => {
+            tracing::warn!(package = %name, %source, error = %err, "linking package to its source repository failed");
+        }
+    }
 }
 
 /// How much of an oversized manifest body is read and discarded so the client, still sending,
