@@ -1,8 +1,9 @@
 //! The permission function: the whole access model in one pure function, [`decide`].
 //!
 //! The answer's shape is part of the model: a principal that may not read a package learns
-//! nothing about it (not found, exactly as if it did not exist); one that may read but not act
-//! is told which role or scope it lacks; anonymous callers are asked to authenticate.
+//! nothing about it (the answer a name without a package gets: not found, or for a push the
+//! refusal to create it); one that may read but not act is told which role or scope it lacks;
+//! anonymous callers are asked to authenticate.
 
 use super::model::{
     AccountKind, Action, Credential, Grant, OrgRole, Principal, RepoId, Role, Target, Visibility,
@@ -60,6 +61,14 @@ pub fn decide(principal: &Principal, target: &Target, action: Action) -> Decisio
         };
     }
     if reach(credential, target, Action::Pull).is_err() {
+        // A push may not tell a package that exists from a free name either: whoever may not
+        // create packages here is refused exactly as for a free name. (Whoever may create
+        // them is told nothing: telling it the name is taken would say the package exists.)
+        if action == Action::Push
+            && let refusal @ Decision::Denied(_) = create(credential, target)
+        {
+            return refusal;
+        }
         return Decision::NotFound;
     }
     match reach(credential, target, action) {

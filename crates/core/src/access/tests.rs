@@ -106,7 +106,49 @@ fn a_private_package_is_not_found_for_those_without_a_role_exactly_like_a_missin
         assert_eq!(decide(&carol, &private, action), Decision::NotFound);
         assert_eq!(decide(&carol, &missing, action), Decision::NotFound);
     }
-    assert_eq!(decide(&carol, &private, Action::Push), Decision::NotFound);
+    // A push is refused as a push to the free name is: carol may not create packages here.
+    let push = decide(&carol, &private, Action::Push);
+    assert!(denied(&push), "{push:?}");
+    assert_eq!(push, decide(&carol, &missing, Action::Push));
+}
+
+#[test]
+fn a_push_to_an_invisible_package_is_answered_as_a_push_to_a_free_name() {
+    let private = |relations| target(Some(package(Visibility::Private)), relations);
+    let missing = |relations| target(None, relations);
+    // Principals that may not create packages in acme, each for its own reason: no
+    // write:packages, not a member, a job token that may only read.
+    for (principal, relations) in [
+        (classic(BOB, "read:packages"), member(None)),
+        (classic(BOB, "repo,delete:packages"), member(None)),
+        (classic(CAROL, "write:packages,repo"), Relations::default()),
+        (job(OTHER_REPO, Role::Read), Relations::default()),
+    ] {
+        let existing = decide(&principal, &private(relations.clone()), Action::Push);
+        assert!(denied(&existing), "{principal:?}: {existing:?}");
+        assert_eq!(
+            existing,
+            decide(&principal, &missing(relations), Action::Push),
+            "{principal:?}"
+        );
+    }
+    // One that may create packages cannot be told the name is free: not found, as for pulls.
+    assert_eq!(
+        decide(
+            &classic(BOB, "write:packages"),
+            &private(member(None)),
+            Action::Push
+        ),
+        Decision::NotFound
+    );
+    // Pulls and deletes of an invisible package stay not found for everyone.
+    let carol = classic(CAROL, "write:packages,delete:packages");
+    for action in [Action::Pull, Action::Delete] {
+        assert_eq!(
+            decide(&carol, &private(Relations::default()), action),
+            Decision::NotFound
+        );
+    }
 }
 
 #[test]
