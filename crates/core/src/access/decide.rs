@@ -106,10 +106,12 @@ fn reach(credential: &Credential, target: &Target, action: Action) -> Result<(),
     let granted = match &credential.grant {
         Grant::Classic { scopes, .. } => {
             let role = user_role(credential, target, scopes.repo);
+            // As on GitHub, deleting takes read:packages (or write:packages) besides
+            // delete:packages.
             let scope_ok = match action {
                 Action::Pull => scopes.may_read(),
                 Action::Push => scopes.write_packages,
-                Action::Delete => scopes.delete_packages,
+                Action::Delete => scopes.delete_packages && scopes.may_read(),
                 Action::Manage => scopes.write_packages,
             };
             if !scope_ok && action == Action::Pull && floor.is_none() {
@@ -120,7 +122,8 @@ fn reach(credential: &Credential, target: &Target, action: Action) -> Result<(),
                     "the token lacks the {} scope",
                     match action {
                         Action::Push | Action::Manage => "write:packages",
-                        _ => "delete:packages",
+                        _ if !scopes.delete_packages => "delete:packages",
+                        _ => "read:packages, which deleting needs with delete:packages",
                     }
                 ));
             }

@@ -201,6 +201,35 @@ fn delete_needs_the_scope_and_the_admin_role() {
 }
 
 #[test]
+fn delete_needs_read_packages_too_even_where_anyone_may_read() {
+    let admin = |visibility| target(Some(package(visibility)), member(Some(Role::Admin)));
+    let delete_only = classic(BOB, "delete:packages");
+    for visibility in [Visibility::Public, Visibility::Internal] {
+        assert_eq!(
+            decide(&delete_only, &admin(visibility), Action::Pull),
+            Decision::Allow
+        );
+        let Decision::Denied(why) = decide(&delete_only, &admin(visibility), Action::Delete) else {
+            panic!("deleting without read:packages must be denied");
+        };
+        assert!(why.contains("read:packages"), "{why}");
+        assert_eq!(
+            decide(
+                &classic(BOB, "write:packages,delete:packages"),
+                &admin(visibility),
+                Action::Delete
+            ),
+            Decision::Allow
+        );
+    }
+    // A private package is invisible to the token in the first place.
+    assert_eq!(
+        decide(&delete_only, &admin(Visibility::Private), Action::Delete),
+        Decision::NotFound
+    );
+}
+
+#[test]
 fn org_owners_and_site_admins_are_admins() {
     let private = target(
         Some(package(Visibility::Private)),
