@@ -1,8 +1,9 @@
 //! The permission function: the whole access model in one pure function, [`decide`].
 //!
 //! The answer's shape is part of the model: a principal that may not read a package learns
-//! nothing about it (not found, exactly as if it did not exist); one that may read but not act
-//! is told which role or scope it lacks; anonymous callers are asked to authenticate.
+//! nothing about it (the answer a name without a package gets: not found, or for a push the
+//! refusal to create it); one that may read but not act is told which role or scope it lacks;
+//! anonymous callers are asked to authenticate.
 
 use super::model::{
     AccountKind, Action, Credential, Grant, OrgRole, Principal, RepoId, Role, Target, Visibility,
@@ -60,6 +61,14 @@ pub fn decide(principal: &Principal, target: &Target, action: Action) -> Decisio
         };
     }
     if reach(credential, target, Action::Pull).is_err() {
+        // A push may not tell a package that exists from a free name either: whoever may not
+        // create packages here is refused exactly as for a free name. (Whoever may create
+        // them is told nothing: telling it the name is taken would say the package exists.)
+        if action == Action::Push
+            && let refusal @ Decision::Denied(_) = create(credential, target)
+        {
+            return refusal;
+        }
         return Decision::NotFound;
     }
     match reach(credential, target, action) {
@@ -97,10 +106,12 @@ fn reach(credential: &Credential, target: &Target, action: Action) -> Result<(),
     let granted = match &credential.grant {
         Grant::Classic { scopes, .. } => {
             let role = user_role(credential, target, scopes.repo);
+            // As on GitHub, deleting takes read:packages (or write:packages) besides
+            // delete:packages.
             let scope_ok = match action {
                 Action::Pull => scopes.may_read(),
                 Action::Push => scopes.write_packages,
-                Action::Delete => scopes.delete_packages,
+                Action::Delete => scopes.delete_packages && scopes.may_read(),
                 Action::Manage => scopes.write_packages,
             };
             if !scope_ok && action == Action::Pull && floor.is_none() {
@@ -111,7 +122,8 @@ fn reach(credential: &Credential, target: &Target, action: Action) -> Result<(),
                     "the token lacks the {} scope",
                     match action {
                         Action::Push | Action::Manage => "write:packages",
-                        _ => "delete:packages",
+                        _ if !scopes.delete_packages => "delete:packages",
+                        _ => "read:packages, which deleting needs with delete:packages",
                     }
                 ));
             }

@@ -106,7 +106,49 @@ fn a_private_package_is_not_found_for_those_without_a_role_exactly_like_a_missin
         assert_eq!(decide(&carol, &private, action), Decision::NotFound);
         assert_eq!(decide(&carol, &missing, action), Decision::NotFound);
     }
-    assert_eq!(decide(&carol, &private, Action::Push), Decision::NotFound);
+    // A push is refused as a push to the free name is: carol may not create packages here.
+    let push = decide(&carol, &private, Action::Push);
+    assert!(denied(&push), "{push:?}");
+    assert_eq!(push, decide(&carol, &missing, Action::Push));
+}
+
+#[test]
+fn a_push_to_an_invisible_package_is_answered_as_a_push_to_a_free_name() {
+    let private = |relations| target(Some(package(Visibility::Private)), relations);
+    let missing = |relations| target(None, relations);
+    // Principals that may not create packages in acme, each for its own reason: no
+    // write:packages, not a member, a job token that may only read.
+    for (principal, relations) in [
+        (classic(BOB, "read:packages"), member(None)),
+        (classic(BOB, "repo,delete:packages"), member(None)),
+        (classic(CAROL, "write:packages,repo"), Relations::default()),
+        (job(OTHER_REPO, Role::Read), Relations::default()),
+    ] {
+        let existing = decide(&principal, &private(relations.clone()), Action::Push);
+        assert!(denied(&existing), "{principal:?}: {existing:?}");
+        assert_eq!(
+            existing,
+            decide(&principal, &missing(relations), Action::Push),
+            "{principal:?}"
+        );
+    }
+    // One that may create packages cannot be told the name is free: not found, as for pulls.
+    assert_eq!(
+        decide(
+            &classic(BOB, "write:packages"),
+            &private(member(None)),
+            Action::Push
+        ),
+        Decision::NotFound
+    );
+    // Pulls and deletes of an invisible package stay not found for everyone.
+    let carol = classic(CAROL, "write:packages,delete:packages");
+    for action in [Action::Pull, Action::Delete] {
+        assert_eq!(
+            decide(&carol, &private(Relations::default()), action),
+            Decision::NotFound
+        );
+    }
 }
 
 #[test]
@@ -156,6 +198,35 @@ fn delete_needs_the_scope_and_the_admin_role() {
     );
     assert!(denied(&decide(&without, &admin_role, Action::Delete)));
     assert!(denied(&decide(&with_delete, &write_role, Action::Delete)));
+}
+
+#[test]
+fn delete_needs_read_packages_too_even_where_anyone_may_read() {
+    let admin = |visibility| target(Some(package(visibility)), member(Some(Role::Admin)));
+    let delete_only = classic(BOB, "delete:packages");
+    for visibility in [Visibility::Public, Visibility::Internal] {
+        assert_eq!(
+            decide(&delete_only, &admin(visibility), Action::Pull),
+            Decision::Allow
+        );
+        let Decision::Denied(why) = decide(&delete_only, &admin(visibility), Action::Delete) else {
+            panic!("deleting without read:packages must be denied");
+        };
+        assert!(why.contains("read:packages"), "{why}");
+        assert_eq!(
+            decide(
+                &classic(BOB, "write:packages,delete:packages"),
+                &admin(visibility),
+                Action::Delete
+            ),
+            Decision::Allow
+        );
+    }
+    // A private package is invisible to the token in the first place.
+    assert_eq!(
+        decide(&delete_only, &admin(Visibility::Private), Action::Delete),
+        Decision::NotFound
+    );
 }
 
 #[test]
