@@ -122,16 +122,17 @@ const SSO_PACKAGES: &[&str] = &["acme/priv", "acme/int", "acme/pub"];
 /// and without SSO authorization for `acme`; `fine-grained` is `mark`'s (package `priv`,
 /// read; SSO authorization is for classic tokens); `site-admin`'s token is not authorized,
 /// and a site administrator needs none. A classic token without SSO authorization reaches
-/// nothing of the organization, public packages included, and learns nothing of them.
+/// nothing of the organization and learns nothing of it, except that it pulls public
+/// packages as anyone may (pushing or deleting them is refused, naming SSO).
 /// `app-expired` is an installation token past its lifetime.
 const SSO_TABLE: &str = "
 # principal           priv int pub | create missing
 anonymous             UUU  UUU YUU | U      U
 site-admin            YYY  YYY YYY | Y      Y
 owner-sso             YYY  YYY YYY | Y      Y
-owner-no-sso          NNN  NNN NNN | N      N
+owner-no-sso          NNN  NNN YDD | N      N
 member-sso            YDD  YDD YDD | Y      Y
-member-no-sso         NNN  NNN NNN | N      N
+member-no-sso         NNN  NNN YDD | N      N
 fine-grained          YDD  YDD YDD | D      D
 app-expired           UUU  UUU UUU | U      U
 ";

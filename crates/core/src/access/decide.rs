@@ -48,7 +48,20 @@ pub fn decide(principal: &Principal, target: &Target, action: Action) -> Decisio
         && !credential.site_admin
         && !sso_authorized.contains(&owner.id)
     {
-        return Decision::NotFound;
+        // The organization's packages are closed to the token, but what anyone may pull
+        // stays pullable: the token sees no less than no token.
+        let public = target
+            .package
+            .as_ref()
+            .is_some_and(|p| p.visibility == Visibility::Public);
+        return match action {
+            Action::Pull if public => Decision::Allow,
+            _ if public => Decision::Denied(format!(
+                "the token is not authorized for `{}`, which requires SSO authorization of classic tokens; authorize it (PUT /api/v3/user/tokens/{{id}}/sso/{})",
+                owner.login, owner.login
+            )),
+            _ => Decision::NotFound,
+        };
     }
     if target.package.is_none() {
         // Whoever may create the package may also look into it before its first push (a

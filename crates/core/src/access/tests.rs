@@ -388,6 +388,14 @@ fn sso_organizations_hide_their_packages_from_unauthorized_classic_tokens() {
         },
     });
     assert_eq!(decide(&authorized, &t, Action::Push), Decision::Allow);
+
+    // Public packages stay pullable (as without a token), and only pullable.
+    t.package.as_mut().unwrap().visibility = Visibility::Public;
+    assert_eq!(decide(&unauthorized, &t, Action::Pull), Decision::Allow);
+    let Decision::Denied(why) = decide(&unauthorized, &t, Action::Push) else {
+        panic!("push to a public package with an unauthorized token must be denied");
+    };
+    assert!(why.contains("SSO"), "{why}");
 }
 
 #[test]
