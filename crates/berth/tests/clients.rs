@@ -407,7 +407,8 @@ async fn oras_pushes_referrers_listed_and_filtered_by_artifact_type() {
 }
 
 #[test]
-fn skopeo_logs_in_with_a_classic_token_and_copies_as_that_user() {
+fn skopeo_logs_in_with_a_classic_token_copies_as_that_user_and_pulls_a_public_package_anonymously()
+{
     require("skopeo");
     require("umoci");
     let server = Server::start();
@@ -485,4 +486,31 @@ fn skopeo_logs_in_with_a_classic_token_and_copies_as_that_user() {
         .output()
         .unwrap();
     assert!(!denied.status.success(), "bob must not see acme/private");
+
+    // Bob makes his package public; then anyone pulls it without logging in.
+    let made_public = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        common::client_with_token(&token)
+            .patch(server.url("/api/v3/orgs/acme/packages/container/bob-app"))
+            .body(r#"{"visibility":"public"}"#)
+            .send()
+            .await
+            .expect("PATCH visibility")
+            .status()
+    });
+    assert_eq!(made_public, 204);
+    let pulled = dir.join("anonymous");
+    run(Command::new("skopeo")
+        .env("REGISTRY_AUTH_FILE", dir.join("nobody.json"))
+        .args([
+            "--insecure-policy",
+            "copy",
+            "--src-tls-verify=false",
+            "--src-no-creds",
+            &remote,
+            &format!("oci:{}:v1", pulled.to_str().unwrap()),
+        ]));
+    assert_eq!(
+        layout_manifest_digest(&pulled, "v1"),
+        layout_manifest_digest(&layout, "v1")
+    );
 }
