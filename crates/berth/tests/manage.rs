@@ -625,6 +625,31 @@ async fn package_settings_visibility_roles_and_linking() {
             403,
         )
         .await;
+    // New packages: an owner's get the default (internal, readable by any signed-in user);
+    // a member's the most private visibility allowed to members (private).
+    let (owned, _) = push_image(&server, "acme/owned-new", "v1", b"owned").await;
+    let member_push = push_blob_with(&frank_http, &server, "acme/frank-new", b"f".to_vec()).await;
+    assert_eq!(member_push.status(), 201);
+    let outsider = user(&server, &admin, "olaf", "read:packages").await;
+    let outsider = client_with_token(&outsider);
+    let internal = outsider
+        .get(server.url(&format!("/v2/acme/owned-new/manifests/{owned}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(internal.status(), 200);
+    let private = outsider
+        .get(server.url("/v2/acme/frank-new/tags/list"))
+        .send()
+        .await
+        .unwrap();
+    expect_error(private, 404, "NAME_UNKNOWN").await;
+    let own = frank_http
+        .get(server.url("/v2/acme/frank-new/tags/list"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(own.status(), 200);
 }
 
 #[tokio::test]

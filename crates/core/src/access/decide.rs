@@ -193,9 +193,9 @@ fn reach(credential: &Credential, target: &Target, action: Action) -> Result<(),
         Some(role) => Err(format!(
             "{} has the {} role on this package and {} needs {}",
             who(credential),
-            role_name(role),
+            role.as_str(),
             action.verb(),
-            role_name(needed)
+            needed.as_str()
         )),
         None => Err(format!("{} has no access to this package", who(credential))),
     }
@@ -223,6 +223,15 @@ fn user_role(credential: &Credential, target: &Target, via_private_repo: bool) -
             from_role.max(from_visibility)
         }
         _ => relations.package_role,
+    }
+}
+
+/// Whether `principal` administers the account a package belongs to: a site administrator,
+/// the owning user, or an owner of the owning organization.
+pub fn administers_owner(principal: &Principal, target: &Target) -> bool {
+    match principal {
+        Principal::Token(credential) => credential.site_admin || owns(credential, target),
+        Principal::Anonymous => false,
     }
 }
 
@@ -348,14 +357,6 @@ fn who(credential: &Credential) -> String {
         Grant::App { .. } => format!("app installation token `{}`", credential.login),
         Grant::Job { .. } => format!("job token of `{}`", credential.login),
         _ => format!("`{}`", credential.login),
-    }
-}
-
-fn role_name(role: Role) -> &'static str {
-    match role {
-        Role::Read => "read",
-        Role::Write => "write",
-        Role::Admin => "admin",
     }
 }
 

@@ -6,10 +6,10 @@
 //! Package settings are checked by [`decide`] with [`Action::Manage`], so the rule that
 //! invisible packages are not found holds here as on the registry.
 
-use super::decide::{Decision, decide};
+use super::decide::{Decision, administers_owner, decide};
 use super::model::{
     AccountId, AccountKind, Action, Credential, CredentialId, Grant, OrgRole, PackagePolicy,
-    Principal, Role, Scopes, Visibility,
+    Principal, Role, Scopes, Target, Visibility,
 };
 use super::service::Access;
 use super::store::{
@@ -598,19 +598,13 @@ impl Access {
             ));
         }
         let owner = target.owner.as_ref().expect("packages have owners");
-        let owns_account = match principal {
-            Principal::Token(c) => {
-                c.site_admin
-                    || c.user == Some(owner.id)
-                    || target.relations.org_role == Some(OrgRole::Owner)
-            }
-            Principal::Anonymous => false,
-        };
-        if !owns_account && !owner.policy.member_visibilities.contains(&visibility) {
+        if !administers_owner(principal, &target)
+            && !owner.policy.member_visibilities.contains(&visibility)
+        {
             return Err(ManageError::Forbidden(format!(
                 "`{}` does not let members make packages {}; ask an owner",
                 owner.login,
-                visibility_name(visibility)
+                visibility.as_str()
             )));
         }
         self.store()
@@ -662,6 +656,7 @@ impl Access {
         repo: Option<&str>,
         inherits: Option<bool>,
     ) -> ManageResult<()> {
+        actor(principal)?;
         let target = self.store().target(name, principal.user()).await?;
         let owner_login = name.owner();
         let repo = match repo {
@@ -684,15 +679,8 @@ impl Access {
             };
             return match decide(principal, &target, Action::Push) {
                 Decision::Create { visibility, .. } => {
-                    let owner = target.owner.as_ref().expect("decide creates under owners");
-                    self.store()
-                        .create_package(name, owner.id, visibility, Some(repo.id), now_millis())
+                    self.create_package_for(principal, &target, name, visibility, Some(repo.id))
                         .await?;
-                    if let Some(user) = principal.user() {
-                        self.store()
-                            .set_package_role(name, Grantee::User(user), Some(Role::Admin))
-                            .await?;
-                    }
                     if inherits == Some(false) {
                         self.store()
                             .link_package(name, Some(repo.id), false)
@@ -701,13 +689,10 @@ impl Access {
                     Ok(())
                 }
                 Decision::Denied(why) => Err(ManageError::Forbidden(why)),
-                Decision::Unauthenticated => Err(actor(principal).err().unwrap_or_else(|| {
-                    ManageError::Unauthenticated("Requires authentication".into())
-                })),
-                Decision::Allow | Decision::NotFound => Err(package_not_found(name)),
+                _ => Err(package_not_found(name)),
             };
         }
-        self.manageable(principal, name).await?;
+        may_manage(principal, &target, name)?;
         let inherits = repo.is_some() && inherits.unwrap_or(true);
         self.store()
             .link_package(name, repo.map(|r| r.id), inherits)
@@ -1258,21 +1243,11 @@ impl Access {
     }
 
     /// The target of package `name` if the caller administers it.
-    async fn manageable(
-        &self,
-        principal: &Principal,
-        name: &RepoName,
-    ) -> ManageResult<super::model::Target> {
+    async fn manageable(&self, principal: &Principal, name: &RepoName) -> ManageResult<Target> {
         actor(principal)?;
         let target = self.store().target(name, principal.user()).await?;
-        match decide(principal, &target, Action::Manage) {
-            Decision::Allow => Ok(target),
-            Decision::Denied(why) => Err(ManageError::Forbidden(why)),
-            Decision::Unauthenticated => Err(ManageError::Unauthenticated(
-                "Requires authentication".into(),
-            )),
-            Decision::NotFound | Decision::Create { .. } => Err(package_not_found(name)),
-        }
+        may_manage(principal, &target, name)?;
+        Ok(target)
     }
 
     async fn own_token(&self, actor: &Actor<'_>, id: CredentialId) -> ManageResult<CredentialInfo> {
@@ -1298,6 +1273,18 @@ pub enum GranteeName<'a> {
     User(&'a str),
     /// A team slug of the owning organization.
     Team(&'a str),
+}
+
+/// Whether `principal` may change the settings of the package `target` describes.
+fn may_manage(principal: &Principal, target: &Target, name: &RepoName) -> ManageResult<()> {
+    match decide(principal, target, Action::Manage) {
+        Decision::Allow => Ok(()),
+        Decision::Denied(why) => Err(ManageError::Forbidden(why)),
+        Decision::Unauthenticated => Err(ManageError::Unauthenticated(
+            "Requires authentication".into(),
+        )),
+        Decision::NotFound | Decision::Create { .. } => Err(package_not_found(name)),
+    }
 }
 
 fn taken(resource: &'static str, field: &'static str, value: &str) -> ManageError {
@@ -1333,14 +1320,6 @@ fn repo_not_found(owner: &str, name: &str) -> ManageError {
 
 fn package_not_found(name: &RepoName) -> ManageError {
     ManageError::NotFound(format!("there is no package `{name}`"))
-}
-
-fn visibility_name(visibility: Visibility) -> &'static str {
-    match visibility {
-        Visibility::Private => "private",
-        Visibility::Internal => "internal",
-        Visibility::Public => "public",
-    }
 }
 
 #[cfg(test)]

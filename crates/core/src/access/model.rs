@@ -23,6 +23,17 @@ pub enum Role {
     Admin,
 }
 
+impl Role {
+    /// The role's name, as the API and messages spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Read => "read",
+            Role::Write => "write",
+            Role::Admin => "admin",
+        }
+    }
+}
+
 /// Who may see a package (or a source repository).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Visibility {
@@ -32,6 +43,17 @@ pub enum Visibility {
     Internal,
     /// Everyone, anonymous included.
     Public,
+}
+
+impl Visibility {
+    /// The visibility's name, as GitHub spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Visibility::Private => "private",
+            Visibility::Internal => "internal",
+            Visibility::Public => "public",
+        }
+    }
 }
 
 /// Whether an account is a person or an organization.

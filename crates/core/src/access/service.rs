@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex};
 
 use super::decide::{Decision, decide};
 use super::forge::Forge;
-use super::model::{AccountId, Action, CredentialId, Grant, Principal, Role, Scopes};
+use super::model::{
+    AccountId, Action, CredentialId, Grant, Principal, RepoId, Role, Scopes, Target, Visibility,
+};
 use super::store::{AccessStore, Grantee, NewCredential, Resolved};
 use super::token::{Secret, TokenKind, hash_secret, recognize};
 use crate::error::{RegistryError, Result};
@@ -144,19 +146,8 @@ impl Access {
         match decide(principal, &target, action) {
             Decision::Allow => Ok(()),
             Decision::Create { visibility, link } => {
-                let owner = target
-                    .owner
-                    .as_ref()
-                    .expect("decide creates only under an existing owner");
-                self.store
-                    .create_package(name, owner.id, visibility, link, now_millis())
+                self.create_package_for(principal, &target, name, visibility, link)
                     .await?;
-                // As on GHCR, whoever publishes a package administers it.
-                if let Some(user) = principal.user() {
-                    self.store
-                        .set_package_role(name, Grantee::User(user), Some(Role::Admin))
-                        .await?;
-                }
                 Ok(())
             }
             Decision::Unauthenticated => Err(RegistryError::Unauthorized(format!(
@@ -166,6 +157,31 @@ impl Access {
             Decision::NotFound => Err(RegistryError::NameUnknown(name.to_string())),
             Decision::Denied(why) => Err(RegistryError::Denied(why)),
         }
+    }
+
+    /// Creates package `name` under `target`'s owner, as [`decide`] allowed `principal` to;
+    /// as on GHCR, whoever creates a package administers it.
+    pub(super) async fn create_package_for(
+        &self,
+        principal: &Principal,
+        target: &Target,
+        name: &RepoName,
+        visibility: Visibility,
+        link: Option<RepoId>,
+    ) -> StoreResult<()> {
+        let owner = target
+            .owner
+            .as_ref()
+            .expect("decide creates only under an existing owner");
+        self.store
+            .create_package(name, owner.id, visibility, link, now_millis())
+            .await?;
+        if let Some(user) = principal.user() {
+            self.store
+                .set_package_role(name, Grantee::User(user), Some(Role::Admin))
+                .await?;
+        }
+        Ok(())
     }
 
     /// Whether `principal` may do `action` on `name`, without side effects.

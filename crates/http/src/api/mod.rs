@@ -172,19 +172,16 @@ impl From<ManageError> for GitHubError {
 impl From<RegistryError> for GitHubError {
     fn from(error: RegistryError) -> Self {
         let status = crate::error::status_of(&error);
+        let message = error.to_string();
         match error {
             RegistryError::Store(e) => ManageError::Store(e).into(),
             RegistryError::TooManyRequests(seconds) => GitHubError {
                 retry_after: Some(seconds),
-                ..GitHubError::new(status, error_text(seconds))
+                ..GitHubError::new(status, message)
             },
-            other => GitHubError::new(status, other.to_string()),
+            _ => GitHubError::new(status, message),
         }
     }
-}
-
-fn error_text(seconds: u64) -> String {
-    RegistryError::TooManyRequests(seconds).to_string()
 }
 
 impl IntoResponse for GitHubError {

@@ -67,6 +67,16 @@ struct SetRole {
     role: Option<String>,
 }
 
+/// The required `role` of a request body.
+fn requested_role(bytes: &[u8]) -> ApiResult<Role> {
+    let request: SetRole = body(bytes)?;
+    role(
+        "Package",
+        "role",
+        &required("Package", "role", request.role)?,
+    )
+}
+
 /// `PUT …/collaborators/{username}`: `{role: read|write|admin}`.
 pub async fn set_user_role(
     State(state): State<AppState>,
@@ -74,12 +84,7 @@ pub async fn set_user_role(
     Path((kind, owner, name, username)): Path<(String, String, String, String)>,
     bytes: Bytes,
 ) -> ApiResult {
-    let request: SetRole = body(&bytes)?;
-    let role = role(
-        "Package",
-        "role",
-        &required("Package", "role", request.role)?,
-    )?;
+    let role = requested_role(&bytes)?;
     let name = package(&state, &kind, &owner, &name).await?;
     set_role(
         &state,
@@ -108,12 +113,7 @@ pub async fn set_team_role(
     Path((kind, owner, name, team)): Path<(String, String, String, String)>,
     bytes: Bytes,
 ) -> ApiResult {
-    let request: SetRole = body(&bytes)?;
-    let role = role(
-        "Package",
-        "role",
-        &required("Package", "role", request.role)?,
-    )?;
+    let role = requested_role(&bytes)?;
     let name = package(&state, &kind, &owner, &name).await?;
     set_role(&state, &who, &name, GranteeName::Team(&team), Some(role)).await
 }
@@ -196,12 +196,7 @@ pub async fn set_job_access(
     Path((kind, owner, name, repo)): Path<(String, String, String, String)>,
     bytes: Bytes,
 ) -> ApiResult {
-    let request: SetRole = body(&bytes)?;
-    let role = role(
-        "Package",
-        "role",
-        &required("Package", "role", request.role)?,
-    )?;
+    let role = requested_role(&bytes)?;
     let name = package(&state, &kind, &owner, &name).await?;
     state
         .auth

@@ -206,7 +206,7 @@ pub async fn create_job_token(
             "token": secret.expose(),
             "expires_at": shapes::time(expires_at),
             "repository": format!("{}/{}", repo.owner_login, repo.name),
-            "permissions": { "packages": shapes::role_text(permission) },
+            "permissions": { "packages": permission.as_str() },
         }),
     ))
 }

@@ -5,7 +5,7 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 use berth_core::access::store::{Account, AppInstallation, CredentialInfo, SourceRepo};
-use berth_core::access::{AccountKind, Grant, OrgRole, Role, Team, Visibility};
+use berth_core::access::{AccountKind, Grant, OrgRole, Team, Visibility};
 use berth_core::ports::Millis;
 use serde_json::{Value, json};
 
@@ -26,24 +26,6 @@ pub fn parse_time(text: &str) -> Option<Millis> {
         .or_else(|_| humantime::parse_rfc3339_weak(&format!("{text}T00:00:00Z")))
         .ok()?;
     Some(at.duration_since(UNIX_EPOCH).ok()?.as_millis() as Millis)
-}
-
-/// Visibility as GitHub spells it.
-pub fn visibility_text(visibility: Visibility) -> &'static str {
-    match visibility {
-        Visibility::Private => "private",
-        Visibility::Internal => "internal",
-        Visibility::Public => "public",
-    }
-}
-
-/// Package role as Berth spells it.
-pub fn role_text(role: Role) -> &'static str {
-    match role {
-        Role::Read => "read",
-        Role::Write => "write",
-        Role::Admin => "admin",
-    }
 }
 
 /// A user or organization, as GitHub's simple user / organization objects.
@@ -83,12 +65,12 @@ pub fn account(base: &str, account: &Account) -> Value {
 /// An account's package creation settings.
 pub fn package_settings(account: &Account) -> Value {
     json!({
-        "default_visibility": visibility_text(account.policy.default_visibility),
+        "default_visibility": account.policy.default_visibility.as_str(),
         "member_visibilities": account
             .policy
             .member_visibilities
             .iter()
-            .map(|v| visibility_text(*v))
+            .map(|v| v.as_str())
             .collect::<Vec<_>>(),
     })
 }
@@ -132,7 +114,7 @@ pub fn repo(base: &str, repo: &SourceRepo, owner: &Account) -> Value {
         "full_name": full_name,
         "owner": account(base, owner),
         "private": repo.visibility != Visibility::Public,
-        "visibility": visibility_text(repo.visibility),
+        "visibility": repo.visibility.as_str(),
         "url": format!("{base}/api/v3/repos/{full_name}"),
         "html_url": format!("{base}/{full_name}"),
         "created_at": time(repo.created_at),
@@ -168,7 +150,7 @@ pub fn token(base: &str, info: &CredentialInfo) -> Value {
             value["resource_owner_id"] = json!(owner);
             value["packages"] = json!(packages);
             value["repository_ids"] = json!(repositories);
-            value["permissions"] = json!({ "packages": role_text(*permission) });
+            value["permissions"] = json!({ "packages": permission.as_str() });
         }
         Grant::App { .. } | Grant::Job { .. } => {}
     }
@@ -184,7 +166,7 @@ pub fn installation(base: &str, installation: &AppInstallation, account: &Accoun
         "account": self::account(base, account),
         "repository_selection": selection(installation),
         "repository_ids": installation.repositories,
-        "permissions": { "packages": role_text(installation.permission) },
+        "permissions": { "packages": installation.permission.as_str() },
         "access_tokens_url": format!("{base}/api/v3/app/installations/{}/access_tokens", installation.id),
     })
 }

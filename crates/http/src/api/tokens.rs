@@ -246,7 +246,7 @@ pub async fn installation_token(
         json!({
             "token": issued.secret.expose(),
             "expires_at": shapes::time(issued.expires_at),
-            "permissions": { "packages": shapes::role_text(installation.permission) },
+            "permissions": { "packages": installation.permission.as_str() },
             "repository_selection": shapes::selection(installation),
             "repository_ids": installation.repositories,
         }),
