@@ -112,7 +112,13 @@ pub enum Lease {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PutManifestOutcome {
     /// Stored.
-    Stored,
+    Stored {
+        /// The digest was new to the repository (a new version), not a re-push.
+        created: bool,
+        /// The tag was created or moved to this manifest (false without a tag, or when it
+        /// already pointed here).
+        tag_moved: bool,
+    },
     /// This child of the index is not a manifest of this repository; nothing was stored.
     MissingChild(Digest),
     /// This required blob is not in the repository; nothing was stored.

@@ -90,11 +90,15 @@ impl SqliteMetadataStore {
             .await
             .map_err(failed(format!("recording the children of manifest {digest} in {repo}")))?;
         }
+        let mut tag_moved = false;
         if let Some(tag) = tag {
-            sqlx::query(
+            // The WHERE makes a re-tag to the same manifest a no-op, so the affected row count
+            // says whether the tag moved.
+            tag_moved = sqlx::query(
                 "INSERT INTO tags (repository_id, name, digest, updated_at) VALUES (?1, ?2, ?3, ?4) \
                  ON CONFLICT (repository_id, name) \
-                 DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at",
+                 DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at \
+                 WHERE tags.digest <> excluded.digest",
             )
             .bind(repository_id)
             .bind(tag.as_str())
@@ -102,10 +106,15 @@ impl SqliteMetadataStore {
             .bind(now_millis())
             .execute(&mut *tx)
             .await
-            .map_err(failed(format!("tagging manifest {digest} as {repo}:{tag}")))?;
+            .map_err(failed(format!("tagging manifest {digest} as {repo}:{tag}")))?
+            .rows_affected()
+                > 0;
         }
         tx.commit().await.map_err(failed(doing()))?;
-        Ok(PutManifestOutcome::Stored)
+        Ok(PutManifestOutcome::Stored {
+            created: inserted,
+            tag_moved,
+        })
     }
 
     /// The manifest `tag` points to: one query over repository, tag and manifest.

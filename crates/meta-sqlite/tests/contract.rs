@@ -91,7 +91,10 @@ async fn blobs_are_linked_per_repository() {
     );
     assert_eq!(
         s.put_manifest(&a, &needs, Some(&tag("x"))).await.unwrap(),
-        PutManifestOutcome::Stored
+        PutManifestOutcome::Stored {
+            created: true,
+            tag_moved: true
+        }
     );
 
     assert!(s.unlink_blob(&a, &d1).await.unwrap());
@@ -225,7 +228,10 @@ async fn manifests_by_tag_and_digest() {
 
     assert_eq!(
         s.put_manifest(&r, &v1, Some(&latest)).await.unwrap(),
-        PutManifestOutcome::Stored
+        PutManifestOutcome::Stored {
+            created: true,
+            tag_moved: true
+        }
     );
     let got = s
         .manifest_by_tag(&r, &latest)
@@ -254,9 +260,27 @@ async fn manifests_by_tag_and_digest() {
     // Same digest again: no error; the tag moves when pushed again.
     assert_eq!(
         s.put_manifest(&r, &v1, None).await.unwrap(),
-        PutManifestOutcome::Stored
+        PutManifestOutcome::Stored {
+            created: false,
+            tag_moved: false
+        }
     );
-    s.put_manifest(&r, &v2, Some(&latest)).await.unwrap();
+    assert_eq!(
+        s.put_manifest(&r, &v2, Some(&latest)).await.unwrap(),
+        PutManifestOutcome::Stored {
+            created: true,
+            tag_moved: true
+        },
+        "a new version, and latest moved to it"
+    );
+    assert_eq!(
+        s.put_manifest(&r, &v2, Some(&latest)).await.unwrap(),
+        PutManifestOutcome::Stored {
+            created: false,
+            tag_moved: false
+        },
+        "the same push again changes nothing"
+    );
     assert_eq!(
         s.manifest_by_tag(&r, &latest)
             .await
@@ -265,7 +289,14 @@ async fn manifests_by_tag_and_digest() {
             .digest,
         v2.digest
     );
-    s.put_manifest(&r, &v1, Some(&tag("old"))).await.unwrap();
+    assert_eq!(
+        s.put_manifest(&r, &v1, Some(&tag("old"))).await.unwrap(),
+        PutManifestOutcome::Stored {
+            created: false,
+            tag_moved: true
+        },
+        "a tag moved to an existing version"
+    );
 
     assert!(s.delete_tag(&r, &tag("old")).await.unwrap());
     assert!(!s.delete_tag(&r, &tag("old")).await.unwrap());
@@ -356,7 +387,10 @@ async fn index_with_missing_child_stores_nothing() {
         s.put_manifest(&r, &index, Some(&tag("latest")))
             .await
             .unwrap(),
-        PutManifestOutcome::Stored
+        PutManifestOutcome::Stored {
+            created: true,
+            tag_moved: true
+        }
     );
     assert_eq!(
         s.manifest_by_tag(&r, &tag("latest"))

@@ -21,6 +21,10 @@ pub struct PushedManifest {
     /// before it. (A multi-arch image arrives as several PUTs — children by digest, often in
     /// parallel, then the tagged index — and all of them are its first publish.)
     pub first_publish: bool,
+    /// The digest was new to the repository: a new package version (not a re-push).
+    pub created: bool,
+    /// The push created the tag or moved it to this manifest.
+    pub tag_moved: bool,
 }
 
 impl Registry {
@@ -52,10 +56,12 @@ impl Registry {
         };
         let first_publish = self.untagged(repo).await;
         match self.meta.put_manifest(repo, &manifest, tag).await? {
-            PutManifestOutcome::Stored => Ok(PushedManifest {
+            PutManifestOutcome::Stored { created, tag_moved } => Ok(PushedManifest {
                 digest: manifest.digest,
                 subject: manifest.subject,
                 first_publish,
+                created,
+                tag_moved,
             }),
             PutManifestOutcome::MissingChild(missing)
             | PutManifestOutcome::MissingBlob(missing) => {
