@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use berth_core::access::{Access, Forge, TokenLifetimes};
+use berth_core::ports::now_millis;
 use berth_core::registry::Registry;
 use berth_http::AppState;
 use berth_http::auth::{Auth, FailureLimiter, SigningKey};
@@ -119,7 +120,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         external_url: config.external_url.clone(),
         limiter: Arc::new(FailureLimiter::new(config.auth_failures_per_minute)),
     };
-    tokio::spawn(flush_token_uses(access.clone()));
+    tokio::spawn(flush_counters(access.clone(), registry.clone()));
     tokio::spawn(purge_stale_uploads(
         registry.clone(),
         Duration::from_secs(config.upload_ttl_secs),
@@ -131,23 +132,33 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     // Tests and scripts read this line to learn the port when listening on port 0.
     eprintln!("berth listening on http://{}", listener.local_addr()?);
     tracing::info!(data_dir = %config.data_dir.display(), "serving");
-    let state = AppState { registry, auth };
+    let state = AppState {
+        registry: registry.clone(),
+        auth,
+    };
     berth_http::serve(listener, state, shutdown_signal()).await?;
     if let Err(err) = access.flush_uses().await {
         tracing::warn!(error = %err, "recording token uses at shutdown failed");
+    }
+    if let Err(err) = registry.flush_downloads().await {
+        tracing::warn!(error = %err, "recording downloads at shutdown failed");
     }
     tracing::info!("stopped");
     Ok(())
 }
 
-/// Records token last-used times every few seconds, off the request path.
-async fn flush_token_uses(access: Access) {
+/// Records token last-used times and download counts every few seconds, off the request
+/// path.
+async fn flush_counters(access: Access, registry: Registry) {
     let mut ticks = tokio::time::interval(Duration::from_secs(5));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
         if let Err(err) = access.flush_uses().await {
             tracing::warn!(error = %err, "recording token uses failed");
+        }
+        if let Err(err) = registry.flush_downloads().await {
+            tracing::warn!(error = %err, "recording downloads failed");
         }
     }
 }
@@ -190,6 +201,11 @@ async fn purge_stale_uploads(registry: Registry, ttl: Duration, interval: Durati
                 tracing::info!(sessions, files, "purged stale uploads");
             }
             Err(err) => tracing::warn!(error = %err, "purging stale uploads failed"),
+        }
+        match registry.purge_deleted_versions(now_millis()).await {
+            Ok(0) => {}
+            Ok(versions) => tracing::info!(versions, "purged versions deleted 30 days ago"),
+            Err(err) => tracing::warn!(error = %err, "purging deleted versions failed"),
         }
     }
 }

@@ -29,6 +29,7 @@ mod packages;
 mod port;
 mod store;
 mod uploads;
+mod versions;
 
 pub use error::LeaseLost;
 pub use store::SqliteMetadataStore;

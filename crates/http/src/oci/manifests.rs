@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use berth_core::access::{Access, Linking, Principal};
 use berth_core::labels::SOURCE;
 use berth_core::manifest::MAX_MANIFEST_BYTES;
-use berth_core::registry::Registry;
+use berth_core::registry::{PushedManifest, Registry};
 use berth_core::{Reference, RegistryError, RepoName};
 use futures_util::StreamExt;
 
@@ -60,6 +60,7 @@ pub async fn get(
     let body = if head_only {
         Body::empty()
     } else {
+        registry.count_download(name, &manifest.digest);
         Body::from(manifest.content)
     };
     Ok(builder
@@ -83,17 +84,9 @@ pub async fn put(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
     let pushed = registry
-        .put_manifest(name, reference, content_type, content.clone())
+        .put_manifest(name, reference, content_type, content, pusher.user())
         .await?;
-    link_source(
-        registry,
-        access,
-        pusher,
-        name,
-        &content,
-        pushed.first_publish,
-    )
-    .await;
+    link_source(access, pusher, name, &pushed).await;
     let location = header_value(&format!("/v2/{name}/manifests/{}", pushed.digest));
     let mut answer = vec![
         ("location", location),
@@ -112,25 +105,16 @@ pub async fn put(
 /// `org.opencontainers.image.source` names (annotation, else config label). Never fails the
 /// push: the manifest is stored already, so a failure here is logged and the push answers 201.
 async fn link_source(
-    registry: &Registry,
     access: &Access,
     pusher: &Principal,
     name: &RepoName,
-    manifest: &[u8],
-    first_publish: bool,
+    pushed: &PushedManifest,
 ) {
-    let labels = match registry.image_labels(name, manifest).await {
-        Ok(labels) => labels,
-        Err(err) => {
-            tracing::warn!(package = %name, error = %err, "reading the pushed image's labels failed; not linking");
-            return;
-        }
-    };
-    let Some(source) = labels.get(SOURCE) else {
+    let Some(source) = pushed.labels.get(SOURCE) else {
         return;
     };
     match access
-        .link_source(pusher, name, source, first_publish)
+        .link_source(pusher, name, source, pushed.first_publish)
         .await
     {
         Ok(Linking::Linked { repo, inherits }) => {
