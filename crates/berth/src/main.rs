@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use berth_core::access::{Access, Forge, TokenLifetimes};
+use berth_core::packages::Packages;
 use berth_core::ports::now_millis;
 use berth_core::registry::Registry;
 use berth_http::AppState;
@@ -123,6 +124,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     tokio::spawn(flush_counters(access.clone(), registry.clone()));
     tokio::spawn(purge_stale_uploads(
         registry.clone(),
+        access.clone(),
         Duration::from_secs(config.upload_ttl_secs),
         Duration::from_secs(config.upload_purge_interval_secs.max(1)),
     ));
@@ -190,7 +192,12 @@ fn signing_key(data_dir: &std::path::Path) -> anyhow::Result<SigningKey> {
 }
 
 /// Every `interval`, discards uploads abandoned for `ttl`. Runs until the process exits.
-async fn purge_stale_uploads(registry: Registry, ttl: Duration, interval: Duration) {
+async fn purge_stale_uploads(
+    registry: Registry,
+    access: Access,
+    ttl: Duration,
+    interval: Duration,
+) {
     let mut ticks = tokio::time::interval(interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -206,6 +213,14 @@ async fn purge_stale_uploads(registry: Registry, ttl: Duration, interval: Durati
             Ok(0) => {}
             Ok(versions) => tracing::info!(versions, "purged versions deleted 30 days ago"),
             Err(err) => tracing::warn!(error = %err, "purging deleted versions failed"),
+        }
+        match Packages::new(&access, &registry)
+            .purge_deleted(now_millis())
+            .await
+        {
+            Ok(0) => {}
+            Ok(packages) => tracing::info!(packages, "purged packages deleted 30 days ago"),
+            Err(err) => tracing::warn!(error = %err, "purging deleted packages failed"),
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod hashing;
 pub mod labels;
 pub mod manifest;
 pub mod name;
+pub mod packages;
 pub mod ports;
 pub mod registry;
 

@@ -25,6 +25,7 @@ mod credentials;
 mod error;
 mod listings;
 mod manifests;
+mod package_records;
 mod packages;
 mod port;
 mod store;

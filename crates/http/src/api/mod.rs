@@ -13,6 +13,7 @@ mod packages;
 mod repos;
 mod shapes;
 mod tokens;
+mod versions;
 
 use std::net::SocketAddr;
 
@@ -75,9 +76,46 @@ pub fn router() -> Router<AppState> {
             "/repos/{owner}/{repo}/actions/job-tokens",
             post(repos::create_job_token),
         )
+        .route("/user/packages", get(versions::list_mine))
+        .route("/users/{login}/packages", get(versions::list_user))
+        .route("/orgs/{org}/packages", get(versions::list_org))
+        .route(
+            "/user/packages/container/{package}",
+            get(versions::get_mine).delete(versions::delete_mine),
+        )
+        .route(
+            "/user/packages/container/{package}/restore",
+            post(versions::restore_mine),
+        )
+        .route(
+            "/user/packages/container/{package}/versions",
+            get(versions::versions_mine),
+        )
         .route(
             "/{kind}/{owner}/packages/container/{package}",
-            axum::routing::patch(packages::update),
+            get(versions::get)
+                .delete(versions::delete)
+                .patch(packages::update),
+        )
+        .route(
+            "/{kind}/{owner}/packages/container/{package}/restore",
+            post(versions::restore),
+        )
+        .route(
+            "/{kind}/{owner}/packages/container/{package}/versions",
+            get(versions::versions),
+        )
+        .route(
+            "/{kind}/{owner}/packages/container/{package}/versions/{id}",
+            get(versions::version).delete(versions::delete_version),
+        )
+        .route(
+            "/{kind}/{owner}/packages/container/{package}/versions/{id}/restore",
+            post(versions::restore_version),
+        )
+        .route(
+            "/{kind}/{owner}/packages/container/{package}/downloads",
+            get(versions::downloads),
         )
         .route(
             "/{kind}/{owner}/packages/container/{package}/collaborators/{username}",
@@ -152,6 +190,7 @@ impl From<ManageError> for GitHubError {
             ManageError::Unauthenticated(m) => GitHubError::new(StatusCode::UNAUTHORIZED, m),
             ManageError::NotFound(m) => GitHubError::new(StatusCode::NOT_FOUND, m),
             ManageError::Forbidden(m) => GitHubError::new(StatusCode::FORBIDDEN, m),
+            ManageError::Conflict(m) => GitHubError::new(StatusCode::CONFLICT, m),
             ManageError::Invalid {
                 resource,
                 field,
