@@ -35,7 +35,10 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/token", axum::routing::get(auth::token))
-        .nest("/api/v3", api::router())
+        .nest(
+            "/api/v3",
+            api::router().layer(axum::middleware::from_fn(api::etag::conditional)),
+        )
         .route("/v2", axum::routing::any(oci::dispatch))
         .route("/v2/", axum::routing::any(oci::dispatch))
         .route("/v2/{*rest}", axum::routing::any(oci::dispatch))

@@ -9,6 +9,7 @@
 //! `{"message","documentation_url"}` bodies in [`GitHubError`].
 
 mod accounts;
+pub mod etag;
 mod packages;
 mod repos;
 mod shapes;
