@@ -6,7 +6,9 @@
 //! `Bearer` or Basic, a Berth token) into a principal; a handler parses the JSON body with
 //! [`body`], calls one [`berth_core::access::Access`] management operation, and renders the
 //! result with the JSON shapes in [`shapes`]. Refusals become GitHub's
-//! `{"message","documentation_url"}` bodies in [`GitHubError`].
+//! `{"message","documentation_url"}` bodies in [`GitHubError`]. Around the routes, two
+//! middleware layers: [`limits`] (rate limits; it resolves the caller `Who` then takes) and
+//! [`etag`] (conditional GETs).
 
 mod accounts;
 pub mod etag;
