@@ -43,6 +43,18 @@ pub struct Config {
     /// links its package to that repository when `<owner>` owns the package too. E.g. a
     /// self-hosted forge at `https://git.example.com`.
     pub forge_url: String,
+    /// Management API (`/api/v3`) requests a token may make per hour, counted from its first
+    /// request, as GitHub's primary rate limit (`BERTH_API_RATE_LIMIT_PER_HOUR`).
+    pub api_rate_limit_per_hour: u32,
+    /// Management API requests per hour from one client address without a token, or with
+    /// one that fails (`BERTH_API_RATE_LIMIT_ANONYMOUS_PER_HOUR`).
+    pub api_rate_limit_anonymous_per_hour: u32,
+    /// Management API requests one token or address may make in a minute before it is
+    /// answered 429, as GitHub's secondary rate limit (`BERTH_API_RATE_LIMIT_PER_MINUTE`).
+    pub api_rate_limit_per_minute: u32,
+    /// Length in seconds of the rate limits' "hour" (`BERTH_API_RATE_LIMIT_WINDOW_SECS`).
+    /// Only tests shorten it; not documented in the README.
+    pub api_rate_limit_window_secs: u64,
 }
 
 impl Default for Config {
@@ -58,6 +70,10 @@ impl Default for Config {
             app_token_ttl_secs: 3600,
             job_token_ttl_secs: 3600,
             forge_url: "https://github.com".into(),
+            api_rate_limit_per_hour: 5000,
+            api_rate_limit_anonymous_per_hour: 60,
+            api_rate_limit_per_minute: 900,
+            api_rate_limit_window_secs: 3600,
         }
     }
 }
@@ -116,6 +132,13 @@ mod tests {
             jail.set_env("BERTH_FORGE_URL", "https://git.example.com");
             let config = Config::load(None, Overrides::default()).map_err(|e| e.to_string())?;
             assert_eq!(config.forge_url, "https://git.example.com");
+            assert_eq!(config.api_rate_limit_per_hour, 5000);
+            jail.set_env("BERTH_API_RATE_LIMIT_PER_HOUR", "12");
+            jail.set_env("BERTH_API_RATE_LIMIT_WINDOW_SECS", "2");
+            let config = Config::load(None, Overrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(config.api_rate_limit_per_hour, 12);
+            assert_eq!(config.api_rate_limit_window_secs, 2);
+            assert_eq!(config.api_rate_limit_anonymous_per_hour, 60);
             let flags = Overrides {
                 data_dir: Some("/from-flag".into()),
                 ..Default::default()

@@ -14,6 +14,7 @@ use berth_core::packages::Packages;
 use berth_core::ports::now_millis;
 use berth_core::registry::Registry;
 use berth_http::AppState;
+use berth_http::api::limits::{Limits, RateLimiter};
 use berth_http::auth::{Auth, FailureLimiter, SigningKey};
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
@@ -134,9 +135,16 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     // Tests and scripts read this line to learn the port when listening on port 0.
     eprintln!("berth listening on http://{}", listener.local_addr()?);
     tracing::info!(data_dir = %config.data_dir.display(), "serving");
+    let api_limits = Arc::new(RateLimiter::new(Limits {
+        per_hour: config.api_rate_limit_per_hour,
+        anonymous_per_hour: config.api_rate_limit_anonymous_per_hour,
+        per_minute: config.api_rate_limit_per_minute,
+        window: Duration::from_secs(config.api_rate_limit_window_secs.max(1)),
+    }));
     let state = AppState {
         registry: registry.clone(),
         auth,
+        api_limits,
     };
     berth_http::serve(listener, state, shutdown_signal()).await?;
     if let Err(err) = access.flush_uses().await {

@@ -6,9 +6,13 @@
 //! `Bearer` or Basic, a Berth token) into a principal; a handler parses the JSON body with
 //! [`body`], calls one [`berth_core::access::Access`] management operation, and renders the
 //! result with the JSON shapes in [`shapes`]. Refusals become GitHub's
-//! `{"message","documentation_url"}` bodies in [`GitHubError`].
+//! `{"message","documentation_url"}` bodies in [`GitHubError`]. Around the routes, two
+//! middleware layers: [`limits`] (rate limits; it resolves the caller `Who` then takes) and
+//! [`etag`] (conditional GETs).
 
 mod accounts;
+pub mod etag;
+pub mod limits;
 mod packages;
 mod repos;
 mod shapes;
@@ -150,10 +154,11 @@ async fn not_found() -> Response {
 }
 
 /// A refusal in GitHub's shape: `{"message", "documentation_url"}`, plus `errors` for 422.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct GitHubError {
     status: StatusCode,
     message: String,
+    documentation_url: &'static str,
     errors: Option<Value>,
     retry_after: Option<u64>,
 }
@@ -163,6 +168,7 @@ impl GitHubError {
         GitHubError {
             status,
             message: message.into(),
+            documentation_url: DOCS,
             errors: None,
             retry_after: None,
         }
@@ -173,6 +179,7 @@ impl GitHubError {
         GitHubError {
             status: StatusCode::UNPROCESSABLE_ENTITY,
             message: "Validation Failed".into(),
+            documentation_url: DOCS,
             errors: Some(json!([{
                 "resource": resource,
                 "field": field,
@@ -225,7 +232,8 @@ impl From<RegistryError> for GitHubError {
 
 impl IntoResponse for GitHubError {
     fn into_response(self) -> Response {
-        let mut body = json!({ "message": self.message, "documentation_url": DOCS });
+        let mut body =
+            json!({ "message": self.message, "documentation_url": self.documentation_url });
         if let Some(errors) = self.errors {
             body["errors"] = errors;
         }
@@ -267,7 +275,11 @@ impl FromRequestParts<AppState> for Who {
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip());
-        let caller = state.auth.caller(&parts.headers, client).await?;
+        // The rate limiter resolved the caller already; outside it, resolve here.
+        let caller = match parts.extensions.remove::<limits::Resolved>() {
+            Some(limits::Resolved(resolved)) => resolved?,
+            None => state.auth.caller(&parts.headers, client).await?,
+        };
         if caller.token_scopes.is_some() {
             return Err(GitHubError::new(
                 StatusCode::UNAUTHORIZED,
