@@ -7,6 +7,7 @@ use berth_core::access::{
     AccountId, AccountKind, Credential, Grant, LinkedRepo, OrgRole, Owner, Package, PackagePolicy,
     Principal, Relations, RepoId, Role, Scopes, Visibility,
 };
+use berth_core::ports::MetadataStore;
 use berth_meta_sqlite::SqliteMetadataStore;
 use tempfile::TempDir;
 
@@ -1237,5 +1238,85 @@ async fn access_data_survives_reopening() {
     assert_eq!(
         s.credential(id).await.unwrap().unwrap().last_used_at,
         Some(9_000)
+    );
+}
+
+#[tokio::test]
+async fn deleted_packages_are_marked_restored_and_purged_with_their_repository() {
+    let (_dir, s) = store().await;
+    let alice = user(&s, "alice").await;
+    let acme = org(&s, "acme", alice).await;
+    let (app, lib) = (name("acme/app"), name("acme/lib"));
+    for package in [&app, &lib] {
+        s.create_package(package, acme, Visibility::Private, None, 1_000)
+            .await
+            .unwrap();
+        s.set_package_role(package, Grantee::User(alice), Some(Role::Admin))
+            .await
+            .unwrap();
+    }
+    let manifest = berth_core::ports::NewManifest {
+        digest: berth_core::Digest::sha256(b"m"),
+        media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+        content: bytes::Bytes::from_static(b"m"),
+        artifact_type: None,
+        subject: None,
+        blobs: Vec::new(),
+        required_blobs: Vec::new(),
+        children: Vec::new(),
+        annotations: None,
+        total_size: 1,
+        platforms: Vec::new(),
+        labels: Default::default(),
+        pushed_by: Some(alice),
+    };
+    let tag: berth_core::Tag = "v1".parse().unwrap();
+    for package in [&app, &lib] {
+        MetadataStore::put_manifest(&s, package, &manifest, Some(&tag))
+            .await
+            .unwrap();
+    }
+
+    assert!(s.set_package_deleted(&app, Some(5_000)).await.unwrap());
+    assert!(
+        !s.set_package_deleted(&name("acme/none"), Some(5_000))
+            .await
+            .unwrap()
+    );
+    let listed = s.packages_of(acme).await.unwrap();
+    assert_eq!(
+        listed
+            .iter()
+            .map(|p| (p.name.as_str(), p.deleted_at))
+            .collect::<Vec<_>>(),
+        [("acme/app", Some(5_000)), ("acme/lib", None)]
+    );
+    assert_eq!(
+        s.target(&app, Some(alice))
+            .await
+            .unwrap()
+            .package
+            .unwrap()
+            .deleted_at,
+        Some(5_000)
+    );
+    assert!(s.set_package_deleted(&app, None).await.unwrap(), "restored");
+    assert_eq!(
+        s.package_record(&app).await.unwrap().unwrap().deleted_at,
+        None
+    );
+
+    s.set_package_deleted(&app, Some(5_000)).await.unwrap();
+    assert_eq!(s.purge_deleted_packages(5_000).await.unwrap(), 0, "not yet");
+    assert_eq!(s.purge_deleted_packages(5_001).await.unwrap(), 1);
+    assert_eq!(s.package_record(&app).await.unwrap(), None);
+    assert!(!MetadataStore::repository_exists(&s, &app).await.unwrap());
+    assert!(s.target(&app, Some(alice)).await.unwrap().package.is_none());
+    assert!(
+        MetadataStore::manifest_by_tag(&s, &lib, &tag)
+            .await
+            .unwrap()
+            .is_some(),
+        "the other package is untouched"
     );
 }

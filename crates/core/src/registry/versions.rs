@@ -14,17 +14,44 @@ use crate::ports::{
 use super::Registry;
 use super::manifests::{RESTORE_WINDOW, referenced_by};
 
-/// Manifest GETs counted in memory since the last flush, by repository and digest.
+/// Manifest GETs counted in memory since the last flush, by repository, then digest (two
+/// levels so that counting a known pair looks up borrowed keys and allocates nothing).
 #[derive(Default)]
-pub(super) struct Downloads(Mutex<HashMap<(RepoName, Digest), u64>>);
+pub(super) struct Downloads(Mutex<HashMap<RepoName, HashMap<Digest, u64>>>);
 
 impl Downloads {
+    fn add(&self, repo: &RepoName, digest: &Digest, n: u64) {
+        let mut counts = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = counts.get_mut(repo).and_then(|d| d.get_mut(digest)) {
+            *count += n;
+            return;
+        }
+        *counts
+            .entry(repo.clone())
+            .or_default()
+            .entry(digest.clone())
+            .or_insert(0) += n;
+    }
+
     fn pending(&self, repo: &RepoName, digest: &Digest) -> u64 {
         let counts = self.0.lock().unwrap_or_else(|e| e.into_inner());
         counts
-            .get(&(repo.clone(), digest.clone()))
+            .get(repo)
+            .and_then(|d| d.get(digest))
             .copied()
             .unwrap_or(0)
+    }
+
+    fn drain(&self) -> Vec<(RepoName, Digest, u64)> {
+        let mut counts = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        counts
+            .drain()
+            .flat_map(|(repo, digests)| {
+                digests
+                    .into_iter()
+                    .map(move |(digest, n)| (repo.clone(), digest, n))
+            })
+            .collect()
     }
 }
 
@@ -41,24 +68,19 @@ impl Registry {
     /// Counts one download (a manifest GET) of `digest` in `repo`: a map update in memory,
     /// written by [`Registry::flush_downloads`] off the request path.
     pub fn count_download(&self, repo: &RepoName, digest: &Digest) {
-        let mut counts = self.downloads.0.lock().unwrap_or_else(|e| e.into_inner());
-        *counts.entry((repo.clone(), digest.clone())).or_insert(0) += 1;
+        self.downloads.add(repo, digest, 1);
     }
 
     /// Writes the downloads counted since the last flush (called periodically and at
     /// shutdown). Counts that fail to be written are kept for the next flush.
     pub async fn flush_downloads(&self) -> Result<()> {
-        let counts: Vec<(RepoName, Digest, u64)> = {
-            let mut counts = self.downloads.0.lock().unwrap_or_else(|e| e.into_inner());
-            counts.drain().map(|((r, d), n)| (r, d, n)).collect()
-        };
+        let counts = self.downloads.drain();
         if counts.is_empty() {
             return Ok(());
         }
         if let Err(err) = self.meta.add_downloads(&counts).await {
-            let mut pending = self.downloads.0.lock().unwrap_or_else(|e| e.into_inner());
-            for (repo, digest, n) in counts {
-                *pending.entry((repo, digest)).or_insert(0) += n;
+            for (repo, digest, n) in &counts {
+                self.downloads.add(repo, digest, *n);
             }
             return Err(err.into());
         }
