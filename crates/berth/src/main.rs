@@ -3,6 +3,7 @@
 
 mod admin;
 mod config;
+mod webhooks;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use berth_core::access::{Access, Forge, TokenLifetimes};
+use berth_core::hooks::{DeliverySettings, Hooks};
 use berth_core::registry::Registry;
 use berth_http::AppState;
 use berth_http::auth::{Auth, FailureLimiter, SigningKey};
@@ -107,7 +109,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let key = signing_key(&config.data_dir)?;
     let meta = Arc::new(meta);
     let registry = Registry::new(meta.clone(), Arc::new(blobs));
-    let access = Access::new(meta)
+    let access = Access::new(meta.clone())
         .with_forge(forge)
         .with_lifetimes(TokenLifetimes {
             app: millis(config.app_token_ttl_secs),
@@ -119,6 +121,17 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         external_url: config.external_url.clone(),
         limiter: Arc::new(FailureLimiter::new(config.auth_failures_per_minute)),
     };
+    let hooks = Hooks::new(meta, access.clone());
+    let transport = webhooks::HttpTransport::new().context("building the webhook HTTP client")?;
+    tokio::spawn(hooks.clone().run_deliveries(
+        Arc::new(transport),
+        DeliverySettings {
+            timeout: Duration::from_secs(config.webhook_timeout_secs.max(1)),
+            retry_base: Duration::from_millis(config.webhook_retry_base_ms.max(1)),
+            retry_max: Duration::from_secs(3600),
+            max_attempts: config.webhook_max_attempts.max(1),
+        },
+    ));
     tokio::spawn(flush_token_uses(access.clone()));
     tokio::spawn(purge_stale_uploads(
         registry.clone(),
@@ -131,7 +144,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     // Tests and scripts read this line to learn the port when listening on port 0.
     eprintln!("berth listening on http://{}", listener.local_addr()?);
     tracing::info!(data_dir = %config.data_dir.display(), "serving");
-    let state = AppState { registry, auth };
+    let state = AppState {
+        registry,
+        auth,
+        hooks,
+    };
     berth_http::serve(listener, state, shutdown_signal()).await?;
     if let Err(err) = access.flush_uses().await {
         tracing::warn!(error = %err, "recording token uses at shutdown failed");

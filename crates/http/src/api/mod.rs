@@ -9,6 +9,7 @@
 //! `{"message","documentation_url"}` bodies in [`GitHubError`].
 
 mod accounts;
+mod hooks;
 mod packages;
 mod repos;
 mod shapes;
@@ -104,6 +105,7 @@ pub fn router() -> Router<AppState> {
             "/app/installations/{id}/access_tokens",
             post(tokens::installation_token),
         )
+        .merge(hooks::router())
         .fallback(not_found)
 }
 

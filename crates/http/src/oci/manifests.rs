@@ -4,13 +4,15 @@ use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use berth_core::access::{Access, Linking, Principal};
-use berth_core::labels::SOURCE;
+use berth_core::hooks::{PackageAction, PackageEvent};
+use berth_core::labels::{Labels, SOURCE};
 use berth_core::manifest::MAX_MANIFEST_BYTES;
 use berth_core::registry::Registry;
 use berth_core::{Reference, RegistryError, RepoName};
 use futures_util::StreamExt;
 
 use super::{Answer, empty, header_value};
+use crate::AppState;
 use crate::error::ApiError;
 
 /// Whether the client's `Accept` header admits `media_type`. No header, `*/*` or
@@ -68,16 +70,16 @@ pub async fn get(
 }
 
 /// Validates and stores a manifest (at most 4 MiB, read whole), then links the package to
-/// the source repository the image names.
+/// the source repository the image names and queues the package's webhook deliveries.
 pub async fn put(
-    registry: &Registry,
-    access: &Access,
+    state: &AppState,
     pusher: &Principal,
     name: &RepoName,
     reference: &Reference,
     headers: &HeaderMap,
     body: Body,
 ) -> Answer {
+    let registry = &state.registry;
     let content = read_manifest_body(body).await?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -85,15 +87,46 @@ pub async fn put(
     let pushed = registry
         .put_manifest(name, reference, content_type, content.clone())
         .await?;
+    let labels = match registry.image_labels(name, &content).await {
+        Ok(labels) => labels,
+        Err(err) => {
+            tracing::warn!(package = %name, error = %err, "reading the pushed image's labels failed; not linking, webhooks get no labels");
+            Labels::new()
+        }
+    };
     link_source(
-        registry,
-        access,
+        &state.auth.access,
         pusher,
         name,
-        &content,
+        &labels,
         pushed.first_publish,
     )
     .await;
+    if pushed.created || pushed.tag_moved {
+        let action = if pushed.created {
+            PackageAction::Published
+        } else {
+            PackageAction::Updated
+        };
+        let tag = match reference {
+            Reference::Tag(tag) => Some(tag.to_string()),
+            Reference::Digest(_) => None,
+        };
+        state
+            .hooks
+            .package_event(PackageEvent {
+                action,
+                name: name.clone(),
+                digest: pushed.digest.clone(),
+                tag,
+                manifest: Some(content),
+                labels,
+                sender: pusher.clone(),
+                base: state.auth.base_url(headers),
+                version_id: None,
+            })
+            .await;
+    }
     let location = header_value(&format!("/v2/{name}/manifests/{}", pushed.digest));
     let mut answer = vec![
         ("location", location),
@@ -112,20 +145,12 @@ pub async fn put(
 /// `org.opencontainers.image.source` names (annotation, else config label). Never fails the
 /// push: the manifest is stored already, so a failure here is logged and the push answers 201.
 async fn link_source(
-    registry: &Registry,
     access: &Access,
     pusher: &Principal,
     name: &RepoName,
-    manifest: &[u8],
+    labels: &Labels,
     first_publish: bool,
 ) {
-    let labels = match registry.image_labels(name, manifest).await {
-        Ok(labels) => labels,
-        Err(err) => {
-            tracing::warn!(package = %name, error = %err, "reading the pushed image's labels failed; not linking");
-            return;
-        }
-    };
     let Some(source) = labels.get(SOURCE) else {
         return;
     };
