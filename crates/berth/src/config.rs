@@ -53,6 +53,18 @@ pub struct Config {
     /// Attempts before a webhook delivery is marked failed and the hook's next delivery goes
     /// ahead (`BERTH_WEBHOOK_MAX_ATTEMPTS`).
     pub webhook_max_attempts: u32,
+    /// Management API (`/api/v3`) requests a token may make per hour, counted from its first
+    /// request, as GitHub's primary rate limit (`BERTH_API_RATE_LIMIT_PER_HOUR`).
+    pub api_rate_limit_per_hour: u32,
+    /// Management API requests per hour from one client address without a token, or with
+    /// one that fails (`BERTH_API_RATE_LIMIT_ANONYMOUS_PER_HOUR`).
+    pub api_rate_limit_anonymous_per_hour: u32,
+    /// Management API requests one token or address may make in a minute before it is
+    /// answered 429, as GitHub's secondary rate limit (`BERTH_API_RATE_LIMIT_PER_MINUTE`).
+    pub api_rate_limit_per_minute: u32,
+    /// Length in seconds of the rate limits' "hour" (`BERTH_API_RATE_LIMIT_WINDOW_SECS`).
+    /// Only tests shorten it; not documented in the README.
+    pub api_rate_limit_window_secs: u64,
 }
 
 impl Default for Config {
@@ -71,6 +83,10 @@ impl Default for Config {
             webhook_timeout_secs: 10,
             webhook_retry_base_ms: 10_000,
             webhook_max_attempts: 8,
+            api_rate_limit_per_hour: 5000,
+            api_rate_limit_anonymous_per_hour: 60,
+            api_rate_limit_per_minute: 900,
+            api_rate_limit_window_secs: 3600,
         }
     }
 }
@@ -133,6 +149,13 @@ mod tests {
             jail.set_env("BERTH_WEBHOOK_RETRY_BASE_MS", "50");
             let config = Config::load(None, Overrides::default()).map_err(|e| e.to_string())?;
             assert_eq!(config.webhook_retry_base_ms, 50);
+            assert_eq!(config.api_rate_limit_per_hour, 5000);
+            jail.set_env("BERTH_API_RATE_LIMIT_PER_HOUR", "12");
+            jail.set_env("BERTH_API_RATE_LIMIT_WINDOW_SECS", "2");
+            let config = Config::load(None, Overrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(config.api_rate_limit_per_hour, 12);
+            assert_eq!(config.api_rate_limit_window_secs, 2);
+            assert_eq!(config.api_rate_limit_anonymous_per_hour, 60);
             let flags = Overrides {
                 data_dir: Some("/from-flag".into()),
                 ..Default::default()

@@ -12,8 +12,11 @@ use std::time::Duration;
 use anyhow::Context;
 use berth_core::access::{Access, Forge, TokenLifetimes};
 use berth_core::hooks::{DeliverySettings, Hooks};
+use berth_core::packages::Packages;
+use berth_core::ports::now_millis;
 use berth_core::registry::Registry;
 use berth_http::AppState;
+use berth_http::api::limits::{Limits, RateLimiter};
 use berth_http::auth::{Auth, FailureLimiter, SigningKey};
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
@@ -132,9 +135,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             max_attempts: config.webhook_max_attempts.max(1),
         },
     ));
-    tokio::spawn(flush_token_uses(access.clone()));
+    tokio::spawn(flush_counters(access.clone(), registry.clone()));
     tokio::spawn(purge_stale_uploads(
         registry.clone(),
+        access.clone(),
         Duration::from_secs(config.upload_ttl_secs),
         Duration::from_secs(config.upload_purge_interval_secs.max(1)),
     ));
@@ -144,27 +148,41 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     // Tests and scripts read this line to learn the port when listening on port 0.
     eprintln!("berth listening on http://{}", listener.local_addr()?);
     tracing::info!(data_dir = %config.data_dir.display(), "serving");
+    let api_limits = Arc::new(RateLimiter::new(Limits {
+        per_hour: config.api_rate_limit_per_hour,
+        anonymous_per_hour: config.api_rate_limit_anonymous_per_hour,
+        per_minute: config.api_rate_limit_per_minute,
+        window: Duration::from_secs(config.api_rate_limit_window_secs.max(1)),
+    }));
     let state = AppState {
-        registry,
+        registry: registry.clone(),
         auth,
+        api_limits,
         hooks,
     };
     berth_http::serve(listener, state, shutdown_signal()).await?;
     if let Err(err) = access.flush_uses().await {
         tracing::warn!(error = %err, "recording token uses at shutdown failed");
     }
+    if let Err(err) = registry.flush_downloads().await {
+        tracing::warn!(error = %err, "recording downloads at shutdown failed");
+    }
     tracing::info!("stopped");
     Ok(())
 }
 
-/// Records token last-used times every few seconds, off the request path.
-async fn flush_token_uses(access: Access) {
+/// Records token last-used times and download counts every few seconds, off the request
+/// path.
+async fn flush_counters(access: Access, registry: Registry) {
     let mut ticks = tokio::time::interval(Duration::from_secs(5));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
         if let Err(err) = access.flush_uses().await {
             tracing::warn!(error = %err, "recording token uses failed");
+        }
+        if let Err(err) = registry.flush_downloads().await {
+            tracing::warn!(error = %err, "recording downloads failed");
         }
     }
 }
@@ -196,7 +214,12 @@ fn signing_key(data_dir: &std::path::Path) -> anyhow::Result<SigningKey> {
 }
 
 /// Every `interval`, discards uploads abandoned for `ttl`. Runs until the process exits.
-async fn purge_stale_uploads(registry: Registry, ttl: Duration, interval: Duration) {
+async fn purge_stale_uploads(
+    registry: Registry,
+    access: Access,
+    ttl: Duration,
+    interval: Duration,
+) {
     let mut ticks = tokio::time::interval(interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -207,6 +230,19 @@ async fn purge_stale_uploads(registry: Registry, ttl: Duration, interval: Durati
                 tracing::info!(sessions, files, "purged stale uploads");
             }
             Err(err) => tracing::warn!(error = %err, "purging stale uploads failed"),
+        }
+        match registry.purge_deleted_versions(now_millis()).await {
+            Ok(0) => {}
+            Ok(versions) => tracing::info!(versions, "purged versions deleted 30 days ago"),
+            Err(err) => tracing::warn!(error = %err, "purging deleted versions failed"),
+        }
+        match Packages::new(&access, &registry)
+            .purge_deleted(now_millis())
+            .await
+        {
+            Ok(0) => {}
+            Ok(packages) => tracing::info!(packages, "purged packages deleted 30 days ago"),
+            Err(err) => tracing::warn!(error = %err, "purging deleted packages failed"),
         }
     }
 }

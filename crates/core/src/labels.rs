@@ -15,6 +15,36 @@ use crate::digest::Digest;
 /// The URL of the source repository an image was built from.
 pub const SOURCE: &str = "org.opencontainers.image.source";
 
+/// The image's description, shown on its package page.
+pub const DESCRIPTION: &str = "org.opencontainers.image.description";
+/// The image's licenses, an SPDX expression.
+pub const LICENSES: &str = "org.opencontainers.image.licenses";
+/// The source revision (commit) the image was built from.
+pub const REVISION: &str = "org.opencontainers.image.revision";
+/// The image's version.
+pub const VERSION: &str = "org.opencontainers.image.version";
+/// When the image was built.
+pub const CREATED: &str = "org.opencontainers.image.created";
+
+/// Labels with a length limit, and the limit in characters (GHCR's: a description of at most
+/// 512 characters, licenses of at most 256).
+pub const LIMITS: [(&str, usize); 2] = [(DESCRIPTION, 512), (LICENSES, 256)];
+
+/// The first label of `labels` longer than its limit, as a message naming the key and the
+/// limit.
+pub fn over_limit(labels: &Labels) -> Option<String> {
+    LIMITS.iter().find_map(|(key, limit)| {
+        let value = labels.get(*key)?;
+        let length = value.chars().count();
+        (length > *limit).then(|| {
+            format!(
+                "{key} is {length} characters long; at most {limit} are allowed \
+                 (shorten the annotation or the image's LABEL)"
+            )
+        })
+    })
+}
+
 /// Largest image config read for its labels, in bytes. Real configs are a few KiB; a larger
 /// one is not read (its labels are ignored).
 pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
@@ -189,5 +219,29 @@ mod tests {
             r#"{{"schemaVersion":2,"config":{{"digest":"{CONFIG_DIGEST}","size":-1}},"layers":[]}}"#
         );
         assert_eq!(manifest_labels(negative.as_bytes()).config, None);
+    }
+
+    #[test]
+    fn limits_count_characters_and_name_the_key() {
+        let mut labels = Labels::new();
+        labels.insert(DESCRIPTION.into(), "é".repeat(512));
+        labels.insert(LICENSES.into(), "MIT".into());
+        assert_eq!(
+            over_limit(&labels),
+            None,
+            "512 characters (1,024 bytes) fit"
+        );
+        labels.insert(LICENSES.into(), "x".repeat(257));
+        let message = over_limit(&labels).expect("licenses too long");
+        assert!(
+            message.contains(LICENSES) && message.contains("256"),
+            "{message}"
+        );
+        labels.insert(DESCRIPTION.into(), "d".repeat(513));
+        let message = over_limit(&labels).expect("description too long");
+        assert!(
+            message.contains(DESCRIPTION) && message.contains("512"),
+            "{message}"
+        );
     }
 }

@@ -13,6 +13,7 @@ pub mod hooks;
 pub mod labels;
 pub mod manifest;
 pub mod name;
+pub mod packages;
 pub mod ports;
 pub mod registry;
 

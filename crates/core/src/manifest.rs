@@ -58,6 +58,27 @@ struct Descriptor {
     size: i64,
     #[serde(default)]
     urls: Vec<String>,
+    platform: Option<Platform>,
+}
+
+#[derive(Deserialize)]
+struct Platform {
+    os: Option<String>,
+    architecture: Option<String>,
+    variant: Option<String>,
+}
+
+impl Platform {
+    /// `os/architecture[/variant]`, as `docker` and GHCR's package pages print it.
+    fn name(&self) -> String {
+        let part = |p: &Option<String>| p.clone().unwrap_or_else(|| "unknown".into());
+        let mut name = format!("{}/{}", part(&self.os), part(&self.architecture));
+        if let Some(variant) = self.variant.as_deref().filter(|v| !v.is_empty()) {
+            name.push('/');
+            name.push_str(variant);
+        }
+        name
+    }
 }
 
 #[derive(Deserialize)]
@@ -154,6 +175,10 @@ pub fn parse(
     let mut blobs = Vec::new();
     let mut required = Vec::new();
     let mut children = Vec::new();
+    let mut platforms = Vec::new();
+    // The version's size as the Packages API shows it: the manifest and what it references
+    // directly (config and layers, or the child manifests of an index).
+    let mut total_size = content.len() as u64;
     let artifact_type = match kind {
         ManifestKind::Image => {
             if doc.manifests.is_some() {
@@ -168,6 +193,7 @@ pub fn parse(
             let config_digest = descriptor_digest("config", config)?;
             required.push(config_digest.clone());
             blobs.push(config_digest);
+            total_size += config.size.unsigned_abs();
             let layers = doc
                 .layers
                 .as_ref()
@@ -178,6 +204,7 @@ pub fn parse(
                 if layer.urls.is_empty() {
                     required.push(digest.clone());
                 }
+                total_size += layer.size.unsigned_abs();
                 blobs.push(digest);
             }
             doc.artifact_type
@@ -196,6 +223,10 @@ pub fn parse(
                 .ok_or_else(|| invalid("index has no \"manifests\""))?;
             for (i, child) in manifests.iter().enumerate() {
                 children.push(descriptor_digest(&format!("manifests[{i}]"), child)?);
+                total_size += child.size.unsigned_abs();
+                if let Some(platform) = &child.platform {
+                    platforms.push(platform.name());
+                }
             }
             doc.artifact_type.clone()
         }
@@ -217,6 +248,10 @@ pub fn parse(
         required_blobs: required,
         children,
         annotations,
+        total_size,
+        platforms,
+        labels: Default::default(),
+        pushed_by: None,
     };
     Ok(manifest)
 }
@@ -253,6 +288,11 @@ mod tests {
             Some("application/vnd.oci.image.config.v1+json")
         );
         assert_eq!(m.digest, Digest::sha256(image("").as_bytes()));
+        assert_eq!(
+            m.total_size,
+            m.content.len() as u64 + 2 + 1 + 9,
+            "manifest, config and layers, foreign ones included"
+        );
     }
 
     #[test]
@@ -305,6 +345,8 @@ mod tests {
         assert_eq!(m.children.len(), 1);
         assert!(m.required_blobs.is_empty());
         assert!(m.annotations.unwrap().contains("description"));
+        assert_eq!(m.platforms, ["linux/amd64"]);
+        assert_eq!(m.total_size, m.content.len() as u64 + 3);
     }
 
     proptest::proptest! {

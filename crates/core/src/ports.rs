@@ -11,8 +11,10 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::Stream;
 
+use crate::access::AccountId;
 use crate::digest::Digest;
 use crate::error::StoreError;
+use crate::labels::Labels;
 use crate::name::{RepoName, Tag};
 
 /// Result of a storage call.
@@ -69,6 +71,15 @@ pub struct NewManifest {
     pub children: Vec<Digest>,
     /// The manifest's `annotations`, as JSON text, for the referrers listing.
     pub annotations: Option<String>,
+    /// The version's size: the manifest plus the sizes its descriptors state (config and
+    /// layers, or an index's children).
+    pub total_size: u64,
+    /// Platforms of an index's children (`os/arch[/variant]`), in order.
+    pub platforms: Vec<String>,
+    /// The image's OCI labels (annotations over config labels), set by the registry.
+    pub labels: Labels,
+    /// The account whose token pushed it, set by the registry.
+    pub pushed_by: Option<AccountId>,
 }
 
 /// A manifest as stored.
@@ -118,11 +129,83 @@ pub enum PutManifestOutcome {
         /// The tag was created or moved to this manifest (false without a tag, or when it
         /// already pointed here).
         tag_moved: bool,
+        /// The package version's id.
+        version_id: i64,
     },
     /// This child of the index is not a manifest of this repository; nothing was stored.
     MissingChild(Digest),
     /// This required blob is not in the repository; nothing was stored.
     MissingBlob(Digest),
+}
+
+/// Outcome of deleting a manifest by digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeleteOutcome {
+    /// Marked deleted; restorable until purged.
+    Deleted,
+    /// No live manifest with that digest in the repository.
+    Missing,
+    /// A tagged index references it; nothing changed.
+    ReferencedBy {
+        /// The index.
+        index: Digest,
+        /// The index's tags.
+        tags: Vec<String>,
+    },
+}
+
+/// Which versions a listing shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VersionState {
+    /// Live versions.
+    Active,
+    /// Deleted versions not purged yet.
+    Deleted,
+}
+
+/// A package version: a manifest of a repository with what the Packages API shows of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionRecord {
+    /// Its id, stable across tag moves, deletion and restore.
+    pub id: i64,
+    /// The manifest digest (the version's name).
+    pub digest: Digest,
+    /// The manifest's media type.
+    pub media_type: String,
+    /// Its tags, sorted; for a deleted version, the tags it had.
+    pub tags: Vec<String>,
+    /// When it was first pushed.
+    pub created_at: Millis,
+    /// When it was last pushed again or a tag moved to it.
+    pub updated_at: Millis,
+    /// When it was deleted.
+    pub deleted_at: Option<Millis>,
+    /// Who pushed it.
+    pub pushed_by: Option<AccountId>,
+    /// Manifest plus what it references directly, in bytes.
+    pub total_size: u64,
+    /// Platforms of an index.
+    pub platforms: Vec<String>,
+    /// Its OCI labels.
+    pub labels: Labels,
+    /// Manifest GETs recorded so far.
+    pub downloads: u64,
+}
+
+/// Outcome of restoring a deleted manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RestoreOutcome {
+    /// Restored with these tags, and with the deleted children of an index it references.
+    Restored {
+        /// Tags given back.
+        tags: Vec<String>,
+        /// Tags it had that now point elsewhere (left where they are).
+        taken: Vec<String>,
+    },
+    /// It is not deleted.
+    NotDeleted,
+    /// No such manifest (or purged).
+    Missing,
 }
 
 /// Repository state: which blobs and manifests a repository holds, tags, upload sessions and
@@ -222,8 +305,43 @@ pub trait MetadataStore: Send + Sync + 'static {
         digest: &Digest,
     ) -> StoreResult<Option<StoredManifest>>;
 
-    /// Deletes manifest `digest` and every tag pointing at it; false when absent.
-    async fn delete_manifest(&self, repo: &RepoName, digest: &Digest) -> StoreResult<bool>;
+    /// Marks manifest `digest` deleted at `now` and sets the tags pointing at it aside, in one
+    /// transaction, unless an index that has a tag references it. A deleted manifest is
+    /// invisible to every read here until restored.
+    async fn delete_manifest(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        now: Millis,
+    ) -> StoreResult<DeleteOutcome>;
+
+    /// Restores deleted manifest `digest` (and deleted children it references) with the tags
+    /// it had that are still free, in one transaction.
+    async fn restore_manifest(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+    ) -> StoreResult<RestoreOutcome>;
+
+    /// Versions of `repo` in `state`, newest first: the total and `limit` of them after
+    /// skipping `offset`.
+    async fn list_versions(
+        &self,
+        repo: &RepoName,
+        state: VersionState,
+        offset: u64,
+        limit: usize,
+    ) -> StoreResult<(u64, Vec<VersionRecord>)>;
+
+    /// Version `id` of `repo`, live or deleted.
+    async fn version(&self, repo: &RepoName, id: i64) -> StoreResult<Option<VersionRecord>>;
+
+    /// Adds manifest GETs to versions' download counts.
+    async fn add_downloads(&self, counts: &[(RepoName, Digest, u64)]) -> StoreResult<()>;
+
+    /// Removes for good the manifests deleted before `before` (tags set aside, references,
+    /// version rows); returns how many.
+    async fn purge_deleted_manifests(&self, before: Millis) -> StoreResult<u64>;
 
     /// Deletes `tag`; false when absent.
     async fn delete_tag(&self, repo: &RepoName, tag: &Tag) -> StoreResult<bool>;

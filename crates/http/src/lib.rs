@@ -32,13 +32,23 @@ pub struct AppState {
     pub auth: Auth,
     /// Webhooks: management and the delivery queue.
     pub hooks: Hooks,
+    /// The management API's rate limits.
+    pub api_limits: std::sync::Arc<api::limits::RateLimiter>,
 }
 
 /// The application router over `state`.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/token", axum::routing::get(auth::token))
-        .nest("/api/v3", api::router())
+        .nest(
+            "/api/v3",
+            api::router()
+                .layer(axum::middleware::from_fn(api::etag::conditional))
+                .layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    api::limits::enforce,
+                )),
+        )
         .route("/v2", axum::routing::any(oci::dispatch))
         .route("/v2/", axum::routing::any(oci::dispatch))
         .route("/v2/{*rest}", axum::routing::any(oci::dispatch))

@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use berth_core::access::store::{
     AccessStore, Account, App, AppId, AppInstallation, Created, CredentialInfo, Grantee,
-    InstallationId, NewCredential, NewUser, Resolved, SourceRepo, TeamId,
+    InstallationId, NewCredential, NewUser, PackageRecord, Resolved, SourceRepo, TeamId,
 };
 use berth_core::access::{
     AccountId, CredentialId, OrgRole, PackagePolicy, RepoId, Role, Target, Visibility,
@@ -160,6 +160,26 @@ impl AccessStore for SqliteMetadataStore {
     ) -> StoreResult<()> {
         self.insert_package(name, owner, visibility, link, now)
             .await
+    }
+
+    #[instrument(level = "debug", skip(self))]
+    async fn packages_of(&self, owner: AccountId) -> StoreResult<Vec<PackageRecord>> {
+        self.owner_packages(owner).await
+    }
+
+    #[instrument(level = "debug", skip(self), fields(%name))]
+    async fn package_record(&self, name: &RepoName) -> StoreResult<Option<PackageRecord>> {
+        self.package_by_name(name).await
+    }
+
+    #[instrument(level = "debug", skip(self), fields(%name))]
+    async fn set_package_deleted(&self, name: &RepoName, at: Option<Millis>) -> StoreResult<bool> {
+        self.put_package_deleted(name, at).await
+    }
+
+    #[instrument(level = "debug", skip(self))]
+    async fn purge_deleted_packages(&self, before: Millis) -> StoreResult<u64> {
+        self.purge_packages(before).await
     }
 
     #[instrument(level = "debug", skip(self), fields(%name))]

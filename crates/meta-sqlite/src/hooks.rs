@@ -341,10 +341,10 @@ impl HookStore for SqliteMetadataStore {
         digest: &Digest,
     ) -> StoreResult<Option<PackageFacts>> {
         let row: Option<(i64, i64, i64, Option<i64>, Option<i64>, Option<i64>)> = sqlx::query_as(
-            "SELECT p.id, p.owner_id, p.created_at, p.linked_repo_id, m.rowid, m.created_at \
+            "SELECT p.id, p.owner_id, p.created_at, p.linked_repo_id, v.id, v.created_at \
              FROM packages p \
              LEFT JOIN repositories r ON r.name = p.name \
-             LEFT JOIN manifests m ON m.repository_id = r.id AND m.digest = ?2 \
+             LEFT JOIN package_versions v ON v.repository_id = r.id AND v.digest = ?2 \
              WHERE p.name = ?1",
         )
         .bind(name.as_str())

@@ -29,10 +29,12 @@ mod error;
 mod hooks;
 mod listings;
 mod manifests;
+mod package_records;
 mod packages;
 mod port;
 mod store;
 mod uploads;
+mod versions;
 
 pub use error::LeaseLost;
 pub use store::SqliteMetadataStore;

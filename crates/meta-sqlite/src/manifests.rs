@@ -3,8 +3,11 @@
 use berth_core::digest::Digest;
 use berth_core::error::StoreError;
 use berth_core::name::{RepoName, Tag};
-use berth_core::ports::{NewManifest, PutManifestOutcome, Referrer, StoredManifest};
+use berth_core::ports::{
+    DeleteOutcome, Millis, NewManifest, PutManifestOutcome, Referrer, StoredManifest,
+};
 use bytes::Bytes;
+use sqlx::SqliteConnection;
 
 use crate::store::{
     Held, SqliteMetadataStore, ensure_repository, failed, first_missing, from_sql, json_list,
@@ -46,11 +49,14 @@ impl SqliteMetadataStore {
             return Ok(PutManifestOutcome::MissingChild(child.clone()));
         }
         let repository_id = ensure_repository(&mut tx, repo.as_str()).await?;
+        let now = now_millis();
+        // A deleted manifest pushed again comes back to life as a new publish.
         let inserted = sqlx::query(
             "INSERT INTO manifests (repository_id, digest, media_type, size, content, artifact_type, \
                  subject, annotations, created_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
-             ON CONFLICT (repository_id, digest) DO NOTHING",
+             ON CONFLICT (repository_id, digest) DO UPDATE SET deleted_at = NULL \
+             WHERE manifests.deleted_at IS NOT NULL",
         )
         .bind(repository_id)
         .bind(digest)
@@ -60,7 +66,7 @@ impl SqliteMetadataStore {
         .bind(manifest.artifact_type.as_deref())
         .bind(manifest.subject.as_ref().map(Digest::as_str))
         .bind(manifest.annotations.as_deref())
-        .bind(now_millis())
+        .bind(now)
         .execute(&mut *tx)
         .await
         .map_err(failed(doing()))?
@@ -103,21 +109,35 @@ impl SqliteMetadataStore {
             .bind(repository_id)
             .bind(tag.as_str())
             .bind(digest)
-            .bind(now_millis())
+            .bind(now)
             .execute(&mut *tx)
             .await
             .map_err(failed(format!("tagging manifest {digest} as {repo}:{tag}")))?
             .rows_affected()
                 > 0;
         }
+        let version_id =
+            record_version(&mut tx, repository_id, manifest, now, inserted || tag_moved)
+                .await
+                .map_err(failed(format!("recording version {digest} of {repo}")))?;
+        if inserted {
+            // Tags a deleted version had are not given back by pushing it again.
+            sqlx::query("DELETE FROM deleted_tags WHERE repository_id = ?1 AND digest = ?2")
+                .bind(repository_id)
+                .bind(digest)
+                .execute(&mut *tx)
+                .await
+                .map_err(failed(doing()))?;
+        }
         tx.commit().await.map_err(failed(doing()))?;
         Ok(PutManifestOutcome::Stored {
             created: inserted,
             tag_moved,
+            version_id,
         })
     }
 
-    /// The manifest `tag` points to: one query over repository, tag and manifest.
+    /// The manifest `tag` points to (tags point at live manifests only): one query over repository, tag and manifest.
     pub(crate) async fn tagged_manifest(
         &self,
         repo: &RepoName,
@@ -153,7 +173,7 @@ impl SqliteMetadataStore {
         let row: Option<(String, Vec<u8>)> = sqlx::query_as(
             "SELECT m.media_type, m.content FROM repositories r \
              JOIN manifests m ON m.repository_id = r.id \
-             WHERE r.name = ?1 AND m.digest = ?2",
+             WHERE r.name = ?1 AND m.digest = ?2 AND m.deleted_at IS NULL",
         )
         .bind(repo.as_str())
         .bind(digest.as_str())
@@ -167,21 +187,51 @@ impl SqliteMetadataStore {
         }))
     }
 
-    /// Deletes manifest `digest`, its tags and its reference rows; false when absent.
+    /// Marks manifest `digest` deleted and sets its tags aside (restorable until purged);
+    /// refused while an index with a tag references it.
     pub(crate) async fn remove_manifest(
         &self,
         repo: &RepoName,
         digest: &Digest,
-    ) -> Result<bool, StoreError> {
+        now: Millis,
+    ) -> Result<DeleteOutcome, StoreError> {
         let doing = || format!("deleting manifest {repo}@{digest}");
         let mut tx = self.begin_write().await?;
         let Some(repository_id) = repository_id(&mut tx, repo.as_str()).await? else {
-            return Ok(false);
+            return Ok(DeleteOutcome::Missing);
         };
+        let parent: Option<(String, String)> = sqlx::query_as(
+            "SELECT c.parent_digest, group_concat(t.name, ', ') FROM manifest_children c \
+             JOIN tags t ON t.repository_id = c.repository_id AND t.digest = c.parent_digest \
+             WHERE c.repository_id = ?1 AND c.child_digest = ?2 \
+             GROUP BY c.parent_digest ORDER BY c.parent_digest LIMIT 1",
+        )
+        .bind(repository_id)
+        .bind(digest.as_str())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(failed(doing()))?;
+        let live: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM manifests WHERE repository_id = ?1 AND digest = ?2 AND deleted_at IS NULL",
+        )
+        .bind(repository_id)
+        .bind(digest.as_str())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(failed(doing()))?;
+        if live.is_none() {
+            return Ok(DeleteOutcome::Missing);
+        }
+        if let Some((index, tags)) = parent {
+            return Ok(DeleteOutcome::ReferencedBy {
+                index: parse_digest(&index)?,
+                tags: tags.split(", ").map(str::to_owned).collect(),
+            });
+        }
         for statement in [
+            "INSERT OR IGNORE INTO deleted_tags (repository_id, name, digest) \
+             SELECT repository_id, name, digest FROM tags WHERE repository_id = ?1 AND digest = ?2",
             "DELETE FROM tags WHERE repository_id = ?1 AND digest = ?2",
-            "DELETE FROM manifest_blobs WHERE repository_id = ?1 AND manifest_digest = ?2",
-            "DELETE FROM manifest_children WHERE repository_id = ?1 AND parent_digest = ?2",
         ] {
             sqlx::query(statement)
                 .bind(repository_id)
@@ -190,16 +240,17 @@ impl SqliteMetadataStore {
                 .await
                 .map_err(failed(doing()))?;
         }
-        let deleted = sqlx::query("DELETE FROM manifests WHERE repository_id = ?1 AND digest = ?2")
-            .bind(repository_id)
-            .bind(digest.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(failed(doing()))?
-            .rows_affected()
-            > 0;
+        sqlx::query(
+            "UPDATE manifests SET deleted_at = ?3 WHERE repository_id = ?1 AND digest = ?2",
+        )
+        .bind(repository_id)
+        .bind(digest.as_str())
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(failed(doing()))?;
         tx.commit().await.map_err(failed(doing()))?;
-        Ok(deleted)
+        Ok(DeleteOutcome::Deleted)
     }
 
     /// Deletes `tag` of `repo`; false when absent.
@@ -227,6 +278,7 @@ impl SqliteMetadataStore {
             "SELECT m.digest, m.media_type, m.size, m.artifact_type, m.annotations \
              FROM repositories r JOIN manifests m ON m.repository_id = r.id \
              WHERE r.name = ?1 AND m.subject = ?2 AND (?3 IS NULL OR m.artifact_type = ?3) \
+                 AND m.deleted_at IS NULL \
              ORDER BY m.digest",
         )
         .bind(repo.as_str())
@@ -247,4 +299,37 @@ impl SqliteMetadataStore {
             })
             .collect()
     }
+}
+
+/// Records the version row of `manifest` (new, or touched when `touch`: pushed again after a
+/// deletion, or a tag moved to it) and returns its id.
+async fn record_version(
+    conn: &mut SqliteConnection,
+    repository_id: i64,
+    manifest: &NewManifest,
+    now: Millis,
+    touch: bool,
+) -> Result<i64, sqlx::Error> {
+    let platforms = (!manifest.platforms.is_empty())
+        .then(|| serde_json::to_string(&manifest.platforms).expect("strings serialize"));
+    let labels = (!manifest.labels.is_empty())
+        .then(|| serde_json::to_string(&manifest.labels).expect("strings serialize"));
+    sqlx::query_scalar(
+        "INSERT INTO package_versions (repository_id, digest, pushed_by, total_size, platforms, \
+             labels, created_at, updated_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7) \
+         ON CONFLICT (repository_id, digest) DO UPDATE SET \
+             updated_at = CASE WHEN ?8 THEN excluded.updated_at ELSE package_versions.updated_at END \
+         RETURNING id",
+    )
+    .bind(repository_id)
+    .bind(manifest.digest.as_str())
+    .bind(manifest.pushed_by)
+    .bind(i64::try_from(manifest.total_size).unwrap_or(i64::MAX))
+    .bind(platforms)
+    .bind(labels)
+    .bind(now)
+    .bind(touch)
+    .fetch_one(conn)
+    .await
 }

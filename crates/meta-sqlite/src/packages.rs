@@ -29,7 +29,7 @@ use crate::store::{SqliteMetadataStore, failed};
 const TARGET: &str = concat!(
     "SELECT o.id AS owner_id, o.login AS owner_login, o.kind AS owner_kind, \
          o.requires_sso, o.default_visibility, o.member_visibilities, \
-         p.id AS package_id, p.visibility AS package_visibility, p.inherits, \
+         p.id AS package_id, p.visibility AS package_visibility, p.inherits, p.deleted_at, \
          r.id AS repo_id, r.visibility AS repo_visibility, \
          (SELECT group_concat(j.repo_id || ':' || j.role, ',' ORDER BY j.repo_id) \
             FROM package_job_access j WHERE j.package_id = p.id) AS job_access, \
@@ -72,6 +72,7 @@ struct TargetRow {
     package_id: Option<i64>,
     package_visibility: Option<String>,
     inherits: Option<bool>,
+    deleted_at: Option<i64>,
     repo_id: Option<i64>,
     repo_visibility: Option<String>,
     job_access: Option<String>,
@@ -111,6 +112,7 @@ impl TargetRow {
                 },
                 inherits: self.inherits.unwrap_or(false),
                 job_access: parse_job_access(self.job_access.as_deref().unwrap_or_default())?,
+                deleted_at: self.deleted_at,
             }),
             _ => None,
         };

@@ -5,8 +5,8 @@ use async_trait::async_trait;
 use berth_core::digest::Digest;
 use berth_core::name::{RepoName, Tag};
 use berth_core::ports::{
-    Lease, MetadataStore, Millis, NewManifest, PutManifestOutcome, Referrer, StoreResult,
-    StoredManifest, UploadSession,
+    DeleteOutcome, Lease, MetadataStore, Millis, NewManifest, PutManifestOutcome, Referrer,
+    RestoreOutcome, StoreResult, StoredManifest, UploadSession, VersionRecord, VersionState,
 };
 use tracing::instrument;
 
@@ -132,8 +132,48 @@ impl MetadataStore for SqliteMetadataStore {
     }
 
     #[instrument(level = "debug", skip(self), fields(%repo, %digest))]
-    async fn delete_manifest(&self, repo: &RepoName, digest: &Digest) -> StoreResult<bool> {
-        self.remove_manifest(repo, digest).await
+    async fn delete_manifest(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        now: Millis,
+    ) -> StoreResult<DeleteOutcome> {
+        self.remove_manifest(repo, digest, now).await
+    }
+
+    #[instrument(level = "debug", skip(self), fields(%repo, %digest))]
+    async fn restore_manifest(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+    ) -> StoreResult<RestoreOutcome> {
+        self.restore(repo, digest).await
+    }
+
+    #[instrument(level = "debug", skip(self), fields(%repo))]
+    async fn list_versions(
+        &self,
+        repo: &RepoName,
+        state: VersionState,
+        offset: u64,
+        limit: usize,
+    ) -> StoreResult<(u64, Vec<VersionRecord>)> {
+        self.versions(repo, state, offset, limit).await
+    }
+
+    #[instrument(level = "debug", skip(self), fields(%repo))]
+    async fn version(&self, repo: &RepoName, id: i64) -> StoreResult<Option<VersionRecord>> {
+        self.version_by_id(repo, id).await
+    }
+
+    #[instrument(level = "debug", skip_all, fields(n = counts.len()))]
+    async fn add_downloads(&self, counts: &[(RepoName, Digest, u64)]) -> StoreResult<()> {
+        self.count_downloads(counts).await
+    }
+
+    #[instrument(level = "debug", skip(self))]
+    async fn purge_deleted_manifests(&self, before: Millis) -> StoreResult<u64> {
+        self.purge_manifests(before).await
     }
 
     #[instrument(level = "debug", skip(self), fields(%repo, %tag))]

@@ -226,7 +226,7 @@ pub(crate) async fn first_missing<'d>(
         Held::Manifests => (
             "SELECT wanted.key FROM json_each(?2) AS wanted WHERE NOT EXISTS ( \
                  SELECT 1 FROM manifests m JOIN repositories r ON r.id = m.repository_id \
-                 WHERE r.name = ?1 AND m.digest = wanted.value) \
+                 WHERE r.name = ?1 AND m.digest = wanted.value AND m.deleted_at IS NULL) \
              ORDER BY wanted.key LIMIT 1",
             "manifests",
         ),

@@ -421,6 +421,7 @@ async fn target_describes_the_package_its_link_and_job_access() {
             linked: None,
             inherits: false,
             job_access: Vec::new(),
+            deleted_at: None,
         })
     );
 
@@ -457,6 +458,7 @@ async fn target_describes_the_package_its_link_and_job_access() {
             }),
             inherits: false,
             job_access: vec![(ci, Role::Read), (deploy, Role::Write)],
+            deleted_at: None,
         })
     );
 
@@ -677,6 +679,7 @@ async fn create_package_is_idempotent_and_concurrent_creators_agree() {
             linked: None,
             inherits: false,
             job_access: Vec::new(),
+            deleted_at: None,
         }),
         "the first creator wins"
     );
@@ -730,6 +733,7 @@ async fn a_package_created_linked_inherits() {
             }),
             inherits: true,
             job_access: Vec::new(),
+            deleted_at: None,
         })
     );
 }

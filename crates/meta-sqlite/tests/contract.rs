@@ -1,6 +1,9 @@
 //! The MetadataStore contract, exercised against a fresh SQLite database per test.
 
-use berth_core::ports::{Lease, MetadataStore, NewManifest, PutManifestOutcome, UploadSession};
+use berth_core::ports::{
+    DeleteOutcome, Lease, MetadataStore, NewManifest, PutManifestOutcome, RestoreOutcome,
+    UploadSession, VersionState,
+};
 use berth_core::{Digest, RepoName, Tag};
 use berth_meta_sqlite::{LeaseLost, SqliteMetadataStore};
 use bytes::Bytes;
@@ -38,6 +41,24 @@ fn manifest(body: &str) -> NewManifest {
         required_blobs: Vec::new(),
         children: Vec::new(),
         annotations: None,
+        total_size: body.len() as u64,
+        platforms: Vec::new(),
+        labels: Default::default(),
+        pushed_by: None,
+    }
+}
+
+/// A put outcome without its version id, which depends on insertion order.
+fn shape(outcome: PutManifestOutcome) -> PutManifestOutcome {
+    match outcome {
+        PutManifestOutcome::Stored {
+            created, tag_moved, ..
+        } => PutManifestOutcome::Stored {
+            created,
+            tag_moved,
+            version_id: 0,
+        },
+        other => other,
     }
 }
 
@@ -90,10 +111,11 @@ async fn blobs_are_linked_per_repository() {
         "blobs of another repository do not count"
     );
     assert_eq!(
-        s.put_manifest(&a, &needs, Some(&tag("x"))).await.unwrap(),
+        shape(s.put_manifest(&a, &needs, Some(&tag("x"))).await.unwrap()),
         PutManifestOutcome::Stored {
             created: true,
-            tag_moved: true
+            tag_moved: true,
+            version_id: 0,
         }
     );
 
@@ -227,10 +249,11 @@ async fn manifests_by_tag_and_digest() {
     let latest = tag("latest");
 
     assert_eq!(
-        s.put_manifest(&r, &v1, Some(&latest)).await.unwrap(),
+        shape(s.put_manifest(&r, &v1, Some(&latest)).await.unwrap()),
         PutManifestOutcome::Stored {
             created: true,
-            tag_moved: true
+            tag_moved: true,
+            version_id: 0,
         }
     );
     let got = s
@@ -259,25 +282,28 @@ async fn manifests_by_tag_and_digest() {
 
     // Same digest again: no error; the tag moves when pushed again.
     assert_eq!(
-        s.put_manifest(&r, &v1, None).await.unwrap(),
+        shape(s.put_manifest(&r, &v1, None).await.unwrap()),
         PutManifestOutcome::Stored {
             created: false,
-            tag_moved: false
+            tag_moved: false,
+            version_id: 0,
         }
     );
     assert_eq!(
-        s.put_manifest(&r, &v2, Some(&latest)).await.unwrap(),
+        shape(s.put_manifest(&r, &v2, Some(&latest)).await.unwrap()),
         PutManifestOutcome::Stored {
             created: true,
-            tag_moved: true
+            tag_moved: true,
+            version_id: 0,
         },
         "a new version, and latest moved to it"
     );
     assert_eq!(
-        s.put_manifest(&r, &v2, Some(&latest)).await.unwrap(),
+        shape(s.put_manifest(&r, &v2, Some(&latest)).await.unwrap()),
         PutManifestOutcome::Stored {
             created: false,
-            tag_moved: false
+            tag_moved: false,
+            version_id: 0,
         },
         "the same push again changes nothing"
     );
@@ -290,10 +316,11 @@ async fn manifests_by_tag_and_digest() {
         v2.digest
     );
     assert_eq!(
-        s.put_manifest(&r, &v1, Some(&tag("old"))).await.unwrap(),
+        shape(s.put_manifest(&r, &v1, Some(&tag("old"))).await.unwrap()),
         PutManifestOutcome::Stored {
             created: false,
-            tag_moved: true
+            tag_moved: true,
+            version_id: 0,
         },
         "a tag moved to an existing version"
     );
@@ -320,12 +347,20 @@ async fn deleting_a_manifest_deletes_its_tags() {
         .await
         .unwrap();
 
-    assert!(s.delete_manifest(&r, &m.digest).await.unwrap());
-    assert!(!s.delete_manifest(&r, &m.digest).await.unwrap());
-    assert!(
-        !s.delete_manifest(&repo("acme/none"), &m.digest)
+    assert_eq!(
+        s.delete_manifest(&r, &m.digest, 1).await.unwrap(),
+        DeleteOutcome::Deleted
+    );
+    assert_eq!(
+        s.delete_manifest(&r, &m.digest, 2).await.unwrap(),
+        DeleteOutcome::Missing,
+        "a deleted manifest is not deleted twice"
+    );
+    assert_eq!(
+        s.delete_manifest(&repo("acme/none"), &m.digest, 2)
             .await
-            .unwrap()
+            .unwrap(),
+        DeleteOutcome::Missing
     );
     assert!(s.manifest_by_digest(&r, &m.digest).await.unwrap().is_none());
     assert!(s.manifest_by_tag(&r, &tag("a")).await.unwrap().is_none());
@@ -334,9 +369,145 @@ async fn deleting_a_manifest_deletes_its_tags() {
         Some(vec!["c".to_owned()])
     );
 
-    // Pushing it again works: nothing of the old manifest lingers.
-    s.put_manifest(&r, &m, Some(&tag("a"))).await.unwrap();
+    // Pushing it again brings it back as a new publish, without the tags it had.
+    assert_eq!(
+        shape(s.put_manifest(&r, &m, Some(&tag("a"))).await.unwrap()),
+        PutManifestOutcome::Stored {
+            created: true,
+            tag_moved: true,
+            version_id: 0
+        }
+    );
     assert!(s.manifest_by_tag(&r, &tag("a")).await.unwrap().is_some());
+    assert_eq!(
+        s.list_tags(&r, None, usize::MAX).await.unwrap(),
+        Some(vec!["a".to_owned(), "c".to_owned()])
+    );
+    assert_eq!(
+        s.restore_manifest(&r, &m.digest).await.unwrap(),
+        RestoreOutcome::NotDeleted
+    );
+}
+
+#[tokio::test]
+async fn deleted_versions_restore_with_their_tags_and_children() {
+    let (_dir, s) = store().await;
+    let r = repo("acme/multi");
+    let child = manifest("amd64");
+    let mut index = manifest("index");
+    index.media_type = "application/vnd.oci.image.index.v1+json".to_owned();
+    index.blobs = Vec::new();
+    index.children = vec![child.digest.clone()];
+    index.platforms = vec!["linux/amd64".to_owned()];
+    let PutManifestOutcome::Stored {
+        version_id: child_id,
+        ..
+    } = s
+        .put_manifest(&r, &child, Some(&tag("amd64")))
+        .await
+        .unwrap()
+    else {
+        panic!("child stored")
+    };
+    s.put_manifest(&r, &index, Some(&tag("latest")))
+        .await
+        .unwrap();
+    s.put_manifest(&r, &index, Some(&tag("v1"))).await.unwrap();
+
+    assert_eq!(
+        s.delete_manifest(&r, &child.digest, 10).await.unwrap(),
+        DeleteOutcome::ReferencedBy {
+            index: index.digest.clone(),
+            tags: vec!["latest".to_owned(), "v1".to_owned()]
+        },
+        "a tagged index protects its platforms"
+    );
+    assert!(
+        s.manifest_by_digest(&r, &child.digest)
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    assert_eq!(
+        s.delete_manifest(&r, &index.digest, 10).await.unwrap(),
+        DeleteOutcome::Deleted
+    );
+    assert_eq!(
+        s.delete_manifest(&r, &child.digest, 11).await.unwrap(),
+        DeleteOutcome::Deleted,
+        "an index without tags protects nothing"
+    );
+    assert_eq!(s.list_tags(&r, None, 10).await.unwrap(), Some(Vec::new()));
+    let (total, deleted) = s
+        .list_versions(&r, VersionState::Deleted, 0, 10)
+        .await
+        .unwrap();
+    assert_eq!(total, 2);
+    let index_version = deleted.iter().find(|v| v.digest == index.digest).unwrap();
+    assert_eq!(index_version.tags, ["latest", "v1"], "the tags it had");
+    assert_eq!(index_version.deleted_at, Some(10));
+    assert_eq!(index_version.platforms, ["linux/amd64"]);
+    let (active, _) = s
+        .list_versions(&r, VersionState::Active, 0, 10)
+        .await
+        .unwrap();
+    assert_eq!(active, 0);
+
+    // Someone takes `v1` meanwhile.
+    let other = manifest("other");
+    s.put_manifest(&r, &other, Some(&tag("v1"))).await.unwrap();
+    assert_eq!(
+        s.restore_manifest(&r, &index.digest).await.unwrap(),
+        RestoreOutcome::Restored {
+            tags: vec!["latest".to_owned()],
+            taken: vec!["v1".to_owned()]
+        }
+    );
+    assert_eq!(
+        s.manifest_by_tag(&r, &tag("latest"))
+            .await
+            .unwrap()
+            .unwrap()
+            .digest,
+        index.digest
+    );
+    assert_eq!(
+        s.manifest_by_tag(&r, &tag("amd64"))
+            .await
+            .unwrap()
+            .unwrap()
+            .digest,
+        child.digest,
+        "the platform came back with the index, tags too"
+    );
+    let child_version = s.version(&r, child_id).await.unwrap().unwrap();
+    assert_eq!(
+        (child_version.deleted_at, child_version.tags),
+        (None, vec!["amd64".to_owned()])
+    );
+
+    s.add_downloads(&[(r.clone(), child.digest.clone(), 3)])
+        .await
+        .unwrap();
+    s.add_downloads(&[(r.clone(), child.digest.clone(), 2)])
+        .await
+        .unwrap();
+    assert_eq!(s.version(&r, child_id).await.unwrap().unwrap().downloads, 5);
+
+    // Purge: only what was deleted before the cut-off goes, for good.
+    s.delete_manifest(&r, &other.digest, 50).await.unwrap();
+    assert_eq!(s.purge_deleted_manifests(40).await.unwrap(), 0);
+    assert_eq!(s.purge_deleted_manifests(60).await.unwrap(), 1);
+    assert_eq!(
+        s.restore_manifest(&r, &other.digest).await.unwrap(),
+        RestoreOutcome::Missing
+    );
+    let (total, _) = s
+        .list_versions(&r, VersionState::Active, 0, 10)
+        .await
+        .unwrap();
+    assert_eq!(total, 2);
 }
 
 #[tokio::test]
@@ -384,12 +555,15 @@ async fn index_with_missing_child_stores_nothing() {
 
     index.children.pop();
     assert_eq!(
-        s.put_manifest(&r, &index, Some(&tag("latest")))
-            .await
-            .unwrap(),
+        shape(
+            s.put_manifest(&r, &index, Some(&tag("latest")))
+                .await
+                .unwrap()
+        ),
         PutManifestOutcome::Stored {
             created: true,
-            tag_moved: true
+            tag_moved: true,
+            version_id: 0,
         }
     );
     assert_eq!(

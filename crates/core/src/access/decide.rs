@@ -31,6 +31,44 @@ pub enum Decision {
 
 /// Whether `principal` may do `action` on `target`.
 pub fn decide(principal: &Principal, target: &Target, action: Action) -> Decision {
+    if target
+        .package
+        .as_ref()
+        .is_some_and(|p| p.deleted_at.is_some())
+    {
+        return deleted(principal, target, action);
+    }
+    live(principal, target, action)
+}
+
+/// A deleted package is gone for the registry: pulls and deletes find nothing, as for a name
+/// without a package. Its name stays reserved until it is restored or purged: whoever sees it
+/// is told so on a push; others get the refusal they got before. Restoring it is managing
+/// it, so `Manage` is decided as for the live package.
+fn deleted(principal: &Principal, target: &Target, action: Action) -> Decision {
+    match action {
+        Action::Manage => live(principal, target, action),
+        Action::Pull | Action::Delete if matches!(principal, Principal::Anonymous) => {
+            Decision::Unauthenticated
+        }
+        Action::Pull | Action::Delete => Decision::NotFound,
+        Action::Push => match live(principal, target, Action::Pull) {
+            Decision::Allow => Decision::Denied(format!(
+                "package `{}` was deleted; its name stays reserved for 30 days: an admin of the package can restore it (POST /api/v3/{{orgs|users}}/{}/packages/container/{}/restore)",
+                target.name,
+                first_segment(&target.name),
+                target
+                    .name
+                    .split_once('/')
+                    .map_or("", |(_, rest)| rest)
+                    .replace('/', "%2F"),
+            )),
+            _ => live(principal, target, action),
+        },
+    }
+}
+
+fn live(principal: &Principal, target: &Target, action: Action) -> Decision {
     let Principal::Token(credential) = principal else {
         return anonymous(target, action);
     };

@@ -33,6 +33,10 @@ pub enum ManageError {
     /// The caller sees it but may not do this; the text says what is missing.
     #[error("{0}")]
     Forbidden(String),
+    /// The request conflicts with the state of the thing (GitHub: 409), e.g. deleting a
+    /// version a tagged multi-arch image needs; the text says what to do.
+    #[error("{0}")]
+    Conflict(String),
     /// A field of the request is invalid (GitHub: 422 "Validation Failed").
     #[error("{message}")]
     Invalid {

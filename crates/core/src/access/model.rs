@@ -5,6 +5,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::ports::Millis;
+
 /// Row id of an account (user or organization).
 pub type AccountId = i64;
 /// Row id of a source repository.
@@ -348,6 +350,8 @@ pub struct Package {
     pub inherits: bool,
     /// Repositories whose job tokens may use it, with the role granted.
     pub job_access: Vec<(RepoId, Role)>,
+    /// When it was deleted (restorable for 30 days; the name stays reserved meanwhile).
+    pub deleted_at: Option<Millis>,
 }
 
 /// What the asking user is to the owner and the package, gathered by the store for the

@@ -63,6 +63,25 @@ pub struct NewUser {
     pub site_admin: bool,
 }
 
+/// A package as the Packages API shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackageRecord {
+    /// Row id (the API's package id).
+    pub id: i64,
+    /// The registry name (`owner/name…`).
+    pub name: RepoName,
+    /// Owning account.
+    pub owner: AccountId,
+    /// Visibility.
+    pub visibility: Visibility,
+    /// The linked source repository.
+    pub linked_repo: Option<RepoId>,
+    /// Creation time.
+    pub created_at: Millis,
+    /// Deletion time, while restorable.
+    pub deleted_at: Option<Millis>,
+}
+
 /// A source repository.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceRepo {
@@ -276,6 +295,15 @@ pub trait AccessStore: Send + Sync + 'static {
         link: Option<RepoId>,
         now: Millis,
     ) -> StoreResult<()>;
+    /// The packages of `owner` (live and deleted), by name.
+    async fn packages_of(&self, owner: AccountId) -> StoreResult<Vec<PackageRecord>>;
+    /// Package `name`, live or deleted.
+    async fn package_record(&self, name: &RepoName) -> StoreResult<Option<PackageRecord>>;
+    /// Marks package `name` deleted at `at`, or restores it (`None`); false when absent.
+    async fn set_package_deleted(&self, name: &RepoName, at: Option<Millis>) -> StoreResult<bool>;
+    /// Removes for good the packages deleted before `before`, with their roles and every
+    /// manifest, tag and blob link of their repositories; returns how many.
+    async fn purge_deleted_packages(&self, before: Millis) -> StoreResult<u64>;
     /// Sets a package's visibility.
     async fn set_package_visibility(
         &self,

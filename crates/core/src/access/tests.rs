@@ -25,6 +25,7 @@ fn package(visibility: Visibility) -> Package {
         linked: None,
         inherits: false,
         job_access: vec![],
+        deleted_at: None,
     }
 }
 

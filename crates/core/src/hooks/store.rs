@@ -30,7 +30,7 @@ pub struct PackageFacts {
     pub created_at: Millis,
     /// The linked source repository.
     pub linked_repo: Option<RepoId>,
-    /// The version's id, when the version (manifest) is stored.
+    /// The version's id (`package_versions`), when the version is known.
     pub version_id: Option<i64>,
     /// The version's creation time, when stored.
     pub version_created_at: Option<Millis>,

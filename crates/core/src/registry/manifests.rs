@@ -2,11 +2,13 @@
 
 use bytes::Bytes;
 
+use crate::access::AccountId;
 use crate::digest::{Algorithm, Digest};
 use crate::error::{RegistryError, Result};
+use crate::labels::{self, Labels};
 use crate::manifest;
 use crate::name::{Reference, RepoName};
-use crate::ports::{PutManifestOutcome, StoredManifest};
+use crate::ports::{DeleteOutcome, PutManifestOutcome, StoredManifest, now_millis};
 
 use super::Registry;
 
@@ -25,23 +27,41 @@ pub struct PushedManifest {
     pub created: bool,
     /// The push created the tag or moved it to this manifest.
     pub tag_moved: bool,
+    /// The package version's id (stable across tag moves, deletion and restore).
+    pub version_id: i64,
+    /// The image's OCI labels (manifest annotations over config labels).
+    pub labels: Labels,
+}
+
+/// How long a deleted version or package can be restored (GitHub's 30 days).
+pub const RESTORE_WINDOW: crate::ports::Millis = 30 * 24 * 3_600_000;
+
+/// Why `digest` cannot be deleted: the tagged `index` references it.
+pub fn referenced_by(digest: &Digest, index: &Digest, tags: &[String]) -> String {
+    format!(
+        "{digest} is a platform of the multi-arch image {index} (tagged {}); deleting it would \
+         break that image. Delete the index first, then this manifest",
+        tags.join(", ")
+    )
 }
 
 impl Registry {
-    /// Validates and stores a manifest under `reference`. Every blob it needs and every child
-    /// of an index must already be in `repo`; nothing is stored when a check fails.
+    /// Validates and stores a manifest under `reference`, pushed by `pusher`. Every blob it
+    /// needs and every child of an index must already be in `repo`, and its labels must be
+    /// within [`labels::LIMITS`]; nothing is stored when a check fails.
     pub async fn put_manifest(
         &self,
         repo: &RepoName,
         reference: &Reference,
         content_type: Option<&str>,
         content: Bytes,
+        pusher: Option<AccountId>,
     ) -> Result<PushedManifest> {
         let algorithm = match reference {
             Reference::Digest(d) => d.algorithm(),
             Reference::Tag(_) => Algorithm::Sha256,
         };
-        let manifest = manifest::parse(content, content_type, algorithm)?;
+        let mut manifest = manifest::parse(content, content_type, algorithm)?;
         if let Reference::Digest(expected) = reference
             && expected != &manifest.digest
         {
@@ -54,14 +74,25 @@ impl Registry {
             Reference::Tag(tag) => Some(tag),
             Reference::Digest(_) => None,
         };
+        manifest.labels = self.image_labels(repo, &manifest.content).await?;
+        if let Some(message) = labels::over_limit(&manifest.labels) {
+            return Err(RegistryError::ManifestInvalid(message));
+        }
+        manifest.pushed_by = pusher;
         let first_publish = self.untagged(repo).await;
         match self.meta.put_manifest(repo, &manifest, tag).await? {
-            PutManifestOutcome::Stored { created, tag_moved } => Ok(PushedManifest {
+            PutManifestOutcome::Stored {
+                created,
+                tag_moved,
+                version_id,
+            } => Ok(PushedManifest {
                 digest: manifest.digest,
                 subject: manifest.subject,
                 first_publish,
                 created,
                 tag_moved,
+                version_id,
+                labels: manifest.labels,
             }),
             PutManifestOutcome::MissingChild(missing)
             | PutManifestOutcome::MissingBlob(missing) => {
@@ -87,11 +118,25 @@ impl Registry {
         }
     }
 
-    /// Deletes a manifest by digest (with every tag pointing at it), or a tag alone.
+    /// Deletes a manifest by digest (with every tag pointing at it; restorable for
+    /// [`RESTORE_WINDOW`]), or a tag alone. A manifest a tagged index references is not
+    /// deleted: the index would break (pulling it by tag fails for that platform).
     pub async fn delete_manifest(&self, repo: &RepoName, reference: &Reference) -> Result<()> {
         let deleted = match reference {
             Reference::Tag(tag) => self.meta.delete_tag(repo, tag).await?,
-            Reference::Digest(digest) => self.meta.delete_manifest(repo, digest).await?,
+            Reference::Digest(digest) => {
+                match self
+                    .meta
+                    .delete_manifest(repo, digest, now_millis())
+                    .await?
+                {
+                    DeleteOutcome::Deleted => true,
+                    DeleteOutcome::Missing => false,
+                    DeleteOutcome::ReferencedBy { index, tags } => {
+                        return Err(RegistryError::Denied(referenced_by(digest, &index, &tags)));
+                    }
+                }
+            }
         };
         if deleted {
             Ok(())
@@ -113,7 +158,11 @@ impl Registry {
         }
     }
 
-    async fn unknown_manifest(&self, repo: &RepoName, reference: &Reference) -> RegistryError {
+    pub(super) async fn unknown_manifest(
+        &self,
+        repo: &RepoName,
+        reference: &Reference,
+    ) -> RegistryError {
         match self.meta.repository_exists(repo).await {
             Ok(true) => RegistryError::ManifestUnknown(reference.to_string()),
             Ok(false) => RegistryError::NameUnknown(repo.to_string()),

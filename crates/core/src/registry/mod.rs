@@ -9,13 +9,16 @@ mod labels;
 mod listings;
 mod manifests;
 mod uploads;
+mod versions;
 
 use std::sync::Arc;
 
 pub use blobs::{BlobRead, ByteRange};
 pub use listings::Page;
 pub use manifests::PushedManifest;
+pub use manifests::RESTORE_WINDOW;
 pub use uploads::MountOutcome;
+pub use versions::Restored;
 
 pub(crate) use crate::ports::now_millis;
 use crate::ports::{BlobStore, MetadataStore};
@@ -25,11 +28,16 @@ use crate::ports::{BlobStore, MetadataStore};
 pub struct Registry {
     meta: Arc<dyn MetadataStore>,
     blobs: Arc<dyn BlobStore>,
+    downloads: Arc<versions::Downloads>,
 }
 
 impl Registry {
     /// A registry over the given stores.
     pub fn new(meta: Arc<dyn MetadataStore>, blobs: Arc<dyn BlobStore>) -> Self {
-        Registry { meta, blobs }
+        Registry {
+            meta,
+            blobs,
+            downloads: Arc::default(),
+        }
     }
 }

@@ -6,14 +6,19 @@
 //! `Bearer` or Basic, a Berth token) into a principal; a handler parses the JSON body with
 //! [`body`], calls one [`berth_core::access::Access`] management operation, and renders the
 //! result with the JSON shapes in [`shapes`]. Refusals become GitHub's
-//! `{"message","documentation_url"}` bodies in [`GitHubError`].
+//! `{"message","documentation_url"}` bodies in [`GitHubError`]. Around the routes, two
+//! middleware layers: [`limits`] (rate limits; it resolves the caller `Who` then takes) and
+//! [`etag`] (conditional GETs).
 
 mod accounts;
+pub mod etag;
 mod hooks;
+pub mod limits;
 mod packages;
 mod repos;
 mod shapes;
 mod tokens;
+mod versions;
 
 use std::net::SocketAddr;
 
@@ -76,9 +81,46 @@ pub fn router() -> Router<AppState> {
             "/repos/{owner}/{repo}/actions/job-tokens",
             post(repos::create_job_token),
         )
+        .route("/user/packages", get(versions::list_mine))
+        .route("/users/{login}/packages", get(versions::list_user))
+        .route("/orgs/{org}/packages", get(versions::list_org))
+        .route(
+            "/user/packages/container/{package}",
+            get(versions::get_mine).delete(versions::delete_mine),
+        )
+        .route(
+            "/user/packages/container/{package}/restore",
+            post(versions::restore_mine),
+        )
+        .route(
+            "/user/packages/container/{package}/versions",
+            get(versions::versions_mine),
+        )
         .route(
             "/{kind}/{owner}/packages/container/{package}",
-            axum::routing::patch(packages::update),
+            get(versions::get)
+                .delete(versions::delete)
+                .patch(packages::update),
+        )
+        .route(
+            "/{kind}/{owner}/packages/container/{package}/restore",
+            post(versions::restore),
+        )
+        .route(
+            "/{kind}/{owner}/packages/container/{package}/versions",
+            get(versions::versions),
+        )
+        .route(
+            "/{kind}/{owner}/packages/container/{package}/versions/{id}",
+            get(versions::version).delete(versions::delete_version),
+        )
+        .route(
+            "/{kind}/{owner}/packages/container/{package}/versions/{id}/restore",
+            post(versions::restore_version),
+        )
+        .route(
+            "/{kind}/{owner}/packages/container/{package}/downloads",
+            get(versions::downloads),
         )
         .route(
             "/{kind}/{owner}/packages/container/{package}/collaborators/{username}",
@@ -114,10 +156,11 @@ async fn not_found() -> Response {
 }
 
 /// A refusal in GitHub's shape: `{"message", "documentation_url"}`, plus `errors` for 422.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct GitHubError {
     status: StatusCode,
     message: String,
+    documentation_url: &'static str,
     errors: Option<Value>,
     retry_after: Option<u64>,
 }
@@ -127,6 +170,7 @@ impl GitHubError {
         GitHubError {
             status,
             message: message.into(),
+            documentation_url: DOCS,
             errors: None,
             retry_after: None,
         }
@@ -137,6 +181,7 @@ impl GitHubError {
         GitHubError {
             status: StatusCode::UNPROCESSABLE_ENTITY,
             message: "Validation Failed".into(),
+            documentation_url: DOCS,
             errors: Some(json!([{
                 "resource": resource,
                 "field": field,
@@ -154,6 +199,7 @@ impl From<ManageError> for GitHubError {
             ManageError::Unauthenticated(m) => GitHubError::new(StatusCode::UNAUTHORIZED, m),
             ManageError::NotFound(m) => GitHubError::new(StatusCode::NOT_FOUND, m),
             ManageError::Forbidden(m) => GitHubError::new(StatusCode::FORBIDDEN, m),
+            ManageError::Conflict(m) => GitHubError::new(StatusCode::CONFLICT, m),
             ManageError::Invalid {
                 resource,
                 field,
@@ -188,7 +234,8 @@ impl From<RegistryError> for GitHubError {
 
 impl IntoResponse for GitHubError {
     fn into_response(self) -> Response {
-        let mut body = json!({ "message": self.message, "documentation_url": DOCS });
+        let mut body =
+            json!({ "message": self.message, "documentation_url": self.documentation_url });
         if let Some(errors) = self.errors {
             body["errors"] = errors;
         }
@@ -230,7 +277,11 @@ impl FromRequestParts<AppState> for Who {
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip());
-        let caller = state.auth.caller(&parts.headers, client).await?;
+        // The rate limiter resolved the caller already; outside it, resolve here.
+        let caller = match parts.extensions.remove::<limits::Resolved>() {
+            Some(limits::Resolved(resolved)) => resolved?,
+            None => state.auth.caller(&parts.headers, client).await?,
+        };
         if caller.token_scopes.is_some() {
             return Err(GitHubError::new(
                 StatusCode::UNAUTHORIZED,

@@ -13,7 +13,12 @@ use super::{ApiResult, GitHubError, Who, body, no_content, role, visibility};
 use crate::AppState;
 
 /// The package a path names, if its owner is of the kind the path says.
-async fn package(state: &AppState, kind: &str, owner: &str, package: &str) -> ApiResult<RepoName> {
+pub(super) async fn package(
+    state: &AppState,
+    kind: &str,
+    owner: &str,
+    package: &str,
+) -> ApiResult<RepoName> {
     let kind = match kind {
         "orgs" => AccountKind::Organization,
         "users" => AccountKind::User,

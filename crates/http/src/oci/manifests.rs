@@ -5,9 +5,9 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use berth_core::access::{Access, Linking, Principal};
 use berth_core::hooks::{PackageAction, PackageEvent};
-use berth_core::labels::{Labels, SOURCE};
+use berth_core::labels::SOURCE;
 use berth_core::manifest::MAX_MANIFEST_BYTES;
-use berth_core::registry::Registry;
+use berth_core::registry::{PushedManifest, Registry};
 use berth_core::{Reference, RegistryError, RepoName};
 use futures_util::StreamExt;
 
@@ -62,6 +62,7 @@ pub async fn get(
     let body = if head_only {
         Body::empty()
     } else {
+        registry.count_download(name, &manifest.digest);
         Body::from(manifest.content)
     };
     Ok(builder
@@ -85,23 +86,15 @@ pub async fn put(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
     let pushed = registry
-        .put_manifest(name, reference, content_type, content.clone())
+        .put_manifest(
+            name,
+            reference,
+            content_type,
+            content.clone(),
+            pusher.user(),
+        )
         .await?;
-    let labels = match registry.image_labels(name, &content).await {
-        Ok(labels) => labels,
-        Err(err) => {
-            tracing::warn!(package = %name, error = %err, "reading the pushed image's labels failed; not linking, webhooks get no labels");
-            Labels::new()
-        }
-    };
-    link_source(
-        &state.auth.access,
-        pusher,
-        name,
-        &labels,
-        pushed.first_publish,
-    )
-    .await;
+    link_source(&state.auth.access, pusher, name, &pushed).await;
     if pushed.created || pushed.tag_moved {
         let action = if pushed.created {
             PackageAction::Published
@@ -120,10 +113,10 @@ pub async fn put(
                 digest: pushed.digest.clone(),
                 tag,
                 manifest: Some(content),
-                labels,
+                labels: pushed.labels.clone(),
                 sender: pusher.clone(),
                 base: state.auth.base_url(headers),
-                version_id: None,
+                version_id: Some(pushed.version_id),
             })
             .await;
     }
@@ -148,14 +141,13 @@ async fn link_source(
     access: &Access,
     pusher: &Principal,
     name: &RepoName,
-    labels: &Labels,
-    first_publish: bool,
+    pushed: &PushedManifest,
 ) {
-    let Some(source) = labels.get(SOURCE) else {
+    let Some(source) = pushed.labels.get(SOURCE) else {
         return;
     };
     match access
-        .link_source(pusher, name, source, first_publish)
+        .link_source(pusher, name, source, pushed.first_publish)
         .await
     {
         Ok(Linking::Linked { repo, inherits }) => {

@@ -1,0 +1,321 @@
+//! The Packages API's operations: packages of an account, one package, its versions, and
+//! deleting and restoring both, each checked with [`decide`] for the caller.
+//!
+//! Called by the HTTP layer (`api/packages.rs`) with parsed values; uses the access store for
+//! packages and the registry for versions, so deleting a version here follows exactly the
+//! rules of `DELETE /v2/<name>/manifests/<digest>`.
+
+use crate::access::decide;
+use crate::access::store::{Account, PackageRecord, SourceRepo};
+use crate::access::{Access, Action, Decision, ManageError, ManageResult, Principal, Visibility};
+use crate::error::RegistryError;
+use crate::labels::DESCRIPTION;
+use crate::name::RepoName;
+use crate::ports::{Millis, VersionRecord, VersionState, now_millis};
+use crate::registry::{RESTORE_WINDOW, Registry, Restored};
+
+/// A package with what the API shows beside its record.
+#[derive(Debug, Clone)]
+pub struct PackageView {
+    /// The package.
+    pub record: PackageRecord,
+    /// Its owner.
+    pub owner: Account,
+    /// Its linked source repository and that repository's owner.
+    pub repository: Option<(SourceRepo, Account)>,
+    /// Live versions.
+    pub version_count: u64,
+    /// Last change: the newest version's update, else the package's creation.
+    pub updated_at: Millis,
+    /// The description label of the newest version (for a multi-arch image, its index).
+    pub description: Option<String>,
+}
+
+/// A page of a listing: `page` counts from 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageRequest {
+    /// 1-based page number.
+    pub page: u64,
+    /// Items per page (1..=100).
+    pub per_page: u64,
+}
+
+impl PageRequest {
+    fn offset(self) -> u64 {
+        (self.page.max(1) - 1).saturating_mul(self.per_page)
+    }
+}
+
+/// The Packages API over the access model and the registry.
+pub struct Packages<'a> {
+    access: &'a Access,
+    registry: &'a Registry,
+}
+
+impl<'a> Packages<'a> {
+    /// The operations over `access` and `registry`.
+    pub fn new(access: &'a Access, registry: &'a Registry) -> Self {
+        Packages { access, registry }
+    }
+
+    /// The packages of `owner` the caller may read (optionally of one visibility), by
+    /// name: how many, and one page of them.
+    pub async fn list_as(
+        &self,
+        principal: &Principal,
+        owner: &Account,
+        visibility: Option<Visibility>,
+        page: PageRequest,
+    ) -> ManageResult<(u64, Vec<PackageView>)> {
+        signed_in(principal)?;
+        let mut readable = Vec::new();
+        for record in self.access.store().packages_of(owner.id).await? {
+            if record.deleted_at.is_some() || visibility.is_some_and(|v| v != record.visibility) {
+                continue;
+            }
+            let target = self
+                .access
+                .store()
+                .target(&record.name, principal.user())
+                .await?;
+            if decide(principal, &target, Action::Pull) == Decision::Allow {
+                readable.push(record);
+            }
+        }
+        let total = readable.len() as u64;
+        let mut views = Vec::new();
+        for record in readable
+            .into_iter()
+            .skip(usize::try_from(page.offset()).unwrap_or(usize::MAX))
+            .take(usize::try_from(page.per_page).unwrap_or(usize::MAX))
+        {
+            views.push(self.view(record, owner.clone()).await?);
+        }
+        Ok((total, views))
+    }
+
+    /// Package `name`, if the caller may read it.
+    pub async fn get_as(
+        &self,
+        principal: &Principal,
+        name: &RepoName,
+    ) -> ManageResult<PackageView> {
+        let record = self.checked(principal, name, Action::Pull).await?;
+        let owner = self.owner(&record).await?;
+        self.view(record, owner).await
+    }
+
+    /// Deletes package `name` with all its versions; restorable for 30 days, its name
+    /// reserved meanwhile. Needs the admin role and `delete:packages`.
+    pub async fn delete_as(&self, principal: &Principal, name: &RepoName) -> ManageResult<()> {
+        self.checked(principal, name, Action::Delete).await?;
+        self.access
+            .store()
+            .set_package_deleted(name, Some(now_millis()))
+            .await?;
+        Ok(())
+    }
+
+    /// Restores deleted package `name`. Needs the admin role and `write:packages`.
+    pub async fn restore_as(&self, principal: &Principal, name: &RepoName) -> ManageResult<()> {
+        let record = self.checked(principal, name, Action::Manage).await?;
+        match record.deleted_at {
+            None => Err(ManageError::Invalid {
+                resource: "Package",
+                field: "name",
+                code: "invalid",
+                message: format!("package `{name}` is not deleted; there is nothing to restore"),
+            }),
+            Some(at) if at <= now_millis() - RESTORE_WINDOW => Err(not_found(name)),
+            Some(_) => {
+                self.access.store().set_package_deleted(name, None).await?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Versions of `name` in `state`, newest first: how many, and one page.
+    pub async fn versions_as(
+        &self,
+        principal: &Principal,
+        name: &RepoName,
+        state: VersionState,
+        page: PageRequest,
+    ) -> ManageResult<(u64, Vec<VersionRecord>)> {
+        self.checked(principal, name, Action::Pull).await?;
+        let limit = usize::try_from(page.per_page).unwrap_or(usize::MAX);
+        self.registry
+            .versions(name, state, page.offset(), limit)
+            .await
+            .map_err(registry_error)
+    }
+
+    /// Version `id` of `name`, live or deleted within the restore window.
+    pub async fn version_as(
+        &self,
+        principal: &Principal,
+        name: &RepoName,
+        id: i64,
+    ) -> ManageResult<VersionRecord> {
+        self.checked(principal, name, Action::Pull).await?;
+        self.registry
+            .version(name, id)
+            .await
+            .map_err(registry_error)?
+            .ok_or_else(|| version_not_found(name, id))
+    }
+
+    /// Deletes version `id` of `name` (restorable for 30 days); refused while a tagged
+    /// index references it.
+    pub async fn delete_version_as(
+        &self,
+        principal: &Principal,
+        name: &RepoName,
+        id: i64,
+    ) -> ManageResult<VersionRecord> {
+        self.checked(principal, name, Action::Delete).await?;
+        self.registry
+            .delete_version(name, id)
+            .await
+            .map_err(|e| match e {
+                RegistryError::ManifestUnknown(_) => version_not_found(name, id),
+                other => registry_error(other),
+            })
+    }
+
+    /// Restores deleted version `id` of `name` with its tags (those still free).
+    pub async fn restore_version_as(
+        &self,
+        principal: &Principal,
+        name: &RepoName,
+        id: i64,
+    ) -> ManageResult<Restored> {
+        self.checked(principal, name, Action::Manage).await?;
+        let version = self
+            .registry
+            .version(name, id)
+            .await
+            .map_err(registry_error)?
+            .ok_or_else(|| version_not_found(name, id))?;
+        if version.deleted_at.is_none() {
+            return Err(ManageError::Invalid {
+                resource: "PackageVersion",
+                field: "id",
+                code: "invalid",
+                message: format!(
+                    "version {id} of `{name}` is not deleted; there is nothing to restore"
+                ),
+            });
+        }
+        self.registry
+            .restore_version(name, id)
+            .await
+            .map_err(|e| match e {
+                RegistryError::ManifestUnknown(_) => version_not_found(name, id),
+                other => registry_error(other),
+            })
+    }
+
+    /// Removes for good the packages deleted more than 30 days before `now`.
+    pub async fn purge_deleted(&self, now: Millis) -> ManageResult<u64> {
+        Ok(self
+            .access
+            .store()
+            .purge_deleted_packages(now - RESTORE_WINDOW)
+            .await?)
+    }
+
+    /// The package record of `name` when `principal` may do `action` on it.
+    async fn checked(
+        &self,
+        principal: &Principal,
+        name: &RepoName,
+        action: Action,
+    ) -> ManageResult<PackageRecord> {
+        signed_in(principal)?;
+        let target = self.access.store().target(name, principal.user()).await?;
+        match decide(principal, &target, action) {
+            Decision::Allow => {}
+            Decision::Denied(why) => return Err(ManageError::Forbidden(why)),
+            Decision::Unauthenticated => {
+                return Err(ManageError::Unauthenticated(
+                    "Requires authentication".into(),
+                ));
+            }
+            Decision::NotFound | Decision::Create { .. } => return Err(not_found(name)),
+        }
+        self.access
+            .store()
+            .package_record(name)
+            .await?
+            .ok_or_else(|| not_found(name))
+    }
+
+    async fn owner(&self, record: &PackageRecord) -> ManageResult<Account> {
+        self.access
+            .store()
+            .account_by_id(record.owner)
+            .await?
+            .ok_or_else(|| not_found(&record.name))
+    }
+
+    async fn view(&self, record: PackageRecord, owner: Account) -> ManageResult<PackageView> {
+        let (version_count, newest) = self
+            .registry
+            .versions(&record.name, VersionState::Active, 0, 1)
+            .await
+            .map_err(registry_error)?;
+        let newest = newest.into_iter().next();
+        let repository = match record.linked_repo {
+            None => None,
+            Some(id) => match self.access.store().repo_by_id(id).await? {
+                None => None,
+                Some(repo) => self
+                    .access
+                    .store()
+                    .account_by_id(repo.owner)
+                    .await?
+                    .map(|owner| (repo, owner)),
+            },
+        };
+        Ok(PackageView {
+            updated_at: newest
+                .as_ref()
+                .map_or(record.created_at, |v| v.updated_at.max(record.created_at)),
+            description: newest.and_then(|v| v.labels.get(DESCRIPTION).cloned()),
+            version_count,
+            repository,
+            owner,
+            record,
+        })
+    }
+}
+
+fn signed_in(principal: &Principal) -> ManageResult<()> {
+    match principal {
+        Principal::Anonymous => Err(ManageError::Unauthenticated(
+            "Requires authentication: send a personal access token with read:packages".into(),
+        )),
+        Principal::Token(_) => Ok(()),
+    }
+}
+
+fn not_found(name: &RepoName) -> ManageError {
+    ManageError::NotFound(format!(
+        "Package not found: there is no package `{name}` you can see"
+    ))
+}
+
+fn version_not_found(name: &RepoName, id: i64) -> ManageError {
+    ManageError::NotFound(format!(
+        "Package version not found: `{name}` has no version {id}"
+    ))
+}
+
+fn registry_error(error: RegistryError) -> ManageError {
+    match error {
+        RegistryError::Store(e) => ManageError::Store(e),
+        RegistryError::Denied(why) => ManageError::Conflict(why),
+        other => ManageError::Conflict(other.to_string()),
+    }
+}

@@ -1,0 +1,150 @@
+//! Package versions as the Packages API sees them: listing, deletion and restore by version
+//! id, download counts, purging what was deleted long ago.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use crate::digest::Digest;
+use crate::error::{RegistryError, Result};
+use crate::name::RepoName;
+use crate::ports::{
+    DeleteOutcome, Millis, RestoreOutcome, VersionRecord, VersionState, now_millis,
+};
+
+use super::Registry;
+use super::manifests::{RESTORE_WINDOW, referenced_by};
+
+/// Manifest GETs counted in memory since the last flush, by repository and digest.
+#[derive(Default)]
+pub(super) struct Downloads(Mutex<HashMap<(RepoName, Digest), u64>>);
+
+impl Downloads {
+    fn pending(&self, repo: &RepoName, digest: &Digest) -> u64 {
+        let counts = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        counts
+            .get(&(repo.clone(), digest.clone()))
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+/// A version the API asked to restore, and what came back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Restored {
+    /// Tags given back.
+    pub tags: Vec<String>,
+    /// Tags it had that point elsewhere now.
+    pub taken: Vec<String>,
+}
+
+impl Registry {
+    /// Counts one download (a manifest GET) of `digest` in `repo`: a map update in memory,
+    /// written by [`Registry::flush_downloads`] off the request path.
+    pub fn count_download(&self, repo: &RepoName, digest: &Digest) {
+        let mut counts = self.downloads.0.lock().unwrap_or_else(|e| e.into_inner());
+        *counts.entry((repo.clone(), digest.clone())).or_insert(0) += 1;
+    }
+
+    /// Writes the downloads counted since the last flush (called periodically and at
+    /// shutdown). Counts that fail to be written are kept for the next flush.
+    pub async fn flush_downloads(&self) -> Result<()> {
+        let counts: Vec<(RepoName, Digest, u64)> = {
+            let mut counts = self.downloads.0.lock().unwrap_or_else(|e| e.into_inner());
+            counts.drain().map(|((r, d), n)| (r, d, n)).collect()
+        };
+        if counts.is_empty() {
+            return Ok(());
+        }
+        if let Err(err) = self.meta.add_downloads(&counts).await {
+            let mut pending = self.downloads.0.lock().unwrap_or_else(|e| e.into_inner());
+            for (repo, digest, n) in counts {
+                *pending.entry((repo, digest)).or_insert(0) += n;
+            }
+            return Err(err.into());
+        }
+        Ok(())
+    }
+
+    /// Versions of `repo` in `state`, newest first: the total, and `limit` after `offset`.
+    /// Download counts include those not flushed yet.
+    pub async fn versions(
+        &self,
+        repo: &RepoName,
+        state: VersionState,
+        offset: u64,
+        limit: usize,
+    ) -> Result<(u64, Vec<VersionRecord>)> {
+        let (total, mut versions) = self.meta.list_versions(repo, state, offset, limit).await?;
+        for version in &mut versions {
+            version.downloads += self.downloads.pending(repo, &version.digest);
+        }
+        Ok((total, versions))
+    }
+
+    /// Version `id` of `repo`, live or deleted (deleted ones past the restore window are
+    /// gone, even before the purge removes them).
+    pub async fn version(&self, repo: &RepoName, id: i64) -> Result<Option<VersionRecord>> {
+        let now = now_millis();
+        Ok(self
+            .meta
+            .version(repo, id)
+            .await?
+            .filter(|v| v.deleted_at.is_none_or(|at| at > now - RESTORE_WINDOW))
+            .map(|mut v| {
+                v.downloads += self.downloads.pending(repo, &v.digest);
+                v
+            }))
+    }
+
+    /// Deletes version `id` (restorable for 30 days). Refused (DENIED) while a tagged index
+    /// references it, naming the index.
+    pub async fn delete_version(&self, repo: &RepoName, id: i64) -> Result<VersionRecord> {
+        let version = self.live_version(repo, id).await?;
+        match self
+            .meta
+            .delete_manifest(repo, &version.digest, now_millis())
+            .await?
+        {
+            DeleteOutcome::Deleted => Ok(version),
+            DeleteOutcome::Missing => Err(unknown_version(repo, id)),
+            DeleteOutcome::ReferencedBy { index, tags } => Err(RegistryError::Denied(
+                referenced_by(&version.digest, &index, &tags),
+            )),
+        }
+    }
+
+    /// Restores deleted version `id` with its tags (those still free) and, for an index, its
+    /// deleted platforms.
+    pub async fn restore_version(&self, repo: &RepoName, id: i64) -> Result<Restored> {
+        let version = self
+            .version(repo, id)
+            .await?
+            .ok_or_else(|| unknown_version(repo, id))?;
+        match self.meta.restore_manifest(repo, &version.digest).await? {
+            RestoreOutcome::Restored { tags, taken } => Ok(Restored { tags, taken }),
+            RestoreOutcome::NotDeleted => Err(RegistryError::Unsupported(format!(
+                "version {id} of {repo} is not deleted; there is nothing to restore"
+            ))),
+            RestoreOutcome::Missing => Err(unknown_version(repo, id)),
+        }
+    }
+
+    /// Removes for good the versions deleted more than 30 days before `now`.
+    pub async fn purge_deleted_versions(&self, now: Millis) -> Result<u64> {
+        Ok(self
+            .meta
+            .purge_deleted_manifests(now - RESTORE_WINDOW)
+            .await?)
+    }
+
+    async fn live_version(&self, repo: &RepoName, id: i64) -> Result<VersionRecord> {
+        match self.version(repo, id).await? {
+            Some(v) if v.deleted_at.is_none() => Ok(v),
+            _ => Err(unknown_version(repo, id)),
+        }
+    }
+}
+
+fn unknown_version(repo: &RepoName, id: i64) -> RegistryError {
+    RegistryError::ManifestUnknown(format!("version {id} of {repo}"))
+}

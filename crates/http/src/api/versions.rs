@@ -1,0 +1,498 @@
+//! GitHub's Packages REST API for `package_type=container`: list an account's packages, get,
+//! delete and restore a package, list, get, delete and restore its versions; plus Berth's
+//! download counts. Paths and JSON as GitHub's; nested names `%2F`-encoded.
+
+use axum::extract::{OriginalUri, Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::Response;
+use berth_core::access::store::Account;
+use berth_core::access::{AccountKind, Principal, Visibility};
+use berth_core::name::RepoName;
+use berth_core::packages::{PackageView, Packages, PageRequest};
+use berth_core::ports::{VersionRecord, VersionState};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::packages::package;
+use super::shapes::{self, time};
+use super::{ApiResult, GitHubError, Who, answer, no_content};
+use crate::AppState;
+
+/// GitHub's package types; Berth holds containers only, so the others list nothing.
+const PACKAGE_TYPES: [&str; 6] = ["npm", "maven", "rubygems", "docker", "nuget", "container"];
+
+/// Query of the listings.
+#[derive(Debug, Deserialize, Default)]
+pub struct ListQuery {
+    package_type: Option<String>,
+    visibility: Option<String>,
+    state: Option<String>,
+    page: Option<String>,
+    per_page: Option<String>,
+}
+
+impl ListQuery {
+    /// `page` (from 1) and `per_page` (default 30, at most 100), as GitHub reads them.
+    fn page(&self) -> ApiResult<PageRequest> {
+        let number = |field: &'static str, text: &Option<String>, default: u64| match text {
+            None => Ok(default),
+            Some(text) => text.parse::<u64>().map_err(|_| {
+                GitHubError::invalid(
+                    "Package",
+                    field,
+                    "invalid",
+                    format!("`{text}` is not a number"),
+                )
+            }),
+        };
+        Ok(PageRequest {
+            page: number("page", &self.page, 1)?.max(1),
+            per_page: number("per_page", &self.per_page, 30)?.clamp(1, 100),
+        })
+    }
+}
+
+/// Whether the listing asks for containers; other known types have no packages here.
+fn containers(query: &ListQuery) -> ApiResult<bool> {
+    match query.package_type.as_deref() {
+        None => Err(GitHubError::invalid(
+            "Package",
+            "package_type",
+            "missing_field",
+            "package_type is required: use package_type=container".into(),
+        )),
+        Some("container") => Ok(true),
+        Some(other) if PACKAGE_TYPES.contains(&other) => Ok(false),
+        Some(other) => Err(GitHubError::invalid(
+            "Package",
+            "package_type",
+            "invalid",
+            format!(
+                "`{other}` is not a package type; use one of {}",
+                PACKAGE_TYPES.join(", ")
+            ),
+        )),
+    }
+}
+
+/// `GET /user/packages`.
+pub async fn list_mine(
+    State(state): State<AppState>,
+    who: Who,
+    uri: OriginalUri,
+    Query(query): Query<ListQuery>,
+) -> ApiResult {
+    let me = state.auth.access.current_user(&who.principal).await?;
+    list(&state, &who, &me, &uri, &query).await
+}
+
+/// `GET /users/{username}/packages`.
+pub async fn list_user(
+    State(state): State<AppState>,
+    who: Who,
+    uri: OriginalUri,
+    Path(login): Path<String>,
+    Query(query): Query<ListQuery>,
+) -> ApiResult {
+    let owner = state
+        .auth
+        .access
+        .account(&login, Some(AccountKind::User))
+        .await?;
+    list(&state, &who, &owner, &uri, &query).await
+}
+
+/// `GET /orgs/{org}/packages`.
+pub async fn list_org(
+    State(state): State<AppState>,
+    who: Who,
+    uri: OriginalUri,
+    Path(login): Path<String>,
+    Query(query): Query<ListQuery>,
+) -> ApiResult {
+    let owner = state
+        .auth
+        .access
+        .account(&login, Some(AccountKind::Organization))
+        .await?;
+    list(&state, &who, &owner, &uri, &query).await
+}
+
+async fn list(
+    state: &AppState,
+    who: &Who,
+    owner: &Account,
+    uri: &OriginalUri,
+    query: &ListQuery,
+) -> ApiResult {
+    let page = query.page()?;
+    let visibility = match query.visibility.as_deref() {
+        None => None,
+        Some(text) => Some(super::visibility("Package", "visibility", text)?),
+    };
+    let (total, views) = if containers(query)? {
+        packages(state)
+            .list_as(&who.principal, owner, visibility, page)
+            .await?
+    } else {
+        (0, Vec::new())
+    };
+    let items = views.iter().map(|v| package_json(&who.base, v)).collect();
+    Ok(paged(&who.base, uri, page, total, items))
+}
+
+fn packages(state: &AppState) -> Packages<'_> {
+    Packages::new(&state.auth.access, &state.registry)
+}
+
+/// The package a path names, with the caller checked by the operation.
+async fn named(state: &AppState, kind: &str, owner: &str, name: &str) -> ApiResult<RepoName> {
+    package(state, kind, owner, name).await
+}
+
+/// `GET /{orgs|users}/{owner}/packages/container/{name}`.
+pub async fn get(
+    State(state): State<AppState>,
+    who: Who,
+    Path((kind, owner, name)): Path<(String, String, String)>,
+) -> ApiResult {
+    let name = named(&state, &kind, &owner, &name).await?;
+    let view = packages(&state).get_as(&who.principal, &name).await?;
+    Ok(answer(StatusCode::OK, package_json(&who.base, &view)))
+}
+
+/// `GET /user/packages/container/{name}`.
+pub async fn get_mine(
+    State(state): State<AppState>,
+    who: Who,
+    Path(name): Path<String>,
+) -> ApiResult {
+    let (kind, owner) = mine(&state, &who.principal).await?;
+    get(State(state), who, Path((kind, owner, name))).await
+}
+
+/// `DELETE /{orgs|users}/{owner}/packages/container/{name}`: restorable for 30 days.
+pub async fn delete(
+    State(state): State<AppState>,
+    who: Who,
+    Path((kind, owner, name)): Path<(String, String, String)>,
+) -> ApiResult {
+    let name = named(&state, &kind, &owner, &name).await?;
+    packages(&state).delete_as(&who.principal, &name).await?;
+    Ok(no_content())
+}
+
+/// `DELETE /user/packages/container/{name}`.
+pub async fn delete_mine(
+    State(state): State<AppState>,
+    who: Who,
+    Path(name): Path<String>,
+) -> ApiResult {
+    let (kind, owner) = mine(&state, &who.principal).await?;
+    delete(State(state), who, Path((kind, owner, name))).await
+}
+
+/// `POST /{orgs|users}/{owner}/packages/container/{name}/restore`.
+pub async fn restore(
+    State(state): State<AppState>,
+    who: Who,
+    Path((kind, owner, name)): Path<(String, String, String)>,
+) -> ApiResult {
+    let name = named(&state, &kind, &owner, &name).await?;
+    packages(&state).restore_as(&who.principal, &name).await?;
+    Ok(no_content())
+}
+
+/// `POST /user/packages/container/{name}/restore`.
+pub async fn restore_mine(
+    State(state): State<AppState>,
+    who: Who,
+    Path(name): Path<String>,
+) -> ApiResult {
+    let (kind, owner) = mine(&state, &who.principal).await?;
+    restore(State(state), who, Path((kind, owner, name))).await
+}
+
+/// `GET …/packages/container/{name}/versions?state=active|deleted&page&per_page`.
+pub async fn versions(
+    State(state): State<AppState>,
+    who: Who,
+    uri: OriginalUri,
+    Path((kind, owner, name)): Path<(String, String, String)>,
+    Query(query): Query<ListQuery>,
+) -> ApiResult {
+    let name = named(&state, &kind, &owner, &name).await?;
+    let page = query.page()?;
+    let wanted = match query.state.as_deref() {
+        None | Some("active") => VersionState::Active,
+        Some("deleted") => VersionState::Deleted,
+        Some(other) => {
+            return Err(GitHubError::invalid(
+                "PackageVersion",
+                "state",
+                "invalid",
+                format!("`{other}` is not a state; use active or deleted"),
+            ));
+        }
+    };
+    let (total, versions) = packages(&state)
+        .versions_as(&who.principal, &name, wanted, page)
+        .await?;
+    let base = PackageUrls::new(&who.base, &kind, &owner, &name);
+    let items = versions.iter().map(|v| version_json(&base, v)).collect();
+    Ok(paged(&who.base, &uri, page, total, items))
+}
+
+/// `GET /user/packages/container/{name}/versions`.
+pub async fn versions_mine(
+    State(state): State<AppState>,
+    who: Who,
+    uri: OriginalUri,
+    Path(name): Path<String>,
+    query: Query<ListQuery>,
+) -> ApiResult {
+    let (kind, owner) = mine(&state, &who.principal).await?;
+    versions(State(state), who, uri, Path((kind, owner, name)), query).await
+}
+
+/// `GET …/versions/{id}`.
+pub async fn version(
+    State(state): State<AppState>,
+    who: Who,
+    Path((kind, owner, name, id)): Path<(String, String, String, String)>,
+) -> ApiResult {
+    let name = named(&state, &kind, &owner, &name).await?;
+    let id = version_id(&id)?;
+    let version = packages(&state)
+        .version_as(&who.principal, &name, id)
+        .await?;
+    let urls = PackageUrls::new(&who.base, &kind, &owner, &name);
+    Ok(answer(StatusCode::OK, version_json(&urls, &version)))
+}
+
+/// `DELETE …/versions/{id}`: restorable for 30 days; refused (409) while a tagged index
+/// references it.
+pub async fn delete_version(
+    State(state): State<AppState>,
+    who: Who,
+    Path((kind, owner, name, id)): Path<(String, String, String, String)>,
+) -> ApiResult {
+    let name = named(&state, &kind, &owner, &name).await?;
+    let id = version_id(&id)?;
+    packages(&state)
+        .delete_version_as(&who.principal, &name, id)
+        .await?;
+    Ok(no_content())
+}
+
+/// `POST …/versions/{id}/restore`.
+pub async fn restore_version(
+    State(state): State<AppState>,
+    who: Who,
+    Path((kind, owner, name, id)): Path<(String, String, String, String)>,
+) -> ApiResult {
+    let name = named(&state, &kind, &owner, &name).await?;
+    let id = version_id(&id)?;
+    packages(&state)
+        .restore_version_as(&who.principal, &name, id)
+        .await?;
+    Ok(no_content())
+}
+
+/// `GET …/packages/container/{name}/downloads` (Berth): download counts per live version,
+/// newest first, paginated like the versions.
+pub async fn downloads(
+    State(state): State<AppState>,
+    who: Who,
+    uri: OriginalUri,
+    Path((kind, owner, name)): Path<(String, String, String)>,
+    Query(query): Query<ListQuery>,
+) -> ApiResult {
+    let name = named(&state, &kind, &owner, &name).await?;
+    let page = query.page()?;
+    let (total, versions) = packages(&state)
+        .versions_as(&who.principal, &name, VersionState::Active, page)
+        .await?;
+    let items = versions
+        .iter()
+        .map(|v| {
+            json!({
+                "id": v.id,
+                "name": v.digest.as_str(),
+                "tags": v.tags,
+                "download_count": v.downloads,
+            })
+        })
+        .collect();
+    Ok(paged(&who.base, &uri, page, total, items))
+}
+
+/// The caller's own account as a path would name it.
+async fn mine(state: &AppState, principal: &Principal) -> ApiResult<(String, String)> {
+    let me = state.auth.access.current_user(principal).await?;
+    Ok(("users".into(), me.login))
+}
+
+fn version_id(text: &str) -> ApiResult<i64> {
+    text.parse().map_err(|_| {
+        GitHubError::new(
+            StatusCode::NOT_FOUND,
+            format!("Package version not found: `{text}` is not a version id"),
+        )
+    })
+}
+
+/// The URLs of one package.
+struct PackageUrls {
+    api: String,
+    html: String,
+}
+
+impl PackageUrls {
+    fn new(base: &str, kind: &str, owner: &str, name: &RepoName) -> Self {
+        let short = short_name(name);
+        let encoded = short.replace('/', "%2F");
+        PackageUrls {
+            api: format!("{base}/api/v3/{kind}/{owner}/packages/container/{encoded}"),
+            html: format!("{base}/{kind}/{owner}/packages/container/{encoded}"),
+        }
+    }
+
+    fn of(base: &str, view: &PackageView) -> Self {
+        let kind = match view.owner.kind {
+            AccountKind::User => "users",
+            AccountKind::Organization => "orgs",
+        };
+        PackageUrls::new(base, kind, &view.owner.login, &view.record.name)
+    }
+}
+
+/// The package name relative to its owner (`api/worker` for `acme/api/worker`).
+fn short_name(name: &RepoName) -> &str {
+    name.as_str()
+        .split_once('/')
+        .map_or(name.as_str(), |(_, rest)| rest)
+}
+
+/// GitHub's `package` object (plus `description`, the newest version's).
+fn package_json(base: &str, view: &PackageView) -> Value {
+    let urls = PackageUrls::of(base, view);
+    let kind = if view.owner.kind == AccountKind::User {
+        "users"
+    } else {
+        "orgs"
+    };
+    let short = short_name(&view.record.name);
+    let mut value = json!({
+        "id": view.record.id,
+        "name": short,
+        "package_type": "container",
+        "owner": shapes::account(base, &view.owner),
+        "version_count": view.version_count,
+        "visibility": visibility_text(view.record.visibility),
+        "url": urls.api,
+        "created_at": time(view.record.created_at),
+        "updated_at": time(view.updated_at),
+        "html_url": format!(
+            "{base}/{kind}/{}/packages/container/package/{}",
+            view.owner.login,
+            short.replace('/', "%2F")
+        ),
+        "description": view.description,
+    });
+    if let Some((repo, owner)) = &view.repository {
+        value["repository"] = shapes::repo(base, repo, owner);
+    }
+    value
+}
+
+fn visibility_text(visibility: Visibility) -> &'static str {
+    visibility.as_str()
+}
+
+/// GitHub's `package-version` object for a container.
+fn version_json(urls: &PackageUrls, version: &VersionRecord) -> Value {
+    let mut value = json!({
+        "id": version.id,
+        "name": version.digest.as_str(),
+        "url": format!("{}/versions/{}", urls.api, version.id),
+        "package_html_url": urls.html.replace("/packages/container/", "/packages/container/package/"),
+        "created_at": time(version.created_at),
+        "updated_at": time(version.updated_at),
+        "html_url": format!("{}/{}", urls.html, version.id),
+        "metadata": {
+            "package_type": "container",
+            "container": { "tags": version.tags },
+        },
+    });
+    if let Some(at) = version.deleted_at {
+        value["deleted_at"] = Value::String(time(at));
+    }
+    // What Berth records beyond GitHub's fields, in one key GitHub clients ignore.
+    value["berth"] = json!({
+        "size": version.total_size,
+        "media_type": version.media_type,
+        "platforms": version.platforms,
+        "pushed_by": version.pushed_by,
+        "download_count": version.downloads,
+        "labels": version.labels,
+    });
+    value
+}
+
+/// A JSON array answer with GitHub's `Link` header (`next`, `last`, `first`, `prev`).
+fn paged(
+    base: &str,
+    uri: &OriginalUri,
+    page: PageRequest,
+    total: u64,
+    items: Vec<Value>,
+) -> Response {
+    let mut response = answer(StatusCode::OK, Value::Array(items));
+    let last = total.div_ceil(page.per_page).max(1);
+    let link_to = |n: u64| {
+        let mut query: Vec<(String, String)> = uri
+            .query()
+            .map(|q| {
+                url_pairs(q)
+                    .into_iter()
+                    .filter(|(k, _)| k != "page" && k != "per_page")
+                    .collect()
+            })
+            .unwrap_or_default();
+        query.push(("per_page".into(), page.per_page.to_string()));
+        query.push(("page".into(), n.to_string()));
+        let query: Vec<String> = query.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        format!("<{base}{}?{}>", uri.path(), query.join("&"))
+    };
+    let mut links = Vec::new();
+    if page.page < last {
+        links.push(format!("{}; rel=\"next\"", link_to(page.page + 1)));
+        links.push(format!("{}; rel=\"last\"", link_to(last)));
+    }
+    if page.page > 1 {
+        links.push(format!("{}; rel=\"first\"", link_to(1)));
+        links.push(format!(
+            "{}; rel=\"prev\"",
+            link_to((page.page - 1).min(last))
+        ));
+    }
+    if !links.is_empty()
+        && let Ok(value) = HeaderValue::from_str(&links.join(", "))
+    {
+        response.headers_mut().insert(header::LINK, value);
+    }
+    response
+}
+
+/// `k=v` pairs of a query string, kept as sent.
+fn url_pairs(query: &str) -> Vec<(String, String)> {
+    query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (k.to_owned(), v.to_owned())
+        })
+        .collect()
+}

@@ -1,0 +1,254 @@
+//! Package versions: listing, restoring deleted manifests, download counts, purging.
+
+use berth_core::digest::Digest;
+use berth_core::error::StoreError;
+use berth_core::name::RepoName;
+use berth_core::ports::{Millis, RestoreOutcome, VersionRecord, VersionState};
+
+use sqlx::AssertSqlSafe;
+
+use crate::store::{SqliteMetadataStore, failed, from_sql, parse_digest, repository_id, sql_limit};
+
+/// The columns of a version, in the order [`record`] reads them. Tags come from `tags` for a
+/// live version and from `deleted_tags` for a deleted one.
+const VERSION_COLUMNS: &str = "v.id, v.digest, m.media_type, \
+     CASE WHEN m.deleted_at IS NULL \
+         THEN (SELECT json_group_array(name) FROM (SELECT name FROM tags t \
+               WHERE t.repository_id = v.repository_id AND t.digest = v.digest ORDER BY name)) \
+         ELSE (SELECT json_group_array(name) FROM (SELECT name FROM deleted_tags d \
+               WHERE d.repository_id = v.repository_id AND d.digest = v.digest ORDER BY name)) \
+     END, \
+     v.created_at, v.updated_at, m.deleted_at, v.pushed_by, v.total_size, v.platforms, \
+     v.labels, v.downloads";
+
+type VersionRow = (
+    i64,
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    Option<i64>,
+    Option<i64>,
+    i64,
+    Option<String>,
+    Option<String>,
+    i64,
+);
+
+fn json<T: serde::de::DeserializeOwned>(id: i64, what: &str, text: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text)
+        .map_err(|e| StoreError::new(format!("reading the {what} of version {id}"), e))
+}
+
+fn record(row: VersionRow) -> Result<VersionRecord, StoreError> {
+    let (id, digest, media_type, tags, created_at, updated_at, deleted_at, pushed_by, size, ..) =
+        row;
+    let (platforms, labels, downloads) = (row.9, row.10, row.11);
+    Ok(VersionRecord {
+        id,
+        digest: parse_digest(&digest)?,
+        media_type,
+        tags: json(id, "tags", &tags)?,
+        created_at,
+        updated_at,
+        deleted_at,
+        pushed_by,
+        total_size: from_sql(size, "version size")?,
+        platforms: platforms
+            .map(|p| json(id, "platforms", &p))
+            .transpose()?
+            .unwrap_or_default(),
+        labels: labels
+            .map(|l| json(id, "labels", &l))
+            .transpose()?
+            .unwrap_or_default(),
+        downloads: from_sql(downloads, "download count")?,
+    })
+}
+
+impl SqliteMetadataStore {
+    /// Versions of `repo` in `state`, newest first, and how many there are.
+    pub(crate) async fn versions(
+        &self,
+        repo: &RepoName,
+        state: VersionState,
+        offset: u64,
+        limit: usize,
+    ) -> Result<(u64, Vec<VersionRecord>), StoreError> {
+        let deleted = state == VersionState::Deleted;
+        let doing = || format!("listing the versions of {repo}");
+        let total: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM repositories r JOIN manifests m ON m.repository_id = r.id \
+             WHERE r.name = ?1 AND (m.deleted_at IS NOT NULL) = ?2",
+        )
+        .bind(repo.as_str())
+        .bind(deleted)
+        .fetch_one(&self.reader)
+        .await
+        .map_err(failed(doing()))?;
+        let rows: Vec<VersionRow> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {VERSION_COLUMNS} FROM repositories r \
+             JOIN package_versions v ON v.repository_id = r.id \
+             JOIN manifests m ON m.repository_id = v.repository_id AND m.digest = v.digest \
+             WHERE r.name = ?1 AND (m.deleted_at IS NOT NULL) = ?2 \
+             ORDER BY v.created_at DESC, v.id DESC LIMIT ?3 OFFSET ?4"
+        )))
+        .bind(repo.as_str())
+        .bind(deleted)
+        .bind(sql_limit(limit))
+        .bind(i64::try_from(offset).unwrap_or(i64::MAX))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(failed(doing()))?;
+        let versions = rows.into_iter().map(record).collect::<Result<_, _>>()?;
+        Ok((from_sql(total, "version count")?, versions))
+    }
+
+    /// Version `id` of `repo`.
+    pub(crate) async fn version_by_id(
+        &self,
+        repo: &RepoName,
+        id: i64,
+    ) -> Result<Option<VersionRecord>, StoreError> {
+        let row: Option<VersionRow> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {VERSION_COLUMNS} FROM repositories r \
+             JOIN package_versions v ON v.repository_id = r.id \
+             JOIN manifests m ON m.repository_id = v.repository_id AND m.digest = v.digest \
+             WHERE r.name = ?1 AND v.id = ?2"
+        )))
+        .bind(repo.as_str())
+        .bind(id)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(failed(format!("reading version {id} of {repo}")))?;
+        row.map(record).transpose()
+    }
+
+    /// Restores deleted manifest `digest`, the deleted children it references, and the tags
+    /// they had that are still free.
+    pub(crate) async fn restore(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+    ) -> Result<RestoreOutcome, StoreError> {
+        let doing = || format!("restoring manifest {repo}@{digest}");
+        let mut tx = self.begin_write().await?;
+        let Some(repository_id) = repository_id(&mut tx, repo.as_str()).await? else {
+            return Ok(RestoreOutcome::Missing);
+        };
+        let deleted: Option<Option<i64>> = sqlx::query_scalar(
+            "SELECT deleted_at FROM manifests WHERE repository_id = ?1 AND digest = ?2",
+        )
+        .bind(repository_id)
+        .bind(digest.as_str())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(failed(doing()))?;
+        match deleted {
+            None => return Ok(RestoreOutcome::Missing),
+            Some(None) => return Ok(RestoreOutcome::NotDeleted),
+            Some(Some(_)) => {}
+        }
+        // The manifest and the deleted children of an index: restoring an index without its
+        // platforms would give back an image that cannot be pulled.
+        let revived = "SELECT ?2 UNION SELECT c.child_digest FROM manifest_children c \
+             JOIN manifests m ON m.repository_id = c.repository_id AND m.digest = c.child_digest \
+             WHERE c.repository_id = ?1 AND c.parent_digest = ?2 AND m.deleted_at IS NOT NULL";
+        let taken: Vec<String> = sqlx::query_scalar(AssertSqlSafe(format!(
+            "SELECT d.name FROM deleted_tags d JOIN tags t \
+                 ON t.repository_id = d.repository_id AND t.name = d.name \
+             WHERE d.repository_id = ?1 AND d.digest IN ({revived}) ORDER BY d.name"
+        )))
+        .bind(repository_id)
+        .bind(digest.as_str())
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(failed(doing()))?;
+        let tags: Vec<String> = sqlx::query_scalar(
+            "SELECT name FROM deleted_tags WHERE repository_id = ?1 AND digest = ?2 \
+             AND name NOT IN (SELECT name FROM tags WHERE repository_id = ?1) ORDER BY name",
+        )
+        .bind(repository_id)
+        .bind(digest.as_str())
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(failed(doing()))?;
+        for statement in [
+            format!(
+                "INSERT OR IGNORE INTO tags (repository_id, name, digest, updated_at) \
+                 SELECT repository_id, name, digest, ?3 FROM deleted_tags \
+                 WHERE repository_id = ?1 AND digest IN ({revived})"
+            ),
+            format!("DELETE FROM deleted_tags WHERE repository_id = ?1 AND digest IN ({revived})"),
+            format!(
+                "UPDATE manifests SET deleted_at = NULL \
+                 WHERE repository_id = ?1 AND digest IN ({revived})"
+            ),
+        ] {
+            sqlx::query(AssertSqlSafe(statement))
+                .bind(repository_id)
+                .bind(digest.as_str())
+                .bind(berth_core::ports::now_millis())
+                .execute(&mut *tx)
+                .await
+                .map_err(failed(doing()))?;
+        }
+        tx.commit().await.map_err(failed(doing()))?;
+        Ok(RestoreOutcome::Restored { tags, taken })
+    }
+
+    /// Adds download counts.
+    pub(crate) async fn count_downloads(
+        &self,
+        counts: &[(RepoName, Digest, u64)],
+    ) -> Result<(), StoreError> {
+        let doing = || "recording downloads".to_owned();
+        let mut tx = self.begin_write().await?;
+        for (repo, digest, count) in counts {
+            sqlx::query(
+                "UPDATE package_versions SET downloads = downloads + ?3 \
+                 WHERE repository_id = (SELECT id FROM repositories WHERE name = ?1) \
+                 AND digest = ?2",
+            )
+            .bind(repo.as_str())
+            .bind(digest.as_str())
+            .bind(i64::try_from(*count).unwrap_or(i64::MAX))
+            .execute(&mut *tx)
+            .await
+            .map_err(failed(doing()))?;
+        }
+        tx.commit().await.map_err(failed(doing()))
+    }
+
+    /// Removes for good the manifests deleted before `before`.
+    pub(crate) async fn purge_manifests(&self, before: Millis) -> Result<u64, StoreError> {
+        let doing = || "purging deleted manifests".to_owned();
+        let mut tx = self.begin_write().await?;
+        let doomed = "SELECT repository_id, digest FROM manifests \
+             WHERE deleted_at IS NOT NULL AND deleted_at < ?1";
+        for (table, digest) in [
+            ("deleted_tags", "digest"),
+            ("manifest_blobs", "manifest_digest"),
+            ("manifest_children", "parent_digest"),
+            ("package_versions", "digest"),
+        ] {
+            sqlx::query(AssertSqlSafe(format!(
+                "DELETE FROM {table} WHERE (repository_id, {digest}) IN ({doomed})"
+            )))
+            .bind(before)
+            .execute(&mut *tx)
+            .await
+            .map_err(failed(doing()))?;
+        }
+        let purged =
+            sqlx::query("DELETE FROM manifests WHERE deleted_at IS NOT NULL AND deleted_at < ?1")
+                .bind(before)
+                .execute(&mut *tx)
+                .await
+                .map_err(failed(doing()))?
+                .rows_affected();
+        tx.commit().await.map_err(failed(doing()))?;
+        Ok(purged)
+    }
+}
