@@ -544,6 +544,17 @@ impl HookStore for SqliteMetadataStore {
     }
 
     #[instrument(level = "debug", skip(self))]
+    async fn purge_deliveries(&self, before: Millis) -> StoreResult<u64> {
+        let result =
+            sqlx::query("DELETE FROM hook_deliveries WHERE state <> 'pending' AND created_at < ?1")
+                .bind(before)
+                .execute(&self.writer)
+                .await
+                .map_err(failed("purging old webhook deliveries"))?;
+        Ok(result.rows_affected())
+    }
+
+    #[instrument(level = "debug", skip(self))]
     async fn delivery(
         &self,
         hook: HookId,

@@ -217,6 +217,14 @@ async fn the_queue_hands_out_each_hooks_oldest_delivery_once_under_a_lease() {
         [("X-GitHub-Event".to_owned(), "package".to_owned())]
     );
     assert!(s.delivery(repo_hook, first).await.unwrap().is_none());
+    // Purging keeps what is pending and what is recent.
+    assert_eq!(s.purge_deliveries(1_000).await.unwrap(), 0);
+    assert_eq!(
+        s.purge_deliveries(1_001).await.unwrap(),
+        2,
+        "guid-1 and guid-3"
+    );
+    assert_eq!(s.deliveries(org_hook, None, 10).await.unwrap().len(), 1);
     let hook = s.hook(org_hook).await.unwrap().unwrap();
     assert_eq!(hook.last_response.status, "failed");
     assert_eq!(hook.last_response.code, None);

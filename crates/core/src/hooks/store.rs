@@ -111,6 +111,9 @@ pub trait HookStore: Send + Sync + 'static {
         before: Option<DeliveryId>,
         limit: usize,
     ) -> StoreResult<Vec<Delivery>>;
+    /// Deletes delivered and failed deliveries queued before `before`, with their attempts;
+    /// how many.
+    async fn purge_deliveries(&self, before: Millis) -> StoreResult<u64>;
     /// Delivery `id` of `hook` with every attempt, oldest first.
     async fn delivery(
         &self,

@@ -94,6 +94,10 @@ pub trait Transport: Send + Sync + 'static {
     async fn post(&self, request: OutgoingRequest) -> Result<ReceivedResponse, String>;
 }
 
+/// How long finished deliveries stay listed (GitHub's delivery log keeps 30 days).
+pub const KEEP_DELIVERIES: Duration = Duration::from_secs(30 * 24 * 3600);
+/// How often old deliveries are purged.
+const PURGE_EVERY: Duration = Duration::from_secs(3600);
 /// Deliveries claimed per round.
 const CLAIM_BATCH: usize = 16;
 /// The longest the worker sleeps without looking at the queue (other nodes queue too).
@@ -102,7 +106,12 @@ const POLL: Duration = Duration::from_secs(1);
 impl Hooks {
     /// Delivers queued deliveries until the process exits.
     pub async fn run_deliveries(self, transport: Arc<dyn Transport>, settings: DeliverySettings) {
+        let mut purged_at = Instant::now();
         loop {
+            if purged_at.elapsed() >= PURGE_EVERY {
+                purged_at = Instant::now();
+                self.purge_old_deliveries().await;
+            }
             let delivered = match self.deliver_due(transport.as_ref(), &settings).await {
                 Ok(n) => n,
                 Err(err) => {
@@ -128,6 +137,20 @@ impl Hooks {
                 () = self.wake.notified() => {}
                 () = tokio::time::sleep(wait) => {}
             }
+        }
+    }
+
+    /// Deletes finished deliveries older than [`KEEP_DELIVERIES`]; logs failures.
+    pub async fn purge_old_deliveries(&self) {
+        let keep = Millis::try_from(KEEP_DELIVERIES.as_millis()).unwrap_or(Millis::MAX);
+        match self
+            .store
+            .purge_deliveries(now_millis().saturating_sub(keep))
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deliveries = n, "purged old webhook deliveries"),
+            Err(err) => tracing::warn!(error = %err, "purging old webhook deliveries failed"),
         }
     }
 
