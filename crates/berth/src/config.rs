@@ -43,6 +43,16 @@ pub struct Config {
     /// links its package to that repository when `<owner>` owns the package too. E.g. a
     /// self-hosted forge at `https://git.example.com`.
     pub forge_url: String,
+    /// How long one webhook delivery attempt may take, response included, in seconds
+    /// (`BERTH_WEBHOOK_TIMEOUT_SECS`; default 10, as GitHub's).
+    pub webhook_timeout_secs: u64,
+    /// Wait before a failed webhook delivery is retried, in milliseconds
+    /// (`BERTH_WEBHOOK_RETRY_BASE_MS`); each further retry waits twice as long, at most an
+    /// hour.
+    pub webhook_retry_base_ms: u64,
+    /// Attempts before a webhook delivery is marked failed and the hook's next delivery goes
+    /// ahead (`BERTH_WEBHOOK_MAX_ATTEMPTS`).
+    pub webhook_max_attempts: u32,
     /// Management API (`/api/v3`) requests a token may make per hour, counted from its first
     /// request, as GitHub's primary rate limit (`BERTH_API_RATE_LIMIT_PER_HOUR`).
     pub api_rate_limit_per_hour: u32,
@@ -70,6 +80,9 @@ impl Default for Config {
             app_token_ttl_secs: 3600,
             job_token_ttl_secs: 3600,
             forge_url: "https://github.com".into(),
+            webhook_timeout_secs: 10,
+            webhook_retry_base_ms: 10_000,
+            webhook_max_attempts: 8,
             api_rate_limit_per_hour: 5000,
             api_rate_limit_anonymous_per_hour: 60,
             api_rate_limit_per_minute: 900,
@@ -132,6 +145,10 @@ mod tests {
             jail.set_env("BERTH_FORGE_URL", "https://git.example.com");
             let config = Config::load(None, Overrides::default()).map_err(|e| e.to_string())?;
             assert_eq!(config.forge_url, "https://git.example.com");
+            assert_eq!(config.webhook_retry_base_ms, 10_000);
+            jail.set_env("BERTH_WEBHOOK_RETRY_BASE_MS", "50");
+            let config = Config::load(None, Overrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(config.webhook_retry_base_ms, 50);
             assert_eq!(config.api_rate_limit_per_hour, 5000);
             jail.set_env("BERTH_API_RATE_LIMIT_PER_HOUR", "12");
             jail.set_env("BERTH_API_RATE_LIMIT_WINDOW_SECS", "2");

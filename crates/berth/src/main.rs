@@ -3,6 +3,7 @@
 
 mod admin;
 mod config;
+mod webhooks;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use berth_core::access::{Access, Forge, TokenLifetimes};
+use berth_core::hooks::{DeliverySettings, Hooks};
 use berth_core::packages::Packages;
 use berth_core::ports::now_millis;
 use berth_core::registry::Registry;
@@ -110,7 +112,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let key = signing_key(&config.data_dir)?;
     let meta = Arc::new(meta);
     let registry = Registry::new(meta.clone(), Arc::new(blobs));
-    let access = Access::new(meta)
+    let access = Access::new(meta.clone())
         .with_forge(forge)
         .with_lifetimes(TokenLifetimes {
             app: millis(config.app_token_ttl_secs),
@@ -122,6 +124,17 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         external_url: config.external_url.clone(),
         limiter: Arc::new(FailureLimiter::new(config.auth_failures_per_minute)),
     };
+    let hooks = Hooks::new(meta, access.clone());
+    let transport = webhooks::HttpTransport::new().context("building the webhook HTTP client")?;
+    tokio::spawn(hooks.clone().run_deliveries(
+        Arc::new(transport),
+        DeliverySettings {
+            timeout: Duration::from_secs(config.webhook_timeout_secs.max(1)),
+            retry_base: Duration::from_millis(config.webhook_retry_base_ms.max(1)),
+            retry_max: Duration::from_secs(3600),
+            max_attempts: config.webhook_max_attempts.max(1),
+        },
+    ));
     tokio::spawn(flush_counters(access.clone(), registry.clone()));
     tokio::spawn(purge_stale_uploads(
         registry.clone(),
@@ -145,6 +158,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         registry: registry.clone(),
         auth,
         api_limits,
+        hooks,
     };
     berth_http::serve(listener, state, shutdown_signal()).await?;
     if let Err(err) = access.flush_uses().await {

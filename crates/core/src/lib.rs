@@ -9,6 +9,7 @@ pub mod access;
 pub mod digest;
 pub mod error;
 pub mod hashing;
+pub mod hooks;
 pub mod labels;
 pub mod manifest;
 pub mod name;

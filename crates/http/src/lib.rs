@@ -17,6 +17,7 @@ use std::net::SocketAddr;
 use axum::Router;
 use axum::http::HeaderValue;
 use axum::response::Response;
+use berth_core::hooks::Hooks;
 use berth_core::registry::Registry;
 use tokio::net::TcpListener;
 
@@ -29,6 +30,8 @@ pub struct AppState {
     pub registry: Registry,
     /// Authentication and permissions.
     pub auth: Auth,
+    /// Webhooks: management and the delivery queue.
+    pub hooks: Hooks,
     /// The management API's rate limits.
     pub api_limits: std::sync::Arc<api::limits::RateLimiter>,
 }

@@ -172,7 +172,7 @@ pub(crate) fn same_hash(stored: &[u8], presented: &[u8]) -> bool {
 }
 
 /// The error for a value the schema's CHECK constraints should have kept out.
-fn unexpected(what: &str, text: &str) -> StoreError {
+pub(crate) fn unexpected(what: &str, text: &str) -> StoreError {
     StoreError::new(
         format!("reading a {what} from the database"),
         format!("unexpected {what} `{text}`"),

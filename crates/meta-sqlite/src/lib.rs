@@ -12,6 +12,9 @@
 //! Modules: `store` opens the database; `blobs`, `uploads`, `manifests` and `listings` hold
 //! the queries of each area; `port` maps the trait onto them.
 //!
+//! `hooks` implements [`HookStore`](berth_core::hooks::HookStore): webhooks and their
+//! delivery queue.
+//!
 //! The same type implements [`AccessStore`](berth_core::access::store::AccessStore):
 //! `access` holds what its tables share, `accounts`, `packages`, `credentials` and `apps`
 //! their queries, and `access_port` maps that trait onto them.
@@ -23,6 +26,7 @@ mod apps;
 mod blobs;
 mod credentials;
 mod error;
+mod hooks;
 mod listings;
 mod manifests;
 mod package_records;

@@ -70,6 +70,11 @@ impl SqliteMetadataStore {
                 .execute(&writer)
                 .await
                 .map_err(|e| StoreError::new("voiding stale upload leases", e))?;
+            // Webhook deliveries claimed by the stopped process go out again at once.
+            sqlx::query("UPDATE hook_deliveries SET lease_token = NULL, lease_until = NULL WHERE lease_token IS NOT NULL")
+                .execute(&writer)
+                .await
+                .map_err(|e| StoreError::new("voiding stale webhook delivery leases", e))?;
         }
         let reader = SqlitePoolOptions::new()
             .max_connections(READERS)

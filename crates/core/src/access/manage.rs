@@ -134,14 +134,14 @@ pub struct InstallationToken {
 }
 
 /// The calling user and their classic token's scopes.
-struct Actor<'a> {
-    credential: &'a Credential,
-    user: AccountId,
-    scopes: Scopes,
+pub(crate) struct Actor<'a> {
+    pub(crate) credential: &'a Credential,
+    pub(crate) user: AccountId,
+    pub(crate) scopes: Scopes,
 }
 
 impl Actor<'_> {
-    fn need(&self, scope: &str) -> ManageResult<()> {
+    pub(crate) fn need(&self, scope: &str) -> ManageResult<()> {
         let needed: Scopes = scope.parse().expect("scope names in this module are valid");
         if self.scopes.covers(&needed) {
             Ok(())
@@ -153,7 +153,7 @@ impl Actor<'_> {
     }
 }
 
-fn actor(principal: &Principal) -> ManageResult<Actor<'_>> {
+pub(crate) fn actor(principal: &Principal) -> ManageResult<Actor<'_>> {
     let Principal::Token(credential) = principal else {
         return Err(ManageError::Unauthenticated(
             "Requires authentication: send a personal access token (`Authorization: Bearer <token>`)"
@@ -1172,7 +1172,11 @@ impl Access {
     }
 
     /// Organization `login`, if the caller owns it (or is a site admin) and holds `admin:org`.
-    async fn org_owned_by(&self, principal: &Principal, login: &str) -> ManageResult<Account> {
+    pub(crate) async fn org_owned_by(
+        &self,
+        principal: &Principal,
+        login: &str,
+    ) -> ManageResult<Account> {
         let actor = actor(principal)?;
         let org = self.account(login, Some(AccountKind::Organization)).await?;
         let role = self.store().membership(org.id, actor.user).await?;

@@ -12,6 +12,7 @@
 
 mod accounts;
 pub mod etag;
+mod hooks;
 pub mod limits;
 mod packages;
 mod repos;
@@ -146,6 +147,7 @@ pub fn router() -> Router<AppState> {
             "/app/installations/{id}/access_tokens",
             post(tokens::installation_token),
         )
+        .merge(hooks::router())
         .fallback(not_found)
 }
 

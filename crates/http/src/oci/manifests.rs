@@ -4,6 +4,7 @@ use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use berth_core::access::{Access, Linking, Principal};
+use berth_core::hooks::{PackageAction, PackageEvent};
 use berth_core::labels::SOURCE;
 use berth_core::manifest::MAX_MANIFEST_BYTES;
 use berth_core::registry::{PushedManifest, Registry};
@@ -11,6 +12,7 @@ use berth_core::{Reference, RegistryError, RepoName};
 use futures_util::StreamExt;
 
 use super::{Answer, empty, header_value};
+use crate::AppState;
 use crate::error::ApiError;
 
 /// Whether the client's `Accept` header admits `media_type`. No header, `*/*` or
@@ -69,24 +71,55 @@ pub async fn get(
 }
 
 /// Validates and stores a manifest (at most 4 MiB, read whole), then links the package to
-/// the source repository the image names.
+/// the source repository the image names and queues the package's webhook deliveries.
 pub async fn put(
-    registry: &Registry,
-    access: &Access,
+    state: &AppState,
     pusher: &Principal,
     name: &RepoName,
     reference: &Reference,
     headers: &HeaderMap,
     body: Body,
 ) -> Answer {
+    let registry = &state.registry;
     let content = read_manifest_body(body).await?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
     let pushed = registry
-        .put_manifest(name, reference, content_type, content, pusher.user())
+        .put_manifest(
+            name,
+            reference,
+            content_type,
+            content.clone(),
+            pusher.user(),
+        )
         .await?;
-    link_source(access, pusher, name, &pushed).await;
+    link_source(&state.auth.access, pusher, name, &pushed).await;
+    if pushed.created || pushed.tag_moved {
+        let action = if pushed.created {
+            PackageAction::Published
+        } else {
+            PackageAction::Updated
+        };
+        let tag = match reference {
+            Reference::Tag(tag) => Some(tag.to_string()),
+            Reference::Digest(_) => None,
+        };
+        state
+            .hooks
+            .package_event(PackageEvent {
+                action,
+                name: name.clone(),
+                digest: pushed.digest.clone(),
+                tag,
+                manifest: Some(content),
+                labels: pushed.labels.clone(),
+                sender: pusher.clone(),
+                base: state.auth.base_url(headers),
+                version_id: Some(pushed.version_id),
+            })
+            .await;
+    }
     let location = header_value(&format!("/v2/{name}/manifests/{}", pushed.digest));
     let mut answer = vec![
         ("location", location),

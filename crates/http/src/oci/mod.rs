@@ -141,16 +141,7 @@ async fn handle(
             manifests::get(registry, &name, &reference, headers, method == Method::HEAD).await
         }
         (&Method::PUT, Endpoint::Manifest(name, reference)) => {
-            manifests::put(
-                registry,
-                &auth.access,
-                &caller.principal,
-                &name,
-                &reference,
-                headers,
-                body,
-            )
-            .await
+            manifests::put(state, &caller.principal, &name, &reference, headers, body).await
         }
         (&Method::DELETE, Endpoint::Manifest(name, reference)) => {
             manifests::delete(registry, &name, &reference).await

@@ -1,0 +1,888 @@
+//! Package webhooks over real HTTP: hooks managed through the API in GitHub's shapes, and
+//! deliveries received by an HTTP server inside the test, as a scanner written for GitHub's
+//! `package` / `registry_package` webhooks would receive them.
+
+mod common;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use common::{Server, anonymous_client, client_with_token, digest, push_blob, put_manifest};
+use hmac::{KeyInit, Mac};
+use serde_json::{Value, json};
+use sha2::Sha256;
+
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+
+/// GitHub's hook object, as in its documentation (the ping fixture's `hook`).
+const PING_FIXTURE: &str = include_str!("../../core/src/hooks/fixtures/github_ping.json");
+/// GitHub's `package` payload's keys.
+const PACKAGE_FIXTURE: &str =
+    include_str!("../../core/src/hooks/fixtures/github_package_published.json");
+
+// --- the API ---
+
+/// A client of the API authenticated GitHub-style (`Authorization: token …`).
+struct Api<'a> {
+    server: &'a Server,
+    token: String,
+}
+
+impl<'a> Api<'a> {
+    fn new(server: &'a Server, token: &str) -> Self {
+        Api {
+            server,
+            token: token.to_owned(),
+        }
+    }
+
+    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let url = self.server.url(&format!("/api/v3{path}"));
+        let mut request = anonymous_client()
+            .request(method.parse().expect("method"), url)
+            .header("authorization", format!("token {}", self.token));
+        if let Some(body) = body {
+            request = request.body(body.to_string());
+        }
+        let response = request.send().await.expect("API call");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("body");
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+        };
+        (status, value)
+    }
+
+    async fn expect(&self, method: &str, path: &str, body: Option<Value>, status: u16) -> Value {
+        let (got, value) = self.call(method, path, body).await;
+        assert_eq!(got, status, "{method} {path}: {value}");
+        value
+    }
+
+    /// `GET path` until `done` holds for its body (Berth records an attempt just after the
+    /// receiver answered it), at most 10 s; the body.
+    async fn until(&self, path: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let value = self.expect("GET", path, None, 200).await;
+            if done(&value) {
+                return value;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "GET {path} never got there: {value}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+// --- the receiver ---
+
+/// One request the receiver got.
+#[derive(Clone, Debug)]
+struct Received {
+    headers: HashMap<String, String>,
+    body: Vec<u8>,
+    /// What the receiver answered.
+    status: u16,
+}
+
+impl Received {
+    fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .map_or("", String::as_str)
+    }
+
+    fn event(&self) -> &str {
+        self.header("x-github-event")
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).expect("payload is JSON")
+    }
+
+    /// The version digest of a package event.
+    fn digest(&self) -> String {
+        let json = self.json();
+        let key = if json.get("registry_package").is_some() {
+            "registry_package"
+        } else {
+            "package"
+        };
+        json[key]["package_version"]["name"]
+            .as_str()
+            .expect("package_version.name")
+            .to_owned()
+    }
+}
+
+#[derive(Default)]
+struct ReceiverState {
+    received: Vec<Received>,
+    /// Requests still to answer 500.
+    fail: usize,
+}
+
+/// An HTTP server on 127.0.0.1 recording what Berth delivers.
+struct Receiver {
+    state: Arc<Mutex<ReceiverState>>,
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+async fn receive(
+    State(state): State<Arc<Mutex<ReceiverState>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
+    let mut state = state.lock().unwrap();
+    let status = if state.fail > 0 {
+        state.fail -= 1;
+        StatusCode::INTERNAL_SERVER_ERROR
+    } else {
+        StatusCode::OK
+    };
+    let headers = headers
+        .iter()
+        .map(|(n, v)| (n.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
+        .collect();
+    state.received.push(Received {
+        headers,
+        body: body.to_vec(),
+        status: status.as_u16(),
+    });
+    status
+}
+
+impl Receiver {
+    async fn start() -> Receiver {
+        Receiver::start_on(SocketAddr::from(([127, 0, 0, 1], 0))).await
+    }
+
+    async fn start_on(addr: SocketAddr) -> Receiver {
+        let listener = tokio::net::TcpListener::bind(addr).await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let state = Arc::new(Mutex::new(ReceiverState::default()));
+        let app = axum::Router::new()
+            .route("/hook", axum::routing::post(receive))
+            .with_state(state.clone());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await
+                .expect("receiver");
+        });
+        Receiver {
+            state,
+            addr,
+            stop: Some(stop),
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}/hook", self.addr)
+    }
+
+    fn fail_next(&self, n: usize) {
+        self.state.lock().unwrap().fail = n;
+    }
+
+    fn received(&self) -> Vec<Received> {
+        self.state.lock().unwrap().received.clone()
+    }
+
+    /// The requests answered 200, in arrival order.
+    fn delivered(&self) -> Vec<Received> {
+        self.received()
+            .into_iter()
+            .filter(|r| r.status == 200)
+            .collect()
+    }
+
+    /// Waits until `done` holds for the delivered requests (at most 30 s); them.
+    async fn wait_for(&self, what: &str, done: impl Fn(&[Received]) -> bool) -> Vec<Received> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let delivered = self.delivered();
+            if done(&delivered) {
+                return delivered;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; received: {:?}",
+                self.received()
+                    .iter()
+                    .map(|r| (r.event().to_owned(), r.status))
+                    .collect::<Vec<_>>()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The delivered package events (of `event`), in arrival order.
+    fn package_events(&self, event: &str) -> Vec<Received> {
+        self.delivered()
+            .into_iter()
+            .filter(|r| r.event() == event)
+            .collect()
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// A free port on 127.0.0.1 with nothing listening on it (yet).
+fn free_addr() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr")
+}
+
+fn sign(secret: &str, body: &[u8]) -> String {
+    let mut mac = hmac::Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("key");
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// Every key of `expected` (recursively, but not into the free-form `all_labels`) that
+/// `actual` lacks.
+fn missing_keys(expected: &Value, actual: &Value, path: &str, out: &mut Vec<String>) {
+    match (expected, actual) {
+        (Value::Object(want), Value::Object(have)) => {
+            for (key, value) in want {
+                let here = format!("{path}.{key}");
+                match have.get(key) {
+                    None => out.push(here),
+                    // Free-form (the image's own labels): only its presence is the shape.
+                    Some(_) if key == "all_labels" => {}
+                    Some(got) => missing_keys(value, got, &here, out),
+                }
+            }
+        }
+        (Value::Array(want), Value::Array(have)) => {
+            if let (Some(w), Some(h)) = (want.first(), have.first()) {
+                missing_keys(w, h, &format!("{path}[0]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+// --- pushing ---
+
+/// Pushes a one-layer image under `reference` (a tag or its digest); its digest and bytes.
+async fn push(
+    server: &Server,
+    repo: &str,
+    reference: Option<&str>,
+    layer: &str,
+) -> (String, Vec<u8>) {
+    let layer = layer.as_bytes().to_vec();
+    let config = serde_json::to_vec(&json!({
+        "architecture": "amd64", "os": "linux",
+        "config": {"Labels": {"org.opencontainers.image.description": format!("image {}", String::from_utf8_lossy(&layer))}},
+        "rootfs": {"type": "layers", "diff_ids": [digest(&layer)]},
+    }))
+    .unwrap();
+    let config_digest = push_blob(server, repo, config.clone()).await;
+    let layer_digest = push_blob(server, repo, layer.clone()).await;
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest, "size": layer.len()}],
+    }))
+    .unwrap();
+    let d = digest(&manifest);
+    put_manifest(
+        server,
+        repo,
+        reference.unwrap_or(&d),
+        OCI_MANIFEST,
+        &manifest,
+    )
+    .await;
+    (d, manifest)
+}
+
+/// Creates a hook on `collection` (`/orgs/acme`, `/repos/acme/app`, `/user`) delivering to
+/// `url`; its JSON.
+async fn hook(api: &Api<'_>, collection: &str, config: Value, extra: Value) -> Value {
+    let mut body = json!({ "name": "web", "config": config, "events": ["package"] });
+    if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+        body.extend(extra.clone());
+    }
+    api.expect("POST", &format!("{collection}/hooks"), Some(body), 201)
+        .await
+}
+
+// --- tests ---
+
+#[tokio::test]
+async fn hooks_are_managed_in_githubs_shapes_and_ping_on_creation() {
+    let server = Server::start();
+    let api = Api::new(&server, &server.admin_token);
+    api.expect(
+        "POST",
+        "/orgs/acme/repos",
+        Some(json!({ "name": "app", "private": true })),
+        201,
+    )
+    .await;
+    let receiver = Receiver::start().await;
+    let created = hook(
+        &api,
+        "/repos/acme/app",
+        json!({ "url": receiver.url(), "content_type": "json", "secret": "s3cret", "insecure_ssl": "0" }),
+        json!({ "events": ["package", "registry_package"] }),
+    )
+    .await;
+    // GitHub's hook keys, and the secret masked.
+    let fixture: Value = serde_json::from_str(PING_FIXTURE).unwrap();
+    let mut missing = Vec::new();
+    missing_keys(&fixture["hook"], &created, "", &mut missing);
+    assert!(missing.is_empty(), "missing {missing:?} in {created}");
+    assert_eq!(created["type"], "Repository");
+    assert_eq!(created["config"]["secret"], "********");
+    assert!(!created.to_string().contains("s3cret"));
+    assert_eq!(created["last_response"]["status"], "unused");
+    let id = created["id"].as_i64().unwrap();
+    let url = format!("/repos/acme/app/hooks/{id}");
+    assert_eq!(created["url"], server.url(&format!("/api/v3{url}")));
+
+    // The ping, signed.
+    let pings = receiver
+        .wait_for("the ping", |r| r.iter().any(|r| r.event() == "ping"))
+        .await;
+    let ping = &pings[0];
+    assert_eq!(
+        ping.header("x-hub-signature-256"),
+        sign("s3cret", &ping.body)
+    );
+    assert_eq!(ping.header("x-github-hook-id"), id.to_string());
+    assert_eq!(
+        ping.header("x-github-hook-installation-target-type"),
+        "repository"
+    );
+    assert!(ping.header("user-agent").starts_with("GitHub-Hookshot/"));
+    let payload = ping.json();
+    assert_eq!(payload["hook_id"], id);
+    assert_eq!(payload["hook"]["config"]["secret"], "********");
+    assert_eq!(payload["repository"]["full_name"], "acme/app");
+    let mut missing = Vec::new();
+    missing_keys(&fixture, &payload, "", &mut missing);
+    assert!(missing.is_empty(), "ping lacks {missing:?}");
+
+    // List, get, update, delete.
+    let list = api.expect("GET", "/repos/acme/app/hooks", None, 200).await;
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    let shown = api.until(&url, |h| h["last_response"]["code"] == 200).await;
+    assert_eq!(shown["last_response"]["status"], "active");
+    let updated = api
+        .expect(
+            "PATCH",
+            &url,
+            Some(json!({ "remove_events": ["registry_package"], "active": false, "deleted_events": true, "config": { "content_type": "form" } })),
+            200,
+        )
+        .await;
+    assert_eq!(updated["events"], json!(["package"]));
+    assert_eq!(updated["active"], false);
+    assert_eq!(updated["deleted_events"], true);
+    assert_eq!(updated["config"]["content_type"], "form");
+    assert_eq!(updated["config"]["url"], receiver.url(), "kept");
+    assert_eq!(updated["config"]["secret"], "********", "kept");
+
+    // 422 naming the field, for what a person can fix.
+    for (body, field) in [
+        (json!({ "config": { "url": "ftp://example.com" } }), "url"),
+        (
+            json!({ "config": { "url": receiver.url() }, "events": ["push"] }),
+            "events",
+        ),
+        (
+            json!({ "config": { "url": receiver.url(), "content_type": "xml" } }),
+            "content_type",
+        ),
+        (json!({ "config": {} }), "url"),
+        (
+            json!({ "config": { "url": receiver.url(), "insecure_ssl": "maybe" } }),
+            "insecure_ssl",
+        ),
+    ] {
+        let error = api
+            .expect("POST", "/repos/acme/app/hooks", Some(body), 422)
+            .await;
+        assert_eq!(error["message"], "Validation Failed");
+        assert_eq!(error["errors"][0]["field"], field, "{error}");
+        assert!(error["errors"][0]["message"].as_str().unwrap().len() > 15);
+    }
+
+    api.expect("DELETE", &url, None, 204).await;
+    api.expect("GET", &url, None, 404).await;
+    api.expect("GET", "/repos/acme/app/hooks/nope", None, 404)
+        .await;
+    api.expect("GET", "/repos/acme/missing/hooks", None, 404)
+        .await;
+}
+
+#[tokio::test]
+async fn a_scanner_verifies_the_signature_and_pulls_the_pushed_digest_with_a_read_only_token() {
+    let server = Server::start();
+    let api = Api::new(&server, &server.admin_token);
+    let receiver = Receiver::start().await;
+    let secret = "It's a Secret to Everybody";
+    hook(
+        &api,
+        "/orgs/acme",
+        json!({ "url": receiver.url(), "secret": secret }),
+        json!({ "events": ["registry_package"] }),
+    )
+    .await;
+    let scanner_token = api
+        .expect(
+            "POST",
+            "/user/tokens",
+            Some(json!({ "note": "scanner", "scopes": ["read:packages"] })),
+            201,
+        )
+        .await["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let (pushed, manifest) = push(&server, "acme/scanme", Some("v1"), "scan me").await;
+
+    let events = receiver
+        .wait_for("the registry_package event", |r| {
+            r.iter().any(|r| r.event() == "registry_package")
+        })
+        .await;
+    let event = events
+        .iter()
+        .find(|r| r.event() == "registry_package")
+        .unwrap();
+    // What a scanner does: check the signature, read the digest, pull exactly that.
+    assert_eq!(
+        event.header("x-hub-signature-256"),
+        sign(secret, &event.body)
+    );
+    assert_eq!(event.header("content-type"), "application/json");
+    let delivery = event.header("x-github-delivery");
+    assert_eq!(uuid_version(delivery), Some('4'), "{delivery}");
+    let payload = event.json();
+    assert_eq!(payload["action"], "published");
+    assert_eq!(payload["organization"]["login"], "acme");
+    assert_eq!(payload["sender"]["login"], "admin");
+    let package = &payload["registry_package"];
+    assert_eq!(package["name"], "scanme");
+    assert_eq!(package["namespace"], "acme");
+    let version = &package["package_version"];
+    let digest = event.digest();
+    assert_eq!(digest, pushed);
+    assert_eq!(version["container_metadata"]["tag"]["name"], "v1");
+    assert_eq!(version["container_metadata"]["manifest"]["digest"], pushed);
+    assert_eq!(
+        version["container_metadata"]["labels"]["description"],
+        "image scan me"
+    );
+    assert_eq!(
+        version["package_url"],
+        format!("{}/acme/scanme:v1", server.host)
+    );
+    let pulled = client_with_token(&scanner_token)
+        .get(server.url(&format!("/v2/acme/scanme/manifests/{digest}")))
+        .header("accept", OCI_MANIFEST)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pulled.status(), 200);
+    assert_eq!(pulled.bytes().await.unwrap().to_vec(), manifest);
+    let layer_digest = version["container_metadata"]["manifest"]["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let layer = client_with_token(&scanner_token)
+        .get(server.url(&format!("/v2/acme/scanme/blobs/{layer_digest}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(layer.bytes().await.unwrap().to_vec(), b"scan me".to_vec());
+
+    // The same payload's package object has every key of GitHub's example.
+    let fixture: Value = serde_json::from_str(PACKAGE_FIXTURE).unwrap();
+    let mut missing = Vec::new();
+    missing_keys(&fixture["package"], package, "", &mut missing);
+    let missing: Vec<_> = missing
+        .into_iter()
+        .filter(|k| !k.starts_with(".package_version.author"))
+        .collect();
+    assert!(missing.is_empty(), "missing {missing:?}");
+}
+
+fn uuid_version(guid: &str) -> Option<char> {
+    (guid.len() == 36).then(|| guid.chars().nth(14)).flatten()
+}
+
+#[tokio::test]
+async fn a_failing_receiver_gets_each_event_exactly_once_in_push_order() {
+    let server = Server::start_with(&[("BERTH_WEBHOOK_RETRY_BASE_MS", "40")]);
+    let api = Api::new(&server, &server.admin_token);
+    let receiver = Receiver::start().await;
+    hook(
+        &api,
+        "/orgs/acme",
+        json!({ "url": receiver.url() }),
+        json!({}),
+    )
+    .await;
+    receiver
+        .wait_for("the ping", |r| r.iter().any(|r| r.event() == "ping"))
+        .await;
+    receiver.fail_next(3);
+    let (first, _) = push(&server, "acme/ordered", Some("v1"), "one").await;
+    let (second, _) = push(&server, "acme/ordered", Some("v2"), "two").await;
+    let (third, _) = push(&server, "acme/other", Some("v1"), "three").await;
+    receiver
+        .wait_for("three package events", |r| {
+            r.iter().filter(|r| r.event() == "package").count() >= 3
+        })
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let events = receiver.package_events("package");
+    let digests: Vec<String> = events.iter().map(Received::digest).collect();
+    assert_eq!(
+        digests,
+        [first.clone(), second, third],
+        "once each, in push order"
+    );
+    let failures: Vec<String> = receiver
+        .received()
+        .iter()
+        .filter(|r| r.status == 500)
+        .map(Received::digest)
+        .collect();
+    assert_eq!(
+        failures,
+        [first.clone(), first.clone(), first],
+        "retried, blocking the rest"
+    );
+    // The retries kept the delivery's GUID.
+    let guids: Vec<String> = receiver
+        .received()
+        .iter()
+        .filter(|r| r.event() == "package")
+        .map(|r| r.header("x-github-delivery").to_owned())
+        .collect();
+    assert_eq!(guids[0], guids[3]);
+}
+
+#[tokio::test]
+async fn deliveries_pending_at_a_restart_are_delivered_after_it() {
+    let mut server = Server::start_with(&[
+        ("BERTH_WEBHOOK_RETRY_BASE_MS", "50"),
+        ("BERTH_WEBHOOK_MAX_ATTEMPTS", "30"),
+    ]);
+    let api = Api::new(&server, &server.admin_token);
+    let addr = free_addr();
+    // Nothing listens at `addr` yet: every attempt is refused.
+    hook(
+        &api,
+        "/orgs/acme",
+        json!({ "url": format!("http://{addr}/hook") }),
+        json!({}),
+    )
+    .await;
+    let (pushed, _) = push(&server, "acme/later", Some("v1"), "later").await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    server.kill();
+    let receiver = Receiver::start_on(addr).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        receiver.received().is_empty(),
+        "nothing delivers while Berth is down"
+    );
+    server.restart();
+    let delivered = receiver
+        .wait_for("the ping and the package event", |r| {
+            r.iter().any(|r| r.event() == "package")
+        })
+        .await;
+    let events: Vec<&str> = delivered.iter().map(Received::event).collect();
+    assert_eq!(events, ["ping", "package"]);
+    assert_eq!(delivered[1].digest(), pushed);
+}
+
+#[tokio::test]
+async fn a_multi_arch_push_delivers_one_event_per_manifest() {
+    let server = Server::start();
+    let api = Api::new(&server, &server.admin_token);
+    let receiver = Receiver::start().await;
+    hook(
+        &api,
+        "/orgs/acme",
+        json!({ "url": receiver.url() }),
+        json!({}),
+    )
+    .await;
+    let (amd64, amd64_bytes) = push(&server, "acme/multi", None, "amd64 layer").await;
+    let (arm64, arm64_bytes) = push(&server, "acme/multi", None, "arm64 layer").await;
+    let index = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [
+            {"mediaType": OCI_MANIFEST, "digest": amd64, "size": amd64_bytes.len(), "platform": {"architecture": "amd64", "os": "linux"}},
+            {"mediaType": OCI_MANIFEST, "digest": arm64, "size": arm64_bytes.len(), "platform": {"architecture": "arm64", "os": "linux"}},
+        ],
+    }))
+    .unwrap();
+    put_manifest(&server, "acme/multi", "v1", OCI_INDEX, &index).await;
+    let delivered = receiver
+        .wait_for("three package events", |r| {
+            r.iter().filter(|r| r.event() == "package").count() >= 3
+        })
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let events = receiver.package_events("package");
+    assert_eq!(events.len(), 3, "{delivered:?}");
+    let tags: Vec<(String, String)> = events
+        .iter()
+        .map(|e| {
+            let meta = &e.json()["package"]["package_version"]["container_metadata"];
+            (
+                meta["tag"]["name"].as_str().unwrap().to_owned(),
+                meta["tag"]["digest"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        tags,
+        [
+            (String::new(), amd64),
+            (String::new(), arm64),
+            ("v1".to_owned(), digest(&index)),
+        ]
+    );
+    let media = &events[2].json()["package"]["package_version"]["container_metadata"]["manifest"]["media_type"];
+    assert_eq!(media, OCI_INDEX);
+}
+
+#[tokio::test]
+async fn a_tag_moved_to_an_existing_version_is_updated_and_deliveries_can_be_redelivered() {
+    let server = Server::start();
+    let api = Api::new(&server, &server.admin_token);
+    let receiver = Receiver::start().await;
+    let created = hook(&api, "/user", json!({ "url": receiver.url() }), json!({})).await;
+    assert_eq!(created["type"], "User");
+    let id = created["id"].as_i64().unwrap();
+    let (first, bytes) = push(&server, "admin/tool", Some("v1"), "tool").await;
+    put_manifest(&server, "admin/tool", "latest", OCI_MANIFEST, &bytes).await;
+    // A re-push of the same tag changes nothing and sends nothing.
+    put_manifest(&server, "admin/tool", "latest", OCI_MANIFEST, &bytes).await;
+    receiver
+        .wait_for("published and updated", |r| {
+            r.iter().filter(|r| r.event() == "package").count() >= 2
+        })
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let events = receiver.package_events("package");
+    let actions: Vec<(String, String)> = events
+        .iter()
+        .map(|e| {
+            let json = e.json();
+            (
+                json["action"].as_str().unwrap().to_owned(),
+                json["package"]["package_version"]["container_metadata"]["tag"]["name"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("published".to_owned(), "v1".to_owned()),
+            ("updated".to_owned(), "latest".to_owned())
+        ]
+    );
+    assert!(events.iter().all(|e| e.digest() == first));
+    assert!(
+        events[0].json().get("organization").is_none(),
+        "a user's package"
+    );
+
+    // The deliveries, newest first, in GitHub's shape.
+    let list = api
+        .until(&format!("/user/hooks/{id}/deliveries"), |l| {
+            l.as_array()
+                .is_some_and(|l| l.len() == 3 && l.iter().all(|d| d["status"] == "OK"))
+        })
+        .await;
+    let list = list.as_array().unwrap().clone();
+    assert_eq!(list.len(), 3, "ping, published, updated: {list:?}");
+    for key in [
+        "id",
+        "guid",
+        "delivered_at",
+        "redelivery",
+        "duration",
+        "status",
+        "status_code",
+        "event",
+        "action",
+        "installation_id",
+        "repository_id",
+    ] {
+        assert!(list[0].get(key).is_some(), "{key} missing: {}", list[0]);
+    }
+    assert_eq!(list[0]["action"], "updated");
+    assert_eq!(list[0]["status"], "OK");
+    assert_eq!(list[0]["status_code"], 200);
+    assert!(list[0]["duration"].as_f64().unwrap() >= 0.0);
+    assert_eq!(list[2]["event"], "ping");
+    let published = list[1]["id"].as_i64().unwrap();
+    let detail = api
+        .expect(
+            "GET",
+            &format!("/user/hooks/{id}/deliveries/{published}"),
+            None,
+            200,
+        )
+        .await;
+    assert_eq!(detail["request"]["headers"]["X-GitHub-Event"], "package");
+    assert_eq!(detail["request"]["payload"]["action"], "published");
+    assert_eq!(detail["response"]["payload"], "");
+    assert_eq!(detail["attempts"].as_array().unwrap().len(), 1);
+
+    // Redeliver: the same GUID and payload again, marked as a redelivery.
+    api.expect(
+        "POST",
+        &format!("/user/hooks/{id}/deliveries/{published}/attempts"),
+        None,
+        202,
+    )
+    .await;
+    let guid = list[1]["guid"].as_str().unwrap().to_owned();
+    receiver
+        .wait_for("the redelivery", |r| {
+            r.iter()
+                .filter(|r| r.header("x-github-delivery") == guid)
+                .count()
+                == 2
+        })
+        .await;
+    let list = api
+        .until(&format!("/user/hooks/{id}/deliveries?per_page=2"), |l| {
+            l[0]["status"] == "OK"
+        })
+        .await;
+    assert_eq!(list[0]["redelivery"], true);
+    assert_eq!(list[0]["guid"], guid.as_str());
+    assert_eq!(list.as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn only_admins_manage_hooks_and_hidden_collections_are_not_found() {
+    let server = Server::start();
+    let api = Api::new(&server, &server.admin_token);
+    api.expect(
+        "POST",
+        "/orgs/acme/repos",
+        Some(json!({ "name": "secret-app", "private": true })),
+        201,
+    )
+    .await;
+    api.expect(
+        "POST",
+        "/orgs/acme/repos",
+        Some(json!({ "name": "shared", "private": true })),
+        201,
+    )
+    .await;
+    let bob = server.admin(&[
+        "create-user",
+        "bob",
+        "--token-scopes",
+        "read:packages,write:packages,repo,admin:org",
+    ]);
+    server.admin(&["add-collaborator", "acme/shared", "bob", "--role", "write"]);
+    let bob_api = Api::new(&server, &bob);
+    let body = json!({ "config": { "url": "http://127.0.0.1:9/hook" } });
+    // A private repository bob cannot see: 404, as if missing.
+    let hidden = bob_api
+        .expect(
+            "POST",
+            "/repos/acme/secret-app/hooks",
+            Some(body.clone()),
+            404,
+        )
+        .await;
+    assert!(hidden["documentation_url"].is_string());
+    // One he writes to but does not administer: 403 saying why.
+    let refused = bob_api
+        .expect("POST", "/repos/acme/shared/hooks", Some(body.clone()), 403)
+        .await;
+    assert!(refused["message"].as_str().unwrap().contains("admin"));
+    bob_api
+        .expect("GET", "/repos/acme/shared/hooks", None, 403)
+        .await;
+    // The organization's hooks are its owners'.
+    let refused = bob_api
+        .expect("POST", "/orgs/acme/hooks", Some(body.clone()), 403)
+        .await;
+    assert!(refused["message"].as_str().unwrap().contains("owner"));
+    bob_api
+        .expect("POST", "/orgs/nobody/hooks", Some(body.clone()), 404)
+        .await;
+    // Hooks of the admin's are not bob's to see, even by id.
+    let admins = hook(
+        &api,
+        "/user",
+        json!({ "url": "http://127.0.0.1:9/hook" }),
+        json!({}),
+    )
+    .await;
+    let id = admins["id"].as_i64().unwrap();
+    bob_api
+        .expect("GET", &format!("/user/hooks/{id}"), None, 404)
+        .await;
+    // His own: fine; a read-only token may not.
+    bob_api
+        .expect("POST", "/user/hooks", Some(body.clone()), 201)
+        .await;
+    let read_only = server.admin(&["create-token", "bob", "--scopes", "read:packages"]);
+    let refused = Api::new(&server, &read_only)
+        .expect("POST", "/user/hooks", Some(body.clone()), 403)
+        .await;
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .contains("write:packages")
+    );
+    // Registry-only tokens never manage hooks.
+    let anonymous = anonymous_client()
+        .get(server.url("/api/v3/user/hooks"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+}

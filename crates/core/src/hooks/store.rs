@@ -1,0 +1,123 @@
+//! The hook store port: hooks, the delivery queue and its attempts, and the facts about a
+//! package a payload needs. Implemented by each metadata backend; never calls services.
+//!
+//! The queue's invariants, which every implementation keeps:
+//! - Deliveries of one hook are handed out in id order: [`HookStore::claim_due`] returns at
+//!   most the oldest pending delivery of each active hook, and only once it is due.
+//! - A claim is a lease (a token and an expiry): a delivery leased and unexpired is not
+//!   claimed again, and [`HookStore::record_attempt`] changes it only under the same token, so
+//!   nodes sharing the database never deliver one twice.
+
+use async_trait::async_trait;
+
+use super::model::{
+    Attempt, AttemptOutcome, Delivery, DeliveryId, Hook, HookId, HookScope, HookSettings,
+    NewDelivery,
+};
+use crate::access::{AccountId, RepoId};
+use crate::digest::Digest;
+use crate::name::RepoName;
+use crate::ports::{Millis, StoreResult};
+
+/// What the store knows of a package and one of its versions, for a payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackageFacts {
+    /// The package's row id.
+    pub package_id: i64,
+    /// The owning account.
+    pub owner: AccountId,
+    /// The package's creation time.
+    pub created_at: Millis,
+    /// The linked source repository.
+    pub linked_repo: Option<RepoId>,
+    /// The version's id (`package_versions`), when the version is known.
+    pub version_id: Option<i64>,
+    /// The version's creation time, when stored.
+    pub version_created_at: Option<Millis>,
+}
+
+/// A claimed delivery with the hook it goes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claimed {
+    /// The delivery.
+    pub delivery: Delivery,
+    /// Its hook, as it is now (its URL or secret may have changed since queueing).
+    pub hook: Hook,
+}
+
+/// Hooks and their deliveries.
+#[async_trait]
+pub trait HookStore: Send + Sync + 'static {
+    /// Creates a hook; its id.
+    async fn create_hook(
+        &self,
+        scope: HookScope,
+        settings: &HookSettings,
+        now: Millis,
+    ) -> StoreResult<HookId>;
+    /// Hook `id`.
+    async fn hook(&self, id: HookId) -> StoreResult<Option<Hook>>;
+    /// The hooks attached to `scope`, oldest first.
+    async fn hooks_of(&self, scope: HookScope) -> StoreResult<Vec<Hook>>;
+    /// Replaces a hook's settings; `false` when there is no such hook.
+    async fn update_hook(
+        &self,
+        id: HookId,
+        settings: &HookSettings,
+        now: Millis,
+    ) -> StoreResult<bool>;
+    /// Deletes a hook with its deliveries; `false` when there was none.
+    async fn delete_hook(&self, id: HookId) -> StoreResult<bool>;
+    /// The active hooks an event of a package of `owner` (linked to `repo`) goes to: the
+    /// owner's (organization or user hooks) and the repository's.
+    async fn hooks_for_package(
+        &self,
+        owner: AccountId,
+        repo: Option<RepoId>,
+    ) -> StoreResult<Vec<Hook>>;
+    /// The package `name` and its version `digest`; `None` when there is no such package.
+    async fn package_facts(
+        &self,
+        name: &RepoName,
+        digest: &Digest,
+    ) -> StoreResult<Option<PackageFacts>>;
+    /// Queues `deliveries`, due at `now`, in one transaction and in the order given.
+    async fn enqueue(&self, deliveries: &[NewDelivery], now: Millis) -> StoreResult<()>;
+    /// Leases up to `limit` due deliveries under `token` until `lease_until`: at most the
+    /// oldest pending delivery of each active hook, if due at `now` and not leased.
+    async fn claim_due(
+        &self,
+        now: Millis,
+        token: &str,
+        lease_until: Millis,
+        limit: usize,
+    ) -> StoreResult<Vec<Claimed>>;
+    /// The earliest time a pending delivery of an active hook is due, if any.
+    async fn next_due(&self) -> StoreResult<Option<Millis>>;
+    /// Records `attempt` of a delivery leased under `token`, applies `outcome`, releases the
+    /// lease and updates the hook's last response. `false` (nothing recorded) when the lease
+    /// was lost.
+    async fn record_attempt(
+        &self,
+        delivery: DeliveryId,
+        token: &str,
+        attempt: &Attempt,
+        outcome: AttemptOutcome,
+    ) -> StoreResult<bool>;
+    /// Deliveries of `hook`, newest first, with ids below `before` (all when `None`).
+    async fn deliveries(
+        &self,
+        hook: HookId,
+        before: Option<DeliveryId>,
+        limit: usize,
+    ) -> StoreResult<Vec<Delivery>>;
+    /// Deletes delivered and failed deliveries queued before `before`, with their attempts;
+    /// how many.
+    async fn purge_deliveries(&self, before: Millis) -> StoreResult<u64>;
+    /// Delivery `id` of `hook` with every attempt, oldest first.
+    async fn delivery(
+        &self,
+        hook: HookId,
+        id: DeliveryId,
+    ) -> StoreResult<Option<(Delivery, Vec<Attempt>)>>;
+}
