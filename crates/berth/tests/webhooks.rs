@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use common::{Server, anonymous_client, client_with_token, digest, push_blob, put_manifest};
+use common::{
+    Server, anonymous_client, client, client_with_token, digest, push_blob, put_manifest,
+};
 use hmac::{KeyInit, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
@@ -885,4 +887,94 @@ async fn only_admins_manage_hooks_and_hidden_collections_are_not_found() {
         .await
         .unwrap();
     assert_eq!(anonymous.status(), 401);
+}
+
+#[tokio::test]
+async fn deleted_versions_reach_only_hooks_that_opted_in_from_the_api_and_the_registry() {
+    let server = Server::start();
+    let api = Api::new(&server, &server.admin_token);
+    let opted_in = Receiver::start().await;
+    let default = Receiver::start().await;
+    hook(
+        &api,
+        "/orgs/acme",
+        json!({ "url": opted_in.url() }),
+        json!({ "deleted_events": true }),
+    )
+    .await;
+    hook(
+        &api,
+        "/orgs/acme",
+        json!({ "url": default.url() }),
+        json!({}),
+    )
+    .await;
+    let (by_api, _) = push(&server, "acme/gone", Some("v1"), "one").await;
+    let (by_registry, _) = push(&server, "acme/gone", Some("v2"), "two").await;
+
+    let versions = api
+        .expect(
+            "GET",
+            "/orgs/acme/packages/container/gone/versions",
+            None,
+            200,
+        )
+        .await;
+    let id = versions
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == by_api)
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    api.expect(
+        "DELETE",
+        &format!("/orgs/acme/packages/container/gone/versions/{id}"),
+        None,
+        204,
+    )
+    .await;
+    let deleted = client()
+        .delete(server.url(&format!("/v2/acme/gone/manifests/{by_registry}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 202);
+
+    let events = opted_in
+        .wait_for("two deleted events", |r| {
+            r.iter()
+                .filter(|r| r.event() == "package" && r.json()["action"] == "deleted")
+                .count()
+                >= 2
+        })
+        .await;
+    let deleted: Vec<(String, Value)> = events
+        .iter()
+        .filter(|r| r.event() == "package" && r.json()["action"] == "deleted")
+        .map(|r| {
+            let json = r.json();
+            (r.digest(), json["package"]["package_version"]["id"].clone())
+        })
+        .collect();
+    assert_eq!(
+        deleted[0],
+        (by_api.clone(), json!(id)),
+        "the API's deletion first"
+    );
+    assert_eq!(deleted[1].0, by_registry, "then the registry's");
+    default
+        .wait_for("the two publishes", |r| {
+            r.iter().filter(|r| r.event() == "package").count() >= 2
+        })
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        default
+            .package_events("package")
+            .iter()
+            .all(|r| r.json()["action"] == "published"),
+        "a hook without deleted_events hears no deletion"
+    );
 }

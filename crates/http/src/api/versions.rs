@@ -5,8 +5,10 @@
 use axum::extract::{OriginalUri, Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
+use berth_core::Reference;
 use berth_core::access::store::Account;
 use berth_core::access::{AccountKind, Principal, Visibility};
+use berth_core::hooks::{PackageAction, PackageEvent};
 use berth_core::name::RepoName;
 use berth_core::packages::{PackageView, Packages, PageRequest};
 use berth_core::ports::{VersionRecord, VersionState};
@@ -271,7 +273,7 @@ pub async fn version(
 }
 
 /// `DELETE …/versions/{id}`: restorable for 30 days; refused (409) while a tagged index
-/// references it.
+/// references it. Fires the `deleted` action of hooks that opted in.
 pub async fn delete_version(
     State(state): State<AppState>,
     who: Who,
@@ -279,9 +281,34 @@ pub async fn delete_version(
 ) -> ApiResult {
     let name = named(&state, &kind, &owner, &name).await?;
     let id = version_id(&id)?;
-    packages(&state)
+    let packages = packages(&state);
+    // The bytes, for the webhook payload, while the version is still readable.
+    let manifest = match packages.version_as(&who.principal, &name, id).await {
+        Ok(version) => state
+            .registry
+            .get_manifest(&name, &Reference::Digest(version.digest))
+            .await
+            .ok()
+            .map(|m| m.content),
+        Err(_) => None,
+    };
+    let deleted = packages
         .delete_version_as(&who.principal, &name, id)
         .await?;
+    state
+        .hooks
+        .package_event(PackageEvent {
+            action: PackageAction::Deleted,
+            name,
+            digest: deleted.digest,
+            tag: None,
+            manifest,
+            labels: deleted.labels,
+            sender: who.principal.clone(),
+            base: who.base.clone(),
+            version_id: Some(deleted.id),
+        })
+        .await;
     Ok(no_content())
 }
 

@@ -194,8 +194,40 @@ async fn read_manifest_body(body: Body) -> Result<bytes::Bytes, ApiError> {
     Ok(content.freeze())
 }
 
-/// Deletes a manifest by digest, or a tag.
-pub async fn delete(registry: &Registry, name: &RepoName, reference: &Reference) -> Answer {
+/// Deletes a manifest by digest (restorable for 30 days; refused while a tagged index needs
+/// it), or a tag; a deleted manifest fires the `deleted` action of hooks that opted in.
+pub async fn delete(
+    state: &AppState,
+    deleter: &Principal,
+    name: &RepoName,
+    reference: &Reference,
+    headers: &HeaderMap,
+) -> Answer {
+    let registry = &state.registry;
+    let before = match reference {
+        Reference::Digest(_) => registry.get_manifest(name, reference).await.ok(),
+        Reference::Tag(_) => None,
+    };
     registry.delete_manifest(name, reference).await?;
+    if let Some(manifest) = before {
+        let labels = registry
+            .image_labels(name, &manifest.content)
+            .await
+            .unwrap_or_default();
+        state
+            .hooks
+            .package_event(PackageEvent {
+                action: PackageAction::Deleted,
+                name: name.clone(),
+                digest: manifest.digest,
+                tag: None,
+                manifest: Some(manifest.content),
+                labels,
+                sender: deleter.clone(),
+                base: state.auth.base_url(headers),
+                version_id: None,
+            })
+            .await;
+    }
     Ok(empty(StatusCode::ACCEPTED, &[]))
 }

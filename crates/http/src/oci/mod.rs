@@ -144,7 +144,7 @@ async fn handle(
             manifests::put(state, &caller.principal, &name, &reference, headers, body).await
         }
         (&Method::DELETE, Endpoint::Manifest(name, reference)) => {
-            manifests::delete(registry, &name, &reference).await
+            manifests::delete(state, &caller.principal, &name, &reference, headers).await
         }
         (&Method::GET | &Method::HEAD, Endpoint::Blob(name, digest)) => {
             blobs::get(registry, &name, &digest, headers, method == Method::HEAD).await
