@@ -614,3 +614,63 @@ async fn manifest_gets_are_counted_as_downloads_heads_are_not() {
     .await;
     assert_eq!(counts[0]["download_count"], 3, "{counts}");
 }
+
+#[tokio::test]
+async fn the_authenticated_users_own_packages_are_reached_under_user() {
+    let server = Server::start();
+    let pushed = push_labelled(&server, "admin/tools/fmt", "v1", json!({})).await;
+    let (_, mine) = get_json(&server, "/api/v3/user/packages?package_type=container").await;
+    assert_eq!(mine.as_array().unwrap().len(), 1, "{mine}");
+    assert_eq!(mine[0]["name"], "tools/fmt");
+    assert_eq!(mine[0]["owner"]["type"], "User");
+    assert_eq!(
+        mine[0]["html_url"],
+        server.url("/users/admin/packages/container/package/tools%2Ffmt")
+    );
+    let (_, by_user) = get_json(&server, "/api/v3/user/packages/container/tools%2Ffmt").await;
+    let (_, by_login) = get_json(
+        &server,
+        "/api/v3/users/admin/packages/container/tools%2Ffmt",
+    )
+    .await;
+    assert_eq!(by_user, by_login);
+    let (_, listed) = get_json(
+        &server,
+        "/api/v3/users/admin/packages?package_type=container",
+    )
+    .await;
+    assert_eq!(listed, mine);
+
+    let (_, versions) = get_json(
+        &server,
+        "/api/v3/user/packages/container/tools%2Ffmt/versions",
+    )
+    .await;
+    assert_eq!(versions[0]["name"], pushed);
+    let version = format!(
+        "/api/v3/user/packages/container/tools%2Ffmt/versions/{}",
+        versions[0]["id"]
+    );
+    let (_, one) = get_json(&server, &version).await;
+    assert_eq!(one, versions[0]);
+    let deleted = client().delete(server.url(&version)).send().await.unwrap();
+    assert_eq!(deleted.status(), 204);
+    let pull = client()
+        .get(server.url("/v2/admin/tools/fmt/manifests/v1"))
+        .send()
+        .await
+        .unwrap();
+    expect_error(pull, 404, "MANIFEST_UNKNOWN").await;
+    let restored = client()
+        .post(server.url(&format!("{version}/restore")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(restored.status(), 204);
+    let pull = client()
+        .get(server.url("/v2/admin/tools/fmt/manifests/v1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pull.status(), 200, "back with its tag");
+}

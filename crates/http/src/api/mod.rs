@@ -97,6 +97,14 @@ pub fn router() -> Router<AppState> {
             get(versions::versions_mine),
         )
         .route(
+            "/user/packages/container/{package}/versions/{id}",
+            get(versions::version_mine).delete(versions::delete_version_mine),
+        )
+        .route(
+            "/user/packages/container/{package}/versions/{id}/restore",
+            post(versions::restore_version_mine),
+        )
+        .route(
             "/{kind}/{owner}/packages/container/{package}",
             get(versions::get)
                 .delete(versions::delete)

@@ -272,6 +272,36 @@ pub async fn version(
     Ok(answer(StatusCode::OK, version_json(&urls, &version)))
 }
 
+/// `GET /user/packages/container/{name}/versions/{id}`.
+pub async fn version_mine(
+    State(state): State<AppState>,
+    who: Who,
+    Path((name, id)): Path<(String, String)>,
+) -> ApiResult {
+    let (kind, owner) = mine(&state, &who.principal).await?;
+    version(State(state), who, Path((kind, owner, name, id))).await
+}
+
+/// `DELETE /user/packages/container/{name}/versions/{id}`.
+pub async fn delete_version_mine(
+    State(state): State<AppState>,
+    who: Who,
+    Path((name, id)): Path<(String, String)>,
+) -> ApiResult {
+    let (kind, owner) = mine(&state, &who.principal).await?;
+    delete_version(State(state), who, Path((kind, owner, name, id))).await
+}
+
+/// `POST /user/packages/container/{name}/versions/{id}/restore`.
+pub async fn restore_version_mine(
+    State(state): State<AppState>,
+    who: Who,
+    Path((name, id)): Path<(String, String)>,
+) -> ApiResult {
+    let (kind, owner) = mine(&state, &who.principal).await?;
+    restore_version(State(state), who, Path((kind, owner, name, id))).await
+}
+
 /// `DELETE …/versions/{id}`: restorable for 30 days; refused (409) while a tagged index
 /// references it. Fires the `deleted` action of hooks that opted in.
 pub async fn delete_version(
