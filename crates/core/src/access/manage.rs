@@ -1255,6 +1255,17 @@ impl Access {
         actor(principal)?;
         let target = self.store().target(name, principal.user()).await?;
         may_manage(principal, &target, name)?;
+        if target
+            .package
+            .as_ref()
+            .is_some_and(|p| p.deleted_at.is_some())
+        {
+            // Its admins may see it (they may restore it), but its settings stay as they
+            // were until it is restored.
+            return Err(ManageError::Conflict(format!(
+                "package `{name}` is deleted; restore it (POST …/packages/container/…/restore) before changing its settings"
+            )));
+        }
         Ok(target)
     }
 
