@@ -978,3 +978,36 @@ async fn deleted_versions_reach_only_hooks_that_opted_in_from_the_api_and_the_re
         "a hook without deleted_events hears no deletion"
     );
 }
+
+#[tokio::test]
+async fn testing_a_repository_hook_sends_a_ping() {
+    let server = Server::start();
+    server.admin(&["create-repo", "acme/app"]);
+    let api = Api::new(&server, &server.admin_token);
+    let receiver = Receiver::start().await;
+    let created = hook(
+        &api,
+        "/repos/acme/app",
+        json!({ "url": receiver.url() }),
+        json!({}),
+    )
+    .await;
+    api.expect(
+        "POST",
+        &format!("/repos/acme/app/hooks/{}/tests", created["id"]),
+        None,
+        204,
+    )
+    .await;
+    let pings = receiver
+        .wait_for("the creation ping and the test's", |r| {
+            r.iter().filter(|r| r.event() == "ping").count() >= 2
+        })
+        .await;
+    assert!(
+        pings
+            .iter()
+            .filter(|r| r.event() == "ping")
+            .all(|r| r.json()["hook_id"] == created["id"])
+    );
+}
