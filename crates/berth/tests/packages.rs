@@ -201,8 +201,8 @@ async fn packages_and_versions_have_githubs_shapes_and_the_metadata_of_the_push(
         "abc123"
     );
     assert_eq!(
-        version["berth"]["pushed_by"], 1,
-        "the admin (account 1) pushed it"
+        version["berth"]["pushed_by"]["login"], "admin",
+        "the admin pushed it"
     );
     assert!(version["berth"]["size"].as_u64().unwrap() > 100);
     let (_, one) = get_json(

@@ -180,8 +180,8 @@ pub struct VersionRecord {
     pub updated_at: Millis,
     /// When it was deleted.
     pub deleted_at: Option<Millis>,
-    /// Who pushed it.
-    pub pushed_by: Option<AccountId>,
+    /// Who pushed it: account id and login.
+    pub pushed_by: Option<(AccountId, String)>,
     /// Manifest plus what it references directly, in bytes.
     pub total_size: u64,
     /// Platforms of an index.

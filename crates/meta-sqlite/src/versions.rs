@@ -18,7 +18,8 @@ const VERSION_COLUMNS: &str = "v.id, v.digest, m.media_type, \
          ELSE (SELECT json_group_array(name) FROM (SELECT name FROM deleted_tags d \
                WHERE d.repository_id = v.repository_id AND d.digest = v.digest ORDER BY name)) \
      END, \
-     v.created_at, v.updated_at, m.deleted_at, v.pushed_by, v.total_size, v.platforms, \
+     v.created_at, v.updated_at, m.deleted_at, v.pushed_by, \
+     (SELECT login FROM accounts a WHERE a.id = v.pushed_by), v.total_size, v.platforms, \
      v.labels, v.downloads";
 
 type VersionRow = (
@@ -30,6 +31,7 @@ type VersionRow = (
     i64,
     Option<i64>,
     Option<i64>,
+    Option<String>,
     i64,
     Option<String>,
     Option<String>,
@@ -42,9 +44,9 @@ fn json<T: serde::de::DeserializeOwned>(id: i64, what: &str, text: &str) -> Resu
 }
 
 fn record(row: VersionRow) -> Result<VersionRecord, StoreError> {
-    let (id, digest, media_type, tags, created_at, updated_at, deleted_at, pushed_by, size, ..) =
+    let (id, digest, media_type, tags, created_at, updated_at, deleted_at, pushed_by, login, ..) =
         row;
-    let (platforms, labels, downloads) = (row.9, row.10, row.11);
+    let (size, platforms, labels, downloads) = (row.9, row.10, row.11, row.12);
     Ok(VersionRecord {
         id,
         digest: parse_digest(&digest)?,
@@ -53,7 +55,7 @@ fn record(row: VersionRow) -> Result<VersionRecord, StoreError> {
         created_at,
         updated_at,
         deleted_at,
-        pushed_by,
+        pushed_by: pushed_by.zip(login),
         total_size: from_sql(size, "version size")?,
         platforms: platforms
             .map(|p| json(id, "platforms", &p))

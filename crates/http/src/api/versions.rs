@@ -490,7 +490,7 @@ fn version_json(urls: &PackageUrls, version: &VersionRecord) -> Value {
         "size": version.total_size,
         "media_type": version.media_type,
         "platforms": version.platforms,
-        "pushed_by": version.pushed_by,
+        "pushed_by": version.pushed_by.as_ref().map(|(id, login)| json!({"id": id, "login": login})),
         "download_count": version.downloads,
         "labels": version.labels,
     });
