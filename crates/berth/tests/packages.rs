@@ -518,12 +518,44 @@ async fn a_deleted_package_is_gone_its_name_reserved_until_restored() {
     let pushed = push_labelled(&server, "acme/app", "v1", json!({})).await;
     let reader = server.admin(&["create-user", "rita", "--token-scopes", "read:packages"]);
     let deleter = client_with_token(&reader);
+    let listed: Value = deleter
+        .get(server.url("/api/v3/orgs/acme/packages?package_type=container"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed, json!([]), "rita sees no package of acme's");
+    let public = client()
+        .patch(server.url("/api/v3/orgs/acme/packages/container/app"))
+        .json(&json!({"visibility": "internal"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(public.status(), 204);
+    let listed: Value = deleter
+        .get(server.url("/api/v3/orgs/acme/packages?package_type=container"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        listed[0]["name"], "app",
+        "an internal package is listed to every user"
+    );
     let refused = deleter
         .delete(server.url("/api/v3/orgs/acme/packages/container/app"))
         .send()
         .await
         .unwrap();
-    assert_eq!(refused.status(), 404, "a package rita cannot see");
+    assert_eq!(
+        refused.status(),
+        403,
+        "rita reads the package but is no admin"
+    );
 
     let deleted = client()
         .delete(server.url("/api/v3/orgs/acme/packages/container/app"))

@@ -68,20 +68,19 @@ impl<'a> Packages<'a> {
         page: PageRequest,
     ) -> ManageResult<(u64, Vec<PackageView>)> {
         signed_in(principal)?;
-        let mut readable = Vec::new();
-        for record in self.access.store().packages_of(owner.id).await? {
-            if record.deleted_at.is_some() || visibility.is_some_and(|v| v != record.visibility) {
-                continue;
-            }
-            let target = self
-                .access
-                .store()
-                .target(&record.name, principal.user())
-                .await?;
-            if decide(principal, &target, Action::Pull) == Decision::Allow {
-                readable.push(record);
-            }
-        }
+        let readable: Vec<PackageRecord> = self
+            .access
+            .store()
+            .packages_of(owner.id, principal.user())
+            .await?
+            .into_iter()
+            .filter(|(record, target)| {
+                record.deleted_at.is_none()
+                    && visibility.is_none_or(|v| v == record.visibility)
+                    && decide(principal, target, Action::Pull) == Decision::Allow
+            })
+            .map(|(record, _)| record)
+            .collect();
         let total = readable.len() as u64;
         let mut views = Vec::new();
         for record in readable

@@ -163,8 +163,12 @@ impl AccessStore for SqliteMetadataStore {
     }
 
     #[instrument(level = "debug", skip(self))]
-    async fn packages_of(&self, owner: AccountId) -> StoreResult<Vec<PackageRecord>> {
-        self.owner_packages(owner).await
+    async fn packages_of(
+        &self,
+        owner: AccountId,
+        user: Option<AccountId>,
+    ) -> StoreResult<Vec<(PackageRecord, Target)>> {
+        self.read_owner_targets(owner, user).await
     }
 
     #[instrument(level = "debug", skip(self), fields(%name))]

@@ -1,6 +1,5 @@
 //! Packages as the Packages API lists them, their deletion, restore and purge.
 
-use berth_core::access::AccountId;
 use berth_core::access::store::PackageRecord;
 use berth_core::error::StoreError;
 use berth_core::name::RepoName;
@@ -31,21 +30,6 @@ fn record(
 }
 
 impl SqliteMetadataStore {
-    /// The packages of `owner`, by name.
-    pub(crate) async fn owner_packages(
-        &self,
-        owner: AccountId,
-    ) -> Result<Vec<PackageRecord>, StoreError> {
-        let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "{COLUMNS} WHERE owner_id = ?1 ORDER BY name"
-        )))
-        .bind(owner)
-        .fetch_all(&self.reader)
-        .await
-        .map_err(failed(format!("listing the packages of account {owner}")))?;
-        rows.into_iter().map(record).collect()
-    }
-
     /// Package `name`.
     pub(crate) async fn package_by_name(
         &self,

@@ -1,7 +1,7 @@
 //! Packages, their roles and links, and the [`Target`] of a registry request: everything the
 //! permission function needs, gathered in one query.
 
-use berth_core::access::store::Grantee;
+use berth_core::access::store::{Grantee, PackageRecord};
 use berth_core::access::{
     AccountId, LinkedRepo, Owner, Package, PackagePolicy, Relations, RepoId, Role, Target,
     Visibility,
@@ -17,6 +17,42 @@ use crate::access::{
 };
 use crate::store::{SqliteMetadataStore, failed};
 
+/// The select list of [`TARGET`] and [`OWNER_TARGETS`]: the owner (`o`), the package (`p`),
+/// its linked repository (`r`) and the user's (`?3`) relations to them.
+macro_rules! target_columns {
+    () => {
+        concat!(
+            "SELECT o.id AS owner_id, o.login AS owner_login, o.kind AS owner_kind, \
+         o.requires_sso, o.default_visibility, o.member_visibilities, \
+         p.id AS package_id, p.visibility AS package_visibility, p.inherits, p.deleted_at, \
+         r.id AS repo_id, r.visibility AS repo_visibility, \
+         (SELECT group_concat(j.repo_id || ':' || j.role, ',' ORDER BY j.repo_id) \
+            FROM package_job_access j WHERE j.package_id = p.id) AS job_access, \
+         (SELECT m.role FROM org_members m \
+            WHERE m.org_id = o.id AND m.user_id = ?3 AND o.kind = 'organization') AS org_role, \
+         max(coalesce((SELECT ",
+            rank!("u.role"),
+            " FROM package_user_roles u WHERE u.package_id = p.id AND u.user_id = ?3), 0), \
+             coalesce((SELECT max(",
+            rank!("t.role"),
+            ") FROM team_members tm \
+                 JOIN package_team_roles t ON t.package_id = p.id AND t.team_id = tm.team_id \
+                 WHERE tm.user_id = ?3), 0)) AS package_rank, \
+         max(coalesce((SELECT ",
+            rank!("c.role"),
+            " FROM repo_collaborators c WHERE c.repo_id = r.id AND c.user_id = ?3), 0), \
+             coalesce((SELECT max(",
+            rank!("tr.role"),
+            ") FROM team_members tm \
+                 JOIN team_repos tr ON tr.team_id = tm.team_id AND tr.repo_id = r.id \
+                 WHERE tm.user_id = ?3), 0), \
+             CASE WHEN r.owner_id = ?3 OR EXISTS (SELECT 1 FROM org_members m \
+                 WHERE m.org_id = r.owner_id AND m.user_id = ?3 AND m.role = 'owner') \
+             THEN 3 ELSE 0 END) AS repo_rank"
+        )
+    };
+}
+
 /// The [`Target`] query. `?1` is the owner login (the name's first segment), `?2` the package
 /// name, `?3` the asking user (NULL for none, which makes every relation empty).
 ///
@@ -27,38 +63,31 @@ use crate::store::{SqliteMetadataStore, failed};
 /// (`team_members_by_user`), by (team, package) and (team, repo). Roles are compared as ranks
 /// (see [`rank!`]); a relation of rank 0 is none.
 const TARGET: &str = concat!(
-    "SELECT o.id AS owner_id, o.login AS owner_login, o.kind AS owner_kind, \
-         o.requires_sso, o.default_visibility, o.member_visibilities, \
-         p.id AS package_id, p.visibility AS package_visibility, p.inherits, p.deleted_at, \
-         r.id AS repo_id, r.visibility AS repo_visibility, \
-         (SELECT group_concat(j.repo_id || ':' || j.role, ',' ORDER BY j.repo_id) \
-            FROM package_job_access j WHERE j.package_id = p.id) AS job_access, \
-         (SELECT m.role FROM org_members m \
-            WHERE m.org_id = o.id AND m.user_id = ?3 AND o.kind = 'organization') AS org_role, \
-         max(coalesce((SELECT ",
-    rank!("u.role"),
-    " FROM package_user_roles u WHERE u.package_id = p.id AND u.user_id = ?3), 0), \
-             coalesce((SELECT max(",
-    rank!("t.role"),
-    ") FROM team_members tm \
-                 JOIN package_team_roles t ON t.package_id = p.id AND t.team_id = tm.team_id \
-                 WHERE tm.user_id = ?3), 0)) AS package_rank, \
-         max(coalesce((SELECT ",
-    rank!("c.role"),
-    " FROM repo_collaborators c WHERE c.repo_id = r.id AND c.user_id = ?3), 0), \
-             coalesce((SELECT max(",
-    rank!("tr.role"),
-    ") FROM team_members tm \
-                 JOIN team_repos tr ON tr.team_id = tm.team_id AND tr.repo_id = r.id \
-                 WHERE tm.user_id = ?3), 0), \
-             CASE WHEN r.owner_id = ?3 OR EXISTS (SELECT 1 FROM org_members m \
-                 WHERE m.org_id = r.owner_id AND m.user_id = ?3 AND m.role = 'owner') \
-             THEN 3 ELSE 0 END) AS repo_rank \
-     FROM (SELECT 1) AS anchor \
+    target_columns!(),
+    " FROM (SELECT 1) AS anchor \
      LEFT JOIN accounts o ON o.login = ?1 \
      LEFT JOIN packages p ON p.name = ?2 \
      LEFT JOIN source_repos r ON r.id = p.linked_repo_id"
 );
+
+/// Every package of an owner (`?1`, an account id) with what [`TARGET`] reads for one, for
+/// the user `?3`, by name after `?2` (NULL: from the first): one query for a listing.
+const OWNER_TARGETS: &str = concat!(
+    target_columns!(),
+    ", p.name AS package_name, p.created_at AS package_created_at \
+     FROM packages p JOIN accounts o ON o.id = p.owner_id \
+     LEFT JOIN source_repos r ON r.id = p.linked_repo_id \
+     WHERE p.owner_id = ?1 AND (?2 IS NULL OR p.name > ?2) ORDER BY p.name"
+);
+
+/// A row of [`OWNER_TARGETS`].
+#[derive(sqlx::FromRow)]
+struct OwnerTargetRow {
+    #[sqlx(flatten)]
+    target: TargetRow,
+    package_name: String,
+    package_created_at: i64,
+}
 
 /// The row of [`TARGET`].
 #[derive(sqlx::FromRow)]
@@ -172,6 +201,43 @@ impl SqliteMetadataStore {
             .await
             .map_err(failed(format!("reading the access target {name}")))?;
         row.into_target(name)
+    }
+
+    /// Every package of `owner` with its [`Target`] for `user`, by name: one query.
+    pub(crate) async fn read_owner_targets(
+        &self,
+        owner: AccountId,
+        user: Option<AccountId>,
+    ) -> Result<Vec<(PackageRecord, Target)>, StoreError> {
+        let rows: Vec<OwnerTargetRow> = sqlx::query_as(OWNER_TARGETS)
+            .bind(owner)
+            .bind(None::<String>)
+            .bind(user)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(failed(format!("reading the packages of account {owner}")))?;
+        rows.into_iter()
+            .map(|row| {
+                let name: RepoName = row.package_name.parse().map_err(|e| {
+                    StoreError::new(format!("reading package {}", row.package_name), e)
+                })?;
+                let id = row.target.package_id.unwrap_or_default();
+                let target = row.target.into_target(&name)?;
+                let package = target.package.as_ref().ok_or_else(|| {
+                    StoreError::new("reading packages", format!("package {name} vanished"))
+                })?;
+                let record = PackageRecord {
+                    id,
+                    name,
+                    owner,
+                    visibility: package.visibility,
+                    linked_repo: package.linked.map(|l| l.id),
+                    created_at: row.package_created_at,
+                    deleted_at: package.deleted_at,
+                };
+                Ok((record, target))
+            })
+            .collect()
     }
 
     /// Inserts package `name` unless it exists; a linked package inherits its repository's
@@ -325,10 +391,13 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_target_query_only_probes_indexes() {
-        assert_eq!(
-            crate::access::full_scans(TARGET).await,
-            Vec::<String>::new()
-        );
+    async fn the_target_queries_only_probe_indexes() {
+        for sql in [TARGET, OWNER_TARGETS] {
+            assert_eq!(
+                crate::access::full_scans(sql).await,
+                Vec::<String>::new(),
+                "{sql}"
+            );
+        }
     }
 }

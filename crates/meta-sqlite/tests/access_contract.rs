@@ -657,6 +657,25 @@ async fn repo_role_comes_from_collaborators_teams_and_ownership() {
             .repo_role,
         None
     );
+
+    // The owner's listing reads, for every user, what the one-package query reads.
+    s.set_team_member(devs, bob, true).await.unwrap();
+    s.set_team_repo(devs, src, Some(Role::Write)).await.unwrap();
+    s.set_package_role(&plain, Grantee::Team(devs), Some(Role::Read))
+        .await
+        .unwrap();
+    for user in [None, Some(alice), Some(bob), Some(carol), Some(dave)] {
+        let listed = s.packages_of(acme, user).await.unwrap();
+        let names: Vec<&str> = listed.iter().map(|(p, _)| p.name.as_str()).collect();
+        assert_eq!(names, ["acme/app", "acme/plain", "acme/tool"]);
+        for (record, target) in &listed {
+            assert_eq!(
+                target,
+                &s.target(&record.name, user).await.unwrap(),
+                "{user:?}"
+            );
+        }
+    }
 }
 
 // --- packages ---
@@ -1283,14 +1302,25 @@ async fn deleted_packages_are_marked_restored_and_purged_with_their_repository()
             .await
             .unwrap()
     );
-    let listed = s.packages_of(acme).await.unwrap();
+    let listed = s.packages_of(acme, Some(alice)).await.unwrap();
     assert_eq!(
         listed
             .iter()
-            .map(|p| (p.name.as_str(), p.deleted_at))
+            .map(|(p, _)| (p.name.as_str(), p.deleted_at))
             .collect::<Vec<_>>(),
         [("acme/app", Some(5_000)), ("acme/lib", None)]
     );
+    for (record, target) in &listed {
+        assert_eq!(
+            target,
+            &s.target(&record.name, Some(alice)).await.unwrap(),
+            "the listing reads what the one-package query reads"
+        );
+        assert_eq!(
+            Some(record.clone()),
+            s.package_record(&record.name).await.unwrap()
+        );
+    }
     assert_eq!(
         s.target(&app, Some(alice))
             .await

@@ -295,8 +295,13 @@ pub trait AccessStore: Send + Sync + 'static {
         link: Option<RepoId>,
         now: Millis,
     ) -> StoreResult<()>;
-    /// The packages of `owner` (live and deleted), by name.
-    async fn packages_of(&self, owner: AccountId) -> StoreResult<Vec<PackageRecord>>;
+    /// The packages of `owner` (live and deleted), by name, each with its [`Target`] for
+    /// `user`: everything a listing needs to decide what `user` sees, in one read.
+    async fn packages_of(
+        &self,
+        owner: AccountId,
+        user: Option<AccountId>,
+    ) -> StoreResult<Vec<(PackageRecord, Target)>>;
     /// Package `name`, live or deleted.
     async fn package_record(&self, name: &RepoName) -> StoreResult<Option<PackageRecord>>;
     /// Marks package `name` deleted at `at`, or restores it (`None`); false when absent.
