@@ -323,12 +323,13 @@ pub trait MetadataStore: Send + Sync + 'static {
         digest: &Digest,
     ) -> StoreResult<RestoreOutcome>;
 
-    /// Versions of `repo` in `state`, newest first: the total and `limit` of them after
-    /// skipping `offset`.
+    /// Versions of `repo` in `state` (deleted ones only if deleted after `deleted_after`),
+    /// newest first: the total and `limit` of them after skipping `offset`.
     async fn list_versions(
         &self,
         repo: &RepoName,
         state: VersionState,
+        deleted_after: Millis,
         offset: u64,
         limit: usize,
     ) -> StoreResult<(u64, Vec<VersionRecord>)>;

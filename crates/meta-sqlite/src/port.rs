@@ -155,10 +155,12 @@ impl MetadataStore for SqliteMetadataStore {
         &self,
         repo: &RepoName,
         state: VersionState,
+        deleted_after: Millis,
         offset: u64,
         limit: usize,
     ) -> StoreResult<(u64, Vec<VersionRecord>)> {
-        self.versions(repo, state, offset, limit).await
+        self.versions(repo, state, deleted_after, offset, limit)
+            .await
     }
 
     #[instrument(level = "debug", skip(self), fields(%repo))]

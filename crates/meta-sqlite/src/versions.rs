@@ -75,6 +75,7 @@ impl SqliteMetadataStore {
         &self,
         repo: &RepoName,
         state: VersionState,
+        deleted_after: Millis,
         offset: u64,
         limit: usize,
     ) -> Result<(u64, Vec<VersionRecord>), StoreError> {
@@ -82,10 +83,12 @@ impl SqliteMetadataStore {
         let doing = || format!("listing the versions of {repo}");
         let total: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM repositories r JOIN manifests m ON m.repository_id = r.id \
-             WHERE r.name = ?1 AND (m.deleted_at IS NOT NULL) = ?2",
+             WHERE r.name = ?1 AND (m.deleted_at IS NOT NULL) = ?2 \
+                 AND (m.deleted_at IS NULL OR m.deleted_at > ?3)",
         )
         .bind(repo.as_str())
         .bind(deleted)
+        .bind(deleted_after)
         .fetch_one(&self.reader)
         .await
         .map_err(failed(doing()))?;
@@ -94,12 +97,14 @@ impl SqliteMetadataStore {
              JOIN package_versions v ON v.repository_id = r.id \
              JOIN manifests m ON m.repository_id = v.repository_id AND m.digest = v.digest \
              WHERE r.name = ?1 AND (m.deleted_at IS NOT NULL) = ?2 \
+                 AND (m.deleted_at IS NULL OR m.deleted_at > ?5) \
              ORDER BY v.created_at DESC, v.id DESC LIMIT ?3 OFFSET ?4"
         )))
         .bind(repo.as_str())
         .bind(deleted)
         .bind(sql_limit(limit))
         .bind(i64::try_from(offset).unwrap_or(i64::MAX))
+        .bind(deleted_after)
         .fetch_all(&self.reader)
         .await
         .map_err(failed(doing()))?;

@@ -440,16 +440,25 @@ async fn deleted_versions_restore_with_their_tags_and_children() {
     );
     assert_eq!(s.list_tags(&r, None, 10).await.unwrap(), Some(Vec::new()));
     let (total, deleted) = s
-        .list_versions(&r, VersionState::Deleted, 0, 10)
+        .list_versions(&r, VersionState::Deleted, 0, 0, 10)
         .await
         .unwrap();
     assert_eq!(total, 2);
+    let (recent, listed) = s
+        .list_versions(&r, VersionState::Deleted, 10, 0, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        (recent, listed.len()),
+        (1, 1),
+        "only what was deleted after the cut-off"
+    );
     let index_version = deleted.iter().find(|v| v.digest == index.digest).unwrap();
     assert_eq!(index_version.tags, ["latest", "v1"], "the tags it had");
     assert_eq!(index_version.deleted_at, Some(10));
     assert_eq!(index_version.platforms, ["linux/amd64"]);
     let (active, _) = s
-        .list_versions(&r, VersionState::Active, 0, 10)
+        .list_versions(&r, VersionState::Active, 0, 0, 10)
         .await
         .unwrap();
     assert_eq!(active, 0);
@@ -504,7 +513,7 @@ async fn deleted_versions_restore_with_their_tags_and_children() {
         RestoreOutcome::Missing
     );
     let (total, _) = s
-        .list_versions(&r, VersionState::Active, 0, 10)
+        .list_versions(&r, VersionState::Active, 0, 0, 10)
         .await
         .unwrap();
     assert_eq!(total, 2);

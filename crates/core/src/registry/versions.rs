@@ -88,7 +88,8 @@ impl Registry {
     }
 
     /// Versions of `repo` in `state`, newest first: the total, and `limit` after `offset`.
-    /// Download counts include those not flushed yet.
+    /// Deleted ones past the restore window are left out even before the purge removes
+    /// them. Download counts include those not flushed yet.
     pub async fn versions(
         &self,
         repo: &RepoName,
@@ -96,7 +97,11 @@ impl Registry {
         offset: u64,
         limit: usize,
     ) -> Result<(u64, Vec<VersionRecord>)> {
-        let (total, mut versions) = self.meta.list_versions(repo, state, offset, limit).await?;
+        let restorable_since = now_millis() - RESTORE_WINDOW;
+        let (total, mut versions) = self
+            .meta
+            .list_versions(repo, state, restorable_since, offset, limit)
+            .await?;
         for version in &mut versions {
             version.downloads += self.downloads.pending(repo, &version.digest);
         }
