@@ -156,10 +156,21 @@ impl AccessStore for SqliteMetadataStore {
         owner: AccountId,
         visibility: Visibility,
         link: Option<RepoId>,
+        admin: Option<AccountId>,
         now: Millis,
     ) -> StoreResult<()> {
-        self.insert_package(name, owner, visibility, link, now)
+        self.insert_package(name, owner, visibility, link, admin, now)
             .await
+    }
+
+    #[instrument(level = "debug", skip(self), fields(%name))]
+    async fn link_unlinked_package(
+        &self,
+        name: &RepoName,
+        repo: RepoId,
+        inherits: bool,
+    ) -> StoreResult<bool> {
+        self.put_first_link(name, repo, inherits).await
     }
 
     #[instrument(level = "debug", skip(self))]

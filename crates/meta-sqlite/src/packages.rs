@@ -240,29 +240,64 @@ impl SqliteMetadataStore {
             .collect()
     }
 
-    /// Inserts package `name` unless it exists; a linked package inherits its repository's
-    /// access.
+    /// Inserts package `name` unless it exists, with `admin` as its admin, in one
+    /// transaction; a linked package inherits its repository's access.
     pub(crate) async fn insert_package(
         &self,
         name: &RepoName,
         owner: AccountId,
         visibility: Visibility,
         link: Option<RepoId>,
+        admin: Option<AccountId>,
         now: Millis,
     ) -> Result<(), StoreError> {
-        sqlx::query(
+        let doing = || format!("creating package {name}");
+        let mut tx = self.begin_write().await?;
+        let created: Option<i64> = sqlx::query_scalar(
             "INSERT INTO packages (name, owner_id, visibility, linked_repo_id, inherits, created_at) \
-             VALUES (?1, ?2, ?3, ?4, ?4 IS NOT NULL, ?5) ON CONFLICT (name) DO NOTHING",
+             VALUES (?1, ?2, ?3, ?4, ?4 IS NOT NULL, ?5) ON CONFLICT (name) DO NOTHING \
+             RETURNING id",
         )
         .bind(name.as_str())
         .bind(owner)
         .bind(visibility_text(visibility))
         .bind(link)
         .bind(now)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(failed(doing()))?;
+        // Only the creator becomes admin: a concurrent creator that lost gets nothing.
+        if let (Some(package), Some(admin)) = (created, admin) {
+            sqlx::query(
+                "INSERT INTO package_user_roles (package_id, user_id, role) VALUES (?1, ?2, 'admin')",
+            )
+            .bind(package)
+            .bind(admin)
+            .execute(&mut *tx)
+            .await
+            .map_err(failed(doing()))?;
+        }
+        tx.commit().await.map_err(failed(doing()))
+    }
+
+    /// Links package `name` to `repo` if it is not linked yet; false otherwise.
+    pub(crate) async fn put_first_link(
+        &self,
+        name: &RepoName,
+        repo: RepoId,
+        inherits: bool,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE packages SET linked_repo_id = ?2, inherits = ?3 \
+             WHERE name = ?1 AND linked_repo_id IS NULL",
+        )
+        .bind(name.as_str())
+        .bind(repo)
+        .bind(inherits)
         .execute(&self.writer)
         .await
-        .map_err(failed(format!("creating package {name}")))?;
-        Ok(())
+        .map_err(failed(format!("linking package {name}")))?;
+        Ok(done.rows_affected() > 0)
     }
 
     /// Sets the visibility of package `name`; false when there is none.

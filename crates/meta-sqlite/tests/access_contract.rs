@@ -224,9 +224,16 @@ async fn removing_a_membership_removes_the_orgs_team_memberships_only() {
         (acme, "acme/app", acme_team),
         (other, "other/app", other_team),
     ] {
-        s.create_package(&name(package), owner, Visibility::Private, None, 1_000)
-            .await
-            .unwrap();
+        s.create_package(
+            &name(package),
+            owner,
+            Visibility::Private,
+            None,
+            None,
+            1_000,
+        )
+        .await
+        .unwrap();
         assert!(
             s.set_package_role(&name(package), Grantee::Team(t), Some(Role::Write))
                 .await
@@ -412,7 +419,7 @@ async fn target_describes_the_package_its_link_and_job_access() {
     );
     assert_eq!(s.target(&app, None).await.unwrap().package, None);
 
-    s.create_package(&app, acme, Visibility::Private, None, 1_000)
+    s.create_package(&app, acme, Visibility::Private, None, None, 1_000)
         .await
         .unwrap();
     assert_eq!(
@@ -493,7 +500,7 @@ async fn package_role_is_the_highest_of_the_users_and_their_teams() {
     let app = name("acme/app");
     let other = name("acme/other");
     for package in [&app, &other] {
-        s.create_package(package, acme, Visibility::Private, None, 1_000)
+        s.create_package(package, acme, Visibility::Private, None, None, 1_000)
             .await
             .unwrap();
     }
@@ -567,7 +574,7 @@ async fn repo_role_comes_from_collaborators_teams_and_ownership() {
     let other_src = repo(&s, acme, "other", Visibility::Private).await;
     let devs = team(&s, acme, "devs").await;
     let app = name("acme/app");
-    s.create_package(&app, acme, Visibility::Private, Some(src), 1_000)
+    s.create_package(&app, acme, Visibility::Private, Some(src), None, 1_000)
         .await
         .unwrap();
     let role = async |user| {
@@ -627,7 +634,7 @@ async fn repo_role_comes_from_collaborators_teams_and_ownership() {
     // organization linked to it.
     let bobs = repo(&s, bob, "tool", Visibility::Public).await;
     let tool = name("acme/tool");
-    s.create_package(&tool, acme, Visibility::Private, Some(bobs), 1_000)
+    s.create_package(&tool, acme, Visibility::Private, Some(bobs), None, 1_000)
         .await
         .unwrap();
     let target = s.target(&tool, Some(bob)).await.unwrap();
@@ -646,7 +653,7 @@ async fn repo_role_comes_from_collaborators_teams_and_ownership() {
 
     // No linked repository: no repository role.
     let plain = name("acme/plain");
-    s.create_package(&plain, acme, Visibility::Private, None, 1_000)
+    s.create_package(&plain, acme, Visibility::Private, None, None, 1_000)
         .await
         .unwrap();
     assert_eq!(
@@ -686,12 +693,34 @@ async fn create_package_is_idempotent_and_concurrent_creators_agree() {
     let alice = user(&s, "alice").await;
     let src = repo(&s, alice, "src", Visibility::Public).await;
     let app = name("alice/app");
-    s.create_package(&app, alice, Visibility::Internal, None, 1_000)
+    let bob = user(&s, "bob").await;
+    s.create_package(&app, alice, Visibility::Internal, None, Some(alice), 1_000)
         .await
         .unwrap();
-    s.create_package(&app, alice, Visibility::Public, Some(src), 2_000)
+    s.create_package(&app, alice, Visibility::Public, Some(src), Some(bob), 2_000)
         .await
         .unwrap();
+    let relations = |user| {
+        let s = s.clone();
+        let app = app.clone();
+        async move {
+            s.target(&app, Some(user))
+                .await
+                .unwrap()
+                .relations
+                .package_role
+        }
+    };
+    assert_eq!(
+        relations(alice).await,
+        Some(Role::Admin),
+        "the creator administers it"
+    );
+    assert_eq!(
+        relations(bob).await,
+        None,
+        "a creator who lost the race gets nothing"
+    );
     assert_eq!(
         s.target(&app, None).await.unwrap().package,
         Some(Package {
@@ -715,7 +744,7 @@ async fn create_package_is_idempotent_and_concurrent_creators_agree() {
             let s = s.clone();
             let racy = racy.clone();
             tokio::spawn(async move {
-                s.create_package(&racy, alice, visibilities[i % 3], None, 1_000)
+                s.create_package(&racy, alice, visibilities[i % 3], None, None, 1_000)
                     .await
             })
         })
@@ -740,7 +769,7 @@ async fn a_package_created_linked_inherits() {
     let alice = user(&s, "alice").await;
     let src = repo(&s, alice, "src", Visibility::Private).await;
     let app = name("alice/app");
-    s.create_package(&app, alice, Visibility::Private, Some(src), 1_000)
+    s.create_package(&app, alice, Visibility::Private, Some(src), None, 1_000)
         .await
         .unwrap();
     assert_eq!(
@@ -1267,7 +1296,7 @@ async fn deleted_packages_are_marked_restored_and_purged_with_their_repository()
     let acme = org(&s, "acme", alice).await;
     let (app, lib) = (name("acme/app"), name("acme/lib"));
     for package in [&app, &lib] {
-        s.create_package(package, acme, Visibility::Private, None, 1_000)
+        s.create_package(package, acme, Visibility::Private, None, None, 1_000)
             .await
             .unwrap();
         s.set_package_role(package, Grantee::User(alice), Some(Role::Admin))
@@ -1348,5 +1377,32 @@ async fn deleted_packages_are_marked_restored_and_purged_with_their_repository()
             .unwrap()
             .is_some(),
         "the other package is untouched"
+    );
+}
+
+#[tokio::test]
+async fn the_first_link_of_a_package_wins() {
+    let (_dir, s) = store().await;
+    let alice = user(&s, "alice").await;
+    let first = repo(&s, alice, "first", Visibility::Private).await;
+    let second = repo(&s, alice, "second", Visibility::Private).await;
+    let app = name("alice/app");
+    s.create_package(&app, alice, Visibility::Private, None, Some(alice), 1_000)
+        .await
+        .unwrap();
+    assert!(s.link_unlinked_package(&app, first, true).await.unwrap());
+    assert!(
+        !s.link_unlinked_package(&app, second, false).await.unwrap(),
+        "linked already"
+    );
+    let package = s.target(&app, None).await.unwrap().package.unwrap();
+    assert_eq!(
+        (package.linked.map(|l| l.id), package.inherits),
+        (Some(first), true)
+    );
+    assert!(
+        !s.link_unlinked_package(&name("alice/none"), first, true)
+            .await
+            .unwrap()
     );
 }

@@ -53,7 +53,7 @@ async fn world() -> World {
         panic!("app taken")
     };
     store
-        .create_package(&name(), org, Visibility::Private, Some(repo), 1_000)
+        .create_package(&name(), org, Visibility::Private, Some(repo), None, 1_000)
         .await
         .unwrap();
     World {

@@ -77,10 +77,11 @@ impl Access {
         };
         if !self
             .store
-            .link_package(name, Some(repo.id), first_publish)
+            .link_unlinked_package(name, repo.id, first_publish)
             .await?
         {
-            return Ok(Linking::NoPackage);
+            // Linked by a concurrent push meanwhile (or deleted): the first link stays.
+            return Ok(Linking::AlreadyLinked);
         }
         Ok(Linking::Linked {
             repo: repo.id,

@@ -9,9 +9,9 @@ use std::sync::{Arc, Mutex};
 use super::decide::{Decision, decide};
 use super::forge::Forge;
 use super::model::{
-    AccountId, Action, CredentialId, Grant, Principal, RepoId, Role, Scopes, Target, Visibility,
+    AccountId, Action, CredentialId, Grant, Principal, RepoId, Scopes, Target, Visibility,
 };
-use super::store::{AccessStore, Grantee, NewCredential, Resolved};
+use super::store::{AccessStore, NewCredential, Resolved};
 use super::token::{Secret, TokenKind, hash_secret, recognize};
 use crate::error::{RegistryError, Result};
 use crate::name::RepoName;
@@ -174,13 +174,15 @@ impl Access {
             .as_ref()
             .expect("decide creates only under an existing owner");
         self.store
-            .create_package(name, owner.id, visibility, link, now_millis())
+            .create_package(
+                name,
+                owner.id,
+                visibility,
+                link,
+                principal.user(),
+                now_millis(),
+            )
             .await?;
-        if let Some(user) = principal.user() {
-            self.store
-                .set_package_role(name, Grantee::User(user), Some(Role::Admin))
-                .await?;
-        }
         Ok(())
     }
 

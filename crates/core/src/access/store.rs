@@ -286,13 +286,15 @@ pub trait AccessStore: Send + Sync + 'static {
     /// read.
     async fn target(&self, name: &RepoName, user: Option<AccountId>) -> StoreResult<Target>;
     /// Creates package `name` owned by `owner` if it does not exist (a concurrent creator
-    /// wins silently). A package created linked to a repository inherits its access.
+    /// wins silently), with `admin` (its creator) holding the admin role, in one
+    /// transaction. A package created linked to a repository inherits its access.
     async fn create_package(
         &self,
         name: &RepoName,
         owner: AccountId,
         visibility: Visibility,
         link: Option<RepoId>,
+        admin: Option<AccountId>,
         now: Millis,
     ) -> StoreResult<()>;
     /// The packages of `owner` (live and deleted), by name, each with its [`Target`] for
@@ -321,6 +323,14 @@ pub trait AccessStore: Send + Sync + 'static {
         name: &RepoName,
         grantee: Grantee,
         role: Option<Role>,
+    ) -> StoreResult<bool>;
+    /// Links package `name` to `repo` unless it is linked already (checked and written in one
+    /// statement, so of two racing links the first wins); false when it was linked or absent.
+    async fn link_unlinked_package(
+        &self,
+        name: &RepoName,
+        repo: RepoId,
+        inherits: bool,
     ) -> StoreResult<bool>;
     /// Links a package to a repository (or unlinks it) and sets whether it inherits access.
     async fn link_package(
