@@ -214,6 +214,14 @@ async fn packages_and_versions_have_githubs_shapes_and_the_metadata_of_the_push(
     )
     .await;
     assert_eq!(one, version, "the version by id is the listed one");
+    assert_eq!(version["package_html_url"], package["html_url"]);
+    assert_eq!(
+        version["html_url"],
+        server.url(&format!(
+            "/orgs/acme/packages/container/tools%2Flint/{}",
+            version["id"]
+        ))
+    );
     assert_eq!(
         version["url"],
         server.url(&format!(

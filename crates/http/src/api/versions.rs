@@ -7,7 +7,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use berth_core::Reference;
 use berth_core::access::store::Account;
-use berth_core::access::{AccountKind, Principal, Visibility};
+use berth_core::access::{AccountKind, Principal};
 use berth_core::hooks::{PackageAction, PackageEvent};
 use berth_core::name::RepoName;
 use berth_core::packages::{PackageView, Packages, PageRequest};
@@ -147,18 +147,13 @@ fn packages(state: &AppState) -> Packages<'_> {
     Packages::new(&state.auth.access, &state.registry)
 }
 
-/// The package a path names, with the caller checked by the operation.
-async fn named(state: &AppState, kind: &str, owner: &str, name: &str) -> ApiResult<RepoName> {
-    package(state, kind, owner, name).await
-}
-
 /// `GET /{orgs|users}/{owner}/packages/container/{name}`.
 pub async fn get(
     State(state): State<AppState>,
     who: Who,
     Path((kind, owner, name)): Path<(String, String, String)>,
 ) -> ApiResult {
-    let name = named(&state, &kind, &owner, &name).await?;
+    let name = package(&state, &kind, &owner, &name).await?;
     let view = packages(&state).get_as(&who.principal, &name).await?;
     Ok(answer(StatusCode::OK, package_json(&who.base, &view)))
 }
@@ -179,7 +174,7 @@ pub async fn delete(
     who: Who,
     Path((kind, owner, name)): Path<(String, String, String)>,
 ) -> ApiResult {
-    let name = named(&state, &kind, &owner, &name).await?;
+    let name = package(&state, &kind, &owner, &name).await?;
     packages(&state).delete_as(&who.principal, &name).await?;
     Ok(no_content())
 }
@@ -200,7 +195,7 @@ pub async fn restore(
     who: Who,
     Path((kind, owner, name)): Path<(String, String, String)>,
 ) -> ApiResult {
-    let name = named(&state, &kind, &owner, &name).await?;
+    let name = package(&state, &kind, &owner, &name).await?;
     packages(&state).restore_as(&who.principal, &name).await?;
     Ok(no_content())
 }
@@ -223,7 +218,7 @@ pub async fn versions(
     Path((kind, owner, name)): Path<(String, String, String)>,
     Query(query): Query<ListQuery>,
 ) -> ApiResult {
-    let name = named(&state, &kind, &owner, &name).await?;
+    let name = package(&state, &kind, &owner, &name).await?;
     let page = query.page()?;
     let wanted = match query.state.as_deref() {
         None | Some("active") => VersionState::Active,
@@ -263,7 +258,7 @@ pub async fn version(
     who: Who,
     Path((kind, owner, name, id)): Path<(String, String, String, String)>,
 ) -> ApiResult {
-    let name = named(&state, &kind, &owner, &name).await?;
+    let name = package(&state, &kind, &owner, &name).await?;
     let id = version_id(&id)?;
     let version = packages(&state)
         .version_as(&who.principal, &name, id)
@@ -309,7 +304,7 @@ pub async fn delete_version(
     who: Who,
     Path((kind, owner, name, id)): Path<(String, String, String, String)>,
 ) -> ApiResult {
-    let name = named(&state, &kind, &owner, &name).await?;
+    let name = package(&state, &kind, &owner, &name).await?;
     let id = version_id(&id)?;
     let packages = packages(&state);
     // The bytes, for the webhook payload, while the version is still readable.
@@ -348,7 +343,7 @@ pub async fn restore_version(
     who: Who,
     Path((kind, owner, name, id)): Path<(String, String, String, String)>,
 ) -> ApiResult {
-    let name = named(&state, &kind, &owner, &name).await?;
+    let name = package(&state, &kind, &owner, &name).await?;
     let id = version_id(&id)?;
     packages(&state)
         .restore_version_as(&who.principal, &name, id)
@@ -365,7 +360,7 @@ pub async fn downloads(
     Path((kind, owner, name)): Path<(String, String, String)>,
     Query(query): Query<ListQuery>,
 ) -> ApiResult {
-    let name = named(&state, &kind, &owner, &name).await?;
+    let name = package(&state, &kind, &owner, &name).await?;
     let page = query.page()?;
     let (total, versions) = packages(&state)
         .versions_as(&who.principal, &name, VersionState::Active, page)
@@ -399,19 +394,23 @@ fn version_id(text: &str) -> ApiResult<i64> {
     })
 }
 
-/// The URLs of one package.
+/// The URLs of one package, as GitHub forms them.
 struct PackageUrls {
+    /// The API resource.
     api: String,
-    html: String,
+    /// The package page.
+    page: String,
+    /// The prefix of its versions' pages (`…/{id}`).
+    versions: String,
 }
 
 impl PackageUrls {
     fn new(base: &str, kind: &str, owner: &str, name: &RepoName) -> Self {
-        let short = short_name(name);
-        let encoded = short.replace('/', "%2F");
+        let encoded = short_name(name).replace('/', "%2F");
         PackageUrls {
             api: format!("{base}/api/v3/{kind}/{owner}/packages/container/{encoded}"),
-            html: format!("{base}/{kind}/{owner}/packages/container/{encoded}"),
+            page: format!("{base}/{kind}/{owner}/packages/container/package/{encoded}"),
+            versions: format!("{base}/{kind}/{owner}/packages/container/{encoded}"),
         }
     }
 
@@ -434,27 +433,17 @@ fn short_name(name: &RepoName) -> &str {
 /// GitHub's `package` object (plus `description`, the newest version's).
 fn package_json(base: &str, view: &PackageView) -> Value {
     let urls = PackageUrls::of(base, view);
-    let kind = if view.owner.kind == AccountKind::User {
-        "users"
-    } else {
-        "orgs"
-    };
-    let short = short_name(&view.record.name);
     let mut value = json!({
         "id": view.record.id,
-        "name": short,
+        "name": short_name(&view.record.name),
         "package_type": "container",
         "owner": shapes::account(base, &view.owner),
         "version_count": view.version_count,
-        "visibility": visibility_text(view.record.visibility),
+        "visibility": view.record.visibility.as_str(),
         "url": urls.api,
         "created_at": time(view.record.created_at),
         "updated_at": time(view.updated_at),
-        "html_url": format!(
-            "{base}/{kind}/{}/packages/container/package/{}",
-            view.owner.login,
-            short.replace('/', "%2F")
-        ),
+        "html_url": urls.page,
         "description": view.description,
     });
     if let Some((repo, owner)) = &view.repository {
@@ -463,20 +452,16 @@ fn package_json(base: &str, view: &PackageView) -> Value {
     value
 }
 
-fn visibility_text(visibility: Visibility) -> &'static str {
-    visibility.as_str()
-}
-
 /// GitHub's `package-version` object for a container.
 fn version_json(urls: &PackageUrls, version: &VersionRecord) -> Value {
     let mut value = json!({
         "id": version.id,
         "name": version.digest.as_str(),
         "url": format!("{}/versions/{}", urls.api, version.id),
-        "package_html_url": urls.html.replace("/packages/container/", "/packages/container/package/"),
+        "package_html_url": urls.page,
         "created_at": time(version.created_at),
         "updated_at": time(version.updated_at),
-        "html_url": format!("{}/{}", urls.html, version.id),
+        "html_url": format!("{}/{}", urls.versions, version.id),
         "metadata": {
             "package_type": "container",
             "container": { "tags": version.tags },
