@@ -144,6 +144,18 @@ impl From<RoleArg> for Role {
 
 /// Runs `command` against the metadata database under `data_dir`.
 pub async fn run(data_dir: &Path, command: AdminCommand) -> anyhow::Result<()> {
+    let done = execute(data_dir, command).await;
+    // Even a command that failed half-way may have written: a running server's access
+    // cache forgets what it read.
+    if let Err(err) = crate::changes::announce(data_dir) {
+        eprintln!(
+            "warning: could not tell a running server about the change ({err}); it applies within a second"
+        );
+    }
+    done
+}
+
+async fn execute(data_dir: &Path, command: AdminCommand) -> anyhow::Result<()> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating data directory {}", data_dir.display()))?;
     let store =

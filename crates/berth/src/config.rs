@@ -62,6 +62,11 @@ pub struct Config {
     /// Management API requests one token or address may make in a minute before it is
     /// answered 429, as GitHub's secondary rate limit (`BERTH_API_RATE_LIMIT_PER_MINUTE`).
     pub api_rate_limit_per_minute: u32,
+    /// How long a resolved token and a package's access facts are remembered, in
+    /// milliseconds (`BERTH_ACCESS_CACHE_MS`; 0: not at all). Changes made through this
+    /// server apply at once; this bounds how long changes made elsewhere (`berth admin`,
+    /// other nodes) take.
+    pub access_cache_ms: u64,
     /// Length in seconds of the rate limits' "hour" (`BERTH_API_RATE_LIMIT_WINDOW_SECS`).
     /// Only tests shorten it; not documented in the README.
     pub api_rate_limit_window_secs: u64,
@@ -87,6 +92,7 @@ impl Default for Config {
             api_rate_limit_anonymous_per_hour: 60,
             api_rate_limit_per_minute: 900,
             api_rate_limit_window_secs: 3600,
+            access_cache_ms: 1000,
         }
     }
 }

@@ -2,6 +2,7 @@
 //! stores, and serves until SIGTERM or ctrl-c (requests in flight finish first).
 
 mod admin;
+mod changes;
 mod config;
 mod webhooks;
 
@@ -10,7 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use berth_core::access::{Access, Forge, TokenLifetimes};
+use berth_core::access::store::AccessStore;
+use berth_core::access::{Access, CachedAccessStore, Forge, TokenLifetimes};
 use berth_core::hooks::{DeliverySettings, Hooks};
 use berth_core::packages::Packages;
 use berth_core::ports::now_millis;
@@ -112,7 +114,15 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let key = signing_key(&config.data_dir)?;
     let meta = Arc::new(meta);
     let registry = Registry::new(meta.clone(), Arc::new(blobs));
-    let access = Access::new(meta.clone())
+    let access_store: Arc<dyn AccessStore> = match config.access_cache_ms {
+        0 => meta.clone(),
+        ms => Arc::new(CachedAccessStore::new(
+            meta.clone(),
+            Duration::from_millis(ms),
+            Some(changes::signal(&config.data_dir)),
+        )),
+    };
+    let access = Access::new(access_store)
         .with_forge(forge)
         .with_lifetimes(TokenLifetimes {
             app: millis(config.app_token_ttl_secs),

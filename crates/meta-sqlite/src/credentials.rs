@@ -312,6 +312,7 @@ async fn resolve(
         login,
         site_admin: row.site_admin.unwrap_or(false),
         grant,
+        expires_at: row.expires_at,
     })))
 }
 

@@ -917,6 +917,7 @@ async fn each_grant_kind_round_trips_through_its_secret() {
             .await
             .unwrap();
         let expected = Credential {
+            expires_at: None,
             id,
             user,
             login: login.to_owned(),

@@ -6,6 +6,7 @@
 //! [`store::AccessStore`] port: the metadata store gathers a [`model::Target`] for a request,
 //! the HTTP layer turns a [`decide::Decision`] into a status.
 
+pub mod cache;
 pub mod decide;
 pub mod forge;
 pub mod linking;
@@ -15,6 +16,7 @@ pub mod service;
 pub mod store;
 pub mod token;
 
+pub use cache::CachedAccessStore;
 pub use decide::{Decision, decide};
 pub use forge::{Forge, SourceRef};
 pub use linking::Linking;

@@ -272,6 +272,8 @@ pub struct Credential {
     pub site_admin: bool,
     /// What it grants.
     pub grant: Grant,
+    /// When it stops working, if ever.
+    pub expires_at: Option<Millis>,
 }
 
 /// Who is asking.

@@ -40,6 +40,7 @@ fn target(package: Option<Package>, relations: Relations) -> Target {
 
 fn classic(user: AccountId, scopes: &str) -> Principal {
     Principal::Token(Credential {
+        expires_at: None,
         id: 1,
         user: Some(user),
         login: format!("user{user}"),
@@ -53,6 +54,7 @@ fn classic(user: AccountId, scopes: &str) -> Principal {
 
 fn job(repository: RepoId, permission: Role) -> Principal {
     Principal::Token(Credential {
+        expires_at: None,
         id: 2,
         user: None,
         login: "acme/repo".into(),
@@ -327,6 +329,7 @@ fn job_tokens_push_only_to_packages_of_their_repository_and_create_linked_ones()
 fn fine_grained_tokens_reach_only_selected_packages_of_their_owner() {
     let fine = |packages: Vec<&str>, permission| {
         Principal::Token(Credential {
+            expires_at: None,
             id: 3,
             user: Some(BOB),
             login: "bob".into(),
@@ -379,6 +382,7 @@ fn sso_organizations_hide_their_packages_from_unauthorized_classic_tokens() {
     let unauthorized = classic(BOB, "write:packages");
     assert_eq!(decide(&unauthorized, &t, Action::Pull), Decision::NotFound);
     let authorized = Principal::Token(Credential {
+        expires_at: None,
         id: 4,
         user: Some(BOB),
         login: "bob".into(),

@@ -1,0 +1,212 @@
+//! The access cache over the SQLite store: what it remembers, and when it forgets.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use berth_core::RepoName;
+use berth_core::access::cache::ChangeSignal;
+use berth_core::access::store::{AccessStore, Created, Grantee, NewCredential, NewUser, Resolved};
+use berth_core::access::token::TokenKind;
+use berth_core::access::{CachedAccessStore, Grant, Principal, Role, Visibility};
+use berth_meta_sqlite::SqliteMetadataStore;
+use tempfile::TempDir;
+
+struct Fixture {
+    _dir: TempDir,
+    /// The store underneath, written to as another process would.
+    inner: Arc<SqliteMetadataStore>,
+    cache: CachedAccessStore,
+    /// What the change signal reads; bump it to announce another process's change.
+    signal: Arc<AtomicU64>,
+    alice: i64,
+}
+
+async fn fixture(ttl: Duration) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let inner = Arc::new(
+        SqliteMetadataStore::open(&dir.path().join("meta.db"))
+            .await
+            .unwrap(),
+    );
+    let signal = Arc::new(AtomicU64::new(0));
+    let reading = Arc::clone(&signal);
+    let read: ChangeSignal = Arc::new(move || reading.load(Ordering::SeqCst));
+    let cache = CachedAccessStore::new(inner.clone(), ttl, Some(read));
+    let user = NewUser {
+        login: "alice".into(),
+        name: None,
+        email: None,
+        password_hash: None,
+        site_admin: false,
+    };
+    let Created::New(alice) = inner.create_user(&user, 1_000).await.unwrap() else {
+        panic!("alice")
+    };
+    Fixture {
+        _dir: dir,
+        inner,
+        cache,
+        signal,
+        alice,
+    }
+}
+
+fn token(secret: &str, user: i64, expires_at: Option<i64>) -> NewCredential {
+    NewCredential {
+        kind: TokenKind::Classic,
+        hash: secret.as_bytes().to_vec(),
+        user: Some(user),
+        note: secret.into(),
+        grant: Grant::Classic {
+            scopes: "read:packages".parse().unwrap(),
+            sso_authorized: Vec::new(),
+        },
+        expires_at,
+        created_at: 1_000,
+    }
+}
+
+fn credential_id(resolved: &Resolved) -> i64 {
+    match resolved {
+        Resolved::Valid(Principal::Token(c)) => c.id,
+        other => panic!("expected a valid token, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_revocation_through_the_cache_applies_to_the_next_read() {
+    let f = fixture(Duration::from_secs(60)).await;
+    let id = f
+        .cache
+        .create_credential(&token("s1", f.alice, None))
+        .await
+        .unwrap();
+    assert_eq!(
+        credential_id(&f.cache.resolve_secret(b"s1", 2_000).await.unwrap()),
+        id
+    );
+    assert!(f.cache.revoke_credential(id, 3_000).await.unwrap());
+    assert_eq!(
+        f.cache.resolve_secret(b"s1", 4_000).await.unwrap(),
+        Resolved::Revoked
+    );
+}
+
+#[tokio::test]
+async fn another_processs_change_applies_once_signalled_or_after_the_ttl() {
+    let f = fixture(Duration::from_millis(300)).await;
+    let id = f
+        .inner
+        .create_credential(&token("s2", f.alice, None))
+        .await
+        .unwrap();
+    assert_eq!(
+        credential_id(&f.cache.resolve_secret(b"s2", 2_000).await.unwrap()),
+        id
+    );
+    f.inner.revoke_credential(id, 3_000).await.unwrap();
+    assert_eq!(
+        credential_id(&f.cache.resolve_secret(b"s2", 4_000).await.unwrap()),
+        id,
+        "remembered: the change was made behind the cache's back"
+    );
+    f.signal.fetch_add(1, Ordering::SeqCst);
+    assert_eq!(
+        f.cache.resolve_secret(b"s2", 4_000).await.unwrap(),
+        Resolved::Revoked,
+        "signalled"
+    );
+
+    let id = f
+        .inner
+        .create_credential(&token("s3", f.alice, None))
+        .await
+        .unwrap();
+    f.cache.resolve_secret(b"s3", 2_000).await.unwrap();
+    f.inner.revoke_credential(id, 3_000).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert_eq!(
+        f.cache.resolve_secret(b"s3", 4_000).await.unwrap(),
+        Resolved::Revoked,
+        "past the ttl"
+    );
+}
+
+#[tokio::test]
+async fn a_remembered_token_still_expires_on_time() {
+    let f = fixture(Duration::from_secs(60)).await;
+    f.cache
+        .create_credential(&token("s4", f.alice, Some(5_000)))
+        .await
+        .unwrap();
+    credential_id(&f.cache.resolve_secret(b"s4", 4_000).await.unwrap());
+    assert_eq!(
+        f.cache.resolve_secret(b"s4", 5_000).await.unwrap(),
+        Resolved::Expired(5_000)
+    );
+}
+
+#[tokio::test]
+async fn targets_are_remembered_per_user_and_forgotten_on_any_write() {
+    let f = fixture(Duration::from_secs(60)).await;
+    let app: RepoName = "alice/app".parse().unwrap();
+    let Created::New(bob) = f
+        .cache
+        .create_user(
+            &NewUser {
+                login: "bob".into(),
+                name: None,
+                email: None,
+                password_hash: None,
+                site_admin: false,
+            },
+            1_000,
+        )
+        .await
+        .unwrap()
+    else {
+        panic!("bob")
+    };
+    f.cache
+        .create_package(
+            &app,
+            f.alice,
+            Visibility::Private,
+            None,
+            Some(f.alice),
+            1_000,
+        )
+        .await
+        .unwrap();
+    let role = async |user| {
+        f.cache
+            .target(&app, Some(user))
+            .await
+            .unwrap()
+            .relations
+            .package_role
+    };
+    assert_eq!(role(f.alice).await, Some(Role::Admin));
+    assert_eq!(role(bob).await, None);
+    f.cache
+        .set_package_role(&app, Grantee::User(bob), Some(Role::Write))
+        .await
+        .unwrap();
+    assert_eq!(
+        role(bob).await,
+        Some(Role::Write),
+        "the grant applies at once"
+    );
+    f.inner
+        .set_package_role(&app, Grantee::User(bob), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        role(bob).await,
+        Some(Role::Write),
+        "behind the cache's back"
+    );
+    f.signal.fetch_add(1, Ordering::SeqCst);
+    assert_eq!(role(bob).await, None);
+}
