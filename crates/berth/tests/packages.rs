@@ -585,6 +585,8 @@ async fn a_deleted_package_is_gone_its_name_reserved_until_restored() {
     assert_eq!(get.status(), 404);
     let (_, listed) = get_json(&server, "/api/v3/orgs/acme/packages?package_type=container").await;
     assert_eq!(listed, json!([]));
+    let (_, catalog) = get_json(&server, "/v2/_catalog").await;
+    assert_eq!(catalog["repositories"], json!([]), "nor in the catalog");
     let push = client()
         .post(server.url("/v2/acme/app/blobs/uploads/"))
         .send()
