@@ -131,6 +131,8 @@ pub enum PutManifestOutcome {
         tag_moved: bool,
         /// The package version's id.
         version_id: i64,
+        /// The repository had no tag before this write (read in the same transaction).
+        first_publish: bool,
     },
     /// This child of the index is not a manifest of this repository; nothing was stored.
     MissingChild(Digest),

@@ -96,6 +96,12 @@ impl SqliteMetadataStore {
             .await
             .map_err(failed(format!("recording the children of manifest {digest} in {repo}")))?;
         }
+        let first_publish: bool =
+            sqlx::query_scalar("SELECT NOT EXISTS (SELECT 1 FROM tags WHERE repository_id = ?1)")
+                .bind(repository_id)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(failed(doing()))?;
         let mut tag_moved = false;
         if let Some(tag) = tag {
             // The WHERE makes a re-tag to the same manifest a no-op, so the affected row count
@@ -134,6 +140,7 @@ impl SqliteMetadataStore {
             created: inserted,
             tag_moved,
             version_id,
+            first_publish,
         })
     }
 

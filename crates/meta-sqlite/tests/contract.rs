@@ -52,11 +52,15 @@ fn manifest(body: &str) -> NewManifest {
 fn shape(outcome: PutManifestOutcome) -> PutManifestOutcome {
     match outcome {
         PutManifestOutcome::Stored {
-            created, tag_moved, ..
+            created,
+            tag_moved,
+            first_publish,
+            ..
         } => PutManifestOutcome::Stored {
             created,
             tag_moved,
             version_id: 0,
+            first_publish,
         },
         other => other,
     }
@@ -116,6 +120,7 @@ async fn blobs_are_linked_per_repository() {
             created: true,
             tag_moved: true,
             version_id: 0,
+            first_publish: true,
         }
     );
 
@@ -254,6 +259,7 @@ async fn manifests_by_tag_and_digest() {
             created: true,
             tag_moved: true,
             version_id: 0,
+            first_publish: true,
         }
     );
     let got = s
@@ -287,6 +293,7 @@ async fn manifests_by_tag_and_digest() {
             created: false,
             tag_moved: false,
             version_id: 0,
+            first_publish: false,
         }
     );
     assert_eq!(
@@ -295,6 +302,7 @@ async fn manifests_by_tag_and_digest() {
             created: true,
             tag_moved: true,
             version_id: 0,
+            first_publish: false,
         },
         "a new version, and latest moved to it"
     );
@@ -304,6 +312,7 @@ async fn manifests_by_tag_and_digest() {
             created: false,
             tag_moved: false,
             version_id: 0,
+            first_publish: false,
         },
         "the same push again changes nothing"
     );
@@ -321,6 +330,7 @@ async fn manifests_by_tag_and_digest() {
             created: false,
             tag_moved: true,
             version_id: 0,
+            first_publish: false,
         },
         "a tag moved to an existing version"
     );
@@ -375,7 +385,8 @@ async fn deleting_a_manifest_deletes_its_tags() {
         PutManifestOutcome::Stored {
             created: true,
             tag_moved: true,
-            version_id: 0
+            version_id: 0,
+            first_publish: false
         }
     );
     assert!(s.manifest_by_tag(&r, &tag("a")).await.unwrap().is_some());
@@ -573,6 +584,7 @@ async fn index_with_missing_child_stores_nothing() {
             created: true,
             tag_moved: true,
             version_id: 0,
+            first_publish: true,
         }
     );
     assert_eq!(

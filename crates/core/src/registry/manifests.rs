@@ -79,12 +79,12 @@ impl Registry {
             return Err(RegistryError::ManifestInvalid(message));
         }
         manifest.pushed_by = pusher;
-        let first_publish = self.untagged(repo).await;
         match self.meta.put_manifest(repo, &manifest, tag).await? {
             PutManifestOutcome::Stored {
                 created,
                 tag_moved,
                 version_id,
+                first_publish,
             } => Ok(PushedManifest {
                 digest: manifest.digest,
                 subject: manifest.subject,
@@ -142,19 +142,6 @@ impl Registry {
             Ok(())
         } else {
             Err(self.unknown_manifest(repo, reference).await)
-        }
-    }
-
-    /// Whether `repo` has no tag (or does not exist). Only linking depends on the answer,
-    /// and linking never fails a push, so a store error counts as "tagged": the package links
-    /// without inheriting, the safer side.
-    async fn untagged(&self, repo: &RepoName) -> bool {
-        match self.meta.list_tags(repo, None, 1).await {
-            Ok(tags) => tags.is_none_or(|tags| tags.is_empty()),
-            Err(err) => {
-                tracing::warn!(%repo, error = %err, "reading tags before a manifest push failed");
-                false
-            }
         }
     }
 
