@@ -689,6 +689,12 @@ async fn the_authenticated_users_own_packages_are_reached_under_user() {
     )
     .await;
     assert_eq!(versions[0]["name"], pushed);
+    let (_, downloads) = get_json(
+        &server,
+        "/api/v3/user/packages/container/tools%2Ffmt/downloads",
+    )
+    .await;
+    assert_eq!(downloads[0]["name"], pushed);
     let version = format!(
         "/api/v3/user/packages/container/tools%2Ffmt/versions/{}",
         versions[0]["id"]

@@ -85,50 +85,8 @@ pub fn router() -> Router<AppState> {
         .route("/users/{login}/packages", get(versions::list_user))
         .route("/orgs/{org}/packages", get(versions::list_org))
         .route(
-            "/user/packages/container/{package}",
-            get(versions::get_mine).delete(versions::delete_mine),
-        )
-        .route(
-            "/user/packages/container/{package}/restore",
-            post(versions::restore_mine),
-        )
-        .route(
-            "/user/packages/container/{package}/versions",
-            get(versions::versions_mine),
-        )
-        .route(
-            "/user/packages/container/{package}/versions/{id}",
-            get(versions::version_mine).delete(versions::delete_version_mine),
-        )
-        .route(
-            "/user/packages/container/{package}/versions/{id}/restore",
-            post(versions::restore_version_mine),
-        )
-        .route(
             "/{kind}/{owner}/packages/container/{package}",
-            get(versions::get)
-                .delete(versions::delete)
-                .patch(packages::update),
-        )
-        .route(
-            "/{kind}/{owner}/packages/container/{package}/restore",
-            post(versions::restore),
-        )
-        .route(
-            "/{kind}/{owner}/packages/container/{package}/versions",
-            get(versions::versions),
-        )
-        .route(
-            "/{kind}/{owner}/packages/container/{package}/versions/{id}",
-            get(versions::version).delete(versions::delete_version),
-        )
-        .route(
-            "/{kind}/{owner}/packages/container/{package}/versions/{id}/restore",
-            post(versions::restore_version),
-        )
-        .route(
-            "/{kind}/{owner}/packages/container/{package}/downloads",
-            get(versions::downloads),
+            axum::routing::patch(packages::update),
         )
         .route(
             "/{kind}/{owner}/packages/container/{package}/collaborators/{username}",
@@ -156,6 +114,7 @@ pub fn router() -> Router<AppState> {
             post(tokens::installation_token),
         )
         .merge(hooks::router())
+        .merge(versions::router())
         .fallback(not_found)
 }
 

@@ -2,12 +2,17 @@
 //! delete and restore a package, list, get, delete and restore its versions; plus Berth's
 //! download counts. Paths and JSON as GitHub's; nested names `%2F`-encoded.
 
-use axum::extract::{OriginalUri, Path, Query, State};
+use std::collections::HashMap;
+
+use axum::Router;
+use axum::extract::{FromRequestParts, OriginalUri, Path, Query, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
+use axum::routing::{self, post};
 use berth_core::Reference;
+use berth_core::access::AccountKind;
 use berth_core::access::store::Account;
-use berth_core::access::{AccountKind, Principal};
 use berth_core::hooks::{PackageAction, PackageEvent};
 use berth_core::name::RepoName;
 use berth_core::packages::{PackageView, Packages, PageRequest};
@@ -19,6 +24,30 @@ use super::packages::package;
 use super::shapes::{self, time};
 use super::{ApiResult, GitHubError, Who, answer, no_content};
 use crate::AppState;
+
+/// The package and version routes, each under an owner's path and the caller's own.
+pub fn router() -> Router<AppState> {
+    let mut router = Router::new();
+    for base in [
+        "/{kind}/{owner}/packages/container/{package}",
+        "/user/packages/container/{package}",
+    ] {
+        router = router
+            .route(base, routing::get(get).delete(delete))
+            .route(&format!("{base}/restore"), post(restore))
+            .route(&format!("{base}/versions"), routing::get(versions))
+            .route(
+                &format!("{base}/versions/{{id}}"),
+                routing::get(version).delete(delete_version),
+            )
+            .route(
+                &format!("{base}/versions/{{id}}/restore"),
+                post(restore_version),
+            )
+            .route(&format!("{base}/downloads"), routing::get(downloads));
+    }
+    router
+}
 
 /// GitHub's package types; Berth holds containers only, so the others list nothing.
 const PACKAGE_TYPES: [&str; 6] = ["npm", "maven", "rubygems", "docker", "nuget", "container"];
@@ -148,66 +177,25 @@ fn packages(state: &AppState) -> Packages<'_> {
 }
 
 /// `GET /{orgs|users}/{owner}/packages/container/{name}`.
-pub async fn get(
-    State(state): State<AppState>,
-    who: Who,
-    Path((kind, owner, name)): Path<(String, String, String)>,
-) -> ApiResult {
-    let name = package(&state, &kind, &owner, &name).await?;
-    let view = packages(&state).get_as(&who.principal, &name).await?;
+pub async fn get(State(state): State<AppState>, who: Who, named: Named) -> ApiResult {
+    let view = packages(&state).get_as(&who.principal, &named.name).await?;
     Ok(answer(StatusCode::OK, package_json(&who.base, &view)))
 }
 
-/// `GET /user/packages/container/{name}`.
-pub async fn get_mine(
-    State(state): State<AppState>,
-    who: Who,
-    Path(name): Path<String>,
-) -> ApiResult {
-    let (kind, owner) = mine(&state, &who.principal).await?;
-    get(State(state), who, Path((kind, owner, name))).await
-}
-
 /// `DELETE /{orgs|users}/{owner}/packages/container/{name}`: restorable for 30 days.
-pub async fn delete(
-    State(state): State<AppState>,
-    who: Who,
-    Path((kind, owner, name)): Path<(String, String, String)>,
-) -> ApiResult {
-    let name = package(&state, &kind, &owner, &name).await?;
-    packages(&state).delete_as(&who.principal, &name).await?;
+pub async fn delete(State(state): State<AppState>, who: Who, named: Named) -> ApiResult {
+    packages(&state)
+        .delete_as(&who.principal, &named.name)
+        .await?;
     Ok(no_content())
-}
-
-/// `DELETE /user/packages/container/{name}`.
-pub async fn delete_mine(
-    State(state): State<AppState>,
-    who: Who,
-    Path(name): Path<String>,
-) -> ApiResult {
-    let (kind, owner) = mine(&state, &who.principal).await?;
-    delete(State(state), who, Path((kind, owner, name))).await
 }
 
 /// `POST /{orgs|users}/{owner}/packages/container/{name}/restore`.
-pub async fn restore(
-    State(state): State<AppState>,
-    who: Who,
-    Path((kind, owner, name)): Path<(String, String, String)>,
-) -> ApiResult {
-    let name = package(&state, &kind, &owner, &name).await?;
-    packages(&state).restore_as(&who.principal, &name).await?;
+pub async fn restore(State(state): State<AppState>, who: Who, named: Named) -> ApiResult {
+    packages(&state)
+        .restore_as(&who.principal, &named.name)
+        .await?;
     Ok(no_content())
-}
-
-/// `POST /user/packages/container/{name}/restore`.
-pub async fn restore_mine(
-    State(state): State<AppState>,
-    who: Who,
-    Path(name): Path<String>,
-) -> ApiResult {
-    let (kind, owner) = mine(&state, &who.principal).await?;
-    restore(State(state), who, Path((kind, owner, name))).await
 }
 
 /// `GET …/packages/container/{name}/versions?state=active|deleted&page&per_page`.
@@ -215,10 +203,9 @@ pub async fn versions(
     State(state): State<AppState>,
     who: Who,
     uri: OriginalUri,
-    Path((kind, owner, name)): Path<(String, String, String)>,
+    named: Named,
     Query(query): Query<ListQuery>,
 ) -> ApiResult {
-    let name = package(&state, &kind, &owner, &name).await?;
     let page = query.page()?;
     let wanted = match query.state.as_deref() {
         None | Some("active") => VersionState::Active,
@@ -233,98 +220,46 @@ pub async fn versions(
         }
     };
     let (total, versions) = packages(&state)
-        .versions_as(&who.principal, &name, wanted, page)
+        .versions_as(&who.principal, &named.name, wanted, page)
         .await?;
-    let base = PackageUrls::new(&who.base, &kind, &owner, &name);
+    let base = PackageUrls::new(&who.base, &named.kind, &named.owner, &named.name);
     let items = versions.iter().map(|v| version_json(&base, v)).collect();
     Ok(paged(&who.base, &uri, page, total, items))
 }
 
-/// `GET /user/packages/container/{name}/versions`.
-pub async fn versions_mine(
-    State(state): State<AppState>,
-    who: Who,
-    uri: OriginalUri,
-    Path(name): Path<String>,
-    query: Query<ListQuery>,
-) -> ApiResult {
-    let (kind, owner) = mine(&state, &who.principal).await?;
-    versions(State(state), who, uri, Path((kind, owner, name)), query).await
-}
-
 /// `GET …/versions/{id}`.
-pub async fn version(
-    State(state): State<AppState>,
-    who: Who,
-    Path((kind, owner, name, id)): Path<(String, String, String, String)>,
-) -> ApiResult {
-    let name = package(&state, &kind, &owner, &name).await?;
-    let id = version_id(&id)?;
+pub async fn version(State(state): State<AppState>, who: Who, named: Named) -> ApiResult {
+    let id = named.version_id()?;
     let version = packages(&state)
-        .version_as(&who.principal, &name, id)
+        .version_as(&who.principal, &named.name, id)
         .await?;
-    let urls = PackageUrls::new(&who.base, &kind, &owner, &name);
+    let urls = PackageUrls::new(&who.base, &named.kind, &named.owner, &named.name);
     Ok(answer(StatusCode::OK, version_json(&urls, &version)))
-}
-
-/// `GET /user/packages/container/{name}/versions/{id}`.
-pub async fn version_mine(
-    State(state): State<AppState>,
-    who: Who,
-    Path((name, id)): Path<(String, String)>,
-) -> ApiResult {
-    let (kind, owner) = mine(&state, &who.principal).await?;
-    version(State(state), who, Path((kind, owner, name, id))).await
-}
-
-/// `DELETE /user/packages/container/{name}/versions/{id}`.
-pub async fn delete_version_mine(
-    State(state): State<AppState>,
-    who: Who,
-    Path((name, id)): Path<(String, String)>,
-) -> ApiResult {
-    let (kind, owner) = mine(&state, &who.principal).await?;
-    delete_version(State(state), who, Path((kind, owner, name, id))).await
-}
-
-/// `POST /user/packages/container/{name}/versions/{id}/restore`.
-pub async fn restore_version_mine(
-    State(state): State<AppState>,
-    who: Who,
-    Path((name, id)): Path<(String, String)>,
-) -> ApiResult {
-    let (kind, owner) = mine(&state, &who.principal).await?;
-    restore_version(State(state), who, Path((kind, owner, name, id))).await
 }
 
 /// `DELETE …/versions/{id}`: restorable for 30 days; refused (409) while a tagged index
 /// references it. Fires the `deleted` action of hooks that opted in.
-pub async fn delete_version(
-    State(state): State<AppState>,
-    who: Who,
-    Path((kind, owner, name, id)): Path<(String, String, String, String)>,
-) -> ApiResult {
-    let name = package(&state, &kind, &owner, &name).await?;
-    let id = version_id(&id)?;
+pub async fn delete_version(State(state): State<AppState>, who: Who, named: Named) -> ApiResult {
+    let id = named.version_id()?;
     let packages = packages(&state);
     // The bytes, for the webhook payload, while the version is still readable.
-    let manifest = match packages.version_as(&who.principal, &name, id).await {
+    let manifest = match packages.version_as(&who.principal, &named.name, id).await {
         Ok(version) => state
             .registry
-            .get_manifest(&name, &Reference::Digest(version.digest))
+            .get_manifest(&named.name, &Reference::Digest(version.digest))
             .await
             .ok()
             .map(|m| m.content),
         Err(_) => None,
     };
     let deleted = packages
-        .delete_version_as(&who.principal, &name, id)
+        .delete_version_as(&who.principal, &named.name, id)
         .await?;
     state
         .hooks
         .package_event(PackageEvent {
             action: PackageAction::Deleted,
-            name,
+            name: named.name,
             digest: deleted.digest,
             tag: None,
             manifest,
@@ -338,15 +273,10 @@ pub async fn delete_version(
 }
 
 /// `POST …/versions/{id}/restore`.
-pub async fn restore_version(
-    State(state): State<AppState>,
-    who: Who,
-    Path((kind, owner, name, id)): Path<(String, String, String, String)>,
-) -> ApiResult {
-    let name = package(&state, &kind, &owner, &name).await?;
-    let id = version_id(&id)?;
+pub async fn restore_version(State(state): State<AppState>, who: Who, named: Named) -> ApiResult {
+    let id = named.version_id()?;
     packages(&state)
-        .restore_version_as(&who.principal, &name, id)
+        .restore_version_as(&who.principal, &named.name, id)
         .await?;
     Ok(no_content())
 }
@@ -357,13 +287,12 @@ pub async fn downloads(
     State(state): State<AppState>,
     who: Who,
     uri: OriginalUri,
-    Path((kind, owner, name)): Path<(String, String, String)>,
+    named: Named,
     Query(query): Query<ListQuery>,
 ) -> ApiResult {
-    let name = package(&state, &kind, &owner, &name).await?;
     let page = query.page()?;
     let (total, versions) = packages(&state)
-        .versions_as(&who.principal, &name, VersionState::Active, page)
+        .versions_as(&who.principal, &named.name, VersionState::Active, page)
         .await?;
     let items = versions
         .iter()
@@ -379,19 +308,55 @@ pub async fn downloads(
     Ok(paged(&who.base, &uri, page, total, items))
 }
 
-/// The caller's own account as a path would name it.
-async fn mine(state: &AppState, principal: &Principal) -> ApiResult<(String, String)> {
-    let me = state.auth.access.current_user(principal).await?;
-    Ok(("users".into(), me.login))
+/// The package a path names: `/{orgs|users}/{owner}/packages/container/{package}…`, or the
+/// caller's own `/user/packages/container/{package}…`, and the `{id}` of a version path.
+pub struct Named {
+    kind: String,
+    owner: String,
+    name: RepoName,
+    id: Option<String>,
 }
 
-fn version_id(text: &str) -> ApiResult<i64> {
-    text.parse().map_err(|_| {
-        GitHubError::new(
-            StatusCode::NOT_FOUND,
-            format!("Package version not found: `{text}` is not a version id"),
-        )
-    })
+impl Named {
+    /// The version id of the path.
+    fn version_id(&self) -> ApiResult<i64> {
+        let text = self.id.as_deref().unwrap_or_default();
+        text.parse().map_err(|_| {
+            GitHubError::new(
+                StatusCode::NOT_FOUND,
+                format!("Package version not found: `{text}` is not a version id"),
+            )
+        })
+    }
+}
+
+impl FromRequestParts<AppState> for Named {
+    type Rejection = GitHubError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Path(mut params) = Path::<HashMap<String, String>>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| GitHubError::new(StatusCode::NOT_FOUND, e.body_text()))?;
+        let (kind, owner) = match (params.remove("kind"), params.remove("owner")) {
+            (Some(kind), Some(owner)) => (kind, owner),
+            _ => {
+                let who = Who::from_request_parts(parts, state).await?;
+                let me = state.auth.access.current_user(&who.principal).await?;
+                ("users".to_owned(), me.login)
+            }
+        };
+        let short = params.remove("package").unwrap_or_default();
+        let name = package(state, &kind, &owner, &short).await?;
+        Ok(Named {
+            kind,
+            owner,
+            name,
+            id: params.remove("id"),
+        })
+    }
 }
 
 /// The URLs of one package, as GitHub forms them.

@@ -59,15 +59,21 @@ pub async fn dispatch(
         Err(ParseError::NoSuchEndpoint) => return not_found(uri).await,
     };
     let action = required_action(&method, &endpoint);
-    let scope = challenge_scope(&endpoint, action);
     let answer = handle(
-        &state, client, method, endpoint, action, params, &headers, body,
+        &state, client, method, &endpoint, action, params, &headers, body,
     )
     .await;
     let mut response = answer.unwrap_or_else(IntoResponse::into_response);
-    state
-        .auth
-        .add_challenge(&mut response, &headers, scope.as_deref());
+    // Only refusals carry a challenge: the scope is formed for them alone.
+    if matches!(
+        response.status(),
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
+    ) {
+        let scope = challenge_scope(&endpoint, action);
+        state
+            .auth
+            .add_challenge(&mut response, &headers, scope.as_deref());
+    }
     response
 }
 
@@ -111,7 +117,7 @@ async fn handle(
     state: &AppState,
     client: SocketAddr,
     method: Method,
-    endpoint: Endpoint,
+    endpoint: &Endpoint,
     action: Option<Action>,
     mut params: Params,
     headers: &HeaderMap,
@@ -133,24 +139,24 @@ async fn handle(
             Ok(([("content-type", "application/json")], "{}").into_response())
         }
         (&Method::GET, Endpoint::Catalog) => listings::catalog(state, &caller, &params).await,
-        (&Method::GET, Endpoint::Tags(name)) => listings::tags(registry, &name, &params).await,
+        (&Method::GET, Endpoint::Tags(name)) => listings::tags(registry, name, &params).await,
         (&Method::GET, Endpoint::Referrers(name, digest)) => {
-            listings::referrers(registry, &name, &digest, &params).await
+            listings::referrers(registry, name, digest, &params).await
         }
         (&Method::GET | &Method::HEAD, Endpoint::Manifest(name, reference)) => {
-            manifests::get(registry, &name, &reference, headers, method == Method::HEAD).await
+            manifests::get(registry, name, reference, headers, method == Method::HEAD).await
         }
         (&Method::PUT, Endpoint::Manifest(name, reference)) => {
-            manifests::put(state, &caller.principal, &name, &reference, headers, body).await
+            manifests::put(state, &caller.principal, name, reference, headers, body).await
         }
         (&Method::DELETE, Endpoint::Manifest(name, reference)) => {
-            manifests::delete(state, &caller.principal, &name, &reference, headers).await
+            manifests::delete(state, &caller.principal, name, reference, headers).await
         }
         (&Method::GET | &Method::HEAD, Endpoint::Blob(name, digest)) => {
-            blobs::get(registry, &name, &digest, headers, method == Method::HEAD).await
+            blobs::get(registry, name, digest, headers, method == Method::HEAD).await
         }
         (&Method::DELETE, Endpoint::Blob(name, digest)) => {
-            blobs::delete(registry, &name, &digest).await
+            blobs::delete(registry, name, digest).await
         }
         (&Method::POST, Endpoint::StartUpload(name)) => {
             // A mount from a repository the caller cannot read falls back to a plain upload,
@@ -168,18 +174,16 @@ async fn handle(
             {
                 params.from = None;
             }
-            uploads::start(registry, &name, &params, body).await
+            uploads::start(registry, name, &params, body).await
         }
-        (&Method::GET, Endpoint::Upload(name, id)) => uploads::status(registry, &name, &id).await,
+        (&Method::GET, Endpoint::Upload(name, id)) => uploads::status(registry, name, id).await,
         (&Method::PATCH, Endpoint::Upload(name, id)) => {
-            uploads::patch(registry, &name, &id, headers, body).await
+            uploads::patch(registry, name, id, headers, body).await
         }
         (&Method::PUT, Endpoint::Upload(name, id)) => {
-            uploads::put(registry, &name, &id, &params, body).await
+            uploads::put(registry, name, id, &params, body).await
         }
-        (&Method::DELETE, Endpoint::Upload(name, id)) => {
-            uploads::cancel(registry, &name, &id).await
-        }
+        (&Method::DELETE, Endpoint::Upload(name, id)) => uploads::cancel(registry, name, id).await,
         (method, endpoint) => Err(ApiError(RegistryError::Unsupported(format!(
             "{method} is not supported on the {} endpoint",
             endpoint.label()
