@@ -170,7 +170,8 @@ impl AccessStore for SqliteMetadataStore {
         repo: RepoId,
         inherits: bool,
     ) -> StoreResult<bool> {
-        self.put_first_link(name, repo, inherits).await
+        self.put_package_link(name, Some(repo), inherits, true)
+            .await
     }
 
     #[instrument(level = "debug", skip(self))]
@@ -223,7 +224,7 @@ impl AccessStore for SqliteMetadataStore {
         repo: Option<RepoId>,
         inherits: bool,
     ) -> StoreResult<bool> {
-        self.put_package_link(name, repo, inherits).await
+        self.put_package_link(name, repo, inherits, false).await
     }
 
     #[instrument(level = "debug", skip(self), fields(%name))]

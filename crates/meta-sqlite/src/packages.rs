@@ -280,26 +280,6 @@ impl SqliteMetadataStore {
         tx.commit().await.map_err(failed(doing()))
     }
 
-    /// Links package `name` to `repo` if it is not linked yet; false otherwise.
-    pub(crate) async fn put_first_link(
-        &self,
-        name: &RepoName,
-        repo: RepoId,
-        inherits: bool,
-    ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE packages SET linked_repo_id = ?2, inherits = ?3 \
-             WHERE name = ?1 AND linked_repo_id IS NULL",
-        )
-        .bind(name.as_str())
-        .bind(repo)
-        .bind(inherits)
-        .execute(&self.writer)
-        .await
-        .map_err(failed(format!("linking package {name}")))?;
-        Ok(done.rows_affected() > 0)
-    }
-
     /// Sets the visibility of package `name`; false when there is none.
     pub(crate) async fn put_package_visibility(
         &self,
@@ -357,22 +337,27 @@ impl SqliteMetadataStore {
         Ok(true)
     }
 
-    /// Links package `name` to `repo` (or unlinks it) and sets `inherits`; false when there
-    /// is no such package.
+    /// Links package `name` to `repo` (or unlinks it) and sets `inherits`; with
+    /// `only_if_unlinked`, only a package not linked yet (checked and written in one
+    /// statement). False when nothing changed: no such package, or linked already.
     pub(crate) async fn put_package_link(
         &self,
         name: &RepoName,
         repo: Option<RepoId>,
         inherits: bool,
+        only_if_unlinked: bool,
     ) -> Result<bool, StoreError> {
-        let done =
-            sqlx::query("UPDATE packages SET linked_repo_id = ?2, inherits = ?3 WHERE name = ?1")
-                .bind(name.as_str())
-                .bind(repo)
-                .bind(inherits)
-                .execute(&self.writer)
-                .await
-                .map_err(failed(format!("linking package {name}")))?;
+        let done = sqlx::query(
+            "UPDATE packages SET linked_repo_id = ?2, inherits = ?3 \
+             WHERE name = ?1 AND (NOT ?4 OR linked_repo_id IS NULL)",
+        )
+        .bind(name.as_str())
+        .bind(repo)
+        .bind(inherits)
+        .bind(only_if_unlinked)
+        .execute(&self.writer)
+        .await
+        .map_err(failed(format!("linking package {name}")))?;
         Ok(done.rows_affected() > 0)
     }
 
