@@ -12,7 +12,7 @@ use crate::error::RegistryError;
 use crate::labels::DESCRIPTION;
 use crate::name::RepoName;
 use crate::ports::{Millis, VersionRecord, VersionState, now_millis};
-use crate::registry::{RESTORE_WINDOW, Registry, Restored};
+use crate::registry::{DeletedVersion, RESTORE_WINDOW, Registry, Restored};
 
 /// A package with what the API shows beside its record.
 #[derive(Debug, Clone)]
@@ -160,7 +160,7 @@ impl<'a> Packages<'a> {
         self.registry
             .version(name, id)
             .await
-            .map_err(registry_error)?
+            .map_err(version_error(name, id))?
             .ok_or_else(|| version_not_found(name, id))
     }
 
@@ -171,15 +171,12 @@ impl<'a> Packages<'a> {
         principal: &Principal,
         name: &RepoName,
         id: i64,
-    ) -> ManageResult<VersionRecord> {
+    ) -> ManageResult<DeletedVersion> {
         self.checked(principal, name, Action::Delete).await?;
         self.registry
             .delete_version(name, id)
             .await
-            .map_err(|e| match e {
-                RegistryError::ManifestUnknown(_) => version_not_found(name, id),
-                other => registry_error(other),
-            })
+            .map_err(version_error(name, id))
     }
 
     /// Restores deleted version `id` of `name` with its tags (those still free).
@@ -190,29 +187,10 @@ impl<'a> Packages<'a> {
         id: i64,
     ) -> ManageResult<Restored> {
         self.checked(principal, name, Action::Manage).await?;
-        let version = self
-            .registry
-            .version(name, id)
-            .await
-            .map_err(registry_error)?
-            .ok_or_else(|| version_not_found(name, id))?;
-        if version.deleted_at.is_none() {
-            return Err(ManageError::Invalid {
-                resource: "PackageVersion",
-                field: "id",
-                code: "invalid",
-                message: format!(
-                    "version {id} of `{name}` is not deleted; there is nothing to restore"
-                ),
-            });
-        }
         self.registry
             .restore_version(name, id)
             .await
-            .map_err(|e| match e {
-                RegistryError::ManifestUnknown(_) => version_not_found(name, id),
-                other => registry_error(other),
-            })
+            .map_err(version_error(name, id))
     }
 
     /// Removes for good the packages deleted more than 30 days before `now`.
@@ -309,6 +287,20 @@ fn version_not_found(name: &RepoName, id: i64) -> ManageError {
     ManageError::NotFound(format!(
         "Package version not found: `{name}` has no version {id}"
     ))
+}
+
+/// How a refusal about version `id` of `name` reads on the API.
+fn version_error(name: &RepoName, id: i64) -> impl Fn(RegistryError) -> ManageError + '_ {
+    move |error| match error {
+        RegistryError::ManifestUnknown(_) => version_not_found(name, id),
+        RegistryError::Unsupported(message) => ManageError::Invalid {
+            resource: "PackageVersion",
+            field: "id",
+            code: "invalid",
+            message,
+        },
+        other => registry_error(other),
+    }
 }
 
 fn registry_error(error: RegistryError) -> ManageError {

@@ -18,7 +18,7 @@ pub use listings::Page;
 pub use manifests::PushedManifest;
 pub use manifests::RESTORE_WINDOW;
 pub use uploads::MountOutcome;
-pub use versions::Restored;
+pub use versions::{DeletedVersion, Restored};
 
 pub(crate) use crate::ports::now_millis;
 use crate::ports::{BlobStore, MetadataStore};

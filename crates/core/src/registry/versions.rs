@@ -4,6 +4,8 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use bytes::Bytes;
+
 use crate::digest::Digest;
 use crate::error::{RegistryError, Result};
 use crate::name::RepoName;
@@ -53,6 +55,15 @@ impl Downloads {
             })
             .collect()
     }
+}
+
+/// A version just deleted.
+#[derive(Debug, Clone)]
+pub struct DeletedVersion {
+    /// The version as it was.
+    pub version: VersionRecord,
+    /// Its manifest's bytes (read just before the deletion).
+    pub manifest: Option<Bytes>,
 }
 
 /// A version the API asked to restore, and what came back.
@@ -125,14 +136,20 @@ impl Registry {
 
     /// Deletes version `id` (restorable for 30 days). Refused (DENIED) while a tagged index
     /// references it, naming the index.
-    pub async fn delete_version(&self, repo: &RepoName, id: i64) -> Result<VersionRecord> {
+    pub async fn delete_version(&self, repo: &RepoName, id: i64) -> Result<DeletedVersion> {
         let version = self.live_version(repo, id).await?;
+        // Its bytes, for whoever reports the deletion (webhooks), while still readable.
+        let manifest = self
+            .meta
+            .manifest_by_digest(repo, &version.digest)
+            .await?
+            .map(|m| m.content);
         match self
             .meta
             .delete_manifest(repo, &version.digest, now_millis())
             .await?
         {
-            DeleteOutcome::Deleted => Ok(version),
+            DeleteOutcome::Deleted => Ok(DeletedVersion { version, manifest }),
             DeleteOutcome::Missing => Err(unknown_version(repo, id)),
             DeleteOutcome::ReferencedBy { index, tags } => Err(RegistryError::Denied(
                 referenced_by(&version.digest, &index, &tags),

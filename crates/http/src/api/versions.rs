@@ -10,7 +10,6 @@ use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use axum::routing::{self, post};
-use berth_core::Reference;
 use berth_core::access::AccountKind;
 use berth_core::access::store::Account;
 use berth_core::hooks::{PackageAction, PackageEvent};
@@ -241,18 +240,7 @@ pub async fn version(State(state): State<AppState>, who: Who, named: Named) -> A
 /// references it. Fires the `deleted` action of hooks that opted in.
 pub async fn delete_version(State(state): State<AppState>, who: Who, named: Named) -> ApiResult {
     let id = named.version_id()?;
-    let packages = packages(&state);
-    // The bytes, for the webhook payload, while the version is still readable.
-    let manifest = match packages.version_as(&who.principal, &named.name, id).await {
-        Ok(version) => state
-            .registry
-            .get_manifest(&named.name, &Reference::Digest(version.digest))
-            .await
-            .ok()
-            .map(|m| m.content),
-        Err(_) => None,
-    };
-    let deleted = packages
+    let deleted = packages(&state)
         .delete_version_as(&who.principal, &named.name, id)
         .await?;
     state
@@ -260,13 +248,13 @@ pub async fn delete_version(State(state): State<AppState>, who: Who, named: Name
         .package_event(PackageEvent {
             action: PackageAction::Deleted,
             name: named.name,
-            digest: deleted.digest,
+            digest: deleted.version.digest,
             tag: None,
-            manifest,
-            labels: deleted.labels,
+            manifest: deleted.manifest,
+            labels: deleted.version.labels,
             sender: who.principal.clone(),
             base: who.base.clone(),
-            version_id: Some(deleted.id),
+            version_id: Some(deleted.version.id),
         })
         .await;
     Ok(no_content())
