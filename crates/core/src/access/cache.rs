@@ -11,7 +11,10 @@
 //! old (other nodes of a cluster). Expiry is checked on every hit, from the credential's own
 //! `expires_at`.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
+use std::future::Future;
+use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -87,14 +90,45 @@ impl CachedAccessStore {
         self.generation.load(Ordering::Acquire)
     }
 
-    fn fresh<T: Clone>(&self, entry: Option<&Cached<T>>) -> Option<T> {
+    /// The entry's value if it was read under `generation` (the current one) within the ttl.
+    fn fresh<T: Clone>(&self, entry: Option<&Cached<T>>, generation: u64) -> Option<T> {
         entry
-            .filter(|e| e.generation == self.current() && e.at.elapsed() < self.ttl)
+            .filter(|e| e.generation == generation && e.at.elapsed() < self.ttl)
             .map(|e| e.value.clone())
     }
 
-    /// Runs a write and forgets everything read before it.
-    async fn write<T>(&self, done: StoreResult<T>) -> StoreResult<T> {
+    /// A credential resolution through `entries`: remembered if fresh, else `read` (only
+    /// valid credentials are remembered).
+    async fn resolve<Q, K>(
+        &self,
+        entries: &Entries<K, Principal>,
+        key: &Q,
+        now: Millis,
+        read: impl Future<Output = StoreResult<Resolved>>,
+    ) -> StoreResult<Resolved>
+    where
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+        K: Borrow<Q> + Hash + Eq,
+    {
+        // Read before the lookup and kept for the insert: a write in between outdates it.
+        let generation = self.current();
+        if let Some(principal) = self.fresh(lock(entries).get(key), generation) {
+            return Ok(resolved_at(principal, now));
+        }
+        let resolved = read.await?;
+        if let Resolved::Valid(principal) = &resolved {
+            let entry = Cached {
+                value: principal.clone(),
+                generation,
+                at: Instant::now(),
+            };
+            remember(&mut lock(entries), key.to_owned(), entry);
+        }
+        Ok(resolved)
+    }
+
+    /// After a write: forgets everything read before it.
+    fn wrote<T>(&self, done: StoreResult<T>) -> StoreResult<T> {
         self.generation.fetch_add(1, Ordering::AcqRel);
         done
     }
@@ -112,7 +146,7 @@ fn resolved_at(principal: Principal, now: Millis) -> Resolved {
     }
 }
 
-fn remember<K: std::hash::Hash + Eq, T>(map: &mut HashMap<K, Cached<T>>, key: K, entry: Cached<T>) {
+fn remember<K: Hash + Eq, T>(map: &mut HashMap<K, Cached<T>>, key: K, entry: Cached<T>) {
     if map.len() >= MAX_ENTRIES {
         map.clear();
     }
@@ -126,48 +160,37 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[async_trait]
 impl AccessStore for CachedAccessStore {
     async fn resolve_secret(&self, hash: &[u8], now: Millis) -> StoreResult<Resolved> {
-        if let Some(principal) = self.fresh(lock(&self.secrets).get(hash)) {
-            return Ok(resolved_at(principal, now));
-        }
-        let generation = self.current();
-        let resolved = self.inner.resolve_secret(hash, now).await?;
-        if let Resolved::Valid(principal) = &resolved {
-            let entry = Cached {
-                value: principal.clone(),
-                generation,
-                at: Instant::now(),
-            };
-            remember(&mut lock(&self.secrets), hash.to_vec(), entry);
-        }
-        Ok(resolved)
+        self.resolve(
+            &self.secrets,
+            hash,
+            now,
+            self.inner.resolve_secret(hash, now),
+        )
+        .await
     }
 
     async fn resolve_credential(&self, id: CredentialId, now: Millis) -> StoreResult<Resolved> {
-        if let Some(principal) = self.fresh(lock(&self.credentials).get(&id)) {
-            return Ok(resolved_at(principal, now));
-        }
-        let generation = self.current();
-        let resolved = self.inner.resolve_credential(id, now).await?;
-        if let Resolved::Valid(principal) = &resolved {
-            let entry = Cached {
-                value: principal.clone(),
-                generation,
-                at: Instant::now(),
-            };
-            remember(&mut lock(&self.credentials), id, entry);
-        }
-        Ok(resolved)
+        self.resolve(
+            &self.credentials,
+            &id,
+            now,
+            self.inner.resolve_credential(id, now),
+        )
+        .await
     }
 
     async fn target(&self, name: &RepoName, user: Option<AccountId>) -> StoreResult<Target> {
+        let generation = self.current();
         let hit = {
             let targets = lock(&self.targets);
-            self.fresh(targets.get(name).and_then(|users| users.get(&user)))
+            self.fresh(
+                targets.get(name).and_then(|users| users.get(&user)),
+                generation,
+            )
         };
         if let Some(target) = hit {
             return Ok(target);
         }
-        let generation = self.current();
         let target = self.inner.target(name, user).await?;
         let mut targets = lock(&self.targets);
         if targets.len() >= MAX_ENTRIES {
@@ -252,7 +275,7 @@ impl AccessStore for CachedAccessStore {
     // --- writes: each forgets what was read before it ---
 
     async fn create_user(&self, user: &NewUser, now: Millis) -> StoreResult<Created<AccountId>> {
-        self.write(self.inner.create_user(user, now).await).await
+        self.wrote(self.inner.create_user(user, now).await)
     }
 
     async fn create_org(
@@ -262,8 +285,7 @@ impl AccessStore for CachedAccessStore {
         owner: AccountId,
         now: Millis,
     ) -> StoreResult<Created<AccountId>> {
-        self.write(self.inner.create_org(login, name, owner, now).await)
-            .await
+        self.wrote(self.inner.create_org(login, name, owner, now).await)
     }
 
     async fn set_membership(
@@ -272,13 +294,11 @@ impl AccessStore for CachedAccessStore {
         user: AccountId,
         role: Option<OrgRole>,
     ) -> StoreResult<()> {
-        self.write(self.inner.set_membership(org, user, role).await)
-            .await
+        self.wrote(self.inner.set_membership(org, user, role).await)
     }
 
     async fn set_requires_sso(&self, org: AccountId, required: bool) -> StoreResult<()> {
-        self.write(self.inner.set_requires_sso(org, required).await)
-            .await
+        self.wrote(self.inner.set_requires_sso(org, required).await)
     }
 
     async fn set_package_policy(
@@ -286,8 +306,7 @@ impl AccessStore for CachedAccessStore {
         account: AccountId,
         policy: &PackagePolicy,
     ) -> StoreResult<()> {
-        self.write(self.inner.set_package_policy(account, policy).await)
-            .await
+        self.wrote(self.inner.set_package_policy(account, policy).await)
     }
 
     async fn create_team(
@@ -296,8 +315,7 @@ impl AccessStore for CachedAccessStore {
         slug: &str,
         name: &str,
     ) -> StoreResult<Created<TeamId>> {
-        self.write(self.inner.create_team(org, slug, name).await)
-            .await
+        self.wrote(self.inner.create_team(org, slug, name).await)
     }
 
     async fn set_team_member(
@@ -306,8 +324,7 @@ impl AccessStore for CachedAccessStore {
         user: AccountId,
         member: bool,
     ) -> StoreResult<()> {
-        self.write(self.inner.set_team_member(team, user, member).await)
-            .await
+        self.wrote(self.inner.set_team_member(team, user, member).await)
     }
 
     async fn create_repo(
@@ -317,8 +334,7 @@ impl AccessStore for CachedAccessStore {
         visibility: Visibility,
         now: Millis,
     ) -> StoreResult<Created<RepoId>> {
-        self.write(self.inner.create_repo(owner, name, visibility, now).await)
-            .await
+        self.wrote(self.inner.create_repo(owner, name, visibility, now).await)
     }
 
     async fn set_collaborator(
@@ -327,8 +343,7 @@ impl AccessStore for CachedAccessStore {
         user: AccountId,
         role: Option<Role>,
     ) -> StoreResult<()> {
-        self.write(self.inner.set_collaborator(repo, user, role).await)
-            .await
+        self.wrote(self.inner.set_collaborator(repo, user, role).await)
     }
 
     async fn set_team_repo(
@@ -337,8 +352,7 @@ impl AccessStore for CachedAccessStore {
         repo: RepoId,
         role: Option<Role>,
     ) -> StoreResult<()> {
-        self.write(self.inner.set_team_repo(team, repo, role).await)
-            .await
+        self.wrote(self.inner.set_team_repo(team, repo, role).await)
     }
 
     async fn create_package(
@@ -354,17 +368,15 @@ impl AccessStore for CachedAccessStore {
             .inner
             .create_package(name, owner, visibility, link, admin, now)
             .await;
-        self.write(done).await
+        self.wrote(done)
     }
 
     async fn set_package_deleted(&self, name: &RepoName, at: Option<Millis>) -> StoreResult<bool> {
-        self.write(self.inner.set_package_deleted(name, at).await)
-            .await
+        self.wrote(self.inner.set_package_deleted(name, at).await)
     }
 
     async fn purge_deleted_packages(&self, before: Millis) -> StoreResult<u64> {
-        self.write(self.inner.purge_deleted_packages(before).await)
-            .await
+        self.wrote(self.inner.purge_deleted_packages(before).await)
     }
 
     async fn set_package_visibility(
@@ -372,8 +384,7 @@ impl AccessStore for CachedAccessStore {
         name: &RepoName,
         visibility: Visibility,
     ) -> StoreResult<bool> {
-        self.write(self.inner.set_package_visibility(name, visibility).await)
-            .await
+        self.wrote(self.inner.set_package_visibility(name, visibility).await)
     }
 
     async fn set_package_role(
@@ -382,8 +393,7 @@ impl AccessStore for CachedAccessStore {
         grantee: Grantee,
         role: Option<Role>,
     ) -> StoreResult<bool> {
-        self.write(self.inner.set_package_role(name, grantee, role).await)
-            .await
+        self.wrote(self.inner.set_package_role(name, grantee, role).await)
     }
 
     async fn link_unlinked_package(
@@ -392,8 +402,7 @@ impl AccessStore for CachedAccessStore {
         repo: RepoId,
         inherits: bool,
     ) -> StoreResult<bool> {
-        self.write(self.inner.link_unlinked_package(name, repo, inherits).await)
-            .await
+        self.wrote(self.inner.link_unlinked_package(name, repo, inherits).await)
     }
 
     async fn link_package(
@@ -402,8 +411,7 @@ impl AccessStore for CachedAccessStore {
         repo: Option<RepoId>,
         inherits: bool,
     ) -> StoreResult<bool> {
-        self.write(self.inner.link_package(name, repo, inherits).await)
-            .await
+        self.wrote(self.inner.link_package(name, repo, inherits).await)
     }
 
     async fn set_package_job_access(
@@ -412,22 +420,19 @@ impl AccessStore for CachedAccessStore {
         repo: RepoId,
         role: Option<Role>,
     ) -> StoreResult<bool> {
-        self.write(self.inner.set_package_job_access(name, repo, role).await)
-            .await
+        self.wrote(self.inner.set_package_job_access(name, repo, role).await)
     }
 
     async fn create_credential(&self, credential: &NewCredential) -> StoreResult<CredentialId> {
-        self.write(self.inner.create_credential(credential).await)
-            .await
+        self.wrote(self.inner.create_credential(credential).await)
     }
 
     async fn revoke_credential(&self, id: CredentialId, now: Millis) -> StoreResult<bool> {
-        self.write(self.inner.revoke_credential(id, now).await)
-            .await
+        self.wrote(self.inner.revoke_credential(id, now).await)
     }
 
     async fn authorize_sso(&self, id: CredentialId, org: AccountId) -> StoreResult<()> {
-        self.write(self.inner.authorize_sso(id, org).await).await
+        self.wrote(self.inner.authorize_sso(id, org).await)
     }
 
     async fn create_app(
@@ -437,8 +442,7 @@ impl AccessStore for CachedAccessStore {
         secret_hash: &[u8],
         now: Millis,
     ) -> StoreResult<Created<AppId>> {
-        self.write(self.inner.create_app(owner, slug, secret_hash, now).await)
-            .await
+        self.wrote(self.inner.create_app(owner, slug, secret_hash, now).await)
     }
 
     async fn install_app(
@@ -453,6 +457,6 @@ impl AccessStore for CachedAccessStore {
             .inner
             .install_app(app, account, repositories, permission, now)
             .await;
-        self.write(done).await
+        self.wrote(done)
     }
 }
