@@ -722,3 +722,34 @@ async fn the_authenticated_users_own_packages_are_reached_under_user() {
         .unwrap();
     assert_eq!(pull.status(), 200, "back with its tag");
 }
+
+#[tokio::test]
+async fn a_tag_moved_to_a_version_updates_it_and_not_its_creation_time() {
+    let server = Server::start();
+    let pushed = push_labelled(&server, "acme/moved", "v1", json!({})).await;
+    let before = version_of(&server, "moved", "active", &pushed).await;
+    assert_eq!(before["created_at"], before["updated_at"]);
+    // Times are in seconds: let one pass.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let manifest = client()
+        .get(server.url("/v2/acme/moved/manifests/v1"))
+        .header("accept", OCI_MANIFEST)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    put_manifest(&server, "acme/moved", "stable", OCI_MANIFEST, &manifest).await;
+    let after = version_of(&server, "moved", "active", &pushed).await;
+    assert_eq!(after["id"], before["id"], "the same version");
+    assert_eq!(after["created_at"], before["created_at"]);
+    assert!(
+        after["updated_at"].as_str() > before["updated_at"].as_str(),
+        "{before} → {after}"
+    );
+    assert_eq!(
+        after["metadata"]["container"]["tags"],
+        json!(["stable", "v1"])
+    );
+}
