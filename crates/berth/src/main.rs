@@ -4,6 +4,7 @@
 mod admin;
 mod changes;
 mod config;
+mod memory;
 mod webhooks;
 
 use std::path::PathBuf;
@@ -62,6 +63,7 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
+    memory::keep_freed_buffers();
     let cli = Cli::parse();
     match cli.command {
         Command::Serve {
