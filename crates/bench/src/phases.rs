@@ -57,6 +57,7 @@ where
     server.reset_peak_rss();
     let cpu_before = server.cpu_seconds()?;
     let client_before = crate::server::process_cpu_seconds(std::process::id())?;
+    let steal_before = crate::server::machine_steal_seconds()?;
     let (rate, latency) = phase.await.with_context(|| {
         format!(
             "{} {label}; server log:\n{}",
@@ -67,12 +68,13 @@ where
     let peak_rss_mib = server.peak_rss_mib()?;
     let server_cpu_s = server.cpu_seconds()? - cpu_before;
     let client_cpu_s = crate::server::process_cpu_seconds(std::process::id())? - client_before;
+    let steal_s = crate::server::machine_steal_seconds()? - steal_before;
     let latency_text = latency
         .map(|(p50, p99)| format!(", p50 {p50} µs, p99 {p99} µs"))
         .unwrap_or_default();
     println!(
         "  {label:<18} {rate:>10.1} {unit}{latency_text}, peak RSS {peak_rss_mib:.1} MiB, \
-         server CPU {server_cpu_s:.1} s, client CPU {client_cpu_s:.1} s"
+         server CPU {server_cpu_s:.2} s, client CPU {client_cpu_s:.2} s, steal {steal_s:.2} s"
     );
     Ok(Measured {
         rate,

@@ -290,3 +290,21 @@ pub fn process_cpu_seconds(pid: u32) -> anyhow::Result<f64> {
         .sum::<Result<_, _>>()?;
     Ok(ticks as f64 / USER_HZ)
 }
+
+/// CPU time the hypervisor gave to other guests while this machine's CPUs wanted to run
+/// (`steal` in `/proc/stat`), in seconds summed over CPUs. A phase that lost a noticeable share
+/// to steal ran on a slower machine than its neighbours.
+pub fn machine_steal_seconds() -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string("/proc/stat")?;
+    let cpu = stat
+        .lines()
+        .find(|line| line.starts_with("cpu "))
+        .context("no cpu line in /proc/stat")?;
+    // cpu user nice system idle iowait irq softirq steal ...
+    let steal: u64 = cpu
+        .split_whitespace()
+        .nth(8)
+        .context("no steal field in /proc/stat")?
+        .parse()?;
+    Ok(steal as f64 / USER_HZ)
+}
