@@ -18,6 +18,10 @@
 //! e. **manifest GET**: for 10 s, each client GETs the 200 tags' manifests round-robin
 //!    (req/s, p50 and p99 latency).
 //!
+//! Before the servers it measures the machine's ceiling for the two push phases
+//! ([`ceiling`]: the same blobs over loopback TCP, hashed and written durably by a bare
+//! program, no HTTP), and after the table it prints each server's share of that ceiling.
+//!
 //! Then it prints a table of both servers with a ratio column (above 1 = Berth better).
 //! Payloads are generated and hashed before any clock starts; the client sends `Bytes` slices
 //! without copying and counts response bytes without hashing, so it stays cheap beside the
@@ -32,6 +36,7 @@
 //! Quick run: `target/release/berth-bench --size-mib 64 --seconds 3`; one server only:
 //! `--only berth` or `--only distribution` (or `--skip-distribution`).
 
+mod ceiling;
 mod oci;
 mod payload;
 mod phases;
@@ -153,6 +158,20 @@ fn main() -> anyhow::Result<()> {
         manifest_duration: Duration::from_secs(cli.seconds),
     };
 
+    warm_memory(2 * cli.clients as u64 * size as u64)?;
+    let ceiling = Ceiling {
+        monolithic: ceiling::push_rate(&payloads.monolithic, ceiling::Pattern::Monolithic)?,
+        chunked: ceiling::push_rate(
+            &payloads.chunked,
+            ceiling::Pattern::Chunked(load.chunk_size),
+        )?,
+    };
+    println!(
+        "\nmachine ceiling (no HTTP: TCP → SHA-256 → file, durable): monolithic {:.1} MiB/s, \
+         chunked {:.1} MiB/s",
+        ceiling.monolithic, ceiling.chunked
+    );
+
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -174,6 +193,14 @@ fn main() -> anyhow::Result<()> {
         // Dropping the server here kills it and removes its data before the next one starts.
     }
     report::print_table(&runs);
+    for run in &runs {
+        println!(
+            "{} reached {:.0} % of the machine's ceiling in the monolithic push, {:.0} % in the chunked push",
+            run.name,
+            100.0 * run.monolithic.rate / ceiling.monolithic,
+            100.0 * run.chunked.rate / ceiling.chunked
+        );
+    }
     Ok(())
 }
 
@@ -195,6 +222,12 @@ fn warm_memory(bytes: u64) -> anyhow::Result<()> {
     drop(file);
     std::fs::remove_file(&path)?;
     Ok(())
+}
+
+/// The push rates of [`ceiling`]: what the machine allows at most, in MiB/s.
+struct Ceiling {
+    monolithic: f64,
+    chunked: f64,
 }
 
 /// The data every server receives, generated and hashed once.

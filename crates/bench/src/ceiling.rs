@@ -1,0 +1,141 @@
+//! The machine's ceiling for the push phases: the least work any registry must do for them,
+//! run with nothing else — each client's blob sent over loopback TCP to a thread that hashes it
+//! (SHA-256) and appends it to a file, flushed to disk every 4 MiB by a helper thread and made
+//! durable at the end. No HTTP, no metadata, no hand-offs; the sending threads cost what the
+//! benchmark's clients cost. The chunked variant sends `chunk_size` bytes, then waits for a
+//! one-byte acknowledgement the receiver sends once those bytes are durable, as a `PATCH`
+//! answered `202` only for durable bytes does.
+//!
+//! A server's push rate divided by this one is the share of the machine it turned into pushes;
+//! a ratio target against another server is only reachable if that share allows it.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::sync::mpsc;
+use std::time::Instant;
+
+use anyhow::{Context, ensure};
+use sha2::{Digest as _, Sha256};
+
+use crate::payload::Blob;
+
+/// Bytes appended between two background flushes (as Berth's blob writer does).
+const SYNC_EVERY: usize = 4 << 20;
+/// The receiving threads' read buffer.
+const READ_BUFFER: usize = 512 << 10;
+
+/// How the clients send their blobs.
+#[derive(Clone, Copy)]
+pub enum Pattern {
+    /// Each blob in one stream.
+    Monolithic,
+    /// Each blob in pieces of this many bytes, each acknowledged once durable.
+    Chunked(usize),
+}
+
+/// Sends each blob of `blobs` from its own client thread to its own receiving thread at the
+/// same time; returns MiB/s over the wall time until every blob is durable.
+pub fn push_rate(blobs: &[Blob], pattern: Pattern) -> anyhow::Result<f64> {
+    let dir = tempfile::tempdir()?;
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let total: usize = blobs.iter().map(|blob| blob.bytes.len()).sum();
+    let started = Instant::now();
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        let mut receivers = Vec::new();
+        for (index, blob) in blobs.iter().enumerate() {
+            scope.spawn(move || send(addr, &blob.bytes, pattern));
+            let (socket, _) = listener.accept()?;
+            let path = dir.path().join(index.to_string());
+            let len = blob.bytes.len();
+            receivers.push(scope.spawn(move || receive(socket, &path, len, pattern)));
+        }
+        for (receiver, blob) in receivers.into_iter().zip(blobs) {
+            let (len, digest) = receiver
+                .join()
+                .map_err(|_| anyhow::anyhow!("a receiving thread panicked"))??;
+            ensure!(
+                len == blob.bytes.len() && digest == blob.digest,
+                "the ceiling run received {len} bytes hashing to {digest}, not {}",
+                blob.digest
+            );
+        }
+        Ok(())
+    })?;
+    Ok(total as f64 / (1 << 20) as f64 / started.elapsed().as_secs_f64())
+}
+
+/// One client: the blob in one write, or in acknowledged pieces.
+fn send(addr: std::net::SocketAddr, bytes: &[u8], pattern: Pattern) -> anyhow::Result<()> {
+    let mut socket = TcpStream::connect(addr)?;
+    socket.set_nodelay(true)?;
+    match pattern {
+        Pattern::Monolithic => socket.write_all(bytes)?,
+        Pattern::Chunked(size) => {
+            for piece in bytes.chunks(size) {
+                socket.write_all(piece)?;
+                let mut ack = [0u8; 1];
+                socket.read_exact(&mut ack)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One receiver: hashes and appends everything read from `socket` (a blob of `expected`
+/// bytes) to a new file at `path`; returns the length and `sha256:<hex>` once the file is
+/// durable.
+fn receive(
+    mut socket: TcpStream,
+    path: &Path,
+    expected: usize,
+    pattern: Pattern,
+) -> anyhow::Result<(usize, String)> {
+    let mut file = File::create(path)?;
+    let flusher = file.try_clone()?;
+    let (flush, requests) = mpsc::sync_channel::<()>(1);
+    let background = std::thread::spawn(move || -> std::io::Result<()> {
+        while requests.recv().is_ok() {
+            flusher.sync_data()?;
+        }
+        Ok(())
+    });
+    let mut buffer = vec![0u8; READ_BUFFER];
+    let mut hasher = Sha256::new();
+    let (mut len, mut unsynced) = (0usize, 0usize);
+    loop {
+        // A chunked client waits for its acknowledgement: read no further than its piece.
+        let want = match pattern {
+            Pattern::Monolithic => buffer.len(),
+            Pattern::Chunked(size) => (size - len % size).min(buffer.len()),
+        };
+        let read = socket.read(&mut buffer[..want])?;
+        if read == 0 {
+            break;
+        }
+        hasher.update(&buffer[..read]);
+        file.write_all(&buffer[..read])?;
+        len += read;
+        unsynced += read;
+        if unsynced >= SYNC_EVERY {
+            unsynced = 0;
+            // A flush under way already covers these bytes' neighbours; skip if one is queued.
+            let _ = flush.try_send(());
+        }
+        if let Pattern::Chunked(size) = pattern
+            && (len % size == 0 || len == expected)
+        {
+            file.sync_data()?;
+            socket.write_all(&[1])?;
+        }
+    }
+    drop(flush);
+    background
+        .join()
+        .map_err(|_| anyhow::anyhow!("the flushing thread panicked"))?
+        .context("background flush")?;
+    file.sync_data()?;
+    Ok((len, format!("sha256:{}", hex::encode(hasher.finalize()))))
+}
