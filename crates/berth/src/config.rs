@@ -67,6 +67,33 @@ pub struct Config {
     /// server apply at once; this bounds how long changes made elsewhere (`berth admin`,
     /// other nodes) take.
     pub access_cache_ms: u64,
+    /// Connections served at once (`BERTH_MAX_CONNECTIONS`); at most the process's file
+    /// descriptor limit less a reserve for files and the database. A connection over it is
+    /// answered 503 and closed.
+    pub max_connections: usize,
+    /// Connections served at once from one client address, an IPv6 address counted by its
+    /// /64 (`BERTH_MAX_CONNECTIONS_PER_ADDRESS`); trusted proxies count only towards
+    /// `max_connections`. A connection over it is answered 429 and closed.
+    pub max_connections_per_address: usize,
+    /// Seconds a client may take to send a request's headers, from connecting or from the
+    /// first byte of its next request on a kept-alive connection
+    /// (`BERTH_HEADER_READ_TIMEOUT_SECS`).
+    pub header_read_timeout_secs: u64,
+    /// Seconds a kept-alive connection may wait for its next request
+    /// (`BERTH_IDLE_TIMEOUT_SECS`).
+    pub idle_timeout_secs: u64,
+    /// Seconds a request body may go without sending a byte before the request fails and
+    /// its connection closes (`BERTH_BODY_READ_TIMEOUT_SECS`); an upload keeps what it made
+    /// durable and can be resumed.
+    pub body_read_timeout_secs: u64,
+    /// Seconds a response may wait for the client to take more bytes
+    /// (`BERTH_SEND_TIMEOUT_SECS`).
+    pub send_timeout_secs: u64,
+    /// Reverse proxies whose `Forwarded` / `X-Forwarded-*` headers are believed: addresses or
+    /// networks, e.g. `["10.0.0.0/8"]` (`BERTH_TRUSTED_PROXIES`, comma-separated). The client
+    /// address they report is used for limits and logs, and the scheme and host for URLs.
+    #[serde(deserialize_with = "list_or_commas")]
+    pub trusted_proxies: Vec<String>,
     /// Length in seconds of the rate limits' "hour" (`BERTH_API_RATE_LIMIT_WINDOW_SECS`).
     /// Only tests shorten it; not documented in the README.
     pub api_rate_limit_window_secs: u64,
@@ -93,8 +120,34 @@ impl Default for Config {
             api_rate_limit_per_minute: 900,
             api_rate_limit_window_secs: 3600,
             access_cache_ms: 1000,
+            max_connections: 4096,
+            max_connections_per_address: 256,
+            header_read_timeout_secs: 10,
+            idle_timeout_secs: 60,
+            body_read_timeout_secs: 30,
+            send_timeout_secs: 30,
+            trusted_proxies: Vec::new(),
         }
     }
+}
+
+/// A list given as a list (`berth.toml`) or as one comma-separated string (environment).
+fn list_or_commas<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        List(Vec<String>),
+        Text(String),
+    }
+    Ok(match Either::deserialize(d)? {
+        Either::List(list) => list,
+        Either::Text(text) => text
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    })
 }
 
 /// Flags given on the command line; `None` leaves the lower layers' value.
@@ -162,6 +215,10 @@ mod tests {
             assert_eq!(config.api_rate_limit_per_hour, 12);
             assert_eq!(config.api_rate_limit_window_secs, 2);
             assert_eq!(config.api_rate_limit_anonymous_per_hour, 60);
+            assert!(config.trusted_proxies.is_empty());
+            jail.set_env("BERTH_TRUSTED_PROXIES", "10.0.0.1, 192.168.0.0/16");
+            let config = Config::load(None, Overrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(config.trusted_proxies, ["10.0.0.1", "192.168.0.0/16"]);
             let flags = Overrides {
                 data_dir: Some("/from-flag".into()),
                 ..Default::default()

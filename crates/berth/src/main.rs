@@ -21,6 +21,8 @@ use berth_core::registry::Registry;
 use berth_http::AppState;
 use berth_http::api::limits::{Limits, RateLimiter};
 use berth_http::auth::{Auth, FailureLimiter, SigningKey};
+use berth_http::connections::ConnectionLimits;
+use berth_http::origin::TrustedProxies;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
@@ -102,6 +104,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let forge: Forge = config.forge_url.parse().context("the forge_url setting")?;
+    let limits = connection_limits(&config)?;
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
     // One process per data directory: the SQLite store voids upload leases on open, which is
@@ -133,7 +136,6 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let auth = Auth {
         access: access.clone(),
         key: Arc::new(key),
-        external_url: config.external_url.clone(),
         limiter: Arc::new(FailureLimiter::new(config.auth_failures_per_minute)),
     };
     let hooks = Hooks::new(meta, access.clone());
@@ -172,7 +174,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         api_limits,
         hooks,
     };
-    berth_http::serve(listener, state, shutdown_signal()).await?;
+    berth_http::serve(listener, state, limits, shutdown_signal()).await?;
     if let Err(err) = access.flush_uses().await {
         tracing::warn!(error = %err, "recording token uses at shutdown failed");
     }
@@ -181,6 +183,46 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The connection limits from `config`, after raising the soft file descriptor limit to the
+/// hard one: `max_connections` is lowered to what the descriptors allow, keeping a reserve
+/// for blob files, the database and outgoing webhook connections.
+fn connection_limits(config: &Config) -> anyhow::Result<ConnectionLimits> {
+    const RESERVE: u64 = 256;
+    let descriptors = match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => limit,
+        Err(err) => {
+            tracing::warn!(%err, "could not raise the file descriptor limit");
+            rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft)
+        }
+    };
+    let allowed =
+        usize::try_from(descriptors.saturating_sub(RESERVE).max(64)).unwrap_or(usize::MAX);
+    let max_connections = config.max_connections.clamp(1, allowed);
+    if max_connections < config.max_connections {
+        tracing::warn!(
+            descriptors,
+            max_connections,
+            "the file descriptor limit allows fewer connections than max_connections"
+        );
+    }
+    let trusted_proxies = TrustedProxies::parse(&config.trusted_proxies)
+        .map_err(anyhow::Error::msg)
+        .context("the trusted_proxies setting")?;
+    Ok(ConnectionLimits {
+        max_connections,
+        max_connections_per_address: config.max_connections_per_address.max(1),
+        header_read_timeout: Duration::from_secs(config.header_read_timeout_secs.max(1)),
+        idle_timeout: Duration::from_secs(config.idle_timeout_secs.max(1)),
+        body_read_timeout: Duration::from_secs(config.body_read_timeout_secs.max(1)),
+        send_timeout: Duration::from_secs(config.send_timeout_secs.max(1)),
+        trusted_proxies,
+        external_url: config
+            .external_url
+            .as_deref()
+            .map(|url| Arc::from(url.trim_end_matches('/'))),
+    })
 }
 
 /// Records token last-used times and download counts every few seconds, off the request

@@ -7,12 +7,13 @@
 
 pub mod api;
 pub mod auth;
+pub mod connections;
 pub mod endpoint;
 pub mod error;
 pub mod oci;
+pub mod origin;
 
 use std::future::Future;
-use std::net::SocketAddr;
 
 use axum::Router;
 use axum::http::HeaderValue;
@@ -65,22 +66,13 @@ async fn api_version_header(mut response: Response) -> Response {
     response
 }
 
-/// Serves `state` on `listener` until `shutdown` completes; requests in flight finish.
+/// Serves `state` on `listener` under `limits` until `shutdown` completes; requests in flight
+/// finish.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
+    limits: connections::ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    use axum::serve::ListenerExt;
-    let listener = listener.tap_io(|tcp| {
-        if let Err(err) = tcp.set_nodelay(true) {
-            tracing::warn!(%err, "could not set TCP_NODELAY");
-        }
-    });
-    axum::serve(
-        listener,
-        router(state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    connections::serve(listener, router(state), limits, shutdown).await
 }

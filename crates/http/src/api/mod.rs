@@ -20,10 +20,8 @@ mod shapes;
 mod tokens;
 mod versions;
 
-use std::net::SocketAddr;
-
 use axum::Router;
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -34,6 +32,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::AppState;
+use crate::origin::Origin;
 
 /// Where GitHub-shaped errors point people.
 const DOCS: &str = "https://docs.github.com/rest";
@@ -240,10 +239,8 @@ impl FromRequestParts<AppState> for Who {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let client = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip());
+        let origin = Origin::from_request_parts(parts, state).await;
+        let client = origin.as_ref().ok().map(|o| o.client.ip());
         // The rate limiter resolved the caller already; outside it, resolve here.
         let caller = match parts.extensions.remove::<limits::Resolved>() {
             Some(limits::Resolved(resolved)) => resolved?,
@@ -257,7 +254,9 @@ impl FromRequestParts<AppState> for Who {
         }
         Ok(Who {
             principal: caller.principal,
-            base: state.auth.base_url(&parts.headers),
+            base: origin
+                .map(|o| o.base_url.to_string())
+                .map_err(|(_, why)| GitHubError::new(StatusCode::INTERNAL_SERVER_ERROR, why))?,
         })
     }
 }

@@ -20,6 +20,8 @@ use berth_core::RegistryError;
 use berth_core::access::{Access, Action, Presented, Principal, token};
 use berth_core::name::RepoName;
 
+use crate::origin::Origin;
+
 pub use limiter::FailureLimiter;
 pub use registry_token::{Grant as ScopeGrant, SigningKey};
 pub use token_endpoint::token;
@@ -31,9 +33,6 @@ pub struct Auth {
     pub access: Access,
     /// Signs and checks registry tokens.
     pub key: Arc<SigningKey>,
-    /// The URL clients reach Berth at (`https://registry.example`), for the challenge's
-    /// realm; `None`: `http://` + the request's `Host`.
-    pub external_url: Option<String>,
     /// Failed authentications per client address.
     pub limiter: Arc<FailureLimiter>,
 }
@@ -68,7 +67,8 @@ impl Caller {
 
 impl Auth {
     /// Resolves the caller of a request from its headers. Failures are counted per client
-    /// address; past the limit every attempt from it answers 429 until the window ends.
+    /// address; past the limit, a failing attempt from it answers 429 until the window ends.
+    /// A valid credential always passes: only failures are limited.
     pub async fn caller(
         &self,
         headers: &HeaderMap,
@@ -83,13 +83,11 @@ impl Auth {
             }
             Some(value) => value,
         };
-        if let Some(ip) = client
-            && let Some(wait) = self.limiter.blocked(ip)
-        {
-            return Err(RegistryError::TooManyRequests(wait.as_secs().max(1)));
-        }
         let result = self.resolve(presented).await;
         if let (Err(RegistryError::Unauthorized(_)), Some(ip)) = (&result, client) {
+            if let Some(wait) = self.limiter.blocked(ip) {
+                return Err(RegistryError::TooManyRequests(wait.as_secs().max(1)));
+            }
             self.limiter.failed(ip);
         }
         result
@@ -160,47 +158,31 @@ impl Auth {
         Ok(())
     }
 
-    /// The `WWW-Authenticate` value for a refusal of `scope` (or of the base endpoint).
-    pub fn challenge(&self, headers: &HeaderMap, scope: Option<&str>) -> HeaderValue {
-        let host = headers
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or("localhost");
-        let base = self.base_url(headers);
-        let service = self
-            .external_url
-            .as_deref()
-            .map(|u| u.split("://").nth(1).unwrap_or(u).trim_end_matches('/'))
-            .unwrap_or(host);
-        let mut value = format!("Bearer realm=\"{base}/token\",service=\"{service}\"");
+    /// The `WWW-Authenticate` value for a refusal of `scope` (or of the base endpoint). The
+    /// realm is the request's base URL: `external_url`, a trusted proxy's, or the address the
+    /// client connected to — never an unchecked `Host` header.
+    pub fn challenge(&self, origin: &Origin, scope: Option<&str>) -> HeaderValue {
+        let mut value = format!(
+            "Bearer realm=\"{}/token\",service=\"{}\"",
+            origin.base_url,
+            origin.authority()
+        );
         if let Some(scope) = scope {
             value.push_str(&format!(",scope=\"{scope}\""));
         }
         HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static("Bearer"))
     }
 
-    /// The base URL clients use to reach Berth.
-    pub fn base_url(&self, headers: &HeaderMap) -> String {
-        if let Some(url) = &self.external_url {
-            return url.trim_end_matches('/').to_owned();
-        }
-        let host = headers
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or("localhost");
-        format!("http://{host}")
-    }
-
     /// Adds the challenge to a 401 response that lacks one, and to a 403 refusing a registry
     /// token's scope (with `error="insufficient_scope"`).
-    pub fn add_challenge(&self, response: &mut Response, headers: &HeaderMap, scope: Option<&str>) {
+    pub fn add_challenge(&self, response: &mut Response, origin: &Origin, scope: Option<&str>) {
         if response.headers().contains_key(header::WWW_AUTHENTICATE) {
             return;
         }
         let value = if response.status() == StatusCode::UNAUTHORIZED {
-            self.challenge(headers, scope)
+            self.challenge(origin, scope)
         } else if is_insufficient_scope(response) {
-            let plain = self.challenge(headers, scope);
+            let plain = self.challenge(origin, scope);
             let text = format!(
                 "{},error=\"insufficient_scope\"",
                 plain.to_str().unwrap_or("Bearer")

@@ -2,10 +2,9 @@
 //! `any-username:token` (or nothing, for an anonymous token) and `scope` parameters, and
 //! answers a registry token granting exactly the requested actions the principal may do.
 
-use std::net::SocketAddr;
 use std::time::{Duration, UNIX_EPOCH};
 
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, Uri, header};
 use axum::response::{IntoResponse, Response};
 use berth_core::RegistryError;
@@ -17,6 +16,7 @@ use serde_json::json;
 use super::registry_token::{Claims, Grant, now_secs};
 use crate::AppState;
 use crate::error::ApiError;
+use crate::origin::Origin;
 
 /// How long a registry token lives.
 const LIFETIME_SECS: i64 = 300;
@@ -24,16 +24,16 @@ const LIFETIME_SECS: i64 = 300;
 /// Answers the token request.
 pub async fn token(
     State(state): State<AppState>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    origin: Origin,
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
     let auth = &state.auth;
-    let caller = match auth.caller(&headers, Some(client.ip())).await {
+    let caller = match auth.caller(&headers, Some(origin.client.ip())).await {
         Ok(caller) => caller,
         Err(err) => {
             let mut response = ApiError(err).into_response();
-            auth.add_challenge(&mut response, &headers, None);
+            auth.add_challenge(&mut response, &origin, None);
             return response;
         }
     };
@@ -43,7 +43,7 @@ pub async fn token(
                 .into(),
         ))
         .into_response();
-        auth.add_challenge(&mut response, &headers, None);
+        auth.add_challenge(&mut response, &origin, None);
         return response;
     }
     let mut access = Vec::new();

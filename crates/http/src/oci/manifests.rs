@@ -78,6 +78,7 @@ pub async fn put(
     name: &RepoName,
     reference: &Reference,
     headers: &HeaderMap,
+    base: &str,
     body: Body,
 ) -> Answer {
     let registry = &state.registry;
@@ -115,7 +116,7 @@ pub async fn put(
                 manifest: Some(content),
                 labels: pushed.labels.clone(),
                 sender: pusher.clone(),
-                base: state.auth.base_url(headers),
+                base: base.to_owned(),
                 version_id: Some(pushed.version_id),
             })
             .await;
@@ -201,7 +202,7 @@ pub async fn delete(
     deleter: &Principal,
     name: &RepoName,
     reference: &Reference,
-    headers: &HeaderMap,
+    base: &str,
 ) -> Answer {
     let registry = &state.registry;
     let before = match reference {
@@ -224,7 +225,7 @@ pub async fn delete(
                 manifest: Some(manifest.content),
                 labels,
                 sender: deleter.clone(),
-                base: state.auth.base_url(headers),
+                base: base.to_owned(),
                 version_id: None,
             })
             .await;

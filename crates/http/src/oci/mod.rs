@@ -5,10 +5,8 @@ mod listings;
 mod manifests;
 mod uploads;
 
-use std::net::SocketAddr;
-
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use berth_core::RegistryError;
@@ -19,6 +17,7 @@ use serde::Deserialize;
 use crate::AppState;
 use crate::endpoint::{Endpoint, ParseError};
 use crate::error::{ApiError, error_response};
+use crate::origin::Origin;
 
 /// Query parameters any distribution endpoint may take.
 #[derive(Debug, Default, Deserialize)]
@@ -46,7 +45,7 @@ pub type Answer = Result<Response, ApiError>;
 /// endpoint's scope.
 pub async fn dispatch(
     State(state): State<AppState>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    origin: Origin,
     method: Method,
     uri: Uri,
     Query(params): Query<Params>,
@@ -60,7 +59,7 @@ pub async fn dispatch(
     };
     let action = required_action(&method, &endpoint);
     let answer = handle(
-        &state, client, method, &endpoint, action, params, &headers, body,
+        &state, &origin, method, &endpoint, action, params, &headers, body,
     )
     .await;
     let mut response = answer.unwrap_or_else(IntoResponse::into_response);
@@ -72,7 +71,7 @@ pub async fn dispatch(
         let scope = challenge_scope(&endpoint, action);
         state
             .auth
-            .add_challenge(&mut response, &headers, scope.as_deref());
+            .add_challenge(&mut response, &origin, scope.as_deref());
     }
     response
 }
@@ -115,7 +114,7 @@ fn challenge_scope(endpoint: &Endpoint, action: Option<Action>) -> Option<String
 #[allow(clippy::too_many_arguments)]
 async fn handle(
     state: &AppState,
-    client: SocketAddr,
+    origin: &Origin,
     method: Method,
     endpoint: &Endpoint,
     action: Option<Action>,
@@ -125,7 +124,7 @@ async fn handle(
 ) -> Answer {
     let auth = &state.auth;
     let registry = &state.registry;
-    let caller = auth.caller(headers, Some(client.ip())).await?;
+    let caller = auth.caller(headers, Some(origin.client.ip())).await?;
     if let (Some(action), Some(name)) = (action, endpoint.name()) {
         auth.authorize(&caller, name, action).await?;
     }
@@ -147,10 +146,19 @@ async fn handle(
             manifests::get(registry, name, reference, headers, method == Method::HEAD).await
         }
         (&Method::PUT, Endpoint::Manifest(name, reference)) => {
-            manifests::put(state, &caller.principal, name, reference, headers, body).await
+            manifests::put(
+                state,
+                &caller.principal,
+                name,
+                reference,
+                headers,
+                &origin.base_url,
+                body,
+            )
+            .await
         }
         (&Method::DELETE, Endpoint::Manifest(name, reference)) => {
-            manifests::delete(state, &caller.principal, name, reference, headers).await
+            manifests::delete(state, &caller.principal, name, reference, &origin.base_url).await
         }
         (&Method::GET | &Method::HEAD, Endpoint::Blob(name, digest)) => {
             blobs::get(registry, name, digest, headers, method == Method::HEAD).await

@@ -1,0 +1,391 @@
+//! A hostile network: stalled and numerous connections, slow bodies and readers, failed
+//! logins from a shared address, forged forwarding and `Host` headers. Every test talks to the
+//! real server over TCP.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use common::{Server, anonymous_client, client, client_with_token, digest, start_upload};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+
+/// Connects to `server` from local address `from` (any of 127.0.0.0/8).
+async fn connect_from(server: &Server, from: &str) -> TcpStream {
+    let addr: SocketAddr = server.host.parse().unwrap();
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
+    socket.connect(addr).await.unwrap()
+}
+
+/// Whether the server closes `tcp` within `within` (EOF or reset; bytes it sends first are
+/// skipped).
+async fn closed_within(tcp: &mut TcpStream, within: Duration) -> bool {
+    let mut buf = vec![0u8; 64 << 10];
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, tcp.read(&mut buf)).await {
+            Err(_) => return false,
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+/// Reads one response (head and `Content-Length` body) from `tcp`: its status and head.
+async fn read_response(tcp: &mut TcpStream) -> (u16, String) {
+    let mut data = Vec::new();
+    let mut buf = [0u8; 4096];
+    let head_end = loop {
+        if let Some(at) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+        let n = tcp.read(&mut buf).await.unwrap();
+        assert!(n > 0, "connection closed before a response");
+        data.extend_from_slice(&buf[..n]);
+    };
+    let head = String::from_utf8_lossy(&data[..head_end]).to_string();
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().ok())?
+        })
+        .unwrap_or(0);
+    while data.len() < head_end + length {
+        let n = tcp.read(&mut buf).await.unwrap();
+        assert!(n > 0, "connection closed inside a body");
+        data.extend_from_slice(&buf[..n]);
+    }
+    let status = head[9..12].parse().unwrap();
+    (status, head)
+}
+
+fn get_base(server: &Server) -> String {
+    format!("GET /v2/ HTTP/1.1\r\nHost: {}\r\n\r\n", server.host)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_head_that_stalls_is_closed_after_the_header_timeout() {
+    let server = Server::start_with(&[("BERTH_HEADER_READ_TIMEOUT_SECS", "1")]);
+    let mut silent = TcpStream::connect(&server.host).await.unwrap();
+    let mut partial = TcpStream::connect(&server.host).await.unwrap();
+    partial.write_all(b"GET /v2/ HTTP/1.1\r\nHo").await.unwrap();
+    let started = Instant::now();
+    assert!(closed_within(&mut silent, Duration::from_secs(4)).await);
+    assert!(closed_within(&mut partial, Duration::from_secs(4)).await);
+    assert!(started.elapsed() >= Duration::from_millis(900));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_kept_alive_connection_may_idle_for_the_idle_timeout_then_is_closed() {
+    let server = Server::start_with(&[
+        ("BERTH_HEADER_READ_TIMEOUT_SECS", "1"),
+        ("BERTH_IDLE_TIMEOUT_SECS", "3"),
+    ]);
+    let mut tcp = TcpStream::connect(&server.host).await.unwrap();
+    tcp.write_all(get_base(&server).as_bytes()).await.unwrap();
+    assert_eq!(read_response(&mut tcp).await.0, 401);
+    // Longer than the header timeout: idling between requests has its own, longer limit.
+    tokio::time::sleep(Duration::from_millis(1800)).await;
+    tcp.write_all(get_base(&server).as_bytes()).await.unwrap();
+    assert_eq!(read_response(&mut tcp).await.0, 401);
+    let idle = Instant::now();
+    assert!(closed_within(&mut tcp, Duration::from_secs(6)).await);
+    assert!(
+        idle.elapsed() >= Duration::from_millis(2500),
+        "closed before the idle timeout"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stalled_upload_body_frees_its_connection_and_the_upload_resumes() {
+    let server = Server::start_with(&[("BERTH_BODY_READ_TIMEOUT_SECS", "1")]);
+    let location = start_upload(&server, "acme/stall").await;
+    let path = location.trim_start_matches(&server.base).to_owned();
+    let blob = vec![5u8; 300_000];
+    let mut tcp = TcpStream::connect(&server.host).await.unwrap();
+    let head = format!(
+        "PATCH {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
+        server.host,
+        blob.len()
+    );
+    tcp.write_all(common::with_auth(&head).as_bytes())
+        .await
+        .unwrap();
+    tcp.write_all(&blob[..100_000]).await.unwrap();
+    assert!(
+        closed_within(&mut tcp, Duration::from_secs(5)).await,
+        "a body that stalls must free its connection"
+    );
+
+    // The session is still there and takes the whole blob.
+    let status = client().get(&location).send().await.unwrap();
+    assert_eq!(status.status(), 204);
+    let d = digest(&blob);
+    let done = client()
+        .put(format!(
+            "{location}{}digest={d}",
+            if location.contains('?') { "&" } else { "?" }
+        ))
+        .body(blob.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status(), 201, "{}", done.text().await.unwrap());
+    let got = client()
+        .get(server.url(&format!("/v2/acme/stall/blobs/{d}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.bytes().await.unwrap().len(), blob.len());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_response_the_client_does_not_read_is_abandoned() {
+    let server = Server::start_with(&[("BERTH_SEND_TIMEOUT_SECS", "1")]);
+    let blob = vec![9u8; 64 << 20];
+    let d = common::push_blob(&server, "acme/slowreader", blob).await;
+    let mut tcp = TcpStream::connect(&server.host).await.unwrap();
+    let head = format!(
+        "GET /v2/acme/slowreader/blobs/{d} HTTP/1.1\r\nHost: {}\r\n\r\n",
+        server.host
+    );
+    tcp.write_all(common::with_auth(&head).as_bytes())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let mut received = 0usize;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => received += n,
+            Err(_) => panic!("the server kept a connection nobody reads"),
+        }
+    }
+    assert!(
+        received < 64 << 20,
+        "the server gave up on a reader that took nothing for the send timeout"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connections_over_the_per_address_cap_are_answered_429_at_once() {
+    let server = Server::start_with(&[("BERTH_MAX_CONNECTIONS_PER_ADDRESS", "4")]);
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        let mut tcp = connect_from(&server, "127.0.0.2").await;
+        tcp.write_all(b"GET /v2/ HTTP/1.1\r\n").await.unwrap();
+        held.push(tcp);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut over = connect_from(&server, "127.0.0.2").await;
+    over.write_all(get_base(&server).as_bytes()).await.unwrap();
+    let started = Instant::now();
+    let (status, head) = tokio::time::timeout(Duration::from_secs(2), read_response(&mut over))
+        .await
+        .expect("answered at once");
+    assert_eq!(status, 429, "{head}");
+    assert!(head.to_ascii_lowercase().contains("retry-after"));
+    assert!(started.elapsed() < Duration::from_secs(2));
+    // Another address is served.
+    let ok = client().get(server.url("/v2/")).send().await.unwrap();
+    assert_eq!(ok.status(), 200);
+    // A slot freed is a slot usable again.
+    held.pop();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut again = connect_from(&server, "127.0.0.2").await;
+    again.write_all(get_base(&server).as_bytes()).await.unwrap();
+    assert_eq!(read_response(&mut again).await.0, 401);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connections_over_the_total_cap_are_answered_503() {
+    let server = Server::start_with(&[("BERTH_MAX_CONNECTIONS", "3")]);
+    let mut held = Vec::new();
+    for from in ["127.0.0.2", "127.0.0.3", "127.0.0.4"] {
+        let mut tcp = connect_from(&server, from).await;
+        tcp.write_all(b"GET /v2/ HTTP/1.1\r\n").await.unwrap();
+        held.push(tcp);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut over = connect_from(&server, "127.0.0.5").await;
+    over.write_all(get_base(&server).as_bytes()).await.unwrap();
+    let (status, _) = tokio::time::timeout(Duration::from_secs(2), read_response(&mut over))
+        .await
+        .expect("answered at once");
+    assert_eq!(status, 503);
+}
+
+/// The finding: about 1,100 unfinished requests exhausted a process's 1,024 descriptors and
+/// the server stopped answering everyone. With the per-address cap, the stalled connections
+/// of one address hold a bounded number of descriptors and another client is served.
+#[tokio::test(flavor = "multi_thread")]
+async fn stalled_connections_from_one_address_do_not_exhaust_descriptors() {
+    rlimit::increase_nofile_limit(4096).unwrap();
+    let server = Server::start_with(&[("BERTH_HEADER_READ_TIMEOUT_SECS", "120")]);
+    let pid = server.pid().to_string();
+    let status = std::process::Command::new("prlimit")
+        .args(["--pid", &pid, "--nofile=1024:1024"])
+        .status()
+        .expect("prlimit (util-linux)");
+    assert!(status.success());
+    let mut held = Vec::new();
+    for _ in 0..1100 {
+        let mut tcp = connect_from(&server, "127.0.0.2").await;
+        let _ = tcp.write_all(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n").await;
+        held.push(tcp);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = Instant::now();
+    let ok = tokio::time::timeout(
+        Duration::from_secs(5),
+        client().get(server.url("/v2/")).send(),
+    )
+    .await
+    .expect("the server still answers")
+    .unwrap();
+    assert_eq!(ok.status(), 200);
+    assert!(started.elapsed() < Duration::from_secs(2));
+    drop(held);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_valid_token_passes_after_failed_logins_from_its_address() {
+    let server = Server::start_with(&[("BERTH_AUTH_FAILURES_PER_MINUTE", "5")]);
+    let bad = client_with_token("ghp_notavalidtokenatallnotatall0000000000");
+    let mut last = 0;
+    for _ in 0..6 {
+        last = bad
+            .get(server.url("/v2/"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16();
+    }
+    assert_eq!(last, 429, "failures past the limit are refused");
+    let ok = client().get(server.url("/v2/")).send().await.unwrap();
+    assert_eq!(ok.status(), 200, "a valid credential always passes");
+    let api = client()
+        .get(server.url("/api/v3/user"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status(), 200);
+    let again = bad.get(server.url("/v2/")).send().await.unwrap();
+    assert_eq!(again.status(), 429);
+}
+
+async fn failing_login_from(server: &Server, forwarded_for: &str) -> u16 {
+    client_with_token("ghp_notavalidtokenatallnotatall0000000000")
+        .get(server.url("/v2/"))
+        .header("x-forwarded-for", forwarded_for)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn behind_a_trusted_proxy_each_client_has_its_own_failure_count() {
+    let server = Server::start_with(&[
+        ("BERTH_AUTH_FAILURES_PER_MINUTE", "3"),
+        ("BERTH_TRUSTED_PROXIES", "127.0.0.1"),
+    ]);
+    for _ in 0..3 {
+        assert_eq!(failing_login_from(&server, "203.0.113.1").await, 401);
+    }
+    assert_eq!(failing_login_from(&server, "203.0.113.1").await, 429);
+    assert_eq!(
+        failing_login_from(&server, "203.0.113.2").await,
+        401,
+        "another client behind the same proxy is not limited"
+    );
+    // A client cannot escape its count by prepending an address: the nearest untrusted hop
+    // is the client.
+    assert_eq!(
+        failing_login_from(&server, "198.51.100.7, 203.0.113.1").await,
+        429
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn forwarding_headers_from_an_untrusted_peer_are_ignored() {
+    let server = Server::start_with(&[("BERTH_AUTH_FAILURES_PER_MINUTE", "3")]);
+    for i in 0..3 {
+        assert_eq!(
+            failing_login_from(&server, &format!("203.0.113.{i}")).await,
+            401
+        );
+    }
+    assert_eq!(failing_login_from(&server, "203.0.113.99").await, 429);
+}
+
+fn realm(response: &reqwest::Response) -> String {
+    let challenge = common::header(response, "www-authenticate");
+    challenge
+        .split("realm=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_challenge_realm_never_comes_from_an_unchecked_host_header() {
+    let server = Server::start();
+    let forged = anonymous_client()
+        .get(server.url("/v2/"))
+        .header("host", "evil.example")
+        .header("x-forwarded-host", "evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 401);
+    assert_eq!(realm(&forged), server.url("/token"));
+    let port = server.host.rsplit(':').next().unwrap();
+    let localhost = anonymous_client()
+        .get(server.url("/v2/"))
+        .header("host", format!("localhost:{port}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(realm(&localhost), format!("http://localhost:{port}/token"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn external_url_and_trusted_proxies_give_the_urls() {
+    let server = Server::start_with(&[("BERTH_TRUSTED_PROXIES", "127.0.0.0/8")]);
+    let proxied = anonymous_client()
+        .get(server.url("/v2/"))
+        .header("x-forwarded-proto", "https")
+        .header("x-forwarded-host", "registry.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(realm(&proxied), "https://registry.example/token");
+    let rfc7239 = anonymous_client()
+        .get(server.url("/v2/"))
+        .header(
+            "forwarded",
+            "for=203.0.113.1;proto=https;host=r2.example:8443",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(realm(&rfc7239), "https://r2.example:8443/token");
+
+    let fixed = Server::start_with(&[("BERTH_EXTERNAL_URL", "https://fixed.example/")]);
+    let response = anonymous_client()
+        .get(fixed.url("/v2/"))
+        .header("x-forwarded-host", "evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(realm(&response), "https://fixed.example/token");
+}

@@ -1,0 +1,567 @@
+//! The connection loop: accepts TCP connections under limits and serves HTTP/1.1 on each, so
+//! no client — however slow, stalled or numerous — can hold what everyone else needs.
+//!
+//! - At most `max_connections` connections at once, and `max_connections_per_address` from
+//!   one client address (an IPv6 address by its /64; trusted proxies only count towards the
+//!   total). A connection over a cap is answered at once (`429`/`503`, `Connection: close`)
+//!   and closed: it never waits in a queue and never starves the others.
+//! - A new connection must send its request head within `header_read_timeout`; a kept-alive
+//!   connection may sit idle for `idle_timeout`, and then has `header_read_timeout` again
+//!   from the first byte of its next request.
+//! - A request body that sends nothing for `body_read_timeout` fails (the handler sees a
+//!   body error: an upload session keeps what it made durable and stays resumable) and the
+//!   connection closes; a response the client does not read for `send_timeout` is abandoned.
+//!
+//! Per request it works out the [`Origin`] (client address, base URL) and puts it, with the
+//! client address as axum's `ConnectInfo`, in the request's extensions.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::Request;
+use bytes::Bytes;
+use hyper::body::{Frame, Incoming, SizeHint};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
+use tokio::time::{Instant, Sleep};
+use tower_http::timeout::TimeoutBody;
+use tower_service::Service;
+
+use crate::origin::{Origin, TrustedProxies};
+
+/// Limits on connections and on how long each phase of a request may stall.
+#[derive(Debug, Clone)]
+pub struct ConnectionLimits {
+    /// Connections served at once.
+    pub max_connections: usize,
+    /// Connections served at once from one client address (not counting trusted proxies).
+    pub max_connections_per_address: usize,
+    /// Time a request head may take, from a new connection or the first byte of a head.
+    pub header_read_timeout: Duration,
+    /// Time a kept-alive connection may wait for its next request.
+    pub idle_timeout: Duration,
+    /// Time a request body may go without delivering a byte.
+    pub body_read_timeout: Duration,
+    /// Time a response may wait for the client to take more bytes.
+    pub send_timeout: Duration,
+    /// Peers whose forwarding headers are believed.
+    pub trusted_proxies: TrustedProxies,
+    /// The operator's `external_url`, without a trailing `/`.
+    pub external_url: Option<Arc<str>>,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            max_connections: 4096,
+            max_connections_per_address: 256,
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            body_read_timeout: Duration::from_secs(30),
+            send_timeout: Duration::from_secs(30),
+            trusted_proxies: TrustedProxies::default(),
+            external_url: None,
+        }
+    }
+}
+
+/// Refusals of connections over a cap being written at once; past it, they are just closed.
+const REFUSALS_AT_ONCE: usize = 64;
+
+/// Serves `router` on `listener` until `shutdown` completes, then lets the requests in flight
+/// finish (kept-alive connections close after their current request).
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: ConnectionLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    let limits = Arc::new(limits);
+    let max = limits.max_connections.clamp(1, Semaphore::MAX_PERMITS);
+    let total = Arc::new(Semaphore::new(max));
+    let per_address = Arc::new(AddressCounts::default());
+    let refusals = Arc::new(Semaphore::new(REFUSALS_AT_ONCE));
+    let (stop, stopped) = watch::channel(false);
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    accept_failed(err).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let local = match tcp.local_addr() {
+            Ok(local) => local,
+            Err(_) => continue,
+        };
+        if let Err(err) = tcp.set_nodelay(true) {
+            tracing::warn!(%err, "could not set TCP_NODELAY");
+        }
+        let Ok(permit) = total.clone().try_acquire_owned() else {
+            refuse(tcp, &refusals, Refusal::Busy);
+            continue;
+        };
+        let slot = if limits.trusted_proxies.contains(peer.ip()) {
+            None
+        } else {
+            match per_address.take(peer.ip(), limits.max_connections_per_address) {
+                Some(slot) => Some(slot),
+                None => {
+                    refuse(tcp, &refusals, Refusal::PerAddress);
+                    continue;
+                }
+            }
+        };
+        let connection = Connection {
+            router: router.clone(),
+            limits: limits.clone(),
+            peer,
+            local,
+        };
+        let stopped = stopped.clone();
+        tokio::spawn(async move {
+            connection.run(tcp, stopped).await;
+            drop(slot);
+            drop(permit);
+        });
+    }
+    // Stop listening at once: new connections are refused by the kernel, not queued.
+    drop(listener);
+    let _ = stop.send(true);
+    // Every connection holds a permit until it ends: all of them back means all are done.
+    let _ = total.acquire_many(max as u32).await;
+    Ok(())
+}
+
+/// An accept error: per-connection ones are skipped; running out of descriptors (or memory)
+/// waits a moment so the loop does not spin while connections close.
+async fn accept_failed(err: io::Error) {
+    use io::ErrorKind::*;
+    if matches!(
+        err.kind(),
+        ConnectionAborted | ConnectionReset | ConnectionRefused | Interrupted
+    ) {
+        return;
+    }
+    tracing::warn!(%err, "accepting a connection failed; retrying shortly");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+}
+
+/// One accepted connection.
+struct Connection {
+    router: Router,
+    limits: Arc<ConnectionLimits>,
+    peer: SocketAddr,
+    local: SocketAddr,
+}
+
+impl Connection {
+    async fn run(self, tcp: TcpStream, mut stopped: watch::Receiver<bool>) {
+        let activity = Arc::new(Activity::default());
+        let io = TokioIo::new(GuardedIo::new(tcp, activity.clone(), &self.limits));
+        // GuardedIo enforces the head and idle limits; hyper's own timer (which runs from the
+        // end of the last response, through the idle time) only backs them up.
+        let backstop = self.limits.idle_timeout + self.limits.header_read_timeout;
+        let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+            self.call(request, &activity)
+        });
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(backstop + Duration::from_secs(1))
+            .keep_alive(true);
+        let mut conn = std::pin::pin!(builder.serve_connection(io, service));
+        loop {
+            tokio::select! {
+                result = conn.as_mut() => {
+                    if let Err(err) = result {
+                        tracing::debug!(%err, "connection ended");
+                    }
+                    return;
+                }
+                changed = stopped.changed() => {
+                    if changed.is_err() || *stopped.borrow() {
+                        conn.as_mut().graceful_shutdown();
+                        // Keep driving the connection to its end; no more stop signals.
+                        if let Err(err) = conn.as_mut().await {
+                            tracing::debug!(%err, "connection ended");
+                        }
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    fn call(
+        &self,
+        mut request: Request<Incoming>,
+        activity: &Arc<Activity>,
+    ) -> impl Future<Output = Result<axum::response::Response, Infallible>> + use<> {
+        let in_flight = InFlight::begin(activity.clone());
+        let origin = Origin::of(
+            request.headers(),
+            self.peer,
+            self.local,
+            &self.limits.trusted_proxies,
+            self.limits.external_url.as_ref(),
+        );
+        let extensions = request.extensions_mut();
+        extensions.insert(ConnectInfo(origin.client));
+        extensions.insert(origin);
+        let request =
+            request.map(|body| Body::new(TimeoutBody::new(self.limits.body_read_timeout, body)));
+        let mut router = self.router.clone();
+        async move {
+            let response = router.call(request).await?;
+            Ok(response.map(|body| Body::new(Tracked { body, in_flight })))
+        }
+    }
+}
+
+/// What a connection is doing, shared by its I/O and its requests.
+#[derive(Debug)]
+struct Activity {
+    created: std::time::Instant,
+    /// Requests whose response has not been sent yet.
+    in_flight: AtomicU32,
+    /// Milliseconds since `created` when the last response was sent; `NEVER` before the first.
+    idle_since: AtomicU64,
+    /// Milliseconds since `created` of the first byte of a request head not yet parsed.
+    head_started: AtomicU64,
+}
+
+const NEVER: u64 = u64::MAX;
+
+impl Default for Activity {
+    fn default() -> Self {
+        Activity {
+            created: std::time::Instant::now(),
+            in_flight: AtomicU32::new(0),
+            idle_since: AtomicU64::new(NEVER),
+            head_started: AtomicU64::new(NEVER),
+        }
+    }
+}
+
+impl Activity {
+    fn now(&self) -> u64 {
+        self.created.elapsed().as_millis() as u64
+    }
+
+    /// When reading must have made progress by, while no request is in flight: the head's
+    /// deadline once it started, the idle deadline between requests, and a new connection's
+    /// head deadline before its first request.
+    fn read_deadline(&self, limits: &Timeouts) -> std::time::Instant {
+        let head = self.head_started.load(Ordering::Relaxed);
+        let idle = self.idle_since.load(Ordering::Relaxed);
+        let (from, allowed) = match (head, idle) {
+            (NEVER, NEVER) => (0, limits.header),
+            (NEVER, idle) => (idle, limits.idle),
+            (head, _) => (head, limits.header),
+        };
+        self.created + Duration::from_millis(from) + allowed
+    }
+}
+
+/// Counts a request in flight until its response body is sent or dropped.
+struct InFlight(Arc<Activity>);
+
+impl InFlight {
+    fn begin(activity: Arc<Activity>) -> Self {
+        activity.in_flight.fetch_add(1, Ordering::Relaxed);
+        activity.head_started.store(NEVER, Ordering::Relaxed);
+        InFlight(activity)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let now = self.0.now();
+        self.0.idle_since.store(now, Ordering::Relaxed);
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A response body that ends its request's [`InFlight`] when it is dropped.
+struct Tracked {
+    body: Body,
+    #[allow(dead_code)] // held for its Drop
+    in_flight: InFlight,
+}
+
+impl http_body::Body for Tracked {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Timeouts {
+    header: Duration,
+    idle: Duration,
+    send: Duration,
+}
+
+/// The socket, with deadlines: reads between requests (head and idle) and writes that the
+/// client does not take. Body reads are timed by the request body itself.
+struct GuardedIo {
+    tcp: TcpStream,
+    activity: Arc<Activity>,
+    timeouts: Timeouts,
+    read_timer: Pin<Box<Sleep>>,
+    read_armed: Option<std::time::Instant>,
+    write_timer: Pin<Box<Sleep>>,
+    write_armed: bool,
+}
+
+impl GuardedIo {
+    fn new(tcp: TcpStream, activity: Arc<Activity>, limits: &ConnectionLimits) -> Self {
+        let far = Instant::now() + Duration::from_secs(86_400);
+        GuardedIo {
+            tcp,
+            activity,
+            timeouts: Timeouts {
+                header: limits.header_read_timeout,
+                idle: limits.idle_timeout,
+                send: limits.send_timeout,
+            },
+            read_timer: Box::pin(tokio::time::sleep_until(far)),
+            read_armed: None,
+            write_timer: Box::pin(tokio::time::sleep_until(far)),
+            write_armed: false,
+        }
+    }
+
+    fn write_pending(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
+        if !self.write_armed {
+            self.write_armed = true;
+            let deadline = Instant::now() + self.timeouts.send;
+            self.write_timer.as_mut().reset(deadline);
+        }
+        match self.write_timer.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client took no response bytes for the send timeout",
+            )),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl AsyncRead for GuardedIo {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let this = &mut *self;
+        match Pin::new(&mut this.tcp).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                this.read_armed = None;
+                if buf.filled().len() > before
+                    && this.activity.in_flight.load(Ordering::Relaxed) == 0
+                    && this.activity.head_started.load(Ordering::Relaxed) == NEVER
+                {
+                    let now = this.activity.now();
+                    this.activity.head_started.store(now, Ordering::Relaxed);
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(err)) => Poll::Ready(Err(err)),
+            Poll::Pending => {
+                if this.activity.in_flight.load(Ordering::Relaxed) > 0 {
+                    this.read_armed = None;
+                    return Poll::Pending;
+                }
+                let deadline = this.activity.read_deadline(&this.timeouts);
+                if this.read_armed != Some(deadline) {
+                    this.read_armed = Some(deadline);
+                    this.read_timer.as_mut().reset(Instant::from_std(deadline));
+                }
+                match this.read_timer.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "no request within the header or idle timeout",
+                    ))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+        }
+    }
+}
+
+impl AsyncWrite for GuardedIo {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match Pin::new(&mut self.tcp).poll_write(cx, buf) {
+            Poll::Pending => self.write_pending(cx).map(Err),
+            ready => {
+                self.write_armed = false;
+                ready
+            }
+        }
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match Pin::new(&mut self.tcp).poll_write_vectored(cx, bufs) {
+            Poll::Pending => self.write_pending(cx).map(Err),
+            ready => {
+                self.write_armed = false;
+                ready
+            }
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.tcp.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_shutdown(cx)
+    }
+}
+
+/// Open connections per client address (an IPv6 address by its /64).
+#[derive(Debug, Default)]
+struct AddressCounts(Mutex<std::collections::HashMap<IpAddr, usize>>);
+
+/// One connection's place in its address's count.
+struct AddressSlot {
+    counts: Arc<AddressCounts>,
+    key: IpAddr,
+}
+
+impl AddressCounts {
+    fn take(self: &Arc<Self>, ip: IpAddr, limit: usize) -> Option<AddressSlot> {
+        let key = address_key(ip);
+        let mut counts = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let count = counts.entry(key).or_insert(0);
+        if *count >= limit {
+            return None;
+        }
+        *count += 1;
+        Some(AddressSlot {
+            counts: self.clone(),
+            key,
+        })
+    }
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut counts = self.counts.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = counts.get_mut(&self.key) {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&self.key);
+            }
+        }
+    }
+}
+
+/// The address a per-address limit counts: IPv4 as is, IPv6 by its /64 (one host's usual
+/// allocation).
+pub fn address_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let mut segments = v6.segments();
+            segments[4..].fill(0);
+            IpAddr::from(segments)
+        }
+        v4 => v4,
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Refusal {
+    /// The server's connection cap.
+    Busy,
+    /// The client address's connection cap.
+    PerAddress,
+}
+
+/// Answers a connection over a cap and closes it, in the background and briefly; when too
+/// many refusals are already being written, closes it without an answer.
+fn refuse(mut tcp: TcpStream, refusals: &Arc<Semaphore>, why: Refusal) {
+    let Ok(permit) = refusals.clone().try_acquire_owned() else {
+        return;
+    };
+    let (status, code, message) = match why {
+        Refusal::Busy => (
+            "503 Service Unavailable",
+            "UNAVAILABLE",
+            "the server is serving as many connections as it may; retry shortly",
+        ),
+        Refusal::PerAddress => (
+            "429 Too Many Requests",
+            "TOOMANYREQUESTS",
+            "too many connections from your address at once; close some or retry shortly",
+        ),
+    };
+    let body = format!(r#"{{"errors":[{{"code":"{code}","message":"{message}"}}]}}"#);
+    let response = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nRetry-After: 1\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    tokio::spawn(async move {
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            tcp.write_all(response.as_bytes()).await?;
+            tcp.shutdown().await?;
+            // Read what the client sent so closing does not reset the connection before it
+            // reads the answer.
+            let mut sink = [0u8; 4096];
+            loop {
+                match tokio::io::AsyncReadExt::read(&mut tcp, &mut sink).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+            Ok::<_, io::Error>(())
+        })
+        .await;
+        drop(permit);
+    });
+}
