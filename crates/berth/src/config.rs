@@ -22,6 +22,16 @@ pub struct Config {
     /// Uploads started this many seconds ago are discarded, with upload files nobody has
     /// written to for as long (`BERTH_UPLOAD_TTL_SECS`; default 7 days, as Distribution).
     pub upload_ttl_secs: u64,
+    /// Uploads that never received a byte are discarded this many seconds after they started
+    /// (`BERTH_UPLOAD_EMPTY_TTL_SECS`; default one hour).
+    pub upload_empty_ttl_secs: u64,
+    /// Upload sessions one account's repositories may have open at once
+    /// (`BERTH_MAX_UPLOADS_PER_ACCOUNT`); past it, starting one answers 429.
+    pub max_uploads_per_account: u64,
+    /// Bytes one account's open upload sessions may hold (`BERTH_MAX_UPLOAD_BYTES_PER_ACCOUNT`;
+    /// default 64 GiB); a request that would go past it answers 403 `DENIED` and keeps
+    /// nothing.
+    pub max_upload_bytes_per_account: u64,
     /// How often, in seconds, stale uploads are looked for (`BERTH_UPLOAD_PURGE_INTERVAL_SECS`).
     pub upload_purge_interval_secs: u64,
     /// The URL clients reach Berth at, e.g. `https://registry.example.com`
@@ -107,6 +117,9 @@ impl Default for Config {
             log: "info".into(),
             upload_ttl_secs: 7 * 24 * 3600,
             upload_purge_interval_secs: 3600,
+            upload_empty_ttl_secs: 3600,
+            max_uploads_per_account: 1000,
+            max_upload_bytes_per_account: 64 << 30,
             external_url: None,
             auth_failures_per_minute: 30,
             app_token_ttl_secs: 3600,

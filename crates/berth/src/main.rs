@@ -17,7 +17,7 @@ use berth_core::access::{Access, CachedAccessStore, Forge, TokenLifetimes};
 use berth_core::hooks::{DeliverySettings, Hooks};
 use berth_core::packages::Packages;
 use berth_core::ports::now_millis;
-use berth_core::registry::Registry;
+use berth_core::registry::{Registry, UploadLimits};
 use berth_http::AppState;
 use berth_http::api::limits::{Limits, RateLimiter};
 use berth_http::auth::{Auth, FailureLimiter, SigningKey};
@@ -118,7 +118,20 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         berth_blob::FsBlobStore::open(&config.data_dir).context("opening the blob store")?;
     let key = signing_key(&config.data_dir)?;
     let meta = Arc::new(meta);
-    let registry = Registry::new(meta.clone(), Arc::new(blobs));
+    let registry = Registry::new(meta.clone(), Arc::new(blobs)).with_upload_limits(UploadLimits {
+        sessions: config.max_uploads_per_account,
+        bytes: config.max_upload_bytes_per_account,
+    });
+    // A previous process may have stopped inside an upload's final PUT.
+    match registry.recover_uploads().await {
+        Ok((0, 0)) => {}
+        Ok((completed, deleted)) => tracing::info!(
+            completed,
+            deleted,
+            "settled uploads a previous process left half-finished"
+        ),
+        Err(err) => return Err(anyhow::Error::new(err).context("recovering uploads")),
+    }
     let access_store: Arc<dyn AccessStore> = match config.access_cache_ms {
         0 => meta.clone(),
         ms => Arc::new(CachedAccessStore::new(
@@ -154,6 +167,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         registry.clone(),
         access.clone(),
         Duration::from_secs(config.upload_ttl_secs),
+        Duration::from_secs(config.upload_empty_ttl_secs),
         Duration::from_secs(config.upload_purge_interval_secs.max(1)),
     ));
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -272,13 +286,14 @@ async fn purge_stale_uploads(
     registry: Registry,
     access: Access,
     ttl: Duration,
+    empty_ttl: Duration,
     interval: Duration,
 ) {
     let mut ticks = tokio::time::interval(interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
-        match registry.purge_stale_uploads(ttl).await {
+        match registry.purge_stale_uploads(ttl, empty_ttl).await {
             Ok((0, 0)) => {}
             Ok((sessions, files)) => {
                 tracing::info!(sessions, files, "purged stale uploads");

@@ -389,3 +389,77 @@ async fn external_url_and_trusted_proxies_give_the_urls() {
         .unwrap();
     assert_eq!(realm(&response), "https://fixed.example/token");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_account_may_have_only_so_many_uploads_open() {
+    let server = Server::start_with(&[("BERTH_MAX_UPLOADS_PER_ACCOUNT", "3")]);
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        open.push(start_upload(&server, "acme/many").await);
+    }
+    let over = client()
+        .post(server.url("/v2/acme/other/blobs/uploads/"))
+        .send()
+        .await
+        .unwrap();
+    let message = common::expect_error(over, 429, "TOOMANYREQUESTS").await;
+    assert!(message.contains("cancel"), "{message}");
+    // Another account is not affected.
+    start_upload(&server, &format!("{}/mine", common::ADMIN)).await;
+    // Cancelling one makes room.
+    let cancelled = client().delete(open.pop().unwrap()).send().await.unwrap();
+    assert_eq!(cancelled.status(), 204);
+    start_upload(&server, "acme/many").await;
+}
+
+async fn patch_status(location: &str, bytes: usize) -> reqwest::Response {
+    client()
+        .patch(location)
+        .header("content-type", "application/octet-stream")
+        .body(vec![1u8; bytes])
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_bytes_of_an_accounts_open_uploads_are_capped() {
+    let server = Server::start_with(&[("BERTH_MAX_UPLOAD_BYTES_PER_ACCOUNT", "1000000")]);
+    let first = start_upload(&server, "acme/big").await;
+    let second = start_upload(&server, "acme/big").await;
+    assert_eq!(patch_status(&first, 600_000).await.status(), 202);
+    let over = patch_status(&second, 600_000).await;
+    let message = common::expect_error(over, 403, "DENIED").await;
+    assert!(message.contains("acme"), "{message}");
+    // Nothing of the refused request was kept; what fits still goes in.
+    let status = client().get(&second).send().await.unwrap();
+    assert_eq!(common::header(&status, "range"), "0-0");
+    assert_eq!(patch_status(&second, 300_000).await.status(), 202);
+    // Another account has its own allowance.
+    let mine = start_upload(&server, &format!("{}/mine", common::ADMIN)).await;
+    assert_eq!(patch_status(&mine, 900_000).await.status(), 202);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upload_that_never_received_a_byte_expires_sooner() {
+    let server = Server::start_with(&[
+        ("BERTH_UPLOAD_EMPTY_TTL_SECS", "1"),
+        ("BERTH_UPLOAD_PURGE_INTERVAL_SECS", "1"),
+    ]);
+    let empty = start_upload(&server, "acme/idle").await;
+    let used = start_upload(&server, "acme/idle").await;
+    assert_eq!(patch_status(&used, 1000).await.status(), 202);
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let gone = client().get(&empty).send().await.unwrap();
+    assert_eq!(
+        gone.status(),
+        404,
+        "an empty session expires after its shorter TTL"
+    );
+    let kept = client().get(&used).send().await.unwrap();
+    assert_eq!(
+        kept.status(),
+        204,
+        "a session with bytes keeps the long TTL"
+    );
+}

@@ -116,6 +116,15 @@ impl BlobStore for FsBlobStore {
         }
     }
 
+    async fn upload_len(&self, id: &str) -> StoreResult<Option<u64>> {
+        let path = self.upload_path(id, "measuring")?;
+        match tokio::fs::metadata(path).await {
+            Ok(meta) => Ok(Some(meta.len())),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(err) => Err(StoreError::new(format!("measuring upload `{id}`"), err)),
+        }
+    }
+
     #[tracing::instrument(level = "debug", skip(self))]
     async fn purge_uploads(&self, modified_before: Millis) -> StoreResult<usize> {
         let dir = self.layout.uploads_dir().to_owned();

@@ -42,6 +42,11 @@ pub enum RegistryError {
         "upload `{0}` is unknown: it was never started here, was cancelled, or has finished; start a new one with POST /v2/<name>/blobs/uploads/"
     )]
     BlobUploadUnknown(String),
+    /// An upload whose received bytes were lost when a server stopped; it was discarded.
+    #[error(
+        "upload `{0}` lost the bytes it had received when the server stopped, and was discarded; start the upload again with POST /v2/<name>/blobs/uploads/"
+    )]
+    UploadLost(String),
     /// The content does not hash to the digest given, or the digest is malformed.
     #[error("{0}")]
     DigestInvalid(String),
@@ -103,6 +108,9 @@ pub enum RegistryError {
     /// Too many failed authentications from this client; retry after that many seconds.
     #[error("too many failed authentications from this address; retry in {0} seconds")]
     TooManyRequests(u64),
+    /// The account has as many uploads open as it may; the text says what to do.
+    #[error("{0}")]
+    TooManyUploads(String),
     /// A storage port failed; details are logged, the client sees an opaque message.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -116,7 +124,9 @@ impl RegistryError {
             RegistryError::BlobUploadInvalid(_) | RegistryError::RangeInvalid { .. } => {
                 "BLOB_UPLOAD_INVALID"
             }
-            RegistryError::BlobUploadUnknown(_) => "BLOB_UPLOAD_UNKNOWN",
+            RegistryError::BlobUploadUnknown(_) | RegistryError::UploadLost(_) => {
+                "BLOB_UPLOAD_UNKNOWN"
+            }
             RegistryError::DigestInvalid(_) => "DIGEST_INVALID",
             RegistryError::ManifestBlobUnknown(_) => "MANIFEST_BLOB_UNKNOWN",
             RegistryError::ManifestInvalid(_) => "MANIFEST_INVALID",
@@ -129,7 +139,9 @@ impl RegistryError {
             RegistryError::Unsupported(_) => "UNSUPPORTED",
             RegistryError::Unauthorized(_) => "UNAUTHORIZED",
             RegistryError::Denied(_) | RegistryError::InsufficientScope(_) => "DENIED",
-            RegistryError::TooManyRequests(_) => "TOOMANYREQUESTS",
+            RegistryError::TooManyRequests(_) | RegistryError::TooManyUploads(_) => {
+                "TOOMANYREQUESTS"
+            }
             RegistryError::Store(_) => "UNKNOWN",
         }
     }

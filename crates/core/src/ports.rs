@@ -47,6 +47,10 @@ pub struct UploadSession {
     pub hash_state: Vec<u8>,
     /// When the upload started.
     pub started_at: Millis,
+    /// Set by a final `PUT` once the whole upload verified as this digest of this size, just
+    /// before its bytes move to their content address: a session that still has it was
+    /// interrupted between that move and the metadata commit, and is completed from it.
+    pub verified: Option<(Digest, u64)>,
 }
 
 /// A manifest ready to be stored: its exact bytes and what was learnt from parsing them.
@@ -263,14 +267,35 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// Deletes an upload session; false when it did not exist.
     async fn delete_upload(&self, id: &str) -> StoreResult<bool>;
 
-    /// Up to `limit` upload sessions started before `started_before` whose lease is free at
-    /// `now`: candidates for purging.
+    /// Up to `limit` upload sessions whose lease is free at `now` and that started before
+    /// `started_before`, or before `empty_started_before` without having received a byte:
+    /// candidates for purging.
     async fn stale_uploads(
         &self,
         started_before: Millis,
+        empty_started_before: Millis,
         now: Millis,
         limit: usize,
     ) -> StoreResult<Vec<UploadSession>>;
+
+    /// Records, under the lease `token`, that upload `id` verified as `digest` of `size`
+    /// bytes (see [`UploadSession::verified`]).
+    async fn mark_upload_verified(
+        &self,
+        id: &str,
+        token: &str,
+        digest: &Digest,
+        size: u64,
+    ) -> StoreResult<()>;
+
+    /// Up to `limit` sessions a crash may have left unfinishable, whose lease is free at
+    /// `now`: those marked verified, and those that received bytes (whose upload file must
+    /// still hold them).
+    async fn uploads_to_check(&self, now: Millis, limit: usize) -> StoreResult<Vec<UploadSession>>;
+
+    /// The open upload sessions of repositories of `owner` (`owner/…`): how many, and the
+    /// bytes they hold.
+    async fn owner_uploads(&self, owner: &str) -> StoreResult<(u64, u64)>;
 
     /// In one transaction: deletes upload `id` (when given) and links `digest` to `repo`.
     async fn complete_upload(
@@ -409,6 +434,9 @@ pub trait BlobStore: Send + Sync + 'static {
 
     /// Removes upload `id`'s bytes, if any.
     async fn abort_upload(&self, id: &str) -> StoreResult<()>;
+
+    /// The length of upload `id`'s bytes; `None` when there are none.
+    async fn upload_len(&self, id: &str) -> StoreResult<Option<u64>>;
 
     /// Removes the bytes of every upload last written before `modified_before` (ms since the
     /// epoch), whether or not a session names them; returns how many were removed.

@@ -27,9 +27,8 @@ impl From<berth_core::StoreError> for ApiError {
 pub fn status_of(error: &RegistryError) -> StatusCode {
     use RegistryError::*;
     match error {
-        BlobUnknown(_) | BlobUploadUnknown(_) | ManifestUnknown(_) | NameUnknown(_) => {
-            StatusCode::NOT_FOUND
-        }
+        BlobUnknown(_) | BlobUploadUnknown(_) | UploadLost(_) | ManifestUnknown(_)
+        | NameUnknown(_) => StatusCode::NOT_FOUND,
         BlobUploadInvalid(_)
         | DigestInvalid(_)
         | ManifestBlobUnknown(_)
@@ -43,7 +42,7 @@ pub fn status_of(error: &RegistryError) -> StatusCode {
         Unsupported(_) => StatusCode::METHOD_NOT_ALLOWED,
         Unauthorized(_) => StatusCode::UNAUTHORIZED,
         Denied(_) | InsufficientScope(_) => StatusCode::FORBIDDEN,
-        TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+        TooManyRequests(_) | TooManyUploads(_) => StatusCode::TOO_MANY_REQUESTS,
         Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

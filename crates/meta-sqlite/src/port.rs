@@ -38,10 +38,33 @@ impl MetadataStore for SqliteMetadataStore {
     async fn stale_uploads(
         &self,
         started_before: Millis,
+        empty_started_before: Millis,
         now: Millis,
         limit: usize,
     ) -> StoreResult<Vec<UploadSession>> {
-        self.stale_sessions(started_before, now, limit).await
+        self.stale_sessions(started_before, empty_started_before, now, limit)
+            .await
+    }
+
+    #[instrument(level = "debug", skip(self, token), fields(%digest))]
+    async fn mark_upload_verified(
+        &self,
+        id: &str,
+        token: &str,
+        digest: &Digest,
+        size: u64,
+    ) -> StoreResult<()> {
+        self.mark_verified(id, token, digest, size).await
+    }
+
+    #[instrument(level = "debug", skip(self))]
+    async fn uploads_to_check(&self, now: Millis, limit: usize) -> StoreResult<Vec<UploadSession>> {
+        self.sessions_to_check(now, limit).await
+    }
+
+    #[instrument(level = "debug", skip(self))]
+    async fn owner_uploads(&self, owner: &str) -> StoreResult<(u64, u64)> {
+        self.owner_sessions(owner).await
     }
 
     #[instrument(level = "debug", skip(self), fields(%repo))]

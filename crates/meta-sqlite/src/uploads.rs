@@ -14,21 +14,59 @@ use crate::blobs::link_in;
 use crate::error::LeaseLost;
 use crate::store::{SqliteMetadataStore, failed, from_sql, to_sql};
 
-/// An upload row as read back: offset, hash state, start time.
-type SessionRow = (i64, Vec<u8>, i64);
+/// An upload row as read back: offset, hash state, start time, verified digest and size.
+type SessionRow = (i64, Vec<u8>, i64, Option<String>, Option<i64>);
+
+/// The columns of a [`SessionRow`], as a literal for `concat!`.
+macro_rules! session_columns {
+    () => {
+        "byte_offset, hash_state, started_at, verified_digest, verified_size"
+    };
+}
 
 fn session(
     id: &str,
     repo: &RepoName,
-    (offset, hash_state, started_at): SessionRow,
+    (offset, hash_state, started_at, verified_digest, verified_size): SessionRow,
 ) -> Result<UploadSession, StoreError> {
+    let verified = match (verified_digest, verified_size) {
+        (Some(digest), Some(size)) => Some((
+            digest
+                .parse::<Digest>()
+                .map_err(|e| StoreError::new(format!("reading upload {id}"), e))?,
+            from_sql(size, "verified upload size")?,
+        )),
+        _ => None,
+    };
     Ok(UploadSession {
         id: id.to_owned(),
         repo: repo.clone(),
         offset: from_sql(offset, "upload offset")?,
         hash_state,
         started_at,
+        verified,
     })
+}
+
+/// A listed session: id, repository, then a [`SessionRow`]'s columns.
+type ListedRow = (
+    String,
+    String,
+    i64,
+    Vec<u8>,
+    i64,
+    Option<String>,
+    Option<i64>,
+);
+
+/// Sessions as `(id, repository, row)` rows into [`UploadSession`]s.
+fn sessions(rows: Vec<ListedRow>, doing: &str) -> Result<Vec<UploadSession>, StoreError> {
+    rows.into_iter()
+        .map(|(id, repo, offset, hash_state, started_at, digest, size)| {
+            let repo: RepoName = repo.parse().map_err(|e| StoreError::new(doing, e))?;
+            session(&id, &repo, (offset, hash_state, started_at, digest, size))
+        })
+        .collect()
 }
 
 impl SqliteMetadataStore {
@@ -55,9 +93,11 @@ impl SqliteMetadataStore {
         repo: &RepoName,
         id: &str,
     ) -> Result<Option<UploadSession>, StoreError> {
-        let row: Option<SessionRow> = sqlx::query_as(
-            "SELECT byte_offset, hash_state, started_at FROM uploads WHERE id = ?1 AND repository = ?2",
-        )
+        let row: Option<SessionRow> = sqlx::query_as(concat!(
+            "SELECT ",
+            session_columns!(),
+            " FROM uploads WHERE id = ?1 AND repository = ?2"
+        ))
         .bind(id)
         .bind(repo.as_str())
         .fetch_optional(&self.reader)
@@ -76,11 +116,12 @@ impl SqliteMetadataStore {
         lease_until: Millis,
     ) -> Result<Lease, StoreError> {
         let mut conn = self.unsynced().await?;
-        let row: Result<Option<SessionRow>, sqlx::Error> = sqlx::query_as(
+        let row: Result<Option<SessionRow>, sqlx::Error> = sqlx::query_as(concat!(
             "UPDATE uploads SET lease_token = ?3, lease_until = ?4 \
              WHERE id = ?1 AND repository = ?2 AND (lease_token IS NULL OR lease_until < ?5) \
-             RETURNING byte_offset, hash_state, started_at",
-        )
+             RETURNING ",
+            session_columns!()
+        ))
         .bind(id)
         .bind(repo.as_str())
         .bind(token)
@@ -164,32 +205,91 @@ impl SqliteMetadataStore {
         Ok(())
     }
 
-    /// Sessions started before `started_before` whose lease is free at `now`, oldest first.
+    /// Sessions whose lease is free at `now`, started before `started_before` or, without a
+    /// byte received, before `empty_started_before`; oldest first.
     pub(crate) async fn stale_sessions(
         &self,
         started_before: Millis,
+        empty_started_before: Millis,
         now: Millis,
         limit: usize,
     ) -> Result<Vec<UploadSession>, StoreError> {
-        let rows: Vec<(String, String, i64, Vec<u8>, i64)> = sqlx::query_as(
-            "SELECT id, repository, byte_offset, hash_state, started_at FROM uploads \
-             WHERE started_at < ?1 AND (lease_token IS NULL OR lease_until < ?2) \
-             ORDER BY started_at LIMIT ?3",
-        )
+        let rows = sqlx::query_as(concat!(
+            "SELECT id, repository, ",
+            session_columns!(),
+            " FROM uploads \
+             WHERE (started_at < ?1 OR (byte_offset = 0 AND verified_digest IS NULL AND started_at < ?4)) \
+             AND (lease_token IS NULL OR lease_until < ?2) \
+             ORDER BY started_at LIMIT ?3"
+        ))
         .bind(started_before)
+        .bind(now)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .bind(empty_started_before)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(failed("listing stale uploads"))?;
+        sessions(rows, "reading a stale upload")
+    }
+
+    /// Sessions whose lease is free at `now` that were marked verified or received bytes.
+    pub(crate) async fn sessions_to_check(
+        &self,
+        now: Millis,
+        limit: usize,
+    ) -> Result<Vec<UploadSession>, StoreError> {
+        let rows = sqlx::query_as(concat!(
+            "SELECT id, repository, ",
+            session_columns!(),
+            " FROM uploads \
+             WHERE (byte_offset > 0 OR verified_digest IS NOT NULL) \
+             AND (lease_token IS NULL OR lease_until < ?1) LIMIT ?2"
+        ))
         .bind(now)
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .fetch_all(&self.reader)
         .await
-        .map_err(failed("listing stale uploads"))?;
-        rows.into_iter()
-            .map(|(id, repo, offset, hash_state, started_at)| {
-                let repo: RepoName = repo
-                    .parse()
-                    .map_err(|e| StoreError::new("reading a stale upload", e))?;
-                session(&id, &repo, (offset, hash_state, started_at))
-            })
-            .collect()
+        .map_err(failed("listing uploads to check"))?;
+        sessions(rows, "reading an upload to check")
+    }
+
+    /// Records the verified digest and size of session `id` under the lease `token`.
+    pub(crate) async fn mark_verified(
+        &self,
+        id: &str,
+        token: &str,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "UPDATE uploads SET verified_digest = ?3, verified_size = ?4 \
+             WHERE id = ?1 AND lease_token = ?2",
+        )
+        .bind(id)
+        .bind(token)
+        .bind(digest.to_string())
+        .bind(to_sql(size, "upload size")?)
+        .execute(&self.writer)
+        .await
+        .map_err(failed(format!("marking upload {id} verified")))?;
+        lease_held(done.rows_affected(), id, "marking verified upload")
+    }
+
+    /// How many sessions the repositories of `owner` have open, and the bytes they hold.
+    pub(crate) async fn owner_sessions(&self, owner: &str) -> Result<(u64, u64), StoreError> {
+        // `owner/` up to (not including) `owner0`: '0' follows '/' in every collation here.
+        let (count, bytes): (i64, i64) = sqlx::query_as(
+            "SELECT COUNT(*), COALESCE(SUM(byte_offset), 0) FROM uploads \
+             WHERE repository >= ?1 || '/' AND repository < ?1 || '0'",
+        )
+        .bind(owner)
+        .fetch_one(&self.reader)
+        .await
+        .map_err(failed(format!("counting the open uploads of {owner}")))?;
+        Ok((
+            from_sql(count, "upload count")?,
+            from_sql(bytes, "upload bytes")?,
+        ))
     }
 
     /// Deletes session `id`; false when it did not exist.

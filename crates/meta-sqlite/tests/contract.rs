@@ -73,6 +73,7 @@ fn session(id: &str, repo_name: &str) -> UploadSession {
         offset: 0,
         hash_state: Vec::new(),
         started_at: 1_000,
+        verified: None,
     }
 }
 
@@ -807,12 +808,124 @@ async fn stale_uploads_are_the_old_unleased_ones() {
             .unwrap(),
         Lease::Granted(_)
     ));
-    let stale = store.stale_uploads(5_000, now, 10).await.unwrap();
+    let stale = store.stale_uploads(5_000, 0, now, 10).await.unwrap();
     let ids: Vec<&str> = stale.iter().map(|s| s.id.as_str()).collect();
     assert_eq!(ids, ["old"], "young and leased sessions are not stale");
     assert_eq!(stale[0].repo, repo("acme/app"));
     // Once its lease has run out, the busy one is stale too.
-    let later = store.stale_uploads(5_000, now + 60_000, 10).await.unwrap();
+    let later = store
+        .stale_uploads(5_000, 0, now + 60_000, 10)
+        .await
+        .unwrap();
     assert_eq!(later.len(), 2);
-    assert_eq!(store.stale_uploads(5_000, now, 0).await.unwrap().len(), 0);
+    assert_eq!(
+        store.stale_uploads(5_000, 0, now, 0).await.unwrap().len(),
+        0
+    );
+}
+
+#[tokio::test]
+async fn sessions_without_a_byte_go_stale_sooner() {
+    let (_dir, store) = store().await;
+    let mut empty = session("empty", "acme/app");
+    empty.started_at = 8_000;
+    let mut started = session("started", "acme/app");
+    started.started_at = 8_000;
+    for s in [&empty, &started] {
+        store.create_upload(s).await.unwrap();
+    }
+    let now = 10_000;
+    let Lease::Granted(_) = store
+        .lease_upload(&repo("acme/app"), "started", "t", now, now + 30_000)
+        .await
+        .unwrap()
+    else {
+        panic!("lease")
+    };
+    store
+        .advance_upload("started", "t", 10, b"state")
+        .await
+        .unwrap();
+    let stale = store.stale_uploads(5_000, 9_000, now, 10).await.unwrap();
+    let ids: Vec<&str> = stale.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        ["empty"],
+        "only the session that never received a byte"
+    );
+}
+
+#[tokio::test]
+async fn a_verified_mark_is_kept_under_the_lease_and_listed_for_recovery() {
+    let (_dir, store) = store().await;
+    store
+        .create_upload(&session("u1", "acme/app"))
+        .await
+        .unwrap();
+    store
+        .create_upload(&session("u2", "acme/app"))
+        .await
+        .unwrap();
+    let digest: berth_core::Digest = format!("sha256:{}", "ab".repeat(32)).parse().unwrap();
+    let now = 10_000;
+    assert!(
+        store
+            .mark_upload_verified("u1", "nobody", &digest, 5)
+            .await
+            .is_err(),
+        "marking needs the lease"
+    );
+    let Lease::Granted(_) = store
+        .lease_upload(&repo("acme/app"), "u1", "t", now, now + 30_000)
+        .await
+        .unwrap()
+    else {
+        panic!("lease")
+    };
+    store
+        .mark_upload_verified("u1", "t", &digest, 5)
+        .await
+        .unwrap();
+    assert!(
+        store.uploads_to_check(now, 10).await.unwrap().is_empty(),
+        "a leased session is left to its holder"
+    );
+    let later = now + 60_000;
+    let check = store.uploads_to_check(later, 10).await.unwrap();
+    let ids: Vec<&str> = check.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(ids, ["u1"], "an empty unmarked session needs no check");
+    assert_eq!(check[0].verified, Some((digest.clone(), 5)));
+    let read = store
+        .get_upload(&repo("acme/app"), "u1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(read.verified, Some((digest, 5)));
+}
+
+#[tokio::test]
+async fn open_uploads_are_counted_per_owner() {
+    let (_dir, store) = store().await;
+    for (id, name) in [
+        ("a", "acme/app"),
+        ("b", "acme/x/y"),
+        ("c", "acmes/app"),
+        ("d", "acme-b/app"),
+    ] {
+        store.create_upload(&session(id, name)).await.unwrap();
+    }
+    let Lease::Granted(_) = store
+        .lease_upload(&repo("acme/x/y"), "b", "t", 1, 100_000)
+        .await
+        .unwrap()
+    else {
+        panic!("lease")
+    };
+    store
+        .advance_upload("b", "t", 1234, b"state")
+        .await
+        .unwrap();
+    assert_eq!(store.owner_uploads("acme").await.unwrap(), (2, 1234));
+    assert_eq!(store.owner_uploads("acmes").await.unwrap(), (1, 0));
+    assert_eq!(store.owner_uploads("nobody").await.unwrap(), (0, 0));
 }

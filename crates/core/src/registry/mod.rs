@@ -17,7 +17,7 @@ pub use blobs::{BlobRead, ByteRange};
 pub use listings::Page;
 pub use manifests::PushedManifest;
 pub use manifests::RESTORE_WINDOW;
-pub use uploads::MountOutcome;
+pub use uploads::{MountOutcome, UploadLimits};
 pub use versions::{DeletedVersion, Restored};
 
 pub(crate) use crate::ports::now_millis;
@@ -29,6 +29,7 @@ pub struct Registry {
     meta: Arc<dyn MetadataStore>,
     blobs: Arc<dyn BlobStore>,
     downloads: Arc<versions::Downloads>,
+    upload_limits: UploadLimits,
 }
 
 impl Registry {
@@ -38,6 +39,13 @@ impl Registry {
             meta,
             blobs,
             downloads: Arc::default(),
+            upload_limits: UploadLimits::default(),
         }
+    }
+
+    /// The same registry with `limits` on the open uploads of each account.
+    pub fn with_upload_limits(mut self, limits: UploadLimits) -> Self {
+        self.upload_limits = limits;
+        self
     }
 }

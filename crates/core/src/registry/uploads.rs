@@ -41,6 +41,25 @@ pub enum MountOutcome {
     Session(UploadSession),
 }
 
+/// Limits on what the open upload sessions of one account (the repositories `owner/…`) may
+/// hold, so abandoned uploads cannot fill the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UploadLimits {
+    /// Open sessions at once.
+    pub sessions: u64,
+    /// Bytes held by open sessions.
+    pub bytes: u64,
+}
+
+impl Default for UploadLimits {
+    fn default() -> Self {
+        UploadLimits {
+            sessions: 1000,
+            bytes: 64 << 30,
+        }
+    }
+}
+
 /// A held lease on an upload: released on every path that does not record progress.
 struct Held {
     session: UploadSession,
@@ -48,14 +67,22 @@ struct Held {
 }
 
 impl Registry {
-    /// Starts an upload session in `repo`.
+    /// Starts an upload session in `repo`, unless its account has as many open as it may.
     pub async fn start_upload(&self, repo: &RepoName) -> Result<UploadSession> {
+        let owner = repo.owner();
+        let (open, _) = self.meta.owner_uploads(owner).await?;
+        if open >= self.upload_limits.sessions {
+            return Err(RegistryError::TooManyUploads(format!(
+                "`{owner}` has {open} uploads open, the most this registry allows; finish or cancel some (DELETE their upload URL), or wait for abandoned ones to expire"
+            )));
+        }
         let session = UploadSession {
             id: uuid::Uuid::new_v4().simple().to_string(),
             repo: repo.clone(),
             offset: 0,
             hash_state: UploadHasher::new().to_state(),
             started_at: now_millis(),
+            verified: None,
         };
         self.meta.create_upload(&session).await?;
         Ok(session)
@@ -111,7 +138,8 @@ impl Registry {
                     upload_id: id.to_owned(),
                 });
             }
-            let (hasher, offset) = self.ingest(&held, body).await?;
+            let allowance = self.allowance(&held).await?;
+            let (hasher, offset) = self.ingest(&held, body, allowance).await?;
             if let Some((start, end)) = range
                 && offset != end + 1
             {
@@ -152,7 +180,17 @@ impl Registry {
         E: Display,
     {
         let held = self.lease(repo, id).await?;
-        let ingested = self.ingest(&held, body).await;
+        if let Some((verified, size)) = held.session.verified.clone() {
+            return self.finish_verified(held, &verified, size, digest).await;
+        }
+        let allowance = match self.allowance(&held).await {
+            Ok(allowance) => allowance,
+            Err(err) => {
+                self.meta.release_upload(id, &held.token).await?;
+                return Err(err);
+            }
+        };
+        let ingested = self.ingest(&held, body, allowance).await;
         let (hasher, size) = match ingested {
             Ok(done) => done,
             Err(err) => {
@@ -162,15 +200,97 @@ impl Registry {
             }
         };
         if let Err(err) = self.verify(id, size, &hasher, digest).await {
-            self.blobs.abort_upload(id).await?;
             self.meta.delete_upload(id).await?;
+            self.blobs.abort_upload(id).await?;
             return Err(err);
         }
+        // Recorded before the bytes move: if the process stops between the move and the
+        // commit below, the session says what its bytes became (see `recover_uploads`).
+        self.meta
+            .mark_upload_verified(id, &held.token, digest, size)
+            .await?;
         self.blobs.commit_upload(id, digest).await?;
         self.meta
             .complete_upload(Some(id), repo, digest, size)
             .await?;
         Ok(size)
+    }
+
+    /// Completes a session an interrupted final `PUT` verified as `verified`: its bytes are
+    /// under that digest, or still in the upload file. A retried `PUT` naming another digest
+    /// is refused once the blob is recorded.
+    async fn finish_verified(
+        &self,
+        held: Held,
+        verified: &Digest,
+        size: u64,
+        requested: &Digest,
+    ) -> Result<u64> {
+        let session = &held.session;
+        self.blobs.commit_upload(&session.id, verified).await?;
+        self.meta
+            .complete_upload(Some(&session.id), &session.repo, verified, size)
+            .await?;
+        if verified != requested {
+            return Err(RegistryError::DigestInvalid(format!(
+                "this upload's {size} bytes hash to {verified}, not {requested}; it was stored as {verified}"
+            )));
+        }
+        Ok(size)
+    }
+
+    /// Settles the sessions a stopped process may have left half-finished, so none answers
+    /// an error to every request until it expires: a session marked verified is completed
+    /// (its blob recorded in its repository); one whose upload file lost bytes it had
+    /// received (its file removed before its row) is deleted, so its client gets
+    /// `BLOB_UPLOAD_UNKNOWN` and starts again. Returns (completed, deleted).
+    pub async fn recover_uploads(&self) -> Result<(usize, usize)> {
+        let (mut completed, mut deleted) = (0, 0);
+        for session in self.meta.uploads_to_check(now_millis(), usize::MAX).await? {
+            let Ok(held) = self.lease(&session.repo, &session.id).await else {
+                continue;
+            };
+            if let Some((digest, size)) = held.session.verified.clone() {
+                self.finish_verified(held, &digest, size, &digest).await?;
+                completed += 1;
+            } else if self.bytes_lost(&held.session).await? {
+                self.meta.delete_upload(&held.session.id).await?;
+                deleted += 1;
+            } else {
+                self.meta.release_upload(&session.id, &held.token).await?;
+            }
+        }
+        Ok((completed, deleted))
+    }
+
+    /// Whether the upload file holds fewer bytes than the session received.
+    async fn bytes_lost(&self, session: &UploadSession) -> Result<bool> {
+        Ok(session.offset > 0
+            && self
+                .blobs
+                .upload_len(&session.id)
+                .await?
+                .is_none_or(|len| len < session.offset))
+    }
+
+    /// How many more bytes the upload's account may hold in open sessions; refuses the
+    /// request when none. Also refuses a session whose received bytes were lost (deleting
+    /// it, so its client starts again).
+    async fn allowance(&self, held: &Held) -> Result<u64> {
+        let session = &held.session;
+        if self.bytes_lost(session).await? {
+            self.meta.delete_upload(&session.id).await?;
+            return Err(RegistryError::UploadLost(session.id.clone()));
+        }
+        let owner = session.repo.owner();
+        let (_, held_bytes) = self.meta.owner_uploads(owner).await?;
+        let allowance = self.upload_limits.bytes.saturating_sub(held_bytes);
+        if allowance == 0 {
+            return Err(RegistryError::Denied(format!(
+                "the open uploads of `{owner}` hold {held_bytes} bytes, the most this registry allows; finish or cancel some (DELETE their upload URL)"
+            )));
+        }
+        Ok(allowance)
     }
 
     /// Pushes a whole blob in one request (`POST …/blobs/uploads/?digest=`), without a
@@ -186,13 +306,14 @@ impl Registry {
             offset: 0,
             hash_state: Vec::new(),
             started_at: now_millis(),
+            verified: None,
         };
         let held = Held {
             session,
             token: String::new(),
         };
         let result = async {
-            let (hasher, size) = self.ingest(&held, body).await?;
+            let (hasher, size) = self.ingest(&held, body, u64::MAX).await?;
             self.verify(&held.session.id, size, &hasher, digest).await?;
             Ok(size)
         }
@@ -212,27 +333,38 @@ impl Registry {
     /// Cancels upload `id` of `repo` and discards its bytes.
     pub async fn cancel_upload(&self, repo: &RepoName, id: &str) -> Result<()> {
         let held = self.lease(repo, id).await?;
-        self.blobs.abort_upload(id).await?;
+        // The row goes first: a stop between the two leaves an orphan file (purged after the
+        // TTL), never a session whose bytes are gone.
         self.meta.delete_upload(&held.session.id).await?;
+        self.blobs.abort_upload(id).await?;
         Ok(())
     }
 
     /// Discards uploads started more than `ttl` ago (sessions and bytes) and upload files not
     /// written to for `ttl`, such as those of monolithic pushes cut off by a crash. Uploads a
     /// request is writing to are left alone. Returns (sessions, files) removed.
-    pub async fn purge_stale_uploads(&self, ttl: Duration) -> Result<(usize, usize)> {
+    pub async fn purge_stale_uploads(
+        &self,
+        ttl: Duration,
+        empty_ttl: Duration,
+    ) -> Result<(usize, usize)> {
         let now = now_millis();
         let cutoff = now - i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+        let empty_cutoff = now - i64::try_from(empty_ttl.as_millis()).unwrap_or(i64::MAX);
         let mut sessions = 0;
-        for stale in self.meta.stale_uploads(cutoff, now, 1000).await? {
+        for stale in self
+            .meta
+            .stale_uploads(cutoff, empty_cutoff, now, 1000)
+            .await?
+        {
             // A request that took the lease meanwhile keeps its upload.
             let Ok(held) = self.lease(&stale.repo, &stale.id).await else {
                 continue;
             };
-            self.blobs.abort_upload(&held.session.id).await?;
             if self.meta.delete_upload(&held.session.id).await? {
                 sessions += 1;
             }
+            self.blobs.abort_upload(&held.session.id).await?;
         }
         // Every session whose file is this old was purged above (a file is written after its
         // session starts), so what remains of that age has no live session.
@@ -258,7 +390,12 @@ impl Registry {
 
     /// Streams `body` into the upload at its offset; returns the hash and the new length once
     /// the bytes are durable.
-    async fn ingest<S, E>(&self, held: &Held, mut body: S) -> Result<(UploadHasher, u64)>
+    async fn ingest<S, E>(
+        &self,
+        held: &Held,
+        mut body: S,
+        allowance: u64,
+    ) -> Result<(UploadHasher, u64)>
     where
         S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin,
         E: Display,
@@ -284,6 +421,7 @@ impl Registry {
         });
         let mut pending = BytesMut::new();
         let mut last_renewal = Instant::now();
+        let mut received = 0u64;
         let streamed: Result<()> = async {
             while let Some(frame) = body.next().await {
                 let frame = frame.map_err(|e| {
@@ -291,6 +429,13 @@ impl Registry {
                         "request body ended before it was complete ({e}); nothing from it was kept"
                     ))
                 })?;
+                received += frame.len() as u64;
+                if received > allowance {
+                    return Err(RegistryError::Denied(format!(
+                        "this request would make the open uploads of `{}` hold more bytes than this registry allows; nothing from it was kept — finish or cancel other uploads first",
+                        session.repo.owner()
+                    )));
+                }
                 // Large frames go on as they are (they are slices of hyper's read buffer: no
                 // copy); small ones are gathered so each hand-off carries enough work.
                 if frame.len() >= DIRECT_FRAME {

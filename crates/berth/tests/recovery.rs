@@ -1,0 +1,182 @@
+//! Uploads a stopped process left half-finished: a final `PUT` killed between moving the bytes
+//! to their content address and committing the metadata, and a session whose file is gone.
+//! The on-disk state a `kill -9` leaves in that window is made by hand (the server killed,
+//! then the store's own API and file moves), so each case is hit every time.
+
+mod common;
+
+use std::path::PathBuf;
+
+use berth_core::ports::{Lease, MetadataStore};
+use common::{Server, client, digest, expect_error, location_url, start_upload};
+
+/// `<data>/uploads/<id>` of an upload URL.
+fn upload_file(server: &Server, location: &str) -> (String, PathBuf) {
+    let id = location
+        .split('?')
+        .next()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let path = server.data_dir().join("uploads").join(&id);
+    (id, path)
+}
+
+/// `<data>/blobs/sha256/<xx>/<hex>` of `digest`.
+fn blob_path(server: &Server, digest: &str) -> PathBuf {
+    let hex = digest.trim_start_matches("sha256:");
+    server
+        .data_dir()
+        .join("blobs/sha256")
+        .join(&hex[..2])
+        .join(hex)
+}
+
+async fn patch(location: &str, bytes: Vec<u8>) -> String {
+    let response = client()
+        .patch(location)
+        .header("content-type", "application/octet-stream")
+        .body(bytes)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    common::header(&response, "location")
+}
+
+/// `url` (of a server since restarted on another port) on `server` as it is now.
+fn on(server: &Server, url: &str) -> String {
+    let path = url.splitn(4, '/').nth(3).unwrap_or("");
+    server.url(&format!("/{path}"))
+}
+
+fn with_digest(url: &str, d: &str) -> String {
+    format!(
+        "{url}{}digest={d}",
+        if url.contains('?') { "&" } else { "?" }
+    )
+}
+
+/// The state a final PUT stopped in leaves: the session marked verified, the bytes in the
+/// upload file (`moved: false`) or already under their digest (`moved: true`).
+async fn interrupted_finish(moved: bool) {
+    let mut server = Server::start();
+    let repo = "acme/recover";
+    let location = start_upload(&server, repo).await;
+    let head = vec![1u8; 70_000];
+    let tail = vec![2u8; 30_000];
+    let next = patch(&location, head.clone()).await;
+    let location = location_url(&server, &next, None);
+    let whole: Vec<u8> = [head, tail.clone()].concat();
+    let d = digest(&whole);
+    server.kill();
+
+    let (id, file) = upload_file(&server, &location);
+    let db = server.data_dir().join("metadata.sqlite");
+    let store = berth_meta_sqlite::SqliteMetadataStore::open(&db)
+        .await
+        .unwrap();
+    let name = repo.parse().unwrap();
+    let Lease::Granted(_) = store
+        .lease_upload(&name, &id, "crashed-put", 0, i64::MAX)
+        .await
+        .unwrap()
+    else {
+        panic!("lease the session as the final PUT did")
+    };
+    // The final PUT appended its body, verified the whole, and recorded that...
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes.extend_from_slice(&tail);
+    std::fs::write(&file, &bytes).unwrap();
+    store
+        .mark_upload_verified(&id, "crashed-put", &d.parse().unwrap(), whole.len() as u64)
+        .await
+        .unwrap();
+    drop(store);
+    // ...and, in the second case, moved the bytes to their address before it was killed.
+    if moved {
+        let target = blob_path(&server, &d);
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::rename(&file, &target).unwrap();
+    }
+
+    server.restart();
+    let got = client()
+        .get(server.url(&format!("/v2/{repo}/blobs/{d}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.status(), 200, "the blob was completed at startup");
+    assert_eq!(got.bytes().await.unwrap().as_ref(), whole.as_slice());
+    let status = client().get(on(&server, &location)).send().await.unwrap();
+    expect_error(status, 404, "BLOB_UPLOAD_UNKNOWN").await;
+    assert!(!file.exists(), "no upload file is left behind");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_final_put_stopped_after_moving_the_bytes_is_completed_at_startup() {
+    interrupted_finish(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_final_put_stopped_before_moving_the_bytes_is_completed_at_startup() {
+    interrupted_finish(false).await;
+}
+
+/// What an unmarked session looked like after the old final PUT was killed between its
+/// rename and its commit: received bytes, and no upload file. It used to answer 500 to every
+/// finish for 7 days.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_session_whose_bytes_are_gone_is_settled_not_left_failing() {
+    let mut server = Server::start();
+    let repo = "acme/lost";
+    let location = start_upload(&server, repo).await;
+    let whole = vec![3u8; 50_000];
+    let d = digest(&whole);
+    let next = patch(&location, whole.clone()).await;
+    let location = location_url(&server, &next, None);
+    server.kill();
+    let (_, file) = upload_file(&server, &location);
+    let target = blob_path(&server, &d);
+    std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+    std::fs::rename(&file, &target).unwrap();
+
+    server.restart();
+    let location = on(&server, &location);
+    let status = client().get(&location).send().await.unwrap();
+    expect_error(status, 404, "BLOB_UPLOAD_UNKNOWN").await;
+    let finish = client()
+        .put(with_digest(&location, &d))
+        .send()
+        .await
+        .unwrap();
+    expect_error(finish, 404, "BLOB_UPLOAD_UNKNOWN").await;
+    // The client starts again, and that works.
+    let again = common::push_blob(&server, repo, whole.clone()).await;
+    assert_eq!(again, d);
+}
+
+/// The same state reached while the server runs (a session's file removed under it): the
+/// next request settles it with an answer the client can act on instead of a 500.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_to_a_session_whose_bytes_are_gone_gets_upload_unknown() {
+    let server = Server::start();
+    let location = start_upload(&server, "acme/gone").await;
+    let next = patch(&location, vec![4u8; 10_000]).await;
+    let location = location_url(&server, &next, None);
+    let (_, file) = upload_file(&server, &location);
+    std::fs::remove_file(&file).unwrap();
+    let response = client()
+        .patch(&location)
+        .header("content-type", "application/octet-stream")
+        .body(vec![5u8; 10])
+        .send()
+        .await
+        .unwrap();
+    let message = expect_error(response, 404, "BLOB_UPLOAD_UNKNOWN").await;
+    assert!(message.contains("start the upload again"), "{message}");
+    let status = client().get(&location).send().await.unwrap();
+    expect_error(status, 404, "BLOB_UPLOAD_UNKNOWN").await;
+}
