@@ -4,6 +4,7 @@
 mod admin;
 mod changes;
 mod config;
+mod egress;
 mod memory;
 mod webhooks;
 
@@ -136,8 +137,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         external_url: config.external_url.clone(),
         limiter: Arc::new(FailureLimiter::new(config.auth_failures_per_minute)),
     };
-    let hooks = Hooks::new(meta, access.clone());
-    let transport = webhooks::HttpTransport::new().context("building the webhook HTTP client")?;
+    let network = Arc::new(egress::NetworkPolicy::new(
+        config.webhook_allowed_networks.clone(),
+        config.listen,
+    ));
+    let hooks = Hooks::new(meta, access.clone(), network.clone());
+    let transport =
+        webhooks::HttpTransport::new(network).context("building the webhook HTTP client")?;
     tokio::spawn(hooks.clone().run_deliveries(
         Arc::new(transport),
         DeliverySettings {

@@ -9,7 +9,7 @@ use berth_core::hooks::model::{
     Attempt, AttemptOutcome, ContentType, DeliveryState, HookConfig, HookScope, HookSettings,
     NewDelivery,
 };
-use berth_core::hooks::{HookStore, Hooks, PackageAction, PackageEvent};
+use berth_core::hooks::{HookStore, Hooks, PackageAction, PackageEvent, TargetPolicy};
 use berth_core::{Digest, RepoName};
 use berth_meta_sqlite::SqliteMetadataStore;
 use tempfile::TempDir;
@@ -19,6 +19,16 @@ struct World {
     store: SqliteMetadataStore,
     org: AccountId,
     repo: RepoId,
+}
+
+/// The store's tests need no network policy.
+struct AnyTarget;
+
+#[async_trait::async_trait]
+impl TargetPolicy for AnyTarget {
+    async fn check(&self, _url: &str) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 async fn world() -> World {
@@ -286,7 +296,7 @@ async fn package_events_reach_the_owners_and_the_linked_repositorys_hooks_delete
     assert_eq!(found, [org_hook, repo_hook]);
 
     let store = Arc::new(s.clone());
-    let hooks = Hooks::new(store.clone(), Access::new(store));
+    let hooks = Hooks::new(store.clone(), Access::new(store), Arc::new(AnyTarget));
     let event = |action| PackageEvent {
         action,
         name: name(),
