@@ -61,6 +61,13 @@ pub struct Config {
     /// against the addresses a delivery connects to.
     #[serde(deserialize_with = "networks")]
     pub webhook_allowed_networks: Vec<IpNet>,
+    /// Webhook delivery attempts in flight at once (`BERTH_WEBHOOK_MAX_CONCURRENT_DELIVERIES`).
+    /// Each hook's deliveries go one at a time, in order; a slow receiver holds back only its
+    /// own hook.
+    pub webhook_max_concurrent_deliveries: usize,
+    /// Webhooks an account may have, its repositories' hooks included
+    /// (`BERTH_WEBHOOK_MAX_HOOKS_PER_ACCOUNT`; default 20, as GitHub's limit per event).
+    pub webhook_max_hooks_per_account: usize,
     /// Management API (`/api/v3`) requests a token may make per hour, counted from its first
     /// request, as GitHub's primary rate limit (`BERTH_API_RATE_LIMIT_PER_HOUR`).
     pub api_rate_limit_per_hour: u32,
@@ -97,6 +104,8 @@ impl Default for Config {
             webhook_retry_base_ms: 10_000,
             webhook_max_attempts: 8,
             webhook_allowed_networks: Vec::new(),
+            webhook_max_concurrent_deliveries: 32,
+            webhook_max_hooks_per_account: 20,
             api_rate_limit_per_hour: 5000,
             api_rate_limit_anonymous_per_hour: 60,
             api_rate_limit_per_minute: 900,
@@ -220,6 +229,8 @@ mod tests {
                 config.webhook_allowed_networks.is_empty(),
                 "none by default"
             );
+            assert_eq!(config.webhook_max_concurrent_deliveries, 32);
+            assert_eq!(config.webhook_max_hooks_per_account, 20);
             jail.create_file(
                 "berth.toml",
                 "webhook_allowed_networks = [\"127.0.0.0/8\", \"10.1.0.0/16\"]",

@@ -141,7 +141,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         config.webhook_allowed_networks.clone(),
         config.listen,
     ));
-    let hooks = Hooks::new(meta, access.clone(), network.clone());
+    let hooks = Hooks::new(meta, access.clone(), network.clone())
+        .with_max_hooks_per_account(config.webhook_max_hooks_per_account);
     let transport =
         webhooks::HttpTransport::new(network).context("building the webhook HTTP client")?;
     tokio::spawn(hooks.clone().run_deliveries(
@@ -151,6 +152,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             retry_base: Duration::from_millis(config.webhook_retry_base_ms.max(1)),
             retry_max: Duration::from_secs(3600),
             max_attempts: config.webhook_max_attempts.max(1),
+            concurrency: config.webhook_max_concurrent_deliveries.max(1),
         },
     ));
     tokio::spawn(flush_counters(access.clone(), registry.clone()));

@@ -1234,3 +1234,167 @@ async fn redirects_are_not_followed() {
         "the redirect was not followed"
     );
 }
+
+/// A receiver that takes requests and answers none within `stall`; counts them.
+struct Staller {
+    addr: SocketAddr,
+    arrived: Arc<std::sync::atomic::AtomicUsize>,
+    in_flight: Arc<std::sync::atomic::AtomicUsize>,
+    most_in_flight: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Staller {
+    async fn start(stall: Duration) -> Staller {
+        use std::sync::atomic::Ordering::SeqCst;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let staller = Staller {
+            addr,
+            arrived: Arc::default(),
+            in_flight: Arc::default(),
+            most_in_flight: Arc::default(),
+        };
+        let (arrived, in_flight, most) = (
+            staller.arrived.clone(),
+            staller.in_flight.clone(),
+            staller.most_in_flight.clone(),
+        );
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move || {
+                let (arrived, in_flight, most) = (arrived.clone(), in_flight.clone(), most.clone());
+                async move {
+                    arrived.fetch_add(1, SeqCst);
+                    let now = in_flight.fetch_add(1, SeqCst) + 1;
+                    most.fetch_max(now, SeqCst);
+                    tokio::time::sleep(stall).await;
+                    in_flight.fetch_sub(1, SeqCst);
+                    StatusCode::OK
+                }
+            }),
+        );
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        staller
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}/hook", self.addr)
+    }
+
+    fn arrived(&self) -> usize {
+        self.arrived.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    async fn wait_arrived(&self, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.arrived() < n {
+            assert!(
+                Instant::now() < deadline,
+                "only {} of {n} requests arrived",
+                self.arrived()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn one_accounts_stalled_receivers_do_not_delay_another_accounts_deliveries() {
+    let server = Server::start_with(&[LOOPBACK, ("BERTH_WEBHOOK_TIMEOUT_SECS", "5")]);
+    server.admin(&["create-org", "globex", "--owner", common::ADMIN]);
+    let api = Api::new(&server, &server.admin_token);
+    // Answers after Berth gave up: every attempt takes the whole timeout.
+    let staller = Staller::start(Duration::from_secs(30)).await;
+    for _ in 0..20 {
+        hook(
+            &api,
+            "/orgs/acme",
+            json!({ "url": staller.url() }),
+            json!({}),
+        )
+        .await;
+    }
+    // acme's pings are stalled at its receiver.
+    staller.wait_arrived(16).await;
+
+    let receiver = Receiver::start().await;
+    let queued = Instant::now();
+    hook(
+        &api,
+        "/orgs/globex",
+        json!({ "url": receiver.url() }),
+        json!({}),
+    )
+    .await;
+    receiver
+        .wait_for("globex's ping", |r| r.iter().any(|r| r.event() == "ping"))
+        .await;
+    let took = queued.elapsed();
+    assert!(
+        took < Duration::from_millis(2000),
+        "globex's ping waited {took:?} behind acme's stalled receivers"
+    );
+    staller.wait_arrived(20).await;
+
+    // An account's hooks are capped, its repositories' included.
+    let error = api
+        .expect(
+            "POST",
+            "/orgs/acme/hooks",
+            Some(json!({ "name": "web", "config": { "url": receiver.url() } })),
+            422,
+        )
+        .await;
+    assert_eq!(error["message"], "Validation Failed");
+    let message = error["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("acme already has 20 webhooks")
+            && message.contains("webhook_max_hooks_per_account"),
+        "{message}"
+    );
+    api.expect(
+        "POST",
+        "/orgs/acme/repos",
+        Some(json!({ "name": "app", "private": true })),
+        201,
+    )
+    .await;
+    api.expect(
+        "POST",
+        "/repos/acme/app/hooks",
+        Some(json!({ "name": "web", "config": { "url": receiver.url() } })),
+        422,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn deliveries_in_flight_are_capped() {
+    let server = Server::start_with(&[
+        LOOPBACK,
+        ("BERTH_WEBHOOK_TIMEOUT_SECS", "1"),
+        ("BERTH_WEBHOOK_MAX_CONCURRENT_DELIVERIES", "3"),
+    ]);
+    let api = Api::new(&server, &server.admin_token);
+    let staller = Staller::start(Duration::from_millis(700)).await;
+    for _ in 0..7 {
+        hook(
+            &api,
+            "/orgs/acme",
+            json!({ "url": staller.url() }),
+            json!({}),
+        )
+        .await;
+    }
+    staller.wait_arrived(7).await;
+    assert_eq!(
+        staller
+            .most_in_flight
+            .load(std::sync::atomic::Ordering::SeqCst),
+        3
+    );
+}

@@ -32,7 +32,12 @@ pub struct Hooks {
     pub(super) access: Access,
     pub(super) wake: Arc<Notify>,
     targets: Arc<dyn TargetPolicy>,
+    max_hooks_per_account: usize,
 }
+
+/// Hooks an account may have, its repositories' included, unless told otherwise (GitHub
+/// allows 20 per event and target).
+pub const MAX_HOOKS_PER_ACCOUNT: usize = 20;
 
 /// The hook collection a request names.
 #[derive(Debug, Clone, Copy)]
@@ -239,7 +244,15 @@ impl Hooks {
             access,
             wake: Arc::new(Notify::new()),
             targets,
+            max_hooks_per_account: MAX_HOOKS_PER_ACCOUNT,
         }
+    }
+
+    /// At most `max` hooks per account, its repositories' hooks included (at least one).
+    #[must_use]
+    pub fn with_max_hooks_per_account(mut self, max: usize) -> Self {
+        self.max_hooks_per_account = max.max(1);
+        self
     }
 
     /// Refuses a receiver URL the network policy refuses, naming why.
@@ -311,10 +324,24 @@ impl Hooks {
         let (parent, caller) = self.parent_as(principal, owner).await?;
         let settings = request.create()?;
         self.check_target(&settings.config.url).await?;
-        let id = self
+        let max = self.max_hooks_per_account;
+        let Some(id) = self
             .store
-            .create_hook(parent.scope, &settings, now_millis())
-            .await?;
+            .create_hook(parent.scope, &settings, now_millis(), max)
+            .await?
+        else {
+            return Err(ManageError::Invalid {
+                resource: "Hook",
+                field: "events",
+                code: "custom",
+                message: format!(
+                    "{} already has {max} webhooks (its own and its repositories'), the most \
+                     this server allows per account (webhook_max_hooks_per_account); delete \
+                     one before adding another",
+                    parent.account.login
+                ),
+            });
+        };
         let hook = self
             .store
             .hook(id)
