@@ -183,16 +183,15 @@ impl NetworkPolicy {
         {
             return None;
         }
+        if let Some(kind) = refused_kind(ip) {
+            return Some(kind);
+        }
         let own = if self.own.is_unspecified() {
-            !canonical.is_unspecified() && is_local(canonical)
+            is_local(canonical)
         } else {
             canonical == self.own
         };
-        match refused_kind(ip) {
-            Some(kind) => Some(kind),
-            None if own => Some("one of this server's own addresses"),
-            None => None,
-        }
+        own.then_some("one of this server's own addresses")
     }
 
     /// Resolves `host` once and checks every address: all of them, a [`Refused`] naming a
