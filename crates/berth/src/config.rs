@@ -1,12 +1,13 @@
 //! Configuration: defaults, then `berth.toml`, then `BERTH_*` environment variables, then
 //! command-line flags — each layer overriding the one before.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
-use serde::{Deserialize, Serialize};
+use ipnet::IpNet;
+use serde::{Deserialize, Deserializer, Serialize};
 
 /// Everything `berth serve` can be told.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -63,6 +64,20 @@ pub struct Config {
     /// Attempts before a webhook delivery is marked failed and the hook's next delivery goes
     /// ahead (`BERTH_WEBHOOK_MAX_ATTEMPTS`).
     pub webhook_max_attempts: u32,
+    /// Networks webhooks may reach although they are loopback, private, link-local, reserved
+    /// or this server's own, e.g. `["10.1.0.0/16"]` (`BERTH_WEBHOOK_ALLOWED_NETWORKS`, a list
+    /// or comma-separated: `10.1.0.0/16,fd00::/8`; a bare address is a /32 or /128). Default
+    /// none: hooks reach only public addresses, checked when a hook's URL is set and again
+    /// against the addresses a delivery connects to.
+    #[serde(deserialize_with = "networks")]
+    pub webhook_allowed_networks: Vec<IpNet>,
+    /// Webhook delivery attempts in flight at once (`BERTH_WEBHOOK_MAX_CONCURRENT_DELIVERIES`).
+    /// Each hook's deliveries go one at a time, in order; a slow receiver holds back only its
+    /// own hook.
+    pub webhook_max_concurrent_deliveries: usize,
+    /// Webhooks an account may have, its repositories' hooks included
+    /// (`BERTH_WEBHOOK_MAX_HOOKS_PER_ACCOUNT`; default 20, as GitHub's limit per event).
+    pub webhook_max_hooks_per_account: usize,
     /// Management API (`/api/v3`) requests a token may make per hour, counted from its first
     /// request, as GitHub's primary rate limit (`BERTH_API_RATE_LIMIT_PER_HOUR`).
     pub api_rate_limit_per_hour: u32,
@@ -128,6 +143,9 @@ impl Default for Config {
             webhook_timeout_secs: 10,
             webhook_retry_base_ms: 10_000,
             webhook_max_attempts: 8,
+            webhook_allowed_networks: Vec::new(),
+            webhook_max_concurrent_deliveries: 32,
+            webhook_max_hooks_per_account: 20,
             api_rate_limit_per_hour: 5000,
             api_rate_limit_anonymous_per_hour: 60,
             api_rate_limit_per_minute: 900,
@@ -161,6 +179,26 @@ fn list_or_commas<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>,
             .map(str::to_owned)
             .collect(),
     })
+}
+
+/// `webhook_allowed_networks`: a list, or one comma-separated string (as an environment
+/// variable gives it), of networks (`10.1.0.0/16`) or addresses (`10.1.2.3`).
+fn networks<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<IpNet>, D::Error> {
+    list_or_commas(deserializer)?
+        .iter()
+        .map(|item| item.trim().trim_matches('"'))
+        .filter(|item| !item.is_empty())
+        .map(|item| {
+            item.parse::<IpNet>()
+                .or_else(|_| item.parse::<IpAddr>().map(IpNet::from))
+                .map_err(|_| {
+                    serde::de::Error::custom(format!(
+                        "webhook_allowed_networks: `{item}` is not a network such as \
+                         10.1.0.0/16 or an address"
+                    ))
+                })
+        })
+        .collect()
 }
 
 /// Flags given on the command line; `None` leaves the lower layers' value.
@@ -238,6 +276,49 @@ mod tests {
             };
             let config = Config::load(None, flags).map_err(|e| e.to_string())?;
             assert_eq!(config.data_dir, PathBuf::from("/from-flag"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's closure signature, not ours
+    fn allowed_networks_come_as_a_list_or_comma_separated() {
+        figment::Jail::expect_with(|jail| {
+            let config = Config::load(None, Overrides::default()).map_err(|e| e.to_string())?;
+            assert!(
+                config.webhook_allowed_networks.is_empty(),
+                "none by default"
+            );
+            assert_eq!(config.webhook_max_concurrent_deliveries, 32);
+            assert_eq!(config.webhook_max_hooks_per_account, 20);
+            jail.create_file(
+                "berth.toml",
+                "webhook_allowed_networks = [\"127.0.0.0/8\", \"10.1.0.0/16\"]",
+            )?;
+            let config = Config::load(None, Overrides::default()).map_err(|e| e.to_string())?;
+            let nets: Vec<String> = config
+                .webhook_allowed_networks
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            assert_eq!(nets, ["127.0.0.0/8", "10.1.0.0/16"]);
+            for given in [
+                "10.1.0.0/16,::1",
+                "10.1.0.0/16, ::1/128",
+                "[\"10.1.0.0/16\", \"::1\"]",
+            ] {
+                jail.set_env("BERTH_WEBHOOK_ALLOWED_NETWORKS", given);
+                let config = Config::load(None, Overrides::default()).map_err(|e| e.to_string())?;
+                let nets: Vec<String> = config
+                    .webhook_allowed_networks
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect();
+                assert_eq!(nets, ["10.1.0.0/16", "::1/128"], "{given}");
+            }
+            jail.set_env("BERTH_WEBHOOK_ALLOWED_NETWORKS", "10.1.0.0/33");
+            let error = Config::load(None, Overrides::default()).unwrap_err();
+            assert!(error.to_string().contains("10.1.0.0/33"), "{error}");
             Ok(())
         });
     }

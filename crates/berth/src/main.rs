@@ -4,6 +4,7 @@
 mod admin;
 mod changes;
 mod config;
+mod egress;
 mod memory;
 mod webhooks;
 
@@ -151,8 +152,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         key: Arc::new(key),
         limiter: Arc::new(FailureLimiter::new(config.auth_failures_per_minute)),
     };
-    let hooks = Hooks::new(meta, access.clone());
-    let transport = webhooks::HttpTransport::new().context("building the webhook HTTP client")?;
+    let network = Arc::new(egress::NetworkPolicy::new(
+        config.webhook_allowed_networks.clone(),
+        config.listen,
+    ));
+    let hooks = Hooks::new(meta, access.clone(), network.clone())
+        .with_max_hooks_per_account(config.webhook_max_hooks_per_account);
+    let transport =
+        webhooks::HttpTransport::new(network).context("building the webhook HTTP client")?;
     tokio::spawn(hooks.clone().run_deliveries(
         Arc::new(transport),
         DeliverySettings {
@@ -160,6 +167,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             retry_base: Duration::from_millis(config.webhook_retry_base_ms.max(1)),
             retry_max: Duration::from_secs(3600),
             max_attempts: config.webhook_max_attempts.max(1),
+            concurrency: config.webhook_max_concurrent_deliveries.max(1),
         },
     ));
     tokio::spawn(flush_counters(access.clone(), registry.clone()));

@@ -1,38 +1,55 @@
 //! The webhook worker's HTTP client: POSTs deliveries with reqwest (rustls, the platform's
-//! trust store), follows no redirects (as GitHub does not), and reads at most
-//! [`MAX_RECORDED_BODY`] bytes of a response.
+//! trust store), follows no redirects (as GitHub does not), uses no proxy, connects only to
+//! addresses the [`NetworkPolicy`] allows (names through [`CheckedResolver`], IP-literal URLs
+//! checked here), and reads at most [`MAX_RECORDED_BODY`] bytes of a response.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use berth_core::hooks::model::MAX_RECORDED_BODY;
 use berth_core::hooks::{OutgoingRequest, ReceivedResponse, Transport};
+use reqwest::Url;
+
+use crate::egress::{CheckedResolver, NetworkPolicy, Refused};
 
 /// Sends deliveries; one client verifies TLS certificates, the other (for hooks with
 /// `insecure_ssl`) does not.
 pub struct HttpTransport {
     verified: reqwest::Client,
     insecure: reqwest::Client,
+    policy: Arc<NetworkPolicy>,
 }
 
 impl HttpTransport {
-    /// Both clients.
-    pub fn new() -> anyhow::Result<Self> {
+    /// Both clients, reaching only what `policy` allows.
+    pub fn new(policy: Arc<NetworkPolicy>) -> anyhow::Result<Self> {
         let builder = || {
             reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
+                // A proxy would resolve and connect for us, past the policy.
+                .no_proxy()
+                .dns_resolver(CheckedResolver(policy.clone()))
                 .connect_timeout(Duration::from_secs(10))
                 .pool_idle_timeout(Duration::from_secs(30))
         };
         Ok(HttpTransport {
             verified: builder().build()?,
             insecure: builder().tls_danger_accept_invalid_certs(true).build()?,
+            policy,
         })
     }
 }
 
 /// Why a request got no response, for the delivery's `status`.
 fn describe(error: &reqwest::Error, timeout: Duration) -> String {
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        if let Some(refused) = cause.downcast_ref::<Refused>() {
+            return refused.to_string();
+        }
+        source = cause.source();
+    }
     if error.is_timeout() {
         return format!("timed out after {} s", timeout.as_secs_f64());
     }
@@ -53,15 +70,14 @@ fn describe(error: &reqwest::Error, timeout: Duration) -> String {
 #[async_trait]
 impl Transport for HttpTransport {
     async fn post(&self, request: OutgoingRequest) -> Result<ReceivedResponse, String> {
+        let url = Url::parse(&request.url).map_err(|e| format!("invalid URL: {e}"))?;
+        self.policy.check_literal(&url).map_err(|r| r.to_string())?;
         let client = if request.insecure_ssl {
             &self.insecure
         } else {
             &self.verified
         };
-        let mut builder = client
-            .post(&request.url)
-            .timeout(request.timeout)
-            .body(request.body);
+        let mut builder = client.post(url).timeout(request.timeout).body(request.body);
         for (name, value) in &request.headers {
             builder = builder.header(name, value);
         }

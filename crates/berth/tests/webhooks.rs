@@ -22,6 +22,10 @@ use sha2::Sha256;
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 
+/// The receivers in these tests listen on 127.0.0.1, which hooks may reach only when the
+/// operator allows it.
+const LOOPBACK: (&str, &str) = ("BERTH_WEBHOOK_ALLOWED_NETWORKS", "127.0.0.0/8");
+
 /// GitHub's hook object, as in its documentation (the ping fixture's `hook`).
 const PING_FIXTURE: &str = include_str!("../../core/src/hooks/fixtures/github_ping.json");
 /// GitHub's `package` payload's keys.
@@ -177,6 +181,13 @@ impl Receiver {
         let state = Arc::new(Mutex::new(ReceiverState::default()));
         let app = axum::Router::new()
             .route("/hook", axum::routing::post(receive))
+            // Were redirects followed, `/hook` would receive this delivery.
+            .route(
+                "/redirect",
+                axum::routing::post(|| async {
+                    (StatusCode::TEMPORARY_REDIRECT, [("location", "/hook")])
+                }),
+            )
             .with_state(state.clone());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
@@ -196,6 +207,11 @@ impl Receiver {
 
     fn url(&self) -> String {
         format!("http://{}/hook", self.addr)
+    }
+
+    /// The receiver's URL under another host name.
+    fn url_at(&self, host: &str) -> String {
+        format!("http://{host}:{}/hook", self.addr.port())
     }
 
     fn fail_next(&self, n: usize) {
@@ -339,7 +355,7 @@ async fn hook(api: &Api<'_>, collection: &str, config: Value, extra: Value) -> V
 
 #[tokio::test]
 async fn hooks_are_managed_in_githubs_shapes_and_ping_on_creation() {
-    let server = Server::start();
+    let server = Server::start_with(&[LOOPBACK]);
     let api = Api::new(&server, &server.admin_token);
     api.expect(
         "POST",
@@ -447,7 +463,7 @@ async fn hooks_are_managed_in_githubs_shapes_and_ping_on_creation() {
 
 #[tokio::test]
 async fn a_scanner_verifies_the_signature_and_pulls_the_pushed_digest_with_a_read_only_token() {
-    let server = Server::start();
+    let server = Server::start_with(&[LOOPBACK]);
     let api = Api::new(&server, &server.admin_token);
     let receiver = Receiver::start().await;
     let secret = "It's a Secret to Everybody";
@@ -545,7 +561,7 @@ fn uuid_version(guid: &str) -> Option<char> {
 
 #[tokio::test]
 async fn a_failing_receiver_gets_each_event_exactly_once_in_push_order() {
-    let server = Server::start_with(&[("BERTH_WEBHOOK_RETRY_BASE_MS", "40")]);
+    let server = Server::start_with(&[LOOPBACK, ("BERTH_WEBHOOK_RETRY_BASE_MS", "40")]);
     let api = Api::new(&server, &server.admin_token);
     let receiver = Receiver::start().await;
     hook(
@@ -599,6 +615,7 @@ async fn a_failing_receiver_gets_each_event_exactly_once_in_push_order() {
 #[tokio::test]
 async fn deliveries_pending_at_a_restart_are_delivered_after_it() {
     let mut server = Server::start_with(&[
+        LOOPBACK,
         ("BERTH_WEBHOOK_RETRY_BASE_MS", "50"),
         ("BERTH_WEBHOOK_MAX_ATTEMPTS", "30"),
     ]);
@@ -634,7 +651,7 @@ async fn deliveries_pending_at_a_restart_are_delivered_after_it() {
 
 #[tokio::test]
 async fn a_multi_arch_push_delivers_one_event_per_manifest() {
-    let server = Server::start();
+    let server = Server::start_with(&[LOOPBACK]);
     let api = Api::new(&server, &server.admin_token);
     let receiver = Receiver::start().await;
     hook(
@@ -688,7 +705,7 @@ async fn a_multi_arch_push_delivers_one_event_per_manifest() {
 
 #[tokio::test]
 async fn a_tag_moved_to_an_existing_version_is_updated_and_deliveries_can_be_redelivered() {
-    let server = Server::start();
+    let server = Server::start_with(&[LOOPBACK]);
     let api = Api::new(&server, &server.admin_token);
     let receiver = Receiver::start().await;
     let created = hook(&api, "/user", json!({ "url": receiver.url() }), json!({})).await;
@@ -803,7 +820,7 @@ async fn a_tag_moved_to_an_existing_version_is_updated_and_deliveries_can_be_red
 
 #[tokio::test]
 async fn only_admins_manage_hooks_and_hidden_collections_are_not_found() {
-    let server = Server::start();
+    let server = Server::start_with(&[LOOPBACK]);
     let api = Api::new(&server, &server.admin_token);
     api.expect(
         "POST",
@@ -891,7 +908,7 @@ async fn only_admins_manage_hooks_and_hidden_collections_are_not_found() {
 
 #[tokio::test]
 async fn deleted_versions_reach_only_hooks_that_opted_in_from_the_api_and_the_registry() {
-    let server = Server::start();
+    let server = Server::start_with(&[LOOPBACK]);
     let api = Api::new(&server, &server.admin_token);
     let opted_in = Receiver::start().await;
     let default = Receiver::start().await;
@@ -981,7 +998,7 @@ async fn deleted_versions_reach_only_hooks_that_opted_in_from_the_api_and_the_re
 
 #[tokio::test]
 async fn testing_a_repository_hook_sends_a_ping() {
-    let server = Server::start();
+    let server = Server::start_with(&[LOOPBACK]);
     server.admin(&["create-repo", "acme/app"]);
     let api = Api::new(&server, &server.admin_token);
     let receiver = Receiver::start().await;
@@ -1009,5 +1026,375 @@ async fn testing_a_repository_hook_sends_a_ping() {
             .iter()
             .filter(|r| r.event() == "ping")
             .all(|r| r.json()["hook_id"] == created["id"])
+    );
+}
+
+// --- a hostile network ---
+
+#[tokio::test]
+async fn hooks_may_not_target_internal_addresses_by_default() {
+    let server = Server::start();
+    let api = Api::new(&server, &server.admin_token);
+    let own = server.url("/api/v3/user");
+    for (url, what) in [
+        ("http://127.0.0.1:9/hook", "loopback"),
+        (own.as_str(), "loopback"),
+        ("http://localhost:9/hook", "loopback"),
+        ("http://[::1]:9/hook", "loopback"),
+        ("http://[::ffff:127.0.0.1]:9/hook", "loopback"),
+        ("http://2130706433:9/hook", "loopback"),
+        ("http://169.254.169.254/latest/meta-data/", "link-local"),
+        ("http://[fe80::1]/hook", "link-local"),
+        ("http://10.0.0.1/hook", "private"),
+        ("https://192.168.1.1/hook", "private"),
+        ("http://100.64.0.1/hook", "carrier-grade NAT"),
+        ("http://0.0.0.0:9/hook", "unspecified"),
+    ] {
+        let error = api
+            .expect(
+                "POST",
+                "/orgs/acme/hooks",
+                Some(json!({ "name": "web", "config": { "url": url } })),
+                422,
+            )
+            .await;
+        assert_eq!(error["message"], "Validation Failed", "{url}");
+        assert_eq!(error["errors"][0]["resource"], "Hook", "{url}");
+        assert_eq!(error["errors"][0]["field"], "url", "{url}");
+        let message = error["errors"][0]["message"].as_str().unwrap();
+        assert!(
+            message.contains("refused") && message.contains(what),
+            "{url}: {message}"
+        );
+        assert!(message.contains("webhook_allowed_networks"), "{message}");
+    }
+    let list = api.expect("GET", "/orgs/acme/hooks", None, 200).await;
+    assert_eq!(list, json!([]), "nothing was created");
+
+    // Changing a hook's URL is checked the same way. (Inactive: nothing is sent to it.)
+    let created = api
+        .expect(
+            "POST",
+            "/orgs/acme/hooks",
+            Some(json!({ "name": "web", "active": false, "config": { "url": "http://1.1.1.1:9/hook" } })),
+            201,
+        )
+        .await;
+    let path = format!("/orgs/acme/hooks/{}", created["id"]);
+    for url in ["http://169.254.169.254/", "http://127.0.0.1:9/hook"] {
+        let error = api
+            .expect(
+                "PATCH",
+                &path,
+                Some(json!({ "config": { "url": url } })),
+                422,
+            )
+            .await;
+        assert_eq!(error["errors"][0]["field"], "url");
+    }
+    let shown = api.expect("GET", &path, None, 200).await;
+    assert_eq!(shown["config"]["url"], "http://1.1.1.1:9/hook", "kept");
+}
+
+#[tokio::test]
+async fn an_allowed_network_opens_only_itself() {
+    let server = Server::start_with(&[LOOPBACK]);
+    let api = Api::new(&server, &server.admin_token);
+    let receiver = Receiver::start().await;
+    hook(
+        &api,
+        "/orgs/acme",
+        json!({ "url": receiver.url() }),
+        json!({}),
+    )
+    .await;
+    receiver
+        .wait_for("the ping", |r| r.iter().any(|r| r.event() == "ping"))
+        .await;
+    for url in [
+        "http://169.254.169.254/",
+        "http://10.0.0.1/hook",
+        "http://[::1]:9/",
+    ] {
+        api.expect(
+            "POST",
+            "/orgs/acme/hooks",
+            Some(json!({ "name": "web", "config": { "url": url } })),
+            422,
+        )
+        .await;
+    }
+}
+
+/// The attempts of a hook's deliveries of `event`, once every one has been attempted.
+async fn attempted(api: &Api<'_>, hook: &str, event: &str) -> Vec<Value> {
+    let list = api
+        .until(&format!("{hook}/deliveries"), |l| {
+            l.as_array().is_some_and(|l| {
+                l.iter().any(|d| d["event"] == event) && l.iter().all(|d| d["status"] != "pending")
+            })
+        })
+        .await;
+    let mut details = Vec::new();
+    for delivery in list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["event"] == event)
+    {
+        let path = format!("{hook}/deliveries/{}", delivery["id"]);
+        details.push(api.expect("GET", &path, None, 200).await);
+    }
+    details
+}
+
+#[tokio::test]
+async fn a_receiver_allowed_at_creation_is_refused_at_delivery_when_its_address_no_longer_is() {
+    // As a DNS rebinding would: the hook's URL passed the check when it was set, and then
+    // names an address hooks may not reach. Here the operator narrows the setting instead,
+    // which the check at creation cannot see either.
+    let mut server =
+        Server::start_with(&[("BERTH_WEBHOOK_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128")]);
+    let receiver = Receiver::start().await;
+    let (by_address, by_name) = {
+        let api = Api::new(&server, &server.admin_token);
+        let a = hook(
+            &api,
+            "/orgs/acme",
+            json!({ "url": receiver.url() }),
+            json!({}),
+        )
+        .await;
+        let b = hook(
+            &api,
+            "/orgs/acme",
+            json!({ "url": receiver.url_at("localhost") }),
+            json!({}),
+        )
+        .await;
+        (a["id"].as_i64().unwrap(), b["id"].as_i64().unwrap())
+    };
+    receiver
+        .wait_for("both pings", |r| {
+            r.iter().filter(|r| r.event() == "ping").count() == 2
+        })
+        .await;
+
+    server.restart_with(&[]);
+    let api = Api::new(&server, &server.admin_token);
+    push(&server, "acme/refused", Some("v1"), "refused").await;
+    // (`localhost` may resolve to ::1 first.)
+    for (id, names) in [
+        (by_address, "127.0.0.1 is a loopback address;"),
+        (by_name, "localhost resolves to "),
+    ] {
+        let hook = format!("/orgs/acme/hooks/{id}");
+        let attempts = attempted(&api, &hook, "package").await;
+        assert_eq!(attempts.len(), 1, "{attempts:?}");
+        let status = attempts[0]["status"].as_str().unwrap();
+        assert!(status.starts_with("refused: "), "{status}");
+        assert!(status.contains(names), "{status}");
+        assert!(status.contains("a loopback address;"), "{status}");
+        assert_eq!(attempts[0]["status_code"], 0);
+        let shown = api.expect("GET", &hook, None, 200).await;
+        assert_eq!(shown["last_response"]["status"], "failed");
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let events: Vec<String> = receiver
+        .received()
+        .iter()
+        .map(|r| r.event().to_owned())
+        .collect();
+    assert_eq!(
+        events,
+        ["ping", "ping"],
+        "the receiver never saw the refused deliveries"
+    );
+}
+
+#[tokio::test]
+async fn redirects_are_not_followed() {
+    let server = Server::start_with(&[LOOPBACK]);
+    let api = Api::new(&server, &server.admin_token);
+    let receiver = Receiver::start().await;
+    let created = hook(
+        &api,
+        "/orgs/acme",
+        json!({ "url": format!("http://{}/redirect", receiver.addr) }),
+        json!({}),
+    )
+    .await;
+    let hook = format!("/orgs/acme/hooks/{}", created["id"]);
+    let attempts = attempted(&api, &hook, "ping").await;
+    assert_eq!(attempts[0]["status_code"], 307);
+    assert_eq!(attempts[0]["response"]["headers"]["location"], "/hook");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        receiver.received().is_empty(),
+        "the redirect was not followed"
+    );
+}
+
+/// A receiver that takes requests and answers none within `stall`; counts them.
+struct Staller {
+    addr: SocketAddr,
+    arrived: Arc<std::sync::atomic::AtomicUsize>,
+    in_flight: Arc<std::sync::atomic::AtomicUsize>,
+    most_in_flight: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Staller {
+    async fn start(stall: Duration) -> Staller {
+        use std::sync::atomic::Ordering::SeqCst;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let staller = Staller {
+            addr,
+            arrived: Arc::default(),
+            in_flight: Arc::default(),
+            most_in_flight: Arc::default(),
+        };
+        let (arrived, in_flight, most) = (
+            staller.arrived.clone(),
+            staller.in_flight.clone(),
+            staller.most_in_flight.clone(),
+        );
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move || {
+                let (arrived, in_flight, most) = (arrived.clone(), in_flight.clone(), most.clone());
+                async move {
+                    arrived.fetch_add(1, SeqCst);
+                    let now = in_flight.fetch_add(1, SeqCst) + 1;
+                    most.fetch_max(now, SeqCst);
+                    tokio::time::sleep(stall).await;
+                    in_flight.fetch_sub(1, SeqCst);
+                    StatusCode::OK
+                }
+            }),
+        );
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        staller
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}/hook", self.addr)
+    }
+
+    fn arrived(&self) -> usize {
+        self.arrived.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    async fn wait_arrived(&self, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.arrived() < n {
+            assert!(
+                Instant::now() < deadline,
+                "only {} of {n} requests arrived",
+                self.arrived()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn one_accounts_stalled_receivers_do_not_delay_another_accounts_deliveries() {
+    let server = Server::start_with(&[LOOPBACK, ("BERTH_WEBHOOK_TIMEOUT_SECS", "5")]);
+    server.admin(&["create-org", "globex", "--owner", common::ADMIN]);
+    let api = Api::new(&server, &server.admin_token);
+    // Answers after Berth gave up: every attempt takes the whole timeout.
+    let staller = Staller::start(Duration::from_secs(30)).await;
+    for _ in 0..20 {
+        hook(
+            &api,
+            "/orgs/acme",
+            json!({ "url": staller.url() }),
+            json!({}),
+        )
+        .await;
+    }
+    // acme's pings are stalled at its receiver.
+    staller.wait_arrived(16).await;
+
+    let receiver = Receiver::start().await;
+    let queued = Instant::now();
+    hook(
+        &api,
+        "/orgs/globex",
+        json!({ "url": receiver.url() }),
+        json!({}),
+    )
+    .await;
+    receiver
+        .wait_for("globex's ping", |r| r.iter().any(|r| r.event() == "ping"))
+        .await;
+    let took = queued.elapsed();
+    assert!(
+        took < Duration::from_millis(2000),
+        "globex's ping waited {took:?} behind acme's stalled receivers"
+    );
+    staller.wait_arrived(20).await;
+
+    // An account's hooks are capped, its repositories' included.
+    let error = api
+        .expect(
+            "POST",
+            "/orgs/acme/hooks",
+            Some(json!({ "name": "web", "config": { "url": receiver.url() } })),
+            422,
+        )
+        .await;
+    assert_eq!(error["message"], "Validation Failed");
+    let message = error["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("acme already has 20 webhooks")
+            && message.contains("webhook_max_hooks_per_account"),
+        "{message}"
+    );
+    api.expect(
+        "POST",
+        "/orgs/acme/repos",
+        Some(json!({ "name": "app", "private": true })),
+        201,
+    )
+    .await;
+    api.expect(
+        "POST",
+        "/repos/acme/app/hooks",
+        Some(json!({ "name": "web", "config": { "url": receiver.url() } })),
+        422,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn deliveries_in_flight_are_capped() {
+    let server = Server::start_with(&[
+        LOOPBACK,
+        ("BERTH_WEBHOOK_TIMEOUT_SECS", "1"),
+        ("BERTH_WEBHOOK_MAX_CONCURRENT_DELIVERIES", "3"),
+    ]);
+    let api = Api::new(&server, &server.admin_token);
+    let staller = Staller::start(Duration::from_millis(700)).await;
+    for _ in 0..7 {
+        hook(
+            &api,
+            "/orgs/acme",
+            json!({ "url": staller.url() }),
+            json!({}),
+        )
+        .await;
+    }
+    staller.wait_arrived(7).await;
+    assert_eq!(
+        staller
+            .most_in_flight
+            .load(std::sync::atomic::Ordering::SeqCst),
+        3
     );
 }

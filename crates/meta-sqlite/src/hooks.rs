@@ -239,11 +239,36 @@ impl HookStore for SqliteMetadataStore {
         scope: HookScope,
         settings: &HookSettings,
         now: Millis,
-    ) -> StoreResult<HookId> {
+        max_per_account: usize,
+    ) -> StoreResult<Option<HookId>> {
         let (repo, account): (Option<RepoId>, Option<AccountId>) = match scope {
             HookScope::Repository(id) => (Some(id), None),
             HookScope::Organization(id) | HookScope::User(id) => (None, Some(id)),
         };
+        let mut tx = self.begin_write().await?;
+        // The account's hooks and its repositories' hooks, counted in the transaction that
+        // inserts, so concurrent creations never pass the cap.
+        let count: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM hooks h LEFT JOIN source_repos r ON r.id = h.repo_id \
+             WHERE h.account_id = ?1 OR r.owner_id = ?1",
+        )
+        .bind(match scope {
+            HookScope::Repository(id) => {
+                sqlx::query_scalar::<_, i64>("SELECT owner_id FROM source_repos WHERE id = ?1")
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(failed("reading the owner of a hook's repository"))?
+                    .ok_or_else(|| unexpected("hook repository", &id.to_string()))?
+            }
+            HookScope::Organization(id) | HookScope::User(id) => id,
+        })
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(failed("counting an account's hooks"))?;
+        if usize::try_from(count).unwrap_or(usize::MAX) >= max_per_account {
+            return Ok(None);
+        }
         let result = sqlx::query(
             "INSERT INTO hooks (repo_id, account_id, active, events, url, content_type, secret, \
                  insecure_ssl, deleted_events, created_at, updated_at) \
@@ -259,10 +284,11 @@ impl HookStore for SqliteMetadataStore {
         .bind(settings.config.insecure_ssl)
         .bind(settings.deleted_events)
         .bind(now)
-        .execute(&self.writer)
+        .execute(&mut *tx)
         .await
         .map_err(failed("creating a hook"))?;
-        Ok(result.last_insert_rowid())
+        tx.commit().await.map_err(failed("committing a new hook"))?;
+        Ok(Some(result.last_insert_rowid()))
     }
 
     #[instrument(level = "debug", skip(self))]

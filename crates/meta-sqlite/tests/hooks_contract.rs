@@ -9,7 +9,7 @@ use berth_core::hooks::model::{
     Attempt, AttemptOutcome, ContentType, DeliveryState, HookConfig, HookScope, HookSettings,
     NewDelivery,
 };
-use berth_core::hooks::{HookStore, Hooks, PackageAction, PackageEvent};
+use berth_core::hooks::{HookStore, Hooks, PackageAction, PackageEvent, TargetPolicy};
 use berth_core::{Digest, RepoName};
 use berth_meta_sqlite::SqliteMetadataStore;
 use tempfile::TempDir;
@@ -17,8 +17,19 @@ use tempfile::TempDir;
 struct World {
     _dir: TempDir,
     store: SqliteMetadataStore,
+    alice: AccountId,
     org: AccountId,
     repo: RepoId,
+}
+
+/// The store's tests need no network policy.
+struct AnyTarget;
+
+#[async_trait::async_trait]
+impl TargetPolicy for AnyTarget {
+    async fn check(&self, _url: &str) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 async fn world() -> World {
@@ -59,6 +70,7 @@ async fn world() -> World {
     World {
         _dir: dir,
         store,
+        alice,
         org,
         repo,
     }
@@ -119,12 +131,14 @@ async fn the_queue_hands_out_each_hooks_oldest_delivery_once_under_a_lease() {
     let w = world().await;
     let s = &w.store;
     let org_hook = s
-        .create_hook(HookScope::Organization(w.org), &settings(false), 1_000)
+        .create_hook(HookScope::Organization(w.org), &settings(false), 1_000, 20)
         .await
+        .unwrap()
         .unwrap();
     let repo_hook = s
-        .create_hook(HookScope::Repository(w.repo), &settings(false), 1_000)
+        .create_hook(HookScope::Repository(w.repo), &settings(false), 1_000, 20)
         .await
+        .unwrap()
         .unwrap();
     s.enqueue(
         &[
@@ -235,8 +249,9 @@ async fn inactive_hooks_wait_and_deleted_hooks_take_their_deliveries_along() {
     let w = world().await;
     let s = &w.store;
     let hook = s
-        .create_hook(HookScope::Organization(w.org), &settings(false), 1_000)
+        .create_hook(HookScope::Organization(w.org), &settings(false), 1_000, 20)
         .await
+        .unwrap()
         .unwrap();
     s.enqueue(&[delivery(hook, 1)], 1_000).await.unwrap();
     let paused = HookSettings {
@@ -269,12 +284,14 @@ async fn package_events_reach_the_owners_and_the_linked_repositorys_hooks_delete
     let w = world().await;
     let s = &w.store;
     let org_hook = s
-        .create_hook(HookScope::Organization(w.org), &settings(false), 1_000)
+        .create_hook(HookScope::Organization(w.org), &settings(false), 1_000, 20)
         .await
+        .unwrap()
         .unwrap();
     let repo_hook = s
-        .create_hook(HookScope::Repository(w.repo), &settings(true), 1_000)
+        .create_hook(HookScope::Repository(w.repo), &settings(true), 1_000, 20)
         .await
+        .unwrap()
         .unwrap();
     let found: Vec<i64> = s
         .hooks_for_package(w.org, Some(w.repo))
@@ -286,7 +303,7 @@ async fn package_events_reach_the_owners_and_the_linked_repositorys_hooks_delete
     assert_eq!(found, [org_hook, repo_hook]);
 
     let store = Arc::new(s.clone());
-    let hooks = Hooks::new(store.clone(), Access::new(store));
+    let hooks = Hooks::new(store.clone(), Access::new(store), Arc::new(AnyTarget));
     let event = |action| PackageEvent {
         action,
         name: name(),
@@ -318,4 +335,33 @@ async fn package_events_reach_the_owners_and_the_linked_repositorys_hooks_delete
     let mut other = event(PackageAction::Published);
     other.name = "acme/none".parse().unwrap();
     assert_eq!(hooks.package_event(other).await, 0);
+}
+
+#[tokio::test]
+async fn an_accounts_hooks_are_capped_with_its_repositories_hooks_counted() {
+    let w = world().await;
+    let s = &w.store;
+    let org = HookScope::Organization(w.org);
+    let repo = HookScope::Repository(w.repo);
+    let create = |scope| async move {
+        s.create_hook(scope, &settings(false), 1_000, 3)
+            .await
+            .unwrap()
+    };
+    let first = create(org).await.expect("first");
+    create(repo).await.expect("second");
+    create(org).await.expect("third");
+    assert_eq!(create(org).await, None, "the organization is full");
+    assert_eq!(
+        create(repo).await,
+        None,
+        "its repositories' hooks count as its own"
+    );
+    assert_eq!(s.hooks_of(org).await.unwrap().len(), 2, "nothing created");
+    // Another account is counted on its own.
+    assert!(create(HookScope::User(w.alice)).await.is_some());
+    // Deleting one makes room.
+    assert!(s.delete_hook(first).await.unwrap());
+    assert!(create(repo).await.is_some());
+    assert_eq!(create(org).await, None);
 }

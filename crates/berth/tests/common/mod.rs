@@ -93,6 +93,16 @@ impl Server {
         self.publish_credentials();
     }
 
+    /// Stops the server (SIGKILL) and starts it again over the same data with `env` (the
+    /// `BERTH_*` settings) instead of the ones it had, kept for later restarts.
+    pub fn restart_with(&mut self, env: &[(&str, &str)]) {
+        self.env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        self.restart();
+    }
+
     /// Kills the server.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -6,6 +6,7 @@
 //! [`model`] holds the values, [`payload`] builds GitHub's JSON (pure), [`signing`] what goes
 //! on the wire (pure), [`store`] is the port (hooks, the delivery queue, attempts),
 //! [`service`] the management operations (checking the caller as `access::manage` does),
+//! [`targets`] the port asking the binary's network policy whether a receiver URL is allowed,
 //! [`events`] queues deliveries for a package event, and [`worker`] delivers them through
 //! the binary's [`worker::Transport`]. A push never waits for a receiver: it only queues.
 
@@ -15,6 +16,7 @@ pub mod payload;
 pub mod service;
 pub mod signing;
 pub mod store;
+pub mod targets;
 pub mod worker;
 
 pub use events::PackageEvent;
@@ -24,4 +26,5 @@ pub use model::{
 pub use payload::PackageAction;
 pub use service::{HookOwner, HookParent, HookRequest, Hooks};
 pub use store::HookStore;
+pub use targets::TargetPolicy;
 pub use worker::{DeliverySettings, OutgoingRequest, ReceivedResponse, Transport};

@@ -19,6 +19,7 @@ use super::model::{
 use super::payload::{PingTarget, hook_json, ping_payload};
 use super::signing::new_guid;
 use super::store::HookStore;
+use super::targets::TargetPolicy;
 use crate::access::manage::actor;
 use crate::access::store::{Account, SourceRepo};
 use crate::access::{Access, ManageError, ManageResult, Principal, Role};
@@ -30,7 +31,13 @@ pub struct Hooks {
     pub(super) store: Arc<dyn HookStore>,
     pub(super) access: Access,
     pub(super) wake: Arc<Notify>,
+    targets: Arc<dyn TargetPolicy>,
+    max_hooks_per_account: usize,
 }
+
+/// Hooks an account may have, its repositories' included, unless told otherwise (GitHub
+/// allows 20 per event and target).
+pub const MAX_HOOKS_PER_ACCOUNT: usize = 20;
 
 /// The hook collection a request names.
 #[derive(Debug, Clone, Copy)]
@@ -229,13 +236,31 @@ impl HookRequest {
 }
 
 impl Hooks {
-    /// The service over `store`, checking callers with `access`.
-    pub fn new(store: Arc<dyn HookStore>, access: Access) -> Self {
+    /// The service over `store`, checking callers with `access` and receiver URLs with
+    /// `targets`.
+    pub fn new(store: Arc<dyn HookStore>, access: Access, targets: Arc<dyn TargetPolicy>) -> Self {
         Hooks {
             store,
             access,
             wake: Arc::new(Notify::new()),
+            targets,
+            max_hooks_per_account: MAX_HOOKS_PER_ACCOUNT,
         }
+    }
+
+    /// At most `max` hooks per account, its repositories' hooks included (at least one).
+    #[must_use]
+    pub fn with_max_hooks_per_account(mut self, max: usize) -> Self {
+        self.max_hooks_per_account = max.max(1);
+        self
+    }
+
+    /// Refuses a receiver URL the network policy refuses, naming why.
+    async fn check_target(&self, url: &str) -> ManageResult<()> {
+        self.targets
+            .check(url)
+            .await
+            .map_err(|why| invalid("url", format!("config.url `{url}` is refused: {why}")))
     }
 
     /// The hook collection `owner` names, if the caller manages it; and the caller's account.
@@ -298,10 +323,25 @@ impl Hooks {
     ) -> ManageResult<(HookParent, Hook)> {
         let (parent, caller) = self.parent_as(principal, owner).await?;
         let settings = request.create()?;
-        let id = self
+        self.check_target(&settings.config.url).await?;
+        let max = self.max_hooks_per_account;
+        let Some(id) = self
             .store
-            .create_hook(parent.scope, &settings, now_millis())
-            .await?;
+            .create_hook(parent.scope, &settings, now_millis(), max)
+            .await?
+        else {
+            return Err(ManageError::Invalid {
+                resource: "Hook",
+                field: "events",
+                code: "custom",
+                message: format!(
+                    "{} already has {max} webhooks (its own and its repositories'), the most \
+                     this server allows per account (webhook_max_hooks_per_account); delete \
+                     one before adding another",
+                    parent.account.login
+                ),
+            });
+        };
         let hook = self
             .store
             .hook(id)
@@ -344,6 +384,7 @@ impl Hooks {
     ) -> ManageResult<(HookParent, Hook)> {
         let (parent, _) = self.parent_as(principal, owner).await?;
         let hook = self.hook_of(&parent, id).await?;
+        let old_url = hook.config.url.clone();
         let current = HookSettings {
             active: hook.active,
             events: hook.events,
@@ -351,6 +392,9 @@ impl Hooks {
             deleted_events: hook.deleted_events,
         };
         let settings = request.apply(current)?;
+        if settings.config.url != old_url {
+            self.check_target(&settings.config.url).await?;
+        }
         if !self.store.update_hook(id, &settings, now_millis()).await? {
             return Err(hook_not_found(id));
         }

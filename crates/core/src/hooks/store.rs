@@ -48,13 +48,17 @@ pub struct Claimed {
 /// Hooks and their deliveries.
 #[async_trait]
 pub trait HookStore: Send + Sync + 'static {
-    /// Creates a hook; its id.
+    /// Creates a hook; its id. `None` (nothing created) when the account `scope` belongs to
+    /// (the organization or user, or the repository's owner) already has `max_per_account`
+    /// hooks, counting its own and its repositories'; counted and created in one write
+    /// transaction, so concurrent creations never pass the cap.
     async fn create_hook(
         &self,
         scope: HookScope,
         settings: &HookSettings,
         now: Millis,
-    ) -> StoreResult<HookId>;
+        max_per_account: usize,
+    ) -> StoreResult<Option<HookId>>;
     /// Hook `id`.
     async fn hook(&self, id: HookId) -> StoreResult<Option<Hook>>;
     /// The hooks attached to `scope`, oldest first.

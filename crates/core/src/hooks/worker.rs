@@ -4,6 +4,10 @@
 //! attempt, which lets the hook's next delivery go. Receivers see a hook's events in the
 //! order they were queued.
 //!
+//! Each attempt is its own task: the worker claims more as soon as one finishes or a
+//! delivery is queued, up to [`DeliverySettings::concurrency`] at a time, so a slow or dead
+//! receiver holds back only its own hook's queue, never another hook's.
+//!
 //! The HTTP client is the binary's ([`Transport`]); this module never touches sockets.
 
 use std::sync::Arc;
@@ -28,6 +32,8 @@ pub struct DeliverySettings {
     pub retry_max: Duration,
     /// Attempts before a delivery is given up.
     pub max_attempts: u32,
+    /// Attempts in flight at once, at most (at least one).
+    pub concurrency: usize,
 }
 
 impl Default for DeliverySettings {
@@ -37,6 +43,7 @@ impl Default for DeliverySettings {
             retry_base: Duration::from_secs(10),
             retry_max: Duration::from_secs(3600),
             max_attempts: 8,
+            concurrency: 32,
         }
     }
 }
@@ -98,29 +105,50 @@ pub trait Transport: Send + Sync + 'static {
 pub const KEEP_DELIVERIES: Duration = Duration::from_secs(30 * 24 * 3600);
 /// How often old deliveries are purged.
 const PURGE_EVERY: Duration = Duration::from_secs(3600);
-/// Deliveries claimed per round.
-const CLAIM_BATCH: usize = 16;
 /// The longest the worker sleeps without looking at the queue (other nodes queue too).
 const POLL: Duration = Duration::from_secs(1);
 
 impl Hooks {
-    /// Delivers queued deliveries until the process exits.
+    /// Delivers queued deliveries until the process exits: each attempt in its own task, at
+    /// most `settings.concurrency` at once, claiming more whenever one finishes, a delivery
+    /// is queued, or one falls due.
     pub async fn run_deliveries(self, transport: Arc<dyn Transport>, settings: DeliverySettings) {
+        let limit = settings.concurrency.max(1);
+        let mut in_flight = tokio::task::JoinSet::new();
         let mut purged_at = Instant::now();
         loop {
             if purged_at.elapsed() >= PURGE_EVERY {
                 purged_at = Instant::now();
                 self.purge_old_deliveries().await;
             }
-            let delivered = match self.deliver_due(transport.as_ref(), &settings).await {
-                Ok(n) => n,
-                Err(err) => {
-                    tracing::warn!(error = %err, "webhook delivery round failed");
-                    0
+            while let Some(done) = in_flight.try_join_next() {
+                finished(done);
+            }
+            let free = limit.saturating_sub(in_flight.len());
+            if free == 0 {
+                // Every slot is taken: claim again as soon as one frees.
+                if let Some(done) = in_flight.join_next().await {
+                    finished(done);
                 }
-            };
-            if delivered > 0 {
                 continue;
+            }
+            match self.claim(free, &settings).await {
+                Ok((token, claims)) if !claims.is_empty() => {
+                    for claim in claims {
+                        let hooks = self.clone();
+                        let transport = transport.clone();
+                        let token = token.clone();
+                        in_flight.spawn(async move {
+                            hooks
+                                .attempt(claim, &token, transport.as_ref(), &settings)
+                                .await
+                        });
+                    }
+                    // More may be due (other hooks, beyond this claim's limit).
+                    continue;
+                }
+                Ok(_) => {}
+                Err(err) => tracing::warn!(error = %err, "claiming webhook deliveries failed"),
             }
             let wait = match self.store.next_due().await {
                 Ok(Some(due)) => {
@@ -136,6 +164,7 @@ impl Hooks {
             tokio::select! {
                 () = self.wake.notified() => {}
                 () = tokio::time::sleep(wait) => {}
+                Some(done) = in_flight.join_next(), if !in_flight.is_empty() => finished(done),
             }
         }
     }
@@ -154,28 +183,20 @@ impl Hooks {
         }
     }
 
-    /// One round: claims the due deliveries and attempts them, one per hook, concurrently.
-    /// How many were attempted.
-    pub async fn deliver_due(
+    /// Leases up to `limit` due deliveries (at most one per hook) under a new token.
+    async fn claim(
         &self,
-        transport: &dyn Transport,
+        limit: usize,
         settings: &DeliverySettings,
-    ) -> StoreResult<usize> {
+    ) -> StoreResult<(String, Vec<Claimed>)> {
         let token = uuid::Uuid::new_v4().to_string();
         let now = now_millis();
         let lease = Millis::try_from(settings.lease().as_millis()).unwrap_or(Millis::MAX);
         let claimed = self
             .store
-            .claim_due(now, &token, now.saturating_add(lease), CLAIM_BATCH)
+            .claim_due(now, &token, now.saturating_add(lease), limit)
             .await?;
-        let count = claimed.len();
-        let attempts = claimed
-            .into_iter()
-            .map(|claim| self.attempt(claim, &token, transport, settings));
-        for result in futures_util::future::join_all(attempts).await {
-            result?;
-        }
-        Ok(count)
+        Ok((token, claimed))
     }
 
     async fn attempt(
@@ -253,6 +274,15 @@ impl Hooks {
             );
         }
         Ok(())
+    }
+}
+
+/// Logs an attempt task that failed to record its attempt or panicked.
+fn finished(done: Result<StoreResult<()>, tokio::task::JoinError>) {
+    match done {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => tracing::warn!(error = %err, "recording a webhook attempt failed"),
+        Err(err) => tracing::error!(error = %err, "a webhook attempt task failed"),
     }
 }
 
