@@ -1060,3 +1060,38 @@ async fn cancelled_upload_takes_no_more_requests() {
     assert_no_blob(&server, "acme/app", &d).await;
     assert_no_upload_files(&server).await;
 }
+
+#[tokio::test]
+async fn descriptor_sizes_must_match_the_blobs_they_name() {
+    let server = Server::start();
+    let config = br#"{"os":"linux"}"#.to_vec();
+    let layer = bytes(100, 8);
+    push_blob(&server, "acme/app", config.clone()).await;
+    push_blob(&server, "acme/app", layer.clone()).await;
+
+    // A layer one byte short.
+    let body = manifest_over(&config, &[(digest(&layer), layer.len() - 1)]);
+    let response = put_manifest_raw(&server, "acme/app", "v1", OCI_MANIFEST, body.clone()).await;
+    let message = expect_error(response, 400, "MANIFEST_INVALID").await;
+    assert!(
+        message.contains(&digest(&layer)) && message.contains("99") && message.contains("100"),
+        "{message}"
+    );
+    assert_no_manifest(&server, "acme/app", &digest(&body)).await;
+
+    // A config whose size is wrong.
+    let mut wrong_config: Value =
+        serde_json::from_slice(&manifest_over(&config, &[(digest(&layer), layer.len())])).unwrap();
+    wrong_config["config"]["size"] = json!(config.len() + 1);
+    let body = serde_json::to_vec(&wrong_config).unwrap();
+    let response = put_manifest_raw(&server, "acme/app", "v1", OCI_MANIFEST, body.clone()).await;
+    let message = expect_error(response, 400, "MANIFEST_INVALID").await;
+    assert!(message.contains(&digest(&config)), "{message}");
+    assert_no_manifest(&server, "acme/app", &digest(&body)).await;
+    assert_eq!(tags(&server, "acme/app").await, Vec::<String>::new());
+
+    // The right sizes are accepted.
+    let body = manifest_over(&config, &[(digest(&layer), layer.len())]);
+    let response = put_manifest_raw(&server, "acme/app", "v1", OCI_MANIFEST, body).await;
+    assert_eq!(response.status(), 201);
+}
