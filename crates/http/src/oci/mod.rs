@@ -17,7 +17,7 @@ use berth_core::access::Action;
 use serde::Deserialize;
 
 use crate::AppState;
-use crate::endpoint::{Endpoint, ParseError};
+use crate::endpoint::{Endpoint, ParseError, reference_error};
 use crate::error::{ApiError, error_response};
 
 /// Query parameters any distribution endpoint may take.
@@ -58,6 +58,11 @@ pub async fn dispatch(
         Err(ParseError::Invalid(e)) => return ApiError(e).into_response(),
         Err(ParseError::NoSuchEndpoint) => return not_found(uri).await,
     };
+    // Refused before authorization: authorizing a push may create the package, and a push
+    // that cannot succeed must leave nothing behind.
+    if let (&Method::PUT, Endpoint::BadReference(_, _, error)) = (&method, &endpoint) {
+        return ApiError(reference_error(error)).into_response();
+    }
     let action = required_action(&method, &endpoint);
     let answer = handle(
         &state, client, method, &endpoint, action, params, &headers, body,
@@ -84,6 +89,7 @@ fn required_action(method: &Method, endpoint: &Endpoint) -> Option<Action> {
         (
             &Method::GET | &Method::HEAD,
             Endpoint::Manifest(..)
+            | Endpoint::BadReference(..)
             | Endpoint::Blob(..)
             | Endpoint::Tags(_)
             | Endpoint::Referrers(..),
@@ -93,7 +99,10 @@ fn required_action(method: &Method, endpoint: &Endpoint) -> Option<Action> {
         | (&Method::GET | &Method::PATCH | &Method::PUT | &Method::DELETE, Endpoint::Upload(..)) => {
             Some(Action::Push)
         }
-        (&Method::DELETE, Endpoint::Manifest(..) | Endpoint::Blob(..)) => Some(Action::Delete),
+        (
+            &Method::DELETE,
+            Endpoint::Manifest(..) | Endpoint::BadReference(..) | Endpoint::Blob(..),
+        ) => Some(Action::Delete),
         _ => None,
     }
 }
@@ -146,6 +155,11 @@ async fn handle(
         (&Method::GET | &Method::HEAD, Endpoint::Manifest(name, reference)) => {
             manifests::get(registry, name, reference, headers, method == Method::HEAD).await
         }
+        (&Method::GET | &Method::HEAD | &Method::DELETE, Endpoint::BadReference(_, raw, why)) => {
+            Err(ApiError(RegistryError::ManifestUnknown(format!(
+                "{raw} (it is neither a tag nor a digest, so nothing is stored under it: {why})"
+            ))))
+        }
         (&Method::PUT, Endpoint::Manifest(name, reference)) => {
             manifests::put(state, &caller.principal, name, reference, headers, body).await
         }
@@ -181,7 +195,7 @@ async fn handle(
             uploads::patch(registry, name, id, headers, body).await
         }
         (&Method::PUT, Endpoint::Upload(name, id)) => {
-            uploads::put(registry, name, id, &params, body).await
+            uploads::put(registry, name, id, &params, headers, body).await
         }
         (&Method::DELETE, Endpoint::Upload(name, id)) => uploads::cancel(registry, name, id).await,
         (method, endpoint) => Err(ApiError(RegistryError::Unsupported(format!(
