@@ -375,3 +375,130 @@ async fn token_uses_are_recorded_off_the_request_path() {
     assert!(row[6].ends_with('Z'), "last use recorded: {used}");
     assert!(!used.contains(&token), "listings never show secrets");
 }
+
+/// `text` percent-encoded for a query or form value.
+fn encode(text: &str) -> String {
+    percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+/// An HTTP client that sends `Authorization: Bearer <token>`.
+fn bearer(token: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert("authorization", format!("Bearer {token}").parse().unwrap());
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .default_headers(headers)
+        .build()
+        .unwrap()
+}
+
+/// A registry token from `GET /token` for `scope`, asked with `http`'s credentials.
+async fn registry_token(http: &reqwest::Client, server: &Server, scope: &str) -> String {
+    let response = http
+        .get(server.url(&format!(
+            "/token?service={}&scope={}",
+            encode(&server.host),
+            encode(scope)
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "GET /token?scope={scope}");
+    let body: Value = response.json().await.unwrap();
+    body["token"].as_str().unwrap().to_owned()
+}
+
+/// The status a registry token used beyond its scopes is answered with: 403, not the Docker
+/// token spec's 401, because oras-py widens its token only on a 403 (ARCHITECTURE.md,
+/// "Choices", has the client matrix).
+const INSUFFICIENT_SCOPE: u16 = 403;
+
+#[tokio::test]
+async fn an_upload_status_needs_pull_and_cancelling_it_needs_push() {
+    let server = Server::start();
+    push_image(&server, "acme/app", "v1", b"layer").await;
+    let location = common::start_upload(&server, "acme/app").await;
+    let pull_only = bearer(&registry_token(&client(), &server, "repository:acme/app:pull").await);
+
+    let response = pull_only.get(&location).send().await.unwrap();
+    assert_eq!(response.status(), 204, "GET status with a pull token");
+    assert_eq!(header(&response, "range"), "0-0");
+    let response = pull_only.head(&location).send().await.unwrap();
+    assert_eq!(response.status(), 204, "HEAD status with a pull token");
+    assert_eq!(header(&response, "range"), "0-0");
+    assert!(header(&response, "location").contains("/blobs/uploads/"));
+
+    // Changing or cancelling the upload needs what starting it needed; the refusal names the
+    // scope to ask for so the client can fetch a token with it and go on.
+    for request in [
+        pull_only.delete(&location),
+        pull_only.patch(&location).body(b"abc".to_vec()),
+    ] {
+        let response = request.send().await.unwrap();
+        let challenge = header(&response, "www-authenticate");
+        assert!(
+            challenge.contains("scope=\"repository:acme/app:pull,push\"")
+                && challenge.contains("error=\"insufficient_scope\""),
+            "{challenge}"
+        );
+        assert_eq!(response.status(), INSUFFICIENT_SCOPE);
+    }
+    let response = client().get(&location).send().await.unwrap();
+    assert_eq!(
+        response.status(),
+        204,
+        "the refused requests changed nothing"
+    );
+    assert_eq!(header(&response, "range"), "0-0");
+
+    let push = bearer(&registry_token(&client(), &server, "repository:acme/app:pull,push").await);
+    assert_eq!(push.delete(&location).send().await.unwrap().status(), 204);
+    expect_error(
+        client().get(&location).send().await.unwrap(),
+        404,
+        "BLOB_UPLOAD_UNKNOWN",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_mount_challenge_names_pull_on_the_source_so_the_token_can_mount() {
+    let server = Server::start();
+    let blob = b"shared layer".to_vec();
+    let d = common::push_blob(&server, "acme/source", blob.clone()).await;
+    let mount = format!("/v2/acme/target/blobs/uploads/?mount={d}&from=acme/source");
+
+    let response = anonymous_client()
+        .post(server.url(&mount))
+        .send()
+        .await
+        .unwrap();
+    let challenge = header(&response, "www-authenticate");
+    expect_error(response, 401, "UNAUTHORIZED").await;
+    let scope = challenge
+        .split("scope=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no scope in {challenge}"))
+        .to_owned();
+    assert_eq!(
+        scope,
+        "repository:acme/target:pull,push repository:acme/source:pull"
+    );
+
+    // The token the challenge leads to mounts the blob (no upload session).
+    let token = registry_token(&client(), &server, &scope).await;
+    let response = bearer(&token)
+        .post(server.url(&mount))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201, "mounted");
+    assert_eq!(header(&response, "docker-content-digest"), d);
+    let response = bearer(&token)
+        .get(server.url(&format!("/v2/acme/target/blobs/{d}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.bytes().await.unwrap().as_ref(), blob.as_slice());
+}

@@ -197,15 +197,15 @@ impl Auth {
         if response.headers().contains_key(header::WWW_AUTHENTICATE) {
             return;
         }
-        let value = if response.status() == StatusCode::UNAUTHORIZED {
-            self.challenge(headers, scope)
-        } else if is_insufficient_scope(response) {
+        let value = if response.extensions().get::<InsufficientScope>().is_some() {
             let plain = self.challenge(headers, scope);
             let text = format!(
                 "{},error=\"insufficient_scope\"",
                 plain.to_str().unwrap_or("Bearer")
             );
             HeaderValue::from_str(&text).unwrap_or(plain)
+        } else if response.status() == StatusCode::UNAUTHORIZED {
+            self.challenge(headers, scope)
         } else {
             return;
         };
@@ -213,11 +213,6 @@ impl Auth {
             .headers_mut()
             .insert(header::WWW_AUTHENTICATE, value);
     }
-}
-
-fn is_insufficient_scope(response: &Response) -> bool {
-    response.status() == StatusCode::FORBIDDEN
-        && response.extensions().get::<InsufficientScope>().is_some()
 }
 
 /// Marks a response refusing a registry token's scope (set by the error mapping), so

@@ -64,6 +64,7 @@ pub async fn dispatch(
         return ApiError(reference_error(error)).into_response();
     }
     let action = required_action(&method, &endpoint);
+    let scope = challenge_scope(&endpoint, action, &params);
     let answer = handle(
         &state, client, method, &endpoint, action, params, &headers, body,
     )
@@ -74,7 +75,6 @@ pub async fn dispatch(
         response.status(),
         StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
     ) {
-        let scope = challenge_scope(&endpoint, action);
         state
             .auth
             .add_challenge(&mut response, &headers, scope.as_deref());
@@ -84,6 +84,12 @@ pub async fn dispatch(
 
 /// What an endpoint does to its repository, for the permission check (`None`: nothing, or a
 /// method the endpoint does not support).
+///
+/// Reading an upload's status needs pull only, as Distribution authorizes it (a client
+/// resuming an upload may hold a pull token by then); every request that changes the upload,
+/// cancelling included, needs push, what starting it needed. (Distribution asks `delete` for
+/// a cancel, as for any `DELETE`; a pusher without delete rights must still be able to
+/// abandon the upload they started.)
 fn required_action(method: &Method, endpoint: &Endpoint) -> Option<Action> {
     match (method, endpoint) {
         (
@@ -92,11 +98,12 @@ fn required_action(method: &Method, endpoint: &Endpoint) -> Option<Action> {
             | Endpoint::BadReference(..)
             | Endpoint::Blob(..)
             | Endpoint::Tags(_)
-            | Endpoint::Referrers(..),
+            | Endpoint::Referrers(..)
+            | Endpoint::Upload(..),
         ) => Some(Action::Pull),
         (&Method::PUT, Endpoint::Manifest(..))
         | (&Method::POST, Endpoint::StartUpload(_))
-        | (&Method::GET | &Method::PATCH | &Method::PUT | &Method::DELETE, Endpoint::Upload(..)) => {
+        | (&Method::PATCH | &Method::PUT | &Method::DELETE, Endpoint::Upload(..)) => {
             Some(Action::Push)
         }
         (
@@ -107,8 +114,10 @@ fn required_action(method: &Method, endpoint: &Endpoint) -> Option<Action> {
     }
 }
 
-/// The scope a client should request after a 401 here.
-fn challenge_scope(endpoint: &Endpoint, action: Option<Action>) -> Option<String> {
+/// The scope a client should request after a 401 here. A cross-repository mount also names
+/// pull on the repository it mounts from (as Distribution's challenge does), so the token the
+/// client fetches can mount instead of falling back to an upload.
+fn challenge_scope(endpoint: &Endpoint, action: Option<Action>, params: &Params) -> Option<String> {
     if matches!(endpoint, Endpoint::Catalog) {
         return Some("registry:catalog:*".into());
     }
@@ -118,7 +127,19 @@ fn challenge_scope(endpoint: &Endpoint, action: Option<Action>) -> Option<String
         Action::Push => "pull,push",
         Action::Delete | Action::Manage => "delete",
     };
-    Some(format!("repository:{name}:{verbs}"))
+    let mut scope = format!("repository:{name}:{verbs}");
+    if let (Endpoint::StartUpload(_), Some(from)) = (endpoint, mount_source(params))
+        && &from != name
+    {
+        scope.push_str(&format!(" repository:{from}:pull"));
+    }
+    Some(scope)
+}
+
+/// The repository a mount request (`?mount=<digest>&from=<name>`) mounts from, when valid.
+fn mount_source(params: &Params) -> Option<RepoName> {
+    params.mount.as_ref()?;
+    params.from.as_deref()?.parse().ok()
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -175,11 +196,7 @@ async fn handle(
         (&Method::POST, Endpoint::StartUpload(name)) => {
             // A mount from a repository the caller cannot read falls back to a plain upload,
             // exactly as if the blob were not there.
-            if params.mount.is_some()
-                && let Some(from) = params
-                    .from
-                    .as_deref()
-                    .and_then(|f| f.parse::<RepoName>().ok())
+            if let Some(from) = mount_source(&params)
                 && !(auth
                     .access
                     .permits(&caller.principal, &from, Action::Pull)
@@ -190,7 +207,9 @@ async fn handle(
             }
             uploads::start(registry, name, &params, body).await
         }
-        (&Method::GET, Endpoint::Upload(name, id)) => uploads::status(registry, name, id).await,
+        (&Method::GET | &Method::HEAD, Endpoint::Upload(name, id)) => {
+            uploads::status(registry, name, id).await
+        }
         (&Method::PATCH, Endpoint::Upload(name, id)) => {
             uploads::patch(registry, name, id, headers, body).await
         }
