@@ -502,3 +502,197 @@ async fn a_mount_challenge_names_pull_on_the_source_so_the_token_can_mount() {
         .unwrap();
     assert_eq!(response.bytes().await.unwrap().as_ref(), blob.as_slice());
 }
+
+/// `POST /token` with `form` (pairs, form-encoded).
+async fn oauth(server: &Server, form: &[(&str, &str)]) -> (u16, Value) {
+    let response = anonymous_client()
+        .post(server.url("/token"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(
+            form.iter()
+                .map(|(k, v)| format!("{k}={}", encode(v)))
+                .collect::<Vec<_>>()
+                .join("&"),
+        )
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn the_oauth2_token_endpoint_grants_and_refreshes_tokens() {
+    let server = Server::start();
+    push_image(&server, "acme/app", "v1", b"layer").await;
+    let service = server.host.clone();
+    let token = server.admin_token.clone();
+    let password_grant = |scope: &'static str, offline: bool| {
+        let mut form = vec![
+            ("grant_type", "password"),
+            ("username", ADMIN),
+            ("password", token.as_str()),
+            ("service", service.as_str()),
+            ("client_id", "berth-tests"),
+            ("scope", scope),
+        ];
+        if offline {
+            form.push(("access_type", "offline"));
+        }
+        form
+    };
+
+    let (status, body) = oauth(&server, &password_grant("repository:acme/app:pull", true)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["scope"], "repository:acme/app:pull");
+    assert_eq!(body["expires_in"], 300);
+    assert!(body["issued_at"].as_str().is_some_and(|t| t.ends_with('Z')));
+    let access = body["access_token"].as_str().unwrap().to_owned();
+    let refresh = body["refresh_token"]
+        .as_str()
+        .expect("offline access")
+        .to_owned();
+    let response = bearer(&access)
+        .get(server.url("/v2/acme/app/tags/list"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    // Only offline access gets a refresh token.
+    let (status, body) = oauth(&server, &password_grant("repository:acme/app:pull", false)).await;
+    assert_eq!(status, 200);
+    assert!(body.get("refresh_token").is_none(), "{body}");
+
+    // The refresh token gets tokens of other scopes, and comes back unchanged.
+    let (status, body) = oauth(
+        &server,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &refresh),
+            ("service", &service),
+            ("client_id", "berth-tests"),
+            ("scope", "repository:acme/app:pull,push"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["refresh_token"], refresh.as_str());
+    assert_eq!(body["scope"], "repository:acme/app:pull,push");
+    let pusher = bearer(body["access_token"].as_str().unwrap());
+    let response = pusher
+        .post(server.url("/v2/acme/app/blobs/uploads/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    // A refresh token is no registry credential.
+    let response = bearer(&refresh)
+        .get(server.url("/v2/"))
+        .send()
+        .await
+        .unwrap();
+    expect_error(response, 401, "UNAUTHORIZED").await;
+
+    // The spec's errors.
+    let (status, body) = oauth(&server, &[("service", &service), ("client_id", "x")]).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_request"))
+    );
+    let (status, body) = oauth(
+        &server,
+        &[
+            ("grant_type", "client_credentials"),
+            ("service", &service),
+            ("client_id", "x"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("unsupported_grant_type"))
+    );
+    let mut wrong = password_grant("repository:acme/app:pull", false);
+    wrong[2] = ("password", "correct horse battery staple");
+    let (status, body) = oauth(&server, &wrong).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("tokens only"),
+        "{body}"
+    );
+    let (status, body) = oauth(
+        &server,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &format!("{refresh}x")),
+            ("service", &service),
+            ("client_id", "x"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+
+    // A revoked credential's refresh token stops working at once.
+    server.admin(&["create-user", "rae"]);
+    let rae = server.admin(&["create-token", "rae", "--scopes", "read:packages"]);
+    let (status, body) = oauth(
+        &server,
+        &[
+            ("grant_type", "password"),
+            ("username", "rae"),
+            ("password", &rae),
+            ("service", &service),
+            ("client_id", "x"),
+            ("access_type", "offline"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let rae_refresh = body["refresh_token"].as_str().unwrap().to_owned();
+    server.admin(&["revoke-token", &rae]);
+    let (status, body) = oauth(
+        &server,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &rae_refresh),
+            ("service", &service),
+            ("client_id", "x"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn an_anonymous_registry_token_passes_the_base_endpoint() {
+    let server = Server::start();
+    let response = anonymous_client()
+        .get(server.url("/token?service=x"))
+        .send()
+        .await
+        .unwrap();
+    let body: Value = response.json().await.unwrap();
+    let token = body["token"].as_str().unwrap();
+    let response = bearer(token).get(server.url("/v2/")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    // Without any token the base endpoint still asks to authenticate.
+    let response = anonymous_client()
+        .get(server.url("/v2/"))
+        .send()
+        .await
+        .unwrap();
+    expect_error(response, 401, "UNAUTHORIZED").await;
+}

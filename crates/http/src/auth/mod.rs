@@ -22,7 +22,7 @@ use berth_core::name::RepoName;
 
 pub use limiter::FailureLimiter;
 pub use registry_token::{Grant as ScopeGrant, SigningKey};
-pub use token_endpoint::token;
+pub use token_endpoint::{oauth_token, token};
 
 /// Authentication settings and services, shared by every request.
 #[derive(Clone)]
@@ -83,12 +83,54 @@ impl Auth {
             }
             Some(value) => value,
         };
+        self.counted(client, self.resolve(presented)).await
+    }
+
+    /// The principal behind a secret sent in a request body (`POST /token`'s password grant),
+    /// counted against the client's failures as a header would be.
+    pub async fn secret_principal(
+        &self,
+        secret: &str,
+        client: Option<IpAddr>,
+    ) -> Result<Principal, RegistryError> {
+        let presented = Presented::Secret(secret.to_owned());
+        self.counted(client, self.access.principal(&presented))
+            .await
+    }
+
+    /// The principal a refresh token from `POST /token` names (its credential, resolved
+    /// again: a revoked or expired credential's refresh token stops working at once).
+    pub async fn refresh_principal(
+        &self,
+        token: &str,
+        client: Option<IpAddr>,
+    ) -> Result<Principal, RegistryError> {
+        self.counted(client, async {
+            let claims = self.key.verify_refresh(token)?;
+            let Some(id) = claims.sub else {
+                return Err(RegistryError::Unauthorized(
+                    "that refresh token names no credential; log in again".into(),
+                ));
+            };
+            self.access
+                .principal(&Presented::RegistryToken(Some(id)))
+                .await
+        })
+        .await
+    }
+
+    /// Runs an authentication attempt unless the client is blocked; counts its failure.
+    async fn counted<T>(
+        &self,
+        client: Option<IpAddr>,
+        attempt: impl Future<Output = Result<T, RegistryError>>,
+    ) -> Result<T, RegistryError> {
         if let Some(ip) = client
             && let Some(wait) = self.limiter.blocked(ip)
         {
             return Err(RegistryError::TooManyRequests(wait.as_secs().max(1)));
         }
-        let result = self.resolve(presented).await;
+        let result = attempt.await;
         if let (Err(RegistryError::Unauthorized(_)), Some(ip)) = (&result, client) {
             self.limiter.failed(ip);
         }

@@ -161,7 +161,9 @@ async fn handle(
     }
     match (&method, endpoint) {
         (&Method::GET | &Method::HEAD, Endpoint::Base) => {
-            if caller.is_anonymous() {
+            // A registry token from /token, even an anonymous one, is a login: Distribution
+            // answers 200 to any valid token, and clients ping /v2/ with the token they got.
+            if caller.is_anonymous() && caller.token_scopes.is_none() {
                 return Err(ApiError(RegistryError::Unauthorized(
                     "authentication required: log in with a Berth token (docker login / skopeo login)".into(),
                 )));
