@@ -1075,6 +1075,13 @@ async fn reading_a_malformed_reference_is_manifest_unknown_and_pushing_one_is_in
         let response = client().head(server.url(&path)).send().await.unwrap();
         assert_eq!(response.status(), 404, "HEAD {reference}");
     }
+    // Nothing can be deleted under one either.
+    let response = client()
+        .delete(server.url("/v2/acme/app/manifests/-bad"))
+        .send()
+        .await
+        .unwrap();
+    expect_error(response, 404, "MANIFEST_UNKNOWN").await;
     // Authorization still comes first: no credentials, no answer about the repository.
     let response = common::anonymous_client()
         .get(server.url("/v2/acme/app/manifests/-bad"))

@@ -233,8 +233,8 @@ impl Auth {
         format!("http://{host}")
     }
 
-    /// Adds the challenge to a 401 response that lacks one, and to a 403 refusing a registry
-    /// token's scope (with `error="insufficient_scope"`).
+    /// Adds the challenge to a 401 response that lacks one, and to the refusal of a registry
+    /// token's scope (with `error="insufficient_scope"`; the error mapping marks it).
     pub fn add_challenge(&self, response: &mut Response, headers: &HeaderMap, scope: Option<&str>) {
         if response.headers().contains_key(header::WWW_AUTHENTICATE) {
             return;
