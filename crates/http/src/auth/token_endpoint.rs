@@ -35,7 +35,11 @@ const REFRESH_LIFETIME_SECS: i64 = 90 * 24 * 3600;
 /// A registry token just minted.
 struct Minted {
     token: String,
+    /// Issued at, seconds since the epoch.
+    iat: i64,
+    /// The same, as RFC 3339.
     issued_at: String,
+    /// The granted scopes, space-separated.
     scope: String,
 }
 
@@ -44,7 +48,7 @@ async fn mint(
     state: &AppState,
     principal: &Principal,
     scopes: &[String],
-) -> Result<(Minted, i64), RegistryError> {
+) -> Result<Minted, RegistryError> {
     let mut access = Vec::new();
     for scope in scopes {
         if let Some(grant) = granted(state, principal, scope).await? {
@@ -72,14 +76,12 @@ async fn mint(
         UNIX_EPOCH + Duration::from_secs(u64::try_from(iat).unwrap_or(0)),
     )
     .to_string();
-    Ok((
-        Minted {
-            token,
-            issued_at,
-            scope,
-        },
+    Ok(Minted {
+        token,
         iat,
-    ))
+        issued_at,
+        scope,
+    })
 }
 
 fn json_answer(body: serde_json::Value) -> Response {
@@ -117,7 +119,7 @@ pub async fn token(
     }
     let scopes = requested_scopes(uri.query().unwrap_or(""));
     match mint(&state, &caller.principal, &scopes).await {
-        Ok((minted, _)) => json_answer(json!({
+        Ok(minted) => json_answer(json!({
             "token": minted.token,
             "access_token": minted.token,
             "expires_in": LIFETIME_SECS,
@@ -214,7 +216,7 @@ pub async fn oauth_token(
         }
     };
     let scopes = requested_scopes(&String::from_utf8_lossy(&body));
-    let (minted, iat) = match mint(&state, &principal, &scopes).await {
+    let minted = match mint(&state, &principal, &scopes).await {
         Ok(minted) => minted,
         Err(err) => return ApiError(err).into_response(),
     };
@@ -228,8 +230,8 @@ pub async fn oauth_token(
             state.auth.key.sign_refresh(&Claims {
                 sub,
                 access: Vec::new(),
-                iat,
-                exp: iat + REFRESH_LIFETIME_SECS,
+                iat: minted.iat,
+                exp: minted.iat + REFRESH_LIFETIME_SECS,
             })
         })
     });
