@@ -1362,3 +1362,29 @@ async fn docker_manifest_list_round_trips() {
         assert_eq!(header(&response, "content-type"), DOCKER_MANIFEST);
     }
 }
+
+#[tokio::test]
+async fn suffix_ranges_serve_the_last_bytes() {
+    let server = Server::start();
+    let blob = bytes(1_000, 6);
+    let d = push_blob(&server, "acme/app", blob.clone()).await;
+    let url = server.url(&format!("/v2/acme/app/blobs/{d}"));
+    let ranged = |range: &'static str| client().get(&url).header("range", range).send();
+
+    let response = ranged("bytes=-10").await.unwrap();
+    assert_eq!(response.status(), 206);
+    assert_eq!(header(&response, "content-range"), "bytes 990-999/1000");
+    assert_eq!(header(&response, "content-length"), "10");
+    assert_eq!(response.bytes().await.unwrap().as_ref(), &blob[990..]);
+
+    // A suffix longer than the blob is the whole blob, still as a range.
+    let response = ranged("bytes=-5000").await.unwrap();
+    assert_eq!(response.status(), 206);
+    assert_eq!(header(&response, "content-range"), "bytes 0-999/1000");
+    assert_eq!(response.bytes().await.unwrap().as_ref(), blob.as_slice());
+
+    // An empty suffix selects nothing (RFC 9110).
+    let response = ranged("bytes=-0").await.unwrap();
+    assert_eq!(response.status(), 416);
+    assert_eq!(header(&response, "content-range"), "bytes */1000");
+}

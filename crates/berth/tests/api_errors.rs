@@ -176,8 +176,10 @@ async fn malformed_digests() {
         let response = get(&server, &format!("/v2/acme/app/blobs/{bad}")).await;
         expect_error(response, 400, "DIGEST_INVALID").await;
     }
+    // Reading a manifest under a malformed digest finds none (no manifest can be stored
+    // under one); pushing under one is refused as DIGEST_INVALID (see below).
     let response = get(&server, "/v2/acme/app/manifests/sha256:zz").await;
-    expect_error(response, 400, "DIGEST_INVALID").await;
+    expect_error(response, 404, "MANIFEST_UNKNOWN").await;
     let response = client()
         .post(server.url("/v2/acme/app/blobs/uploads/?mount=sha256:nope&from=acme/other"))
         .send()
@@ -1059,4 +1061,153 @@ async fn cancelled_upload_takes_no_more_requests() {
     }
     assert_no_blob(&server, "acme/app", &d).await;
     assert_no_upload_files(&server).await;
+}
+
+#[tokio::test]
+async fn reading_a_malformed_reference_is_manifest_unknown_and_pushing_one_is_invalid() {
+    let server = Server::start();
+    let (pushed, _) = push_image(&server, "acme/app", "v1", b"layer").await;
+    let long = "t".repeat(129);
+    for reference in ["-bad", ".x", "sha256:zz", "a:b:c", long.as_str()] {
+        let path = format!("/v2/acme/app/manifests/{reference}");
+        let message = expect_error(get(&server, &path).await, 404, "MANIFEST_UNKNOWN").await;
+        assert!(message.contains(reference), "{message}");
+        let response = client().head(server.url(&path)).send().await.unwrap();
+        assert_eq!(response.status(), 404, "HEAD {reference}");
+    }
+    // Nothing can be deleted under one either.
+    let response = client()
+        .delete(server.url("/v2/acme/app/manifests/-bad"))
+        .send()
+        .await
+        .unwrap();
+    expect_error(response, 404, "MANIFEST_UNKNOWN").await;
+    // Authorization still comes first: no credentials, no answer about the repository.
+    let response = common::anonymous_client()
+        .get(server.url("/v2/acme/app/manifests/-bad"))
+        .send()
+        .await
+        .unwrap();
+    expect_error(response, 401, "UNAUTHORIZED").await;
+
+    // A push under one is still refused as the invalid reference it is, storing nothing.
+    let config = br#"{"os":"linux"}"#.to_vec();
+    push_blob(&server, "acme/app", config.clone()).await;
+    let body = manifest_over(&config, &[]);
+    let response = put_manifest_raw(&server, "acme/app", "-bad", OCI_MANIFEST, body.clone()).await;
+    expect_error(response, 400, "TAG_INVALID").await;
+    let response =
+        put_manifest_raw(&server, "acme/app", "sha256:zz", OCI_MANIFEST, body.clone()).await;
+    expect_error(response, 400, "DIGEST_INVALID").await;
+    // And a push to a package that does not exist yet does not create it.
+    let response =
+        put_manifest_raw(&server, "acme/never", "-bad", OCI_MANIFEST, body.clone()).await;
+    expect_error(response, 400, "TAG_INVALID").await;
+    let package = get(&server, "/api/v3/orgs/acme/packages/container/never").await;
+    assert_eq!(package.status(), 404, "no package was created");
+    assert_no_manifest(&server, "acme/app", &digest(&body)).await;
+    assert_eq!(tags(&server, "acme/app").await, ["v1"]);
+    let response = get(&server, &format!("/v2/acme/app/manifests/{pushed}")).await;
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn final_put_with_an_out_of_order_range_is_416_and_keeps_the_session() {
+    let server = Server::start();
+    let location = start_upload(&server, "acme/app").await;
+    let blob = bytes(300, 9);
+    let d = digest(&blob);
+    let response = client()
+        .patch(&location)
+        .header("content-range", "0-99")
+        .body(blob[..100].to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let location = location_url(&server, &header(&response, "location"), None);
+
+    // The closing PUT skips bytes 100..200.
+    let response = client()
+        .put(location_url(
+            &server,
+            &location,
+            Some(&format!("digest={d}")),
+        ))
+        .header("content-range", "200-299")
+        .body(blob[200..].to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 416);
+    assert_eq!(header(&response, "range"), "0-99");
+    let resume = location_url(&server, &header(&response, "location"), None);
+    expect_error(response, 416, "BLOB_UPLOAD_INVALID").await;
+    assert_no_blob(&server, "acme/app", &d).await;
+
+    // A closing chunk announcing more bytes than it carries changes nothing either.
+    let response = client()
+        .put(location_url(&server, &resume, Some(&format!("digest={d}"))))
+        .header("content-range", "100-399")
+        .body(blob[100..].to_vec())
+        .send()
+        .await
+        .unwrap();
+    expect_error(response, 400, "BLOB_UPLOAD_INVALID").await;
+
+    let response = client().get(&resume).send().await.unwrap();
+    assert_eq!(response.status(), 204, "the session is kept");
+    assert_eq!(header(&response, "range"), "0-99");
+
+    let response = client()
+        .put(location_url(&server, &resume, Some(&format!("digest={d}"))))
+        .header("content-range", "100-299")
+        .body(blob[100..].to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        201,
+        "{}",
+        response.text().await.unwrap_or_default()
+    );
+    let response = get(&server, &format!("/v2/acme/app/blobs/{d}")).await;
+    assert_eq!(response.bytes().await.unwrap().as_ref(), blob.as_slice());
+    assert_no_upload_files(&server).await;
+}
+
+#[tokio::test]
+async fn descriptor_sizes_must_match_the_blobs_they_name() {
+    let server = Server::start();
+    let config = br#"{"os":"linux"}"#.to_vec();
+    let layer = bytes(100, 8);
+    push_blob(&server, "acme/app", config.clone()).await;
+    push_blob(&server, "acme/app", layer.clone()).await;
+
+    // A layer one byte short.
+    let body = manifest_over(&config, &[(digest(&layer), layer.len() - 1)]);
+    let response = put_manifest_raw(&server, "acme/app", "v1", OCI_MANIFEST, body.clone()).await;
+    let message = expect_error(response, 400, "MANIFEST_INVALID").await;
+    assert!(
+        message.contains(&digest(&layer)) && message.contains("99") && message.contains("100"),
+        "{message}"
+    );
+    assert_no_manifest(&server, "acme/app", &digest(&body)).await;
+
+    // A config whose size is wrong.
+    let mut wrong_config: Value =
+        serde_json::from_slice(&manifest_over(&config, &[(digest(&layer), layer.len())])).unwrap();
+    wrong_config["config"]["size"] = json!(config.len() + 1);
+    let body = serde_json::to_vec(&wrong_config).unwrap();
+    let response = put_manifest_raw(&server, "acme/app", "v1", OCI_MANIFEST, body.clone()).await;
+    let message = expect_error(response, 400, "MANIFEST_INVALID").await;
+    assert!(message.contains(&digest(&config)), "{message}");
+    assert_no_manifest(&server, "acme/app", &digest(&body)).await;
+    assert_eq!(tags(&server, "acme/app").await, Vec::<String>::new());
+
+    // The right sizes are accepted.
+    let body = manifest_over(&config, &[(digest(&layer), layer.len())]);
+    let response = put_manifest_raw(&server, "acme/app", "v1", OCI_MANIFEST, body).await;
+    assert_eq!(response.status(), 201);
 }

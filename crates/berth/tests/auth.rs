@@ -375,3 +375,324 @@ async fn token_uses_are_recorded_off_the_request_path() {
     assert!(row[6].ends_with('Z'), "last use recorded: {used}");
     assert!(!used.contains(&token), "listings never show secrets");
 }
+
+/// `text` percent-encoded for a query or form value.
+fn encode(text: &str) -> String {
+    percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+/// An HTTP client that sends `Authorization: Bearer <token>`.
+fn bearer(token: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert("authorization", format!("Bearer {token}").parse().unwrap());
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .default_headers(headers)
+        .build()
+        .unwrap()
+}
+
+/// A registry token from `GET /token` for `scope`, asked with `http`'s credentials.
+async fn registry_token(http: &reqwest::Client, server: &Server, scope: &str) -> String {
+    let response = http
+        .get(server.url(&format!(
+            "/token?service={}&scope={}",
+            encode(&server.host),
+            encode(scope)
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "GET /token?scope={scope}");
+    let body: Value = response.json().await.unwrap();
+    body["token"].as_str().unwrap().to_owned()
+}
+
+/// The status a registry token used beyond its scopes is answered with: 403, not the Docker
+/// token spec's 401, because oras-py widens its token only on a 403 (ARCHITECTURE.md,
+/// "Choices", has the client matrix).
+const INSUFFICIENT_SCOPE: u16 = 403;
+
+#[tokio::test]
+async fn an_upload_status_needs_pull_and_cancelling_it_needs_push() {
+    let server = Server::start();
+    push_image(&server, "acme/app", "v1", b"layer").await;
+    let location = common::start_upload(&server, "acme/app").await;
+    let pull_only = bearer(&registry_token(&client(), &server, "repository:acme/app:pull").await);
+
+    let response = pull_only.get(&location).send().await.unwrap();
+    assert_eq!(response.status(), 204, "GET status with a pull token");
+    assert_eq!(header(&response, "range"), "0-0");
+    let response = pull_only.head(&location).send().await.unwrap();
+    assert_eq!(response.status(), 204, "HEAD status with a pull token");
+    assert_eq!(header(&response, "range"), "0-0");
+    assert!(header(&response, "location").contains("/blobs/uploads/"));
+
+    // Changing or cancelling the upload needs what starting it needed; the refusal names the
+    // scope to ask for so the client can fetch a token with it and go on.
+    for request in [
+        pull_only.delete(&location),
+        pull_only.patch(&location).body(b"abc".to_vec()),
+    ] {
+        let response = request.send().await.unwrap();
+        let challenge = header(&response, "www-authenticate");
+        assert!(
+            challenge.contains("scope=\"repository:acme/app:pull,push\"")
+                && challenge.contains("error=\"insufficient_scope\""),
+            "{challenge}"
+        );
+        assert_eq!(response.status(), INSUFFICIENT_SCOPE);
+    }
+    let response = client().get(&location).send().await.unwrap();
+    assert_eq!(
+        response.status(),
+        204,
+        "the refused requests changed nothing"
+    );
+    assert_eq!(header(&response, "range"), "0-0");
+
+    let push = bearer(&registry_token(&client(), &server, "repository:acme/app:pull,push").await);
+    assert_eq!(push.delete(&location).send().await.unwrap().status(), 204);
+    expect_error(
+        client().get(&location).send().await.unwrap(),
+        404,
+        "BLOB_UPLOAD_UNKNOWN",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_mount_challenge_names_pull_on_the_source_so_the_token_can_mount() {
+    let server = Server::start();
+    let blob = b"shared layer".to_vec();
+    let d = common::push_blob(&server, "acme/source", blob.clone()).await;
+    let mount = format!("/v2/acme/target/blobs/uploads/?mount={d}&from=acme/source");
+
+    let response = anonymous_client()
+        .post(server.url(&mount))
+        .send()
+        .await
+        .unwrap();
+    let challenge = header(&response, "www-authenticate");
+    expect_error(response, 401, "UNAUTHORIZED").await;
+    let scope = challenge
+        .split("scope=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no scope in {challenge}"))
+        .to_owned();
+    assert_eq!(
+        scope,
+        "repository:acme/target:pull,push repository:acme/source:pull"
+    );
+
+    // The token the challenge leads to mounts the blob (no upload session).
+    let token = registry_token(&client(), &server, &scope).await;
+    let response = bearer(&token)
+        .post(server.url(&mount))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201, "mounted");
+    assert_eq!(header(&response, "docker-content-digest"), d);
+    let response = bearer(&token)
+        .get(server.url(&format!("/v2/acme/target/blobs/{d}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.bytes().await.unwrap().as_ref(), blob.as_slice());
+}
+
+/// `POST /token` with `form` (pairs, form-encoded).
+async fn oauth(server: &Server, form: &[(&str, &str)]) -> (u16, Value) {
+    let response = anonymous_client()
+        .post(server.url("/token"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(
+            form.iter()
+                .map(|(k, v)| format!("{k}={}", encode(v)))
+                .collect::<Vec<_>>()
+                .join("&"),
+        )
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn the_oauth2_token_endpoint_grants_and_refreshes_tokens() {
+    let server = Server::start();
+    push_image(&server, "acme/app", "v1", b"layer").await;
+    let service = server.host.clone();
+    let token = server.admin_token.clone();
+    let password_grant = |scope: &'static str, offline: bool| {
+        let mut form = vec![
+            ("grant_type", "password"),
+            ("username", ADMIN),
+            ("password", token.as_str()),
+            ("service", service.as_str()),
+            ("client_id", "berth-tests"),
+            ("scope", scope),
+        ];
+        if offline {
+            form.push(("access_type", "offline"));
+        }
+        form
+    };
+
+    let (status, body) = oauth(&server, &password_grant("repository:acme/app:pull", true)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["scope"], "repository:acme/app:pull");
+    assert_eq!(body["expires_in"], 300);
+    assert!(body["issued_at"].as_str().is_some_and(|t| t.ends_with('Z')));
+    let access = body["access_token"].as_str().unwrap().to_owned();
+    let refresh = body["refresh_token"]
+        .as_str()
+        .expect("offline access")
+        .to_owned();
+    let response = bearer(&access)
+        .get(server.url("/v2/acme/app/tags/list"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    // Only offline access gets a refresh token.
+    let (status, body) = oauth(&server, &password_grant("repository:acme/app:pull", false)).await;
+    assert_eq!(status, 200);
+    assert!(body.get("refresh_token").is_none(), "{body}");
+
+    // The refresh token gets tokens of other scopes, and comes back unchanged.
+    let (status, body) = oauth(
+        &server,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &refresh),
+            ("service", &service),
+            ("client_id", "berth-tests"),
+            ("scope", "repository:acme/app:pull,push"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["refresh_token"], refresh.as_str());
+    assert_eq!(body["scope"], "repository:acme/app:pull,push");
+    let pusher = bearer(body["access_token"].as_str().unwrap());
+    let response = pusher
+        .post(server.url("/v2/acme/app/blobs/uploads/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    // A refresh token is no registry credential.
+    let response = bearer(&refresh)
+        .get(server.url("/v2/"))
+        .send()
+        .await
+        .unwrap();
+    expect_error(response, 401, "UNAUTHORIZED").await;
+
+    // The spec's errors.
+    let (status, body) = oauth(&server, &[("service", &service), ("client_id", "x")]).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_request"))
+    );
+    let (status, body) = oauth(
+        &server,
+        &[
+            ("grant_type", "client_credentials"),
+            ("service", &service),
+            ("client_id", "x"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("unsupported_grant_type"))
+    );
+    let mut wrong = password_grant("repository:acme/app:pull", false);
+    wrong[2] = ("password", "correct horse battery staple");
+    let (status, body) = oauth(&server, &wrong).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("tokens only"),
+        "{body}"
+    );
+    let (status, body) = oauth(
+        &server,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &format!("{refresh}x")),
+            ("service", &service),
+            ("client_id", "x"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+
+    // A revoked credential's refresh token stops working at once.
+    server.admin(&["create-user", "rae"]);
+    let rae = server.admin(&["create-token", "rae", "--scopes", "read:packages"]);
+    let (status, body) = oauth(
+        &server,
+        &[
+            ("grant_type", "password"),
+            ("username", "rae"),
+            ("password", &rae),
+            ("service", &service),
+            ("client_id", "x"),
+            ("access_type", "offline"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let rae_refresh = body["refresh_token"].as_str().unwrap().to_owned();
+    server.admin(&["revoke-token", &rae]);
+    let (status, body) = oauth(
+        &server,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &rae_refresh),
+            ("service", &service),
+            ("client_id", "x"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn an_anonymous_registry_token_passes_the_base_endpoint() {
+    let server = Server::start();
+    let response = anonymous_client()
+        .get(server.url("/token?service=x"))
+        .send()
+        .await
+        .unwrap();
+    let body: Value = response.json().await.unwrap();
+    let token = body["token"].as_str().unwrap();
+    let response = bearer(token).get(server.url("/v2/")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    // Without any token the base endpoint still asks to authenticate.
+    let response = anonymous_client()
+        .get(server.url("/v2/"))
+        .send()
+        .await
+        .unwrap();
+    expect_error(response, 401, "UNAUTHORIZED").await;
+}

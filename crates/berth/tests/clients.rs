@@ -1,5 +1,6 @@
 //! Real clients against the real server: skopeo and umoci images in and out, a multi-arch
-//! index per platform, and an upload that survives a server restart.
+//! index per platform, an upload that survives a server restart, oras-py referrers, and
+//! containerd's ctr pushing and pulling with credentials (through `POST /token`).
 
 mod common;
 
@@ -512,5 +513,181 @@ fn skopeo_logs_in_with_a_classic_token_copies_as_that_user_and_pulls_a_public_pa
     assert_eq!(
         layout_manifest_digest(&pulled, "v1"),
         layout_manifest_digest(&layout, "v1")
+    );
+}
+
+/// A containerd of the test's own: root, state, socket and config under a temporary
+/// directory, killed when dropped.
+struct Containerd {
+    child: std::process::Child,
+    socket: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Containerd {
+    /// Starts one, or says why it cannot (printed, and the test skips): containerd and ctr
+    /// must be installed (the README's test command installs them) and it must run as root.
+    fn start() -> Option<Containerd> {
+        for tool in ["containerd", "ctr"] {
+            if !have(tool) {
+                eprintln!(
+                    "SKIPPED: `{tool}` is not installed; the README's test command installs it (apt-get install -y containerd)"
+                );
+                return None;
+            }
+        }
+        let uid = run(Command::new("id").arg("-u"));
+        if uid.trim() != "0" {
+            eprintln!("SKIPPED: containerd needs root to run; run the tests as root");
+            return None;
+        }
+        let dir = tempfile::tempdir().expect("temp dir");
+        let socket = dir.path().join("containerd.sock");
+        let config = dir.path().join("config.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "version = 2\nroot = {:?}\nstate = {:?}\ndisabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n[grpc]\n  address = {:?}\n",
+                dir.path().join("root"),
+                dir.path().join("state"),
+                socket
+            ),
+        )
+        .unwrap();
+        let child = Command::new("containerd")
+            .arg("--config")
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start containerd");
+        let containerd = Containerd {
+            child,
+            socket,
+            _dir: dir,
+        };
+        for _ in 0..200 {
+            let ready = Command::new("ctr")
+                .arg("--address")
+                .arg(&containerd.socket)
+                .arg("version")
+                .output()
+                .is_ok_and(|o| o.status.success());
+            if ready {
+                return Some(containerd);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("containerd did not start within 10 s");
+    }
+
+    /// Runs `ctr --address <socket> <args>`; its stdout.
+    fn ctr(&self, args: &[&str]) -> String {
+        run(Command::new("ctr")
+            .arg("--address")
+            .arg(&self.socket)
+            .args(args))
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A one-file umoci image at `<dir>/<name>:v1`; the layout's path.
+fn umoci_image(dir: &Path, name: &str, content: &[u8]) -> std::path::PathBuf {
+    let layout = dir.join(name);
+    let image = format!("{}:v1", layout.display());
+    run(Command::new("umoci")
+        .args(["init", "--layout"])
+        .arg(&layout));
+    run(Command::new("umoci").args(["new", "--image", &image]));
+    let file = dir.join(format!("{name}-file"));
+    std::fs::write(&file, content).unwrap();
+    run(Command::new("umoci")
+        .args(["insert", "--image", &image])
+        .arg(&file)
+        .arg("/file"));
+    layout
+}
+
+#[test]
+fn containerd_pushes_and_pulls_with_credentials_through_the_oauth2_token_endpoint() {
+    require("skopeo");
+    require("umoci");
+    let Some(containerd) = Containerd::start() else {
+        return;
+    };
+    let server = Server::start();
+    let user = format!("{}:{}", common::ADMIN, server.admin_token);
+    let (_keep, dir) = temp_path();
+
+    // Push: an image imported into containerd, pushed with credentials (containerd asks
+    // POST /token first when it has them).
+    let pushed = umoci_image(&dir, "pushed", &vec![7u8; 200_000]);
+    let archive = dir.join("pushed.tar");
+    run(Command::new("tar")
+        .arg("-C")
+        .arg(&pushed)
+        .arg("-cf")
+        .arg(&archive)
+        .arg("."));
+    let name = format!("{}/acme/ctr-app", server.host);
+    containerd.ctr(&[
+        "images",
+        "import",
+        "--base-name",
+        &name,
+        archive.to_str().unwrap(),
+    ]);
+    let reference = format!("{name}:v1");
+    containerd.ctr(&[
+        "images",
+        "push",
+        "--plain-http",
+        "--user",
+        &user,
+        &reference,
+    ]);
+    let inspected: Value = serde_json::from_str(&skopeo(&[
+        "inspect",
+        "--tls-verify=false",
+        &format!("docker://{reference}"),
+    ]))
+    .unwrap();
+    assert_eq!(
+        inspected["Digest"],
+        layout_manifest_digest(&pushed, "v1"),
+        "the registry serves what containerd pushed"
+    );
+
+    // Pull: an image containerd has none of, pushed by skopeo.
+    let other = umoci_image(&dir, "other", &vec![9u8; 100_000]);
+    let other_ref = format!("{}/acme/ctr-pulled:v1", server.host);
+    skopeo(&[
+        "copy",
+        "--dest-tls-verify=false",
+        &format!("oci:{}:v1", other.display()),
+        &format!("docker://{other_ref}"),
+    ]);
+    containerd.ctr(&[
+        "images",
+        "pull",
+        "--plain-http",
+        "--user",
+        &user,
+        &other_ref,
+    ]);
+    let listed = containerd.ctr(&["images", "ls"]);
+    let line = listed
+        .lines()
+        .find(|l| l.starts_with(&other_ref))
+        .unwrap_or_else(|| panic!("{other_ref} not in\n{listed}"));
+    assert!(
+        line.contains(&layout_manifest_digest(&other, "v1")),
+        "pulled the manifest skopeo pushed: {line}"
     );
 }

@@ -252,6 +252,7 @@ impl Act {
 }
 
 /// What a response was, for comparing and reporting.
+#[derive(Clone)]
 struct Seen {
     status: u16,
     code: String,
@@ -341,6 +342,16 @@ impl Seen {
             hide(&self.challenge),
             hide(&self.body)
         )
+    }
+
+    /// The response without the pull scope on `from` a mount's challenge adds: it echoes the
+    /// request's `from` parameter whatever the package is, so it tells nothing.
+    fn mounting_from(&self, from: &str) -> Seen {
+        let mut seen = self.clone();
+        seen.challenge = seen
+            .challenge
+            .replace(&format!(" repository:{from}:pull"), "");
+        seen
     }
 
     fn describe(&self) -> String {
@@ -677,9 +688,17 @@ impl Matrix<'_> {
         }
         let other = self.send(http, act, MISSING, image, &target).await;
         found.leak_checks += 1;
-        // A mount names the package it reads from only in the request.
+        // A mount names the package it reads from only in the request (and the challenge's
+        // scope, which echoes it).
         let (ours, theirs) = match act {
-            Act::MountFrom => (seen.shape(None), other.shape(None)),
+            Act::MountFrom => (
+                seen.mounting_from(package).shape(None),
+                other.mounting_from(MISSING).shape(None),
+            ),
+            Act::Mount => (
+                seen.mounting_from(PUBLIC).shape(Some(package)),
+                other.mounting_from(PUBLIC).shape(Some(MISSING)),
+            ),
             _ => (seen.shape(Some(package)), other.shape(Some(MISSING))),
         };
         if ours != theirs {

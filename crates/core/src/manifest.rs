@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use crate::digest::{Algorithm, Digest};
 use crate::error::RegistryError;
-use crate::ports::NewManifest;
+use crate::ports::{BlobRef, NewManifest};
 
 /// OCI image manifest.
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -191,7 +191,10 @@ pub fn parse(
                 .as_ref()
                 .ok_or_else(|| invalid("manifest has no \"config\""))?;
             let config_digest = descriptor_digest("config", config)?;
-            required.push(config_digest.clone());
+            required.push(BlobRef {
+                digest: config_digest.clone(),
+                size: config.size.unsigned_abs(),
+            });
             blobs.push(config_digest);
             total_size += config.size.unsigned_abs();
             let layers = doc
@@ -202,7 +205,10 @@ pub fn parse(
                 let digest = descriptor_digest(&format!("layers[{i}]"), layer)?;
                 // Foreign (non-distributable) layers live at their `urls`, not here.
                 if layer.urls.is_empty() {
-                    required.push(digest.clone());
+                    required.push(BlobRef {
+                        digest: digest.clone(),
+                        size: layer.size.unsigned_abs(),
+                    });
                 }
                 total_size += layer.size.unsigned_abs();
                 blobs.push(digest);

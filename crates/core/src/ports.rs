@@ -68,9 +68,10 @@ pub struct NewManifest {
     pub subject: Option<Digest>,
     /// Blobs (config and layers) the manifest references, for garbage collection.
     pub blobs: Vec<Digest>,
-    /// Blobs that must already be in the repository: the config and every layer without
-    /// `urls` (foreign layers live elsewhere). Sorted, without repeats.
-    pub required_blobs: Vec<Digest>,
+    /// Blobs that must already be in the repository, with the size their descriptors state:
+    /// the config and every layer without `urls` (foreign layers live elsewhere). Sorted,
+    /// without repeats.
+    pub required_blobs: Vec<BlobRef>,
     /// Child manifests an index references.
     pub children: Vec<Digest>,
     /// The manifest's `annotations`, as JSON text, for the referrers listing.
@@ -84,6 +85,15 @@ pub struct NewManifest {
     pub labels: Labels,
     /// The account whose token pushed it, set by the registry.
     pub pushed_by: Option<AccountId>,
+}
+
+/// A blob as a manifest's descriptor names it: its digest and the size the descriptor states.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct BlobRef {
+    /// The blob's digest.
+    pub digest: Digest,
+    /// The descriptor's `size`.
+    pub size: u64,
 }
 
 /// A manifest as stored.
@@ -142,6 +152,16 @@ pub enum PutManifestOutcome {
     MissingChild(Digest),
     /// This required blob is not in the repository; nothing was stored.
     MissingBlob(Digest),
+    /// This required blob is in the repository with another size than its descriptor
+    /// states; nothing was stored.
+    BlobSizeMismatch {
+        /// The blob.
+        digest: Digest,
+        /// The size the descriptor states.
+        declared: u64,
+        /// The size of the stored blob.
+        stored: u64,
+    },
 }
 
 /// Outcome of deleting a manifest by digest.

@@ -20,6 +20,10 @@ pub enum Endpoint {
     Tags(RepoName),
     /// `/v2/<name>/manifests/<reference>`.
     Manifest(RepoName, Reference),
+    /// `/v2/<name>/manifests/<reference>` whose reference is neither a tag nor a digest
+    /// (as written in the path, and why). No manifest can be stored under it, so reading or
+    /// deleting it answers what a missing manifest answers; pushing it is refused as invalid.
+    BadReference(RepoName, String, ReferenceError),
     /// `/v2/<name>/blobs/<digest>`.
     Blob(RepoName, Digest),
     /// `/v2/<name>/blobs/uploads/` — start an upload (or push/mount in one request).
@@ -59,11 +63,12 @@ fn digest(raw: &str) -> Result<Digest, ParseError> {
         .map_err(|e: DigestError| RegistryError::DigestInvalid(e.to_string()).into())
 }
 
-fn reference(raw: &str) -> Result<Reference, ParseError> {
-    raw.parse().map_err(|e| match e {
-        ReferenceError::Digest(e) => RegistryError::DigestInvalid(e.to_string()).into(),
-        ReferenceError::Tag(e) => RegistryError::TagInvalid(e.to_string()).into(),
-    })
+/// The spec's error for pushing under a reference that is neither a tag nor a digest.
+pub fn reference_error(error: &ReferenceError) -> RegistryError {
+    match error {
+        ReferenceError::Digest(e) => RegistryError::DigestInvalid(e.to_string()),
+        ReferenceError::Tag(e) => RegistryError::TagInvalid(e.to_string()),
+    }
 }
 
 impl Endpoint {
@@ -96,7 +101,11 @@ impl Endpoint {
                 Ok(Endpoint::Blob(name(&segments[..n - 2])?, digest(d)?))
             }
             (_, Some("manifests"), Some(r)) if n >= 3 => {
-                Ok(Endpoint::Manifest(name(&segments[..n - 2])?, reference(r)?))
+                let name = name(&segments[..n - 2])?;
+                Ok(match r.parse() {
+                    Ok(reference) => Endpoint::Manifest(name, reference),
+                    Err(e) => Endpoint::BadReference(name, r.to_owned(), e),
+                })
             }
             (_, Some("tags"), Some("list")) if n >= 3 => {
                 Ok(Endpoint::Tags(name(&segments[..n - 2])?))
@@ -114,6 +123,7 @@ impl Endpoint {
             Endpoint::Base | Endpoint::Catalog => None,
             Endpoint::Tags(name)
             | Endpoint::Manifest(name, _)
+            | Endpoint::BadReference(name, ..)
             | Endpoint::Blob(name, _)
             | Endpoint::StartUpload(name)
             | Endpoint::Upload(name, _)
@@ -127,7 +137,7 @@ impl Endpoint {
             Endpoint::Base => "base",
             Endpoint::Catalog => "catalog",
             Endpoint::Tags(..) => "tags",
-            Endpoint::Manifest(..) => "manifest",
+            Endpoint::Manifest(..) | Endpoint::BadReference(..) => "manifest",
             Endpoint::Blob(..) => "blob",
             Endpoint::StartUpload(..) => "start_upload",
             Endpoint::Upload(..) => "upload",
@@ -191,8 +201,14 @@ mod tests {
     #[test]
     fn invalid_parts_have_their_codes() {
         assert_eq!(code("/v2/UPPER/tags/list"), "NAME_INVALID");
-        assert_eq!(code("/v2/a/manifests/-bad"), "TAG_INVALID");
-        assert_eq!(code("/v2/a/manifests/sha256:zz"), "DIGEST_INVALID");
+        assert!(matches!(
+            ok("/v2/a/manifests/-bad"),
+            Endpoint::BadReference(_, r, ReferenceError::Tag(_)) if r == "-bad"
+        ));
+        assert!(matches!(
+            ok("/v2/a/manifests/sha256:zz"),
+            Endpoint::BadReference(_, _, ReferenceError::Digest(_))
+        ));
         assert_eq!(code("/v2/a/blobs/nope"), "DIGEST_INVALID");
         assert!(matches!(
             Endpoint::parse("/v2/a"),

@@ -41,6 +41,15 @@ pub fn status_of(error: &RegistryError) -> StatusCode {
         RangeInvalid { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
         Unsupported(_) => StatusCode::METHOD_NOT_ALLOWED,
         Unauthorized(_) => StatusCode::UNAUTHORIZED,
+        // A registry token lacking a scope gets 403 with the `insufficient_scope` challenge,
+        // not the Docker token spec's 401, because that is what real clients recover from
+        // (tested, see ARCHITECTURE.md "Choices"): oras-py meets it on every first push (its
+        // one cached token came from a pull challenge) and fetches a wider token only on a
+        // 403; on a 401 it resends the same token and fails. skopeo/podman (containers/image)
+        // and containerd ask for the scopes they need up front and never meet it in their own
+        // flows; when forced, neither answer lets them finish (on a 401 containers/image
+        // retries that one request with a new token but keeps the old one for the next,
+        // containerd retries with its cached token and gives up).
         Denied(_) | InsufficientScope(_) => StatusCode::FORBIDDEN,
         TooManyRequests(_) | TooManyUploads(_) => StatusCode::TOO_MANY_REQUESTS,
         Store(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -40,7 +40,10 @@ pub struct AppState {
 /// The application router over `state`.
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/token", axum::routing::get(auth::token))
+        .route(
+            "/token",
+            axum::routing::get(auth::token).post(auth::oauth_token),
+        )
         .nest(
             "/api/v3",
             api::router()

@@ -10,8 +10,8 @@ use bytes::Bytes;
 use sqlx::SqliteConnection;
 
 use crate::store::{
-    Held, SqliteMetadataStore, ensure_repository, failed, first_missing, from_sql, json_list,
-    now_millis, parse_digest, repository_id, to_sql,
+    SqliteMetadataStore, ensure_repository, failed, first_missing_manifest, first_unmet_blob,
+    from_sql, json_list, now_millis, parse_digest, repository_id, to_sql,
 };
 
 /// A referrer row: digest, media type, size, artifact type, annotations.
@@ -31,19 +31,19 @@ impl SqliteMetadataStore {
         let mut tx = self.begin_write().await?;
         // Inside the write transaction, so nothing can be unlinked or deleted between check
         // and write.
-        let missing = first_missing(
-            &mut tx,
-            repo.as_str(),
-            Held::Blobs,
-            &manifest.required_blobs,
-        )
-        .await?;
-        if let Some(blob) = missing {
+        let unmet = first_unmet_blob(&mut tx, repo.as_str(), &manifest.required_blobs).await?;
+        if let Some((blob, stored)) = unmet {
             tx.rollback().await.map_err(failed(doing()))?;
-            return Ok(PutManifestOutcome::MissingBlob(blob.clone()));
+            return Ok(match stored {
+                None => PutManifestOutcome::MissingBlob(blob.digest.clone()),
+                Some(stored) => PutManifestOutcome::BlobSizeMismatch {
+                    digest: blob.digest.clone(),
+                    declared: blob.size,
+                    stored,
+                },
+            });
         }
-        let missing =
-            first_missing(&mut tx, repo.as_str(), Held::Manifests, &manifest.children).await?;
+        let missing = first_missing_manifest(&mut tx, repo.as_str(), &manifest.children).await?;
         if let Some(child) = missing {
             tx.rollback().await.map_err(failed(doing()))?;
             return Ok(PutManifestOutcome::MissingChild(child.clone()));

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use berth_core::digest::Digest;
 use berth_core::error::StoreError;
+use berth_core::ports::BlobRef;
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -195,51 +196,86 @@ pub(crate) async fn repository_id(
         .map_err(failed(format!("looking up repository {name}")))
 }
 
-/// Which table a [`first_missing`] check looks in.
-#[derive(Clone, Copy)]
-pub(crate) enum Held {
-    /// Blobs linked to the repository.
-    Blobs,
-    /// Manifests of the repository.
-    Manifests,
-}
-
-/// The first of `digests` (in the order given) that repository `repo` does not hold as
-/// `what`: one query, run on `conn` so it can share a write transaction.
-pub(crate) async fn first_missing<'d>(
+/// The first of `digests` (in the order given) that is not a live manifest of repository
+/// `repo`: one query, run on `conn` so it can share a write transaction.
+pub(crate) async fn first_missing_manifest<'d>(
     conn: &mut SqliteConnection,
     repo: &str,
-    what: Held,
     digests: &'d [Digest],
 ) -> Result<Option<&'d Digest>, StoreError> {
     if digests.is_empty() {
         return Ok(None);
     }
-    let (sql, noun) = match what {
-        Held::Blobs => (
-            "SELECT wanted.key FROM json_each(?2) AS wanted WHERE NOT EXISTS ( \
-                 SELECT 1 FROM repository_blobs rb JOIN repositories r ON r.id = rb.repository_id \
-                 WHERE r.name = ?1 AND rb.digest = wanted.value) \
-             ORDER BY wanted.key LIMIT 1",
-            "blobs",
-        ),
-        Held::Manifests => (
-            "SELECT wanted.key FROM json_each(?2) AS wanted WHERE NOT EXISTS ( \
-                 SELECT 1 FROM manifests m JOIN repositories r ON r.id = m.repository_id \
-                 WHERE r.name = ?1 AND m.digest = wanted.value AND m.deleted_at IS NULL) \
-             ORDER BY wanted.key LIMIT 1",
-            "manifests",
-        ),
-    };
-    let position: Option<i64> = sqlx::query_scalar(sql)
-        .bind(repo)
-        .bind(json_list(digests))
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(failed(format!("checking which {noun} {repo} holds")))?;
+    let position: Option<i64> = sqlx::query_scalar(
+        "SELECT wanted.key FROM json_each(?2) AS wanted WHERE NOT EXISTS ( \
+             SELECT 1 FROM manifests m JOIN repositories r ON r.id = m.repository_id \
+             WHERE r.name = ?1 AND m.digest = wanted.value AND m.deleted_at IS NULL) \
+         ORDER BY wanted.key LIMIT 1",
+    )
+    .bind(repo)
+    .bind(json_list(digests))
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(failed(format!("checking which manifests {repo} holds")))?;
     Ok(position
         .and_then(|i| usize::try_from(i).ok())
         .and_then(|i| digests.get(i)))
+}
+
+/// The first of `wanted` (in the order given) that repository `repo` does not hold with the
+/// size its descriptor states, with the size it holds (`None`: not linked at all). One query,
+/// the same lookup as the presence check it replaces, run on `conn` so it can share a write
+/// transaction.
+pub(crate) async fn first_unmet_blob<'d>(
+    conn: &mut SqliteConnection,
+    repo: &str,
+    wanted: &'d [BlobRef],
+) -> Result<Option<(&'d BlobRef, Option<u64>)>, StoreError> {
+    if wanted.is_empty() {
+        return Ok(None);
+    }
+    let mut json = String::with_capacity(2 + wanted.len() * 100);
+    json.push('[');
+    for (i, blob) in wanted.iter().enumerate() {
+        if i > 0 {
+            json.push(',');
+        }
+        json.push_str(&format!(
+            "{{\"d\":\"{}\",\"s\":{}}}",
+            blob.digest.as_str(),
+            blob.size
+        ));
+    }
+    json.push(']');
+    let row: Option<(i64, Option<i64>)> = sqlx::query_as(
+        "SELECT key, stored FROM ( \
+             SELECT wanted.key AS key, json_extract(wanted.value, '$.s') AS declared, \
+                 (SELECT b.size FROM repository_blobs rb \
+                      JOIN repositories r ON r.id = rb.repository_id \
+                      JOIN blobs b ON b.digest = rb.digest \
+                  WHERE r.name = ?1 AND rb.digest = json_extract(wanted.value, '$.d')) AS stored \
+             FROM json_each(?2) AS wanted) \
+         WHERE stored IS NULL OR stored <> declared \
+         ORDER BY key LIMIT 1",
+    )
+    .bind(repo)
+    .bind(json)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(failed(format!("checking which blobs {repo} holds")))?;
+    let Some((position, stored)) = row else {
+        return Ok(None);
+    };
+    let blob = usize::try_from(position)
+        .ok()
+        .and_then(|i| wanted.get(i))
+        .ok_or_else(|| {
+            StoreError::new(
+                format!("checking which blobs {repo} holds"),
+                "position out of range",
+            )
+        })?;
+    Ok(Some((blob, stored.map(|s| s.unsigned_abs()))))
 }
 
 pub(crate) async fn ensure_repository(

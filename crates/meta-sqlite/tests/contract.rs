@@ -1,7 +1,7 @@
 //! The MetadataStore contract, exercised against a fresh SQLite database per test.
 
 use berth_core::ports::{
-    DeleteOutcome, Lease, MetadataStore, NewManifest, PutManifestOutcome, RestoreOutcome,
+    BlobRef, DeleteOutcome, Lease, MetadataStore, NewManifest, PutManifestOutcome, RestoreOutcome,
     UploadSession, VersionState,
 };
 use berth_core::{Digest, RepoName, Tag};
@@ -98,7 +98,11 @@ async fn blobs_are_linked_per_repository() {
 
     // A manifest is stored only when every required blob is linked to its repository.
     let mut needs = manifest(r#"{"needs":"blobs"}"#);
-    needs.required_blobs = vec![d1.clone(), d2.clone(), d3.clone()];
+    let wanted = |d: &Digest, size: u64| BlobRef {
+        digest: d.clone(),
+        size,
+    };
+    needs.required_blobs = vec![wanted(&d1, 10), wanted(&d2, 20), wanted(&d3, 30)];
     assert_eq!(
         s.put_manifest(&a, &needs, Some(&tag("x"))).await.unwrap(),
         PutManifestOutcome::MissingBlob(d3.clone())
@@ -109,11 +113,28 @@ async fn blobs_are_linked_per_repository() {
             .unwrap()
             .is_none()
     );
-    needs.required_blobs = vec![d2.clone(), d1.clone()];
+    needs.required_blobs = vec![wanted(&d2, 20), wanted(&d1, 10)];
     assert_eq!(
         s.put_manifest(&b, &needs, None).await.unwrap(),
         PutManifestOutcome::MissingBlob(d2.clone()),
         "blobs of another repository do not count"
+    );
+    // A descriptor stating another size than the stored blob's is refused, nothing stored.
+    let mut wrong = needs.clone();
+    wrong.required_blobs = vec![wanted(&d2, 20), wanted(&d1, 11)];
+    assert_eq!(
+        s.put_manifest(&a, &wrong, Some(&tag("x"))).await.unwrap(),
+        PutManifestOutcome::BlobSizeMismatch {
+            digest: d1.clone(),
+            declared: 11,
+            stored: 10
+        }
+    );
+    assert!(
+        s.manifest_by_digest(&a, &needs.digest)
+            .await
+            .unwrap()
+            .is_none()
     );
     assert_eq!(
         shape(s.put_manifest(&a, &needs, Some(&tag("x"))).await.unwrap()),

@@ -7,13 +7,34 @@ use crate::ports::ByteStream;
 
 use super::Registry;
 
-/// A byte range of a blob, both ends inclusive, as in an HTTP `Range` header.
+/// A byte range of a blob, as in an HTTP `Range` header (RFC 9110 §14.1.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ByteRange {
-    /// First byte.
-    pub first: u64,
-    /// Last byte, or `None` for "to the end".
-    pub last: Option<u64>,
+pub enum ByteRange {
+    /// `first-[last]`: from byte `first` to byte `last` (inclusive), or to the end.
+    From {
+        /// First byte.
+        first: u64,
+        /// Last byte, or `None` for "to the end".
+        last: Option<u64>,
+    },
+    /// `-n`: the last `n` bytes (the whole blob when it is shorter).
+    Suffix(u64),
+}
+
+impl ByteRange {
+    /// The bytes `first..=last` this range selects of a blob of `size` bytes, or `None` when
+    /// it selects none (answered 416).
+    pub fn resolve(self, size: u64) -> Option<(u64, u64)> {
+        let end = size.checked_sub(1)?;
+        match self {
+            ByteRange::From { first, last } => {
+                let last = last.map_or(end, |l| l.min(end));
+                (first <= last).then_some((first, last))
+            }
+            ByteRange::Suffix(0) => None,
+            ByteRange::Suffix(n) => Some((size.saturating_sub(n), end)),
+        }
+    }
 }
 
 /// What a blob read serves.
@@ -61,14 +82,13 @@ impl Registry {
         range: Option<ByteRange>,
     ) -> Result<BlobRead> {
         let size = self.blob_size(repo, digest).await?;
-        let Some(ByteRange { first, last }) = range else {
+        let Some(range) = range else {
             let stream = self.blobs.read(digest, 0, size).await?;
             return Ok(BlobRead::Whole { size, stream });
         };
-        let last = last.map_or(size.saturating_sub(1), |l| l.min(size.saturating_sub(1)));
-        if first >= size || last < first {
+        let Some((first, last)) = range.resolve(size) else {
             return Ok(BlobRead::Unsatisfiable { size });
-        }
+        };
         let stream = self.blobs.read(digest, first, last + 1).await?;
         Ok(BlobRead::Partial {
             size,
@@ -86,5 +106,25 @@ impl Registry {
         } else {
             Err(RegistryError::BlobUnknown(digest.clone()))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ByteRange;
+
+    #[test]
+    fn ranges_resolve_against_the_blob_size() {
+        let from = |first, last| ByteRange::From { first, last };
+        assert_eq!(from(100, Some(199)).resolve(1000), Some((100, 199)));
+        assert_eq!(from(990, None).resolve(1000), Some((990, 999)));
+        assert_eq!(from(990, Some(5000)).resolve(1000), Some((990, 999)));
+        assert_eq!(from(1000, None).resolve(1000), None);
+        assert_eq!(from(5, Some(4)).resolve(1000), None);
+        assert_eq!(ByteRange::Suffix(10).resolve(1000), Some((990, 999)));
+        assert_eq!(ByteRange::Suffix(5000).resolve(1000), Some((0, 999)));
+        assert_eq!(ByteRange::Suffix(0).resolve(1000), None);
+        assert_eq!(ByteRange::Suffix(3).resolve(0), None);
+        assert_eq!(from(0, None).resolve(0), None);
     }
 }

@@ -98,6 +98,15 @@ impl Registry {
             | PutManifestOutcome::MissingBlob(missing) => {
                 Err(RegistryError::ManifestBlobUnknown(missing))
             }
+            PutManifestOutcome::BlobSizeMismatch {
+                digest,
+                declared,
+                stored,
+            } => Err(RegistryError::ManifestInvalid(format!(
+                "the manifest's descriptor of blob {digest} states size {declared}, but the blob \
+                 this repository holds is {stored} bytes; fix the descriptor's size (clients \
+                 would refuse the blob when pulling)"
+            ))),
         }
     }
 

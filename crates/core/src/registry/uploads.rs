@@ -128,30 +128,7 @@ impl Registry {
         E: Display,
     {
         let held = self.lease(repo, id).await?;
-        let outcome = async {
-            if let Some((start, _)) = range
-                && start != held.session.offset
-            {
-                return Err(RegistryError::RangeInvalid {
-                    start,
-                    offset: held.session.offset,
-                    upload_id: id.to_owned(),
-                });
-            }
-            let allowance = self.allowance(&held).await?;
-            let (hasher, offset) = self.ingest(&held, body, allowance).await?;
-            if let Some((start, end)) = range
-                && offset != end + 1
-            {
-                return Err(RegistryError::BlobUploadInvalid(format!(
-                    "Content-Range {start}-{end} announces {} bytes but the body carried {}",
-                    end + 1 - start,
-                    offset - start
-                )));
-            }
-            Ok((hasher, offset))
-        }
-        .await;
+        let outcome = self.ingest_range(&held, id, range, body).await;
         match outcome {
             Ok((hasher, offset)) => {
                 self.meta
@@ -168,11 +145,15 @@ impl Registry {
 
     /// Appends the final body (possibly empty) to upload `id`, checks the whole upload hashes
     /// to `digest`, and makes the blob part of `repo`. On a mismatch the upload is discarded.
+    /// `range` (from `Content-Range`) is checked as for [`Registry::append_upload`]: a last
+    /// chunk that does not start where the upload ends, or carries another length, changes
+    /// nothing and keeps the session.
     pub async fn finish_upload<S, E>(
         &self,
         repo: &RepoName,
         id: &str,
         digest: &Digest,
+        range: Option<(u64, u64)>,
         body: S,
     ) -> Result<u64>
     where
@@ -183,18 +164,11 @@ impl Registry {
         if let Some((verified, size)) = held.session.verified.clone() {
             return self.finish_verified(held, &verified, size, digest).await;
         }
-        let allowance = match self.allowance(&held).await {
-            Ok(allowance) => allowance,
-            Err(err) => {
-                self.meta.release_upload(id, &held.token).await?;
-                return Err(err);
-            }
-        };
-        let ingested = self.ingest(&held, body, allowance).await;
+        let ingested = self.ingest_range(&held, id, range, body).await;
         let (hasher, size) = match ingested {
             Ok(done) => done,
             Err(err) => {
-                // A broken final body leaves the session as it was, to be retried.
+                // A broken or misplaced final body leaves the session as it was, to be retried.
                 self.meta.release_upload(id, &held.token).await?;
                 return Err(err);
             }
@@ -386,6 +360,44 @@ impl Registry {
                 "upload `{id}` is receiving another request; send chunks one at a time"
             ))),
         }
+    }
+
+    /// [`Registry::ingest`] of a body whose `Content-Range` (`range`), when given, must start
+    /// where the upload ends and announce exactly the body's length, within the account's
+    /// allowance (see [`Registry::allowance`]). Nothing is recorded here:
+    /// the caller records progress or releases the lease.
+    async fn ingest_range<S, E>(
+        &self,
+        held: &Held,
+        id: &str,
+        range: Option<(u64, u64)>,
+        body: S,
+    ) -> Result<(UploadHasher, u64)>
+    where
+        S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin,
+        E: Display,
+    {
+        if let Some((start, _)) = range
+            && start != held.session.offset
+        {
+            return Err(RegistryError::RangeInvalid {
+                start,
+                offset: held.session.offset,
+                upload_id: id.to_owned(),
+            });
+        }
+        let allowance = self.allowance(held).await?;
+        let (hasher, offset) = self.ingest(held, body, allowance).await?;
+        if let Some((start, end)) = range
+            && offset != end + 1
+        {
+            return Err(RegistryError::BlobUploadInvalid(format!(
+                "Content-Range {start}-{end} announces {} bytes but the body carried {}",
+                end + 1 - start,
+                offset - start
+            )));
+        }
+        Ok((hasher, offset))
     }
 
     /// Streams `body` into the upload at its offset; returns the hash and the new length once

@@ -24,7 +24,7 @@ use crate::origin::Origin;
 
 pub use limiter::FailureLimiter;
 pub use registry_token::{Grant as ScopeGrant, SigningKey};
-pub use token_endpoint::token;
+pub use token_endpoint::{oauth_token, token};
 
 /// Authentication settings and services, shared by every request.
 #[derive(Clone)]
@@ -83,7 +83,50 @@ impl Auth {
             }
             Some(value) => value,
         };
-        let result = self.resolve(presented).await;
+        self.counted(client, self.resolve(presented)).await
+    }
+
+    /// The principal behind a secret sent in a request body (`POST /token`'s password grant),
+    /// counted against the client's failures as a header would be.
+    pub async fn secret_principal(
+        &self,
+        secret: &str,
+        client: Option<IpAddr>,
+    ) -> Result<Principal, RegistryError> {
+        let presented = Presented::Secret(secret.to_owned());
+        self.counted(client, self.access.principal(&presented))
+            .await
+    }
+
+    /// The principal a refresh token from `POST /token` names (its credential, resolved
+    /// again: a revoked or expired credential's refresh token stops working at once).
+    pub async fn refresh_principal(
+        &self,
+        token: &str,
+        client: Option<IpAddr>,
+    ) -> Result<Principal, RegistryError> {
+        self.counted(client, async {
+            let claims = self.key.verify_refresh(token)?;
+            let Some(id) = claims.sub else {
+                return Err(RegistryError::Unauthorized(
+                    "that refresh token names no credential; log in again".into(),
+                ));
+            };
+            self.access
+                .principal(&Presented::RegistryToken(Some(id)))
+                .await
+        })
+        .await
+    }
+
+    /// Runs an authentication attempt and counts its failure; a failure from a client past
+    /// its limit answers 429. A success always passes: only failures are limited.
+    async fn counted<T>(
+        &self,
+        client: Option<IpAddr>,
+        attempt: impl Future<Output = Result<T, RegistryError>>,
+    ) -> Result<T, RegistryError> {
+        let result = attempt.await;
         if let (Err(RegistryError::Unauthorized(_)), Some(ip)) = (&result, client) {
             if let Some(wait) = self.limiter.blocked(ip) {
                 return Err(RegistryError::TooManyRequests(wait.as_secs().max(1)));
@@ -173,21 +216,21 @@ impl Auth {
         HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static("Bearer"))
     }
 
-    /// Adds the challenge to a 401 response that lacks one, and to a 403 refusing a registry
-    /// token's scope (with `error="insufficient_scope"`).
+    /// Adds the challenge to a 401 response that lacks one, and to the refusal of a registry
+    /// token's scope (with `error="insufficient_scope"`; the error mapping marks it).
     pub fn add_challenge(&self, response: &mut Response, origin: &Origin, scope: Option<&str>) {
         if response.headers().contains_key(header::WWW_AUTHENTICATE) {
             return;
         }
-        let value = if response.status() == StatusCode::UNAUTHORIZED {
-            self.challenge(origin, scope)
-        } else if is_insufficient_scope(response) {
+        let value = if response.extensions().get::<InsufficientScope>().is_some() {
             let plain = self.challenge(origin, scope);
             let text = format!(
                 "{},error=\"insufficient_scope\"",
                 plain.to_str().unwrap_or("Bearer")
             );
             HeaderValue::from_str(&text).unwrap_or(plain)
+        } else if response.status() == StatusCode::UNAUTHORIZED {
+            self.challenge(origin, scope)
         } else {
             return;
         };
@@ -195,11 +238,6 @@ impl Auth {
             .headers_mut()
             .insert(header::WWW_AUTHENTICATE, value);
     }
-}
-
-fn is_insufficient_scope(response: &Response) -> bool {
-    response.status() == StatusCode::FORBIDDEN
-        && response.extensions().get::<InsufficientScope>().is_some()
 }
 
 /// Marks a response refusing a registry token's scope (set by the error mapping), so

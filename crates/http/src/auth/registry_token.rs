@@ -14,6 +14,9 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 const PREFIX: &str = "brt1.";
+/// Refresh tokens from `POST /token` (`access_type=offline`): the same format under their
+/// own prefix, so one is never taken for a registry token (and never the other way round).
+const REFRESH_PREFIX: &str = "brr1.";
 
 /// Scopes granted on one resource (`repository:acme/app:pull,push`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,35 +70,66 @@ impl SigningKey {
 
     /// Signs `claims` into a token.
     pub fn sign(&self, claims: &Claims) -> String {
+        self.sign_as(PREFIX, claims)
+    }
+
+    /// Signs `claims` (a credential, no scopes) into a refresh token.
+    pub fn sign_refresh(&self, claims: &Claims) -> String {
+        self.sign_as(REFRESH_PREFIX, claims)
+    }
+
+    fn sign_as(&self, prefix: &str, claims: &Claims) -> String {
         let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).expect("claims are JSON"));
         let mut mac = self.mac();
+        mac.update(prefix.as_bytes());
         mac.update(payload.as_bytes());
         let tag = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
-        format!("{PREFIX}{payload}.{tag}")
+        format!("{prefix}{payload}.{tag}")
     }
 
     /// The claims of `token` if it is a registry token (`Ok(None)` if it is not one at all);
     /// a forged, damaged or expired one is refused.
     pub fn verify(&self, token: &str) -> Result<Option<Claims>, RegistryError> {
-        let Some(rest) = token.strip_prefix(PREFIX) else {
+        self.verify_as(PREFIX, token, "registry token")
+    }
+
+    /// The claims of a refresh token; anything else, a forged, damaged or expired one is
+    /// refused.
+    pub fn verify_refresh(&self, token: &str) -> Result<Claims, RegistryError> {
+        self.verify_as(REFRESH_PREFIX, token, "refresh token")?
+            .ok_or_else(|| {
+                RegistryError::Unauthorized(
+                    "that is not a refresh token from this registry; log in again".into(),
+                )
+            })
+    }
+
+    fn verify_as(
+        &self,
+        prefix: &str,
+        token: &str,
+        what: &str,
+    ) -> Result<Option<Claims>, RegistryError> {
+        let Some(rest) = token.strip_prefix(prefix) else {
             return Ok(None);
         };
         let invalid = || {
-            RegistryError::Unauthorized(
-                "the registry token is not valid here; request a new one from /token".into(),
-            )
+            RegistryError::Unauthorized(format!(
+                "the {what} is not valid here; request a new one from /token"
+            ))
         };
         let (payload, tag) = rest.split_once('.').ok_or_else(invalid)?;
         let tag = URL_SAFE_NO_PAD.decode(tag).map_err(|_| invalid())?;
         let mut mac = self.mac();
+        mac.update(prefix.as_bytes());
         mac.update(payload.as_bytes());
         mac.verify_slice(&tag).map_err(|_| invalid())?;
         let json = URL_SAFE_NO_PAD.decode(payload).map_err(|_| invalid())?;
         let claims: Claims = serde_json::from_slice(&json).map_err(|_| invalid())?;
         if claims.exp <= now_secs() {
-            return Err(RegistryError::Unauthorized(
-                "the registry token expired; request a new one from /token".into(),
-            ));
+            return Err(RegistryError::Unauthorized(format!(
+                "the {what} expired; request a new one from /token"
+            )));
         }
         Ok(Some(claims))
     }
@@ -135,6 +169,20 @@ mod tests {
         forged.insert(8, 'x');
         assert!(key.verify(&forged).is_err());
         assert_eq!(key.verify("berthp_notaregistrytoken").unwrap(), None);
+    }
+
+    #[test]
+    fn refresh_tokens_and_registry_tokens_are_never_taken_for_each_other() {
+        let key = SigningKey::new(vec![1; 32]).unwrap();
+        let claims = claims(now_secs() + 60);
+        let refresh = key.sign_refresh(&claims);
+        assert_eq!(key.verify_refresh(&refresh).unwrap(), claims);
+        assert_eq!(key.verify(&refresh).unwrap(), None);
+        let registry = key.sign(&claims);
+        assert!(key.verify_refresh(&registry).is_err());
+        // Same payload and mac under the other prefix: the prefix is signed too.
+        let swapped = refresh.replacen(REFRESH_PREFIX, PREFIX, 1);
+        assert!(key.verify(&swapped).is_err());
     }
 
     #[test]

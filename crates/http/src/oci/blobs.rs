@@ -8,8 +8,8 @@ use berth_core::{Digest, RepoName};
 
 use super::{Answer, empty, header_value};
 
-/// Parses `Range: bytes=<first>-[<last>]`. Anything else (suffix or multiple ranges) is
-/// ignored and the whole blob is served, as RFC 9110 allows.
+/// Parses `Range: bytes=<first>-[<last>]` or `bytes=-<suffix length>`. Anything else
+/// (multiple ranges, other units) is ignored and the whole blob is served, as RFC 9110 allows.
 fn parse_range(headers: &HeaderMap) -> Option<ByteRange> {
     let spec = headers
         .get(header::RANGE)?
@@ -17,12 +17,17 @@ fn parse_range(headers: &HeaderMap) -> Option<ByteRange> {
         .ok()?
         .strip_prefix("bytes=")?;
     let (first, last) = spec.split_once('-')?;
-    let first = first.trim().parse().ok()?;
     let last = match last.trim() {
         "" => None,
         l => Some(l.parse().ok()?),
     };
-    Some(ByteRange { first, last })
+    match first.trim() {
+        "" => Some(ByteRange::Suffix(last?)),
+        first => Some(ByteRange::From {
+            first: first.parse().ok()?,
+            last,
+        }),
+    }
 }
 
 /// Serves a blob, a byte range of it (206), or its headers.

@@ -15,7 +15,7 @@ use berth_core::access::Action;
 use serde::Deserialize;
 
 use crate::AppState;
-use crate::endpoint::{Endpoint, ParseError};
+use crate::endpoint::{Endpoint, ParseError, reference_error};
 use crate::error::{ApiError, error_response};
 use crate::origin::Origin;
 
@@ -57,7 +57,13 @@ pub async fn dispatch(
         Err(ParseError::Invalid(e)) => return ApiError(e).into_response(),
         Err(ParseError::NoSuchEndpoint) => return not_found(uri).await,
     };
+    // Refused before authorization: authorizing a push may create the package, and a push
+    // that cannot succeed must leave nothing behind.
+    if let (&Method::PUT, Endpoint::BadReference(_, _, error)) = (&method, &endpoint) {
+        return ApiError(reference_error(error)).into_response();
+    }
     let action = required_action(&method, &endpoint);
+    let scope = challenge_scope(&endpoint, action, &params);
     let answer = handle(
         &state, &origin, method, &endpoint, action, params, &headers, body,
     )
@@ -68,7 +74,6 @@ pub async fn dispatch(
         response.status(),
         StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
     ) {
-        let scope = challenge_scope(&endpoint, action);
         state
             .auth
             .add_challenge(&mut response, &origin, scope.as_deref());
@@ -78,27 +83,40 @@ pub async fn dispatch(
 
 /// What an endpoint does to its repository, for the permission check (`None`: nothing, or a
 /// method the endpoint does not support).
+///
+/// Reading an upload's status needs pull only, as Distribution authorizes it (a client
+/// resuming an upload may hold a pull token by then); every request that changes the upload,
+/// cancelling included, needs push, what starting it needed. (Distribution asks `delete` for
+/// a cancel, as for any `DELETE`; a pusher without delete rights must still be able to
+/// abandon the upload they started.)
 fn required_action(method: &Method, endpoint: &Endpoint) -> Option<Action> {
     match (method, endpoint) {
         (
             &Method::GET | &Method::HEAD,
             Endpoint::Manifest(..)
+            | Endpoint::BadReference(..)
             | Endpoint::Blob(..)
             | Endpoint::Tags(_)
-            | Endpoint::Referrers(..),
+            | Endpoint::Referrers(..)
+            | Endpoint::Upload(..),
         ) => Some(Action::Pull),
         (&Method::PUT, Endpoint::Manifest(..))
         | (&Method::POST, Endpoint::StartUpload(_))
-        | (&Method::GET | &Method::PATCH | &Method::PUT | &Method::DELETE, Endpoint::Upload(..)) => {
+        | (&Method::PATCH | &Method::PUT | &Method::DELETE, Endpoint::Upload(..)) => {
             Some(Action::Push)
         }
-        (&Method::DELETE, Endpoint::Manifest(..) | Endpoint::Blob(..)) => Some(Action::Delete),
+        (
+            &Method::DELETE,
+            Endpoint::Manifest(..) | Endpoint::BadReference(..) | Endpoint::Blob(..),
+        ) => Some(Action::Delete),
         _ => None,
     }
 }
 
-/// The scope a client should request after a 401 here.
-fn challenge_scope(endpoint: &Endpoint, action: Option<Action>) -> Option<String> {
+/// The scope a client should request after a 401 here. A cross-repository mount also names
+/// pull on the repository it mounts from (as Distribution's challenge does), so the token the
+/// client fetches can mount instead of falling back to an upload.
+fn challenge_scope(endpoint: &Endpoint, action: Option<Action>, params: &Params) -> Option<String> {
     if matches!(endpoint, Endpoint::Catalog) {
         return Some("registry:catalog:*".into());
     }
@@ -108,7 +126,19 @@ fn challenge_scope(endpoint: &Endpoint, action: Option<Action>) -> Option<String
         Action::Push => "pull,push",
         Action::Delete | Action::Manage => "delete",
     };
-    Some(format!("repository:{name}:{verbs}"))
+    let mut scope = format!("repository:{name}:{verbs}");
+    if let (Endpoint::StartUpload(_), Some(from)) = (endpoint, mount_source(params))
+        && &from != name
+    {
+        scope.push_str(&format!(" repository:{from}:pull"));
+    }
+    Some(scope)
+}
+
+/// The repository a mount request (`?mount=<digest>&from=<name>`) mounts from, when valid.
+fn mount_source(params: &Params) -> Option<RepoName> {
+    params.mount.as_ref()?;
+    params.from.as_deref()?.parse().ok()
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -130,7 +160,9 @@ async fn handle(
     }
     match (&method, endpoint) {
         (&Method::GET | &Method::HEAD, Endpoint::Base) => {
-            if caller.is_anonymous() {
+            // A registry token from /token, even an anonymous one, is a login: Distribution
+            // answers 200 to any valid token, and clients ping /v2/ with the token they got.
+            if caller.is_anonymous() && caller.token_scopes.is_none() {
                 return Err(ApiError(RegistryError::Unauthorized(
                     "authentication required: log in with a Berth token (docker login / skopeo login)".into(),
                 )));
@@ -144,6 +176,11 @@ async fn handle(
         }
         (&Method::GET | &Method::HEAD, Endpoint::Manifest(name, reference)) => {
             manifests::get(registry, name, reference, headers, method == Method::HEAD).await
+        }
+        (&Method::GET | &Method::HEAD | &Method::DELETE, Endpoint::BadReference(_, raw, why)) => {
+            Err(ApiError(RegistryError::ManifestUnknown(format!(
+                "{raw} (it is neither a tag nor a digest, so nothing is stored under it: {why})"
+            ))))
         }
         (&Method::PUT, Endpoint::Manifest(name, reference)) => {
             manifests::put(
@@ -169,11 +206,7 @@ async fn handle(
         (&Method::POST, Endpoint::StartUpload(name)) => {
             // A mount from a repository the caller cannot read falls back to a plain upload,
             // exactly as if the blob were not there.
-            if params.mount.is_some()
-                && let Some(from) = params
-                    .from
-                    .as_deref()
-                    .and_then(|f| f.parse::<RepoName>().ok())
+            if let Some(from) = mount_source(&params)
                 && !(auth
                     .access
                     .permits(&caller.principal, &from, Action::Pull)
@@ -184,12 +217,14 @@ async fn handle(
             }
             uploads::start(registry, name, &params, body).await
         }
-        (&Method::GET, Endpoint::Upload(name, id)) => uploads::status(registry, name, id).await,
+        (&Method::GET | &Method::HEAD, Endpoint::Upload(name, id)) => {
+            uploads::status(registry, name, id).await
+        }
         (&Method::PATCH, Endpoint::Upload(name, id)) => {
             uploads::patch(registry, name, id, headers, body).await
         }
         (&Method::PUT, Endpoint::Upload(name, id)) => {
-            uploads::put(registry, name, id, &params, body).await
+            uploads::put(registry, name, id, &params, headers, body).await
         }
         (&Method::DELETE, Endpoint::Upload(name, id)) => uploads::cancel(registry, name, id).await,
         (method, endpoint) => Err(ApiError(RegistryError::Unsupported(format!(

@@ -127,23 +127,32 @@ pub async fn patch(
         .await
     {
         Ok(offset) => Ok(session_answer(StatusCode::ACCEPTED, name, id, offset)),
-        Err(err @ RegistryError::RangeInvalid { .. }) => {
-            let mut response = axum::response::IntoResponse::into_response(ApiError(err));
-            response
-                .headers_mut()
-                .insert("location", upload_location(name, id));
-            Ok(response)
-        }
-        Err(err) => Err(err.into()),
+        Err(err) => resumable(err, name, id),
     }
 }
 
-/// Finishes an upload with an optional last chunk; `?digest=` is required.
+/// An out-of-order chunk's 416 also says where to resume (`Location`; the error mapping adds
+/// `Range`), since the session is kept.
+fn resumable(err: RegistryError, name: &RepoName, id: &str) -> Answer {
+    if !matches!(err, RegistryError::RangeInvalid { .. }) {
+        return Err(err.into());
+    }
+    let mut response = axum::response::IntoResponse::into_response(ApiError(err));
+    response
+        .headers_mut()
+        .insert("location", upload_location(name, id));
+    Ok(response)
+}
+
+/// Finishes an upload with an optional last chunk; `?digest=` is required. A last chunk with
+/// `Content-Range` must start where the upload ends, as a PATCH must (else 416, and the
+/// session stays to be resumed).
 pub async fn put(
     registry: &Registry,
     name: &RepoName,
     id: &str,
     params: &Params,
+    headers: &HeaderMap,
     body: Body,
 ) -> Answer {
     let raw = params.digest.as_deref().ok_or_else(|| {
@@ -152,10 +161,14 @@ pub async fn put(
         ))
     })?;
     let digest = digest_param(raw)?;
-    registry
-        .finish_upload(name, id, &digest, body.into_data_stream())
-        .await?;
-    Ok(blob_created(name, &digest))
+    let range = content_range(headers)?;
+    match registry
+        .finish_upload(name, id, &digest, range, body.into_data_stream())
+        .await
+    {
+        Ok(_) => Ok(blob_created(name, &digest)),
+        Err(err) => resumable(err, name, id),
+    }
 }
 
 /// Cancels an upload.
