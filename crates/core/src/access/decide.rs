@@ -113,8 +113,16 @@ fn live(principal: &Principal, target: &Target, action: Action) -> Decision {
     }
     if reach(credential, target, Action::Pull).is_err() {
         // A push may not tell a package that exists from a free name either: whoever may not
-        // create packages here is refused exactly as for a free name. (Whoever may create
-        // them is told nothing: telling it the name is taken would say the package exists.)
+        // create packages here is refused exactly as for a free name.
+        //
+        // Whoever may create them (an organization member, a job of one of its repositories)
+        // cannot be answered as for a free name: that answer is "created" (202), and making
+        // the push succeed would hand them the package. Any refusal says the name is taken,
+        // as GHCR's does (it refuses a package that is not theirs); what it may not add is
+        // anything about the package. So they get what pulling it gets, 404 NAME_UNKNOWN,
+        // with no word on its visibility, its roles or whether they could ask for one (a 403
+        // naming a missing role would). Everything else they can ask of it (pull, blobs,
+        // tags, `/token` grants, settings) answers as for a free name.
         if action == Action::Push
             && let refusal @ Decision::Denied(_) = create(credential, target)
         {
@@ -262,6 +270,12 @@ fn user_role(credential: &Credential, target: &Target, via_private_repo: bool) -
         }
         _ => relations.package_role,
     }
+}
+
+/// Whether `principal` may know that the package of `target` exists: there is one and the
+/// principal may read it (a deleted one: could read it, as its admins may restore it).
+pub fn sees(principal: &Principal, target: &Target) -> bool {
+    target.package.is_some() && live(principal, target, Action::Pull) == Decision::Allow
 }
 
 /// Whether `principal` administers the account a package belongs to: a site administrator,

@@ -692,7 +692,9 @@ impl Access {
                     }
                     Ok(())
                 }
-                Decision::Denied(why) => Err(ManageError::Forbidden(why)),
+                // Whoever may not create it is told what a package they may not see answers
+                // (404): the refusal to create ("cannot create packages in …") would tell
+                // them the name is free, and so which private names are taken.
                 _ => Err(package_not_found(name)),
             };
         }

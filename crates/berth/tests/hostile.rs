@@ -1,0 +1,139 @@
+//! Finding 6 of the security review "Hold up against a hostile network", over real HTTP
+//! against the running server: name-existence oracles (6).
+
+mod common;
+
+use common::access::{
+    OCI_MANIFEST, call, claims, login, member, repo, shape, status_and_code, user,
+};
+use common::{Server, anonymous_client, digest, push_image};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+/// A name no package has.
+const MISSING: &str = "acme/does-not-exist";
+
+// --- 6: invisible answers exactly as missing ------------------------------------------------
+
+/// Linking a hidden package to a repository answered 404 while a free name got 403 ("cannot
+/// create packages"), so anyone signed in could tell which private names exist.
+#[tokio::test]
+async fn linking_a_hidden_package_answers_as_linking_a_missing_one() {
+    let server = Server::start();
+    let nora = user(&server, "nora", None).await;
+    push_image(&server, "acme/secret", "v1", b"hidden layer").await;
+    repo(&server, "app", "public").await;
+
+    let link = |package: &str| {
+        let path = format!("/orgs/acme/packages/container/{package}/repository");
+        let server = &server;
+        let nora = nora.clone();
+        async move {
+            call(
+                server,
+                Some(&nora),
+                Method::PUT,
+                &path,
+                json!({ "repository": "app" }),
+            )
+            .await
+        }
+    };
+    let hidden = shape(link("secret").await, "acme/secret").await;
+    let missing = shape(link("does-not-exist").await, MISSING).await;
+    assert!(hidden.starts_with("404 "), "{hidden}");
+    assert_eq!(
+        hidden, missing,
+        "a hidden package must answer as a missing one"
+    );
+}
+
+/// A member may read a free name of the organization before its first push (clients look
+/// for blobs first); a blob GET there answered BLOB_UNKNOWN while a hidden package answered
+/// NAME_UNKNOWN.
+#[tokio::test]
+async fn a_blob_of_a_hidden_package_answers_as_one_of_a_missing_package() {
+    let server = Server::start();
+    let mark = user(&server, "mark", None).await;
+    member(&server, "mark", "member").await;
+    push_image(&server, "acme/secret", "v1", b"hidden layer").await;
+    let layer = digest(b"hidden layer");
+    let http = login(&mark);
+
+    for method in [Method::GET, Method::HEAD] {
+        let get = |name: &str| {
+            http.request(
+                method.clone(),
+                server.url(&format!("/v2/{name}/blobs/{layer}")),
+            )
+            .send()
+        };
+        let hidden = shape(get("acme/secret").await.expect("get"), "acme/secret").await;
+        let missing = shape(get(MISSING).await.expect("get"), MISSING).await;
+        assert!(hidden.starts_with("404"), "{method} {hidden}");
+        assert_eq!(
+            hidden, missing,
+            "{method}: a hidden package must answer as a missing one"
+        );
+    }
+
+    // Starting a push: a member may create packages in `acme`, so a free name is created
+    // (202) and any other answer says the name is taken; what it gets for the hidden package
+    // is what it gets pulling it, 404 NAME_UNKNOWN, and no word about the package.
+    let start = http
+        .post(server.url("/v2/acme/secret/blobs/uploads/"))
+        .send()
+        .await
+        .expect("start");
+    assert_eq!(status_and_code(start).await, (404, "NAME_UNKNOWN".into()));
+}
+
+/// `GET /token` granted a member pull and push on a free name but nothing on a hidden
+/// package: the grant told them which names exist.
+#[tokio::test]
+async fn the_token_endpoint_grants_on_a_hidden_package_what_it_grants_on_a_missing_one() {
+    let server = Server::start();
+    let mark = user(&server, "mark", None).await;
+    let nora = user(&server, "nora", None).await;
+    member(&server, "mark", "member").await;
+    push_image(&server, "acme/secret", "v1", b"hidden layer").await;
+
+    for (who, token) in [("member", &mark), ("outsider", &nora)] {
+        let http = login(token);
+        let mut granted = Vec::new();
+        for name in ["acme/secret", MISSING] {
+            let response = http
+                .get(server.url(&format!(
+                    "/token?service=berth&scope=repository:{name}:pull,push,delete"
+                )))
+                .send()
+                .await
+                .expect("token");
+            assert_eq!(response.status(), 200, "{who}");
+            let body: Value = response.json().await.expect("json");
+            let access = claims(body["token"].as_str().expect("token"))["access"].clone();
+            granted.push(access.to_string().replace(name, "<name>"));
+        }
+        assert_eq!(
+            granted[0], granted[1],
+            "{who}: /token must grant on a hidden package what it grants on a missing one"
+        );
+    }
+    // The grant is no key: the registry still decides every request.
+    let http = login(&mark);
+    let response = http
+        .get(server.url("/token?service=berth&scope=repository:acme/secret:pull"))
+        .send()
+        .await
+        .expect("token");
+    let body: Value = response.json().await.expect("json");
+    let token = body["token"].as_str().expect("token").to_owned();
+    let bearer = anonymous_client()
+        .get(server.url("/v2/acme/secret/manifests/v1"))
+        .header("authorization", format!("Bearer {token}"))
+        .header("accept", OCI_MANIFEST)
+        .send()
+        .await
+        .expect("pull");
+    assert_eq!(status_and_code(bearer).await, (404, "NAME_UNKNOWN".into()));
+}
