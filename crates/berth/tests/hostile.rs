@@ -1,10 +1,12 @@
-//! Finding 6 of the security review "Hold up against a hostile network", over real HTTP
-//! against the running server: name-existence oracles (6).
+//! Findings 6–7 of the security review "Hold up against a hostile network", each over real
+//! HTTP against the running server: name-existence oracles (6), fine-grained tokens reading
+//! internal packages they do not select (7).
 
 mod common;
 
 use common::access::{
-    OCI_MANIFEST, call, claims, login, member, repo, shape, status_and_code, user,
+    OCI_MANIFEST, api, call, claims, fine_grained, login, make_visible, member, pull, repo, shape,
+    status_and_code, user,
 };
 use common::{Server, anonymous_client, digest, push_image};
 use reqwest::Method;
@@ -136,4 +138,81 @@ async fn the_token_endpoint_grants_on_a_hidden_package_what_it_grants_on_a_missi
         .await
         .expect("pull");
     assert_eq!(status_and_code(bearer).await, (404, "NAME_UNKNOWN".into()));
+}
+
+// --- 7: fine-grained tokens reach what they select ------------------------------------------
+
+#[tokio::test]
+async fn fine_grained_tokens_read_only_the_internal_packages_they_select() {
+    let server = Server::start();
+    let admin = server.admin_token.clone();
+    let tina = user(&server, "tina", None).await;
+    let nora = user(&server, "nora", None).await;
+    member(&server, "tina", "member").await;
+    push_image(&server, "acme/int", "v1", b"internal layer").await;
+    push_image(&server, "acme/picked", "v1", b"picked layer").await;
+    push_image(&server, "acme/pub", "v1", b"public layer").await;
+    make_visible(&server, "acme/int", "internal").await;
+    make_visible(&server, "acme/picked", "internal").await;
+    make_visible(&server, "acme/pub", "public").await;
+    // An SSO organization nora is not in, with an internal package.
+    api(
+        &server,
+        &admin,
+        Method::POST,
+        "/admin/organizations",
+        json!({ "login": "closed", "admin": "admin" }),
+    )
+    .await;
+    push_image(&server, "closed/int", "v1", b"closed layer").await;
+    api(
+        &server,
+        &admin,
+        Method::PATCH,
+        "/orgs/closed/packages/container/int",
+        json!({ "visibility": "internal" }),
+    )
+    .await;
+    api(
+        &server,
+        &admin,
+        Method::PUT,
+        "/orgs/closed/sso",
+        json!({ "required": true }),
+    )
+    .await;
+
+    let picks = login(&fine_grained(&server, &tina, "acme", &["picked"], "read").await);
+    assert_eq!(pull(&picks, &server, "acme/picked").await.status(), 200);
+    assert_eq!(
+        pull(&picks, &server, "acme/pub").await.status(),
+        200,
+        "public packages stay readable by anyone"
+    );
+    assert_eq!(
+        status_and_code(pull(&picks, &server, "acme/int").await).await,
+        (404, "NAME_UNKNOWN".into()),
+        "an internal package the token does not select"
+    );
+    let own = login(&fine_grained(&server, &nora, "nora", &["tool"], "read").await);
+    assert_eq!(
+        status_and_code(pull(&own, &server, "closed/int").await).await,
+        (404, "NAME_UNKNOWN".into()),
+        "an internal package of an SSO organization the user is not in"
+    );
+    assert_eq!(
+        status_and_code(pull(&own, &server, "acme/int").await).await,
+        (404, "NAME_UNKNOWN".into()),
+        "an internal package of another owner"
+    );
+    // The catalog lists only what the token reads.
+    let catalog: Value = picks
+        .get(server.url("/v2/_catalog"))
+        .send()
+        .await
+        .expect("catalog")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(catalog["repositories"], json!(["acme/picked", "acme/pub"]));
 }

@@ -99,8 +99,9 @@ pat-delete            NDN  YDD YDD NDN    NDN       NDN    | D      D
 pat-read-delete       YDY  YDY YDY YDY    YDY       YDY    | D      D
 pat-repo              NDN  YDD YDD NDN    NDN       NDN    | D      D
 pat-admin-org         NDN  YDD YDD NDN    NDN       NDN    | D      D
-fine-grained-write    YYD  YDD YDD YDD    NDN       NDN    | Y      D
-fine-grained-read     NDN  YDD YDD NDN    NDN       YDD    | D      D
+# fine-grained tokens read what they select, and public packages
+fine-grained-write    YYD  NDN YDD YDD    NDN       NDN    | Y      D
+fine-grained-read     NDN  NDN YDD NDN    NDN       YDD    | D      D
 # app and job tokens reach what is linked to their repositories, inheriting or not
 app-read              NDN  NDN YDD YDD    YDD       NDN    | D      D
 app-write             YYD  YYD YYD YYD    YYD       YYD    | Y      Y
@@ -133,7 +134,7 @@ owner-sso             YYY  YYY YYY | Y      Y
 owner-no-sso          NNN  NNN YDD | N      N
 member-sso            YDD  YDD YDD | Y      Y
 member-no-sso         NNN  NNN YDD | N      N
-fine-grained          YDD  YDD YDD | D      D
+fine-grained          YDD  NDN YDD | D      D
 app-expired           UUU  UUU UUU | U      U
 ";
 

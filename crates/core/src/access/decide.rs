@@ -156,8 +156,10 @@ fn reach(credential: &Credential, target: &Target, action: Action) -> Result<(),
         .as_ref()
         .expect("reach is asked about existing packages");
     let needed = action.role();
-    // Anyone who signed in reads public packages, and users read internal ones.
-    let floor = match package.visibility {
+    // Anyone who signed in reads public packages, and users read internal ones (with a
+    // token that reads packages at all: a classic token's read:packages, a fine-grained
+    // token's selection).
+    let mut floor = match package.visibility {
         Visibility::Public => Some(Role::Read),
         Visibility::Internal if credential.user.is_some() => Some(Role::Read),
         _ => None,
@@ -202,6 +204,12 @@ fn reach(credential: &Credential, target: &Target, action: Action) -> Result<(),
             if selected {
                 user_role(credential, target, true).map(|r| r.min(*permission))
             } else {
+                // A fine-grained token reaches only what it selects: the internal floor
+                // is for the packages it selects, or any internal package of the instance
+                // (of SSO organizations too) would be read through it.
+                if package.visibility != Visibility::Public {
+                    floor = None;
+                }
                 None
             }
         }

@@ -370,6 +370,25 @@ fn fine_grained_tokens_reach_only_selected_packages_of_their_owner() {
         &read_only,
         Action::Push
     )));
+    // Internal packages: read when selected, as missing when not; public ones by anyone.
+    let internal = target(Some(package(Visibility::Internal)), Relations::default());
+    assert_eq!(
+        decide(&fine(vec!["acme/app"], Role::Read), &internal, Action::Pull),
+        Decision::Allow
+    );
+    assert_eq!(
+        decide(
+            &fine(vec!["acme/other"], Role::Read),
+            &internal,
+            Action::Pull
+        ),
+        Decision::NotFound
+    );
+    let public = target(Some(package(Visibility::Public)), Relations::default());
+    assert_eq!(
+        decide(&fine(vec!["acme/other"], Role::Read), &public, Action::Pull),
+        Decision::Allow
+    );
 }
 
 #[test]
