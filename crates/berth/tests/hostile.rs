@@ -1,12 +1,12 @@
-//! Findings 6–7 of the security review "Hold up against a hostile network", each over real
+//! Findings 6–8 of the security review "Hold up against a hostile network", each over real
 //! HTTP against the running server: name-existence oracles (6), fine-grained tokens reading
-//! internal packages they do not select (7).
+//! internal packages they do not select (7), tokens minted past SSO (8).
 
 mod common;
 
 use common::access::{
-    OCI_MANIFEST, api, call, claims, fine_grained, login, make_visible, member, pull, repo, shape,
-    status_and_code, user,
+    OCI_MANIFEST, api, call, claims, classic, fine_grained, fine_grained_request, login,
+    make_visible, member, package_setting, pull, repo, shape, status_and_code, user,
 };
 use common::{Server, anonymous_client, digest, push_image};
 use reqwest::Method;
@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 
 /// A name no package has.
 const MISSING: &str = "acme/does-not-exist";
+const FULL: &[&str] = &["read:packages", "write:packages", "delete:packages", "repo"];
 
 // --- 6: invisible answers exactly as missing ------------------------------------------------
 
@@ -215,4 +216,111 @@ async fn fine_grained_tokens_read_only_the_internal_packages_they_select() {
         .await
         .expect("json");
     assert_eq!(catalog["repositories"], json!(["acme/picked", "acme/pub"]));
+}
+
+// --- 8: a minted token reaches no further than the minting one ------------------------------
+
+#[tokio::test]
+async fn a_token_not_authorized_for_sso_mints_nothing_that_reaches_the_organization() {
+    let server = Server::start();
+    let admin = server.admin_token.clone();
+    let mark = user(&server, "mark", None).await;
+    member(&server, "mark", "member").await;
+    push_image(&server, "acme/priv", "v1", b"private layer").await;
+    package_setting(
+        &server,
+        Method::PUT,
+        "acme/priv",
+        "/collaborators/mark",
+        json!({ "role": "read" }),
+    )
+    .await;
+    repo(&server, "app", "private").await;
+    api(
+        &server,
+        &admin,
+        Method::PUT,
+        "/repos/acme/app/collaborators/mark",
+        json!({ "permission": "push" }),
+    )
+    .await;
+    package_setting(
+        &server,
+        Method::PUT,
+        "acme/priv",
+        "/repository",
+        json!({ "repository": "app", "inherit_access": false }),
+    )
+    .await;
+    let (_, unauthorized) = classic(&server, &mark, FULL).await;
+    let (authorized_id, authorized) = classic(&server, &mark, FULL).await;
+    api(
+        &server,
+        &mark,
+        Method::PUT,
+        &format!("/user/tokens/{authorized_id}/sso/acme"),
+        Value::Null,
+    )
+    .await;
+    api(
+        &server,
+        &admin,
+        Method::PUT,
+        "/orgs/acme/sso",
+        json!({ "required": true }),
+    )
+    .await;
+    assert_eq!(
+        status_and_code(pull(&login(&unauthorized), &server, "acme/priv").await).await,
+        (404, "NAME_UNKNOWN".into()),
+        "the classic token itself does not reach the organization"
+    );
+
+    // A fine-grained token for the organization.
+    let refused = call(
+        &server,
+        Some(&unauthorized),
+        Method::POST,
+        "/user/tokens",
+        fine_grained_request("acme", &["priv"], "read"),
+    )
+    .await;
+    let status = refused.status().as_u16();
+    let body: Value = refused.json().await.unwrap_or(Value::Null);
+    assert_eq!(status, 403, "{body}");
+    let message = body["message"].as_str().unwrap_or("");
+    assert!(
+        message.contains("SSO") && message.contains("/sso/acme"),
+        "the refusal says how to authorize the token: {message}"
+    );
+    // A job token of a repository of the organization.
+    let job = call(
+        &server,
+        Some(&unauthorized),
+        Method::POST,
+        "/repos/acme/app/actions/job-tokens",
+        json!({ "permissions": { "packages": "read" } }),
+    )
+    .await;
+    assert_eq!(
+        job.status(),
+        403,
+        "{}",
+        job.text().await.unwrap_or_default()
+    );
+
+    // The authorized token mints both, and they work.
+    let fine = fine_grained(&server, &authorized, "acme", &["priv"], "read").await;
+    assert_eq!(
+        pull(&login(&fine), &server, "acme/priv").await.status(),
+        200
+    );
+    api(
+        &server,
+        &authorized,
+        Method::POST,
+        "/repos/acme/app/actions/job-tokens",
+        json!({ "permissions": { "packages": "read" } }),
+    )
+    .await;
 }
