@@ -1,12 +1,13 @@
-//! Findings 6–8 of the security review "Hold up against a hostile network", each over real
+//! Findings 6–9 of the security review "Hold up against a hostile network", each over real
 //! HTTP against the running server: name-existence oracles (6), fine-grained tokens reading
-//! internal packages they do not select (7), tokens minted past SSO (8).
+//! internal packages they do not select (7), tokens minted past SSO (8), job tokens writing
+//! packages that do not grant their repository write (9).
 
 mod common;
 
 use common::access::{
     OCI_MANIFEST, api, call, claims, classic, fine_grained, fine_grained_request, login,
-    make_visible, member, package_setting, pull, repo, shape, status_and_code, user,
+    make_visible, member, package_setting, pull, push_manifest, repo, shape, status_and_code, user,
 };
 use common::{Server, anonymous_client, digest, push_image};
 use reqwest::Method;
@@ -323,4 +324,130 @@ async fn a_token_not_authorized_for_sso_mints_nothing_that_reaches_the_organizat
         json!({ "permissions": { "packages": "read" } }),
     )
     .await;
+}
+
+// --- 9: job tokens write only where their repository may write -------------------------------
+
+#[tokio::test]
+async fn a_job_token_writes_only_to_packages_that_grant_its_repository_write() {
+    let server = Server::start();
+    let admin = server.admin_token.clone();
+    let oscar = user(&server, "oscar", None).await;
+    repo(&server, "app", "private").await;
+    repo(&server, "other", "private").await;
+    api(
+        &server,
+        &admin,
+        Method::PUT,
+        "/repos/acme/app/collaborators/oscar",
+        json!({ "permission": "push" }),
+    )
+    .await;
+    let (_, manifest) = push_image(&server, "acme/own-access", "v1", b"layer of own-access").await;
+    package_setting(
+        &server,
+        Method::PUT,
+        "acme/own-access",
+        "/repository",
+        json!({ "repository": "app", "inherit_access": false }),
+    )
+    .await;
+    let job = api(
+        &server,
+        &oscar,
+        Method::POST,
+        "/repos/acme/app/actions/job-tokens",
+        json!({ "permissions": { "packages": "write" } }),
+    )
+    .await;
+    let job = login(job["token"].as_str().expect("token"));
+
+    // Linked, keeping its own access, no Actions access for `app`: readable, not writable.
+    assert_eq!(pull(&job, &server, "acme/own-access").await.status(), 200);
+    let (status, code) =
+        status_and_code(push_manifest(&job, &server, "acme/own-access", &manifest).await).await;
+    assert_eq!((status, code.as_str()), (403, "DENIED"));
+    let start = job
+        .post(server.url("/v2/acme/own-access/blobs/uploads/"))
+        .send()
+        .await
+        .expect("start");
+    assert_eq!(start.status(), 403);
+
+    // Actions access with write lets it push.
+    package_setting(
+        &server,
+        Method::PUT,
+        "acme/own-access",
+        "/actions-access/app",
+        json!({ "role": "write" }),
+    )
+    .await;
+    assert_eq!(
+        push_manifest(&job, &server, "acme/own-access", &manifest)
+            .await
+            .status(),
+        201
+    );
+
+    // A package the job creates: its repository keeps write when inheritance is turned off.
+    let layer = b"made by a job".to_vec();
+    let config = format!(
+        r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["{}"]}}}}"#,
+        digest(&layer)
+    );
+    for blob in [config.clone().into_bytes(), layer.clone()] {
+        let response = job
+            .post(server.url(&format!(
+                "/v2/acme/by-job/blobs/uploads/?digest={}",
+                digest(&blob)
+            )))
+            .body(blob)
+            .send()
+            .await
+            .expect("blob");
+        assert_eq!(response.status(), 201);
+    }
+    let made = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": digest(config.as_bytes()), "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": digest(&layer), "size": layer.len()}],
+    }))
+    .expect("json");
+    assert_eq!(
+        push_manifest(&job, &server, "acme/by-job", &made)
+            .await
+            .status(),
+        201
+    );
+    package_setting(
+        &server,
+        Method::PUT,
+        "acme/by-job",
+        "/repository",
+        json!({ "repository": "app", "inherit_access": false }),
+    )
+    .await;
+    assert_eq!(
+        push_manifest(&job, &server, "acme/by-job", &made)
+            .await
+            .status(),
+        201,
+        "the repository whose job created the package has write on it"
+    );
+    // A job of another repository reaches none of it.
+    let other = api(
+        &server,
+        &admin,
+        Method::POST,
+        "/repos/acme/other/actions/job-tokens",
+        json!({ "permissions": { "packages": "write" } }),
+    )
+    .await;
+    let other = login(other["token"].as_str().expect("token"));
+    assert_eq!(
+        status_and_code(push_manifest(&other, &server, "acme/by-job", &made).await).await,
+        (404, "NAME_UNKNOWN".into())
+    );
 }

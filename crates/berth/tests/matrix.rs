@@ -102,10 +102,11 @@ pat-admin-org         NDN  YDD YDD NDN    NDN       NDN    | D      D
 # fine-grained tokens read what they select, and public packages
 fine-grained-write    YYD  NDN YDD YDD    NDN       NDN    | Y      D
 fine-grained-read     NDN  NDN YDD NDN    NDN       YDD    | D      D
-# app and job tokens reach what is linked to their repositories, inheriting or not
+# app tokens reach what is linked to their repositories, inheriting or not; job tokens read
+# it, and write only what inherits their repository's access or grants it write
 app-read              NDN  NDN YDD YDD    YDD       NDN    | D      D
 app-write             YYD  YYD YYD YYD    YYD       YYD    | Y      Y
-job-linked            NNN  NNN YDD YYD    YYD       NNN    | Y      Y
+job-linked            NNN  NNN YDD YYD    YDD       NNN    | Y      Y
 job-other             NNN  NNN YDD NNN    NNN       YDD    | Y      Y
 job-expired           UUU  UUU UUU UUU    UUU       UUU    | U      U
 pat-expired           UUU  UUU UUU UUU    UUU       UUU    | U      U

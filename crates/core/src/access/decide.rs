@@ -230,15 +230,27 @@ fn reach(credential: &Credential, target: &Target, action: Action) -> Result<(),
             permission,
             ..
         } => {
-            if package.linked.is_some_and(|r| r.id == *repository) {
-                Some(*permission)
-            } else {
-                package
-                    .job_access
-                    .iter()
-                    .find(|(repo, _)| repo == repository)
-                    .map(|(_, role)| (*role).min(*permission))
-            }
+            // The link names the repository, so its jobs read the package; they write it only
+            // when the package grants the repository write: by inheriting its access, or by
+            // Actions access (given automatically to the repository whose job created the
+            // package). A package linked but keeping its own access is not the repository's
+            // to overwrite, as on GHCR.
+            let through_link = package
+                .linked
+                .is_some_and(|r| r.id == *repository)
+                .then(|| {
+                    if package.inherits {
+                        *permission
+                    } else {
+                        Role::Read.min(*permission)
+                    }
+                });
+            let granted = package
+                .job_access
+                .iter()
+                .find(|(repo, _)| repo == repository)
+                .map(|(_, role)| (*role).min(*permission));
+            through_link.max(granted)
         }
     };
     let role = granted.max(floor);

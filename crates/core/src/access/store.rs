@@ -287,7 +287,10 @@ pub trait AccessStore: Send + Sync + 'static {
     async fn target(&self, name: &RepoName, user: Option<AccountId>) -> StoreResult<Target>;
     /// Creates package `name` owned by `owner` if it does not exist (a concurrent creator
     /// wins silently), with `admin` (its creator) holding the admin role, in one
-    /// transaction. A package created linked to a repository inherits its access.
+    /// transaction. A package created linked to a repository inherits its access. Created
+    /// linked and by no user — by a job token of that repository — it also grants the
+    /// repository write (Actions access), which stays when the package stops inheriting, as
+    /// GHCR grants the repository whose workflow published a package.
     async fn create_package(
         &self,
         name: &RepoName,

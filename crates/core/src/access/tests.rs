@@ -299,12 +299,22 @@ fn job_tokens_push_only_to_packages_of_their_repository_and_create_linked_ones()
         id: REPO,
         visibility: Visibility::Private,
     });
+    linked.inherits = true;
+    let mut own_access = linked.clone();
+    own_access.inherits = false;
     let mut granted = package(Visibility::Private);
     granted.job_access = vec![(REPO, Role::Read)];
     let ours = target(Some(linked), Relations::default());
     let theirs = target(Some(granted), Relations::default());
     let token = job(REPO, Role::Write);
     assert_eq!(decide(&token, &ours, Action::Push), Decision::Allow);
+    // Linked but keeping its own access: read through the link, write only when granted.
+    let kept = target(Some(own_access.clone()), Relations::default());
+    assert_eq!(decide(&token, &kept, Action::Pull), Decision::Allow);
+    assert!(denied(&decide(&token, &kept, Action::Push)));
+    own_access.job_access = vec![(REPO, Role::Write)];
+    let kept_granted = target(Some(own_access), Relations::default());
+    assert_eq!(decide(&token, &kept_granted, Action::Push), Decision::Allow);
     assert_eq!(decide(&token, &theirs, Action::Pull), Decision::Allow);
     assert!(denied(&decide(&token, &theirs, Action::Push)));
     assert_eq!(
