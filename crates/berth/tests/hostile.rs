@@ -1,7 +1,8 @@
-//! Findings 6–9 of the security review "Hold up against a hostile network", each over real
+//! Findings 6–10 of the security review "Hold up against a hostile network", each over real
 //! HTTP against the running server: name-existence oracles (6), fine-grained tokens reading
 //! internal packages they do not select (7), tokens minted past SSO (8), job tokens writing
-//! packages that do not grant their repository write (9).
+//! packages that do not grant their repository write (9), the `repo` scope reading internal
+//! packages and e-mail addresses shown to anyone (10).
 
 mod common;
 
@@ -449,5 +450,90 @@ async fn a_job_token_writes_only_to_packages_that_grant_its_repository_write() {
     assert_eq!(
         status_and_code(push_manifest(&other, &server, "acme/by-job", &made).await).await,
         (404, "NAME_UNKNOWN".into())
+    );
+}
+
+// --- 10: scopes and e-mail addresses --------------------------------------------------------
+
+#[tokio::test]
+async fn reading_an_internal_package_takes_read_packages() {
+    let server = Server::start();
+    let olivia = user(&server, "olivia", None).await;
+    member(&server, "olivia", "member").await;
+    push_image(&server, "acme/int", "v1", b"internal layer").await;
+    make_visible(&server, "acme/int", "internal").await;
+
+    let (_, repo_only) = classic(&server, &olivia, &["repo"]).await;
+    let (_, reader) = classic(&server, &olivia, &["read:packages"]).await;
+    let repo_only = login(&repo_only);
+    let hidden = shape(pull(&repo_only, &server, "acme/int").await, "acme/int").await;
+    let missing = shape(pull(&repo_only, &server, MISSING).await, MISSING).await;
+    assert!(hidden.starts_with("404"), "{hidden}");
+    assert_eq!(hidden, missing);
+    assert_eq!(
+        pull(&login(&reader), &server, "acme/int").await.status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn a_users_email_is_shown_only_to_them_and_site_administrators() {
+    let server = Server::start();
+    let admin = server.admin_token.clone();
+    let olivia = user(&server, "olivia", Some("olivia@example.com")).await;
+    let nora = user(&server, "nora", None).await;
+    member(&server, "olivia", "member").await;
+
+    let email = |token: Option<String>, path: &'static str| {
+        let server = &server;
+        async move {
+            let response = call(server, token.as_deref(), Method::GET, path, Value::Null).await;
+            assert_eq!(response.status(), 200, "GET {path}");
+            let body: Value = response.json().await.expect("json");
+            body.pointer("/email")
+                .or_else(|| body.pointer("/user/email"))
+                .cloned()
+                .unwrap_or(Value::Null)
+        }
+    };
+    let shown = json!("olivia@example.com");
+    assert_eq!(email(None, "/users/olivia").await, Value::Null, "anonymous");
+    assert_eq!(
+        email(Some(nora.clone()), "/users/olivia").await,
+        Value::Null,
+        "another user"
+    );
+    assert_eq!(
+        email(Some(olivia.clone()), "/users/olivia").await,
+        shown,
+        "herself"
+    );
+    assert_eq!(
+        email(Some(olivia.clone()), "/user").await,
+        shown,
+        "GET /user"
+    );
+    assert_eq!(
+        email(Some(admin.clone()), "/users/olivia").await,
+        shown,
+        "a site admin"
+    );
+    // Memberships show the user too.
+    assert_eq!(
+        email(Some(olivia), "/orgs/acme/memberships/olivia").await,
+        shown
+    );
+    api(
+        &server,
+        &admin,
+        Method::PUT,
+        "/orgs/acme/memberships/nora",
+        json!({"role": "member"}),
+    )
+    .await;
+    assert_eq!(
+        email(Some(nora), "/orgs/acme/memberships/olivia").await,
+        Value::Null,
+        "another member"
     );
 }

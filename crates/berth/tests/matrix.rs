@@ -94,11 +94,12 @@ collab-no-repo        YDD  YDD YDD NDN    NDN       NDN    | D      D
 outsider              NDN  YDD YDD NDN    NDN       NDN    | D      D
 pat-read              YDD  YDD YDD YDD    YDD       YDD    | D      D
 pat-write             YYD  YYD YYD YYD    YYD       YYD    | Y      Y
-# delete:packages deletes nothing without read:packages (GitHub: a token needs both)
-pat-delete            NDN  YDD YDD NDN    NDN       NDN    | D      D
+# delete:packages deletes nothing without read:packages (GitHub: a token needs both); only
+# public packages are read without read:packages, internal ones are not
+pat-delete            NDN  NDN YDD NDN    NDN       NDN    | D      D
 pat-read-delete       YDY  YDY YDY YDY    YDY       YDY    | D      D
-pat-repo              NDN  YDD YDD NDN    NDN       NDN    | D      D
-pat-admin-org         NDN  YDD YDD NDN    NDN       NDN    | D      D
+pat-repo              NDN  NDN YDD NDN    NDN       NDN    | D      D
+pat-admin-org         NDN  NDN YDD NDN    NDN       NDN    | D      D
 # fine-grained tokens read what they select, and public packages
 fine-grained-write    YYD  NDN YDD YDD    NDN       NDN    | Y      D
 fine-grained-read     NDN  NDN YDD NDN    NDN       YDD    | D      D

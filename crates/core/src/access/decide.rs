@@ -175,7 +175,10 @@ fn reach(credential: &Credential, target: &Target, action: Action) -> Result<(),
                 Action::Delete => scopes.delete_packages && scopes.may_read(),
                 Action::Manage => scopes.write_packages,
             };
-            if !scope_ok && action == Action::Pull && floor.is_none() {
+            // Only what anyone may pull is pulled without read:packages: an internal
+            // package is for the instance's users, not for every token they hold (`repo`
+            // alone reads no package, as on GitHub).
+            if !scope_ok && action == Action::Pull && package.visibility != Visibility::Public {
                 return Err("the token lacks the read:packages scope".into());
             }
             if !scope_ok && action != Action::Pull {

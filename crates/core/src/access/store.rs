@@ -48,6 +48,21 @@ pub struct Account {
     pub created_at: Millis,
 }
 
+impl Account {
+    /// The e-mail address `viewer` may see: GitHub shows a user's public e-mail address to
+    /// everyone, and Berth keeps no public one, so only the user and site administrators see
+    /// it; everyone else (anonymous included) sees none.
+    pub fn email_seen_by(&self, viewer: &Principal) -> Option<&str> {
+        let allowed = match viewer {
+            Principal::Anonymous => false,
+            Principal::Token(credential) => {
+                credential.site_admin || credential.user == Some(self.id)
+            }
+        };
+        self.email.as_deref().filter(|_| allowed)
+    }
+}
+
 /// A user to create.
 #[derive(Debug, Clone)]
 pub struct NewUser {

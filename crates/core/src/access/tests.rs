@@ -207,15 +207,16 @@ fn delete_needs_the_scope_and_the_admin_role() {
 fn delete_needs_read_packages_too_even_where_anyone_may_read() {
     let admin = |visibility| target(Some(package(visibility)), member(Some(Role::Admin)));
     let delete_only = classic(BOB, "delete:packages");
+    assert_eq!(
+        decide(&delete_only, &admin(Visibility::Public), Action::Pull),
+        Decision::Allow
+    );
+    let Decision::Denied(why) = decide(&delete_only, &admin(Visibility::Public), Action::Delete)
+    else {
+        panic!("deleting without read:packages must be denied");
+    };
+    assert!(why.contains("read:packages"), "{why}");
     for visibility in [Visibility::Public, Visibility::Internal] {
-        assert_eq!(
-            decide(&delete_only, &admin(visibility), Action::Pull),
-            Decision::Allow
-        );
-        let Decision::Denied(why) = decide(&delete_only, &admin(visibility), Action::Delete) else {
-            panic!("deleting without read:packages must be denied");
-        };
-        assert!(why.contains("read:packages"), "{why}");
         assert_eq!(
             decide(
                 &classic(BOB, "write:packages,delete:packages"),
@@ -225,10 +226,38 @@ fn delete_needs_read_packages_too_even_where_anyone_may_read() {
             Decision::Allow
         );
     }
-    // A private package is invisible to the token in the first place.
+    // Internal and private packages are invisible to the token in the first place.
+    for visibility in [Visibility::Internal, Visibility::Private] {
+        assert_eq!(
+            decide(&delete_only, &admin(visibility), Action::Delete),
+            Decision::NotFound
+        );
+    }
+}
+
+#[test]
+fn only_public_packages_are_read_without_read_packages() {
+    let plain = |visibility| target(Some(package(visibility)), Relations::default());
+    for scopes in ["repo", "delete:packages", "admin:org"] {
+        let token = classic(BOB, scopes);
+        assert_eq!(
+            decide(&token, &plain(Visibility::Public), Action::Pull),
+            Decision::Allow,
+            "{scopes}"
+        );
+        assert_eq!(
+            decide(&token, &plain(Visibility::Internal), Action::Pull),
+            Decision::NotFound,
+            "{scopes}"
+        );
+    }
     assert_eq!(
-        decide(&delete_only, &admin(Visibility::Private), Action::Delete),
-        Decision::NotFound
+        decide(
+            &classic(BOB, "read:packages"),
+            &plain(Visibility::Internal),
+            Action::Pull
+        ),
+        Decision::Allow
     );
 }
 
