@@ -94,17 +94,20 @@ collab-no-repo        YDD  YDD YDD NDN    NDN       NDN    | D      D
 outsider              NDN  YDD YDD NDN    NDN       NDN    | D      D
 pat-read              YDD  YDD YDD YDD    YDD       YDD    | D      D
 pat-write             YYD  YYD YYD YYD    YYD       YYD    | Y      Y
-# delete:packages deletes nothing without read:packages (GitHub: a token needs both)
-pat-delete            NDN  YDD YDD NDN    NDN       NDN    | D      D
+# delete:packages deletes nothing without read:packages (GitHub: a token needs both); only
+# public packages are read without read:packages, internal ones are not
+pat-delete            NDN  NDN YDD NDN    NDN       NDN    | D      D
 pat-read-delete       YDY  YDY YDY YDY    YDY       YDY    | D      D
-pat-repo              NDN  YDD YDD NDN    NDN       NDN    | D      D
-pat-admin-org         NDN  YDD YDD NDN    NDN       NDN    | D      D
-fine-grained-write    YYD  YDD YDD YDD    NDN       NDN    | Y      D
-fine-grained-read     NDN  YDD YDD NDN    NDN       YDD    | D      D
-# app and job tokens reach what is linked to their repositories, inheriting or not
+pat-repo              NDN  NDN YDD NDN    NDN       NDN    | D      D
+pat-admin-org         NDN  NDN YDD NDN    NDN       NDN    | D      D
+# fine-grained tokens read what they select, and public packages
+fine-grained-write    YYD  NDN YDD YDD    NDN       NDN    | Y      D
+fine-grained-read     NDN  NDN YDD NDN    NDN       YDD    | D      D
+# app tokens reach what is linked to their repositories, inheriting or not; job tokens read
+# it, and write only what inherits their repository's access or grants it write
 app-read              NDN  NDN YDD YDD    YDD       NDN    | D      D
 app-write             YYD  YYD YYD YYD    YYD       YYD    | Y      Y
-job-linked            NNN  NNN YDD YYD    YYD       NNN    | Y      Y
+job-linked            NNN  NNN YDD YYD    YDD       NNN    | Y      Y
 job-other             NNN  NNN YDD NNN    NNN       YDD    | Y      Y
 job-expired           UUU  UUU UUU UUU    UUU       UUU    | U      U
 pat-expired           UUU  UUU UUU UUU    UUU       UUU    | U      U
@@ -133,7 +136,7 @@ owner-sso             YYY  YYY YYY | Y      Y
 owner-no-sso          NNN  NNN YDD | N      N
 member-sso            YDD  YDD YDD | Y      Y
 member-no-sso         NNN  NNN YDD | N      N
-fine-grained          YDD  YDD YDD | D      D
+fine-grained          YDD  NDN YDD | D      D
 app-expired           UUU  UUU UUU | U      U
 ";
 

@@ -241,7 +241,8 @@ impl SqliteMetadataStore {
     }
 
     /// Inserts package `name` unless it exists, with `admin` as its admin, in one
-    /// transaction; a linked package inherits its repository's access.
+    /// transaction; a linked package inherits its repository's access, and one linked and
+    /// created by no user (a job token of the repository) grants the repository write.
     pub(crate) async fn insert_package(
         &self,
         name: &RepoName,
@@ -273,6 +274,17 @@ impl SqliteMetadataStore {
             )
             .bind(package)
             .bind(admin)
+            .execute(&mut *tx)
+            .await
+            .map_err(failed(doing()))?;
+        }
+        // Likewise only the creating job's repository gets write for its jobs.
+        if let (Some(package), Some(repo), None) = (created, link, admin) {
+            sqlx::query(
+                "INSERT INTO package_job_access (package_id, repo_id, role) VALUES (?1, ?2, 'write')",
+            )
+            .bind(package)
+            .bind(repo)
             .execute(&mut *tx)
             .await
             .map_err(failed(doing()))?;

@@ -781,10 +781,29 @@ async fn a_package_created_linked_inherits() {
                 visibility: Visibility::Private,
             }),
             inherits: true,
-            job_access: Vec::new(),
+            // Created by no user (a job token of `src`): `src` writes it however it is set.
+            job_access: vec![(src, Role::Write)],
             deleted_at: None,
         })
     );
+    // Created linked by a user (the API's link of a new name): no Actions access.
+    let linked_by_user = name("alice/linked");
+    s.create_package(
+        &linked_by_user,
+        alice,
+        Visibility::Private,
+        Some(src),
+        Some(alice),
+        1_000,
+    )
+    .await
+    .unwrap();
+    let package = s
+        .target(&linked_by_user, Some(alice))
+        .await
+        .unwrap()
+        .package;
+    assert_eq!(package.map(|p| p.job_access), Some(Vec::new()));
 }
 
 // --- credentials ---

@@ -1,6 +1,8 @@
 //! Test harness: starts the real `berth serve` binary on an ephemeral port and talks HTTP to it.
 #![allow(dead_code)]
 
+pub mod access;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

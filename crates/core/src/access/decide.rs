@@ -113,8 +113,16 @@ fn live(principal: &Principal, target: &Target, action: Action) -> Decision {
     }
     if reach(credential, target, Action::Pull).is_err() {
         // A push may not tell a package that exists from a free name either: whoever may not
-        // create packages here is refused exactly as for a free name. (Whoever may create
-        // them is told nothing: telling it the name is taken would say the package exists.)
+        // create packages here is refused exactly as for a free name.
+        //
+        // Whoever may create them (an organization member, a job of one of its repositories)
+        // cannot be answered as for a free name: that answer is "created" (202), and making
+        // the push succeed would hand them the package. Any refusal says the name is taken,
+        // as GHCR's does (it refuses a package that is not theirs); what it may not add is
+        // anything about the package. So they get what pulling it gets, 404 NAME_UNKNOWN,
+        // with no word on its visibility, its roles or whether they could ask for one (a 403
+        // naming a missing role would). Everything else they can ask of it (pull, blobs,
+        // tags, `/token` grants, settings) answers as for a free name.
         if action == Action::Push
             && let refusal @ Decision::Denied(_) = create(credential, target)
         {
@@ -148,8 +156,10 @@ fn reach(credential: &Credential, target: &Target, action: Action) -> Result<(),
         .as_ref()
         .expect("reach is asked about existing packages");
     let needed = action.role();
-    // Anyone who signed in reads public packages, and users read internal ones.
-    let floor = match package.visibility {
+    // Anyone who signed in reads public packages, and users read internal ones (with a
+    // token that reads packages at all: a classic token's read:packages, a fine-grained
+    // token's selection).
+    let mut floor = match package.visibility {
         Visibility::Public => Some(Role::Read),
         Visibility::Internal if credential.user.is_some() => Some(Role::Read),
         _ => None,
@@ -165,7 +175,10 @@ fn reach(credential: &Credential, target: &Target, action: Action) -> Result<(),
                 Action::Delete => scopes.delete_packages && scopes.may_read(),
                 Action::Manage => scopes.write_packages,
             };
-            if !scope_ok && action == Action::Pull && floor.is_none() {
+            // Only what anyone may pull is pulled without read:packages: an internal
+            // package is for the instance's users, not for every token they hold (`repo`
+            // alone reads no package, as on GitHub).
+            if !scope_ok && action == Action::Pull && package.visibility != Visibility::Public {
                 return Err("the token lacks the read:packages scope".into());
             }
             if !scope_ok && action != Action::Pull {
@@ -194,6 +207,12 @@ fn reach(credential: &Credential, target: &Target, action: Action) -> Result<(),
             if selected {
                 user_role(credential, target, true).map(|r| r.min(*permission))
             } else {
+                // A fine-grained token reaches only what it selects: the internal floor
+                // is for the packages it selects, or any internal package of the instance
+                // (of SSO organizations too) would be read through it.
+                if package.visibility != Visibility::Public {
+                    floor = None;
+                }
                 None
             }
         }
@@ -214,15 +233,27 @@ fn reach(credential: &Credential, target: &Target, action: Action) -> Result<(),
             permission,
             ..
         } => {
-            if package.linked.is_some_and(|r| r.id == *repository) {
-                Some(*permission)
-            } else {
-                package
-                    .job_access
-                    .iter()
-                    .find(|(repo, _)| repo == repository)
-                    .map(|(_, role)| (*role).min(*permission))
-            }
+            // The link names the repository, so its jobs read the package; they write it only
+            // when the package grants the repository write: by inheriting its access, or by
+            // Actions access (given automatically to the repository whose job created the
+            // package). A package linked but keeping its own access is not the repository's
+            // to overwrite, as on GHCR.
+            let through_link = package
+                .linked
+                .is_some_and(|r| r.id == *repository)
+                .then(|| {
+                    if package.inherits {
+                        *permission
+                    } else {
+                        Role::Read.min(*permission)
+                    }
+                });
+            let granted = package
+                .job_access
+                .iter()
+                .find(|(repo, _)| repo == repository)
+                .map(|(_, role)| (*role).min(*permission));
+            through_link.max(granted)
         }
     };
     let role = granted.max(floor);
@@ -262,6 +293,12 @@ fn user_role(credential: &Credential, target: &Target, via_private_repo: bool) -
         }
         _ => relations.package_role,
     }
+}
+
+/// Whether `principal` may know that the package of `target` exists: there is one and the
+/// principal may read it (a deleted one: could read it, as its admins may restore it).
+pub fn sees(principal: &Principal, target: &Target) -> bool {
+    target.package.is_some() && live(principal, target, Action::Pull) == Decision::Allow
 }
 
 /// Whether `principal` administers the account a package belongs to: a site administrator,

@@ -141,6 +141,24 @@ pub(crate) struct Actor<'a> {
 }
 
 impl Actor<'_> {
+    /// Refuses when `account` requires SSO-authorized classic tokens and the calling token
+    /// is not authorized for it (site administrators need no authorization, as in
+    /// [`decide`]): a token it mints would reach the organization's packages, which the
+    /// calling token does not.
+    pub(crate) fn need_sso_for(&self, account: &Account) -> ManageResult<()> {
+        let authorized = match &self.credential.grant {
+            Grant::Classic { sso_authorized, .. } => sso_authorized.contains(&account.id),
+            _ => false,
+        };
+        if account.requires_sso && !authorized && !self.credential.site_admin {
+            return Err(ManageError::Forbidden(format!(
+                "the token is not authorized for `{}`, which requires SSO authorization of classic tokens, so it cannot mint a token that reaches it; authorize it (PUT /api/v3/user/tokens/{}/sso/{}) or use one that is",
+                account.login, self.credential.id, account.login
+            )));
+        }
+        Ok(())
+    }
+
     pub(crate) fn need(&self, scope: &str) -> ManageResult<()> {
         let needed: Scopes = scope.parse().expect("scope names in this module are valid");
         if self.scopes.covers(&needed) {
@@ -692,7 +710,9 @@ impl Access {
                     }
                     Ok(())
                 }
-                Decision::Denied(why) => Err(ManageError::Forbidden(why)),
+                // Whoever may not create it is told what a package they may not see answers
+                // (404): the refusal to create ("cannot create packages in …") would tell
+                // them the name is free, and so which private names are taken.
                 _ => Err(package_not_found(name)),
             };
         }
@@ -819,6 +839,9 @@ impl Access {
                 if !belongs && !actor.credential.site_admin {
                     return Err(unknown_owner(&resource_owner));
                 }
+                // SSO authorization is asked of classic tokens only; a fine-grained token
+                // names its owner instead, so it is asked here, of the token minting it.
+                actor.need_sso_for(&owner)?;
                 let mut repos = Vec::new();
                 for repo in &repositories {
                     let short = repo.rsplit('/').next().unwrap_or(repo);
@@ -1136,6 +1159,8 @@ impl Access {
                 "only users with write access to the repository run its jobs".into(),
             ));
         }
+        // The job token reaches the owner's packages without asking for SSO authorization.
+        actor.need_sso_for(&self.account_with_id(repo.owner).await?)?;
         let max = self.lifetimes().job;
         let lifetime = lifetime.unwrap_or(max).clamp(1, max);
         let now = now_millis();

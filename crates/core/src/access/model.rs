@@ -380,3 +380,21 @@ pub struct Target {
     /// The asking user's relations to it.
     pub relations: Relations,
 }
+
+impl Target {
+    /// The same name as if it had no package: the owner and the user's membership stay,
+    /// the package and the relations to it go. What a principal that may not see the package
+    /// is answered from, so the answer is the one a free name gets.
+    pub fn as_missing(&self) -> Target {
+        Target {
+            name: self.name.clone(),
+            owner: self.owner.clone(),
+            package: None,
+            relations: Relations {
+                org_role: self.relations.org_role,
+                package_role: None,
+                repo_role: None,
+            },
+        }
+    }
+}

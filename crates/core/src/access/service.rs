@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use super::decide::{Decision, decide};
+use super::decide::{Decision, decide, sees};
 use super::forge::Forge;
 use super::model::{
     AccountId, Action, CredentialId, Grant, Principal, RepoId, Scopes, Target, Visibility,
@@ -204,6 +204,35 @@ impl Access {
         actions: &[Action],
     ) -> StoreResult<Vec<Action>> {
         let target = self.store.target(name, principal.user()).await?;
+        Ok(actions
+            .iter()
+            .copied()
+            .filter(|action| {
+                matches!(
+                    decide(principal, &target, *action),
+                    Decision::Allow | Decision::Create { .. }
+                )
+            })
+            .collect())
+    }
+
+    /// Which of `actions` a registry token for `name` grants (`GET /token`): what
+    /// [`Access::allowed`] answers, except that a package the principal may not see is
+    /// answered as the free name it looks like to them. Otherwise a member of the owning
+    /// organization, who may create packages there, is granted pull and push on a free name
+    /// and nothing on a hidden package, and learns which names are taken. The grant opens
+    /// nothing: every request made with the token is still decided on its own, and a hidden
+    /// package answers 404 there.
+    pub async fn grantable(
+        &self,
+        principal: &Principal,
+        name: &RepoName,
+        actions: &[Action],
+    ) -> StoreResult<Vec<Action>> {
+        let mut target = self.store.target(name, principal.user()).await?;
+        if target.package.is_some() && !sees(principal, &target) {
+            target = target.as_missing();
+        }
         Ok(actions
             .iter()
             .copied()

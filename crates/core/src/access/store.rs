@@ -48,6 +48,21 @@ pub struct Account {
     pub created_at: Millis,
 }
 
+impl Account {
+    /// The e-mail address `viewer` may see: GitHub shows a user's public e-mail address to
+    /// everyone, and Berth keeps no public one, so only the user and site administrators see
+    /// it; everyone else (anonymous included) sees none.
+    pub fn email_seen_by(&self, viewer: &Principal) -> Option<&str> {
+        let allowed = match viewer {
+            Principal::Anonymous => false,
+            Principal::Token(credential) => {
+                credential.site_admin || credential.user == Some(self.id)
+            }
+        };
+        self.email.as_deref().filter(|_| allowed)
+    }
+}
+
 /// A user to create.
 #[derive(Debug, Clone)]
 pub struct NewUser {
@@ -287,7 +302,10 @@ pub trait AccessStore: Send + Sync + 'static {
     async fn target(&self, name: &RepoName, user: Option<AccountId>) -> StoreResult<Target>;
     /// Creates package `name` owned by `owner` if it does not exist (a concurrent creator
     /// wins silently), with `admin` (its creator) holding the admin role, in one
-    /// transaction. A package created linked to a repository inherits its access.
+    /// transaction. A package created linked to a repository inherits its access. Created
+    /// linked and by no user — by a job token of that repository — it also grants the
+    /// repository write (Actions access), which stays when the package stops inheriting, as
+    /// GHCR grants the repository whose workflow published a package.
     async fn create_package(
         &self,
         name: &RepoName,

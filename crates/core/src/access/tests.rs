@@ -207,15 +207,16 @@ fn delete_needs_the_scope_and_the_admin_role() {
 fn delete_needs_read_packages_too_even_where_anyone_may_read() {
     let admin = |visibility| target(Some(package(visibility)), member(Some(Role::Admin)));
     let delete_only = classic(BOB, "delete:packages");
+    assert_eq!(
+        decide(&delete_only, &admin(Visibility::Public), Action::Pull),
+        Decision::Allow
+    );
+    let Decision::Denied(why) = decide(&delete_only, &admin(Visibility::Public), Action::Delete)
+    else {
+        panic!("deleting without read:packages must be denied");
+    };
+    assert!(why.contains("read:packages"), "{why}");
     for visibility in [Visibility::Public, Visibility::Internal] {
-        assert_eq!(
-            decide(&delete_only, &admin(visibility), Action::Pull),
-            Decision::Allow
-        );
-        let Decision::Denied(why) = decide(&delete_only, &admin(visibility), Action::Delete) else {
-            panic!("deleting without read:packages must be denied");
-        };
-        assert!(why.contains("read:packages"), "{why}");
         assert_eq!(
             decide(
                 &classic(BOB, "write:packages,delete:packages"),
@@ -225,10 +226,38 @@ fn delete_needs_read_packages_too_even_where_anyone_may_read() {
             Decision::Allow
         );
     }
-    // A private package is invisible to the token in the first place.
+    // Internal and private packages are invisible to the token in the first place.
+    for visibility in [Visibility::Internal, Visibility::Private] {
+        assert_eq!(
+            decide(&delete_only, &admin(visibility), Action::Delete),
+            Decision::NotFound
+        );
+    }
+}
+
+#[test]
+fn only_public_packages_are_read_without_read_packages() {
+    let plain = |visibility| target(Some(package(visibility)), Relations::default());
+    for scopes in ["repo", "delete:packages", "admin:org"] {
+        let token = classic(BOB, scopes);
+        assert_eq!(
+            decide(&token, &plain(Visibility::Public), Action::Pull),
+            Decision::Allow,
+            "{scopes}"
+        );
+        assert_eq!(
+            decide(&token, &plain(Visibility::Internal), Action::Pull),
+            Decision::NotFound,
+            "{scopes}"
+        );
+    }
     assert_eq!(
-        decide(&delete_only, &admin(Visibility::Private), Action::Delete),
-        Decision::NotFound
+        decide(
+            &classic(BOB, "read:packages"),
+            &plain(Visibility::Internal),
+            Action::Pull
+        ),
+        Decision::Allow
     );
 }
 
@@ -299,12 +328,22 @@ fn job_tokens_push_only_to_packages_of_their_repository_and_create_linked_ones()
         id: REPO,
         visibility: Visibility::Private,
     });
+    linked.inherits = true;
+    let mut own_access = linked.clone();
+    own_access.inherits = false;
     let mut granted = package(Visibility::Private);
     granted.job_access = vec![(REPO, Role::Read)];
     let ours = target(Some(linked), Relations::default());
     let theirs = target(Some(granted), Relations::default());
     let token = job(REPO, Role::Write);
     assert_eq!(decide(&token, &ours, Action::Push), Decision::Allow);
+    // Linked but keeping its own access: read through the link, write only when granted.
+    let kept = target(Some(own_access.clone()), Relations::default());
+    assert_eq!(decide(&token, &kept, Action::Pull), Decision::Allow);
+    assert!(denied(&decide(&token, &kept, Action::Push)));
+    own_access.job_access = vec![(REPO, Role::Write)];
+    let kept_granted = target(Some(own_access), Relations::default());
+    assert_eq!(decide(&token, &kept_granted, Action::Push), Decision::Allow);
     assert_eq!(decide(&token, &theirs, Action::Pull), Decision::Allow);
     assert!(denied(&decide(&token, &theirs, Action::Push)));
     assert_eq!(
@@ -370,6 +409,25 @@ fn fine_grained_tokens_reach_only_selected_packages_of_their_owner() {
         &read_only,
         Action::Push
     )));
+    // Internal packages: read when selected, as missing when not; public ones by anyone.
+    let internal = target(Some(package(Visibility::Internal)), Relations::default());
+    assert_eq!(
+        decide(&fine(vec!["acme/app"], Role::Read), &internal, Action::Pull),
+        Decision::Allow
+    );
+    assert_eq!(
+        decide(
+            &fine(vec!["acme/other"], Role::Read),
+            &internal,
+            Action::Pull
+        ),
+        Decision::NotFound
+    );
+    let public = target(Some(package(Visibility::Public)), Relations::default());
+    assert_eq!(
+        decide(&fine(vec!["acme/other"], Role::Read), &public, Action::Pull),
+        Decision::Allow
+    );
 }
 
 #[test]

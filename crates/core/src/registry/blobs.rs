@@ -66,12 +66,18 @@ pub enum BlobRead {
 
 impl Registry {
     /// The size of blob `digest` in `repo`. A blob stored for other repositories only is
-    /// unknown here.
+    /// unknown here; in a repository that does not exist the name is unknown, as for a
+    /// manifest. (Whoever may create a package reads its free name before the first push;
+    /// a package they may not read answers NAME_UNKNOWN, so a free name must too, or a blob
+    /// GET would tell which names are taken.)
     pub async fn blob_size(&self, repo: &RepoName, digest: &Digest) -> Result<u64> {
-        self.meta
-            .linked_blob_size(repo, digest)
-            .await?
-            .ok_or_else(|| RegistryError::BlobUnknown(digest.clone()))
+        match self.meta.linked_blob_size(repo, digest).await? {
+            Some(size) => Ok(size),
+            None if self.meta.repository_exists(repo).await? => {
+                Err(RegistryError::BlobUnknown(digest.clone()))
+            }
+            None => Err(RegistryError::NameUnknown(repo.to_string())),
+        }
     }
 
     /// Streams blob `digest` of `repo`, whole or the requested range.

@@ -13,13 +13,19 @@ use crate::AppState;
 /// `GET /user`.
 pub async fn current_user(State(state): State<AppState>, who: Who) -> ApiResult {
     let user = state.auth.access.current_user(&who.principal).await?;
-    Ok(answer(StatusCode::OK, shapes::account(&who.base, &user)))
+    Ok(answer(
+        StatusCode::OK,
+        shapes::account(&who.base, &user, &who.principal),
+    ))
 }
 
 /// `GET /users/{login}`.
 pub async fn user(State(state): State<AppState>, who: Who, Path(login): Path<String>) -> ApiResult {
     let user = state.auth.access.account(&login, None).await?;
-    Ok(answer(StatusCode::OK, shapes::account(&who.base, &user)))
+    Ok(answer(
+        StatusCode::OK,
+        shapes::account(&who.base, &user, &who.principal),
+    ))
 }
 
 /// `GET /orgs/{org}`.
@@ -29,7 +35,10 @@ pub async fn org(State(state): State<AppState>, who: Who, Path(login): Path<Stri
         .access
         .account(&login, Some(AccountKind::Organization))
         .await?;
-    Ok(answer(StatusCode::OK, shapes::account(&who.base, &org)))
+    Ok(answer(
+        StatusCode::OK,
+        shapes::account(&who.base, &org, &who.principal),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -69,7 +78,7 @@ pub async fn create_user(State(state): State<AppState>, who: Who, bytes: Bytes) 
         .await?;
     Ok(answer(
         StatusCode::CREATED,
-        shapes::account(&who.base, &user),
+        shapes::account(&who.base, &user, &who.principal),
     ))
 }
 
@@ -97,7 +106,7 @@ pub async fn create_org(State(state): State<AppState>, who: Who, bytes: Bytes) -
         .await?;
     Ok(answer(
         StatusCode::CREATED,
-        shapes::account(&who.base, &org),
+        shapes::account(&who.base, &org, &who.principal),
     ))
 }
 
@@ -114,7 +123,7 @@ pub async fn membership(
         .await?;
     Ok(answer(
         StatusCode::OK,
-        shapes::membership(&who.base, &org, &user, role),
+        shapes::membership(&who.base, &org, &user, role, &who.principal),
     ))
 }
 
@@ -151,7 +160,7 @@ pub async fn set_membership(
         .await?;
     Ok(answer(
         StatusCode::OK,
-        shapes::membership(&who.base, &org, &user, role),
+        shapes::membership(&who.base, &org, &user, role, &who.principal),
     ))
 }
 
@@ -189,7 +198,10 @@ pub async fn set_sso(
         .access
         .set_requires_sso_as(&who.principal, &org, required)
         .await?;
-    Ok(answer(StatusCode::OK, shapes::account(&who.base, &org)))
+    Ok(answer(
+        StatusCode::OK,
+        shapes::account(&who.base, &org, &who.principal),
+    ))
 }
 
 #[derive(Deserialize)]

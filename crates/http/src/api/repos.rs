@@ -70,7 +70,10 @@ pub async fn repo(
 
 async fn render(state: &AppState, who: &Who, repo: &SourceRepo, status: StatusCode) -> ApiResult {
     let owner = state.auth.access.account(&repo.owner_login, None).await?;
-    Ok(answer(status, shapes::repo(&who.base, repo, &owner)))
+    Ok(answer(
+        status,
+        shapes::repo(&who.base, repo, &owner, &who.principal),
+    ))
 }
 
 #[derive(Deserialize)]

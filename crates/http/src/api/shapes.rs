@@ -5,7 +5,7 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 use berth_core::access::store::{Account, AppInstallation, CredentialInfo, SourceRepo};
-use berth_core::access::{AccountKind, Grant, OrgRole, Team, Visibility};
+use berth_core::access::{AccountKind, Grant, OrgRole, Principal, Team, Visibility};
 use berth_core::ports::Millis;
 use serde_json::{Value, json};
 
@@ -28,8 +28,9 @@ pub fn parse_time(text: &str) -> Option<Millis> {
     Some(at.duration_since(UNIX_EPOCH).ok()?.as_millis() as Millis)
 }
 
-/// A user or organization, as GitHub's simple user / organization objects.
-pub fn account(base: &str, account: &Account) -> Value {
+/// A user or organization, as GitHub's simple user / organization objects, as `viewer` may
+/// see it (a user's e-mail address only to themselves and site administrators).
+pub fn account(base: &str, account: &Account, viewer: &Principal) -> Value {
     let login = &account.login;
     let api = format!("{base}/api/v3");
     match account.kind {
@@ -39,7 +40,7 @@ pub fn account(base: &str, account: &Account) -> Value {
             "type": "User",
             "site_admin": account.site_admin,
             "name": account.name,
-            "email": account.email,
+            "email": account.email_seen_by(viewer),
             "url": format!("{api}/users/{login}"),
             "html_url": format!("{base}/{login}"),
             "repos_url": format!("{api}/users/{login}/repos"),
@@ -76,14 +77,20 @@ pub fn package_settings(account: &Account) -> Value {
 }
 
 /// An organization membership (GitHub's `org-membership`).
-pub fn membership(base: &str, org: &Account, user: &Account, role: OrgRole) -> Value {
+pub fn membership(
+    base: &str,
+    org: &Account,
+    user: &Account,
+    role: OrgRole,
+    viewer: &Principal,
+) -> Value {
     json!({
         "url": format!("{base}/api/v3/orgs/{}/memberships/{}", org.login, user.login),
         "state": "active",
         "role": match role { OrgRole::Owner => "admin", OrgRole::Member => "member" },
         "organization_url": format!("{base}/api/v3/orgs/{}", org.login),
-        "organization": account(base, org),
-        "user": account(base, user),
+        "organization": account(base, org, viewer),
+        "user": account(base, user, viewer),
     })
 }
 
@@ -106,13 +113,13 @@ pub fn team(base: &str, team: &Team) -> Value {
 }
 
 /// A repository (GitHub's `repository`, the fields Berth has).
-pub fn repo(base: &str, repo: &SourceRepo, owner: &Account) -> Value {
+pub fn repo(base: &str, repo: &SourceRepo, owner: &Account, viewer: &Principal) -> Value {
     let full_name = format!("{}/{}", repo.owner_login, repo.name);
     json!({
         "id": repo.id,
         "name": repo.name,
         "full_name": full_name,
-        "owner": account(base, owner),
+        "owner": account(base, owner, viewer),
         "private": repo.visibility != Visibility::Public,
         "visibility": repo.visibility.as_str(),
         "url": format!("{base}/api/v3/repos/{full_name}"),
@@ -158,12 +165,17 @@ pub fn token(base: &str, info: &CredentialInfo) -> Value {
 }
 
 /// An app installation (GitHub's `installation`, the fields Berth has).
-pub fn installation(base: &str, installation: &AppInstallation, account: &Account) -> Value {
+pub fn installation(
+    base: &str,
+    installation: &AppInstallation,
+    account: &Account,
+    viewer: &Principal,
+) -> Value {
     json!({
         "id": installation.id,
         "app_id": installation.app,
         "app_slug": installation.app_slug,
-        "account": self::account(base, account),
+        "account": self::account(base, account, viewer),
         "repository_selection": selection(installation),
         "repository_ids": installation.repositories,
         "permissions": { "packages": installation.permission.as_str() },

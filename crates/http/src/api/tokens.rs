@@ -185,7 +185,7 @@ pub async fn install_app(
     let account = access.account(&account, None).await?;
     Ok(answer(
         StatusCode::CREATED,
-        shapes::installation(&who.base, &installation, &account),
+        shapes::installation(&who.base, &installation, &account, &who.principal),
     ))
 }
 

@@ -10,8 +10,8 @@ use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use axum::routing::{self, post};
-use berth_core::access::AccountKind;
 use berth_core::access::store::Account;
+use berth_core::access::{AccountKind, Principal};
 use berth_core::hooks::{PackageAction, PackageEvent};
 use berth_core::name::RepoName;
 use berth_core::packages::{PackageView, Packages, PageRequest};
@@ -167,7 +167,10 @@ async fn list(
     } else {
         (0, Vec::new())
     };
-    let items = views.iter().map(|v| package_json(&who.base, v)).collect();
+    let items = views
+        .iter()
+        .map(|v| package_json(&who.base, v, &who.principal))
+        .collect();
     Ok(paged(&who.base, uri, page, total, items))
 }
 
@@ -178,7 +181,10 @@ fn packages(state: &AppState) -> Packages<'_> {
 /// `GET /{orgs|users}/{owner}/packages/container/{name}`.
 pub async fn get(State(state): State<AppState>, who: Who, named: Named) -> ApiResult {
     let view = packages(&state).get_as(&who.principal, &named.name).await?;
-    Ok(answer(StatusCode::OK, package_json(&who.base, &view)))
+    Ok(answer(
+        StatusCode::OK,
+        package_json(&who.base, &view, &who.principal),
+    ))
 }
 
 /// `DELETE /{orgs|users}/{owner}/packages/container/{name}`: restorable for 30 days.
@@ -384,13 +390,13 @@ fn short_name(name: &RepoName) -> &str {
 }
 
 /// GitHub's `package` object (plus `description`, the newest version's).
-fn package_json(base: &str, view: &PackageView) -> Value {
+fn package_json(base: &str, view: &PackageView, viewer: &Principal) -> Value {
     let urls = PackageUrls::of(base, view);
     let mut value = json!({
         "id": view.record.id,
         "name": short_name(&view.record.name),
         "package_type": "container",
-        "owner": shapes::account(base, &view.owner),
+        "owner": shapes::account(base, &view.owner, viewer),
         "version_count": view.version_count,
         "visibility": view.record.visibility.as_str(),
         "url": urls.api,
@@ -400,7 +406,7 @@ fn package_json(base: &str, view: &PackageView) -> Value {
         "description": view.description,
     });
     if let Some((repo, owner)) = &view.repository {
-        value["repository"] = shapes::repo(base, repo, owner);
+        value["repository"] = shapes::repo(base, repo, owner, viewer);
     }
     value
 }

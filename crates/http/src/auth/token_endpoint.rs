@@ -335,7 +335,7 @@ async fn granted(
     let granted: Vec<String> = state
         .auth
         .access
-        .allowed(principal, &repo, &wanted)
+        .grantable(principal, &repo, &wanted)
         .await?
         .into_iter()
         .map(|action| action.verb().to_owned())
