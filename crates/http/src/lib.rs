@@ -12,6 +12,7 @@ pub mod endpoint;
 pub mod error;
 pub mod oci;
 pub mod origin;
+pub mod ranges;
 
 use std::future::Future;
 

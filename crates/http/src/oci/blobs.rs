@@ -8,26 +8,9 @@ use berth_core::{Digest, RepoName};
 
 use super::{Answer, empty, header_value};
 
-/// Parses `Range: bytes=<first>-[<last>]` or `bytes=-<suffix length>`. Anything else
-/// (multiple ranges, other units) is ignored and the whole blob is served, as RFC 9110 allows.
+/// The request's `Range`, when it is one Berth serves (see [`crate::ranges::parse_range`]).
 fn parse_range(headers: &HeaderMap) -> Option<ByteRange> {
-    let spec = headers
-        .get(header::RANGE)?
-        .to_str()
-        .ok()?
-        .strip_prefix("bytes=")?;
-    let (first, last) = spec.split_once('-')?;
-    let last = match last.trim() {
-        "" => None,
-        l => Some(l.parse().ok()?),
-    };
-    match first.trim() {
-        "" => Some(ByteRange::Suffix(last?)),
-        first => Some(ByteRange::From {
-            first: first.parse().ok()?,
-            last,
-        }),
-    }
+    crate::ranges::parse_range(headers.get(header::RANGE)?.to_str().ok()?)
 }
 
 /// Serves a blob, a byte range of it (206), or its headers.

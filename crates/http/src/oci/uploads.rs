@@ -100,17 +100,9 @@ fn content_range(headers: &HeaderMap) -> Result<Option<(u64, u64)>, ApiError> {
         )))
     };
     let text = value.to_str().map_err(|_| invalid())?;
-    let text = text
-        .trim_start_matches("bytes")
-        .trim_start_matches(['=', ' ']);
-    let text = text.split('/').next().unwrap_or(text);
-    let (start, end) = text.split_once('-').ok_or_else(invalid)?;
-    let start: u64 = start.trim().parse().map_err(|_| invalid())?;
-    let end: u64 = end.trim().parse().map_err(|_| invalid())?;
-    if end < start {
-        return Err(invalid());
-    }
-    Ok(Some((start, end)))
+    crate::ranges::parse_content_range(text)
+        .map(Some)
+        .ok_or_else(invalid)
 }
 
 /// Appends a chunk (with `Content-Range`) or a stream (without) to an upload.
