@@ -33,6 +33,9 @@ fuzz_target!(|data: &[u8]| {
     }
     let bytes = Bytes::copy_from_slice(content);
     if let Ok(manifest) = parse(bytes.clone(), content_type, algorithm) {
-        assert_eq!(manifest.content, bytes, "a manifest is stored byte for byte");
+        assert_eq!(
+            manifest.content, bytes,
+            "a manifest is stored byte for byte"
+        );
     }
 });

@@ -16,7 +16,10 @@ fuzz_target!(|data: &[u8]| {
     if let Some(range) = parse_range(text)
         && let Some((first, last)) = range.resolve(size)
     {
-        assert!(first <= last && last < size, "{text:?} of {size}: {first}-{last}");
+        assert!(
+            first <= last && last < size,
+            "{text:?} of {size}: {first}-{last}"
+        );
     }
     if let Some((start, end)) = parse_content_range(text) {
         assert!(start <= end);

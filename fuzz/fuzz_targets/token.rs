@@ -16,7 +16,11 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(key.sign(&claims), text, "a forged token verified");
     }
     if let Ok(claims) = key.verify_refresh(text) {
-        assert_eq!(key.sign_refresh(&claims), text, "a forged refresh token verified");
+        assert_eq!(
+            key.sign_refresh(&claims),
+            text,
+            "a forged refresh token verified"
+        );
     }
     let _ = recognize(text);
 });
