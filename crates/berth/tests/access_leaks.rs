@@ -537,3 +537,58 @@ async fn a_users_email_is_shown_only_to_them_and_site_administrators() {
         "another member"
     );
 }
+
+/// Finding 8, the rule in general: a classic token without `repo` reaches nothing through
+/// private repositories, so a fine-grained token it mints does not either; one minted with
+/// `repo` does.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_token_minted_without_repo_reaches_nothing_through_private_repositories() {
+    let server = Server::start();
+    let admin = server.admin_token.clone();
+    let rita = user(&server, "rita", None).await;
+    member(&server, "rita", "member").await;
+    push_image(&server, "acme/inherited", "v1", b"inherited layer").await;
+    repo(&server, "app", "private").await;
+    api(
+        &server,
+        &admin,
+        Method::PUT,
+        "/repos/acme/app/collaborators/rita",
+        json!({ "permission": "push" }),
+    )
+    .await;
+    package_setting(
+        &server,
+        Method::PUT,
+        "acme/inherited",
+        "/repository",
+        json!({ "repository": "app", "inherit_access": true }),
+    )
+    .await;
+    let (_, without_repo) = classic(&server, &rita, &["read:packages"]).await;
+    let (_, with_repo) = classic(&server, &rita, &["read:packages", "repo"]).await;
+    assert_eq!(
+        status_and_code(pull(&login(&without_repo), &server, "acme/inherited").await).await,
+        (404, "NAME_UNKNOWN".into()),
+        "the minting token itself does not reach the package"
+    );
+    assert_eq!(
+        pull(&login(&with_repo), &server, "acme/inherited")
+            .await
+            .status(),
+        200
+    );
+    let minted = fine_grained(&server, &without_repo, "acme", &["inherited"], "read").await;
+    assert_eq!(
+        status_and_code(pull(&login(&minted), &server, "acme/inherited").await).await,
+        (404, "NAME_UNKNOWN".into()),
+        "a token minted without repo reaches no further than its minter"
+    );
+    let minted = fine_grained(&server, &with_repo, "acme", &["inherited"], "read").await;
+    assert_eq!(
+        pull(&login(&minted), &server, "acme/inherited")
+            .await
+            .status(),
+        200
+    );
+}

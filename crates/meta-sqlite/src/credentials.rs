@@ -24,7 +24,7 @@ macro_rules! select_credential {
         concat!(
             "SELECT c.id, c.kind, c.token_hash, c.user_id, c.note, c.scopes, c.owner_id, \
                  c.permission, c.all_repositories, c.repo_id, c.created_at, c.expires_at, \
-                 c.last_used_at, c.revoked_at, u.login, u.site_admin \
+                 c.last_used_at, c.revoked_at, u.login, u.site_admin, c.via_private_repos \
              FROM credentials c LEFT JOIN accounts u ON u.id = c.user_id WHERE ",
             $condition
         )
@@ -50,6 +50,7 @@ struct CredentialRow {
     revoked_at: Option<i64>,
     login: Option<String>,
     site_admin: Option<bool>,
+    via_private_repos: bool,
 }
 
 /// The lists of a grant, read from the child tables.
@@ -141,6 +142,7 @@ impl CredentialRow {
                 packages: lists.packages,
                 repositories: lists.repos,
                 permission: permission()?,
+                private_repositories: self.via_private_repos,
             },
             TokenKind::App => Grant::App {
                 account: owner()?,
@@ -188,6 +190,7 @@ struct GrantColumns<'a> {
     sso: &'a [AccountId],
     repos: &'a [RepoId],
     packages: &'a [String],
+    via_private_repos: bool,
 }
 
 impl<'a> GrantColumns<'a> {
@@ -200,6 +203,7 @@ impl<'a> GrantColumns<'a> {
             permission: None,
             all_repositories: false,
             repo: None,
+            via_private_repos: true,
             sso: &[],
             repos: &[],
             packages: &[],
@@ -222,12 +226,14 @@ impl<'a> GrantColumns<'a> {
                     packages,
                     repositories,
                     permission,
+                    private_repositories,
                 },
             ) => {
                 columns.owner = Some(*owner);
                 columns.permission = Some(permission_text(*permission)?);
                 columns.repos = repositories;
                 columns.packages = packages;
+                columns.via_private_repos = *private_repositories;
             }
             (
                 TokenKind::App,
@@ -333,8 +339,8 @@ impl SqliteMetadataStore {
         let mut tx = self.begin_write().await?;
         let id: CredentialId = sqlx::query_scalar(
             "INSERT INTO credentials (kind, token_hash, user_id, note, scopes, owner_id, \
-                 permission, all_repositories, repo_id, created_at, expires_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) RETURNING id",
+                 permission, all_repositories, repo_id, created_at, expires_at, via_private_repos) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) RETURNING id",
         )
         .bind(credential.kind.as_str())
         .bind(&credential.hash)
@@ -347,6 +353,7 @@ impl SqliteMetadataStore {
         .bind(columns.repo)
         .bind(credential.created_at)
         .bind(credential.expires_at)
+        .bind(columns.via_private_repos)
         .fetch_one(&mut *tx)
         .await
         .map_err(failed(doing()))?;

@@ -865,6 +865,7 @@ async fn each_grant_kind_round_trips_through_its_secret() {
                 packages: vec!["acme/api".to_owned(), "acme/app".to_owned()],
                 repositories: vec![src, web],
                 permission: Role::Write,
+                private_repositories: true,
             },
             "alice",
         ),
@@ -876,6 +877,7 @@ async fn each_grant_kind_round_trips_through_its_secret() {
                 packages: Vec::new(),
                 repositories: Vec::new(),
                 permission: Role::Read,
+                private_repositories: false,
             },
             "alice",
         ),
@@ -983,6 +985,7 @@ async fn grant_lists_are_sets() {
         packages: vec!["acme/z".into(), "acme/a".into(), "acme/z".into()],
         repositories: vec![b, a, b],
         permission: Role::Read,
+        private_repositories: true,
     };
     s.create_credential(&credential(TokenKind::FineGrained, "s", Some(alice), grant))
         .await
@@ -994,6 +997,7 @@ async fn grant_lists_are_sets() {
             packages: vec!["acme/a".into(), "acme/z".into()],
             repositories: vec![a, b],
             permission: Role::Read,
+            private_repositories: true,
         },
         "stored once each, read back sorted"
     );

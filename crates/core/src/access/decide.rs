@@ -198,6 +198,7 @@ fn reach(credential: &Credential, target: &Target, action: Action) -> Result<(),
             packages,
             repositories,
             permission,
+            private_repositories,
         } => {
             let selected = target.owner.as_ref().is_some_and(|o| o.id == *owner)
                 && (packages.iter().any(|p| p == &target.name)
@@ -205,7 +206,7 @@ fn reach(credential: &Credential, target: &Target, action: Action) -> Result<(),
                         .linked
                         .is_some_and(|repo| repositories.contains(&repo.id)));
             if selected {
-                user_role(credential, target, true).map(|r| r.min(*permission))
+                user_role(credential, target, *private_repositories).map(|r| r.min(*permission))
             } else {
                 // A fine-grained token reaches only what it selects: the internal floor
                 // is for the packages it selects, or any internal package of the instance

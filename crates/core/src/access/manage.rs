@@ -159,6 +159,11 @@ impl Actor<'_> {
         Ok(())
     }
 
+    /// Whether the calling token reaches packages through private repositories (`repo`).
+    pub(crate) fn has_repo_scope(&self) -> bool {
+        self.scopes.repo
+    }
+
     pub(crate) fn need(&self, scope: &str) -> ManageResult<()> {
         let needed: Scopes = scope.parse().expect("scope names in this module are valid");
         if self.scopes.covers(&needed) {
@@ -884,11 +889,15 @@ impl Access {
                         "select at least one package or repository",
                     ));
                 }
+                // A token never reaches further than the one minting it: without `repo`, the
+                // minting token reaches nothing through private repositories, so neither does
+                // this one.
                 let grant = Grant::FineGrained {
                     owner: owner.id,
                     packages: names,
                     repositories: repos,
                     permission,
+                    private_repositories: actor.has_repo_scope(),
                 };
                 (TokenKind::FineGrained, note, grant, expires_at)
             }

@@ -238,6 +238,9 @@ pub enum Grant {
         repositories: Vec<RepoId>,
         /// At most this role (read or write).
         permission: Role,
+        /// Whether roles the user has through non-public repositories count: only when the
+        /// classic token that minted it had the `repo` scope.
+        private_repositories: bool,
     },
     /// An app installation token: no user; the installation's account and repositories.
     App {

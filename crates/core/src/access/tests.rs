@@ -378,6 +378,7 @@ fn fine_grained_tokens_reach_only_selected_packages_of_their_owner() {
                 packages: packages.into_iter().map(String::from).collect(),
                 repositories: vec![],
                 permission,
+                private_repositories: true,
             },
         })
     };

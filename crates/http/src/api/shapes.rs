@@ -153,11 +153,15 @@ pub fn token(base: &str, info: &CredentialInfo) -> Value {
             packages,
             repositories,
             permission,
+            private_repositories,
         } => {
             value["resource_owner_id"] = json!(owner);
             value["packages"] = json!(packages);
             value["repository_ids"] = json!(repositories);
             value["permissions"] = json!({ "packages": permission.as_str() });
+            // Berth's addition: whether roles through private repositories count (the
+            // minting token had `repo`).
+            value["private_repositories"] = json!(private_repositories);
         }
         Grant::App { .. } | Grant::Job { .. } => {}
     }
