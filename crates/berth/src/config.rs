@@ -144,7 +144,7 @@ impl Default for Config {
             webhook_retry_base_ms: 10_000,
             webhook_max_attempts: 8,
             webhook_allowed_networks: Vec::new(),
-            webhook_max_concurrent_deliveries: 32,
+            webhook_max_concurrent_deliveries: 128,
             webhook_max_hooks_per_account: 20,
             api_rate_limit_per_hour: 5000,
             api_rate_limit_anonymous_per_hour: 60,
@@ -289,7 +289,7 @@ mod tests {
                 config.webhook_allowed_networks.is_empty(),
                 "none by default"
             );
-            assert_eq!(config.webhook_max_concurrent_deliveries, 32);
+            assert_eq!(config.webhook_max_concurrent_deliveries, 128);
             assert_eq!(config.webhook_max_hooks_per_account, 20);
             jail.create_file(
                 "berth.toml",

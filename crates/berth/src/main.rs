@@ -211,7 +211,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 /// hard one: `max_connections` is lowered to what the descriptors allow, keeping a reserve
 /// for blob files, the database and outgoing webhook connections.
 fn connection_limits(config: &Config) -> anyhow::Result<ConnectionLimits> {
-    const RESERVE: u64 = 256;
+    const RESERVE: u64 = 512;
     let descriptors = match rlimit::increase_nofile_limit(u64::MAX) {
         Ok(limit) => limit,
         Err(err) => {

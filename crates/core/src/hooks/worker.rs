@@ -43,7 +43,7 @@ impl Default for DeliverySettings {
             retry_base: Duration::from_secs(10),
             retry_max: Duration::from_secs(3600),
             max_attempts: 8,
-            concurrency: 32,
+            concurrency: 128,
         }
     }
 }
