@@ -204,16 +204,7 @@ impl Access {
         actions: &[Action],
     ) -> StoreResult<Vec<Action>> {
         let target = self.store.target(name, principal.user()).await?;
-        Ok(actions
-            .iter()
-            .copied()
-            .filter(|action| {
-                matches!(
-                    decide(principal, &target, *action),
-                    Decision::Allow | Decision::Create { .. }
-                )
-            })
-            .collect())
+        Ok(permitted(principal, &target, actions))
     }
 
     /// Which of `actions` a registry token for `name` grants (`GET /token`): what
@@ -233,16 +224,7 @@ impl Access {
         if target.package.is_some() && !sees(principal, &target) {
             target = target.as_missing();
         }
-        Ok(actions
-            .iter()
-            .copied()
-            .filter(|action| {
-                matches!(
-                    decide(principal, &target, *action),
-                    Decision::Allow | Decision::Create { .. }
-                )
-            })
-            .collect())
+        Ok(permitted(principal, &target, actions))
     }
 
     /// Creates a classic personal access token for `user`; the secret is returned once.
@@ -299,4 +281,18 @@ fn ago(millis: Millis) -> String {
         7200..=172_799 => format!("{} hours ago", secs / 3600),
         _ => format!("{} days ago", secs / 86_400),
     }
+}
+
+/// The `actions` that `decide` allows `principal` on `target` (creating it counts).
+fn permitted(principal: &Principal, target: &Target, actions: &[Action]) -> Vec<Action> {
+    actions
+        .iter()
+        .copied()
+        .filter(|action| {
+            matches!(
+                decide(principal, target, *action),
+                Decision::Allow | Decision::Create { .. }
+            )
+        })
+        .collect()
 }
