@@ -180,3 +180,56 @@ async fn a_request_to_a_session_whose_bytes_are_gone_gets_upload_unknown() {
     let status = client().get(&location).send().await.unwrap();
     expect_error(status, 404, "BLOB_UPLOAD_UNKNOWN").await;
 }
+
+/// Chaos, as the finding was made: final PUTs killed at moments spread over their run. After
+/// each restart the session answers what a client can act on — its blob stored, or
+/// `BLOB_UPLOAD_UNKNOWN` — never a 500, and a stored blob has exactly the pushed bytes.
+#[tokio::test(flavor = "multi_thread")]
+async fn final_puts_killed_at_any_moment_leave_no_failing_session() {
+    let mut server = Server::start();
+    let repo = "acme/chaos";
+    for round in 0u8..12 {
+        let location = start_upload(&server, repo).await;
+        let head = vec![round; 2 << 20];
+        let tail = vec![round.wrapping_add(100); 6 << 20];
+        let next = patch(&location, head.clone()).await;
+        let location = location_url(&server, &next, None);
+        let whole: Vec<u8> = [head, tail.clone()].concat();
+        let d = digest(&whole);
+        let put = client().put(with_digest(&location, &d)).body(tail).send();
+        let put = tokio::spawn(put);
+        // From before the body is read to after the answer, in steps.
+        tokio::time::sleep(std::time::Duration::from_millis(u64::from(round) * 6)).await;
+        server.restart();
+        let answered = put.await.unwrap().map(|r| r.status().as_u16());
+        let location = on(&server, &location);
+        let status = client().get(&location).send().await.unwrap();
+        let status = status.status().as_u16();
+        assert!(
+            status == 204 || status == 404,
+            "round {round}: the session after a kill answered {status} (PUT got {answered:?})"
+        );
+        let finish = client()
+            .put(with_digest(&location, &d))
+            .send()
+            .await
+            .unwrap();
+        let finished = finish.status().as_u16();
+        assert!(
+            matches!(finished, 201 | 400 | 404),
+            "round {round}: finishing after a kill answered {finished}: {}",
+            finish.text().await.unwrap_or_default()
+        );
+        let stored = client()
+            .get(server.url(&format!("/v2/{repo}/blobs/{d}")))
+            .send()
+            .await
+            .unwrap();
+        if stored.status() == 200 {
+            assert_eq!(stored.bytes().await.unwrap().as_ref(), whole.as_slice());
+        } else {
+            // Not stored: the client starts again, and that works.
+            assert_eq!(common::push_blob(&server, repo, whole.clone()).await, d);
+        }
+    }
+}
