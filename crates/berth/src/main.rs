@@ -184,6 +184,16 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     // Tests and scripts read this line to learn the port when listening on port 0.
     eprintln!("berth listening on http://{}", listener.local_addr()?);
     tracing::info!(data_dir = %config.data_dir.display(), "serving");
+    if !config.listen.ip().is_loopback()
+        && config.external_url.is_none()
+        && config.trusted_proxies.is_empty()
+    {
+        tracing::warn!(
+            "no external_url: challenges and links name the address each client connected to \
+             (a Host header is believed only when it names that address); set external_url to \
+             the URL clients use, or trusted_proxies behind a reverse proxy"
+        );
+    }
     let api_limits = Arc::new(RateLimiter::new(Limits {
         per_hour: config.api_rate_limit_per_hour,
         anonymous_per_hour: config.api_rate_limit_anonymous_per_hour,
