@@ -36,7 +36,6 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::time::{Instant, Sleep};
-use tower_http::timeout::TimeoutBody;
 use tower_service::Service;
 
 use crate::origin::{Origin, TrustedProxies};
@@ -226,7 +225,7 @@ impl Connection {
         extensions.insert(ConnectInfo(origin.client));
         extensions.insert(origin);
         let request =
-            request.map(|body| Body::new(TimeoutBody::new(self.limits.body_read_timeout, body)));
+            request.map(|body| Body::new(StallTimeout::new(body, self.limits.body_read_timeout)));
         let mut router = self.router.clone();
         async move {
             let response = router.call(request).await?;
@@ -315,6 +314,77 @@ impl http_body::Body for Tracked {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
         Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// A request body that fails when no frame comes for `timeout`. The clock is read once per
+/// frame; the timer is armed at the first wait and, when it fires, re-armed from the last
+/// frame unless that was `timeout` ago — so a streaming body touches the timer about once
+/// per `timeout`, not once per frame. (tower-http's `TimeoutBody` creates and registers a new
+/// timer on every poll: monolithic pushes measured 20 % slower with it.)
+struct StallTimeout {
+    body: Incoming,
+    timeout: Duration,
+    last_frame: Instant,
+    timer: Option<Pin<Box<Sleep>>>,
+}
+
+impl StallTimeout {
+    fn new(body: Incoming, timeout: Duration) -> Self {
+        StallTimeout {
+            body,
+            timeout,
+            last_frame: Instant::now(),
+            timer: None,
+        }
+    }
+}
+
+impl http_body::Body for StallTimeout {
+    type Data = Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.body).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                this.last_frame = Instant::now();
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(err))) => Poll::Ready(Some(Err(err.into()))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => {
+                let deadline = this.last_frame + this.timeout;
+                let timer = this
+                    .timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                while timer.as_mut().poll(cx).is_ready() {
+                    let deadline = this.last_frame + this.timeout;
+                    if Instant::now() >= deadline {
+                        return Poll::Ready(Some(Err(Box::new(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            format!(
+                                "the request body sent nothing for {} s",
+                                this.timeout.as_secs()
+                            ),
+                        )))));
+                    }
+                    timer.as_mut().reset(deadline);
+                }
+                Poll::Pending
+            }
+        }
     }
 
     fn is_end_stream(&self) -> bool {

@@ -253,7 +253,9 @@ impl SqliteMetadataStore {
         sessions(rows, "reading an upload to check")
     }
 
-    /// Records the verified digest and size of session `id` under the lease `token`.
+    /// Records the verified digest and size of session `id` under the lease `token`. Like
+    /// the other upload bookkeeping it waits for no fsync: it survives a crash of the process,
+    /// and should the machine lose it, the session is settled as one whose bytes are gone.
     pub(crate) async fn mark_verified(
         &self,
         id: &str,
@@ -261,6 +263,8 @@ impl SqliteMetadataStore {
         digest: &Digest,
         size: u64,
     ) -> Result<(), StoreError> {
+        let size = to_sql(size, "upload size")?;
+        let mut conn = self.unsynced().await?;
         let done = sqlx::query(
             "UPDATE uploads SET verified_digest = ?3, verified_size = ?4 \
              WHERE id = ?1 AND lease_token = ?2",
@@ -268,10 +272,11 @@ impl SqliteMetadataStore {
         .bind(id)
         .bind(token)
         .bind(digest.to_string())
-        .bind(to_sql(size, "upload size")?)
-        .execute(&self.writer)
-        .await
-        .map_err(failed(format!("marking upload {id} verified")))?;
+        .bind(size)
+        .execute(&mut *conn)
+        .await;
+        self.resync(conn).await?;
+        let done = done.map_err(failed(format!("marking upload {id} verified")))?;
         lease_held(done.rows_affected(), id, "marking verified upload")
     }
 

@@ -178,11 +178,15 @@ impl Registry {
             self.blobs.abort_upload(id).await?;
             return Err(err);
         }
-        // Recorded before the bytes move: if the process stops between the move and the
-        // commit below, the session says what its bytes became (see `recover_uploads`).
-        self.meta
-            .mark_upload_verified(id, &held.token, digest, size)
-            .await?;
+        // Recorded before the bytes move when earlier requests made bytes durable: if the
+        // process stops between the move and the commit below, the session says what its
+        // bytes became (see `recover_uploads`). A session without earlier bytes needs no
+        // mark: its client's retry sends the whole blob again, which finishes it.
+        if held.session.offset > 0 {
+            self.meta
+                .mark_upload_verified(id, &held.token, digest, size)
+                .await?;
+        }
         self.blobs.commit_upload(id, digest).await?;
         self.meta
             .complete_upload(Some(id), repo, digest, size)
