@@ -4,6 +4,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
+use berth_core::registry::UploadLimits;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use ipnet::IpNet;
@@ -133,8 +134,8 @@ impl Default for Config {
             upload_ttl_secs: 7 * 24 * 3600,
             upload_purge_interval_secs: 3600,
             upload_empty_ttl_secs: 3600,
-            max_uploads_per_account: 1000,
-            max_upload_bytes_per_account: 64 << 30,
+            max_uploads_per_account: UploadLimits::default().sessions,
+            max_upload_bytes_per_account: UploadLimits::default().bytes,
             external_url: None,
             auth_failures_per_minute: 30,
             app_token_ttl_secs: 3600,

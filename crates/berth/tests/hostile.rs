@@ -157,8 +157,13 @@ async fn a_response_the_client_does_not_read_is_abandoned() {
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_secs(4)).await;
-    let mut received = 0usize;
     let mut buf = vec![0u8; 1 << 20];
+    let mut received = tcp.read(&mut buf).await.unwrap();
+    assert!(
+        buf[..received].starts_with(b"HTTP/1.1 200"),
+        "the blob was being served: {:?}",
+        String::from_utf8_lossy(&buf[..received.min(64)])
+    );
     loop {
         match tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut buf)).await {
             Ok(Ok(0)) | Ok(Err(_)) => break,
@@ -463,4 +468,55 @@ async fn an_upload_that_never_received_a_byte_expires_sooner() {
         204,
         "a session with bytes keeps the long TTL"
     );
+}
+
+/// The app-secret exchange is a login too: past the failure limit a wrong secret is refused
+/// with 429, the right one still gets its installation token.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_valid_app_secret_passes_after_failed_exchanges_from_its_address() {
+    let server = Server::start_with(&[("BERTH_AUTH_FAILURES_PER_MINUTE", "3")]);
+    let admin = |method: reqwest::Method, path: &str, body: serde_json::Value| {
+        client()
+            .request(method, server.url(&format!("/api/v3{path}")))
+            .json(&body)
+            .send()
+    };
+    let app: serde_json::Value = admin(
+        reqwest::Method::POST,
+        "/apps",
+        serde_json::json!({ "slug": "scanner" }),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let secret = app["client_secret"].as_str().unwrap().to_owned();
+    let installation: serde_json::Value = admin(
+        reqwest::Method::POST,
+        "/apps/scanner/installations",
+        serde_json::json!({ "account": "acme", "permissions": { "packages": "read" } }),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let exchange = server.url(&format!(
+        "/api/v3/app/installations/{}/access_tokens",
+        installation["id"].as_i64().unwrap()
+    ));
+    let attempt = |secret: String| {
+        anonymous_client()
+            .post(&exchange)
+            .header("authorization", format!("Bearer {secret}"))
+            .send()
+    };
+    let wrong = "berthc_notthesecretnotthesecretnotthesecret00".to_owned();
+    let mut last = 0;
+    for _ in 0..4 {
+        last = attempt(wrong.clone()).await.unwrap().status().as_u16();
+    }
+    assert_eq!(last, 429, "failures past the limit are refused");
+    assert_eq!(attempt(secret).await.unwrap().status(), 201);
 }

@@ -12,8 +12,8 @@
 //!   body error: an upload session keeps what it made durable and stays resumable) and the
 //!   connection closes; a response the client does not read for `send_timeout` is abandoned.
 //!
-//! Per request it works out the [`Origin`] (client address, base URL) and puts it, with the
-//! client address as axum's `ConnectInfo`, in the request's extensions.
+//! Per request it works out the [`Origin`] (client address, base URL) and puts it in the
+//! request's extensions.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -27,7 +27,6 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::ConnectInfo;
 use axum::http::Request;
 use bytes::Bytes;
 use hyper::body::{Frame, Incoming, SizeHint};
@@ -59,21 +58,6 @@ pub struct ConnectionLimits {
     pub trusted_proxies: TrustedProxies,
     /// The operator's `external_url`, without a trailing `/`.
     pub external_url: Option<Arc<str>>,
-}
-
-impl Default for ConnectionLimits {
-    fn default() -> Self {
-        ConnectionLimits {
-            max_connections: 4096,
-            max_connections_per_address: 256,
-            header_read_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(60),
-            body_read_timeout: Duration::from_secs(30),
-            send_timeout: Duration::from_secs(30),
-            trusted_proxies: TrustedProxies::default(),
-            external_url: None,
-        }
-    }
 }
 
 /// Refusals of connections over a cap being written at once; past it, they are just closed.
@@ -186,25 +170,16 @@ impl Connection {
             .header_read_timeout(backstop + Duration::from_secs(1))
             .keep_alive(true);
         let mut conn = std::pin::pin!(builder.serve_connection(io, service));
-        loop {
-            tokio::select! {
-                result = conn.as_mut() => {
-                    if let Err(err) = result {
-                        tracing::debug!(%err, "connection ended");
-                    }
-                    return;
-                }
-                changed = stopped.changed() => {
-                    if changed.is_err() || *stopped.borrow() {
-                        conn.as_mut().graceful_shutdown();
-                        // Keep driving the connection to its end; no more stop signals.
-                        if let Err(err) = conn.as_mut().await {
-                            tracing::debug!(%err, "connection ended");
-                        }
-                        return;
-                    }
-                }
+        let result = tokio::select! {
+            result = conn.as_mut() => result,
+            // The server stops (or its loop is gone): finish the request in flight, then close.
+            () = async { drop(stopped.wait_for(|stop| *stop).await) } => {
+                conn.as_mut().graceful_shutdown();
+                conn.as_mut().await
             }
+        };
+        if let Err(err) = result {
+            tracing::debug!(%err, "connection ended");
         }
     }
 
@@ -221,9 +196,7 @@ impl Connection {
             &self.limits.trusted_proxies,
             self.limits.external_url.as_ref(),
         );
-        let extensions = request.extensions_mut();
-        extensions.insert(ConnectInfo(origin.client));
-        extensions.insert(origin);
+        request.extensions_mut().insert(origin);
         let request =
             request.map(|body| Body::new(StallTimeout::new(body, self.limits.body_read_timeout)));
         let mut router = self.router.clone();

@@ -13,11 +13,11 @@
 //! the auth service; never the stores directly.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -28,6 +28,7 @@ use sha2::{Digest as _, Sha256};
 use super::GitHubError;
 use crate::AppState;
 use crate::auth::Caller;
+use crate::origin::Origin;
 
 /// Where GitHub documents its rate limits.
 const RATE_LIMIT_DOCS: &str =
@@ -275,10 +276,7 @@ pub(super) struct Resolved(pub(super) Result<Caller, GitHubError>);
 /// Middleware on `/api/v3`: charges the caller's budget, refuses a spent one (403) or a
 /// burst (429), and adds the `x-ratelimit-*` headers to every answer.
 pub async fn enforce(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
-    let client = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip());
+    let client = request.extensions().get::<Origin>().map(|o| o.client.ip());
     let (key, name) = match app_secret(request.headers()) {
         Some(digest) => (Key::AppSecret(digest), "this app".to_owned()),
         None => {

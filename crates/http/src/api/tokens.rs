@@ -2,10 +2,8 @@
 //! on web pages; Berth does it here, in the same style. The installation token exchange is
 //! GitHub's own endpoint, with the app's secret in place of GitHub's signed JWT.
 
-use std::net::SocketAddr;
-
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use berth_core::access::{NewToken, Role, Scopes, TokenRequest};
 use serde::Deserialize;
@@ -14,6 +12,7 @@ use serde_json::json;
 use super::accounts::required;
 use super::{ApiResult, GitHubError, PackagesPermission, Who, answer, body, no_content, shapes};
 use crate::AppState;
+use crate::origin::Origin;
 
 #[derive(Deserialize)]
 struct CreateToken {
@@ -201,15 +200,13 @@ struct AccessTokenRequest {
 /// user `x-access-token`.
 pub async fn installation_token(
     State(state): State<AppState>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    origin: Origin,
     headers: HeaderMap,
     Path(id): Path<i64>,
     bytes: Bytes,
 ) -> ApiResult {
     let limiter = &state.auth.limiter;
-    if let Some(wait) = limiter.blocked(client.ip()) {
-        return Err(berth_core::RegistryError::TooManyRequests(wait.as_secs().max(1)).into());
-    }
+    let client = origin.client.ip();
     let secret = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -234,8 +231,14 @@ pub async fn installation_token(
     let issued = match issued {
         Ok(issued) => issued,
         Err(err) => {
+            // Only failures are limited: a valid secret always passes.
             if matches!(err, berth_core::access::ManageError::Unauthenticated(_)) {
-                limiter.failed(client.ip());
+                if let Some(wait) = limiter.blocked(client) {
+                    return Err(
+                        berth_core::RegistryError::TooManyRequests(wait.as_secs().max(1)).into(),
+                    );
+                }
+                limiter.failed(client);
             }
             return Err(err.into());
         }
