@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use berth_core::access::store::AccessStore;
-use berth_core::access::{Access, CachedAccessStore, Forge, TokenLifetimes};
+use berth_core::access::{Access, AccessCache, Forge, TokenLifetimes};
 use berth_core::hooks::{DeliverySettings, Hooks};
 use berth_core::packages::Packages;
 use berth_core::ports::now_millis;
@@ -133,15 +133,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         ),
         Err(err) => return Err(anyhow::Error::new(err).context("recovering uploads")),
     }
-    let access_store: Arc<dyn AccessStore> = match config.access_cache_ms {
-        0 => meta.clone(),
-        ms => Arc::new(CachedAccessStore::new(
-            meta.clone(),
-            Duration::from_millis(ms),
-            Some(changes::signal(&config.data_dir)),
-        )),
-    };
+    let access_store: Arc<dyn AccessStore> = meta.clone();
     let access = Access::new(access_store)
+        .with_cache(Arc::new(AccessCache::new(
+            Duration::from_millis(config.access_cache_ms),
+            Some(changes::signal(&config.data_dir)),
+        )))
         .with_forge(forge)
         .with_lifetimes(TokenLifetimes {
             app: millis(config.app_token_ttl_secs),

@@ -4,7 +4,7 @@
 mod common;
 
 use berth_core::RepoName;
-use berth_core::access::store::AccessStore;
+use berth_core::access::store::{DirectoryStore, PackageStore};
 use berth_meta_sqlite::SqliteMetadataStore;
 use common::{
     Server, client_with_token, digest, expect_error, push_blob, push_blob_with, put_manifest,

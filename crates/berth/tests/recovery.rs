@@ -7,7 +7,7 @@ mod common;
 
 use std::path::PathBuf;
 
-use berth_core::ports::{Lease, MetadataStore};
+use berth_core::ports::{Lease, UploadStore};
 use common::{Server, client, digest, expect_error, location_url, start_upload};
 
 /// `<data>/uploads/<id>` of an upload URL.

@@ -103,7 +103,7 @@ impl BlobStore for FsBlobStore {
         tokio::task::spawn_blocking(move || commit(&upload, &blob))
             .await
             .map_err(|e| StoreError::new(context.clone(), e))?
-            .map_err(|e| StoreError::new(context, e))
+            .map_err(|e| StoreError::io(context, e))
     }
 
     #[tracing::instrument(level = "debug", skip(self))]

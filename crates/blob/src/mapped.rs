@@ -57,7 +57,7 @@ pub(crate) async fn read_range(
     })
     .await
     .map_err(|e| StoreError::new(format!("opening {what}"), e))?
-    .map_err(|e| StoreError::new(format!("opening {what}"), e))?;
+    .map_err(|e| StoreError::io(format!("opening {what}"), e))?;
     let file = Arc::new(opened);
     let windows = window_bounds(start, end).map(move |(from, to)| {
         let file = Arc::clone(&file);

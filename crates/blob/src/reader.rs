@@ -22,8 +22,8 @@ const READ_CHUNK: usize = 512 << 10;
 /// Chunks read ahead of the consumer. Four 1 MiB chunks cost more CPU per GiB than two.
 const READ_AHEAD: usize = 2;
 
-/// Streams bytes `start..end` of the file at `path`. Fails (with the `io::Error` as source)
-/// when the file cannot be opened, e.g. `NotFound`; a file shorter than `end` ends the stream
+/// Streams bytes `start..end` of the file at `path`. Fails when the file cannot be opened
+/// (kind `NotFound` when it is missing); a file shorter than `end` ends the stream
 /// with an `UnexpectedEof` error rather than silently short.
 pub(crate) async fn read_range(
     path: PathBuf,
@@ -53,7 +53,7 @@ pub(crate) async fn read_range(
     });
     match opened_rx.await {
         Ok(Ok(())) => {}
-        Ok(Err(err)) => return Err(StoreError::new(format!("opening {what}"), err)),
+        Ok(Err(err)) => return Err(StoreError::io(format!("opening {what}"), err)),
         Err(_) => {
             return Err(StoreError::new(
                 format!("opening {what}"),

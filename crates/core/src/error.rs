@@ -3,11 +3,32 @@
 
 use crate::digest::Digest;
 
+/// What kind of failure a storage port reports, in the domain's words (never the backend's):
+/// callers branch on it, and its text is for logs only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreErrorKind {
+    /// The thing named does not exist (a blob's bytes, an upload's file).
+    NotFound,
+    /// A write collided with another (a unique name, a concurrent change).
+    Conflict,
+    /// A lease (an upload's, a webhook delivery's) is no longer held under the caller's
+    /// token: it expired and another request took it, or its subject was deleted. The caller
+    /// must stop writing under it. Every port reports a lost lease this way.
+    LeaseLost,
+    /// The backend did not answer (busy, unreachable, out of connections); retrying later
+    /// may succeed.
+    Unavailable,
+    /// Anything else.
+    Other,
+}
+
 /// A failure of a storage port (metadata or blob store). Its text is logged, never shown to
 /// clients: the HTTP layer answers an opaque 500.
 #[derive(Debug, thiserror::Error)]
 #[error("{context}: {source}")]
 pub struct StoreError {
+    /// What kind of failure.
+    pub kind: StoreErrorKind,
     /// What the store was doing.
     pub context: String,
     /// The underlying error.
@@ -16,15 +37,52 @@ pub struct StoreError {
 }
 
 impl StoreError {
-    /// Wraps `source` with a note of what was being done.
+    /// Wraps `source` with a note of what was being done (kind [`StoreErrorKind::Other`]).
     pub fn new(
         context: impl Into<String>,
         source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
     ) -> Self {
+        Self::of_kind(StoreErrorKind::Other, context, source)
+    }
+
+    /// Wraps `source` as a failure of `kind`.
+    pub fn of_kind(
+        kind: StoreErrorKind,
+        context: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
         StoreError {
+            kind,
             context: context.into(),
             source: source.into(),
         }
+    }
+
+    /// Wraps an I/O error: a missing file is [`StoreErrorKind::NotFound`].
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        let kind = match source.kind() {
+            std::io::ErrorKind::NotFound => StoreErrorKind::NotFound,
+            _ => StoreErrorKind::Other,
+        };
+        Self::of_kind(kind, context, source)
+    }
+
+    /// The lease on `what` (e.g. "upload `id`") is no longer held (see
+    /// [`StoreErrorKind::LeaseLost`]).
+    pub fn lease_lost(what: impl Into<String>) -> Self {
+        let what = what.into();
+        Self::of_kind(
+            StoreErrorKind::LeaseLost,
+            format!("writing {what}"),
+            format!(
+                "{what} is no longer leased to this request (the lease expired and another request took it, or it was deleted)"
+            ),
+        )
+    }
+
+    /// What kind of failure this is.
+    pub fn kind(&self) -> StoreErrorKind {
+        self.kind
     }
 }
 

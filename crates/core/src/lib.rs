@@ -18,5 +18,5 @@ pub mod ports;
 pub mod registry;
 
 pub use digest::{Algorithm, Digest};
-pub use error::{RegistryError, StoreError};
+pub use error::{RegistryError, StoreError, StoreErrorKind};
 pub use name::{Reference, RepoName, Tag};

@@ -108,10 +108,12 @@ impl<'a> Packages<'a> {
     /// reserved meanwhile. Needs the admin role and `delete:packages`.
     pub async fn delete_as(&self, principal: &Principal, name: &RepoName) -> ManageResult<()> {
         self.checked(principal, name, Action::Delete).await?;
-        self.access
-            .store()
-            .set_package_deleted(name, Some(now_millis()))
-            .await?;
+        self.access.changed(
+            self.access
+                .store()
+                .set_package_deleted(name, Some(now_millis()))
+                .await,
+        )?;
         Ok(())
     }
 
@@ -127,7 +129,8 @@ impl<'a> Packages<'a> {
             }),
             Some(at) if at <= now_millis() - RESTORE_WINDOW => Err(not_found(name)),
             Some(_) => {
-                self.access.store().set_package_deleted(name, None).await?;
+                self.access
+                    .changed(self.access.store().set_package_deleted(name, None).await)?;
                 Ok(())
             }
         }
@@ -195,11 +198,12 @@ impl<'a> Packages<'a> {
 
     /// Removes for good the packages deleted more than 30 days before `now`.
     pub async fn purge_deleted(&self, now: Millis) -> ManageResult<u64> {
-        Ok(self
-            .access
-            .store()
-            .purge_deleted_packages(now - RESTORE_WINDOW)
-            .await?)
+        Ok(self.access.changed(
+            self.access
+                .store()
+                .purge_deleted_packages(now - RESTORE_WINDOW)
+                .await,
+        )?)
     }
 
     /// The package record of `name` when `principal` may do `action` on it.
@@ -210,7 +214,7 @@ impl<'a> Packages<'a> {
         action: Action,
     ) -> ManageResult<PackageRecord> {
         signed_in(principal)?;
-        let target = self.access.store().target(name, principal.user()).await?;
+        let target = self.access.target(name, principal.user()).await?;
         match decide(principal, &target, action) {
             Decision::Allow => {}
             Decision::Denied(why) => return Err(ManageError::Forbidden(why)),

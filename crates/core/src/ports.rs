@@ -234,10 +234,9 @@ pub enum RestoreOutcome {
     Missing,
 }
 
-/// Repository state: which blobs and manifests a repository holds, tags, upload sessions and
-/// subject→referrer links. All writes that must happen together happen in one call.
+/// Which blobs each repository holds (the link a pull checks before serving bytes).
 #[async_trait]
-pub trait MetadataStore: Send + Sync + 'static {
+pub trait BlobLinkStore: Send + Sync + 'static {
     /// The size of `digest` if `repo` holds that blob.
     async fn linked_blob_size(&self, repo: &RepoName, digest: &Digest) -> StoreResult<Option<u64>>;
 
@@ -246,7 +245,11 @@ pub trait MetadataStore: Send + Sync + 'static {
 
     /// Removes `digest` from `repo`; false when it was not there.
     async fn unlink_blob(&self, repo: &RepoName, digest: &Digest) -> StoreResult<bool>;
+}
 
+/// Upload sessions and their leases: the state of a resumable upload between requests, so any node can take the next one.
+#[async_trait]
+pub trait UploadStore: Send + Sync + 'static {
     /// Persists a new upload session.
     async fn create_upload(&self, session: &UploadSession) -> StoreResult<()>;
 
@@ -325,7 +328,11 @@ pub trait MetadataStore: Send + Sync + 'static {
         digest: &Digest,
         size: u64,
     ) -> StoreResult<()>;
+}
 
+/// Manifests, their tags and subject→referrer links. Every write that must happen together happens in one call.
+#[async_trait]
+pub trait ManifestStore: Send + Sync + 'static {
     /// In one transaction: checks every required blob of `manifest` is a blob of `repo` and
     /// every child is a manifest of `repo` (so a concurrent delete cannot slip between check
     /// and write), stores the
@@ -362,14 +369,21 @@ pub trait MetadataStore: Send + Sync + 'static {
         now: Millis,
     ) -> StoreResult<DeleteOutcome>;
 
-    /// Restores deleted manifest `digest` (and deleted children it references) with the tags
-    /// it had that are still free, in one transaction.
-    async fn restore_manifest(
+    /// Deletes `tag`; false when absent.
+    async fn delete_tag(&self, repo: &RepoName, tag: &Tag) -> StoreResult<bool>;
+
+    /// Manifests of `repo` whose subject is `subject`, optionally of one artifact type.
+    async fn list_referrers(
         &self,
         repo: &RepoName,
-        digest: &Digest,
-    ) -> StoreResult<RestoreOutcome>;
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> StoreResult<Vec<Referrer>>;
+}
 
+/// Package versions: the Packages API's view of a repository's manifests, with deletion, restore, purge and download counts.
+#[async_trait]
+pub trait VersionStore: Send + Sync + 'static {
     /// Versions of `repo` in `state` (deleted ones only if deleted after `deleted_after`),
     /// newest first: the total and `limit` of them after skipping `offset`.
     async fn list_versions(
@@ -384,16 +398,25 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// Version `id` of `repo`, live or deleted.
     async fn version(&self, repo: &RepoName, id: i64) -> StoreResult<Option<VersionRecord>>;
 
+    /// Restores deleted manifest `digest` (and deleted children it references) with the tags
+    /// it had that are still free, in one transaction.
+    async fn restore_manifest(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+    ) -> StoreResult<RestoreOutcome>;
+
     /// Adds manifest GETs to versions' download counts.
     async fn add_downloads(&self, counts: &[(RepoName, Digest, u64)]) -> StoreResult<()>;
 
     /// Removes for good the manifests deleted before `before` (tags set aside, references,
     /// version rows); returns how many.
     async fn purge_deleted_manifests(&self, before: Millis) -> StoreResult<u64>;
+}
 
-    /// Deletes `tag`; false when absent.
-    async fn delete_tag(&self, repo: &RepoName, tag: &Tag) -> StoreResult<bool>;
-
+/// The catalog and tag listings, and whether a repository exists.
+#[async_trait]
+pub trait ListingStore: Send + Sync + 'static {
     /// Up to `limit` tags of `repo` in lexical order after `last`; `None` when the
     /// repository does not exist.
     async fn list_tags(
@@ -403,20 +426,25 @@ pub trait MetadataStore: Send + Sync + 'static {
         limit: usize,
     ) -> StoreResult<Option<Vec<String>>>;
 
-    /// Manifests of `repo` whose subject is `subject`, optionally of one artifact type.
-    async fn list_referrers(
-        &self,
-        repo: &RepoName,
-        subject: &Digest,
-        artifact_type: Option<&str>,
-    ) -> StoreResult<Vec<Referrer>>;
-
     /// Up to `limit` repository names in lexical order after `last`.
     async fn list_repositories(&self, last: Option<&str>, limit: usize)
     -> StoreResult<Vec<String>>;
 
     /// Whether `repo` exists.
     async fn repository_exists(&self, repo: &RepoName) -> StoreResult<bool>;
+}
+
+/// Repository state: which blobs and manifests a repository holds, tags, upload sessions,
+/// versions and subject→referrer links — every metadata port of the registry, implemented by
+/// one backend over one database (each area's trait in its own module).
+pub trait MetadataStore:
+    BlobLinkStore + UploadStore + ManifestStore + VersionStore + ListingStore
+{
+}
+
+impl<T> MetadataStore for T where
+    T: BlobLinkStore + UploadStore + ManifestStore + VersionStore + ListingStore
+{
 }
 
 /// Receives the bytes of one upload request. Writes may be buffered and performed in the

@@ -1,10 +1,14 @@
 //! Accounts (users and organizations), organization memberships, teams and source
 //! repositories with their collaborators.
 
+use async_trait::async_trait;
+use berth_core::access::store::DirectoryStore;
 use berth_core::access::store::{Account, Created, NewUser, SourceRepo, TeamId};
 use berth_core::access::{AccountId, OrgRole, PackagePolicy, RepoId, Role, Visibility};
 use berth_core::error::StoreError;
 use berth_core::ports::Millis;
+use berth_core::ports::StoreResult;
+use tracing::instrument;
 
 use crate::access::{
     created, org_role_text, parse_account_kind, parse_org_role, parse_visibilities,
@@ -21,7 +25,6 @@ struct AccountRow {
     name: Option<String>,
     email: Option<String>,
     site_admin: bool,
-    password_hash: Option<String>,
     requires_sso: bool,
     default_visibility: String,
     member_visibilities: String,
@@ -32,7 +35,7 @@ struct AccountRow {
 macro_rules! select_account {
     ($condition:literal) => {
         concat!(
-            "SELECT id, login, kind, name, email, site_admin, password_hash, requires_sso, \
+            "SELECT id, login, kind, name, email, site_admin, requires_sso, \
              default_visibility, member_visibilities, created_at FROM accounts WHERE ",
             $condition
         )
@@ -48,7 +51,6 @@ impl AccountRow {
             name: self.name,
             email: self.email,
             site_admin: self.site_admin,
-            password_hash: self.password_hash,
             requires_sso: self.requires_sso,
             policy: PackagePolicy {
                 default_visibility: parse_visibility(&self.default_visibility)?,
@@ -83,13 +85,22 @@ impl RepoRow {
     }
 }
 
-impl SqliteMetadataStore {
+#[async_trait]
+impl DirectoryStore for SqliteMetadataStore {
+    #[instrument(level = "debug", skip(self))]
+    async fn password_hash(&self, login: &str) -> StoreResult<Option<String>> {
+        let hash: Option<Option<String>> =
+            sqlx::query_scalar("SELECT password_hash FROM accounts WHERE login = ?1")
+                .bind(login)
+                .fetch_optional(&self.reader)
+                .await
+                .map_err(failed(format!("reading the password of {login}")))?;
+        Ok(hash.flatten())
+    }
+
     /// Inserts a user; [`Created::Taken`] when the login collides (case-insensitively).
-    pub(crate) async fn insert_user(
-        &self,
-        user: &NewUser,
-        now: Millis,
-    ) -> Result<Created<AccountId>, StoreError> {
+    #[instrument(level = "debug", skip_all, fields(login = %user.login))]
+    async fn create_user(&self, user: &NewUser, now: Millis) -> StoreResult<Created<AccountId>> {
         let inserted = sqlx::query_scalar(
             "INSERT INTO accounts (login, kind, name, email, password_hash, site_admin, created_at) \
              VALUES (?1, 'user', ?2, ?3, ?4, ?5, ?6) RETURNING id",
@@ -106,13 +117,14 @@ impl SqliteMetadataStore {
     }
 
     /// Inserts an organization and makes `owner` its owner, in one transaction.
-    pub(crate) async fn insert_org(
+    #[instrument(level = "debug", skip(self, name))]
+    async fn create_org(
         &self,
         login: &str,
         name: Option<&str>,
         owner: AccountId,
         now: Millis,
-    ) -> Result<Created<AccountId>, StoreError> {
+    ) -> StoreResult<Created<AccountId>> {
         let doing = || format!("creating organization {login}");
         let mut tx = self.begin_write().await?;
         let inserted = sqlx::query_scalar(
@@ -144,10 +156,8 @@ impl SqliteMetadataStore {
     }
 
     /// The account with `login`, compared case-insensitively.
-    pub(crate) async fn account_by_login(
-        &self,
-        login: &str,
-    ) -> Result<Option<Account>, StoreError> {
+    #[instrument(level = "debug", skip(self))]
+    async fn account(&self, login: &str) -> StoreResult<Option<Account>> {
         let row: Option<AccountRow> = sqlx::query_as(select_account!("login = ?1"))
             .bind(login)
             .fetch_optional(&self.reader)
@@ -157,10 +167,8 @@ impl SqliteMetadataStore {
     }
 
     /// The account with id `id`.
-    pub(crate) async fn account_with_id(
-        &self,
-        id: AccountId,
-    ) -> Result<Option<Account>, StoreError> {
+    #[instrument(level = "debug", skip(self))]
+    async fn account_by_id(&self, id: AccountId) -> StoreResult<Option<Account>> {
         let row: Option<AccountRow> = sqlx::query_as(select_account!("id = ?1"))
             .bind(id)
             .fetch_optional(&self.reader)
@@ -171,12 +179,13 @@ impl SqliteMetadataStore {
 
     /// Sets `user`'s role in `org`; `None` removes the membership and, in the same
     /// transaction, the user's memberships in the organization's teams.
-    pub(crate) async fn put_membership(
+    #[instrument(level = "debug", skip(self))]
+    async fn set_membership(
         &self,
         org: AccountId,
         user: AccountId,
         role: Option<OrgRole>,
-    ) -> Result<(), StoreError> {
+    ) -> StoreResult<()> {
         let doing = || format!("setting the membership of account {user} in organization {org}");
         let Some(role) = role else {
             let mut tx = self.begin_write().await?;
@@ -211,11 +220,8 @@ impl SqliteMetadataStore {
     }
 
     /// `user`'s role in `org`.
-    pub(crate) async fn org_role(
-        &self,
-        org: AccountId,
-        user: AccountId,
-    ) -> Result<Option<OrgRole>, StoreError> {
+    #[instrument(level = "debug", skip(self))]
+    async fn membership(&self, org: AccountId, user: AccountId) -> StoreResult<Option<OrgRole>> {
         let role: Option<String> =
             sqlx::query_scalar("SELECT role FROM org_members WHERE org_id = ?1 AND user_id = ?2")
                 .bind(org)
@@ -229,11 +235,8 @@ impl SqliteMetadataStore {
     }
 
     /// Sets the `requires_sso` flag of an account.
-    pub(crate) async fn put_requires_sso(
-        &self,
-        org: AccountId,
-        required: bool,
-    ) -> Result<(), StoreError> {
+    #[instrument(level = "debug", skip(self))]
+    async fn set_requires_sso(&self, org: AccountId, required: bool) -> StoreResult<()> {
         sqlx::query("UPDATE accounts SET requires_sso = ?2 WHERE id = ?1")
             .bind(org)
             .bind(required)
@@ -244,11 +247,12 @@ impl SqliteMetadataStore {
     }
 
     /// Sets the package creation policy of an account.
-    pub(crate) async fn put_package_policy(
+    #[instrument(level = "debug", skip(self))]
+    async fn set_package_policy(
         &self,
         account: AccountId,
         policy: &PackagePolicy,
-    ) -> Result<(), StoreError> {
+    ) -> StoreResult<()> {
         sqlx::query(
             "UPDATE accounts SET default_visibility = ?2, member_visibilities = ?3 WHERE id = ?1",
         )
@@ -264,12 +268,13 @@ impl SqliteMetadataStore {
     }
 
     /// Inserts team `slug` in `org`; [`Created::Taken`] when the org has one by that slug.
-    pub(crate) async fn insert_team(
+    #[instrument(level = "debug", skip(self))]
+    async fn create_team(
         &self,
         org: AccountId,
         slug: &str,
         name: &str,
-    ) -> Result<Created<TeamId>, StoreError> {
+    ) -> StoreResult<Created<TeamId>> {
         let inserted = sqlx::query_scalar(
             "INSERT INTO teams (org_id, slug, name) VALUES (?1, ?2, ?3) RETURNING id",
         )
@@ -284,11 +289,8 @@ impl SqliteMetadataStore {
     }
 
     /// The id of team `slug` of `org`.
-    pub(crate) async fn team_id(
-        &self,
-        org: AccountId,
-        slug: &str,
-    ) -> Result<Option<TeamId>, StoreError> {
+    #[instrument(level = "debug", skip(self))]
+    async fn team(&self, org: AccountId, slug: &str) -> StoreResult<Option<TeamId>> {
         sqlx::query_scalar("SELECT id FROM teams WHERE org_id = ?1 AND slug = ?2")
             .bind(org)
             .bind(slug)
@@ -300,12 +302,13 @@ impl SqliteMetadataStore {
     }
 
     /// Adds `user` to `team` or removes them; both idempotent.
-    pub(crate) async fn put_team_member(
+    #[instrument(level = "debug", skip(self))]
+    async fn set_team_member(
         &self,
         team: TeamId,
         user: AccountId,
         member: bool,
-    ) -> Result<(), StoreError> {
+    ) -> StoreResult<()> {
         let sql = if member {
             "INSERT INTO team_members (team_id, user_id) VALUES (?1, ?2) \
              ON CONFLICT (team_id, user_id) DO NOTHING"
@@ -325,13 +328,14 @@ impl SqliteMetadataStore {
 
     /// Inserts source repository `name` of `owner`; [`Created::Taken`] when the owner has
     /// one by that name (case-insensitively).
-    pub(crate) async fn insert_repo(
+    #[instrument(level = "debug", skip(self))]
+    async fn create_repo(
         &self,
         owner: AccountId,
         name: &str,
         visibility: Visibility,
         now: Millis,
-    ) -> Result<Created<RepoId>, StoreError> {
+    ) -> StoreResult<Created<RepoId>> {
         let inserted = sqlx::query_scalar(
             "INSERT INTO source_repos (owner_id, name, visibility, created_at) \
              VALUES (?1, ?2, ?3, ?4) RETURNING id",
@@ -348,11 +352,8 @@ impl SqliteMetadataStore {
     }
 
     /// Source repository `owner_login/name`, both compared case-insensitively.
-    pub(crate) async fn repo_by_name(
-        &self,
-        owner_login: &str,
-        name: &str,
-    ) -> Result<Option<SourceRepo>, StoreError> {
+    #[instrument(level = "debug", skip(self))]
+    async fn repo(&self, owner_login: &str, name: &str) -> StoreResult<Option<SourceRepo>> {
         let row: Option<RepoRow> = sqlx::query_as(
             "SELECT r.id, r.owner_id, a.login AS owner_login, r.name, r.visibility, r.created_at \
              FROM accounts a JOIN source_repos r ON r.owner_id = a.id \
@@ -369,7 +370,8 @@ impl SqliteMetadataStore {
     }
 
     /// Source repository `id`.
-    pub(crate) async fn repo_with_id(&self, id: RepoId) -> Result<Option<SourceRepo>, StoreError> {
+    #[instrument(level = "debug", skip(self))]
+    async fn repo_by_id(&self, id: RepoId) -> StoreResult<Option<SourceRepo>> {
         let row: Option<RepoRow> = sqlx::query_as(
             "SELECT r.id, r.owner_id, a.login AS owner_login, r.name, r.visibility, r.created_at \
              FROM source_repos r JOIN accounts a ON a.id = r.owner_id WHERE r.id = ?1",
@@ -382,12 +384,13 @@ impl SqliteMetadataStore {
     }
 
     /// Sets or removes `user`'s collaborator role on `repo`.
-    pub(crate) async fn put_collaborator(
+    #[instrument(level = "debug", skip(self))]
+    async fn set_collaborator(
         &self,
         repo: RepoId,
         user: AccountId,
         role: Option<Role>,
-    ) -> Result<(), StoreError> {
+    ) -> StoreResult<()> {
         let query = match role {
             Some(role) => sqlx::query(
                 "INSERT INTO repo_collaborators (repo_id, user_id, role) VALUES (?1, ?2, ?3) \
@@ -412,11 +415,8 @@ impl SqliteMetadataStore {
     /// sources in one query.
     ///
     /// [`AccessStore::repo_role`]: berth_core::access::store::AccessStore::repo_role
-    pub(crate) async fn user_repo_role(
-        &self,
-        repo: RepoId,
-        user: AccountId,
-    ) -> Result<Option<Role>, StoreError> {
+    #[instrument(level = "debug", skip(self))]
+    async fn repo_role(&self, repo: RepoId, user: AccountId) -> StoreResult<Option<Role>> {
         let rank: Option<i64> = sqlx::query_scalar(concat!(
             "SELECT max(coalesce((SELECT ",
             rank!("c.role"),
@@ -442,12 +442,13 @@ impl SqliteMetadataStore {
     }
 
     /// Sets or removes `team`'s role on `repo`.
-    pub(crate) async fn put_team_repo(
+    #[instrument(level = "debug", skip(self))]
+    async fn set_team_repo(
         &self,
         team: TeamId,
         repo: RepoId,
         role: Option<Role>,
-    ) -> Result<(), StoreError> {
+    ) -> StoreResult<()> {
         let query = match role {
             Some(role) => sqlx::query(
                 "INSERT INTO team_repos (team_id, repo_id, role) VALUES (?1, ?2, ?3) \

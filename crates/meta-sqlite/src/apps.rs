@@ -1,23 +1,28 @@
 //! Apps and their installations. An app's secret (stored as its SHA-256) is exchanged for
 //! installation tokens, which are ordinary credentials of kind `app`.
 
+use async_trait::async_trait;
+use berth_core::access::store::AppStore;
 use berth_core::access::store::{App, AppId, AppInstallation, Created, InstallationId};
 use berth_core::access::{AccountId, RepoId, Role};
-use berth_core::error::StoreError;
 use berth_core::ports::Millis;
+use berth_core::ports::StoreResult;
+use tracing::instrument;
 
 use crate::access::{created, insert_list, parse_role, permission_text, same_hash};
 use crate::store::{SqliteMetadataStore, failed};
 
-impl SqliteMetadataStore {
+#[async_trait]
+impl AppStore for SqliteMetadataStore {
     /// Inserts app `slug`; [`Created::Taken`] when the slug is taken (case-insensitively).
-    pub(crate) async fn insert_app(
+    #[instrument(level = "debug", skip(self, secret_hash))]
+    async fn create_app(
         &self,
         owner: AccountId,
         slug: &str,
         secret_hash: &[u8],
         now: Millis,
-    ) -> Result<Created<AppId>, StoreError> {
+    ) -> StoreResult<Created<AppId>> {
         let inserted = sqlx::query_scalar(
             "INSERT INTO apps (owner_id, slug, secret_hash, created_at) VALUES (?1, ?2, ?3, ?4) \
              RETURNING id",
@@ -32,7 +37,8 @@ impl SqliteMetadataStore {
     }
 
     /// App `slug`, compared case-insensitively.
-    pub(crate) async fn app_by_slug(&self, slug: &str) -> Result<Option<App>, StoreError> {
+    #[instrument(level = "debug", skip(self))]
+    async fn app(&self, slug: &str) -> StoreResult<Option<App>> {
         let row: Option<(AppId, String, AccountId)> =
             sqlx::query_as("SELECT id, slug, owner_id FROM apps WHERE slug = ?1")
                 .bind(slug)
@@ -44,14 +50,15 @@ impl SqliteMetadataStore {
 
     /// Installs `app` on `account`, or replaces the settings of its installation there (which
     /// keeps its id), in one transaction.
-    pub(crate) async fn upsert_installation(
+    #[instrument(level = "debug", skip(self))]
+    async fn install_app(
         &self,
         app: AppId,
         account: AccountId,
         repositories: Option<&[RepoId]>,
         permission: Role,
         now: Millis,
-    ) -> Result<InstallationId, StoreError> {
+    ) -> StoreResult<InstallationId> {
         let permission = permission_text(permission)?;
         let doing = || format!("installing app {app} on account {account}");
         let mut tx = self.begin_write().await?;
@@ -89,11 +96,12 @@ impl SqliteMetadataStore {
     }
 
     /// Installation `id` when `secret_hash` equals its app's (compared in constant time).
-    pub(crate) async fn installation_with_secret(
+    #[instrument(level = "debug", skip(self, secret_hash))]
+    async fn installation_for_secret(
         &self,
         id: InstallationId,
         secret_hash: &[u8],
-    ) -> Result<Option<AppInstallation>, StoreError> {
+    ) -> StoreResult<Option<AppInstallation>> {
         let doing = || format!("reading app installation {id}");
         let mut conn = self.reader.acquire().await.map_err(failed(doing()))?;
         let row: Option<(i64, String, Vec<u8>, i64, bool, String)> = sqlx::query_as(

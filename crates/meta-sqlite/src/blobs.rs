@@ -1,18 +1,22 @@
 //! Blob links: which repository holds which blob.
 
+use async_trait::async_trait;
 use berth_core::digest::Digest;
 use berth_core::error::StoreError;
+use berth_core::name::RepoName;
+use berth_core::ports::BlobLinkStore;
+use berth_core::ports::StoreResult;
 use sqlx::SqliteConnection;
+use tracing::instrument;
 
 use crate::store::{SqliteMetadataStore, ensure_repository, failed, from_sql, to_sql};
 
-impl SqliteMetadataStore {
+#[async_trait]
+impl BlobLinkStore for SqliteMetadataStore {
     /// The size of `digest` if `repo` holds it: one indexed join.
-    pub(crate) async fn blob_size(
-        &self,
-        repo: &str,
-        digest: &Digest,
-    ) -> Result<Option<u64>, StoreError> {
+    #[instrument(level = "debug", skip(self), fields(%repo, %digest))]
+    async fn linked_blob_size(&self, repo: &RepoName, digest: &Digest) -> StoreResult<Option<u64>> {
+        let repo = repo.as_str();
         let size: Option<i64> = sqlx::query_scalar(
             "SELECT b.size FROM repositories r \
              JOIN repository_blobs rb ON rb.repository_id = r.id \
@@ -28,12 +32,9 @@ impl SqliteMetadataStore {
     }
 
     /// Links `digest` to `repo` in its own transaction.
-    pub(crate) async fn link(
-        &self,
-        repo: &str,
-        digest: &Digest,
-        size: u64,
-    ) -> Result<(), StoreError> {
+    #[instrument(level = "debug", skip(self), fields(%repo, %digest))]
+    async fn link_blob(&self, repo: &RepoName, digest: &Digest, size: u64) -> StoreResult<()> {
+        let repo = repo.as_str();
         let mut tx = self.begin_write().await?;
         link_in(&mut tx, repo, digest, size).await?;
         tx.commit()
@@ -42,7 +43,9 @@ impl SqliteMetadataStore {
     }
 
     /// Removes the link from `repo` to `digest`; false when there was none.
-    pub(crate) async fn unlink(&self, repo: &str, digest: &Digest) -> Result<bool, StoreError> {
+    #[instrument(level = "debug", skip(self), fields(%repo, %digest))]
+    async fn unlink_blob(&self, repo: &RepoName, digest: &Digest) -> StoreResult<bool> {
+        let repo = repo.as_str();
         let done = sqlx::query(
             "DELETE FROM repository_blobs \
              WHERE repository_id = (SELECT id FROM repositories WHERE name = ?1) AND digest = ?2",

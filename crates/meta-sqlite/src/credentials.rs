@@ -5,7 +5,11 @@
 //! `credential_repos` and `credential_packages`. Those lists are sets: they are stored once
 //! each and read back sorted.
 
+use async_trait::async_trait;
+use berth_core::access::store::CredentialStore;
+use berth_core::ports::StoreResult;
 use std::collections::HashMap;
+use tracing::instrument;
 
 use berth_core::access::store::{CredentialInfo, NewCredential, Resolved};
 use berth_core::access::token::TokenKind;
@@ -328,12 +332,11 @@ fn json_pairs(pairs: &[(i64, i64)]) -> String {
     format!("[{}]", items.join(","))
 }
 
-impl SqliteMetadataStore {
+#[async_trait]
+impl CredentialStore for SqliteMetadataStore {
     /// Inserts a credential and its grant's lists in one transaction.
-    pub(crate) async fn insert_credential(
-        &self,
-        credential: &NewCredential,
-    ) -> Result<CredentialId, StoreError> {
+    #[instrument(level = "debug", skip_all, fields(kind = credential.kind.as_str(), user = ?credential.user))]
+    async fn create_credential(&self, credential: &NewCredential) -> StoreResult<CredentialId> {
         let columns = GrantColumns::of(credential)?;
         let doing = || format!("storing a {} credential", credential.kind.as_str());
         let mut tx = self.begin_write().await?;
@@ -389,11 +392,8 @@ impl SqliteMetadataStore {
 
     /// What the secret hashed to `hash` resolves to at `now`: one indexed query for the row
     /// and its user, and one for the grant's lists when the kind has them.
-    pub(crate) async fn resolve_hash(
-        &self,
-        hash: &[u8],
-        now: Millis,
-    ) -> Result<Resolved, StoreError> {
+    #[instrument(level = "debug", skip(self, hash))]
+    async fn resolve_secret(&self, hash: &[u8], now: Millis) -> StoreResult<Resolved> {
         let doing = || "resolving a token".to_owned();
         let mut conn = self.reader.acquire().await.map_err(failed(doing()))?;
         let row: Option<CredentialRow> = sqlx::query_as(select_credential!("c.token_hash = ?1"))
@@ -408,11 +408,8 @@ impl SqliteMetadataStore {
     }
 
     /// What credential `id` resolves to at `now`.
-    pub(crate) async fn resolve_id(
-        &self,
-        id: CredentialId,
-        now: Millis,
-    ) -> Result<Resolved, StoreError> {
+    #[instrument(level = "debug", skip(self))]
+    async fn resolve_credential(&self, id: CredentialId, now: Millis) -> StoreResult<Resolved> {
         let doing = || format!("resolving credential {id}");
         let mut conn = self.reader.acquire().await.map_err(failed(doing()))?;
         let row: Option<CredentialRow> = sqlx::query_as(select_credential!("c.id = ?1"))
@@ -427,10 +424,8 @@ impl SqliteMetadataStore {
     /// Committed without waiting for an fsync (see [`SqliteMetadataStore::unsynced`]): a
     /// last-use time lost with the machine only makes a credential look a little less
     /// recently used.
-    pub(crate) async fn record_uses(
-        &self,
-        uses: &[(CredentialId, Millis)],
-    ) -> Result<(), StoreError> {
+    #[instrument(level = "debug", skip_all, fields(count = uses.len()))]
+    async fn touch_credentials(&self, uses: &[(CredentialId, Millis)]) -> StoreResult<()> {
         if uses.is_empty() {
             return Ok(());
         }
@@ -451,7 +446,8 @@ impl SqliteMetadataStore {
 
     /// Sets the revocation time of credential `id` unless already revoked; false when there
     /// is no such credential.
-    pub(crate) async fn revoke(&self, id: CredentialId, now: Millis) -> Result<bool, StoreError> {
+    #[instrument(level = "debug", skip(self))]
+    async fn revoke_credential(&self, id: CredentialId, now: Millis) -> StoreResult<bool> {
         let done = sqlx::query(
             "UPDATE credentials SET revoked_at = coalesce(revoked_at, ?2) WHERE id = ?1",
         )
@@ -464,10 +460,8 @@ impl SqliteMetadataStore {
     }
 
     /// The credentials of `user`, newest first: two queries, rows and lists.
-    pub(crate) async fn credentials_of(
-        &self,
-        user: AccountId,
-    ) -> Result<Vec<CredentialInfo>, StoreError> {
+    #[instrument(level = "debug", skip(self))]
+    async fn list_credentials(&self, user: AccountId) -> StoreResult<Vec<CredentialInfo>> {
         let doing = || format!("listing the credentials of account {user}");
         let mut conn = self.reader.acquire().await.map_err(failed(doing()))?;
         let rows: Vec<CredentialRow> = sqlx::query_as(select_credential!(
@@ -495,10 +489,8 @@ impl SqliteMetadataStore {
     }
 
     /// Credential `id` as listed.
-    pub(crate) async fn credential_info(
-        &self,
-        id: CredentialId,
-    ) -> Result<Option<CredentialInfo>, StoreError> {
+    #[instrument(level = "debug", skip(self))]
+    async fn credential(&self, id: CredentialId) -> StoreResult<Option<CredentialInfo>> {
         let doing = || format!("reading credential {id}");
         let mut conn = self.reader.acquire().await.map_err(failed(doing()))?;
         let row: Option<CredentialRow> = sqlx::query_as(select_credential!("c.id = ?1"))
@@ -514,11 +506,8 @@ impl SqliteMetadataStore {
     }
 
     /// Records that organization `org` authorized credential `id`; idempotent.
-    pub(crate) async fn insert_sso_authorization(
-        &self,
-        id: CredentialId,
-        org: AccountId,
-    ) -> Result<(), StoreError> {
+    #[instrument(level = "debug", skip(self))]
+    async fn authorize_sso(&self, id: CredentialId, org: AccountId) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO credential_sso (credential_id, org_id) VALUES (?1, ?2) \
              ON CONFLICT (credential_id, org_id) DO NOTHING",

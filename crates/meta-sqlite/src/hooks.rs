@@ -480,7 +480,7 @@ impl HookStore for SqliteMetadataStore {
         token: &str,
         attempt: &Attempt,
         outcome: AttemptOutcome,
-    ) -> StoreResult<bool> {
+    ) -> StoreResult<()> {
         let mut tx = self.begin_write().await?;
         let hook: Option<i64> = sqlx::query_scalar(
             "SELECT hook_id FROM hook_deliveries WHERE id = ?1 AND lease_token = ?2",
@@ -491,7 +491,9 @@ impl HookStore for SqliteMetadataStore {
         .await
         .map_err(failed(format!("checking the lease of delivery {delivery}")))?;
         let Some(hook) = hook else {
-            return Ok(false);
+            return Err(StoreError::lease_lost(format!(
+                "webhook delivery {delivery}"
+            )));
         };
         sqlx::query(
             "INSERT INTO hook_attempts (delivery_id, number, started_at, duration_ms, \
@@ -544,8 +546,7 @@ impl HookStore for SqliteMetadataStore {
         .map_err(failed(format!("updating the last response of hook {hook}")))?;
         tx.commit().await.map_err(failed(format!(
             "committing an attempt of delivery {delivery}"
-        )))?;
-        Ok(true)
+        )))
     }
 
     #[instrument(level = "debug", skip(self))]

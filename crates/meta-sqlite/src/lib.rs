@@ -20,21 +20,16 @@
 //! their queries, and `access_port` maps that trait onto them.
 
 mod access;
-mod access_port;
 mod accounts;
 mod apps;
 mod blobs;
 mod credentials;
-mod error;
 mod hooks;
 mod listings;
 mod manifests;
-mod package_records;
 mod packages;
-mod port;
 mod store;
 mod uploads;
 mod versions;
 
-pub use error::LeaseLost;
 pub use store::SqliteMetadataStore;

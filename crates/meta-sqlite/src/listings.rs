@@ -1,19 +1,24 @@
 //! Listings: tags and repositories, paginated in byte order.
 
-use berth_core::error::StoreError;
+use async_trait::async_trait;
 use berth_core::name::RepoName;
+use berth_core::ports::ListingStore;
+use berth_core::ports::StoreResult;
+use tracing::instrument;
 
 use crate::store::{SqliteMetadataStore, failed, repository_id, sql_limit};
 
-impl SqliteMetadataStore {
+#[async_trait]
+impl ListingStore for SqliteMetadataStore {
     /// Up to `limit` tags of `repo` after `last`; `None` when the repository does not exist.
     /// Both reads run in one transaction, so they see the same snapshot.
-    pub(crate) async fn tags(
+    #[instrument(level = "debug", skip(self), fields(%repo))]
+    async fn list_tags(
         &self,
         repo: &RepoName,
         last: Option<&str>,
         limit: usize,
-    ) -> Result<Option<Vec<String>>, StoreError> {
+    ) -> StoreResult<Option<Vec<String>>> {
         let doing = || format!("listing tags of {repo}");
         let mut tx = self.reader.begin().await.map_err(failed(doing()))?;
         let Some(repository_id) = repository_id(&mut tx, repo.as_str()).await? else {
@@ -33,11 +38,12 @@ impl SqliteMetadataStore {
     }
 
     /// Up to `limit` repository names after `last`.
-    pub(crate) async fn repositories(
+    #[instrument(level = "debug", skip(self))]
+    async fn list_repositories(
         &self,
         last: Option<&str>,
         limit: usize,
-    ) -> Result<Vec<String>, StoreError> {
+    ) -> StoreResult<Vec<String>> {
         sqlx::query_scalar("SELECT name FROM repositories WHERE name > ?1 ORDER BY name LIMIT ?2")
             .bind(last.unwrap_or(""))
             .bind(sql_limit(limit))
@@ -47,7 +53,8 @@ impl SqliteMetadataStore {
     }
 
     /// Whether `repo` exists.
-    pub(crate) async fn has_repository(&self, repo: &RepoName) -> Result<bool, StoreError> {
+    #[instrument(level = "debug", skip(self), fields(%repo))]
+    async fn repository_exists(&self, repo: &RepoName) -> StoreResult<bool> {
         sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM repositories WHERE name = ?1)")
             .bind(repo.as_str())
             .fetch_one(&self.reader)

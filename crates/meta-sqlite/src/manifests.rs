@@ -1,13 +1,16 @@
 //! Manifests, tags and the subject → referrer links.
 
+use async_trait::async_trait;
 use berth_core::digest::Digest;
-use berth_core::error::StoreError;
 use berth_core::name::{RepoName, Tag};
+use berth_core::ports::ManifestStore;
+use berth_core::ports::StoreResult;
 use berth_core::ports::{
     DeleteOutcome, Millis, NewManifest, PutManifestOutcome, Referrer, StoredManifest,
 };
 use bytes::Bytes;
 use sqlx::SqliteConnection;
+use tracing::instrument;
 
 use crate::store::{
     SqliteMetadataStore, ensure_repository, failed, first_missing_manifest, first_unmet_blob,
@@ -17,15 +20,17 @@ use crate::store::{
 /// A referrer row: digest, media type, size, artifact type, annotations.
 type ReferrerRow = (String, String, i64, Option<String>, Option<String>);
 
-impl SqliteMetadataStore {
+#[async_trait]
+impl ManifestStore for SqliteMetadataStore {
     /// Stores `manifest` in `repo` with its references, and points `tag` at it, in one
     /// transaction; stores nothing when a child is not a manifest of `repo`.
-    pub(crate) async fn store_manifest(
+    #[instrument(level = "debug", skip(self, manifest), fields(%repo, digest = %manifest.digest, ?tag))]
+    async fn put_manifest(
         &self,
         repo: &RepoName,
         manifest: &NewManifest,
         tag: Option<&Tag>,
-    ) -> Result<PutManifestOutcome, StoreError> {
+    ) -> StoreResult<PutManifestOutcome> {
         let digest = manifest.digest.as_str();
         let doing = || format!("storing manifest {digest} in {repo}");
         let mut tx = self.begin_write().await?;
@@ -145,11 +150,12 @@ impl SqliteMetadataStore {
     }
 
     /// The manifest `tag` points to (tags point at live manifests only): one query over repository, tag and manifest.
-    pub(crate) async fn tagged_manifest(
+    #[instrument(level = "debug", skip(self), fields(%repo, %tag))]
+    async fn manifest_by_tag(
         &self,
         repo: &RepoName,
         tag: &Tag,
-    ) -> Result<Option<StoredManifest>, StoreError> {
+    ) -> StoreResult<Option<StoredManifest>> {
         let row: Option<(String, String, Vec<u8>)> = sqlx::query_as(
             "SELECT m.digest, m.media_type, m.content FROM repositories r \
              JOIN tags t ON t.repository_id = r.id \
@@ -172,11 +178,12 @@ impl SqliteMetadataStore {
     }
 
     /// Manifest `digest` of `repo`: one query.
-    pub(crate) async fn manifest(
+    #[instrument(level = "debug", skip(self), fields(%repo, %digest))]
+    async fn manifest_by_digest(
         &self,
         repo: &RepoName,
         digest: &Digest,
-    ) -> Result<Option<StoredManifest>, StoreError> {
+    ) -> StoreResult<Option<StoredManifest>> {
         let row: Option<(String, Vec<u8>)> = sqlx::query_as(
             "SELECT m.media_type, m.content FROM repositories r \
              JOIN manifests m ON m.repository_id = r.id \
@@ -196,12 +203,13 @@ impl SqliteMetadataStore {
 
     /// Marks manifest `digest` deleted and sets its tags aside (restorable until purged);
     /// refused while an index with a tag references it.
-    pub(crate) async fn remove_manifest(
+    #[instrument(level = "debug", skip(self), fields(%repo, %digest))]
+    async fn delete_manifest(
         &self,
         repo: &RepoName,
         digest: &Digest,
         now: Millis,
-    ) -> Result<DeleteOutcome, StoreError> {
+    ) -> StoreResult<DeleteOutcome> {
         let doing = || format!("deleting manifest {repo}@{digest}");
         let mut tx = self.begin_write().await?;
         let Some(repository_id) = repository_id(&mut tx, repo.as_str()).await? else {
@@ -261,7 +269,8 @@ impl SqliteMetadataStore {
     }
 
     /// Deletes `tag` of `repo`; false when absent.
-    pub(crate) async fn remove_tag(&self, repo: &RepoName, tag: &Tag) -> Result<bool, StoreError> {
+    #[instrument(level = "debug", skip(self), fields(%repo, %tag))]
+    async fn delete_tag(&self, repo: &RepoName, tag: &Tag) -> StoreResult<bool> {
         let done = sqlx::query(
             "DELETE FROM tags WHERE repository_id = (SELECT id FROM repositories WHERE name = ?1) AND name = ?2",
         )
@@ -275,12 +284,13 @@ impl SqliteMetadataStore {
 
     /// Manifests of `repo` whose subject is `subject` (optionally of one artifact type), by
     /// digest.
-    pub(crate) async fn referrers(
+    #[instrument(level = "debug", skip(self), fields(%repo, %subject))]
+    async fn list_referrers(
         &self,
         repo: &RepoName,
         subject: &Digest,
         artifact_type: Option<&str>,
-    ) -> Result<Vec<Referrer>, StoreError> {
+    ) -> StoreResult<Vec<Referrer>> {
         let rows: Vec<ReferrerRow> = sqlx::query_as(
             "SELECT m.digest, m.media_type, m.size, m.artifact_type, m.annotations \
              FROM repositories r JOIN manifests m ON m.repository_id = r.id \

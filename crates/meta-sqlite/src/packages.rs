@@ -1,6 +1,8 @@
 //! Packages, their roles and links, and the [`Target`] of a registry request: everything the
 //! permission function needs, gathered in one query.
 
+use async_trait::async_trait;
+use berth_core::access::store::PackageStore;
 use berth_core::access::store::{Grantee, PackageRecord};
 use berth_core::access::{
     AccountId, LinkedRepo, Owner, Package, PackagePolicy, Relations, RepoId, Role, Target,
@@ -9,7 +11,9 @@ use berth_core::access::{
 use berth_core::error::StoreError;
 use berth_core::name::RepoName;
 use berth_core::ports::Millis;
+use berth_core::ports::StoreResult;
 use sqlx::SqliteConnection;
+use tracing::instrument;
 
 use crate::access::{
     parse_account_kind, parse_org_role, parse_role, parse_visibilities, parse_visibility, rank,
@@ -186,13 +190,11 @@ async fn package_id(
         .map_err(failed(format!("looking up package {name}")))
 }
 
-impl SqliteMetadataStore {
+#[async_trait]
+impl PackageStore for SqliteMetadataStore {
     /// Everything the permission function needs about `name` for `user`: one query.
-    pub(crate) async fn read_target(
-        &self,
-        name: &RepoName,
-        user: Option<AccountId>,
-    ) -> Result<Target, StoreError> {
+    #[instrument(level = "debug", skip(self), fields(%name))]
+    async fn target(&self, name: &RepoName, user: Option<AccountId>) -> StoreResult<Target> {
         let row: TargetRow = sqlx::query_as(TARGET)
             .bind(name.owner())
             .bind(name.as_str())
@@ -204,11 +206,12 @@ impl SqliteMetadataStore {
     }
 
     /// Every package of `owner` with its [`Target`] for `user`, by name: one query.
-    pub(crate) async fn read_owner_targets(
+    #[instrument(level = "debug", skip(self))]
+    async fn packages_of(
         &self,
         owner: AccountId,
         user: Option<AccountId>,
-    ) -> Result<Vec<(PackageRecord, Target)>, StoreError> {
+    ) -> StoreResult<Vec<(PackageRecord, Target)>> {
         let rows: Vec<OwnerTargetRow> = sqlx::query_as(OWNER_TARGETS)
             .bind(owner)
             .bind(None::<String>)
@@ -243,7 +246,8 @@ impl SqliteMetadataStore {
     /// Inserts package `name` unless it exists, with `admin` as its admin, in one
     /// transaction; a linked package inherits its repository's access, and one linked and
     /// created by no user (a job token of the repository) grants the repository write.
-    pub(crate) async fn insert_package(
+    #[instrument(level = "debug", skip(self), fields(%name))]
+    async fn create_package(
         &self,
         name: &RepoName,
         owner: AccountId,
@@ -251,7 +255,7 @@ impl SqliteMetadataStore {
         link: Option<RepoId>,
         admin: Option<AccountId>,
         now: Millis,
-    ) -> Result<(), StoreError> {
+    ) -> StoreResult<()> {
         let doing = || format!("creating package {name}");
         let mut tx = self.begin_write().await?;
         let created: Option<i64> = sqlx::query_scalar(
@@ -293,11 +297,12 @@ impl SqliteMetadataStore {
     }
 
     /// Sets the visibility of package `name`; false when there is none.
-    pub(crate) async fn put_package_visibility(
+    #[instrument(level = "debug", skip(self), fields(%name))]
+    async fn set_package_visibility(
         &self,
         name: &RepoName,
         visibility: Visibility,
-    ) -> Result<bool, StoreError> {
+    ) -> StoreResult<bool> {
         let done = sqlx::query("UPDATE packages SET visibility = ?2 WHERE name = ?1")
             .bind(name.as_str())
             .bind(visibility_text(visibility))
@@ -308,12 +313,13 @@ impl SqliteMetadataStore {
     }
 
     /// Sets or removes a user's or team's role on package `name`; false when there is none.
-    pub(crate) async fn put_package_role(
+    #[instrument(level = "debug", skip(self), fields(%name))]
+    async fn set_package_role(
         &self,
         name: &RepoName,
         grantee: Grantee,
         role: Option<Role>,
-    ) -> Result<bool, StoreError> {
+    ) -> StoreResult<bool> {
         let doing = || format!("setting a role on package {name}");
         let mut tx = self.begin_write().await?;
         let Some(package) = package_id(&mut tx, name).await? else {
@@ -349,38 +355,15 @@ impl SqliteMetadataStore {
         Ok(true)
     }
 
-    /// Links package `name` to `repo` (or unlinks it) and sets `inherits`; with
-    /// `only_if_unlinked`, only a package not linked yet (checked and written in one
-    /// statement). False when nothing changed: no such package, or linked already.
-    pub(crate) async fn put_package_link(
-        &self,
-        name: &RepoName,
-        repo: Option<RepoId>,
-        inherits: bool,
-        only_if_unlinked: bool,
-    ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE packages SET linked_repo_id = ?2, inherits = ?3 \
-             WHERE name = ?1 AND (NOT ?4 OR linked_repo_id IS NULL)",
-        )
-        .bind(name.as_str())
-        .bind(repo)
-        .bind(inherits)
-        .bind(only_if_unlinked)
-        .execute(&self.writer)
-        .await
-        .map_err(failed(format!("linking package {name}")))?;
-        Ok(done.rows_affected() > 0)
-    }
-
     /// Sets or removes the role job tokens of `repo` hold on package `name`; false when there
     /// is no such package.
-    pub(crate) async fn put_package_job_access(
+    #[instrument(level = "debug", skip(self), fields(%name))]
+    async fn set_package_job_access(
         &self,
         name: &RepoName,
         repo: RepoId,
         role: Option<Role>,
-    ) -> Result<bool, StoreError> {
+    ) -> StoreResult<bool> {
         let doing = || format!("setting job access of repository {repo} to package {name}");
         let mut tx = self.begin_write().await?;
         let Some(package) = package_id(&mut tx, name).await? else {
@@ -405,6 +388,142 @@ impl SqliteMetadataStore {
         tx.commit().await.map_err(failed(doing()))?;
         Ok(true)
     }
+    /// Package `name`.
+    #[instrument(level = "debug", skip(self), fields(%name))]
+    async fn package_record(&self, name: &RepoName) -> StoreResult<Option<PackageRecord>> {
+        let row: Option<Row> =
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("{COLUMNS} WHERE name = ?1")))
+                .bind(name.as_str())
+                .fetch_optional(&self.reader)
+                .await
+                .map_err(failed(format!("reading package {name}")))?;
+        row.map(record).transpose()
+    }
+
+    /// Marks package `name` deleted (or restores it).
+    #[instrument(level = "debug", skip(self), fields(%name))]
+    async fn set_package_deleted(&self, name: &RepoName, at: Option<Millis>) -> StoreResult<bool> {
+        let done = sqlx::query("UPDATE packages SET deleted_at = ?2 WHERE name = ?1")
+            .bind(name.as_str())
+            .bind(at)
+            .execute(&self.writer)
+            .await
+            .map_err(failed(format!("deleting package {name}")))?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Removes the packages deleted before `before` with everything of their repositories,
+    /// in one transaction. Blob bytes stay for garbage collection.
+    #[instrument(level = "debug", skip(self))]
+    async fn purge_deleted_packages(&self, before: Millis) -> StoreResult<u64> {
+        let doing = || "purging deleted packages".to_owned();
+        let mut tx = self.begin_write().await?;
+        let doomed_packages =
+            "SELECT id FROM packages WHERE deleted_at IS NOT NULL AND deleted_at < ?1";
+        let doomed_repos = "SELECT r.id FROM repositories r JOIN packages p ON p.name = r.name \
+             WHERE p.deleted_at IS NOT NULL AND p.deleted_at < ?1";
+        let statements = [
+            format!("DELETE FROM package_user_roles WHERE package_id IN ({doomed_packages})"),
+            format!("DELETE FROM package_team_roles WHERE package_id IN ({doomed_packages})"),
+            format!("DELETE FROM package_job_access WHERE package_id IN ({doomed_packages})"),
+            format!("DELETE FROM tags WHERE repository_id IN ({doomed_repos})"),
+            format!("DELETE FROM deleted_tags WHERE repository_id IN ({doomed_repos})"),
+            format!("DELETE FROM manifest_blobs WHERE repository_id IN ({doomed_repos})"),
+            format!("DELETE FROM manifest_children WHERE repository_id IN ({doomed_repos})"),
+            format!("DELETE FROM package_versions WHERE repository_id IN ({doomed_repos})"),
+            format!("DELETE FROM manifests WHERE repository_id IN ({doomed_repos})"),
+            format!("DELETE FROM repository_blobs WHERE repository_id IN ({doomed_repos})"),
+            "DELETE FROM uploads WHERE repository IN (SELECT name FROM packages \
+             WHERE deleted_at IS NOT NULL AND deleted_at < ?1)"
+                .to_owned(),
+            format!("DELETE FROM repositories WHERE id IN ({doomed_repos})"),
+        ];
+        for statement in statements {
+            sqlx::query(sqlx::AssertSqlSafe(statement))
+                .bind(before)
+                .execute(&mut *tx)
+                .await
+                .map_err(failed(doing()))?;
+        }
+        let purged =
+            sqlx::query("DELETE FROM packages WHERE deleted_at IS NOT NULL AND deleted_at < ?1")
+                .bind(before)
+                .execute(&mut *tx)
+                .await
+                .map_err(failed(doing()))?
+                .rows_affected();
+        tx.commit().await.map_err(failed(doing()))?;
+        Ok(purged)
+    }
+
+    #[instrument(level = "debug", skip(self), fields(%name))]
+    async fn link_unlinked_package(
+        &self,
+        name: &RepoName,
+        repo: RepoId,
+        inherits: bool,
+    ) -> StoreResult<bool> {
+        self.put_package_link(name, Some(repo), inherits, true)
+            .await
+    }
+
+    #[instrument(level = "debug", skip(self), fields(%name))]
+    async fn link_package(
+        &self,
+        name: &RepoName,
+        repo: Option<RepoId>,
+        inherits: bool,
+    ) -> StoreResult<bool> {
+        self.put_package_link(name, repo, inherits, false).await
+    }
+}
+
+impl SqliteMetadataStore {
+    /// Links package `name` to `repo` (or unlinks it) and sets `inherits`; with
+    /// `only_if_unlinked`, only a package not linked yet (checked and written in one
+    /// statement). False when nothing changed: no such package, or linked already.
+    pub(crate) async fn put_package_link(
+        &self,
+        name: &RepoName,
+        repo: Option<RepoId>,
+        inherits: bool,
+        only_if_unlinked: bool,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE packages SET linked_repo_id = ?2, inherits = ?3 \
+             WHERE name = ?1 AND (NOT ?4 OR linked_repo_id IS NULL)",
+        )
+        .bind(name.as_str())
+        .bind(repo)
+        .bind(inherits)
+        .bind(only_if_unlinked)
+        .execute(&self.writer)
+        .await
+        .map_err(failed(format!("linking package {name}")))?;
+        Ok(done.rows_affected() > 0)
+    }
+}
+
+/// The columns of a [`PackageRecord`].
+const COLUMNS: &str =
+    "SELECT id, name, owner_id, visibility, linked_repo_id, created_at, deleted_at FROM packages";
+
+type Row = (i64, String, i64, String, Option<i64>, i64, Option<i64>);
+
+fn record(
+    (id, name, owner, visibility, linked_repo, created_at, deleted_at): Row,
+) -> Result<PackageRecord, StoreError> {
+    Ok(PackageRecord {
+        id,
+        name: name
+            .parse()
+            .map_err(|e| StoreError::new(format!("reading package {id}"), e))?,
+        owner,
+        visibility: parse_visibility(&visibility)?,
+        linked_repo,
+        created_at,
+        deleted_at,
+    })
 }
 
 #[cfg(test)]

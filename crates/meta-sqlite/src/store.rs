@@ -4,7 +4,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use berth_core::digest::Digest;
-use berth_core::error::StoreError;
+use berth_core::error::{StoreError, StoreErrorKind};
 use berth_core::ports::BlobRef;
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{
@@ -136,9 +136,32 @@ impl SqliteMetadataStore {
     }
 }
 
-/// Wraps a database error with what was being done.
+/// Wraps a database error with what was being done, and says in the port's words what kind
+/// of failure it is.
 pub(crate) fn failed(context: impl Into<String>) -> impl FnOnce(sqlx::Error) -> StoreError {
-    move |err| StoreError::new(context, err)
+    move |err| StoreError::of_kind(kind_of(&err), context, err)
+}
+
+/// The port's kind of a database error: a missing row, a unique or foreign-key collision, a
+/// database that is busy or out of reach, or anything else.
+fn kind_of(err: &sqlx::Error) -> StoreErrorKind {
+    match err {
+        sqlx::Error::RowNotFound => StoreErrorKind::NotFound,
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+            StoreErrorKind::Unavailable
+        }
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreErrorKind::Conflict,
+        // SQLITE_BUSY and SQLITE_LOCKED (with their extended codes in the low byte).
+        sqlx::Error::Database(db)
+            if db
+                .code()
+                .and_then(|code| code.parse::<i32>().ok())
+                .is_some_and(|code| matches!(code & 0xff, 5 | 6)) =>
+        {
+            StoreErrorKind::Unavailable
+        }
+        _ => StoreErrorKind::Other,
+    }
 }
 
 pub(crate) use berth_core::ports::now_millis;

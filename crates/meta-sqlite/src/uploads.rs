@@ -5,13 +5,16 @@
 //! names the token, so a request whose lease expired and was taken over cannot overwrite the
 //! new holder's progress.
 
+use async_trait::async_trait;
 use berth_core::digest::Digest;
 use berth_core::error::StoreError;
 use berth_core::name::RepoName;
+use berth_core::ports::StoreResult;
+use berth_core::ports::UploadStore;
 use berth_core::ports::{Lease, Millis, UploadSession};
+use tracing::instrument;
 
 use crate::blobs::link_in;
-use crate::error::LeaseLost;
 use crate::store::{SqliteMetadataStore, failed, from_sql, to_sql};
 
 /// An upload row as read back: offset, hash state, start time, verified digest and size.
@@ -69,9 +72,12 @@ fn sessions(rows: Vec<ListedRow>, doing: &str) -> Result<Vec<UploadSession>, Sto
         .collect()
 }
 
-impl SqliteMetadataStore {
+#[async_trait]
+impl UploadStore for SqliteMetadataStore {
     /// Persists a new session, unleased.
-    pub(crate) async fn insert_upload(&self, s: &UploadSession) -> Result<(), StoreError> {
+    #[instrument(level = "debug", skip_all, fields(repo = %session.repo, id = %session.id))]
+    async fn create_upload(&self, session: &UploadSession) -> StoreResult<()> {
+        let s = session;
         sqlx::query(
             "INSERT INTO uploads (id, repository, byte_offset, hash_state, started_at) \
              VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -88,11 +94,8 @@ impl SqliteMetadataStore {
     }
 
     /// Reads session `id` of `repo`, leased or not.
-    pub(crate) async fn read_upload(
-        &self,
-        repo: &RepoName,
-        id: &str,
-    ) -> Result<Option<UploadSession>, StoreError> {
+    #[instrument(level = "debug", skip(self), fields(%repo))]
+    async fn get_upload(&self, repo: &RepoName, id: &str) -> StoreResult<Option<UploadSession>> {
         let row: Option<SessionRow> = sqlx::query_as(concat!(
             "SELECT ",
             session_columns!(),
@@ -107,14 +110,15 @@ impl SqliteMetadataStore {
     }
 
     /// Takes the lease of session `id` when free or expired; otherwise tells busy from missing.
-    pub(crate) async fn take_lease(
+    #[instrument(level = "debug", skip(self, token), fields(%repo))]
+    async fn lease_upload(
         &self,
         repo: &RepoName,
         id: &str,
         token: &str,
         now: Millis,
         lease_until: Millis,
-    ) -> Result<Lease, StoreError> {
+    ) -> StoreResult<Lease> {
         let mut conn = self.unsynced().await?;
         let row: Result<Option<SessionRow>, sqlx::Error> = sqlx::query_as(concat!(
             "UPDATE uploads SET lease_token = ?3, lease_until = ?4 \
@@ -146,12 +150,13 @@ impl SqliteMetadataStore {
     }
 
     /// Moves the expiry of a lease held under `token`.
-    pub(crate) async fn renew_lease(
+    #[instrument(level = "debug", skip(self, token))]
+    async fn renew_upload_lease(
         &self,
         id: &str,
         token: &str,
         lease_until: Millis,
-    ) -> Result<(), StoreError> {
+    ) -> StoreResult<()> {
         let mut conn = self.unsynced().await?;
         let done =
             sqlx::query("UPDATE uploads SET lease_until = ?3 WHERE id = ?1 AND lease_token = ?2")
@@ -162,17 +167,18 @@ impl SqliteMetadataStore {
                 .await;
         self.resync(conn).await?;
         let done = done.map_err(failed(format!("renewing the lease of upload {id}")))?;
-        lease_held(done.rows_affected(), id, "renewing the lease of upload")
+        lease_held(done.rows_affected(), id)
     }
 
     /// Records progress under `token` and releases the lease.
-    pub(crate) async fn record_progress(
+    #[instrument(level = "debug", skip(self, token, hash_state))]
+    async fn advance_upload(
         &self,
         id: &str,
         token: &str,
         offset: u64,
         hash_state: &[u8],
-    ) -> Result<(), StoreError> {
+    ) -> StoreResult<()> {
         let offset = to_sql(offset, "upload offset")?;
         let mut conn = self.unsynced().await?;
         let done = sqlx::query(
@@ -187,11 +193,12 @@ impl SqliteMetadataStore {
         .await;
         self.resync(conn).await?;
         let done = done.map_err(failed(format!("recording progress of upload {id}")))?;
-        lease_held(done.rows_affected(), id, "recording progress of upload")
+        lease_held(done.rows_affected(), id)
     }
 
     /// Releases the lease if still held under `token`; a lease already lost is left alone.
-    pub(crate) async fn release_lease(&self, id: &str, token: &str) -> Result<(), StoreError> {
+    #[instrument(level = "debug", skip(self, token))]
+    async fn release_upload(&self, id: &str, token: &str) -> StoreResult<()> {
         let mut conn = self.unsynced().await?;
         let done = sqlx::query(
             "UPDATE uploads SET lease_token = NULL, lease_until = NULL WHERE id = ?1 AND lease_token = ?2",
@@ -207,13 +214,14 @@ impl SqliteMetadataStore {
 
     /// Sessions whose lease is free at `now`, started before `started_before` or, without a
     /// byte received, before `empty_started_before`; oldest first.
-    pub(crate) async fn stale_sessions(
+    #[instrument(level = "debug", skip(self))]
+    async fn stale_uploads(
         &self,
         started_before: Millis,
         empty_started_before: Millis,
         now: Millis,
         limit: usize,
-    ) -> Result<Vec<UploadSession>, StoreError> {
+    ) -> StoreResult<Vec<UploadSession>> {
         let rows = sqlx::query_as(concat!(
             "SELECT id, repository, ",
             session_columns!(),
@@ -233,11 +241,8 @@ impl SqliteMetadataStore {
     }
 
     /// Sessions whose lease is free at `now` that were marked verified or received bytes.
-    pub(crate) async fn sessions_to_check(
-        &self,
-        now: Millis,
-        limit: usize,
-    ) -> Result<Vec<UploadSession>, StoreError> {
+    #[instrument(level = "debug", skip(self))]
+    async fn uploads_to_check(&self, now: Millis, limit: usize) -> StoreResult<Vec<UploadSession>> {
         let rows = sqlx::query_as(concat!(
             "SELECT id, repository, ",
             session_columns!(),
@@ -256,13 +261,14 @@ impl SqliteMetadataStore {
     /// Records the verified digest and size of session `id` under the lease `token`. Like
     /// the other upload bookkeeping it waits for no fsync: it survives a crash of the process,
     /// and should the machine lose it, the session is settled as one whose bytes are gone.
-    pub(crate) async fn mark_verified(
+    #[instrument(level = "debug", skip(self, token), fields(%digest))]
+    async fn mark_upload_verified(
         &self,
         id: &str,
         token: &str,
         digest: &Digest,
         size: u64,
-    ) -> Result<(), StoreError> {
+    ) -> StoreResult<()> {
         let size = to_sql(size, "upload size")?;
         let mut conn = self.unsynced().await?;
         let done = sqlx::query(
@@ -277,11 +283,12 @@ impl SqliteMetadataStore {
         .await;
         self.resync(conn).await?;
         let done = done.map_err(failed(format!("marking upload {id} verified")))?;
-        lease_held(done.rows_affected(), id, "marking verified upload")
+        lease_held(done.rows_affected(), id)
     }
 
     /// How many sessions the repositories of `owner` have open, and the bytes they hold.
-    pub(crate) async fn owner_sessions(&self, owner: &str) -> Result<(u64, u64), StoreError> {
+    #[instrument(level = "debug", skip(self))]
+    async fn owner_uploads(&self, owner: &str) -> StoreResult<(u64, u64)> {
         // `owner/` up to (not including) `owner0`: '0' follows '/' in every collation here.
         let (count, bytes): (i64, i64) = sqlx::query_as(
             "SELECT COUNT(*), COALESCE(SUM(byte_offset), 0) FROM uploads \
@@ -298,7 +305,8 @@ impl SqliteMetadataStore {
     }
 
     /// Deletes session `id`; false when it did not exist.
-    pub(crate) async fn remove_upload(&self, id: &str) -> Result<bool, StoreError> {
+    #[instrument(level = "debug", skip(self))]
+    async fn delete_upload(&self, id: &str) -> StoreResult<bool> {
         let done = sqlx::query("DELETE FROM uploads WHERE id = ?1")
             .bind(id)
             .execute(&self.writer)
@@ -308,13 +316,14 @@ impl SqliteMetadataStore {
     }
 
     /// Deletes session `id` (when given) and links the finished blob, in one transaction.
-    pub(crate) async fn finish_upload(
+    #[instrument(level = "debug", skip(self), fields(%repo, %digest))]
+    async fn complete_upload(
         &self,
         id: Option<&str>,
         repo: &RepoName,
         digest: &Digest,
         size: u64,
-    ) -> Result<(), StoreError> {
+    ) -> StoreResult<()> {
         let mut tx = self.begin_write().await?;
         if let Some(id) = id {
             sqlx::query("DELETE FROM uploads WHERE id = ?1")
@@ -330,16 +339,11 @@ impl SqliteMetadataStore {
     }
 }
 
-/// Ok when a statement guarded by a lease token changed the row; [`LeaseLost`] otherwise.
-fn lease_held(rows_affected: u64, id: &str, doing: &str) -> Result<(), StoreError> {
+/// Ok when a statement guarded by a lease token changed the row; a lost lease otherwise.
+fn lease_held(rows_affected: u64, id: &str) -> Result<(), StoreError> {
     if rows_affected > 0 {
         Ok(())
     } else {
-        Err(StoreError::new(
-            format!("{doing} {id}"),
-            LeaseLost {
-                upload_id: id.to_owned(),
-            },
-        ))
+        Err(StoreError::lease_lost(format!("upload `{id}`")))
     }
 }

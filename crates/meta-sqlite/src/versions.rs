@@ -1,9 +1,13 @@
 //! Package versions: listing, restoring deleted manifests, download counts, purging.
 
+use async_trait::async_trait;
 use berth_core::digest::Digest;
 use berth_core::error::StoreError;
 use berth_core::name::RepoName;
+use berth_core::ports::StoreResult;
+use berth_core::ports::VersionStore;
 use berth_core::ports::{Millis, RestoreOutcome, VersionRecord, VersionState};
+use tracing::instrument;
 
 use sqlx::AssertSqlSafe;
 
@@ -69,16 +73,18 @@ fn record(row: VersionRow) -> Result<VersionRecord, StoreError> {
     })
 }
 
-impl SqliteMetadataStore {
+#[async_trait]
+impl VersionStore for SqliteMetadataStore {
     /// Versions of `repo` in `state`, newest first, and how many there are.
-    pub(crate) async fn versions(
+    #[instrument(level = "debug", skip(self), fields(%repo))]
+    async fn list_versions(
         &self,
         repo: &RepoName,
         state: VersionState,
         deleted_after: Millis,
         offset: u64,
         limit: usize,
-    ) -> Result<(u64, Vec<VersionRecord>), StoreError> {
+    ) -> StoreResult<(u64, Vec<VersionRecord>)> {
         let deleted = state == VersionState::Deleted;
         let doing = || format!("listing the versions of {repo}");
         let total: i64 = sqlx::query_scalar(
@@ -113,11 +119,8 @@ impl SqliteMetadataStore {
     }
 
     /// Version `id` of `repo`.
-    pub(crate) async fn version_by_id(
-        &self,
-        repo: &RepoName,
-        id: i64,
-    ) -> Result<Option<VersionRecord>, StoreError> {
+    #[instrument(level = "debug", skip(self), fields(%repo))]
+    async fn version(&self, repo: &RepoName, id: i64) -> StoreResult<Option<VersionRecord>> {
         let row: Option<VersionRow> = sqlx::query_as(AssertSqlSafe(format!(
             "SELECT {VERSION_COLUMNS} FROM repositories r \
              JOIN package_versions v ON v.repository_id = r.id \
@@ -134,11 +137,12 @@ impl SqliteMetadataStore {
 
     /// Restores deleted manifest `digest`, the deleted children it references, and the tags
     /// they had that are still free.
-    pub(crate) async fn restore(
+    #[instrument(level = "debug", skip(self), fields(%repo, %digest))]
+    async fn restore_manifest(
         &self,
         repo: &RepoName,
         digest: &Digest,
-    ) -> Result<RestoreOutcome, StoreError> {
+    ) -> StoreResult<RestoreOutcome> {
         let doing = || format!("restoring manifest {repo}@{digest}");
         let mut tx = self.begin_write().await?;
         let Some(repository_id) = repository_id(&mut tx, repo.as_str()).await? else {
@@ -206,10 +210,8 @@ impl SqliteMetadataStore {
     }
 
     /// Adds download counts.
-    pub(crate) async fn count_downloads(
-        &self,
-        counts: &[(RepoName, Digest, u64)],
-    ) -> Result<(), StoreError> {
+    #[instrument(level = "debug", skip_all, fields(n = counts.len()))]
+    async fn add_downloads(&self, counts: &[(RepoName, Digest, u64)]) -> StoreResult<()> {
         let doing = || "recording downloads".to_owned();
         let mut tx = self.begin_write().await?;
         for (repo, digest, count) in counts {
@@ -229,7 +231,8 @@ impl SqliteMetadataStore {
     }
 
     /// Removes for good the manifests deleted before `before`.
-    pub(crate) async fn purge_manifests(&self, before: Millis) -> Result<u64, StoreError> {
+    #[instrument(level = "debug", skip(self))]
+    async fn purge_deleted_manifests(&self, before: Millis) -> StoreResult<u64> {
         let doing = || "purging deleted manifests".to_owned();
         let mut tx = self.begin_write().await?;
         let doomed = "SELECT repository_id, digest FROM manifests \

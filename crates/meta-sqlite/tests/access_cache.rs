@@ -1,4 +1,5 @@
-//! The access cache over the SQLite store: what it remembers, and when it forgets.
+//! The access cache over the SQLite store: what it remembers, and when it forgets. Writes
+//! "through the service" go through [`Access::changed`], as every access write in core does.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -6,9 +7,12 @@ use std::time::Duration;
 
 use berth_core::RepoName;
 use berth_core::access::cache::ChangeSignal;
-use berth_core::access::store::{AccessStore, Created, Grantee, NewCredential, NewUser, Resolved};
+use berth_core::access::store::{
+    AccessStore, Created, CredentialStore, DirectoryStore, Grantee, NewCredential, NewUser,
+    PackageStore, Resolved,
+};
 use berth_core::access::token::TokenKind;
-use berth_core::access::{CachedAccessStore, Grant, Principal, Role, Visibility};
+use berth_core::access::{Access, AccessCache, Grant, Principal, Role, Visibility};
 use berth_meta_sqlite::SqliteMetadataStore;
 use tempfile::TempDir;
 
@@ -16,7 +20,9 @@ struct Fixture {
     _dir: TempDir,
     /// The store underneath, written to as another process would.
     inner: Arc<SqliteMetadataStore>,
-    cache: CachedAccessStore,
+    cache: Arc<AccessCache>,
+    /// The service over `inner` with `cache`.
+    access: Access,
     /// What the change signal reads; bump it to announce another process's change.
     signal: Arc<AtomicU64>,
     alice: i64,
@@ -32,7 +38,8 @@ async fn fixture(ttl: Duration) -> Fixture {
     let signal = Arc::new(AtomicU64::new(0));
     let reading = Arc::clone(&signal);
     let read: ChangeSignal = Arc::new(move || reading.load(Ordering::SeqCst));
-    let cache = CachedAccessStore::new(inner.clone(), ttl, Some(read));
+    let cache = Arc::new(AccessCache::new(ttl, Some(read)));
+    let access = Access::new(inner.clone() as Arc<dyn AccessStore>).with_cache(cache.clone());
     let user = NewUser {
         login: "alice".into(),
         name: None,
@@ -47,6 +54,7 @@ async fn fixture(ttl: Duration) -> Fixture {
         _dir: dir,
         inner,
         cache,
+        access,
         signal,
         alice,
     }
@@ -78,17 +86,28 @@ fn credential_id(resolved: &Resolved) -> i64 {
 async fn a_revocation_through_the_cache_applies_to_the_next_read() {
     let f = fixture(Duration::from_secs(60)).await;
     let id = f
-        .cache
-        .create_credential(&token("s1", f.alice, None))
-        .await
+        .access
+        .changed(f.inner.create_credential(&token("s1", f.alice, None)).await)
         .unwrap();
     assert_eq!(
-        credential_id(&f.cache.resolve_secret(b"s1", 2_000).await.unwrap()),
+        credential_id(
+            &f.cache
+                .resolve_secret(&*f.inner, b"s1", 2_000)
+                .await
+                .unwrap()
+        ),
         id
     );
-    assert!(f.cache.revoke_credential(id, 3_000).await.unwrap());
+    assert!(
+        f.access
+            .changed(f.inner.revoke_credential(id, 3_000).await)
+            .unwrap()
+    );
     assert_eq!(
-        f.cache.resolve_secret(b"s1", 4_000).await.unwrap(),
+        f.cache
+            .resolve_secret(&*f.inner, b"s1", 4_000)
+            .await
+            .unwrap(),
         Resolved::Revoked
     );
 }
@@ -102,18 +121,31 @@ async fn another_processs_change_applies_once_signalled_or_after_the_ttl() {
         .await
         .unwrap();
     assert_eq!(
-        credential_id(&f.cache.resolve_secret(b"s2", 2_000).await.unwrap()),
+        credential_id(
+            &f.cache
+                .resolve_secret(&*f.inner, b"s2", 2_000)
+                .await
+                .unwrap()
+        ),
         id
     );
     f.inner.revoke_credential(id, 3_000).await.unwrap();
     assert_eq!(
-        credential_id(&f.cache.resolve_secret(b"s2", 4_000).await.unwrap()),
+        credential_id(
+            &f.cache
+                .resolve_secret(&*f.inner, b"s2", 4_000)
+                .await
+                .unwrap()
+        ),
         id,
         "remembered: the change was made behind the cache's back"
     );
     f.signal.fetch_add(1, Ordering::SeqCst);
     assert_eq!(
-        f.cache.resolve_secret(b"s2", 4_000).await.unwrap(),
+        f.cache
+            .resolve_secret(&*f.inner, b"s2", 4_000)
+            .await
+            .unwrap(),
         Resolved::Revoked,
         "signalled"
     );
@@ -123,11 +155,17 @@ async fn another_processs_change_applies_once_signalled_or_after_the_ttl() {
         .create_credential(&token("s3", f.alice, None))
         .await
         .unwrap();
-    f.cache.resolve_secret(b"s3", 2_000).await.unwrap();
+    f.cache
+        .resolve_secret(&*f.inner, b"s3", 2_000)
+        .await
+        .unwrap();
     f.inner.revoke_credential(id, 3_000).await.unwrap();
     tokio::time::sleep(Duration::from_millis(350)).await;
     assert_eq!(
-        f.cache.resolve_secret(b"s3", 4_000).await.unwrap(),
+        f.cache
+            .resolve_secret(&*f.inner, b"s3", 4_000)
+            .await
+            .unwrap(),
         Resolved::Revoked,
         "past the ttl"
     );
@@ -136,13 +174,24 @@ async fn another_processs_change_applies_once_signalled_or_after_the_ttl() {
 #[tokio::test]
 async fn a_remembered_token_still_expires_on_time() {
     let f = fixture(Duration::from_secs(60)).await;
-    f.cache
-        .create_credential(&token("s4", f.alice, Some(5_000)))
-        .await
+    f.access
+        .changed(
+            f.inner
+                .create_credential(&token("s4", f.alice, Some(5_000)))
+                .await,
+        )
         .unwrap();
-    credential_id(&f.cache.resolve_secret(b"s4", 4_000).await.unwrap());
+    credential_id(
+        &f.cache
+            .resolve_secret(&*f.inner, b"s4", 4_000)
+            .await
+            .unwrap(),
+    );
     assert_eq!(
-        f.cache.resolve_secret(b"s4", 5_000).await.unwrap(),
+        f.cache
+            .resolve_secret(&*f.inner, b"s4", 5_000)
+            .await
+            .unwrap(),
         Resolved::Expired(5_000)
     );
 }
@@ -152,35 +201,41 @@ async fn targets_are_remembered_per_user_and_forgotten_on_any_write() {
     let f = fixture(Duration::from_secs(60)).await;
     let app: RepoName = "alice/app".parse().unwrap();
     let Created::New(bob) = f
-        .cache
-        .create_user(
-            &NewUser {
-                login: "bob".into(),
-                name: None,
-                email: None,
-                password_hash: None,
-                site_admin: false,
-            },
-            1_000,
+        .access
+        .changed(
+            f.inner
+                .create_user(
+                    &NewUser {
+                        login: "bob".into(),
+                        name: None,
+                        email: None,
+                        password_hash: None,
+                        site_admin: false,
+                    },
+                    1_000,
+                )
+                .await,
         )
-        .await
         .unwrap()
     else {
         panic!("bob")
     };
-    f.cache
-        .create_package(
-            &app,
-            f.alice,
-            Visibility::Private,
-            None,
-            Some(f.alice),
-            1_000,
+    f.access
+        .changed(
+            f.inner
+                .create_package(
+                    &app,
+                    f.alice,
+                    Visibility::Private,
+                    None,
+                    Some(f.alice),
+                    1_000,
+                )
+                .await,
         )
-        .await
         .unwrap();
     let role = async |user| {
-        f.cache
+        f.access
             .target(&app, Some(user))
             .await
             .unwrap()
@@ -189,9 +244,12 @@ async fn targets_are_remembered_per_user_and_forgotten_on_any_write() {
     };
     assert_eq!(role(f.alice).await, Some(Role::Admin));
     assert_eq!(role(bob).await, None);
-    f.cache
-        .set_package_role(&app, Grantee::User(bob), Some(Role::Write))
-        .await
+    f.access
+        .changed(
+            f.inner
+                .set_package_role(&app, Grantee::User(bob), Some(Role::Write))
+                .await,
+        )
         .unwrap();
     assert_eq!(
         role(bob).await,

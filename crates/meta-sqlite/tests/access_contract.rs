@@ -1,13 +1,16 @@
 //! The AccessStore contract, exercised against a fresh SQLite database per test.
 
 use berth_core::RepoName;
-use berth_core::access::store::{AccessStore, Created, Grantee, NewCredential, NewUser, Resolved};
+use berth_core::access::store::{
+    AppStore, Created, CredentialStore, DirectoryStore, Grantee, NewCredential, NewUser,
+    PackageStore, Resolved,
+};
 use berth_core::access::token::TokenKind;
 use berth_core::access::{
     AccountId, AccountKind, Credential, Grant, LinkedRepo, OrgRole, Owner, Package, PackagePolicy,
     Principal, Relations, RepoId, Role, Scopes, Visibility,
 };
-use berth_core::ports::MetadataStore;
+use berth_core::ports::{ListingStore, ManifestStore};
 use berth_meta_sqlite::SqliteMetadataStore;
 use tempfile::TempDir;
 
@@ -127,7 +130,11 @@ async fn logins_are_unique_case_insensitively_and_kept_as_given() {
     assert_eq!(account.kind, AccountKind::User);
     assert_eq!(account.name.as_deref(), Some("Alice A."));
     assert_eq!(account.email.as_deref(), Some("alice@example.com"));
-    assert_eq!(account.password_hash.as_deref(), Some("$argon2id$x"));
+    assert_eq!(
+        s.password_hash("alice").await.unwrap().as_deref(),
+        Some("$argon2id$x"),
+        "found case-insensitively, and kept off the account"
+    );
     assert!(account.site_admin);
     assert!(!account.requires_sso);
     assert_eq!(account.policy, PackagePolicy::default());
@@ -1344,7 +1351,7 @@ async fn deleted_packages_are_marked_restored_and_purged_with_their_repository()
     };
     let tag: berth_core::Tag = "v1".parse().unwrap();
     for package in [&app, &lib] {
-        MetadataStore::put_manifest(&s, package, &manifest, Some(&tag))
+        ManifestStore::put_manifest(&s, package, &manifest, Some(&tag))
             .await
             .unwrap();
     }
@@ -1393,10 +1400,10 @@ async fn deleted_packages_are_marked_restored_and_purged_with_their_repository()
     assert_eq!(s.purge_deleted_packages(5_000).await.unwrap(), 0, "not yet");
     assert_eq!(s.purge_deleted_packages(5_001).await.unwrap(), 1);
     assert_eq!(s.package_record(&app).await.unwrap(), None);
-    assert!(!MetadataStore::repository_exists(&s, &app).await.unwrap());
+    assert!(!ListingStore::repository_exists(&s, &app).await.unwrap());
     assert!(s.target(&app, Some(alice)).await.unwrap().package.is_none());
     assert!(
-        MetadataStore::manifest_by_tag(&s, &lib, &tag)
+        ManifestStore::manifest_by_tag(&s, &lib, &tag)
             .await
             .unwrap()
             .is_some(),

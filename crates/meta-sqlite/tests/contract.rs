@@ -1,11 +1,12 @@
 //! The MetadataStore contract, exercised against a fresh SQLite database per test.
 
+use berth_core::StoreErrorKind;
 use berth_core::ports::{
-    BlobRef, DeleteOutcome, Lease, MetadataStore, NewManifest, PutManifestOutcome, RestoreOutcome,
-    UploadSession, VersionState,
+    BlobLinkStore, BlobRef, DeleteOutcome, Lease, ListingStore, ManifestStore, NewManifest,
+    PutManifestOutcome, RestoreOutcome, UploadSession, UploadStore, VersionState, VersionStore,
 };
 use berth_core::{Digest, RepoName, Tag};
-use berth_meta_sqlite::{LeaseLost, SqliteMetadataStore};
+use berth_meta_sqlite::SqliteMetadataStore;
 use bytes::Bytes;
 use tempfile::TempDir;
 
@@ -199,7 +200,7 @@ async fn leases_exclude_and_expire() {
     ));
     assert!(s.renew_upload_lease("u1", "t1", 500).await.is_err());
     let err = s.advance_upload("u1", "t1", 5, b"stale").await.unwrap_err();
-    assert!(err.source.downcast_ref::<LeaseLost>().is_some(), "{err}");
+    assert_eq!(err.kind(), StoreErrorKind::LeaseLost, "{err}");
 
     // The holder records progress, which releases the lease.
     s.advance_upload("u1", "t2", 42, b"state").await.unwrap();

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use berth_core::access::store::{AccessStore, Created, NewUser};
+use berth_core::access::store::{Created, DirectoryStore, NewUser, PackageStore};
 use berth_core::access::{Access, AccountId, Principal, RepoId, Visibility};
 use berth_core::hooks::model::{
     Attempt, AttemptOutcome, ContentType, DeliveryState, HookConfig, HookScope, HookSettings,
@@ -166,31 +166,27 @@ async fn the_queue_hands_out_each_hooks_oldest_delivery_once_under_a_lease() {
     let third = claimed[1].delivery.id;
 
     // An attempt is recorded only under the lease it was claimed with.
-    assert!(
-        !s.record_attempt(first, "b", &attempt(1, Some(500)), AttemptOutcome::Failed)
-            .await
-            .unwrap()
-    );
-    assert!(
-        s.record_attempt(
-            first,
-            "a",
-            &attempt(1, Some(500)),
-            AttemptOutcome::RetryAt(2_000)
-        )
+    let lost = s
+        .record_attempt(first, "b", &attempt(1, Some(500)), AttemptOutcome::Failed)
         .await
-        .unwrap()
-    );
-    assert!(
-        s.record_attempt(
-            third,
-            "a",
-            &attempt(1, Some(200)),
-            AttemptOutcome::Delivered
-        )
-        .await
-        .unwrap()
-    );
+        .unwrap_err();
+    assert_eq!(lost.kind(), berth_core::StoreErrorKind::LeaseLost, "{lost}");
+    s.record_attempt(
+        first,
+        "a",
+        &attempt(1, Some(500)),
+        AttemptOutcome::RetryAt(2_000),
+    )
+    .await
+    .unwrap();
+    s.record_attempt(
+        third,
+        "a",
+        &attempt(1, Some(200)),
+        AttemptOutcome::Delivered,
+    )
+    .await
+    .unwrap();
     // The failed head holds the hook's next delivery back until it is due again.
     assert!(
         s.claim_due(1_500, "c", 60_000, 16)
@@ -203,11 +199,9 @@ async fn the_queue_hands_out_each_hooks_oldest_delivery_once_under_a_lease() {
     assert_eq!(guids(&again), ["guid-1"]);
     assert_eq!(again[0].delivery.attempts, 1);
     // Given up: the next one goes.
-    assert!(
-        s.record_attempt(first, "c", &attempt(2, None), AttemptOutcome::Failed)
-            .await
-            .unwrap()
-    );
+    s.record_attempt(first, "c", &attempt(2, None), AttemptOutcome::Failed)
+        .await
+        .unwrap();
     let next = s.claim_due(2_000, "d", 60_000, 16).await.unwrap();
     assert_eq!(guids(&next), ["guid-2"]);
 

@@ -61,7 +61,7 @@ impl Access {
         if !source.owner.eq_ignore_ascii_case(name.owner()) {
             return Ok(Linking::OtherOwner);
         }
-        let target = self.store.target(name, principal.user()).await?;
+        let target = self.target(name, principal.user()).await?;
         if !first_publish && decide(principal, &target, Action::Manage) != Decision::Allow {
             return Ok(Linking::NotAdmin);
         }
@@ -75,11 +75,11 @@ impl Access {
             Some(repo) if repo.owner == owner.id => repo,
             _ => return Ok(Linking::UnknownRepository),
         };
-        if !self
-            .store
-            .link_unlinked_package(name, repo.id, first_publish)
-            .await?
-        {
+        if !self.changed(
+            self.store
+                .link_unlinked_package(name, repo.id, first_publish)
+                .await,
+        )? {
             // Linked by a concurrent push meanwhile (or deleted): the first link stays.
             return Ok(Linking::AlreadyLinked);
         }

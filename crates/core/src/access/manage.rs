@@ -272,7 +272,7 @@ impl Access {
                 ),
             ));
         }
-        let id = match self.store().create_user(&user, now_millis()).await? {
+        let id = match self.changed(self.store().create_user(&user, now_millis()).await)? {
             Created::New(id) => id,
             Created::Taken => return Err(taken("User", "login", &user.login)),
         };
@@ -299,11 +299,11 @@ impl Access {
             ));
         }
         let owner = self.user_field("Organization", "admin", admin).await?;
-        let id = match self
-            .store()
-            .create_org(login, profile_name, owner.id, now_millis())
-            .await?
-        {
+        let id = match self.changed(
+            self.store()
+                .create_org(login, profile_name, owner.id, now_millis())
+                .await,
+        )? {
             Created::New(id) => id,
             Created::Taken => return Err(taken("Organization", "login", login)),
         };
@@ -320,7 +320,7 @@ impl Access {
     ) -> ManageResult<(Account, Account)> {
         let org = self.org_owned_by(principal, org).await?;
         let member = self.account(user, Some(AccountKind::User)).await?;
-        self.store().set_membership(org.id, member.id, role).await?;
+        self.changed(self.store().set_membership(org.id, member.id, role).await)?;
         Ok((org, member))
     }
 
@@ -362,7 +362,7 @@ impl Access {
         required: bool,
     ) -> ManageResult<Account> {
         let org = self.org_owned_by(principal, org).await?;
-        self.store().set_requires_sso(org.id, required).await?;
+        self.changed(self.store().set_requires_sso(org.id, required).await)?;
         self.account_with_id(org.id).await
     }
 
@@ -384,7 +384,7 @@ impl Access {
             visibilities.dedup();
             policy.member_visibilities = visibilities;
         }
-        self.store().set_package_policy(account.id, &policy).await?;
+        self.changed(self.store().set_package_policy(account.id, &policy).await)?;
         self.account_with_id(account.id).await
     }
 
@@ -416,12 +416,12 @@ impl Access {
             }
             members.push(user.id);
         }
-        let id = match self.store().create_team(org.id, &slug, name).await? {
+        let id = match self.changed(self.store().create_team(org.id, &slug, name).await)? {
             Created::New(id) => id,
             Created::Taken => return Err(taken("Team", "name", name)),
         };
         for user in members {
-            self.store().set_team_member(id, user, true).await?;
+            self.changed(self.store().set_team_member(id, user, true).await)?;
         }
         Ok(Team {
             id,
@@ -446,7 +446,7 @@ impl Access {
         if member && self.store().membership(org.id, user.id).await?.is_none() {
             return Err(not_member(&user.login, &org.login));
         }
-        self.store().set_team_member(team, user.id, member).await?;
+        self.changed(self.store().set_team_member(team, user.id, member).await)?;
         Ok((user, team))
     }
 
@@ -475,7 +475,7 @@ impl Access {
                 ),
             ));
         }
-        self.store().set_team_repo(team, repo.id, role).await?;
+        self.changed(self.store().set_team_repo(team, repo.id, role).await)?;
         Ok(())
     }
 
@@ -525,11 +525,11 @@ impl Access {
                 ),
             ));
         }
-        let id = match self
-            .store()
-            .create_repo(owner.id, name, visibility, now_millis())
-            .await?
-        {
+        let id = match self.changed(
+            self.store()
+                .create_repo(owner.id, name, visibility, now_millis())
+                .await,
+        )? {
             Created::New(id) => id,
             Created::Taken => {
                 return Err(invalid(
@@ -543,9 +543,11 @@ impl Access {
         if owner.id != actor.user
             && self.store().repo_role(id, actor.user).await? != Some(Role::Admin)
         {
-            self.store()
-                .set_collaborator(id, actor.user, Some(Role::Admin))
-                .await?;
+            self.changed(
+                self.store()
+                    .set_collaborator(id, actor.user, Some(Role::Admin))
+                    .await,
+            )?;
         }
         self.store()
             .repo_by_id(id)
@@ -598,9 +600,7 @@ impl Access {
             ));
         }
         let user = self.account(user, Some(AccountKind::User)).await?;
-        self.store()
-            .set_collaborator(repo.id, user.id, role)
-            .await?;
+        self.changed(self.store().set_collaborator(repo.id, user.id, role).await)?;
         Ok((repo, user))
     }
 
@@ -634,9 +634,7 @@ impl Access {
                 visibility.as_str()
             )));
         }
-        self.store()
-            .set_package_visibility(name, visibility)
-            .await?;
+        self.changed(self.store().set_package_visibility(name, visibility).await)?;
         Ok(())
     }
 
@@ -668,7 +666,7 @@ impl Access {
                 Grantee::Team(self.team_of(&org, slug).await?)
             }
         };
-        self.store().set_package_role(name, grantee, role).await?;
+        self.changed(self.store().set_package_role(name, grantee, role).await)?;
         Ok(())
     }
 
@@ -684,7 +682,7 @@ impl Access {
         inherits: Option<bool>,
     ) -> ManageResult<()> {
         actor(principal)?;
-        let target = self.store().target(name, principal.user()).await?;
+        let target = self.target(name, principal.user()).await?;
         let owner_login = name.owner();
         let repo = match repo {
             None => None,
@@ -709,9 +707,7 @@ impl Access {
                     self.create_package_for(principal, &target, name, visibility, Some(repo.id))
                         .await?;
                     if inherits == Some(false) {
-                        self.store()
-                            .link_package(name, Some(repo.id), false)
-                            .await?;
+                        self.changed(self.store().link_package(name, Some(repo.id), false).await)?;
                     }
                     Ok(())
                 }
@@ -723,9 +719,11 @@ impl Access {
         }
         may_manage(principal, &target, name)?;
         let inherits = repo.is_some() && inherits.unwrap_or(true);
-        self.store()
-            .link_package(name, repo.map(|r| r.id), inherits)
-            .await?;
+        self.changed(
+            self.store()
+                .link_package(name, repo.map(|r| r.id), inherits)
+                .await,
+        )?;
         Ok(())
     }
 
@@ -759,9 +757,11 @@ impl Access {
                     format!("there is no repository `{owner_login}/{repo}` you can see; job access is granted to repositories of the package's owner"),
                 )
             })?;
-        self.store()
-            .set_package_job_access(name, repo.id, role)
-            .await?;
+        self.changed(
+            self.store()
+                .set_package_job_access(name, repo.id, role)
+                .await,
+        )?;
         Ok(())
     }
 
@@ -903,18 +903,19 @@ impl Access {
             }
         };
         let secret = Secret::generate(kind);
-        let id = self
-            .store()
-            .create_credential(&NewCredential {
-                kind,
-                hash: secret.hash(),
-                user: Some(actor.user),
-                note,
-                grant,
-                expires_at,
-                created_at: now,
-            })
-            .await?;
+        let id = self.changed(
+            self.store()
+                .create_credential(&NewCredential {
+                    kind,
+                    hash: secret.hash(),
+                    user: Some(actor.user),
+                    note,
+                    grant,
+                    expires_at,
+                    created_at: now,
+                })
+                .await,
+        )?;
         Ok(NewToken {
             info: self.token_info(id).await?,
             secret,
@@ -935,9 +936,7 @@ impl Access {
     ) -> ManageResult<()> {
         let actor = actor(principal)?;
         let token = self.own_token(&actor, id).await?;
-        self.store()
-            .revoke_credential(token.id, now_millis())
-            .await?;
+        self.changed(self.store().revoke_credential(token.id, now_millis()).await)?;
         Ok(())
     }
 
@@ -963,7 +962,7 @@ impl Access {
         if self.store().membership(org.id, actor.user).await?.is_none() {
             return Err(not_member(&actor.credential.login, &org.login));
         }
-        self.store().authorize_sso(token.id, org.id).await?;
+        self.changed(self.store().authorize_sso(token.id, org.id).await)?;
         self.token_info(token.id).await
     }
 
@@ -991,11 +990,11 @@ impl Access {
             ));
         }
         let secret = Secret::generate(TokenKind::AppSecret);
-        match self
-            .store()
-            .create_app(owner, slug, &secret.hash(), now_millis())
-            .await?
-        {
+        match self.changed(
+            self.store()
+                .create_app(owner, slug, &secret.hash(), now_millis())
+                .await,
+        )? {
             Created::New(id) => Ok((id, secret)),
             Created::Taken => Err(taken("Integration", "slug", slug)),
         }
@@ -1036,16 +1035,17 @@ impl Access {
                 Some(ids)
             }
         };
-        let id = self
-            .store()
-            .install_app(
-                app.id,
-                account.id,
-                repos.as_deref(),
-                permission,
-                now_millis(),
-            )
-            .await?;
+        let id = self.changed(
+            self.store()
+                .install_app(
+                    app.id,
+                    account.id,
+                    repos.as_deref(),
+                    permission,
+                    now_millis(),
+                )
+                .await,
+        )?;
         Ok(AppInstallation {
             id,
             app: app.id,
@@ -1116,21 +1116,23 @@ impl Access {
         let now = now_millis();
         let expires_at = now + self.lifetimes().app;
         let secret = Secret::generate(TokenKind::App);
-        self.store()
-            .create_credential(&NewCredential {
-                kind: TokenKind::App,
-                hash: secret.hash(),
-                user: None,
-                note: found.app_slug.clone(),
-                grant: Grant::App {
-                    account: found.account,
-                    repositories: found.repositories.clone(),
-                    permission: found.permission,
-                },
-                expires_at: Some(expires_at),
-                created_at: now,
-            })
-            .await?;
+        self.changed(
+            self.store()
+                .create_credential(&NewCredential {
+                    kind: TokenKind::App,
+                    hash: secret.hash(),
+                    user: None,
+                    note: found.app_slug.clone(),
+                    grant: Grant::App {
+                        account: found.account,
+                        repositories: found.repositories.clone(),
+                        permission: found.permission,
+                    },
+                    expires_at: Some(expires_at),
+                    created_at: now,
+                })
+                .await,
+        )?;
         Ok(InstallationToken {
             secret,
             expires_at,
@@ -1174,21 +1176,23 @@ impl Access {
         let lifetime = lifetime.unwrap_or(max).clamp(1, max);
         let now = now_millis();
         let secret = Secret::generate(TokenKind::Job);
-        self.store()
-            .create_credential(&NewCredential {
-                kind: TokenKind::Job,
-                hash: secret.hash(),
-                user: None,
-                note: format!("{}/{}", repo.owner_login, repo.name),
-                grant: Grant::Job {
-                    repository: repo.id,
-                    owner: repo.owner,
-                    permission,
-                },
-                expires_at: Some(now + lifetime),
-                created_at: now,
-            })
-            .await?;
+        self.changed(
+            self.store()
+                .create_credential(&NewCredential {
+                    kind: TokenKind::Job,
+                    hash: secret.hash(),
+                    user: None,
+                    note: format!("{}/{}", repo.owner_login, repo.name),
+                    grant: Grant::Job {
+                        repository: repo.id,
+                        owner: repo.owner,
+                        permission,
+                    },
+                    expires_at: Some(now + lifetime),
+                    created_at: now,
+                })
+                .await,
+        )?;
         Ok((secret, now + lifetime, repo))
     }
 
@@ -1287,7 +1291,7 @@ impl Access {
     /// The target of package `name` if the caller administers it.
     async fn manageable(&self, principal: &Principal, name: &RepoName) -> ManageResult<Target> {
         actor(principal)?;
-        let target = self.store().target(name, principal.user()).await?;
+        let target = self.target(name, principal.user()).await?;
         may_manage(principal, &target, name)?;
         if target
             .package

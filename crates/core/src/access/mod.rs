@@ -16,7 +16,7 @@ pub mod service;
 pub mod store;
 pub mod token;
 
-pub use cache::CachedAccessStore;
+pub use cache::AccessCache;
 pub use decide::{Decision, decide};
 pub use forge::{Forge, SourceRef};
 pub use linking::Linking;

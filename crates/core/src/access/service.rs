@@ -5,7 +5,9 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use super::cache::AccessCache;
 use super::decide::{Decision, decide, sees};
 use super::forge::Forge;
 use super::model::{
@@ -51,6 +53,7 @@ impl Default for TokenLifetimes {
 #[derive(Clone)]
 pub struct Access {
     pub(super) store: Arc<dyn AccessStore>,
+    cache: Arc<AccessCache>,
     pub(super) forge: Arc<Forge>,
     uses: Arc<Mutex<HashMap<CredentialId, Millis>>>,
     lifetimes: TokenLifetimes,
@@ -61,10 +64,17 @@ impl Access {
     pub fn new(store: Arc<dyn AccessStore>) -> Self {
         Access {
             store,
+            cache: Arc::new(AccessCache::new(Duration::ZERO, None)),
             forge: Arc::new(Forge::github()),
             uses: Arc::default(),
             lifetimes: TokenLifetimes::default(),
         }
+    }
+
+    /// The same service, remembering credential and target reads in `cache`.
+    pub fn with_cache(mut self, cache: Arc<AccessCache>) -> Self {
+        self.cache = cache;
+        self
     }
 
     /// The service with other token lifetimes.
@@ -90,9 +100,22 @@ impl Access {
         &self.forge
     }
 
-    /// The store (for the management API).
+    /// The store. Reads only: a write goes through [`Access::changed`], so the cache forgets
+    /// what it outdates.
     pub fn store(&self) -> &Arc<dyn AccessStore> {
         &self.store
+    }
+
+    /// Passes on the outcome of an access write made through [`Access::store`], after making
+    /// the cache forget every read from before it (the next request sees the change).
+    pub fn changed<T>(&self, done: StoreResult<T>) -> StoreResult<T> {
+        self.cache.forget();
+        done
+    }
+
+    /// The [`Target`] of package `name` for `user`, through the cache.
+    pub async fn target(&self, name: &RepoName, user: Option<AccountId>) -> StoreResult<Target> {
+        self.cache.target(&*self.store, name, user).await
     }
 
     /// The principal behind what a request presented. A password or anything that is not a
@@ -103,14 +126,20 @@ impl Access {
             Presented::Nothing | Presented::RegistryToken(None) => {
                 return Ok(Principal::Anonymous);
             }
-            Presented::RegistryToken(Some(id)) => self.store.resolve_credential(*id, now).await?,
+            Presented::RegistryToken(Some(id)) => {
+                self.cache
+                    .resolve_credential(&*self.store, *id, now)
+                    .await?
+            }
             Presented::Secret(secret) => {
                 if recognize(secret).is_none() {
                     return Err(RegistryError::Unauthorized(
                         "Berth accepts tokens only, never passwords: create a personal access token (scope read:packages to pull, write:packages to push) and use it as the password".into(),
                     ));
                 }
-                self.store.resolve_secret(&hash_secret(secret), now).await?
+                self.cache
+                    .resolve_secret(&*self.store, &hash_secret(secret), now)
+                    .await?
             }
         };
         match resolved {
@@ -142,7 +171,7 @@ impl Access {
         name: &RepoName,
         action: Action,
     ) -> Result<()> {
-        let target = self.store.target(name, principal.user()).await?;
+        let target = self.target(name, principal.user()).await?;
         match decide(principal, &target, action) {
             Decision::Allow => Ok(()),
             Decision::Create { visibility, link } => {
@@ -173,16 +202,18 @@ impl Access {
             .owner
             .as_ref()
             .expect("decide creates only under an existing owner");
-        self.store
-            .create_package(
-                name,
-                owner.id,
-                visibility,
-                link,
-                principal.user(),
-                now_millis(),
-            )
-            .await?;
+        self.changed(
+            self.store
+                .create_package(
+                    name,
+                    owner.id,
+                    visibility,
+                    link,
+                    principal.user(),
+                    now_millis(),
+                )
+                .await,
+        )?;
         Ok(())
     }
 
@@ -203,7 +234,7 @@ impl Access {
         name: &RepoName,
         actions: &[Action],
     ) -> StoreResult<Vec<Action>> {
-        let target = self.store.target(name, principal.user()).await?;
+        let target = self.target(name, principal.user()).await?;
         Ok(permitted(principal, &target, actions))
     }
 
@@ -220,7 +251,7 @@ impl Access {
         name: &RepoName,
         actions: &[Action],
     ) -> StoreResult<Vec<Action>> {
-        let mut target = self.store.target(name, principal.user()).await?;
+        let mut target = self.target(name, principal.user()).await?;
         if target.package.is_some() && !sees(principal, &target) {
             target = target.as_missing();
         }
@@ -236,21 +267,22 @@ impl Access {
         expires_at: Option<Millis>,
     ) -> StoreResult<(CredentialId, Secret)> {
         let secret = Secret::generate(TokenKind::Classic);
-        let id = self
-            .store
-            .create_credential(&NewCredential {
-                kind: TokenKind::Classic,
-                hash: secret.hash(),
-                user: Some(user),
-                note: note.to_owned(),
-                grant: Grant::Classic {
-                    scopes,
-                    sso_authorized: Vec::new(),
-                },
-                expires_at,
-                created_at: now_millis(),
-            })
-            .await?;
+        let id = self.changed(
+            self.store
+                .create_credential(&NewCredential {
+                    kind: TokenKind::Classic,
+                    hash: secret.hash(),
+                    user: Some(user),
+                    note: note.to_owned(),
+                    grant: Grant::Classic {
+                        scopes,
+                        sso_authorized: Vec::new(),
+                    },
+                    expires_at,
+                    created_at: now_millis(),
+                })
+                .await,
+        )?;
         Ok((id, secret))
     }
 

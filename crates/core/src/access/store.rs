@@ -38,8 +38,6 @@ pub struct Account {
     pub email: Option<String>,
     /// Site administrator (users).
     pub site_admin: bool,
-    /// Argon2 PHC string of the password (users; web UI and bootstrapping only).
-    pub password_hash: Option<String>,
     /// Whether classic tokens must be SSO-authorized (organizations).
     pub requires_sso: bool,
     /// Package creation settings.
@@ -215,9 +213,9 @@ pub enum Created<T> {
     Taken,
 }
 
-/// Accounts, sources, packages and credentials.
+/// The directory: accounts (users and organizations) and their memberships, teams, and source repositories with their collaborators.
 #[async_trait]
-pub trait AccessStore: Send + Sync + 'static {
+pub trait DirectoryStore: Send + Sync + 'static {
     // --- accounts ---
     /// Creates a user.
     async fn create_user(&self, user: &NewUser, now: Millis) -> StoreResult<Created<AccountId>>;
@@ -233,6 +231,9 @@ pub trait AccessStore: Send + Sync + 'static {
     async fn account(&self, login: &str) -> StoreResult<Option<Account>>;
     /// The account with id `id`.
     async fn account_by_id(&self, id: AccountId) -> StoreResult<Option<Account>>;
+    /// The Argon2 PHC string of user `login`'s password, if they have one (kept off
+    /// [`Account`], so nothing that renders an account can leak it).
+    async fn password_hash(&self, login: &str) -> StoreResult<Option<String>>;
     /// Sets `user`'s membership role in `org`; `None` removes it (and their team memberships).
     async fn set_membership(
         &self,
@@ -250,8 +251,6 @@ pub trait AccessStore: Send + Sync + 'static {
         account: AccountId,
         policy: &PackagePolicy,
     ) -> StoreResult<()>;
-
-    // --- teams ---
     /// Creates team `slug` in `org`.
     async fn create_team(
         &self,
@@ -264,8 +263,6 @@ pub trait AccessStore: Send + Sync + 'static {
     /// Adds (`true`) or removes `user` from `team`.
     async fn set_team_member(&self, team: TeamId, user: AccountId, member: bool)
     -> StoreResult<()>;
-
-    // --- source repositories ---
     /// Creates repository `name` owned by `owner`.
     async fn create_repo(
         &self,
@@ -295,8 +292,11 @@ pub trait AccessStore: Send + Sync + 'static {
         repo: RepoId,
         role: Option<Role>,
     ) -> StoreResult<()>;
+}
 
-    // --- packages ---
+/// Packages as the access model sees them: the per-request [`Target`], package records, roles and links to source repositories.
+#[async_trait]
+pub trait PackageStore: Send + Sync + 'static {
     /// Everything [`crate::access::decide`] needs about package `name` for `user`, in one
     /// read.
     async fn target(&self, name: &RepoName, user: Option<AccountId>) -> StoreResult<Target>;
@@ -364,8 +364,11 @@ pub trait AccessStore: Send + Sync + 'static {
         repo: RepoId,
         role: Option<Role>,
     ) -> StoreResult<bool>;
+}
 
-    // --- credentials ---
+/// Credentials: tokens of every kind, stored by their secret's hash, with their uses, revocation and SSO authorizations.
+#[async_trait]
+pub trait CredentialStore: Send + Sync + 'static {
     /// Stores a credential.
     async fn create_credential(&self, credential: &NewCredential) -> StoreResult<CredentialId>;
     /// Resolves a secret's hash at time `now`.
@@ -382,8 +385,11 @@ pub trait AccessStore: Send + Sync + 'static {
     async fn credential(&self, id: CredentialId) -> StoreResult<Option<CredentialInfo>>;
     /// Marks a classic token as authorized for an SSO organization.
     async fn authorize_sso(&self, id: CredentialId, org: AccountId) -> StoreResult<()>;
+}
 
-    // --- apps ---
+/// Apps and their installations, which exchange the app's secret for installation tokens.
+#[async_trait]
+pub trait AppStore: Send + Sync + 'static {
     /// Creates app `slug` owned by `owner` with its secret's hash.
     async fn create_app(
         &self,
@@ -410,3 +416,9 @@ pub trait AccessStore: Send + Sync + 'static {
         secret_hash: &[u8],
     ) -> StoreResult<Option<AppInstallation>>;
 }
+
+/// Every access port — accounts, sources, packages and credentials — implemented by one
+/// backend over one database.
+pub trait AccessStore: DirectoryStore + PackageStore + CredentialStore + AppStore {}
+
+impl<T> AccessStore for T where T: DirectoryStore + PackageStore + CredentialStore + AppStore {}

@@ -99,15 +99,15 @@ pub trait HookStore: Send + Sync + 'static {
     /// The earliest time a pending delivery of an active hook is due, if any.
     async fn next_due(&self) -> StoreResult<Option<Millis>>;
     /// Records `attempt` of a delivery leased under `token`, applies `outcome`, releases the
-    /// lease and updates the hook's last response. `false` (nothing recorded) when the lease
-    /// was lost.
+    /// lease and updates the hook's last response. A lost lease (nothing recorded) is a
+    /// [`StoreErrorKind::LeaseLost`](crate::error::StoreErrorKind::LeaseLost) error.
     async fn record_attempt(
         &self,
         delivery: DeliveryId,
         token: &str,
         attempt: &Attempt,
         outcome: AttemptOutcome,
-    ) -> StoreResult<bool>;
+    ) -> StoreResult<()>;
     /// Deliveries of `hook`, newest first, with ids below `before` (all when `None`).
     async fn deliveries(
         &self,

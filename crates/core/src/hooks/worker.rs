@@ -19,6 +19,7 @@ use super::model::{Attempt, AttemptOutcome, MAX_RECORDED_BODY};
 use super::service::Hooks;
 use super::signing;
 use super::store::Claimed;
+use crate::error::StoreErrorKind;
 use crate::ports::{Millis, StoreResult, now_millis};
 
 /// How deliveries are attempted.
@@ -262,18 +263,21 @@ impl Hooks {
                 tracing::warn!(hook = hook.id, delivery = delivery.id, attempts = number, status = %attempt.status_text(), url = %hook.config.url, "webhook delivery given up");
             }
         }
-        if !self
+        match self
             .store
             .record_attempt(delivery.id, token, &attempt, outcome)
-            .await?
+            .await
         {
-            tracing::warn!(
-                hook = hook.id,
-                delivery = delivery.id,
-                "webhook delivery lease lost before its attempt was recorded"
-            );
+            Err(err) if err.kind() == StoreErrorKind::LeaseLost => {
+                tracing::warn!(
+                    hook = hook.id,
+                    delivery = delivery.id,
+                    "webhook delivery lease lost before its attempt was recorded"
+                );
+                Ok(())
+            }
+            done => done,
         }
-        Ok(())
     }
 }
 

@@ -45,7 +45,6 @@ fn account(id: i64, login: &str, kind: AccountKind) -> Account {
         name: None,
         email: None,
         site_admin: false,
-        password_hash: None,
         requires_sso: false,
         policy: PackagePolicy::default(),
         created_at: 1_700_000_000_000,
