@@ -11,7 +11,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use berth_core::access::store::{AccessStore, Created, NewUser, Resolved};
 use berth_core::access::token::hash_secret;
-use berth_core::access::{Access, OrgRole, Principal, Role, Scopes, Visibility};
+use berth_core::access::{Access, AccountId, OrgRole, Principal, Role, Scopes, Visibility};
 use berth_core::ports::now_millis;
 use clap::Subcommand;
 
@@ -320,7 +320,7 @@ async fn execute(data_dir: &Path, command: AdminCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn user_named(store: &dyn AccessStore, login: &str) -> anyhow::Result<i64> {
+async fn user_named(store: &dyn AccessStore, login: &str) -> anyhow::Result<AccountId> {
     match store.account(login).await? {
         Some(account) if account.kind == berth_core::access::AccountKind::User => Ok(account.id),
         Some(_) => bail!("`{login}` is an organization, not a user"),

@@ -10,6 +10,7 @@ pub mod digest;
 pub mod error;
 pub mod hashing;
 pub mod hooks;
+pub mod ids;
 pub mod labels;
 pub mod manifest;
 pub mod name;

@@ -131,12 +131,12 @@ pub(crate) fn parse_account_kind(text: &str) -> Result<AccountKind, StoreError> 
 
 /// The outcome of an insert that may collide with a taken name: SQLite's own UNIQUE
 /// constraint decides, so two concurrent creators cannot both win.
-pub(crate) fn created<T>(
-    result: Result<T, sqlx::Error>,
+pub(crate) fn created<T: From<i64>>(
+    result: Result<i64, sqlx::Error>,
     doing: impl FnOnce() -> String,
 ) -> Result<Created<T>, StoreError> {
     match result {
-        Ok(id) => Ok(Created::New(id)),
+        Ok(id) => Ok(Created::New(T::from(id))),
         Err(sqlx::Error::Database(db)) if db.is_unique_violation() => Ok(Created::Taken),
         Err(err) => Err(StoreError::new(doing(), err)),
     }

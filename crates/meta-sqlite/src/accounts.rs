@@ -45,7 +45,7 @@ macro_rules! select_account {
 impl AccountRow {
     fn into_account(self) -> Result<Account, StoreError> {
         Ok(Account {
-            id: self.id,
+            id: AccountId(self.id),
             login: self.login,
             kind: parse_account_kind(&self.kind)?,
             name: self.name,
@@ -75,8 +75,8 @@ struct RepoRow {
 impl RepoRow {
     fn into_repo(self) -> Result<SourceRepo, StoreError> {
         Ok(SourceRepo {
-            id: self.id,
-            owner: self.owner_id,
+            id: RepoId(self.id),
+            owner: AccountId(self.owner_id),
             owner_login: self.owner_login,
             name: self.name,
             visibility: parse_visibility(&self.visibility)?,
@@ -136,7 +136,7 @@ impl DirectoryStore for SqliteMetadataStore {
         .bind(now)
         .fetch_one(&mut *tx)
         .await;
-        let org = match created(inserted, doing)? {
+        let org: AccountId = match created(inserted, doing)? {
             Created::New(id) => id,
             Created::Taken => {
                 tx.rollback().await.map_err(failed(doing()))?;
@@ -144,8 +144,8 @@ impl DirectoryStore for SqliteMetadataStore {
             }
         };
         sqlx::query("INSERT INTO org_members (org_id, user_id, role) VALUES (?1, ?2, 'owner')")
-            .bind(org)
-            .bind(owner)
+            .bind(org.0)
+            .bind(owner.0)
             .execute(&mut *tx)
             .await
             .map_err(failed(format!(
@@ -170,7 +170,7 @@ impl DirectoryStore for SqliteMetadataStore {
     #[instrument(level = "debug", skip(self))]
     async fn account_by_id(&self, id: AccountId) -> StoreResult<Option<Account>> {
         let row: Option<AccountRow> = sqlx::query_as(select_account!("id = ?1"))
-            .bind(id)
+            .bind(id.0)
             .fetch_optional(&self.reader)
             .await
             .map_err(failed(format!("looking up account {id}")))?;
@@ -190,8 +190,8 @@ impl DirectoryStore for SqliteMetadataStore {
         let Some(role) = role else {
             let mut tx = self.begin_write().await?;
             sqlx::query("DELETE FROM org_members WHERE org_id = ?1 AND user_id = ?2")
-                .bind(org)
-                .bind(user)
+                .bind(org.0)
+                .bind(user.0)
                 .execute(&mut *tx)
                 .await
                 .map_err(failed(doing()))?;
@@ -199,8 +199,8 @@ impl DirectoryStore for SqliteMetadataStore {
                 "DELETE FROM team_members WHERE user_id = ?2 \
                  AND team_id IN (SELECT id FROM teams WHERE org_id = ?1)",
             )
-            .bind(org)
-            .bind(user)
+            .bind(org.0)
+            .bind(user.0)
             .execute(&mut *tx)
             .await
             .map_err(failed(doing()))?;
@@ -210,8 +210,8 @@ impl DirectoryStore for SqliteMetadataStore {
             "INSERT INTO org_members (org_id, user_id, role) VALUES (?1, ?2, ?3) \
              ON CONFLICT (org_id, user_id) DO UPDATE SET role = excluded.role",
         )
-        .bind(org)
-        .bind(user)
+        .bind(org.0)
+        .bind(user.0)
         .bind(org_role_text(role))
         .execute(&self.writer)
         .await
@@ -224,8 +224,8 @@ impl DirectoryStore for SqliteMetadataStore {
     async fn membership(&self, org: AccountId, user: AccountId) -> StoreResult<Option<OrgRole>> {
         let role: Option<String> =
             sqlx::query_scalar("SELECT role FROM org_members WHERE org_id = ?1 AND user_id = ?2")
-                .bind(org)
-                .bind(user)
+                .bind(org.0)
+                .bind(user.0)
                 .fetch_optional(&self.reader)
                 .await
                 .map_err(failed(format!(
@@ -238,7 +238,7 @@ impl DirectoryStore for SqliteMetadataStore {
     #[instrument(level = "debug", skip(self))]
     async fn set_requires_sso(&self, org: AccountId, required: bool) -> StoreResult<()> {
         sqlx::query("UPDATE accounts SET requires_sso = ?2 WHERE id = ?1")
-            .bind(org)
+            .bind(org.0)
             .bind(required)
             .execute(&self.writer)
             .await
@@ -256,7 +256,7 @@ impl DirectoryStore for SqliteMetadataStore {
         sqlx::query(
             "UPDATE accounts SET default_visibility = ?2, member_visibilities = ?3 WHERE id = ?1",
         )
-        .bind(account)
+        .bind(account.0)
         .bind(visibility_text(policy.default_visibility))
         .bind(visibilities_text(&policy.member_visibilities))
         .execute(&self.writer)
@@ -278,7 +278,7 @@ impl DirectoryStore for SqliteMetadataStore {
         let inserted = sqlx::query_scalar(
             "INSERT INTO teams (org_id, slug, name) VALUES (?1, ?2, ?3) RETURNING id",
         )
-        .bind(org)
+        .bind(org.0)
         .bind(slug)
         .bind(name)
         .fetch_one(&self.writer)
@@ -291,11 +291,12 @@ impl DirectoryStore for SqliteMetadataStore {
     /// The id of team `slug` of `org`.
     #[instrument(level = "debug", skip(self))]
     async fn team(&self, org: AccountId, slug: &str) -> StoreResult<Option<TeamId>> {
-        sqlx::query_scalar("SELECT id FROM teams WHERE org_id = ?1 AND slug = ?2")
-            .bind(org)
+        sqlx::query_scalar::<_, i64>("SELECT id FROM teams WHERE org_id = ?1 AND slug = ?2")
+            .bind(org.0)
             .bind(slug)
             .fetch_optional(&self.reader)
             .await
+            .map(|team| team.map(TeamId))
             .map_err(failed(format!(
                 "looking up team {slug} of organization {org}"
             )))
@@ -316,8 +317,8 @@ impl DirectoryStore for SqliteMetadataStore {
             "DELETE FROM team_members WHERE team_id = ?1 AND user_id = ?2"
         };
         sqlx::query(sql)
-            .bind(team)
-            .bind(user)
+            .bind(team.0)
+            .bind(user.0)
             .execute(&self.writer)
             .await
             .map_err(failed(format!(
@@ -340,7 +341,7 @@ impl DirectoryStore for SqliteMetadataStore {
             "INSERT INTO source_repos (owner_id, name, visibility, created_at) \
              VALUES (?1, ?2, ?3, ?4) RETURNING id",
         )
-        .bind(owner)
+        .bind(owner.0)
         .bind(name)
         .bind(visibility_text(visibility))
         .bind(now)
@@ -376,7 +377,7 @@ impl DirectoryStore for SqliteMetadataStore {
             "SELECT r.id, r.owner_id, a.login AS owner_login, r.name, r.visibility, r.created_at \
              FROM source_repos r JOIN accounts a ON a.id = r.owner_id WHERE r.id = ?1",
         )
-        .bind(id)
+        .bind(id.0)
         .fetch_optional(&self.reader)
         .await
         .map_err(failed(format!("looking up repository {id}")))?;
@@ -396,13 +397,13 @@ impl DirectoryStore for SqliteMetadataStore {
                 "INSERT INTO repo_collaborators (repo_id, user_id, role) VALUES (?1, ?2, ?3) \
                  ON CONFLICT (repo_id, user_id) DO UPDATE SET role = excluded.role",
             )
-            .bind(repo)
-            .bind(user)
+            .bind(repo.0)
+            .bind(user.0)
             .bind(role_text(role)),
             None => {
                 sqlx::query("DELETE FROM repo_collaborators WHERE repo_id = ?1 AND user_id = ?2")
-                    .bind(repo)
-                    .bind(user)
+                    .bind(repo.0)
+                    .bind(user.0)
             }
         };
         query.execute(&self.writer).await.map_err(failed(format!(
@@ -431,8 +432,8 @@ impl DirectoryStore for SqliteMetadataStore {
                  THEN 3 ELSE 0 END) \
              FROM source_repos r WHERE r.id = ?1"
         ))
-        .bind(repo)
-        .bind(user)
+        .bind(repo.0)
+        .bind(user.0)
         .fetch_optional(&self.reader)
         .await
         .map_err(failed(format!(
@@ -454,12 +455,12 @@ impl DirectoryStore for SqliteMetadataStore {
                 "INSERT INTO team_repos (team_id, repo_id, role) VALUES (?1, ?2, ?3) \
                  ON CONFLICT (team_id, repo_id) DO UPDATE SET role = excluded.role",
             )
-            .bind(team)
-            .bind(repo)
+            .bind(team.0)
+            .bind(repo.0)
             .bind(role_text(role)),
             None => sqlx::query("DELETE FROM team_repos WHERE team_id = ?1 AND repo_id = ?2")
-                .bind(team)
-                .bind(repo),
+                .bind(team.0)
+                .bind(repo.0),
         };
         query.execute(&self.writer).await.map_err(failed(format!(
             "setting the role of team {team} on repository {repo}"

@@ -27,7 +27,7 @@ impl AppStore for SqliteMetadataStore {
             "INSERT INTO apps (owner_id, slug, secret_hash, created_at) VALUES (?1, ?2, ?3, ?4) \
              RETURNING id",
         )
-        .bind(owner)
+        .bind(owner.0)
         .bind(slug)
         .bind(secret_hash)
         .bind(now)
@@ -39,13 +39,17 @@ impl AppStore for SqliteMetadataStore {
     /// App `slug`, compared case-insensitively.
     #[instrument(level = "debug", skip(self))]
     async fn app(&self, slug: &str) -> StoreResult<Option<App>> {
-        let row: Option<(AppId, String, AccountId)> =
+        let row: Option<(i64, String, i64)> =
             sqlx::query_as("SELECT id, slug, owner_id FROM apps WHERE slug = ?1")
                 .bind(slug)
                 .fetch_optional(&self.reader)
                 .await
                 .map_err(failed(format!("looking up app {slug}")))?;
-        Ok(row.map(|(id, slug, owner)| App { id, slug, owner }))
+        Ok(row.map(|(id, slug, owner)| App {
+            id: AppId(id),
+            slug,
+            owner: AccountId(owner),
+        }))
     }
 
     /// Installs `app` on `account`, or replaces the settings of its installation there (which
@@ -62,15 +66,15 @@ impl AppStore for SqliteMetadataStore {
         let permission = permission_text(permission)?;
         let doing = || format!("installing app {app} on account {account}");
         let mut tx = self.begin_write().await?;
-        let id: InstallationId = sqlx::query_scalar(
+        let id: i64 = sqlx::query_scalar(
             "INSERT INTO app_installations (app_id, account_id, all_repositories, permission, \
                  created_at) VALUES (?1, ?2, ?3, ?4, ?5) \
              ON CONFLICT (app_id, account_id) DO UPDATE SET \
                  all_repositories = excluded.all_repositories, permission = excluded.permission \
              RETURNING id",
         )
-        .bind(app)
-        .bind(account)
+        .bind(app.0)
+        .bind(account.0)
         .bind(repositories.is_none())
         .bind(permission)
         .bind(now)
@@ -87,12 +91,16 @@ impl AppStore for SqliteMetadataStore {
             "INSERT OR IGNORE INTO app_installation_repos (installation_id, repo_id) \
              VALUES (?1, ?2)",
             id,
-            repositories.unwrap_or_default().iter().copied(),
+            repositories
+                .unwrap_or_default()
+                .iter()
+                .map(|repo| repo.0)
+                .collect::<Vec<_>>(),
             &doing(),
         )
         .await?;
         tx.commit().await.map_err(failed(doing()))?;
-        Ok(id)
+        Ok(InstallationId(id))
     }
 
     /// Installation `id` when `secret_hash` equals its app's (compared in constant time).
@@ -108,7 +116,7 @@ impl AppStore for SqliteMetadataStore {
             "SELECT a.id, a.slug, a.secret_hash, i.account_id, i.all_repositories, i.permission \
              FROM app_installations i JOIN apps a ON a.id = i.app_id WHERE i.id = ?1",
         )
-        .bind(id)
+        .bind(id.0)
         .fetch_optional(&mut *conn)
         .await
         .map_err(failed(doing()))?;
@@ -121,21 +129,21 @@ impl AppStore for SqliteMetadataStore {
         let repositories = if all_repositories {
             None
         } else {
-            let repos: Vec<RepoId> = sqlx::query_scalar(
+            let repos: Vec<i64> = sqlx::query_scalar(
                 "SELECT repo_id FROM app_installation_repos WHERE installation_id = ?1 \
                  ORDER BY repo_id",
             )
-            .bind(id)
+            .bind(id.0)
             .fetch_all(&mut *conn)
             .await
             .map_err(failed(doing()))?;
-            Some(repos)
+            Some(repos.into_iter().map(RepoId).collect())
         };
         Ok(Some(AppInstallation {
             id,
-            app,
+            app: AppId(app),
             app_slug,
-            account,
+            account: AccountId(account),
             repositories,
             permission: parse_role(&permission)?,
         }))

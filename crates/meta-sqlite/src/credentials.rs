@@ -72,8 +72,8 @@ impl Lists {
     /// Adds one row of [`LISTS_OF_ONE`] or [`LISTS_OF_USER`].
     fn add(&mut self, (_, list, id, name): ListRow) {
         match (list.as_str(), id, name) {
-            ("sso", Some(org), _) => self.sso.push(org),
-            ("repo", Some(repo), _) => self.repos.push(repo),
+            ("sso", Some(org), _) => self.sso.push(AccountId(org)),
+            ("repo", Some(repo), _) => self.repos.push(RepoId(repo)),
             ("package", _, Some(name)) => self.packages.push(name),
             _ => {}
         }
@@ -123,7 +123,11 @@ impl CredentialRow {
 
     /// The grant, from the row's columns and its lists.
     fn grant(&self, lists: Lists) -> Result<Grant, StoreError> {
-        let owner = || self.owner_id.ok_or_else(|| self.corrupt("owner"));
+        let owner = || {
+            self.owner_id
+                .map(AccountId)
+                .ok_or_else(|| self.corrupt("owner"))
+        };
         let permission = || {
             self.permission
                 .as_deref()
@@ -154,7 +158,10 @@ impl CredentialRow {
                 permission: permission()?,
             },
             TokenKind::Job => Grant::Job {
-                repository: self.repo_id.ok_or_else(|| self.corrupt("repository"))?,
+                repository: self
+                    .repo_id
+                    .map(RepoId)
+                    .ok_or_else(|| self.corrupt("repository"))?,
                 owner: owner()?,
                 permission: permission()?,
             },
@@ -164,9 +171,9 @@ impl CredentialRow {
 
     fn info(self, lists: Lists) -> Result<CredentialInfo, StoreError> {
         Ok(CredentialInfo {
-            id: self.id,
+            id: CredentialId(self.id),
             kind: self.kind()?,
-            user: self.user_id,
+            user: self.user_id.map(AccountId),
             grant: self.grant(lists)?,
             note: self.note,
             created_at: self.created_at,
@@ -281,7 +288,7 @@ impl<'a> GrantColumns<'a> {
 /// The lists of credential `id`, on the caller's connection.
 async fn lists_of(conn: &mut SqliteConnection, id: CredentialId) -> Result<Lists, StoreError> {
     let rows: Vec<ListRow> = sqlx::query_as(LISTS_OF_ONE)
-        .bind(id)
+        .bind(id.0)
         .fetch_all(&mut *conn)
         .await
         .map_err(failed(format!("reading the grant of credential {id}")))?;
@@ -307,7 +314,7 @@ async fn resolve(
         return Ok(Resolved::Expired(expires_at));
     }
     let lists = if row.has_lists()? {
-        lists_of(conn, row.id).await?
+        lists_of(conn, CredentialId(row.id)).await?
     } else {
         Lists::default()
     };
@@ -317,8 +324,8 @@ async fn resolve(
         _ => row.note,
     };
     Ok(Resolved::Valid(Principal::Token(Credential {
-        id: row.id,
-        user: row.user_id,
+        id: CredentialId(row.id),
+        user: row.user_id.map(AccountId),
         login,
         site_admin: row.site_admin.unwrap_or(false),
         grant,
@@ -327,7 +334,7 @@ async fn resolve(
 }
 
 /// The integers of `pairs` as a JSON array of two-element arrays, for `json_each`.
-fn json_pairs(pairs: &[(i64, i64)]) -> String {
+fn json_pairs(pairs: &[(CredentialId, Millis)]) -> String {
     let items: Vec<String> = pairs.iter().map(|(a, b)| format!("[{a},{b}]")).collect();
     format!("[{}]", items.join(","))
 }
@@ -340,20 +347,20 @@ impl CredentialStore for SqliteMetadataStore {
         let columns = GrantColumns::of(credential)?;
         let doing = || format!("storing a {} credential", credential.kind.as_str());
         let mut tx = self.begin_write().await?;
-        let id: CredentialId = sqlx::query_scalar(
+        let id: i64 = sqlx::query_scalar(
             "INSERT INTO credentials (kind, token_hash, user_id, note, scopes, owner_id, \
                  permission, all_repositories, repo_id, created_at, expires_at, via_private_repos) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) RETURNING id",
         )
         .bind(credential.kind.as_str())
         .bind(&credential.hash)
-        .bind(credential.user)
+        .bind(credential.user.map(|id| id.0))
         .bind(&credential.note)
         .bind(columns.scopes)
-        .bind(columns.owner)
+        .bind(columns.owner.map(|id| id.0))
         .bind(columns.permission)
         .bind(columns.all_repositories)
-        .bind(columns.repo)
+        .bind(columns.repo.map(|id| id.0))
         .bind(credential.created_at)
         .bind(credential.expires_at)
         .bind(columns.via_private_repos)
@@ -365,7 +372,7 @@ impl CredentialStore for SqliteMetadataStore {
             &mut tx,
             "INSERT OR IGNORE INTO credential_sso (credential_id, org_id) VALUES (?1, ?2)",
             id,
-            columns.sso,
+            columns.sso.iter().map(|org| org.0).collect::<Vec<_>>(),
             &doing,
         )
         .await?;
@@ -373,7 +380,7 @@ impl CredentialStore for SqliteMetadataStore {
             &mut tx,
             "INSERT OR IGNORE INTO credential_repos (credential_id, repo_id) VALUES (?1, ?2)",
             id,
-            columns.repos,
+            columns.repos.iter().map(|repo| repo.0).collect::<Vec<_>>(),
             &doing,
         )
         .await?;
@@ -387,7 +394,7 @@ impl CredentialStore for SqliteMetadataStore {
         )
         .await?;
         tx.commit().await.map_err(|e| StoreError::new(doing, e))?;
-        Ok(id)
+        Ok(CredentialId(id))
     }
 
     /// What the secret hashed to `hash` resolves to at `now`: one indexed query for the row
@@ -413,7 +420,7 @@ impl CredentialStore for SqliteMetadataStore {
         let doing = || format!("resolving credential {id}");
         let mut conn = self.reader.acquire().await.map_err(failed(doing()))?;
         let row: Option<CredentialRow> = sqlx::query_as(select_credential!("c.id = ?1"))
-            .bind(id)
+            .bind(id.0)
             .fetch_optional(&mut *conn)
             .await
             .map_err(failed(doing()))?;
@@ -451,7 +458,7 @@ impl CredentialStore for SqliteMetadataStore {
         let done = sqlx::query(
             "UPDATE credentials SET revoked_at = coalesce(revoked_at, ?2) WHERE id = ?1",
         )
-        .bind(id)
+        .bind(id.0)
         .bind(now)
         .execute(&self.writer)
         .await
@@ -467,16 +474,16 @@ impl CredentialStore for SqliteMetadataStore {
         let rows: Vec<CredentialRow> = sqlx::query_as(select_credential!(
             "c.user_id = ?1 ORDER BY c.created_at DESC, c.id DESC"
         ))
-        .bind(user)
+        .bind(user.0)
         .fetch_all(&mut *conn)
         .await
         .map_err(failed(doing()))?;
         let list_rows: Vec<ListRow> = sqlx::query_as(LISTS_OF_USER)
-            .bind(user)
+            .bind(user.0)
             .fetch_all(&mut *conn)
             .await
             .map_err(failed(doing()))?;
-        let mut lists: HashMap<CredentialId, Lists> = HashMap::new();
+        let mut lists: HashMap<i64, Lists> = HashMap::new();
         for row in list_rows {
             lists.entry(row.0).or_default().add(row);
         }
@@ -494,7 +501,7 @@ impl CredentialStore for SqliteMetadataStore {
         let doing = || format!("reading credential {id}");
         let mut conn = self.reader.acquire().await.map_err(failed(doing()))?;
         let row: Option<CredentialRow> = sqlx::query_as(select_credential!("c.id = ?1"))
-            .bind(id)
+            .bind(id.0)
             .fetch_optional(&mut *conn)
             .await
             .map_err(failed(doing()))?;
@@ -512,8 +519,8 @@ impl CredentialStore for SqliteMetadataStore {
             "INSERT INTO credential_sso (credential_id, org_id) VALUES (?1, ?2) \
              ON CONFLICT (credential_id, org_id) DO NOTHING",
         )
-        .bind(id)
-        .bind(org)
+        .bind(id.0)
+        .bind(org.0)
         .execute(&self.writer)
         .await
         .map_err(failed(format!(
@@ -532,7 +539,7 @@ mod tests {
     #[test]
     fn pairs_become_a_json_array() {
         assert_eq!(json_pairs(&[]), "[]");
-        assert_eq!(json_pairs(&[(1, 20), (3, 40)]), "[[1,20],[3,40]]");
+        assert_eq!(json_pairs(&[(CredentialId(1), 20), (CredentialId(3), 40)]), "[[1,20],[3,40]]");
     }
 
     #[test]
@@ -540,11 +547,11 @@ mod tests {
         let credential = NewCredential {
             kind: TokenKind::Classic,
             hash: vec![1],
-            user: Some(1),
+            user: Some(AccountId(1)),
             note: String::new(),
             grant: Grant::Job {
-                repository: 1,
-                owner: 1,
+                repository: RepoId(1),
+                owner: AccountId(1),
                 permission: Role::Read,
             },
             expires_at: None,
@@ -554,8 +561,8 @@ mod tests {
         let admin = NewCredential {
             kind: TokenKind::Job,
             grant: Grant::Job {
-                repository: 1,
-                owner: 1,
+                repository: RepoId(1),
+                owner: AccountId(1),
                 permission: Role::Admin,
             },
             ..credential

@@ -54,15 +54,17 @@ struct HookRow {
 impl HookRow {
     fn into_hook(self) -> Result<Hook, StoreError> {
         let scope = match (self.repo_id, self.account_id, self.account_kind.as_deref()) {
-            (Some(repo), _, _) => HookScope::Repository(repo),
-            (None, Some(account), Some("organization")) => HookScope::Organization(account),
-            (None, Some(account), Some("user")) => HookScope::User(account),
+            (Some(repo), _, _) => HookScope::Repository(RepoId(repo)),
+            (None, Some(account), Some("organization")) => {
+                HookScope::Organization(AccountId(account))
+            }
+            (None, Some(account), Some("user")) => HookScope::User(AccountId(account)),
             _ => return Err(unexpected("hook owner", &format!("hook {}", self.id))),
         };
         let events: Vec<String> = serde_json::from_str(&self.events)
             .map_err(|e| StoreError::new(format!("reading the events of hook {}", self.id), e))?;
         Ok(Hook {
-            id: self.id,
+            id: HookId(self.id),
             scope,
             active: self.active,
             events,
@@ -150,15 +152,15 @@ impl DeliveryRow {
             other => return Err(unexpected("delivery state", other)),
         };
         Ok(Delivery {
-            id: self.id,
+            id: DeliveryId(self.id),
             queued: NewDelivery {
-                hook: self.hook_id,
+                hook: HookId(self.hook_id),
                 guid: self.guid,
                 event: self.event,
                 action: self.action,
                 payload: self.payload,
                 redelivery: self.redelivery,
-                repository_id: self.repository_id,
+                repository_id: self.repository_id.map(RepoId),
             },
             state,
             attempts: u32::try_from(self.attempts).unwrap_or(u32::MAX),
@@ -215,13 +217,13 @@ impl SqliteMetadataStore {
                      repository_id, state, attempts, next_attempt_at, created_at) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', 0, ?8, ?8)",
             )
-            .bind(d.hook)
+            .bind(d.hook.0)
             .bind(&d.guid)
             .bind(&d.event)
             .bind(&d.action)
             .bind(&d.payload)
             .bind(d.redelivery)
-            .bind(d.repository_id)
+            .bind(d.repository_id.map(|id| id.0))
             .bind(now)
             .execute(&mut *conn)
             .await
@@ -255,13 +257,13 @@ impl HookStore for SqliteMetadataStore {
         .bind(match scope {
             HookScope::Repository(id) => {
                 sqlx::query_scalar::<_, i64>("SELECT owner_id FROM source_repos WHERE id = ?1")
-                    .bind(id)
+                    .bind(id.0)
                     .fetch_optional(&mut *tx)
                     .await
                     .map_err(failed("reading the owner of a hook's repository"))?
                     .ok_or_else(|| unexpected("hook repository", &id.to_string()))?
             }
-            HookScope::Organization(id) | HookScope::User(id) => id,
+            HookScope::Organization(id) | HookScope::User(id) => id.0,
         })
         .fetch_one(&mut *tx)
         .await
@@ -274,8 +276,8 @@ impl HookStore for SqliteMetadataStore {
                  insecure_ssl, deleted_events, created_at, updated_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)",
         )
-        .bind(repo)
-        .bind(account)
+        .bind(repo.map(|id| id.0))
+        .bind(account.map(|id| id.0))
         .bind(settings.active)
         .bind(json(&settings.events))
         .bind(&settings.config.url)
@@ -288,13 +290,13 @@ impl HookStore for SqliteMetadataStore {
         .await
         .map_err(failed("creating a hook"))?;
         tx.commit().await.map_err(failed("committing a new hook"))?;
-        Ok(Some(result.last_insert_rowid()))
+        Ok(Some(HookId(result.last_insert_rowid())))
     }
 
     #[instrument(level = "debug", skip(self))]
     async fn hook(&self, id: HookId) -> StoreResult<Option<Hook>> {
         Ok(self
-            .hook_rows("h.id = ?1", &[Some(id)])
+            .hook_rows("h.id = ?1", &[Some(id.0)])
             .await?
             .into_iter()
             .next())
@@ -303,9 +305,9 @@ impl HookStore for SqliteMetadataStore {
     #[instrument(level = "debug", skip(self))]
     async fn hooks_of(&self, scope: HookScope) -> StoreResult<Vec<Hook>> {
         match scope {
-            HookScope::Repository(id) => self.hook_rows("h.repo_id = ?1", &[Some(id)]).await,
+            HookScope::Repository(id) => self.hook_rows("h.repo_id = ?1", &[Some(id.0)]).await,
             HookScope::Organization(id) | HookScope::User(id) => {
-                self.hook_rows("h.account_id = ?1", &[Some(id)]).await
+                self.hook_rows("h.account_id = ?1", &[Some(id.0)]).await
             }
         }
     }
@@ -322,7 +324,7 @@ impl HookStore for SqliteMetadataStore {
                  secret = ?6, insecure_ssl = ?7, deleted_events = ?8, updated_at = ?9 \
              WHERE id = ?1",
         )
-        .bind(id)
+        .bind(id.0)
         .bind(settings.active)
         .bind(json(&settings.events))
         .bind(&settings.config.url)
@@ -340,7 +342,7 @@ impl HookStore for SqliteMetadataStore {
     #[instrument(level = "debug", skip(self))]
     async fn delete_hook(&self, id: HookId) -> StoreResult<bool> {
         let result = sqlx::query("DELETE FROM hooks WHERE id = ?1")
-            .bind(id)
+            .bind(id.0)
             .execute(&self.writer)
             .await
             .map_err(failed(format!("deleting hook {id}")))?;
@@ -355,7 +357,7 @@ impl HookStore for SqliteMetadataStore {
     ) -> StoreResult<Vec<Hook>> {
         self.hook_rows(
             "h.active = 1 AND (h.account_id = ?1 OR h.repo_id = ?2)",
-            &[Some(owner), repo],
+            &[Some(owner.0), repo.map(|id| id.0)],
         )
         .await
     }
@@ -382,9 +384,9 @@ impl HookStore for SqliteMetadataStore {
             |(package_id, owner, created_at, linked_repo, version_id, version_created_at)| {
                 PackageFacts {
                     package_id,
-                    owner,
+                    owner: AccountId(owner),
                     created_at,
-                    linked_repo,
+                    linked_repo: linked_repo.map(RepoId),
                     version_id,
                     version_created_at,
                 }
@@ -445,7 +447,7 @@ impl HookStore for SqliteMetadataStore {
         for row in rows {
             let delivery = row.into_delivery()?;
             let hook: HookRow = sqlx::query_as(AssertSqlSafe(hook_sql.clone()))
-                .bind(delivery.queued.hook)
+                .bind(delivery.queued.hook.0)
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(failed("reading the hook of a leased delivery"))?;
@@ -485,7 +487,7 @@ impl HookStore for SqliteMetadataStore {
         let hook: Option<i64> = sqlx::query_scalar(
             "SELECT hook_id FROM hook_deliveries WHERE id = ?1 AND lease_token = ?2",
         )
-        .bind(delivery)
+        .bind(delivery.0)
         .bind(token)
         .fetch_optional(&mut *tx)
         .await
@@ -500,7 +502,7 @@ impl HookStore for SqliteMetadataStore {
                  request_headers, status_code, response_headers, response_body, error) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         )
-        .bind(delivery)
+        .bind(delivery.0)
         .bind(i64::from(attempt.number))
         .bind(attempt.started_at)
         .bind(i64::try_from(attempt.duration_ms).unwrap_or(i64::MAX))
@@ -523,7 +525,7 @@ impl HookStore for SqliteMetadataStore {
             "UPDATE hook_deliveries SET state = ?2, attempts = ?3, next_attempt_at = ?4, \
                  lease_token = NULL, lease_until = NULL WHERE id = ?1",
         )
-        .bind(delivery)
+        .bind(delivery.0)
         .bind(state.as_str())
         .bind(i64::from(attempt.number))
         .bind(next)
@@ -561,8 +563,8 @@ impl HookStore for SqliteMetadataStore {
              ORDER BY d.id DESC LIMIT ?3"
         );
         let rows: Vec<DeliveryRow> = sqlx::query_as(AssertSqlSafe(sql))
-            .bind(hook)
-            .bind(before)
+            .bind(hook.0)
+            .bind(before.map(|id| id.0))
             .bind(sql_limit(limit))
             .fetch_all(&self.reader)
             .await
@@ -589,8 +591,8 @@ impl HookStore for SqliteMetadataStore {
     ) -> StoreResult<Option<(Delivery, Vec<Attempt>)>> {
         let sql = format!("{DELIVERY} WHERE d.hook_id = ?1 AND d.id = ?2");
         let row: Option<DeliveryRow> = sqlx::query_as(AssertSqlSafe(sql))
-            .bind(hook)
-            .bind(id)
+            .bind(hook.0)
+            .bind(id.0)
             .fetch_optional(&self.reader)
             .await
             .map_err(failed(format!("reading delivery {id}")))?;
@@ -602,7 +604,7 @@ impl HookStore for SqliteMetadataStore {
                  response_headers, response_body, error \
              FROM hook_attempts WHERE delivery_id = ?1 ORDER BY number",
         )
-        .bind(id)
+        .bind(id.0)
         .fetch_all(&self.reader)
         .await
         .map_err(failed(format!("reading the attempts of delivery {id}")))?;

@@ -341,7 +341,7 @@ async fn record_version(
     )
     .bind(repository_id)
     .bind(manifest.digest.as_str())
-    .bind(manifest.pushed_by)
+    .bind(manifest.pushed_by.map(|id| id.0))
     .bind(i64::try_from(manifest.total_size).unwrap_or(i64::MAX))
     .bind(platforms)
     .bind(labels)

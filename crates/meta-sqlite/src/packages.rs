@@ -118,7 +118,7 @@ impl TargetRow {
     fn into_target(self, name: &RepoName) -> Result<Target, StoreError> {
         let owner = match (self.owner_id, self.owner_login, self.owner_kind) {
             (Some(id), Some(login), Some(kind)) => Some(Owner {
-                id,
+                id: AccountId(id),
                 login,
                 kind: parse_account_kind(&kind)?,
                 requires_sso: self.requires_sso.unwrap_or(false),
@@ -138,7 +138,7 @@ impl TargetRow {
                 visibility: parse_visibility(&visibility)?,
                 linked: match (self.repo_id, self.repo_visibility) {
                     (Some(id), Some(visibility)) => Some(LinkedRepo {
-                        id,
+                        id: RepoId(id),
                         visibility: parse_visibility(&visibility)?,
                     }),
                     _ => None,
@@ -198,7 +198,7 @@ impl PackageStore for SqliteMetadataStore {
         let row: TargetRow = sqlx::query_as(TARGET)
             .bind(name.owner())
             .bind(name.as_str())
-            .bind(user)
+            .bind(user.map(|id| id.0))
             .fetch_one(&self.reader)
             .await
             .map_err(failed(format!("reading the access target {name}")))?;
@@ -213,9 +213,9 @@ impl PackageStore for SqliteMetadataStore {
         user: Option<AccountId>,
     ) -> StoreResult<Vec<(PackageRecord, Target)>> {
         let rows: Vec<OwnerTargetRow> = sqlx::query_as(OWNER_TARGETS)
-            .bind(owner)
+            .bind(owner.0)
             .bind(None::<String>)
-            .bind(user)
+            .bind(user.map(|id| id.0))
             .fetch_all(&self.reader)
             .await
             .map_err(failed(format!("reading the packages of account {owner}")))?;
@@ -264,9 +264,9 @@ impl PackageStore for SqliteMetadataStore {
              RETURNING id",
         )
         .bind(name.as_str())
-        .bind(owner)
+        .bind(owner.0)
         .bind(visibility_text(visibility))
-        .bind(link)
+        .bind(link.map(|id| id.0))
         .bind(now)
         .fetch_optional(&mut *tx)
         .await
@@ -277,7 +277,7 @@ impl PackageStore for SqliteMetadataStore {
                 "INSERT INTO package_user_roles (package_id, user_id, role) VALUES (?1, ?2, 'admin')",
             )
             .bind(package)
-            .bind(admin)
+            .bind(admin.0)
             .execute(&mut *tx)
             .await
             .map_err(failed(doing()))?;
@@ -288,7 +288,7 @@ impl PackageStore for SqliteMetadataStore {
                 "INSERT INTO package_job_access (package_id, repo_id, role) VALUES (?1, ?2, 'write')",
             )
             .bind(package)
-            .bind(repo)
+            .bind(repo.0)
             .execute(&mut *tx)
             .await
             .map_err(failed(doing()))?;
@@ -330,20 +330,20 @@ impl PackageStore for SqliteMetadataStore {
             (Grantee::User(user), Some(_)) => (
                 "INSERT INTO package_user_roles (package_id, user_id, role) VALUES (?1, ?2, ?3) \
                  ON CONFLICT (package_id, user_id) DO UPDATE SET role = excluded.role",
-                user,
+                user.0,
             ),
             (Grantee::User(user), None) => (
                 "DELETE FROM package_user_roles WHERE package_id = ?1 AND user_id = ?2",
-                user,
+                user.0,
             ),
             (Grantee::Team(team), Some(_)) => (
                 "INSERT INTO package_team_roles (package_id, team_id, role) VALUES (?1, ?2, ?3) \
                  ON CONFLICT (package_id, team_id) DO UPDATE SET role = excluded.role",
-                team,
+                team.0,
             ),
             (Grantee::Team(team), None) => (
                 "DELETE FROM package_team_roles WHERE package_id = ?1 AND team_id = ?2",
-                team,
+                team.0,
             ),
         };
         let mut query = sqlx::query(sql).bind(package).bind(who);
@@ -376,12 +376,12 @@ impl PackageStore for SqliteMetadataStore {
                  ON CONFLICT (package_id, repo_id) DO UPDATE SET role = excluded.role",
             )
             .bind(package)
-            .bind(repo)
+            .bind(repo.0)
             .bind(role_text(role)),
             None => {
                 sqlx::query("DELETE FROM package_job_access WHERE package_id = ?1 AND repo_id = ?2")
                     .bind(package)
-                    .bind(repo)
+                    .bind(repo.0)
             }
         };
         query.execute(&mut *tx).await.map_err(failed(doing()))?;
@@ -494,7 +494,7 @@ impl SqliteMetadataStore {
              WHERE name = ?1 AND (NOT ?4 OR linked_repo_id IS NULL)",
         )
         .bind(name.as_str())
-        .bind(repo)
+        .bind(repo.map(|id| id.0))
         .bind(inherits)
         .bind(only_if_unlinked)
         .execute(&self.writer)
@@ -518,9 +518,9 @@ fn record(
         name: name
             .parse()
             .map_err(|e| StoreError::new(format!("reading package {id}"), e))?,
-        owner,
+        owner: AccountId(owner),
         visibility: parse_visibility(&visibility)?,
-        linked_repo,
+        linked_repo: linked_repo.map(RepoId),
         created_at,
         deleted_at,
     })
@@ -535,7 +535,7 @@ mod tests {
         assert_eq!(parse_job_access("").unwrap(), Vec::new());
         assert_eq!(
             parse_job_access("3:read,12:admin").unwrap(),
-            vec![(3, Role::Read), (12, Role::Admin)]
+            vec![(RepoId(3), Role::Read), (RepoId(12), Role::Admin)]
         );
         assert!(parse_job_access("3").is_err());
         assert!(parse_job_access("x:read").is_err());

@@ -1,6 +1,7 @@
 //! Package versions: listing, restoring deleted manifests, download counts, purging.
 
 use async_trait::async_trait;
+use berth_core::access::AccountId;
 use berth_core::digest::Digest;
 use berth_core::error::StoreError;
 use berth_core::name::RepoName;
@@ -59,7 +60,7 @@ fn record(row: VersionRow) -> Result<VersionRecord, StoreError> {
         created_at,
         updated_at,
         deleted_at,
-        pushed_by: pushed_by.zip(login),
+        pushed_by: pushed_by.map(AccountId).zip(login),
         total_size: from_sql(size, "version size")?,
         platforms: platforms
             .map(|p| json(id, "platforms", &p))

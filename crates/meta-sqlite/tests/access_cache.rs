@@ -12,7 +12,9 @@ use berth_core::access::store::{
     PackageStore, Resolved,
 };
 use berth_core::access::token::TokenKind;
-use berth_core::access::{Access, AccessCache, Grant, Principal, Role, Visibility};
+use berth_core::access::{
+    Access, AccessCache, AccountId, CredentialId, Grant, Principal, Role, Visibility,
+};
 use berth_meta_sqlite::SqliteMetadataStore;
 use tempfile::TempDir;
 
@@ -25,7 +27,7 @@ struct Fixture {
     access: Access,
     /// What the change signal reads; bump it to announce another process's change.
     signal: Arc<AtomicU64>,
-    alice: i64,
+    alice: AccountId,
 }
 
 async fn fixture(ttl: Duration) -> Fixture {
@@ -60,7 +62,7 @@ async fn fixture(ttl: Duration) -> Fixture {
     }
 }
 
-fn token(secret: &str, user: i64, expires_at: Option<i64>) -> NewCredential {
+fn token(secret: &str, user: AccountId, expires_at: Option<i64>) -> NewCredential {
     NewCredential {
         kind: TokenKind::Classic,
         hash: secret.as_bytes().to_vec(),
@@ -75,7 +77,7 @@ fn token(secret: &str, user: i64, expires_at: Option<i64>) -> NewCredential {
     }
 }
 
-fn credential_id(resolved: &Resolved) -> i64 {
+fn credential_id(resolved: &Resolved) -> CredentialId {
     match resolved {
         Resolved::Valid(Principal::Token(c)) => c.id,
         other => panic!("expected a valid token, got {other:?}"),

@@ -10,6 +10,8 @@ use berth_core::access::{
     AccountId, AccountKind, Credential, Grant, LinkedRepo, OrgRole, Owner, Package, PackagePolicy,
     Principal, Relations, RepoId, Role, Scopes, Visibility,
 };
+use berth_core::ids::TeamId;
+use berth_core::ids::{CredentialId, InstallationId};
 use berth_core::ports::{ListingStore, ManifestStore};
 use berth_meta_sqlite::SqliteMetadataStore;
 use tempfile::TempDir;
@@ -55,7 +57,7 @@ async fn repo(s: &SqliteMetadataStore, owner: AccountId, name: &str, v: Visibili
 
 async fn team(s: &SqliteMetadataStore, org: AccountId, slug: &str) -> i64 {
     match s.create_team(org, slug, slug).await.unwrap() {
-        Created::New(id) => id,
+        Created::New(id) => id.0,
         Created::Taken => panic!("team {slug} taken"),
     }
 }
@@ -141,7 +143,7 @@ async fn logins_are_unique_case_insensitively_and_kept_as_given() {
     assert_eq!(account.created_at, 5_000);
     assert_eq!(s.account_by_id(id).await.unwrap(), Some(account));
     assert_eq!(s.account("bob").await.unwrap(), None);
-    assert_eq!(s.account_by_id(id + 100).await.unwrap(), None);
+    assert_eq!(s.account_by_id(AccountId(id.0 + 100)).await.unwrap(), None);
 }
 
 #[tokio::test]
@@ -224,9 +226,15 @@ async fn removing_a_membership_removes_the_orgs_team_memberships_only() {
         .unwrap();
     let acme_team = team(&s, acme, "core").await;
     let other_team = team(&s, other, "core").await;
-    s.set_team_member(acme_team, bob, true).await.unwrap();
-    s.set_team_member(acme_team, bob, true).await.unwrap(); // idempotent
-    s.set_team_member(other_team, bob, true).await.unwrap();
+    s.set_team_member(TeamId(acme_team), bob, true)
+        .await
+        .unwrap();
+    s.set_team_member(TeamId(acme_team), bob, true)
+        .await
+        .unwrap(); // idempotent
+    s.set_team_member(TeamId(other_team), bob, true)
+        .await
+        .unwrap();
     for (owner, package, t) in [
         (acme, "acme/app", acme_team),
         (other, "other/app", other_team),
@@ -242,7 +250,7 @@ async fn removing_a_membership_removes_the_orgs_team_memberships_only() {
         .await
         .unwrap();
         assert!(
-            s.set_package_role(&name(package), Grantee::Team(t), Some(Role::Write))
+            s.set_package_role(&name(package), Grantee::Team(TeamId(t)), Some(Role::Write))
                 .await
                 .unwrap()
         );
@@ -267,7 +275,9 @@ async fn removing_a_membership_removes_the_orgs_team_memberships_only() {
         Some(OrgRole::Member)
     );
 
-    s.set_team_member(other_team, bob, false).await.unwrap();
+    s.set_team_member(TeamId(other_team), bob, false)
+        .await
+        .unwrap();
     assert_eq!(
         role(s.target(&name("other/app"), Some(bob)).await.unwrap()),
         None
@@ -287,8 +297,11 @@ async fn team_slugs_are_unique_per_org_case_insensitively() {
     );
     let elsewhere = team(&s, other, "core").await;
     assert_ne!(core, elsewhere);
-    assert_eq!(s.team(acme, "CORE").await.unwrap(), Some(core));
-    assert_eq!(s.team(other, "core").await.unwrap(), Some(elsewhere));
+    assert_eq!(s.team(acme, "CORE").await.unwrap(), Some(TeamId(core)));
+    assert_eq!(
+        s.team(other, "core").await.unwrap(),
+        Some(TeamId(elsewhere))
+    );
     assert_eq!(s.team(acme, "web").await.unwrap(), None);
 }
 
@@ -324,7 +337,7 @@ async fn repositories_are_unique_per_owner_and_found_case_insensitively() {
     assert_eq!(s.repo("bob", "widget").await.unwrap().unwrap().id, bobs);
     assert_eq!(s.repo("alice", "gadget").await.unwrap(), None);
     assert_eq!(s.repo("carol", "widget").await.unwrap(), None);
-    assert_eq!(s.repo_by_id(bobs + 100).await.unwrap(), None);
+    assert_eq!(s.repo_by_id(RepoId(bobs.0 + 100)).await.unwrap(), None);
 }
 
 // --- target ---
@@ -529,26 +542,32 @@ async fn package_role_is_the_highest_of_the_users_and_their_teams() {
         .unwrap();
     assert_eq!(role(bob).await, Some(Role::Write), "a role is replaced");
 
-    s.set_team_member(readers, bob, true).await.unwrap();
-    s.set_team_member(writers, carol, true).await.unwrap();
-    s.set_package_role(&app, Grantee::Team(readers), Some(Role::Read))
+    s.set_team_member(TeamId(readers), bob, true).await.unwrap();
+    s.set_team_member(TeamId(writers), carol, true)
         .await
         .unwrap();
-    s.set_package_role(&app, Grantee::Team(writers), Some(Role::Write))
+    s.set_package_role(&app, Grantee::Team(TeamId(readers)), Some(Role::Read))
+        .await
+        .unwrap();
+    s.set_package_role(&app, Grantee::Team(TeamId(writers)), Some(Role::Write))
         .await
         .unwrap();
     assert_eq!(role(bob).await, Some(Role::Write), "own role beats team's");
     assert_eq!(role(carol).await, Some(Role::Write), "team role alone");
 
-    s.set_package_role(&app, Grantee::Team(readers), Some(Role::Admin))
+    s.set_package_role(&app, Grantee::Team(TeamId(readers)), Some(Role::Admin))
         .await
         .unwrap();
     assert_eq!(role(bob).await, Some(Role::Admin), "team role beats own");
 
-    s.set_team_member(writers, carol, false).await.unwrap();
-    s.set_team_member(readers, carol, true).await.unwrap();
+    s.set_team_member(TeamId(writers), carol, false)
+        .await
+        .unwrap();
+    s.set_team_member(TeamId(readers), carol, true)
+        .await
+        .unwrap();
     assert_eq!(role(carol).await, Some(Role::Admin));
-    s.set_package_role(&app, Grantee::Team(readers), None)
+    s.set_package_role(&app, Grantee::Team(TeamId(readers)), None)
         .await
         .unwrap();
     s.set_package_role(&app, Grantee::User(bob), None)
@@ -609,9 +628,11 @@ async fn repo_role_comes_from_collaborators_teams_and_ownership() {
     assert_eq!(role(bob).await, Some(Role::Read), "collaborator");
     assert_eq!(role(carol).await, None, "a role on another repository");
 
-    s.set_team_member(devs, bob, true).await.unwrap();
-    s.set_team_member(devs, carol, true).await.unwrap();
-    s.set_team_repo(devs, src, Some(Role::Write)).await.unwrap();
+    s.set_team_member(TeamId(devs), bob, true).await.unwrap();
+    s.set_team_member(TeamId(devs), carol, true).await.unwrap();
+    s.set_team_repo(TeamId(devs), src, Some(Role::Write))
+        .await
+        .unwrap();
     assert_eq!(
         role(bob).await,
         Some(Role::Write),
@@ -628,7 +649,7 @@ async fn repo_role_comes_from_collaborators_teams_and_ownership() {
         "collaborator beats team"
     );
     s.set_collaborator(src, bob, None).await.unwrap();
-    s.set_team_repo(devs, src, None).await.unwrap();
+    s.set_team_repo(TeamId(devs), src, None).await.unwrap();
     assert_eq!(role(bob).await, None);
     assert_eq!(role(carol).await, None);
 
@@ -673,9 +694,11 @@ async fn repo_role_comes_from_collaborators_teams_and_ownership() {
     );
 
     // The owner's listing reads, for every user, what the one-package query reads.
-    s.set_team_member(devs, bob, true).await.unwrap();
-    s.set_team_repo(devs, src, Some(Role::Write)).await.unwrap();
-    s.set_package_role(&plain, Grantee::Team(devs), Some(Role::Read))
+    s.set_team_member(TeamId(devs), bob, true).await.unwrap();
+    s.set_team_repo(TeamId(devs), src, Some(Role::Write))
+        .await
+        .unwrap();
+    s.set_package_role(&plain, Grantee::Team(TeamId(devs)), Some(Role::Read))
         .await
         .unwrap();
     for user in [None, Some(alice), Some(bob), Some(carol), Some(dave)] {
@@ -1087,7 +1110,11 @@ async fn expired_revoked_and_unknown_secrets() {
         Some(3_000),
         "the first revocation time is kept"
     );
-    assert!(!s.revoke_credential(revoked + 100, 3_000).await.unwrap());
+    assert!(
+        !s.revoke_credential(CredentialId(revoked.0 + 100), 3_000)
+            .await
+            .unwrap()
+    );
 
     assert_eq!(
         s.resolve_secret(b"never issued", 0).await.unwrap(),
@@ -1098,10 +1125,15 @@ async fn expired_revoked_and_unknown_secrets() {
         Resolved::Unknown
     );
     assert_eq!(
-        s.resolve_credential(revoked + 100, 0).await.unwrap(),
+        s.resolve_credential(CredentialId(revoked.0 + 100), 0)
+            .await
+            .unwrap(),
         Resolved::Unknown
     );
-    assert_eq!(s.credential(revoked + 100).await.unwrap(), None);
+    assert_eq!(
+        s.credential(CredentialId(revoked.0 + 100)).await.unwrap(),
+        None
+    );
 }
 
 #[tokio::test]
@@ -1166,7 +1198,10 @@ async fn touches_keep_the_latest_use_and_lists_are_newest_first() {
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].id, bobs);
     assert_eq!(listed[0].grant, classic("repo"));
-    assert_eq!(s.list_credentials(bob + 100).await.unwrap(), Vec::new());
+    assert_eq!(
+        s.list_credentials(AccountId(bob.0 + 100)).await.unwrap(),
+        Vec::new()
+    );
 }
 
 #[tokio::test]
@@ -1243,7 +1278,7 @@ async fn app_installations_are_found_by_their_apps_secret() {
     );
     assert_eq!(s.installation_for_secret(id, b"").await.unwrap(), None);
     assert_eq!(
-        s.installation_for_secret(id + 100, b"app secret")
+        s.installation_for_secret(InstallationId(id.0 + 100), b"app secret")
             .await
             .unwrap(),
         None

@@ -1,6 +1,7 @@
 //! The HookStore contract on a fresh SQLite database per test: the queue's order and leases,
 //! and which hooks a package event reaches (the `deleted` opt-in included).
 
+use berth_core::ids::HookId;
 use std::sync::Arc;
 
 use berth_core::access::store::{Created, DirectoryStore, NewUser, PackageStore};
@@ -96,7 +97,7 @@ fn settings(deleted_events: bool) -> HookSettings {
 
 fn delivery(hook: i64, n: u32) -> NewDelivery {
     NewDelivery {
-        hook,
+        hook: HookId(hook),
         guid: format!("guid-{n}"),
         event: "package".into(),
         action: Some("published".into()),
@@ -142,9 +143,9 @@ async fn the_queue_hands_out_each_hooks_oldest_delivery_once_under_a_lease() {
         .unwrap();
     s.enqueue(
         &[
-            delivery(org_hook, 1),
-            delivery(org_hook, 2),
-            delivery(repo_hook, 3),
+            delivery(org_hook.0, 1),
+            delivery(org_hook.0, 2),
+            delivery(repo_hook.0, 3),
         ],
         1_000,
     )
@@ -247,7 +248,7 @@ async fn inactive_hooks_wait_and_deleted_hooks_take_their_deliveries_along() {
         .await
         .unwrap()
         .unwrap();
-    s.enqueue(&[delivery(hook, 1)], 1_000).await.unwrap();
+    s.enqueue(&[delivery(hook.0, 1)], 1_000).await.unwrap();
     let paused = HookSettings {
         active: false,
         ..settings(false)
@@ -287,7 +288,7 @@ async fn package_events_reach_the_owners_and_the_linked_repositorys_hooks_delete
         .await
         .unwrap()
         .unwrap();
-    let found: Vec<i64> = s
+    let found: Vec<HookId> = s
         .hooks_for_package(w.org, Some(w.repo))
         .await
         .unwrap()

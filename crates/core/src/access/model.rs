@@ -2,17 +2,11 @@
 //! what they ask to do ([`Action`]). Plain data, filled in by the metadata store; the decision
 //! is [`super::decide`].
 
+pub use crate::ids::{AccountId, CredentialId, RepoId};
 use std::fmt;
 use std::str::FromStr;
 
 use crate::ports::Millis;
-
-/// Row id of an account (user or organization).
-pub type AccountId = i64;
-/// Row id of a source repository.
-pub type RepoId = i64;
-/// Row id of a credential (token).
-pub type CredentialId = i64;
 
 /// A role on a package or a source repository; later variants include the earlier ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -6,6 +6,7 @@
 //! (a login or a repository name taken) are reported as values, not store errors, so the API
 //! can answer 422.
 
+pub use crate::ids::{AppId, InstallationId, TeamId};
 use async_trait::async_trait;
 
 use super::model::{
@@ -15,13 +16,6 @@ use super::model::{
 use super::token::TokenKind;
 use crate::name::RepoName;
 use crate::ports::{Millis, StoreResult};
-
-/// Row id of a team.
-pub type TeamId = i64;
-/// Row id of an app.
-pub type AppId = i64;
-/// Row id of an app installation.
-pub type InstallationId = i64;
 
 /// An account as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]

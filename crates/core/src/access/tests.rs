@@ -2,12 +2,12 @@
 
 use super::*;
 
-const ORG: AccountId = 1;
-const ALICE: AccountId = 10; // org owner
-const BOB: AccountId = 11; // org member
-const CAROL: AccountId = 12; // outside user
-const REPO: RepoId = 100;
-const OTHER_REPO: RepoId = 101;
+const ORG: AccountId = AccountId(1);
+const ALICE: AccountId = AccountId(10); // org owner
+const BOB: AccountId = AccountId(11); // org member
+const CAROL: AccountId = AccountId(12); // outside user
+const REPO: RepoId = RepoId(100);
+const OTHER_REPO: RepoId = RepoId(101);
 
 fn org() -> Owner {
     Owner {
@@ -41,7 +41,7 @@ fn target(package: Option<Package>, relations: Relations) -> Target {
 fn classic(user: AccountId, scopes: &str) -> Principal {
     Principal::Token(Credential {
         expires_at: None,
-        id: 1,
+        id: CredentialId(1),
         user: Some(user),
         login: format!("user{user}"),
         site_admin: false,
@@ -55,7 +55,7 @@ fn classic(user: AccountId, scopes: &str) -> Principal {
 fn job(repository: RepoId, permission: Role) -> Principal {
     Principal::Token(Credential {
         expires_at: None,
-        id: 2,
+        id: CredentialId(2),
         user: None,
         login: "acme/repo".into(),
         site_admin: false,
@@ -369,7 +369,7 @@ fn fine_grained_tokens_reach_only_selected_packages_of_their_owner() {
     let fine = |packages: Vec<&str>, permission| {
         Principal::Token(Credential {
             expires_at: None,
-            id: 3,
+            id: CredentialId(3),
             user: Some(BOB),
             login: "bob".into(),
             site_admin: false,
@@ -442,7 +442,7 @@ fn sso_organizations_hide_their_packages_from_unauthorized_classic_tokens() {
     assert_eq!(decide(&unauthorized, &t, Action::Pull), Decision::NotFound);
     let authorized = Principal::Token(Credential {
         expires_at: None,
-        id: 4,
+        id: CredentialId(4),
         user: Some(BOB),
         login: "bob".into(),
         site_admin: false,

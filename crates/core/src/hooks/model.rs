@@ -1,15 +1,11 @@
 //! The webhook values: hooks, their configuration, deliveries and attempts. Plain data; the
 //! store fills them in, the service and the worker act on them.
 
+pub use crate::ids::{DeliveryId, HookId};
 use std::fmt;
 
 use crate::access::{AccountId, RepoId};
 use crate::ports::Millis;
-
-/// Row id of a hook.
-pub type HookId = i64;
-/// Row id of a delivery.
-pub type DeliveryId = i64;
 
 /// What a hook is attached to: its events come from the packages of that account, or the
 /// packages linked to that repository.
@@ -45,7 +41,8 @@ impl HookScope {
     /// `X-GitHub-Hook-Installation-Target-ID`.
     pub fn target_id(self) -> i64 {
         match self {
-            HookScope::Repository(id) | HookScope::Organization(id) | HookScope::User(id) => id,
+            HookScope::Repository(id) => id.0,
+            HookScope::Organization(id) | HookScope::User(id) => id.0,
         }
     }
 }

@@ -253,7 +253,7 @@ pub fn ping_payload(
     sender: &Account,
 ) -> Value {
     let mut payload = json!({
-        "zen": zen(hook.id),
+        "zen": zen(hook.id.0),
         "hook_id": hook.id,
         "hook": hook_json,
         "sender": simple_user(base, sender),
@@ -356,7 +356,7 @@ pub fn simple_user(base: &str, account: &Account) -> Value {
     json!({
         "login": login,
         "id": account.id,
-        "node_id": node_id(kind, account.id),
+        "node_id": node_id(kind, account.id.0),
         "avatar_url": "",
         "gravatar_id": "",
         "url": format!("{api}/{path}/{login}"),
@@ -382,7 +382,7 @@ pub fn organization(base: &str, org: &Account) -> Value {
     json!({
         "login": org.login,
         "id": org.id,
-        "node_id": node_id("Organization", org.id),
+        "node_id": node_id("Organization", org.id.0),
         "url": api,
         "repos_url": format!("{api}/repos"),
         "events_url": format!("{api}/events"),
@@ -401,7 +401,7 @@ pub fn repository(base: &str, repo: &SourceRepo, owner: &Account) -> Value {
     let api = format!("{base}/api/v3/repos/{full_name}");
     json!({
         "id": repo.id,
-        "node_id": node_id("Repository", repo.id),
+        "node_id": node_id("Repository", repo.id.0),
         "name": repo.name,
         "full_name": full_name,
         "private": repo.visibility != Visibility::Public,

@@ -78,6 +78,7 @@ pub fn new_guid() -> String {
 mod tests {
     use super::*;
     use crate::hooks::model::{DeliveryState, HookConfig, HookScope, LastResponse, NewDelivery};
+    use crate::ids::{AccountId, DeliveryId, HookId};
 
     #[test]
     fn signature_matches_githubs_documented_example() {
@@ -104,8 +105,8 @@ mod tests {
 
     fn hook(secret: Option<&str>) -> Hook {
         Hook {
-            id: 7,
-            scope: HookScope::Organization(3),
+            id: HookId(7),
+            scope: HookScope::Organization(AccountId(3)),
             active: true,
             events: vec!["package".into()],
             config: HookConfig {
@@ -123,9 +124,9 @@ mod tests {
 
     fn delivery() -> Delivery {
         Delivery {
-            id: 1,
+            id: DeliveryId(1),
             queued: NewDelivery {
-                hook: 7,
+                hook: HookId(7),
                 guid: new_guid(),
                 event: "package".into(),
                 action: Some("published".into()),

@@ -254,13 +254,13 @@ impl Hooks {
         };
         match outcome {
             AttemptOutcome::Delivered => {
-                tracing::debug!(hook = hook.id, delivery = delivery.id, event = %delivery.queued.event, "webhook delivered");
+                tracing::debug!(hook = %hook.id, delivery = %delivery.id, event = %delivery.queued.event, "webhook delivered");
             }
             AttemptOutcome::RetryAt(_) => {
-                tracing::info!(hook = hook.id, delivery = delivery.id, attempt = number, status = %attempt.status_text(), "webhook delivery failed; will retry");
+                tracing::info!(hook = %hook.id, delivery = %delivery.id, attempt = number, status = %attempt.status_text(), "webhook delivery failed; will retry");
             }
             AttemptOutcome::Failed => {
-                tracing::warn!(hook = hook.id, delivery = delivery.id, attempts = number, status = %attempt.status_text(), url = %hook.config.url, "webhook delivery given up");
+                tracing::warn!(hook = %hook.id, delivery = %delivery.id, attempts = number, status = %attempt.status_text(), url = %hook.config.url, "webhook delivery given up");
             }
         }
         match self
@@ -270,8 +270,8 @@ impl Hooks {
         {
             Err(err) if err.kind() == StoreErrorKind::LeaseLost => {
                 tracing::warn!(
-                    hook = hook.id,
-                    delivery = delivery.id,
+                    hook = %hook.id,
+                    delivery = %delivery.id,
                     "webhook delivery lease lost before its attempt was recorded"
                 );
                 Ok(())

@@ -60,7 +60,7 @@ fn owner(params: &HashMap<String, String>) -> HookOwner<'_> {
 }
 
 /// A numeric id from the path; anything else is 404, as GitHub answers.
-fn id(params: &HashMap<String, String>, key: &str) -> ApiResult<i64> {
+fn id<T: std::str::FromStr>(params: &HashMap<String, String>, key: &str) -> ApiResult<T> {
     params
         .get(key)
         .and_then(|text| text.parse().ok())
@@ -239,7 +239,7 @@ async fn deliveries(
     let per_page = page.per_page.unwrap_or(30).clamp(1, 100);
     let cursor = match page.cursor.as_deref() {
         None | Some("") => None,
-        Some(text) => Some(text.parse::<i64>().map_err(|_| {
+        Some(text) => Some(text.parse().map_err(|_| {
             GitHubError::invalid(
                 "Delivery",
                 "cursor",

@@ -485,15 +485,21 @@ mod tests {
             Verdict::Spent(_)
         ));
         assert!(matches!(
-            limiter.charge(Key::Credential(7), now),
+            limiter.charge(Key::Credential(CredentialId(7)), now),
             Verdict::Allowed(Quota {
                 limit: 3,
                 used: 1,
                 ..
             })
         ));
-        assert_eq!(limiter.refund(Key::Credential(7), now).unwrap().used, 0);
-        assert_eq!(limiter.refund(Key::Credential(8), now), None);
+        assert_eq!(
+            limiter
+                .refund(Key::Credential(CredentialId(7)), now)
+                .unwrap()
+                .used,
+            0
+        );
+        assert_eq!(limiter.refund(Key::Credential(CredentialId(8)), now), None);
     }
 
     #[test]
@@ -515,11 +521,11 @@ mod tests {
         });
         let t0 = Instant::now();
         for id in 0..SWEEP_AT as i64 {
-            limiter.charge(Key::Credential(id), t0);
+            limiter.charge(Key::Credential(CredentialId(id)), t0);
         }
         assert_eq!(limiter.tracked(), SWEEP_AT);
         // Both windows (the hour's and the minute's) of every key ended.
-        limiter.charge(Key::Credential(-1), t0 + MINUTE);
+        limiter.charge(Key::Credential(CredentialId(-1)), t0 + MINUTE);
         assert_eq!(limiter.tracked(), 1);
     }
 

@@ -106,7 +106,7 @@ pub async fn revoke(State(state): State<AppState>, who: Who, Path(id): Path<i64>
     state
         .auth
         .access
-        .revoke_token_as(&who.principal, id)
+        .revoke_token_as(&who.principal, berth_core::ids::CredentialId(id))
         .await?;
     Ok(no_content())
 }
@@ -121,7 +121,7 @@ pub async fn authorize_sso(
     let info = state
         .auth
         .access
-        .authorize_token_sso_as(&who.principal, id, &org)
+        .authorize_token_sso_as(&who.principal, berth_core::ids::CredentialId(id), &org)
         .await?;
     Ok(answer(StatusCode::OK, shapes::token(&who.base, &info)))
 }
@@ -226,7 +226,12 @@ pub async fn installation_token(
     let issued = state
         .auth
         .access
-        .installation_token(&secret, id, request.repositories.as_deref(), permission)
+        .installation_token(
+            &secret,
+            berth_core::ids::InstallationId(id),
+            request.repositories.as_deref(),
+            permission,
+        )
         .await;
     let issued = match issued {
         Ok(issued) => issued,

@@ -146,7 +146,7 @@ mod tests {
 
     fn claims(exp: i64) -> Claims {
         Claims {
-            sub: Some(7),
+            sub: Some(CredentialId(7)),
             access: vec![Grant {
                 kind: "repository".into(),
                 name: "acme/app".into(),

@@ -152,7 +152,7 @@ async fn link_source(
         .await
     {
         Ok(Linking::Linked { repo, inherits }) => {
-            tracing::info!(package = %name, %source, repo, inherits, "linked package to its source repository");
+            tracing::info!(package = %name, %source, %repo, inherits, "linked package to its source repository");
         }
         Ok(outcome) => {
             tracing::debug!(package = %name, %source, ?outcome, "source label ignored");

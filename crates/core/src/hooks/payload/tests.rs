@@ -3,6 +3,8 @@
 //! payload examples and GitHub's webhook reference) with neutral values. The repository object
 //! is abbreviated to the fields Berth has: GitHub's carries some eighty git-specific URLs.
 
+use crate::ids::AccountId;
+use crate::ids::{HookId, RepoId};
 use serde_json::Value;
 
 use super::*;
@@ -39,7 +41,7 @@ pub(crate) fn missing_keys(expected: &Value, actual: &Value, path: &str, out: &m
 
 fn account(id: i64, login: &str, kind: AccountKind) -> Account {
     Account {
-        id,
+        id: AccountId(id),
         login: login.into(),
         kind,
         name: None,
@@ -65,8 +67,8 @@ fn payload(event: &str, tag: Option<&str>, manifest: Option<&[u8]>) -> Value {
     let org = account(2, "acme", AccountKind::Organization);
     let pusher = account(9, "alice", AccountKind::User);
     let repo = SourceRepo {
-        id: 3,
-        owner: 2,
+        id: RepoId(3),
+        owner: AccountId(2),
         owner_login: "acme".into(),
         name: "app".into(),
         visibility: Visibility::Private,
@@ -183,8 +185,8 @@ fn a_deleted_version_without_its_manifest_still_names_its_digest() {
 #[test]
 fn hook_json_and_ping_have_githubs_keys_and_mask_the_secret() {
     let hook = Hook {
-        id: 6,
-        scope: HookScope::Repository(3),
+        id: HookId(6),
+        scope: HookScope::Repository(RepoId(3)),
         active: true,
         events: vec!["package".into()],
         config: HookConfig {
@@ -200,8 +202,8 @@ fn hook_json_and_ping_have_githubs_keys_and_mask_the_secret() {
     };
     let org = account(2, "acme", AccountKind::Organization);
     let repo = SourceRepo {
-        id: 3,
-        owner: 2,
+        id: RepoId(3),
+        owner: AccountId(2),
         owner_login: "acme".into(),
         name: "app".into(),
         visibility: Visibility::Public,
