@@ -8,13 +8,11 @@
 //! name is substituted, and the catalog must not list the package. A run collects every wrong
 //! cell and prints the whole observed matrix before failing.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-use common::{Server, anonymous_client, base64_encode, digest, push_blob, put_manifest};
+use crate::common::{Server, anonymous_client, base64_encode, digest, push_blob, put_manifest};
 use reqwest::{Client, Method, Response};
 use serde_json::{Value, json};
 

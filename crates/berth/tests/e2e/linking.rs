@@ -1,14 +1,12 @@
 //! Linking a package to its source repository from the `org.opencontainers.image.source`
 //! label or annotation of a push, over real HTTP: who can then pull it, and what is ignored.
 
-mod common;
-
+use crate::common::{
+    Server, client_with_token, digest, expect_error, push_blob, push_blob_with, put_manifest,
+};
 use berth_core::RepoName;
 use berth_core::access::store::AccessStore;
 use berth_meta_sqlite::SqliteMetadataStore;
-use common::{
-    Server, client_with_token, digest, expect_error, push_blob, push_blob_with, put_manifest,
-};
 use serde_json::json;
 
 const SOURCE: &str = "org.opencontainers.image.source";

@@ -2,19 +2,17 @@
 //! deliveries received by an HTTP server inside the test, as a scanner written for GitHub's
 //! `package` / `registry_package` webhooks would receive them.
 
-mod common;
-
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::common::{
+    Server, anonymous_client, client, client_with_token, digest, push_blob, put_manifest,
+};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use common::{
-    Server, anonymous_client, client, client_with_token, digest, push_blob, put_manifest,
-};
 use hmac::{KeyInit, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
@@ -27,10 +25,10 @@ const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 const LOOPBACK: (&str, &str) = ("BERTH_WEBHOOK_ALLOWED_NETWORKS", "127.0.0.0/8");
 
 /// GitHub's hook object, as in its documentation (the ping fixture's `hook`).
-const PING_FIXTURE: &str = include_str!("../../core/src/hooks/fixtures/github_ping.json");
+const PING_FIXTURE: &str = include_str!("../../../core/src/hooks/fixtures/github_ping.json");
 /// GitHub's `package` payload's keys.
 const PACKAGE_FIXTURE: &str =
-    include_str!("../../core/src/hooks/fixtures/github_package_published.json");
+    include_str!("../../../core/src/hooks/fixtures/github_package_published.json");
 
 // --- the API ---
 
@@ -1305,7 +1303,7 @@ impl Staller {
 #[tokio::test]
 async fn one_accounts_stalled_receivers_do_not_delay_another_accounts_deliveries() {
     let server = Server::start_with(&[LOOPBACK, ("BERTH_WEBHOOK_TIMEOUT_SECS", "5")]);
-    server.admin(&["create-org", "globex", "--owner", common::ADMIN]);
+    server.admin(&["create-org", "globex", "--owner", crate::common::ADMIN]);
     let api = Api::new(&server, &server.admin_token);
     // Answers after Berth gave up: every attempt takes the whole timeout.
     let staller = Staller::start(Duration::from_secs(30)).await;

@@ -2,9 +2,7 @@
 //! what, and the tokens it issues (classic, fine-grained, app installation, job) used on the
 //! registry.
 
-mod common;
-
-use common::{
+use crate::common::{
     Server, anonymous_client, client_with_token, digest, expect_error, push_blob_with, push_image,
 };
 use serde_json::{Value, json};
@@ -987,7 +985,7 @@ async fn app_installation_tokens_work_for_an_hour_as_x_access_token() {
     assert!(issued["expires_at"].as_str().unwrap().ends_with('Z'));
 
     // Clients log in as `x-access-token`.
-    let basic = common::base64_encode(format!("x-access-token:{token}").as_bytes());
+    let basic = crate::common::base64_encode(format!("x-access-token:{token}").as_bytes());
     let app_http = anonymous_client();
     let get = |path: &str| {
         app_http

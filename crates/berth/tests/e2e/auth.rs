@@ -1,9 +1,7 @@
 //! Authentication and authorization over real HTTP: challenges, the token endpoint, the forms
 //! of credentials clients send, and what each principal may see and do.
 
-mod common;
-
-use common::{
+use crate::common::{
     ADMIN, Server, anonymous_client, base64_encode, client, client_with_token, expect_error,
     header, push_image,
 };
@@ -246,7 +244,8 @@ async fn members_publish_packages_they_then_administer_and_scopes_gate_each_acti
     let server = Server::start();
     let writer = user_with_token(&server, "wes", true, "write:packages");
     let http = client_with_token(&writer);
-    let pushed = common::push_blob_with(&http, &server, "acme/wes-app", b"blob".to_vec()).await;
+    let pushed =
+        crate::common::push_blob_with(&http, &server, "acme/wes-app", b"blob".to_vec()).await;
     assert_eq!(
         pushed.status(),
         201,
@@ -255,7 +254,7 @@ async fn members_publish_packages_they_then_administer_and_scopes_gate_each_acti
     let response = get(&http, &server, "/v2/acme/wes-app/tags/list").await;
     assert_eq!(response.status(), 200);
     // No delete:packages scope: deleting is forbidden, and the message names the scope.
-    let digest = common::digest(b"blob");
+    let digest = crate::common::digest(b"blob");
     let response = http
         .delete(server.url(&format!("/v2/acme/wes-app/blobs/{digest}")))
         .send()
@@ -417,7 +416,7 @@ const INSUFFICIENT_SCOPE: u16 = 403;
 async fn an_upload_status_needs_pull_and_cancelling_it_needs_push() {
     let server = Server::start();
     push_image(&server, "acme/app", "v1", b"layer").await;
-    let location = common::start_upload(&server, "acme/app").await;
+    let location = crate::common::start_upload(&server, "acme/app").await;
     let pull_only = bearer(&registry_token(&client(), &server, "repository:acme/app:pull").await);
 
     let response = pull_only.get(&location).send().await.unwrap();
@@ -465,7 +464,7 @@ async fn an_upload_status_needs_pull_and_cancelling_it_needs_push() {
 async fn a_mount_challenge_names_pull_on_the_source_so_the_token_can_mount() {
     let server = Server::start();
     let blob = b"shared layer".to_vec();
-    let d = common::push_blob(&server, "acme/source", blob.clone()).await;
+    let d = crate::common::push_blob(&server, "acme/source", blob.clone()).await;
     let mount = format!("/v2/acme/target/blobs/uploads/?mount={d}&from=acme/source");
 
     let response = anonymous_client()

@@ -1,10 +1,8 @@
 //! Process lifecycle: graceful shutdown lets requests in flight finish.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{Server, client, digest};
+use crate::common::{Server, client, digest};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[tokio::test(flavor = "multi_thread")]
@@ -18,7 +16,7 @@ async fn sigterm_lets_an_upload_in_flight_finish() {
         server.host,
         blob.len()
     );
-    tcp.write_all(common::with_auth(&head).as_bytes())
+    tcp.write_all(crate::common::with_auth(&head).as_bytes())
         .await
         .unwrap();
     tcp.write_all(&blob[..100_000]).await.unwrap();

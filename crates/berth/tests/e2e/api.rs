@@ -1,9 +1,7 @@
 //! The OCI distribution API v1.1, endpoint by endpoint: every happy path against the real
 //! server, with the headers clients rely on.
 
-mod common;
-
-use common::{
+use crate::common::{
     Server, blob_files, client, digest, digest512, expect_error, files_under, header, location_url,
     push_blob, push_image, put_manifest, start_upload,
 };
@@ -185,7 +183,7 @@ async fn post_then_streamed_patch_then_put_without_body() {
     // 1.5 MiB streamed with chunked transfer encoding: no Content-Length, no Content-Range.
     let blob = bytes(1_572_864 + 17, 3);
     let d = digest(&blob);
-    let (_dir, path) = common::temp_path();
+    let (_dir, path) = crate::common::temp_path();
     let file = path.join("blob");
     std::fs::write(&file, &blob).unwrap();
     let body = reqwest::Body::from(tokio::fs::File::open(&file).await.unwrap());
@@ -306,7 +304,7 @@ async fn cancelled_upload_is_unknown() {
     let response = client().get(&location).send().await.unwrap();
     expect_error(response, 404, "BLOB_UPLOAD_UNKNOWN").await;
     assert!(
-        common::upload_files(&server).is_empty(),
+        crate::common::upload_files(&server).is_empty(),
         "cancelled upload's bytes are gone"
     );
 }
@@ -806,7 +804,12 @@ async fn catalog_paginates_with_link_headers() {
     let server = Server::start();
     let mut expected = Vec::new();
     for i in 0..7 {
-        server.admin(&["create-org", &format!("team-{i}"), "--owner", common::ADMIN]);
+        server.admin(&[
+            "create-org",
+            &format!("team-{i}"),
+            "--owner",
+            crate::common::ADMIN,
+        ]);
         expected.push(format!("acme/repo{i}"));
         expected.push(format!("team-{i}/nested/app"));
     }
@@ -833,7 +836,7 @@ async fn catalog_paginates_with_link_headers() {
 #[tokio::test]
 async fn nested_names_to_depth_five() {
     let server = Server::start();
-    server.admin(&["create-org", "a", "--owner", common::ADMIN]);
+    server.admin(&["create-org", "a", "--owner", crate::common::ADMIN]);
     for repo in ["a/b/c/d/e", "acme/blobs/manifests/tags/uploads"] {
         let layer = bytes(200, 22);
         let (d, manifest) = push_image(&server, repo, "v1", &layer).await;

@@ -2,11 +2,9 @@
 //! rate limits (`x-ratelimit-*` headers, 403 when a budget is spent, 429 past the burst
 //! limit) over real HTTP.
 
-mod common;
-
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::{ADMIN, Server, anonymous_client, header};
+use crate::common::{ADMIN, Server, anonymous_client, header};
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 

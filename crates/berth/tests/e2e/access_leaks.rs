@@ -4,13 +4,11 @@
 //! packages that do not grant their repository write (9), the `repo` scope reading internal
 //! packages and e-mail addresses shown to anyone (10).
 
-mod common;
-
-use common::access::{
+use crate::common::access::{
     OCI_MANIFEST, api, call, claims, classic, fine_grained, fine_grained_request, login,
     make_visible, member, package_setting, pull, push_manifest, repo, shape, status_and_code, user,
 };
-use common::{Server, anonymous_client, digest, push_image};
+use crate::common::{Server, anonymous_client, digest, push_image};
 use reqwest::Method;
 use serde_json::{Value, json};
 

@@ -3,12 +3,10 @@
 //! The on-disk state a `kill -9` leaves in that window is made by hand (the server killed,
 //! then the store's own API and file moves), so each case is hit every time.
 
-mod common;
-
 use std::path::PathBuf;
 
+use crate::common::{Server, client, digest, expect_error, location_url, start_upload};
 use berth_core::ports::{Lease, MetadataStore};
-use common::{Server, client, digest, expect_error, location_url, start_upload};
 
 /// `<data>/uploads/<id>` of an upload URL.
 fn upload_file(server: &Server, location: &str) -> (String, PathBuf) {
@@ -43,7 +41,7 @@ async fn patch(location: &str, bytes: Vec<u8>) -> String {
         .await
         .unwrap();
     assert_eq!(response.status(), 202);
-    common::header(&response, "location")
+    crate::common::header(&response, "location")
 }
 
 /// `url` (of a server since restarted on another port) on `server` as it is now.
@@ -154,7 +152,7 @@ async fn a_session_whose_bytes_are_gone_is_settled_not_left_failing() {
         .unwrap();
     expect_error(finish, 404, "BLOB_UPLOAD_UNKNOWN").await;
     // The client starts again, and that works.
-    let again = common::push_blob(&server, repo, whole.clone()).await;
+    let again = crate::common::push_blob(&server, repo, whole.clone()).await;
     assert_eq!(again, d);
 }
 
@@ -229,7 +227,10 @@ async fn final_puts_killed_at_any_moment_leave_no_failing_session() {
             assert_eq!(stored.bytes().await.unwrap().as_ref(), whole.as_slice());
         } else {
             // Not stored: the client starts again, and that works.
-            assert_eq!(common::push_blob(&server, repo, whole.clone()).await, d);
+            assert_eq!(
+                crate::common::push_blob(&server, repo, whole.clone()).await,
+                d
+            );
         }
     }
 }
