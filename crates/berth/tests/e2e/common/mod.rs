@@ -2,6 +2,8 @@
 #![allow(dead_code)]
 
 pub mod access;
+pub mod github;
+pub mod world;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -256,10 +258,16 @@ pub fn client() -> reqwest::Client {
 
 /// An HTTP client that sends `Authorization: Basic <user:token>`.
 pub fn client_with_token(token: &str) -> reqwest::Client {
+    login("user", token)
+}
+
+/// A registry client logging in as `user` with `token`, as `docker login` would (Berth reads
+/// only the token): it sends `Authorization: Basic <user:token>` and follows no redirects.
+pub fn login(user: &str, token: &str) -> reqwest::Client {
     let mut headers = reqwest::header::HeaderMap::new();
     let value = format!(
         "Basic {}",
-        base64_encode(format!("user:{token}").as_bytes())
+        base64_encode(format!("{user}:{token}").as_bytes())
     );
     headers.insert(
         reqwest::header::AUTHORIZATION,
