@@ -2,8 +2,8 @@
 //! server, with the headers clients rely on.
 
 use crate::common::{
-    Server, blob_files, client, digest, digest512, expect_error, files_under, header, location_url,
-    push_blob, push_image, put_manifest, start_upload,
+    Server, client, digest, digest512, expect_error, header, location_url, push_blob, push_image,
+    put_manifest, start_upload,
 };
 use serde_json::{Value, json};
 
@@ -304,7 +304,7 @@ async fn cancelled_upload_is_unknown() {
     let response = client().get(&location).send().await.unwrap();
     expect_error(response, 404, "BLOB_UPLOAD_UNKNOWN").await;
     assert!(
-        crate::common::upload_files(&server).is_empty(),
+        server.blobs().uploads_held().await.is_empty(),
         "cancelled upload's bytes are gone"
     );
 }
@@ -417,7 +417,11 @@ async fn cross_repository_mount() {
     );
     assert_eq!(header(&response, "docker-content-digest"), d);
     assert_blob(&server, "acme/target", &d, &blob).await;
-    assert_eq!(blob_files(&server, &d).len(), 1, "a mount copies no bytes");
+    assert_eq!(
+        server.blobs().blob_copies(&d.parse().unwrap()).await,
+        1,
+        "a mount copies no bytes"
+    );
 }
 
 #[tokio::test]
@@ -469,10 +473,12 @@ async fn a_blob_pushed_to_two_repositories_is_stored_once() {
     push_blob(&server, "acme/two", blob.clone()).await;
     assert_blob(&server, "acme/one", &d, &blob).await;
     assert_blob(&server, "acme/two", &d, &blob).await;
-    let files = files_under(&server.data_dir().join("blobs"));
-    assert_eq!(files.len(), 1, "one file for one content: {files:?}");
-    assert_eq!(blob_files(&server, &d).len(), 1);
-    assert_eq!(std::fs::read(&files[0]).unwrap(), blob);
+    let blobs = server.blobs();
+    let stored = blobs.stored_blobs().await;
+    assert_eq!(stored, vec![d.clone()], "one copy for one content");
+    let d = d.parse().unwrap();
+    assert_eq!(blobs.blob_copies(&d).await, 1);
+    assert_eq!(blobs.blob_bytes(&d).await, Some(blob));
 }
 
 #[tokio::test]
@@ -1052,7 +1058,7 @@ async fn sha512_digests() {
     assert_eq!(response.status(), 200);
     assert_eq!(header(&response, "content-length"), "2500");
     assert_blob(&server, "acme/app", &d, &blob).await;
-    assert_eq!(blob_files(&server, &d).len(), 1);
+    assert_eq!(server.blobs().blob_copies(&d.parse().unwrap()).await, 1);
 
     // The same through a chunked session.
     let blob = bytes(1_500, 26);

@@ -4,8 +4,7 @@
 use std::time::Duration;
 
 use crate::common::{
-    Server, blob_files, client, digest, expect_error, header, location_url, push_blob, push_image,
-    start_upload, upload_files,
+    Server, client, digest, expect_error, header, location_url, push_blob, push_image, start_upload,
 };
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -31,23 +30,21 @@ async fn assert_no_blob(server: &Server, repo: &str, d: &str) {
         .await
         .unwrap();
     assert_eq!(response.status(), 404, "blob {d} must not exist in {repo}");
-    assert!(
-        blob_files(server, d).is_empty(),
-        "no file for {d}: {:?}",
-        blob_files(server, d)
-    );
+    let copies = server.blobs().blob_copies(&d.parse().unwrap()).await;
+    assert_eq!(copies, 0, "no stored copy of {d}");
 }
 
-/// Asserts the uploads directory holds nothing (waiting briefly for a request the server may
+/// Asserts the blob store holds no upload's bytes (waiting briefly for a request the server may
 /// still be tidying up after the client went away).
 async fn assert_no_upload_files(server: &Server) {
+    let blobs = server.blobs();
     for _ in 0..100 {
-        if upload_files(server).is_empty() {
+        if blobs.uploads_held().await.is_empty() {
             return;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    panic!("leftover upload files: {:?}", upload_files(server));
+    panic!("leftover uploads: {:?}", blobs.uploads_held().await);
 }
 
 async fn tags(server: &Server, repo: &str) -> Vec<String> {
@@ -674,7 +671,7 @@ async fn invalid_names_and_tags() {
     }
     assert_eq!(tags(&server, "a").await, Vec::<String>::new());
     assert_no_manifest(&server, "a", &digest(&body)).await;
-    assert_eq!(upload_files(&server), Vec::<std::path::PathBuf>::new());
+    assert_eq!(server.blobs().uploads_held().await, Vec::<String>::new());
 }
 
 #[tokio::test]
@@ -724,7 +721,7 @@ async fn unknown_upload_ids() {
         "BLOB_UPLOAD_UNKNOWN",
     )
     .await;
-    assert!(server.data_dir().join("metadata.sqlite").exists());
+    assert!(crate::common::sqlite::database(&server).exists());
     assert_no_blob(&server, "acme/app", &d).await;
     assert_no_upload_files(&server).await;
 }

@@ -99,8 +99,9 @@ async fn abandoned_uploads_are_purged_after_their_ttl() {
         .unwrap();
     assert_eq!(patched.status(), 202);
     // What a monolithic push cut off by a crash leaves: bytes with no session.
-    let orphan = server.data_dir().join("uploads").join("orphan0123456789");
-    std::fs::write(&orphan, b"half a blob").unwrap();
+    let blobs = server.blobs();
+    let orphan = "orphan0123456789";
+    blobs.write_upload_bytes(orphan, b"half a blob").await;
 
     tokio::time::sleep(Duration::from_millis(4500)).await;
     let status = http.get(server.url(&location)).send().await.unwrap();
@@ -109,10 +110,12 @@ async fn abandoned_uploads_are_purged_after_their_ttl() {
         404,
         "an upload abandoned past its TTL is gone"
     );
-    assert!(!orphan.exists(), "orphaned upload bytes are removed");
-    let leftovers: Vec<_> = std::fs::read_dir(server.data_dir().join("uploads"))
-        .unwrap()
-        .collect();
+    assert_eq!(
+        blobs.upload_bytes(orphan).await,
+        None,
+        "orphaned upload bytes are removed"
+    );
+    let leftovers = blobs.uploads_held().await;
     assert!(
         leftovers.is_empty(),
         "no upload file remains: {leftovers:?}"
