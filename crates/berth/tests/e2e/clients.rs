@@ -2,12 +2,10 @@
 //! index per platform, an upload that survives a server restart, oras-py referrers, and
 //! containerd's ctr pushing and pulling with credentials (through `POST /token`).
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 
-use common::{Server, client, digest, have, temp_path};
+use crate::common::{Server, client, digest, have, temp_path};
 use serde_json::{Value, json};
 
 fn run(cmd: &mut Command) -> String {
@@ -33,7 +31,7 @@ fn require(tool: &str) {
 /// Runs skopeo with the current server's admin credentials (`REGISTRY_AUTH_FILE`).
 fn skopeo(args: &[&str]) -> String {
     run(Command::new("skopeo")
-        .env("REGISTRY_AUTH_FILE", common::auth_file())
+        .env("REGISTRY_AUTH_FILE", crate::common::auth_file())
         .args(["--insecure-policy"])
         .args(args))
 }
@@ -281,7 +279,7 @@ async fn chunked_upload_survives_a_server_restart() {
             "PATCH {location} HTTP/1.1\r\nHost: {}\r\nContent-Range: 1000000-1999999\r\nContent-Length: 1000000\r\n\r\n",
             server.host
         );
-        tcp.write_all(common::with_auth(&head).as_bytes())
+        tcp.write_all(crate::common::with_auth(&head).as_bytes())
             .await
             .unwrap();
         tcp.write_all(&second[..400_000]).await.unwrap();
@@ -327,7 +325,7 @@ async fn oras_pushes_referrers_listed_and_filtered_by_artifact_type() {
     );
     let server = Server::start();
     let (subject, subject_bytes) =
-        common::push_image(&server, "acme/app", "v1", b"the image").await;
+        crate::common::push_image(&server, "acme/app", "v1", b"the image").await;
     let (_keep, dir) = temp_path();
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -339,7 +337,7 @@ async fn oras_pushes_referrers_listed_and_filtered_by_artifact_type() {
     ] {
         let printed = run(Command::new("python3")
             .current_dir(&dir)
-            .env("ORAS_USER", common::ADMIN)
+            .env("ORAS_USER", crate::common::ADMIN)
             .env("ORAS_PASSWORD", &server.admin_token)
             .args([
                 script,
@@ -490,7 +488,7 @@ fn skopeo_logs_in_with_a_classic_token_copies_as_that_user_and_pulls_a_public_pa
 
     // Bob makes his package public; then anyone pulls it without logging in.
     let made_public = tokio::runtime::Runtime::new().unwrap().block_on(async {
-        common::client_with_token(&token)
+        crate::common::client_with_token(&token)
             .patch(server.url("/api/v3/orgs/acme/packages/container/bob-app"))
             .body(r#"{"visibility":"public"}"#)
             .send()
@@ -622,7 +620,7 @@ fn containerd_pushes_and_pulls_with_credentials_through_the_oauth2_token_endpoin
         return;
     };
     let server = Server::start();
-    let user = format!("{}:{}", common::ADMIN, server.admin_token);
+    let user = format!("{}:{}", crate::common::ADMIN, server.admin_token);
     let (_keep, dir) = temp_path();
 
     // Push: an image imported into containerd, pushed with credentials (containerd asks

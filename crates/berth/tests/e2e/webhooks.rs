@@ -2,19 +2,19 @@
 //! deliveries received by an HTTP server inside the test, as a scanner written for GitHub's
 //! `package` / `registry_package` webhooks would receive them.
 
-mod common;
-
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::common::github::Api;
+use crate::common::world::World;
+use crate::common::{
+    Server, anonymous_client, client, client_with_token, digest, push_blob, put_manifest,
+};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use common::{
-    Server, anonymous_client, client, client_with_token, digest, push_blob, put_manifest,
-};
 use hmac::{KeyInit, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
@@ -27,69 +27,12 @@ const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 const LOOPBACK: (&str, &str) = ("BERTH_WEBHOOK_ALLOWED_NETWORKS", "127.0.0.0/8");
 
 /// GitHub's hook object, as in its documentation (the ping fixture's `hook`).
-const PING_FIXTURE: &str = include_str!("../../core/src/hooks/fixtures/github_ping.json");
+const PING_FIXTURE: &str = include_str!("../../../core/src/hooks/fixtures/github_ping.json");
 /// GitHub's `package` payload's keys.
 const PACKAGE_FIXTURE: &str =
-    include_str!("../../core/src/hooks/fixtures/github_package_published.json");
+    include_str!("../../../core/src/hooks/fixtures/github_package_published.json");
 
 // --- the API ---
-
-/// A client of the API authenticated GitHub-style (`Authorization: token …`).
-struct Api<'a> {
-    server: &'a Server,
-    token: String,
-}
-
-impl<'a> Api<'a> {
-    fn new(server: &'a Server, token: &str) -> Self {
-        Api {
-            server,
-            token: token.to_owned(),
-        }
-    }
-
-    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let url = self.server.url(&format!("/api/v3{path}"));
-        let mut request = anonymous_client()
-            .request(method.parse().expect("method"), url)
-            .header("authorization", format!("token {}", self.token));
-        if let Some(body) = body {
-            request = request.body(body.to_string());
-        }
-        let response = request.send().await.expect("API call");
-        let status = response.status().as_u16();
-        let text = response.text().await.expect("body");
-        let value = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
-        };
-        (status, value)
-    }
-
-    async fn expect(&self, method: &str, path: &str, body: Option<Value>, status: u16) -> Value {
-        let (got, value) = self.call(method, path, body).await;
-        assert_eq!(got, status, "{method} {path}: {value}");
-        value
-    }
-
-    /// `GET path` until `done` holds for its body (Berth records an attempt just after the
-    /// receiver answered it), at most 10 s; the body.
-    async fn until(&self, path: &str, done: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let value = self.expect("GET", path, None, 200).await;
-            if done(&value) {
-                return value;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "GET {path} never got there: {value}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
 
 // --- the receiver ---
 
@@ -356,14 +299,9 @@ async fn hook(api: &Api<'_>, collection: &str, config: Value, extra: Value) -> V
 #[tokio::test]
 async fn hooks_are_managed_in_githubs_shapes_and_ping_on_creation() {
     let server = Server::start_with(&[LOOPBACK]);
+    let world = World::new(&server);
     let api = Api::new(&server, &server.admin_token);
-    api.expect(
-        "POST",
-        "/orgs/acme/repos",
-        Some(json!({ "name": "app", "private": true })),
-        201,
-    )
-    .await;
+    world.repo("app", "private").await;
     let receiver = Receiver::start().await;
     let created = hook(
         &api,
@@ -821,28 +759,15 @@ async fn a_tag_moved_to_an_existing_version_is_updated_and_deliveries_can_be_red
 #[tokio::test]
 async fn only_admins_manage_hooks_and_hidden_collections_are_not_found() {
     let server = Server::start_with(&[LOOPBACK]);
+    let world = World::new(&server);
     let api = Api::new(&server, &server.admin_token);
-    api.expect(
-        "POST",
-        "/orgs/acme/repos",
-        Some(json!({ "name": "secret-app", "private": true })),
-        201,
-    )
-    .await;
-    api.expect(
-        "POST",
-        "/orgs/acme/repos",
-        Some(json!({ "name": "shared", "private": true })),
-        201,
-    )
-    .await;
-    let bob = server.admin(&[
-        "create-user",
-        "bob",
-        "--token-scopes",
-        "read:packages,write:packages,repo,admin:org",
-    ]);
-    server.admin(&["add-collaborator", "acme/shared", "bob", "--role", "write"]);
+    world.repo("secret-app", "private").await;
+    world.repo("shared", "private").await;
+    let bob = world
+        .user("bob")
+        .scopes("read:packages,write:packages,repo,admin:org")
+        .await;
+    world.collaborator("shared", "bob", "push").await;
     let bob_api = Api::new(&server, &bob);
     let body = json!({ "config": { "url": "http://127.0.0.1:9/hook" } });
     // A private repository bob cannot see: 404, as if missing.
@@ -1305,7 +1230,8 @@ impl Staller {
 #[tokio::test]
 async fn one_accounts_stalled_receivers_do_not_delay_another_accounts_deliveries() {
     let server = Server::start_with(&[LOOPBACK, ("BERTH_WEBHOOK_TIMEOUT_SECS", "5")]);
-    server.admin(&["create-org", "globex", "--owner", common::ADMIN]);
+    server.admin(&["create-org", "globex", "--owner", crate::common::ADMIN]);
+    let world = World::new(&server);
     let api = Api::new(&server, &server.admin_token);
     // Answers after Berth gave up: every attempt takes the whole timeout.
     let staller = Staller::start(Duration::from_secs(30)).await;
@@ -1356,13 +1282,7 @@ async fn one_accounts_stalled_receivers_do_not_delay_another_accounts_deliveries
             && message.contains("webhook_max_hooks_per_account"),
         "{message}"
     );
-    api.expect(
-        "POST",
-        "/orgs/acme/repos",
-        Some(json!({ "name": "app", "private": true })),
-        201,
-    )
-    .await;
+    world.repo("app", "private").await;
     api.expect(
         "POST",
         "/repos/acme/app/hooks",

@@ -3,9 +3,9 @@
 //! deletion and restore of versions and packages, and the multi-arch rule shared with the
 //! registry's DELETE.
 
-mod common;
-
-use common::{Server, client, client_with_token, digest, expect_error, push_blob, put_manifest};
+use crate::common::{
+    Server, client, client_with_token, digest, expect_error, push_blob, put_manifest,
+};
 use serde_json::{Value, json};
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";

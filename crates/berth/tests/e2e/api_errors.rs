@@ -1,13 +1,10 @@
 //! Bad input, request by request: each answers the spec's code and status with the JSON error
 //! body, and leaves nothing behind — asserted by reading the state back over HTTP and on disk.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{
-    Server, blob_files, client, digest, expect_error, header, location_url, push_blob, push_image,
-    start_upload, upload_files,
+use crate::common::{
+    Server, client, digest, expect_error, header, location_url, push_blob, push_image, start_upload,
 };
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -33,23 +30,21 @@ async fn assert_no_blob(server: &Server, repo: &str, d: &str) {
         .await
         .unwrap();
     assert_eq!(response.status(), 404, "blob {d} must not exist in {repo}");
-    assert!(
-        blob_files(server, d).is_empty(),
-        "no file for {d}: {:?}",
-        blob_files(server, d)
-    );
+    let copies = server.blobs().blob_copies(&d.parse().unwrap()).await;
+    assert_eq!(copies, 0, "no stored copy of {d}");
 }
 
-/// Asserts the uploads directory holds nothing (waiting briefly for a request the server may
+/// Asserts the blob store holds no upload's bytes (waiting briefly for a request the server may
 /// still be tidying up after the client went away).
 async fn assert_no_upload_files(server: &Server) {
+    let blobs = server.blobs();
     for _ in 0..100 {
-        if upload_files(server).is_empty() {
+        if blobs.uploads_held().await.is_empty() {
             return;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    panic!("leftover upload files: {:?}", upload_files(server));
+    panic!("leftover uploads: {:?}", blobs.uploads_held().await);
 }
 
 async fn tags(server: &Server, repo: &str) -> Vec<String> {
@@ -225,7 +220,7 @@ async fn truncated_monolithic_body_stores_nothing() {
         "POST /v2/acme/app/blobs/uploads/?digest={d} HTTP/1.1\r\nHost: {}\r\nContent-Length: 1000\r\nContent-Type: application/octet-stream\r\n\r\n",
         server.host
     );
-    tcp.write_all(common::with_auth(&head).as_bytes())
+    tcp.write_all(crate::common::with_auth(&head).as_bytes())
         .await
         .unwrap();
     tcp.write_all(&blob[..500]).await.unwrap();
@@ -411,7 +406,9 @@ async fn raw_exchange(server: &Server, head: String, body: Vec<u8>) -> (u16, Val
     // The write half is handed back, not dropped: a half-closed connection tells hyper the
     // client went away, and it drops the answer it was about to send.
     let writer = tokio::spawn(async move {
-        write.write_all(common::with_auth(&head).as_bytes()).await?;
+        write
+            .write_all(crate::common::with_auth(&head).as_bytes())
+            .await?;
         write.write_all(&body).await?;
         write.flush().await?;
         Ok::<_, std::io::Error>(write)
@@ -636,17 +633,17 @@ async fn manifest_put_by_a_digest_of_other_bytes() {
     assert_no_manifest(&server, "acme/app", &claimed).await;
     assert_no_manifest(&server, "acme/app", &digest(&body)).await;
     // A sha512 URL over bytes whose sha256 was given.
-    let sha512_url = common::digest512(b"other bytes");
+    let sha512_url = crate::common::digest512(b"other bytes");
     let response =
         put_manifest_raw(&server, "acme/app", &sha512_url, OCI_MANIFEST, body.clone()).await;
     expect_error(response, 400, "DIGEST_INVALID").await;
-    assert_no_manifest(&server, "acme/app", &common::digest512(&body)).await;
+    assert_no_manifest(&server, "acme/app", &crate::common::digest512(&body)).await;
 }
 
 #[tokio::test]
 async fn invalid_names_and_tags() {
     let server = Server::start();
-    server.admin(&["create-org", "a", "--owner", common::ADMIN]);
+    server.admin(&["create-org", "a", "--owner", crate::common::ADMIN]);
     for path in [
         "/v2/Bad/Name/tags/list",
         "/v2/acme//app/tags/list",
@@ -674,7 +671,7 @@ async fn invalid_names_and_tags() {
     }
     assert_eq!(tags(&server, "a").await, Vec::<String>::new());
     assert_no_manifest(&server, "a", &digest(&body)).await;
-    assert_eq!(upload_files(&server), Vec::<std::path::PathBuf>::new());
+    assert_eq!(server.blobs().uploads_held().await, Vec::<String>::new());
 }
 
 #[tokio::test]
@@ -724,7 +721,7 @@ async fn unknown_upload_ids() {
         "BLOB_UPLOAD_UNKNOWN",
     )
     .await;
-    assert!(server.data_dir().join("metadata.sqlite").exists());
+    assert!(crate::common::sqlite::database(&server).exists());
     assert_no_blob(&server, "acme/app", &d).await;
     assert_no_upload_files(&server).await;
 }
@@ -869,7 +866,7 @@ async fn unsupported_methods() {
 /// announced length arrived; what the server answered (possibly nothing).
 async fn send_truncated(server: &Server, head: &str, body: &[u8]) -> String {
     let mut tcp = tokio::net::TcpStream::connect(&server.host).await.unwrap();
-    tcp.write_all(common::with_auth(head).as_bytes())
+    tcp.write_all(crate::common::with_auth(head).as_bytes())
         .await
         .unwrap();
     tcp.write_all(body).await.unwrap();
@@ -1083,7 +1080,7 @@ async fn reading_a_malformed_reference_is_manifest_unknown_and_pushing_one_is_in
         .unwrap();
     expect_error(response, 404, "MANIFEST_UNKNOWN").await;
     // Authorization still comes first: no credentials, no answer about the repository.
-    let response = common::anonymous_client()
+    let response = crate::common::anonymous_client()
         .get(server.url("/v2/acme/app/manifests/-bad"))
         .send()
         .await

@@ -2,6 +2,9 @@
 #![allow(dead_code)]
 
 pub mod access;
+pub mod github;
+pub mod sqlite;
+pub mod world;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -9,6 +12,7 @@ use std::process::{Child, Command, Stdio};
 
 use std::sync::Mutex;
 
+use berth_testkit::inspect::{BlobInspector, FsInspector};
 use bytes::Bytes;
 use sha2::{Digest as _, Sha256};
 
@@ -80,9 +84,27 @@ impl Server {
         admin(self.data.path(), &self.env, args)
     }
 
+    /// Runs `berth admin <args>` on this server's data directory, succeed or fail; its output.
+    pub fn try_admin(&self, args: &[&str]) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_berth"))
+            .args(["admin", "--data-dir"])
+            .arg(self.data.path())
+            .args(args)
+            .env("BERTH_LOG", "warn")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .output()
+            .expect("run berth admin")
+    }
+
     /// The data directory.
     pub fn data_dir(&self) -> &Path {
         self.data.path()
+    }
+
+    /// The inspector of this server's blob store: what it holds, and crash states made by
+    /// hand. The one place the suites choose a blob backend's inspector.
+    pub fn blobs(&self) -> Box<dyn BlobInspector> {
+        Box::new(FsInspector::new(self.data.path()))
     }
 
     /// Stops the server (SIGKILL: no chance to tidy up) and starts it again over the same data.
@@ -256,10 +278,16 @@ pub fn client() -> reqwest::Client {
 
 /// An HTTP client that sends `Authorization: Basic <user:token>`.
 pub fn client_with_token(token: &str) -> reqwest::Client {
+    login("user", token)
+}
+
+/// A registry client logging in as `user` with `token`, as `docker login` would (Berth reads
+/// only the token): it sends `Authorization: Basic <user:token>` and follows no redirects.
+pub fn login(user: &str, token: &str) -> reqwest::Client {
     let mut headers = reqwest::header::HeaderMap::new();
     let value = format!(
         "Basic {}",
-        base64_encode(format!("user:{token}").as_bytes())
+        base64_encode(format!("{user}:{token}").as_bytes())
     );
     headers.insert(
         reqwest::header::AUTHORIZATION,
@@ -379,43 +407,6 @@ pub fn temp_path() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().to_path_buf();
     (dir, path)
-}
-
-/// Every regular file under `dir`, recursively (none when `dir` does not exist).
-pub fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.map_while(Result::ok) {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                files.push(path);
-            }
-        }
-    }
-    files
-}
-
-/// Files under `<data_dir>/blobs` whose name is the hex part of `digest`.
-pub fn blob_files(server: &Server, digest: &str) -> Vec<PathBuf> {
-    let hex = digest.split_once(':').map_or(digest, |(_, hex)| hex);
-    files_under(&server.data_dir().join("blobs"))
-        .into_iter()
-        .filter(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().contains(hex))
-        })
-        .collect()
-}
-
-/// Files left under `<data_dir>/uploads`.
-pub fn upload_files(server: &Server) -> Vec<PathBuf> {
-    files_under(&server.data_dir().join("uploads"))
 }
 
 /// `sha512:<hex>` of `bytes`.

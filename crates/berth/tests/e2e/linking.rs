@@ -1,12 +1,8 @@
 //! Linking a package to its source repository from the `org.opencontainers.image.source`
 //! label or annotation of a push, over real HTTP: who can then pull it, and what is ignored.
 
-mod common;
-
-use berth_core::RepoName;
-use berth_core::access::store::{DirectoryStore, PackageStore};
-use berth_meta_sqlite::SqliteMetadataStore;
-use common::{
+use crate::common::sqlite::link_of;
+use crate::common::{
     Server, client_with_token, digest, expect_error, push_blob, push_blob_with, put_manifest,
 };
 use serde_json::json;
@@ -133,26 +129,6 @@ async fn pull_status(server: &Server, token: &str, repo: &str, tag: &str) -> u16
         expect_error(response, 404, "NAME_UNKNOWN").await;
     }
     status
-}
-
-/// The package's link as the store holds it: `(owner/name of the repository, inherits)`.
-async fn link_of(server: &Server, package: &str) -> Option<(String, bool)> {
-    let store = SqliteMetadataStore::open_shared(&server.data_dir().join("metadata.sqlite"))
-        .await
-        .expect("open the metadata database");
-    let name: RepoName = package.parse().expect("package name");
-    let target = store.target(&name, None).await.expect("read the package");
-    let package = target.package.expect("the package exists");
-    let linked = package.linked?;
-    let repo = store
-        .repo_by_id(linked.id)
-        .await
-        .expect("read the repository")
-        .expect("the linked repository exists");
-    Some((
-        format!("{}/{}", repo.owner_login, repo.name),
-        package.inherits,
-    ))
 }
 
 #[tokio::test]
@@ -412,12 +388,7 @@ async fn the_forge_is_configurable() {
 async fn admin_refuses_bad_repository_commands() {
     let server = Server::start();
     server.admin(&["create-repo", "acme/app", "--visibility", "public"]);
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
-        .args(["admin", "--data-dir"])
-        .arg(server.data_dir())
-        .args(["create-repo", "acme/app"])
-        .output()
-        .expect("run berth admin");
+    let output = server.try_admin(&["create-repo", "acme/app"]);
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("already has a repository"), "{stderr}");
@@ -429,12 +400,7 @@ async fn admin_refuses_bad_repository_commands() {
         &["add-collaborator", "acme/app", "nobody", "--role", "read"],
         &["add-collaborator", "acme/app", "admin", "--role", "owner"],
     ] {
-        let output = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
-            .args(["admin", "--data-dir"])
-            .arg(server.data_dir())
-            .args(args)
-            .output()
-            .expect("run berth admin");
+        let output = server.try_admin(args);
         assert!(!output.status.success(), "{args:?} should fail");
     }
 }

@@ -1,37 +1,15 @@
 //! Uploads a stopped process left half-finished: a final `PUT` killed between moving the bytes
 //! to their content address and committing the metadata, and a session whose file is gone.
-//! The on-disk state a `kill -9` leaves in that window is made by hand (the server killed,
-//! then the store's own API and file moves), so each case is hit every time.
+//! The state a `kill -9` leaves in that window is made by hand (the server killed, then the
+//! metadata store's own API and the blob store's inspector), so each case is hit every time.
 
-mod common;
+use crate::common::sqlite::verified_by_a_final_put;
+use crate::common::{Server, client, digest, expect_error, location_url, start_upload};
 
-use std::path::PathBuf;
-
-use berth_core::ports::{Lease, UploadStore};
-use common::{Server, client, digest, expect_error, location_url, start_upload};
-
-/// `<data>/uploads/<id>` of an upload URL.
-fn upload_file(server: &Server, location: &str) -> (String, PathBuf) {
-    let id = location
-        .split('?')
-        .next()
-        .unwrap()
-        .rsplit('/')
-        .next()
-        .unwrap()
-        .to_owned();
-    let path = server.data_dir().join("uploads").join(&id);
-    (id, path)
-}
-
-/// `<data>/blobs/sha256/<xx>/<hex>` of `digest`.
-fn blob_path(server: &Server, digest: &str) -> PathBuf {
-    let hex = digest.trim_start_matches("sha256:");
-    server
-        .data_dir()
-        .join("blobs/sha256")
-        .join(&hex[..2])
-        .join(hex)
+/// The upload id of an upload URL.
+fn upload_id(location: &str) -> String {
+    let path = location.split('?').next().unwrap();
+    path.rsplit('/').next().unwrap().to_owned()
 }
 
 async fn patch(location: &str, bytes: Vec<u8>) -> String {
@@ -43,7 +21,7 @@ async fn patch(location: &str, bytes: Vec<u8>) -> String {
         .await
         .unwrap();
     assert_eq!(response.status(), 202);
-    common::header(&response, "location")
+    crate::common::header(&response, "location")
 }
 
 /// `url` (of a server since restarted on another port) on `server` as it is now.
@@ -73,33 +51,16 @@ async fn interrupted_finish(moved: bool) {
     let d = digest(&whole);
     server.kill();
 
-    let (id, file) = upload_file(&server, &location);
-    let db = server.data_dir().join("metadata.sqlite");
-    let store = berth_meta_sqlite::SqliteMetadataStore::open(&db)
-        .await
-        .unwrap();
-    let name = repo.parse().unwrap();
-    let Lease::Granted(_) = store
-        .lease_upload(&name, &id, "crashed-put", 0, i64::MAX)
-        .await
-        .unwrap()
-    else {
-        panic!("lease the session as the final PUT did")
-    };
+    let id = upload_id(&location);
+    let blobs = server.blobs();
     // The final PUT appended its body, verified the whole, and recorded that...
-    let mut bytes = std::fs::read(&file).unwrap();
+    let mut bytes = blobs.upload_bytes(&id).await.expect("the upload's bytes");
     bytes.extend_from_slice(&tail);
-    std::fs::write(&file, &bytes).unwrap();
-    store
-        .mark_upload_verified(&id, "crashed-put", &d.parse().unwrap(), whole.len() as u64)
-        .await
-        .unwrap();
-    drop(store);
+    blobs.write_upload_bytes(&id, &bytes).await;
+    verified_by_a_final_put(&server, repo, &id, &d, whole.len()).await;
     // ...and, in the second case, moved the bytes to their address before it was killed.
     if moved {
-        let target = blob_path(&server, &d);
-        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
-        std::fs::rename(&file, &target).unwrap();
+        blobs.move_upload_to_blob(&id, &d.parse().unwrap()).await;
     }
 
     server.restart();
@@ -112,7 +73,11 @@ async fn interrupted_finish(moved: bool) {
     assert_eq!(got.bytes().await.unwrap().as_ref(), whole.as_slice());
     let status = client().get(on(&server, &location)).send().await.unwrap();
     expect_error(status, 404, "BLOB_UPLOAD_UNKNOWN").await;
-    assert!(!file.exists(), "no upload file is left behind");
+    assert_eq!(
+        blobs.upload_bytes(&id).await,
+        None,
+        "no upload file is left behind"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -138,10 +103,10 @@ async fn a_session_whose_bytes_are_gone_is_settled_not_left_failing() {
     let next = patch(&location, whole.clone()).await;
     let location = location_url(&server, &next, None);
     server.kill();
-    let (_, file) = upload_file(&server, &location);
-    let target = blob_path(&server, &d);
-    std::fs::create_dir_all(target.parent().unwrap()).unwrap();
-    std::fs::rename(&file, &target).unwrap();
+    server
+        .blobs()
+        .move_upload_to_blob(&upload_id(&location), &d.parse().unwrap())
+        .await;
 
     server.restart();
     let location = on(&server, &location);
@@ -154,7 +119,7 @@ async fn a_session_whose_bytes_are_gone_is_settled_not_left_failing() {
         .unwrap();
     expect_error(finish, 404, "BLOB_UPLOAD_UNKNOWN").await;
     // The client starts again, and that works.
-    let again = common::push_blob(&server, repo, whole.clone()).await;
+    let again = crate::common::push_blob(&server, repo, whole.clone()).await;
     assert_eq!(again, d);
 }
 
@@ -166,8 +131,10 @@ async fn a_request_to_a_session_whose_bytes_are_gone_gets_upload_unknown() {
     let location = start_upload(&server, "acme/gone").await;
     let next = patch(&location, vec![4u8; 10_000]).await;
     let location = location_url(&server, &next, None);
-    let (_, file) = upload_file(&server, &location);
-    std::fs::remove_file(&file).unwrap();
+    server
+        .blobs()
+        .remove_upload_bytes(&upload_id(&location))
+        .await;
     let response = client()
         .patch(&location)
         .header("content-type", "application/octet-stream")
@@ -229,7 +196,10 @@ async fn final_puts_killed_at_any_moment_leave_no_failing_session() {
             assert_eq!(stored.bytes().await.unwrap().as_ref(), whole.as_slice());
         } else {
             // Not stored: the client starts again, and that works.
-            assert_eq!(common::push_blob(&server, repo, whole.clone()).await, d);
+            assert_eq!(
+                crate::common::push_blob(&server, repo, whole.clone()).await,
+                d
+            );
         }
     }
 }

@@ -1,10 +1,8 @@
 //! Process lifecycle: graceful shutdown lets requests in flight finish.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{Server, client, digest};
+use crate::common::{Server, client, digest};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[tokio::test(flavor = "multi_thread")]
@@ -18,7 +16,7 @@ async fn sigterm_lets_an_upload_in_flight_finish() {
         server.host,
         blob.len()
     );
-    tcp.write_all(common::with_auth(&head).as_bytes())
+    tcp.write_all(crate::common::with_auth(&head).as_bytes())
         .await
         .unwrap();
     tcp.write_all(&blob[..100_000]).await.unwrap();
@@ -101,8 +99,9 @@ async fn abandoned_uploads_are_purged_after_their_ttl() {
         .unwrap();
     assert_eq!(patched.status(), 202);
     // What a monolithic push cut off by a crash leaves: bytes with no session.
-    let orphan = server.data_dir().join("uploads").join("orphan0123456789");
-    std::fs::write(&orphan, b"half a blob").unwrap();
+    let blobs = server.blobs();
+    let orphan = "orphan0123456789";
+    blobs.write_upload_bytes(orphan, b"half a blob").await;
 
     tokio::time::sleep(Duration::from_millis(4500)).await;
     let status = http.get(server.url(&location)).send().await.unwrap();
@@ -111,10 +110,12 @@ async fn abandoned_uploads_are_purged_after_their_ttl() {
         404,
         "an upload abandoned past its TTL is gone"
     );
-    assert!(!orphan.exists(), "orphaned upload bytes are removed");
-    let leftovers: Vec<_> = std::fs::read_dir(server.data_dir().join("uploads"))
-        .unwrap()
-        .collect();
+    assert_eq!(
+        blobs.upload_bytes(orphan).await,
+        None,
+        "orphaned upload bytes are removed"
+    );
+    let leftovers = blobs.uploads_held().await;
     assert!(
         leftovers.is_empty(),
         "no upload file remains: {leftovers:?}"

@@ -1,22 +1,12 @@
 //! Authentication and authorization over real HTTP: challenges, the token endpoint, the forms
 //! of credentials clients send, and what each principal may see and do.
 
-mod common;
-
-use common::{
+use crate::common::world::World;
+use crate::common::{
     ADMIN, Server, anonymous_client, base64_encode, client, client_with_token, expect_error,
     header, push_image,
 };
 use serde_json::Value;
-
-/// Creates user `login`, a member of `acme` when `member`, with a classic token of `scopes`.
-fn user_with_token(server: &Server, login: &str, member: bool, scopes: &str) -> String {
-    let token = server.admin(&["create-user", login, "--token-scopes", scopes]);
-    if member {
-        server.admin(&["add-member", "acme", login]);
-    }
-    token
-}
 
 async fn get(http: &reqwest::Client, server: &Server, path: &str) -> reqwest::Response {
     http.get(server.url(path)).send().await.expect("GET")
@@ -65,7 +55,11 @@ async fn without_credentials_every_route_answers_401_with_a_bearer_challenge() {
 async fn the_token_endpoint_grants_the_intersection_of_the_scope_and_the_principals_rights() {
     let server = Server::start();
     push_image(&server, "acme/app", "v1", b"layer").await;
-    let reader = user_with_token(&server, "rita", true, "read:packages");
+    let reader = World::new(&server)
+        .user("rita")
+        .scopes("read:packages")
+        .member("member")
+        .await;
     // Rita is a member, but her token lacks write:packages: she cannot create a package.
     let rita = client_with_token(&reader);
     let response = rita
@@ -193,12 +187,12 @@ async fn basic_raw_bearer_and_base64_bearer_tokens_all_work_as_the_seeds_use_the
 async fn a_private_package_is_indistinguishable_from_a_missing_one_for_outsiders() {
     let server = Server::start();
     push_image(&server, "acme/app", "v1", b"layer").await;
-    let outsider = client_with_token(&user_with_token(
-        &server,
-        "olga",
-        false,
-        "read:packages,write:packages,delete:packages",
-    ));
+    let outsider = client_with_token(
+        &World::new(&server)
+            .user("olga")
+            .scopes("read:packages,write:packages,delete:packages")
+            .await,
+    );
     let existing = get(&outsider, &server, "/v2/acme/app/manifests/v1").await;
     let missing = get(&outsider, &server, "/v2/acme/nothing/manifests/v1").await;
     let existing_message = expect_error(existing, 404, "NAME_UNKNOWN").await;
@@ -244,9 +238,14 @@ async fn a_private_package_is_indistinguishable_from_a_missing_one_for_outsiders
 #[tokio::test]
 async fn members_publish_packages_they_then_administer_and_scopes_gate_each_action() {
     let server = Server::start();
-    let writer = user_with_token(&server, "wes", true, "write:packages");
+    let writer = World::new(&server)
+        .user("wes")
+        .scopes("write:packages")
+        .member("member")
+        .await;
     let http = client_with_token(&writer);
-    let pushed = common::push_blob_with(&http, &server, "acme/wes-app", b"blob".to_vec()).await;
+    let pushed =
+        crate::common::push_blob_with(&http, &server, "acme/wes-app", b"blob".to_vec()).await;
     assert_eq!(
         pushed.status(),
         201,
@@ -255,7 +254,7 @@ async fn members_publish_packages_they_then_administer_and_scopes_gate_each_acti
     let response = get(&http, &server, "/v2/acme/wes-app/tags/list").await;
     assert_eq!(response.status(), 200);
     // No delete:packages scope: deleting is forbidden, and the message names the scope.
-    let digest = common::digest(b"blob");
+    let digest = crate::common::digest(b"blob");
     let response = http
         .delete(server.url(&format!("/v2/acme/wes-app/blobs/{digest}")))
         .send()
@@ -347,7 +346,10 @@ async fn failed_authentications_are_rate_limited_per_address() {
 #[tokio::test]
 async fn token_uses_are_recorded_off_the_request_path() {
     let mut server = Server::start();
-    let token = user_with_token(&server, "tess", false, "read:packages");
+    let token = World::new(&server)
+        .user("tess")
+        .scopes("read:packages")
+        .await;
     let unused = server.admin(&["list-tokens", "tess"]);
     let columns = |listing: &str| -> Vec<String> {
         listing
@@ -417,7 +419,7 @@ const INSUFFICIENT_SCOPE: u16 = 403;
 async fn an_upload_status_needs_pull_and_cancelling_it_needs_push() {
     let server = Server::start();
     push_image(&server, "acme/app", "v1", b"layer").await;
-    let location = common::start_upload(&server, "acme/app").await;
+    let location = crate::common::start_upload(&server, "acme/app").await;
     let pull_only = bearer(&registry_token(&client(), &server, "repository:acme/app:pull").await);
 
     let response = pull_only.get(&location).send().await.unwrap();
@@ -465,7 +467,7 @@ async fn an_upload_status_needs_pull_and_cancelling_it_needs_push() {
 async fn a_mount_challenge_names_pull_on_the_source_so_the_token_can_mount() {
     let server = Server::start();
     let blob = b"shared layer".to_vec();
-    let d = common::push_blob(&server, "acme/source", blob.clone()).await;
+    let d = crate::common::push_blob(&server, "acme/source", blob.clone()).await;
     let mount = format!("/v2/acme/target/blobs/uploads/?mount={d}&from=acme/source");
 
     let response = anonymous_client()

@@ -2,94 +2,18 @@
 //! what, and the tokens it issues (classic, fine-grained, app installation, job) used on the
 //! registry.
 
-mod common;
-
-use common::{
+use crate::common::github::{Api, github_error};
+use crate::common::world::World;
+use crate::common::{
     Server, anonymous_client, client_with_token, digest, expect_error, push_blob_with, push_image,
 };
 use serde_json::{Value, json};
 
-/// A client of the API authenticated GitHub-style (`Authorization: token …`).
-struct Api<'a> {
-    server: &'a Server,
-    http: reqwest::Client,
-    token: Option<String>,
-}
-
-impl<'a> Api<'a> {
-    fn new(server: &'a Server, token: &str) -> Self {
-        Api {
-            server,
-            http: anonymous_client(),
-            token: Some(token.to_owned()),
-        }
-    }
-
-    fn anonymous(server: &'a Server) -> Self {
-        Api {
-            server,
-            http: anonymous_client(),
-            token: None,
-        }
-    }
-
-    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let url = self.server.url(&format!("/api/v3{path}"));
-        let mut request = self
-            .http
-            .request(method.parse().expect("method"), url)
-            .header("accept", "application/vnd.github+json");
-        if let Some(token) = &self.token {
-            request = request.header("authorization", format!("token {token}"));
-        }
-        if let Some(body) = body {
-            request = request.body(body.to_string());
-        }
-        let response = request.send().await.expect("API call");
-        let status = response.status().as_u16();
-        let text = response.text().await.expect("body");
-        let value = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
-        };
-        (status, value)
-    }
-
-    /// Calls and asserts the status; the body.
-    async fn expect(&self, method: &str, path: &str, body: Option<Value>, status: u16) -> Value {
-        let (got, value) = self.call(method, path, body).await;
-        assert_eq!(got, status, "{method} {path}: {value}");
-        value
-    }
-}
-
-/// Asserts a GitHub-shaped error body.
-fn github_error(value: &Value) -> &str {
-    assert!(
-        value["documentation_url"].is_string(),
-        "documentation_url missing: {value}"
-    );
-    value["message"].as_str().expect("message")
-}
-
-/// Creates user `login` through the API and a classic token of `scopes` for them.
-async fn user(server: &Server, admin: &Api<'_>, login: &str, scopes: &str) -> String {
-    admin
-        .expect(
-            "POST",
-            "/admin/users",
-            Some(json!({ "login": login, "email": format!("{login}@example.com") })),
-            201,
-        )
-        .await;
-    server.admin(&["create-token", login, "--scopes", scopes])
-}
-
 #[tokio::test]
 async fn site_admin_creates_users_and_organizations_in_github_enterprise_shapes() {
     let server = Server::start();
-    let admin = Api::new(&server, &server.admin_token);
+    let world = World::new(&server);
+    let admin = world.admin();
 
     let bob = admin
         .expect(
@@ -125,9 +49,7 @@ async fn site_admin_creates_users_and_organizations_in_github_enterprise_shapes(
     let (status, body) = admin.call("POST", "/admin/users", None).await.clone();
     assert_eq!(status, 422, "{body}");
     let garbled = admin
-        .http
-        .post(server.url("/api/v3/admin/users"))
-        .header("authorization", format!("token {}", server.admin_token))
+        .request("POST", "/admin/users")
         .body("{nope")
         .send()
         .await
@@ -208,9 +130,18 @@ async fn site_admin_creates_users_and_organizations_in_github_enterprise_shapes(
 #[tokio::test]
 async fn org_owners_manage_members_teams_and_repositories() {
     let server = Server::start();
-    let admin = Api::new(&server, &server.admin_token);
-    let dana = user(&server, &admin, "dana", "read:packages,repo").await;
-    let erin = user(&server, &admin, "erin", "read:packages,repo").await;
+    let world = World::new(&server);
+    let admin = world.admin();
+    let dana = world
+        .user("dana")
+        .email("dana@example.com")
+        .scopes("read:packages,repo")
+        .await;
+    let erin = world
+        .user("erin")
+        .email("erin@example.com")
+        .scopes("read:packages,repo")
+        .await;
 
     admin
         .expect(
@@ -399,8 +330,13 @@ async fn org_owners_manage_members_teams_and_repositories() {
 #[tokio::test]
 async fn package_settings_visibility_roles_and_linking() {
     let server = Server::start();
-    let admin = Api::new(&server, &server.admin_token);
-    let frank = user(&server, &admin, "frank", "read:packages,write:packages").await;
+    let world = World::new(&server);
+    let admin = world.admin();
+    let frank = world
+        .user("frank")
+        .email("frank@example.com")
+        .scopes("read:packages,write:packages")
+        .await;
     let (digest, _) = push_image(&server, "acme/api/worker", "v1", b"worker").await;
     let path = "/orgs/acme/packages/container/api%2Fworker";
     let manifest = format!("/v2/acme/api/worker/manifests/{digest}");
@@ -630,7 +566,11 @@ async fn package_settings_visibility_roles_and_linking() {
     let (owned, _) = push_image(&server, "acme/owned-new", "v1", b"owned").await;
     let member_push = push_blob_with(&frank_http, &server, "acme/frank-new", b"f".to_vec()).await;
     assert_eq!(member_push.status(), 201);
-    let outsider = user(&server, &admin, "olaf", "read:packages").await;
+    let outsider = world
+        .user("olaf")
+        .email("olaf@example.com")
+        .scopes("read:packages")
+        .await;
     let outsider = client_with_token(&outsider);
     let internal = outsider
         .get(server.url(&format!("/v2/acme/owned-new/manifests/{owned}")))
@@ -655,8 +595,13 @@ async fn package_settings_visibility_roles_and_linking() {
 #[tokio::test]
 async fn tokens_are_created_listed_and_revoked_through_the_api() {
     let server = Server::start();
-    let admin = Api::new(&server, &server.admin_token);
-    let grace = user(&server, &admin, "grace", "read:packages,write:packages").await;
+    let world = World::new(&server);
+    let admin = world.admin();
+    let grace = world
+        .user("grace")
+        .email("grace@example.com")
+        .scopes("read:packages,write:packages")
+        .await;
     admin
         .expect(
             "PUT",
@@ -819,7 +764,8 @@ async fn push_image_with(http: &reqwest::Client, server: &Server, repo: &str) ->
 #[tokio::test]
 async fn job_tokens_push_only_to_their_repositorys_packages() {
     let server = Server::start();
-    let admin = Api::new(&server, &server.admin_token);
+    let world = World::new(&server);
+    let admin = world.admin();
     for repo in ["app", "other"] {
         admin
             .expect(
@@ -900,7 +846,11 @@ async fn job_tokens_push_only_to_their_repositorys_packages() {
     Api::new(&server, token)
         .expect("GET", "/user", None, 403)
         .await;
-    let reader = user(&server, &admin, "ivan", "repo").await;
+    let reader = world
+        .user("ivan")
+        .email("ivan@example.com")
+        .scopes("repo")
+        .await;
     admin
         .expect(
             "PUT",
@@ -922,7 +872,8 @@ async fn job_tokens_push_only_to_their_repositorys_packages() {
 #[tokio::test]
 async fn app_installation_tokens_work_for_an_hour_as_x_access_token() {
     let server = Server::start_with(&[("BERTH_APP_TOKEN_TTL_SECS", "2")]);
-    let admin = Api::new(&server, &server.admin_token);
+    let world = World::new(&server);
+    let admin = world.admin();
     admin
         .expect(
             "POST",
@@ -987,7 +938,7 @@ async fn app_installation_tokens_work_for_an_hour_as_x_access_token() {
     assert!(issued["expires_at"].as_str().unwrap().ends_with('Z'));
 
     // Clients log in as `x-access-token`.
-    let basic = common::base64_encode(format!("x-access-token:{token}").as_bytes());
+    let basic = crate::common::base64_encode(format!("x-access-token:{token}").as_bytes());
     let app_http = anonymous_client();
     let get = |path: &str| {
         app_http

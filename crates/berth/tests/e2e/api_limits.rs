@@ -2,11 +2,10 @@
 //! rate limits (`x-ratelimit-*` headers, 403 when a budget is spent, 429 past the burst
 //! limit) over real HTTP.
 
-mod common;
-
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::{ADMIN, Server, anonymous_client, header};
+use crate::common::github::Api;
+use crate::common::{ADMIN, Server, anonymous_client, header};
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 
@@ -21,15 +20,7 @@ async fn call(
     token: Option<&str>,
     headers: &[(&str, &str)],
 ) -> reqwest::Response {
-    let mut request = anonymous_client()
-        .request(
-            method.parse().expect("method"),
-            server.url(&format!("/api/v3{path}")),
-        )
-        .header("accept", "application/vnd.github+json");
-    if let Some(token) = token {
-        request = request.header("authorization", format!("token {token}"));
-    }
+    let mut request = Api::maybe(server, token).request(method, path);
     for (name, value) in headers {
         request = request.header(*name, *value);
     }

@@ -1,11 +1,9 @@
 //! The OCI distribution API v1.1, endpoint by endpoint: every happy path against the real
 //! server, with the headers clients rely on.
 
-mod common;
-
-use common::{
-    Server, blob_files, client, digest, digest512, expect_error, files_under, header, location_url,
-    push_blob, push_image, put_manifest, start_upload,
+use crate::common::{
+    Server, client, digest, digest512, expect_error, header, location_url, push_blob, push_image,
+    put_manifest, start_upload,
 };
 use serde_json::{Value, json};
 
@@ -185,7 +183,7 @@ async fn post_then_streamed_patch_then_put_without_body() {
     // 1.5 MiB streamed with chunked transfer encoding: no Content-Length, no Content-Range.
     let blob = bytes(1_572_864 + 17, 3);
     let d = digest(&blob);
-    let (_dir, path) = common::temp_path();
+    let (_dir, path) = crate::common::temp_path();
     let file = path.join("blob");
     std::fs::write(&file, &blob).unwrap();
     let body = reqwest::Body::from(tokio::fs::File::open(&file).await.unwrap());
@@ -306,7 +304,7 @@ async fn cancelled_upload_is_unknown() {
     let response = client().get(&location).send().await.unwrap();
     expect_error(response, 404, "BLOB_UPLOAD_UNKNOWN").await;
     assert!(
-        common::upload_files(&server).is_empty(),
+        server.blobs().uploads_held().await.is_empty(),
         "cancelled upload's bytes are gone"
     );
 }
@@ -419,7 +417,11 @@ async fn cross_repository_mount() {
     );
     assert_eq!(header(&response, "docker-content-digest"), d);
     assert_blob(&server, "acme/target", &d, &blob).await;
-    assert_eq!(blob_files(&server, &d).len(), 1, "a mount copies no bytes");
+    assert_eq!(
+        server.blobs().blob_copies(&d.parse().unwrap()).await,
+        1,
+        "a mount copies no bytes"
+    );
 }
 
 #[tokio::test]
@@ -471,10 +473,12 @@ async fn a_blob_pushed_to_two_repositories_is_stored_once() {
     push_blob(&server, "acme/two", blob.clone()).await;
     assert_blob(&server, "acme/one", &d, &blob).await;
     assert_blob(&server, "acme/two", &d, &blob).await;
-    let files = files_under(&server.data_dir().join("blobs"));
-    assert_eq!(files.len(), 1, "one file for one content: {files:?}");
-    assert_eq!(blob_files(&server, &d).len(), 1);
-    assert_eq!(std::fs::read(&files[0]).unwrap(), blob);
+    let blobs = server.blobs();
+    let stored = blobs.stored_blobs().await;
+    assert_eq!(stored, vec![d.clone()], "one copy for one content");
+    let d = d.parse().unwrap();
+    assert_eq!(blobs.blob_copies(&d).await, 1);
+    assert_eq!(blobs.blob_bytes(&d).await, Some(blob));
 }
 
 #[tokio::test]
@@ -806,7 +810,12 @@ async fn catalog_paginates_with_link_headers() {
     let server = Server::start();
     let mut expected = Vec::new();
     for i in 0..7 {
-        server.admin(&["create-org", &format!("team-{i}"), "--owner", common::ADMIN]);
+        server.admin(&[
+            "create-org",
+            &format!("team-{i}"),
+            "--owner",
+            crate::common::ADMIN,
+        ]);
         expected.push(format!("acme/repo{i}"));
         expected.push(format!("team-{i}/nested/app"));
     }
@@ -833,7 +842,7 @@ async fn catalog_paginates_with_link_headers() {
 #[tokio::test]
 async fn nested_names_to_depth_five() {
     let server = Server::start();
-    server.admin(&["create-org", "a", "--owner", common::ADMIN]);
+    server.admin(&["create-org", "a", "--owner", crate::common::ADMIN]);
     for repo in ["a/b/c/d/e", "acme/blobs/manifests/tags/uploads"] {
         let layer = bytes(200, 22);
         let (d, manifest) = push_image(&server, repo, "v1", &layer).await;
@@ -1049,7 +1058,7 @@ async fn sha512_digests() {
     assert_eq!(response.status(), 200);
     assert_eq!(header(&response, "content-length"), "2500");
     assert_blob(&server, "acme/app", &d, &blob).await;
-    assert_eq!(blob_files(&server, &d).len(), 1);
+    assert_eq!(server.blobs().blob_copies(&d.parse().unwrap()).await, 1);
 
     // The same through a chunked session.
     let blob = bytes(1_500, 26);

@@ -8,14 +8,13 @@
 //! name is substituted, and the catalog must not list the package. A run collects every wrong
 //! cell and prints the whole observed matrix before failing.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-use common::{Server, anonymous_client, base64_encode, digest, push_blob, put_manifest};
-use reqwest::{Client, Method, Response};
+use crate::common::world::{FineGrained, World};
+use crate::common::{Server, anonymous_client, digest, login, push_blob, put_manifest};
+use reqwest::{Client, Response};
 use serde_json::{Value, json};
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -741,192 +740,7 @@ fn report(name: &str, matrix: &Matrix<'_>, found: &Findings, started: Instant) {
     );
 }
 
-// --- setting up, through the management API -------------------------------------------------
-
-/// Calls `/api/v3<path>` with `authorization`, asserting success; the JSON answer.
-async fn api_as(
-    server: &Server,
-    authorization: &str,
-    method: Method,
-    path: &str,
-    body: Value,
-) -> Value {
-    let response = anonymous_client()
-        .request(method.clone(), server.url(&format!("/api/v3{path}")))
-        .header("authorization", authorization)
-        .json(&body)
-        .send()
-        .await
-        .expect("API request");
-    let status = response.status();
-    let text = response.text().await.unwrap_or_default();
-    assert!(
-        status.is_success(),
-        "{method} /api/v3{path}: {status} {text}"
-    );
-    serde_json::from_str(&text).unwrap_or(Value::Null)
-}
-
-/// Calls the API with a Berth token (`Authorization: token …`).
-async fn api(server: &Server, token: &str, method: Method, path: &str, body: Value) -> Value {
-    api_as(server, &format!("token {token}"), method, path, body).await
-}
-
-/// Creates user `login` (as the site administrator) and returns a classic token of theirs with
-/// every package scope, `repo` and `admin:org`, to create their other tokens with.
-async fn user(server: &Server, login: &str) -> String {
-    api(
-        server,
-        &server.admin_token,
-        Method::POST,
-        "/admin/users",
-        json!({ "login": login }),
-    )
-    .await;
-    server.admin(&[
-        "create-token",
-        login,
-        "--scopes",
-        "read:packages,write:packages,delete:packages,repo,admin:org",
-    ])
-}
-
-/// A classic token of the user behind `own`, with `scopes`: its id and secret.
-async fn classic(server: &Server, own: &str, note: &str, scopes: &[&str]) -> (i64, String) {
-    let token = api(
-        server,
-        own,
-        Method::POST,
-        "/user/tokens",
-        json!({ "note": note, "scopes": scopes }),
-    )
-    .await;
-    (
-        token["id"].as_i64().expect("token id"),
-        token["token"].as_str().expect("token").to_owned(),
-    )
-}
-
-/// A fine-grained token of the user behind `own` for `acme`.
-async fn fine_grained(
-    server: &Server,
-    own: &str,
-    packages: &[&str],
-    repositories: &[&str],
-    permission: &str,
-) -> String {
-    let token = api(
-        server,
-        own,
-        Method::POST,
-        "/user/tokens",
-        json!({
-            "type": "fine_grained",
-            "note": "matrix",
-            "resource_owner": "acme",
-            "packages": packages,
-            "repositories": repositories,
-            "permissions": { "packages": permission },
-        }),
-    )
-    .await;
-    token["token"].as_str().expect("token").to_owned()
-}
-
-/// Sets something of an `acme` package (`setting` is empty for the package itself).
-async fn package_setting(
-    server: &Server,
-    method: Method,
-    package: &str,
-    setting: &str,
-    body: Value,
-) {
-    let short = package.trim_start_matches("acme/").replace('/', "%2F");
-    api(
-        server,
-        &server.admin_token,
-        method,
-        &format!("/orgs/acme/packages/container/{short}{setting}"),
-        body,
-    )
-    .await;
-}
-
-/// An app installed on `acme` for all repositories with `permission`: its secret and
-/// installation id.
-async fn app(server: &Server, slug: &str, permission: &str) -> (String, i64) {
-    let admin = &server.admin_token;
-    let app = api(
-        server,
-        admin,
-        Method::POST,
-        "/apps",
-        json!({ "slug": slug }),
-    )
-    .await;
-    let secret = app["client_secret"].as_str().expect("secret").to_owned();
-    let installation = api(
-        server,
-        admin,
-        Method::POST,
-        &format!("/apps/{slug}/installations"),
-        json!({ "account": "acme", "permissions": { "packages": permission } }),
-    )
-    .await;
-    (
-        secret,
-        installation["id"].as_i64().expect("installation id"),
-    )
-}
-
-/// An installation token, optionally narrowed.
-async fn installation_token(
-    server: &Server,
-    secret: &str,
-    installation: i64,
-    narrow: Value,
-) -> String {
-    let token = api_as(
-        server,
-        &format!("Bearer {secret}"),
-        Method::POST,
-        &format!("/app/installations/{installation}/access_tokens"),
-        narrow,
-    )
-    .await;
-    token["token"].as_str().expect("token").to_owned()
-}
-
-/// A job token of repository `acme/<repo>`.
-async fn job_token(server: &Server, repo: &str, body: Value) -> String {
-    let token = api(
-        server,
-        &server.admin_token,
-        Method::POST,
-        &format!("/repos/acme/{repo}/actions/job-tokens"),
-        body,
-    )
-    .await;
-    token["token"].as_str().expect("token").to_owned()
-}
-
-/// A registry client logging in as `user` with `token`, as `docker login` would.
-fn login(user: &str, token: &str) -> Client {
-    let mut headers = reqwest::header::HeaderMap::new();
-    let value = format!(
-        "Basic {}",
-        base64_encode(format!("{user}:{token}").as_bytes())
-    );
-    headers.insert(
-        reqwest::header::AUTHORIZATION,
-        value.parse().expect("header"),
-    );
-    Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .default_headers(headers)
-        .build()
-        .expect("client")
-}
+// --- setting up --------------------------------------------------------------------------
 
 async fn publish_all(server: &Server, packages: &[&str]) -> BTreeMap<String, Image> {
     let mut images = BTreeMap::new();
@@ -941,72 +755,35 @@ async fn publish_all(server: &Server, packages: &[&str]) -> BTreeMap<String, Ima
 #[tokio::test]
 async fn every_principal_kind_on_every_kind_of_package_for_every_action() {
     let server = Server::start_with(&[NO_FAILURE_LIMIT]);
+    let world = World::new(&server);
     let admin = server.admin_token.clone();
     let started = Instant::now();
 
     // People and their places in the organization.
-    let olivia = user(&server, "olivia").await;
-    let mark_token = user(&server, "mark").await;
-    let tina = user(&server, "tina").await;
-    let oscar = user(&server, "oscar").await;
-    let nora = user(&server, "nora").await;
+    let olivia = world.user("olivia").await;
+    let mark_token = world.user("mark").await;
+    let tina = world.user("tina").await;
+    let oscar = world.user("oscar").await;
+    let nora = world.user("nora").await;
     for (login, role) in [("olivia", "admin"), ("mark", "member"), ("tina", "member")] {
-        api(
-            &server,
-            &admin,
-            Method::PUT,
-            &format!("/orgs/acme/memberships/{login}"),
-            json!({ "role": role }),
-        )
-        .await;
+        world.member(login, role).await;
     }
     for repo in ["app", "other"] {
-        api(
-            &server,
-            &admin,
-            Method::POST,
-            "/orgs/acme/repos",
-            json!({ "name": repo, "visibility": "private" }),
+        world.repo(repo, "private").await;
+    }
+    world
+        .team(
+            "devs",
+            json!({ "maintainers": ["tina"], "repo_names": ["app"], "permission": "pull" }),
         )
         .await;
-    }
-    api(
-        &server,
-        &admin,
-        Method::POST,
-        "/orgs/acme/teams",
-        json!({ "name": "devs", "maintainers": ["tina"], "repo_names": ["app"], "permission": "pull" }),
-    )
-    .await;
-    api(
-        &server,
-        &admin,
-        Method::PUT,
-        "/repos/acme/app/collaborators/oscar",
-        json!({ "permission": "push" }),
-    )
-    .await;
+    world.collaborator("app", "oscar", "push").await;
 
     // The packages and their settings.
     let images = publish_all(&server, PACKAGES).await;
-    let setting =
-        |package, setting, body| package_setting(&server, Method::PUT, package, setting, body);
-    package_setting(
-        &server,
-        Method::PATCH,
-        "acme/int",
-        "",
-        json!({ "visibility": "internal" }),
-    )
-    .await;
-    package_setting(
-        &server,
-        Method::PATCH,
-        "acme/pub",
-        "",
-        json!({ "visibility": "public" }),
-    )
-    .await;
+    let setting = |package, setting, body| world.package("PUT", package, setting, body);
+    world.visibility("acme/int", "internal").await;
+    world.visibility("acme/pub", "public").await;
     setting("acme/priv", "/teams/devs", json!({ "role": "write" })).await;
     setting(
         "acme/priv",
@@ -1043,46 +820,40 @@ async fn every_principal_kind_on_every_kind_of_package_for_every_action() {
     // The principals.
     let mut clients = BTreeMap::new();
     let mut add = |who: &str, client: Client| clients.insert(who.to_owned(), client);
-    let job_expired = job_token(
-        &server,
-        "app",
-        json!({ "permissions": { "packages": "write" }, "expires_in": 1 }),
-    )
-    .await;
+    let job_expired = world
+        .job_token(
+            "app",
+            json!({ "permissions": { "packages": "write" }, "expires_in": 1 }),
+        )
+        .await;
     let job_expires = Instant::now() + Duration::from_millis(1100);
     add("anonymous", anonymous_client());
     add("site-admin", login("admin", &admin));
     let full = ALL_PACKAGE_SCOPES;
     add(
         "owner",
-        login("olivia", &classic(&server, &olivia, "owner", full).await.1),
+        login("olivia", &world.classic(&olivia, full).await.1),
     );
     add(
         "member",
-        login(
-            "mark",
-            &classic(&server, &mark_token, "member", full).await.1,
-        ),
+        login("mark", &world.classic(&mark_token, full).await.1),
     );
     add(
         "team-member",
-        login("tina", &classic(&server, &tina, "team", full).await.1),
+        login("tina", &world.classic(&tina, full).await.1),
     );
     add(
         "collaborator",
-        login("oscar", &classic(&server, &oscar, "collab", full).await.1),
+        login("oscar", &world.classic(&oscar, full).await.1),
     );
     let no_repo = &["read:packages", "write:packages", "delete:packages"];
     add(
         "collab-no-repo",
-        login(
-            "oscar",
-            &classic(&server, &oscar, "no repo", no_repo).await.1,
-        ),
+        login("oscar", &world.classic(&oscar, no_repo).await.1),
     );
     add(
         "outsider",
-        login("nora", &classic(&server, &nora, "outsider", full).await.1),
+        login("nora", &world.classic(&nora, full).await.1),
     );
     for (who, scopes) in [
         ("pat-read", &["read:packages"][..]),
@@ -1094,37 +865,54 @@ async fn every_principal_kind_on_every_kind_of_package_for_every_action() {
     ] {
         add(
             who,
-            login("olivia", &classic(&server, &olivia, who, scopes).await.1),
+            login("olivia", &world.classic(&olivia, scopes).await.1),
         );
     }
-    let fine_write = fine_grained(
-        &server,
-        &tina,
-        &["priv", "new-fine-grained-write"],
-        &["app"],
-        "write",
-    )
-    .await;
+    let fine_write = world
+        .fine_grained(
+            &tina,
+            FineGrained {
+                owner: "acme",
+                packages: &["priv", "new-fine-grained-write"],
+                repositories: &["app"],
+                permission: "write",
+            },
+        )
+        .await;
     add("fine-grained-write", login("tina", &fine_write));
-    let fine_read = fine_grained(&server, &olivia, &["shared"], &[], "read").await;
+    let fine_read = world
+        .fine_grained(
+            &olivia,
+            FineGrained {
+                owner: "acme",
+                packages: &["shared"],
+                repositories: &[],
+                permission: "read",
+            },
+        )
+        .await;
     add("fine-grained-read", login("olivia", &fine_read));
-    let (secret, installation) = app(&server, "ci-bot", "write").await;
-    let app_write = installation_token(&server, &secret, installation, json!({})).await;
+    let (secret, installation) = world.app("ci-bot", "write").await;
+    let app_write = world
+        .installation_token(&secret, installation, json!({}))
+        .await;
     add("app-write", login("x-access-token", &app_write));
     let narrowed = json!({ "repositories": ["app"], "permissions": { "packages": "read" } });
-    let app_read = installation_token(&server, &secret, installation, narrowed).await;
+    let app_read = world
+        .installation_token(&secret, installation, narrowed)
+        .await;
     add("app-read", login("x-access-token", &app_read));
     let write = json!({ "permissions": { "packages": "write" } });
     add(
         "job-linked",
         login(
             "x-access-token",
-            &job_token(&server, "app", write.clone()).await,
+            &world.job_token("app", write.clone()).await,
         ),
     );
     add(
         "job-other",
-        login("x-access-token", &job_token(&server, "other", write).await),
+        login("x-access-token", &world.job_token("other", write).await),
     );
     add("job-expired", login("x-access-token", &job_expired));
     let expired = server.admin(&[
@@ -1136,15 +924,11 @@ async fn every_principal_kind_on_every_kind_of_package_for_every_action() {
         "0",
     ]);
     add("pat-expired", login("olivia", &expired));
-    let (revoked_id, revoked) = classic(&server, &olivia, "revoked", full).await;
-    api(
-        &server,
-        &olivia,
-        Method::DELETE,
-        &format!("/user/tokens/{revoked_id}"),
-        Value::Null,
-    )
-    .await;
+    let (revoked_id, revoked) = world.classic(&olivia, full).await;
+    world
+        .as_user(&olivia)
+        .ok("DELETE", &format!("/user/tokens/{revoked_id}"), None)
+        .await;
     add("pat-revoked", login("olivia", &revoked));
     tokio::time::sleep(job_expires.saturating_duration_since(Instant::now())).await;
     eprintln!("fixture ready in {:.1?}", started.elapsed());
@@ -1164,49 +948,31 @@ async fn every_principal_kind_on_every_kind_of_package_for_every_action() {
 #[tokio::test]
 async fn sso_authorization_and_expired_app_tokens() {
     let server = Server::start_with(&[NO_FAILURE_LIMIT, ("BERTH_APP_TOKEN_TTL_SECS", "1")]);
+    let world = World::new(&server);
     let admin = server.admin_token.clone();
     let started = Instant::now();
 
-    let olivia = user(&server, "olivia").await;
-    let mark_token = user(&server, "mark").await;
+    let olivia = world.user("olivia").await;
+    let mark_token = world.user("mark").await;
     for (login, role) in [("olivia", "admin"), ("mark", "member")] {
-        api(
-            &server,
-            &admin,
-            Method::PUT,
-            &format!("/orgs/acme/memberships/{login}"),
-            json!({ "role": role }),
-        )
-        .await;
+        world.member(login, role).await;
     }
     let images = publish_all(&server, SSO_PACKAGES).await;
-    package_setting(
-        &server,
-        Method::PATCH,
-        "acme/int",
-        "",
-        json!({ "visibility": "internal" }),
-    )
-    .await;
-    package_setting(
-        &server,
-        Method::PATCH,
-        "acme/pub",
-        "",
-        json!({ "visibility": "public" }),
-    )
-    .await;
-    package_setting(
-        &server,
-        Method::PUT,
-        "acme/priv",
-        "/collaborators/mark",
-        json!({ "role": "read" }),
-    )
-    .await;
+    world.visibility("acme/int", "internal").await;
+    world.visibility("acme/pub", "public").await;
+    world
+        .package(
+            "PUT",
+            "acme/priv",
+            "/collaborators/mark",
+            json!({ "role": "read" }),
+        )
+        .await;
 
-    let (secret, installation) = app(&server, "ci-bot", "read").await;
-    let app_expired = installation_token(&server, &secret, installation, json!({})).await;
+    let (secret, installation) = world.app("ci-bot", "read").await;
+    let app_expired = world
+        .installation_token(&secret, installation, json!({}))
+        .await;
     let app_expires = Instant::now() + Duration::from_millis(1100);
 
     let mut clients = BTreeMap::new();
@@ -1215,33 +981,29 @@ async fn sso_authorization_and_expired_app_tokens() {
     let scopes = &["read:packages", "write:packages", "delete:packages"];
     for (person, own) in [("owner", &olivia), ("member", &mark_token)] {
         let login_name = if person == "owner" { "olivia" } else { "mark" };
-        let (id, authorized) = classic(&server, own, "sso", scopes).await;
-        api(
-            &server,
-            own,
-            Method::PUT,
-            &format!("/user/tokens/{id}/sso/acme"),
-            Value::Null,
-        )
-        .await;
+        let (id, authorized) = world.classic(own, scopes).await;
+        world.authorize_sso(own, id).await;
         clients.insert(format!("{person}-sso"), login(login_name, &authorized));
-        let (_, unauthorized) = classic(&server, own, "no sso", scopes).await;
+        let (_, unauthorized) = world.classic(own, scopes).await;
         clients.insert(format!("{person}-no-sso"), login(login_name, &unauthorized));
     }
-    let fine = fine_grained(&server, &mark_token, &["priv"], &[], "read").await;
+    let fine = world
+        .fine_grained(
+            &mark_token,
+            FineGrained {
+                owner: "acme",
+                packages: &["priv"],
+                repositories: &[],
+                permission: "read",
+            },
+        )
+        .await;
     clients.insert("fine-grained".to_owned(), login("mark", &fine));
     clients.insert(
         "app-expired".to_owned(),
         login("x-access-token", &app_expired),
     );
-    api(
-        &server,
-        &admin,
-        Method::PUT,
-        "/orgs/acme/sso",
-        json!({ "required": true }),
-    )
-    .await;
+    world.require_sso("acme").await;
     tokio::time::sleep(app_expires.saturating_duration_since(Instant::now())).await;
 
     let matrix = Matrix {

@@ -2,12 +2,10 @@
 //! logins from a shared address, forged forwarding and `Host` headers. Every test talks to the
 //! real server over TCP.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::{Server, anonymous_client, client, client_with_token, digest, start_upload};
+use crate::common::{Server, anonymous_client, client, client_with_token, digest, start_upload};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
@@ -112,7 +110,7 @@ async fn a_stalled_upload_body_frees_its_connection_and_the_upload_resumes() {
         server.host,
         blob.len()
     );
-    tcp.write_all(common::with_auth(&head).as_bytes())
+    tcp.write_all(crate::common::with_auth(&head).as_bytes())
         .await
         .unwrap();
     tcp.write_all(&blob[..100_000]).await.unwrap();
@@ -147,13 +145,13 @@ async fn a_stalled_upload_body_frees_its_connection_and_the_upload_resumes() {
 async fn a_response_the_client_does_not_read_is_abandoned() {
     let server = Server::start_with(&[("BERTH_SEND_TIMEOUT_SECS", "1")]);
     let blob = vec![9u8; 64 << 20];
-    let d = common::push_blob(&server, "acme/slowreader", blob).await;
+    let d = crate::common::push_blob(&server, "acme/slowreader", blob).await;
     let mut tcp = TcpStream::connect(&server.host).await.unwrap();
     let head = format!(
         "GET /v2/acme/slowreader/blobs/{d} HTTP/1.1\r\nHost: {}\r\n\r\n",
         server.host
     );
-    tcp.write_all(common::with_auth(&head).as_bytes())
+    tcp.write_all(crate::common::with_auth(&head).as_bytes())
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_secs(4)).await;
@@ -333,7 +331,7 @@ async fn forwarding_headers_from_an_untrusted_peer_are_ignored() {
 }
 
 fn realm(response: &reqwest::Response) -> String {
-    let challenge = common::header(response, "www-authenticate");
+    let challenge = crate::common::header(response, "www-authenticate");
     challenge
         .split("realm=\"")
         .nth(1)
@@ -408,10 +406,10 @@ async fn an_account_may_have_only_so_many_uploads_open() {
         .send()
         .await
         .unwrap();
-    let message = common::expect_error(over, 429, "TOOMANYREQUESTS").await;
+    let message = crate::common::expect_error(over, 429, "TOOMANYREQUESTS").await;
     assert!(message.contains("cancel"), "{message}");
     // Another account is not affected.
-    start_upload(&server, &format!("{}/mine", common::ADMIN)).await;
+    start_upload(&server, &format!("{}/mine", crate::common::ADMIN)).await;
     // Cancelling one makes room.
     let cancelled = client().delete(open.pop().unwrap()).send().await.unwrap();
     assert_eq!(cancelled.status(), 204);
@@ -435,14 +433,14 @@ async fn the_bytes_of_an_accounts_open_uploads_are_capped() {
     let second = start_upload(&server, "acme/big").await;
     assert_eq!(patch_status(&first, 600_000).await.status(), 202);
     let over = patch_status(&second, 600_000).await;
-    let message = common::expect_error(over, 403, "DENIED").await;
+    let message = crate::common::expect_error(over, 403, "DENIED").await;
     assert!(message.contains("acme"), "{message}");
     // Nothing of the refused request was kept; what fits still goes in.
     let status = client().get(&second).send().await.unwrap();
-    assert_eq!(common::header(&status, "range"), "0-0");
+    assert_eq!(crate::common::header(&status, "range"), "0-0");
     assert_eq!(patch_status(&second, 300_000).await.status(), 202);
     // Another account has its own allowance.
-    let mine = start_upload(&server, &format!("{}/mine", common::ADMIN)).await;
+    let mine = start_upload(&server, &format!("{}/mine", crate::common::ADMIN)).await;
     assert_eq!(patch_status(&mine, 900_000).await.status(), 202);
 }
 

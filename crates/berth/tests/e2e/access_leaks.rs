@@ -4,13 +4,10 @@
 //! packages that do not grant their repository write (9), the `repo` scope reading internal
 //! packages and e-mail addresses shown to anyone (10).
 
-mod common;
-
-use common::access::{
-    OCI_MANIFEST, api, call, claims, classic, fine_grained, fine_grained_request, login,
-    make_visible, member, package_setting, pull, push_manifest, repo, shape, status_and_code, user,
-};
-use common::{Server, anonymous_client, digest, push_image};
+use crate::common::access::{OCI_MANIFEST, claims, pull, push_manifest, shape, status_and_code};
+use crate::common::github::Api;
+use crate::common::world::{FineGrained, World};
+use crate::common::{Server, anonymous_client, client_with_token, digest, push_image};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -25,23 +22,19 @@ const FULL: &[&str] = &["read:packages", "write:packages", "delete:packages", "r
 #[tokio::test]
 async fn linking_a_hidden_package_answers_as_linking_a_missing_one() {
     let server = Server::start();
-    let nora = user(&server, "nora", None).await;
+    let world = World::new(&server);
+    let nora = world.user("nora").await;
     push_image(&server, "acme/secret", "v1", b"hidden layer").await;
-    repo(&server, "app", "public").await;
+    world.repo("app", "public").await;
 
     let link = |package: &str| {
         let path = format!("/orgs/acme/packages/container/{package}/repository");
         let server = &server;
         let nora = nora.clone();
         async move {
-            call(
-                server,
-                Some(&nora),
-                Method::PUT,
-                &path,
-                json!({ "repository": "app" }),
-            )
-            .await
+            Api::new(server, &nora)
+                .send("PUT", &path, Some(json!({ "repository": "app" })))
+                .await
         }
     };
     let hidden = shape(link("secret").await, "acme/secret").await;
@@ -59,11 +52,12 @@ async fn linking_a_hidden_package_answers_as_linking_a_missing_one() {
 #[tokio::test]
 async fn a_blob_of_a_hidden_package_answers_as_one_of_a_missing_package() {
     let server = Server::start();
-    let mark = user(&server, "mark", None).await;
-    member(&server, "mark", "member").await;
+    let world = World::new(&server);
+    let mark = world.user("mark").await;
+    world.member("mark", "member").await;
     push_image(&server, "acme/secret", "v1", b"hidden layer").await;
     let layer = digest(b"hidden layer");
-    let http = login(&mark);
+    let http = client_with_token(&mark);
 
     for method in [Method::GET, Method::HEAD] {
         let get = |name: &str| {
@@ -98,13 +92,14 @@ async fn a_blob_of_a_hidden_package_answers_as_one_of_a_missing_package() {
 #[tokio::test]
 async fn the_token_endpoint_grants_on_a_hidden_package_what_it_grants_on_a_missing_one() {
     let server = Server::start();
-    let mark = user(&server, "mark", None).await;
-    let nora = user(&server, "nora", None).await;
-    member(&server, "mark", "member").await;
+    let world = World::new(&server);
+    let mark = world.user("mark").await;
+    let nora = world.user("nora").await;
+    world.member("mark", "member").await;
     push_image(&server, "acme/secret", "v1", b"hidden layer").await;
 
     for (who, token) in [("member", &mark), ("outsider", &nora)] {
-        let http = login(token);
+        let http = client_with_token(token);
         let mut granted = Vec::new();
         for name in ["acme/secret", MISSING] {
             let response = http
@@ -125,7 +120,7 @@ async fn the_token_endpoint_grants_on_a_hidden_package_what_it_grants_on_a_missi
         );
     }
     // The grant is no key: the registry still decides every request.
-    let http = login(&mark);
+    let http = client_with_token(&mark);
     let response = http
         .get(server.url("/token?service=berth&scope=repository:acme/secret:pull"))
         .send()
@@ -148,44 +143,27 @@ async fn the_token_endpoint_grants_on_a_hidden_package_what_it_grants_on_a_missi
 #[tokio::test]
 async fn fine_grained_tokens_read_only_the_internal_packages_they_select() {
     let server = Server::start();
-    let admin = server.admin_token.clone();
-    let tina = user(&server, "tina", None).await;
-    let nora = user(&server, "nora", None).await;
-    member(&server, "tina", "member").await;
+    let world = World::new(&server);
+    let tina = world.user("tina").await;
+    let nora = world.user("nora").await;
+    world.member("tina", "member").await;
     push_image(&server, "acme/int", "v1", b"internal layer").await;
     push_image(&server, "acme/picked", "v1", b"picked layer").await;
     push_image(&server, "acme/pub", "v1", b"public layer").await;
-    make_visible(&server, "acme/int", "internal").await;
-    make_visible(&server, "acme/picked", "internal").await;
-    make_visible(&server, "acme/pub", "public").await;
+    world.visibility("acme/int", "internal").await;
+    world.visibility("acme/picked", "internal").await;
+    world.visibility("acme/pub", "public").await;
     // An SSO organization nora is not in, with an internal package.
-    api(
-        &server,
-        &admin,
-        Method::POST,
-        "/admin/organizations",
-        json!({ "login": "closed", "admin": "admin" }),
-    )
-    .await;
+    world.org("closed").await;
     push_image(&server, "closed/int", "v1", b"closed layer").await;
-    api(
-        &server,
-        &admin,
-        Method::PATCH,
-        "/orgs/closed/packages/container/int",
-        json!({ "visibility": "internal" }),
-    )
-    .await;
-    api(
-        &server,
-        &admin,
-        Method::PUT,
-        "/orgs/closed/sso",
-        json!({ "required": true }),
-    )
-    .await;
+    world.visibility("closed/int", "internal").await;
+    world.require_sso("closed").await;
 
-    let picks = login(&fine_grained(&server, &tina, "acme", &["picked"], "read").await);
+    let picks = client_with_token(
+        &world
+            .fine_grained(&tina, FineGrained::read("acme", &["picked"]))
+            .await,
+    );
     assert_eq!(pull(&picks, &server, "acme/picked").await.status(), 200);
     assert_eq!(
         pull(&picks, &server, "acme/pub").await.status(),
@@ -197,7 +175,11 @@ async fn fine_grained_tokens_read_only_the_internal_packages_they_select() {
         (404, "NAME_UNKNOWN".into()),
         "an internal package the token does not select"
     );
-    let own = login(&fine_grained(&server, &nora, "nora", &["tool"], "read").await);
+    let own = client_with_token(
+        &world
+            .fine_grained(&nora, FineGrained::read("nora", &["tool"]))
+            .await,
+    );
     assert_eq!(
         status_and_code(pull(&own, &server, "closed/int").await).await,
         (404, "NAME_UNKNOWN".into()),
@@ -225,68 +207,46 @@ async fn fine_grained_tokens_read_only_the_internal_packages_they_select() {
 #[tokio::test]
 async fn a_token_not_authorized_for_sso_mints_nothing_that_reaches_the_organization() {
     let server = Server::start();
-    let admin = server.admin_token.clone();
-    let mark = user(&server, "mark", None).await;
-    member(&server, "mark", "member").await;
+    let world = World::new(&server);
+    let mark = world.user("mark").await;
+    world.member("mark", "member").await;
     push_image(&server, "acme/priv", "v1", b"private layer").await;
-    package_setting(
-        &server,
-        Method::PUT,
-        "acme/priv",
-        "/collaborators/mark",
-        json!({ "role": "read" }),
-    )
-    .await;
-    repo(&server, "app", "private").await;
-    api(
-        &server,
-        &admin,
-        Method::PUT,
-        "/repos/acme/app/collaborators/mark",
-        json!({ "permission": "push" }),
-    )
-    .await;
-    package_setting(
-        &server,
-        Method::PUT,
-        "acme/priv",
-        "/repository",
-        json!({ "repository": "app", "inherit_access": false }),
-    )
-    .await;
-    let (_, unauthorized) = classic(&server, &mark, FULL).await;
-    let (authorized_id, authorized) = classic(&server, &mark, FULL).await;
-    api(
-        &server,
-        &mark,
-        Method::PUT,
-        &format!("/user/tokens/{authorized_id}/sso/acme"),
-        Value::Null,
-    )
-    .await;
-    api(
-        &server,
-        &admin,
-        Method::PUT,
-        "/orgs/acme/sso",
-        json!({ "required": true }),
-    )
-    .await;
+    world
+        .package(
+            "PUT",
+            "acme/priv",
+            "/collaborators/mark",
+            json!({ "role": "read" }),
+        )
+        .await;
+    world.repo("app", "private").await;
+    world.collaborator("app", "mark", "push").await;
+    world
+        .package(
+            "PUT",
+            "acme/priv",
+            "/repository",
+            json!({ "repository": "app", "inherit_access": false }),
+        )
+        .await;
+    let (_, unauthorized) = world.classic(&mark, FULL).await;
+    let (authorized_id, authorized) = world.classic(&mark, FULL).await;
+    world.authorize_sso(&mark, authorized_id).await;
+    world.require_sso("acme").await;
     assert_eq!(
-        status_and_code(pull(&login(&unauthorized), &server, "acme/priv").await).await,
+        status_and_code(pull(&client_with_token(&unauthorized), &server, "acme/priv").await).await,
         (404, "NAME_UNKNOWN".into()),
         "the classic token itself does not reach the organization"
     );
 
     // A fine-grained token for the organization.
-    let refused = call(
-        &server,
-        Some(&unauthorized),
-        Method::POST,
-        "/user/tokens",
-        fine_grained_request("acme", &["priv"], "read"),
-    )
-    .await;
+    let refused = Api::new(&server, &unauthorized)
+        .send(
+            "POST",
+            "/user/tokens",
+            Some(FineGrained::read("acme", &["priv"]).request()),
+        )
+        .await;
     let status = refused.status().as_u16();
     let body: Value = refused.json().await.unwrap_or(Value::Null);
     assert_eq!(status, 403, "{body}");
@@ -296,14 +256,13 @@ async fn a_token_not_authorized_for_sso_mints_nothing_that_reaches_the_organizat
         "the refusal says how to authorize the token: {message}"
     );
     // A job token of a repository of the organization.
-    let job = call(
-        &server,
-        Some(&unauthorized),
-        Method::POST,
-        "/repos/acme/app/actions/job-tokens",
-        json!({ "permissions": { "packages": "read" } }),
-    )
-    .await;
+    let job = Api::new(&server, &unauthorized)
+        .send(
+            "POST",
+            "/repos/acme/app/actions/job-tokens",
+            Some(json!({ "permissions": { "packages": "read" } })),
+        )
+        .await;
     assert_eq!(
         job.status(),
         403,
@@ -312,19 +271,22 @@ async fn a_token_not_authorized_for_sso_mints_nothing_that_reaches_the_organizat
     );
 
     // The authorized token mints both, and they work.
-    let fine = fine_grained(&server, &authorized, "acme", &["priv"], "read").await;
+    let fine = world
+        .fine_grained(&authorized, FineGrained::read("acme", &["priv"]))
+        .await;
     assert_eq!(
-        pull(&login(&fine), &server, "acme/priv").await.status(),
+        pull(&client_with_token(&fine), &server, "acme/priv")
+            .await
+            .status(),
         200
     );
-    api(
-        &server,
-        &authorized,
-        Method::POST,
-        "/repos/acme/app/actions/job-tokens",
-        json!({ "permissions": { "packages": "read" } }),
-    )
-    .await;
+    world
+        .job_token_by(
+            &authorized,
+            "app",
+            json!({ "permissions": { "packages": "read" } }),
+        )
+        .await;
 }
 
 // --- 9: job tokens write only where their repository may write -------------------------------
@@ -332,36 +294,28 @@ async fn a_token_not_authorized_for_sso_mints_nothing_that_reaches_the_organizat
 #[tokio::test]
 async fn a_job_token_writes_only_to_packages_that_grant_its_repository_write() {
     let server = Server::start();
-    let admin = server.admin_token.clone();
-    let oscar = user(&server, "oscar", None).await;
-    repo(&server, "app", "private").await;
-    repo(&server, "other", "private").await;
-    api(
-        &server,
-        &admin,
-        Method::PUT,
-        "/repos/acme/app/collaborators/oscar",
-        json!({ "permission": "push" }),
-    )
-    .await;
+    let world = World::new(&server);
+    let oscar = world.user("oscar").await;
+    world.repo("app", "private").await;
+    world.repo("other", "private").await;
+    world.collaborator("app", "oscar", "push").await;
     let (_, manifest) = push_image(&server, "acme/own-access", "v1", b"layer of own-access").await;
-    package_setting(
-        &server,
-        Method::PUT,
-        "acme/own-access",
-        "/repository",
-        json!({ "repository": "app", "inherit_access": false }),
-    )
-    .await;
-    let job = api(
-        &server,
-        &oscar,
-        Method::POST,
-        "/repos/acme/app/actions/job-tokens",
-        json!({ "permissions": { "packages": "write" } }),
-    )
-    .await;
-    let job = login(job["token"].as_str().expect("token"));
+    world
+        .package(
+            "PUT",
+            "acme/own-access",
+            "/repository",
+            json!({ "repository": "app", "inherit_access": false }),
+        )
+        .await;
+    let job = world
+        .job_token_by(
+            &oscar,
+            "app",
+            json!({ "permissions": { "packages": "write" } }),
+        )
+        .await;
+    let job = client_with_token(&job);
 
     // Linked, keeping its own access, no Actions access for `app`: readable, not writable.
     assert_eq!(pull(&job, &server, "acme/own-access").await.status(), 200);
@@ -376,14 +330,14 @@ async fn a_job_token_writes_only_to_packages_that_grant_its_repository_write() {
     assert_eq!(start.status(), 403);
 
     // Actions access with write lets it push.
-    package_setting(
-        &server,
-        Method::PUT,
-        "acme/own-access",
-        "/actions-access/app",
-        json!({ "role": "write" }),
-    )
-    .await;
+    world
+        .package(
+            "PUT",
+            "acme/own-access",
+            "/actions-access/app",
+            json!({ "role": "write" }),
+        )
+        .await;
     assert_eq!(
         push_manifest(&job, &server, "acme/own-access", &manifest)
             .await
@@ -422,14 +376,14 @@ async fn a_job_token_writes_only_to_packages_that_grant_its_repository_write() {
             .status(),
         201
     );
-    package_setting(
-        &server,
-        Method::PUT,
-        "acme/by-job",
-        "/repository",
-        json!({ "repository": "app", "inherit_access": false }),
-    )
-    .await;
+    world
+        .package(
+            "PUT",
+            "acme/by-job",
+            "/repository",
+            json!({ "repository": "app", "inherit_access": false }),
+        )
+        .await;
     assert_eq!(
         push_manifest(&job, &server, "acme/by-job", &made)
             .await
@@ -438,15 +392,10 @@ async fn a_job_token_writes_only_to_packages_that_grant_its_repository_write() {
         "the repository whose job created the package has write on it"
     );
     // A job of another repository reaches none of it.
-    let other = api(
-        &server,
-        &admin,
-        Method::POST,
-        "/repos/acme/other/actions/job-tokens",
-        json!({ "permissions": { "packages": "write" } }),
-    )
-    .await;
-    let other = login(other["token"].as_str().expect("token"));
+    let other = world
+        .job_token("other", json!({ "permissions": { "packages": "write" } }))
+        .await;
+    let other = client_with_token(&other);
     assert_eq!(
         status_and_code(push_manifest(&other, &server, "acme/by-job", &made).await).await,
         (404, "NAME_UNKNOWN".into())
@@ -458,20 +407,23 @@ async fn a_job_token_writes_only_to_packages_that_grant_its_repository_write() {
 #[tokio::test]
 async fn reading_an_internal_package_takes_read_packages() {
     let server = Server::start();
-    let olivia = user(&server, "olivia", None).await;
-    member(&server, "olivia", "member").await;
+    let world = World::new(&server);
+    let olivia = world.user("olivia").await;
+    world.member("olivia", "member").await;
     push_image(&server, "acme/int", "v1", b"internal layer").await;
-    make_visible(&server, "acme/int", "internal").await;
+    world.visibility("acme/int", "internal").await;
 
-    let (_, repo_only) = classic(&server, &olivia, &["repo"]).await;
-    let (_, reader) = classic(&server, &olivia, &["read:packages"]).await;
-    let repo_only = login(&repo_only);
+    let (_, repo_only) = world.classic(&olivia, &["repo"]).await;
+    let (_, reader) = world.classic(&olivia, &["read:packages"]).await;
+    let repo_only = client_with_token(&repo_only);
     let hidden = shape(pull(&repo_only, &server, "acme/int").await, "acme/int").await;
     let missing = shape(pull(&repo_only, &server, MISSING).await, MISSING).await;
     assert!(hidden.starts_with("404"), "{hidden}");
     assert_eq!(hidden, missing);
     assert_eq!(
-        pull(&login(&reader), &server, "acme/int").await.status(),
+        pull(&client_with_token(&reader), &server, "acme/int")
+            .await
+            .status(),
         200
     );
 }
@@ -479,15 +431,18 @@ async fn reading_an_internal_package_takes_read_packages() {
 #[tokio::test]
 async fn a_users_email_is_shown_only_to_them_and_site_administrators() {
     let server = Server::start();
+    let world = World::new(&server);
     let admin = server.admin_token.clone();
-    let olivia = user(&server, "olivia", Some("olivia@example.com")).await;
-    let nora = user(&server, "nora", None).await;
-    member(&server, "olivia", "member").await;
+    let olivia = world.user("olivia").email("olivia@example.com").await;
+    let nora = world.user("nora").await;
+    world.member("olivia", "member").await;
 
     let email = |token: Option<String>, path: &'static str| {
         let server = &server;
         async move {
-            let response = call(server, token.as_deref(), Method::GET, path, Value::Null).await;
+            let response = Api::maybe(server, token.as_deref())
+                .send("GET", path, None)
+                .await;
             assert_eq!(response.status(), 200, "GET {path}");
             let body: Value = response.json().await.expect("json");
             body.pointer("/email")
@@ -523,14 +478,7 @@ async fn a_users_email_is_shown_only_to_them_and_site_administrators() {
         email(Some(olivia), "/orgs/acme/memberships/olivia").await,
         shown
     );
-    api(
-        &server,
-        &admin,
-        Method::PUT,
-        "/orgs/acme/memberships/nora",
-        json!({"role": "member"}),
-    )
-    .await;
+    world.member("nora", "member").await;
     assert_eq!(
         email(Some(nora), "/orgs/acme/memberships/olivia").await,
         Value::Null,
@@ -544,49 +492,47 @@ async fn a_users_email_is_shown_only_to_them_and_site_administrators() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_token_minted_without_repo_reaches_nothing_through_private_repositories() {
     let server = Server::start();
-    let admin = server.admin_token.clone();
-    let rita = user(&server, "rita", None).await;
-    member(&server, "rita", "member").await;
+    let world = World::new(&server);
+    let rita = world.user("rita").await;
+    world.member("rita", "member").await;
     push_image(&server, "acme/inherited", "v1", b"inherited layer").await;
-    repo(&server, "app", "private").await;
-    api(
-        &server,
-        &admin,
-        Method::PUT,
-        "/repos/acme/app/collaborators/rita",
-        json!({ "permission": "push" }),
-    )
-    .await;
-    package_setting(
-        &server,
-        Method::PUT,
-        "acme/inherited",
-        "/repository",
-        json!({ "repository": "app", "inherit_access": true }),
-    )
-    .await;
-    let (_, without_repo) = classic(&server, &rita, &["read:packages"]).await;
-    let (_, with_repo) = classic(&server, &rita, &["read:packages", "repo"]).await;
+    world.repo("app", "private").await;
+    world.collaborator("app", "rita", "push").await;
+    world
+        .package(
+            "PUT",
+            "acme/inherited",
+            "/repository",
+            json!({ "repository": "app", "inherit_access": true }),
+        )
+        .await;
+    let (_, without_repo) = world.classic(&rita, &["read:packages"]).await;
+    let (_, with_repo) = world.classic(&rita, &["read:packages", "repo"]).await;
     assert_eq!(
-        status_and_code(pull(&login(&without_repo), &server, "acme/inherited").await).await,
+        status_and_code(pull(&client_with_token(&without_repo), &server, "acme/inherited").await)
+            .await,
         (404, "NAME_UNKNOWN".into()),
         "the minting token itself does not reach the package"
     );
     assert_eq!(
-        pull(&login(&with_repo), &server, "acme/inherited")
+        pull(&client_with_token(&with_repo), &server, "acme/inherited")
             .await
             .status(),
         200
     );
-    let minted = fine_grained(&server, &without_repo, "acme", &["inherited"], "read").await;
+    let minted = world
+        .fine_grained(&without_repo, FineGrained::read("acme", &["inherited"]))
+        .await;
     assert_eq!(
-        status_and_code(pull(&login(&minted), &server, "acme/inherited").await).await,
+        status_and_code(pull(&client_with_token(&minted), &server, "acme/inherited").await).await,
         (404, "NAME_UNKNOWN".into()),
         "a token minted without repo reaches no further than its minter"
     );
-    let minted = fine_grained(&server, &with_repo, "acme", &["inherited"], "read").await;
+    let minted = world
+        .fine_grained(&with_repo, FineGrained::read("acme", &["inherited"]))
+        .await;
     assert_eq!(
-        pull(&login(&minted), &server, "acme/inherited")
+        pull(&client_with_token(&minted), &server, "acme/inherited")
             .await
             .status(),
         200

@@ -1,0 +1,21 @@
+//! Berth end to end: one test binary that starts the real `berth serve` on 127.0.0.1:0 (see
+//! [`common::Server`]) and drives it over HTTP, with real clients where it matters. One module
+//! per surface; the harness, the fixture builder, the GitHub-API client and the storage
+//! inspectors live in [`common`].
+
+mod common;
+
+mod access_leaks;
+mod api;
+mod api_errors;
+mod api_limits;
+mod auth;
+mod clients;
+mod hostile;
+mod lifecycle;
+mod linking;
+mod manage;
+mod matrix;
+mod packages;
+mod recovery;
+mod webhooks;
