@@ -5,8 +5,8 @@
 //! metadata only over HTTP.
 
 use berth_core::RepoName;
-use berth_core::access::store::AccessStore;
-use berth_core::ports::{Lease, MetadataStore};
+use berth_core::access::store::{DirectoryStore, PackageStore};
+use berth_core::ports::{Lease, UploadStore};
 use berth_meta_sqlite::SqliteMetadataStore;
 
 use super::Server;

@@ -1,0 +1,627 @@
+//! Clauses of packages: the target a request is decided on, roles, links, creation and
+//! deletion.
+
+use berth_core::access::store::{AccessStore, Grantee};
+use berth_core::access::{
+    AccountKind, LinkedRepo, OrgRole, Owner, Package, PackagePolicy, Relations, Role, Visibility,
+};
+use berth_core::ports::{ListingStore, ManifestStore, MetadataStore};
+
+use super::{name, org, repo, team, user};
+
+// --- target ---
+
+/// Target without an owner account is empty.
+pub async fn target_without_an_owner_account_is_empty<S: AccessStore + MetadataStore + Clone>(
+    s: S,
+) {
+    let alice = user(&s, "alice").await;
+    let target = s
+        .target(&name("ghost/app/worker"), Some(alice))
+        .await
+        .unwrap();
+    assert_eq!(target.name, "ghost/app/worker");
+    assert_eq!(target.owner, None);
+    assert_eq!(target.package, None);
+    assert_eq!(target.relations, Relations::default());
+}
+
+/// Target with an owner but no package.
+pub async fn target_with_an_owner_but_no_package<S: AccessStore + MetadataStore + Clone>(s: S) {
+    let alice = user(&s, "alice").await;
+    let bob = user(&s, "bob").await;
+    let acme = org(&s, "Acme", alice).await;
+    s.set_membership(acme, bob, Some(OrgRole::Member))
+        .await
+        .unwrap();
+    let policy = PackagePolicy {
+        default_visibility: Visibility::Internal,
+        member_visibilities: vec![Visibility::Private],
+    };
+    s.set_package_policy(acme, &policy).await.unwrap();
+    s.set_requires_sso(acme, true).await.unwrap();
+
+    let target = s.target(&name("acme/new"), Some(bob)).await.unwrap();
+    assert_eq!(
+        target.owner,
+        Some(Owner {
+            id: acme,
+            login: "Acme".to_owned(),
+            kind: AccountKind::Organization,
+            requires_sso: true,
+            policy,
+        })
+    );
+    assert_eq!(target.package, None);
+    assert_eq!(target.relations.org_role, Some(OrgRole::Member));
+    assert_eq!(
+        s.target(&name("acme/new"), Some(alice))
+            .await
+            .unwrap()
+            .relations
+            .org_role,
+        Some(OrgRole::Owner)
+    );
+    assert_eq!(
+        s.target(&name("acme/new"), None).await.unwrap().relations,
+        Relations::default()
+    );
+
+    // A user account as owner: no org role, even if a membership row names it.
+    s.set_membership(bob, alice, Some(OrgRole::Owner))
+        .await
+        .unwrap();
+    let target = s.target(&name("bob/tool"), Some(alice)).await.unwrap();
+    assert_eq!(target.relations, Relations::default());
+    let target = s.target(&name("bob/tool"), Some(bob)).await.unwrap();
+    let owner = target.owner.expect("bob owns it");
+    assert_eq!((owner.id, owner.kind), (bob, AccountKind::User));
+    assert_eq!(owner.policy, PackagePolicy::default());
+    assert_eq!(target.relations, Relations::default());
+}
+
+/// Target describes the package its link and job access.
+pub async fn target_describes_the_package_its_link_and_job_access<
+    S: AccessStore + MetadataStore + Clone,
+>(
+    s: S,
+) {
+    let alice = user(&s, "alice").await;
+    let acme = org(&s, "acme", alice).await;
+    let src = repo(&s, acme, "src", Visibility::Internal).await;
+    let ci = repo(&s, acme, "ci", Visibility::Private).await;
+    let deploy = repo(&s, acme, "deploy", Visibility::Public).await;
+    let app = name("acme/app");
+
+    assert!(
+        !s.set_package_visibility(&app, Visibility::Public)
+            .await
+            .unwrap()
+    );
+    assert!(!s.link_package(&app, Some(src), true).await.unwrap());
+    assert!(
+        !s.set_package_job_access(&app, ci, Some(Role::Read))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.set_package_role(&app, Grantee::User(alice), Some(Role::Read))
+            .await
+            .unwrap()
+    );
+    assert_eq!(s.target(&app, None).await.unwrap().package, None);
+
+    s.create_package(&app, acme, Visibility::Private, None, None, 1_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.target(&app, None).await.unwrap().package,
+        Some(Package {
+            visibility: Visibility::Private,
+            linked: None,
+            inherits: false,
+            job_access: Vec::new(),
+            deleted_at: None,
+        })
+    );
+
+    assert!(
+        s.set_package_visibility(&app, Visibility::Public)
+            .await
+            .unwrap()
+    );
+    assert!(s.link_package(&app, Some(src), false).await.unwrap());
+    assert!(
+        s.set_package_job_access(&app, deploy, Some(Role::Write))
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.set_package_job_access(&app, ci, Some(Role::Admin))
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.set_package_job_access(&app, ci, Some(Role::Read))
+            .await
+            .unwrap()
+    );
+    let target = s.target(&app, None).await.unwrap();
+    assert_eq!(target.owner.map(|o| o.id), Some(acme));
+    assert_eq!(
+        target.package,
+        Some(Package {
+            visibility: Visibility::Public,
+            linked: Some(LinkedRepo {
+                id: src,
+                visibility: Visibility::Internal,
+            }),
+            inherits: false,
+            job_access: vec![(ci, Role::Read), (deploy, Role::Write)],
+            deleted_at: None,
+        })
+    );
+
+    assert!(s.link_package(&app, Some(ci), true).await.unwrap());
+    assert!(s.set_package_job_access(&app, ci, None).await.unwrap());
+    let package = s.target(&app, None).await.unwrap().package.unwrap();
+    assert_eq!(
+        package.linked,
+        Some(LinkedRepo {
+            id: ci,
+            visibility: Visibility::Private,
+        })
+    );
+    assert!(package.inherits);
+    assert_eq!(package.job_access, vec![(deploy, Role::Write)]);
+
+    assert!(s.link_package(&app, None, false).await.unwrap());
+    let package = s.target(&app, None).await.unwrap().package.unwrap();
+    assert_eq!((package.linked, package.inherits), (None, false));
+}
+
+/// Package role is the highest of the user's and their teams.
+pub async fn package_role_is_the_highest_of_the_users_and_their_teams<
+    S: AccessStore + MetadataStore + Clone,
+>(
+    s: S,
+) {
+    let alice = user(&s, "alice").await;
+    let bob = user(&s, "bob").await;
+    let carol = user(&s, "carol").await;
+    let acme = org(&s, "acme", alice).await;
+    let readers = team(&s, acme, "readers").await;
+    let writers = team(&s, acme, "writers").await;
+    let app = name("acme/app");
+    let other = name("acme/other");
+    for package in [&app, &other] {
+        s.create_package(package, acme, Visibility::Private, None, None, 1_000)
+            .await
+            .unwrap();
+    }
+    let role = async |user| {
+        s.target(&app, Some(user))
+            .await
+            .unwrap()
+            .relations
+            .package_role
+    };
+
+    assert_eq!(role(bob).await, None);
+    s.set_package_role(&app, Grantee::User(bob), Some(Role::Read))
+        .await
+        .unwrap();
+    assert_eq!(role(bob).await, Some(Role::Read));
+    s.set_package_role(&app, Grantee::User(bob), Some(Role::Write))
+        .await
+        .unwrap();
+    assert_eq!(role(bob).await, Some(Role::Write), "a role is replaced");
+
+    s.set_team_member(readers, bob, true).await.unwrap();
+    s.set_team_member(writers, carol, true).await.unwrap();
+    s.set_package_role(&app, Grantee::Team(readers), Some(Role::Read))
+        .await
+        .unwrap();
+    s.set_package_role(&app, Grantee::Team(writers), Some(Role::Write))
+        .await
+        .unwrap();
+    assert_eq!(role(bob).await, Some(Role::Write), "own role beats team's");
+    assert_eq!(role(carol).await, Some(Role::Write), "team role alone");
+
+    s.set_package_role(&app, Grantee::Team(readers), Some(Role::Admin))
+        .await
+        .unwrap();
+    assert_eq!(role(bob).await, Some(Role::Admin), "team role beats own");
+
+    s.set_team_member(writers, carol, false).await.unwrap();
+    s.set_team_member(readers, carol, true).await.unwrap();
+    assert_eq!(role(carol).await, Some(Role::Admin));
+    s.set_package_role(&app, Grantee::Team(readers), None)
+        .await
+        .unwrap();
+    s.set_package_role(&app, Grantee::User(bob), None)
+        .await
+        .unwrap();
+    assert_eq!(role(bob).await, None);
+    assert_eq!(role(carol).await, None);
+
+    // Roles are per package, and nobody's roles leak to anonymous callers.
+    s.set_package_role(&other, Grantee::User(bob), Some(Role::Admin))
+        .await
+        .unwrap();
+    assert_eq!(role(bob).await, None);
+    let target = s.target(&other, None).await.unwrap();
+    assert_eq!(target.relations, Relations::default());
+}
+
+/// Repo role comes from collaborators teams and ownership.
+pub async fn repo_role_comes_from_collaborators_teams_and_ownership<
+    S: AccessStore + MetadataStore + Clone,
+>(
+    s: S,
+) {
+    let alice = user(&s, "alice").await;
+    let bob = user(&s, "bob").await;
+    let carol = user(&s, "carol").await;
+    let dave = user(&s, "dave").await;
+    let acme = org(&s, "acme", alice).await;
+    s.set_membership(acme, dave, Some(OrgRole::Member))
+        .await
+        .unwrap();
+    let src = repo(&s, acme, "src", Visibility::Private).await;
+    let other_src = repo(&s, acme, "other", Visibility::Private).await;
+    let devs = team(&s, acme, "devs").await;
+    let app = name("acme/app");
+    s.create_package(&app, acme, Visibility::Private, Some(src), None, 1_000)
+        .await
+        .unwrap();
+    let role = async |user| {
+        s.target(&app, Some(user))
+            .await
+            .unwrap()
+            .relations
+            .repo_role
+    };
+
+    assert_eq!(
+        role(alice).await,
+        Some(Role::Admin),
+        "owner of the owning org"
+    );
+    assert_eq!(role(dave).await, None, "members are not admins");
+    assert_eq!(role(bob).await, None);
+
+    s.set_collaborator(src, bob, Some(Role::Read))
+        .await
+        .unwrap();
+    s.set_collaborator(other_src, carol, Some(Role::Admin))
+        .await
+        .unwrap();
+    assert_eq!(role(bob).await, Some(Role::Read), "collaborator");
+    assert_eq!(role(carol).await, None, "a role on another repository");
+
+    s.set_team_member(devs, bob, true).await.unwrap();
+    s.set_team_member(devs, carol, true).await.unwrap();
+    s.set_team_repo(devs, src, Some(Role::Write)).await.unwrap();
+    assert_eq!(
+        role(bob).await,
+        Some(Role::Write),
+        "team beats collaborator"
+    );
+    assert_eq!(role(carol).await, Some(Role::Write), "team");
+
+    s.set_collaborator(src, bob, Some(Role::Admin))
+        .await
+        .unwrap();
+    assert_eq!(
+        role(bob).await,
+        Some(Role::Admin),
+        "collaborator beats team"
+    );
+    s.set_collaborator(src, bob, None).await.unwrap();
+    s.set_team_repo(devs, src, None).await.unwrap();
+    assert_eq!(role(bob).await, None);
+    assert_eq!(role(carol).await, None);
+
+    s.set_membership(acme, dave, Some(OrgRole::Owner))
+        .await
+        .unwrap();
+    assert_eq!(role(dave).await, Some(Role::Admin), "promoted to owner");
+
+    // A repository owned by a user account: its owner is admin, even on a package of an
+    // organization linked to it.
+    let bobs = repo(&s, bob, "tool", Visibility::Public).await;
+    let tool = name("acme/tool");
+    s.create_package(&tool, acme, Visibility::Private, Some(bobs), None, 1_000)
+        .await
+        .unwrap();
+    let target = s.target(&tool, Some(bob)).await.unwrap();
+    assert_eq!(target.relations.repo_role, Some(Role::Admin));
+    assert_eq!(target.relations.org_role, None);
+    let target = s.target(&tool, Some(alice)).await.unwrap();
+    assert_eq!(
+        target.relations.repo_role, None,
+        "acme's owner has no say on bob's repo"
+    );
+    assert_eq!(target.relations.org_role, Some(OrgRole::Owner));
+    assert_eq!(
+        s.target(&tool, None).await.unwrap().relations,
+        Relations::default()
+    );
+
+    // No linked repository: no repository role.
+    let plain = name("acme/plain");
+    s.create_package(&plain, acme, Visibility::Private, None, None, 1_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.target(&plain, Some(alice))
+            .await
+            .unwrap()
+            .relations
+            .repo_role,
+        None
+    );
+
+    // The owner's listing reads, for every user, what the one-package query reads.
+    s.set_team_member(devs, bob, true).await.unwrap();
+    s.set_team_repo(devs, src, Some(Role::Write)).await.unwrap();
+    s.set_package_role(&plain, Grantee::Team(devs), Some(Role::Read))
+        .await
+        .unwrap();
+    for user in [None, Some(alice), Some(bob), Some(carol), Some(dave)] {
+        let listed = s.packages_of(acme, user).await.unwrap();
+        let names: Vec<&str> = listed.iter().map(|(p, _)| p.name.as_str()).collect();
+        assert_eq!(names, ["acme/app", "acme/plain", "acme/tool"]);
+        for (record, target) in &listed {
+            assert_eq!(
+                target,
+                &s.target(&record.name, user).await.unwrap(),
+                "{user:?}"
+            );
+        }
+    }
+}
+
+// --- packages ---
+
+/// Create package is idempotent and concurrent creators agree.
+pub async fn create_package_is_idempotent_and_concurrent_creators_agree<
+    S: AccessStore + MetadataStore + Clone,
+>(
+    s: S,
+) {
+    let alice = user(&s, "alice").await;
+    let src = repo(&s, alice, "src", Visibility::Public).await;
+    let app = name("alice/app");
+    let bob = user(&s, "bob").await;
+    s.create_package(&app, alice, Visibility::Internal, None, Some(alice), 1_000)
+        .await
+        .unwrap();
+    s.create_package(&app, alice, Visibility::Public, Some(src), Some(bob), 2_000)
+        .await
+        .unwrap();
+    let relations = |user| {
+        let s = s.clone();
+        let app = app.clone();
+        async move {
+            s.target(&app, Some(user))
+                .await
+                .unwrap()
+                .relations
+                .package_role
+        }
+    };
+    assert_eq!(
+        relations(alice).await,
+        Some(Role::Admin),
+        "the creator administers it"
+    );
+    assert_eq!(
+        relations(bob).await,
+        None,
+        "a creator who lost the race gets nothing"
+    );
+    assert_eq!(
+        s.target(&app, None).await.unwrap().package,
+        Some(Package {
+            visibility: Visibility::Internal,
+            linked: None,
+            inherits: false,
+            job_access: Vec::new(),
+            deleted_at: None,
+        }),
+        "the first creator wins"
+    );
+
+    let racy = name("alice/racy");
+    let visibilities = [
+        Visibility::Private,
+        Visibility::Internal,
+        Visibility::Public,
+    ];
+    let creators: Vec<_> = (0..12)
+        .map(|i| {
+            let s = s.clone();
+            let racy = racy.clone();
+            tokio::spawn(async move {
+                s.create_package(&racy, alice, visibilities[i % 3], None, None, 1_000)
+                    .await
+            })
+        })
+        .collect();
+    for creator in creators {
+        creator.await.unwrap().expect("every creator succeeds");
+    }
+    let package = s
+        .target(&racy, None)
+        .await
+        .unwrap()
+        .package
+        .expect("created");
+    assert!(visibilities.contains(&package.visibility));
+    let again = s.target(&racy, None).await.unwrap().package.unwrap();
+    assert_eq!(package, again);
+}
+
+/// A package created linked inherits.
+pub async fn a_package_created_linked_inherits<S: AccessStore + MetadataStore + Clone>(s: S) {
+    let alice = user(&s, "alice").await;
+    let src = repo(&s, alice, "src", Visibility::Private).await;
+    let app = name("alice/app");
+    s.create_package(&app, alice, Visibility::Private, Some(src), None, 1_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.target(&app, Some(alice)).await.unwrap().package,
+        Some(Package {
+            visibility: Visibility::Private,
+            linked: Some(LinkedRepo {
+                id: src,
+                visibility: Visibility::Private,
+            }),
+            inherits: true,
+            // Created by no user (a job token of `src`): `src` writes it however it is set.
+            job_access: vec![(src, Role::Write)],
+            deleted_at: None,
+        })
+    );
+    // Created linked by a user (the API's link of a new name): no Actions access.
+    let linked_by_user = name("alice/linked");
+    s.create_package(
+        &linked_by_user,
+        alice,
+        Visibility::Private,
+        Some(src),
+        Some(alice),
+        1_000,
+    )
+    .await
+    .unwrap();
+    let package = s
+        .target(&linked_by_user, Some(alice))
+        .await
+        .unwrap()
+        .package;
+    assert_eq!(package.map(|p| p.job_access), Some(Vec::new()));
+}
+
+/// Deleted packages are marked restored and purged with their repository.
+pub async fn deleted_packages_are_marked_restored_and_purged_with_their_repository<
+    S: AccessStore + MetadataStore + Clone,
+>(
+    s: S,
+) {
+    let alice = user(&s, "alice").await;
+    let acme = org(&s, "acme", alice).await;
+    let (app, lib) = (name("acme/app"), name("acme/lib"));
+    for package in [&app, &lib] {
+        s.create_package(package, acme, Visibility::Private, None, None, 1_000)
+            .await
+            .unwrap();
+        s.set_package_role(package, Grantee::User(alice), Some(Role::Admin))
+            .await
+            .unwrap();
+    }
+    let manifest = berth_core::ports::NewManifest {
+        digest: berth_core::Digest::sha256(b"m"),
+        media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+        content: bytes::Bytes::from_static(b"m"),
+        artifact_type: None,
+        subject: None,
+        blobs: Vec::new(),
+        required_blobs: Vec::new(),
+        children: Vec::new(),
+        annotations: None,
+        total_size: 1,
+        platforms: Vec::new(),
+        labels: Default::default(),
+        pushed_by: Some(alice),
+    };
+    let tag: berth_core::Tag = "v1".parse().unwrap();
+    for package in [&app, &lib] {
+        ManifestStore::put_manifest(&s, package, &manifest, Some(&tag))
+            .await
+            .unwrap();
+    }
+
+    assert!(s.set_package_deleted(&app, Some(5_000)).await.unwrap());
+    assert!(
+        !s.set_package_deleted(&name("acme/none"), Some(5_000))
+            .await
+            .unwrap()
+    );
+    let listed = s.packages_of(acme, Some(alice)).await.unwrap();
+    assert_eq!(
+        listed
+            .iter()
+            .map(|(p, _)| (p.name.as_str(), p.deleted_at))
+            .collect::<Vec<_>>(),
+        [("acme/app", Some(5_000)), ("acme/lib", None)]
+    );
+    for (record, target) in &listed {
+        assert_eq!(
+            target,
+            &s.target(&record.name, Some(alice)).await.unwrap(),
+            "the listing reads what the one-package query reads"
+        );
+        assert_eq!(
+            Some(record.clone()),
+            s.package_record(&record.name).await.unwrap()
+        );
+    }
+    assert_eq!(
+        s.target(&app, Some(alice))
+            .await
+            .unwrap()
+            .package
+            .unwrap()
+            .deleted_at,
+        Some(5_000)
+    );
+    assert!(s.set_package_deleted(&app, None).await.unwrap(), "restored");
+    assert_eq!(
+        s.package_record(&app).await.unwrap().unwrap().deleted_at,
+        None
+    );
+
+    s.set_package_deleted(&app, Some(5_000)).await.unwrap();
+    assert_eq!(s.purge_deleted_packages(5_000).await.unwrap(), 0, "not yet");
+    assert_eq!(s.purge_deleted_packages(5_001).await.unwrap(), 1);
+    assert_eq!(s.package_record(&app).await.unwrap(), None);
+    assert!(!ListingStore::repository_exists(&s, &app).await.unwrap());
+    assert!(s.target(&app, Some(alice)).await.unwrap().package.is_none());
+    assert!(
+        ManifestStore::manifest_by_tag(&s, &lib, &tag)
+            .await
+            .unwrap()
+            .is_some(),
+        "the other package is untouched"
+    );
+}
+
+/// The first link of a package wins.
+pub async fn the_first_link_of_a_package_wins<S: AccessStore + MetadataStore + Clone>(s: S) {
+    let alice = user(&s, "alice").await;
+    let first = repo(&s, alice, "first", Visibility::Private).await;
+    let second = repo(&s, alice, "second", Visibility::Private).await;
+    let app = name("alice/app");
+    s.create_package(&app, alice, Visibility::Private, None, Some(alice), 1_000)
+        .await
+        .unwrap();
+    assert!(s.link_unlinked_package(&app, first, true).await.unwrap());
+    assert!(
+        !s.link_unlinked_package(&app, second, false).await.unwrap(),
+        "linked already"
+    );
+    let package = s.target(&app, None).await.unwrap().package.unwrap();
+    assert_eq!(
+        (package.linked.map(|l| l.id), package.inherits),
+        (Some(first), true)
+    );
+    assert!(
+        !s.link_unlinked_package(&name("alice/none"), first, true)
+            .await
+            .unwrap()
+    );
+}
