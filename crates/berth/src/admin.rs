@@ -4,9 +4,9 @@
 //! takes writers from several processes, and the server reads credentials from the database
 //! on every request.
 
+use crate::config::Config;
+use crate::stores::{Opener, Stores};
 use std::io::Read;
-use std::path::Path;
-use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use berth_core::access::store::{AccessStore, Created, NewUser, Resolved};
@@ -143,8 +143,9 @@ impl From<RoleArg> for Role {
 }
 
 /// Runs `command` against the metadata database under `data_dir`.
-pub async fn run(data_dir: &Path, command: AdminCommand) -> anyhow::Result<()> {
-    let done = execute(data_dir, command).await;
+pub async fn run(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
+    let data_dir = config.data_dir.as_path();
+    let done = execute(config, command).await;
     // Even a command that failed half-way may have written: a running server's access
     // cache forgets what it read.
     if let Err(err) = crate::changes::announce(data_dir) {
@@ -155,14 +156,12 @@ pub async fn run(data_dir: &Path, command: AdminCommand) -> anyhow::Result<()> {
     done
 }
 
-async fn execute(data_dir: &Path, command: AdminCommand) -> anyhow::Result<()> {
+async fn execute(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
+    let data_dir = config.data_dir.as_path();
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating data directory {}", data_dir.display()))?;
-    let store =
-        berth_meta_sqlite::SqliteMetadataStore::open_shared(&data_dir.join("metadata.sqlite"))
-            .await
-            .context("opening the metadata database")?;
-    let store: Arc<dyn AccessStore> = Arc::new(store);
+    let (database, blobs) = config.store_urls()?;
+    let store = Stores::open(&database, &blobs, Opener::Admin).await?.access;
     let access = Access::new(store.clone());
     let now = now_millis();
     match command {

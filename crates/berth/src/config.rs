@@ -5,6 +5,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use berth_core::registry::UploadLimits;
+
+use crate::stores::{BlobStoreUrl, DatabaseUrl};
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use ipnet::IpNet;
@@ -19,6 +21,13 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Directory holding all state: `metadata.sqlite` and the blob store (`BERTH_DATA_DIR`).
     pub data_dir: PathBuf,
+    /// Where metadata lives (`BERTH_DATABASE_URL`): `sqlite:<path>`. Default:
+    /// `metadata.sqlite` in `data_dir`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    /// Where blobs live (`BERTH_BLOB_STORE`): `file:<directory>`. Default: `data_dir`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blob_store: Option<String>,
     /// Log filter in `tracing` syntax, e.g. `info` or `berth=debug` (`BERTH_LOG`).
     pub log: String,
     /// Uploads started this many seconds ago are discarded, with upload files nobody has
@@ -130,6 +139,8 @@ impl Default for Config {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 5000)),
             data_dir: PathBuf::from("./berth-data"),
+            database_url: None,
+            blob_store: None,
             log: "info".into(),
             upload_ttl_secs: 7 * 24 * 3600,
             upload_purge_interval_secs: 3600,
@@ -214,6 +225,20 @@ pub struct Overrides {
 }
 
 impl Config {
+    /// The backends `database_url` and `blob_store` name (defaults: in `data_dir`); an
+    /// unknown scheme or a backend this build lacks is an error naming the setting.
+    pub fn store_urls(&self) -> anyhow::Result<(DatabaseUrl, BlobStoreUrl)> {
+        let database = match &self.database_url {
+            Some(url) => DatabaseUrl::parse(url)?,
+            None => DatabaseUrl::default_in(&self.data_dir),
+        };
+        let blobs = match &self.blob_store {
+            Some(url) => BlobStoreUrl::parse(url)?,
+            None => BlobStoreUrl::default_in(&self.data_dir),
+        };
+        Ok((database, blobs))
+    }
+
     /// Loads the layers. `file` is `--config`; without it, `./berth.toml` is read if present.
     pub fn load(file: Option<&Path>, overrides: Overrides) -> anyhow::Result<Config> {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));

@@ -6,6 +6,7 @@ mod changes;
 mod config;
 mod egress;
 mod memory;
+mod stores;
 mod webhooks;
 
 use std::path::PathBuf;
@@ -13,7 +14,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use berth_core::access::store::AccessStore;
 use berth_core::access::{Access, AccessCache, Forge, TokenLifetimes};
 use berth_core::hooks::{DeliverySettings, Hooks};
 use berth_core::packages::Packages;
@@ -28,6 +28,7 @@ use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 use config::{Config, Overrides};
+use stores::{Opener, Stores};
 
 /// Berth: a self-hosted OCI container registry.
 #[derive(Parser)]
@@ -93,7 +94,7 @@ fn main() -> anyhow::Result<()> {
             tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?
-                .block_on(admin::run(&config.data_dir, command))
+                .block_on(admin::run(&config, command))
         }
     }
 }
@@ -111,18 +112,15 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     // One process per data directory: the SQLite store voids upload leases on open, which is
     // only right when no other process can be holding them. Held until the process exits.
     let _lock = lock_data_dir(&config.data_dir)?;
-    let meta =
-        berth_meta_sqlite::SqliteMetadataStore::open(&config.data_dir.join("metadata.sqlite"))
-            .await
-            .context("opening the metadata database")?;
-    let blobs =
-        berth_blob::FsBlobStore::open(&config.data_dir).context("opening the blob store")?;
+    let (database, blob_store) = config.store_urls()?;
+    let stores = Stores::open(&database, &blob_store, Opener::Server).await?;
     let key = signing_key(&config.data_dir)?;
-    let meta = Arc::new(meta);
-    let registry = Registry::new(meta.clone(), Arc::new(blobs)).with_upload_limits(UploadLimits {
-        sessions: config.max_uploads_per_account,
-        bytes: config.max_upload_bytes_per_account,
-    });
+    let registry = Registry::new(stores.metadata.clone(), stores.blobs.clone()).with_upload_limits(
+        UploadLimits {
+            sessions: config.max_uploads_per_account,
+            bytes: config.max_upload_bytes_per_account,
+        },
+    );
     // A previous process may have stopped inside an upload's final PUT.
     match registry.recover_uploads().await {
         Ok((0, 0)) => {}
@@ -133,8 +131,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         ),
         Err(err) => return Err(anyhow::Error::new(err).context("recovering uploads")),
     }
-    let access_store: Arc<dyn AccessStore> = meta.clone();
-    let access = Access::new(access_store)
+    let access = Access::new(stores.access.clone())
         .with_cache(Arc::new(AccessCache::new(
             Duration::from_millis(config.access_cache_ms),
             Some(changes::signal(&config.data_dir)),
@@ -153,7 +150,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         config.webhook_allowed_networks.clone(),
         config.listen,
     ));
-    let hooks = Hooks::new(meta, access.clone(), network.clone())
+    let hooks = Hooks::new(stores.hooks.clone(), access.clone(), network.clone())
         .with_max_hooks_per_account(config.webhook_max_hooks_per_account);
     let transport =
         webhooks::HttpTransport::new(network).context("building the webhook HTTP client")?;

@@ -539,7 +539,10 @@ mod tests {
     #[test]
     fn pairs_become_a_json_array() {
         assert_eq!(json_pairs(&[]), "[]");
-        assert_eq!(json_pairs(&[(CredentialId(1), 20), (CredentialId(3), 40)]), "[[1,20],[3,40]]");
+        assert_eq!(
+            json_pairs(&[(CredentialId(1), 20), (CredentialId(3), 40)]),
+            "[[1,20],[3,40]]"
+        );
     }
 
     #[test]

@@ -77,6 +77,63 @@ fn a_second_server_on_the_same_data_dir_is_refused() {
     );
 }
 
+#[test]
+fn a_backend_this_build_lacks_or_an_unknown_scheme_is_a_startup_error_naming_the_setting() {
+    let data = tempfile::tempdir().unwrap();
+    for (setting, url, expected) in [
+        ("BERTH_DATABASE_URL", "postgres://db/berth", "PostgreSQL"),
+        ("BERTH_DATABASE_URL", "mysql://db/berth", "`mysql:`"),
+        ("BERTH_BLOB_STORE", "s3://bucket", "S3"),
+        ("BERTH_BLOB_STORE", "gcs://bucket", "`gcs:`"),
+    ] {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data.path())
+            .env(setting, url)
+            .output()
+            .expect("run berth");
+        assert!(!output.status.success(), "{setting}={url} must not start");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let name = setting.trim_start_matches("BERTH_").to_lowercase();
+        assert!(
+            stderr.contains(&name) && stderr.contains(expected),
+            "{setting}={url}: {stderr}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn explicit_store_urls_serve_like_the_defaults() {
+    let elsewhere = tempfile::tempdir().unwrap();
+    let database = format!("sqlite:{}", elsewhere.path().join("meta.db").display());
+    let blobs = format!("file:{}", elsewhere.path().join("blobs").display());
+    let server = Server::start_with(&[
+        ("BERTH_DATABASE_URL", database.as_str()),
+        ("BERTH_BLOB_STORE", blobs.as_str()),
+    ]);
+    let http = client();
+    let blob = b"stored where the settings say".to_vec();
+    let digest = digest(&blob);
+    let put = http
+        .post(server.url(&format!("/v2/acme/placed/blobs/uploads/?digest={digest}")))
+        .body(blob.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 201);
+    assert!(elsewhere.path().join("meta.db").exists());
+    assert!(
+        !server.data_dir().join("metadata.sqlite").exists(),
+        "the default database is not used"
+    );
+    let pulled = http
+        .get(server.url(&format!("/v2/acme/placed/blobs/{digest}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pulled.bytes().await.unwrap().as_ref(), blob.as_slice());
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn abandoned_uploads_are_purged_after_their_ttl() {
     let server = Server::start_with(&[
