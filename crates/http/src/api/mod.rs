@@ -5,7 +5,7 @@
 //! Path of a request: the [`Who`] extractor resolves the `Authorization` header (`token`,
 //! `Bearer` or Basic, a Berth token) into a principal; a handler parses the JSON body with
 //! [`body`], calls one [`berth_core::access::Access`] management operation, and renders the
-//! result with the JSON shapes in [`shapes`]. Refusals become GitHub's
+//! result with GitHub's objects from [`berth_core::github`]. Refusals become GitHub's
 //! `{"message","documentation_url"}` bodies in [`GitHubError`]. Around the routes, two
 //! middleware layers: [`limits`] (rate limits; it resolves the caller `Who` then takes) and
 //! [`etag`] (conditional GETs).
@@ -16,7 +16,6 @@ mod hooks;
 pub mod limits;
 mod packages;
 mod repos;
-mod shapes;
 mod tokens;
 mod versions;
 

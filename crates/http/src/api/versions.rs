@@ -10,17 +10,18 @@ use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use axum::routing::{self, post};
+use berth_core::access::AccountKind;
 use berth_core::access::store::Account;
-use berth_core::access::{AccountKind, Principal};
+use berth_core::github::packages::{package as package_json, version as version_json};
+use berth_core::github::urls::PackageUrls;
 use berth_core::hooks::{PackageAction, PackageEvent};
 use berth_core::name::RepoName;
-use berth_core::packages::{PackageView, Packages, PageRequest};
-use berth_core::ports::{VersionRecord, VersionState};
+use berth_core::packages::{Packages, PageRequest};
+use berth_core::ports::VersionState;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::packages::package;
-use super::shapes::{self, time};
 use super::{ApiResult, GitHubError, Who, answer, no_content};
 use crate::AppState;
 
@@ -351,94 +352,6 @@ impl FromRequestParts<AppState> for Named {
             id: params.remove("id"),
         })
     }
-}
-
-/// The URLs of one package, as GitHub forms them.
-struct PackageUrls {
-    /// The API resource.
-    api: String,
-    /// The package page.
-    page: String,
-    /// The prefix of its versions' pages (`…/{id}`).
-    versions: String,
-}
-
-impl PackageUrls {
-    fn new(base: &str, kind: &str, owner: &str, name: &RepoName) -> Self {
-        let encoded = short_name(name).replace('/', "%2F");
-        PackageUrls {
-            api: format!("{base}/api/v3/{kind}/{owner}/packages/container/{encoded}"),
-            page: format!("{base}/{kind}/{owner}/packages/container/package/{encoded}"),
-            versions: format!("{base}/{kind}/{owner}/packages/container/{encoded}"),
-        }
-    }
-
-    fn of(base: &str, view: &PackageView) -> Self {
-        let kind = match view.owner.kind {
-            AccountKind::User => "users",
-            AccountKind::Organization => "orgs",
-        };
-        PackageUrls::new(base, kind, &view.owner.login, &view.record.name)
-    }
-}
-
-/// The package name relative to its owner (`api/worker` for `acme/api/worker`).
-fn short_name(name: &RepoName) -> &str {
-    name.as_str()
-        .split_once('/')
-        .map_or(name.as_str(), |(_, rest)| rest)
-}
-
-/// GitHub's `package` object (plus `description`, the newest version's).
-fn package_json(base: &str, view: &PackageView, viewer: &Principal) -> Value {
-    let urls = PackageUrls::of(base, view);
-    let mut value = json!({
-        "id": view.record.id,
-        "name": short_name(&view.record.name),
-        "package_type": "container",
-        "owner": shapes::account(base, &view.owner, viewer),
-        "version_count": view.version_count,
-        "visibility": view.record.visibility.as_str(),
-        "url": urls.api,
-        "created_at": time(view.record.created_at),
-        "updated_at": time(view.updated_at),
-        "html_url": urls.page,
-        "description": view.description,
-    });
-    if let Some((repo, owner)) = &view.repository {
-        value["repository"] = shapes::repo(base, repo, owner, viewer);
-    }
-    value
-}
-
-/// GitHub's `package-version` object for a container.
-fn version_json(urls: &PackageUrls, version: &VersionRecord) -> Value {
-    let mut value = json!({
-        "id": version.id,
-        "name": version.digest.as_str(),
-        "url": format!("{}/versions/{}", urls.api, version.id),
-        "package_html_url": urls.page,
-        "created_at": time(version.created_at),
-        "updated_at": time(version.updated_at),
-        "html_url": format!("{}/{}", urls.versions, version.id),
-        "metadata": {
-            "package_type": "container",
-            "container": { "tags": version.tags },
-        },
-    });
-    if let Some(at) = version.deleted_at {
-        value["deleted_at"] = Value::String(time(at));
-    }
-    // What Berth records beyond GitHub's fields, in one key GitHub clients ignore.
-    value["berth"] = json!({
-        "size": version.total_size,
-        "media_type": version.media_type,
-        "platforms": version.platforms,
-        "pushed_by": version.pushed_by.as_ref().map(|(id, login)| json!({"id": id, "login": login})),
-        "download_count": version.downloads,
-        "labels": version.labels,
-    });
-    value
 }
 
 /// A JSON array answer with GitHub's `Link` header (`next`, `last`, `first`, `prev`).
