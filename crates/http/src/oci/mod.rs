@@ -16,7 +16,7 @@ use serde::Deserialize;
 
 use crate::AppState;
 use crate::endpoint::{Endpoint, ParseError, reference_error};
-use crate::error::{ApiError, error_response};
+use crate::error::{OciError, error_response};
 use crate::origin::Origin;
 
 /// Query parameters any distribution endpoint may take.
@@ -38,7 +38,7 @@ pub struct Params {
 }
 
 /// The result type of handlers.
-pub type Answer = Result<Response, ApiError>;
+pub type Answer = Result<Response, OciError>;
 
 /// Routes one `/v2` request: parse the endpoint, authenticate, check the permission the
 /// endpoint needs, then hand it to its group's handler. A 401 carries the challenge for the
@@ -54,13 +54,13 @@ pub async fn dispatch(
 ) -> Response {
     let endpoint = match Endpoint::parse(uri.path()) {
         Ok(endpoint) => endpoint,
-        Err(ParseError::Invalid(e)) => return ApiError(e).into_response(),
+        Err(ParseError::Invalid(e)) => return OciError(e).into_response(),
         Err(ParseError::NoSuchEndpoint) => return not_found(uri).await,
     };
     // Refused before authorization: authorizing a push may create the package, and a push
     // that cannot succeed must leave nothing behind.
     if let (&Method::PUT, Endpoint::BadReference(_, _, error)) = (&method, &endpoint) {
-        return ApiError(reference_error(error)).into_response();
+        return OciError(reference_error(error)).into_response();
     }
     let action = required_action(&method, &endpoint);
     let scope = challenge_scope(&endpoint, action, &params);
@@ -163,7 +163,7 @@ async fn handle(
             // A registry token from /token, even an anonymous one, is a login: Distribution
             // answers 200 to any valid token, and clients ping /v2/ with the token they got.
             if caller.is_anonymous() && caller.token_scopes.is_none() {
-                return Err(ApiError(RegistryError::Unauthorized(
+                return Err(OciError(RegistryError::Unauthorized(
                     "authentication required: log in with a Berth token (docker login / skopeo login)".into(),
                 )));
             }
@@ -178,7 +178,7 @@ async fn handle(
             manifests::get(registry, name, reference, headers, method == Method::HEAD).await
         }
         (&Method::GET | &Method::HEAD | &Method::DELETE, Endpoint::BadReference(_, raw, why)) => {
-            Err(ApiError(RegistryError::ManifestUnknown(format!(
+            Err(OciError(RegistryError::ManifestUnknown(format!(
                 "{raw} (it is neither a tag nor a digest, so nothing is stored under it: {why})"
             ))))
         }
@@ -227,7 +227,7 @@ async fn handle(
             uploads::put(registry, name, id, &params, headers, body).await
         }
         (&Method::DELETE, Endpoint::Upload(name, id)) => uploads::cancel(registry, name, id).await,
-        (method, endpoint) => Err(ApiError(RegistryError::Unsupported(format!(
+        (method, endpoint) => Err(OciError(RegistryError::Unsupported(format!(
             "{method} is not supported on the {} endpoint",
             endpoint.label()
         )))),
@@ -268,14 +268,14 @@ pub fn empty(status: StatusCode, headers: &[(&str, HeaderValue)]) -> Response {
 }
 
 /// Parses `n` of a listing: absent means "all", a cap keeps one page bounded.
-pub fn page_size(params: &Params) -> Result<Option<usize>, ApiError> {
+pub fn page_size(params: &Params) -> Result<Option<usize>, OciError> {
     const MAX_PAGE: usize = 10_000;
     params
         .n
         .as_deref()
         .map(|n| {
             n.parse::<usize>().map(|n| n.min(MAX_PAGE)).map_err(|_| {
-                ApiError(RegistryError::PaginationInvalid(format!(
+                OciError(RegistryError::PaginationInvalid(format!(
                     "`n={n}` is not a page size; use a non-negative integer"
                 )))
             })
