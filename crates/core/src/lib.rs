@@ -8,6 +8,7 @@
 pub mod access;
 pub mod digest;
 pub mod error;
+pub mod github;
 pub mod hashing;
 pub mod hooks;
 pub mod ids;

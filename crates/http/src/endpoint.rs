@@ -4,7 +4,16 @@
 //! `manifests`, so the path is parsed from its end: the trailing segments have fixed shapes
 //! (`manifests/<reference>`, `blobs/<digest>`, `blobs/uploads/<id>`, `tags/list`,
 //! `referrers/<digest>`), and whatever precedes them is the name.
+//!
+//! [`Endpoint::operation`] is the one table of what each endpoint serves: a method it serves
+//! is an [`Operation`], and each operation names the [`Action`] the caller needs on the
+//! repository ([`Operation::action`]). The dispatcher authorizes with that action and then
+//! matches on the operation, so the method check and the permission check cannot disagree.
 
+/// The request method the table is keyed by (re-exported for callers without axum, e.g. the
+/// fuzz targets).
+pub use axum::http::Method;
+use berth_core::access::Action;
 use berth_core::digest::DigestError;
 use berth_core::name::ReferenceError;
 use berth_core::{Digest, Reference, RegistryError, RepoName};
@@ -146,6 +155,140 @@ impl Endpoint {
     }
 }
 
+/// What one request does: an endpoint with a method it serves, and the parsed parts its
+/// handler takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation<'a> {
+    /// `GET`/`HEAD /v2/`: the API version check (and login check).
+    Ping,
+    /// `GET /v2/_catalog` (each repository filtered by the caller's access, not one action).
+    Catalog,
+    /// `GET …/tags/list`.
+    ListTags(&'a RepoName),
+    /// `GET …/referrers/<digest>`.
+    ListReferrers(&'a RepoName, &'a Digest),
+    /// `GET`/`HEAD …/manifests/<reference>`.
+    ReadManifest {
+        /// The repository.
+        name: &'a RepoName,
+        /// Tag or digest.
+        reference: &'a Reference,
+        /// `HEAD`: headers only.
+        head: bool,
+    },
+    /// `PUT …/manifests/<reference>`.
+    PushManifest(&'a RepoName, &'a Reference),
+    /// `DELETE …/manifests/<reference>`.
+    DeleteManifest(&'a RepoName, &'a Reference),
+    /// `GET`/`HEAD …/manifests/<reference>` of a reference that is neither a tag nor a digest
+    /// (as written, and why): answered as a missing manifest once authorized.
+    ReadUnknownReference(&'a str, &'a ReferenceError),
+    /// `DELETE` of such a reference: answered as a missing manifest once authorized.
+    DeleteUnknownReference(&'a str, &'a ReferenceError),
+    /// `PUT` of such a reference: refused as invalid before authentication, because
+    /// authorizing a push may create the package and a push that cannot succeed must leave
+    /// nothing behind.
+    PushInvalidReference(&'a ReferenceError),
+    /// `GET`/`HEAD …/blobs/<digest>`.
+    ReadBlob {
+        /// The repository.
+        name: &'a RepoName,
+        /// The blob.
+        digest: &'a Digest,
+        /// `HEAD`: headers only.
+        head: bool,
+    },
+    /// `DELETE …/blobs/<digest>`.
+    DeleteBlob(&'a RepoName, &'a Digest),
+    /// `POST …/blobs/uploads/`: start an upload, push in one request, or mount.
+    StartUpload(&'a RepoName),
+    /// `GET`/`HEAD …/blobs/uploads/<id>`: how far the upload got.
+    UploadStatus(&'a RepoName, &'a str),
+    /// `PATCH …/blobs/uploads/<id>`: a chunk.
+    PatchUpload(&'a RepoName, &'a str),
+    /// `PUT …/blobs/uploads/<id>?digest=`: the last chunk, and the blob stored.
+    FinishUpload(&'a RepoName, &'a str),
+    /// `DELETE …/blobs/uploads/<id>`: abandon the upload.
+    CancelUpload(&'a RepoName, &'a str),
+}
+
+impl Operation<'_> {
+    /// The action the caller needs on the endpoint's repository; `None` for the version
+    /// check, the catalog (filtered per repository) and a push refused before authentication.
+    ///
+    /// Reading an upload's status needs pull only, as Distribution authorizes it (a client
+    /// resuming an upload may hold a pull token by then); every request that changes the
+    /// upload, cancelling included, needs push, what starting it needed. (Distribution asks
+    /// `delete` for a cancel, as for any `DELETE`; a pusher without delete rights must still
+    /// be able to abandon the upload they started.)
+    pub fn action(&self) -> Option<Action> {
+        use Operation::*;
+        match self {
+            Ping | Catalog | PushInvalidReference(_) => None,
+            ListTags(_)
+            | ListReferrers(..)
+            | ReadManifest { .. }
+            | ReadUnknownReference(..)
+            | ReadBlob { .. }
+            | UploadStatus(..) => Some(Action::Pull),
+            PushManifest(..) | StartUpload(_) | PatchUpload(..) | FinishUpload(..)
+            | CancelUpload(..) => Some(Action::Push),
+            DeleteManifest(..) | DeleteUnknownReference(..) | DeleteBlob(..) => {
+                Some(Action::Delete)
+            }
+        }
+    }
+}
+
+impl Endpoint {
+    /// The table: what `method` does on this endpoint, `None` when the endpoint does not
+    /// serve it.
+    pub fn operation(&self, method: &Method) -> Option<Operation<'_>> {
+        use Operation::*;
+        let head = *method == Method::HEAD;
+        let read = head || *method == Method::GET;
+        let operation = match self {
+            Endpoint::Base if read => Ping,
+            Endpoint::Catalog if *method == Method::GET => Catalog,
+            Endpoint::Tags(name) if *method == Method::GET => ListTags(name),
+            Endpoint::Referrers(name, digest) if *method == Method::GET => {
+                ListReferrers(name, digest)
+            }
+            Endpoint::Manifest(name, reference) => match *method {
+                Method::GET | Method::HEAD => ReadManifest {
+                    name,
+                    reference,
+                    head,
+                },
+                Method::PUT => PushManifest(name, reference),
+                Method::DELETE => DeleteManifest(name, reference),
+                _ => return None,
+            },
+            Endpoint::BadReference(_, raw, why) => match *method {
+                Method::GET | Method::HEAD => ReadUnknownReference(raw, why),
+                Method::DELETE => DeleteUnknownReference(raw, why),
+                Method::PUT => PushInvalidReference(why),
+                _ => return None,
+            },
+            Endpoint::Blob(name, digest) => match *method {
+                Method::GET | Method::HEAD => ReadBlob { name, digest, head },
+                Method::DELETE => DeleteBlob(name, digest),
+                _ => return None,
+            },
+            Endpoint::StartUpload(name) if *method == Method::POST => StartUpload(name),
+            Endpoint::Upload(name, id) => match *method {
+                Method::GET | Method::HEAD => UploadStatus(name, id),
+                Method::PATCH => PatchUpload(name, id),
+                Method::PUT => FinishUpload(name, id),
+                Method::DELETE => CancelUpload(name, id),
+                _ => return None,
+            },
+            _ => return None,
+        };
+        Some(operation)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,6 +365,57 @@ mod tests {
             Endpoint::parse("/v3/a/tags/list"),
             Err(ParseError::NoSuchEndpoint)
         ));
+    }
+
+    /// Every endpoint's methods and the action each needs (`-`: none).
+    #[test]
+    fn the_table_says_what_each_method_needs() {
+        let d = Digest::sha256(b"x");
+        let methods = ["GET", "HEAD", "PUT", "POST", "PATCH", "DELETE"];
+        let cases: [(String, &str); 8] = [
+            ("/v2/".into(), "GET - HEAD -"),
+            ("/v2/_catalog".into(), "GET -"),
+            ("/v2/a/tags/list".into(), "GET pull"),
+            (format!("/v2/a/referrers/{d}"), "GET pull"),
+            (
+                "/v2/a/manifests/v1".into(),
+                "GET pull HEAD pull PUT push DELETE delete",
+            ),
+            (
+                "/v2/a/manifests/-bad".into(),
+                "GET pull HEAD pull PUT - DELETE delete",
+            ),
+            (
+                format!("/v2/a/blobs/{d}"),
+                "GET pull HEAD pull DELETE delete",
+            ),
+            (
+                "/v2/a/blobs/uploads/u".into(),
+                "GET pull HEAD pull PUT push PATCH push DELETE push",
+            ),
+        ];
+        for (path, expected) in cases {
+            let endpoint = ok(&path);
+            let served: Vec<String> = methods
+                .iter()
+                .filter_map(|m| {
+                    let method: Method = m.parse().unwrap();
+                    let operation = endpoint.operation(&method)?;
+                    let action = operation.action().map_or("-", |a| match a {
+                        Action::Pull => "pull",
+                        Action::Push => "push",
+                        Action::Delete | Action::Manage => "delete",
+                    });
+                    Some(format!("{m} {action}"))
+                })
+                .collect();
+            assert_eq!(served.join(" "), expected, "{path}");
+        }
+        assert_eq!(
+            ok("/v2/a/blobs/uploads/").operation(&Method::POST),
+            Some(Operation::StartUpload(&"a".parse().unwrap()))
+        );
+        assert_eq!(ok("/v2/a/blobs/uploads/").operation(&Method::GET), None);
     }
 
     mod properties {

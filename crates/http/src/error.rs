@@ -7,19 +7,20 @@ use axum::response::{IntoResponse, Response};
 use berth_core::RegistryError;
 use serde_json::json;
 
-/// A registry error on its way to the client.
+/// A registry error on its way to a `/v2` or `/token` client, in the distribution spec's
+/// shape (the management API's errors are `api::GitHubError`).
 #[derive(Debug)]
-pub struct ApiError(pub RegistryError);
+pub struct OciError(pub RegistryError);
 
-impl From<RegistryError> for ApiError {
+impl From<RegistryError> for OciError {
     fn from(e: RegistryError) -> Self {
-        ApiError(e)
+        OciError(e)
     }
 }
 
-impl From<berth_core::StoreError> for ApiError {
+impl From<berth_core::StoreError> for OciError {
     fn from(e: berth_core::StoreError) -> Self {
-        ApiError(e.into())
+        OciError(e.into())
     }
 }
 
@@ -75,7 +76,7 @@ pub fn error_response(
         .into_response()
 }
 
-impl IntoResponse for ApiError {
+impl IntoResponse for OciError {
     fn into_response(self) -> Response {
         let error = self.0;
         let status = status_of(&error);

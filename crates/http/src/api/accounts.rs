@@ -7,7 +7,9 @@ use berth_core::access::store::NewUser;
 use berth_core::access::{AccountKind, OrgRole, Visibility};
 use serde::Deserialize;
 
-use super::{ApiResult, GitHubError, Who, answer, body, no_content, shapes, visibility};
+use berth_core::github::users;
+
+use super::{ApiResult, GitHubError, Who, answer, body, no_content, visibility};
 use crate::AppState;
 
 /// `GET /user`.
@@ -15,7 +17,7 @@ pub async fn current_user(State(state): State<AppState>, who: Who) -> ApiResult 
     let user = state.auth.access.current_user(&who.principal).await?;
     Ok(answer(
         StatusCode::OK,
-        shapes::account(&who.base, &user, &who.principal),
+        users::account(&who.base, &user, &who.principal),
     ))
 }
 
@@ -24,7 +26,7 @@ pub async fn user(State(state): State<AppState>, who: Who, Path(login): Path<Str
     let user = state.auth.access.account(&login, None).await?;
     Ok(answer(
         StatusCode::OK,
-        shapes::account(&who.base, &user, &who.principal),
+        users::account(&who.base, &user, &who.principal),
     ))
 }
 
@@ -37,7 +39,7 @@ pub async fn org(State(state): State<AppState>, who: Who, Path(login): Path<Stri
         .await?;
     Ok(answer(
         StatusCode::OK,
-        shapes::account(&who.base, &org, &who.principal),
+        users::account(&who.base, &org, &who.principal),
     ))
 }
 
@@ -78,7 +80,7 @@ pub async fn create_user(State(state): State<AppState>, who: Who, bytes: Bytes) 
         .await?;
     Ok(answer(
         StatusCode::CREATED,
-        shapes::account(&who.base, &user, &who.principal),
+        users::account(&who.base, &user, &who.principal),
     ))
 }
 
@@ -106,7 +108,7 @@ pub async fn create_org(State(state): State<AppState>, who: Who, bytes: Bytes) -
         .await?;
     Ok(answer(
         StatusCode::CREATED,
-        shapes::account(&who.base, &org, &who.principal),
+        users::account(&who.base, &org, &who.principal),
     ))
 }
 
@@ -123,7 +125,7 @@ pub async fn membership(
         .await?;
     Ok(answer(
         StatusCode::OK,
-        shapes::membership(&who.base, &org, &user, role, &who.principal),
+        users::membership(&who.base, &org, &user, role, &who.principal),
     ))
 }
 
@@ -160,7 +162,7 @@ pub async fn set_membership(
         .await?;
     Ok(answer(
         StatusCode::OK,
-        shapes::membership(&who.base, &org, &user, role, &who.principal),
+        users::membership(&who.base, &org, &user, role, &who.principal),
     ))
 }
 
@@ -200,7 +202,7 @@ pub async fn set_sso(
         .await?;
     Ok(answer(
         StatusCode::OK,
-        shapes::account(&who.base, &org, &who.principal),
+        users::account(&who.base, &org, &who.principal),
     ))
 }
 
@@ -243,7 +245,7 @@ pub async fn package_settings(
             member_visibilities,
         )
         .await?;
-    Ok(answer(StatusCode::OK, shapes::package_settings(&account)))
+    Ok(answer(StatusCode::OK, users::package_settings(&account)))
 }
 
 #[derive(Deserialize)]
@@ -287,7 +289,7 @@ pub async fn create_team(
             )
             .await?;
     }
-    Ok(answer(StatusCode::CREATED, shapes::team(&who.base, &team)))
+    Ok(answer(StatusCode::CREATED, users::team(&who.base, &team)))
 }
 
 #[derive(Deserialize)]

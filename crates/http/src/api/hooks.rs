@@ -9,10 +9,12 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::routing::{get, post};
-use berth_core::hooks::payload::{hook_json, time};
-use berth_core::hooks::{Attempt, Delivery, HookOwner, HookRequest};
+use berth_core::github::hooks::{
+    deliveries_url, delivery as delivery_json, delivery_summary, hook as hook_json,
+};
+use berth_core::hooks::{HookOwner, HookRequest};
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::{ApiResult, GitHubError, Who, answer, body, no_content};
 use crate::AppState;
@@ -256,15 +258,14 @@ async fn deliveries(
         .hooks
         .deliveries_as(&who.principal, owner(&params), hook, cursor, per_page)
         .await?;
-    let values: Vec<Value> = list.iter().map(summary).collect();
+    let values: Vec<Value> = list.iter().map(delivery_summary).collect();
     let mut response = answer(StatusCode::OK, Value::Array(values));
     if list.len() == per_page
         && let Some(last) = list.last()
     {
         let next = format!(
-            "<{}/api/v3/{}/hooks/{hook}/deliveries?per_page={per_page}&cursor={}>; rel=\"next\"",
-            who.base,
-            parent.path(),
+            "<{}?per_page={per_page}&cursor={}>; rel=\"next\"",
+            deliveries_url(&who.base, &parent.path(), hook),
             last.id
         );
         if let Ok(value) = HeaderValue::from_str(&next) {
@@ -288,24 +289,10 @@ async fn delivery(State(state): State<AppState>, who: Who, Path(params): Params)
         .hooks
         .delivery_as(&who.principal, owner(&params), hook_id, delivery_id)
         .await?;
-    let payload: Value = serde_json::from_str(&delivery.queued.payload).unwrap_or(Value::Null);
-    let mut value = summary(&delivery);
-    value["url"] = json!(format!(
-        "{}/api/v3/{}/hooks/{hook_id}/deliveries/{delivery_id}",
-        who.base,
-        parent.path()
-    ));
-    let last = attempts.last();
-    value["request"] = json!({
-        "headers": last.map_or_else(|| json!({}), |a| headers(&a.request_headers)),
-        "payload": payload,
-    });
-    value["response"] = json!({
-        "headers": last.map_or_else(|| json!({}), |a| headers(&a.response_headers)),
-        "payload": last.map(|a| a.response_body.clone()),
-    });
-    value["attempts"] = attempts.iter().map(attempt).collect();
-    Ok(answer(StatusCode::OK, value))
+    Ok(answer(
+        StatusCode::OK,
+        delivery_json(&who.base, &parent.path(), &delivery, &attempts),
+    ))
 }
 
 /// `POST …/hooks/{hook_id}/deliveries/{delivery_id}/attempts`: queues the delivery again
@@ -321,48 +308,4 @@ async fn redeliver(State(state): State<AppState>, who: Who, Path(params): Params
         )
         .await?;
     Ok(answer(StatusCode::ACCEPTED, json!({})))
-}
-
-/// A delivery in GitHub's list shape, with Berth's `state` and `attempts`.
-fn summary(delivery: &Delivery) -> Value {
-    let last = delivery.last_attempt.as_ref();
-    json!({
-        "id": delivery.id,
-        "guid": delivery.queued.guid,
-        "delivered_at": time(last.map_or(delivery.created_at, |a| a.started_at)),
-        "redelivery": delivery.queued.redelivery,
-        "duration": last.map_or(0.0, |a| a.duration_ms as f64 / 1000.0),
-        "status": last.map_or_else(|| "pending".to_owned(), Attempt::status_text),
-        "status_code": last.and_then(|a| a.status_code).unwrap_or(0),
-        "event": delivery.queued.event,
-        "action": delivery.queued.action,
-        "installation_id": null,
-        "repository_id": delivery.queued.repository_id,
-        "throttled_at": null,
-        "state": delivery.state.as_str(),
-        "attempts": delivery.attempts,
-    })
-}
-
-fn attempt(attempt: &Attempt) -> Value {
-    json!({
-        "number": attempt.number,
-        "delivered_at": time(attempt.started_at),
-        "duration": attempt.duration_ms as f64 / 1000.0,
-        "status": attempt.status_text(),
-        "status_code": attempt.status_code.unwrap_or(0),
-        "request": { "headers": headers(&attempt.request_headers) },
-        "response": {
-            "headers": headers(&attempt.response_headers),
-            "payload": attempt.response_body,
-        },
-    })
-}
-
-fn headers(list: &[(String, String)]) -> Value {
-    let mut map = Map::new();
-    for (name, value) in list {
-        map.insert(name.clone(), Value::String(value.clone()));
-    }
-    Value::Object(map)
 }

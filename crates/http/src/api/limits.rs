@@ -356,8 +356,9 @@ fn spent(quota: Quota, name: &str, key: &Key, window: Duration) -> Response {
     } else {
         format!("{} seconds", window.as_secs_f64())
     };
-    let at =
-        super::shapes::time(i64::try_from(quota.reset.saturating_mul(1000)).unwrap_or(i64::MAX));
+    let at = berth_core::github::time(
+        i64::try_from(quota.reset.saturating_mul(1000)).unwrap_or(i64::MAX),
+    );
     let hint = if matches!(key, Key::Address(_)) {
         " (Authenticated requests get a higher rate limit: send a token.)"
     } else {

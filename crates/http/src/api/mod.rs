@@ -5,7 +5,7 @@
 //! Path of a request: the [`Who`] extractor resolves the `Authorization` header (`token`,
 //! `Bearer` or Basic, a Berth token) into a principal; a handler parses the JSON body with
 //! [`body`], calls one [`berth_core::access::Access`] management operation, and renders the
-//! result with the JSON shapes in [`shapes`]. Refusals become GitHub's
+//! result with GitHub's objects from [`berth_core::github`]. Refusals become GitHub's
 //! `{"message","documentation_url"}` bodies in [`GitHubError`]. Around the routes, two
 //! middleware layers: [`limits`] (rate limits; it resolves the caller `Who` then takes) and
 //! [`etag`] (conditional GETs).
@@ -14,11 +14,10 @@ mod accounts;
 pub mod etag;
 mod hooks;
 pub mod limits;
+mod package_settings;
 mod packages;
 mod repos;
-mod shapes;
 mod tokens;
-mod versions;
 
 use axum::Router;
 use axum::extract::FromRequestParts;
@@ -80,28 +79,28 @@ pub fn router() -> Router<AppState> {
             "/repos/{owner}/{repo}/actions/job-tokens",
             post(repos::create_job_token),
         )
-        .route("/user/packages", get(versions::list_mine))
-        .route("/users/{login}/packages", get(versions::list_user))
-        .route("/orgs/{org}/packages", get(versions::list_org))
+        .route("/user/packages", get(packages::list_mine))
+        .route("/users/{login}/packages", get(packages::list_user))
+        .route("/orgs/{org}/packages", get(packages::list_org))
         .route(
             "/{kind}/{owner}/packages/container/{package}",
-            axum::routing::patch(packages::update),
+            axum::routing::patch(package_settings::update),
         )
         .route(
             "/{kind}/{owner}/packages/container/{package}/collaborators/{username}",
-            put(packages::set_user_role).delete(packages::remove_user_role),
+            put(package_settings::set_user_role).delete(package_settings::remove_user_role),
         )
         .route(
             "/{kind}/{owner}/packages/container/{package}/teams/{team}",
-            put(packages::set_team_role).delete(packages::remove_team_role),
+            put(package_settings::set_team_role).delete(package_settings::remove_team_role),
         )
         .route(
             "/{kind}/{owner}/packages/container/{package}/repository",
-            put(packages::link).delete(packages::unlink),
+            put(package_settings::link).delete(package_settings::unlink),
         )
         .route(
             "/{kind}/{owner}/packages/container/{package}/actions-access/{repo}",
-            put(packages::set_job_access).delete(packages::remove_job_access),
+            put(package_settings::set_job_access).delete(package_settings::remove_job_access),
         )
         .route("/user/tokens", get(tokens::list).post(tokens::create))
         .route("/user/tokens/{id}", delete(tokens::revoke))
@@ -113,7 +112,7 @@ pub fn router() -> Router<AppState> {
             post(tokens::installation_token),
         )
         .merge(hooks::router())
-        .merge(versions::router())
+        .merge(packages::router())
         .fallback(not_found)
 }
 

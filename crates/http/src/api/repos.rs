@@ -9,9 +9,10 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::accounts::required;
+use berth_core::github::{self, repos};
+
 use super::{
-    ApiResult, GitHubError, PackagesPermission, Who, answer, body, no_content, role, shapes,
-    visibility,
+    ApiResult, GitHubError, PackagesPermission, Who, answer, body, no_content, role, visibility,
 };
 use crate::AppState;
 
@@ -72,7 +73,7 @@ async fn render(state: &AppState, who: &Who, repo: &SourceRepo, status: StatusCo
     let owner = state.auth.access.account(&repo.owner_login, None).await?;
     Ok(answer(
         status,
-        shapes::repo(&who.base, repo, &owner, &who.principal),
+        repos::repository(&who.base, repo, &owner, &who.principal),
     ))
 }
 
@@ -207,7 +208,7 @@ pub async fn create_job_token(
         StatusCode::CREATED,
         json!({
             "token": secret.expose(),
-            "expires_at": shapes::time(expires_at),
+            "expires_at": github::time(expires_at),
             "repository": format!("{}/{}", repo.owner_login, repo.name),
             "permissions": { "packages": permission.as_str() },
         }),

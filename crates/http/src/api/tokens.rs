@@ -2,15 +2,19 @@
 //! on web pages; Berth does it here, in the same style. The installation token exchange is
 //! GitHub's own endpoint, with the app's secret in place of GitHub's signed JWT.
 
+use std::time::UNIX_EPOCH;
+
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use berth_core::access::{NewToken, Role, Scopes, TokenRequest};
+use berth_core::github::{self, credentials};
+use berth_core::ports::Millis;
 use serde::Deserialize;
 use serde_json::json;
 
 use super::accounts::required;
-use super::{ApiResult, GitHubError, PackagesPermission, Who, answer, body, no_content, shapes};
+use super::{ApiResult, GitHubError, PackagesPermission, Who, answer, body, no_content};
 use crate::AppState;
 use crate::origin::Origin;
 
@@ -39,7 +43,7 @@ pub async fn create(State(state): State<AppState>, who: Who, bytes: Bytes) -> Ap
     let note = required("Token", "note", request.note)?;
     let expires_at = match request.expires_at.as_deref() {
         None => None,
-        Some(text) => Some(shapes::parse_time(text).ok_or_else(|| {
+        Some(text) => Some(parse_time(text).ok_or_else(|| {
             GitHubError::invalid(
                 "Token",
                 "expires_at",
@@ -89,7 +93,7 @@ pub async fn create(State(state): State<AppState>, who: Who, bytes: Bytes) -> Ap
         .access
         .create_token_as(&who.principal, token_request)
         .await?;
-    let mut value = shapes::token(&who.base, &info);
+    let mut value = credentials::token(&who.base, &info);
     value["token"] = json!(secret.expose());
     Ok(answer(StatusCode::CREATED, value))
 }
@@ -97,7 +101,10 @@ pub async fn create(State(state): State<AppState>, who: Who, bytes: Bytes) -> Ap
 /// `GET /user/tokens`: the calling user's tokens, newest first, never their secrets.
 pub async fn list(State(state): State<AppState>, who: Who) -> ApiResult {
     let tokens = state.auth.access.list_tokens_as(&who.principal).await?;
-    let list: Vec<_> = tokens.iter().map(|t| shapes::token(&who.base, t)).collect();
+    let list: Vec<_> = tokens
+        .iter()
+        .map(|t| credentials::token(&who.base, t))
+        .collect();
     Ok(answer(StatusCode::OK, json!(list)))
 }
 
@@ -123,7 +130,7 @@ pub async fn authorize_sso(
         .access
         .authorize_token_sso_as(&who.principal, berth_core::ids::CredentialId(id), &org)
         .await?;
-    Ok(answer(StatusCode::OK, shapes::token(&who.base, &info)))
+    Ok(answer(StatusCode::OK, credentials::token(&who.base, &info)))
 }
 
 #[derive(Deserialize)]
@@ -184,7 +191,7 @@ pub async fn install_app(
     let account = access.account(&account, None).await?;
     Ok(answer(
         StatusCode::CREATED,
-        shapes::installation(&who.base, &installation, &account, &who.principal),
+        credentials::installation(&who.base, &installation, &account, &who.principal),
     ))
 }
 
@@ -253,10 +260,51 @@ pub async fn installation_token(
         StatusCode::CREATED,
         json!({
             "token": issued.secret.expose(),
-            "expires_at": shapes::time(issued.expires_at),
+            "expires_at": github::time(issued.expires_at),
             "permissions": { "packages": installation.permission.as_str() },
-            "repository_selection": shapes::selection(installation),
+            "repository_selection": credentials::selection(installation),
             "repository_ids": installation.repositories,
         }),
     ))
+}
+
+/// Parses a time a client sends (`expires_at`): RFC 3339 / ISO 8601 as GitHub writes them
+/// ([`github::time`]), or a date alone (its midnight, UTC), into milliseconds since the epoch.
+fn parse_time(text: &str) -> Option<Millis> {
+    let at = humantime::parse_rfc3339_weak(text)
+        .or_else(|_| humantime::parse_rfc3339_weak(&format!("{text}T00:00:00Z")))
+        .ok()?;
+    Some(at.duration_since(UNIX_EPOCH).ok()?.as_millis() as Millis)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[test]
+    fn times_round_trip_through_iso_8601() {
+        let millis = 1_795_000_000_000;
+        let text = github::time(millis);
+        assert!(text.ends_with('Z'), "{text}");
+        assert_eq!(parse_time(&text), Some(millis));
+        assert_eq!(parse_time("2030-01-02"), parse_time("2030-01-02T00:00:00Z"));
+        assert_eq!(parse_time("next week"), None);
+    }
+
+    proptest! {
+        /// GitHub's time format is the one this API wrote with humantime before it had one
+        /// home in core: same text for any time up to the year 9999.
+        #[test]
+        fn the_time_format_is_rfc_3339_in_whole_seconds(millis in 0i64..253_402_300_800_000) {
+            let at = UNIX_EPOCH + Duration::from_millis(millis as u64);
+            prop_assert_eq!(
+                github::time(millis),
+                humantime::format_rfc3339_seconds(at).to_string()
+            );
+        }
+    }
 }

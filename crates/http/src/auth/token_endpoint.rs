@@ -23,7 +23,7 @@ use serde_json::json;
 
 use super::registry_token::{Claims, Grant, now_secs};
 use crate::AppState;
-use crate::error::ApiError;
+use crate::error::OciError;
 use crate::origin::Origin;
 
 /// How long a registry token lives.
@@ -103,13 +103,13 @@ pub async fn token(
     let caller = match auth.caller(&headers, Some(origin.client.ip())).await {
         Ok(caller) => caller,
         Err(err) => {
-            let mut response = ApiError(err).into_response();
+            let mut response = OciError(err).into_response();
             auth.add_challenge(&mut response, &origin, None);
             return response;
         }
     };
     if caller.token_scopes.is_some() {
-        let mut response = ApiError(RegistryError::Unauthorized(
+        let mut response = OciError(RegistryError::Unauthorized(
             "a registry token cannot be exchanged for another; authenticate with your Berth token"
                 .into(),
         ))
@@ -125,7 +125,7 @@ pub async fn token(
             "expires_in": LIFETIME_SECS,
             "issued_at": minted.issued_at,
         })),
-        Err(err) => ApiError(err).into_response(),
+        Err(err) => OciError(err).into_response(),
     }
 }
 
@@ -218,7 +218,7 @@ pub async fn oauth_token(
     let scopes = requested_scopes(&String::from_utf8_lossy(&body));
     let minted = match mint(&state, &principal, &scopes).await {
         Ok(minted) => minted,
-        Err(err) => return ApiError(err).into_response(),
+        Err(err) => return OciError(err).into_response(),
     };
     let refresh = refresh.or_else(|| {
         let offline = field("access_type") == Some("offline");
@@ -254,7 +254,7 @@ fn grant_refused(err: RegistryError) -> Response {
         RegistryError::Unauthorized(reason) => {
             oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", &reason)
         }
-        other => ApiError(other).into_response(),
+        other => OciError(other).into_response(),
     }
 }
 

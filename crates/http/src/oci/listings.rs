@@ -12,7 +12,7 @@ use serde_json::json;
 use super::{Answer, Params, header_value, page_size};
 use crate::AppState;
 use crate::auth::Caller;
-use crate::error::ApiError;
+use crate::error::OciError;
 
 /// Percent-encodes a query value (tags and names are URL-safe, but `last` echoes user input).
 fn query_escape(text: &str) -> String {
@@ -56,12 +56,12 @@ pub async fn tags(registry: &Registry, name: &RepoName, params: &Params) -> Answ
 /// Lists the repositories the caller may read, paginated by `n` and `last`.
 pub async fn catalog(state: &AppState, caller: &Caller, params: &Params) -> Answer {
     if caller.is_anonymous() {
-        return Err(ApiError(RegistryError::Unauthorized(
+        return Err(OciError(RegistryError::Unauthorized(
             "the catalog lists what you may read: log in with a token".into(),
         )));
     }
     if !caller.token_covers("registry", "catalog", "*") {
-        return Err(ApiError(RegistryError::InsufficientScope(
+        return Err(OciError(RegistryError::InsufficientScope(
             "the catalog".into(),
         )));
     }

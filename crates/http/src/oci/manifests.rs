@@ -13,7 +13,7 @@ use futures_util::StreamExt;
 
 use super::{Answer, empty, header_value};
 use crate::AppState;
-use crate::error::ApiError;
+use crate::error::OciError;
 
 /// Whether the client's `Accept` header admits `media_type`. No header, `*/*` or
 /// `application/*` admit everything.
@@ -42,7 +42,7 @@ pub async fn get(
 ) -> Answer {
     let manifest = registry.get_manifest(name, reference).await?;
     if !accepts(headers, &manifest.media_type) {
-        return Err(ApiError(RegistryError::ManifestUnknown(format!(
+        return Err(OciError(RegistryError::ManifestUnknown(format!(
             "{reference} (it is a {}, which the request's Accept header does not list)",
             manifest.media_type
         ))));
@@ -169,13 +169,13 @@ const DRAIN_LIMIT: u64 = 64 * 1024 * 1024;
 
 /// Reads a manifest body of at most [`MAX_MANIFEST_BYTES`]. A larger body is answered 413
 /// after draining it (up to [`DRAIN_LIMIT`]); nothing of it is kept.
-async fn read_manifest_body(body: Body) -> Result<bytes::Bytes, ApiError> {
+async fn read_manifest_body(body: Body) -> Result<bytes::Bytes, OciError> {
     let mut frames = body.into_data_stream();
     let mut content = bytes::BytesMut::new();
     let mut seen = 0u64;
     while let Some(frame) = frames.next().await {
         let frame = frame.map_err(|e| {
-            ApiError(RegistryError::ManifestInvalid(format!(
+            OciError(RegistryError::ManifestInvalid(format!(
                 "the manifest body could not be read completely: {e}"
             )))
         })?;
@@ -187,7 +187,7 @@ async fn read_manifest_body(body: Body) -> Result<bytes::Bytes, ApiError> {
         }
     }
     if seen > MAX_MANIFEST_BYTES {
-        return Err(ApiError(RegistryError::ManifestTooLarge(
+        return Err(OciError(RegistryError::ManifestTooLarge(
             seen,
             MAX_MANIFEST_BYTES,
         )));

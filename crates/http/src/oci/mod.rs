@@ -15,8 +15,8 @@ use berth_core::access::Action;
 use serde::Deserialize;
 
 use crate::AppState;
-use crate::endpoint::{Endpoint, ParseError, reference_error};
-use crate::error::{ApiError, error_response};
+use crate::endpoint::{Endpoint, Operation, ParseError, reference_error};
+use crate::error::{OciError, error_response};
 use crate::origin::Origin;
 
 /// Query parameters any distribution endpoint may take.
@@ -38,11 +38,11 @@ pub struct Params {
 }
 
 /// The result type of handlers.
-pub type Answer = Result<Response, ApiError>;
+pub type Answer = Result<Response, OciError>;
 
-/// Routes one `/v2` request: parse the endpoint, authenticate, check the permission the
-/// endpoint needs, then hand it to its group's handler. A 401 carries the challenge for the
-/// endpoint's scope.
+/// Routes one `/v2` request: parse the endpoint, look up what the method does there
+/// ([`Endpoint::operation`]), authenticate, check the action that operation needs, then hand
+/// it to its group's handler. A 401 carries the challenge for the endpoint's scope.
 pub async fn dispatch(
     State(state): State<AppState>,
     origin: Origin,
@@ -54,18 +54,19 @@ pub async fn dispatch(
 ) -> Response {
     let endpoint = match Endpoint::parse(uri.path()) {
         Ok(endpoint) => endpoint,
-        Err(ParseError::Invalid(e)) => return ApiError(e).into_response(),
+        Err(ParseError::Invalid(e)) => return OciError(e).into_response(),
         Err(ParseError::NoSuchEndpoint) => return not_found(uri).await,
     };
+    let operation = endpoint.operation(&method);
     // Refused before authorization: authorizing a push may create the package, and a push
     // that cannot succeed must leave nothing behind.
-    if let (&Method::PUT, Endpoint::BadReference(_, _, error)) = (&method, &endpoint) {
-        return ApiError(reference_error(error)).into_response();
+    if let Some(Operation::PushInvalidReference(error)) = operation {
+        return OciError(reference_error(error)).into_response();
     }
-    let action = required_action(&method, &endpoint);
+    let action = operation.as_ref().and_then(Operation::action);
     let scope = challenge_scope(&endpoint, action, &params);
     let answer = handle(
-        &state, &origin, method, &endpoint, action, params, &headers, body,
+        &state, &origin, &method, &endpoint, operation, params, &headers, body,
     )
     .await;
     let mut response = answer.unwrap_or_else(IntoResponse::into_response);
@@ -79,38 +80,6 @@ pub async fn dispatch(
             .add_challenge(&mut response, &origin, scope.as_deref());
     }
     response
-}
-
-/// What an endpoint does to its repository, for the permission check (`None`: nothing, or a
-/// method the endpoint does not support).
-///
-/// Reading an upload's status needs pull only, as Distribution authorizes it (a client
-/// resuming an upload may hold a pull token by then); every request that changes the upload,
-/// cancelling included, needs push, what starting it needed. (Distribution asks `delete` for
-/// a cancel, as for any `DELETE`; a pusher without delete rights must still be able to
-/// abandon the upload they started.)
-fn required_action(method: &Method, endpoint: &Endpoint) -> Option<Action> {
-    match (method, endpoint) {
-        (
-            &Method::GET | &Method::HEAD,
-            Endpoint::Manifest(..)
-            | Endpoint::BadReference(..)
-            | Endpoint::Blob(..)
-            | Endpoint::Tags(_)
-            | Endpoint::Referrers(..)
-            | Endpoint::Upload(..),
-        ) => Some(Action::Pull),
-        (&Method::PUT, Endpoint::Manifest(..))
-        | (&Method::POST, Endpoint::StartUpload(_))
-        | (&Method::PATCH | &Method::PUT | &Method::DELETE, Endpoint::Upload(..)) => {
-            Some(Action::Push)
-        }
-        (
-            &Method::DELETE,
-            Endpoint::Manifest(..) | Endpoint::BadReference(..) | Endpoint::Blob(..),
-        ) => Some(Action::Delete),
-        _ => None,
-    }
 }
 
 /// The scope a client should request after a 401 here. A cross-repository mount also names
@@ -145,9 +114,9 @@ fn mount_source(params: &Params) -> Option<RepoName> {
 async fn handle(
     state: &AppState,
     origin: &Origin,
-    method: Method,
+    method: &Method,
     endpoint: &Endpoint,
-    action: Option<Action>,
+    operation: Option<Operation<'_>>,
     mut params: Params,
     headers: &HeaderMap,
     body: Body,
@@ -155,34 +124,44 @@ async fn handle(
     let auth = &state.auth;
     let registry = &state.registry;
     let caller = auth.caller(headers, Some(origin.client.ip())).await?;
-    if let (Some(action), Some(name)) = (action, endpoint.name()) {
+    let Some(operation) = operation else {
+        return Err(OciError(RegistryError::Unsupported(format!(
+            "{method} is not supported on the {} endpoint",
+            endpoint.label()
+        ))));
+    };
+    if let (Some(action), Some(name)) = (operation.action(), endpoint.name()) {
         auth.authorize(&caller, name, action).await?;
     }
-    match (&method, endpoint) {
-        (&Method::GET | &Method::HEAD, Endpoint::Base) => {
+    match operation {
+        Operation::Ping => {
             // A registry token from /token, even an anonymous one, is a login: Distribution
             // answers 200 to any valid token, and clients ping /v2/ with the token they got.
             if caller.is_anonymous() && caller.token_scopes.is_none() {
-                return Err(ApiError(RegistryError::Unauthorized(
+                return Err(OciError(RegistryError::Unauthorized(
                     "authentication required: log in with a Berth token (docker login / skopeo login)".into(),
                 )));
             }
             Ok(([("content-type", "application/json")], "{}").into_response())
         }
-        (&Method::GET, Endpoint::Catalog) => listings::catalog(state, &caller, &params).await,
-        (&Method::GET, Endpoint::Tags(name)) => listings::tags(registry, name, &params).await,
-        (&Method::GET, Endpoint::Referrers(name, digest)) => {
+        Operation::Catalog => listings::catalog(state, &caller, &params).await,
+        Operation::ListTags(name) => listings::tags(registry, name, &params).await,
+        Operation::ListReferrers(name, digest) => {
             listings::referrers(registry, name, digest, &params).await
         }
-        (&Method::GET | &Method::HEAD, Endpoint::Manifest(name, reference)) => {
-            manifests::get(registry, name, reference, headers, method == Method::HEAD).await
-        }
-        (&Method::GET | &Method::HEAD | &Method::DELETE, Endpoint::BadReference(_, raw, why)) => {
-            Err(ApiError(RegistryError::ManifestUnknown(format!(
+        Operation::ReadManifest {
+            name,
+            reference,
+            head,
+        } => manifests::get(registry, name, reference, headers, head).await,
+        Operation::ReadUnknownReference(raw, why) | Operation::DeleteUnknownReference(raw, why) => {
+            Err(OciError(RegistryError::ManifestUnknown(format!(
                 "{raw} (it is neither a tag nor a digest, so nothing is stored under it: {why})"
             ))))
         }
-        (&Method::PUT, Endpoint::Manifest(name, reference)) => {
+        // Answered before authentication (see `dispatch`); here for completeness.
+        Operation::PushInvalidReference(error) => Err(OciError(reference_error(error))),
+        Operation::PushManifest(name, reference) => {
             manifests::put(
                 state,
                 &caller.principal,
@@ -194,16 +173,14 @@ async fn handle(
             )
             .await
         }
-        (&Method::DELETE, Endpoint::Manifest(name, reference)) => {
+        Operation::DeleteManifest(name, reference) => {
             manifests::delete(state, &caller.principal, name, reference, &origin.base_url).await
         }
-        (&Method::GET | &Method::HEAD, Endpoint::Blob(name, digest)) => {
-            blobs::get(registry, name, digest, headers, method == Method::HEAD).await
+        Operation::ReadBlob { name, digest, head } => {
+            blobs::get(registry, name, digest, headers, head).await
         }
-        (&Method::DELETE, Endpoint::Blob(name, digest)) => {
-            blobs::delete(registry, name, digest).await
-        }
-        (&Method::POST, Endpoint::StartUpload(name)) => {
+        Operation::DeleteBlob(name, digest) => blobs::delete(registry, name, digest).await,
+        Operation::StartUpload(name) => {
             // A mount from a repository the caller cannot read falls back to a plain upload,
             // exactly as if the blob were not there.
             if let Some(from) = mount_source(&params)
@@ -217,20 +194,12 @@ async fn handle(
             }
             uploads::start(registry, name, &params, body).await
         }
-        (&Method::GET | &Method::HEAD, Endpoint::Upload(name, id)) => {
-            uploads::status(registry, name, id).await
-        }
-        (&Method::PATCH, Endpoint::Upload(name, id)) => {
-            uploads::patch(registry, name, id, headers, body).await
-        }
-        (&Method::PUT, Endpoint::Upload(name, id)) => {
+        Operation::UploadStatus(name, id) => uploads::status(registry, name, id).await,
+        Operation::PatchUpload(name, id) => uploads::patch(registry, name, id, headers, body).await,
+        Operation::FinishUpload(name, id) => {
             uploads::put(registry, name, id, &params, headers, body).await
         }
-        (&Method::DELETE, Endpoint::Upload(name, id)) => uploads::cancel(registry, name, id).await,
-        (method, endpoint) => Err(ApiError(RegistryError::Unsupported(format!(
-            "{method} is not supported on the {} endpoint",
-            endpoint.label()
-        )))),
+        Operation::CancelUpload(name, id) => uploads::cancel(registry, name, id).await,
     }
 }
 
@@ -268,14 +237,14 @@ pub fn empty(status: StatusCode, headers: &[(&str, HeaderValue)]) -> Response {
 }
 
 /// Parses `n` of a listing: absent means "all", a cap keeps one page bounded.
-pub fn page_size(params: &Params) -> Result<Option<usize>, ApiError> {
+pub fn page_size(params: &Params) -> Result<Option<usize>, OciError> {
     const MAX_PAGE: usize = 10_000;
     params
         .n
         .as_deref()
         .map(|n| {
             n.parse::<usize>().map(|n| n.min(MAX_PAGE)).map_err(|_| {
-                ApiError(RegistryError::PaginationInvalid(format!(
+                OciError(RegistryError::PaginationInvalid(format!(
                     "`n={n}` is not a page size; use a non-negative integer"
                 )))
             })

@@ -7,7 +7,7 @@ use berth_core::registry::{MountOutcome, Registry};
 use berth_core::{Digest, RegistryError, RepoName};
 
 use super::{Answer, Params, empty, header_value, range_header};
-use crate::error::ApiError;
+use crate::error::OciError;
 
 fn upload_location(name: &RepoName, id: &str) -> HeaderValue {
     header_value(&format!("/v2/{name}/blobs/uploads/{id}"))
@@ -42,9 +42,9 @@ fn session_answer(
     )
 }
 
-fn digest_param(raw: &str) -> Result<Digest, ApiError> {
+fn digest_param(raw: &str) -> Result<Digest, OciError> {
     raw.parse().map_err(|e: berth_core::digest::DigestError| {
-        ApiError(RegistryError::DigestInvalid(e.to_string()))
+        OciError(RegistryError::DigestInvalid(e.to_string()))
     })
 }
 
@@ -89,12 +89,12 @@ pub async fn status(registry: &Registry, name: &RepoName, id: &str) -> Answer {
 
 /// Parses `Content-Range: <start>-<end>` (a `bytes ` prefix and `/<total>` suffix are
 /// tolerated).
-fn content_range(headers: &HeaderMap) -> Result<Option<(u64, u64)>, ApiError> {
+fn content_range(headers: &HeaderMap) -> Result<Option<(u64, u64)>, OciError> {
     let Some(value) = headers.get(header::CONTENT_RANGE) else {
         return Ok(None);
     };
     let invalid = || {
-        ApiError(RegistryError::BlobUploadInvalid(format!(
+        OciError(RegistryError::BlobUploadInvalid(format!(
             "Content-Range `{}` is not `<start>-<end>` with start <= end",
             value.to_str().unwrap_or("?")
         )))
@@ -129,7 +129,7 @@ fn resumable(err: RegistryError, name: &RepoName, id: &str) -> Answer {
     if !matches!(err, RegistryError::RangeInvalid { .. }) {
         return Err(err.into());
     }
-    let mut response = axum::response::IntoResponse::into_response(ApiError(err));
+    let mut response = axum::response::IntoResponse::into_response(OciError(err));
     response
         .headers_mut()
         .insert("location", upload_location(name, id));
@@ -148,7 +148,7 @@ pub async fn put(
     body: Body,
 ) -> Answer {
     let raw = params.digest.as_deref().ok_or_else(|| {
-        ApiError(RegistryError::DigestInvalid(
+        OciError(RegistryError::DigestInvalid(
             "finishing an upload needs `?digest=<algorithm>:<hex>` of the whole blob".into(),
         ))
     })?;

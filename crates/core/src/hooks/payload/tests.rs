@@ -3,13 +3,16 @@
 //! payload examples and GitHub's webhook reference) with neutral values. The repository object
 //! is abbreviated to the fields Berth has: GitHub's carries some eighty git-specific URLs.
 
-use crate::ids::AccountId;
-use crate::ids::{HookId, RepoId};
+use crate::ids::{AccountId, HookId, RepoId};
 use serde_json::Value;
 
 use super::*;
-use crate::access::PackagePolicy;
+use crate::access::Visibility;
+use crate::digest::Digest;
+use crate::github::tests::account;
 use crate::hooks::model::{ContentType, HookConfig, HookScope, LastResponse};
+use crate::labels::{Labels, SOURCE};
+use crate::name::RepoName;
 
 const PACKAGE: &str = include_str!("../fixtures/github_package_published.json");
 const REGISTRY_PACKAGE: &str = include_str!("../fixtures/github_registry_package_published.json");
@@ -36,20 +39,6 @@ pub(crate) fn missing_keys(expected: &Value, actual: &Value, path: &str, out: &m
             }
         }
         _ => {}
-    }
-}
-
-fn account(id: i64, login: &str, kind: AccountKind) -> Account {
-    Account {
-        id: AccountId(id),
-        login: login.into(),
-        kind,
-        name: None,
-        email: None,
-        site_admin: false,
-        requires_sso: false,
-        policy: PackagePolicy::default(),
-        created_at: 1_700_000_000_000,
     }
 }
 
@@ -87,14 +76,14 @@ fn payload(event: &str, tag: Option<&str>, manifest: Option<&[u8]>) -> Value {
         event,
         PackageAction::Published,
         "https://registry.example",
-        &PackageView {
+        &EventPackage {
             id: 5,
             name: &name,
             owner: &org,
             created_at: 1_700_000_000_000,
             repository: Some((&repo, &org)),
         },
-        &VersionView {
+        &EventVersion {
             id: 11,
             digest: &digest,
             tag,
@@ -133,7 +122,16 @@ fn package_payload_names_the_version_githubs_way() {
     assert_eq!(package["package_type"], "CONTAINER");
     assert_eq!(package["description"], "The worker");
     assert_eq!(package["owner"]["type"], "Organization");
+    // A nested name's pages as GitHub writes them (and as the REST API answers them).
+    assert_eq!(
+        package["html_url"],
+        "https://registry.example/orgs/acme/packages/container/package/app%2Fworker"
+    );
     let version = &package["package_version"];
+    assert_eq!(
+        version["html_url"],
+        "https://registry.example/orgs/acme/packages/container/app%2Fworker/11"
+    );
     let digest = Digest::sha256(b"manifest");
     assert_eq!(version["name"], digest.as_str());
     assert_eq!(version["version"], digest.as_str());
@@ -210,7 +208,7 @@ fn hook_json_and_ping_have_githubs_keys_and_mask_the_secret() {
         created_at: 0,
     };
     let target = PingTarget::Repository(&repo, &org);
-    let json = hook_json("https://registry.example", &target.path(), &hook);
+    let json = crate::github::hooks::hook("https://registry.example", &target.path(), &hook);
     assert_eq!(json["config"]["secret"], "********");
     assert!(!json.to_string().contains("s3cret"));
     assert_eq!(
@@ -223,17 +221,4 @@ fn hook_json_and_ping_have_githubs_keys_and_mask_the_secret() {
     missing_keys(&expected, &ping, "", &mut missing);
     assert!(missing.is_empty(), "missing {missing:?}");
     assert_eq!(ping["hook_id"], 6);
-}
-
-#[test]
-fn times_are_githubs_iso_8601() {
-    assert_eq!(time(0), "1970-01-01T00:00:00Z");
-    assert_eq!(time(951_782_400_000), "2000-02-29T00:00:00Z");
-    assert_eq!(time(1_795_000_000_123), "2026-11-18T11:06:40Z");
-}
-
-#[test]
-fn node_ids_are_githubs_legacy_encoding() {
-    // GitHub's example user 21031067 has node id MDQ6VXNlcjIxMDMxMDY3.
-    assert_eq!(node_id("User", 21_031_067), "MDQ6VXNlcjIxMDMxMDY3");
 }
