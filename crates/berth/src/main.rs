@@ -16,9 +16,9 @@ use std::time::Duration;
 use anyhow::Context;
 use berth_core::access::{Access, AccessCache, Forge, TokenLifetimes};
 use berth_core::hooks::{DeliverySettings, Hooks};
-use berth_core::packages::Packages;
 use berth_core::ports::now_millis;
 use berth_core::registry::{Registry, UploadLimits};
+use berth_core::services::Services;
 use berth_http::AppState;
 use berth_http::api::limits::{Limits, RateLimiter};
 use berth_http::auth::{Auth, FailureLimiter, SigningKey};
@@ -164,10 +164,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             concurrency: config.webhook_max_concurrent_deliveries.max(1),
         },
     ));
+    let services = Services::new(registry.clone(), access.clone(), hooks);
     tokio::spawn(flush_counters(access.clone(), registry.clone()));
     tokio::spawn(purge_stale_uploads(
-        registry.clone(),
-        access.clone(),
+        services.clone(),
         Duration::from_secs(config.upload_ttl_secs),
         Duration::from_secs(config.upload_empty_ttl_secs),
         Duration::from_secs(config.upload_purge_interval_secs.max(1)),
@@ -195,10 +195,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         window: Duration::from_secs(config.api_rate_limit_window_secs.max(1)),
     }));
     let state = AppState {
-        registry: registry.clone(),
+        services,
         auth,
         api_limits,
-        hooks,
     };
     berth_http::serve(listener, state, limits, shutdown_signal()).await?;
     if let Err(err) = access.flush_uses().await {
@@ -295,8 +294,7 @@ fn signing_key(data_dir: &std::path::Path) -> anyhow::Result<SigningKey> {
 
 /// Every `interval`, discards uploads abandoned for `ttl`. Runs until the process exits.
 async fn purge_stale_uploads(
-    registry: Registry,
-    access: Access,
+    services: Services,
     ttl: Duration,
     empty_ttl: Duration,
     interval: Duration,
@@ -305,22 +303,19 @@ async fn purge_stale_uploads(
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
-        match registry.purge_stale_uploads(ttl, empty_ttl).await {
+        match services.registry.purge_stale_uploads(ttl, empty_ttl).await {
             Ok((0, 0)) => {}
             Ok((sessions, files)) => {
                 tracing::info!(sessions, files, "purged stale uploads");
             }
             Err(err) => tracing::warn!(error = %err, "purging stale uploads failed"),
         }
-        match registry.purge_deleted_versions(now_millis()).await {
+        match services.registry.purge_deleted_versions(now_millis()).await {
             Ok(0) => {}
             Ok(versions) => tracing::info!(versions, "purged versions deleted 30 days ago"),
             Err(err) => tracing::warn!(error = %err, "purging deleted versions failed"),
         }
-        match Packages::new(&access, &registry)
-            .purge_deleted(now_millis())
-            .await
-        {
+        match services.packages.purge_deleted(now_millis()).await {
             Ok(0) => {}
             Ok(packages) => tracing::info!(packages, "purged packages deleted 30 days ago"),
             Err(err) => tracing::warn!(error = %err, "purging deleted packages failed"),

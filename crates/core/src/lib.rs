@@ -18,6 +18,7 @@ pub mod name;
 pub mod packages;
 pub mod ports;
 pub mod registry;
+pub mod services;
 
 pub use digest::{Algorithm, Digest};
 pub use error::{RegistryError, StoreError, StoreErrorKind};

@@ -1,7 +1,7 @@
 //! The Packages API's operations: packages of an account, one package, its versions, and
 //! deleting and restoring both, each checked with [`decide`] for the caller.
 //!
-//! Called by the HTTP layer (`api/packages.rs`) with parsed values; uses the access store for
+//! Called by the fronts through [`crate::services::Services`] with parsed values; uses the access store for
 //! packages and the registry for versions, so deleting a version here follows exactly the
 //! rules of `DELETE /v2/<name>/manifests/<digest>`.
 
@@ -9,6 +9,7 @@ use crate::access::decide;
 use crate::access::store::{Account, PackageRecord, SourceRepo};
 use crate::access::{Access, Action, Decision, ManageError, ManageResult, Principal, Visibility};
 use crate::error::RegistryError;
+use crate::hooks::{Hooks, PackageAction, PackageEvent};
 use crate::labels::DESCRIPTION;
 use crate::name::RepoName;
 use crate::ports::{Millis, VersionRecord, VersionState, now_millis};
@@ -16,7 +17,7 @@ use crate::registry::{DeletedVersion, RESTORE_WINDOW, Registry, Restored};
 
 /// A package with what the API shows beside its record.
 #[derive(Debug, Clone)]
-pub struct PackageView {
+pub struct PackageSummary {
     /// The package.
     pub record: PackageRecord,
     /// Its owner.
@@ -46,16 +47,23 @@ impl PageRequest {
     }
 }
 
-/// The Packages API over the access model and the registry.
-pub struct Packages<'a> {
-    access: &'a Access,
-    registry: &'a Registry,
+/// The Packages API over the access model and the registry, queueing the webhook deliveries
+/// its deletions fire.
+#[derive(Clone)]
+pub struct Packages {
+    access: Access,
+    registry: Registry,
+    hooks: Hooks,
 }
 
-impl<'a> Packages<'a> {
-    /// The operations over `access` and `registry`.
-    pub fn new(access: &'a Access, registry: &'a Registry) -> Self {
-        Packages { access, registry }
+impl Packages {
+    /// The operations over `access`, `registry` and `hooks`.
+    pub fn new(access: Access, registry: Registry, hooks: Hooks) -> Self {
+        Packages {
+            access,
+            registry,
+            hooks,
+        }
     }
 
     /// The packages of `owner` the caller may read (optionally of one visibility), by
@@ -66,7 +74,7 @@ impl<'a> Packages<'a> {
         owner: &Account,
         visibility: Option<Visibility>,
         page: PageRequest,
-    ) -> ManageResult<(u64, Vec<PackageView>)> {
+    ) -> ManageResult<(u64, Vec<PackageSummary>)> {
         signed_in(principal)?;
         let readable: Vec<PackageRecord> = self
             .access
@@ -98,7 +106,7 @@ impl<'a> Packages<'a> {
         &self,
         principal: &Principal,
         name: &RepoName,
-    ) -> ManageResult<PackageView> {
+    ) -> ManageResult<PackageSummary> {
         let record = self.checked(principal, name, Action::Pull).await?;
         let owner = self.owner(&record).await?;
         self.view(record, owner).await
@@ -167,19 +175,36 @@ impl<'a> Packages<'a> {
             .ok_or_else(|| version_not_found(name, id))
     }
 
-    /// Deletes version `id` of `name` (restorable for 30 days); refused while a tagged
-    /// index references it.
+    /// Deletes version `id` of `name` (restorable for 30 days; refused while a tagged index
+    /// references it), and queues the `deleted` deliveries of hooks that opted in (`base`:
+    /// the URL clients reach Berth at, for the payloads' URLs).
     pub async fn delete_version_as(
         &self,
         principal: &Principal,
         name: &RepoName,
         id: i64,
-    ) -> ManageResult<DeletedVersion> {
+        base: &str,
+    ) -> ManageResult<()> {
         self.checked(principal, name, Action::Delete).await?;
-        self.registry
+        let deleted: DeletedVersion = self
+            .registry
             .delete_version(name, id)
             .await
-            .map_err(version_error(name, id))
+            .map_err(version_error(name, id))?;
+        self.hooks
+            .package_event(PackageEvent {
+                action: PackageAction::Deleted,
+                name: name.clone(),
+                digest: deleted.version.digest,
+                tag: None,
+                manifest: deleted.manifest,
+                labels: deleted.version.labels,
+                sender: principal.clone(),
+                base: base.to_owned(),
+                version_id: Some(deleted.version.id),
+            })
+            .await;
+        Ok(())
     }
 
     /// Restores deleted version `id` of `name` with its tags (those still free).
@@ -240,7 +265,7 @@ impl<'a> Packages<'a> {
             .ok_or_else(|| not_found(&record.name))
     }
 
-    async fn view(&self, record: PackageRecord, owner: Account) -> ManageResult<PackageView> {
+    async fn view(&self, record: PackageRecord, owner: Account) -> ManageResult<PackageSummary> {
         let (version_count, newest) = self
             .registry
             .versions(&record.name, VersionState::Active, 0, 1)
@@ -259,7 +284,7 @@ impl<'a> Packages<'a> {
                     .map(|owner| (repo, owner)),
             },
         };
-        Ok(PackageView {
+        Ok(PackageSummary {
             updated_at: newest
                 .as_ref()
                 .map_or(record.created_at, |v| v.updated_at.max(record.created_at)),

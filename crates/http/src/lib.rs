@@ -19,8 +19,7 @@ use std::future::Future;
 use axum::Router;
 use axum::http::HeaderValue;
 use axum::response::Response;
-use berth_core::hooks::Hooks;
-use berth_core::registry::Registry;
+use berth_core::services::Services;
 use tokio::net::TcpListener;
 
 use auth::Auth;
@@ -28,12 +27,10 @@ use auth::Auth;
 /// What every request handler shares.
 #[derive(Clone)]
 pub struct AppState {
-    /// The registry services.
-    pub registry: Registry,
-    /// Authentication and permissions.
+    /// The services (registry, access, packages, hooks), built once by the binary.
+    pub services: Services,
+    /// Authentication: resolving credentials, signing registry tokens, the failure limiter.
     pub auth: Auth,
-    /// Webhooks: management and the delivery queue.
-    pub hooks: Hooks,
     /// The management API's rate limits.
     pub api_limits: std::sync::Arc<api::limits::RateLimiter>,
 }

@@ -14,12 +14,12 @@ use crate::access::store::{Account, SourceRepo};
 use crate::digest::Digest;
 use crate::labels::{Labels, SOURCE};
 use crate::name::RepoName;
-use crate::packages::PackageView;
+use crate::packages::PackageSummary;
 use crate::ports::{Millis, VersionRecord};
 
 /// A package as the REST API shows it (GitHub's `package`, plus `description`: the newest
 /// version's), its owner and repository as `viewer` may see them.
-pub fn package(base: &str, view: &PackageView, viewer: &Principal) -> Value {
+pub fn package(base: &str, view: &PackageSummary, viewer: &Principal) -> Value {
     let urls = PackageUrls::of(base, &view.owner, &view.record.name);
     let mut value = json!({
         "id": view.record.id,

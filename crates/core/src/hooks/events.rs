@@ -5,12 +5,13 @@
 use bytes::Bytes;
 
 use super::model::NewDelivery;
-use super::payload::{PackageAction, PackageView, VersionView, package_payload};
+use super::payload::{PackageAction, package_payload};
 use super::service::Hooks;
 use super::signing::new_guid;
 use crate::access::Principal;
 use crate::digest::Digest;
 use crate::error::StoreError;
+use crate::github::packages::{EventPackage, EventVersion};
 use crate::labels::Labels;
 use crate::name::RepoName;
 use crate::ports::now_millis;
@@ -103,14 +104,14 @@ impl Hooks {
             .await?
             .unwrap_or_else(|| owner.clone());
         let now = now_millis();
-        let package = PackageView {
+        let package = EventPackage {
             id: facts.package_id,
             name: &event.name,
             owner: &owner,
             created_at: facts.created_at,
             repository: repository.as_ref().map(|(r, o)| (r, o)),
         };
-        let version = VersionView {
+        let version = EventVersion {
             id: event.version_id.or(facts.version_id).unwrap_or(0),
             digest: &event.digest,
             tag: event.tag.as_deref(),

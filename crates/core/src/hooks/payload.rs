@@ -15,11 +15,6 @@ use crate::github::packages::{EventPackage, EventVersion, webhook_package};
 use crate::github::repos::{full_name, webhook_repository};
 use crate::github::users::{organization_simple, simple_user};
 
-/// The old names of [`EventPackage`], [`EventVersion`] and [`crate::github::hooks::hook`],
-/// kept while `hooks/events.rs` and `hooks/service.rs` still import them from here.
-pub use crate::github::hooks::hook as hook_json;
-pub use crate::github::packages::{EventPackage as PackageView, EventVersion as VersionView};
-
 /// What happened to a package version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PackageAction {

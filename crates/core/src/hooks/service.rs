@@ -16,13 +16,14 @@ use super::model::{
     Attempt, ContentType, Delivery, DeliveryId, EVENTS, Hook, HookConfig, HookId, HookScope,
     HookSettings, NewDelivery,
 };
-use super::payload::{PingTarget, hook_json, ping_payload};
+use super::payload::{PingTarget, ping_payload};
 use super::signing::new_guid;
 use super::store::HookStore;
 use super::targets::TargetPolicy;
 use crate::access::manage::actor;
 use crate::access::store::{Account, SourceRepo};
 use crate::access::{Access, ManageError, ManageResult, Principal, Role};
+use crate::github::hooks::hook as hook_json;
 use crate::ports::now_millis;
 
 /// Hooks, their deliveries, and the queue's wake-up call.

@@ -131,7 +131,11 @@ fn request(bytes: &[u8]) -> ApiResult<HookRequest> {
 
 /// `GET …/hooks`.
 async fn list(State(state): State<AppState>, who: Who, Path(params): Params) -> ApiResult {
-    let (parent, hooks) = state.hooks.list_as(&who.principal, owner(&params)).await?;
+    let (parent, hooks) = state
+        .services
+        .hooks
+        .list_as(&who.principal, owner(&params))
+        .await?;
     let path = parent.path();
     let list: Vec<Value> = hooks
         .iter()
@@ -150,6 +154,7 @@ async fn create(
 ) -> ApiResult {
     let request = request(&bytes)?;
     let (parent, hook) = state
+        .services
         .hooks
         .create_as(&who.principal, owner(&params), request, &who.base)
         .await?;
@@ -167,6 +172,7 @@ async fn create(
 /// `GET …/hooks/{hook_id}`.
 async fn show(State(state): State<AppState>, who: Who, Path(params): Params) -> ApiResult {
     let (parent, hook) = state
+        .services
         .hooks
         .get_as(&who.principal, owner(&params), id(&params, "hook_id")?)
         .await?;
@@ -186,6 +192,7 @@ async fn update(
 ) -> ApiResult {
     let request = request(&bytes)?;
     let (parent, hook) = state
+        .services
         .hooks
         .update_as(
             &who.principal,
@@ -203,6 +210,7 @@ async fn update(
 /// `DELETE …/hooks/{hook_id}`.
 async fn remove(State(state): State<AppState>, who: Who, Path(params): Params) -> ApiResult {
     state
+        .services
         .hooks
         .delete_as(&who.principal, owner(&params), id(&params, "hook_id")?)
         .await?;
@@ -212,6 +220,7 @@ async fn remove(State(state): State<AppState>, who: Who, Path(params): Params) -
 /// `POST …/hooks/{hook_id}/pings`: queues a `ping`.
 async fn ping(State(state): State<AppState>, who: Who, Path(params): Params) -> ApiResult {
     state
+        .services
         .hooks
         .ping_as(
             &who.principal,
@@ -251,10 +260,12 @@ async fn deliveries(
         })?),
     };
     let (parent, _) = state
+        .services
         .hooks
         .get_as(&who.principal, owner(&params), hook)
         .await?;
     let list = state
+        .services
         .hooks
         .deliveries_as(&who.principal, owner(&params), hook, cursor, per_page)
         .await?;
@@ -282,10 +293,12 @@ async fn delivery(State(state): State<AppState>, who: Who, Path(params): Params)
     let hook_id = id(&params, "hook_id")?;
     let delivery_id = id(&params, "delivery_id")?;
     let (parent, _) = state
+        .services
         .hooks
         .get_as(&who.principal, owner(&params), hook_id)
         .await?;
     let (_, delivery, attempts) = state
+        .services
         .hooks
         .delivery_as(&who.principal, owner(&params), hook_id, delivery_id)
         .await?;
@@ -299,6 +312,7 @@ async fn delivery(State(state): State<AppState>, who: Who, Path(params): Params)
 /// (same GUID and payload, `redelivery: true`); 202.
 async fn redeliver(State(state): State<AppState>, who: Who, Path(params): Params) -> ApiResult {
     state
+        .services
         .hooks
         .redeliver_as(
             &who.principal,

@@ -15,9 +15,8 @@ use berth_core::access::AccountKind;
 use berth_core::access::store::Account;
 use berth_core::github::packages::{package as package_json, version as version_json};
 use berth_core::github::urls::PackageUrls;
-use berth_core::hooks::{PackageAction, PackageEvent};
 use berth_core::name::RepoName;
-use berth_core::packages::{Packages, PageRequest};
+use berth_core::packages::PageRequest;
 use berth_core::ports::VersionState;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -162,7 +161,9 @@ async fn list(
         Some(text) => Some(super::visibility("Package", "visibility", text)?),
     };
     let (total, views) = if containers(query)? {
-        packages(state)
+        state
+            .services
+            .packages
             .list_as(&who.principal, owner, visibility, page)
             .await?
     } else {
@@ -175,13 +176,13 @@ async fn list(
     Ok(paged(&who.base, uri, page, total, items))
 }
 
-fn packages(state: &AppState) -> Packages<'_> {
-    Packages::new(&state.auth.access, &state.registry)
-}
-
 /// `GET /{orgs|users}/{owner}/packages/container/{name}`.
 pub async fn get(State(state): State<AppState>, who: Who, named: Named) -> ApiResult {
-    let view = packages(&state).get_as(&who.principal, &named.name).await?;
+    let view = state
+        .services
+        .packages
+        .get_as(&who.principal, &named.name)
+        .await?;
     Ok(answer(
         StatusCode::OK,
         package_json(&who.base, &view, &who.principal),
@@ -190,7 +191,9 @@ pub async fn get(State(state): State<AppState>, who: Who, named: Named) -> ApiRe
 
 /// `DELETE /{orgs|users}/{owner}/packages/container/{name}`: restorable for 30 days.
 pub async fn delete(State(state): State<AppState>, who: Who, named: Named) -> ApiResult {
-    packages(&state)
+    state
+        .services
+        .packages
         .delete_as(&who.principal, &named.name)
         .await?;
     Ok(no_content())
@@ -198,7 +201,9 @@ pub async fn delete(State(state): State<AppState>, who: Who, named: Named) -> Ap
 
 /// `POST /{orgs|users}/{owner}/packages/container/{name}/restore`.
 pub async fn restore(State(state): State<AppState>, who: Who, named: Named) -> ApiResult {
-    packages(&state)
+    state
+        .services
+        .packages
         .restore_as(&who.principal, &named.name)
         .await?;
     Ok(no_content())
@@ -225,7 +230,9 @@ pub async fn versions(
             ));
         }
     };
-    let (total, versions) = packages(&state)
+    let (total, versions) = state
+        .services
+        .packages
         .versions_as(&who.principal, &named.name, wanted, page)
         .await?;
     let base = PackageUrls::new(&who.base, &named.kind, &named.owner, &named.name);
@@ -236,7 +243,9 @@ pub async fn versions(
 /// `GET …/versions/{id}`.
 pub async fn version(State(state): State<AppState>, who: Who, named: Named) -> ApiResult {
     let id = named.version_id()?;
-    let version = packages(&state)
+    let version = state
+        .services
+        .packages
         .version_as(&who.principal, &named.name, id)
         .await?;
     let urls = PackageUrls::new(&who.base, &named.kind, &named.owner, &named.name);
@@ -247,30 +256,20 @@ pub async fn version(State(state): State<AppState>, who: Who, named: Named) -> A
 /// references it. Fires the `deleted` action of hooks that opted in.
 pub async fn delete_version(State(state): State<AppState>, who: Who, named: Named) -> ApiResult {
     let id = named.version_id()?;
-    let deleted = packages(&state)
-        .delete_version_as(&who.principal, &named.name, id)
-        .await?;
     state
-        .hooks
-        .package_event(PackageEvent {
-            action: PackageAction::Deleted,
-            name: named.name,
-            digest: deleted.version.digest,
-            tag: None,
-            manifest: deleted.manifest,
-            labels: deleted.version.labels,
-            sender: who.principal.clone(),
-            base: who.base.clone(),
-            version_id: Some(deleted.version.id),
-        })
-        .await;
+        .services
+        .packages
+        .delete_version_as(&who.principal, &named.name, id, &who.base)
+        .await?;
     Ok(no_content())
 }
 
 /// `POST …/versions/{id}/restore`.
 pub async fn restore_version(State(state): State<AppState>, who: Who, named: Named) -> ApiResult {
     let id = named.version_id()?;
-    packages(&state)
+    state
+        .services
+        .packages
         .restore_version_as(&who.principal, &named.name, id)
         .await?;
     Ok(no_content())
@@ -286,7 +285,9 @@ pub async fn downloads(
     Query(query): Query<ListQuery>,
 ) -> ApiResult {
     let page = query.page()?;
-    let (total, versions) = packages(&state)
+    let (total, versions) = state
+        .services
+        .packages
         .versions_as(&who.principal, &named.name, VersionState::Active, page)
         .await?;
     let items = versions

@@ -73,7 +73,11 @@ pub async fn catalog(state: &AppState, caller: &Caller, params: &Params) -> Answ
     // Read the store in batches and keep what the caller may read, until the page is full.
     while items.len() < want {
         let batch = (want - items.len()).clamp(100, 1000);
-        let page = state.registry.catalog(last.as_deref(), Some(batch)).await?;
+        let page = state
+            .services
+            .registry
+            .catalog(last.as_deref(), Some(batch))
+            .await?;
         for name in &page.items {
             let Ok(repo) = name.parse::<RepoName>() else {
                 continue;

@@ -3,16 +3,14 @@
 use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use berth_core::access::{Access, Linking, Principal};
-use berth_core::hooks::{PackageAction, PackageEvent};
-use berth_core::labels::SOURCE;
+use berth_core::access::Principal;
 use berth_core::manifest::MAX_MANIFEST_BYTES;
-use berth_core::registry::{PushedManifest, Registry};
+use berth_core::registry::Registry;
+use berth_core::services::{ManifestPush, Services};
 use berth_core::{Reference, RegistryError, RepoName};
 use futures_util::StreamExt;
 
 use super::{Answer, empty, header_value};
-use crate::AppState;
 use crate::error::OciError;
 
 /// Whether the client's `Accept` header admits `media_type`. No header, `*/*` or
@@ -70,10 +68,10 @@ pub async fn get(
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response()))
 }
 
-/// Validates and stores a manifest (at most 4 MiB, read whole), then links the package to
-/// the source repository the image names and queues the package's webhook deliveries.
+/// Validates and stores a manifest (at most 4 MiB, read whole): one call to
+/// [`Services::push_manifest`], which also links the package and queues its webhooks.
 pub async fn put(
-    state: &AppState,
+    services: &Services,
     pusher: &Principal,
     name: &RepoName,
     reference: &Reference,
@@ -81,46 +79,20 @@ pub async fn put(
     base: &str,
     body: Body,
 ) -> Answer {
-    let registry = &state.registry;
     let content = read_manifest_body(body).await?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
-    let pushed = registry
-        .put_manifest(
+    let pushed = services
+        .push_manifest(ManifestPush {
+            pusher,
             name,
             reference,
             content_type,
-            content.clone(),
-            pusher.user(),
-        )
+            content,
+            base,
+        })
         .await?;
-    link_source(&state.auth.access, pusher, name, &pushed).await;
-    if pushed.created || pushed.tag_moved {
-        let action = if pushed.created {
-            PackageAction::Published
-        } else {
-            PackageAction::Updated
-        };
-        let tag = match reference {
-            Reference::Tag(tag) => Some(tag.to_string()),
-            Reference::Digest(_) => None,
-        };
-        state
-            .hooks
-            .package_event(PackageEvent {
-                action,
-                name: name.clone(),
-                digest: pushed.digest.clone(),
-                tag,
-                manifest: Some(content),
-                labels: pushed.labels.clone(),
-                sender: pusher.clone(),
-                base: base.to_owned(),
-                version_id: Some(pushed.version_id),
-            })
-            .await;
-    }
     let location = header_value(&format!("/v2/{name}/manifests/{}", pushed.digest));
     let mut answer = vec![
         ("location", location),
@@ -133,34 +105,6 @@ pub async fn put(
         answer.push(("oci-subject", header_value(subject.as_str())));
     }
     Ok(empty(StatusCode::CREATED, &answer))
-}
-
-/// Links package `name` to the repository the pushed image's
-/// `org.opencontainers.image.source` names (annotation, else config label). Never fails the
-/// push: the manifest is stored already, so a failure here is logged and the push answers 201.
-async fn link_source(
-    access: &Access,
-    pusher: &Principal,
-    name: &RepoName,
-    pushed: &PushedManifest,
-) {
-    let Some(source) = pushed.labels.get(SOURCE) else {
-        return;
-    };
-    match access
-        .link_source(pusher, name, source, pushed.first_publish)
-        .await
-    {
-        Ok(Linking::Linked { repo, inherits }) => {
-            tracing::info!(package = %name, %source, %repo, inherits, "linked package to its source repository");
-        }
-        Ok(outcome) => {
-            tracing::debug!(package = %name, %source, ?outcome, "source label ignored");
-        }
-        Err(err) => {
-            tracing::warn!(package = %name, %source, error = %err, "linking package to its source repository failed");
-        }
-    }
 }
 
 /// How much of an oversized manifest body is read and discarded so the client, still sending,
@@ -196,39 +140,16 @@ async fn read_manifest_body(body: Body) -> Result<bytes::Bytes, OciError> {
 }
 
 /// Deletes a manifest by digest (restorable for 30 days; refused while a tagged index needs
-/// it), or a tag; a deleted manifest fires the `deleted` action of hooks that opted in.
+/// it), or a tag: one call to [`Services::delete_manifest`].
 pub async fn delete(
-    state: &AppState,
+    services: &Services,
     deleter: &Principal,
     name: &RepoName,
     reference: &Reference,
     base: &str,
 ) -> Answer {
-    let registry = &state.registry;
-    let before = match reference {
-        Reference::Digest(_) => registry.get_manifest(name, reference).await.ok(),
-        Reference::Tag(_) => None,
-    };
-    registry.delete_manifest(name, reference).await?;
-    if let Some(manifest) = before {
-        let labels = registry
-            .image_labels(name, &manifest.content)
-            .await
-            .unwrap_or_default();
-        state
-            .hooks
-            .package_event(PackageEvent {
-                action: PackageAction::Deleted,
-                name: name.clone(),
-                digest: manifest.digest,
-                tag: None,
-                manifest: Some(manifest.content),
-                labels,
-                sender: deleter.clone(),
-                base: base.to_owned(),
-                version_id: None,
-            })
-            .await;
-    }
+    services
+        .delete_manifest(deleter, name, reference, base)
+        .await?;
     Ok(empty(StatusCode::ACCEPTED, &[]))
 }

@@ -122,7 +122,7 @@ async fn handle(
     body: Body,
 ) -> Answer {
     let auth = &state.auth;
-    let registry = &state.registry;
+    let registry = &state.services.registry;
     let caller = auth.caller(headers, Some(origin.client.ip())).await?;
     let Some(operation) = operation else {
         return Err(OciError(RegistryError::Unsupported(format!(
@@ -163,7 +163,7 @@ async fn handle(
         Operation::PushInvalidReference(error) => Err(OciError(reference_error(error))),
         Operation::PushManifest(name, reference) => {
             manifests::put(
-                state,
+                &state.services,
                 &caller.principal,
                 name,
                 reference,
@@ -174,7 +174,14 @@ async fn handle(
             .await
         }
         Operation::DeleteManifest(name, reference) => {
-            manifests::delete(state, &caller.principal, name, reference, &origin.base_url).await
+            manifests::delete(
+                &state.services,
+                &caller.principal,
+                name,
+                reference,
+                &origin.base_url,
+            )
+            .await
         }
         Operation::ReadBlob { name, digest, head } => {
             blobs::get(registry, name, digest, headers, head).await
