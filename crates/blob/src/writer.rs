@@ -89,7 +89,10 @@ impl FsUploadWriter {
                 task: Some(task),
                 abandoned,
             }),
-            Ok(Err(source)) => Err(StoreError::new(context, source)),
+            Ok(Err(source)) => Err(match source.downcast::<io::Error>() {
+                Ok(io) => StoreError::io(context, *io),
+                Err(other) => StoreError::new(context, other),
+            }),
             Err(_) => Err(StoreError::new(context, FsBlobError::TaskStopped)),
         }
     }

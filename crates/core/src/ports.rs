@@ -471,6 +471,8 @@ pub trait BlobStore: Send + Sync + 'static {
 
     /// Opens upload `id` for appending at `offset`, creating it when `offset` is 0 and
     /// discarding anything past `offset` (bytes of a request that never completed).
+    /// Resuming (`offset` > 0) an upload that has no bytes fails with
+    /// [`StoreErrorKind::NotFound`](crate::error::StoreErrorKind::NotFound).
     async fn upload_writer(&self, id: &str, offset: u64) -> StoreResult<Box<dyn UploadWriter>>;
 
     /// Streams the first `len` bytes of upload `id` (to hash it with another algorithm).

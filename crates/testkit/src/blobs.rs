@@ -153,10 +153,14 @@ pub async fn dropped_writer_is_cut_off_by_the_next<S: BlobStore>(store: S) {
     );
 }
 
-/// Resuming a missing or short upload fails.
+/// Resuming a missing upload fails as not found; resuming past a short one fails.
 pub async fn resuming_a_missing_or_short_upload_fails<S: BlobStore>(store: S) {
-    // (Which kind of error is not promised by the port; the filesystem's extras check its own.)
-    assert!(store.upload_writer("nope", 10).await.is_err());
+    let missing = store
+        .upload_writer("nope", 10)
+        .await
+        .err()
+        .expect("missing upload");
+    assert_eq!(missing.kind(), StoreErrorKind::NotFound, "{missing}");
     write_parts(&store, "short", 0, &[b"abc"]).await;
     assert!(store.upload_writer("short", 4).await.is_err());
 }
