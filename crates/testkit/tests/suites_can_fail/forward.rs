@@ -397,7 +397,7 @@ impl CredentialStore for Broken {
         self.inner.touch_credentials(uses).await
     }
     async fn revoke_credential(&self, id: CredentialId, now: Millis) -> StoreResult<bool> {
-        self.inner.revoke_credential(id, now).await
+        self.revoke_credential_broken(id, now).await
     }
     async fn list_credentials(&self, user: AccountId) -> StoreResult<Vec<CredentialInfo>> {
         self.inner.list_credentials(user).await

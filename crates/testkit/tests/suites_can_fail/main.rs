@@ -7,8 +7,8 @@ use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 
 use berth_blob::FsBlobStore;
-use berth_core::access::store::PackageStore;
-use berth_core::access::{AccountId, Target};
+use berth_core::access::store::{CredentialStore, PackageStore};
+use berth_core::access::{AccountId, CredentialId, Target};
 use berth_core::hooks::store::{Claimed, HookStore};
 use berth_core::ports::{
     BlobStore, ByteStream, Lease, Millis, StoreResult, UploadStore, UploadWriter,
@@ -32,6 +32,8 @@ enum Rule {
     TargetIgnoresRepoRole,
     /// The hook queue hands out again what it handed out last, lease or not.
     DeliveryHandedOutTwice,
+    /// A revocation is acknowledged but never stored.
+    RevocationIgnored,
 }
 
 /// The SQLite store with one rule broken.
@@ -69,6 +71,13 @@ impl Broken {
             target.relations.repo_role = None;
         }
         Ok(target)
+    }
+
+    async fn revoke_credential_broken(&self, id: CredentialId, now: Millis) -> StoreResult<bool> {
+        if self.rule == Rule::RevocationIgnored {
+            return Ok(self.inner.credential(id).await?.is_some());
+        }
+        self.inner.revoke_credential(id, now).await
     }
 
     async fn claim_due_broken(
@@ -271,5 +280,16 @@ async fn a_blob_store_that_serves_wrong_bytes_fails_the_read_back_clauses() {
         BlobRule::Kept,
         rule,
         blobs::writer_at_smaller_offset_discards_the_rest
+    );
+}
+
+#[tokio::test]
+async fn a_store_that_ignores_revocations_fails_the_cache_clause() {
+    use berth_testkit::cache;
+    fails_only_when_broken!(
+        broken,
+        Rule::Kept,
+        Rule::RevocationIgnored,
+        cache::a_revocation_through_the_cache_applies_to_the_next_read
     );
 }
