@@ -2,6 +2,7 @@
 
 use super::{ManageError, ManageResult, actor, invalid, taken, valid_login};
 use crate::access::model::{AccountKind, OrgRole, PackagePolicy, Principal, Visibility};
+use crate::access::rules::may_see_members;
 use crate::access::service::Access;
 use crate::access::store::{Account, Created, NewUser};
 use crate::ports::now_millis;
@@ -106,7 +107,7 @@ impl Access {
         let org = self.account(org, Some(AccountKind::Organization)).await?;
         let member = self.account(user, Some(AccountKind::User)).await?;
         let own = self.store().membership(org.id, actor.user).await?;
-        if own.is_none() && !actor.credential.site_admin {
+        if !may_see_members(principal, own) {
             return Err(ManageError::NotFound(format!(
                 "`{}` is not a member of `{}` that you can see",
                 member.login, org.login

@@ -3,7 +3,8 @@
 //! policy), [`teams`], [`repos`] (source repositories and collaborators), [`package_settings`],
 //! [`tokens`] (personal access tokens and job tokens) and [`apps`]. Each one checks who asks
 //! (a user's classic token and its scopes, the user's role) before it changes anything, and
-//! answers a [`ManageError`] the HTTP layer turns into GitHub's error shapes.
+//! answers a [`ManageError`] the HTTP layer turns into GitHub's error shapes. Whether the
+//! user's role suffices is asked of the pure rules in [`super::rules`], never decided inline.
 //!
 //! Package settings are checked by [`decide`](super::decide::decide) with
 //! [`Action::Manage`](super::model::Action::Manage), so the rule that invisible packages are not
@@ -25,7 +26,8 @@ pub use package_settings::GranteeName;
 pub use teams::Team;
 pub use tokens::{NewToken, TokenRequest};
 
-use super::model::{AccountId, AccountKind, Credential, Grant, OrgRole, Principal, Scopes};
+use super::model::{AccountId, AccountKind, Credential, Grant, Principal, Scopes};
+use super::rules::{may_administer_site, may_manage_org, may_manage_user, sso_admits};
 use super::service::Access;
 use super::store::Account;
 use crate::error::StoreError;
@@ -82,6 +84,7 @@ fn invalid(
 
 /// The calling user and their classic token's scopes.
 pub(crate) struct Actor<'a> {
+    pub(crate) principal: &'a Principal,
     pub(crate) credential: &'a Credential,
     pub(crate) user: AccountId,
     pub(crate) scopes: Scopes,
@@ -93,11 +96,7 @@ impl Actor<'_> {
     /// [`decide`]): a token it mints would reach the organization's packages, which the
     /// calling token does not.
     pub(crate) fn need_sso_for(&self, account: &Account) -> ManageResult<()> {
-        let authorized = match &self.credential.grant {
-            Grant::Classic { sso_authorized, .. } => sso_authorized.contains(&account.id),
-            _ => false,
-        };
-        if account.requires_sso && !authorized && !self.credential.site_admin {
+        if !sso_admits(self.principal, account.id, account.requires_sso) {
             return Err(ManageError::Forbidden(format!(
                 "the token is not authorized for `{}`, which requires SSO authorization of classic tokens, so it cannot mint a token that reaches it; authorize it (PUT /api/v3/user/tokens/{}/sso/{}) or use one that is",
                 account.login, self.credential.id, account.login
@@ -132,6 +131,7 @@ pub(crate) fn actor(principal: &Principal) -> ManageResult<Actor<'_>> {
     };
     match (&credential.grant, credential.user) {
         (Grant::Classic { scopes, .. }, Some(user)) => Ok(Actor {
+            principal,
             credential,
             user,
             scopes: *scopes,
@@ -159,7 +159,7 @@ fn valid_login(login: &str) -> bool {
 impl Access {
     fn site_admin<'a>(&self, principal: &'a Principal) -> ManageResult<Actor<'a>> {
         let actor = actor(principal)?;
-        if !actor.credential.site_admin {
+        if !may_administer_site(principal) {
             return Err(ManageError::Forbidden(
                 "Must be a site administrator to do this".into(),
             ));
@@ -177,7 +177,7 @@ impl Access {
         let actor = actor(principal)?;
         let org = self.account(login, Some(AccountKind::Organization)).await?;
         let role = self.store().membership(org.id, actor.user).await?;
-        if role != Some(OrgRole::Owner) && !actor.credential.site_admin {
+        if !may_manage_org(principal, role) {
             return Err(ManageError::Forbidden(format!(
                 "You must be an owner of `{}` to do this",
                 org.login
@@ -193,12 +193,10 @@ impl Access {
         principal: &Principal,
         login: &str,
     ) -> ManageResult<Account> {
-        let actor = actor(principal)?;
+        actor(principal)?;
         let account = self.account(login, None).await?;
         match account.kind {
-            AccountKind::User if account.id == actor.user || actor.credential.site_admin => {
-                Ok(account)
-            }
+            AccountKind::User if may_manage_user(principal, account.id) => Ok(account),
             AccountKind::User => Err(ManageError::Forbidden(format!(
                 "only `{}` manages their own account",
                 account.login

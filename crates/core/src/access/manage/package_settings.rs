@@ -1,8 +1,9 @@
 //! Package settings: visibility, roles, the link to a source repository, job access.
 
 use super::{ManageError, ManageResult, actor, invalid};
-use crate::access::decide::{Decision, administers_owner, decide};
+use crate::access::decide::{Decision, decide};
 use crate::access::model::{AccountKind, Action, Principal, Role, Target, Visibility};
+use crate::access::rules::may_choose_package_visibility;
 use crate::access::service::Access;
 use crate::access::store::Grantee;
 use crate::name::RepoName;
@@ -36,9 +37,7 @@ impl Access {
             ));
         }
         let owner = target.owner.as_ref().expect("packages have owners");
-        if !administers_owner(principal, &target)
-            && !owner.policy.member_visibilities.contains(&visibility)
-        {
+        if !may_choose_package_visibility(principal, &target, visibility) {
             return Err(ManageError::Forbidden(format!(
                 "`{}` does not let members make packages {}; ask an owner",
                 owner.login,

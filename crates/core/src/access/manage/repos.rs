@@ -2,6 +2,7 @@
 
 use super::{ManageError, ManageResult, actor, invalid};
 use crate::access::model::{AccountKind, Principal, Role, Visibility};
+use crate::access::rules::{may_create_repo_in, may_manage_repo, may_see_repo};
 use crate::access::service::Access;
 use crate::access::store::{Account, Created, SourceRepo};
 use crate::ports::now_millis;
@@ -35,7 +36,7 @@ impl Access {
             Some(login) => {
                 let org = self.account(login, Some(AccountKind::Organization)).await?;
                 let role = self.store().membership(org.id, actor.user).await?;
-                if role.is_none() && !actor.credential.site_admin {
+                if !may_create_repo_in(principal, role) {
                     return Err(ManageError::Forbidden(format!(
                         "only members of `{}` may create repositories in it",
                         org.login
@@ -101,16 +102,14 @@ impl Access {
         name: &str,
     ) -> ManageResult<SourceRepo> {
         let repo = self.repo_named(owner, name).await?;
-        let seen = match principal.user() {
-            _ if repo.visibility == Visibility::Public => true,
-            Some(user) => {
-                repo.visibility == Visibility::Internal
-                    || self.store().repo_role(repo.id, user).await?.is_some()
-                    || matches!(principal, Principal::Token(c) if c.site_admin)
+        // The role is read only where it decides: a private repository, a caller with a user.
+        let role = match principal.user() {
+            Some(user) if repo.visibility == Visibility::Private => {
+                self.store().repo_role(repo.id, user).await?
             }
-            None => false,
+            _ => None,
         };
-        if seen {
+        if may_see_repo(principal, repo.visibility, role) {
             Ok(repo)
         } else {
             Err(repo_not_found(owner, name))
@@ -131,7 +130,7 @@ impl Access {
         let repo = self.repo_as(principal, owner, name).await?;
         actor.need("repo")?;
         let own = self.store().repo_role(repo.id, actor.user).await?;
-        if own != Some(Role::Admin) && !actor.credential.site_admin {
+        if !may_manage_repo(principal, own) {
             return Err(ManageError::Forbidden(
                 "Must have admin rights to Repository.".into(),
             ));

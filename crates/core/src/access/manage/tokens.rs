@@ -3,6 +3,9 @@
 
 use super::{Actor, ManageError, ManageResult, actor, invalid, not_member};
 use crate::access::model::{AccountKind, CredentialId, Grant, Principal, Role, Scopes};
+use crate::access::rules::{
+    may_authorize_sso_for, may_hold_scopes, may_manage_token, may_mint_token_for, may_run_jobs_of,
+};
 use crate::access::service::Access;
 use crate::access::store::{CredentialInfo, NewCredential, SourceRepo};
 use crate::access::token::{Secret, TokenKind};
@@ -80,7 +83,7 @@ impl Access {
                         actor.scopes, scopes
                     )));
                 }
-                if scopes.site_admin && !actor.credential.site_admin {
+                if !may_hold_scopes(principal, &scopes) {
                     return Err(ManageError::Forbidden(
                         "only site administrators may hold the site_admin scope".into(),
                     ));
@@ -116,13 +119,13 @@ impl Access {
                     .account(&resource_owner, None)
                     .await
                     .map_err(|_| unknown_owner(&resource_owner))?;
-                let belongs = owner.id == actor.user
-                    || self
-                        .store()
-                        .membership(owner.id, actor.user)
-                        .await?
-                        .is_some();
-                if !belongs && !actor.credential.site_admin {
+                // The membership is read only when the owner is not the caller.
+                let role = if owner.id == actor.user {
+                    None
+                } else {
+                    self.store().membership(owner.id, actor.user).await?
+                };
+                if !may_mint_token_for(principal, owner.id, role) {
                     return Err(unknown_owner(&resource_owner));
                 }
                 // SSO authorization is asked of classic tokens only; a fine-grained token
@@ -240,7 +243,7 @@ impl Access {
             ));
         }
         let org = self.account(org, Some(AccountKind::Organization)).await?;
-        if self.store().membership(org.id, actor.user).await?.is_none() {
+        if !may_authorize_sso_for(self.store().membership(org.id, actor.user).await?) {
             return Err(not_member(&actor.credential.login, &org.login));
         }
         self.changed(self.store().authorize_sso(token.id, org.id).await)?;
@@ -270,7 +273,7 @@ impl Access {
             ));
         }
         let role = self.store().repo_role(repo.id, actor.user).await?;
-        if role < Some(Role::Write) && !actor.credential.site_admin {
+        if !may_run_jobs_of(principal, role) {
             return Err(ManageError::Forbidden(
                 "only users with write access to the repository run its jobs".into(),
             ));
@@ -305,7 +308,7 @@ impl Access {
         self.store()
             .credential(id)
             .await?
-            .filter(|t| t.user == Some(actor.user))
+            .filter(|t| may_manage_token(actor.principal, t.user))
             .ok_or_else(|| ManageError::NotFound(format!("you have no token {id}")))
     }
 
