@@ -26,7 +26,7 @@ pub use package_settings::GranteeName;
 pub use teams::Team;
 pub use tokens::{NewToken, TokenRequest};
 
-use super::model::{AccountId, AccountKind, Credential, Grant, Principal, Scopes};
+use super::model::{AccountId, AccountKind, Credential, Grant, OrgRole, Principal, Scopes};
 use super::rules::{may_administer_site, may_manage_org, may_manage_user, sso_admits};
 use super::service::Access;
 use super::store::Account;
@@ -175,8 +175,7 @@ impl Access {
         login: &str,
     ) -> ManageResult<Account> {
         let actor = actor(principal)?;
-        let org = self.account(login, Some(AccountKind::Organization)).await?;
-        let role = self.store().membership(org.id, actor.user).await?;
+        let (org, role) = self.org_with_role(&actor, login).await?;
         if !may_manage_org(principal, role) {
             return Err(ManageError::Forbidden(format!(
                 "You must be an owner of `{}` to do this",
@@ -185,6 +184,18 @@ impl Access {
         }
         actor.need("admin:org")?;
         Ok(org)
+    }
+
+    /// Organization `login` and the caller's role in it, the facts the rules about
+    /// organizations take.
+    async fn org_with_role(
+        &self,
+        actor: &Actor<'_>,
+        login: &str,
+    ) -> ManageResult<(Account, Option<OrgRole>)> {
+        let org = self.account(login, Some(AccountKind::Organization)).await?;
+        let role = self.store().membership(org.id, actor.user).await?;
+        Ok((org, role))
     }
 
     /// Account `login` if the caller is that user or owns that organization.

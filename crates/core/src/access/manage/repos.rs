@@ -34,8 +34,7 @@ impl Access {
         let owner = match owner {
             None => self.account_with_id(actor.user).await?,
             Some(login) => {
-                let org = self.account(login, Some(AccountKind::Organization)).await?;
-                let role = self.store().membership(org.id, actor.user).await?;
+                let (org, role) = self.org_with_role(&actor, login).await?;
                 if !may_create_repo_in(principal, role) {
                     return Err(ManageError::Forbidden(format!(
                         "only members of `{}` may create repositories in it",

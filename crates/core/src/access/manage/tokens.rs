@@ -2,7 +2,7 @@
 //! authorization, and job tokens of a repository.
 
 use super::{Actor, ManageError, ManageResult, actor, invalid, not_member};
-use crate::access::model::{AccountKind, CredentialId, Grant, Principal, Role, Scopes};
+use crate::access::model::{CredentialId, Grant, Principal, Role, Scopes};
 use crate::access::rules::{
     may_authorize_sso_for, may_hold_scopes, may_manage_token, may_mint_token_for, may_run_jobs_of,
 };
@@ -242,8 +242,8 @@ impl Access {
                 "only classic tokens are authorized for SSO; fine-grained tokens name their owner",
             ));
         }
-        let org = self.account(org, Some(AccountKind::Organization)).await?;
-        if !may_authorize_sso_for(self.store().membership(org.id, actor.user).await?) {
+        let (org, role) = self.org_with_role(&actor, org).await?;
+        if !may_authorize_sso_for(role) {
             return Err(not_member(&actor.credential.login, &org.login));
         }
         self.changed(self.store().authorize_sso(token.id, org.id).await)?;
