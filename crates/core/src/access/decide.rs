@@ -4,6 +4,9 @@
 //! nothing about it (the answer a name without a package gets: not found, or for a push the
 //! refusal to create it); one that may read but not act is told which role or scope it lacks;
 //! anonymous callers are asked to authenticate.
+//!
+//! Who may manage accounts, repositories, package settings and tokens is decided beside it,
+//! by the pure rules of [`super::rules`].
 
 use super::model::{
     AccountKind, Action, Credential, Grant, OrgRole, Principal, RepoId, Role, Target, Visibility,

@@ -1,7 +1,8 @@
 //! Who may do what: the access model of accounts, packages and tokens.
 //!
 //! [`model`] holds the values (principals, targets, roles, grants), [`decide`] the one pure
-//! permission function, [`token`] the shape of token secrets, [`forge`] which repository a
+//! permission function, [`rules`] the pure "may this caller manage X" rules of the management
+//! operations ([`manage`]), [`token`] the shape of token secrets, [`forge`] which repository a
 //! source URL names. Nothing here does I/O but the services ([`service`], [`linking`]) over the
 //! [`store::AccessStore`] port: the metadata store gathers a [`model::Target`] for a request,
 //! the HTTP layer turns a [`decide::Decision`] into a status.
@@ -12,6 +13,7 @@ pub mod forge;
 pub mod linking;
 pub mod manage;
 pub mod model;
+pub mod rules;
 pub mod service;
 pub mod store;
 pub mod token;

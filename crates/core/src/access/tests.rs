@@ -1,4 +1,5 @@
-//! The permission function's table: principal × package × action → decision.
+//! The permission function's table: principal × package × action → decision; and the
+//! management rules' tables (`rules`): principal × role → may they manage it.
 
 use super::*;
 
@@ -533,4 +534,253 @@ fn a_token_covers_the_scopes_it_holds_and_write_covers_read() {
     assert!(!write.covers(&"admin:org".parse().unwrap()));
     assert!(Scopes::ALL.covers(&write));
     assert!(Scopes::default().covers(&Scopes::default()));
+}
+
+/// The management rules' tables: principal × role → may they manage it.
+mod rules {
+    use super::*;
+    use crate::access::rules::*;
+
+    fn site_admin() -> Principal {
+        let mut admin = classic(CAROL, "write:packages");
+        if let Principal::Token(c) = &mut admin {
+            c.site_admin = true;
+        }
+        admin
+    }
+
+    #[test]
+    fn organizations_are_managed_by_owners_and_seen_into_by_members() {
+        // principal, its role in acme → (manages it, sees its members, creates repositories)
+        let table = [
+            (Principal::Anonymous, None, (false, false, false)),
+            (job(REPO, Role::Write), None, (false, false, false)),
+            (
+                classic(CAROL, "admin:org,repo"),
+                None,
+                (false, false, false),
+            ),
+            (
+                classic(BOB, "admin:org,repo"),
+                Some(OrgRole::Member),
+                (false, true, true),
+            ),
+            (classic(ALICE, ""), Some(OrgRole::Owner), (true, true, true)),
+            (site_admin(), None, (true, true, true)),
+        ];
+        for (principal, role, expected) in table {
+            let got = (
+                may_manage_org(&principal, role),
+                may_see_members(&principal, role),
+                may_create_repo_in(&principal, role),
+            );
+            assert_eq!(got, expected, "{principal:?} as {role:?}");
+        }
+        assert!(may_administer_site(&site_admin()));
+        for principal in [Principal::Anonymous, classic(ALICE, "site_admin")] {
+            assert!(!may_administer_site(&principal), "{principal:?}");
+        }
+    }
+
+    #[test]
+    fn a_user_account_is_managed_by_the_user_and_site_admins() {
+        assert!(may_manage_user(&classic(CAROL, ""), CAROL));
+        assert!(may_manage_user(&site_admin(), BOB));
+        for principal in [
+            Principal::Anonymous,
+            classic(BOB, ""),
+            job(REPO, Role::Write),
+        ] {
+            assert!(!may_manage_user(&principal, CAROL), "{principal:?}");
+        }
+    }
+
+    #[test]
+    fn repositories_are_seen_by_visibility_and_role() {
+        let roles = [None, Some(Role::Read), Some(Role::Write), Some(Role::Admin)];
+        for role in roles {
+            // principal → (sees public, internal, private) with this role
+            let table = [
+                (Principal::Anonymous, (true, false, false)),
+                (job(REPO, Role::Write), (true, false, false)),
+                (classic(CAROL, ""), (true, true, role.is_some())),
+                (site_admin(), (true, true, true)),
+            ];
+            for (principal, expected) in table {
+                let got = (
+                    may_see_repo(&principal, Visibility::Public, role),
+                    may_see_repo(&principal, Visibility::Internal, role),
+                    may_see_repo(&principal, Visibility::Private, role),
+                );
+                assert_eq!(got, expected, "{principal:?} with {role:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn repository_admins_manage_it_and_writers_run_its_jobs() {
+        // role → (manages it, runs its jobs)
+        let table = [
+            (None, (false, false)),
+            (Some(Role::Read), (false, false)),
+            (Some(Role::Write), (false, true)),
+            (Some(Role::Admin), (true, true)),
+        ];
+        for (role, expected) in table {
+            let user = classic(BOB, "repo");
+            let got = (may_manage_repo(&user, role), may_run_jobs_of(&user, role));
+            assert_eq!(got, expected, "{role:?}");
+            let admin = site_admin();
+            assert_eq!(
+                (may_manage_repo(&admin, role), may_run_jobs_of(&admin, role)),
+                (true, true),
+                "site admin with {role:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn package_settings_are_managed_as_decide_says_and_members_choose_allowed_visibilities() {
+        let package_of = |relations| target(Some(package(Visibility::Private)), relations);
+        let owner = Relations {
+            org_role: Some(OrgRole::Owner),
+            ..Relations::default()
+        };
+        // principal, its relations → manages the package
+        let table = [
+            (Principal::Anonymous, Relations::default(), false),
+            (
+                classic(CAROL, "write:packages"),
+                Relations::default(),
+                false,
+            ),
+            (classic(BOB, "write:packages"), member(None), false),
+            (
+                classic(BOB, "write:packages"),
+                member(Some(Role::Write)),
+                false,
+            ),
+            (
+                classic(BOB, "read:packages"),
+                member(Some(Role::Admin)),
+                false,
+            ),
+            (
+                classic(BOB, "write:packages"),
+                member(Some(Role::Admin)),
+                true,
+            ),
+            (classic(ALICE, "write:packages"), owner.clone(), true),
+            (site_admin(), Relations::default(), true),
+        ];
+        for (principal, relations, expected) in table {
+            let target = package_of(relations);
+            assert_eq!(
+                may_manage_package(&principal, &target),
+                expected,
+                "{principal:?} on {target:?}"
+            );
+            assert_eq!(
+                may_manage_package(&principal, &target),
+                decide(&principal, &target, Action::Manage) == Decision::Allow
+            );
+        }
+        // A member who manages the package chooses among what the policy lets members create;
+        // the account's owners and site admins choose any visibility.
+        let mut members_private_only = package_of(member(Some(Role::Admin)));
+        if let Some(owner) = &mut members_private_only.owner {
+            owner.policy.member_visibilities = vec![Visibility::Private];
+        }
+        let mut as_owner = members_private_only.clone();
+        as_owner.relations = owner;
+        let bob = classic(BOB, "write:packages");
+        let alice = classic(ALICE, "write:packages");
+        for visibility in [
+            Visibility::Private,
+            Visibility::Internal,
+            Visibility::Public,
+        ] {
+            let allowed = visibility == Visibility::Private;
+            assert_eq!(
+                may_choose_package_visibility(&bob, &members_private_only, visibility),
+                allowed,
+                "{visibility:?}"
+            );
+            assert!(may_choose_package_visibility(&alice, &as_owner, visibility));
+            assert!(may_choose_package_visibility(
+                &site_admin(),
+                &members_private_only,
+                visibility
+            ));
+        }
+    }
+
+    #[test]
+    fn tokens_are_their_users_alone_and_reach_only_accounts_the_user_belongs_to() {
+        // Managing a token: its user only, not even a site admin.
+        assert!(may_manage_token(&classic(BOB, ""), Some(BOB)));
+        for principal in [Principal::Anonymous, classic(CAROL, ""), site_admin()] {
+            assert!(!may_manage_token(&principal, Some(BOB)), "{principal:?}");
+        }
+        assert!(!may_manage_token(&job(REPO, Role::Write), None));
+        // Minting a fine-grained token for an account: principal, account, role in it.
+        let table = [
+            (classic(CAROL, ""), CAROL, None, true),
+            (classic(CAROL, ""), ORG, None, false),
+            (classic(BOB, ""), ORG, Some(OrgRole::Member), true),
+            (classic(ALICE, ""), ORG, Some(OrgRole::Owner), true),
+            (site_admin(), ORG, None, true),
+            (Principal::Anonymous, ORG, None, false),
+        ];
+        for (principal, account, role, expected) in table {
+            assert_eq!(
+                may_mint_token_for(&principal, account, role),
+                expected,
+                "{principal:?} for {account:?} as {role:?}"
+            );
+        }
+        // The site_admin scope is for site admins; other scopes for anyone.
+        let scopes = |s: &str| s.parse::<Scopes>().unwrap();
+        assert!(may_hold_scopes(&site_admin(), &scopes("site_admin")));
+        assert!(!may_hold_scopes(
+            &classic(ALICE, "site_admin"),
+            &scopes("site_admin")
+        ));
+        assert!(may_hold_scopes(
+            &classic(ALICE, ""),
+            &scopes("admin:org,repo,write:packages")
+        ));
+        // SSO authorization: members and owners of the organization.
+        for (role, expected) in [
+            (None, false),
+            (Some(OrgRole::Member), true),
+            (Some(OrgRole::Owner), true),
+        ] {
+            assert_eq!(may_authorize_sso_for(role), expected, "{role:?}");
+        }
+    }
+
+    #[test]
+    fn sso_admits_authorized_classic_tokens_and_site_admins() {
+        let mut authorized = classic(BOB, "write:packages");
+        if let Principal::Token(Credential {
+            grant: Grant::Classic { sso_authorized, .. },
+            ..
+        }) = &mut authorized
+        {
+            sso_authorized.push(ORG);
+        }
+        // principal → admitted where SSO is required (everyone is where it is not)
+        let table = [
+            (Principal::Anonymous, false),
+            (job(REPO, Role::Write), false),
+            (classic(BOB, "write:packages"), false),
+            (authorized, true),
+            (site_admin(), true),
+        ];
+        for (principal, expected) in table {
+            assert_eq!(sso_admits(&principal, ORG, true), expected, "{principal:?}");
+            assert!(sso_admits(&principal, ORG, false), "{principal:?}");
+        }
+    }
 }
