@@ -21,8 +21,9 @@ use super::signing::new_guid;
 use super::store::HookStore;
 use super::targets::TargetPolicy;
 use crate::access::manage::actor;
+use crate::access::rules;
 use crate::access::store::{Account, SourceRepo};
-use crate::access::{Access, ManageError, ManageResult, Principal, Role};
+use crate::access::{Access, ManageError, ManageResult, Principal};
 use crate::github::hooks::hook as hook_json;
 use crate::ports::now_millis;
 
@@ -280,7 +281,7 @@ impl Hooks {
                 let repo = self.access.repo_as(principal, owner, name).await?;
                 actor.need("repo")?;
                 let role = store.repo_role(repo.id, actor.user).await?;
-                if role != Some(Role::Admin) && !actor.credential.site_admin {
+                if !rules::may_manage_repo(principal, role) {
                     return Err(ManageError::Forbidden(
                         "Must have admin rights to Repository.".into(),
                     ));
