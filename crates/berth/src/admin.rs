@@ -1,19 +1,20 @@
-//! `berth admin`: bootstraps and administers an instance from the machine it runs on, by
-//! opening the metadata database directly (no token needed; whoever can read the data
-//! directory owns the instance anyway). Works while `berth serve` runs: SQLite in WAL mode
-//! takes writers from several processes, and the server reads credentials from the database
-//! on every request.
+//! `berth admin`: bootstraps and administers an instance from the machine it runs on. It opens
+//! the configured stores ([`Stores`], no token needed: whoever can read the data directory
+//! owns the instance anyway) and makes one operator call per command
+//! (`berth_core::access::operator`), so the rules a name or a conflict follows are core's.
+//! Works while `berth serve` runs: SQLite in WAL mode takes writers from several processes,
+//! and `changes.rs` tells the server its access cache is stale.
 
-use crate::config::Config;
-use crate::stores::{Opener, Stores};
 use std::io::Read;
 
 use anyhow::{Context, bail};
-use berth_core::access::store::{AccessStore, Created, NewUser, Resolved};
-use berth_core::access::token::hash_secret;
-use berth_core::access::{Access, AccountId, OrgRole, Principal, Role, Scopes, Visibility};
+use berth_core::access::store::NewUser;
+use berth_core::access::{Access, OrgRole, Role, Scopes, Visibility};
 use berth_core::ports::now_millis;
 use clap::Subcommand;
+
+use crate::config::Config;
+use crate::stores::{Opener, Stores};
 
 /// What `berth admin` can do.
 #[derive(Subcommand)]
@@ -161,8 +162,7 @@ async fn execute(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating data directory {}", data_dir.display()))?;
     let (database, blobs) = config.store_urls()?;
-    let store = Stores::open(&database, &blobs, Opener::Admin).await?.access;
-    let access = Access::new(store.clone());
+    let access = Access::new(Stores::open(&database, &blobs, Opener::Admin).await?.access);
     let now = now_millis();
     match command {
         AdminCommand::CreateUser {
@@ -187,10 +187,15 @@ async fn execute(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
                 password_hash,
                 site_admin,
             };
-            let id = match store.create_user(&user, now).await? {
-                Created::New(id) => id,
-                Created::Taken => bail!("the login `{login}` is taken"),
+            let token = match token_scopes {
+                Some(scopes) => Some((
+                    scopes.parse::<Scopes>().map_err(anyhow::Error::msg)?,
+                    token_expires_days.map(|d| now + i64::from(d) * 86_400_000),
+                )),
+                None => None,
             };
+            let scopes = token.as_ref().map(|(scopes, _)| *scopes);
+            let (_, secret) = access.bootstrap_user(&user, token).await?;
             eprintln!(
                 "created {}user `{login}`",
                 if site_admin {
@@ -199,66 +204,40 @@ async fn execute(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
                     ""
                 }
             );
-            if let Some(scopes) = token_scopes {
-                let scopes: Scopes = scopes.parse().map_err(anyhow::Error::msg)?;
-                let expires = token_expires_days.map(|d| now + i64::from(d) * 86_400_000);
-                let (_, secret) = access
-                    .create_classic_token(id, "bootstrap token", scopes, expires)
-                    .await?;
+            if let (Some(secret), Some(scopes)) = (secret, scopes) {
                 eprintln!("token (shown once; scopes {scopes}):");
                 println!("{}", secret.expose());
             }
         }
         AdminCommand::CreateOrg { login, owner } => {
-            let owner_account = user_named(&*store, &owner).await?;
-            match store.create_org(&login, None, owner_account, now).await? {
-                Created::New(_) => eprintln!("created organization `{login}` owned by `{owner}`"),
-                Created::Taken => bail!("the login `{login}` is taken"),
-            }
+            access.bootstrap_org(&login, &owner).await?;
+            eprintln!("created organization `{login}` owned by `{owner}`");
         }
         AdminCommand::AddMember { org, user, owner } => {
-            let Some(org_account) = store.account(&org).await? else {
-                bail!("there is no organization `{org}`");
-            };
-            let user_account = user_named(&*store, &user).await?;
             let role = if owner {
                 OrgRole::Owner
             } else {
                 OrgRole::Member
             };
-            store
-                .set_membership(org_account.id, user_account, Some(role))
-                .await?;
+            access.add_member(&org, &user, role).await?;
             eprintln!("`{user}` is now {role:?} of `{org}`");
         }
         AdminCommand::CreateRepo { repo, visibility } => {
             let (owner, name) = owner_and_name(&repo)?;
-            let Some(owner_account) = store.account(owner).await? else {
-                bail!("there is no user or organization `{owner}`");
-            };
             let visibility = Visibility::from(visibility);
-            match store
-                .create_repo(owner_account.id, name, visibility, now)
-                .await?
-            {
-                Created::New(id) => println!(
-                    "created repository `{}/{name}` ({}, id {id})",
-                    owner_account.login,
-                    visibility_name(visibility)
-                ),
-                Created::Taken => bail!("`{owner}` already has a repository `{name}`"),
-            }
+            let created = access.bootstrap_repo(owner, name, visibility).await?;
+            println!(
+                "created repository `{}/{}` ({}, id {})",
+                created.owner_login,
+                created.name,
+                visibility_name(visibility),
+                created.id
+            );
         }
         AdminCommand::AddCollaborator { repo, user, role } => {
             let (owner, name) = owner_and_name(&repo)?;
-            let Some(source) = store.repo(owner, name).await? else {
-                bail!("there is no repository `{owner}/{name}`");
-            };
-            let user_account = user_named(&*store, &user).await?;
             let role = Role::from(role);
-            store
-                .set_collaborator(source.id, user_account, Some(role))
-                .await?;
+            let source = access.add_collaborator(owner, name, &user, role).await?;
             println!(
                 "`{user}` is a collaborator on `{}/{}` with the {} role",
                 source.owner_login,
@@ -272,19 +251,17 @@ async fn execute(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
             note,
             expires_days,
         } => {
-            let user = user_named(&*store, &login).await?;
             let scopes: Scopes = scopes.parse().map_err(anyhow::Error::msg)?;
             let expires = expires_days.map(|d| now + i64::from(d) * 86_400_000);
-            let (_, secret) = access
-                .create_classic_token(user, &note, scopes, expires)
+            let secret = access
+                .bootstrap_token(&login, &note, scopes, expires)
                 .await?;
             eprintln!("token for `{login}` (shown once; scopes {scopes}):");
             println!("{}", secret.expose());
         }
         AdminCommand::ListTokens { login } => {
-            let user = user_named(&*store, &login).await?;
             println!("id\tkind\tnote\tscopes\tcreated\texpires\tlast_used\trevoked");
-            for token in store.list_credentials(user).await? {
+            for token in access.tokens_of(&login).await? {
                 let scopes = match &token.grant {
                     berth_core::access::Grant::Classic { scopes, .. } => scopes.to_string(),
                     _ => String::new(),
@@ -303,28 +280,11 @@ async fn execute(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
             }
         }
         AdminCommand::RevokeToken { token } => {
-            let id = match store
-                .resolve_secret(&hash_secret(token.trim()), now)
-                .await?
-            {
-                Resolved::Valid(Principal::Token(credential)) => credential.id,
-                Resolved::Revoked => bail!("the token is already revoked"),
-                Resolved::Expired(_) => bail!("the token has expired; nothing to revoke"),
-                _ => bail!("no such token on this instance"),
-            };
-            store.revoke_credential(id, now).await?;
+            let id = access.revoke_secret(&token).await?;
             eprintln!("revoked token {id}");
         }
     }
     Ok(())
-}
-
-async fn user_named(store: &dyn AccessStore, login: &str) -> anyhow::Result<AccountId> {
-    match store.account(login).await? {
-        Some(account) if account.kind == berth_core::access::AccountKind::User => Ok(account.id),
-        Some(_) => bail!("`{login}` is an organization, not a user"),
-        None => bail!("there is no user `{login}`"),
-    }
 }
 
 /// Splits `OWNER/NAME`; a name is letters, digits, `-`, `_` and `.` (as on GitHub, and what

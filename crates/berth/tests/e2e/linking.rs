@@ -404,3 +404,40 @@ async fn admin_refuses_bad_repository_commands() {
         assert!(!output.status.success(), "{args:?} should fail");
     }
 }
+
+#[tokio::test]
+async fn admin_commands_say_what_they_refused() {
+    let server = Server::start();
+    server.admin(&["create-user", "carol"]);
+    for (args, expected) in [
+        (&["create-user", "carol"][..], "the login `carol` is taken"),
+        (&["create-user", "CAROL"], "the login `CAROL` is taken"),
+        (
+            &["create-org", "guild", "--owner", "nobody"],
+            "there is no user `nobody`",
+        ),
+        (
+            &["add-member", "nowhere", "carol"],
+            "there is no organization `nowhere`",
+        ),
+        (
+            &["create-token", "nobody", "--scopes", "read:packages"],
+            "there is no user `nobody`",
+        ),
+        (&["list-tokens", "nobody"], "there is no user `nobody`"),
+        (
+            &["revoke-token", "ghp_notatoken"],
+            "no such token on this instance",
+        ),
+    ] {
+        let output = server.try_admin(args);
+        assert!(!output.status.success(), "{args:?} should fail");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+    let token = server.admin(&["create-token", "carol", "--scopes", "read:packages"]);
+    server.admin(&["revoke-token", token.trim()]);
+    let again = server.try_admin(&["revoke-token", token.trim()]);
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(stderr.contains("already revoked"), "{stderr}");
+}

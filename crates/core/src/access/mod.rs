@@ -13,6 +13,7 @@ pub mod forge;
 pub mod linking;
 pub mod manage;
 pub mod model;
+pub mod operator;
 pub mod rules;
 pub mod service;
 pub mod store;
