@@ -1,116 +1,78 @@
 //! The suites can fail: each mutant below is a real backend with one rule broken, and the
-//! clause that states the rule must fail on it (and pass on the same wrapper unbroken, so
-//! the failure is the rule's, not the wrapper's). One mutant per suite at least.
+//! clause that states the rule must fail on it (and pass on the same backend unbroken, so
+//! the failure is the rule's, not the setup's). One mutant per suite at least.
+//!
+//! A metadata mutant is the SQLite store with one trigger added to its database that undoes
+//! what a rule needs (a lease that lapses as it is taken, a revocation that is undone…): the
+//! backend's own code, broken in its data, with no wrapper to keep in step with the ports.
 
 use std::any::Any;
 use std::panic::AssertUnwindSafe;
-use std::sync::{Arc, Mutex};
 
 use berth_blob::FsBlobStore;
-use berth_core::access::store::{CredentialStore, PackageStore};
-use berth_core::access::{AccountId, CredentialId, Target};
-use berth_core::hooks::store::{Claimed, HookStore};
-use berth_core::ports::{
-    BlobStore, ByteStream, Lease, Millis, StoreResult, UploadStore, UploadWriter,
-};
-use berth_core::{Digest, RepoName};
+use berth_core::Digest;
+use berth_core::ports::{BlobStore, ByteStream, Millis, StoreResult, UploadWriter};
 use berth_meta_sqlite::SqliteMetadataStore;
 use bytes::Bytes;
 use futures_util::{FutureExt, StreamExt};
+use sqlx::Connection as _;
 use tempfile::TempDir;
 
-mod forward;
-
-/// The rule a [`Broken`] store breaks.
+/// The rule a metadata mutant breaks: a trigger that undoes it, or none.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Rule {
-    /// None: the wrapper only forwards.
+    /// None: the store as shipped.
     Kept,
-    /// An upload's lease is granted to whoever asks, held or not.
+    /// An upload's lease lapses the moment it is taken, so whoever asks next gets it too.
     LeaseNeverExclusive,
-    /// A target never reports the caller's role on the linked repository.
-    TargetIgnoresRepoRole,
-    /// The hook queue hands out again what it handed out last, lease or not.
+    /// A collaborator's role on a repository is dropped as it is granted.
+    CollaboratorRoleDropped,
+    /// A claimed webhook delivery's lease lapses at once, so the queue hands it out again.
     DeliveryHandedOutTwice,
-    /// A revocation is acknowledged but never stored.
+    /// A revocation is acknowledged and undone.
     RevocationIgnored,
 }
 
-/// The SQLite store with one rule broken.
-#[derive(Clone)]
-struct Broken {
-    inner: SqliteMetadataStore,
-    rule: Rule,
-    /// The last batch the queue handed out (for [`Rule::DeliveryHandedOutTwice`]).
-    last_claimed: Arc<Mutex<Vec<Claimed>>>,
-}
-
-impl Broken {
-    async fn lease_upload_broken(
-        &self,
-        repo: &RepoName,
-        id: &str,
-        token: &str,
-        now: Millis,
-        lease_until: Millis,
-    ) -> StoreResult<Lease> {
-        let lease = self
-            .inner
-            .lease_upload(repo, id, token, now, lease_until)
-            .await?;
-        if self.rule == Rule::LeaseNeverExclusive && lease == Lease::Busy {
-            let session = self.inner.get_upload(repo, id).await?.expect("leased");
-            return Ok(Lease::Granted(session));
-        }
-        Ok(lease)
-    }
-
-    async fn target_broken(&self, name: &RepoName, user: Option<AccountId>) -> StoreResult<Target> {
-        let mut target = self.inner.target(name, user).await?;
-        if self.rule == Rule::TargetIgnoresRepoRole {
-            target.relations.repo_role = None;
-        }
-        Ok(target)
-    }
-
-    async fn revoke_credential_broken(&self, id: CredentialId, now: Millis) -> StoreResult<bool> {
-        if self.rule == Rule::RevocationIgnored {
-            return Ok(self.inner.credential(id).await?.is_some());
-        }
-        self.inner.revoke_credential(id, now).await
-    }
-
-    async fn claim_due_broken(
-        &self,
-        now: Millis,
-        token: &str,
-        lease_until: Millis,
-        limit: usize,
-    ) -> StoreResult<Vec<Claimed>> {
-        let claimed = self.inner.claim_due(now, token, lease_until, limit).await?;
-        if self.rule != Rule::DeliveryHandedOutTwice {
-            return Ok(claimed);
-        }
-        let mut last = self.last_claimed.lock().unwrap();
-        if claimed.is_empty() {
-            return Ok(last.clone());
-        }
-        *last = claimed.clone();
-        Ok(claimed)
+impl Rule {
+    /// The trigger that breaks the rule.
+    fn trigger(self) -> Option<&'static str> {
+        Some(match self {
+            Rule::Kept => return None,
+            Rule::LeaseNeverExclusive => {
+                "CREATE TRIGGER mutant AFTER UPDATE OF lease_token ON uploads \
+                 WHEN NEW.lease_token IS NOT NULL \
+                 BEGIN UPDATE uploads SET lease_until = -1 WHERE id = NEW.id; END"
+            }
+            Rule::CollaboratorRoleDropped => {
+                "CREATE TRIGGER mutant AFTER INSERT ON repo_collaborators \
+                 BEGIN DELETE FROM repo_collaborators \
+                     WHERE repo_id = NEW.repo_id AND user_id = NEW.user_id; END"
+            }
+            Rule::DeliveryHandedOutTwice => {
+                "CREATE TRIGGER mutant AFTER UPDATE OF lease_token ON hook_deliveries \
+                 WHEN NEW.lease_token IS NOT NULL \
+                 BEGIN UPDATE hook_deliveries SET lease_until = NULL WHERE id = NEW.id; END"
+            }
+            Rule::RevocationIgnored => {
+                "CREATE TRIGGER mutant AFTER UPDATE OF revoked_at ON credentials \
+                 WHEN NEW.revoked_at IS NOT NULL \
+                 BEGIN UPDATE credentials SET revoked_at = NULL WHERE id = NEW.id; END"
+            }
+        })
     }
 }
 
 /// A fresh SQLite store breaking `rule`, and its directory.
-async fn broken(rule: Rule) -> (TempDir, Broken) {
+async fn broken(rule: Rule) -> (TempDir, SqliteMetadataStore) {
     let dir = tempfile::tempdir().unwrap();
-    let inner = SqliteMetadataStore::open(&dir.path().join("meta.db"))
-        .await
-        .unwrap();
-    let store = Broken {
-        inner,
-        rule,
-        last_claimed: Arc::default(),
-    };
+    let path = dir.path().join("meta.db");
+    let store = SqliteMetadataStore::open(&path).await.unwrap();
+    if let Some(trigger) = rule.trigger() {
+        let url = format!("sqlite://{}", path.display());
+        let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        sqlx::query(trigger).execute(&mut conn).await.unwrap();
+        conn.close().await.unwrap();
+    }
     (dir, store)
 }
 
@@ -230,9 +192,9 @@ async fn a_lease_that_is_not_exclusive_fails_the_upload_clauses() {
 }
 
 #[tokio::test]
-async fn a_target_that_ignores_the_repository_role_fails_the_role_clause() {
+async fn a_store_that_drops_collaborator_roles_fails_the_role_clause() {
     use berth_testkit::access;
-    let rule = Rule::TargetIgnoresRepoRole;
+    let rule = Rule::CollaboratorRoleDropped;
     fails_only_when_broken!(
         broken,
         Rule::Kept,
