@@ -66,3 +66,12 @@ id!(
     /// A queued webhook delivery.
     DeliveryId
 );
+id!(
+    /// A package (the Packages API's package id).
+    PackageId
+);
+id!(
+    /// A package version (the Packages API's version id), stable across tag moves, deletion
+    /// and restore.
+    VersionId
+);

@@ -10,6 +10,7 @@ use crate::access::store::{Account, PackageRecord, SourceRepo};
 use crate::access::{Access, Action, Decision, ManageError, ManageResult, Principal, Visibility};
 use crate::error::RegistryError;
 use crate::hooks::{Hooks, PackageAction, PackageEvent};
+use crate::ids::VersionId;
 use crate::labels::DESCRIPTION;
 use crate::name::RepoName;
 use crate::ports::{Millis, VersionRecord, VersionState, now_millis};
@@ -165,7 +166,7 @@ impl Packages {
         &self,
         principal: &Principal,
         name: &RepoName,
-        id: i64,
+        id: VersionId,
     ) -> ManageResult<VersionRecord> {
         self.checked(principal, name, Action::Pull).await?;
         self.registry
@@ -182,7 +183,7 @@ impl Packages {
         &self,
         principal: &Principal,
         name: &RepoName,
-        id: i64,
+        id: VersionId,
         base: &str,
     ) -> ManageResult<()> {
         self.checked(principal, name, Action::Delete).await?;
@@ -212,7 +213,7 @@ impl Packages {
         &self,
         principal: &Principal,
         name: &RepoName,
-        id: i64,
+        id: VersionId,
     ) -> ManageResult<Restored> {
         self.checked(principal, name, Action::Manage).await?;
         self.registry
@@ -312,14 +313,14 @@ fn not_found(name: &RepoName) -> ManageError {
     ))
 }
 
-fn version_not_found(name: &RepoName, id: i64) -> ManageError {
+fn version_not_found(name: &RepoName, id: VersionId) -> ManageError {
     ManageError::NotFound(format!(
         "Package version not found: `{name}` has no version {id}"
     ))
 }
 
 /// How a refusal about version `id` of `name` reads on the API.
-fn version_error(name: &RepoName, id: i64) -> impl Fn(RegistryError) -> ManageError + '_ {
+fn version_error(name: &RepoName, id: VersionId) -> impl Fn(RegistryError) -> ManageError + '_ {
     move |error| match error {
         RegistryError::ManifestUnknown(_) => version_not_found(name, id),
         RegistryError::Unsupported(message) => ManageError::Invalid {

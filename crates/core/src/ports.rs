@@ -5,6 +5,7 @@
 //! started on one node can be finished on another. Implementations live in their own crates
 //! (`berth-meta-sqlite`, `berth-blob`) and never call the registry services.
 
+use crate::ids::VersionId;
 use std::pin::Pin;
 
 use async_trait::async_trait;
@@ -144,7 +145,7 @@ pub enum PutManifestOutcome {
         /// already pointed here).
         tag_moved: bool,
         /// The package version's id.
-        version_id: i64,
+        version_id: VersionId,
         /// The repository had no tag before this write (read in the same transaction).
         first_publish: bool,
     },
@@ -193,7 +194,7 @@ pub enum VersionState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VersionRecord {
     /// Its id, stable across tag moves, deletion and restore.
-    pub id: i64,
+    pub id: VersionId,
     /// The manifest digest (the version's name).
     pub digest: Digest,
     /// The manifest's media type.
@@ -396,7 +397,7 @@ pub trait VersionStore: Send + Sync + 'static {
     ) -> StoreResult<(u64, Vec<VersionRecord>)>;
 
     /// Version `id` of `repo`, live or deleted.
-    async fn version(&self, repo: &RepoName, id: i64) -> StoreResult<Option<VersionRecord>>;
+    async fn version(&self, repo: &RepoName, id: VersionId) -> StoreResult<Option<VersionRecord>>;
 
     /// Restores deleted manifest `digest` (and deleted children it references) with the tags
     /// it had that are still free, in one transaction.

@@ -17,6 +17,8 @@ use berth_core::hooks::model::{
     HookId, HookScope, HookSettings, LastResponse, NewDelivery,
 };
 use berth_core::hooks::store::{Claimed, HookStore, PackageFacts};
+use berth_core::ids::PackageId;
+use berth_core::ids::VersionId;
 use berth_core::name::RepoName;
 use berth_core::ports::{Millis, StoreResult};
 use sqlx::{AssertSqlSafe, SqliteConnection};
@@ -383,11 +385,11 @@ impl HookStore for SqliteMetadataStore {
         Ok(row.map(
             |(package_id, owner, created_at, linked_repo, version_id, version_created_at)| {
                 PackageFacts {
-                    package_id,
+                    package_id: PackageId(package_id),
                     owner: AccountId(owner),
                     created_at,
                     linked_repo: linked_repo.map(RepoId),
-                    version_id,
+                    version_id: version_id.map(VersionId),
                     version_created_at,
                 }
             },

@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 use berth_core::digest::Digest;
+use berth_core::ids::VersionId;
 use berth_core::name::{RepoName, Tag};
 use berth_core::ports::ManifestStore;
 use berth_core::ports::StoreResult;
@@ -144,7 +145,7 @@ impl ManifestStore for SqliteMetadataStore {
         Ok(PutManifestOutcome::Stored {
             created: inserted,
             tag_moved,
-            version_id,
+            version_id: VersionId(version_id),
             first_publish,
         })
     }

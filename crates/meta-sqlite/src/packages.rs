@@ -9,6 +9,7 @@ use berth_core::access::{
     Visibility,
 };
 use berth_core::error::StoreError;
+use berth_core::ids::PackageId;
 use berth_core::name::RepoName;
 use berth_core::ports::Millis;
 use berth_core::ports::StoreResult;
@@ -230,7 +231,7 @@ impl PackageStore for SqliteMetadataStore {
                     StoreError::new("reading packages", format!("package {name} vanished"))
                 })?;
                 let record = PackageRecord {
-                    id,
+                    id: PackageId(id),
                     name,
                     owner,
                     visibility: package.visibility,
@@ -514,7 +515,7 @@ fn record(
     (id, name, owner, visibility, linked_repo, created_at, deleted_at): Row,
 ) -> Result<PackageRecord, StoreError> {
     Ok(PackageRecord {
-        id,
+        id: PackageId(id),
         name: name
             .parse()
             .map_err(|e| StoreError::new(format!("reading package {id}"), e))?,

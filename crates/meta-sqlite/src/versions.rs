@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use berth_core::access::AccountId;
 use berth_core::digest::Digest;
 use berth_core::error::StoreError;
+use berth_core::ids::VersionId;
 use berth_core::name::RepoName;
 use berth_core::ports::StoreResult;
 use berth_core::ports::VersionStore;
@@ -53,7 +54,7 @@ fn record(row: VersionRow) -> Result<VersionRecord, StoreError> {
         row;
     let (size, platforms, labels, downloads) = (row.9, row.10, row.11, row.12);
     Ok(VersionRecord {
-        id,
+        id: VersionId(id),
         digest: parse_digest(&digest)?,
         media_type,
         tags: json(id, "tags", &tags)?,
@@ -121,7 +122,7 @@ impl VersionStore for SqliteMetadataStore {
 
     /// Version `id` of `repo`.
     #[instrument(level = "debug", skip(self), fields(%repo))]
-    async fn version(&self, repo: &RepoName, id: i64) -> StoreResult<Option<VersionRecord>> {
+    async fn version(&self, repo: &RepoName, id: VersionId) -> StoreResult<Option<VersionRecord>> {
         let row: Option<VersionRow> = sqlx::query_as(AssertSqlSafe(format!(
             "SELECT {VERSION_COLUMNS} FROM repositories r \
              JOIN package_versions v ON v.repository_id = r.id \
@@ -129,7 +130,7 @@ impl VersionStore for SqliteMetadataStore {
              WHERE r.name = ?1 AND v.id = ?2"
         )))
         .bind(repo.as_str())
-        .bind(id)
+        .bind(id.0)
         .fetch_optional(&self.reader)
         .await
         .map_err(failed(format!("reading version {id} of {repo}")))?;

@@ -6,6 +6,7 @@
 //! (a login or a repository name taken) are reported as values, not store errors, so the API
 //! can answer 422.
 
+use crate::ids::PackageId;
 pub use crate::ids::{AppId, InstallationId, TeamId};
 use async_trait::async_trait;
 
@@ -74,7 +75,7 @@ pub struct NewUser {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PackageRecord {
     /// Row id (the API's package id).
-    pub id: i64,
+    pub id: PackageId,
     /// The registry name (`owner/name…`).
     pub name: RepoName,
     /// Owning account.

@@ -46,11 +46,11 @@ pub fn version(urls: &PackageUrls, version: &VersionRecord) -> Value {
     let mut value = json!({
         "id": version.id,
         "name": version.digest.as_str(),
-        "url": urls.version_api(version.id),
+        "url": urls.version_api(version.id.0),
         "package_html_url": urls.page,
         "created_at": time(version.created_at),
         "updated_at": time(version.updated_at),
-        "html_url": urls.version_page(version.id),
+        "html_url": urls.version_page(version.id.0),
         "metadata": {
             "package_type": "container",
             "container": { "tags": version.tags },

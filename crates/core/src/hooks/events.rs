@@ -2,6 +2,7 @@
 //! subscribed event. Called after a manifest is stored (and, for `deleted`, after a version
 //! is deleted); never fails the caller: a failure to queue is logged.
 
+use crate::ids::VersionId;
 use bytes::Bytes;
 
 use super::model::NewDelivery;
@@ -37,7 +38,7 @@ pub struct PackageEvent {
     pub base: String,
     /// The version's id, when the caller knows it (a deleted version is no longer stored, so
     /// pass it); otherwise looked up.
-    pub version_id: Option<i64>,
+    pub version_id: Option<VersionId>,
 }
 
 impl Hooks {
@@ -105,14 +106,18 @@ impl Hooks {
             .unwrap_or_else(|| owner.clone());
         let now = now_millis();
         let package = EventPackage {
-            id: facts.package_id,
+            id: facts.package_id.0,
             name: &event.name,
             owner: &owner,
             created_at: facts.created_at,
             repository: repository.as_ref().map(|(r, o)| (r, o)),
         };
         let version = EventVersion {
-            id: event.version_id.or(facts.version_id).unwrap_or(0),
+            id: event
+                .version_id
+                .or(facts.version_id)
+                .unwrap_or(VersionId(0))
+                .0,
             digest: &event.digest,
             tag: event.tag.as_deref(),
             manifest: event.manifest.as_deref(),

@@ -8,6 +8,7 @@
 //!   claimed again, and [`HookStore::record_attempt`] changes it only under the same token, so
 //!   nodes sharing the database never deliver one twice.
 
+use crate::ids::{PackageId, VersionId};
 use async_trait::async_trait;
 
 use super::model::{
@@ -23,7 +24,7 @@ use crate::ports::{Millis, StoreResult};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PackageFacts {
     /// The package's row id.
-    pub package_id: i64,
+    pub package_id: PackageId,
     /// The owning account.
     pub owner: AccountId,
     /// The package's creation time.
@@ -31,7 +32,7 @@ pub struct PackageFacts {
     /// The linked source repository.
     pub linked_repo: Option<RepoId>,
     /// The version's id (`package_versions`), when the version is known.
-    pub version_id: Option<i64>,
+    pub version_id: Option<VersionId>,
     /// The version's creation time, when stored.
     pub version_created_at: Option<Millis>,
 }

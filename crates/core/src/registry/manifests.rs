@@ -1,5 +1,6 @@
 //! Manifests: push with validation, fetch by tag or digest, delete.
 
+use crate::ids::VersionId;
 use bytes::Bytes;
 
 use crate::access::AccountId;
@@ -28,7 +29,7 @@ pub struct PushedManifest {
     /// The push created the tag or moved it to this manifest.
     pub tag_moved: bool,
     /// The package version's id (stable across tag moves, deletion and restore).
-    pub version_id: i64,
+    pub version_id: VersionId,
     /// The image's OCI labels (manifest annotations over config labels).
     pub labels: Labels,
 }

@@ -1,6 +1,7 @@
 //! Package versions as the Packages API sees them: listing, deletion and restore by version
 //! id, download counts, purging what was deleted long ago.
 
+use crate::ids::VersionId;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -121,7 +122,7 @@ impl Registry {
 
     /// Version `id` of `repo`, live or deleted (deleted ones past the restore window are
     /// gone, even before the purge removes them).
-    pub async fn version(&self, repo: &RepoName, id: i64) -> Result<Option<VersionRecord>> {
+    pub async fn version(&self, repo: &RepoName, id: VersionId) -> Result<Option<VersionRecord>> {
         let now = now_millis();
         Ok(self
             .meta
@@ -136,7 +137,7 @@ impl Registry {
 
     /// Deletes version `id` (restorable for 30 days). Refused (DENIED) while a tagged index
     /// references it, naming the index.
-    pub async fn delete_version(&self, repo: &RepoName, id: i64) -> Result<DeletedVersion> {
+    pub async fn delete_version(&self, repo: &RepoName, id: VersionId) -> Result<DeletedVersion> {
         let version = self.live_version(repo, id).await?;
         // Its bytes, for whoever reports the deletion (webhooks), while still readable.
         let manifest = self
@@ -159,7 +160,7 @@ impl Registry {
 
     /// Restores deleted version `id` with its tags (those still free) and, for an index, its
     /// deleted platforms.
-    pub async fn restore_version(&self, repo: &RepoName, id: i64) -> Result<Restored> {
+    pub async fn restore_version(&self, repo: &RepoName, id: VersionId) -> Result<Restored> {
         let version = self
             .version(repo, id)
             .await?
@@ -181,7 +182,7 @@ impl Registry {
             .await?)
     }
 
-    async fn live_version(&self, repo: &RepoName, id: i64) -> Result<VersionRecord> {
+    async fn live_version(&self, repo: &RepoName, id: VersionId) -> Result<VersionRecord> {
         match self.version(repo, id).await? {
             Some(v) if v.deleted_at.is_none() => Ok(v),
             _ => Err(unknown_version(repo, id)),
@@ -189,6 +190,6 @@ impl Registry {
     }
 }
 
-fn unknown_version(repo: &RepoName, id: i64) -> RegistryError {
+fn unknown_version(repo: &RepoName, id: VersionId) -> RegistryError {
     RegistryError::ManifestUnknown(format!("version {id} of {repo}"))
 }

@@ -3,6 +3,7 @@
 //! download counts. Paths and JSON as GitHub's; nested names `%2F`-encoded. A package's
 //! settings are in [`super::package_settings`]; both resolve paths with [`package`].
 
+use berth_core::ids::VersionId;
 use std::collections::HashMap;
 
 use axum::Router;
@@ -345,7 +346,7 @@ pub struct Named {
 
 impl Named {
     /// The version id of the path.
-    fn version_id(&self) -> ApiResult<i64> {
+    fn version_id(&self) -> ApiResult<VersionId> {
         let text = self.id.as_deref().unwrap_or_default();
         text.parse().map_err(|_| {
             GitHubError::new(
