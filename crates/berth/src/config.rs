@@ -132,6 +132,19 @@ pub struct Config {
     /// Length in seconds of the rate limits' "hour" (`BERTH_API_RATE_LIMIT_WINDOW_SECS`).
     /// Only tests shorten it; not documented in the README.
     pub api_rate_limit_window_secs: u64,
+    /// TLS certificate chain, PEM, the server's certificate first (`BERTH_TLS_CERT`,
+    /// `--tls-cert`). With `tls_key`, `listen` serves HTTPS (HTTP/2 or HTTP/1.1 by ALPN) and
+    /// URLs default to `https://`; the pair is reloaded when either file changes and on
+    /// SIGHUP, without dropping connections.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key, PEM: PKCS#8, PKCS#1 or SEC1 (`BERTH_TLS_KEY`, `--tls-key`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
+    /// A second address, plain HTTP, serving only the health and metrics routes, e.g.
+    /// `127.0.0.1:9000` for a load balancer or Prometheus (`BERTH_PLAIN_LISTEN`). Unset: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plain_listen: Option<SocketAddr>,
 }
 
 impl Default for Config {
@@ -170,6 +183,9 @@ impl Default for Config {
             body_read_timeout_secs: 30,
             send_timeout_secs: 30,
             trusted_proxies: Vec::new(),
+            tls_cert: None,
+            tls_key: None,
+            plain_listen: None,
         }
     }
 }
@@ -222,6 +238,12 @@ pub struct Overrides {
     /// `--data-dir`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data_dir: Option<PathBuf>,
+    /// `--tls-cert`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    /// `--tls-key`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Config {
@@ -237,6 +259,20 @@ impl Config {
             None => BlobStoreUrl::default_in(&self.data_dir),
         };
         Ok((database, blobs))
+    }
+
+    /// The TLS files, when both `tls_cert` and `tls_key` are set; one without the other is an
+    /// error naming the missing one.
+    pub fn tls_files(&self) -> anyhow::Result<Option<berth_http::tls::TlsFiles>> {
+        match (&self.tls_cert, &self.tls_key) {
+            (None, None) => Ok(None),
+            (Some(cert), Some(key)) => Ok(Some(berth_http::tls::TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            })),
+            (Some(_), None) => anyhow::bail!("tls_cert is set but tls_key is not: TLS needs both"),
+            (None, Some(_)) => anyhow::bail!("tls_key is set but tls_cert is not: TLS needs both"),
+        }
     }
 
     /// Loads the layers. `file` is `--config`; without it, `./berth.toml` is read if present.

@@ -51,6 +51,12 @@ enum Command {
         /// Configuration file (default: ./berth.toml when present).
         #[arg(long)]
         config: Option<PathBuf>,
+        /// TLS certificate chain (PEM); with --tls-key, serve HTTPS.
+        #[arg(long)]
+        tls_cert: Option<PathBuf>,
+        /// TLS private key (PEM).
+        #[arg(long)]
+        tls_key: Option<PathBuf>,
     },
     /// Administer the instance from its machine: users, organizations, repositories, tokens.
     Admin {
@@ -74,8 +80,16 @@ fn main() -> anyhow::Result<()> {
             listen,
             data_dir,
             config,
+            tls_cert,
+            tls_key,
         } => {
-            let config = Config::load(config.as_deref(), Overrides { listen, data_dir })?;
+            let overrides = Overrides {
+                listen,
+                data_dir,
+                tls_cert,
+                tls_key,
+            };
+            let config = Config::load(config.as_deref(), overrides)?;
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?
@@ -87,8 +101,8 @@ fn main() -> anyhow::Result<()> {
             command,
         } => {
             let overrides = Overrides {
-                listen: None,
                 data_dir,
+                ..Overrides::default()
             };
             let config = Config::load(config.as_deref(), overrides)?;
             tokio::runtime::Builder::new_current_thread()
@@ -107,6 +121,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .init();
     let forge: Forge = config.forge_url.parse().context("the forge_url setting")?;
     let limits = connection_limits(&config)?;
+    let tls = match config.tls_files()? {
+        Some(files) => Some(
+            berth_http::tls::ReloadingCert::new(files)
+                .context("the TLS certificate (tls_cert, tls_key)")?,
+        ),
+        None => None,
+    };
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
     // One process per data directory: the SQLite store voids upload leases on open, which is
@@ -175,8 +196,19 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     // Tests and scripts read this line to learn the port when listening on port 0.
-    eprintln!("berth listening on http://{}", listener.local_addr()?);
+    eprintln!("berth listening on {scheme}://{}", listener.local_addr()?);
+    let plain = match config.plain_listen {
+        Some(addr) => {
+            let plain = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("listening on {addr} (plain_listen)"))?;
+            eprintln!("berth health listener on http://{}", plain.local_addr()?);
+            Some(plain)
+        }
+        None => None,
+    };
     tracing::info!(data_dir = %config.data_dir.display(), "serving");
     if !config.listen.ip().is_loopback()
         && config.external_url.is_none()
@@ -199,7 +231,32 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         auth,
         api_limits,
     };
-    berth_http::serve(listener, state, limits, shutdown_signal()).await?;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    });
+    let until_stopped = move || {
+        let mut stopped = stopped.clone();
+        async move { drop(stopped.wait_for(|stop| *stop).await) }
+    };
+    // The plain listener serves only health and metrics: never the registry.
+    let plain = plain.map(|plain| {
+        let router = berth_http::health::router();
+        let serving =
+            berth_http::connections::serve(plain, None, router, limits.clone(), until_stopped());
+        tokio::spawn(serving)
+    });
+    let acceptor = tls.map(|cert| {
+        tokio::spawn(cert.clone().watch(TLS_POLL_INTERVAL));
+        #[cfg(unix)]
+        tokio::spawn(reload_on_sighup(cert.clone()));
+        berth_http::tls::acceptor(cert)
+    });
+    berth_http::serve(listener, acceptor, state, limits, until_stopped()).await?;
+    if let Some(plain) = plain {
+        plain.await??;
+    }
     if let Err(err) = access.flush_uses().await {
         tracing::warn!(error = %err, "recording token uses at shutdown failed");
     }
@@ -248,6 +305,25 @@ fn connection_limits(config: &Config) -> anyhow::Result<ConnectionLimits> {
             .as_deref()
             .map(|url| Arc::from(url.trim_end_matches('/'))),
     })
+}
+
+/// How often the TLS certificate and key files are checked for a change.
+const TLS_POLL_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Reloads the TLS certificate and key on every SIGHUP.
+#[cfg(unix)]
+async fn reload_on_sighup(cert: Arc<berth_http::tls::ReloadingCert>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+        tracing::warn!(
+            "cannot listen for SIGHUP: the certificate reloads only when its files change"
+        );
+        return;
+    };
+    while hangups.recv().await.is_some() {
+        let cert = cert.clone();
+        let _ = tokio::task::spawn_blocking(move || cert.reload()).await;
+    }
 }
 
 /// Records token last-used times and download counts every few seconds, off the request

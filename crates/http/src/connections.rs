@@ -1,5 +1,6 @@
-//! The connection loop: accepts TCP connections under limits and serves HTTP/1.1 on each, so
-//! no client — however slow, stalled or numerous — can hold what everyone else needs.
+//! The connection loop: accepts TCP connections under limits and serves HTTP/1.1 on each (or,
+//! with TLS, HTTP/2 or HTTP/1.1 as ALPN chose), so no client — however slow, stalled or
+//! numerous — can hold what everyone else needs.
 //!
 //! - At most `max_connections` connections at once, and `max_connections_per_address` from
 //!   one client address (an IPv6 address by its /64; trusted proxies only count towards the
@@ -11,6 +12,10 @@
 //! - A request body that sends nothing for `body_read_timeout` fails (the handler sees a
 //!   body error: an upload session keeps what it made durable and stays resumable) and the
 //!   connection closes; a response the client does not read for `send_timeout` is abandoned.
+//! - With TLS, the handshake reads through the same deadlines: it and the first request head
+//!   must come within `header_read_timeout`. On HTTP/2, frames between requests (pings,
+//!   window updates) are not request heads: an HTTP/2 connection with no stream open closes
+//!   after `idle_timeout`, and opens at most [`H2_MAX_STREAMS`] streams at once.
 //!
 //! Per request it works out the [`Origin`] (client address, base URL) and puts it in the
 //! request's extensions.
@@ -30,14 +35,15 @@ use axum::body::Body;
 use axum::http::Request;
 use bytes::Bytes;
 use hyper::body::{Frame, Incoming, SizeHint};
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::time::{Instant, Sleep};
+use tokio_rustls::TlsAcceptor;
 use tower_service::Service;
 
-use crate::origin::{Origin, TrustedProxies};
+use crate::origin::{Origin, OverTls, TrustedProxies};
 
 /// Limits on connections and on how long each phase of a request may stall.
 #[derive(Debug, Clone)]
@@ -63,10 +69,15 @@ pub struct ConnectionLimits {
 /// Refusals of connections over a cap being written at once; past it, they are just closed.
 const REFUSALS_AT_ONCE: usize = 64;
 
+/// Streams one HTTP/2 connection may have open at once (each is a request in flight).
+pub const H2_MAX_STREAMS: u32 = 64;
+
 /// Serves `router` on `listener` until `shutdown` completes, then lets the requests in flight
-/// finish (kept-alive connections close after their current request).
+/// finish (kept-alive connections close after their current request). With `tls`, every
+/// connection is TLS and ALPN picks HTTP/2 or HTTP/1.1; without, it is plain HTTP/1.1.
 pub async fn serve(
     listener: TcpListener,
+    tls: Option<TlsAcceptor>,
     router: Router,
     limits: ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -113,13 +124,15 @@ pub async fn serve(
         };
         let connection = Connection {
             router: router.clone(),
+            tls: tls.is_some(),
             limits: limits.clone(),
             peer,
             local,
         };
         let stopped = stopped.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            connection.run(tcp, stopped).await;
+            connection.run(tcp, tls, stopped).await;
             drop(slot);
             drop(permit);
         });
@@ -149,15 +162,49 @@ async fn accept_failed(err: io::Error) {
 /// One accepted connection.
 struct Connection {
     router: Router,
+    /// Whether the connection is TLS: its requests get [`OverTls`].
+    tls: bool,
     limits: Arc<ConnectionLimits>,
     peer: SocketAddr,
     local: SocketAddr,
 }
 
 impl Connection {
-    async fn run(self, tcp: TcpStream, mut stopped: watch::Receiver<bool>) {
+    async fn run(
+        self,
+        tcp: TcpStream,
+        tls: Option<TlsAcceptor>,
+        mut stopped: watch::Receiver<bool>,
+    ) {
         let activity = Arc::new(Activity::default());
-        let io = TokioIo::new(GuardedIo::new(tcp, activity.clone(), &self.limits));
+        let io = GuardedIo::new(tcp, activity.clone(), &self.limits);
+        let Some(acceptor) = tls else {
+            return self.serve_http1(io, activity, stopped).await;
+        };
+        // The handshake reads through GuardedIo: a new connection's head deadline bounds it.
+        let mut tls = tokio::select! {
+            accepted = acceptor.accept(io) => match accepted {
+                Ok(tls) => tls,
+                Err(err) => {
+                    tracing::debug!(%err, "TLS handshake failed");
+                    return;
+                }
+            },
+            () = async { drop(stopped.wait_for(|stop| *stop).await) } => return,
+        };
+        let (guarded, session) = tls.get_mut();
+        if session.alpn_protocol() == Some(crate::tls::H2) {
+            guarded.multiplexed = true;
+            self.serve_http2(tls, activity, stopped).await
+        } else {
+            self.serve_http1(tls, activity, stopped).await
+        }
+    }
+
+    async fn serve_http1<I>(self, io: I, activity: Arc<Activity>, stopped: watch::Receiver<bool>)
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
         // GuardedIo enforces the head and idle limits; hyper's own timer (which runs from the
         // end of the last response, through the idle time) only backs them up.
         let backstop = self.limits.idle_timeout + self.limits.header_read_timeout;
@@ -169,18 +216,23 @@ impl Connection {
             .timer(TokioTimer::new())
             .header_read_timeout(backstop + Duration::from_secs(1))
             .keep_alive(true);
-        let mut conn = std::pin::pin!(builder.serve_connection(io, service));
-        let result = tokio::select! {
-            result = conn.as_mut() => result,
-            // The server stops (or its loop is gone): finish the request in flight, then close.
-            () = async { drop(stopped.wait_for(|stop| *stop).await) } => {
-                conn.as_mut().graceful_shutdown();
-                conn.as_mut().await
-            }
-        };
-        if let Err(err) = result {
-            tracing::debug!(%err, "connection ended");
-        }
+        let conn = builder.serve_connection(TokioIo::new(io), service);
+        until_stopped(conn, |conn| conn.graceful_shutdown(), stopped).await;
+    }
+
+    async fn serve_http2<I>(self, io: I, activity: Arc<Activity>, stopped: watch::Receiver<bool>)
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+            self.call(request, &activity)
+        });
+        let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+        builder
+            .timer(TokioTimer::new())
+            .max_concurrent_streams(H2_MAX_STREAMS);
+        let conn = builder.serve_connection(TokioIo::new(io), service);
+        until_stopped(conn, |conn| conn.graceful_shutdown(), stopped).await;
     }
 
     fn call(
@@ -189,8 +241,11 @@ impl Connection {
         activity: &Arc<Activity>,
     ) -> impl Future<Output = Result<axum::response::Response, Infallible>> + use<> {
         let in_flight = InFlight::begin(activity.clone());
+        if self.tls {
+            request.extensions_mut().insert(OverTls);
+        }
         let origin = Origin::of(
-            request.headers(),
+            &request,
             self.peer,
             self.local,
             &self.limits.trusted_proxies,
@@ -204,6 +259,29 @@ impl Connection {
             let response = router.call(request).await?;
             Ok(response.map(|body| Body::new(Tracked { body, in_flight })))
         }
+    }
+}
+
+/// Drives a connection to its end; when the server stops first, asks it to finish the
+/// requests in flight (`graceful`) and then close.
+async fn until_stopped<C>(
+    conn: C,
+    graceful: impl FnOnce(Pin<&mut C>),
+    mut stopped: watch::Receiver<bool>,
+) where
+    C: Future<Output = Result<(), hyper::Error>>,
+{
+    let mut conn = std::pin::pin!(conn);
+    let result = tokio::select! {
+        result = conn.as_mut() => result,
+        // The server stops (or its loop is gone): finish the request in flight, then close.
+        () = async { drop(stopped.wait_for(|stop| *stop).await) } => {
+            graceful(conn.as_mut());
+            conn.as_mut().await
+        }
+    };
+    if let Err(err) = result {
+        tracing::debug!(%err, "connection ended");
     }
 }
 
@@ -386,6 +464,9 @@ struct GuardedIo {
     read_armed: Option<std::time::Instant>,
     write_timer: Pin<Box<Sleep>>,
     write_armed: bool,
+    /// HTTP/2: bytes read between requests are frames, not the start of a request head, so
+    /// they leave the connection under the idle deadline.
+    multiplexed: bool,
 }
 
 impl GuardedIo {
@@ -403,6 +484,7 @@ impl GuardedIo {
             read_armed: None,
             write_timer: Box::pin(tokio::time::sleep_until(far)),
             write_armed: false,
+            multiplexed: false,
         }
     }
 
@@ -434,6 +516,7 @@ impl AsyncRead for GuardedIo {
             Poll::Ready(Ok(())) => {
                 this.read_armed = None;
                 if buf.filled().len() > before
+                    && !this.multiplexed
                     && this.activity.in_flight.load(Ordering::Relaxed) == 0
                     && this.activity.head_started.load(Ordering::Relaxed) == NEVER
                 {

@@ -10,9 +10,11 @@ pub mod auth;
 pub mod connections;
 pub mod endpoint;
 pub mod error;
+pub mod health;
 pub mod oci;
 pub mod origin;
 pub mod ranges;
+pub mod tls;
 
 use std::future::Future;
 
@@ -68,12 +70,13 @@ async fn api_version_header(mut response: Response) -> Response {
 }
 
 /// Serves `state` on `listener` under `limits` until `shutdown` completes; requests in flight
-/// finish.
+/// finish. With `tls`, connections are TLS (HTTP/2 or HTTP/1.1 by ALPN).
 pub async fn serve(
     listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     state: AppState,
     limits: connections::ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    connections::serve(listener, router(state), limits, shutdown).await
+    connections::serve(listener, tls, router(state), limits, shutdown).await
 }

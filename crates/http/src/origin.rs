@@ -12,7 +12,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::http::uri::Authority;
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, Request, header};
 use ipnet::IpNet;
 
 /// Addresses and networks whose forwarding headers (`Forwarded`, `X-Forwarded-For`,
@@ -57,14 +57,16 @@ pub struct Origin {
 impl Origin {
     /// Works out a request's origin. `peer` is the TCP peer, `local` the address the
     /// connection was accepted on, `external_url` the operator's setting (trailing `/`
-    /// removed).
-    pub fn of(
-        headers: &HeaderMap,
+    /// removed). The scheme of a direct request is `https` when its extensions hold
+    /// [`OverTls`]; its host, the `Host` header or else (HTTP/2) the URI's authority.
+    pub fn of<B>(
+        request: &Request<B>,
         peer: SocketAddr,
         local: SocketAddr,
         trusted: &TrustedProxies,
         external_url: Option<&Arc<str>>,
     ) -> Origin {
+        let headers = request.headers();
         let proxied = trusted.contains(peer.ip());
         let client = if proxied {
             forwarded_client(headers, trusted)
@@ -79,12 +81,17 @@ impl Origin {
                 proxied
                     .then(|| forwarded_base(headers))
                     .flatten()
-                    .unwrap_or_else(|| direct_base(headers, local)),
+                    .unwrap_or_else(|| direct_base(request, local)),
             ),
         };
         Origin { client, base_url }
     }
 }
+
+/// In the extensions of a request that came over TLS: the connection loop puts it there
+/// (only on TLS connections), and [`Origin::of`] makes such a request's URLs `https`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OverTls;
 
 /// The request's [`Origin`], which the connection loop put in its extensions.
 impl<S: Sync> axum::extract::FromRequestParts<S> for Origin {
@@ -180,20 +187,29 @@ fn forwarded_base(headers: &HeaderMap) -> Option<String> {
 
 /// `http://` and the `Host` header when it names the address the connection was accepted on
 /// (or `localhost` on a loopback address); else `http://` and that address.
-fn direct_base(headers: &HeaderMap, local: SocketAddr) -> String {
-    let host = header_text(headers, header::HOST.as_str());
-    if let Some(host) = host.as_deref().and_then(|h| h.parse::<Authority>().ok()) {
-        let port = host.port_u16().unwrap_or(80);
+fn direct_base<B>(request: &Request<B>, local: SocketAddr) -> String {
+    let (scheme, default_port) = match request.extensions().get::<OverTls>() {
+        Some(OverTls) => ("https", 443),
+        None => ("http", 80),
+    };
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|h| h.trim().parse::<Authority>().ok())
+        .or_else(|| request.uri().authority().cloned());
+    if let Some(host) = host {
+        let port = host.port_u16().unwrap_or(default_port);
         let name = host.host().trim_start_matches('[').trim_end_matches(']');
         let names_local = match name.parse::<IpAddr>() {
             Ok(ip) => ip.to_canonical() == local.ip().to_canonical(),
             Err(_) => name.eq_ignore_ascii_case("localhost") && local.ip().is_loopback(),
         };
         if port == local.port() && names_local {
-            return format!("http://{host}");
+            return format!("{scheme}://{host}");
         }
     }
-    format!("http://{local}")
+    format!("{scheme}://{local}")
 }
 
 fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
@@ -255,9 +271,15 @@ mod tests {
 
     const LOCAL: &str = "127.0.0.1:5000";
 
+    fn request(pairs: &[(&str, &str)]) -> Request<()> {
+        let mut request = Request::new(());
+        *request.headers_mut() = headers(pairs);
+        request
+    }
+
     fn origin(pairs: &[(&str, &str)], peer: &str, trusted: &[&str]) -> Origin {
         Origin::of(
-            &headers(pairs),
+            &request(pairs),
             peer.parse().unwrap(),
             LOCAL.parse().unwrap(),
             &TrustedProxies::parse(trusted).unwrap(),
@@ -288,6 +310,27 @@ mod tests {
         assert_eq!(&*o.base_url, "http://127.0.0.1:5000");
         let o = origin(&[("host", "localhost:6000")], "127.0.0.1:1", &[]);
         assert_eq!(&*o.base_url, "http://127.0.0.1:5000");
+    }
+
+    #[test]
+    fn a_request_over_tls_is_https_and_h2_names_its_host_in_the_uri() {
+        let over_tls = |mut request: Request<()>| {
+            request.extensions_mut().insert(OverTls);
+            Origin::of(
+                &request,
+                "127.0.0.1:1".parse().unwrap(),
+                LOCAL.parse().unwrap(),
+                &TrustedProxies::default(),
+                None,
+            )
+        };
+        let o = over_tls(request(&[("host", "localhost:5000")]));
+        assert_eq!(&*o.base_url, "https://localhost:5000");
+        let o = over_tls(request(&[("host", "elsewhere.example")]));
+        assert_eq!(&*o.base_url, "https://127.0.0.1:5000");
+        // HTTP/2 has no Host header: the `:authority` is the URI's.
+        let h2 = Request::get("https://localhost:5000/v2/").body(()).unwrap();
+        assert_eq!(&*over_tls(h2).base_url, "https://localhost:5000");
     }
 
     #[test]

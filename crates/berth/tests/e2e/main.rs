@@ -18,4 +18,5 @@ mod manage;
 mod matrix;
 mod packages;
 mod recovery;
+mod tls;
 mod webhooks;

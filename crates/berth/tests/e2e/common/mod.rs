@@ -56,7 +56,10 @@ impl Server {
             .collect();
         let admin_token = bootstrap(data.path(), &env);
         let (child, base) = spawn(data.path(), &env);
-        let host = base.trim_start_matches("http://").to_owned();
+        let host = base
+            .trim_start_matches("http://")
+            .trim_start_matches("https://")
+            .to_owned();
         let server = Server {
             child: Some(child),
             base,
@@ -111,7 +114,10 @@ impl Server {
     pub fn restart(&mut self) {
         self.kill();
         let (child, base) = spawn(self.data.path(), &self.env);
-        self.host = base.trim_start_matches("http://").to_owned();
+        self.host = base
+            .trim_start_matches("http://")
+            .trim_start_matches("https://")
+            .to_owned();
         self.base = base;
         self.child = Some(child);
         self.publish_credentials();
