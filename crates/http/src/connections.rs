@@ -108,7 +108,7 @@ pub async fn serve(
             tracing::warn!(%err, "could not set TCP_NODELAY");
         }
         let Ok(permit) = total.clone().try_acquire_owned() else {
-            refuse(tcp, &refusals, Refusal::Busy);
+            refuse(tcp, tls.is_some(), &refusals, Refusal::Busy);
             continue;
         };
         let slot = if limits.trusted_proxies.contains(peer.ip()) {
@@ -117,7 +117,7 @@ pub async fn serve(
             match per_address.take(peer.ip(), limits.max_connections_per_address) {
                 Some(slot) => Some(slot),
                 None => {
-                    refuse(tcp, &refusals, Refusal::PerAddress);
+                    refuse(tcp, tls.is_some(), &refusals, Refusal::PerAddress);
                     continue;
                 }
             }
@@ -650,8 +650,13 @@ enum Refusal {
 }
 
 /// Answers a connection over a cap and closes it, in the background and briefly; when too
-/// many refusals are already being written, closes it without an answer.
-fn refuse(mut tcp: TcpStream, refusals: &Arc<Semaphore>, why: Refusal) {
+/// many refusals are already being written, closes it without an answer. A TLS connection is
+/// closed unanswered: its client cannot read a plain answer, and a handshake is the very
+/// work the cap is there to spare.
+fn refuse(mut tcp: TcpStream, tls: bool, refusals: &Arc<Semaphore>, why: Refusal) {
+    if tls {
+        return;
+    }
     let Ok(permit) = refusals.clone().try_acquire_owned() else {
         return;
     };

@@ -426,6 +426,83 @@ async fn the_plain_listener_serves_health_only() {
     );
 }
 
+/// Whether the server closes `stream` (end of stream or an error) within `limit`.
+async fn closed_within(stream: &mut (impl AsyncReadExt + Unpin), limit: Duration) -> bool {
+    let mut buf = [0u8; 1024];
+    tokio::time::timeout(limit, async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await
+    .is_ok()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stalled_handshake_or_a_silent_tls_connection_is_closed_after_the_header_timeout() {
+    let pki = Pki::new();
+    let server = start(
+        &pki,
+        &[
+            ("BERTH_HEADER_READ_TIMEOUT_SECS", "1"),
+            ("BERTH_IDLE_TIMEOUT_SECS", "30"),
+        ],
+    );
+    let started = Instant::now();
+    let mut silent = TcpStream::connect(&server.host).await.unwrap();
+    // A TLS record header announcing a ClientHello that never comes.
+    let mut partial = TcpStream::connect(&server.host).await.unwrap();
+    partial
+        .write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01])
+        .await
+        .unwrap();
+    // Handshakes done, then nothing: no request head, no HTTP/2 stream.
+    let mut h1 = pki.connect(&server, &[b"http/1.1"]).await;
+    let mut h2 = pki.connect(&server, &[b"h2"]).await;
+    assert_eq!(h2.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    h2.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .await
+        .unwrap();
+    for (what, closed) in [
+        (
+            "silent",
+            closed_within(&mut silent, Duration::from_secs(4)).await,
+        ),
+        (
+            "partial",
+            closed_within(&mut partial, Duration::from_secs(4)).await,
+        ),
+        (
+            "http/1.1",
+            closed_within(&mut h1, Duration::from_secs(4)).await,
+        ),
+        ("h2", closed_within(&mut h2, Duration::from_secs(4)).await),
+    ] {
+        assert!(closed, "{what} connection still open");
+    }
+    assert!(started.elapsed() >= Duration::from_millis(900));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tls_connection_over_the_cap_is_closed_unanswered() {
+    let pki = Pki::new();
+    let server = start(&pki, &[("BERTH_MAX_CONNECTIONS_PER_ADDRESS", "1")]);
+    let mut first = pki.connect(&server, &[b"http/1.1"]).await;
+    let mut over = TcpStream::connect(&server.host).await.unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(3), over.read_to_end(&mut answer)).await;
+    assert!(read.is_ok(), "the connection over the cap was not closed");
+    assert!(answer.is_empty(), "{}", String::from_utf8_lossy(&answer));
+    assert!(
+        get_v2(&mut first, &server.host)
+            .await
+            .starts_with("HTTP/1.1 401")
+    );
+}
+
 /// Runs `berth serve` expecting it to refuse to start; its stderr.
 fn refused_start(args: &[&str], env: &[(&str, &Path)]) -> String {
     let data = tempfile::tempdir().unwrap();
