@@ -344,6 +344,36 @@ mod tests {
 
     #[test]
     #[allow(clippy::result_large_err)] // figment::Jail's closure signature, not ours
+    fn tls_needs_both_files_from_any_layer() {
+        figment::Jail::expect_with(|jail| {
+            let config = Config::load(None, Overrides::default()).map_err(|e| e.to_string())?;
+            assert!(config.tls_files().unwrap().is_none());
+            jail.create_file(
+                "berth.toml",
+                "tls_cert = \"/etc/berth/cert.pem\"\nplain_listen = \"127.0.0.1:9000\"",
+            )?;
+            let config = Config::load(None, Overrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(
+                config.plain_listen,
+                Some(SocketAddr::from(([127, 0, 0, 1], 9000)))
+            );
+            let error = config.tls_files().unwrap_err().to_string();
+            assert!(error.contains("tls_key"), "{error}");
+            jail.set_env("BERTH_TLS_KEY", "/etc/berth/key.pem");
+            let flags = Overrides {
+                tls_cert: Some("/flag/cert.pem".into()),
+                ..Default::default()
+            };
+            let config = Config::load(None, flags).map_err(|e| e.to_string())?;
+            let files = config.tls_files().unwrap().unwrap();
+            assert_eq!(files.cert, PathBuf::from("/flag/cert.pem"));
+            assert_eq!(files.key, PathBuf::from("/etc/berth/key.pem"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's closure signature, not ours
     fn allowed_networks_come_as_a_list_or_comma_separated() {
         figment::Jail::expect_with(|jail| {
             let config = Config::load(None, Overrides::default()).map_err(|e| e.to_string())?;

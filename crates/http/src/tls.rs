@@ -220,3 +220,59 @@ pub fn acceptor(cert: Arc<ReloadingCert>) -> TlsAcceptor {
     config.alpn_protocols = vec![H2.to_vec(), HTTP_1_1.to_vec()];
     TlsAcceptor::from(Arc::new(config))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A self-signed pair for `name`, written as `dir/name.crt` and `dir/name.key`.
+    fn pair(dir: &Path, name: &str) -> (TlsFiles, Vec<u8>) {
+        let made = rcgen::generate_simple_self_signed(vec![name.to_owned()]).unwrap();
+        let files = TlsFiles {
+            cert: dir.join(format!("{name}.crt")),
+            key: dir.join(format!("{name}.key")),
+        };
+        std::fs::write(&files.cert, made.cert.pem()).unwrap();
+        std::fs::write(&files.key, made.signing_key.serialize_pem()).unwrap();
+        (files, made.cert.der().to_vec())
+    }
+
+    fn served(cert: &ReloadingCert) -> Vec<u8> {
+        let current = cert.current.read().unwrap().clone();
+        current.end_entity_cert().unwrap().to_vec()
+    }
+
+    #[test]
+    fn a_reload_serves_a_good_new_pair_and_keeps_the_old_one_over_a_bad_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let (files, first) = pair(dir.path(), "one");
+        let cert = ReloadingCert::new(files.clone()).unwrap();
+        assert_eq!(served(&cert), first);
+
+        std::fs::write(&files.cert, "-----BEGIN CERTIFICATE-----\nbroken").unwrap();
+        cert.reload();
+        assert_eq!(served(&cert), first, "a broken file keeps the old pair");
+        // A certificate whose key is another's.
+        let (other, second) = pair(dir.path(), "two");
+        std::fs::copy(&other.cert, &files.cert).unwrap();
+        cert.reload();
+        assert_eq!(served(&cert), first, "a mismatched pair keeps the old pair");
+        std::fs::copy(&other.key, &files.key).unwrap();
+        cert.reload();
+        assert_eq!(served(&cert), second);
+        assert_ne!(files.stamp(), [None, None]);
+    }
+
+    #[test]
+    fn errors_name_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut files, _) = pair(dir.path(), "one");
+        files.key = dir.path().join("absent.key");
+        let err = TlsFiles::load(&files).unwrap_err().to_string();
+        assert!(err.contains("absent.key"), "{err}");
+        std::fs::write(dir.path().join("empty.crt"), "").unwrap();
+        files.cert = dir.path().join("empty.crt");
+        let err = TlsFiles::load(&files).unwrap_err().to_string();
+        assert!(err.contains("empty.crt"), "{err}");
+    }
+}
