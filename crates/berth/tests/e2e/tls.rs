@@ -486,6 +486,73 @@ async fn a_stalled_handshake_or_a_silent_tls_connection_is_closed_after_the_head
     assert!(started.elapsed() >= Duration::from_millis(900));
 }
 
+/// Reads one HTTP/2 frame: (type, flags, stream id).
+async fn read_frame(tls: &mut TlsStream<TcpStream>) -> (u8, u8, u32) {
+    let mut head = [0u8; 9];
+    tls.read_exact(&mut head).await.unwrap();
+    let length = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
+    let mut payload = vec![0u8; length];
+    tls.read_exact(&mut payload).await.unwrap();
+    let stream = u32::from_be_bytes([head[5], head[6], head[7], head[8]]) & 0x7fff_ffff;
+    (head[3], head[4], stream)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_http2_connection_idles_for_the_idle_timeout_whatever_frames_come_between_requests() {
+    let pki = Pki::new();
+    let server = start(
+        &pki,
+        &[
+            ("BERTH_HEADER_READ_TIMEOUT_SECS", "1"),
+            ("BERTH_IDLE_TIMEOUT_SECS", "4"),
+        ],
+    );
+    let mut h2 = pki.connect(&server, &[b"h2"]).await;
+    // The preface, empty SETTINGS, and `GET /v2/` on stream 1 (HPACK: static-table names,
+    // literal values without indexing).
+    let mut block = vec![0x82, 0x87, 0x04, 0x04];
+    block.extend_from_slice(b"/v2/");
+    block.extend_from_slice(&[0x01, server.host.len() as u8]);
+    block.extend_from_slice(server.host.as_bytes());
+    let mut frames = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0".to_vec();
+    frames.extend_from_slice(&(block.len() as u32).to_be_bytes()[1..]);
+    frames.extend_from_slice(&[0x01, 0x05, 0, 0, 0, 1]);
+    frames.extend_from_slice(&block);
+    h2.write_all(&frames).await.unwrap();
+    // Until the response ends (a frame of stream 1 with END_STREAM).
+    loop {
+        let (kind, flags, stream) = read_frame(&mut h2).await;
+        if stream == 1 && kind <= 1 && flags & 1 == 1 {
+            break;
+        }
+    }
+    let answered = Instant::now();
+    // Frames between requests (a settings ack, a window update), then quiet for longer than
+    // the header timeout: the connection still answers a ping.
+    h2.write_all(&[0, 0, 0, 0x04, 0x01, 0, 0, 0, 0])
+        .await
+        .unwrap();
+    h2.write_all(&[0, 0, 4, 0x08, 0, 0, 0, 0, 0, 0, 1, 0, 0])
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    h2.write_all(&[0, 0, 8, 0x06, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8])
+        .await
+        .unwrap();
+    loop {
+        let (kind, flags, _) = read_frame(&mut h2).await;
+        if kind == 0x06 && flags & 1 == 1 {
+            break;
+        }
+    }
+    assert!(closed_within(&mut h2, Duration::from_secs(6)).await);
+    assert!(
+        answered.elapsed() >= Duration::from_millis(3500),
+        "closed before the idle timeout: {:?}",
+        answered.elapsed()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_tls_connection_over_the_cap_is_closed_unanswered() {
     let pki = Pki::new();
