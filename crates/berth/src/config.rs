@@ -129,6 +129,11 @@ pub struct Config {
     /// address they report is used for limits and logs, and the scheme and host for URLs.
     #[serde(deserialize_with = "list_or_commas")]
     pub trusted_proxies: Vec<String>,
+    /// Milliseconds between a shutdown signal and closing the listener
+    /// (`BERTH_SHUTDOWN_DELAY_MS`; default 0): `/readyz` answers 503 at once while requests
+    /// are still served, so a load balancer polling it stops sending before connections
+    /// drain. Set it to the balancer's check interval times its failure threshold.
+    pub shutdown_delay_ms: u64,
     /// Length in seconds of the rate limits' "hour" (`BERTH_API_RATE_LIMIT_WINDOW_SECS`).
     /// Only tests shorten it; not documented in the README.
     pub api_rate_limit_window_secs: u64,
@@ -170,6 +175,7 @@ impl Default for Config {
             body_read_timeout_secs: 30,
             send_timeout_secs: 30,
             trusted_proxies: Vec::new(),
+            shutdown_delay_ms: 0,
         }
     }
 }

@@ -23,6 +23,7 @@ use berth_http::AppState;
 use berth_http::api::limits::{Limits, RateLimiter};
 use berth_http::auth::{Auth, FailureLimiter, SigningKey};
 use berth_http::connections::ConnectionLimits;
+use berth_http::health::Health;
 use berth_http::origin::TrustedProxies;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
@@ -194,12 +195,21 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         per_minute: config.api_rate_limit_per_minute,
         window: Duration::from_secs(config.api_rate_limit_window_secs.max(1)),
     }));
+    let health = Health::new(stores.metadata.clone(), stores.blobs.clone());
     let state = AppState {
         services,
         auth,
         api_limits,
+        health: health.clone(),
     };
-    berth_http::serve(listener, state, limits, shutdown_signal()).await?;
+    let drain_delay = Duration::from_millis(config.shutdown_delay_ms);
+    let shutdown = async move {
+        shutdown_signal().await;
+        // Not ready from now on; keep serving for a while so balancers notice first.
+        health.begin_shutdown();
+        tokio::time::sleep(drain_delay).await;
+    };
+    berth_http::serve(listener, state, limits, shutdown).await?;
     if let Err(err) = access.flush_uses().await {
         tracing::warn!(error = %err, "recording token uses at shutdown failed");
     }

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod connections;
 pub mod endpoint;
 pub mod error;
+pub mod health;
 pub mod oci;
 pub mod origin;
 pub mod ranges;
@@ -33,6 +34,8 @@ pub struct AppState {
     pub auth: Auth,
     /// The management API's rate limits.
     pub api_limits: std::sync::Arc<api::limits::RateLimiter>,
+    /// Readiness: the stores' probes and the shutdown flag (`/healthz`, `/readyz`).
+    pub health: health::Health,
 }
 
 /// The application router over `state`.
@@ -51,6 +54,7 @@ pub fn router(state: AppState) -> Router {
                     api::limits::enforce,
                 )),
         )
+        .merge(health::router())
         .route("/v2", axum::routing::any(oci::dispatch))
         .route("/v2/", axum::routing::any(oci::dispatch))
         .route("/v2/{*rest}", axum::routing::any(oci::dispatch))
