@@ -4,6 +4,7 @@
 mod admin;
 mod changes;
 mod config;
+mod config_check;
 mod egress;
 mod memory;
 mod stores;
@@ -65,6 +66,12 @@ enum Command {
         #[command(subcommand)]
         command: admin::AdminCommand,
     },
+    /// Check the configuration: print it (secrets redacted), name each invalid setting.
+    Config {
+        /// What to do.
+        #[command(subcommand)]
+        command: config_check::ConfigCommand,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -97,6 +104,7 @@ fn main() -> anyhow::Result<()> {
                 .build()?
                 .block_on(admin::run(&config, command))
         }
+        Command::Config { command } => config_check::run(command),
     }
 }
 

@@ -113,3 +113,86 @@ async fn readyz_turns_503_at_the_signal_while_requests_in_flight_finish() {
     );
     assert!(server.wait_exit(15).success());
 }
+
+/// Runs `berth <args>` in `dir` with `env`; its exit status, stdout and stderr.
+fn berth_in(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(args)
+        .current_dir(dir)
+        .env("BERTH_LOG", "warn")
+        .envs(env.iter().copied())
+        .output()
+        .expect("run berth");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn config_check_prints_a_valid_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("berth.toml"),
+        "listen = \"0.0.0.0:5005\"\ntrusted_proxies = [\"10.0.0.0/8\"]\n",
+    )
+    .unwrap();
+    let (ok, stdout, stderr) = berth_in(dir.path(), &["config", "check"], &[]);
+    assert!(ok, "{stderr}");
+    let printed: toml::Table = stdout.parse().expect("TOML on stdout");
+    assert_eq!(printed["listen"].as_str(), Some("0.0.0.0:5005"), "{stdout}");
+    assert_eq!(
+        printed["log"].as_str(),
+        Some("warn"),
+        "the environment counts"
+    );
+}
+
+#[test]
+fn config_check_names_each_invalid_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("other.toml");
+    std::fs::write(&file, "listen = \"nowhere\"\nlisten_port = 5\n").unwrap();
+    let (ok, _, stderr) = berth_in(
+        dir.path(),
+        &["config", "check", "--config", file.to_str().unwrap()],
+        &[],
+    );
+    assert!(!ok, "invalid settings fail the check");
+    for named in ["`listen`", "`listen_port`", "other.toml"] {
+        assert!(stderr.contains(named), "names {named}: {stderr}");
+    }
+    std::fs::write(
+        &file,
+        "trusted_proxies = [\"10.0.0.0/8\", \"proxy.local\"]\ndatabase_url = \"mysql://db\"\n",
+    )
+    .unwrap();
+    let (ok, _, stderr) = berth_in(
+        dir.path(),
+        &["config", "check", "--config", file.to_str().unwrap()],
+        &[],
+    );
+    assert!(!ok, "invalid settings fail the check");
+    for named in ["trusted_proxies", "proxy.local", "database_url", "mysql"] {
+        assert!(stderr.contains(named), "names {named}: {stderr}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unrelated_berth_variable_is_a_warning_not_a_refusal() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, _, stderr) = berth_in(
+        dir.path(),
+        &["config", "check"],
+        &[("BERTH_UNRELATED", "1")],
+    );
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains("warning") && stderr.contains("BERTH_UNRELATED"),
+        "{stderr}"
+    );
+    let server = Server::start_with(&[("BERTH_UNRELATED", "1")]);
+    let (status, body) = readyz(&server).await;
+    assert_eq!(status, 200, "{body}");
+}
