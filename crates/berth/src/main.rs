@@ -2,10 +2,12 @@
 //! stores, and serves until SIGTERM or ctrl-c (requests in flight finish first).
 
 mod admin;
+mod backup;
 mod changes;
 mod config;
 mod config_check;
 mod egress;
+mod fsck;
 mod memory;
 mod stores;
 mod webhooks;
@@ -66,6 +68,25 @@ enum Command {
         #[command(subcommand)]
         command: admin::AdminCommand,
     },
+    /// Copy the data into DEST (new or empty) while the server runs: metadata, then blobs.
+    Backup {
+        /// Directory to write the backup to.
+        dest: PathBuf,
+        #[command(flatten)]
+        data: backup::DataArgs,
+    },
+    /// Put a backup back into an empty data directory.
+    Restore {
+        /// Directory `berth backup` wrote.
+        src: PathBuf,
+        #[command(flatten)]
+        data: backup::DataArgs,
+    },
+    /// Verify every blob's digest and every manifest's references; report, never repair.
+    Fsck {
+        #[command(flatten)]
+        data: backup::DataArgs,
+    },
     /// Check the configuration: print it (secrets redacted), name each invalid setting.
     Config {
         /// What to do.
@@ -105,7 +126,18 @@ fn main() -> anyhow::Result<()> {
                 .block_on(admin::run(&config, command))
         }
         Command::Config { command } => config_check::run(command),
+        Command::Backup { dest, data } => tool(backup::backup(&data.load()?, &dest)),
+        Command::Restore { src, data } => tool(backup::restore(&data.load()?, &src)),
+        Command::Fsck { data } => tool(fsck::fsck(&data.load()?)),
     }
+}
+
+/// Runs an operator's tool to completion on a one-thread runtime.
+fn tool(run: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(run)
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
