@@ -129,6 +129,11 @@ pub struct Config {
     /// address they report is used for limits and logs, and the scheme and host for URLs.
     #[serde(deserialize_with = "list_or_commas")]
     pub trusted_proxies: Vec<String>,
+    /// Milliseconds between a shutdown signal and closing the listener
+    /// (`BERTH_SHUTDOWN_DELAY_MS`; default 0): `/readyz` answers 503 at once while requests
+    /// are still served, so a load balancer polling it stops sending before connections
+    /// drain. Set it to the balancer's check interval times its failure threshold.
+    pub shutdown_delay_ms: u64,
     /// Length in seconds of the rate limits' "hour" (`BERTH_API_RATE_LIMIT_WINDOW_SECS`).
     /// Only tests shorten it; not documented in the README.
     pub api_rate_limit_window_secs: u64,
@@ -186,6 +191,7 @@ impl Default for Config {
             tls_cert: None,
             tls_key: None,
             plain_listen: None,
+            shutdown_delay_ms: 0,
         }
     }
 }
@@ -276,7 +282,28 @@ impl Config {
     }
 
     /// Loads the layers. `file` is `--config`; without it, `./berth.toml` is read if present.
+    /// A `BERTH_*` environment variable that names no setting is ignored with a warning on
+    /// stderr; a setting that cannot be taken is an error naming it and where it came from.
     pub fn load(file: Option<&Path>, overrides: Overrides) -> anyhow::Result<Config> {
+        let figment = Config::layers(file, overrides)?;
+        figment.extract().map_err(|err| {
+            let problems = invalid_settings(&figment);
+            if problems.is_empty() {
+                anyhow::Error::new(err)
+            } else {
+                anyhow::anyhow!("{}", problems.join("\n"))
+            }
+        })
+    }
+
+    /// The layers, merged: defaults, the file, the known `BERTH_*` variables, the flags. The
+    /// other `BERTH_*` variables are named in a warning on stderr.
+    pub fn layers(file: Option<&Path>, overrides: Overrides) -> anyhow::Result<Figment> {
+        for name in ignored_environment() {
+            eprintln!(
+                "warning: ignoring the environment variable {name}: Berth has no such setting"
+            );
+        }
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         match file {
             Some(path) => {
@@ -289,17 +316,96 @@ impl Config {
             }
             None => figment = figment.merge(Toml::file("berth.toml")),
         }
-        let config = figment
-            .merge(Env::prefixed("BERTH_"))
-            .merge(Serialized::defaults(overrides))
-            .extract()?;
-        Ok(config)
+        Ok(figment
+            .merge(Env::prefixed("BERTH_").only(Config::keys()))
+            .merge(Serialized::defaults(overrides)))
+    }
+
+    /// The name of every setting, as in `berth.toml` (the environment's are these upper-cased
+    /// after `BERTH_`), read from the struct itself so the list cannot fall behind it.
+    pub fn keys() -> &'static [&'static str] {
+        static KEYS: std::sync::OnceLock<&'static [&'static str]> = std::sync::OnceLock::new();
+        KEYS.get_or_init(|| {
+            let mut fields: &'static [&'static str] = &[];
+            let _ = Config::deserialize(FieldNames(&mut fields));
+            fields
+        })
+    }
+}
+
+/// The `BERTH_*` environment variables that name no setting.
+fn ignored_environment() -> Vec<String> {
+    let mut names: Vec<String> = std::env::vars_os()
+        .filter_map(|(name, _)| name.into_string().ok())
+        .filter(|name| {
+            name.strip_prefix("BERTH_")
+                .is_some_and(|key| !Config::keys().contains(&key.to_ascii_lowercase().as_str()))
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+/// Each setting of `figment` that `Config` cannot take, alone over the defaults: unknown
+/// names and invalid values, each named with the file or variable it came from.
+pub fn invalid_settings(figment: &Figment) -> Vec<String> {
+    let Ok(settings) = figment.extract::<figment::value::Dict>() else {
+        return Vec::new();
+    };
+    let mut problems = Vec::new();
+    for (key, value) in settings {
+        let from = figment
+            .find_metadata(&key)
+            .map(|md| match &md.source {
+                Some(source) => format!(" (in {} {source})", md.name),
+                None => format!(" (in {})", md.name),
+            })
+            .unwrap_or_default();
+        if !Config::keys().contains(&key.as_str()) {
+            problems.push(format!("unknown setting `{key}`{from}"));
+            continue;
+        }
+        let alone = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Serialized::default(&key, value));
+        if let Err(err) = alone.extract::<Config>() {
+            problems.push(format!("invalid `{key}`{from}: {}", err.kind));
+        }
+    }
+    problems
+}
+
+/// A deserializer that only notes the field names a struct asks for: how [`Config::keys`]
+/// reads them from the derived `Deserialize`.
+struct FieldNames<'a>(&'a mut &'static [&'static str]);
+
+impl<'de> Deserializer<'de> for FieldNames<'_> {
+    type Error = serde::de::value::Error;
+
+    fn deserialize_any<V: serde::de::Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+        Err(serde::de::Error::custom("only field names are read"))
+    }
+
+    fn deserialize_struct<V: serde::de::Visitor<'de>>(
+        self,
+        _name: &'static str,
+        fields: &'static [&'static str],
+        _visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        *self.0 = fields;
+        Err(serde::de::Error::custom("only field names are read"))
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+        option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
+        ignored_any
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use figment::Provider as _;
 
     #[test]
     #[allow(clippy::result_large_err)] // figment::Jail's closure signature, not ours
@@ -338,6 +444,60 @@ mod tests {
             };
             let config = Config::load(None, flags).map_err(|e| e.to_string())?;
             assert_eq!(config.data_dir, PathBuf::from("/from-flag"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn keys_are_the_fields() {
+        let keys = Config::keys();
+        assert!(keys.contains(&"listen") && keys.contains(&"shutdown_delay_ms"));
+        assert!(keys.contains(&"external_url"), "optional ones too");
+        assert_eq!(keys.len(), toml_keys_of_a_full_config(), "{keys:?}");
+    }
+
+    /// How many settings a config with every optional one set serializes.
+    fn toml_keys_of_a_full_config() -> usize {
+        let config = Config {
+            database_url: Some("sqlite:x".into()),
+            blob_store: Some("file:x".into()),
+            external_url: Some("https://x".into()),
+            tls_cert: Some("cert.pem".into()),
+            tls_key: Some("key.pem".into()),
+            plain_listen: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 9000))),
+            ..Config::default()
+        };
+        match Serialized::defaults(config).data() {
+            Ok(data) => data.values().map(|dict| dict.len()).sum(),
+            Err(_) => 0,
+        }
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's closure signature, not ours
+    fn unknown_variables_are_ignored_and_unknown_keys_named() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("BERTH_UNRELATED", "1");
+            jail.set_env("BERTH_LISTEN", "127.0.0.1:7000");
+            let config = Config::load(None, Overrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(config.listen.port(), 7000);
+            assert_eq!(ignored_environment(), ["BERTH_UNRELATED"]);
+            jail.create_file("berth.toml", "listn = \"127.0.0.1:1\"\nlog = \"info\"")?;
+            let error = Config::load(None, Overrides::default())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                error.contains("`listn`") && error.contains("berth.toml"),
+                "{error}"
+            );
+            jail.create_file("berth.toml", "max_connections = \"many\"")?;
+            let error = Config::load(None, Overrides::default())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                error.contains("`max_connections`") && error.contains("berth.toml"),
+                "{error}"
+            );
             Ok(())
         });
     }

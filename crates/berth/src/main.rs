@@ -2,9 +2,12 @@
 //! stores, and serves until SIGTERM or ctrl-c (requests in flight finish first).
 
 mod admin;
+mod backup;
 mod changes;
 mod config;
+mod config_check;
 mod egress;
+mod fsck;
 mod memory;
 mod stores;
 mod webhooks;
@@ -23,6 +26,7 @@ use berth_http::AppState;
 use berth_http::api::limits::{Limits, RateLimiter};
 use berth_http::auth::{Auth, FailureLimiter, SigningKey};
 use berth_http::connections::ConnectionLimits;
+use berth_http::health::Health;
 use berth_http::origin::TrustedProxies;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
@@ -70,6 +74,31 @@ enum Command {
         #[command(subcommand)]
         command: admin::AdminCommand,
     },
+    /// Copy the data into DEST (new or empty) while the server runs: metadata, then blobs.
+    Backup {
+        /// Directory to write the backup to.
+        dest: PathBuf,
+        #[command(flatten)]
+        data: backup::DataArgs,
+    },
+    /// Put a backup back into an empty data directory.
+    Restore {
+        /// Directory `berth backup` wrote.
+        src: PathBuf,
+        #[command(flatten)]
+        data: backup::DataArgs,
+    },
+    /// Verify every blob's digest and every manifest's references; report, never repair.
+    Fsck {
+        #[command(flatten)]
+        data: backup::DataArgs,
+    },
+    /// Check the configuration: print it (secrets redacted), name each invalid setting.
+    Config {
+        /// What to do.
+        #[command(subcommand)]
+        command: config_check::ConfigCommand,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -110,7 +139,19 @@ fn main() -> anyhow::Result<()> {
                 .build()?
                 .block_on(admin::run(&config, command))
         }
+        Command::Config { command } => config_check::run(command),
+        Command::Backup { dest, data } => tool(backup::backup(&data.load()?, &dest)),
+        Command::Restore { src, data } => tool(backup::restore(&data.load()?, &src)),
+        Command::Fsck { data } => tool(fsck::fsck(&data.load()?)),
     }
+}
+
+/// Runs an operator's tool to completion on a one-thread runtime.
+fn tool(run: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(run)
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
@@ -226,14 +267,21 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         per_minute: config.api_rate_limit_per_minute,
         window: Duration::from_secs(config.api_rate_limit_window_secs.max(1)),
     }));
+    let health = Health::new(stores.metadata.clone(), stores.blobs.clone());
     let state = AppState {
         services,
         auth,
         api_limits,
+        health: health.clone(),
     };
     let (stop, stopped) = tokio::sync::watch::channel(false);
+    let drain_delay = Duration::from_millis(config.shutdown_delay_ms);
+    let readiness = health.clone();
     tokio::spawn(async move {
         shutdown_signal().await;
+        // Not ready from now on; keep serving for a while so balancers notice first.
+        readiness.begin_shutdown();
+        tokio::time::sleep(drain_delay).await;
         let _ = stop.send(true);
     });
     let until_stopped = move || {
@@ -242,7 +290,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     };
     // The plain listener serves only health and metrics: never the registry.
     let plain = plain.map(|plain| {
-        let router = berth_http::health::router();
+        let router = berth_http::health::router(health.clone());
         let serving =
             berth_http::connections::serve(plain, None, router, limits.clone(), until_stopped());
         tokio::spawn(serving)

@@ -16,6 +16,7 @@
 mod error;
 mod layout;
 mod mapped;
+mod ops;
 mod reader;
 mod writer;
 
@@ -28,6 +29,7 @@ use berth_core::ports::{BlobStore, ByteStream, Millis, StoreResult, UploadWriter
 use berth_core::{Algorithm, Digest, StoreError};
 
 pub use error::FsBlobError;
+pub use ops::{Placed, StrayFile};
 pub use writer::FsUploadWriter;
 
 use layout::Layout;
@@ -134,6 +136,19 @@ impl BlobStore for FsBlobStore {
             .await
             .map_err(|e| StoreError::new("purging stale uploads", e))?
             .map_err(|e| StoreError::new("purging stale uploads", e))
+    }
+
+    async fn probe(&self) -> StoreResult<()> {
+        let layout = self.layout.clone();
+        let root = layout.blobs_dir().parent().map(Path::to_owned);
+        let context = || {
+            let root = root.as_deref().unwrap_or(Path::new(""));
+            format!("probing the blob store in {}", root.display())
+        };
+        tokio::task::spawn_blocking(move || ops::probe(&layout))
+            .await
+            .map_err(|e| StoreError::new(context(), e))?
+            .map_err(|e| StoreError::of_kind(berth_core::StoreErrorKind::Unavailable, context(), e))
     }
 }
 

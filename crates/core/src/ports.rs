@@ -435,16 +435,25 @@ pub trait ListingStore: Send + Sync + 'static {
     async fn repository_exists(&self, repo: &RepoName) -> StoreResult<bool>;
 }
 
+/// Whether a store can serve right now: what a readiness check asks.
+#[async_trait]
+pub trait HealthProbe: Send + Sync + 'static {
+    /// Answers cheaply when the store can read and write; otherwise an error saying what is
+    /// wrong (e.g. the database file is gone or no longer writable). Callers bound it with a
+    /// deadline.
+    async fn probe(&self) -> StoreResult<()>;
+}
+
 /// Repository state: which blobs and manifests a repository holds, tags, upload sessions,
 /// versions and subject→referrer links — every metadata port of the registry, implemented by
 /// one backend over one database (each area's trait in its own module).
 pub trait MetadataStore:
-    BlobLinkStore + UploadStore + ManifestStore + VersionStore + ListingStore
+    BlobLinkStore + UploadStore + ManifestStore + VersionStore + ListingStore + HealthProbe
 {
 }
 
 impl<T> MetadataStore for T where
-    T: BlobLinkStore + UploadStore + ManifestStore + VersionStore + ListingStore
+    T: BlobLinkStore + UploadStore + ManifestStore + VersionStore + ListingStore + HealthProbe
 {
 }
 
@@ -492,4 +501,8 @@ pub trait BlobStore: Send + Sync + 'static {
     /// Removes the bytes of every upload last written before `modified_before` (ms since the
     /// epoch), whether or not a session names them; returns how many were removed.
     async fn purge_uploads(&self, modified_before: Millis) -> StoreResult<usize>;
+
+    /// Answers cheaply when blobs can be read and uploads written (a readiness check);
+    /// otherwise an error saying what is wrong. Callers bound it with a deadline.
+    async fn probe(&self) -> StoreResult<()>;
 }

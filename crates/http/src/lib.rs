@@ -35,6 +35,8 @@ pub struct AppState {
     pub auth: Auth,
     /// The management API's rate limits.
     pub api_limits: std::sync::Arc<api::limits::RateLimiter>,
+    /// Readiness: the stores' probes and the shutdown flag (`/healthz`, `/readyz`).
+    pub health: health::Health,
 }
 
 /// The application router over `state`.
@@ -53,6 +55,7 @@ pub fn router(state: AppState) -> Router {
                     api::limits::enforce,
                 )),
         )
+        .merge(health::router(state.health.clone()))
         .route("/v2", axum::routing::any(oci::dispatch))
         .route("/v2/", axum::routing::any(oci::dispatch))
         .route("/v2/{*rest}", axum::routing::any(oci::dispatch))

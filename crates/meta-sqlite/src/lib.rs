@@ -27,9 +27,11 @@ mod credentials;
 mod hooks;
 mod listings;
 mod manifests;
+mod ops;
 mod packages;
 mod store;
 mod uploads;
 mod versions;
 
+pub use ops::StoredManifest;
 pub use store::SqliteMetadataStore;

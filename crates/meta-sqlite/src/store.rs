@@ -30,6 +30,8 @@ pub struct SqliteMetadataStore {
     pub(crate) writer: SqlitePool,
     /// `query_only` connections for reads, which WAL lets run alongside the writer.
     pub(crate) reader: SqlitePool,
+    /// The database file, for the health probe and online backups.
+    pub(crate) path: std::sync::Arc<Path>,
 }
 
 impl SqliteMetadataStore {
@@ -84,7 +86,11 @@ impl SqliteMetadataStore {
             .await
             .map_err(|e| StoreError::new(context(), e))?;
         tracing::debug!(path = %path.display(), "opened metadata database");
-        Ok(SqliteMetadataStore { writer, reader })
+        Ok(SqliteMetadataStore {
+            writer,
+            reader,
+            path: path.into(),
+        })
     }
 
     /// Closes both pools, waiting for queries in flight; SQLite checkpoints the WAL as the

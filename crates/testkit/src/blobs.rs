@@ -36,6 +36,7 @@ macro_rules! blob_contract {
                 invalid_upload_ids_are_rejected,
                 missing_blob_is_not_found,
                 purging_removes_only_uploads_older_than_the_cutoff,
+                a_fresh_store_probes_ok_and_leaves_nothing,
             ]
         );
     };
@@ -281,5 +282,17 @@ pub async fn purging_removes_only_uploads_older_than_the_cutoff<S: BlobStore>(st
         store.purge_uploads(0).await.unwrap(),
         0,
         "nothing is older than the epoch"
+    );
+}
+
+/// A fresh store answers the readiness probe, and probing leaves no upload behind.
+pub async fn a_fresh_store_probes_ok_and_leaves_nothing<S: BlobStore>(store: S) {
+    for _ in 0..3 {
+        store.probe().await.unwrap();
+    }
+    assert_eq!(
+        store.purge_uploads(i64::MAX).await.unwrap(),
+        0,
+        "a probe left a file among the uploads"
     );
 }

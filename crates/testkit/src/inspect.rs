@@ -48,6 +48,17 @@ pub trait BlobInspector: Send + Sync {
     /// Moves upload `id`'s bytes to blob `digest` as committing the upload does, and nothing
     /// else: the state a final `PUT` killed after the move and before recording it leaves.
     async fn move_upload_to_blob(&self, id: &str, digest: &Digest);
+
+    /// Flips the bits of the first byte of blob `digest`'s stored bytes (which must exist),
+    /// in place, keeping their length: the bit rot `berth fsck` is for.
+    async fn corrupt_blob(&self, digest: &Digest);
+
+    /// Makes the blob area unusable under a running server, as a failed disk or a lost mount
+    /// would; [`BlobInspector::mend_blob_area`] puts it back as it was.
+    async fn break_blob_area(&self);
+
+    /// Undoes [`BlobInspector::break_blob_area`].
+    async fn mend_blob_area(&self);
 }
 
 /// The inspector of `berth-blob`'s filesystem store rooted at a data directory:
@@ -155,6 +166,41 @@ impl BlobInspector for FsInspector {
             .unwrap_or_else(|e| panic!("creating {}: {e}", shard.display()));
         std::fs::rename(&upload, &blob)
             .unwrap_or_else(|e| panic!("moving {} to {}: {e}", upload.display(), blob.display()));
+    }
+
+    async fn corrupt_blob(&self, digest: &Digest) {
+        use std::io::{Read as _, Seek as _, Write as _};
+        let path = self.blob_path(digest);
+        let corrupt = || -> std::io::Result<()> {
+            let mut file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&path)?;
+            let mut first = [0u8; 1];
+            file.read_exact(&mut first)?;
+            file.rewind()?;
+            file.write_all(&[!first[0]])?;
+            file.sync_all()
+        };
+        corrupt().unwrap_or_else(|e| panic!("corrupting {}: {e}", path.display()));
+    }
+
+    /// The blobs directory moved aside and a plain file put in its place (permissions would
+    /// do, but tests often run as root, whom they do not stop).
+    async fn break_blob_area(&self) {
+        let aside = self.blobs.with_extension("broken");
+        std::fs::rename(&self.blobs, &aside)
+            .unwrap_or_else(|e| panic!("moving {} aside: {e}", self.blobs.display()));
+        std::fs::write(&self.blobs, b"not a directory")
+            .unwrap_or_else(|e| panic!("writing {}: {e}", self.blobs.display()));
+    }
+
+    async fn mend_blob_area(&self) {
+        let aside = self.blobs.with_extension("broken");
+        std::fs::remove_file(&self.blobs)
+            .unwrap_or_else(|e| panic!("removing {}: {e}", self.blobs.display()));
+        std::fs::rename(&aside, &self.blobs)
+            .unwrap_or_else(|e| panic!("moving {} back: {e}", self.blobs.display()));
     }
 }
 

@@ -16,6 +16,7 @@ mod lifecycle;
 mod linking;
 mod manage;
 mod matrix;
+mod ops;
 mod packages;
 mod recovery;
 mod tls;

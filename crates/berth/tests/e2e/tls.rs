@@ -413,7 +413,7 @@ async fn the_plain_listener_serves_health_only() {
         .await
         .unwrap();
     assert_eq!(health.status(), 200);
-    assert_eq!(health.text().await.unwrap(), "ok");
+    assert_eq!(health.text().await.unwrap(), "ok\n");
     let registry = http
         .get(format!("http://{plain}/v2/"))
         .send()

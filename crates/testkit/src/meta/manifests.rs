@@ -494,6 +494,13 @@ pub async fn repositories_paginate<S: MetadataStore + Clone>(s: S) {
     );
 }
 
+/// A fresh store answers the readiness probe, and still does after a write.
+pub async fn a_fresh_store_probes_ok<S: MetadataStore + Clone>(s: S) {
+    s.probe().await.unwrap();
+    s.link_blob(&repo("a"), &digest("d"), 1).await.unwrap();
+    s.probe().await.unwrap();
+}
+
 /// Referrers filter by subject and artifact type.
 pub async fn referrers_filter_by_subject_and_artifact_type<S: MetadataStore + Clone>(s: S) {
     let r = repo("acme/signed");

@@ -42,6 +42,7 @@ macro_rules! metadata_contract {
                 sessions_without_a_byte_go_stale_sooner,
                 a_verified_mark_is_kept_under_the_lease_and_listed_for_recovery,
                 open_uploads_are_counted_per_owner,
+                a_fresh_store_probes_ok,
             ]
         );
     };

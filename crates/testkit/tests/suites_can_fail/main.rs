@@ -143,6 +143,10 @@ impl BlobStore for BrokenBlobs {
     async fn purge_uploads(&self, modified_before: Millis) -> StoreResult<usize> {
         self.inner.purge_uploads(modified_before).await
     }
+
+    async fn probe(&self) -> StoreResult<()> {
+        self.inner.probe().await
+    }
 }
 
 /// A fresh filesystem blob store breaking `rule`, and its directory.
