@@ -30,6 +30,13 @@ pub struct Config {
     pub blob_store: Option<String>,
     /// Log filter in `tracing` syntax, e.g. `info` or `berth=debug` (`BERTH_LOG`).
     pub log: String,
+    /// How log lines are written (`BERTH_LOG_FORMAT`): `text` for people, `json` for one JSON
+    /// object a line.
+    pub log_format: LogFormat,
+    /// Bearer token `/metrics` requires (`BERTH_METRICS_TOKEN`). Unset: the metrics are
+    /// served to anyone who reaches the listener.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_token: Option<MetricsToken>,
     /// Uploads started this many seconds ago are discarded, with upload files nobody has
     /// written to for as long (`BERTH_UPLOAD_TTL_SECS`; default 7 days, as Distribution).
     pub upload_ttl_secs: u64,
@@ -142,6 +149,8 @@ impl Default for Config {
             database_url: None,
             blob_store: None,
             log: "info".into(),
+            log_format: LogFormat::Text,
+            metrics_token: None,
             upload_ttl_secs: 7 * 24 * 3600,
             upload_purge_interval_secs: 3600,
             upload_empty_ttl_secs: 3600,
@@ -171,6 +180,27 @@ impl Default for Config {
             send_timeout_secs: 30,
             trusted_proxies: Vec::new(),
         }
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The `/metrics` bearer token; its `Debug` does not show it.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct MetricsToken(pub String);
+
+impl std::fmt::Debug for MetricsToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MetricsToken(<redacted>)")
     }
 }
 

@@ -7,6 +7,7 @@ mod config;
 mod egress;
 mod memory;
 mod stores;
+mod telemetry;
 mod webhooks;
 
 use std::path::PathBuf;
@@ -25,7 +26,6 @@ use berth_http::auth::{Auth, FailureLimiter, SigningKey};
 use berth_http::connections::ConnectionLimits;
 use berth_http::origin::TrustedProxies;
 use clap::{Parser, Subcommand};
-use tracing_subscriber::EnvFilter;
 
 use config::{Config, Overrides};
 use stores::{Opener, Stores};
@@ -100,11 +100,8 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_new(&config.log).context("invalid log filter")?)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    telemetry::init_logs(&config)?;
+    let metrics = telemetry::install_metrics(&config)?;
     let forge: Forge = config.forge_url.parse().context("the forge_url setting")?;
     let limits = connection_limits(&config)?;
     std::fs::create_dir_all(&config.data_dir)
@@ -198,6 +195,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         services,
         auth,
         api_limits,
+        metrics: Some(metrics),
     };
     berth_http::serve(listener, state, limits, shutdown_signal()).await?;
     if let Err(err) = access.flush_uses().await {
