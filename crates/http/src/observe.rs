@@ -128,7 +128,7 @@ pub async fn observe(request: Request, next: Next) -> Response {
         .insert(X_REQUEST_ID.clone(), id.clone());
     let endpoint = match (facts.endpoint, route) {
         (Some(name), _) => Cow::Borrowed(name),
-        (None, Some(route)) => Cow::Owned(route.as_str().to_owned()),
+        (None, Some(route)) => Cow::Owned(template_label(route.as_str())),
         (None, None) => Cow::Borrowed("unknown"),
     };
     let record = Record {
@@ -293,6 +293,16 @@ impl HttpBody for CountIn {
     }
 }
 
+/// A route template as a label: `/api/v3/repos/{owner}/{repo}` → `/api/v3/repos/:owner/:repo`
+/// (braces in label values trip simple exposition parsers).
+fn template_label(template: &str) -> String {
+    template
+        .chars()
+        .filter(|c| *c != '}')
+        .map(|c| if c == '{' { ':' } else { c })
+        .collect()
+}
+
 fn method_label(method: &Method) -> &'static str {
     match *method {
         Method::GET => "GET",
@@ -413,6 +423,14 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Respo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn templates_lose_their_braces() {
+        assert_eq!(
+            template_label("/api/v3/repos/{owner}/{repo}"),
+            "/api/v3/repos/:owner/:repo"
+        );
+    }
 
     #[test]
     fn only_sane_client_ids_are_kept() {

@@ -58,7 +58,10 @@ pub async fn dispatch(
             crate::observe::note_endpoint("v2_invalid", None);
             return OciError(e).into_response();
         }
-        Err(ParseError::NoSuchEndpoint) => return not_found(uri).await,
+        Err(ParseError::NoSuchEndpoint) => {
+            crate::observe::note_endpoint("v2_unknown", None);
+            return not_found(uri).await;
+        }
     };
     let operation = endpoint.operation(&method);
     crate::observe::note_endpoint(
