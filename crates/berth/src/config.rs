@@ -378,4 +378,27 @@ mod tests {
             Ok(())
         });
     }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's closure signature, not ours
+    fn log_format_and_metrics_token_and_their_defaults() {
+        figment::Jail::expect_with(|jail| {
+            let config = Config::load(None, Overrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(config.log_format, LogFormat::Text);
+            assert!(config.metrics_token.is_none());
+            jail.create_file("berth.toml", "log_format = \"json\"")?;
+            jail.set_env("BERTH_METRICS_TOKEN", "scrape-me");
+            let config = Config::load(None, Overrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(config.log_format, LogFormat::Json);
+            let token = config.metrics_token.as_ref().map(|t| t.0.as_str());
+            assert_eq!(token, Some("scrape-me"));
+            assert!(
+                !format!("{config:?}").contains("scrape-me"),
+                "Debug redacts it"
+            );
+            jail.set_env("BERTH_LOG_FORMAT", "yaml");
+            assert!(Config::load(None, Overrides::default()).is_err());
+            Ok(())
+        });
+    }
 }
