@@ -37,6 +37,10 @@ pub struct Config {
     /// served to anyone who reaches the listener.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics_token: Option<MetricsToken>,
+    /// Time every metadata and blob store operation into
+    /// `berth_store_operation_duration_seconds` (`BERTH_METRICS_STORE_TIMINGS`; default off:
+    /// it creates a span per store call, measured at a few per cent of a manifest GET).
+    pub metrics_store_timings: bool,
     /// Uploads started this many seconds ago are discarded, with upload files nobody has
     /// written to for as long (`BERTH_UPLOAD_TTL_SECS`; default 7 days, as Distribution).
     pub upload_ttl_secs: u64,
@@ -151,6 +155,7 @@ impl Default for Config {
             log: "info".into(),
             log_format: LogFormat::Text,
             metrics_token: None,
+            metrics_store_timings: false,
             upload_ttl_secs: 7 * 24 * 3600,
             upload_purge_interval_secs: 3600,
             upload_empty_ttl_secs: 3600,

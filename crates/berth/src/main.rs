@@ -100,7 +100,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
-    telemetry::init_logs(&config)?;
+    let _logs = telemetry::init_logs(&config)?;
     let metrics = telemetry::install_metrics(&config)?;
     let forge: Forge = config.forge_url.parse().context("the forge_url setting")?;
     let limits = connection_limits(&config)?;

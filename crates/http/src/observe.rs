@@ -113,9 +113,10 @@ pub async fn observe(request: Request, next: Next) -> Response {
         None => body,
     };
     let request = Request::from_parts(parts, body);
-    // At error level so that any line logged while handling the request carries the id.
+    // Enabled with the request log (`berth::request` at info, the default): every line logged
+    // while handling the request carries the id. Off with it, so it costs nothing then.
     let span =
-        tracing::error_span!(target: "berth::request", "request", id = id.to_str().unwrap_or(""));
+        tracing::info_span!(target: "berth::request", "request", id = id.to_str().unwrap_or(""));
     let (mut response, facts) = FACTS
         .scope(RefCell::default(), async move {
             let response = next.run(request).await;
@@ -174,17 +175,18 @@ impl Record {
             .received
             .as_ref()
             .map_or(0, |count| count.load(Ordering::Relaxed));
-        let endpoint = metrics::SharedString::from(self.endpoint.clone());
         let class = status_class(self.status);
-        metrics::counter!(REQUESTS, "endpoint" => endpoint.clone(), "method" => self.method, "status" => class)
-            .increment(1);
-        metrics::histogram!(DURATION, "endpoint" => endpoint.clone(), "method" => self.method)
-            .record(elapsed.as_secs_f64());
+        let series = match &self.endpoint {
+            Cow::Borrowed(endpoint) => Series::cached(endpoint, self.method, class),
+            Cow::Owned(endpoint) => Series::new(endpoint.clone().into(), self.method, class),
+        };
+        series.requests.increment(1);
+        series.duration.record(elapsed.as_secs_f64());
         if received > 0 {
-            metrics::counter!(RECEIVED, "endpoint" => endpoint.clone()).increment(received);
+            series.received.increment(received);
         }
         if self.sent > 0 {
-            metrics::counter!(SENT, "endpoint" => endpoint).increment(self.sent);
+            series.sent.increment(self.sent);
         }
         let (principal_kind, principal_id) = self.facts.principal.unzip();
         tracing::info!(
@@ -202,6 +204,51 @@ impl Record {
             client = self.client.map(tracing::field::display),
             "request"
         );
+    }
+}
+
+/// The metric handles of one endpoint × method × status class.
+#[derive(Clone)]
+struct Series {
+    requests: metrics::Counter,
+    duration: metrics::Histogram,
+    received: metrics::Counter,
+    sent: metrics::Counter,
+}
+
+/// Cached series by (endpoint, method, class) — all static strings, compared by address.
+type SeriesCache = Vec<((usize, usize, usize), Series)>;
+
+thread_local! {
+    /// Each worker thread's handles for static labels: after the first request of a kind,
+    /// recording is a few atomic adds, with no key built or looked up in the recorder.
+    static SERIES: RefCell<SeriesCache> = const { RefCell::new(Vec::new()) };
+}
+
+impl Series {
+    fn new(endpoint: metrics::SharedString, method: &'static str, class: &'static str) -> Self {
+        Series {
+            requests: metrics::counter!(REQUESTS, "endpoint" => endpoint.clone(), "method" => method, "status" => class),
+            duration: metrics::histogram!(DURATION, "endpoint" => endpoint.clone(), "method" => method),
+            received: metrics::counter!(RECEIVED, "endpoint" => endpoint.clone()),
+            sent: metrics::counter!(SENT, "endpoint" => endpoint),
+        }
+    }
+
+    fn cached(endpoint: &'static str, method: &'static str, class: &'static str) -> Self {
+        let key = (
+            endpoint.as_ptr() as usize,
+            method.as_ptr() as usize,
+            class.as_ptr() as usize,
+        );
+        SERIES.with(|cache| {
+            if let Some((_, series)) = cache.borrow().iter().find(|(k, _)| *k == key) {
+                return series.clone();
+            }
+            let series = Series::new(endpoint.into(), method, class);
+            cache.borrow_mut().push((key, series.clone()));
+            series
+        })
     }
 }
 
@@ -345,14 +392,25 @@ fn sane_id(id: &[u8]) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
+/// 16 bytes from a per-process random seed and a counter, mixed (SplitMix64): unique within
+/// the process, unpredictable across processes, and no system call per request.
 fn generate_id() -> HeaderValue {
-    static FALLBACK: AtomicU64 = AtomicU64::new(0);
+    static SEED: std::sync::OnceLock<[u64; 2]> = std::sync::OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let seed = SEED.get_or_init(|| {
+        let mut bytes = [0u8; 16];
+        // Without a random source, ids are still unique within the process.
+        let _ = getrandom::fill(&mut bytes);
+        let (a, b) = bytes.split_at(8);
+        [
+            u64::from_le_bytes(a.try_into().unwrap_or_default()),
+            u64::from_le_bytes(b.try_into().unwrap_or_default()),
+        ]
+    });
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let mut bytes = [0u8; 16];
-    if getrandom::fill(&mut bytes).is_err() {
-        // No random source: still unique within the process.
-        let n = FALLBACK.fetch_add(1, Ordering::Relaxed);
-        bytes[8..].copy_from_slice(&n.to_be_bytes());
-    }
+    bytes[..8].copy_from_slice(&splitmix(seed[0] ^ n).to_be_bytes());
+    bytes[8..].copy_from_slice(&splitmix(seed[1].wrapping_add(n)).to_be_bytes());
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut text = [0u8; 32];
     for (i, b) in bytes.iter().enumerate() {
@@ -360,6 +418,13 @@ fn generate_id() -> HeaderValue {
         text[2 * i + 1] = HEX[usize::from(b & 15)];
     }
     HeaderValue::from_bytes(&text).unwrap_or_else(|_| HeaderValue::from_static("0"))
+}
+
+fn splitmix(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 /// How `/metrics` is served: the recorder's rendering, and the bearer token it needs if any.

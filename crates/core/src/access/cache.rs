@@ -153,9 +153,14 @@ fn remember<K: Hash + Eq, T>(map: &mut HashMap<K, Cached<T>>, key: K, entry: Cac
 const HIT: &str = "hit";
 const MISS: &str = "miss";
 
-/// Counts a lookup in `berth_access_cache_lookups_total{result}` (hit or miss).
+/// Counts a lookup in `berth_access_cache_lookups_total{result}` (hit or miss). The two
+/// handles are registered once (the binary installs its recorder before any lookup).
 fn counted(result: &'static str) {
-    metrics::counter!("berth_access_cache_lookups_total", "result" => result).increment(1);
+    static COUNTERS: std::sync::OnceLock<[metrics::Counter; 2]> = std::sync::OnceLock::new();
+    let [hits, misses] = COUNTERS.get_or_init(|| {
+        [HIT, MISS].map(|r| metrics::counter!("berth_access_cache_lookups_total", "result" => r))
+    });
+    if result == HIT { hits } else { misses }.increment(1);
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
