@@ -30,6 +30,17 @@ pub struct Config {
     pub blob_store: Option<String>,
     /// Log filter in `tracing` syntax, e.g. `info` or `berth=debug` (`BERTH_LOG`).
     pub log: String,
+    /// How log lines are written (`BERTH_LOG_FORMAT`): `text` for people, `json` for one JSON
+    /// object a line.
+    pub log_format: LogFormat,
+    /// Bearer token `/metrics` requires (`BERTH_METRICS_TOKEN`). Unset: the metrics are
+    /// served to anyone who reaches the listener.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_token: Option<MetricsToken>,
+    /// Time every metadata and blob store operation into
+    /// `berth_store_operation_duration_seconds` (`BERTH_METRICS_STORE_TIMINGS`; default off:
+    /// it creates a span per store call, measured at a few per cent of a manifest GET).
+    pub metrics_store_timings: bool,
     /// Uploads started this many seconds ago are discarded, with upload files nobody has
     /// written to for as long (`BERTH_UPLOAD_TTL_SECS`; default 7 days, as Distribution).
     pub upload_ttl_secs: u64,
@@ -160,6 +171,9 @@ impl Default for Config {
             database_url: None,
             blob_store: None,
             log: "info".into(),
+            log_format: LogFormat::Text,
+            metrics_token: None,
+            metrics_store_timings: false,
             upload_ttl_secs: 7 * 24 * 3600,
             upload_purge_interval_secs: 3600,
             upload_empty_ttl_secs: 3600,
@@ -193,6 +207,27 @@ impl Default for Config {
             plain_listen: None,
             shutdown_delay_ms: 0,
         }
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The `/metrics` bearer token; its `Debug` does not show it.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct MetricsToken(pub String);
+
+impl std::fmt::Debug for MetricsToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MetricsToken(<redacted>)")
     }
 }
 
@@ -465,6 +500,7 @@ mod tests {
             tls_cert: Some("cert.pem".into()),
             tls_key: Some("key.pem".into()),
             plain_listen: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 9000))),
+            metrics_token: Some(MetricsToken("t".into())),
             ..Config::default()
         };
         match Serialized::defaults(config).data() {
@@ -571,6 +607,29 @@ mod tests {
             jail.set_env("BERTH_WEBHOOK_ALLOWED_NETWORKS", "10.1.0.0/33");
             let error = Config::load(None, Overrides::default()).unwrap_err();
             assert!(error.to_string().contains("10.1.0.0/33"), "{error}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's closure signature, not ours
+    fn log_format_and_metrics_token_and_their_defaults() {
+        figment::Jail::expect_with(|jail| {
+            let config = Config::load(None, Overrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(config.log_format, LogFormat::Text);
+            assert!(config.metrics_token.is_none());
+            jail.create_file("berth.toml", "log_format = \"json\"")?;
+            jail.set_env("BERTH_METRICS_TOKEN", "scrape-me");
+            let config = Config::load(None, Overrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(config.log_format, LogFormat::Json);
+            let token = config.metrics_token.as_ref().map(|t| t.0.as_str());
+            assert_eq!(token, Some("scrape-me"));
+            assert!(
+                !format!("{config:?}").contains("scrape-me"),
+                "Debug redacts it"
+            );
+            jail.set_env("BERTH_LOG_FORMAT", "yaml");
+            assert!(Config::load(None, Overrides::default()).is_err());
             Ok(())
         });
     }

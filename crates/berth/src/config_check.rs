@@ -25,7 +25,7 @@ pub enum ConfigCommand {
 }
 
 /// Settings whose values are secrets: printed as `"<redacted>"`.
-const SECRETS: &[&str] = &[];
+const SECRETS: &[&str] = &["metrics_token"];
 
 /// Settings that are URLs which may carry a password (`scheme://user:password@host`): the
 /// password is redacted.

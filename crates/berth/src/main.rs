@@ -10,6 +10,7 @@ mod egress;
 mod fsck;
 mod memory;
 mod stores;
+mod telemetry;
 mod webhooks;
 
 use std::path::PathBuf;
@@ -29,7 +30,6 @@ use berth_http::connections::ConnectionLimits;
 use berth_http::health::Health;
 use berth_http::origin::TrustedProxies;
 use clap::{Parser, Subcommand};
-use tracing_subscriber::EnvFilter;
 
 use config::{Config, Overrides};
 use stores::{Opener, Stores};
@@ -155,11 +155,8 @@ fn tool(run: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::R
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_new(&config.log).context("invalid log filter")?)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    let _logs = telemetry::init_logs(&config)?;
+    let metrics = telemetry::install_metrics(&config)?;
     let forge: Forge = config.forge_url.parse().context("the forge_url setting")?;
     let limits = connection_limits(&config)?;
     let tls = match config.tls_files()? {
@@ -273,6 +270,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         auth,
         api_limits,
         health: health.clone(),
+        metrics: Some(metrics.clone()),
     };
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let drain_delay = Duration::from_millis(config.shutdown_delay_ms);
@@ -290,7 +288,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     };
     // The plain listener serves only health and metrics: never the registry.
     let plain = plain.map(|plain| {
-        let router = berth_http::health::router(health.clone());
+        let router = berth_http::health::router(health.clone())
+            .merge(berth_http::observe::router(Some(metrics.clone())));
         let serving =
             berth_http::connections::serve(plain, None, router, limits.clone(), until_stopped());
         tokio::spawn(serving)

@@ -213,6 +213,30 @@ pub enum Operation<'a> {
 }
 
 impl Operation<'_> {
+    /// A fixed name for metrics and request logs, e.g. `manifest_get`, `blob_get`,
+    /// `upload_patch` (never the path, which carries the repository).
+    pub fn name(&self) -> &'static str {
+        use Operation::*;
+        match self {
+            Ping => "base",
+            Catalog => "catalog",
+            ListTags(_) => "tags_list",
+            ListReferrers(..) => "referrers_get",
+            ReadManifest { head: false, .. } | ReadUnknownReference(..) => "manifest_get",
+            ReadManifest { head: true, .. } => "manifest_head",
+            PushManifest(..) | PushInvalidReference(_) => "manifest_put",
+            DeleteManifest(..) | DeleteUnknownReference(..) => "manifest_delete",
+            ReadBlob { head: false, .. } => "blob_get",
+            ReadBlob { head: true, .. } => "blob_head",
+            DeleteBlob(..) => "blob_delete",
+            StartUpload(_) => "upload_start",
+            UploadStatus(..) => "upload_status",
+            PatchUpload(..) => "upload_patch",
+            FinishUpload(..) => "upload_put",
+            CancelUpload(..) => "upload_delete",
+        }
+    }
+
     /// The action the caller needs on the endpoint's repository; `None` for the version
     /// check, the catalog (filtered per repository) and a push refused before authentication.
     ///

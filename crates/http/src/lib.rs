@@ -3,7 +3,8 @@
 //! Path of a request: axum routes every `/v2` path to [`oci::dispatch`], which parses it into
 //! an [`endpoint::Endpoint`] (pure), then calls one thin handler per endpoint group; handlers
 //! call [`berth_core::registry::Registry`] and map the result. Errors become HTTP in exactly
-//! one place, [`error`]. This crate never touches SQL or files.
+//! one place, [`error`]. This crate never touches SQL or files. [`observe`] wraps every route:
+//! metrics, the request log line and the request id.
 
 pub mod api;
 pub mod auth;
@@ -11,6 +12,7 @@ pub mod connections;
 pub mod endpoint;
 pub mod error;
 pub mod health;
+pub mod observe;
 pub mod oci;
 pub mod origin;
 pub mod ranges;
@@ -37,6 +39,8 @@ pub struct AppState {
     pub api_limits: std::sync::Arc<api::limits::RateLimiter>,
     /// Readiness: the stores' probes and the shutdown flag (`/healthz`, `/readyz`).
     pub health: health::Health,
+    /// `/metrics`, when the binary installed a recorder (else the path is not served).
+    pub metrics: Option<std::sync::Arc<observe::Exposition>>,
 }
 
 /// The application router over `state`.
@@ -59,8 +63,11 @@ pub fn router(state: AppState) -> Router {
         .route("/v2", axum::routing::any(oci::dispatch))
         .route("/v2/", axum::routing::any(oci::dispatch))
         .route("/v2/{*rest}", axum::routing::any(oci::dispatch))
+        .merge(observe::router(state.metrics.clone()))
         .fallback(oci::not_found)
         .layer(axum::middleware::map_response(api_version_header))
+        // Outermost: sees every route (and the fallback) with its matched template.
+        .layer(axum::middleware::from_fn(observe::observe))
         .with_state(state)
 }
 

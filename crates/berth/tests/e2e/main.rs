@@ -16,6 +16,7 @@ mod lifecycle;
 mod linking;
 mod manage;
 mod matrix;
+mod observe;
 mod ops;
 mod packages;
 mod recovery;

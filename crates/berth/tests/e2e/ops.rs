@@ -135,12 +135,18 @@ fn config_check_prints_a_valid_configuration() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("berth.toml"),
-        "listen = \"0.0.0.0:5005\"\ntrusted_proxies = [\"10.0.0.0/8\"]\n",
+        "listen = \"0.0.0.0:5005\"\ntrusted_proxies = [\"10.0.0.0/8\"]\nmetrics_token = \"s3cret-scrape\"\n",
     )
     .unwrap();
     let (ok, stdout, stderr) = berth_in(dir.path(), &["config", "check"], &[]);
     assert!(ok, "{stderr}");
+    assert!(!stdout.contains("s3cret-scrape"), "{stdout}");
     let printed: toml::Table = stdout.parse().expect("TOML on stdout");
+    assert_eq!(
+        printed["metrics_token"].as_str(),
+        Some("<redacted>"),
+        "{stdout}"
+    );
     assert_eq!(printed["listen"].as_str(), Some("0.0.0.0:5005"), "{stdout}");
     assert_eq!(
         printed["log"].as_str(),

@@ -397,7 +397,7 @@ async fn a_replaced_certificate_is_served_to_the_next_connection() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn the_plain_listener_serves_health_only() {
+async fn the_plain_listener_serves_health_and_metrics_only() {
     let pki = Pki::new();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -414,6 +414,22 @@ async fn the_plain_listener_serves_health_only() {
         .unwrap();
     assert_eq!(health.status(), 200);
     assert_eq!(health.text().await.unwrap(), "ok\n");
+    let ready = http
+        .get(format!("http://{plain}/readyz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+    let metrics = http
+        .get(format!("http://{plain}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(metrics.status(), 200);
+    assert!(
+        metrics.text().await.unwrap().contains("# TYPE"),
+        "Prometheus text on the plain listener"
+    );
     let registry = http
         .get(format!("http://{plain}/v2/"))
         .send()

@@ -109,8 +109,10 @@ impl AccessCache {
         // Read before the lookup and kept for the insert: a write in between outdates it.
         let generation = self.current();
         if let Some(principal) = self.fresh(lock(entries).get(key), generation) {
+            counted(HIT);
             return Ok(resolved_at(principal, now));
         }
+        counted(MISS);
         let resolved = read.await?;
         if let Resolved::Valid(principal) = &resolved {
             let entry = Cached {
@@ -146,6 +148,19 @@ fn remember<K: Hash + Eq, T>(map: &mut HashMap<K, Cached<T>>, key: K, entry: Cac
         map.clear();
     }
     map.insert(key, entry);
+}
+
+const HIT: &str = "hit";
+const MISS: &str = "miss";
+
+/// Counts a lookup in `berth_access_cache_lookups_total{result}` (hit or miss). The two
+/// handles are registered once (the binary installs its recorder before any lookup).
+fn counted(result: &'static str) {
+    static COUNTERS: std::sync::OnceLock<[metrics::Counter; 2]> = std::sync::OnceLock::new();
+    let [hits, misses] = COUNTERS.get_or_init(|| {
+        [HIT, MISS].map(|r| metrics::counter!("berth_access_cache_lookups_total", "result" => r))
+    });
+    if result == HIT { hits } else { misses }.increment(1);
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -199,8 +214,10 @@ impl AccessCache {
             )
         };
         if let Some(target) = hit {
+            counted(HIT);
             return Ok(target);
         }
+        counted(MISS);
         let target = store.target(name, user).await?;
         let mut targets = lock(&self.targets);
         if targets.len() >= MAX_ENTRIES {

@@ -125,6 +125,7 @@ impl Hooks {
             while let Some(done) = in_flight.try_join_next() {
                 finished(done);
             }
+            metrics::gauge!("berth_webhook_deliveries_in_flight").set(in_flight.len() as f64);
             let free = limit.saturating_sub(in_flight.len());
             if free == 0 {
                 // Every slot is taken: claim again as soon as one frees.
@@ -145,6 +146,8 @@ impl Hooks {
                                 .await
                         });
                     }
+                    metrics::gauge!("berth_webhook_deliveries_in_flight")
+                        .set(in_flight.len() as f64);
                     // More may be due (other hooks, beyond this claim's limit).
                     continue;
                 }
@@ -252,6 +255,12 @@ impl Hooks {
                 now_millis().saturating_add(Millis::try_from(wait.as_millis()).unwrap_or(0)),
             )
         };
+        let label = match outcome {
+            AttemptOutcome::Delivered => "delivered",
+            AttemptOutcome::RetryAt(_) => "retry",
+            AttemptOutcome::Failed => "failed",
+        };
+        metrics::counter!("berth_webhook_attempts_total", "outcome" => label).increment(1);
         match outcome {
             AttemptOutcome::Delivered => {
                 tracing::debug!(hook = %hook.id, delivery = %delivery.id, event = %delivery.queued.event, "webhook delivered");

@@ -416,6 +416,7 @@ impl Registry {
         S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin,
         E: Display,
     {
+        let _streaming = StreamingUpload::begin();
         let session = &held.session;
         let hasher = if session.hash_state.is_empty() {
             UploadHasher::new()
@@ -534,5 +535,23 @@ impl Registry {
                 "the {size} bytes uploaded hash to {actual}, not {digest}; the upload was discarded, push it again"
             )))
         }
+    }
+}
+
+/// Counts a request body being streamed into an upload in the `berth_uploads_in_progress`
+/// gauge while it lives (a chunk, a final PUT, a monolithic push), so a crash or a dropped
+/// connection cannot leave the gauge off.
+struct StreamingUpload;
+
+impl StreamingUpload {
+    fn begin() -> Self {
+        metrics::gauge!("berth_uploads_in_progress").increment(1.0);
+        StreamingUpload
+    }
+}
+
+impl Drop for StreamingUpload {
+    fn drop(&mut self) {
+        metrics::gauge!("berth_uploads_in_progress").decrement(1.0);
     }
 }

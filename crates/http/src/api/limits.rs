@@ -301,8 +301,14 @@ pub async fn enforce(State(state): State<AppState>, mut request: Request, next: 
     let now = Instant::now();
     let quota = match limiter.charge(key, now) {
         Verdict::Allowed(quota) => quota,
-        Verdict::Spent(quota) => return spent(quota, &name, &key, limiter.limits.window),
-        Verdict::Burst(quota, wait) => return burst(quota, wait, limiter.limits.per_minute),
+        Verdict::Spent(quota) => {
+            crate::observe::refused("api_hourly");
+            return spent(quota, &name, &key, limiter.limits.window);
+        }
+        Verdict::Burst(quota, wait) => {
+            crate::observe::refused("api_burst");
+            return burst(quota, wait, limiter.limits.per_minute);
+        }
     };
     let mut response = next.run(request).await;
     let quota = match response.status() {

@@ -31,7 +31,11 @@ impl FailureLimiter {
         let windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
         let (start, failures) = windows.get(&ip)?;
         let elapsed = start.elapsed();
-        (*failures >= self.limit && elapsed < WINDOW).then(|| WINDOW - elapsed)
+        let wait = (*failures >= self.limit && elapsed < WINDOW).then(|| WINDOW - elapsed);
+        if wait.is_some() {
+            crate::observe::refused("auth_failures");
+        }
+        wait
     }
 
     /// Records a failure from `ip`.

@@ -74,16 +74,17 @@ impl Auth {
         headers: &HeaderMap,
         client: Option<IpAddr>,
     ) -> Result<Caller, RegistryError> {
-        let presented = match headers.get(header::AUTHORIZATION) {
-            None => {
-                return Ok(Caller {
-                    principal: Principal::Anonymous,
-                    token_scopes: None,
-                });
-            }
-            Some(value) => value,
+        let caller = match headers.get(header::AUTHORIZATION) {
+            None => Ok(Caller {
+                principal: Principal::Anonymous,
+                token_scopes: None,
+            }),
+            Some(presented) => self.counted(client, self.resolve(presented)).await,
         };
-        self.counted(client, self.resolve(presented)).await
+        if let Ok(caller) = &caller {
+            crate::observe::note_principal(&caller.principal);
+        }
+        caller
     }
 
     /// The principal behind a secret sent in a request body (`POST /token`'s password grant),

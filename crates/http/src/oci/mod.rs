@@ -54,10 +54,20 @@ pub async fn dispatch(
 ) -> Response {
     let endpoint = match Endpoint::parse(uri.path()) {
         Ok(endpoint) => endpoint,
-        Err(ParseError::Invalid(e)) => return OciError(e).into_response(),
-        Err(ParseError::NoSuchEndpoint) => return not_found(uri).await,
+        Err(ParseError::Invalid(e)) => {
+            crate::observe::note_endpoint("v2_invalid", None);
+            return OciError(e).into_response();
+        }
+        Err(ParseError::NoSuchEndpoint) => {
+            crate::observe::note_endpoint("v2_unknown", None);
+            return not_found(uri).await;
+        }
     };
     let operation = endpoint.operation(&method);
+    crate::observe::note_endpoint(
+        operation.as_ref().map_or(endpoint.label(), Operation::name),
+        endpoint.name(),
+    );
     // Refused before authorization: authorizing a push may create the package, and a push
     // that cannot succeed must leave nothing behind.
     if let Some(Operation::PushInvalidReference(error)) = operation {

@@ -262,9 +262,19 @@ fn spawn(data: &Path, env: &[(String, String)]) -> (Child, String) {
     std::thread::spawn(move || {
         for line in lines.map_while(Result::ok) {
             eprintln!("[berth] {line}");
+            SERVER_LOG.lock().unwrap().push(line);
         }
     });
     (child, base)
+}
+
+/// Lines the servers of this process wrote on stderr after their `listening` line.
+static SERVER_LOG: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// The stderr lines written so far by the servers this process started (tests run in their
+/// own process under nextest: the test's own servers).
+pub fn server_log() -> Vec<String> {
+    SERVER_LOG.lock().unwrap().clone()
 }
 
 /// `sha256:<hex>` of `bytes`.

@@ -1,0 +1,156 @@
+//! Logs and metrics of `berth serve`: the log subscriber (text or JSON, filtered by the `log`
+//! setting), the Prometheus recorder behind `/metrics`, and a tracing layer that times the
+//! stores' port methods.
+//!
+//! The store timing reads the `#[instrument]` spans the metadata and blob stores already
+//! have, through its own per-layer filter: it times them whatever the log filter says, and
+//! the log filter never makes them printed.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use berth_http::observe::Exposition;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+use std::io::BufWriter;
+use tracing::span;
+use tracing_appender::non_blocking::WorkerGuard;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::{Context, SubscriberExt as _};
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::{EnvFilter, Layer};
+
+use crate::config::{Config, LogFormat};
+
+/// A store port method's duration, by `store` and `operation` (the method's name).
+const STORE_DURATION: &str = "berth_store_operation_duration_seconds";
+
+/// Installs the log subscriber for `config` (`log` filter, `log_format`). Lines go to stderr
+/// from a thread of their own, in batches: a request log line per request written by the
+/// request's own thread, one `write` each, cost manifest GETs a fifth of their rate. Keep the
+/// guard until exit: dropping it flushes what is queued.
+pub fn init_logs(config: &Config) -> anyhow::Result<WorkerGuard> {
+    let filter = EnvFilter::try_new(&config.log).context("invalid log filter")?;
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .finish(BufWriter::new(std::io::stderr()));
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(writer)
+        .with_ansi(ansi && config.log_format == LogFormat::Text);
+    let logs = match config.log_format {
+        LogFormat::Text => fmt.with_filter(filter).boxed(),
+        LogFormat::Json => fmt.json().with_filter(filter).boxed(),
+    };
+    let stores = Targets::new()
+        .with_target("berth_meta_sqlite", tracing::Level::TRACE)
+        .with_target("berth_blob", tracing::Level::TRACE);
+    let timings = config
+        .metrics_store_timings
+        .then(|| StoreTimings.with_filter(stores));
+    tracing_subscriber::registry()
+        .with(logs)
+        .with(timings)
+        .try_init()
+        .context("installing the log subscriber")?;
+    Ok(guard)
+}
+
+/// Installs the Prometheus recorder and returns what `/metrics` serves. Histograms get
+/// buckets from 0.5 ms to 60 s; a task drains their samples every few seconds so memory
+/// stays bounded between scrapes.
+pub fn install_metrics(config: &Config) -> anyhow::Result<Arc<Exposition>> {
+    const BUCKETS: &[f64] = &[
+        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+        60.0,
+    ];
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), BUCKETS)?
+        .install_recorder()
+        .context("installing the metrics recorder")?;
+    describe();
+    let upkeep = handle.clone();
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            ticks.tick().await;
+            upkeep.run_upkeep();
+        }
+    });
+    let token = config.metrics_token.as_ref().map(|t| t.0.as_str());
+    Ok(Arc::new(Exposition::new(
+        Box::new(move || handle.render()),
+        token,
+    )))
+}
+
+/// The help text of every metric (series appear once first recorded).
+fn describe() {
+    use berth_http::observe::{DURATION, RECEIVED, REFUSALS, REQUESTS, SENT};
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        REQUESTS,
+        "Requests answered, by endpoint name, method and status class."
+    );
+    describe_histogram!(
+        DURATION,
+        Unit::Seconds,
+        "Time from a request's arrival to the end of its response body."
+    );
+    describe_counter!(RECEIVED, Unit::Bytes, "Request body bytes received.");
+    describe_counter!(SENT, Unit::Bytes, "Response body bytes sent.");
+    describe_counter!(REFUSALS, "Requests refused by a rate limit, by limit.");
+    describe_gauge!(
+        "berth_uploads_in_progress",
+        "Request bodies being streamed into uploads right now."
+    );
+    describe_gauge!(
+        "berth_webhook_deliveries_in_flight",
+        "Webhook delivery attempts claimed and not yet finished."
+    );
+    describe_counter!(
+        "berth_webhook_attempts_total",
+        "Webhook delivery attempts, by outcome (delivered, retry, failed)."
+    );
+    describe_counter!(
+        "berth_access_cache_lookups_total",
+        "Access cache lookups (credentials and package targets), by result (hit, miss)."
+    );
+    describe_histogram!(
+        STORE_DURATION,
+        Unit::Seconds,
+        "Duration of metadata and blob store port methods, by store and operation."
+    );
+}
+
+/// Times spans (see the module documentation) from creation to close.
+struct StoreTimings;
+
+/// When a timed span was created.
+struct Started(Instant);
+
+impl<S> Layer<S> for StoreTimings
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(&self, _: &span::Attributes<'_>, id: &span::Id, ctx: Context<'_, S>) {
+        if let Some(span) = ctx.span(id) {
+            span.extensions_mut().insert(Started(Instant::now()));
+        }
+    }
+
+    fn on_close(&self, id: span::Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(&id) else { return };
+        let Some(started) = span.extensions().get::<Started>().map(|s| s.0) else {
+            return;
+        };
+        let store = if span.metadata().target().starts_with("berth_blob") {
+            "blob"
+        } else {
+            "metadata"
+        };
+        metrics::histogram!(STORE_DURATION, "store" => store, "operation" => span.name())
+            .record(started.elapsed().as_secs_f64());
+    }
+}
