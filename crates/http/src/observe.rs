@@ -146,6 +146,16 @@ pub async fn observe(request: Request, next: Next) -> Response {
         record.finish();
         return response;
     }
+    // A small body of known size (a manifest, an API object) goes out in one write: record
+    // it now, without wrapping the body, so the hot small answers pay no per-frame wrapper.
+    if let Some(len) = response.body().size_hint().exact()
+        && len <= SMALL_BODY
+    {
+        let mut record = record;
+        record.sent = len;
+        record.finish();
+        return response;
+    }
     response.map(|inner| {
         Body::new(Observed {
             inner,
@@ -153,6 +163,10 @@ pub async fn observe(request: Request, next: Next) -> Response {
         })
     })
 }
+
+/// Bodies of at most this many bytes with a known length are recorded as the response
+/// leaves the handler rather than when their last frame is written.
+const SMALL_BODY: u64 = 64 * 1024;
 
 /// One request's metrics and log line, written when its response body ends.
 struct Record {
@@ -175,17 +189,21 @@ impl Record {
             .as_ref()
             .map_or(0, |count| count.load(Ordering::Relaxed));
         let class = status_class(self.status);
-        let series = match &self.endpoint {
-            Cow::Borrowed(endpoint) => Series::cached(endpoint, self.method, class),
-            Cow::Owned(endpoint) => Series::new(endpoint.clone().into(), self.method, class),
+        let record = |series: &Series| {
+            series.requests.increment(1);
+            series.duration.record(elapsed.as_secs_f64());
+            if received > 0 {
+                series.received.increment(received);
+            }
+            if self.sent > 0 {
+                series.sent.increment(self.sent);
+            }
         };
-        series.requests.increment(1);
-        series.duration.record(elapsed.as_secs_f64());
-        if received > 0 {
-            series.received.increment(received);
-        }
-        if self.sent > 0 {
-            series.sent.increment(self.sent);
+        match &self.endpoint {
+            Cow::Borrowed(endpoint) => Series::with_cached(endpoint, self.method, class, record),
+            Cow::Owned(endpoint) => {
+                record(&Series::new(endpoint.clone().into(), self.method, class))
+            }
         }
         let (principal_kind, principal_id) = self.facts.principal.unzip();
         tracing::info!(
@@ -234,7 +252,14 @@ impl Series {
         }
     }
 
-    fn cached(endpoint: &'static str, method: &'static str, class: &'static str) -> Self {
+    /// Calls `record` with this thread's handles for static labels (made on first use), without
+    /// cloning them.
+    fn with_cached(
+        endpoint: &'static str,
+        method: &'static str,
+        class: &'static str,
+        record: impl FnOnce(&Series),
+    ) {
         let key = (
             endpoint.as_ptr() as usize,
             method.as_ptr() as usize,
@@ -242,11 +267,11 @@ impl Series {
         );
         SERIES.with(|cache| {
             if let Some((_, series)) = cache.borrow().iter().find(|(k, _)| *k == key) {
-                return series.clone();
+                return record(series);
             }
             let series = Series::new(endpoint.into(), method, class);
-            cache.borrow_mut().push((key, series.clone()));
-            series
+            record(&series);
+            cache.borrow_mut().push((key, series));
         })
     }
 }
