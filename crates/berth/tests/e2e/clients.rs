@@ -5,28 +5,8 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::common::{Server, client, digest, have, temp_path};
+use crate::common::{Server, client, digest, have, require, run, temp_path};
 use serde_json::{Value, json};
-
-fn run(cmd: &mut Command) -> String {
-    let output = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
-    assert!(
-        output.status.success(),
-        "{cmd:?} failed: {}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn require(tool: &str) {
-    assert!(
-        have(tool),
-        "`{tool}` is not installed; the README's test command installs it (apt-get install -y {tool})"
-    );
-}
 
 /// Runs skopeo with the current server's admin credentials (`REGISTRY_AUTH_FILE`).
 fn skopeo(args: &[&str]) -> String {

@@ -17,7 +17,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
-use crate::common::{ADMIN, Server, have, temp_path};
+use crate::common::{ADMIN, Server, require, run, temp_path};
 
 /// A test CA and the server's certificate files, signed by it.
 struct Pki {
@@ -123,26 +123,6 @@ fn start(pki: &Pki, extra: &[(&str, &str)]) -> Server {
     let server = Server::start_with(&all);
     assert!(server.base.starts_with("https://"), "{}", server.base);
     server
-}
-
-fn run(cmd: &mut Command) -> String {
-    let output = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
-    assert!(
-        output.status.success(),
-        "{cmd:?} failed: {}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn require(tool: &str) {
-    assert!(
-        have(tool),
-        "`{tool}` is not installed; the README's test command installs it"
-    );
 }
 
 /// The certificate the server presents to a new connection.

@@ -410,6 +410,28 @@ pub async fn expect_error(response: reqwest::Response, status: u16, code: &str) 
     message
 }
 
+/// Runs `cmd`, which must succeed; its standard output.
+pub fn run(cmd: &mut Command) -> String {
+    let output = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
+    assert!(
+        output.status.success(),
+        "{cmd:?} failed: {}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Fails the test naming `tool` when it is not installed.
+pub fn require(tool: &str) {
+    assert!(
+        have(tool),
+        "`{tool}` is not installed; the README's test command installs it (apt-get install -y {tool})"
+    );
+}
+
 /// Whether a command is on PATH.
 pub fn have(command: &str) -> bool {
     Command::new("sh")
