@@ -33,6 +33,9 @@ pub struct Config {
     /// How log lines are written (`BERTH_LOG_FORMAT`): `text` for people, `json` for one JSON
     /// object a line.
     pub log_format: LogFormat,
+    /// Record Prometheus metrics and serve them at `/metrics` (`BERTH_METRICS`; default on).
+    /// Off: nothing is recorded and `/metrics` answers 404.
+    pub metrics: bool,
     /// Bearer token `/metrics` requires (`BERTH_METRICS_TOKEN`). Unset: the metrics are
     /// served to anyone who reaches the listener.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -172,6 +175,7 @@ impl Default for Config {
             blob_store: None,
             log: "info".into(),
             log_format: LogFormat::Text,
+            metrics: true,
             metrics_token: None,
             metrics_store_timings: false,
             upload_ttl_secs: 7 * 24 * 3600,

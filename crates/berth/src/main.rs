@@ -156,7 +156,10 @@ fn tool(run: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::R
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     let _logs = telemetry::init_logs(&config)?;
-    let metrics = telemetry::install_metrics(&config)?;
+    let metrics = config
+        .metrics
+        .then(|| telemetry::install_metrics(&config))
+        .transpose()?;
     let forge: Forge = config.forge_url.parse().context("the forge_url setting")?;
     let limits = connection_limits(&config)?;
     let tls = match config.tls_files()? {
@@ -270,7 +273,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         auth,
         api_limits,
         health: health.clone(),
-        metrics: Some(metrics.clone()),
+        metrics: metrics.clone(),
     };
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let drain_delay = Duration::from_millis(config.shutdown_delay_ms);
@@ -289,7 +292,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     // The plain listener serves only health and metrics: never the registry.
     let plain = plain.map(|plain| {
         let router = berth_http::health::router(health.clone())
-            .merge(berth_http::observe::router(Some(metrics.clone())));
+            .merge(berth_http::observe::router(metrics.clone()));
         let serving =
             berth_http::connections::serve(plain, None, router, limits.clone(), until_stopped());
         tokio::spawn(serving)

@@ -22,7 +22,22 @@ pub enum StoreErrorKind {
     Other,
 }
 
-/// A failure of a storage port (metadata or blob store). Its text is logged, never shown to
+impl StoreErrorKind {
+    /// The kind as a metric label: `not_found`, `conflict`, `lease_lost`, `unavailable`,
+    /// `other`.
+    pub fn label(self) -> &'static str {
+        match self {
+            StoreErrorKind::NotFound => "not_found",
+            StoreErrorKind::Conflict => "conflict",
+            StoreErrorKind::LeaseLost => "lease_lost",
+            StoreErrorKind::Unavailable => "unavailable",
+            StoreErrorKind::Other => "other",
+        }
+    }
+}
+
+/// A failure of a storage port (metadata or blob store). Every one made is counted in
+/// `berth_store_errors_total` by kind. Its text is logged, never shown to
 /// clients: the HTTP layer answers an opaque 500.
 #[derive(Debug, thiserror::Error)]
 #[error("{context}: {source}")]
@@ -51,6 +66,7 @@ impl StoreError {
         context: impl Into<String>,
         source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
     ) -> Self {
+        metrics::counter!("berth_store_errors_total", "kind" => kind.label()).increment(1);
         StoreError {
             kind,
             context: context.into(),

@@ -477,6 +477,16 @@ impl HookStore for SqliteMetadataStore {
         .map_err(failed("reading when the next webhook delivery is due"))
     }
 
+    #[instrument(level = "debug", skip(self))]
+    async fn pending_deliveries(&self) -> StoreResult<u64> {
+        let count: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM hook_deliveries WHERE state = 'pending'")
+                .fetch_one(&self.reader)
+                .await
+                .map_err(failed("counting pending webhook deliveries"))?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
     #[instrument(level = "debug", skip(self, token, attempt))]
     async fn record_attempt(
         &self,

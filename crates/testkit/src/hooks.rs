@@ -166,6 +166,7 @@ pub async fn the_queue_hands_out_each_hooks_oldest_delivery_once_under_a_lease<
     .await
     .unwrap();
     assert_eq!(s.next_due().await.unwrap(), Some(1_000));
+    assert_eq!(s.pending_deliveries().await.unwrap(), 3);
 
     // Only the heads, and only once while leased.
     let claimed = s.claim_due(1_000, "a", 60_000, 16).await.unwrap();
@@ -202,6 +203,11 @@ pub async fn the_queue_hands_out_each_hooks_oldest_delivery_once_under_a_lease<
     )
     .await
     .unwrap();
+    assert_eq!(
+        s.pending_deliveries().await.unwrap(),
+        2,
+        "the retried one waits"
+    );
     // The failed head holds the hook's next delivery back until it is due again.
     assert!(
         s.claim_due(1_500, "c", 60_000, 16)
@@ -219,6 +225,11 @@ pub async fn the_queue_hands_out_each_hooks_oldest_delivery_once_under_a_lease<
         .unwrap();
     let next = s.claim_due(2_000, "d", 60_000, 16).await.unwrap();
     assert_eq!(guids(&next), ["guid-2"]);
+    assert_eq!(
+        s.pending_deliveries().await.unwrap(),
+        1,
+        "leased is still queued"
+    );
 
     // A lease that expired is claimed again (its holder died).
     let taken_over = s.claim_due(60_000, "e", 120_000, 16).await.unwrap();

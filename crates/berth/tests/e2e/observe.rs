@@ -6,8 +6,8 @@ use std::time::Duration;
 use prometheus_parse::{Sample, Scrape, Value};
 
 use crate::common::{
-    Server, anonymous_client, client, digest, header, location_url, push_image, server_log,
-    start_upload,
+    Server, anonymous_client, client, digest, header, location_url, push_blob, push_image,
+    server_log, start_upload,
 };
 
 const REPO: &str = "acme/observed";
@@ -325,4 +325,112 @@ async fn json_request_logs_have_one_line_per_request_and_no_secret() {
             "the token leaked: {line}"
         );
     }
+}
+
+#[tokio::test]
+async fn every_log_line_of_a_request_carries_its_id() {
+    let server = Server::start_with(&[
+        ("BERTH_LOG_FORMAT", "json"),
+        ("BERTH_LOG", "warn,berth::request=info,berth_core=debug"),
+    ]);
+    let repo = "acme/traced";
+    let config = push_blob(&server, repo, b"{}".to_vec()).await;
+    // A source label naming no repository Berth knows: the push logs that it ignored it.
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": 2},
+        "layers": [],
+        "annotations": {"org.opencontainers.image.source": "https://github.com/nobody/nowhere"}
+    });
+    let put = client()
+        .put(server.url(&format!("/v2/{repo}/manifests/v1")))
+        .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+        .header("x-request-id", "push-7")
+        .body(manifest.to_string())
+        .send()
+        .await
+        .expect("manifest put");
+    assert_eq!(put.status(), 201);
+
+    let mut inner = None;
+    for _ in 0..40 {
+        inner = server_log()
+            .into_iter()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(&l).ok())
+            .find(|v| v["fields"]["message"] == "source label ignored");
+        if inner.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let inner = inner.expect("the handler's own log line");
+    let spans = inner["spans"].as_array().cloned().unwrap_or_default();
+    assert!(
+        spans
+            .iter()
+            .any(|span| span["name"] == "request" && span["id"] == "push-7"),
+        "the line names its request: {inner}"
+    );
+}
+
+#[tokio::test]
+async fn metrics_off_serve_no_metrics_and_requests_still_work() {
+    let server = Server::start_with(&[("BERTH_METRICS", "false")]);
+    let metrics = anonymous_client()
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics");
+    assert_eq!(metrics.status(), 404);
+    let ping = client().get(server.url("/v2/")).send().await.expect("ping");
+    assert_eq!(ping.status(), 200);
+    assert_eq!(header(&ping, "x-request-id").len(), 32);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn store_failures_and_the_webhook_queue_are_in_the_metrics() {
+    let server = Server::start();
+    let errors = |samples: &[Sample]| -> f64 {
+        samples
+            .iter()
+            .filter(|s| s.metric == "berth_store_errors_total")
+            .map(|s| match s.value {
+                Value::Counter(v) | Value::Untyped(v) => v,
+                _ => panic!("{} is not a counter", s.metric),
+            })
+            .sum()
+    };
+    let queue_empty = |samples: &[Sample]| {
+        samples.iter().any(|s| {
+            s.metric == "berth_webhook_queue_depth"
+                && matches!(s.value, Value::Gauge(v) if v == 0.0)
+        })
+    };
+    let mut before = scrape(&server).await;
+    for _ in 0..40 {
+        if queue_empty(&before) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        before = scrape(&server).await;
+    }
+    assert!(
+        queue_empty(&before),
+        "the queue's depth is a gauge, empty at start"
+    );
+    let failed_before = errors(&before);
+    server.blobs().break_blob_area().await;
+    let ready = anonymous_client()
+        .get(server.url("/readyz"))
+        .send()
+        .await
+        .expect("readyz");
+    assert_eq!(ready.status(), 503);
+    server.blobs().mend_blob_area().await;
+    let after = scrape(&server).await;
+    assert!(
+        errors(&after) > failed_before,
+        "the failed blob store probe is counted"
+    );
 }

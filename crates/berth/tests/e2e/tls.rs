@@ -635,3 +635,57 @@ fn tls_settings_that_cannot_work_stop_the_start_naming_the_problem() {
         "{error}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sighup_reloads_a_certificate_the_file_watch_cannot_see() {
+    let pki = Pki::new();
+    let server = start(&pki, &[]);
+    let first = served_certificate(&pki, &server).await;
+    // A new certificate and key written into the same files (same inodes), of the same sizes,
+    // with the old modification times put back: nothing the watch compares has changed.
+    let (cert_file, key_file) = (pki.cert(), pki.key());
+    let stamp = |path: &Path| {
+        let meta = std::fs::metadata(path).unwrap();
+        (meta.len(), meta.modified().unwrap())
+    };
+    let (cert_before, key_before) = (stamp(&cert_file), stamp(&key_file));
+    let (second, cert_pem, key_pem) = (2..200)
+        .find_map(|serial| {
+            let mut params =
+                CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+                    .unwrap();
+            params
+                .distinguished_name
+                .push(DnType::CommonName, "berth one");
+            params.serial_number = Some(SerialNumber::from(serial));
+            let key = KeyPair::generate().unwrap();
+            let cert = params.signed_by(&key, &pki.ca).unwrap();
+            let (cert_pem, key_pem) = (cert.pem(), key.serialize_pem());
+            (cert_pem.len() as u64 == cert_before.0 && key_pem.len() as u64 == key_before.0)
+                .then(|| (cert.der().clone(), cert_pem, key_pem))
+        })
+        .expect("a certificate of the same size");
+    for (path, bytes, (_, modified)) in [
+        (&cert_file, cert_pem.as_bytes(), cert_before),
+        (&key_file, key_pem.as_bytes(), key_before),
+    ] {
+        let file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+        std::io::Write::write_all(&mut &file, bytes).unwrap();
+        file.set_modified(modified).unwrap();
+    }
+    assert_eq!(stamp(&cert_file), cert_before);
+    // Past a few polls of the watch: still the first certificate.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(served_certificate(&pki, &server).await, first);
+
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &server.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while served_certificate(&pki, &server).await != second {
+        assert!(Instant::now() < deadline, "SIGHUP did not reload");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -99,6 +99,9 @@ pub trait HookStore: Send + Sync + 'static {
     ) -> StoreResult<Vec<Claimed>>;
     /// The earliest time a pending delivery of an active hook is due, if any.
     async fn next_due(&self) -> StoreResult<Option<Millis>>;
+    /// How many deliveries wait to be delivered (pending, of any hook, due or not): the
+    /// queue's depth.
+    async fn pending_deliveries(&self) -> StoreResult<u64>;
     /// Records `attempt` of a delivery leased under `token`, applies `outcome`, releases the
     /// lease and updates the hook's last response. A lost lease (nothing recorded) is a
     /// [`StoreErrorKind::LeaseLost`](crate::error::StoreErrorKind::LeaseLost) error.

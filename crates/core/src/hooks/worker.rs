@@ -108,6 +108,8 @@ pub const KEEP_DELIVERIES: Duration = Duration::from_secs(30 * 24 * 3600);
 const PURGE_EVERY: Duration = Duration::from_secs(3600);
 /// The longest the worker sleeps without looking at the queue (other nodes queue too).
 const POLL: Duration = Duration::from_secs(1);
+/// How often the queue's depth is counted for the metrics.
+const COUNT_EVERY: Duration = Duration::from_secs(5);
 
 impl Hooks {
     /// Delivers queued deliveries until the process exits: each attempt in its own task, at
@@ -117,10 +119,18 @@ impl Hooks {
         let limit = settings.concurrency.max(1);
         let mut in_flight = tokio::task::JoinSet::new();
         let mut purged_at = Instant::now();
+        let mut counted_at: Option<Instant> = None;
         loop {
             if purged_at.elapsed() >= PURGE_EVERY {
                 purged_at = Instant::now();
                 self.purge_old_deliveries().await;
+            }
+            if counted_at.is_none_or(|at| at.elapsed() >= COUNT_EVERY) {
+                counted_at = Some(Instant::now());
+                match self.store.pending_deliveries().await {
+                    Ok(depth) => metrics::gauge!("berth_webhook_queue_depth").set(depth as f64),
+                    Err(err) => tracing::warn!(error = %err, "counting the webhook queue failed"),
+                }
             }
             while let Some(done) = in_flight.try_join_next() {
                 finished(done);
