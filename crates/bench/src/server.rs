@@ -5,7 +5,6 @@
 //! directory, so nothing outlives the benchmark, on success or on error. This module speaks no
 //! HTTP beyond the readiness poll.
 
-use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
@@ -20,14 +19,63 @@ use tempfile::TempDir;
 
 /// How long a server may take to become ready.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
-/// How many of the server's last log lines are kept for error messages.
-const LOG_LINES_KEPT: usize = 20;
+/// How many of the server's last stderr bytes are kept for error messages (at most twice as
+/// many are held between trims).
+const LOG_TAIL_BYTES: usize = 16 << 10;
+/// How many of the last lines of that tail an error message shows.
+const LOG_LINES_SHOWN: usize = 20;
+/// Size of each read of the server's stderr.
+const DRAIN_READ_BYTES: usize = 64 << 10;
 
 /// Clock ticks per second in `/proc/<pid>/stat` (fixed by the Linux ABI).
 const USER_HZ: f64 = 100.0;
 
-/// The last lines a server wrote to stderr, shared with the thread that drains the pipe.
-type RecentLog = Arc<Mutex<VecDeque<String>>>;
+/// The last bytes a server wrote to stderr, shared with the thread that drains the pipe.
+type RecentLog = Arc<Mutex<LogTail>>;
+
+/// The raw tail of a server's stderr. Lines are only split when an error message needs them,
+/// so a server that logs every request costs the drain one copy per read, not a `String` per
+/// line.
+#[derive(Default)]
+struct LogTail {
+    /// The last bytes read, between [`LOG_TAIL_BYTES`] and twice as many once trimmed.
+    bytes: Vec<u8>,
+    /// Whether older bytes were dropped (the first line held may then be partial).
+    truncated: bool,
+}
+
+impl LogTail {
+    /// Appends `read`, dropping the oldest bytes once more than twice [`LOG_TAIL_BYTES`] are
+    /// held (so the memmove is amortized over as many bytes as it moves).
+    fn push(&mut self, read: &[u8]) {
+        if read.len() >= LOG_TAIL_BYTES {
+            self.bytes.clear();
+            self.bytes
+                .extend_from_slice(&read[read.len() - LOG_TAIL_BYTES..]);
+            self.truncated = true;
+            return;
+        }
+        self.bytes.extend_from_slice(read);
+        if self.bytes.len() > 2 * LOG_TAIL_BYTES {
+            self.bytes.drain(..self.bytes.len() - LOG_TAIL_BYTES);
+            self.truncated = true;
+        }
+    }
+
+    /// The last `count` complete or final lines, lossily decoded, without a partial first one.
+    fn last_lines(&self, count: usize) -> Vec<String> {
+        let text = String::from_utf8_lossy(&self.bytes);
+        let mut text = text.as_ref();
+        if self.truncated {
+            text = text.split_once('\n').map_or("", |(_, rest)| rest);
+        }
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(count)..]
+            .iter()
+            .map(|line| (*line).to_owned())
+            .collect()
+    }
+}
 
 /// A running registry: its child process, base URL and data directory.
 pub struct Server {
@@ -209,11 +257,12 @@ impl Server {
 
     /// The last lines the server wrote to stderr, for error messages.
     pub fn recent_log(&self) -> String {
-        let log = self
+        let lines = self
             .log
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        log.iter().fold(String::new(), |mut text, line| {
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .last_lines(LOG_LINES_SHOWN);
+        lines.iter().fold(String::new(), |mut text, line| {
             let _ = writeln!(text, "  {line}");
             text
         })
@@ -238,24 +287,59 @@ fn distribution_config(root: &Path, port: u16) -> String {
     )
 }
 
-/// Reads `stderr` to its end on a thread, keeping the last lines in `log`. When `found` is
+/// Reads `stderr` to its end on a thread, keeping its last bytes in `log`. When `found` is
 /// given, sends it the base URL from the first line containing `listening on `.
-fn drain(stderr: impl Read + Send + 'static, log: RecentLog, found: Option<mpsc::Sender<String>>) {
+///
+/// The drain shares the machine's cores with the server, and a server with its request log on
+/// writes a line per request, so it does as little as it can: 64 KiB reads (Berth's log
+/// writer batches its lines, so one read carries many), a search for the address line only
+/// until it is found, and no per-line work afterwards.
+fn drain(
+    mut stderr: impl Read + Send + 'static,
+    log: RecentLog,
+    found: Option<mpsc::Sender<String>>,
+) {
     std::thread::spawn(move || {
         let mut found = found;
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(rest) = line.split("listening on ").nth(1)
-                && let Some(sender) = found.take()
-            {
-                let _ = sender.send(rest.trim().trim_end_matches('/').to_owned());
+        // Until the address is found: what was read since the last complete line.
+        let mut pending = Vec::new();
+        let mut buffer = vec![0; DRAIN_READ_BYTES];
+        loop {
+            let read = match stderr.read(&mut buffer) {
+                Ok(0) => break,
+                Ok(read) => &buffer[..read],
+                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            };
+            if let Some(sender) = &found {
+                pending.extend_from_slice(read);
+                if let Some(base) = take_address(&mut pending) {
+                    let _ = sender.send(base);
+                    found = None;
+                    pending = Vec::new();
+                }
             }
-            let mut log = log.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            if log.len() == LOG_LINES_KEPT {
-                log.pop_front();
-            }
-            log.push_back(line);
+            log.lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .push(read);
         }
     });
+}
+
+/// The base URL from the first complete line of `pending` containing `listening on `, if
+/// any; the complete lines without it are removed, a trailing partial line is kept.
+fn take_address(pending: &mut Vec<u8>) -> Option<String> {
+    const MARK: &[u8] = b"listening on ";
+    let complete = pending.iter().rposition(|&byte| byte == b'\n')? + 1;
+    let address = pending[..complete]
+        .split(|&byte| byte == b'\n')
+        .find_map(|line| {
+            let at = line.windows(MARK.len()).position(|window| window == MARK)?;
+            let rest = String::from_utf8_lossy(&line[at + MARK.len()..]);
+            Some(rest.trim().trim_end_matches('/').to_owned())
+        });
+    pending.drain(..complete);
+    address
 }
 
 /// Whether `GET /v2/` on `address` answers 200 (one short-lived connection).
@@ -307,4 +391,42 @@ pub fn machine_steal_seconds() -> anyhow::Result<f64> {
         .context("no steal field in /proc/stat")?
         .parse()?;
     Ok(steal as f64 / USER_HZ)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_address_is_found_across_reads() {
+        let mut pending = b"warning: something\nberth listen".to_vec();
+        assert_eq!(take_address(&mut pending), None);
+        assert_eq!(pending, b"berth listen");
+        pending.extend_from_slice(b"ing on http://127.0.0.1:4000/\nnext");
+        assert_eq!(
+            take_address(&mut pending).as_deref(),
+            Some("http://127.0.0.1:4000")
+        );
+        assert_eq!(pending, b"next");
+    }
+
+    #[test]
+    fn the_log_tail_keeps_the_last_whole_lines() {
+        let mut tail = LogTail::default();
+        tail.push(b"one\ntwo\n");
+        assert_eq!(tail.last_lines(5), ["one", "two"]);
+        let line = format!("{}\n", "x".repeat(99));
+        for _ in 0..1000 {
+            tail.push(line.as_bytes());
+        }
+        tail.push(b"last\n");
+        assert!(tail.bytes.len() <= 2 * LOG_TAIL_BYTES);
+        let lines = tail.last_lines(3);
+        assert_eq!(lines.len(), 3);
+        assert_eq!(lines[2], "last");
+        assert_eq!(lines[0], "x".repeat(99));
+        // A read bigger than the tail keeps only its end, without a partial first line.
+        tail.push(&line.as_bytes().repeat(LOG_TAIL_BYTES / 50));
+        assert!(tail.last_lines(usize::MAX).iter().all(|l| l.len() == 99));
+    }
 }
