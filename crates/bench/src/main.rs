@@ -18,6 +18,10 @@
 //! e. **manifest GET**: for 10 s, each client GETs the 200 tags' manifests round-robin
 //!    (req/s, p50 and p99 latency).
 //!
+//! Over the whole run of a server, from its start to the end of phase e, it also reports the
+//! server's CPU time and its peak RSS as if `VmHWM` had never been reset: the largest `VmHWM`
+//! read just before each reset and at the end, which covers the moments between phases too.
+//!
 //! Before the servers it measures the machine's ceiling for the two push phases
 //! ([`ceiling`]: the same blobs over loopback TCP, hashed and written durably by a bare
 //! program, no HTTP), and after the table it prints each server's share of that ceiling.
@@ -260,6 +264,12 @@ async fn run_phases(
     let manifests = phases::get_manifests(server, &tags, load)
         .await
         .context("manifest GET phase")?;
+    let run_peak_rss_mib = server.run_peak_rss_mib()?;
+    let run_cpu_s = server.cpu_seconds()?;
+    println!(
+        "  {:<18} peak RSS {run_peak_rss_mib:.1} MiB, server CPU {run_cpu_s:.2} s",
+        "whole run"
+    );
     Ok(ServerFigures {
         name: server.name,
         monolithic,
@@ -267,5 +277,7 @@ async fn run_phases(
         pull,
         small,
         manifests,
+        run_peak_rss_mib,
+        run_cpu_s,
     })
 }

@@ -18,6 +18,12 @@ pub struct ServerFigures {
     pub small: Measured,
     /// Phase e: manifest GETs.
     pub manifests: Measured,
+    /// The server's peak resident set size from its start to the end of phase e, in MiB (not
+    /// reset between phases: see [`crate::server::Server::run_peak_rss_mib`]).
+    pub run_peak_rss_mib: f64,
+    /// CPU time the server used from its start to the end of phase e, in seconds (startup and
+    /// the pauses between phases included).
+    pub run_cpu_s: f64,
 }
 
 /// Whether a bigger figure is better (rates) or worse (latency, memory, CPU).
@@ -57,6 +63,16 @@ fn rows(figures: &ServerFigures) -> Vec<Row> {
             measured.server_cpu_s,
         ));
     }
+    rows.push((
+        "peak RSS over the run MiB".to_owned(),
+        Better::Lower,
+        figures.run_peak_rss_mib,
+    ));
+    rows.push((
+        "server CPU s over the run".to_owned(),
+        Better::Lower,
+        figures.run_cpu_s,
+    ));
     rows
 }
 
@@ -120,6 +136,8 @@ mod tests {
             pull: measured(None),
             small: measured(None),
             manifests: measured(Some((100, 900))),
+            run_peak_rss_mib: 30.0 / scale,
+            run_cpu_s: 6.0 / scale,
         }
     }
 
@@ -129,7 +147,7 @@ mod tests {
             rows(&figures("Berth", 2.0)),
             rows(&figures("Distribution", 1.0)),
         );
-        assert_eq!(berth.len(), 5 * 3 + 2);
+        assert_eq!(berth.len(), 5 * 3 + 2 + 2);
         assert!(berth.iter().zip(&distribution).all(|(a, b)| a.0 == b.0));
         print_table(&[figures("Berth", 2.0), figures("Distribution", 1.0)]);
     }

@@ -9,6 +9,7 @@ use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -88,6 +89,8 @@ pub struct Server {
     pub authorization: Option<String>,
     child: Child,
     log: RecentLog,
+    /// The largest `VmHWM` read so far, in KiB: see [`Server::run_peak_rss_mib`].
+    run_peak_kib: AtomicU64,
     /// Removed when the server is dropped (after the child is killed).
     _dir: TempDir,
 }
@@ -150,6 +153,7 @@ impl Server {
             )),
             child,
             log,
+            run_peak_kib: AtomicU64::new(0),
             _dir: dir,
         };
         match address.recv_timeout(STARTUP_TIMEOUT) {
@@ -202,6 +206,7 @@ impl Server {
             authorization: None,
             child,
             log,
+            run_peak_kib: AtomicU64::new(0),
             _dir: dir,
         };
         server.wait_ready()?;
@@ -228,8 +233,12 @@ impl Server {
         )
     }
 
-    /// Resets the server's peak resident set size (`VmHWM`) to its current size.
+    /// Resets the server's peak resident set size (`VmHWM`) to its current size, first folding
+    /// the peak it replaces into the peak over the run.
     pub fn reset_peak_rss(&self) {
+        if let Err(error) = self.peak_rss_kib() {
+            eprintln!("warning: cannot read peak RSS before resetting it: {error:#}");
+        }
         let path = format!("/proc/{}/clear_refs", self.child.id());
         if let Err(error) = std::fs::write(&path, "5") {
             eprintln!("warning: cannot reset peak RSS ({path}: {error}); figures are since start");
@@ -238,8 +247,24 @@ impl Server {
 
     /// The server's peak resident set size since the last reset, in MiB.
     pub fn peak_rss_mib(&self) -> anyhow::Result<f64> {
+        Ok(self.peak_rss_kib()? as f64 / 1024.0)
+    }
+
+    /// The server's peak resident set size since it started, in MiB, as if it had never been
+    /// reset. `VmHWM` only rises between resets, and every reset first reads it, so the
+    /// largest of the values read before each reset and now is the peak over the whole life
+    /// of the process: each moment of it lies before exactly one of those reads, after the
+    /// reset before it (or the start). Between-phase moments are covered too, unlike with the
+    /// maximum of the per-phase peaks alone.
+    pub fn run_peak_rss_mib(&self) -> anyhow::Result<f64> {
+        self.peak_rss_kib()?;
+        Ok(self.run_peak_kib.load(Ordering::Relaxed) as f64 / 1024.0)
+    }
+
+    /// `VmHWM` in KiB, folded into the peak over the run.
+    fn peak_rss_kib(&self) -> anyhow::Result<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
-        let kib: f64 = status
+        let kib: u64 = status
             .lines()
             .find_map(|line| line.strip_prefix("VmHWM:"))
             .context("no VmHWM in /proc/<pid>/status")?
@@ -247,7 +272,8 @@ impl Server {
             .trim_end_matches("kB")
             .trim()
             .parse()?;
-        Ok(kib / 1024.0)
+        self.run_peak_kib.fetch_max(kib, Ordering::Relaxed);
+        Ok(kib)
     }
 
     /// CPU time (user + system) the server has used since it started, in seconds.
