@@ -92,6 +92,28 @@ struct Cli {
     /// Rounds of the pull phase (each client pulls one large blob per round).
     #[arg(long, default_value_t = 2)]
     pull_rounds: usize,
+    /// An extra environment variable for `berth serve` (and `berth admin`), as KEY=VALUE;
+    /// repeatable. Set after the bench's own `BERTH_LOG=warn`, so it may override it.
+    #[arg(long = "berth-env", value_name = "KEY=VALUE", value_parser = parse_env)]
+    berth_env: Vec<(String, String)>,
+}
+
+/// Parses `KEY=VALUE` for `--berth-env`: the key is a non-empty name of letters, digits and
+/// `_`, not starting with a digit; the value may be empty and may contain `=`.
+fn parse_env(text: &str) -> Result<(String, String), String> {
+    let (key, value) = text.split_once('=').ok_or_else(|| {
+        format!("expected KEY=VALUE (e.g. BERTH_LOG=info), got `{text}`: there is no `=`")
+    })?;
+    let valid = !key.is_empty()
+        && !key.starts_with(|c: char| c.is_ascii_digit())
+        && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !valid {
+        return Err(format!(
+            "expected KEY=VALUE (e.g. BERTH_LOG=info), got `{text}`: `{key}` is not a variable \
+             name (letters, digits and `_`, not starting with a digit)"
+        ));
+    }
+    Ok((key.to_owned(), value.to_owned()))
 }
 
 /// A server to benchmark.
@@ -183,7 +205,7 @@ fn main() -> anyhow::Result<()> {
     for which in servers {
         warm_memory(2 * cli.clients as u64 * size as u64)?;
         let server = match which {
-            Which::Berth => Server::start_berth(&berth_bin)?,
+            Which::Berth => Server::start_berth(&berth_bin, "Berth", &cli.berth_env)?,
             Which::Distribution => Server::start_distribution(&cli.distribution_bin)?,
         };
         println!("\n{} at {}:", server.name, server.base);
@@ -280,4 +302,36 @@ async fn run_phases(
         run_peak_rss_mib,
         run_cpu_s,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn berth_env_takes_key_equals_value() {
+        let pair = |key: &str, value: &str| (key.to_owned(), value.to_owned());
+        assert_eq!(parse_env("BERTH_LOG=info"), Ok(pair("BERTH_LOG", "info")));
+        assert_eq!(parse_env("A_1=x=y"), Ok(pair("A_1", "x=y")));
+        assert_eq!(parse_env("EMPTY="), Ok(pair("EMPTY", "")));
+        for bad in ["BERTH_LOG", "=info", "1X=2", "BAD KEY=1", "A-B=1"] {
+            let error = parse_env(bad).unwrap_err();
+            assert!(error.contains("KEY=VALUE"), "{bad}: {error}");
+        }
+    }
+
+    #[test]
+    fn the_command_line_parses() {
+        use clap::CommandFactory as _;
+        Cli::command().debug_assert();
+        let cli = Cli::try_parse_from([
+            "berth-bench",
+            "--berth-env",
+            "BERTH_LOG=info",
+            "--berth-env=X=1",
+        ])
+        .unwrap();
+        assert_eq!(cli.berth_env.len(), 2);
+        assert!(Cli::try_parse_from(["berth-bench", "--berth-env", "nope"]).is_err());
+    }
 }

@@ -96,8 +96,9 @@ pub struct Server {
 }
 
 /// Creates Berth's site administrator `bench-admin` (printing a token with every package scope)
-/// and the organization `bench` the phases push to; returns the token.
-fn bootstrap_berth(bin: &Path, data: &Path) -> anyhow::Result<String> {
+/// and the organization `bench` the phases push to; returns the token. `env` is applied as for
+/// `berth serve`, so both read the same configuration.
+fn bootstrap_berth(bin: &Path, data: &Path, env: &[(String, String)]) -> anyhow::Result<String> {
     let admin = |args: &[&str]| -> anyhow::Result<String> {
         let output = Command::new(bin)
             .arg("admin")
@@ -105,6 +106,7 @@ fn bootstrap_berth(bin: &Path, data: &Path) -> anyhow::Result<String> {
             .arg(data)
             .args(args)
             .env("BERTH_LOG", "warn")
+            .envs(env.iter().map(|(key, value)| (key, value)))
             .output()
             .with_context(|| format!("running {} admin", bin.display()))?;
         anyhow::ensure!(
@@ -126,15 +128,22 @@ fn bootstrap_berth(bin: &Path, data: &Path) -> anyhow::Result<String> {
 }
 
 impl Server {
-    /// Starts `berth serve` on port 0 and learns the port from its `listening on` stderr line.
-    pub fn start_berth(bin: &Path) -> anyhow::Result<Server> {
+    /// Starts `berth serve` on port 0, displayed as `name`, and learns the port from its
+    /// `listening on` stderr line. `env` is set after the bench's own `BERTH_LOG=warn`, so it
+    /// may override it.
+    pub fn start_berth(
+        bin: &Path,
+        name: &'static str,
+        env: &[(String, String)],
+    ) -> anyhow::Result<Server> {
         let dir = TempDir::with_prefix("berth-bench-berth-")?;
-        let token = bootstrap_berth(bin, &dir.path().join("data"))?;
+        let token = bootstrap_berth(bin, &dir.path().join("data"), env)?;
         let mut child = Command::new(bin)
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir.path().join("data"))
             .current_dir(dir.path())
             .env("BERTH_LOG", "warn")
+            .envs(env.iter().map(|(key, value)| (key, value)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -145,7 +154,7 @@ impl Server {
         let stderr = child.stderr.take().context("berth stderr")?;
         drain(stderr, log.clone(), Some(found));
         let mut server = Server {
-            name: "Berth",
+            name,
             base: String::new(),
             authorization: Some(format!(
                 "Basic {}",
@@ -168,6 +177,18 @@ impl Server {
                     "berth did not print its address{status}:\n{}",
                     server.recent_log()
                 )
+            }
+        }
+        // Say so when Berth ignored a setting the comparison relies on (e.g. a `BERTH_*`
+        // variable this build does not know).
+        let startup_lines = server
+            .log
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .last_lines(LOG_LINES_SHOWN);
+        for line in startup_lines {
+            if line.starts_with("warning:") {
+                eprintln!("{name}: {line}");
             }
         }
         Ok(server)
@@ -337,6 +358,10 @@ fn drain(
                 Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(_) => break,
             };
+            // Into the tail first, so the lines before the address are there once it is sent.
+            log.lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .push(read);
             if let Some(sender) = &found {
                 pending.extend_from_slice(read);
                 if let Some(base) = take_address(&mut pending) {
@@ -345,9 +370,6 @@ fn drain(
                     pending = Vec::new();
                 }
             }
-            log.lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .push(read);
         }
     });
 }
