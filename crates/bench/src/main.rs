@@ -26,7 +26,15 @@
 //! ([`ceiling`]: the same blobs over loopback TCP, hashed and written durably by a bare
 //! program, no HTTP), and after the table it prints each server's share of that ceiling.
 //!
-//! Then it prints a table of both servers with a ratio column (above 1 = Berth better).
+//! With `--rounds N` (default 1) it does all this N times, alternating the order of the
+//! servers (round 1: Berth then Distribution, round 2: Distribution then Berth, …) so that
+//! neither always runs first on a machine whose state drifts; each round starts every server
+//! afresh. The per-phase lines are printed as each round goes.
+//!
+//! Then it prints a table of both servers with a ratio column (above 1 = Berth better). Each
+//! cell is the median over the rounds followed, with several rounds, by the range:
+//! `1234.5 (1100.0–1300.0)`; the ratio is that of the medians, followed by the range of the
+//! ratio computed round by round (both servers ran in each round, under the same conditions).
 //! Payloads are generated and hashed before any clock starts; the client sends `Bytes` slices
 //! without copying and counts response bytes without hashing, so it stays cheap beside the
 //! server on the same machine.
@@ -38,7 +46,12 @@
 //! ```
 //!
 //! Quick run: `target/release/berth-bench --size-mib 64 --seconds 3`; one server only:
-//! `--only berth` or `--only distribution` (or `--skip-distribution`).
+//! `--only berth` or `--only distribution` (or `--skip-distribution`). On a noisy machine, run
+//! several rounds and read the medians and ranges:
+//!
+//! ```text
+//! target/release/berth-bench --rounds 5 --size-mib 64 --images 50 --seconds 5
+//! ```
 
 mod ceiling;
 mod oci;
@@ -47,7 +60,7 @@ mod phases;
 mod report;
 mod server;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -89,6 +102,11 @@ struct Cli {
     /// Duration of the manifest-GET phase, in seconds.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
+    /// Rounds: each runs every server once through all phases, with a fresh instance and data
+    /// directory; the order of the servers alternates from round to round. The table shows
+    /// each figure's median and range over the rounds.
+    #[arg(long, default_value_t = 1)]
+    rounds: usize,
     /// Rounds of the pull phase (each client pulls one large blob per round).
     #[arg(long, default_value_t = 2)]
     pull_rounds: usize,
@@ -116,7 +134,7 @@ fn parse_env(text: &str) -> Result<(String, String), String> {
     Ok((key.to_owned(), value.to_owned()))
 }
 
-/// A server to benchmark.
+/// A server to benchmark (for `--only`).
 #[derive(Clone, Copy, PartialEq, ValueEnum)]
 enum Which {
     /// Berth, from `--berth-bin`.
@@ -125,8 +143,57 @@ enum Which {
     Distribution,
 }
 
+/// One server configuration the bench runs each round: a column of the table.
+struct Contender {
+    /// Display name and column heading.
+    name: &'static str,
+    /// What to start.
+    kind: Kind,
+}
+
+/// The server program of a [`Contender`].
+enum Kind {
+    /// `berth serve`.
+    Berth,
+    /// Distribution's `docker-registry serve`.
+    Distribution,
+}
+
+impl Contender {
+    /// Starts a fresh instance with an empty data directory.
+    fn start(&self, cli: &Cli, berth_bin: &Path) -> anyhow::Result<Server> {
+        match self.kind {
+            Kind::Berth => Server::start_berth(berth_bin, self.name, &cli.berth_env),
+            Kind::Distribution => Server::start_distribution(&cli.distribution_bin),
+        }
+    }
+}
+
+/// The order in which `count` contenders run in round `round` (from 0): as given in even
+/// rounds, reversed in odd ones, so that none always runs first (or last).
+fn round_order(count: usize, round: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..count).collect();
+    if round % 2 == 1 {
+        order.reverse();
+    }
+    order
+}
+
+/// The 1, 5 and 15 minute load averages, as `/proc/loadavg` shows them.
+fn load_average() -> Option<String> {
+    let loadavg = std::fs::read_to_string("/proc/loadavg").ok()?;
+    Some(
+        loadavg
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" "),
+    )
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    ensure!(cli.rounds > 0, "--rounds must be positive");
     ensure!(
         cli.size_mib > 0 && cli.chunk_mib > 0,
         "--size-mib and --chunk-mib must be positive"
@@ -146,11 +213,27 @@ fn main() -> anyhow::Result<()> {
         !servers.is_empty(),
         "--skip-distribution with --only distribution leaves nothing to run"
     );
+    let contenders: Vec<Contender> = servers
+        .iter()
+        .map(|which| match which {
+            Which::Berth => Contender {
+                name: "Berth",
+                kind: Kind::Berth,
+            },
+            Which::Distribution => Contender {
+                name: "Distribution",
+                kind: Kind::Distribution,
+            },
+        })
+        .collect();
     let berth_bin = match &cli.berth_bin {
         Some(path) => path.clone(),
         None => std::env::current_exe()?.with_file_name("berth"),
     };
-    if servers.contains(&Which::Berth) {
+    if contenders
+        .iter()
+        .any(|contender| matches!(contender.kind, Kind::Berth))
+    {
         ensure!(
             berth_bin.is_file(),
             "no berth executable at {} (build it with `cargo build --release -p berth` or pass --berth-bin)",
@@ -158,10 +241,9 @@ fn main() -> anyhow::Result<()> {
         );
     }
 
-    if let Ok(loadavg) = std::fs::read_to_string("/proc/loadavg") {
+    if let Some(load) = load_average() {
         // Other work on the machine skews every figure; say how busy it was.
-        let recent: Vec<&str> = loadavg.split_whitespace().take(3).collect();
-        println!("load average before the run: {}", recent.join(" "));
+        println!("load average before the run: {load}");
     }
     let prepared = Instant::now();
     let size = cli.size_mib * 1024 * 1024;
@@ -201,30 +283,52 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let mut runs = Vec::new();
-    for which in servers {
-        warm_memory(2 * cli.clients as u64 * size as u64)?;
-        let server = match which {
-            Which::Berth => Server::start_berth(&berth_bin, "Berth", &cli.berth_env)?,
-            Which::Distribution => Server::start_distribution(&cli.distribution_bin)?,
-        };
-        println!("\n{} at {}:", server.name, server.base);
-        let figures = runtime.block_on(async {
-            tokio::select! {
-                figures = run_phases(&server, &payloads, &load) => figures,
-                _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
-            }
-        })?;
-        runs.push(figures);
-        // Dropping the server here kills it and removes its data before the next one starts.
+    let mut columns: Vec<report::Column> = contenders
+        .iter()
+        .map(|contender| report::Column {
+            name: contender.name,
+            rounds: Vec::new(),
+        })
+        .collect();
+    for round in 0..cli.rounds {
+        let order = round_order(contenders.len(), round);
+        if cli.rounds > 1 {
+            let load = load_average().map(|load| format!("; load average {load}"));
+            println!(
+                "\n── round {} of {}: {} first{}",
+                round + 1,
+                cli.rounds,
+                contenders[order[0]].name,
+                load.unwrap_or_default()
+            );
+        }
+        for index in order {
+            warm_memory(2 * cli.clients as u64 * size as u64)?;
+            let server = contenders[index].start(&cli, &berth_bin)?;
+            println!("\n{} at {}:", server.name, server.base);
+            let figures = runtime.block_on(async {
+                tokio::select! {
+                    figures = run_phases(&server, &payloads, &load) => figures,
+                    _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+                }
+            })?;
+            columns[index].rounds.push(figures);
+            // Dropping the server here kills it and removes its data before the next starts.
+        }
     }
-    report::print_table(&runs);
-    for run in &runs {
+    report::print_table(&columns);
+    let medians = if cli.rounds > 1 {
+        format!(" (medians of {} rounds)", cli.rounds)
+    } else {
+        String::new()
+    };
+    for column in &columns {
         println!(
-            "{} reached {:.0} % of the machine's ceiling in the monolithic push, {:.0} % in the chunked push",
-            run.name,
-            100.0 * run.monolithic.rate / ceiling.monolithic,
-            100.0 * run.chunked.rate / ceiling.chunked
+            "{} reached {:.0} % of the machine's ceiling in the monolithic push, {:.0} % in the \
+             chunked push{medians}",
+            column.name,
+            100.0 * column.median(|run| run.monolithic.rate) / ceiling.monolithic,
+            100.0 * column.median(|run| run.chunked.rate) / ceiling.chunked
         );
     }
     Ok(())
@@ -293,7 +397,6 @@ async fn run_phases(
         "whole run"
     );
     Ok(ServerFigures {
-        name: server.name,
         monolithic,
         chunked,
         pull,
@@ -333,5 +436,13 @@ mod tests {
         .unwrap();
         assert_eq!(cli.berth_env.len(), 2);
         assert!(Cli::try_parse_from(["berth-bench", "--berth-env", "nope"]).is_err());
+    }
+
+    #[test]
+    fn the_order_alternates_between_rounds() {
+        assert_eq!(round_order(2, 0), [0, 1]);
+        assert_eq!(round_order(2, 1), [1, 0]);
+        assert_eq!(round_order(2, 2), [0, 1]);
+        assert_eq!(round_order(1, 1), [0]);
     }
 }
