@@ -1,5 +1,6 @@
 //! `berth-bench`: throughput, latency and memory of Berth side by side with CNCF Distribution
-//! (`docker-registry`), under the same load, one server after the other. It is not a test: it
+//! (`docker-registry`), or of two Berth configurations (`--observability-cost`), under the same
+//! load, one server after the other. It is not a test: it
 //! prints figures. It speaks only the OCI distribution HTTP API (v1.1), so it works against any
 //! registry.
 //!
@@ -39,6 +40,24 @@
 //! without copying and counts response bytes without hashing, so it stays cheap beside the
 //! server on the same machine.
 //!
+//! **Observability cost.** With `--observability-cost` the two columns are not Berth and
+//! Distribution (which is then not run) but two configurations of Berth, run in the same way
+//! (rounds, alternation, fresh instances):
+//!
+//! - "Berth observed": metrics and the request log on (`BERTH_METRICS=true`, `BERTH_LOG=info`:
+//!   one log line per request on stderr);
+//! - "Berth quiet": both off (`BERTH_METRICS=false`, no metrics recorder installed;
+//!   `BERTH_LOG=warn`).
+//!
+//! The ratio column is then "observed/quiet ×": observed/quiet for rates and quiet/observed for
+//! latency, RSS and CPU, so 0.95 means observability costs 5 %. The bench reads Berth's stderr
+//! through a pipe on a thread of its own, on the same cores as the server, so that thread is
+//! kept cheap (64 KiB reads, no per-line work once the address is known): the request log's
+//! cost shows on the server's side, not the bench's. `--berth-env` applies to both
+//! configurations but may not set `BERTH_METRICS` or `BERTH_LOG`. A Berth that does not know a
+//! setting ignores it with a warning on stderr, which the bench repeats at startup: if
+//! `BERTH_METRICS` is reported as ignored, both columns ran with metrics on.
+//!
 //! Run it with:
 //!
 //! ```text
@@ -52,6 +71,15 @@
 //! ```text
 //! target/release/berth-bench --rounds 5 --size-mib 64 --images 50 --seconds 5
 //! ```
+//!
+//! What observability costs, the same way:
+//!
+//! ```text
+//! target/release/berth-bench --observability-cost --rounds 5 --size-mib 64 --images 50 --seconds 5
+//! ```
+//!
+//! `--berth-env KEY=VALUE` (repeatable) passes more settings to Berth, e.g.
+//! `--berth-env BERTH_LOG=info` to benchmark Berth against Distribution with its request log on.
 
 mod ceiling;
 mod oci;
@@ -110,6 +138,11 @@ struct Cli {
     /// Rounds of the pull phase (each client pulls one large blob per round).
     #[arg(long, default_value_t = 2)]
     pull_rounds: usize,
+    /// Instead of Berth against Distribution, Berth against itself: "Berth observed" (metrics
+    /// and request log on: `BERTH_METRICS=true`, `BERTH_LOG=info`) and "Berth quiet" (both
+    /// off: `BERTH_METRICS=false`, `BERTH_LOG=warn`), to measure what observability costs.
+    #[arg(long, conflicts_with_all = ["only", "skip_distribution"])]
+    observability_cost: bool,
     /// An extra environment variable for `berth serve` (and `berth admin`), as KEY=VALUE;
     /// repeatable. Set after the bench's own `BERTH_LOG=warn`, so it may override it.
     #[arg(long = "berth-env", value_name = "KEY=VALUE", value_parser = parse_env)]
@@ -143,6 +176,9 @@ enum Which {
     Distribution,
 }
 
+/// The settings `--observability-cost` varies between its two Berth configurations.
+const OBSERVABILITY_SETTINGS: [&str; 2] = ["BERTH_METRICS", "BERTH_LOG"];
+
 /// One server configuration the bench runs each round: a column of the table.
 struct Contender {
     /// Display name and column heading.
@@ -153,8 +189,9 @@ struct Contender {
 
 /// The server program of a [`Contender`].
 enum Kind {
-    /// `berth serve`.
-    Berth,
+    /// `berth serve` with these environment variables (set after the bench's `BERTH_LOG=warn`,
+    /// before `--berth-env`).
+    Berth(&'static [(&'static str, &'static str)]),
     /// Distribution's `docker-registry serve`.
     Distribution,
 }
@@ -163,7 +200,14 @@ impl Contender {
     /// Starts a fresh instance with an empty data directory.
     fn start(&self, cli: &Cli, berth_bin: &Path) -> anyhow::Result<Server> {
         match self.kind {
-            Kind::Berth => Server::start_berth(berth_bin, self.name, &cli.berth_env),
+            Kind::Berth(env) => {
+                let env: Vec<(String, String)> = env
+                    .iter()
+                    .map(|&(key, value)| (key.to_owned(), value.to_owned()))
+                    .chain(cli.berth_env.iter().cloned())
+                    .collect();
+                Server::start_berth(berth_bin, self.name, &env)
+            }
             Kind::Distribution => Server::start_distribution(&cli.distribution_bin),
         }
     }
@@ -202,37 +246,58 @@ fn main() -> anyhow::Result<()> {
         cli.clients > 0 && cli.images > 0,
         "--clients and --images must be positive"
     );
-    let mut servers = match cli.only {
-        Some(which) => vec![which],
-        None => vec![Which::Berth, Which::Distribution],
+    let contenders = if cli.observability_cost {
+        // The comparison is defined by these two variables; --berth-env must not blur it.
+        for (key, _) in &cli.berth_env {
+            ensure!(
+                !OBSERVABILITY_SETTINGS.contains(&key.as_str()),
+                "--berth-env {key}=… conflicts with --observability-cost, which sets {} itself",
+                OBSERVABILITY_SETTINGS.join(" and ")
+            );
+        }
+        vec![
+            Contender {
+                name: "Berth observed",
+                kind: Kind::Berth(&[("BERTH_METRICS", "true"), ("BERTH_LOG", "info")]),
+            },
+            Contender {
+                name: "Berth quiet",
+                kind: Kind::Berth(&[("BERTH_METRICS", "false"), ("BERTH_LOG", "warn")]),
+            },
+        ]
+    } else {
+        let mut servers = match cli.only {
+            Some(which) => vec![which],
+            None => vec![Which::Berth, Which::Distribution],
+        };
+        if cli.skip_distribution {
+            servers.retain(|which| *which != Which::Distribution);
+        }
+        ensure!(
+            !servers.is_empty(),
+            "--skip-distribution with --only distribution leaves nothing to run"
+        );
+        servers
+            .iter()
+            .map(|which| match which {
+                Which::Berth => Contender {
+                    name: "Berth",
+                    kind: Kind::Berth(&[]),
+                },
+                Which::Distribution => Contender {
+                    name: "Distribution",
+                    kind: Kind::Distribution,
+                },
+            })
+            .collect()
     };
-    if cli.skip_distribution {
-        servers.retain(|which| *which != Which::Distribution);
-    }
-    ensure!(
-        !servers.is_empty(),
-        "--skip-distribution with --only distribution leaves nothing to run"
-    );
-    let contenders: Vec<Contender> = servers
-        .iter()
-        .map(|which| match which {
-            Which::Berth => Contender {
-                name: "Berth",
-                kind: Kind::Berth,
-            },
-            Which::Distribution => Contender {
-                name: "Distribution",
-                kind: Kind::Distribution,
-            },
-        })
-        .collect();
     let berth_bin = match &cli.berth_bin {
         Some(path) => path.clone(),
         None => std::env::current_exe()?.with_file_name("berth"),
     };
     if contenders
         .iter()
-        .any(|contender| matches!(contender.kind, Kind::Berth))
+        .any(|contender| matches!(contender.kind, Kind::Berth(_)))
     {
         ensure!(
             berth_bin.is_file(),
@@ -290,6 +355,8 @@ fn main() -> anyhow::Result<()> {
             rounds: Vec::new(),
         })
         .collect();
+    // Whether a Berth warned that it ignored `BERTH_METRICS` (a build without the setting).
+    let mut ignored_metrics_setting = false;
     for round in 0..cli.rounds {
         let order = round_order(contenders.len(), round);
         if cli.rounds > 1 {
@@ -305,6 +372,10 @@ fn main() -> anyhow::Result<()> {
         for index in order {
             warm_memory(2 * cli.clients as u64 * size as u64)?;
             let server = contenders[index].start(&cli, &berth_bin)?;
+            ignored_metrics_setting |= server
+                .startup_warnings
+                .iter()
+                .any(|line| line.contains("BERTH_METRICS"));
             println!("\n{} at {}:", server.name, server.base);
             let figures = runtime.block_on(async {
                 tokio::select! {
@@ -317,6 +388,12 @@ fn main() -> anyhow::Result<()> {
         }
     }
     report::print_table(&columns);
+    if cli.observability_cost && ignored_metrics_setting {
+        println!(
+            "\nwarning: Berth ignored BERTH_METRICS (this build has no such setting), so both \
+             columns ran with metrics on: the table measures the request log alone."
+        );
+    }
     let medians = if cli.rounds > 1 {
         format!(" (medians of {} rounds)", cli.rounds)
     } else {
@@ -436,6 +513,12 @@ mod tests {
         .unwrap();
         assert_eq!(cli.berth_env.len(), 2);
         assert!(Cli::try_parse_from(["berth-bench", "--berth-env", "nope"]).is_err());
+        let cli = Cli::try_parse_from(["berth-bench", "--observability-cost", "--rounds", "3"]);
+        assert!(cli.is_ok_and(|cli| cli.observability_cost && cli.rounds == 3));
+        assert!(
+            Cli::try_parse_from(["berth-bench", "--observability-cost", "--only", "berth"])
+                .is_err()
+        );
     }
 
     #[test]

@@ -87,6 +87,8 @@ pub struct Server {
     /// The `Authorization` header value every request sends (Berth: a classic token of its
     /// bootstrapped site administrator; Distribution runs without authentication).
     pub authorization: Option<String>,
+    /// The `warning:` lines Berth printed before it was ready (none for Distribution).
+    pub startup_warnings: Vec<String>,
     child: Child,
     log: RecentLog,
     /// The largest `VmHWM` read so far, in KiB: see [`Server::run_peak_rss_mib`].
@@ -160,6 +162,7 @@ impl Server {
                 "Basic {}",
                 base64::engine::general_purpose::STANDARD.encode(format!("bench-admin:{token}"))
             )),
+            startup_warnings: Vec::new(),
             child,
             log,
             run_peak_kib: AtomicU64::new(0),
@@ -180,16 +183,17 @@ impl Server {
             }
         }
         // Say so when Berth ignored a setting the comparison relies on (e.g. a `BERTH_*`
-        // variable this build does not know).
-        let startup_lines = server
+        // variable this build does not know). The tail holds only startup lines yet.
+        server.startup_warnings = server
             .log
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .last_lines(LOG_LINES_SHOWN);
-        for line in startup_lines {
-            if line.starts_with("warning:") {
-                eprintln!("{name}: {line}");
-            }
+            .last_lines(usize::MAX)
+            .into_iter()
+            .filter(|line| line.starts_with("warning:"))
+            .collect();
+        for line in &server.startup_warnings {
+            eprintln!("{name}: {line}");
         }
         Ok(server)
     }
@@ -225,6 +229,7 @@ impl Server {
             name: "Distribution",
             base,
             authorization: None,
+            startup_warnings: Vec::new(),
             child,
             log,
             run_peak_kib: AtomicU64::new(0),
