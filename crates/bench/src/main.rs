@@ -1,8 +1,7 @@
 //! `berth-bench`: throughput, latency and memory of Berth side by side with CNCF Distribution
 //! (`docker-registry`), or of two Berth configurations (`--observability-cost`), under the same
-//! load, one server after the other. It is not a test: it
-//! prints figures. It speaks only the OCI distribution HTTP API (v1.1), so it works against any
-//! registry.
+//! load, one server after the other. It is not a test: it prints figures. It speaks only the
+//! OCI distribution HTTP API (v1.1), so it works against any registry.
 //!
 //! For each server it starts a fresh instance on a free local port with an empty temporary data
 //! directory, then runs these phases, printing each phase's rate and the server's peak RSS
