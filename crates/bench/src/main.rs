@@ -359,12 +359,16 @@ fn main() -> anyhow::Result<()> {
     for round in 0..cli.rounds {
         let order = round_order(contenders.len(), round);
         if cli.rounds > 1 {
+            let first = if contenders.len() > 1 {
+                format!(": {} first", contenders[order[0]].name)
+            } else {
+                String::new()
+            };
             let load = load_average().map(|load| format!("; load average {load}"));
             println!(
-                "\n── round {} of {}: {} first{}",
+                "\n── round {} of {}{first}{}",
                 round + 1,
                 cli.rounds,
-                contenders[order[0]].name,
                 load.unwrap_or_default()
             );
         }
