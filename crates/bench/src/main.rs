@@ -1,7 +1,7 @@
 //! `berth-bench`: throughput, latency and memory of Berth side by side with CNCF Distribution
-//! (`docker-registry`), under the same load, one server after the other. It is not a test: it
-//! prints figures. It speaks only the OCI distribution HTTP API (v1.1), so it works against any
-//! registry.
+//! (`docker-registry`), or of two Berth configurations (`--observability-cost`), under the same
+//! load, one server after the other. It is not a test: it prints figures. It speaks only the
+//! OCI distribution HTTP API (v1.1), so it works against any registry.
 //!
 //! For each server it starts a fresh instance on a free local port with an empty temporary data
 //! directory, then runs these phases, printing each phase's rate and the server's peak RSS
@@ -18,14 +18,44 @@
 //! e. **manifest GET**: for 10 s, each client GETs the 200 tags' manifests round-robin
 //!    (req/s, p50 and p99 latency).
 //!
+//! Over the whole run of a server, from its start to the end of phase e, it also reports the
+//! server's CPU time and its peak RSS as if `VmHWM` had never been reset: the largest `VmHWM`
+//! read just before each reset and at the end, which covers the moments between phases too.
+//!
 //! Before the servers it measures the machine's ceiling for the two push phases
 //! ([`ceiling`]: the same blobs over loopback TCP, hashed and written durably by a bare
 //! program, no HTTP), and after the table it prints each server's share of that ceiling.
 //!
-//! Then it prints a table of both servers with a ratio column (above 1 = Berth better).
+//! With `--rounds N` (default 1) it does all this N times, alternating the order of the
+//! servers (round 1: Berth then Distribution, round 2: Distribution then Berth, …) so that
+//! neither always runs first on a machine whose state drifts; each round starts every server
+//! afresh. The per-phase lines are printed as each round goes.
+//!
+//! Then it prints a table of both servers with a ratio column (above 1 = Berth better). Each
+//! cell is the median over the rounds followed, with several rounds, by the range:
+//! `1234.5 (1100.0–1300.0)`; the ratio is that of the medians, followed by the range of the
+//! ratio computed round by round (both servers ran in each round, under the same conditions).
 //! Payloads are generated and hashed before any clock starts; the client sends `Bytes` slices
 //! without copying and counts response bytes without hashing, so it stays cheap beside the
 //! server on the same machine.
+//!
+//! **Observability cost.** With `--observability-cost` the two columns are not Berth and
+//! Distribution (which is then not run) but two configurations of Berth, run in the same way
+//! (rounds, alternation, fresh instances):
+//!
+//! - "Berth observed": metrics and the request log on (`BERTH_METRICS=true`, `BERTH_LOG=info`:
+//!   one log line per request on stderr);
+//! - "Berth quiet": both off (`BERTH_METRICS=false`, no metrics recorder installed;
+//!   `BERTH_LOG=warn`).
+//!
+//! The ratio column is then "observed/quiet ×": observed/quiet for rates and quiet/observed for
+//! latency, RSS and CPU, so 0.95 means observability costs 5 %. The bench reads Berth's stderr
+//! through a pipe on a thread of its own, on the same cores as the server, so that thread is
+//! kept cheap (64 KiB reads, no per-line work once the address is known): the request log's
+//! cost shows on the server's side, not the bench's. `--berth-env` applies to both
+//! configurations but may not set `BERTH_METRICS` or `BERTH_LOG`. A Berth that does not know a
+//! setting ignores it with a warning on stderr, which the bench repeats at startup: if
+//! `BERTH_METRICS` is reported as ignored, both columns ran with metrics on.
 //!
 //! Run it with:
 //!
@@ -34,7 +64,21 @@
 //! ```
 //!
 //! Quick run: `target/release/berth-bench --size-mib 64 --seconds 3`; one server only:
-//! `--only berth` or `--only distribution` (or `--skip-distribution`).
+//! `--only berth` or `--only distribution` (or `--skip-distribution`). On a noisy machine, run
+//! several rounds and read the medians and ranges:
+//!
+//! ```text
+//! target/release/berth-bench --rounds 5 --size-mib 64 --images 50 --seconds 5
+//! ```
+//!
+//! What observability costs, the same way:
+//!
+//! ```text
+//! target/release/berth-bench --observability-cost --rounds 5 --size-mib 64 --images 50 --seconds 5
+//! ```
+//!
+//! `--berth-env KEY=VALUE` (repeatable) passes more settings to Berth, e.g.
+//! `--berth-env BERTH_LOG=info` to benchmark Berth against Distribution with its request log on.
 
 mod ceiling;
 mod oci;
@@ -43,7 +87,7 @@ mod phases;
 mod report;
 mod server;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -85,12 +129,44 @@ struct Cli {
     /// Duration of the manifest-GET phase, in seconds.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
+    /// Rounds: each runs every server once through all phases, with a fresh instance and data
+    /// directory; the order of the servers alternates from round to round. The table shows
+    /// each figure's median and range over the rounds.
+    #[arg(long, default_value_t = 1)]
+    rounds: usize,
     /// Rounds of the pull phase (each client pulls one large blob per round).
     #[arg(long, default_value_t = 2)]
     pull_rounds: usize,
+    /// Instead of Berth against Distribution, Berth against itself: "Berth observed" (metrics
+    /// and request log on: `BERTH_METRICS=true`, `BERTH_LOG=info`) and "Berth quiet" (both
+    /// off: `BERTH_METRICS=false`, `BERTH_LOG=warn`), to measure what observability costs.
+    #[arg(long, conflicts_with_all = ["only", "skip_distribution"])]
+    observability_cost: bool,
+    /// An extra environment variable for `berth serve` (and `berth admin`), as KEY=VALUE;
+    /// repeatable. Set after the bench's own `BERTH_LOG=warn`, so it may override it.
+    #[arg(long = "berth-env", value_name = "KEY=VALUE", value_parser = parse_env)]
+    berth_env: Vec<(String, String)>,
 }
 
-/// A server to benchmark.
+/// Parses `KEY=VALUE` for `--berth-env`: the key is a non-empty name of letters, digits and
+/// `_`, not starting with a digit; the value may be empty and may contain `=`.
+fn parse_env(text: &str) -> Result<(String, String), String> {
+    let (key, value) = text.split_once('=').ok_or_else(|| {
+        format!("expected KEY=VALUE (e.g. BERTH_LOG=info), got `{text}`: there is no `=`")
+    })?;
+    let valid = !key.is_empty()
+        && !key.starts_with(|c: char| c.is_ascii_digit())
+        && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !valid {
+        return Err(format!(
+            "expected KEY=VALUE (e.g. BERTH_LOG=info), got `{text}`: `{key}` is not a variable \
+             name (letters, digits and `_`, not starting with a digit)"
+        ));
+    }
+    Ok((key.to_owned(), value.to_owned()))
+}
+
+/// A server to benchmark (for `--only`).
 #[derive(Clone, Copy, PartialEq, ValueEnum)]
 enum Which {
     /// Berth, from `--berth-bin`.
@@ -99,8 +175,68 @@ enum Which {
     Distribution,
 }
 
+/// The settings `--observability-cost` varies between its two Berth configurations.
+const OBSERVABILITY_SETTINGS: [&str; 2] = ["BERTH_METRICS", "BERTH_LOG"];
+
+/// One server configuration the bench runs each round: a column of the table.
+struct Contender {
+    /// Display name and column heading.
+    name: &'static str,
+    /// What to start.
+    kind: Kind,
+}
+
+/// The server program of a [`Contender`].
+enum Kind {
+    /// `berth serve` with these environment variables (set after the bench's `BERTH_LOG=warn`,
+    /// before `--berth-env`).
+    Berth(&'static [(&'static str, &'static str)]),
+    /// Distribution's `docker-registry serve`.
+    Distribution,
+}
+
+impl Contender {
+    /// Starts a fresh instance with an empty data directory.
+    fn start(&self, cli: &Cli, berth_bin: &Path) -> anyhow::Result<Server> {
+        match self.kind {
+            Kind::Berth(env) => {
+                let env: Vec<(String, String)> = env
+                    .iter()
+                    .map(|&(key, value)| (key.to_owned(), value.to_owned()))
+                    .chain(cli.berth_env.iter().cloned())
+                    .collect();
+                Server::start_berth(berth_bin, self.name, &env)
+            }
+            Kind::Distribution => Server::start_distribution(&cli.distribution_bin),
+        }
+    }
+}
+
+/// The order in which `count` contenders run in round `round` (from 0): as given in even
+/// rounds, reversed in odd ones, so that none always runs first (or last).
+fn round_order(count: usize, round: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..count).collect();
+    if round % 2 == 1 {
+        order.reverse();
+    }
+    order
+}
+
+/// The 1, 5 and 15 minute load averages, as `/proc/loadavg` shows them.
+fn load_average() -> Option<String> {
+    let loadavg = std::fs::read_to_string("/proc/loadavg").ok()?;
+    Some(
+        loadavg
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" "),
+    )
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    ensure!(cli.rounds > 0, "--rounds must be positive");
     ensure!(
         cli.size_mib > 0 && cli.chunk_mib > 0,
         "--size-mib and --chunk-mib must be positive"
@@ -109,22 +245,59 @@ fn main() -> anyhow::Result<()> {
         cli.clients > 0 && cli.images > 0,
         "--clients and --images must be positive"
     );
-    let mut servers = match cli.only {
-        Some(which) => vec![which],
-        None => vec![Which::Berth, Which::Distribution],
+    let contenders = if cli.observability_cost {
+        // The comparison is defined by these two variables; --berth-env must not blur it.
+        for (key, _) in &cli.berth_env {
+            ensure!(
+                !OBSERVABILITY_SETTINGS.contains(&key.as_str()),
+                "--berth-env {key}=… conflicts with --observability-cost, which sets {} itself",
+                OBSERVABILITY_SETTINGS.join(" and ")
+            );
+        }
+        vec![
+            Contender {
+                name: "Berth observed",
+                kind: Kind::Berth(&[("BERTH_METRICS", "true"), ("BERTH_LOG", "info")]),
+            },
+            Contender {
+                name: "Berth quiet",
+                kind: Kind::Berth(&[("BERTH_METRICS", "false"), ("BERTH_LOG", "warn")]),
+            },
+        ]
+    } else {
+        let mut servers = match cli.only {
+            Some(which) => vec![which],
+            None => vec![Which::Berth, Which::Distribution],
+        };
+        if cli.skip_distribution {
+            servers.retain(|which| *which != Which::Distribution);
+        }
+        ensure!(
+            !servers.is_empty(),
+            "--skip-distribution with --only distribution leaves nothing to run"
+        );
+        servers
+            .iter()
+            .map(|which| match which {
+                Which::Berth => Contender {
+                    name: "Berth",
+                    kind: Kind::Berth(&[]),
+                },
+                Which::Distribution => Contender {
+                    name: "Distribution",
+                    kind: Kind::Distribution,
+                },
+            })
+            .collect()
     };
-    if cli.skip_distribution {
-        servers.retain(|which| *which != Which::Distribution);
-    }
-    ensure!(
-        !servers.is_empty(),
-        "--skip-distribution with --only distribution leaves nothing to run"
-    );
     let berth_bin = match &cli.berth_bin {
         Some(path) => path.clone(),
         None => std::env::current_exe()?.with_file_name("berth"),
     };
-    if servers.contains(&Which::Berth) {
+    if contenders
+        .iter()
+        .any(|contender| matches!(contender.kind, Kind::Berth(_)))
+    {
         ensure!(
             berth_bin.is_file(),
             "no berth executable at {} (build it with `cargo build --release -p berth` or pass --berth-bin)",
@@ -132,10 +305,9 @@ fn main() -> anyhow::Result<()> {
         );
     }
 
-    if let Ok(loadavg) = std::fs::read_to_string("/proc/loadavg") {
+    if let Some(load) = load_average() {
         // Other work on the machine skews every figure; say how busy it was.
-        let recent: Vec<&str> = loadavg.split_whitespace().take(3).collect();
-        println!("load average before the run: {}", recent.join(" "));
+        println!("load average before the run: {load}");
     }
     let prepared = Instant::now();
     let size = cli.size_mib * 1024 * 1024;
@@ -175,30 +347,68 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let mut runs = Vec::new();
-    for which in servers {
-        warm_memory(2 * cli.clients as u64 * size as u64)?;
-        let server = match which {
-            Which::Berth => Server::start_berth(&berth_bin)?,
-            Which::Distribution => Server::start_distribution(&cli.distribution_bin)?,
-        };
-        println!("\n{} at {}:", server.name, server.base);
-        let figures = runtime.block_on(async {
-            tokio::select! {
-                figures = run_phases(&server, &payloads, &load) => figures,
-                _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
-            }
-        })?;
-        runs.push(figures);
-        // Dropping the server here kills it and removes its data before the next one starts.
+    let mut columns: Vec<report::Column> = contenders
+        .iter()
+        .map(|contender| report::Column {
+            name: contender.name,
+            rounds: Vec::new(),
+        })
+        .collect();
+    // Whether a Berth warned that it ignored `BERTH_METRICS` (a build without the setting).
+    let mut ignored_metrics_setting = false;
+    for round in 0..cli.rounds {
+        let order = round_order(contenders.len(), round);
+        if cli.rounds > 1 {
+            let first = if contenders.len() > 1 {
+                format!(": {} first", contenders[order[0]].name)
+            } else {
+                String::new()
+            };
+            let load = load_average().map(|load| format!("; load average {load}"));
+            println!(
+                "\n── round {} of {}{first}{}",
+                round + 1,
+                cli.rounds,
+                load.unwrap_or_default()
+            );
+        }
+        for index in order {
+            warm_memory(2 * cli.clients as u64 * size as u64)?;
+            let server = contenders[index].start(&cli, &berth_bin)?;
+            ignored_metrics_setting |= server
+                .startup_warnings
+                .iter()
+                .any(|line| line.contains("BERTH_METRICS"));
+            println!("\n{} at {}:", server.name, server.base);
+            let figures = runtime.block_on(async {
+                tokio::select! {
+                    figures = run_phases(&server, &payloads, &load) => figures,
+                    _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+                }
+            })?;
+            columns[index].rounds.push(figures);
+            // Dropping the server here kills it and removes its data before the next starts.
+        }
     }
-    report::print_table(&runs);
-    for run in &runs {
+    report::print_table(&columns);
+    if cli.observability_cost && ignored_metrics_setting {
         println!(
-            "{} reached {:.0} % of the machine's ceiling in the monolithic push, {:.0} % in the chunked push",
-            run.name,
-            100.0 * run.monolithic.rate / ceiling.monolithic,
-            100.0 * run.chunked.rate / ceiling.chunked
+            "\nwarning: Berth ignored BERTH_METRICS (this build has no such setting), so both \
+             columns ran with metrics on: the table measures the request log alone."
+        );
+    }
+    let medians = if cli.rounds > 1 {
+        format!(" (medians of {} rounds)", cli.rounds)
+    } else {
+        String::new()
+    };
+    for column in &columns {
+        println!(
+            "{} reached {:.0} % of the machine's ceiling in the monolithic push, {:.0} % in the \
+             chunked push{medians}",
+            column.name,
+            100.0 * column.median(|run| run.monolithic.rate) / ceiling.monolithic,
+            100.0 * column.median(|run| run.chunked.rate) / ceiling.chunked
         );
     }
     Ok(())
@@ -260,12 +470,65 @@ async fn run_phases(
     let manifests = phases::get_manifests(server, &tags, load)
         .await
         .context("manifest GET phase")?;
+    let run_peak_rss_mib = server.run_peak_rss_mib()?;
+    let run_cpu_s = server.cpu_seconds()?;
+    println!(
+        "  {:<18} peak RSS {run_peak_rss_mib:.1} MiB, server CPU {run_cpu_s:.2} s",
+        "whole run"
+    );
     Ok(ServerFigures {
-        name: server.name,
         monolithic,
         chunked,
         pull,
         small,
         manifests,
+        run_peak_rss_mib,
+        run_cpu_s,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn berth_env_takes_key_equals_value() {
+        let pair = |key: &str, value: &str| (key.to_owned(), value.to_owned());
+        assert_eq!(parse_env("BERTH_LOG=info"), Ok(pair("BERTH_LOG", "info")));
+        assert_eq!(parse_env("A_1=x=y"), Ok(pair("A_1", "x=y")));
+        assert_eq!(parse_env("EMPTY="), Ok(pair("EMPTY", "")));
+        for bad in ["BERTH_LOG", "=info", "1X=2", "BAD KEY=1", "A-B=1"] {
+            let error = parse_env(bad).unwrap_err();
+            assert!(error.contains("KEY=VALUE"), "{bad}: {error}");
+        }
+    }
+
+    #[test]
+    fn the_command_line_parses() {
+        use clap::CommandFactory as _;
+        Cli::command().debug_assert();
+        let cli = Cli::try_parse_from([
+            "berth-bench",
+            "--berth-env",
+            "BERTH_LOG=info",
+            "--berth-env=X=1",
+        ])
+        .unwrap();
+        assert_eq!(cli.berth_env.len(), 2);
+        assert!(Cli::try_parse_from(["berth-bench", "--berth-env", "nope"]).is_err());
+        let cli = Cli::try_parse_from(["berth-bench", "--observability-cost", "--rounds", "3"]);
+        assert!(cli.is_ok_and(|cli| cli.observability_cost && cli.rounds == 3));
+        assert!(
+            Cli::try_parse_from(["berth-bench", "--observability-cost", "--only", "berth"])
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn the_order_alternates_between_rounds() {
+        assert_eq!(round_order(2, 0), [0, 1]);
+        assert_eq!(round_order(2, 1), [1, 0]);
+        assert_eq!(round_order(2, 2), [0, 1]);
+        assert_eq!(round_order(1, 1), [0]);
+    }
 }

@@ -5,11 +5,11 @@
 //! directory, so nothing outlives the benchmark, on success or on error. This module speaks no
 //! HTTP beyond the readiness poll.
 
-use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -20,14 +20,63 @@ use tempfile::TempDir;
 
 /// How long a server may take to become ready.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
-/// How many of the server's last log lines are kept for error messages.
-const LOG_LINES_KEPT: usize = 20;
+/// How many of the server's last stderr bytes are kept for error messages (at most twice as
+/// many are held between trims).
+const LOG_TAIL_BYTES: usize = 16 << 10;
+/// How many of the last lines of that tail an error message shows.
+const LOG_LINES_SHOWN: usize = 20;
+/// Size of each read of the server's stderr.
+const DRAIN_READ_BYTES: usize = 64 << 10;
 
 /// Clock ticks per second in `/proc/<pid>/stat` (fixed by the Linux ABI).
 const USER_HZ: f64 = 100.0;
 
-/// The last lines a server wrote to stderr, shared with the thread that drains the pipe.
-type RecentLog = Arc<Mutex<VecDeque<String>>>;
+/// The last bytes a server wrote to stderr, shared with the thread that drains the pipe.
+type RecentLog = Arc<Mutex<LogTail>>;
+
+/// The raw tail of a server's stderr. Lines are only split when an error message needs them,
+/// so a server that logs every request costs the drain one copy per read, not a `String` per
+/// line.
+#[derive(Default)]
+struct LogTail {
+    /// The last bytes read, between [`LOG_TAIL_BYTES`] and twice as many once trimmed.
+    bytes: Vec<u8>,
+    /// Whether older bytes were dropped (the first line held may then be partial).
+    truncated: bool,
+}
+
+impl LogTail {
+    /// Appends `read`, dropping the oldest bytes once more than twice [`LOG_TAIL_BYTES`] are
+    /// held (so the memmove is amortized over as many bytes as it moves).
+    fn push(&mut self, read: &[u8]) {
+        if read.len() >= LOG_TAIL_BYTES {
+            self.bytes.clear();
+            self.bytes
+                .extend_from_slice(&read[read.len() - LOG_TAIL_BYTES..]);
+            self.truncated = true;
+            return;
+        }
+        self.bytes.extend_from_slice(read);
+        if self.bytes.len() > 2 * LOG_TAIL_BYTES {
+            self.bytes.drain(..self.bytes.len() - LOG_TAIL_BYTES);
+            self.truncated = true;
+        }
+    }
+
+    /// The last `count` complete or final lines, lossily decoded, without a partial first one.
+    fn last_lines(&self, count: usize) -> Vec<String> {
+        let text = String::from_utf8_lossy(&self.bytes);
+        let mut text = text.as_ref();
+        if self.truncated {
+            text = text.split_once('\n').map_or("", |(_, rest)| rest);
+        }
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(count)..]
+            .iter()
+            .map(|line| (*line).to_owned())
+            .collect()
+    }
+}
 
 /// A running registry: its child process, base URL and data directory.
 pub struct Server {
@@ -38,15 +87,20 @@ pub struct Server {
     /// The `Authorization` header value every request sends (Berth: a classic token of its
     /// bootstrapped site administrator; Distribution runs without authentication).
     pub authorization: Option<String>,
+    /// The `warning:` lines Berth printed before it was ready (none for Distribution).
+    pub startup_warnings: Vec<String>,
     child: Child,
     log: RecentLog,
+    /// The largest `VmHWM` read so far, in KiB: see [`Server::run_peak_rss_mib`].
+    run_peak_kib: AtomicU64,
     /// Removed when the server is dropped (after the child is killed).
     _dir: TempDir,
 }
 
 /// Creates Berth's site administrator `bench-admin` (printing a token with every package scope)
-/// and the organization `bench` the phases push to; returns the token.
-fn bootstrap_berth(bin: &Path, data: &Path) -> anyhow::Result<String> {
+/// and the organization `bench` the phases push to; returns the token. `env` is applied as for
+/// `berth serve`, so both read the same configuration.
+fn bootstrap_berth(bin: &Path, data: &Path, env: &[(String, String)]) -> anyhow::Result<String> {
     let admin = |args: &[&str]| -> anyhow::Result<String> {
         let output = Command::new(bin)
             .arg("admin")
@@ -54,6 +108,7 @@ fn bootstrap_berth(bin: &Path, data: &Path) -> anyhow::Result<String> {
             .arg(data)
             .args(args)
             .env("BERTH_LOG", "warn")
+            .envs(env.iter().map(|(key, value)| (key, value)))
             .output()
             .with_context(|| format!("running {} admin", bin.display()))?;
         anyhow::ensure!(
@@ -75,15 +130,22 @@ fn bootstrap_berth(bin: &Path, data: &Path) -> anyhow::Result<String> {
 }
 
 impl Server {
-    /// Starts `berth serve` on port 0 and learns the port from its `listening on` stderr line.
-    pub fn start_berth(bin: &Path) -> anyhow::Result<Server> {
+    /// Starts `berth serve` on port 0, displayed as `name`, and learns the port from its
+    /// `listening on` stderr line. `env` is set after the bench's own `BERTH_LOG=warn`, so it
+    /// may override it.
+    pub fn start_berth(
+        bin: &Path,
+        name: &'static str,
+        env: &[(String, String)],
+    ) -> anyhow::Result<Server> {
         let dir = TempDir::with_prefix("berth-bench-berth-")?;
-        let token = bootstrap_berth(bin, &dir.path().join("data"))?;
+        let token = bootstrap_berth(bin, &dir.path().join("data"), env)?;
         let mut child = Command::new(bin)
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir.path().join("data"))
             .current_dir(dir.path())
             .env("BERTH_LOG", "warn")
+            .envs(env.iter().map(|(key, value)| (key, value)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -94,14 +156,16 @@ impl Server {
         let stderr = child.stderr.take().context("berth stderr")?;
         drain(stderr, log.clone(), Some(found));
         let mut server = Server {
-            name: "Berth",
+            name,
             base: String::new(),
             authorization: Some(format!(
                 "Basic {}",
                 base64::engine::general_purpose::STANDARD.encode(format!("bench-admin:{token}"))
             )),
+            startup_warnings: Vec::new(),
             child,
             log,
+            run_peak_kib: AtomicU64::new(0),
             _dir: dir,
         };
         match address.recv_timeout(STARTUP_TIMEOUT) {
@@ -117,6 +181,19 @@ impl Server {
                     server.recent_log()
                 )
             }
+        }
+        // Say so when Berth ignored a setting the comparison relies on (e.g. a `BERTH_*`
+        // variable this build does not know). The tail holds only startup lines yet.
+        server.startup_warnings = server
+            .log
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .last_lines(usize::MAX)
+            .into_iter()
+            .filter(|line| line.starts_with("warning:"))
+            .collect();
+        for line in &server.startup_warnings {
+            eprintln!("{name}: {line}");
         }
         Ok(server)
     }
@@ -152,8 +229,10 @@ impl Server {
             name: "Distribution",
             base,
             authorization: None,
+            startup_warnings: Vec::new(),
             child,
             log,
+            run_peak_kib: AtomicU64::new(0),
             _dir: dir,
         };
         server.wait_ready()?;
@@ -180,8 +259,12 @@ impl Server {
         )
     }
 
-    /// Resets the server's peak resident set size (`VmHWM`) to its current size.
+    /// Resets the server's peak resident set size (`VmHWM`) to its current size, first folding
+    /// the peak it replaces into the peak over the run.
     pub fn reset_peak_rss(&self) {
+        if let Err(error) = self.peak_rss_kib() {
+            eprintln!("warning: cannot read peak RSS before resetting it: {error:#}");
+        }
         let path = format!("/proc/{}/clear_refs", self.child.id());
         if let Err(error) = std::fs::write(&path, "5") {
             eprintln!("warning: cannot reset peak RSS ({path}: {error}); figures are since start");
@@ -190,8 +273,24 @@ impl Server {
 
     /// The server's peak resident set size since the last reset, in MiB.
     pub fn peak_rss_mib(&self) -> anyhow::Result<f64> {
+        Ok(self.peak_rss_kib()? as f64 / 1024.0)
+    }
+
+    /// The server's peak resident set size since it started, in MiB, as if it had never been
+    /// reset. `VmHWM` only rises between resets, and every reset first reads it, so the
+    /// largest of the values read before each reset and now is the peak over the whole life
+    /// of the process: each moment of it lies before exactly one of those reads, after the
+    /// reset before it (or the start). Between-phase moments are covered too, unlike with the
+    /// maximum of the per-phase peaks alone.
+    pub fn run_peak_rss_mib(&self) -> anyhow::Result<f64> {
+        self.peak_rss_kib()?;
+        Ok(self.run_peak_kib.load(Ordering::Relaxed) as f64 / 1024.0)
+    }
+
+    /// `VmHWM` in KiB, folded into the peak over the run.
+    fn peak_rss_kib(&self) -> anyhow::Result<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
-        let kib: f64 = status
+        let kib: u64 = status
             .lines()
             .find_map(|line| line.strip_prefix("VmHWM:"))
             .context("no VmHWM in /proc/<pid>/status")?
@@ -199,7 +298,8 @@ impl Server {
             .trim_end_matches("kB")
             .trim()
             .parse()?;
-        Ok(kib / 1024.0)
+        self.run_peak_kib.fetch_max(kib, Ordering::Relaxed);
+        Ok(kib)
     }
 
     /// CPU time (user + system) the server has used since it started, in seconds.
@@ -209,11 +309,12 @@ impl Server {
 
     /// The last lines the server wrote to stderr, for error messages.
     pub fn recent_log(&self) -> String {
-        let log = self
+        let lines = self
             .log
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        log.iter().fold(String::new(), |mut text, line| {
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .last_lines(LOG_LINES_SHOWN);
+        lines.iter().fold(String::new(), |mut text, line| {
             let _ = writeln!(text, "  {line}");
             text
         })
@@ -238,24 +339,60 @@ fn distribution_config(root: &Path, port: u16) -> String {
     )
 }
 
-/// Reads `stderr` to its end on a thread, keeping the last lines in `log`. When `found` is
+/// Reads `stderr` to its end on a thread, keeping its last bytes in `log`. When `found` is
 /// given, sends it the base URL from the first line containing `listening on `.
-fn drain(stderr: impl Read + Send + 'static, log: RecentLog, found: Option<mpsc::Sender<String>>) {
+///
+/// The drain shares the machine's cores with the server, and a server with its request log on
+/// writes a line per request, so it does as little as it can: 64 KiB reads (Berth's log
+/// writer batches its lines, so one read carries many), a search for the address line only
+/// until it is found, and no per-line work afterwards.
+fn drain(
+    mut stderr: impl Read + Send + 'static,
+    log: RecentLog,
+    found: Option<mpsc::Sender<String>>,
+) {
     std::thread::spawn(move || {
         let mut found = found;
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(rest) = line.split("listening on ").nth(1)
-                && let Some(sender) = found.take()
-            {
-                let _ = sender.send(rest.trim().trim_end_matches('/').to_owned());
+        // Until the address is found: what was read since the last complete line.
+        let mut pending = Vec::new();
+        let mut buffer = vec![0; DRAIN_READ_BYTES];
+        loop {
+            let read = match stderr.read(&mut buffer) {
+                Ok(0) => break,
+                Ok(read) => &buffer[..read],
+                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            };
+            // Into the tail first, so the lines before the address are there once it is sent.
+            log.lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .push(read);
+            if let Some(sender) = &found {
+                pending.extend_from_slice(read);
+                if let Some(base) = take_address(&mut pending) {
+                    let _ = sender.send(base);
+                    found = None;
+                    pending = Vec::new();
+                }
             }
-            let mut log = log.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            if log.len() == LOG_LINES_KEPT {
-                log.pop_front();
-            }
-            log.push_back(line);
         }
     });
+}
+
+/// The base URL from the first complete line of `pending` containing `listening on `, if
+/// any; the complete lines without it are removed, a trailing partial line is kept.
+fn take_address(pending: &mut Vec<u8>) -> Option<String> {
+    const MARK: &[u8] = b"listening on ";
+    let complete = pending.iter().rposition(|&byte| byte == b'\n')? + 1;
+    let address = pending[..complete]
+        .split(|&byte| byte == b'\n')
+        .find_map(|line| {
+            let at = line.windows(MARK.len()).position(|window| window == MARK)?;
+            let rest = String::from_utf8_lossy(&line[at + MARK.len()..]);
+            Some(rest.trim().trim_end_matches('/').to_owned())
+        });
+    pending.drain(..complete);
+    address
 }
 
 /// Whether `GET /v2/` on `address` answers 200 (one short-lived connection).
@@ -307,4 +444,42 @@ pub fn machine_steal_seconds() -> anyhow::Result<f64> {
         .context("no steal field in /proc/stat")?
         .parse()?;
     Ok(steal as f64 / USER_HZ)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_address_is_found_across_reads() {
+        let mut pending = b"warning: something\nberth listen".to_vec();
+        assert_eq!(take_address(&mut pending), None);
+        assert_eq!(pending, b"berth listen");
+        pending.extend_from_slice(b"ing on http://127.0.0.1:4000/\nnext");
+        assert_eq!(
+            take_address(&mut pending).as_deref(),
+            Some("http://127.0.0.1:4000")
+        );
+        assert_eq!(pending, b"next");
+    }
+
+    #[test]
+    fn the_log_tail_keeps_the_last_whole_lines() {
+        let mut tail = LogTail::default();
+        tail.push(b"one\ntwo\n");
+        assert_eq!(tail.last_lines(5), ["one", "two"]);
+        let line = format!("{}\n", "x".repeat(99));
+        for _ in 0..1000 {
+            tail.push(line.as_bytes());
+        }
+        tail.push(b"last\n");
+        assert!(tail.bytes.len() <= 2 * LOG_TAIL_BYTES);
+        let lines = tail.last_lines(3);
+        assert_eq!(lines.len(), 3);
+        assert_eq!(lines[2], "last");
+        assert_eq!(lines[0], "x".repeat(99));
+        // A read bigger than the tail keeps only its end, without a partial first line.
+        tail.push(&line.as_bytes().repeat(LOG_TAIL_BYTES / 50));
+        assert!(tail.last_lines(usize::MAX).iter().all(|l| l.len() == 99));
+    }
 }
