@@ -28,8 +28,10 @@ use futures_util::StreamExt;
 
 use crate::error::FsBlobError;
 
-/// Bytes mapped at a time. A multiple of every page size Linux uses.
-const WINDOW: u64 = 4 << 20;
+/// Bytes mapped at a time. A multiple of every page size Linux uses. Mapped pages count in
+/// the process's resident set while mapped: 4 MiB windows made 4 concurrent pulls 72 MiB
+/// peak RSS against 48 with 1 MiB, at the same rate.
+const WINDOW: u64 = 1 << 20;
 
 /// Streams bytes `start..end` of the committed blob at `path`.
 pub(crate) async fn read_range(
