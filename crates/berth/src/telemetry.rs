@@ -35,7 +35,7 @@ const STORE_DURATION: &str = "berth_store_operation_duration_seconds";
 pub fn init_logs(config: &Config) -> anyhow::Result<LogGuard> {
     let filter = EnvFilter::try_new(&config.log).context("invalid log filter")?;
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let writer = BufferedStderr::start();
+    let writer = BufferedStderr::start(config.log_format);
     let guard = LogGuard(writer.clone());
     let fmt = tracing_subscriber::fmt::layer()
         .with_writer(writer)
@@ -67,17 +67,24 @@ const LOG_BUFFER: usize = 256 * 1024;
 
 /// Log lines on their way to stderr: a buffer shared by every thread, each line appended
 /// under a lock held for a copy, written out when full and by a thread every
-/// [`FLUSH_EVERY`].
+/// [`FLUSH_EVERY`]. A line written from a request's task gets the request's id (see
+/// [`berth_http::observe::with_request_id`]).
 #[derive(Clone)]
-struct BufferedStderr(Arc<Mutex<BufWriter<std::io::Stderr>>>);
+struct BufferedStderr {
+    buffer: Arc<Mutex<BufWriter<std::io::Stderr>>>,
+    format: LogFormat,
+}
 
 impl BufferedStderr {
-    fn start() -> Self {
-        let writer = BufferedStderr(Arc::new(Mutex::new(BufWriter::with_capacity(
-            LOG_BUFFER,
-            std::io::stderr(),
-        ))));
-        let flusher = Arc::downgrade(&writer.0);
+    fn start(format: LogFormat) -> Self {
+        let writer = BufferedStderr {
+            buffer: Arc::new(Mutex::new(BufWriter::with_capacity(
+                LOG_BUFFER,
+                std::io::stderr(),
+            ))),
+            format,
+        };
+        let flusher = Arc::downgrade(&writer.buffer);
         std::thread::Builder::new()
             .name("log-flush".into())
             .spawn(move || {
@@ -102,20 +109,32 @@ impl<'a> MakeWriter<'a> for BufferedStderr {
     type Writer = Locked<'a>;
 
     fn make_writer(&'a self) -> Self::Writer {
-        Locked(lock(&self.0))
+        Locked {
+            buffer: lock(&self.buffer),
+            format: self.format,
+        }
     }
 }
 
 /// The log buffer, locked while one line is appended.
-struct Locked<'a>(MutexGuard<'a, BufWriter<std::io::Stderr>>);
+struct Locked<'a> {
+    buffer: MutexGuard<'a, BufWriter<std::io::Stderr>>,
+    format: LogFormat,
+}
 
 impl std::io::Write for Locked<'_> {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.write(bytes)
+        self.write_all(bytes)?;
+        Ok(bytes.len())
     }
 
-    fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        self.0.write_all(bytes)
+    /// Appends one formatted line (the fmt layer writes each in one call), with the id of the
+    /// request being handled added as a field.
+    fn write_all(&mut self, line: &[u8]) -> std::io::Result<()> {
+        let format = self.format;
+        let buffer = &mut *self.buffer;
+        berth_http::observe::with_request_id(|id| with_request_id(buffer, format, line, id))
+            .unwrap_or_else(|| buffer.write_all(line))
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
@@ -124,12 +143,55 @@ impl std::io::Write for Locked<'_> {
     }
 }
 
+/// Writes `line` with `request_id` added: in JSON as the first of its `fields` (or of the
+/// object), in text as the last field.
+fn with_request_id(
+    out: &mut impl std::io::Write,
+    format: LogFormat,
+    line: &[u8],
+    id: &[u8],
+) -> std::io::Result<()> {
+    match format {
+        LogFormat::Json => {
+            const FIELDS: &[u8] = b"\"fields\":{";
+            let at = line
+                .windows(FIELDS.len())
+                .position(|w| w == FIELDS)
+                .map(|at| at + FIELDS.len())
+                .or_else(|| line.first().is_some_and(|b| *b == b'{').then_some(1));
+            let Some(at) = at else {
+                return out.write_all(line);
+            };
+            let rest = &line[at..];
+            let separator: &[u8] = if rest.first() == Some(&b'}') {
+                b""
+            } else {
+                b","
+            };
+            out.write_all(&line[..at])?;
+            out.write_all(b"\"request_id\":\"")?;
+            // Sane ids only ([A-Za-z0-9._-]): nothing to escape.
+            out.write_all(id)?;
+            out.write_all(b"\"")?;
+            out.write_all(separator)?;
+            out.write_all(rest)
+        }
+        LogFormat::Text => {
+            let body = line.strip_suffix(b"\n").unwrap_or(line);
+            out.write_all(body)?;
+            out.write_all(b" request_id=")?;
+            out.write_all(id)?;
+            out.write_all(b"\n")
+        }
+    }
+}
+
 /// Writes the buffered log lines when dropped (at exit).
 pub struct LogGuard(BufferedStderr);
 
 impl Drop for LogGuard {
     fn drop(&mut self) {
-        let _ = lock(&(self.0).0).flush();
+        let _ = lock(&self.0.buffer).flush();
     }
 }
 
@@ -236,5 +298,43 @@ where
         };
         metrics::histogram!(STORE_DURATION, "store" => store, "operation" => span.name())
             .record(started.elapsed().as_secs_f64());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spliced(format: LogFormat, line: &str) -> String {
+        let mut out = Vec::new();
+        with_request_id(&mut out, format, line.as_bytes(), b"req-1").unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn the_request_id_joins_each_lines_fields() {
+        assert_eq!(
+            spliced(
+                LogFormat::Json,
+                "{\"level\":\"INFO\",\"fields\":{\"message\":\"hi\"},\"target\":\"t\"}\n"
+            ),
+            "{\"level\":\"INFO\",\"fields\":{\"request_id\":\"req-1\",\"message\":\"hi\"},\"target\":\"t\"}\n"
+        );
+        assert_eq!(
+            spliced(LogFormat::Json, "{\"fields\":{}}\n"),
+            "{\"fields\":{\"request_id\":\"req-1\"}}\n"
+        );
+        assert_eq!(
+            spliced(LogFormat::Text, "2026 INFO t: hi a=1\n"),
+            "2026 INFO t: hi a=1 request_id=req-1\n"
+        );
+        for line in [
+            "{\"level\":\"INFO\",\"fields\":{\"message\":\"hi\"}}\n",
+            "{\"fields\":{}}\n",
+        ] {
+            let value: serde_json::Value =
+                serde_json::from_str(&spliced(LogFormat::Json, line)).unwrap();
+            assert_eq!(value["fields"]["request_id"], "req-1");
+        }
     }
 }
