@@ -177,6 +177,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let (database, blob_store) = config.store_urls()?;
     let stores = Stores::open(&database, &blob_store, Opener::Server).await?;
     let key = signing_key(&config.data_dir)?;
+    tokio::spawn(memory::hand_back_when_uploads_pause());
     let registry = Registry::new(stores.metadata.clone(), stores.blobs.clone()).with_upload_limits(
         UploadLimits {
             sessions: config.max_uploads_per_account,

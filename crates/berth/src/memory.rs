@@ -6,8 +6,10 @@
 //! ~50,000 page faults and one zeroing pass per GiB pushed, more on virtual machines whose
 //! host reclaims freed guest memory. Keeping freed memory for reuse measured ~8 % less server
 //! CPU per GiB pushed (BENCHMARKS.md). The cost: the process keeps up to [`TRIM_THRESHOLD`]
-//! of freed memory per allocator arena instead of returning it (after the benchmark's pushes,
-//! ~20 MB more resident than before; 4 MiB kept per arena was not enough to stop the faults).
+//! of freed memory per allocator arena instead of returning it (4 MiB kept per arena was not
+//! enough to stop the faults). So there is one arena, and what it keeps is handed back once
+//! uploads pause ([`hand_back_when_uploads_pause`]): the pulls and reads that follow a burst
+//! of pushes do not carry it (benchmark peak RSS over the whole run 48 → 38 MiB).
 
 /// Allocations up to this size come from the reusable heap rather than their own mapping.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -15,6 +17,13 @@ const MMAP_THRESHOLD: i32 = 8 << 20;
 /// Free memory an arena keeps at its top before giving it back to the kernel.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 const TRIM_THRESHOLD: i32 = 16 << 20;
+
+/// Allocator arenas. glibc gives threads arenas of their own (up to 8 per core), and
+/// `malloc_trim` cannot shrink the top of any but the first: each runtime worker's arena kept
+/// ~10 MiB after pushes. One arena: its lock is taken only by allocations too large for the
+/// per-thread caches, and everything freed can be handed back.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const ARENAS: i32 = 1;
 
 /// Makes the allocator keep and reuse freed buffers. Call before any thread starts. Best
 /// effort: another allocator (musl, or a platform without glibc) keeps its own defaults, and a
@@ -27,5 +36,48 @@ pub fn keep_freed_buffers() {
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
         libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD);
+        libc::mallopt(libc::M_ARENA_MAX, ARENAS);
+    }
+}
+
+/// How long no upload may stream before the kept memory is handed back.
+const PAUSE: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Hands the freed memory kept for pushes back to the kernel once uploads pause (none has
+/// streamed for [`PAUSE`] since the last hand-back): what a burst of pushes kept would
+/// otherwise stay resident through the pulls and manifest reads that follow. Runs forever.
+pub async fn hand_back_when_uploads_pause() {
+    use berth_core::registry::upload_activity;
+    let mut handed_back_at = upload_activity().begun;
+    let mut quiet_since: Option<(std::time::Instant, usize)> = None;
+    let mut ticks = tokio::time::interval(PAUSE / 2);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let now = upload_activity();
+        if now.streaming > 0 || now.begun == handed_back_at {
+            quiet_since = None;
+            continue;
+        }
+        match quiet_since {
+            Some((since, begun)) if begun == now.begun => {
+                if since.elapsed() >= PAUSE {
+                    let _ = tokio::task::spawn_blocking(trim).await;
+                    handed_back_at = now.begun;
+                    quiet_since = None;
+                }
+            }
+            _ => quiet_since = Some((std::time::Instant::now(), now.begun)),
+        }
+    }
+}
+
+/// Returns every free page of every arena to the kernel.
+fn trim() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    #[allow(unsafe_code)]
+    // SAFETY: `malloc_trim` only releases free memory; it takes the allocator's own locks.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }

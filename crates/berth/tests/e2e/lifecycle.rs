@@ -190,3 +190,49 @@ async fn abandoned_uploads_are_purged_after_their_ttl() {
         204
     );
 }
+
+/// Bodies in flight share one memory budget (8 MiB across every upload): more than it at once
+/// all land, whole, and the budget is given back (a push after them does not wait forever).
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_pushes_beyond_the_in_flight_budget_all_land_and_free_it() {
+    let server = std::sync::Arc::new(Server::start());
+    let blobs: Vec<Vec<u8>> = (0..6u8)
+        .map(|n| {
+            (0..4 << 20)
+                .map(|i: u32| (i as u8) ^ n.wrapping_mul(31))
+                .collect()
+        })
+        .collect();
+    let mut pushes = tokio::task::JoinSet::new();
+    for (index, blob) in blobs.iter().cloned().enumerate() {
+        let server = server.clone();
+        pushes.spawn(async move {
+            (
+                index,
+                crate::common::push_blob(&server, "acme/budget", blob).await,
+            )
+        });
+    }
+    let mut digests = vec![String::new(); blobs.len()];
+    while let Some(done) = pushes.join_next().await {
+        let (index, pushed) = done.unwrap();
+        digests[index] = pushed;
+    }
+    for (blob, pushed) in blobs.iter().zip(&digests) {
+        assert_eq!(pushed, &digest(blob));
+        let got = client()
+            .get(server.url(&format!("/v2/acme/budget/blobs/{pushed}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(got.status(), 200);
+        assert_eq!(digest(&got.bytes().await.unwrap()), *pushed);
+    }
+    let after = tokio::time::timeout(
+        Duration::from_secs(30),
+        crate::common::push_blob(&server, "acme/budget", vec![7u8; 9 << 20]),
+    )
+    .await
+    .expect("a push after them gets room");
+    assert_eq!(after, digest(&vec![7u8; 9 << 20]));
+}

@@ -17,7 +17,7 @@ pub use blobs::{BlobRead, ByteRange};
 pub use listings::Page;
 pub use manifests::PushedManifest;
 pub use manifests::RESTORE_WINDOW;
-pub use uploads::{MountOutcome, UploadLimits};
+pub use uploads::{MountOutcome, UploadActivity, UploadLimits, upload_activity};
 pub use versions::{DeletedVersion, Restored};
 
 pub(crate) use crate::ports::now_millis;
@@ -30,6 +30,9 @@ pub struct Registry {
     blobs: Arc<dyn BlobStore>,
     downloads: Arc<versions::Downloads>,
     upload_limits: UploadLimits,
+    /// Bytes of request bodies on their way to the hasher and the blob store, across every
+    /// upload (see [`uploads::IN_FLIGHT`]).
+    in_flight: Arc<tokio::sync::Semaphore>,
 }
 
 impl Registry {
@@ -40,6 +43,7 @@ impl Registry {
             blobs,
             downloads: Arc::default(),
             upload_limits: UploadLimits::default(),
+            in_flight: Arc::new(tokio::sync::Semaphore::new(uploads::IN_FLIGHT)),
         }
     }
 

@@ -8,6 +8,7 @@
 //! restart, or on another node — hashes exactly the bytes the store holds.
 
 use std::fmt::Display;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -27,6 +28,11 @@ use super::{Registry, now_millis};
 const CHUNK: usize = 256 << 10;
 /// Frames at least this large are handed to the hasher and the writer as they are.
 const DIRECT_FRAME: usize = 32 << 10;
+/// Bytes of request bodies that may be between the network and the disk at once, across
+/// every upload: received, not yet both hashed and written. A chunk waits for room, which
+/// pushes back on its sender through TCP, so memory stays flat however many clients push at
+/// once (each upload's queues hold a few chunks; 16 uploads' queues unbounded held ~64 MiB).
+pub(crate) const IN_FLIGHT: usize = 8 << 20;
 /// How long an upload's lease lasts without renewal.
 const LEASE: Duration = Duration::from_secs(30);
 /// How often a long request renews its lease.
@@ -501,6 +507,16 @@ impl Registry {
         writer: &mut dyn UploadWriter,
         chunk: Bytes,
     ) -> Result<()> {
+        // Room for the chunk in the shared budget, given back when both the hasher and the
+        // writer have dropped it.
+        let want = u32::try_from(chunk.len().min(IN_FLIGHT)).unwrap_or(u32::MAX);
+        let room = self
+            .in_flight
+            .clone()
+            .acquire_many_owned(want)
+            .await
+            .map_err(|e| crate::error::StoreError::new("waiting for upload buffer room", e))?;
+        let chunk = Bytes::from_owner(Budgeted { chunk, _room: room });
         // The hash task only stops when this sender is dropped, so a send cannot fail.
         let _ = to_hasher.send(chunk.clone()).await;
         writer.write(chunk).await?;
@@ -538,14 +554,49 @@ impl Registry {
     }
 }
 
-/// Counts a request body being streamed into an upload in the `berth_uploads_in_progress`
-/// gauge while it lives (a chunk, a final PUT, a monolithic push), so a crash or a dropped
-/// connection cannot leave the gauge off.
+/// A chunk of an upload with its room in the in-flight budget.
+struct Budgeted {
+    chunk: Bytes,
+    _room: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl AsRef<[u8]> for Budgeted {
+    fn as_ref(&self) -> &[u8] {
+        &self.chunk
+    }
+}
+
+/// Request bodies streaming into uploads now, and how many ever began.
+static STREAMING: AtomicUsize = AtomicUsize::new(0);
+static BEGUN: AtomicUsize = AtomicUsize::new(0);
+
+/// What uploads are doing, for whoever hands memory back when they pause (the binary).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UploadActivity {
+    /// Request bodies streaming into uploads now.
+    pub streaming: usize,
+    /// Request bodies that ever began streaming (changes whenever one begins).
+    pub begun: usize,
+}
+
+/// The process's upload activity now.
+pub fn upload_activity() -> UploadActivity {
+    UploadActivity {
+        streaming: STREAMING.load(Ordering::Relaxed),
+        begun: BEGUN.load(Ordering::Relaxed),
+    }
+}
+
+/// Counts a request body being streamed into an upload (a chunk, a final PUT, a monolithic
+/// push) in the `berth_uploads_in_progress` gauge and [`upload_activity`] while it lives, so
+/// a crash or a dropped connection cannot leave the count off.
 struct StreamingUpload;
 
 impl StreamingUpload {
     fn begin() -> Self {
         metrics::gauge!("berth_uploads_in_progress").increment(1.0);
+        BEGUN.fetch_add(1, Ordering::Relaxed);
+        STREAMING.fetch_add(1, Ordering::Relaxed);
         StreamingUpload
     }
 }
@@ -553,5 +604,6 @@ impl StreamingUpload {
 impl Drop for StreamingUpload {
     fn drop(&mut self) {
         metrics::gauge!("berth_uploads_in_progress").decrement(1.0);
+        STREAMING.fetch_sub(1, Ordering::Relaxed);
     }
 }
