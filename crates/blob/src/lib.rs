@@ -183,7 +183,9 @@ fn commit(upload: &Path, blob: &Path) -> io::Result<()> {
             _ => Ok(()),
         };
     }
-    File::open(upload)?.sync_all()?;
+    // Its data and length (what reading it back needs) reach the disk; not its times, which
+    // would cost a journal commit per blob.
+    File::open(upload)?.sync_data()?;
     let shard = blob
         .parent()
         .ok_or_else(|| io::Error::other("blob path has no parent"))?;

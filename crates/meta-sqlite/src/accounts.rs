@@ -111,8 +111,9 @@ impl DirectoryStore for SqliteMetadataStore {
         .bind(user.password_hash.as_deref())
         .bind(user.site_admin)
         .bind(now)
-        .fetch_one(&self.writer)
+        .fetch_one(self.writer.pool())
         .await;
+        self.writer.durable().await?;
         created(inserted, || format!("creating user {}", user.login))
     }
 
@@ -213,9 +214,10 @@ impl DirectoryStore for SqliteMetadataStore {
         .bind(org.0)
         .bind(user.0)
         .bind(org_role_text(role))
-        .execute(&self.writer)
+        .execute(self.writer.pool())
         .await
         .map_err(failed(doing()))?;
+        self.writer.durable().await?;
         Ok(())
     }
 
@@ -240,9 +242,10 @@ impl DirectoryStore for SqliteMetadataStore {
         sqlx::query("UPDATE accounts SET requires_sso = ?2 WHERE id = ?1")
             .bind(org.0)
             .bind(required)
-            .execute(&self.writer)
+            .execute(self.writer.pool())
             .await
             .map_err(failed(format!("setting SSO enforcement of account {org}")))?;
+        self.writer.durable().await?;
         Ok(())
     }
 
@@ -259,11 +262,12 @@ impl DirectoryStore for SqliteMetadataStore {
         .bind(account.0)
         .bind(visibility_text(policy.default_visibility))
         .bind(visibilities_text(&policy.member_visibilities))
-        .execute(&self.writer)
+        .execute(self.writer.pool())
         .await
         .map_err(failed(format!(
             "setting the package policy of account {account}"
         )))?;
+        self.writer.durable().await?;
         Ok(())
     }
 
@@ -281,8 +285,9 @@ impl DirectoryStore for SqliteMetadataStore {
         .bind(org.0)
         .bind(slug)
         .bind(name)
-        .fetch_one(&self.writer)
+        .fetch_one(self.writer.pool())
         .await;
+        self.writer.durable().await?;
         created(inserted, || {
             format!("creating team {slug} in organization {org}")
         })
@@ -319,11 +324,12 @@ impl DirectoryStore for SqliteMetadataStore {
         sqlx::query(sql)
             .bind(team.0)
             .bind(user.0)
-            .execute(&self.writer)
+            .execute(self.writer.pool())
             .await
             .map_err(failed(format!(
                 "setting the membership of account {user} in team {team}"
             )))?;
+        self.writer.durable().await?;
         Ok(())
     }
 
@@ -345,8 +351,9 @@ impl DirectoryStore for SqliteMetadataStore {
         .bind(name)
         .bind(visibility_text(visibility))
         .bind(now)
-        .fetch_one(&self.writer)
+        .fetch_one(self.writer.pool())
         .await;
+        self.writer.durable().await?;
         created(inserted, || {
             format!("creating repository {name} of account {owner}")
         })
@@ -406,9 +413,13 @@ impl DirectoryStore for SqliteMetadataStore {
                     .bind(user.0)
             }
         };
-        query.execute(&self.writer).await.map_err(failed(format!(
-            "setting the role of account {user} on repository {repo}"
-        )))?;
+        query
+            .execute(self.writer.pool())
+            .await
+            .map_err(failed(format!(
+                "setting the role of account {user} on repository {repo}"
+            )))?;
+        self.writer.durable().await?;
         Ok(())
     }
 
@@ -462,9 +473,13 @@ impl DirectoryStore for SqliteMetadataStore {
                 .bind(team.0)
                 .bind(repo.0),
         };
-        query.execute(&self.writer).await.map_err(failed(format!(
-            "setting the role of team {team} on repository {repo}"
-        )))?;
+        query
+            .execute(self.writer.pool())
+            .await
+            .map_err(failed(format!(
+                "setting the role of team {team} on repository {repo}"
+            )))?;
+        self.writer.durable().await?;
         Ok(())
     }
 }

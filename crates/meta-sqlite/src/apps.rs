@@ -31,8 +31,9 @@ impl AppStore for SqliteMetadataStore {
         .bind(slug)
         .bind(secret_hash)
         .bind(now)
-        .fetch_one(&self.writer)
+        .fetch_one(self.writer.pool())
         .await;
+        self.writer.durable().await?;
         created(inserted, || format!("creating app {slug}"))
     }
 

@@ -52,9 +52,10 @@ impl BlobLinkStore for SqliteMetadataStore {
         )
         .bind(repo)
         .bind(digest.as_str())
-        .execute(&self.writer)
+        .execute(self.writer.pool())
         .await
         .map_err(failed(format!("unlinking blob {digest} from {repo}")))?;
+        self.writer.durable().await?;
         Ok(done.rows_affected() > 0)
     }
 }

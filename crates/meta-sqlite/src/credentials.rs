@@ -460,9 +460,10 @@ impl CredentialStore for SqliteMetadataStore {
         )
         .bind(id.0)
         .bind(now)
-        .execute(&self.writer)
+        .execute(self.writer.pool())
         .await
         .map_err(failed(format!("revoking credential {id}")))?;
+        self.writer.durable().await?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -521,11 +522,12 @@ impl CredentialStore for SqliteMetadataStore {
         )
         .bind(id.0)
         .bind(org.0)
-        .execute(&self.writer)
+        .execute(self.writer.pool())
         .await
         .map_err(failed(format!(
             "authorizing credential {id} for organization {org}"
         )))?;
+        self.writer.durable().await?;
         Ok(())
     }
 }

@@ -277,9 +277,10 @@ impl ManifestStore for SqliteMetadataStore {
         )
         .bind(repo.as_str())
         .bind(tag.as_str())
-        .execute(&self.writer)
+        .execute(self.writer.pool())
         .await
         .map_err(failed(format!("deleting tag {repo}:{tag}")))?;
+        self.writer.durable().await?;
         Ok(done.rows_affected() > 0)
     }
 

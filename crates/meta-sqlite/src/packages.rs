@@ -307,9 +307,10 @@ impl PackageStore for SqliteMetadataStore {
         let done = sqlx::query("UPDATE packages SET visibility = ?2 WHERE name = ?1")
             .bind(name.as_str())
             .bind(visibility_text(visibility))
-            .execute(&self.writer)
+            .execute(self.writer.pool())
             .await
             .map_err(failed(format!("setting the visibility of package {name}")))?;
+        self.writer.durable().await?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -407,9 +408,10 @@ impl PackageStore for SqliteMetadataStore {
         let done = sqlx::query("UPDATE packages SET deleted_at = ?2 WHERE name = ?1")
             .bind(name.as_str())
             .bind(at)
-            .execute(&self.writer)
+            .execute(self.writer.pool())
             .await
             .map_err(failed(format!("deleting package {name}")))?;
+        self.writer.durable().await?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -498,9 +500,10 @@ impl SqliteMetadataStore {
         .bind(repo.map(|id| id.0))
         .bind(inherits)
         .bind(only_if_unlinked)
-        .execute(&self.writer)
+        .execute(self.writer.pool())
         .await
         .map_err(failed(format!("linking package {name}")))?;
+        self.writer.durable().await?;
         Ok(done.rows_affected() > 0)
     }
 }

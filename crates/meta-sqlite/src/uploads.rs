@@ -87,9 +87,10 @@ impl UploadStore for SqliteMetadataStore {
         .bind(to_sql(s.offset, "upload offset")?)
         .bind(&s.hash_state)
         .bind(s.started_at)
-        .execute(&self.writer)
+        .execute(self.writer.pool())
         .await
         .map_err(failed(format!("creating upload {} in {}", s.id, s.repo)))?;
+        self.writer.durable().await?;
         Ok(())
     }
 
@@ -143,9 +144,10 @@ impl UploadStore for SqliteMetadataStore {
         )
         .bind(id)
         .bind(repo.as_str())
-        .fetch_one(&self.writer)
+        .fetch_one(self.writer.pool())
         .await
         .map_err(failed(format!("looking up upload {id} of {repo}")))?;
+        self.writer.durable().await?;
         Ok(if exists { Lease::Busy } else { Lease::Missing })
     }
 
@@ -309,9 +311,10 @@ impl UploadStore for SqliteMetadataStore {
     async fn delete_upload(&self, id: &str) -> StoreResult<bool> {
         let done = sqlx::query("DELETE FROM uploads WHERE id = ?1")
             .bind(id)
-            .execute(&self.writer)
+            .execute(self.writer.pool())
             .await
             .map_err(failed(format!("deleting upload {id}")))?;
+        self.writer.durable().await?;
         Ok(done.rows_affected() > 0)
     }
 
