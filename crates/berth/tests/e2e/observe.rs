@@ -47,6 +47,22 @@ fn requests(samples: &[Sample], endpoint: &str, method: &str) -> f64 {
         .sum()
 }
 
+/// The first JSON line of the servers' logs that `matches`, waiting up to 2 s for it (log
+/// lines are written at least every 100 ms).
+async fn json_log_line(matches: impl Fn(&serde_json::Value) -> bool) -> Option<serde_json::Value> {
+    for _ in 0..40 {
+        let found = server_log()
+            .into_iter()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(&l).ok())
+            .find(|v| matches(v));
+        if found.is_some() {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    None
+}
+
 /// A chunked upload of `bytes` (POST, PATCH, PUT), returning the digest.
 async fn chunked_upload(server: &Server, bytes: &[u8]) -> String {
     let location = start_upload(server, REPO).await;
@@ -267,18 +283,9 @@ async fn json_request_logs_have_one_line_per_request_and_no_secret() {
     assert_eq!(got.status(), 200);
     got.bytes().await.expect("manifest");
 
-    let mut line = None;
-    for _ in 0..40 {
-        line = server_log()
-            .into_iter()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(&l).ok())
-            .find(|v| v["fields"]["request_id"] == "pull-42");
-        if line.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let line = line.expect("a JSON log line for the request");
+    let line = json_log_line(|v| v["fields"]["request_id"] == "pull-42")
+        .await
+        .expect("a JSON log line for the request");
     assert_eq!(line["target"], "berth::request");
     assert_eq!(line["level"], "INFO");
     let fields = &line["fields"];
@@ -353,18 +360,9 @@ async fn every_log_line_of_a_request_carries_its_id() {
         .expect("manifest put");
     assert_eq!(put.status(), 201);
 
-    let mut inner = None;
-    for _ in 0..40 {
-        inner = server_log()
-            .into_iter()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(&l).ok())
-            .find(|v| v["fields"]["message"] == "source label ignored");
-        if inner.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let inner = inner.expect("the handler's own log line");
+    let inner = json_log_line(|v| v["fields"]["message"] == "source label ignored")
+        .await
+        .expect("the handler's own log line");
     assert_eq!(
         inner["fields"]["request_id"], "push-7",
         "the line names its request: {inner}"
