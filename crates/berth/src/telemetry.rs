@@ -133,7 +133,7 @@ impl std::io::Write for Locked<'_> {
     fn write_all(&mut self, line: &[u8]) -> std::io::Result<()> {
         let format = self.format;
         let buffer = &mut *self.buffer;
-        berth_http::observe::with_request_id(|id| with_request_id(buffer, format, line, id))
+        berth_http::observe::with_request_id(|id| write_with_request_id(buffer, format, line, id))
             .unwrap_or_else(|| buffer.write_all(line))
     }
 
@@ -145,7 +145,7 @@ impl std::io::Write for Locked<'_> {
 
 /// Writes `line` with `request_id` added: in JSON as the first of its `fields` (or of the
 /// object), in text as the last field.
-fn with_request_id(
+fn write_with_request_id(
     out: &mut impl std::io::Write,
     format: LogFormat,
     line: &[u8],
@@ -307,7 +307,7 @@ mod tests {
 
     fn spliced(format: LogFormat, line: &str) -> String {
         let mut out = Vec::new();
-        with_request_id(&mut out, format, line.as_bytes(), b"req-1").unwrap();
+        write_with_request_id(&mut out, format, line.as_bytes(), b"req-1").unwrap();
         String::from_utf8(out).unwrap()
     }
 

@@ -127,7 +127,7 @@ pub async fn observe(request: Request, next: Next) -> Response {
     };
     let request = Request::from_parts(parts, body);
     let facts = Facts {
-        id: Some(id.clone()),
+        id: Some(id),
         ..Facts::default()
     };
     let (mut response, facts) = FACTS
@@ -136,9 +136,11 @@ pub async fn observe(request: Request, next: Next) -> Response {
             (response, FACTS.with(|facts| facts.take()))
         })
         .await;
-    response
-        .headers_mut()
-        .insert(X_REQUEST_ID.clone(), id.clone());
+    if let Some(id) = &facts.id {
+        response
+            .headers_mut()
+            .insert(X_REQUEST_ID.clone(), id.clone());
+    }
     let endpoint = match (facts.endpoint, route) {
         (Some(name), _) => Cow::Borrowed(name),
         (None, Some(route)) => Cow::Owned(template_label(route.as_str())),
@@ -151,7 +153,6 @@ pub async fn observe(request: Request, next: Next) -> Response {
         status: response.status(),
         facts,
         client,
-        id,
         received,
         sent: 0,
     };
@@ -189,7 +190,6 @@ struct Record {
     status: StatusCode,
     facts: Facts,
     client: Option<SocketAddr>,
-    id: HeaderValue,
     received: Option<Arc<AtomicU64>>,
     sent: u64,
 }
@@ -221,7 +221,7 @@ impl Record {
         let (principal_kind, principal_id) = self.facts.principal.unzip();
         tracing::info!(
             target: "berth::request",
-            request_id = self.id.to_str().unwrap_or(""),
+            request_id = self.facts.id.as_ref().and_then(|id| id.to_str().ok()),
             method = self.method,
             endpoint = &*self.endpoint,
             repository = self.facts.repository.as_ref().map(RepoName::as_str),

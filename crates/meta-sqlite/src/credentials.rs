@@ -436,7 +436,6 @@ impl CredentialStore for SqliteMetadataStore {
         if uses.is_empty() {
             return Ok(());
         }
-        let mut conn = self.unsynced().await?;
         let done = sqlx::query(
             "UPDATE credentials SET last_used_at = max(coalesce(last_used_at, u.used), u.used) \
              FROM (SELECT value ->> 0 AS id, max(value ->> 1) AS used FROM json_each(?1) \
@@ -444,9 +443,8 @@ impl CredentialStore for SqliteMetadataStore {
              WHERE credentials.id = u.id",
         )
         .bind(json_pairs(uses))
-        .execute(&mut *conn)
+        .execute(self.writer.unsynced())
         .await;
-        self.resync(conn).await?;
         done.map_err(failed("recording credential uses"))?;
         Ok(())
     }

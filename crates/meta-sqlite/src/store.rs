@@ -8,7 +8,6 @@ use std::time::Duration;
 use berth_core::digest::Digest;
 use berth_core::error::{StoreError, StoreErrorKind};
 use berth_core::ports::BlobRef;
-use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -126,25 +125,6 @@ impl SqliteMetadataStore {
             wal: self.writer.wal.clone(),
         })
     }
-
-    /// The writer connection, for writes whose loss with the machine is harmless — upload
-    /// leases (void after a restart anyway) and upload progress (a lost record only rewinds
-    /// the offset to bytes already durable): its commits reach the WAL, survive a crash of
-    /// the process, and are not waited for to reach the disk. Hand it back through
-    /// [`SqliteMetadataStore::resync`].
-    pub(crate) async fn unsynced(&self) -> Result<PoolConnection<Sqlite>, StoreError> {
-        self.writer
-            .pool
-            .acquire()
-            .await
-            .map_err(failed("acquiring the writer connection"))
-    }
-
-    /// Hands back a connection from [`SqliteMetadataStore::unsynced`].
-    pub(crate) async fn resync(&self, conn: PoolConnection<Sqlite>) -> Result<(), StoreError> {
-        drop(conn);
-        Ok(())
-    }
 }
 
 /// The one writer connection, in WAL mode with `synchronous = NORMAL`, and the group commit
@@ -162,6 +142,15 @@ pub(crate) struct Writer {
 impl Writer {
     /// The pool, for a single statement; call [`Writer::durable`] after it.
     pub(crate) fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// The pool, for writes whose loss with the machine is harmless and which therefore do
+    /// not wait for [`Writer::durable`] — upload leases (void after a restart anyway), upload
+    /// progress (a lost record only rewinds the offset to bytes already durable) and
+    /// credentials' last use: their commits reach the WAL and survive a crash of the
+    /// process.
+    pub(crate) fn unsynced(&self) -> &SqlitePool {
         &self.pool
     }
 

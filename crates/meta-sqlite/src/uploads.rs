@@ -120,7 +120,6 @@ impl UploadStore for SqliteMetadataStore {
         now: Millis,
         lease_until: Millis,
     ) -> StoreResult<Lease> {
-        let mut conn = self.unsynced().await?;
         let row: Result<Option<SessionRow>, sqlx::Error> = sqlx::query_as(concat!(
             "UPDATE uploads SET lease_token = ?3, lease_until = ?4 \
              WHERE id = ?1 AND repository = ?2 AND (lease_token IS NULL OR lease_until < ?5) \
@@ -132,9 +131,8 @@ impl UploadStore for SqliteMetadataStore {
         .bind(token)
         .bind(lease_until)
         .bind(now)
-        .fetch_optional(&mut *conn)
+        .fetch_optional(self.writer.unsynced())
         .await;
-        self.resync(conn).await?;
         let row = row.map_err(failed(format!("leasing upload {id} of {repo}")))?;
         if let Some(row) = row {
             return Ok(Lease::Granted(session(id, repo, row)?));
@@ -159,15 +157,13 @@ impl UploadStore for SqliteMetadataStore {
         token: &str,
         lease_until: Millis,
     ) -> StoreResult<()> {
-        let mut conn = self.unsynced().await?;
         let done =
             sqlx::query("UPDATE uploads SET lease_until = ?3 WHERE id = ?1 AND lease_token = ?2")
                 .bind(id)
                 .bind(token)
                 .bind(lease_until)
-                .execute(&mut *conn)
+                .execute(self.writer.unsynced())
                 .await;
-        self.resync(conn).await?;
         let done = done.map_err(failed(format!("renewing the lease of upload {id}")))?;
         lease_held(done.rows_affected(), id)
     }
@@ -182,7 +178,6 @@ impl UploadStore for SqliteMetadataStore {
         hash_state: &[u8],
     ) -> StoreResult<()> {
         let offset = to_sql(offset, "upload offset")?;
-        let mut conn = self.unsynced().await?;
         let done = sqlx::query(
             "UPDATE uploads SET byte_offset = ?3, hash_state = ?4, lease_token = NULL, lease_until = NULL \
              WHERE id = ?1 AND lease_token = ?2",
@@ -191,9 +186,8 @@ impl UploadStore for SqliteMetadataStore {
         .bind(token)
         .bind(offset)
         .bind(hash_state)
-        .execute(&mut *conn)
+        .execute(self.writer.unsynced())
         .await;
-        self.resync(conn).await?;
         let done = done.map_err(failed(format!("recording progress of upload {id}")))?;
         lease_held(done.rows_affected(), id)
     }
@@ -201,15 +195,13 @@ impl UploadStore for SqliteMetadataStore {
     /// Releases the lease if still held under `token`; a lease already lost is left alone.
     #[instrument(level = "debug", skip(self, token))]
     async fn release_upload(&self, id: &str, token: &str) -> StoreResult<()> {
-        let mut conn = self.unsynced().await?;
         let done = sqlx::query(
             "UPDATE uploads SET lease_token = NULL, lease_until = NULL WHERE id = ?1 AND lease_token = ?2",
         )
         .bind(id)
         .bind(token)
-        .execute(&mut *conn)
+        .execute(self.writer.unsynced())
         .await;
-        self.resync(conn).await?;
         done.map_err(failed(format!("releasing the lease of upload {id}")))?;
         Ok(())
     }
@@ -272,7 +264,6 @@ impl UploadStore for SqliteMetadataStore {
         size: u64,
     ) -> StoreResult<()> {
         let size = to_sql(size, "upload size")?;
-        let mut conn = self.unsynced().await?;
         let done = sqlx::query(
             "UPDATE uploads SET verified_digest = ?3, verified_size = ?4 \
              WHERE id = ?1 AND lease_token = ?2",
@@ -281,9 +272,8 @@ impl UploadStore for SqliteMetadataStore {
         .bind(token)
         .bind(digest.to_string())
         .bind(size)
-        .execute(&mut *conn)
+        .execute(self.writer.unsynced())
         .await;
-        self.resync(conn).await?;
         let done = done.map_err(failed(format!("marking upload {id} verified")))?;
         lease_held(done.rows_affected(), id)
     }

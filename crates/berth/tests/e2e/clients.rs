@@ -295,14 +295,7 @@ async fn chunked_upload_survives_a_server_restart() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn oras_pushes_referrers_listed_and_filtered_by_artifact_type() {
-    let python_has_oras = Command::new("python3")
-        .args(["-c", "import oras"])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        python_has_oras,
-        "the `oras` Python package is missing; the README's test command installs it (pip install oras)"
-    );
+    crate::common::require_oras_py();
     let server = Server::start();
     let (subject, subject_bytes) =
         crate::common::push_image(&server, "acme/app", "v1", b"the image").await;

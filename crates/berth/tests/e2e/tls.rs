@@ -230,14 +230,7 @@ fn manifest_digest(layout: &Path) -> String {
 
 #[test]
 fn oras_py_pushes_and_pulls_over_https_trusting_the_test_ca() {
-    let python_has_oras = Command::new("python3")
-        .args(["-c", "import oras"])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        python_has_oras,
-        "the `oras` Python package is missing (pip install oras)"
-    );
+    crate::common::require_oras_py();
     let pki = Pki::new();
     let server = start(&pki, &[]);
     let (_keep, dir) = temp_path();

@@ -432,6 +432,18 @@ pub fn require(tool: &str) {
     );
 }
 
+/// Fails the test when the `oras` Python package is missing.
+pub fn require_oras_py() {
+    let python_has_oras = Command::new("python3")
+        .args(["-c", "import oras"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        python_has_oras,
+        "the `oras` Python package is missing; the README's test command installs it (pip install oras)"
+    );
+}
+
 /// Whether a command is on PATH.
 pub fn have(command: &str) -> bool {
     Command::new("sh")
