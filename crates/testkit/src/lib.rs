@@ -20,7 +20,8 @@
 //! The suites: [`meta`] (`metadata_contract!`), [`access`] (`access_contract!`), [`cache`]
 //! (`access_cache_contract!`), [`hooks`] (`hooks_contract!`), [`blobs`] (`blob_contract!`).
 //!
-//! This crate calls `berth-core` only; it never names a backend.
+//! This crate calls `berth-core` only; it never names a backend. [`services`] reaches the
+//! servers the test command starts (PostgreSQL), for the backends' own tests to open.
 
 pub mod access;
 pub mod blobs;
@@ -28,6 +29,7 @@ pub mod cache;
 pub mod hooks;
 pub mod inspect;
 pub mod meta;
+pub mod services;
 
 /// An id no store has handed out (clauses that ask for a missing account, credential,
 /// installation…). Every literal id of the suites is written through here or [`id`], so a

@@ -1,0 +1,23 @@
+//! Berth's metadata ports on PostgreSQL: [`MetadataStore`](berth_core::ports::MetadataStore)
+//! (the registry), [`AccessStore`](berth_core::access::store::AccessStore) and
+//! [`HookStore`](berth_core::hooks::HookStore), for nodes that share one database.
+//!
+//! Direction of calls: the services in `berth-core` call this crate through the ports; this
+//! crate calls only PostgreSQL (through sqlx) and never the services. Its SQL lives here, with
+//! the schema in `migrations/`, embedded and applied on open under PostgreSQL's advisory lock,
+//! so nodes starting together migrate once.
+//!
+//! What SQLite got from its single writer is explicit here: row locks (`SELECT … FOR
+//! UPDATE`) where a check and a write must see the same rows, `FOR UPDATE SKIP LOCKED` for the
+//! webhook queue, conditional updates for leases, and unique constraints (`ON CONFLICT`) for
+//! races such as two pushes creating one package. Leases are never voided at startup: other
+//! nodes may hold them; they expire by time.
+//!
+//! Modules: `store` opens the pool and holds what every query module shares; `ops` the health
+//! probe and the records `berth fsck` reads.
+
+mod ops;
+mod store;
+
+pub use ops::StoredManifest;
+pub use store::{PgMetadataStore, PgOptions};
