@@ -36,6 +36,10 @@ impl Default for PgOptions {
 #[derive(Debug, Clone)]
 pub struct PgMetadataStore {
     pub(crate) pool: PgPool,
+    /// How the pool connects, for connections of their own (the change listener).
+    pub(crate) connect: PgConnectOptions,
+    /// This process's name among the nodes (holder of housekeeping tasks).
+    pub(crate) node: std::sync::Arc<str>,
 }
 
 impl PgMetadataStore {
@@ -53,7 +57,7 @@ impl PgMetadataStore {
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections)
             .acquire_timeout(options.acquire_timeout)
-            .connect_with(connect)
+            .connect_with(connect.clone())
             .await
             .map_err(failed("connecting to the PostgreSQL database"))?;
         MIGRATOR
@@ -64,7 +68,12 @@ impl PgMetadataStore {
             max_connections = options.max_connections,
             "opened PostgreSQL metadata database"
         );
-        Ok(PgMetadataStore { pool })
+        let node = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple());
+        Ok(PgMetadataStore {
+            pool,
+            connect,
+            node: node.into(),
+        })
     }
 
     /// Closes the pool, waiting for queries in flight. Calls made afterwards fail.

@@ -1,0 +1,133 @@
+//! What the nodes sharing one database coordinate through it beyond the ports: the secrets
+//! they must hold alike (the registry-token signing key), hearing each other's access
+//! changes (`LISTEN`/`NOTIFY`, fed by the triggers of `migrations/0004_cluster.sql`), and
+//! housekeeping passes one node runs at a time.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use berth_core::access::cache::ChangeSignal;
+use berth_core::error::StoreError;
+use sqlx::postgres::{PgListener, PgPoolOptions};
+
+use crate::store::{PgMetadataStore, failed, now_millis};
+
+/// The channel the access triggers notify.
+const ACCESS_CHANNEL: &str = "berth_access_changed";
+
+impl PgMetadataStore {
+    /// The secret `name` every node shares: the one stored, or `candidate` stored now when
+    /// there is none yet (the first node to ask decides; every other gets the same bytes).
+    pub async fn shared_secret(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>, StoreError> {
+        sqlx::query(
+            "INSERT INTO cluster_secrets (name, value, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(candidate)
+        .bind(now_millis())
+        .execute(&self.pool)
+        .await
+        .map_err(failed(format!("storing the shared secret {name}")))?;
+        sqlx::query_scalar("SELECT value FROM cluster_secrets WHERE name = $1")
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(failed(format!("reading the shared secret {name}")))
+    }
+
+    /// Whether this node runs housekeeping pass `task` now: true for one node at a time,
+    /// which holds the task for `hold` (asking again before then extends it). A node that
+    /// stopped holding it is replaced once its time has passed.
+    pub async fn lead(&self, task: &str, hold: Duration) -> Result<bool, StoreError> {
+        let now = now_millis();
+        let until = now.saturating_add(i64::try_from(hold.as_millis()).unwrap_or(i64::MAX));
+        let held: Option<String> = sqlx::query_scalar(
+            "INSERT INTO task_leases (name, holder, held_until) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder, \
+                 held_until = EXCLUDED.held_until \
+             WHERE task_leases.held_until < $4 OR task_leases.holder = EXCLUDED.holder \
+             RETURNING holder",
+        )
+        .bind(task)
+        .bind(&*self.node)
+        .bind(until)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(failed(format!("taking the housekeeping task {task}")))?;
+        Ok(held.is_some())
+    }
+
+    /// A reading that changes whenever access data changed anywhere: every node's writes,
+    /// `berth admin`, or SQL by hand (the triggers notify on commit). For the access cache
+    /// ([`berth_core::access::AccessCache`]), which forgets what it read when the reading
+    /// changes. Listens on a connection of its own, reconnecting when it drops; while it
+    /// is not listening (notifications may be lost) every reading differs, so the cache
+    /// serves nothing it cannot vouch for.
+    pub async fn access_changes(&self) -> Result<ChangeSignal, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .max_lifetime(None)
+            .idle_timeout(None)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_lazy_with(self.connect.clone());
+        let mut listener = PgListener::connect_with(&pool)
+            .await
+            .map_err(failed("connecting to listen for access changes"))?;
+        listener
+            .listen(ACCESS_CHANNEL)
+            .await
+            .map_err(failed("listening for access changes"))?;
+        let changes = Arc::new(AtomicU64::new(0));
+        let listening = Arc::new(AtomicBool::new(true));
+        tokio::spawn(listen(listener, changes.clone(), listening.clone()));
+        Ok(Arc::new(move || {
+            if listening.load(Ordering::Acquire) {
+                changes.load(Ordering::Acquire)
+            } else {
+                changes.fetch_add(1, Ordering::AcqRel) + 1
+            }
+        }))
+    }
+}
+
+/// Counts notifications into `changes` until the process ends; marks `listening` false while
+/// the connection is down (and counts its loss and its return: anything may have changed in
+/// between).
+async fn listen(mut listener: PgListener, changes: Arc<AtomicU64>, listening: Arc<AtomicBool>) {
+    loop {
+        if !listening.load(Ordering::Acquire) {
+            // Reconnects and listens again if needed.
+            if sqlx::query("SELECT 1")
+                .execute(&mut listener)
+                .await
+                .is_err()
+            {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+            listening.store(true, Ordering::Release);
+            changes.fetch_add(1, Ordering::AcqRel);
+            tracing::info!("listening for access changes again");
+        }
+        match listener.try_recv().await {
+            Ok(Some(_)) => {
+                changes.fetch_add(1, Ordering::AcqRel);
+            }
+            Ok(None) => {
+                listening.store(false, Ordering::Release);
+                changes.fetch_add(1, Ordering::AcqRel);
+                tracing::warn!(
+                    "lost the database connection that hears access changes; reconnecting"
+                );
+            }
+            Err(err) => {
+                listening.store(false, Ordering::Release);
+                changes.fetch_add(1, Ordering::AcqRel);
+                tracing::warn!(error = %err, "listening for access changes failed; retrying");
+            }
+        }
+    }
+}
