@@ -258,9 +258,10 @@ impl VersionStore for PgMetadataStore {
         tx.commit().await.map_err(failed(doing()))
     }
 
-    /// Removes for good the manifests deleted before `before`. They are locked first and
-    /// removed by key, so one pushed again or restored meanwhile (which waits, or was
-    /// waited for) keeps its references and its version.
+    /// Removes for good the manifests deleted before `before`. They are locked first (in
+    /// key order, so nodes purging at once take turns rather than deadlock) and removed by
+    /// key, so one pushed again or restored meanwhile (which waits, or was waited for) keeps
+    /// its references and its version.
     #[instrument(level = "debug", skip(self))]
     async fn purge_deleted_manifests(&self, before: Millis) -> StoreResult<u64> {
         let doing = || "purging deleted manifests".to_owned();
@@ -280,6 +281,8 @@ impl VersionStore for PgMetadataStore {
         }
         let (ids, digests): (Vec<i64>, Vec<String>) = doomed.into_iter().unzip();
         let keys = "SELECT * FROM unnest($1::bigint[], $2::text[])";
+        let mut purged = 0;
+        // The manifests last: the references go first, as their foreign keys require.
         for (table, digest) in [
             ("deleted_tags", "digest"),
             ("manifest_blobs", "manifest_digest"),
@@ -287,16 +290,17 @@ impl VersionStore for PgMetadataStore {
             ("package_versions", "digest"),
             ("manifests", "digest"),
         ] {
-            sqlx::query(AssertSqlSafe(format!(
+            purged = sqlx::query(AssertSqlSafe(format!(
                 "DELETE FROM {table} WHERE (repository_id, {digest}) IN ({keys})"
             )))
             .bind(&ids)
             .bind(&digests)
             .execute(&mut *tx)
             .await
-            .map_err(failed(doing()))?;
+            .map_err(failed(doing()))?
+            .rows_affected();
         }
         tx.commit().await.map_err(failed(doing()))?;
-        Ok(ids.len() as u64)
+        Ok(purged)
     }
 }

@@ -328,6 +328,33 @@ async fn a_purge_racing_a_push_again_keeps_the_revived_manifest_whole() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_nodes_purging_at_once_purge_each_manifest_once() {
+    let (_, a, b) = two_nodes().await;
+    let r = repo("acme/sweep");
+    for i in 0..30 {
+        let m = manifest(&format!("gone{i}"));
+        a.put_manifest(&r, &m, Some(&tag(&format!("t{i}"))))
+            .await
+            .unwrap();
+        a.delete_manifest(&r, &m.digest, 5).await.unwrap();
+    }
+    let sweeps: Vec<_> = [a.clone(), b.clone(), a.clone(), b.clone()]
+        .into_iter()
+        .map(|node| tokio::spawn(async move { node.purge_deleted_manifests(10).await }))
+        .collect();
+    let mut purged = 0;
+    for sweep in sweeps {
+        purged += sweep.await.unwrap().expect("no deadlock");
+    }
+    assert_eq!(purged, 30);
+    let (deleted, _) = a
+        .list_versions(&r, VersionState::Deleted, 0, 0, 10)
+        .await
+        .unwrap();
+    assert_eq!(deleted, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_nodes_counting_downloads_at_once_add_up() {
     let (_, a, b) = two_nodes().await;
     let r1 = repo("acme/one");
