@@ -16,6 +16,7 @@
 
 use async_trait::async_trait;
 use berth_core::digest::Digest;
+use berth_core::error::StoreError;
 use berth_core::ids::VersionId;
 use berth_core::name::{RepoName, Tag};
 use berth_core::ports::ManifestStore;
@@ -359,10 +360,7 @@ impl ManifestStore for PgMetadataStore {
 
 /// The id of repository `name` (created if new), its row locked `FOR NO KEY UPDATE` until the
 /// caller's transaction ends: tagged pushes into one repository take turns from here on.
-async fn lock_repository(
-    conn: &mut PgConnection,
-    name: &str,
-) -> Result<i64, berth_core::error::StoreError> {
+async fn lock_repository(conn: &mut PgConnection, name: &str) -> Result<i64, StoreError> {
     let id = ensure_repository(conn, name).await?;
     sqlx::query("SELECT 1 FROM repositories WHERE id = $1 FOR NO KEY UPDATE")
         .bind(id)
