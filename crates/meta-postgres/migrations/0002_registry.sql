@@ -40,6 +40,8 @@ CREATE TABLE manifests (
 );
 -- The referrers listing: equality on subject, ordered by digest, without a sort.
 CREATE INDEX manifests_by_subject ON manifests (repository_id, subject, digest);
+-- The purge of deleted manifests, which every node runs: the few deleted rows, not a scan.
+CREATE INDEX manifests_deleted ON manifests (deleted_at) WHERE deleted_at IS NOT NULL;
 
 -- Blobs (config, layers) a manifest references, for garbage collection.
 CREATE TABLE manifest_blobs (

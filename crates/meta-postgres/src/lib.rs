@@ -14,11 +14,20 @@
 //! nodes may hold them; they expire by time.
 //!
 //! Modules: `store` opens the pool and holds what every query module shares; `ops` the health
-//! probe and the records `berth fsck` reads.
+//! probe and the records `berth fsck` reads; `registry_sql` what the registry's modules share
+//! (repositories by name, a push's locking checks), and `blobs`, `uploads`, `manifests`,
+//! `versions` and `listings` the registry's ports; `cluster` what nodes coordinate through the
+//! database beyond the ports (shared secrets, access-change notifications, housekeeping turns).
 
+mod blobs;
 mod cluster;
+mod listings;
+mod manifests;
 mod ops;
+mod registry_sql;
 mod store;
+mod uploads;
+mod versions;
 
 pub use ops::StoredManifest;
 pub use store::{PgMetadataStore, PgOptions};

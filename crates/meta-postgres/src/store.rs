@@ -124,11 +124,9 @@ pub(crate) fn kind_of(err: &sqlx::Error) -> StoreErrorKind {
     }
 }
 
-#[allow(unused_imports)]
 pub(crate) use berth_core::ports::now_millis;
 
 /// A byte count or offset as PostgreSQL's BIGINT.
-#[allow(dead_code)]
 pub(crate) fn to_sql(n: u64, what: &str) -> Result<i64, StoreError> {
     i64::try_from(n).map_err(|e| StoreError::new(format!("storing {what} {n}"), e))
 }
@@ -140,7 +138,6 @@ pub(crate) fn from_sql(n: i64, what: &str) -> Result<u64, StoreError> {
 }
 
 /// A listing limit for SQL's `LIMIT`, where `usize::MAX` means no limit.
-#[allow(dead_code)]
 pub(crate) fn sql_limit(limit: usize) -> i64 {
     i64::try_from(limit).unwrap_or(i64::MAX)
 }

@@ -1,0 +1,88 @@
+//! Blob links: which repository holds which blob.
+
+use async_trait::async_trait;
+use berth_core::digest::Digest;
+use berth_core::error::StoreError;
+use berth_core::name::RepoName;
+use berth_core::ports::BlobLinkStore;
+use berth_core::ports::StoreResult;
+use sqlx::PgConnection;
+use tracing::instrument;
+
+use crate::registry_sql::ensure_repository;
+use crate::store::{PgMetadataStore, failed, from_sql, to_sql};
+
+#[async_trait]
+impl BlobLinkStore for PgMetadataStore {
+    /// The size of `digest` if `repo` holds it: one indexed join.
+    #[instrument(level = "debug", skip(self), fields(%repo, %digest))]
+    async fn linked_blob_size(&self, repo: &RepoName, digest: &Digest) -> StoreResult<Option<u64>> {
+        let repo = repo.as_str();
+        let size: Option<i64> = sqlx::query_scalar(
+            "SELECT b.size FROM repositories r \
+             JOIN repository_blobs rb ON rb.repository_id = r.id \
+             JOIN blobs b ON b.digest = rb.digest \
+             WHERE r.name = $1 AND rb.digest = $2",
+        )
+        .bind(repo)
+        .bind(digest.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(failed(format!("looking up blob {digest} in {repo}")))?;
+        size.map(|s| from_sql(s, "blob size")).transpose()
+    }
+
+    /// Links `digest` to `repo` in its own transaction.
+    #[instrument(level = "debug", skip(self), fields(%repo, %digest))]
+    async fn link_blob(&self, repo: &RepoName, digest: &Digest, size: u64) -> StoreResult<()> {
+        let repo = repo.as_str();
+        let doing = || format!("linking blob {digest} to {repo}");
+        let mut tx = self.pool.begin().await.map_err(failed(doing()))?;
+        link_in(&mut tx, repo, digest, size).await?;
+        tx.commit().await.map_err(failed(doing()))
+    }
+
+    /// Removes the link from `repo` to `digest`; false when there was none. A manifest push
+    /// that checked the link holds it `FOR SHARE`, so this waits for that push to commit.
+    #[instrument(level = "debug", skip(self), fields(%repo, %digest))]
+    async fn unlink_blob(&self, repo: &RepoName, digest: &Digest) -> StoreResult<bool> {
+        let repo = repo.as_str();
+        let done = sqlx::query(
+            "DELETE FROM repository_blobs \
+             WHERE repository_id = (SELECT id FROM repositories WHERE name = $1) AND digest = $2",
+        )
+        .bind(repo)
+        .bind(digest.as_str())
+        .execute(&self.pool)
+        .await
+        .map_err(failed(format!("unlinking blob {digest} from {repo}")))?;
+        Ok(done.rows_affected() > 0)
+    }
+}
+
+/// Records blob `digest` of `size` bytes and links it to `repo` (created if new), inside the
+/// caller's transaction. Every insert tolerates a concurrent one of the same row.
+pub(crate) async fn link_in(
+    conn: &mut PgConnection,
+    repo: &str,
+    digest: &Digest,
+    size: u64,
+) -> Result<(), StoreError> {
+    let repository_id = ensure_repository(conn, repo).await?;
+    sqlx::query("INSERT INTO blobs (digest, size) VALUES ($1, $2) ON CONFLICT (digest) DO NOTHING")
+        .bind(digest.as_str())
+        .bind(to_sql(size, "blob size")?)
+        .execute(&mut *conn)
+        .await
+        .map_err(failed(format!("recording blob {digest}")))?;
+    sqlx::query(
+        "INSERT INTO repository_blobs (repository_id, digest) VALUES ($1, $2) \
+         ON CONFLICT (repository_id, digest) DO NOTHING",
+    )
+    .bind(repository_id)
+    .bind(digest.as_str())
+    .execute(&mut *conn)
+    .await
+    .map_err(failed(format!("linking blob {digest} to {repo}")))?;
+    Ok(())
+}

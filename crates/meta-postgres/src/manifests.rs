@@ -1,0 +1,404 @@
+//! Manifests, tags and the subject → referrer links.
+//!
+//! Nodes share the database, so what SQLite's single writer guaranteed is explicit here:
+//!
+//! * A push checks its blobs and children with [`first_unmet_blob`] and
+//!   [`first_missing_manifest`], which lock what they find `FOR SHARE` until the push
+//!   commits: an unlink or a delete waits for it.
+//! * A delete locks the manifest's row (`FOR UPDATE`) before it looks for tagged indexes
+//!   referencing it: a push of such an index either locked the child first (the delete waits,
+//!   then sees the index and refuses) or waits for the delete and finds its child missing.
+//! * A push locks the manifest's own row (the upsert does), so a delete of the same manifest
+//!   runs wholly before or after it, and tags never point at a deleted manifest.
+//! * A tagged push locks its repository's row (`FOR NO KEY UPDATE`, which foreign-key checks
+//!   do not wait for) from its start, so of two tagged pushes into a repository without tags
+//!   only the first reports `first_publish`.
+
+use async_trait::async_trait;
+use berth_core::digest::Digest;
+use berth_core::error::StoreError;
+use berth_core::ids::VersionId;
+use berth_core::name::{RepoName, Tag};
+use berth_core::ports::ManifestStore;
+use berth_core::ports::StoreResult;
+use berth_core::ports::{
+    DeleteOutcome, Millis, NewManifest, PutManifestOutcome, Referrer, StoredManifest,
+};
+use bytes::Bytes;
+use sqlx::PgConnection;
+use tracing::instrument;
+
+use crate::registry_sql::{
+    ensure_repository, first_missing_manifest, first_unmet_blob, repository_id, text_list,
+};
+use crate::store::{PgMetadataStore, failed, from_sql, now_millis, parse_digest, to_sql};
+
+/// A referrer row: digest, media type, size, artifact type, annotations.
+type ReferrerRow = (String, String, i64, Option<String>, Option<String>);
+
+#[async_trait]
+impl ManifestStore for PgMetadataStore {
+    /// Stores `manifest` in `repo` with its references, and points `tag` at it, in one
+    /// transaction; stores nothing when a required blob or a child is not in `repo`.
+    #[instrument(level = "debug", skip(self, manifest), fields(%repo, digest = %manifest.digest, ?tag))]
+    async fn put_manifest(
+        &self,
+        repo: &RepoName,
+        manifest: &NewManifest,
+        tag: Option<&Tag>,
+    ) -> StoreResult<PutManifestOutcome> {
+        let digest = manifest.digest.as_str();
+        let doing = || format!("storing manifest {digest} in {repo}");
+        let mut tx = self.pool.begin().await.map_err(failed(doing()))?;
+        // A tagged push takes its repository's lock before any other, so tagged pushes into
+        // one repository queue there rather than deadlock over the rows they lock later.
+        let locked = match tag {
+            Some(_) => Some(lock_repository(&mut tx, repo.as_str()).await?),
+            None => None,
+        };
+        // The checks lock what they vouch for until the commit: nothing can be unlinked or
+        // deleted between check and write.
+        let unmet = first_unmet_blob(&mut tx, repo.as_str(), &manifest.required_blobs).await?;
+        if let Some((blob, stored)) = unmet {
+            tx.rollback().await.map_err(failed(doing()))?;
+            return Ok(match stored {
+                None => PutManifestOutcome::MissingBlob(blob.digest.clone()),
+                Some(stored) => PutManifestOutcome::BlobSizeMismatch {
+                    digest: blob.digest.clone(),
+                    declared: blob.size,
+                    stored,
+                },
+            });
+        }
+        let missing = first_missing_manifest(&mut tx, repo.as_str(), &manifest.children).await?;
+        if let Some(child) = missing {
+            tx.rollback().await.map_err(failed(doing()))?;
+            return Ok(PutManifestOutcome::MissingChild(child.clone()));
+        }
+        let repository_id = match locked {
+            Some(id) => id,
+            None => ensure_repository(&mut tx, repo.as_str()).await?,
+        };
+        let now = now_millis();
+        // A deleted manifest pushed again comes back to life as a new publish. A live one is
+        // left as it is, but locked all the same (ON CONFLICT locks the row it found), so a
+        // concurrent delete waits for this push.
+        let inserted = sqlx::query(
+            "INSERT INTO manifests (repository_id, digest, media_type, size, content, artifact_type, \
+                 subject, annotations, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             ON CONFLICT (repository_id, digest) DO UPDATE SET deleted_at = NULL \
+             WHERE manifests.deleted_at IS NOT NULL",
+        )
+        .bind(repository_id)
+        .bind(digest)
+        .bind(&manifest.media_type)
+        .bind(to_sql(manifest.content.len() as u64, "manifest size")?)
+        .bind(manifest.content.as_ref())
+        .bind(manifest.artifact_type.as_deref())
+        .bind(manifest.subject.as_ref().map(Digest::as_str))
+        .bind(manifest.annotations.as_deref())
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(failed(doing()))?
+        .rows_affected()
+            > 0;
+        if inserted {
+            // The same digest is the same bytes, so an existing manifest's references are
+            // already recorded.
+            sqlx::query(
+                "INSERT INTO manifest_blobs (repository_id, manifest_digest, blob_digest) \
+                 SELECT $1, $2, blob FROM unnest($3::text[]) AS blob \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(repository_id)
+            .bind(digest)
+            .bind(text_list(&manifest.blobs))
+            .execute(&mut *tx)
+            .await
+            .map_err(failed(format!(
+                "recording the blobs of manifest {digest} in {repo}"
+            )))?;
+            sqlx::query(
+                "INSERT INTO manifest_children (repository_id, parent_digest, child_digest) \
+                 SELECT $1, $2, child FROM unnest($3::text[]) AS child \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(repository_id)
+            .bind(digest)
+            .bind(text_list(&manifest.children))
+            .execute(&mut *tx)
+            .await
+            .map_err(failed(format!(
+                "recording the children of manifest {digest} in {repo}"
+            )))?;
+        }
+        let first_publish: bool =
+            sqlx::query_scalar("SELECT NOT EXISTS (SELECT 1 FROM tags WHERE repository_id = $1)")
+                .bind(repository_id)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(failed(doing()))?;
+        let mut tag_moved = false;
+        if let Some(tag) = tag {
+            // The WHERE makes a re-tag to the same manifest a no-op, so the affected row count
+            // says whether the tag moved.
+            tag_moved = sqlx::query(
+                "INSERT INTO tags (repository_id, name, digest, updated_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (repository_id, name) \
+                 DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at \
+                 WHERE tags.digest <> excluded.digest",
+            )
+            .bind(repository_id)
+            .bind(tag.as_str())
+            .bind(digest)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(failed(format!("tagging manifest {digest} as {repo}:{tag}")))?
+            .rows_affected()
+                > 0;
+        }
+        let version_id =
+            record_version(&mut tx, repository_id, manifest, now, inserted || tag_moved)
+                .await
+                .map_err(failed(format!("recording version {digest} of {repo}")))?;
+        if inserted {
+            // Tags a deleted version had are not given back by pushing it again.
+            sqlx::query("DELETE FROM deleted_tags WHERE repository_id = $1 AND digest = $2")
+                .bind(repository_id)
+                .bind(digest)
+                .execute(&mut *tx)
+                .await
+                .map_err(failed(doing()))?;
+        }
+        tx.commit().await.map_err(failed(doing()))?;
+        Ok(PutManifestOutcome::Stored {
+            created: inserted,
+            tag_moved,
+            version_id: VersionId(version_id),
+            first_publish,
+        })
+    }
+
+    /// The manifest `tag` points to (tags point at live manifests only): one query over
+    /// repository, tag and manifest.
+    #[instrument(level = "debug", skip(self), fields(%repo, %tag))]
+    async fn manifest_by_tag(
+        &self,
+        repo: &RepoName,
+        tag: &Tag,
+    ) -> StoreResult<Option<StoredManifest>> {
+        let row: Option<(String, String, Vec<u8>)> = sqlx::query_as(
+            "SELECT m.digest, m.media_type, m.content FROM repositories r \
+             JOIN tags t ON t.repository_id = r.id \
+             JOIN manifests m ON m.repository_id = t.repository_id AND m.digest = t.digest \
+             WHERE r.name = $1 AND t.name = $2",
+        )
+        .bind(repo.as_str())
+        .bind(tag.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(failed(format!("reading manifest {repo}:{tag}")))?;
+        row.map(|(digest, media_type, content)| {
+            Ok(StoredManifest {
+                digest: parse_digest(&digest)?,
+                media_type,
+                content: Bytes::from(content),
+            })
+        })
+        .transpose()
+    }
+
+    /// Manifest `digest` of `repo`: one query.
+    #[instrument(level = "debug", skip(self), fields(%repo, %digest))]
+    async fn manifest_by_digest(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+    ) -> StoreResult<Option<StoredManifest>> {
+        let row: Option<(String, Vec<u8>)> = sqlx::query_as(
+            "SELECT m.media_type, m.content FROM repositories r \
+             JOIN manifests m ON m.repository_id = r.id \
+             WHERE r.name = $1 AND m.digest = $2 AND m.deleted_at IS NULL",
+        )
+        .bind(repo.as_str())
+        .bind(digest.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(failed(format!("reading manifest {repo}@{digest}")))?;
+        Ok(row.map(|(media_type, content)| StoredManifest {
+            digest: digest.clone(),
+            media_type,
+            content: Bytes::from(content),
+        }))
+    }
+
+    /// Marks manifest `digest` deleted and sets its tags aside (restorable until purged);
+    /// refused while an index with a tag references it. The manifest's row is locked first,
+    /// so a push of an index referencing it either ends before the check (which then sees
+    /// the index) or waits for the commit (and then finds its child deleted).
+    #[instrument(level = "debug", skip(self), fields(%repo, %digest))]
+    async fn delete_manifest(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        now: Millis,
+    ) -> StoreResult<DeleteOutcome> {
+        let doing = || format!("deleting manifest {repo}@{digest}");
+        let mut tx = self.pool.begin().await.map_err(failed(doing()))?;
+        let Some(repository_id) = repository_id(&mut tx, repo.as_str()).await? else {
+            return Ok(DeleteOutcome::Missing);
+        };
+        let deleted_at: Option<Option<i64>> = sqlx::query_scalar(
+            "SELECT deleted_at FROM manifests WHERE repository_id = $1 AND digest = $2 \
+             FOR UPDATE",
+        )
+        .bind(repository_id)
+        .bind(digest.as_str())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(failed(doing()))?;
+        if !matches!(deleted_at, Some(None)) {
+            return Ok(DeleteOutcome::Missing);
+        }
+        let parent: Option<(String, Vec<String>)> = sqlx::query_as(
+            "SELECT c.parent_digest, array_agg(t.name ORDER BY t.name) FROM manifest_children c \
+             JOIN tags t ON t.repository_id = c.repository_id AND t.digest = c.parent_digest \
+             WHERE c.repository_id = $1 AND c.child_digest = $2 \
+             GROUP BY c.parent_digest ORDER BY c.parent_digest LIMIT 1",
+        )
+        .bind(repository_id)
+        .bind(digest.as_str())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(failed(doing()))?;
+        if let Some((index, tags)) = parent {
+            return Ok(DeleteOutcome::ReferencedBy {
+                index: parse_digest(&index)?,
+                tags,
+            });
+        }
+        // The tags set aside are exactly those the delete removed.
+        sqlx::query(
+            "WITH moved AS ( \
+                 DELETE FROM tags WHERE repository_id = $1 AND digest = $2 \
+                 RETURNING repository_id, name, digest) \
+             INSERT INTO deleted_tags (repository_id, name, digest) \
+             SELECT repository_id, name, digest FROM moved ON CONFLICT DO NOTHING",
+        )
+        .bind(repository_id)
+        .bind(digest.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(failed(doing()))?;
+        sqlx::query(
+            "UPDATE manifests SET deleted_at = $3 WHERE repository_id = $1 AND digest = $2",
+        )
+        .bind(repository_id)
+        .bind(digest.as_str())
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(failed(doing()))?;
+        tx.commit().await.map_err(failed(doing()))?;
+        Ok(DeleteOutcome::Deleted)
+    }
+
+    /// Deletes `tag` of `repo`; false when absent.
+    #[instrument(level = "debug", skip(self), fields(%repo, %tag))]
+    async fn delete_tag(&self, repo: &RepoName, tag: &Tag) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "DELETE FROM tags \
+             WHERE repository_id = (SELECT id FROM repositories WHERE name = $1) AND name = $2",
+        )
+        .bind(repo.as_str())
+        .bind(tag.as_str())
+        .execute(&self.pool)
+        .await
+        .map_err(failed(format!("deleting tag {repo}:{tag}")))?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Manifests of `repo` whose subject is `subject` (optionally of one artifact type), by
+    /// digest.
+    #[instrument(level = "debug", skip(self), fields(%repo, %subject))]
+    async fn list_referrers(
+        &self,
+        repo: &RepoName,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> StoreResult<Vec<Referrer>> {
+        let rows: Vec<ReferrerRow> = sqlx::query_as(
+            "SELECT m.digest, m.media_type, m.size, m.artifact_type, m.annotations \
+             FROM repositories r JOIN manifests m ON m.repository_id = r.id \
+             WHERE r.name = $1 AND m.subject = $2 \
+                 AND ($3::text IS NULL OR m.artifact_type = $3::text) \
+                 AND m.deleted_at IS NULL \
+             ORDER BY m.digest",
+        )
+        .bind(repo.as_str())
+        .bind(subject.as_str())
+        .bind(artifact_type)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(failed(format!("listing referrers of {repo}@{subject}")))?;
+        rows.into_iter()
+            .map(|(digest, media_type, size, artifact_type, annotations)| {
+                Ok(Referrer {
+                    digest: parse_digest(&digest)?,
+                    media_type,
+                    size: from_sql(size, "manifest size")?,
+                    artifact_type,
+                    annotations,
+                })
+            })
+            .collect()
+    }
+}
+
+/// The id of repository `name` (created if new), its row locked `FOR NO KEY UPDATE` until the
+/// caller's transaction ends: tagged pushes into one repository take turns from here on.
+async fn lock_repository(conn: &mut PgConnection, name: &str) -> Result<i64, StoreError> {
+    let id = ensure_repository(conn, name).await?;
+    sqlx::query("SELECT 1 FROM repositories WHERE id = $1 FOR NO KEY UPDATE")
+        .bind(id)
+        .execute(&mut *conn)
+        .await
+        .map_err(failed(format!("locking repository {name}")))?;
+    Ok(id)
+}
+
+/// Records the version row of `manifest` (new, or touched when `touch`: pushed again after a
+/// deletion, or a tag moved to it) and returns its id.
+async fn record_version(
+    conn: &mut PgConnection,
+    repository_id: i64,
+    manifest: &NewManifest,
+    now: Millis,
+    touch: bool,
+) -> Result<i64, sqlx::Error> {
+    let platforms = (!manifest.platforms.is_empty())
+        .then(|| serde_json::to_string(&manifest.platforms).expect("strings serialize"));
+    let labels = (!manifest.labels.is_empty())
+        .then(|| serde_json::to_string(&manifest.labels).expect("strings serialize"));
+    sqlx::query_scalar(
+        "INSERT INTO package_versions (repository_id, digest, pushed_by, total_size, platforms, \
+             labels, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $7) \
+         ON CONFLICT (repository_id, digest) DO UPDATE SET \
+             updated_at = CASE WHEN $8 THEN excluded.updated_at ELSE package_versions.updated_at END \
+         RETURNING id",
+    )
+    .bind(repository_id)
+    .bind(manifest.digest.as_str())
+    .bind(manifest.pushed_by.map(|id| id.0))
+    .bind(i64::try_from(manifest.total_size).unwrap_or(i64::MAX))
+    .bind(platforms)
+    .bind(labels)
+    .bind(now)
+    .bind(touch)
+    .fetch_one(conn)
+    .await
+}

@@ -1,0 +1,339 @@
+//! Upload sessions and their leases.
+//!
+//! A lease is a token and an expiry in the upload's row. It is taken by one conditional
+//! `UPDATE … RETURNING`: a concurrent one, from this node or another, waits for its row lock
+//! and then re-evaluates the condition on the row as updated, so two requests can never both
+//! hold it. Leases are never voided when a node starts (other nodes may hold them): they
+//! expire by time. Every later write of the session names the token, so a request whose
+//! lease expired and was taken over cannot overwrite the new holder's progress.
+
+use async_trait::async_trait;
+use berth_core::digest::Digest;
+use berth_core::error::StoreError;
+use berth_core::name::RepoName;
+use berth_core::ports::StoreResult;
+use berth_core::ports::UploadStore;
+use berth_core::ports::{Lease, Millis, UploadSession};
+use tracing::instrument;
+
+use crate::blobs::link_in;
+use crate::store::{PgMetadataStore, failed, from_sql, to_sql};
+
+/// An upload row as read back: offset, hash state, start time, verified digest and size.
+type SessionRow = (i64, Vec<u8>, i64, Option<String>, Option<i64>);
+
+/// The columns of a [`SessionRow`], as a literal for `concat!`.
+macro_rules! session_columns {
+    () => {
+        "byte_offset, hash_state, started_at, verified_digest, verified_size"
+    };
+}
+
+fn session(
+    id: &str,
+    repo: &RepoName,
+    (offset, hash_state, started_at, verified_digest, verified_size): SessionRow,
+) -> Result<UploadSession, StoreError> {
+    let verified = match (verified_digest, verified_size) {
+        (Some(digest), Some(size)) => Some((
+            digest
+                .parse::<Digest>()
+                .map_err(|e| StoreError::new(format!("reading upload {id}"), e))?,
+            from_sql(size, "verified upload size")?,
+        )),
+        _ => None,
+    };
+    Ok(UploadSession {
+        id: id.to_owned(),
+        repo: repo.clone(),
+        offset: from_sql(offset, "upload offset")?,
+        hash_state,
+        started_at,
+        verified,
+    })
+}
+
+/// A listed session: id, repository, then a [`SessionRow`]'s columns.
+type ListedRow = (
+    String,
+    String,
+    i64,
+    Vec<u8>,
+    i64,
+    Option<String>,
+    Option<i64>,
+);
+
+/// Sessions as `(id, repository, row)` rows into [`UploadSession`]s.
+fn sessions(rows: Vec<ListedRow>, doing: &str) -> Result<Vec<UploadSession>, StoreError> {
+    rows.into_iter()
+        .map(|(id, repo, offset, hash_state, started_at, digest, size)| {
+            let repo: RepoName = repo.parse().map_err(|e| StoreError::new(doing, e))?;
+            session(&id, &repo, (offset, hash_state, started_at, digest, size))
+        })
+        .collect()
+}
+
+#[async_trait]
+impl UploadStore for PgMetadataStore {
+    /// Persists a new session, unleased.
+    #[instrument(level = "debug", skip_all, fields(repo = %session.repo, id = %session.id))]
+    async fn create_upload(&self, session: &UploadSession) -> StoreResult<()> {
+        let s = session;
+        sqlx::query(
+            "INSERT INTO uploads (id, repository, byte_offset, hash_state, started_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&s.id)
+        .bind(s.repo.as_str())
+        .bind(to_sql(s.offset, "upload offset")?)
+        .bind(&s.hash_state)
+        .bind(s.started_at)
+        .execute(&self.pool)
+        .await
+        .map_err(failed(format!("creating upload {} in {}", s.id, s.repo)))?;
+        Ok(())
+    }
+
+    /// Reads session `id` of `repo`, leased or not.
+    #[instrument(level = "debug", skip(self), fields(%repo))]
+    async fn get_upload(&self, repo: &RepoName, id: &str) -> StoreResult<Option<UploadSession>> {
+        let row: Option<SessionRow> = sqlx::query_as(concat!(
+            "SELECT ",
+            session_columns!(),
+            " FROM uploads WHERE id = $1 AND repository = $2"
+        ))
+        .bind(id)
+        .bind(repo.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(failed(format!("reading upload {id} of {repo}")))?;
+        row.map(|row| session(id, repo, row)).transpose()
+    }
+
+    /// Takes the lease of session `id` when free or expired; otherwise tells busy from missing.
+    #[instrument(level = "debug", skip(self, token), fields(%repo))]
+    async fn lease_upload(
+        &self,
+        repo: &RepoName,
+        id: &str,
+        token: &str,
+        now: Millis,
+        lease_until: Millis,
+    ) -> StoreResult<Lease> {
+        let row: Result<Option<SessionRow>, sqlx::Error> = sqlx::query_as(concat!(
+            "UPDATE uploads SET lease_token = $3, lease_until = $4 \
+             WHERE id = $1 AND repository = $2 AND (lease_token IS NULL OR lease_until < $5) \
+             RETURNING ",
+            session_columns!()
+        ))
+        .bind(id)
+        .bind(repo.as_str())
+        .bind(token)
+        .bind(lease_until)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await;
+        let row = row.map_err(failed(format!("leasing upload {id} of {repo}")))?;
+        if let Some(row) = row {
+            return Ok(Lease::Granted(session(id, repo, row)?));
+        }
+        let exists: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM uploads WHERE id = $1 AND repository = $2)",
+        )
+        .bind(id)
+        .bind(repo.as_str())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(failed(format!("looking up upload {id} of {repo}")))?;
+        Ok(if exists { Lease::Busy } else { Lease::Missing })
+    }
+
+    /// Moves the expiry of a lease held under `token`.
+    #[instrument(level = "debug", skip(self, token))]
+    async fn renew_upload_lease(
+        &self,
+        id: &str,
+        token: &str,
+        lease_until: Millis,
+    ) -> StoreResult<()> {
+        let done =
+            sqlx::query("UPDATE uploads SET lease_until = $3 WHERE id = $1 AND lease_token = $2")
+                .bind(id)
+                .bind(token)
+                .bind(lease_until)
+                .execute(&self.pool)
+                .await;
+        let done = done.map_err(failed(format!("renewing the lease of upload {id}")))?;
+        lease_held(done.rows_affected(), id)
+    }
+
+    /// Records progress under `token` and releases the lease.
+    #[instrument(level = "debug", skip(self, token, hash_state))]
+    async fn advance_upload(
+        &self,
+        id: &str,
+        token: &str,
+        offset: u64,
+        hash_state: &[u8],
+    ) -> StoreResult<()> {
+        let offset = to_sql(offset, "upload offset")?;
+        let done = sqlx::query(
+            "UPDATE uploads SET byte_offset = $3, hash_state = $4, lease_token = NULL, lease_until = NULL \
+             WHERE id = $1 AND lease_token = $2",
+        )
+        .bind(id)
+        .bind(token)
+        .bind(offset)
+        .bind(hash_state)
+        .execute(&self.pool)
+        .await;
+        let done = done.map_err(failed(format!("recording progress of upload {id}")))?;
+        lease_held(done.rows_affected(), id)
+    }
+
+    /// Releases the lease if still held under `token`; a lease already lost is left alone.
+    #[instrument(level = "debug", skip(self, token))]
+    async fn release_upload(&self, id: &str, token: &str) -> StoreResult<()> {
+        let done = sqlx::query(
+            "UPDATE uploads SET lease_token = NULL, lease_until = NULL WHERE id = $1 AND lease_token = $2",
+        )
+        .bind(id)
+        .bind(token)
+        .execute(&self.pool)
+        .await;
+        done.map_err(failed(format!("releasing the lease of upload {id}")))?;
+        Ok(())
+    }
+
+    /// Sessions whose lease is free at `now`, started before `started_before` or, without a
+    /// byte received, before `empty_started_before`; oldest first.
+    #[instrument(level = "debug", skip(self))]
+    async fn stale_uploads(
+        &self,
+        started_before: Millis,
+        empty_started_before: Millis,
+        now: Millis,
+        limit: usize,
+    ) -> StoreResult<Vec<UploadSession>> {
+        let rows = sqlx::query_as(concat!(
+            "SELECT id, repository, ",
+            session_columns!(),
+            " FROM uploads \
+             WHERE (started_at < $1 OR (byte_offset = 0 AND verified_digest IS NULL AND started_at < $4)) \
+             AND (lease_token IS NULL OR lease_until < $2) \
+             ORDER BY started_at LIMIT $3"
+        ))
+        .bind(started_before)
+        .bind(now)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .bind(empty_started_before)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(failed("listing stale uploads"))?;
+        sessions(rows, "reading a stale upload")
+    }
+
+    /// Sessions whose lease is free at `now` that were marked verified or received bytes.
+    #[instrument(level = "debug", skip(self))]
+    async fn uploads_to_check(&self, now: Millis, limit: usize) -> StoreResult<Vec<UploadSession>> {
+        let rows = sqlx::query_as(concat!(
+            "SELECT id, repository, ",
+            session_columns!(),
+            " FROM uploads \
+             WHERE (byte_offset > 0 OR verified_digest IS NOT NULL) \
+             AND (lease_token IS NULL OR lease_until < $1) LIMIT $2"
+        ))
+        .bind(now)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(failed("listing uploads to check"))?;
+        sessions(rows, "reading an upload to check")
+    }
+
+    /// Records the verified digest and size of session `id` under the lease `token`.
+    #[instrument(level = "debug", skip(self, token), fields(%digest))]
+    async fn mark_upload_verified(
+        &self,
+        id: &str,
+        token: &str,
+        digest: &Digest,
+        size: u64,
+    ) -> StoreResult<()> {
+        let size = to_sql(size, "upload size")?;
+        let done = sqlx::query(
+            "UPDATE uploads SET verified_digest = $3, verified_size = $4 \
+             WHERE id = $1 AND lease_token = $2",
+        )
+        .bind(id)
+        .bind(token)
+        .bind(digest.to_string())
+        .bind(size)
+        .execute(&self.pool)
+        .await;
+        let done = done.map_err(failed(format!("marking upload {id} verified")))?;
+        lease_held(done.rows_affected(), id)
+    }
+
+    /// How many sessions the repositories of `owner` have open, and the bytes they hold.
+    #[instrument(level = "debug", skip(self))]
+    async fn owner_uploads(&self, owner: &str) -> StoreResult<(u64, u64)> {
+        // `owner/` up to (not including) `owner0`: '0' follows '/' in byte order, the
+        // column's collation.
+        let (count, bytes): (i64, i64) = sqlx::query_as(
+            "SELECT COUNT(*), COALESCE(SUM(byte_offset), 0)::BIGINT FROM uploads \
+             WHERE repository >= ($1 || '/') AND repository < ($1 || '0')",
+        )
+        .bind(owner)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(failed(format!("counting the open uploads of {owner}")))?;
+        Ok((
+            from_sql(count, "upload count")?,
+            from_sql(bytes, "upload bytes")?,
+        ))
+    }
+
+    /// Deletes session `id`; false when it did not exist.
+    #[instrument(level = "debug", skip(self))]
+    async fn delete_upload(&self, id: &str) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM uploads WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(failed(format!("deleting upload {id}")))?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Deletes session `id` (when given) and links the finished blob, in one transaction.
+    #[instrument(level = "debug", skip(self), fields(%repo, %digest))]
+    async fn complete_upload(
+        &self,
+        id: Option<&str>,
+        repo: &RepoName,
+        digest: &Digest,
+        size: u64,
+    ) -> StoreResult<()> {
+        let doing = || format!("completing upload of {digest} to {repo}");
+        let mut tx = self.pool.begin().await.map_err(failed(doing()))?;
+        if let Some(id) = id {
+            sqlx::query("DELETE FROM uploads WHERE id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(failed(format!("deleting finished upload {id}")))?;
+        }
+        link_in(&mut tx, repo.as_str(), digest, size).await?;
+        tx.commit().await.map_err(failed(doing()))
+    }
+}
+
+/// Ok when a statement guarded by a lease token changed the row; a lost lease otherwise.
+fn lease_held(rows_affected: u64, id: &str) -> Result<(), StoreError> {
+    if rows_affected > 0 {
+        Ok(())
+    } else {
+        Err(StoreError::lease_lost(format!("upload `{id}`")))
+    }
+}

@@ -1,0 +1,306 @@
+//! Package versions: listing, restoring deleted manifests, download counts, purging.
+//!
+//! Restoring and purging lock the manifest rows they change (`FOR UPDATE`) before reading
+//! anything else about them, so a push, a delete, a restore or a purge of the same manifest
+//! on another node runs wholly before or after.
+
+use async_trait::async_trait;
+use berth_core::access::AccountId;
+use berth_core::digest::Digest;
+use berth_core::error::StoreError;
+use berth_core::ids::VersionId;
+use berth_core::name::RepoName;
+use berth_core::ports::StoreResult;
+use berth_core::ports::VersionStore;
+use berth_core::ports::{Millis, RestoreOutcome, VersionRecord, VersionState};
+use sqlx::AssertSqlSafe;
+use tracing::instrument;
+
+use crate::registry_sql::repository_id;
+use crate::store::{PgMetadataStore, failed, from_sql, now_millis, parse_digest, sql_limit};
+
+/// The columns of a version, in the order [`record`] reads them. Tags come from `tags` for a
+/// live version and from `deleted_tags` for a deleted one, as a `text[]` in byte order.
+const VERSION_COLUMNS: &str = "v.id, v.digest, m.media_type, \
+     CASE WHEN m.deleted_at IS NULL \
+         THEN ARRAY(SELECT t.name FROM tags t \
+               WHERE t.repository_id = v.repository_id AND t.digest = v.digest ORDER BY t.name) \
+         ELSE ARRAY(SELECT d.name FROM deleted_tags d \
+               WHERE d.repository_id = v.repository_id AND d.digest = v.digest ORDER BY d.name) \
+     END, \
+     v.created_at, v.updated_at, m.deleted_at, v.pushed_by, \
+     (SELECT login FROM accounts a WHERE a.id = v.pushed_by), v.total_size, v.platforms, \
+     v.labels, v.downloads";
+
+/// A version as [`VERSION_COLUMNS`] reads it.
+type VersionRow = (
+    i64,
+    String,
+    String,
+    Vec<String>,
+    i64,
+    i64,
+    Option<i64>,
+    Option<i64>,
+    Option<String>,
+    i64,
+    Option<String>,
+    Option<String>,
+    i64,
+);
+
+/// The JSON `text` stored as the `what` of version `id`, parsed.
+fn json<T: serde::de::DeserializeOwned>(id: i64, what: &str, text: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text)
+        .map_err(|e| StoreError::new(format!("reading the {what} of version {id}"), e))
+}
+
+/// A [`VersionRow`] as the port's record.
+fn record(row: VersionRow) -> Result<VersionRecord, StoreError> {
+    let (id, digest, media_type, tags, created_at, updated_at, deleted_at, pushed_by, login, ..) =
+        row;
+    let (size, platforms, labels, downloads) = (row.9, row.10, row.11, row.12);
+    Ok(VersionRecord {
+        id: VersionId(id),
+        digest: parse_digest(&digest)?,
+        media_type,
+        tags,
+        created_at,
+        updated_at,
+        deleted_at,
+        pushed_by: pushed_by.map(AccountId).zip(login),
+        total_size: from_sql(size, "version size")?,
+        platforms: platforms
+            .map(|p| json(id, "platforms", &p))
+            .transpose()?
+            .unwrap_or_default(),
+        labels: labels
+            .map(|l| json(id, "labels", &l))
+            .transpose()?
+            .unwrap_or_default(),
+        downloads: from_sql(downloads, "download count")?,
+    })
+}
+
+#[async_trait]
+impl VersionStore for PgMetadataStore {
+    /// Versions of `repo` in `state`, newest first, and how many there are.
+    #[instrument(level = "debug", skip(self), fields(%repo))]
+    async fn list_versions(
+        &self,
+        repo: &RepoName,
+        state: VersionState,
+        deleted_after: Millis,
+        offset: u64,
+        limit: usize,
+    ) -> StoreResult<(u64, Vec<VersionRecord>)> {
+        let deleted = state == VersionState::Deleted;
+        let doing = || format!("listing the versions of {repo}");
+        let total: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM repositories r JOIN manifests m ON m.repository_id = r.id \
+             WHERE r.name = $1 AND (m.deleted_at IS NOT NULL) = $2 \
+                 AND (m.deleted_at IS NULL OR m.deleted_at > $3)",
+        )
+        .bind(repo.as_str())
+        .bind(deleted)
+        .bind(deleted_after)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(failed(doing()))?;
+        let rows: Vec<VersionRow> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {VERSION_COLUMNS} FROM repositories r \
+             JOIN package_versions v ON v.repository_id = r.id \
+             JOIN manifests m ON m.repository_id = v.repository_id AND m.digest = v.digest \
+             WHERE r.name = $1 AND (m.deleted_at IS NOT NULL) = $2 \
+                 AND (m.deleted_at IS NULL OR m.deleted_at > $5) \
+             ORDER BY v.created_at DESC, v.id DESC LIMIT $3 OFFSET $4"
+        )))
+        .bind(repo.as_str())
+        .bind(deleted)
+        .bind(sql_limit(limit))
+        .bind(i64::try_from(offset).unwrap_or(i64::MAX))
+        .bind(deleted_after)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(failed(doing()))?;
+        let versions = rows.into_iter().map(record).collect::<Result<_, _>>()?;
+        Ok((from_sql(total, "version count")?, versions))
+    }
+
+    /// Version `id` of `repo`.
+    #[instrument(level = "debug", skip(self), fields(%repo))]
+    async fn version(&self, repo: &RepoName, id: VersionId) -> StoreResult<Option<VersionRecord>> {
+        let row: Option<VersionRow> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {VERSION_COLUMNS} FROM repositories r \
+             JOIN package_versions v ON v.repository_id = r.id \
+             JOIN manifests m ON m.repository_id = v.repository_id AND m.digest = v.digest \
+             WHERE r.name = $1 AND v.id = $2"
+        )))
+        .bind(repo.as_str())
+        .bind(id.0)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(failed(format!("reading version {id} of {repo}")))?;
+        row.map(record).transpose()
+    }
+
+    /// Restores deleted manifest `digest`, the deleted children it references, and the tags
+    /// they had that are still free. The manifest's row is locked first, then those of the
+    /// deleted children, so a concurrent push, delete or purge of them waits.
+    #[instrument(level = "debug", skip(self), fields(%repo, %digest))]
+    async fn restore_manifest(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+    ) -> StoreResult<RestoreOutcome> {
+        let doing = || format!("restoring manifest {repo}@{digest}");
+        let mut tx = self.pool.begin().await.map_err(failed(doing()))?;
+        let Some(repository_id) = repository_id(&mut tx, repo.as_str()).await? else {
+            return Ok(RestoreOutcome::Missing);
+        };
+        let deleted: Option<Option<i64>> = sqlx::query_scalar(
+            "SELECT deleted_at FROM manifests WHERE repository_id = $1 AND digest = $2 \
+             FOR UPDATE",
+        )
+        .bind(repository_id)
+        .bind(digest.as_str())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(failed(doing()))?;
+        match deleted {
+            None => return Ok(RestoreOutcome::Missing),
+            Some(None) => return Ok(RestoreOutcome::NotDeleted),
+            Some(Some(_)) => {}
+        }
+        // The manifest and the deleted children of an index: restoring an index without its
+        // platforms would give back an image that cannot be pulled.
+        let mut revived: Vec<String> = sqlx::query_scalar(
+            "SELECT m.digest FROM manifest_children c \
+             JOIN manifests m ON m.repository_id = c.repository_id AND m.digest = c.child_digest \
+             WHERE c.repository_id = $1 AND c.parent_digest = $2 AND m.deleted_at IS NOT NULL \
+             ORDER BY m.digest FOR UPDATE OF m",
+        )
+        .bind(repository_id)
+        .bind(digest.as_str())
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(failed(doing()))?;
+        revived.push(digest.as_str().to_owned());
+        let taken: Vec<String> = sqlx::query_scalar(
+            "SELECT d.name FROM deleted_tags d JOIN tags t \
+                 ON t.repository_id = d.repository_id AND t.name = d.name \
+             WHERE d.repository_id = $1 AND d.digest = ANY($2::text[]) ORDER BY d.name",
+        )
+        .bind(repository_id)
+        .bind(&revived)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(failed(doing()))?;
+        let tags: Vec<String> = sqlx::query_scalar(
+            "SELECT name FROM deleted_tags WHERE repository_id = $1 AND digest = $2 \
+             AND name NOT IN (SELECT name FROM tags WHERE repository_id = $1) ORDER BY name",
+        )
+        .bind(repository_id)
+        .bind(digest.as_str())
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(failed(doing()))?;
+        sqlx::query(
+            "INSERT INTO tags (repository_id, name, digest, updated_at) \
+             SELECT repository_id, name, digest, $3 FROM deleted_tags \
+             WHERE repository_id = $1 AND digest = ANY($2::text[]) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(repository_id)
+        .bind(&revived)
+        .bind(now_millis())
+        .execute(&mut *tx)
+        .await
+        .map_err(failed(doing()))?;
+        for statement in [
+            "DELETE FROM deleted_tags WHERE repository_id = $1 AND digest = ANY($2::text[])",
+            "UPDATE manifests SET deleted_at = NULL \
+             WHERE repository_id = $1 AND digest = ANY($2::text[])",
+        ] {
+            sqlx::query(statement)
+                .bind(repository_id)
+                .bind(&revived)
+                .execute(&mut *tx)
+                .await
+                .map_err(failed(doing()))?;
+        }
+        tx.commit().await.map_err(failed(doing()))?;
+        Ok(RestoreOutcome::Restored { tags, taken })
+    }
+
+    /// Adds download counts, in one transaction. The rows are updated in (repository,
+    /// digest) order, so two nodes flushing their counts at once lock them in the same order
+    /// and cannot deadlock.
+    #[instrument(level = "debug", skip_all, fields(n = counts.len()))]
+    async fn add_downloads(&self, counts: &[(RepoName, Digest, u64)]) -> StoreResult<()> {
+        let doing = || "recording downloads".to_owned();
+        let mut ordered: Vec<&(RepoName, Digest, u64)> = counts.iter().collect();
+        ordered.sort_by(|a, b| (a.0.as_str(), a.1.as_str()).cmp(&(b.0.as_str(), b.1.as_str())));
+        let mut tx = self.pool.begin().await.map_err(failed(doing()))?;
+        for (repo, digest, count) in ordered {
+            sqlx::query(
+                "UPDATE package_versions SET downloads = downloads + $3 \
+                 WHERE repository_id = (SELECT id FROM repositories WHERE name = $1) \
+                 AND digest = $2",
+            )
+            .bind(repo.as_str())
+            .bind(digest.as_str())
+            .bind(i64::try_from(*count).unwrap_or(i64::MAX))
+            .execute(&mut *tx)
+            .await
+            .map_err(failed(doing()))?;
+        }
+        tx.commit().await.map_err(failed(doing()))
+    }
+
+    /// Removes for good the manifests deleted before `before`. They are locked first (in
+    /// key order, so nodes purging at once take turns rather than deadlock) and removed by
+    /// key, so one pushed again or restored meanwhile (which waits, or was waited for) keeps
+    /// its references and its version.
+    #[instrument(level = "debug", skip(self))]
+    async fn purge_deleted_manifests(&self, before: Millis) -> StoreResult<u64> {
+        let doing = || "purging deleted manifests".to_owned();
+        let mut tx = self.pool.begin().await.map_err(failed(doing()))?;
+        let doomed: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT repository_id, digest FROM manifests \
+             WHERE deleted_at IS NOT NULL AND deleted_at < $1 \
+             ORDER BY repository_id, digest FOR UPDATE",
+        )
+        .bind(before)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(failed(doing()))?;
+        if doomed.is_empty() {
+            tx.commit().await.map_err(failed(doing()))?;
+            return Ok(0);
+        }
+        let (ids, digests): (Vec<i64>, Vec<String>) = doomed.into_iter().unzip();
+        let keys = "SELECT * FROM unnest($1::bigint[], $2::text[])";
+        let mut purged = 0;
+        // The manifests last: the references go first, as their foreign keys require.
+        for (table, digest) in [
+            ("deleted_tags", "digest"),
+            ("manifest_blobs", "manifest_digest"),
+            ("manifest_children", "parent_digest"),
+            ("package_versions", "digest"),
+            ("manifests", "digest"),
+        ] {
+            purged = sqlx::query(AssertSqlSafe(format!(
+                "DELETE FROM {table} WHERE (repository_id, {digest}) IN ({keys})"
+            )))
+            .bind(&ids)
+            .bind(&digests)
+            .execute(&mut *tx)
+            .await
+            .map_err(failed(doing()))?
+            .rows_affected();
+        }
+        tx.commit().await.map_err(failed(doing()))?;
+        Ok(purged)
+    }
+}
