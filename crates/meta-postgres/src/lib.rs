@@ -14,9 +14,15 @@
 //! nodes may hold them; they expire by time.
 //!
 //! Modules: `store` opens the pool and holds what every query module shares; `ops` the health
-//! probe and the records `berth fsck` reads.
+//! probe and the records `berth fsck` reads. The access port: `access` holds what its tables
+//! share, `accounts`, `packages`, `credentials` and `apps` implement its traits.
 
+mod access;
+mod accounts;
+mod apps;
+mod credentials;
 mod ops;
+mod packages;
 mod store;
 
 pub use ops::StoredManifest;
