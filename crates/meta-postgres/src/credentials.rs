@@ -619,4 +619,15 @@ mod tests {
         };
         assert!(GrantColumns::of(&admin).is_err());
     }
+
+    #[tokio::test]
+    async fn resolving_only_probes_indexes() {
+        let by_hash = select_credential!("c.token_hash = $1");
+        let scans = crate::access::seq_scans(by_hash, |q| q.bind(vec![1_u8])).await;
+        assert_eq!(scans, Vec::<String>::new());
+        for sql in [select_credential!("c.id = $1"), LISTS_OF_ONE, LISTS_OF_USER] {
+            let scans = crate::access::seq_scans(sql, |q| q.bind(1_i64)).await;
+            assert_eq!(scans, Vec::<String>::new(), "{sql}");
+        }
+    }
 }

@@ -586,4 +586,18 @@ mod tests {
         assert!(parse_job_access("3").is_err());
         assert!(parse_job_access("x:read").is_err());
     }
+
+    #[tokio::test]
+    async fn the_target_queries_only_probe_indexes() {
+        let target = crate::access::seq_scans(TARGET, |q| {
+            q.bind("acme").bind("acme/app").bind(Some(1_i64))
+        })
+        .await;
+        assert_eq!(target, Vec::<String>::new());
+        let listing = crate::access::seq_scans(OWNER_TARGETS, |q| {
+            q.bind(1_i64).bind(None::<String>).bind(Some(1_i64))
+        })
+        .await;
+        assert_eq!(listing, Vec::<String>::new());
+    }
 }
