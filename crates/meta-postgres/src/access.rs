@@ -190,6 +190,38 @@ pub(crate) fn unexpected(what: &str, text: &str) -> StoreError {
     )
 }
 
+/// The plan lines of `sql` (run with `binds` on a fresh database, sequential scans
+/// discouraged) that scan a whole table rather than probe an index: none for a query every
+/// lookup of which an index serves, however small the tables.
+#[cfg(test)]
+pub(crate) async fn seq_scans(
+    sql: &str,
+    bind: impl FnOnce(
+        sqlx::query::Query<'_, Postgres, sqlx::postgres::PgArguments>,
+    ) -> sqlx::query::Query<'_, Postgres, sqlx::postgres::PgArguments>,
+) -> Vec<String> {
+    use sqlx::{Connection as _, Row as _};
+    let url = berth_testkit::services::postgres_database().await;
+    let store = crate::PgMetadataStore::open(&url, crate::PgOptions::default())
+        .await
+        .expect("open");
+    store.close().await;
+    let mut conn = sqlx::PgConnection::connect(&url).await.expect("connect");
+    sqlx::query("SET enable_seqscan = off")
+        .execute(&mut conn)
+        .await
+        .expect("set");
+    let explain = format!("EXPLAIN {sql}");
+    let rows = bind(sqlx::query(sqlx::AssertSqlSafe(explain)))
+        .fetch_all(&mut conn)
+        .await
+        .expect("plan");
+    rows.iter()
+        .map(|row| row.get::<String, _>(0))
+        .filter(|line| line.contains("Seq Scan"))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -257,36 +289,4 @@ mod tests {
         assert!(!same_hash(b"abc", b"abd"));
         assert!(!same_hash(b"abc", b"ab"));
     }
-}
-
-/// The plan lines of `sql` (run with `binds` on a fresh database, sequential scans
-/// discouraged) that scan a whole table rather than probe an index: none for a query every
-/// lookup of which an index serves, however small the tables.
-#[cfg(test)]
-pub(crate) async fn seq_scans(
-    sql: &str,
-    bind: impl FnOnce(
-        sqlx::query::Query<'_, Postgres, sqlx::postgres::PgArguments>,
-    ) -> sqlx::query::Query<'_, Postgres, sqlx::postgres::PgArguments>,
-) -> Vec<String> {
-    use sqlx::{Connection as _, Row as _};
-    let url = berth_testkit::services::postgres_database().await;
-    let store = crate::PgMetadataStore::open(&url, crate::PgOptions::default())
-        .await
-        .expect("open");
-    store.close().await;
-    let mut conn = sqlx::PgConnection::connect(&url).await.expect("connect");
-    sqlx::query("SET enable_seqscan = off")
-        .execute(&mut conn)
-        .await
-        .expect("set");
-    let explain = format!("EXPLAIN {sql}");
-    let rows = bind(sqlx::query(sqlx::AssertSqlSafe(explain)))
-        .fetch_all(&mut conn)
-        .await
-        .expect("plan");
-    rows.iter()
-        .map(|row| row.get::<String, _>(0))
-        .filter(|line| line.contains("Seq Scan"))
-        .collect()
 }
