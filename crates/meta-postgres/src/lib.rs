@@ -16,14 +16,22 @@
 //! Modules: `store` opens the pool and holds what every query module shares; `ops` the health
 //! probe and the records `berth fsck` reads; `registry_sql` what the registry's modules share
 //! (repositories by name, a push's locking checks), and `blobs`, `uploads`, `manifests`,
-//! `versions` and `listings` the registry's ports; `cluster` what nodes coordinate through the
-//! database beyond the ports (shared secrets, access-change notifications, housekeeping turns).
+//! `versions` and `listings` the registry's ports. The access port: `access` holds what its
+//! tables share, `accounts`, `packages`, `credentials` and `apps` implement its traits.
+//! `hooks` implements the webhook port and its delivery queue. `cluster` is what nodes
+//! coordinate through the database beyond the ports (shared secrets, access-change
+//! notifications, housekeeping turns).
 
+mod access;
+mod accounts;
+mod apps;
 mod blobs;
 mod cluster;
+mod credentials;
 mod listings;
 mod manifests;
 mod ops;
+mod packages;
 mod registry_sql;
 mod store;
 mod uploads;

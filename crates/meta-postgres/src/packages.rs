@@ -1,0 +1,603 @@
+//! Packages, their roles and links, and the [`Target`] of a registry request: everything the
+//! permission function needs, gathered in one query.
+//!
+//! Several nodes write these rows at once. Two pushes creating one package insert `ON
+//! CONFLICT (name) DO NOTHING`: one creates it (and only it grants its creator admin), the
+//! other waits for that commit and finds it. Setting a role looks the package up `FOR KEY
+//! SHARE` in the same transaction, so a purge cannot remove it between the lookup and the
+//! write; the purge locks the packages and repositories it removes first, so writes that
+//! reference them finish before it, or find them gone.
+
+use async_trait::async_trait;
+use berth_core::access::store::PackageStore;
+use berth_core::access::store::{Grantee, PackageRecord};
+use berth_core::access::{
+    AccountId, LinkedRepo, Owner, Package, PackagePolicy, Relations, RepoId, Role, Target,
+    Visibility,
+};
+use berth_core::error::StoreError;
+use berth_core::ids::PackageId;
+use berth_core::name::RepoName;
+use berth_core::ports::Millis;
+use berth_core::ports::StoreResult;
+use sqlx::PgConnection;
+use tracing::instrument;
+
+use crate::access::{
+    parse_account_kind, parse_org_role, parse_role, parse_visibilities, parse_visibility, rank,
+    role_from_rank, role_text, visibility_text,
+};
+use crate::store::{PgMetadataStore, failed};
+
+/// The select list of [`TARGET`] and [`OWNER_TARGETS`]: the owner (`o`), the package (`p`),
+/// its linked repository (`r`) and the user's (`$3`) relations to them.
+macro_rules! target_columns {
+    () => {
+        concat!(
+            "SELECT o.id AS owner_id, o.login AS owner_login, o.kind AS owner_kind, \
+         o.requires_sso, o.default_visibility, o.member_visibilities, \
+         p.id AS package_id, p.visibility AS package_visibility, p.inherits, p.deleted_at, \
+         r.id AS repo_id, r.visibility AS repo_visibility, \
+         (SELECT string_agg(j.repo_id::TEXT || ':' || j.role, ',' ORDER BY j.repo_id) \
+            FROM package_job_access j WHERE j.package_id = p.id) AS job_access, \
+         (SELECT m.role FROM org_members m \
+            WHERE m.org_id = o.id AND m.user_id = $3 AND o.kind = 'organization') AS org_role, \
+         GREATEST(coalesce((SELECT ",
+            rank!("u.role"),
+            " FROM package_user_roles u WHERE u.package_id = p.id AND u.user_id = $3), 0), \
+             coalesce((SELECT max(",
+            rank!("t.role"),
+            ") FROM team_members tm \
+                 JOIN package_team_roles t ON t.package_id = p.id AND t.team_id = tm.team_id \
+                 WHERE tm.user_id = $3), 0))::BIGINT AS package_rank, \
+         GREATEST(coalesce((SELECT ",
+            rank!("c.role"),
+            " FROM repo_collaborators c WHERE c.repo_id = r.id AND c.user_id = $3), 0), \
+             coalesce((SELECT max(",
+            rank!("tr.role"),
+            ") FROM team_members tm \
+                 JOIN team_repos tr ON tr.team_id = tm.team_id AND tr.repo_id = r.id \
+                 WHERE tm.user_id = $3), 0), \
+             CASE WHEN r.owner_id = $3 OR EXISTS (SELECT 1 FROM org_members m \
+                 WHERE m.org_id = r.owner_id AND m.user_id = $3 AND m.role = 'owner') \
+             THEN 3 ELSE 0 END)::BIGINT AS repo_rank"
+        )
+    };
+}
+
+/// The [`Target`] query. `$1` is the owner login (the name's first segment, compared
+/// case-insensitively), `$2` the package name, `$3` the asking user (NULL for none, which
+/// makes every relation empty).
+///
+/// A one-row anchor is left-joined to the owner account, the package and its linked
+/// repository, so the row exists whatever is missing. Every lookup is a primary-key or unique
+/// index probe: accounts by `lower(login)`, packages by name, source repositories by id, and
+/// the user's roles by (package, user), (repo, user), (org, user) and, through the user's
+/// teams (`team_members_by_user`), by (team, package) and (team, repo). Roles are compared
+/// as ranks (see [`rank!`]); a relation of rank 0 is none.
+const TARGET: &str = concat!(
+    target_columns!(),
+    " FROM (SELECT 1) AS anchor \
+     LEFT JOIN accounts o ON lower(o.login) = lower($1) \
+     LEFT JOIN packages p ON p.name = $2 \
+     LEFT JOIN source_repos r ON r.id = p.linked_repo_id"
+);
+
+/// Every package of an owner (`$1`, an account id) with what [`TARGET`] reads for one, for
+/// the user `$3`, by name after `$2` (NULL: from the first): one query for a listing.
+const OWNER_TARGETS: &str = concat!(
+    target_columns!(),
+    ", p.name AS package_name, p.created_at AS package_created_at \
+     FROM packages p JOIN accounts o ON o.id = p.owner_id \
+     LEFT JOIN source_repos r ON r.id = p.linked_repo_id \
+     WHERE p.owner_id = $1 AND ($2::TEXT IS NULL OR p.name > $2) ORDER BY p.name"
+);
+
+/// A row of [`OWNER_TARGETS`].
+#[derive(sqlx::FromRow)]
+struct OwnerTargetRow {
+    #[sqlx(flatten)]
+    target: TargetRow,
+    package_name: String,
+    package_created_at: i64,
+}
+
+/// The row of [`TARGET`].
+#[derive(sqlx::FromRow)]
+struct TargetRow {
+    owner_id: Option<i64>,
+    owner_login: Option<String>,
+    owner_kind: Option<String>,
+    requires_sso: Option<bool>,
+    default_visibility: Option<String>,
+    member_visibilities: Option<String>,
+    package_id: Option<i64>,
+    package_visibility: Option<String>,
+    inherits: Option<bool>,
+    deleted_at: Option<i64>,
+    repo_id: Option<i64>,
+    repo_visibility: Option<String>,
+    job_access: Option<String>,
+    org_role: Option<String>,
+    package_rank: Option<i64>,
+    repo_rank: Option<i64>,
+}
+
+impl TargetRow {
+    /// The [`Target`] of `name` this row describes.
+    fn into_target(self, name: &RepoName) -> Result<Target, StoreError> {
+        let owner = match (self.owner_id, self.owner_login, self.owner_kind) {
+            (Some(id), Some(login), Some(kind)) => Some(Owner {
+                id: AccountId(id),
+                login,
+                kind: parse_account_kind(&kind)?,
+                requires_sso: self.requires_sso.unwrap_or(false),
+                policy: PackagePolicy {
+                    default_visibility: parse_visibility(
+                        self.default_visibility.as_deref().unwrap_or_default(),
+                    )?,
+                    member_visibilities: parse_visibilities(
+                        self.member_visibilities.as_deref().unwrap_or_default(),
+                    )?,
+                },
+            }),
+            _ => None,
+        };
+        let package = match (self.package_id, self.package_visibility) {
+            (Some(_), Some(visibility)) => Some(Package {
+                visibility: parse_visibility(&visibility)?,
+                linked: match (self.repo_id, self.repo_visibility) {
+                    (Some(id), Some(visibility)) => Some(LinkedRepo {
+                        id: RepoId(id),
+                        visibility: parse_visibility(&visibility)?,
+                    }),
+                    _ => None,
+                },
+                inherits: self.inherits.unwrap_or(false),
+                job_access: parse_job_access(self.job_access.as_deref().unwrap_or_default())?,
+                deleted_at: self.deleted_at,
+            }),
+            _ => None,
+        };
+        Ok(Target {
+            name: name.as_str().to_owned(),
+            owner,
+            package,
+            relations: Relations {
+                org_role: self.org_role.as_deref().map(parse_org_role).transpose()?,
+                package_role: role_from_rank(self.package_rank)?,
+                repo_role: role_from_rank(self.repo_rank)?,
+            },
+        })
+    }
+}
+
+/// `repo_id:role` pairs joined by commas, as [`TARGET`] aggregates them.
+fn parse_job_access(text: &str) -> Result<Vec<(RepoId, Role)>, StoreError> {
+    text.split(',')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (repo, role) = pair.split_once(':').ok_or_else(|| {
+                StoreError::new("reading job access", format!("malformed entry `{pair}`"))
+            })?;
+            let repo = repo
+                .parse()
+                .map_err(|e| StoreError::new("reading job access", e))?;
+            Ok((repo, parse_role(role)?))
+        })
+        .collect()
+}
+
+/// The id of package `name`, inside the caller's transaction, with the row locked `FOR KEY
+/// SHARE` until it ends: nobody can delete the package (a purge on another node) before the
+/// caller's rows referencing it are written, while other nodes may still update it or lock it
+/// the same way.
+async fn package_id(conn: &mut PgConnection, name: &RepoName) -> Result<Option<i64>, StoreError> {
+    sqlx::query_scalar("SELECT id FROM packages WHERE name = $1 FOR KEY SHARE")
+        .bind(name.as_str())
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(failed(format!("looking up package {name}")))
+}
+
+#[async_trait]
+impl PackageStore for PgMetadataStore {
+    /// Everything the permission function needs about `name` for `user`: one query.
+    #[instrument(level = "debug", skip(self), fields(%name))]
+    async fn target(&self, name: &RepoName, user: Option<AccountId>) -> StoreResult<Target> {
+        let row: TargetRow = sqlx::query_as(TARGET)
+            .bind(name.owner())
+            .bind(name.as_str())
+            .bind(user.map(|id| id.0))
+            .fetch_one(&self.pool)
+            .await
+            .map_err(failed(format!("reading the access target {name}")))?;
+        row.into_target(name)
+    }
+
+    /// Every package of `owner` with its [`Target`] for `user`, by name: one query.
+    #[instrument(level = "debug", skip(self))]
+    async fn packages_of(
+        &self,
+        owner: AccountId,
+        user: Option<AccountId>,
+    ) -> StoreResult<Vec<(PackageRecord, Target)>> {
+        let rows: Vec<OwnerTargetRow> = sqlx::query_as(OWNER_TARGETS)
+            .bind(owner.0)
+            .bind(None::<String>)
+            .bind(user.map(|id| id.0))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(failed(format!("reading the packages of account {owner}")))?;
+        rows.into_iter()
+            .map(|row| {
+                let name: RepoName = row.package_name.parse().map_err(|e| {
+                    StoreError::new(format!("reading package {}", row.package_name), e)
+                })?;
+                let id = row.target.package_id.unwrap_or_default();
+                let target = row.target.into_target(&name)?;
+                let package = target.package.as_ref().ok_or_else(|| {
+                    StoreError::new("reading packages", format!("package {name} vanished"))
+                })?;
+                let record = PackageRecord {
+                    id: PackageId(id),
+                    name,
+                    owner,
+                    visibility: package.visibility,
+                    linked_repo: package.linked.map(|l| l.id),
+                    created_at: row.package_created_at,
+                    deleted_at: package.deleted_at,
+                };
+                Ok((record, target))
+            })
+            .collect()
+    }
+
+    /// Inserts package `name` unless it exists, with `admin` as its admin, in one
+    /// transaction; a linked package inherits its repository's access, and one linked and
+    /// created by no user (a job token of the repository) grants the repository write.
+    ///
+    /// The insert is `ON CONFLICT (name) DO NOTHING`: of two nodes creating the package at
+    /// once, the second waits for the first's commit and inserts nothing, so both calls
+    /// succeed, there is one package, and only its creator's grants are written.
+    #[instrument(level = "debug", skip(self), fields(%name))]
+    async fn create_package(
+        &self,
+        name: &RepoName,
+        owner: AccountId,
+        visibility: Visibility,
+        link: Option<RepoId>,
+        admin: Option<AccountId>,
+        now: Millis,
+    ) -> StoreResult<()> {
+        let doing = || format!("creating package {name}");
+        let mut tx = self.pool.begin().await.map_err(failed(doing()))?;
+        let created: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO packages (name, owner_id, visibility, linked_repo_id, inherits, created_at) \
+             VALUES ($1, $2, $3, $4, $4::BIGINT IS NOT NULL, $5) ON CONFLICT (name) DO NOTHING \
+             RETURNING id",
+        )
+        .bind(name.as_str())
+        .bind(owner.0)
+        .bind(visibility_text(visibility))
+        .bind(link.map(|id| id.0))
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(failed(doing()))?;
+        // Only the creator becomes admin: a concurrent creator that lost gets nothing.
+        if let (Some(package), Some(admin)) = (created, admin) {
+            sqlx::query(
+                "INSERT INTO package_user_roles (package_id, user_id, role) VALUES ($1, $2, 'admin')",
+            )
+            .bind(package)
+            .bind(admin.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(failed(doing()))?;
+        }
+        // Likewise only the creating job's repository gets write for its jobs.
+        if let (Some(package), Some(repo), None) = (created, link, admin) {
+            sqlx::query(
+                "INSERT INTO package_job_access (package_id, repo_id, role) VALUES ($1, $2, 'write')",
+            )
+            .bind(package)
+            .bind(repo.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(failed(doing()))?;
+        }
+        tx.commit().await.map_err(failed(doing()))
+    }
+
+    /// Sets the visibility of package `name`; false when there is none.
+    #[instrument(level = "debug", skip(self), fields(%name))]
+    async fn set_package_visibility(
+        &self,
+        name: &RepoName,
+        visibility: Visibility,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query("UPDATE packages SET visibility = $2 WHERE name = $1")
+            .bind(name.as_str())
+            .bind(visibility_text(visibility))
+            .execute(&self.pool)
+            .await
+            .map_err(failed(format!("setting the visibility of package {name}")))?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Sets (an upsert) or removes a user's or team's role on package `name`, in one
+    /// transaction with the package's lookup (see [`package_id`]); false when there is none.
+    #[instrument(level = "debug", skip(self), fields(%name))]
+    async fn set_package_role(
+        &self,
+        name: &RepoName,
+        grantee: Grantee,
+        role: Option<Role>,
+    ) -> StoreResult<bool> {
+        let doing = || format!("setting a role on package {name}");
+        let mut tx = self.pool.begin().await.map_err(failed(doing()))?;
+        let Some(package) = package_id(&mut tx, name).await? else {
+            tx.rollback().await.map_err(failed(doing()))?;
+            return Ok(false);
+        };
+        let (sql, who) = match (grantee, role) {
+            (Grantee::User(user), Some(_)) => (
+                "INSERT INTO package_user_roles (package_id, user_id, role) VALUES ($1, $2, $3) \
+                 ON CONFLICT (package_id, user_id) DO UPDATE SET role = excluded.role",
+                user.0,
+            ),
+            (Grantee::User(user), None) => (
+                "DELETE FROM package_user_roles WHERE package_id = $1 AND user_id = $2",
+                user.0,
+            ),
+            (Grantee::Team(team), Some(_)) => (
+                "INSERT INTO package_team_roles (package_id, team_id, role) VALUES ($1, $2, $3) \
+                 ON CONFLICT (package_id, team_id) DO UPDATE SET role = excluded.role",
+                team.0,
+            ),
+            (Grantee::Team(team), None) => (
+                "DELETE FROM package_team_roles WHERE package_id = $1 AND team_id = $2",
+                team.0,
+            ),
+        };
+        let mut query = sqlx::query(sql).bind(package).bind(who);
+        if let Some(role) = role {
+            query = query.bind(role_text(role));
+        }
+        query.execute(&mut *tx).await.map_err(failed(doing()))?;
+        tx.commit().await.map_err(failed(doing()))?;
+        Ok(true)
+    }
+
+    /// Sets (an upsert) or removes the role job tokens of `repo` hold on package `name`, in
+    /// one transaction with the package's lookup (see [`package_id`]); false when there is no
+    /// such package.
+    #[instrument(level = "debug", skip(self), fields(%name))]
+    async fn set_package_job_access(
+        &self,
+        name: &RepoName,
+        repo: RepoId,
+        role: Option<Role>,
+    ) -> StoreResult<bool> {
+        let doing = || format!("setting job access of repository {repo} to package {name}");
+        let mut tx = self.pool.begin().await.map_err(failed(doing()))?;
+        let Some(package) = package_id(&mut tx, name).await? else {
+            tx.rollback().await.map_err(failed(doing()))?;
+            return Ok(false);
+        };
+        let query = match role {
+            Some(role) => sqlx::query(
+                "INSERT INTO package_job_access (package_id, repo_id, role) VALUES ($1, $2, $3) \
+                 ON CONFLICT (package_id, repo_id) DO UPDATE SET role = excluded.role",
+            )
+            .bind(package)
+            .bind(repo.0)
+            .bind(role_text(role)),
+            None => {
+                sqlx::query("DELETE FROM package_job_access WHERE package_id = $1 AND repo_id = $2")
+                    .bind(package)
+                    .bind(repo.0)
+            }
+        };
+        query.execute(&mut *tx).await.map_err(failed(doing()))?;
+        tx.commit().await.map_err(failed(doing()))?;
+        Ok(true)
+    }
+
+    /// Package `name`.
+    #[instrument(level = "debug", skip(self), fields(%name))]
+    async fn package_record(&self, name: &RepoName) -> StoreResult<Option<PackageRecord>> {
+        let row: Option<Row> =
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("{COLUMNS} WHERE name = $1")))
+                .bind(name.as_str())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(failed(format!("reading package {name}")))?;
+        row.map(record).transpose()
+    }
+
+    /// Marks package `name` deleted (or restores it).
+    #[instrument(level = "debug", skip(self), fields(%name))]
+    async fn set_package_deleted(&self, name: &RepoName, at: Option<Millis>) -> StoreResult<bool> {
+        let done = sqlx::query("UPDATE packages SET deleted_at = $2 WHERE name = $1")
+            .bind(name.as_str())
+            .bind(at)
+            .execute(&self.pool)
+            .await
+            .map_err(failed(format!("deleting package {name}")))?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Removes the packages deleted before `before` with everything of their repositories,
+    /// in one transaction. Blob bytes stay for garbage collection.
+    ///
+    /// The transaction first locks the doomed packages and their repositories `FOR UPDATE`
+    /// (in id order, so two nodes purging at once queue rather than deadlock): a role being
+    /// set or a manifest being stored in one of them on another node finishes first and is
+    /// then removed with the rest, or starts after and finds the package gone. A package
+    /// restored meanwhile no longer matches and stays.
+    #[instrument(level = "debug", skip(self))]
+    async fn purge_deleted_packages(&self, before: Millis) -> StoreResult<u64> {
+        let doing = || "purging deleted packages".to_owned();
+        let mut tx = self.pool.begin().await.map_err(failed(doing()))?;
+        sqlx::query(
+            "SELECT id FROM packages WHERE deleted_at IS NOT NULL AND deleted_at < $1 \
+             ORDER BY id FOR UPDATE",
+        )
+        .bind(before)
+        .execute(&mut *tx)
+        .await
+        .map_err(failed(doing()))?;
+        sqlx::query(
+            "SELECT r.id FROM repositories r JOIN packages p ON p.name = r.name \
+             WHERE p.deleted_at IS NOT NULL AND p.deleted_at < $1 ORDER BY r.id FOR UPDATE OF r",
+        )
+        .bind(before)
+        .execute(&mut *tx)
+        .await
+        .map_err(failed(doing()))?;
+        let doomed_packages =
+            "SELECT id FROM packages WHERE deleted_at IS NOT NULL AND deleted_at < $1";
+        let doomed_repos = "SELECT r.id FROM repositories r JOIN packages p ON p.name = r.name \
+             WHERE p.deleted_at IS NOT NULL AND p.deleted_at < $1";
+        let statements = [
+            format!("DELETE FROM package_user_roles WHERE package_id IN ({doomed_packages})"),
+            format!("DELETE FROM package_team_roles WHERE package_id IN ({doomed_packages})"),
+            format!("DELETE FROM package_job_access WHERE package_id IN ({doomed_packages})"),
+            format!("DELETE FROM tags WHERE repository_id IN ({doomed_repos})"),
+            format!("DELETE FROM deleted_tags WHERE repository_id IN ({doomed_repos})"),
+            format!("DELETE FROM manifest_blobs WHERE repository_id IN ({doomed_repos})"),
+            format!("DELETE FROM manifest_children WHERE repository_id IN ({doomed_repos})"),
+            format!("DELETE FROM package_versions WHERE repository_id IN ({doomed_repos})"),
+            format!("DELETE FROM manifests WHERE repository_id IN ({doomed_repos})"),
+            format!("DELETE FROM repository_blobs WHERE repository_id IN ({doomed_repos})"),
+            "DELETE FROM uploads WHERE repository IN (SELECT name FROM packages \
+             WHERE deleted_at IS NOT NULL AND deleted_at < $1)"
+                .to_owned(),
+            format!("DELETE FROM repositories WHERE id IN ({doomed_repos})"),
+        ];
+        for statement in statements {
+            sqlx::query(sqlx::AssertSqlSafe(statement))
+                .bind(before)
+                .execute(&mut *tx)
+                .await
+                .map_err(failed(doing()))?;
+        }
+        let purged =
+            sqlx::query("DELETE FROM packages WHERE deleted_at IS NOT NULL AND deleted_at < $1")
+                .bind(before)
+                .execute(&mut *tx)
+                .await
+                .map_err(failed(doing()))?
+                .rows_affected();
+        tx.commit().await.map_err(failed(doing()))?;
+        Ok(purged)
+    }
+
+    /// Links package `name` to `repo` unless it is linked already (see
+    /// [`PgMetadataStore::put_package_link`]).
+    #[instrument(level = "debug", skip(self), fields(%name))]
+    async fn link_unlinked_package(
+        &self,
+        name: &RepoName,
+        repo: RepoId,
+        inherits: bool,
+    ) -> StoreResult<bool> {
+        self.put_package_link(name, Some(repo), inherits, true)
+            .await
+    }
+
+    /// Links package `name` to `repo` (or unlinks it) whatever its link was.
+    #[instrument(level = "debug", skip(self), fields(%name))]
+    async fn link_package(
+        &self,
+        name: &RepoName,
+        repo: Option<RepoId>,
+        inherits: bool,
+    ) -> StoreResult<bool> {
+        self.put_package_link(name, repo, inherits, false).await
+    }
+}
+
+impl PgMetadataStore {
+    /// Links package `name` to `repo` (or unlinks it) and sets `inherits`; with
+    /// `only_if_unlinked`, only a package not linked yet, checked and written in one
+    /// statement: of two nodes linking at once, the second waits for the first's row lock,
+    /// then re-checks the updated row and changes nothing. False when nothing changed: no
+    /// such package, or linked already.
+    pub(crate) async fn put_package_link(
+        &self,
+        name: &RepoName,
+        repo: Option<RepoId>,
+        inherits: bool,
+        only_if_unlinked: bool,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE packages SET linked_repo_id = $2, inherits = $3 \
+             WHERE name = $1 AND (NOT $4 OR linked_repo_id IS NULL)",
+        )
+        .bind(name.as_str())
+        .bind(repo.map(|id| id.0))
+        .bind(inherits)
+        .bind(only_if_unlinked)
+        .execute(&self.pool)
+        .await
+        .map_err(failed(format!("linking package {name}")))?;
+        Ok(done.rows_affected() > 0)
+    }
+}
+
+/// The columns of a [`PackageRecord`].
+const COLUMNS: &str =
+    "SELECT id, name, owner_id, visibility, linked_repo_id, created_at, deleted_at FROM packages";
+
+/// A row of [`COLUMNS`].
+type Row = (i64, String, i64, String, Option<i64>, i64, Option<i64>);
+
+/// The record a row of [`COLUMNS`] describes.
+fn record(
+    (id, name, owner, visibility, linked_repo, created_at, deleted_at): Row,
+) -> Result<PackageRecord, StoreError> {
+    Ok(PackageRecord {
+        id: PackageId(id),
+        name: name
+            .parse()
+            .map_err(|e| StoreError::new(format!("reading package {id}"), e))?,
+        owner: AccountId(owner),
+        visibility: parse_visibility(&visibility)?,
+        linked_repo: linked_repo.map(RepoId),
+        created_at,
+        deleted_at,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_access_parses_pairs() {
+        assert_eq!(parse_job_access("").unwrap(), Vec::new());
+        assert_eq!(
+            parse_job_access("3:read,12:admin").unwrap(),
+            vec![(RepoId(3), Role::Read), (RepoId(12), Role::Admin)]
+        );
+        assert!(parse_job_access("3").is_err());
+        assert!(parse_job_access("x:read").is_err());
+    }
+
+    #[tokio::test]
+    async fn the_target_queries_only_probe_indexes() {
+        let target = crate::access::seq_scans(TARGET, |q| {
+            q.bind("acme").bind("acme/app").bind(Some(1_i64))
+        })
+        .await;
+        assert_eq!(target, Vec::<String>::new());
+        let listing = crate::access::seq_scans(OWNER_TARGETS, |q| {
+            q.bind(1_i64).bind(None::<String>).bind(Some(1_i64))
+        })
+        .await;
+        assert_eq!(listing, Vec::<String>::new());
+    }
+}
