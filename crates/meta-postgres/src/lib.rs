@@ -16,6 +16,7 @@
 //! Modules: `store` opens the pool and holds what every query module shares; `ops` the health
 //! probe and the records `berth fsck` reads.
 
+mod hooks;
 mod ops;
 mod store;
 
