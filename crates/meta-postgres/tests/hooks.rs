@@ -682,3 +682,57 @@ async fn racing_claims_of_one_delivery_lease_it_once() {
     }
     assert_eq!(one.pending_deliveries().await.unwrap(), 0);
 }
+
+/// A delivery queued in a transaction still open has an id below those queued after it and
+/// committed first: the hook waits for it rather than hand the later one out first (and
+/// then lease two of the hook's deliveries at once).
+#[tokio::test]
+async fn a_hook_with_a_delivery_being_queued_waits_for_it() {
+    let (w, s) = world().await;
+    let hook = s
+        .create_hook(HookScope::Organization(w.org), &settings(false), 1_000, 20)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut open = sqlx::PgConnection::connect(&w.url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut open).await.unwrap();
+    let early: i64 = sqlx::query_scalar(
+        "INSERT INTO hook_deliveries (hook_id, guid, event, payload, redelivery, state, \
+             next_attempt_at, created_at) \
+         VALUES ($1, 'early', 'package', '{}', FALSE, 'pending', 1000, 1000) RETURNING id",
+    )
+    .bind(hook.0)
+    .fetch_one(&mut open)
+    .await
+    .unwrap();
+    s.enqueue(&[delivery(hook, 1)], 1_000).await.unwrap();
+    assert!(
+        s.claim_due(1_000, "a", 60_000, 16)
+            .await
+            .unwrap()
+            .is_empty(),
+        "the hook's queue is being written"
+    );
+    sqlx::query("COMMIT").execute(&mut open).await.unwrap();
+    let first = s.claim_due(1_000, "a", 60_000, 16).await.unwrap();
+    assert_eq!(guids(&first), ["early"]);
+    assert_eq!(first[0].delivery.id.0, early);
+    assert!(
+        s.claim_due(1_000, "b", 60_000, 16)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    s.record_attempt(
+        first[0].delivery.id,
+        "a",
+        &attempt(1, Some(200)),
+        AttemptOutcome::Delivered,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        guids(&s.claim_due(1_000, "b", 60_000, 16).await.unwrap()),
+        ["guid-1"]
+    );
+}
