@@ -28,6 +28,7 @@ mod apps;
 mod blobs;
 mod cluster;
 mod credentials;
+mod hooks;
 mod listings;
 mod manifests;
 mod ops;
