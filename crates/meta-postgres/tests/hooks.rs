@@ -1,6 +1,6 @@
-//! The webhook queue on PostgreSQL: the hooks contract's clauses over accounts, a repository
-//! and a package made with SQL (the contract makes them through `AccessStore`), and what only
-//! a shared database must show: nodes claiming from one queue at once never claim a delivery
+//! The webhook queue on PostgreSQL beyond the stamped contract (`hooks_contract.rs`): what
+//! only a shared database must show, over accounts, a repository and a package made with SQL.
+//! Nodes claiming from one queue at once never claim a delivery
 //! twice nor lease two deliveries of one hook together, take expired leases over, and keep
 //! an account's hook cap however many create at once.
 
@@ -18,15 +18,13 @@ use berth_core::hooks::model::{
     HookSettings, NewDelivery,
 };
 use berth_core::hooks::store::Claimed;
-use berth_core::{Digest, RepoName};
 use berth_meta_postgres::{PgMetadataStore, PgOptions};
 use sqlx::Connection as _;
 
-/// Alice, her organization `acme`, its repository `app` and its package `acme/app`, on one
+/// The organization `acme`, its repository `app` and its package `acme/app`, on one
 /// database, with stores (nodes) opened on it.
 struct World {
     url: String,
-    alice: AccountId,
     org: AccountId,
     repo: RepoId,
 }
@@ -36,13 +34,6 @@ async fn world() -> (World, PgMetadataStore) {
     let url = berth_testkit::services::postgres_database().await;
     let store = node(&url).await;
     let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
-    let alice: i64 = sqlx::query_scalar(
-        "INSERT INTO accounts (login, kind, created_at) VALUES ('alice', 'user', 1000) \
-         RETURNING id",
-    )
-    .fetch_one(&mut conn)
-    .await
-    .unwrap();
     let org: i64 = sqlx::query_scalar(
         "INSERT INTO accounts (login, kind, created_at) VALUES ('acme', 'organization', 1000) \
          RETURNING id",
@@ -70,7 +61,6 @@ async fn world() -> (World, PgMetadataStore) {
     let _ = conn.close().await;
     let world = World {
         url,
-        alice: AccountId(alice),
         org: AccountId(org),
         repo: RepoId(repo),
     };
@@ -128,273 +118,6 @@ fn guids(claimed: &[Claimed]) -> Vec<String> {
         .iter()
         .map(|c| c.delivery.queued.guid.clone())
         .collect()
-}
-
-/// The contract's first clause: the queue hands out each hook's oldest delivery once under a
-/// lease, records attempts only under it, and lists and purges what was recorded.
-#[tokio::test]
-async fn the_queue_hands_out_each_hooks_oldest_delivery_once_under_a_lease() {
-    let (w, s) = world().await;
-    let org_hook = s
-        .create_hook(HookScope::Organization(w.org), &settings(false), 1_000, 20)
-        .await
-        .unwrap()
-        .unwrap();
-    let repo_hook = s
-        .create_hook(HookScope::Repository(w.repo), &settings(false), 1_000, 20)
-        .await
-        .unwrap()
-        .unwrap();
-    s.enqueue(
-        &[
-            delivery(org_hook, 1),
-            delivery(org_hook, 2),
-            delivery(repo_hook, 3),
-        ],
-        1_000,
-    )
-    .await
-    .unwrap();
-    assert_eq!(s.next_due().await.unwrap(), Some(1_000));
-    assert_eq!(s.pending_deliveries().await.unwrap(), 3);
-
-    let claimed = s.claim_due(1_000, "a", 60_000, 16).await.unwrap();
-    assert_eq!(guids(&claimed), ["guid-1", "guid-3"]);
-    assert_eq!(claimed[0].hook.id, org_hook);
-    assert_eq!(claimed[0].hook.scope, HookScope::Organization(w.org));
-    assert_eq!(claimed[1].hook.scope, HookScope::Repository(w.repo));
-    assert!(
-        s.claim_due(1_000, "b", 60_000, 16)
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    let first = claimed[0].delivery.id;
-    let third = claimed[1].delivery.id;
-
-    let lost = s
-        .record_attempt(first, "b", &attempt(1, Some(500)), AttemptOutcome::Failed)
-        .await
-        .unwrap_err();
-    assert_eq!(lost.kind(), StoreErrorKind::LeaseLost, "{lost}");
-    s.record_attempt(
-        first,
-        "a",
-        &attempt(1, Some(500)),
-        AttemptOutcome::RetryAt(2_000),
-    )
-    .await
-    .unwrap();
-    s.record_attempt(
-        third,
-        "a",
-        &attempt(1, Some(200)),
-        AttemptOutcome::Delivered,
-    )
-    .await
-    .unwrap();
-    assert_eq!(s.pending_deliveries().await.unwrap(), 2);
-    assert!(
-        s.claim_due(1_500, "c", 60_000, 16)
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    assert_eq!(s.next_due().await.unwrap(), Some(2_000));
-    let again = s.claim_due(2_000, "c", 60_000, 16).await.unwrap();
-    assert_eq!(guids(&again), ["guid-1"]);
-    assert_eq!(again[0].delivery.attempts, 1);
-    assert_eq!(
-        again[0].delivery.last_attempt.as_ref().unwrap().status_code,
-        Some(500)
-    );
-    s.record_attempt(first, "c", &attempt(2, None), AttemptOutcome::Failed)
-        .await
-        .unwrap();
-    let next = s.claim_due(2_000, "d", 60_000, 16).await.unwrap();
-    assert_eq!(guids(&next), ["guid-2"]);
-    assert_eq!(s.pending_deliveries().await.unwrap(), 1);
-    // Leased until 60 000: due then, not before.
-    assert_eq!(s.next_due().await.unwrap(), Some(60_000));
-
-    let taken_over = s.claim_due(60_000, "e", 120_000, 16).await.unwrap();
-    assert_eq!(guids(&taken_over), ["guid-2"]);
-
-    let listed = s.deliveries(org_hook, None, 10).await.unwrap();
-    assert_eq!(listed.len(), 2);
-    assert_eq!(listed[1].state, DeliveryState::Failed);
-    assert_eq!(listed[1].attempts, 2);
-    let last = listed[1].last_attempt.as_ref().unwrap();
-    assert_eq!(last.error.as_deref(), Some("could not connect"));
-    assert_eq!(
-        s.deliveries(org_hook, Some(listed[0].id), 10)
-            .await
-            .unwrap()
-            .iter()
-            .map(|d| d.id)
-            .collect::<Vec<_>>(),
-        [first],
-        "paged below an id"
-    );
-    let (one, attempts) = s.delivery(org_hook, first).await.unwrap().unwrap();
-    assert_eq!(one.queued.payload, "{\"n\":1}");
-    assert_eq!(attempts.len(), 2);
-    assert_eq!(attempts[0].status_code, Some(500));
-    assert_eq!(
-        attempts[0].request_headers,
-        [("X-GitHub-Event".to_owned(), "package".to_owned())]
-    );
-    assert!(s.delivery(repo_hook, first).await.unwrap().is_none());
-    assert_eq!(s.purge_deliveries(1_000).await.unwrap(), 0);
-    assert_eq!(s.purge_deliveries(1_001).await.unwrap(), 2);
-    assert_eq!(s.deliveries(org_hook, None, 10).await.unwrap().len(), 1);
-    let hook = s.hook(org_hook).await.unwrap().unwrap();
-    assert_eq!(hook.last_response.status, "failed");
-    assert_eq!(hook.last_response.code, None);
-    assert_eq!(
-        hook.last_response.message.as_deref(),
-        Some("could not connect")
-    );
-    let repo_hook = s.hook(repo_hook).await.unwrap().unwrap();
-    assert_eq!(repo_hook.last_response.status, "active");
-    assert_eq!(repo_hook.last_response.code, Some(200));
-}
-
-/// The contract's second clause: inactive hooks wait and deleted hooks take their deliveries
-/// along.
-#[tokio::test]
-async fn inactive_hooks_wait_and_deleted_hooks_take_their_deliveries_along() {
-    let (w, s) = world().await;
-    let hook = s
-        .create_hook(HookScope::Organization(w.org), &settings(false), 1_000, 20)
-        .await
-        .unwrap()
-        .unwrap();
-    s.enqueue(&[delivery(hook, 1)], 1_000).await.unwrap();
-    let paused = HookSettings {
-        active: false,
-        ..settings(false)
-    };
-    assert!(s.update_hook(hook, &paused, 2_000).await.unwrap());
-    let stored = s.hook(hook).await.unwrap().unwrap();
-    assert!(!stored.active);
-    assert_eq!((stored.created_at, stored.updated_at), (1_000, 2_000));
-    assert!(
-        s.claim_due(5_000, "a", 60_000, 16)
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    assert_eq!(s.next_due().await.unwrap(), None);
-    assert!(
-        s.hooks_for_package(w.org, Some(w.repo))
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    assert!(s.update_hook(hook, &settings(false), 3_000).await.unwrap());
-    assert_eq!(s.claim_due(5_000, "a", 60_000, 16).await.unwrap().len(), 1);
-    assert!(s.delete_hook(hook).await.unwrap());
-    assert!(s.deliveries(hook, None, 10).await.unwrap().is_empty());
-    assert_eq!(s.pending_deliveries().await.unwrap(), 0);
-    assert!(!s.delete_hook(hook).await.unwrap());
-    assert!(!s.update_hook(hook, &settings(false), 4_000).await.unwrap());
-}
-
-/// The contract's third clause, at the store: a package's facts, and the hooks its events
-/// reach (the owner's and the linked repository's, active only).
-#[tokio::test]
-async fn package_events_reach_the_owners_and_the_linked_repositorys_hooks() {
-    let (w, s) = world().await;
-    let org_hook = s
-        .create_hook(HookScope::Organization(w.org), &settings(false), 1_000, 20)
-        .await
-        .unwrap()
-        .unwrap();
-    let repo_hook = s
-        .create_hook(HookScope::Repository(w.repo), &settings(true), 1_000, 20)
-        .await
-        .unwrap()
-        .unwrap();
-    let user_hook = s
-        .create_hook(HookScope::User(w.alice), &settings(false), 1_000, 20)
-        .await
-        .unwrap()
-        .unwrap();
-    let found: Vec<HookId> = s
-        .hooks_for_package(w.org, Some(w.repo))
-        .await
-        .unwrap()
-        .iter()
-        .map(|h| h.id)
-        .collect();
-    assert_eq!(found, [org_hook, repo_hook]);
-    let found: Vec<HookId> = s
-        .hooks_for_package(w.alice, None)
-        .await
-        .unwrap()
-        .iter()
-        .map(|h| h.id)
-        .collect();
-    assert_eq!(found, [user_hook]);
-    let users = s.hooks_of(HookScope::User(w.alice)).await.unwrap();
-    assert_eq!(users[0].scope, HookScope::User(w.alice));
-    assert!(s.hooks_of(HookScope::Repository(w.repo)).await.unwrap()[0].deleted_events);
-
-    let name: RepoName = "acme/app".parse().unwrap();
-    let digest = Digest::sha256(b"manifest");
-    let facts = s.package_facts(&name, &digest).await.unwrap().unwrap();
-    assert_eq!(facts.owner, w.org);
-    assert_eq!(facts.linked_repo, Some(w.repo));
-    assert_eq!(facts.created_at, 1_000);
-    assert_eq!((facts.version_id, facts.version_created_at), (None, None));
-
-    let mut conn = sqlx::PgConnection::connect(&w.url).await.unwrap();
-    let repository: i64 = sqlx::query_scalar(
-        "INSERT INTO repositories (name, created_at) VALUES ('acme/app', 1000) RETURNING id",
-    )
-    .fetch_one(&mut conn)
-    .await
-    .unwrap();
-    let version: i64 = sqlx::query_scalar(
-        "INSERT INTO package_versions (repository_id, digest, total_size, created_at, \
-             updated_at) VALUES ($1, $2, 10, 1500, 1500) RETURNING id",
-    )
-    .bind(repository)
-    .bind(digest.as_str())
-    .fetch_one(&mut conn)
-    .await
-    .unwrap();
-    let facts = s.package_facts(&name, &digest).await.unwrap().unwrap();
-    assert_eq!(facts.version_id.map(|v| v.0), Some(version));
-    assert_eq!(facts.version_created_at, Some(1_500));
-    let other: RepoName = "acme/none".parse().unwrap();
-    assert!(s.package_facts(&other, &digest).await.unwrap().is_none());
-}
-
-/// The contract's fourth clause: an account's hooks are capped with its repositories' hooks
-/// counted.
-#[tokio::test]
-async fn an_accounts_hooks_are_capped_with_its_repositories_hooks_counted() {
-    let (w, s) = world().await;
-    let s = &s;
-    let org = HookScope::Organization(w.org);
-    let repo = HookScope::Repository(w.repo);
-    let create = |scope| async move {
-        s.create_hook(scope, &settings(false), 1_000, 3)
-            .await
-            .unwrap()
-    };
-    let first = create(org).await.expect("first");
-    create(repo).await.expect("second");
-    create(org).await.expect("third");
-    assert_eq!(create(org).await, None, "the organization is full");
-    assert_eq!(create(repo).await, None, "its repositories' hooks count");
-    assert_eq!(s.hooks_of(org).await.unwrap().len(), 2, "nothing created");
-    assert!(create(HookScope::User(w.alice)).await.is_some());
-    assert!(s.delete_hook(first).await.unwrap());
-    assert!(create(repo).await.is_some());
-    assert_eq!(create(org).await, None);
 }
 
 /// Many creations at once on two nodes never pass the cap.
