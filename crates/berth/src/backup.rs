@@ -42,7 +42,14 @@ impl DataArgs {
 /// The metadata database file and the blob store's root `config` names.
 pub fn local_stores(config: &Config) -> anyhow::Result<(PathBuf, PathBuf)> {
     let (database, blobs) = config.store_urls()?;
-    let DatabaseUrl::Sqlite(database) = database;
+    let database = match database {
+        DatabaseUrl::Sqlite(path) => path,
+        DatabaseUrl::Postgres { .. } => anyhow::bail!(
+            "berth backup, restore and fsck work on the embedded setup (database_url = sqlite:…); \
+             this configuration's metadata is in PostgreSQL: back it up with pg_dump (or your \
+             database's point-in-time recovery) and the blob store with its own tools"
+        ),
+    };
     let BlobStoreUrl::File(blobs) = blobs;
     Ok((database, blobs))
 }

@@ -21,10 +21,14 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Directory holding all state: `metadata.sqlite` and the blob store (`BERTH_DATA_DIR`).
     pub data_dir: PathBuf,
-    /// Where metadata lives (`BERTH_DATABASE_URL`): `sqlite:<path>`. Default:
-    /// `metadata.sqlite` in `data_dir`.
+    /// Where metadata lives (`BERTH_DATABASE_URL`): `sqlite:<path>`, or
+    /// `postgres://user:password@host:port/database` for nodes sharing one PostgreSQL
+    /// database. Default: `metadata.sqlite` in `data_dir`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub database_url: Option<String>,
+    pub database_url: Option<DatabaseUrlSetting>,
+    /// Connections a node keeps to PostgreSQL at most (`BERTH_DATABASE_POOL_SIZE`); ignored
+    /// for SQLite.
+    pub database_pool_size: u32,
     /// Where blobs live (`BERTH_BLOB_STORE`): `file:<directory>`. Default: `data_dir`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blob_store: Option<String>,
@@ -172,6 +176,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 5000)),
             data_dir: PathBuf::from("./berth-data"),
             database_url: None,
+            database_pool_size: crate::stores::DEFAULT_POOL_SIZE,
             blob_store: None,
             log: "info".into(),
             log_format: LogFormat::Text,
@@ -222,6 +227,25 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line.
     Json,
+}
+
+/// The `database_url` setting as written; its `Debug` hides a password in it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct DatabaseUrlSetting(pub String);
+
+impl std::ops::Deref for DatabaseUrlSetting {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrlSetting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", crate::config_check::redact_password(&self.0))
+    }
 }
 
 /// The `/metrics` bearer token; its `Debug` does not show it.
@@ -296,7 +320,7 @@ impl Config {
     /// unknown scheme or a backend this build lacks is an error naming the setting.
     pub fn store_urls(&self) -> anyhow::Result<(DatabaseUrl, BlobStoreUrl)> {
         let database = match &self.database_url {
-            Some(url) => DatabaseUrl::parse(url)?,
+            Some(url) => DatabaseUrl::parse(url)?.with_pool_size(self.database_pool_size),
             None => DatabaseUrl::default_in(&self.data_dir),
         };
         let blobs = match &self.blob_store {
@@ -498,7 +522,7 @@ mod tests {
     /// How many settings a config with every optional one set serializes.
     fn toml_keys_of_a_full_config() -> usize {
         let config = Config {
-            database_url: Some("sqlite:x".into()),
+            database_url: Some(DatabaseUrlSetting("sqlite:x".into())),
             blob_store: Some("file:x".into()),
             external_url: Some("https://x".into()),
             tls_cert: Some("cert.pem".into()),

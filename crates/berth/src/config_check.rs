@@ -104,7 +104,7 @@ fn render(config: &Config) -> anyhow::Result<String> {
 }
 
 /// `url` with the password of its `user:password@` part, if any, replaced.
-fn redact_password(url: &str) -> String {
+pub(crate) fn redact_password(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };

@@ -175,8 +175,19 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     // only right when no other process can be holding them. Held until the process exits.
     let _lock = lock_data_dir(&config.data_dir)?;
     let (database, blob_store) = config.store_urls()?;
-    let stores = Stores::open(&database, &blob_store, Opener::Server).await?;
-    let key = signing_key(&config.data_dir)?;
+    let node = node_name(&config.data_dir)?;
+    let stores = Stores::open(&database, &blob_store, Opener::Server { node }).await?;
+    // Nodes sharing PostgreSQL share the key through it; alone, it is a file.
+    let key = match &stores.postgres {
+        Some(shared) => SigningKey::new(
+            shared
+                .shared_secret(SIGNING_KEY, &random_key()?)
+                .await
+                .context("reading the shared registry-token signing key")?,
+        )
+        .map_err(anyhow::Error::msg)?,
+        None => signing_key(&config.data_dir)?,
+    };
     tokio::spawn(memory::hand_back_when_uploads_pause());
     let registry = Registry::new(stores.metadata.clone(), stores.blobs.clone()).with_upload_limits(
         UploadLimits {
@@ -197,7 +208,15 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let access = Access::new(stores.access.clone())
         .with_cache(Arc::new(AccessCache::new(
             Duration::from_millis(config.access_cache_ms),
-            Some(changes::signal(&config.data_dir)),
+            Some(match &stores.postgres {
+                // Every node's changes, heard through LISTEN/NOTIFY.
+                Some(shared) => shared
+                    .access_changes()
+                    .await
+                    .context("listening for access changes")?,
+                // `berth admin`'s, through a file it replaces in the data directory.
+                None => changes::signal(&config.data_dir),
+            }),
         )))
         .with_forge(forge)
         .with_lifetimes(TokenLifetimes {
@@ -231,6 +250,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     tokio::spawn(flush_counters(access.clone(), registry.clone()));
     tokio::spawn(purge_stale_uploads(
         services.clone(),
+        stores.postgres.clone(),
         Duration::from_secs(config.upload_ttl_secs),
         Duration::from_secs(config.upload_empty_ttl_secs),
         Duration::from_secs(config.upload_purge_interval_secs.max(1)),
@@ -393,16 +413,53 @@ async fn flush_counters(access: Access, registry: Registry) {
     }
 }
 
-/// The key registry tokens are signed with: `token-signing.key` in the data directory,
-/// created (32 random bytes, owner-only) on first start. Nodes of a cluster share the file.
+/// This node's name among the nodes sharing a database: `node-id` in the data directory,
+/// created (random) on first start, so it is the same after a restart and differs between
+/// data directories (one process serves each, `berth.lock`).
+fn node_name(data_dir: &std::path::Path) -> anyhow::Result<String> {
+    let path = data_dir.join("node-id");
+    match std::fs::read_to_string(&path) {
+        Ok(name) if !name.trim().is_empty() => Ok(name.trim().to_owned()),
+        Ok(_) => anyhow::bail!(
+            "{} is empty; delete it to get a new node name",
+            path.display()
+        ),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            let name = hex_name(&random_key()?[..16]);
+            let fresh = data_dir.join("node-id.new");
+            std::fs::write(&fresh, format!("{name}\n"))
+                .and_then(|()| std::fs::rename(&fresh, &path))
+                .with_context(|| format!("creating {}", path.display()))?;
+            Ok(name)
+        }
+        Err(err) => Err(err).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+/// `bytes` as lowercase hex.
+fn hex_name(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The name of the registry-token signing key among the secrets nodes share.
+const SIGNING_KEY: &str = "token-signing-key";
+
+/// 32 random bytes: a new signing key.
+fn random_key() -> anyhow::Result<Vec<u8>> {
+    let mut bytes = vec![0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("random source: {e}"))?;
+    Ok(bytes)
+}
+
+/// The key registry tokens are signed with in the embedded setup: `token-signing.key` in the
+/// data directory, created (32 random bytes, owner-only) on first start.
 fn signing_key(data_dir: &std::path::Path) -> anyhow::Result<SigningKey> {
     use std::io::Write as _;
     let path = data_dir.join("token-signing.key");
     let bytes = match std::fs::read(&path) {
         Ok(bytes) => bytes,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-            let mut bytes = vec![0u8; 32];
-            getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("random source: {e}"))?;
+            let bytes = random_key()?;
             let mut options = std::fs::OpenOptions::new();
             options.write(true).create_new(true);
             #[cfg(unix)]
@@ -420,8 +477,11 @@ fn signing_key(data_dir: &std::path::Path) -> anyhow::Result<SigningKey> {
 }
 
 /// Every `interval`, discards uploads abandoned for `ttl`. Runs until the process exits.
+/// Nodes sharing PostgreSQL take turns: one runs the passes while it holds the task (twice
+/// the interval, extended at each pass), another takes over when it stops.
 async fn purge_stale_uploads(
     services: Services,
+    shared: Option<Arc<berth_meta_postgres::PgMetadataStore>>,
     ttl: Duration,
     empty_ttl: Duration,
     interval: Duration,
@@ -430,6 +490,16 @@ async fn purge_stale_uploads(
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
+        if let Some(shared) = &shared {
+            match shared.lead("purge", interval.saturating_mul(2)).await {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(err) => {
+                    tracing::warn!(error = %err, "taking the purge task failed");
+                    continue;
+                }
+            }
+        }
         match services.registry.purge_stale_uploads(ttl, empty_ttl).await {
             Ok((0, 0)) => {}
             Ok((sessions, files)) => {

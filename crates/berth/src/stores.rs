@@ -13,12 +13,41 @@ use berth_core::access::store::AccessStore;
 use berth_core::hooks::HookStore;
 use berth_core::ports::{BlobStore, MetadataStore};
 
+use crate::config_check::redact_password;
+
 /// Where metadata lives, parsed from `database_url`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DatabaseUrl {
     /// `sqlite:<path>`: the embedded SQLite database file.
     Sqlite(PathBuf),
+    /// `postgres://…`: a PostgreSQL database every node shares.
+    Postgres {
+        /// The URL, password included (redacted in `Debug`).
+        url: PostgresUrl,
+        /// Connections this node keeps at most (`database_pool_size`).
+        pool_size: u32,
+    },
 }
+
+/// A `postgres://` URL; its `Debug` hides the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PostgresUrl(String);
+
+impl PostgresUrl {
+    /// The URL as given, password included: for the driver only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for PostgresUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PostgresUrl({})", redact_password(&self.0))
+    }
+}
+
+/// Connections a node keeps to PostgreSQL unless `database_pool_size` says otherwise.
+pub const DEFAULT_POOL_SIZE: u32 = 16;
 
 /// Where blobs live, parsed from `blob_store`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +78,17 @@ impl DatabaseUrl {
         DatabaseUrl::Sqlite(data_dir.join("metadata.sqlite"))
     }
 
+    /// This URL with `database_pool_size` set (PostgreSQL only; SQLite has its own pools).
+    pub fn with_pool_size(self, size: u32) -> Self {
+        match self {
+            DatabaseUrl::Postgres { url, .. } => DatabaseUrl::Postgres {
+                url,
+                pool_size: size,
+            },
+            sqlite => sqlite,
+        }
+    }
+
     /// Parses the `database_url` setting.
     pub fn parse(url: &str) -> anyhow::Result<Self> {
         match scheme(url) {
@@ -56,14 +96,21 @@ impl DatabaseUrl {
             Some(("sqlite", _)) => anyhow::bail!(
                 "the database_url setting `{url}` names no file; write sqlite:<path>, e.g. sqlite:/var/lib/berth/metadata.sqlite"
             ),
+            Some(("postgres" | "postgresql", rest)) if rest.starts_with("//") && rest.len() > 2 => {
+                Ok(DatabaseUrl::Postgres {
+                    url: PostgresUrl(url.to_owned()),
+                    pool_size: DEFAULT_POOL_SIZE,
+                })
+            }
             Some(("postgres" | "postgresql", _)) => anyhow::bail!(
-                "the database_url setting names a PostgreSQL database, and this build of Berth has no PostgreSQL backend; use sqlite:<path> (the default: metadata.sqlite in data_dir)"
+                "the database_url setting `{}` names no server; write postgres://user:password@host:port/database",
+                redact_password(url)
             ),
             Some((other, _)) => anyhow::bail!(
-                "the database_url setting has the unknown scheme `{other}:`; use sqlite:<path> (the default: metadata.sqlite in data_dir)"
+                "the database_url setting has the unknown scheme `{other}:`; use sqlite:<path> (the default: metadata.sqlite in data_dir) or postgres://user:password@host:port/database"
             ),
             None => anyhow::bail!(
-                "the database_url setting `{url}` is not a URL; write sqlite:<path> (the default: metadata.sqlite in data_dir)"
+                "the database_url setting `{url}` is not a URL; write sqlite:<path> (the default: metadata.sqlite in data_dir) or postgres://user:password@host:port/database"
             ),
         }
     }
@@ -96,11 +143,15 @@ impl BlobStoreUrl {
 }
 
 /// Who opens the stores.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Opener {
-    /// `berth serve`: the one process serving the data; leases a stopped process left are
-    /// voided.
-    Server,
+    /// `berth serve`: the one process serving its data directory; leases a stopped process
+    /// left are voided — with SQLite all of them, with PostgreSQL those held under this
+    /// node's name (`node`, kept in the data directory), since other nodes hold theirs.
+    Server {
+        /// This node's name among the nodes sharing a database.
+        node: String,
+    },
     /// `berth admin`: may run beside a server, so leases are left alone.
     Admin,
 }
@@ -116,6 +167,10 @@ pub struct Stores {
     pub hooks: Arc<dyn HookStore>,
     /// Blob bytes and upload files.
     pub blobs: Arc<dyn BlobStore>,
+    /// The PostgreSQL store, when metadata is there: what the nodes sharing it coordinate
+    /// through it (signing key, access changes, housekeeping turns). `None`: the embedded
+    /// setup, one process per data directory, which keeps those in the data directory.
+    pub postgres: Option<Arc<berth_meta_postgres::PgMetadataStore>>,
 }
 
 impl Stores {
@@ -125,20 +180,62 @@ impl Stores {
         blobs: &BlobStoreUrl,
         opener: Opener,
     ) -> anyhow::Result<Self> {
-        let meta =
-            match database {
-                DatabaseUrl::Sqlite(path) => {
-                    let opened = match opener {
-                        Opener::Server => berth_meta_sqlite::SqliteMetadataStore::open(path).await,
-                        Opener::Admin => {
-                            berth_meta_sqlite::SqliteMetadataStore::open_shared(path).await
-                        }
-                    };
-                    Arc::new(opened.with_context(|| {
-                        format!("opening the metadata database {}", path.display())
-                    })?)
+        let mut postgres = None;
+        let (metadata, access, hooks): (
+            Arc<dyn MetadataStore>,
+            Arc<dyn AccessStore>,
+            Arc<dyn HookStore>,
+        ) = match database {
+            DatabaseUrl::Sqlite(path) => {
+                let opened = match opener {
+                    Opener::Server { .. } => {
+                        berth_meta_sqlite::SqliteMetadataStore::open(path).await
+                    }
+                    Opener::Admin => {
+                        berth_meta_sqlite::SqliteMetadataStore::open_shared(path).await
+                    }
+                };
+                let store = Arc::new(opened.with_context(|| {
+                    format!("opening the metadata database {}", path.display())
+                })?);
+                (store.clone(), store.clone(), store)
+            }
+            DatabaseUrl::Postgres { url, pool_size } => {
+                let options = berth_meta_postgres::PgOptions {
+                    node: match &opener {
+                        Opener::Server { node } => Some(node.clone()),
+                        Opener::Admin => None,
+                    },
+                    max_connections: *pool_size,
+                    ..berth_meta_postgres::PgOptions::default()
+                };
+                let store = Arc::new(
+                    berth_meta_postgres::PgMetadataStore::open(url.expose(), options)
+                        .await
+                        .with_context(|| {
+                            format!(
+                                "opening the PostgreSQL database of the database_url setting ({})",
+                                redact_password(url.expose())
+                            )
+                        })?,
+                );
+                if let Opener::Server { .. } = opener {
+                    let (uploads, deliveries) = store
+                        .release_leases_of_this_node()
+                        .await
+                        .context("releasing the leases this node held before it stopped")?;
+                    if uploads + deliveries > 0 {
+                        tracing::info!(
+                            uploads,
+                            deliveries,
+                            "released the leases this node held when it stopped"
+                        );
+                    }
                 }
-            };
+                postgres = Some(store.clone());
+                (store.clone(), store.clone(), store)
+            }
+        };
         let blobs: Arc<dyn BlobStore> = match blobs {
             BlobStoreUrl::File(dir) => Arc::new(
                 berth_blob::FsBlobStore::open(dir)
@@ -146,10 +243,11 @@ impl Stores {
             ),
         };
         Ok(Stores {
-            metadata: meta.clone(),
-            access: meta.clone(),
-            hooks: meta,
+            metadata,
+            access,
+            hooks,
             blobs,
+            postgres,
         })
     }
 }
@@ -172,11 +270,23 @@ mod tests {
             DatabaseUrl::parse("sqlite:rel/m.db").unwrap(),
             DatabaseUrl::Sqlite("rel/m.db".into())
         );
-        let missing = DatabaseUrl::parse("postgres://db/berth")
-            .unwrap_err()
-            .to_string();
+        let postgres = DatabaseUrl::parse("postgres://berth:hunter2@db:5432/berth")
+            .unwrap()
+            .with_pool_size(4);
+        let DatabaseUrl::Postgres { url, pool_size } = &postgres else {
+            panic!("{postgres:?}")
+        };
+        assert_eq!(
+            (url.expose(), *pool_size),
+            ("postgres://berth:hunter2@db:5432/berth", 4)
+        );
         assert!(
-            missing.contains("database_url") && missing.contains("PostgreSQL"),
+            !format!("{postgres:?}").contains("hunter2"),
+            "Debug hides the password"
+        );
+        let missing = DatabaseUrl::parse("postgres:").unwrap_err().to_string();
+        assert!(
+            missing.contains("database_url") && missing.contains("names no server"),
             "{missing}"
         );
         let unknown = DatabaseUrl::parse("mysql://db").unwrap_err().to_string();

@@ -53,3 +53,9 @@ CREATE TRIGGER credentials_changed
         repo_id, installation_id, created_at, expires_at, revoked_at, via_private_repos
     ON credentials
     FOR EACH STATEMENT EXECUTE FUNCTION berth_access_changed();
+
+-- Which node holds a lease: a node that restarts (SIGKILL, a crash) gives back at once what
+-- it held, instead of leaving its uploads and deliveries locked until the leases expire. A
+-- node's name is kept in its data directory, so it survives the restart.
+ALTER TABLE uploads ADD COLUMN lease_holder TEXT;
+ALTER TABLE hook_deliveries ADD COLUMN lease_holder TEXT;

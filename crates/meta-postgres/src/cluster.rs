@@ -60,6 +60,31 @@ impl PgMetadataStore {
         Ok(held.is_some())
     }
 
+    /// Gives back every lease this node's name holds (uploads, webhook deliveries): for a
+    /// node starting again after it stopped without releasing them (a kill, a crash), whose
+    /// requests and deliveries of before are gone. Returns how many of each it released.
+    pub async fn release_leases_of_this_node(&self) -> Result<(u64, u64), StoreError> {
+        let uploads = sqlx::query(
+            "UPDATE uploads SET lease_token = NULL, lease_until = NULL, lease_holder = NULL \
+             WHERE lease_holder = $1",
+        )
+        .bind(&*self.node)
+        .execute(&self.pool)
+        .await
+        .map_err(failed("releasing this node's upload leases"))?
+        .rows_affected();
+        let deliveries = sqlx::query(
+            "UPDATE hook_deliveries SET lease_token = NULL, lease_until = NULL, \
+                 lease_holder = NULL WHERE lease_holder = $1",
+        )
+        .bind(&*self.node)
+        .execute(&self.pool)
+        .await
+        .map_err(failed("releasing this node's webhook delivery leases"))?
+        .rows_affected();
+        Ok((uploads, deliveries))
+    }
+
     /// A reading that changes whenever access data changed anywhere: every node's writes,
     /// `berth admin`, or SQL by hand (the triggers notify on commit). For the access cache
     /// ([`berth_core::access::AccessCache`]), which forgets what it read when the reading

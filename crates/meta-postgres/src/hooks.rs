@@ -219,9 +219,11 @@ const LOCK_DUE_HOOKS: &str = "SELECT h.id FROM hooks h \
      ORDER BY d.next_attempt_at, d.id LIMIT $2 \
      FOR UPDATE OF h SKIP LOCKED";
 
-/// Leases, under `$2` until `$3`, the oldest pending delivery of each hook of `$4` (hooks the
-/// transaction has locked) if it is due at `$1` and not leased; the leased ids.
-const LEASE_HEADS: &str = "UPDATE hook_deliveries d SET lease_token = $2, lease_until = $3 \
+/// Leases, under `$2` until `$3` for node `$5`, the oldest pending delivery of each hook of
+/// `$4` (hooks the transaction has locked) if it is due at `$1` and not leased; the leased
+/// ids.
+const LEASE_HEADS: &str = "UPDATE hook_deliveries d \
+     SET lease_token = $2, lease_until = $3, lease_holder = $5 \
      WHERE d.id IN (SELECT min(p.id) FROM hook_deliveries p \
              WHERE p.hook_id = ANY($4) AND p.state = 'pending' GROUP BY p.hook_id) \
        AND d.state = 'pending' AND d.next_attempt_at <= $1 \
@@ -489,6 +491,7 @@ impl HookStore for PgMetadataStore {
             .bind(token)
             .bind(lease_until)
             .bind(&hooks)
+            .bind(&*self.node)
             .fetch_all(&mut *tx)
             .await
             .map_err(failed("leasing webhook deliveries"))?;

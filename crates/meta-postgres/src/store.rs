@@ -12,8 +12,12 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// How to reach the database, beyond its URL.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PgOptions {
+    /// This node's name among the nodes sharing the database, kept across its restarts (the
+    /// binary keeps it in the data directory): the holder of its leases. `None`: a name of
+    /// its own for this process only (tools, tests).
+    pub node: Option<String>,
     /// Connections this node keeps at most (`database_pool_size`).
     pub max_connections: u32,
     /// How long a request waits for a connection (or for a new one to be made) before it
@@ -24,6 +28,7 @@ pub struct PgOptions {
 impl Default for PgOptions {
     fn default() -> Self {
         PgOptions {
+            node: None,
             max_connections: 16,
             acquire_timeout: Duration::from_secs(5),
         }
@@ -68,7 +73,10 @@ impl PgMetadataStore {
             max_connections = options.max_connections,
             "opened PostgreSQL metadata database"
         );
-        let node = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple());
+        let node = options
+            .node
+            .clone()
+            .unwrap_or_else(|| format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()));
         Ok(PgMetadataStore {
             pool,
             connect,

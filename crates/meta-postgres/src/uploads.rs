@@ -122,7 +122,7 @@ impl UploadStore for PgMetadataStore {
         lease_until: Millis,
     ) -> StoreResult<Lease> {
         let row: Result<Option<SessionRow>, sqlx::Error> = sqlx::query_as(concat!(
-            "UPDATE uploads SET lease_token = $3, lease_until = $4 \
+            "UPDATE uploads SET lease_token = $3, lease_until = $4, lease_holder = $6 \
              WHERE id = $1 AND repository = $2 AND (lease_token IS NULL OR lease_until < $5) \
              RETURNING ",
             session_columns!()
@@ -132,6 +132,7 @@ impl UploadStore for PgMetadataStore {
         .bind(token)
         .bind(lease_until)
         .bind(now)
+        .bind(&*self.node)
         .fetch_optional(&self.pool)
         .await;
         let row = row.map_err(failed(format!("leasing upload {id} of {repo}")))?;

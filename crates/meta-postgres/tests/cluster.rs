@@ -130,3 +130,62 @@ async fn a_node_that_loses_its_listening_connection_serves_no_stale_reading() {
         .unwrap();
     assert!(changed(&heard, settled).await, "heard after reconnecting");
 }
+
+#[tokio::test]
+async fn a_restarted_node_gives_back_its_own_leases_and_no_other_nodes() {
+    use berth_core::ports::{Lease, UploadSession, UploadStore as _};
+    let url = berth_testkit::services::postgres_database().await;
+    let named = |node: &str| PgOptions {
+        node: Some(node.to_owned()),
+        ..PgOptions::default()
+    };
+    let a = PgMetadataStore::open(&url, named("node-a")).await.unwrap();
+    let b = PgMetadataStore::open(&url, named("node-b")).await.unwrap();
+    let repo = "acme/app".parse().unwrap();
+    for id in ["held-by-a", "held-by-b"] {
+        let session = UploadSession {
+            id: id.to_owned(),
+            repo: "acme/app".parse().unwrap(),
+            offset: 0,
+            hash_state: Vec::new(),
+            started_at: 0,
+            verified: None,
+        };
+        a.create_upload(&session).await.unwrap();
+    }
+    let far = i64::MAX / 2;
+    assert!(matches!(
+        a.lease_upload(&repo, "held-by-a", "t1", 0, far)
+            .await
+            .unwrap(),
+        Lease::Granted(_)
+    ));
+    assert!(matches!(
+        b.lease_upload(&repo, "held-by-b", "t2", 0, far)
+            .await
+            .unwrap(),
+        Lease::Granted(_)
+    ));
+    // Node a is killed and starts again under its name.
+    drop(a);
+    let a = PgMetadataStore::open(&url, named("node-a")).await.unwrap();
+    assert_eq!(a.release_leases_of_this_node().await.unwrap(), (1, 0));
+    assert!(
+        matches!(
+            a.lease_upload(&repo, "held-by-a", "t3", 1, far)
+                .await
+                .unwrap(),
+            Lease::Granted(_)
+        ),
+        "its own upload is free again"
+    );
+    assert!(
+        !matches!(
+            a.lease_upload(&repo, "held-by-b", "t4", 1, far)
+                .await
+                .unwrap(),
+            Lease::Granted(_)
+        ),
+        "node b's lease stands"
+    );
+}

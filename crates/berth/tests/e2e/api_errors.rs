@@ -721,7 +721,9 @@ async fn unknown_upload_ids() {
         "BLOB_UPLOAD_UNKNOWN",
     )
     .await;
-    assert!(crate::common::sqlite::database(&server).exists());
+    if server.database_url().is_none() {
+        assert!(crate::common::meta::database(&server).exists());
+    }
     assert_no_blob(&server, "acme/app", &d).await;
     assert_no_upload_files(&server).await;
 }

@@ -1,7 +1,7 @@
 //! Linking a package to its source repository from the `org.opencontainers.image.source`
 //! label or annotation of a push, over real HTTP: who can then pull it, and what is ignored.
 
-use crate::common::sqlite::link_of;
+use crate::common::meta::link_of;
 use crate::common::{
     Server, client_with_token, digest, expect_error, push_blob, push_blob_with, put_manifest,
 };

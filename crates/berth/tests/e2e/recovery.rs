@@ -3,7 +3,7 @@
 //! The state a `kill -9` leaves in that window is made by hand (the server killed, then the
 //! metadata store's own API and the blob store's inspector), so each case is hit every time.
 
-use crate::common::sqlite::verified_by_a_final_put;
+use crate::common::meta::verified_by_a_final_put;
 use crate::common::{Server, client, digest, expect_error, location_url, start_upload};
 
 /// The upload id of an upload URL.

@@ -24,7 +24,7 @@ const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 
 /// The receivers in these tests listen on 127.0.0.1, which hooks may reach only when the
 /// operator allows it.
-const LOOPBACK: (&str, &str) = ("BERTH_WEBHOOK_ALLOWED_NETWORKS", "127.0.0.0/8");
+pub(crate) const LOOPBACK: (&str, &str) = ("BERTH_WEBHOOK_ALLOWED_NETWORKS", "127.0.0.0/8");
 
 /// GitHub's hook object, as in its documentation (the ping fixture's `hook`).
 const PING_FIXTURE: &str = include_str!("../../../core/src/hooks/fixtures/github_ping.json");
@@ -38,7 +38,7 @@ const PACKAGE_FIXTURE: &str =
 
 /// One request the receiver got.
 #[derive(Clone, Debug)]
-struct Received {
+pub(crate) struct Received {
     headers: HashMap<String, String>,
     body: Vec<u8>,
     /// What the receiver answered.
@@ -46,13 +46,13 @@ struct Received {
 }
 
 impl Received {
-    fn header(&self, name: &str) -> &str {
+    pub(crate) fn header(&self, name: &str) -> &str {
         self.headers
             .get(&name.to_ascii_lowercase())
             .map_or("", String::as_str)
     }
 
-    fn event(&self) -> &str {
+    pub(crate) fn event(&self) -> &str {
         self.header("x-github-event")
     }
 
@@ -61,7 +61,7 @@ impl Received {
     }
 
     /// The version digest of a package event.
-    fn digest(&self) -> String {
+    pub(crate) fn digest(&self) -> String {
         let json = self.json();
         let key = if json.get("registry_package").is_some() {
             "registry_package"
@@ -83,7 +83,7 @@ struct ReceiverState {
 }
 
 /// An HTTP server on 127.0.0.1 recording what Berth delivers.
-struct Receiver {
+pub(crate) struct Receiver {
     state: Arc<Mutex<ReceiverState>>,
     addr: SocketAddr,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -114,7 +114,7 @@ async fn receive(
 }
 
 impl Receiver {
-    async fn start() -> Receiver {
+    pub(crate) async fn start() -> Receiver {
         Receiver::start_on(SocketAddr::from(([127, 0, 0, 1], 0))).await
     }
 
@@ -148,7 +148,7 @@ impl Receiver {
         }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://{}/hook", self.addr)
     }
 
@@ -161,7 +161,7 @@ impl Receiver {
         self.state.lock().unwrap().fail = n;
     }
 
-    fn received(&self) -> Vec<Received> {
+    pub(crate) fn received(&self) -> Vec<Received> {
         self.state.lock().unwrap().received.clone()
     }
 
@@ -174,7 +174,11 @@ impl Receiver {
     }
 
     /// Waits until `done` holds for the delivered requests (at most 30 s); them.
-    async fn wait_for(&self, what: &str, done: impl Fn(&[Received]) -> bool) -> Vec<Received> {
+    pub(crate) async fn wait_for(
+        &self,
+        what: &str,
+        done: impl Fn(&[Received]) -> bool,
+    ) -> Vec<Received> {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let delivered = self.delivered();
@@ -194,7 +198,7 @@ impl Receiver {
     }
 
     /// The delivered package events (of `event`), in arrival order.
-    fn package_events(&self, event: &str) -> Vec<Received> {
+    pub(crate) fn package_events(&self, event: &str) -> Vec<Received> {
         self.delivered()
             .into_iter()
             .filter(|r| r.event() == event)
@@ -249,7 +253,7 @@ fn missing_keys(expected: &Value, actual: &Value, path: &str, out: &mut Vec<Stri
 // --- pushing ---
 
 /// Pushes a one-layer image under `reference` (a tag or its digest); its digest and bytes.
-async fn push(
+pub(crate) async fn push(
     server: &Server,
     repo: &str,
     reference: Option<&str>,
@@ -285,7 +289,7 @@ async fn push(
 
 /// Creates a hook on `collection` (`/orgs/acme`, `/repos/acme/app`, `/user`) delivering to
 /// `url`; its JSON.
-async fn hook(api: &Api<'_>, collection: &str, config: Value, extra: Value) -> Value {
+pub(crate) async fn hook(api: &Api<'_>, collection: &str, config: Value, extra: Value) -> Value {
     let mut body = json!({ "name": "web", "config": config, "events": ["package"] });
     if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
         body.extend(extra.clone());
@@ -1206,7 +1210,7 @@ impl Staller {
         staller
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://{}/hook", self.addr)
     }
 

@@ -1,26 +1,56 @@
-//! The SQLite metadata backend read and written directly, for the few end-to-end checks that
-//! need the store's own view (what a package is linked to) or a state only a killed process
-//! leaves (an upload the final `PUT` marked verified). Everything here is specific to
-//! `berth-meta-sqlite` and its file in the data directory; the rest of the suites see the
-//! metadata only over HTTP.
+//! The server's metadata store read and written directly through its ports, for the few
+//! end-to-end checks that need the store's own view (what a package is linked to) or a state
+//! only a killed process leaves (an upload the final `PUT` marked verified). The one place
+//! the suites open a metadata backend: the server's own, SQLite in its data directory or the
+//! PostgreSQL database the harness gave it; the rest of the suites see the metadata only over
+//! HTTP.
 
 use berth_core::RepoName;
-use berth_core::access::store::{DirectoryStore, PackageStore};
-use berth_core::ports::{Lease, UploadStore};
+use berth_core::access::store::AccessStore;
+use berth_core::ports::{Lease, MetadataStore};
+use berth_meta_postgres::{PgMetadataStore, PgOptions};
 use berth_meta_sqlite::SqliteMetadataStore;
 
 use super::Server;
 
-/// The metadata database of `server`'s data directory.
+/// Both metadata ports of one backend.
+pub trait Meta: AccessStore + MetadataStore {}
+impl<T: AccessStore + MetadataStore> Meta for T {}
+
+/// The SQLite database file of `server`'s data directory (the embedded default).
 pub fn database(server: &Server) -> std::path::PathBuf {
     server.data_dir().join("metadata.sqlite")
 }
 
+/// `server`'s metadata store, opened beside it (leases left alone).
+pub async fn open(server: &Server) -> Box<dyn Meta> {
+    match server.database_url() {
+        // Under the server's own node name: what it leases here, it gives back when it
+        // starts again.
+        Some(url) => Box::new(
+            PgMetadataStore::open(
+                url,
+                PgOptions {
+                    node: std::fs::read_to_string(server.data_dir().join("node-id"))
+                        .ok()
+                        .map(|name| name.trim().to_owned()),
+                    ..PgOptions::default()
+                },
+            )
+            .await
+            .expect("open the server's PostgreSQL database"),
+        ),
+        None => Box::new(
+            SqliteMetadataStore::open_shared(&database(server))
+                .await
+                .expect("open the metadata database"),
+        ),
+    }
+}
+
 /// The package's link as the store holds it: `(owner/name of the repository, inherits)`.
 pub async fn link_of(server: &Server, package: &str) -> Option<(String, bool)> {
-    let store = SqliteMetadataStore::open_shared(&database(server))
-        .await
-        .expect("open the metadata database");
+    let store = open(server).await;
     let name: RepoName = package.parse().expect("package name");
     let target = store.target(&name, None).await.expect("read the package");
     let package = target.package.expect("the package exists");
@@ -46,9 +76,7 @@ pub async fn verified_by_a_final_put(
     digest: &str,
     len: usize,
 ) {
-    let store = SqliteMetadataStore::open(&database(server))
-        .await
-        .expect("open the metadata database");
+    let store = open(server).await;
     let name = repo.parse().expect("repository name");
     let Lease::Granted(_) = store
         .lease_upload(&name, id, "crashed-put", 0, i64::MAX)

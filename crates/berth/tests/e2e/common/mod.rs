@@ -2,8 +2,9 @@
 #![allow(dead_code)]
 
 pub mod access;
+pub mod cluster;
 pub mod github;
-pub mod sqlite;
+pub mod meta;
 pub mod world;
 
 use std::io::{BufRead, BufReader};
@@ -36,6 +37,9 @@ pub struct Server {
     pub host: String,
     data: tempfile::TempDir,
     env: Vec<(String, String)>,
+    /// The PostgreSQL database the server keeps its metadata in, when the suite runs on
+    /// PostgreSQL (see [`Backend`]); `None`: SQLite in the data directory.
+    database_url: Option<String>,
     /// A classic token of the site administrator [`ADMIN`] with every scope.
     pub admin_token: String,
 }
@@ -49,12 +53,34 @@ impl Server {
     /// Starts a server over a fresh data directory with extra environment variables
     /// (`BERTH_*` settings), kept across restarts.
     pub fn start_with(env: &[(&str, &str)]) -> Server {
-        let data = tempfile::tempdir().expect("temp dir");
-        let env: Vec<(String, String)> = env
+        let mut env: Vec<(String, String)> = env
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        let admin_token = bootstrap(data.path(), &env);
+        let database_url = match Backend::of_run() {
+            Backend::Sqlite => None,
+            Backend::Postgres => {
+                let url = postgres_database();
+                env.insert(0, ("BERTH_DATABASE_URL".to_owned(), url.clone()));
+                Some(url)
+            }
+        };
+        Server::start_node(env, database_url, None)
+    }
+
+    /// Starts a server over a fresh data directory with `env` (the `BERTH_*` settings),
+    /// whose metadata is in `database_url` when given. Bootstraps the administrator and
+    /// [`ORG`] unless `admin_token` is one already bootstrapped (another node of a cluster).
+    pub fn start_node(
+        env: Vec<(String, String)>,
+        database_url: Option<String>,
+        admin_token: Option<String>,
+    ) -> Server {
+        let data = tempfile::tempdir().expect("temp dir");
+        let admin_token = match admin_token {
+            Some(token) => token,
+            None => bootstrap(data.path(), &env),
+        };
         let (child, base) = spawn(data.path(), &env);
         let host = base
             .trim_start_matches("http://")
@@ -66,6 +92,7 @@ impl Server {
             host,
             data,
             env,
+            database_url,
             admin_token,
         };
         server.publish_credentials();
@@ -74,10 +101,16 @@ impl Server {
 
     /// Makes [`client`] and [`auth_file`] use this server's admin token.
     fn publish_credentials(&self) {
+        self.publish_credentials_for(&self.host);
+    }
+
+    /// Makes [`client`] and [`auth_file`] use this server's admin token, the auth file for
+    /// registry `host` (a balancer in front of it).
+    pub fn publish_credentials_for(&self, host: &str) {
         *ADMIN_TOKEN.lock().unwrap() = Some(self.admin_token.clone());
         let path = self.data.path().join("auth.json");
         let auth = base64_encode(format!("{ADMIN}:{}", self.admin_token).as_bytes());
-        let json = serde_json::json!({ "auths": { &self.host: { "auth": auth } } });
+        let json = serde_json::json!({ "auths": { host: { "auth": auth } } });
         std::fs::write(&path, json.to_string()).expect("write auth file");
         *AUTH_FILE.lock().unwrap() = Some(path);
     }
@@ -97,6 +130,11 @@ impl Server {
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .output()
             .expect("run berth admin")
+    }
+
+    /// The PostgreSQL database the server keeps its metadata in; `None` on SQLite.
+    pub fn database_url(&self) -> Option<&str> {
+        self.database_url.as_deref()
     }
 
     /// The data directory.
@@ -130,6 +168,11 @@ impl Server {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
+        // Its metadata stays where it is.
+        if let Some(url) = &self.database_url {
+            self.env
+                .insert(0, ("BERTH_DATABASE_URL".to_owned(), url.clone()));
+        }
         self.restart();
     }
 
@@ -181,6 +224,43 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// The metadata backend the servers of this run use, from `BERTH_TEST_BACKEND`: `sqlite`
+/// (the default, the embedded setup) or `postgres` (a fresh database per server on the test
+/// PostgreSQL that `scripts/services` started). `scripts/test` runs the registry, access,
+/// packages and webhook suites once more with `postgres`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite in the data directory.
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+impl Backend {
+    /// The backend this run asks for.
+    pub fn of_run() -> Backend {
+        match std::env::var("BERTH_TEST_BACKEND").as_deref() {
+            Err(_) | Ok("" | "sqlite") => Backend::Sqlite,
+            Ok("postgres") => Backend::Postgres,
+            Ok(other) => panic!("BERTH_TEST_BACKEND={other}: use sqlite or postgres"),
+        }
+    }
+}
+
+/// A new database on the test PostgreSQL, from any context (the harness is synchronous and
+/// may be called inside a test's runtime).
+pub fn postgres_database() -> String {
+    std::thread::spawn(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(berth_testkit::services::postgres_database())
+    })
+    .join()
+    .expect("create a test database")
 }
 
 /// Creates the site administrator (with a token of every scope) and organization [`ORG`].
