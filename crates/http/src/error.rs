@@ -53,9 +53,15 @@ pub fn status_of(error: &RegistryError) -> StatusCode {
         // containerd retries with its cached token and gives up).
         Denied(_) | InsufficientScope(_) => StatusCode::FORBIDDEN,
         TooManyRequests(_) | TooManyUploads(_) => StatusCode::TOO_MANY_REQUESTS,
+        Store(e) if e.kind() == berth_core::error::StoreErrorKind::Unavailable => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
         Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
+
+/// The `Retry-After` seconds of a 503 for storage out of reach (a database restarting).
+pub const UNAVAILABLE_RETRY_SECS: u64 = 5;
 
 /// Builds the spec's error response.
 pub fn error_response(
@@ -80,6 +86,23 @@ impl IntoResponse for OciError {
     fn into_response(self) -> Response {
         let error = self.0;
         let status = status_of(&error);
+        if let RegistryError::Store(e) = &error
+            && e.kind() == berth_core::error::StoreErrorKind::Unavailable
+        {
+            tracing::error!(error = %e, "storage unavailable");
+            // Distribution's code for it; clients retry a 503.
+            let mut response = error_response(
+                status,
+                "UNAVAILABLE",
+                "the registry's storage is unavailable right now (it has been logged); retry shortly",
+                serde_json::Value::Null,
+            );
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(UNAVAILABLE_RETRY_SECS),
+            );
+            return response;
+        }
         if let RegistryError::Store(e) = &error {
             tracing::error!(error = %e, "storage failure");
             return error_response(

@@ -20,6 +20,7 @@ mod matrix;
 mod observe;
 mod ops;
 mod packages;
+mod postgres_faults;
 mod recovery;
 mod tls;
 pub(crate) mod webhooks;

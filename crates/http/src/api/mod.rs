@@ -171,6 +171,16 @@ impl From<ManageError> for GitHubError {
                 code,
                 message,
             } => GitHubError::invalid(resource, field, code, message),
+            ManageError::Store(e) if e.kind() == berth_core::error::StoreErrorKind::Unavailable => {
+                tracing::error!(error = %e, "storage unavailable");
+                GitHubError {
+                    retry_after: Some(crate::error::UNAVAILABLE_RETRY_SECS),
+                    ..GitHubError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "Berth's storage is unavailable right now (it has been logged); retry shortly",
+                    )
+                }
+            }
             ManageError::Store(e) => {
                 tracing::error!(error = %e, "storage failure");
                 GitHubError::new(

@@ -5,6 +5,7 @@ pub mod access;
 pub mod cluster;
 pub mod github;
 pub mod meta;
+pub mod postgres;
 pub mod world;
 
 use std::io::{BufRead, BufReader};
