@@ -506,3 +506,39 @@ pub trait BlobStore: Send + Sync + 'static {
     /// otherwise an error saying what is wrong. Callers bound it with a deadline.
     async fn probe(&self) -> StoreResult<()>;
 }
+
+/// One key's window as [`SharedCounters::add_counts`] leaves it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SharedCount {
+    /// Everything every node added to the key in this window.
+    pub total: u64,
+    /// When the window began.
+    pub started_at: Millis,
+}
+
+/// Counters that the nodes sharing one database add into, each counted in a window of time:
+/// the budgets of the HTTP limiters (API requests, failed logins), which every node counts in
+/// its memory and adds here in batches, taking back what all of them counted.
+///
+/// Keys are namespaced by their callers (`api:cred:42`, `login:10.0.0.1`); a key's window is
+/// fixed at its first count and lasts the `window` of the call that began it. Only backends
+/// that several nodes share implement it: one process alone counts in its memory.
+#[async_trait]
+pub trait SharedCounters: Send + Sync + 'static {
+    /// Adds each key's delta into its window and returns what the key now holds, in the order
+    /// of `deltas` (a key given twice is added twice and answered twice). A window begins at
+    /// `now` when the key has none or its window has ended (`window` ms after it began);
+    /// deltas may be negative (requests given back) and a total never goes below zero.
+    /// One round trip for the whole batch, whose keys it locks in a fixed order, so batches
+    /// from several nodes never deadlock.
+    async fn add_counts(
+        &self,
+        deltas: &[(String, i64)],
+        window: Millis,
+        now: Millis,
+    ) -> StoreResult<Vec<SharedCount>>;
+
+    /// Forgets the windows that ended before `ended_before` (a key without a window is one
+    /// whose window ended); returns how many.
+    async fn forget_counts(&self, ended_before: Millis) -> StoreResult<u64>;
+}
