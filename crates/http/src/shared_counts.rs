@@ -12,8 +12,27 @@ use berth_core::ports::{Millis, SharedCounters, StoreResult, now_millis};
 /// the most a node's view of a key lags behind what the other nodes pushed.
 pub const SYNC: Duration = Duration::from_millis(500);
 
+/// Syncs in which a limiter still reads a key after it last handed over a count for it (two
+/// seconds at [`SYNC`]): a node whose share of a key's requests ended still hears the rest of
+/// the cluster's, so it refuses like every other node once the key is spent elsewhere.
+const REREADS: u8 = 4;
+
 /// Syncs between two cleanups of ended windows (ten minutes at [`SYNC`]).
 const FORGET_EVERY: u64 = 1200;
+
+/// Whether a key goes into this sync: when it counted something since the last one
+/// (`unsynced`), and for [`REREADS`] syncs after that, counting them down in `rereads`.
+pub(crate) fn due(unsynced: i64, rereads: &mut u8) -> bool {
+    if unsynced != 0 {
+        *rereads = REREADS;
+        true
+    } else if *rereads > 0 {
+        *rereads -= 1;
+        true
+    } else {
+        false
+    }
+}
 
 /// `window` in milliseconds, as the shared store counts it.
 pub(crate) fn millis(window: Duration) -> Millis {
@@ -86,6 +105,18 @@ pub(crate) async fn keep_synced<F, Fut>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_is_read_for_a_few_syncs_after_its_last_count() {
+        let mut rereads = 0;
+        assert!(!due(0, &mut rereads), "never counted: nothing to read");
+        assert!(due(2, &mut rereads));
+        for _ in 0..REREADS {
+            assert!(due(0, &mut rereads));
+        }
+        assert!(!due(0, &mut rereads));
+        assert!(due(-1, &mut rereads), "a refund is a count too");
+    }
 
     #[test]
     fn wall_clock_times_become_instants_on_either_side_of_now() {

@@ -10,19 +10,24 @@
 //!
 //! The counts live in this process's memory, and a request is decided there: no database
 //! call on the request path. Nodes sharing PostgreSQL share the hourly budgets through it
-//! ([`RateLimiter::keep_synced`]): every [`SYNC`](crate::shared_counts::SYNC) (500 ms) a node adds what each key counted
-//! since its last sync into the key's shared window, all keys in one statement, and takes
-//! back each key's total and window start, which become its own (the window, and so
-//! `x-ratelimit-reset`, is the same on every node; it starts within a sync of the key's first
-//! request anywhere). A node's view of a key thus misses only what the other nodes counted
-//! in their last two syncs (the one they have not pushed yet, and the one they pushed since
-//! this node last read), and the bound follows: with N nodes, a window admits at most the
-//! limit plus what the other N−1 nodes admitted for the key in those two intervals (about
-//! a second), and never more than N times the limit. A key sent round-robin slowly spends
-//! the budget almost exactly; a fast burst may overshoot by about a second of its rate. A
-//! node that served a key nothing since its last sync pushes nothing for it and reads it
-//! anew with its next request's sync. While the database does not answer, each node counts
-//! alone and pushes its counts when it answers again.
+//! ([`RateLimiter::keep_synced`]): every [`SYNC`](crate::shared_counts::SYNC) (500 ms) a
+//! node adds what each key counted since its last sync into the key's shared window, all
+//! keys in one statement, and takes back each key's total and window start, which become
+//! its own (the window, and so `x-ratelimit-reset`, is the same on every node, and starts
+//! with the key's first request on the node that hands its count over first). A node keeps
+//! reading a key for two seconds after it last counted a request of it, so it hears the
+//! rest of the cluster spend the budget and refuses too; past that, it reads the key again
+//! with the next request it serves for it.
+//!
+//! The bound: a node admits while its own view is under the limit, and that view misses only
+//! what the other nodes counted in their last two syncs (the one they have not pushed yet,
+//! and the one they pushed since this node last read), or, for a key it has not served for
+//! two seconds, until its next sync. So with N nodes a window admits at most the limit plus
+//! what the N nodes admit for the key in about two sync intervals (a second): a key spent
+//! round-robin at a steady rate overshoots by about a second of that rate, and never by
+//! more than N−1 times the limit (each node's view holds at least its own count). While the
+//! database does not answer, each node counts alone and pushes its counts when it answers
+//! again.
 //!
 //! The per-minute burst limit stays per node: it guards a node's share of the load, and N
 //! nodes behind a balancer admit up to N times `per_minute` for one key in a minute. One
@@ -44,7 +49,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use berth_core::access::token::{self, TokenKind};
 use berth_core::access::{CredentialId, Principal};
-use berth_core::ports::{Millis, SharedCount, SharedCounters, StoreResult, now_millis};
+use berth_core::ports::{CountDelta, Millis, SharedCount, SharedCounters, StoreResult, now_millis};
 use sha2::{Digest as _, Sha256};
 
 use super::GitHubError;
@@ -164,12 +169,18 @@ enum Verdict {
 #[derive(Debug, Clone, Copy)]
 struct Bucket {
     started: Instant,
+    /// `started` in wall-clock time (ms since the epoch, rounded up): where the shared window
+    /// begins when this node counts first.
+    since: Millis,
     reset: u64,
     /// Requests counted in this window: this node's, and the other nodes' as of the last sync.
     used: u32,
     /// What this node added to `used` (refunds taken off) since it last handed its count to
     /// the shared store.
     unsynced: i64,
+    /// Syncs left that read this key though it counted nothing (see
+    /// [`shared_counts::due`]).
+    rereads: u8,
     minute_started: Instant,
     minute_used: u32,
 }
@@ -178,9 +189,11 @@ impl Bucket {
     fn new(now: Instant, epoch: Duration, window: Duration) -> Bucket {
         Bucket {
             started: now,
+            since: Millis::try_from(epoch.as_micros().div_ceil(1000)).unwrap_or(Millis::MAX),
             reset: (epoch + window).as_secs_f64().ceil() as u64,
             used: 0,
             unsynced: 0,
+            rereads: 0,
             minute_started: now,
             minute_used: 0,
         }
@@ -260,17 +273,25 @@ impl Bucket {
     }
 
     /// Adopts the shared window the delta handed over in the window that began at
-    /// `counted_in` went into: it began at `started` and ends at `reset` (epoch seconds), and
-    /// every node counted `total` in it. What this node counted since then is added on top
-    /// (it is in its next delta). Nothing changes when this window ended meanwhile and a new
-    /// one began here: its counts are not in `total`.
-    fn settle(&mut self, counted_in: Instant, total: u64, started: Instant, reset: u64) {
+    /// `counted_in` went into: `count` says when it began (`started` here) and what every
+    /// node counted in it, and it lasts `window`. What this node counted since then is added
+    /// on top (it is in its next delta). Nothing changes when this window ended meanwhile and
+    /// a new one began here: its counts are not in the total.
+    fn settle(
+        &mut self,
+        counted_in: Instant,
+        count: SharedCount,
+        started: Instant,
+        window: Millis,
+    ) {
         if self.started != counted_in {
             return;
         }
         self.started = started;
-        self.reset = reset;
-        let used = i64::try_from(total)
+        self.since = count.started_at;
+        let ends = count.started_at.saturating_add(window).max(0);
+        self.reset = u64::try_from(ends).unwrap_or(0).div_ceil(1000);
+        let used = i64::try_from(count.total)
             .unwrap_or(i64::MAX)
             .saturating_add(self.unsynced);
         self.used = u32::try_from(used.max(0)).unwrap_or(u32::MAX);
@@ -285,6 +306,8 @@ struct Pending {
     delta: i64,
     /// When the bucket's window began, as the bucket had it then.
     counted_in: Instant,
+    /// The same in wall-clock time.
+    since: Millis,
 }
 
 /// The budgets of every key seen in the last window, in this process's memory, shared with
@@ -355,13 +378,17 @@ impl RateLimiter {
     /// Adds what this node counted since the last sync into the shared windows, in one call,
     /// and makes each key's shared total and window its own.
     pub async fn sync(&self, shared: &dyn SharedCounters) -> StoreResult<()> {
-        let pending = self.pending();
+        let pending = self.pending(Instant::now());
         if pending.is_empty() {
             return Ok(());
         }
-        let deltas: Vec<(String, i64)> = pending
+        let deltas: Vec<CountDelta> = pending
             .iter()
-            .map(|p| (p.key.shared_name(), p.delta))
+            .map(|p| CountDelta {
+                key: p.key.shared_name(),
+                delta: p.delta,
+                since: p.since,
+            })
             .collect();
         let window = shared_counts::millis(self.limits.window);
         match shared.add_counts(&deltas, window, now_millis()).await {
@@ -387,17 +414,24 @@ impl RateLimiter {
         .await;
     }
 
-    /// Takes every key's count since the last sync, for the shared store.
-    fn pending(&self) -> Vec<Pending> {
+    /// Takes every key's count since the last sync, for the shared store, with the keys
+    /// still read after their last count (delta 0). A window that ended by `now` goes
+    /// nowhere: its counts would begin the next one.
+    fn pending(&self, now: Instant) -> Vec<Pending> {
+        let window = self.limits.window;
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
         buckets
             .map
             .iter_mut()
-            .filter(|(_, bucket)| bucket.unsynced != 0)
-            .map(|(key, bucket)| Pending {
-                key: *key,
-                counted_in: bucket.started,
-                delta: bucket.take(),
+            .filter_map(|(key, bucket)| {
+                let live = now.duration_since(bucket.started) < window;
+                let due = live && shared_counts::due(bucket.unsynced, &mut bucket.rereads);
+                due.then(|| Pending {
+                    key: *key,
+                    counted_in: bucket.started,
+                    since: bucket.since,
+                    delta: bucket.take(),
+                })
             })
             .collect()
     }
@@ -410,9 +444,7 @@ impl RateLimiter {
         for (p, count) in pending.iter().zip(counts) {
             if let Some(bucket) = buckets.map.get_mut(&p.key) {
                 let started = shared_counts::instant_at(count.started_at, now, now_ms);
-                let ends = count.started_at.saturating_add(window).max(0);
-                let reset = u64::try_from(ends).unwrap_or(0).div_ceil(1000);
-                bucket.settle(p.counted_in, count.total, started, reset);
+                bucket.settle(p.counted_in, *count, started, window);
             }
         }
     }
@@ -716,7 +748,7 @@ mod tests {
         for _ in 0..3 {
             used(limiter.charge(key, t0));
         }
-        let first = limiter.pending();
+        let first = limiter.pending(t0);
         assert_eq!((first.len(), first[0].delta), (1, 3));
         // A request while the statement runs; the store answers 10 (7 from other nodes), in
         // a window another node began two seconds before.
@@ -743,9 +775,10 @@ mod tests {
         );
         assert!(matches!(limiter.charge(key, now), Verdict::Spent(_)));
         // Only what was counted since the last hand-over goes next: not the 3 again.
-        let second = limiter.pending();
+        let second = limiter.pending(now);
         assert_eq!(second[0].delta, 2);
-        assert!(limiter.pending().is_empty(), "nothing counted since");
+        let reread = limiter.pending(now);
+        assert_eq!(reread[0].delta, 0, "read again, but nothing counted since");
         // Other nodes went past the limit meanwhile: the count says so, refusals say spent.
         let counts = [SharedCount {
             total: 15,
@@ -768,7 +801,7 @@ mod tests {
         let key = Key::Credential(CredentialId(7));
         let t0 = Instant::now();
         used(limiter.charge(key, t0));
-        let first = limiter.pending();
+        let first = limiter.pending(t0);
         let counts = [SharedCount {
             total: 1,
             started_at: 1_700_000_000_000,
@@ -777,7 +810,7 @@ mod tests {
         // The 304 comes back after its request was handed over.
         limiter.refund(key, t0);
         assert_eq!(used_by(&limiter, key), 0);
-        assert_eq!(limiter.pending()[0].delta, -1);
+        assert_eq!(limiter.pending(t0)[0].delta, -1);
     }
 
     #[test]
@@ -791,9 +824,9 @@ mod tests {
         let t0 = Instant::now();
         used(limiter.charge(key, t0));
         used(limiter.charge(key, t0));
-        let failed = limiter.pending();
+        let failed = limiter.pending(t0);
         limiter.give_back(&failed);
-        let retried = limiter.pending();
+        let retried = limiter.pending(t0);
         assert_eq!(retried[0].delta, 2, "given back whole, once");
         // The window ends here while the statement runs: its answer is of the old window, and
         // the new window's request stays this node's to hand over.
@@ -805,7 +838,10 @@ mod tests {
         }];
         limiter.settle(&retried, &counts, t1, 1_700_000_000_000);
         assert_eq!(used_by(&limiter, key), 1);
-        assert_eq!(limiter.pending()[0].delta, 1);
+        assert_eq!(limiter.pending(t1)[0].delta, 1);
+        // A count made in a window that has ended by the sync goes nowhere.
+        used(limiter.charge(key, t1));
+        assert!(limiter.pending(t1 + window).is_empty());
     }
 
     #[test]

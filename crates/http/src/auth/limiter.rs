@@ -6,17 +6,22 @@
 //! [`SYNC`](crate::shared_counts::SYNC) (500 ms) a node adds each address's failures since
 //! its last sync into the address's shared window (`login:<address>`), all addresses in one
 //! statement, and takes back the total and the window's start, which become its own. A node
-//! misses only what the other nodes counted in their last two syncs, so with N nodes an
-//! address gets at most the limit plus the failures the other N−1 nodes let through in those
-//! two intervals (about a second), and never more than N times the limit, before every node
-//! refuses it. One process alone (SQLite) counts only in memory, exactly as before.
+//! keeps reading an address for two seconds after its last failure there, so it hears the
+//! other nodes' failures and refuses too; past that, it reads the address again with its
+//! next failure.
+//!
+//! The bound: a node's view misses only what the other nodes counted in their last two syncs
+//! (or, for an address it has not seen fail for two seconds, until its next sync), so with N
+//! nodes an address gets at most the limit plus the failures the N nodes let through in
+//! about two sync intervals (a second), and never more than N times the limit, before every
+//! node refuses it. One process alone (SQLite) counts only in memory, exactly as before.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use berth_core::ports::{Millis, SharedCount, SharedCounters, StoreResult, now_millis};
+use berth_core::ports::{CountDelta, Millis, SharedCount, SharedCounters, StoreResult, now_millis};
 
 use crate::shared_counts;
 
@@ -28,18 +33,26 @@ const SWEEP_AT: usize = 10_000;
 #[derive(Debug, Clone, Copy)]
 struct Window {
     start: Instant,
+    /// `start` in wall-clock time: where the shared window begins when this node counts
+    /// first.
+    since: Millis,
     /// Failures in this window: this node's, and the other nodes' as of the last sync.
     failures: u32,
     /// This node's failures since it last handed its count to the shared store.
     unsynced: i64,
+    /// Syncs left that read this address though it failed nothing (see
+    /// [`shared_counts::due`]).
+    rereads: u8,
 }
 
 impl Window {
     fn new(start: Instant) -> Window {
         Window {
             start,
+            since: now_millis(),
             failures: 0,
             unsynced: 0,
+            rereads: 0,
         }
     }
 }
@@ -52,6 +65,8 @@ struct Pending {
     delta: i64,
     /// When the address's window began, as it was then.
     counted_in: Instant,
+    /// The same in wall-clock time.
+    since: Millis,
 }
 
 /// Counts failures per address.
@@ -103,9 +118,13 @@ impl FailureLimiter {
         if pending.is_empty() {
             return Ok(());
         }
-        let deltas: Vec<(String, i64)> = pending
+        let deltas: Vec<CountDelta> = pending
             .iter()
-            .map(|p| (format!("login:{}", p.ip), p.delta))
+            .map(|p| CountDelta {
+                key: format!("login:{}", p.ip),
+                delta: p.delta,
+                since: p.since,
+            })
             .collect();
         let window = shared_counts::millis(WINDOW);
         match shared.add_counts(&deltas, window, now_millis()).await {
@@ -131,16 +150,22 @@ impl FailureLimiter {
         .await;
     }
 
-    /// Takes every address's failures since the last sync, for the shared store.
+    /// Takes every address's failures since the last sync, for the shared store, with the
+    /// addresses still read after their last failure (delta 0). A window that has ended goes
+    /// nowhere: its failures would begin the next one.
     fn pending(&self) -> Vec<Pending> {
         let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
         windows
             .iter_mut()
-            .filter(|(_, window)| window.unsynced != 0)
-            .map(|(ip, window)| Pending {
-                ip: *ip,
-                delta: std::mem::take(&mut window.unsynced),
-                counted_in: window.start,
+            .filter_map(|(ip, window)| {
+                let live = window.start.elapsed() < WINDOW;
+                let due = live && shared_counts::due(window.unsynced, &mut window.rereads);
+                due.then(|| Pending {
+                    ip: *ip,
+                    delta: std::mem::take(&mut window.unsynced),
+                    counted_in: window.start,
+                    since: window.since,
+                })
             })
             .collect()
     }
@@ -159,6 +184,7 @@ impl FailureLimiter {
                 continue;
             }
             window.start = shared_counts::instant_at(count.started_at, now, now_ms);
+            window.since = count.started_at;
             let failures = i64::try_from(count.total)
                 .unwrap_or(i64::MAX)
                 .saturating_add(window.unsynced);
@@ -221,7 +247,7 @@ mod tests {
         );
         let second = limiter.pending();
         assert_eq!(second[0].delta, 1, "only the failure not handed over yet");
-        assert!(limiter.pending().is_empty());
+        assert_eq!(limiter.pending()[0].delta, 0, "read again, nothing counted");
     }
 
     #[test]
