@@ -403,11 +403,12 @@ impl RateLimiter {
         }
     }
 
-    /// Syncs with `shared` (the database the nodes share) every [`SYNC`](crate::shared_counts::SYNC), until the process
-    /// exits: spawned by the binary when there are other nodes to count with.
+    /// Syncs with `shared` (the database the nodes share) every
+    /// [`SYNC`](crate::shared_counts::SYNC), until the process exits: spawned by the binary
+    /// when there are other nodes to count with.
     pub async fn keep_synced(self: Arc<Self>, shared: Arc<dyn SharedCounters>) {
         let window = self.limits.window;
-        shared_counts::keep_synced("api", window, shared, move |shared| {
+        shared_counts::keep_synced("api_hourly", window, shared, move |shared| {
             let limiter = self.clone();
             async move { limiter.sync(&*shared).await }
         })
