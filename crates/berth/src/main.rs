@@ -223,10 +223,15 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             app: millis(config.app_token_ttl_secs),
             job: millis(config.job_token_ttl_secs),
         });
+    let failures = Arc::new(FailureLimiter::new(config.auth_failures_per_minute));
+    // Nodes sharing PostgreSQL count failed logins together, syncing through it.
+    if let Some(shared) = &stores.postgres {
+        tokio::spawn(failures.clone().keep_synced(shared.clone()));
+    }
     let auth = Auth {
         access: access.clone(),
         key: Arc::new(key),
-        limiter: Arc::new(FailureLimiter::new(config.auth_failures_per_minute)),
+        limiter: failures,
     };
     let network = Arc::new(egress::NetworkPolicy::new(
         config.webhook_allowed_networks.clone(),
@@ -288,6 +293,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         per_minute: config.api_rate_limit_per_minute,
         window: Duration::from_secs(config.api_rate_limit_window_secs.max(1)),
     }));
+    // Nodes sharing PostgreSQL share the hourly API budgets, syncing through it.
+    if let Some(shared) = &stores.postgres {
+        tokio::spawn(api_limits.clone().keep_synced(shared.clone()));
+    }
     let health = Health::new(stores.metadata.clone(), stores.blobs.clone());
     let state = AppState {
         services,

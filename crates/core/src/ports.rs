@@ -506,3 +506,50 @@ pub trait BlobStore: Send + Sync + 'static {
     /// otherwise an error saying what is wrong. Callers bound it with a deadline.
     async fn probe(&self) -> StoreResult<()>;
 }
+
+/// What one node adds to a key's shared window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CountDelta {
+    /// The key, namespaced by its caller: `api:cred:42`, `login:10.0.0.1`.
+    pub key: String,
+    /// What the node counted since it last added (negative: requests given back).
+    pub delta: i64,
+    /// When the window began as the node counts it (its first count of the key): where a new
+    /// shared window begins, when the key has none that is live.
+    pub since: Millis,
+}
+
+/// One key's window as [`SharedCounters::add_counts`] leaves it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SharedCount {
+    /// Everything every node added to the key in this window.
+    pub total: u64,
+    /// When the window began.
+    pub started_at: Millis,
+}
+
+/// Counters that the nodes sharing one database add into, each counted in a window of time:
+/// the budgets of the HTTP limiters (API requests, failed logins), which every node counts in
+/// its memory and adds here in batches, taking back what all of them counted.
+///
+/// A key's window lasts the `window` of the call that began it. Only backends that several
+/// nodes share implement it: one process alone counts in its memory.
+#[async_trait]
+pub trait SharedCounters: Send + Sync + 'static {
+    /// Adds each delta into its key's window and returns what the key now holds, in the order
+    /// of `deltas` (a key given twice is added twice and answered twice). A key without a
+    /// live window at `now` begins one at its delta's `since` (the earliest, if given twice),
+    /// but never before the window that ended, nor so early that it has ended by `now`. A
+    /// total never goes below zero. One round trip for the whole batch, which locks its keys
+    /// in a fixed order, so batches from several nodes never deadlock.
+    async fn add_counts(
+        &self,
+        deltas: &[CountDelta],
+        window: Millis,
+        now: Millis,
+    ) -> StoreResult<Vec<SharedCount>>;
+
+    /// Forgets the windows that ended before `ended_before` (a key without a window is one
+    /// whose window ended); returns how many.
+    async fn forget_counts(&self, ended_before: Millis) -> StoreResult<u64>;
+}

@@ -16,6 +16,7 @@ pub mod observe;
 pub mod oci;
 pub mod origin;
 pub mod ranges;
+pub mod shared_counts;
 pub mod tls;
 
 use std::future::Future;

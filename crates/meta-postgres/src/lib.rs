@@ -1,6 +1,7 @@
 //! Berth's metadata ports on PostgreSQL: [`MetadataStore`](berth_core::ports::MetadataStore)
 //! (the registry), [`AccessStore`](berth_core::access::store::AccessStore) and
-//! [`HookStore`](berth_core::hooks::HookStore), for nodes that share one database.
+//! [`HookStore`](berth_core::hooks::HookStore), and the limiters'
+//! [`SharedCounters`](berth_core::ports::SharedCounters), for nodes that share one database.
 //!
 //! Direction of calls: the services in `berth-core` call this crate through the ports; this
 //! crate calls only PostgreSQL (through sqlx) and never the services. Its SQL lives here, with
@@ -20,13 +21,14 @@
 //! tables share, `accounts`, `packages`, `credentials` and `apps` implement its traits.
 //! `hooks` implements the webhook port and its delivery queue. `cluster` is what nodes
 //! coordinate through the database beyond the ports (shared secrets, access-change
-//! notifications, housekeeping turns).
+//! notifications, housekeeping turns); `counters` the limiters' counts the nodes add into.
 
 mod access;
 mod accounts;
 mod apps;
 mod blobs;
 mod cluster;
+mod counters;
 mod credentials;
 mod hooks;
 mod listings;

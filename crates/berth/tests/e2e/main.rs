@@ -12,6 +12,7 @@ mod api_limits;
 mod auth;
 mod clients;
 mod cluster;
+mod cluster_limits;
 mod hostile;
 mod lifecycle;
 mod linking;

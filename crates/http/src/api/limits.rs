@@ -6,15 +6,41 @@
 //! lasts an hour, as on GitHub. Spent: 403 with `x-ratelimit-remaining: 0`, GitHub's primary
 //! limit answer. More than the per-minute burst limit in one minute: 429 with `Retry-After`,
 //! GitHub's secondary limit. A `304 Not Modified` gives its request back to the hourly
-//! budget. The counts live in this process's memory.
+//! budget.
+//!
+//! The counts live in this process's memory, and a request is decided there: no database
+//! call on the request path. Nodes sharing PostgreSQL share the hourly budgets through it
+//! ([`RateLimiter::keep_synced`]): every [`SYNC`](crate::shared_counts::SYNC) (500 ms) a
+//! node adds what each key counted since its last sync into the key's shared window, all
+//! keys in one statement, and takes back each key's total and window start, which become
+//! its own (the window, and so `x-ratelimit-reset`, is the same on every node, and starts
+//! with the key's first request on the node that hands its count over first). A node keeps
+//! reading a key for two seconds after it last counted a request of it, so it hears the
+//! rest of the cluster spend the budget and refuses too; past that, it reads the key again
+//! with the next request it serves for it.
+//!
+//! The bound: a node admits while its own view is under the limit, and that view misses only
+//! what the other nodes counted in their last two syncs (the one they have not pushed yet,
+//! and the one they pushed since this node last read), or, for a key it has not served for
+//! two seconds, until its next sync. So with N nodes a window admits at most the limit plus
+//! what the N nodes admit for the key in about two sync intervals (a second): a key spent
+//! round-robin at a steady rate overshoots by about a second of that rate, and never by
+//! more than N−1 times the limit (each node's view holds at least its own count). While the
+//! database does not answer, each node counts alone and pushes its counts when it answers
+//! again.
+//!
+//! The per-minute burst limit stays per node: it guards a node's share of the load, and N
+//! nodes behind a balancer admit up to N times `per_minute` for one key in a minute. One
+//! process alone (SQLite) counts only in memory, exactly as before.
 //!
 //! [`enforce`] resolves the caller once ([`crate::auth::Auth::caller`]) and hands the result
 //! to the [`super::Who`] extractor, so a request still costs one credential lookup. Calls
 //! the auth service; never the stores directly.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::extract::{Request, State};
@@ -23,12 +49,14 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use berth_core::access::token::{self, TokenKind};
 use berth_core::access::{CredentialId, Principal};
+use berth_core::ports::{CountDelta, Millis, SharedCount, SharedCounters, StoreResult, now_millis};
 use sha2::{Digest as _, Sha256};
 
 use super::GitHubError;
 use crate::AppState;
 use crate::auth::Caller;
 use crate::origin::Origin;
+use crate::shared_counts;
 
 /// Where GitHub documents its rate limits.
 const RATE_LIMIT_DOCS: &str =
@@ -89,6 +117,23 @@ impl Key {
         };
         Key::Address(ip)
     }
+
+    /// The key's name among the nodes' shared counters: `api:cred:<id>`,
+    /// `api:app:<sha256 hex>` or `api:addr:<address>`.
+    fn shared_name(&self) -> String {
+        match self {
+            Key::Credential(id) => format!("api:cred:{}", id.0),
+            Key::AppSecret(digest) => {
+                let mut name = String::with_capacity(8 + 64);
+                name.push_str("api:app:");
+                for byte in digest {
+                    let _ = write!(name, "{byte:02x}");
+                }
+                name
+            }
+            Key::Address(ip) => format!("api:addr:{ip}"),
+        }
+    }
 }
 
 /// The state of a budget, as the headers tell it.
@@ -124,8 +169,18 @@ enum Verdict {
 #[derive(Debug, Clone, Copy)]
 struct Bucket {
     started: Instant,
+    /// `started` in wall-clock time (ms since the epoch, rounded up): where the shared window
+    /// begins when this node counts first.
+    since: Millis,
     reset: u64,
+    /// Requests counted in this window: this node's, and the other nodes' as of the last sync.
     used: u32,
+    /// What this node added to `used` (refunds taken off) since it last handed its count to
+    /// the shared store.
+    unsynced: i64,
+    /// Syncs left that read this key though it counted nothing (see
+    /// [`shared_counts::due`]).
+    rereads: u8,
     minute_started: Instant,
     minute_used: u32,
 }
@@ -134,8 +189,11 @@ impl Bucket {
     fn new(now: Instant, epoch: Duration, window: Duration) -> Bucket {
         Bucket {
             started: now,
+            since: Millis::try_from(epoch.as_micros().div_ceil(1000)).unwrap_or(Millis::MAX),
             reset: (epoch + window).as_secs_f64().ceil() as u64,
             used: 0,
+            unsynced: 0,
+            rereads: 0,
             minute_started: now,
             minute_used: 0,
         }
@@ -183,6 +241,7 @@ impl Bucket {
             return Verdict::Burst(quota, wait.as_secs_f64().ceil().max(1.0) as u64);
         }
         self.used += 1;
+        self.unsynced += 1;
         self.minute_used += 1;
         Verdict::Allowed(Quota {
             used: self.used,
@@ -192,14 +251,67 @@ impl Bucket {
 
     /// Gives back a request counted at `charged` (a 304), unless its window has ended.
     fn refund(&mut self, charged: Instant, window: Duration) {
-        if charged >= self.started && charged.duration_since(self.started) < window {
-            self.used = self.used.saturating_sub(1);
+        if charged >= self.started && charged.duration_since(self.started) < window && self.used > 0
+        {
+            self.used -= 1;
+            self.unsynced -= 1;
         }
+    }
+
+    /// Hands over what this node counted since the last sync: the delta to add to the shared
+    /// window.
+    fn take(&mut self) -> i64 {
+        std::mem::take(&mut self.unsynced)
+    }
+
+    /// Takes back a delta [`Bucket::take`] handed over in the window that began at
+    /// `counted_in`, when the shared store did not count it.
+    fn give_back(&mut self, counted_in: Instant, delta: i64) {
+        if self.started == counted_in {
+            self.unsynced += delta;
+        }
+    }
+
+    /// Adopts the shared window the delta handed over in the window that began at
+    /// `counted_in` went into: `count` says when it began (`started` here) and what every
+    /// node counted in it, and it lasts `window`. What this node counted since then is added
+    /// on top (it is in its next delta). Nothing changes when this window ended meanwhile and
+    /// a new one began here: its counts are not in the total.
+    fn settle(
+        &mut self,
+        counted_in: Instant,
+        count: SharedCount,
+        started: Instant,
+        window: Millis,
+    ) {
+        if self.started != counted_in {
+            return;
+        }
+        self.started = started;
+        self.since = count.started_at;
+        let ends = count.started_at.saturating_add(window).max(0);
+        self.reset = u64::try_from(ends).unwrap_or(0).div_ceil(1000);
+        let used = i64::try_from(count.total)
+            .unwrap_or(i64::MAX)
+            .saturating_add(self.unsynced);
+        self.used = u32::try_from(used.max(0)).unwrap_or(u32::MAX);
     }
 }
 
-/// The budgets of every key seen in the last window, in this process's memory (a cluster
-/// would share them; that is the scale-out issue's to do).
+/// One key's count handed to the shared store by [`RateLimiter::pending`].
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    key: Key,
+    /// What the key's bucket counted since the last sync.
+    delta: i64,
+    /// When the bucket's window began, as the bucket had it then.
+    counted_in: Instant,
+    /// The same in wall-clock time.
+    since: Millis,
+}
+
+/// The budgets of every key seen in the last window, in this process's memory, shared with
+/// the other nodes by [`RateLimiter::keep_synced`] when there are any.
 #[derive(Debug)]
 pub struct RateLimiter {
     limits: Limits,
@@ -261,6 +373,91 @@ impl RateLimiter {
             used: bucket.used,
             reset: bucket.reset,
         })
+    }
+
+    /// Adds what this node counted since the last sync into the shared windows, in one call,
+    /// and makes each key's shared total and window its own.
+    pub async fn sync(&self, shared: &dyn SharedCounters) -> StoreResult<()> {
+        let pending = self.pending(Instant::now());
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let deltas: Vec<CountDelta> = pending
+            .iter()
+            .map(|p| CountDelta {
+                key: p.key.shared_name(),
+                delta: p.delta,
+                since: p.since,
+            })
+            .collect();
+        let window = shared_counts::millis(self.limits.window);
+        match shared.add_counts(&deltas, window, now_millis()).await {
+            Ok(counts) => {
+                self.settle(&pending, &counts, Instant::now(), now_millis());
+                Ok(())
+            }
+            Err(err) => {
+                self.give_back(&pending);
+                Err(err)
+            }
+        }
+    }
+
+    /// Syncs with `shared` (the database the nodes share) every
+    /// [`SYNC`](crate::shared_counts::SYNC), until the process exits: spawned by the binary
+    /// when there are other nodes to count with.
+    pub async fn keep_synced(self: Arc<Self>, shared: Arc<dyn SharedCounters>) {
+        let window = self.limits.window;
+        shared_counts::keep_synced("api_hourly", window, shared, move |shared| {
+            let limiter = self.clone();
+            async move { limiter.sync(&*shared).await }
+        })
+        .await;
+    }
+
+    /// Takes every key's count since the last sync, for the shared store, with the keys
+    /// still read after their last count (delta 0). A window that ended by `now` goes
+    /// nowhere: its counts would begin the next one.
+    fn pending(&self, now: Instant) -> Vec<Pending> {
+        let window = self.limits.window;
+        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        buckets
+            .map
+            .iter_mut()
+            .filter_map(|(key, bucket)| {
+                let live = now.duration_since(bucket.started) < window;
+                let due = live && shared_counts::due(bucket.unsynced, &mut bucket.rereads);
+                due.then(|| Pending {
+                    key: *key,
+                    counted_in: bucket.started,
+                    since: bucket.since,
+                    delta: bucket.take(),
+                })
+            })
+            .collect()
+    }
+
+    /// Makes the shared store's `counts` (one per `pending`, read when this process's clock
+    /// read `now` and the wall clock `now_ms`) the keys' own.
+    fn settle(&self, pending: &[Pending], counts: &[SharedCount], now: Instant, now_ms: Millis) {
+        let window = shared_counts::millis(self.limits.window);
+        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        for (p, count) in pending.iter().zip(counts) {
+            if let Some(bucket) = buckets.map.get_mut(&p.key) {
+                let started = shared_counts::instant_at(count.started_at, now, now_ms);
+                bucket.settle(p.counted_in, *count, started, window);
+            }
+        }
+    }
+
+    /// Takes back the counts of `pending` the shared store did not take, for the next sync.
+    fn give_back(&self, pending: &[Pending]) {
+        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        for p in pending {
+            if let Some(bucket) = buckets.map.get_mut(&p.key) {
+                bucket.give_back(p.counted_in, p.delta);
+            }
+        }
     }
 
     #[cfg(test)]
@@ -534,6 +731,130 @@ mod tests {
         // Both windows (the hour's and the minute's) of every key ended.
         limiter.charge(Key::Credential(CredentialId(-1)), t0 + MINUTE);
         assert_eq!(limiter.tracked(), 1);
+    }
+
+    /// The count of `key`'s bucket.
+    fn used_by(limiter: &RateLimiter, key: Key) -> u32 {
+        limiter.buckets.lock().unwrap().map[&key].used
+    }
+
+    #[test]
+    fn a_sync_raises_the_count_to_the_shared_total_and_hands_each_request_over_once() {
+        let limiter = RateLimiter::new(Limits {
+            per_hour: 12,
+            ..Limits::default()
+        });
+        let key = Key::Credential(CredentialId(7));
+        let t0 = Instant::now();
+        for _ in 0..3 {
+            used(limiter.charge(key, t0));
+        }
+        let first = limiter.pending(t0);
+        assert_eq!((first.len(), first[0].delta), (1, 3));
+        // A request while the statement runs; the store answers 10 (7 from other nodes), in
+        // a window another node began two seconds before.
+        used(limiter.charge(key, t0));
+        let (now, now_ms) = (t0 + Duration::from_secs(3), 1_700_000_000_000);
+        let started_at = now_ms - 2000;
+        let counts = [SharedCount {
+            total: 10,
+            started_at,
+        }];
+        limiter.settle(&first, &counts, now, now_ms);
+        assert_eq!(
+            used_by(&limiter, key),
+            11,
+            "10 shared and the one in flight"
+        );
+        let Verdict::Allowed(quota) = limiter.charge(key, now) else {
+            panic!("refused");
+        };
+        assert_eq!(
+            (quota.used, quota.reset),
+            (12, (started_at + 3_600_000) as u64 / 1000),
+            "the shared window is the key's"
+        );
+        assert!(matches!(limiter.charge(key, now), Verdict::Spent(_)));
+        // Only what was counted since the last hand-over goes next: not the 3 again.
+        let second = limiter.pending(now);
+        assert_eq!(second[0].delta, 2);
+        let reread = limiter.pending(now);
+        assert_eq!(reread[0].delta, 0, "read again, but nothing counted since");
+        // Other nodes went past the limit meanwhile: the count says so, refusals say spent.
+        let counts = [SharedCount {
+            total: 15,
+            started_at,
+        }];
+        limiter.settle(&second, &counts, now, now_ms);
+        assert_eq!(used_by(&limiter, key), 15);
+        let Verdict::Spent(quota) = limiter.charge(key, now) else {
+            panic!("not spent");
+        };
+        assert_eq!(quota.remaining(), 0);
+        // The window ends when the shared one does: an hour after it began elsewhere.
+        let next = now + HOUR - Duration::from_secs(2);
+        assert_eq!(used(limiter.charge(key, next)), 1);
+    }
+
+    #[test]
+    fn a_refund_is_handed_over_as_a_negative_count() {
+        let limiter = RateLimiter::new(Limits::default());
+        let key = Key::Credential(CredentialId(7));
+        let t0 = Instant::now();
+        used(limiter.charge(key, t0));
+        let first = limiter.pending(t0);
+        let counts = [SharedCount {
+            total: 1,
+            started_at: 1_700_000_000_000,
+        }];
+        limiter.settle(&first, &counts, t0, 1_700_000_000_000);
+        // The 304 comes back after its request was handed over.
+        limiter.refund(key, t0);
+        assert_eq!(used_by(&limiter, key), 0);
+        assert_eq!(limiter.pending(t0)[0].delta, -1);
+    }
+
+    #[test]
+    fn counts_the_store_did_not_take_go_with_the_next_sync_and_ended_windows_stay_apart() {
+        let window = Duration::from_secs(2);
+        let limiter = RateLimiter::new(Limits {
+            window,
+            ..Limits::default()
+        });
+        let key = Key::address(Some("10.0.0.1".parse().unwrap()));
+        let t0 = Instant::now();
+        used(limiter.charge(key, t0));
+        used(limiter.charge(key, t0));
+        let failed = limiter.pending(t0);
+        limiter.give_back(&failed);
+        let retried = limiter.pending(t0);
+        assert_eq!(retried[0].delta, 2, "given back whole, once");
+        // The window ends here while the statement runs: its answer is of the old window, and
+        // the new window's request stays this node's to hand over.
+        let t1 = t0 + Duration::from_secs(3);
+        used(limiter.charge(key, t1));
+        let counts = [SharedCount {
+            total: 50,
+            started_at: 1_700_000_000_000,
+        }];
+        limiter.settle(&retried, &counts, t1, 1_700_000_000_000);
+        assert_eq!(used_by(&limiter, key), 1);
+        assert_eq!(limiter.pending(t1)[0].delta, 1);
+        // A count made in a window that has ended by the sync goes nowhere.
+        used(limiter.charge(key, t1));
+        assert!(limiter.pending(t1 + window).is_empty());
+    }
+
+    #[test]
+    fn shared_names_say_which_limit_and_which_key() {
+        assert_eq!(
+            Key::Credential(CredentialId(42)).shared_name(),
+            "api:cred:42"
+        );
+        let ip = Key::address(Some("2001:db8:1:2::1".parse().unwrap()));
+        assert_eq!(ip.shared_name(), "api:addr:2001:db8:1:2::");
+        let app = Key::AppSecret([0xab; 32]).shared_name();
+        assert_eq!(app, format!("api:app:{}", "ab".repeat(32)));
     }
 
     #[test]
