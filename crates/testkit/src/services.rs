@@ -7,7 +7,7 @@ use sqlx::Connection as _;
 
 /// The variable `scripts/services start` sets to the URL of the test cluster's `postgres`
 /// database.
-pub const POSTGRES_VAR: &str = "BERTH_TEST_POSTGRES";
+pub const POSTGRES_VAR: &str = "TEST_POSTGRES";
 
 /// The URL of the test PostgreSQL cluster's maintenance database. Panics, saying how to start
 /// the services, when the test command did not start them.

@@ -227,7 +227,7 @@ impl Drop for Server {
     }
 }
 
-/// The metadata backend the servers of this run use, from `BERTH_TEST_BACKEND`: `sqlite`
+/// The metadata backend the servers of this run use, from `TEST_BACKEND`: `sqlite`
 /// (the default, the embedded setup) or `postgres` (a fresh database per server on the test
 /// PostgreSQL that `scripts/services` started). `scripts/test` runs the registry, access,
 /// packages and webhook suites once more with `postgres`.
@@ -242,10 +242,10 @@ pub enum Backend {
 impl Backend {
     /// The backend this run asks for.
     pub fn of_run() -> Backend {
-        match std::env::var("BERTH_TEST_BACKEND").as_deref() {
+        match std::env::var("TEST_BACKEND").as_deref() {
             Err(_) | Ok("" | "sqlite") => Backend::Sqlite,
             Ok("postgres") => Backend::Postgres,
-            Ok(other) => panic!("BERTH_TEST_BACKEND={other}: use sqlite or postgres"),
+            Ok(other) => panic!("TEST_BACKEND={other}: use sqlite or postgres"),
         }
     }
 }

@@ -1,5 +1,5 @@
 //! A PostgreSQL server of a test's own, for the tests that stop and start it (the run's
-//! shared server, `BERTH_TEST_POSTGRES`, must stay up for every other test). Made like
+//! shared server, `TEST_POSTGRES`, must stay up for every other test). Made like
 //! `scripts/services` makes the shared one: `initdb` into a temporary directory, run as the
 //! unprivileged `postgres` user when the tests run as root, on a free loopback port.
 
@@ -12,9 +12,9 @@ pub struct PrivatePostgres {
     port: u16,
 }
 
-/// Where Debian's PostgreSQL 15 programs are (`BERTH_TEST_PG_BIN` overrides).
+/// Where Debian's PostgreSQL 15 programs are (`TEST_PG_BIN` overrides).
 fn bin(program: &str) -> PathBuf {
-    let dir = std::env::var("BERTH_TEST_PG_BIN")
+    let dir = std::env::var("TEST_PG_BIN")
         .unwrap_or_else(|_| "/usr/lib/postgresql/15/bin".to_owned());
     PathBuf::from(dir).join(program)
 }
