@@ -167,13 +167,8 @@ async fn run_backend(settings: &Settings, bin: &Path, backend: Backend) -> anyho
             let order: [usize; 2] = if round % 2 == 0 { [0, 1] } else { [1, 0] };
             for index in order {
                 let store = &stores[index];
-                let server = Server::start_berth_at(
-                    bin,
-                    "Berth",
-                    &store.data(),
-                    &store.env,
-                    &store.token,
-                )?;
+                let server =
+                    Server::start_berth_at(bin, "Berth", &store.data(), &store.env, &store.token)?;
                 println!(
                     "  round {}, {} store, {} at {}:",
                     round + 1,
@@ -339,10 +334,7 @@ fn probes(shape: &Shape) -> Vec<Probe> {
         },
         Probe {
             label: "catalog page",
-            paths: vec![format!(
-                "/v2/_catalog?n={PAGE}&last={}",
-                names[middle_repo]
-            )],
+            paths: vec![format!("/v2/_catalog?n={PAGE}&last={}", names[middle_repo])],
             check: Check::Page {
                 key: "repositories",
                 first: names[middle_repo + 1].clone(),
@@ -399,7 +391,9 @@ fn check(probe: &Probe, digest: Option<&str>, body: &[u8]) -> anyhow::Result<()>
         }
         Check::Packages { first } => {
             let json: serde_json::Value = serde_json::from_slice(body)?;
-            let items = json.as_array().context("the packages listing is an array")?;
+            let items = json
+                .as_array()
+                .context("the packages listing is an array")?;
             let name = items.first().and_then(|item| item["name"].as_str());
             ensure!(
                 items.len() == PAGE && name.is_some_and(|name| first.ends_with(name)),

@@ -193,7 +193,9 @@ fn place(shape: &Shape, ids: &HashMap<String, i64>) -> anyhow::Result<Placed> {
         .repositories()
         .into_iter()
         .map(|(name, count)| {
-            let id = *ids.get(&name).with_context(|| format!("no id for {name}"))?;
+            let id = *ids
+                .get(&name)
+                .with_context(|| format!("no id for {name}"))?;
             let placed = (id, first, count);
             first += count;
             Ok(placed)
@@ -439,17 +441,14 @@ pub async fn seed_sqlite(path: &Path, shape: &Shape) -> anyhow::Result<()> {
         "INSERT INTO tags (repository_id, name, digest, updated_at) VALUES",
         4,
         placed.iter().flat_map(|&(id, first, count)| {
-            generator
-                .manifests(first, count)
-                .into_iter()
-                .map(move |m| {
-                    vec![
-                        Value::Int(id),
-                        Value::Text(m.tag),
-                        Value::Text(m.digest),
-                        Value::Int(m.created_at),
-                    ]
-                })
+            generator.manifests(first, count).into_iter().map(move |m| {
+                vec![
+                    Value::Int(id),
+                    Value::Text(m.tag),
+                    Value::Text(m.digest),
+                    Value::Int(m.created_at),
+                ]
+            })
         }),
     )
     .await?;
