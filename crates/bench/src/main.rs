@@ -79,12 +79,25 @@
 //!
 //! `--berth-env KEY=VALUE` (repeatable) passes more settings to Berth, e.g.
 //! `--berth-env BERTH_LOG=info` to benchmark Berth against Distribution with its request log on.
+//!
+//! **Cost as the work grows.** With `--growth` it runs none of the above but [`growth`]: four
+//! reads (a page of tags, of the catalog, of the Packages API listing, a manifest GET by tag)
+//! on an almost empty store and on a big one (by default 1,000,000 manifests, an organization
+//! of 10,000 packages, a repository of 100,000 tags) seeded directly in the database
+//! ([`seed`]), on SQLite and PostgreSQL, with the ratio big/empty of each figure:
+//!
+//! ```text
+//! eval "$(scripts/services start)"
+//! target/release/berth-bench --growth --rounds 3   # --database-url defaults to $BERTH_TEST_POSTGRES
+//! ```
 
 mod ceiling;
+mod growth;
 mod oci;
 mod payload;
 mod phases;
 mod report;
+mod seed;
 mod server;
 
 use std::path::{Path, PathBuf};
@@ -146,6 +159,38 @@ struct Cli {
     /// repeatable. Set after the bench's own `BERTH_LOG=warn`, so it may override it.
     #[arg(long = "berth-env", value_name = "KEY=VALUE", value_parser = parse_env)]
     berth_env: Vec<(String, String)>,
+    /// Instead of the phases: what four reads cost on a big store against an almost empty
+    /// one, on SQLite and PostgreSQL (see `--growth-*`; `--clients` and `--rounds` apply).
+    #[arg(long, conflicts_with_all = ["only", "skip_distribution", "observability_cost"])]
+    growth: bool,
+    /// The backends `--growth` measures.
+    #[arg(long, value_enum, default_value = "both", requires = "growth")]
+    growth_backend: growth::Backends,
+    /// A PostgreSQL database (`postgres://…`) on the server where `--growth` may create and
+    /// drop its own databases.
+    #[arg(long, env = "BERTH_TEST_POSTGRES", hide_env_values = true)]
+    database_url: Option<String>,
+    /// Manifests in `--growth`'s big store.
+    #[arg(long, default_value_t = 1_000_000, requires = "growth")]
+    growth_manifests: usize,
+    /// Packages of the organization in `--growth`'s big store.
+    #[arg(long, default_value_t = 10_000, requires = "growth")]
+    growth_packages: usize,
+    /// Tags of the big repository in `--growth`'s big store.
+    #[arg(long, default_value_t = 100_000, requires = "growth")]
+    growth_tags: usize,
+    /// Timed sequential requests per figure of `--growth` (p50, p99).
+    #[arg(long, default_value_t = 300, requires = "growth")]
+    growth_requests: usize,
+    /// Untimed requests before them.
+    #[arg(long, default_value_t = 50, requires = "growth")]
+    growth_warmup: usize,
+    /// Seconds of `--clients` concurrent clients per request of `--growth` (req/s).
+    #[arg(long, default_value_t = 3.0, requires = "growth")]
+    growth_seconds: f64,
+    /// Keep `--growth`'s stores (data directories, databases) for a look (EXPLAIN) afterwards.
+    #[arg(long, requires = "growth")]
+    growth_keep: bool,
 }
 
 /// Parses `KEY=VALUE` for `--berth-env`: the key is a non-empty name of letters, digits and
@@ -245,6 +290,50 @@ fn main() -> anyhow::Result<()> {
         cli.clients > 0 && cli.images > 0,
         "--clients and --images must be positive"
     );
+    if cli.growth {
+        let big = seed::Shape {
+            tags: cli.growth_tags,
+            packages: cli.growth_packages,
+            manifests: cli.growth_manifests,
+        };
+        ensure!(
+            big.tags > growth::EMPTY.tags
+                && big.packages > growth::EMPTY.packages
+                && big.manifests >= big.tags + big.packages - 1,
+            "the big store must be bigger than the empty one ({:?}) and hold at least a manifest \
+             per package",
+            growth::EMPTY
+        );
+        ensure!(
+            cli.growth_requests > 0 && cli.growth_seconds > 0.0,
+            "--growth-requests and --growth-seconds must be positive"
+        );
+        let settings = growth::Settings {
+            backends: cli.growth_backend,
+            database_url: cli.database_url.clone(),
+            big,
+            requests: cli.growth_requests,
+            warmup: cli.growth_warmup,
+            clients: cli.clients,
+            seconds: cli.growth_seconds,
+            rounds: cli.rounds,
+            keep: cli.growth_keep,
+            berth_env: cli.berth_env.clone(),
+        };
+        let berth_bin = match &cli.berth_bin {
+            Some(path) => path.clone(),
+            None => std::env::current_exe()?.with_file_name("berth"),
+        };
+        ensure!(
+            berth_bin.is_file(),
+            "no berth executable at {} (build it with `cargo build --release -p berth` or pass --berth-bin)",
+            berth_bin.display()
+        );
+        if let Some(load) = load_average() {
+            println!("load average before the run: {load}");
+        }
+        return growth::run(&settings, &berth_bin);
+    }
     let contenders = if cli.observability_cost {
         // The comparison is defined by these two variables; --berth-env must not blur it.
         for (key, _) in &cli.berth_env {

@@ -109,6 +109,24 @@ impl Registry {
         drain(response).await
     }
 
+    /// `GET <path>` (a path from the server's root, with its query), expecting 200; returns the
+    /// `Docker-Content-Digest` header, if any, and the body. Manifests (a path with
+    /// `/manifests/`) are asked for as OCI image manifests.
+    pub async fn get(&self, path: &str) -> anyhow::Result<(Option<String>, Bytes)> {
+        let url = self.base.join(path)?;
+        let mut request = self.client.get(url);
+        if path.contains("/manifests/") {
+            request = request.header(ACCEPT, MANIFEST_MEDIA_TYPE);
+        }
+        let response = expect(request.send().await?, StatusCode::OK, "GET").await?;
+        let digest = response
+            .headers()
+            .get("docker-content-digest")
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
+        Ok((digest, response.bytes().await?))
+    }
+
     /// `POST /v2/<repo>/blobs/uploads/`; returns the upload's location.
     async fn start_upload(&self, repo: &str) -> anyhow::Result<Url> {
         let url = self.base.join(&format!("{repo}/blobs/uploads/"))?;

@@ -93,14 +93,19 @@ pub struct Server {
     log: RecentLog,
     /// The largest `VmHWM` read so far, in KiB: see [`Server::run_peak_rss_mib`].
     run_peak_kib: AtomicU64,
-    /// Removed when the server is dropped (after the child is killed).
-    _dir: TempDir,
+    /// Removed when the server is dropped (after the child is killed); `None` for a data
+    /// directory the caller keeps ([`Server::start_berth_at`]).
+    _dir: Option<TempDir>,
 }
 
 /// Creates Berth's site administrator `bench-admin` (printing a token with every package scope)
 /// and the organization `bench` the phases push to; returns the token. `env` is applied as for
 /// `berth serve`, so both read the same configuration.
-fn bootstrap_berth(bin: &Path, data: &Path, env: &[(String, String)]) -> anyhow::Result<String> {
+pub fn bootstrap_berth(
+    bin: &Path,
+    data: &Path,
+    env: &[(String, String)],
+) -> anyhow::Result<String> {
     let admin = |args: &[&str]| -> anyhow::Result<String> {
         let output = Command::new(bin)
             .arg("admin")
@@ -140,10 +145,24 @@ impl Server {
     ) -> anyhow::Result<Server> {
         let dir = TempDir::with_prefix("berth-bench-berth-")?;
         let token = bootstrap_berth(bin, &dir.path().join("data"), env)?;
+        let mut server = Server::start_berth_at(bin, name, &dir.path().join("data"), env, &token)?;
+        server._dir = Some(dir);
+        Ok(server)
+    }
+
+    /// Starts `berth serve` as [`Server::start_berth`] does, on the data directory `data`,
+    /// which the caller keeps and has bootstrapped ([`bootstrap_berth`] gave `token`).
+    pub fn start_berth_at(
+        bin: &Path,
+        name: &'static str,
+        data: &Path,
+        env: &[(String, String)],
+        token: &str,
+    ) -> anyhow::Result<Server> {
         let mut child = Command::new(bin)
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(dir.path().join("data"))
-            .current_dir(dir.path())
+            .arg(data)
+            .current_dir(data.parent().unwrap_or(data))
             .env("BERTH_LOG", "warn")
             .envs(env.iter().map(|(key, value)| (key, value)))
             .stdin(Stdio::null())
@@ -166,7 +185,7 @@ impl Server {
             child,
             log,
             run_peak_kib: AtomicU64::new(0),
-            _dir: dir,
+            _dir: None,
         };
         match address.recv_timeout(STARTUP_TIMEOUT) {
             Ok(base) => server.base = base,
@@ -233,7 +252,7 @@ impl Server {
             child,
             log,
             run_peak_kib: AtomicU64::new(0),
-            _dir: dir,
+            _dir: Some(dir),
         };
         server.wait_ready()?;
         Ok(server)
