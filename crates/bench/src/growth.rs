@@ -132,7 +132,7 @@ pub fn run(settings: &Settings, bin: &Path) -> anyhow::Result<()> {
     if backends.contains(&Backend::Postgres) {
         ensure!(
             settings.database_url.is_some(),
-            "--growth on PostgreSQL needs --database-url (or BERTH_TEST_POSTGRES): a database \
+            "--growth on PostgreSQL needs --database-url (or TEST_POSTGRES): a database \
              on the server where the bench may create its own"
         );
     }

@@ -88,7 +88,7 @@
 //!
 //! ```text
 //! eval "$(scripts/services start)"
-//! target/release/berth-bench --growth --rounds 3   # --database-url defaults to $BERTH_TEST_POSTGRES
+//! target/release/berth-bench --growth --rounds 3   # --database-url defaults to $TEST_POSTGRES
 //! ```
 
 mod ceiling;
@@ -168,7 +168,7 @@ struct Cli {
     growth_backend: growth::Backends,
     /// A PostgreSQL database (`postgres://…`) on the server where `--growth` may create and
     /// drop its own databases.
-    #[arg(long, env = "BERTH_TEST_POSTGRES", hide_env_values = true)]
+    #[arg(long, env = "TEST_POSTGRES", hide_env_values = true)]
     database_url: Option<String>,
     /// Manifests in `--growth`'s big store.
     #[arg(long, default_value_t = 1_000_000, requires = "growth")]
