@@ -110,6 +110,9 @@ CREATE TABLE package_versions (
     downloads     BIGINT NOT NULL DEFAULT 0,
     UNIQUE (repository_id, digest)
 );
+-- A package's newest versions (the Packages API listing's latest version, the versions
+-- listing) are an index walk instead of a sort of all its versions.
+CREATE INDEX package_versions_newest ON package_versions (repository_id, created_at DESC, id DESC);
 
 -- The tags a deleted version had, given back when it is restored (if still free).
 CREATE TABLE deleted_tags (

@@ -14,8 +14,8 @@ pub struct PrivatePostgres {
 
 /// Where Debian's PostgreSQL 15 programs are (`TEST_PG_BIN` overrides).
 fn bin(program: &str) -> PathBuf {
-    let dir = std::env::var("TEST_PG_BIN")
-        .unwrap_or_else(|_| "/usr/lib/postgresql/15/bin".to_owned());
+    let dir =
+        std::env::var("TEST_PG_BIN").unwrap_or_else(|_| "/usr/lib/postgresql/15/bin".to_owned());
     PathBuf::from(dir).join(program)
 }
 
