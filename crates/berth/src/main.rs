@@ -21,7 +21,7 @@ use anyhow::Context;
 use berth_core::access::{Access, AccessCache, Forge, TokenLifetimes};
 use berth_core::hooks::{DeliverySettings, Hooks};
 use berth_core::ports::now_millis;
-use berth_core::registry::{Registry, UploadLimits};
+use berth_core::registry::{ManifestCache, Registry, UploadLimits};
 use berth_core::services::Services;
 use berth_http::AppState;
 use berth_http::api::limits::{Limits, RateLimiter};
@@ -189,12 +189,26 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         None => signing_key(&config.data_dir)?,
     };
     tokio::spawn(memory::hand_back_when_uploads_pause());
-    let registry = Registry::new(stores.metadata.clone(), stores.blobs.clone()).with_upload_limits(
-        UploadLimits {
+    let mut registry = Registry::new(stores.metadata.clone(), stores.blobs.clone())
+        .with_upload_limits(UploadLimits {
             sessions: config.max_uploads_per_account,
             bytes: config.max_upload_bytes_per_account,
-        },
-    );
+        });
+    // On PostgreSQL a manifest read is a round trip to another process: remember them (as
+    // long as the access cache remembers its facts), forgotten on every node's change.
+    if let Some(shared) = &stores.postgres
+        && config.access_cache_ms > 0
+    {
+        let signal = shared
+            .registry_changes()
+            .await
+            .context("listening for manifest and tag changes")?;
+        registry = registry.with_manifest_cache(Arc::new(ManifestCache::new(
+            Duration::from_millis(config.access_cache_ms),
+            MANIFEST_CACHE_BYTES,
+            Some(signal),
+        )));
+    }
     // A previous process may have stopped inside an upload's final PUT.
     match registry.recover_uploads().await {
         Ok((0, 0)) => {}
@@ -449,6 +463,9 @@ fn node_name(data_dir: &std::path::Path) -> anyhow::Result<String> {
 fn hex_name(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// Manifest bytes a node on PostgreSQL keeps in its manifest cache at most.
+const MANIFEST_CACHE_BYTES: usize = 16 << 20;
 
 /// The name of the registry-token signing key among the secrets nodes share.
 const SIGNING_KEY: &str = "token-signing-key";

@@ -15,6 +15,8 @@ use crate::store::{PgMetadataStore, failed, now_millis};
 
 /// The channel the access triggers notify.
 const ACCESS_CHANNEL: &str = "berth_access_changed";
+/// The channel the manifest and tag triggers notify.
+const REGISTRY_CHANNEL: &str = "berth_registry_changed";
 
 impl PgMetadataStore {
     /// The secret `name` every node shares: the one stored, or `candidate` stored now when
@@ -92,6 +94,19 @@ impl PgMetadataStore {
     /// is not listening (notifications may be lost) every reading differs, so the cache
     /// serves nothing it cannot vouch for.
     pub async fn access_changes(&self) -> Result<ChangeSignal, StoreError> {
+        self.changes(ACCESS_CHANNEL).await
+    }
+
+    /// A reading that changes whenever any node moved a tag or deleted, restored or purged a
+    /// manifest: for the manifest cache ([`berth_core::registry::ManifestCache`]), as
+    /// [`PgMetadataStore::access_changes`] is for the access cache.
+    pub async fn registry_changes(&self) -> Result<ChangeSignal, StoreError> {
+        self.changes(REGISTRY_CHANNEL).await
+    }
+
+    /// A reading that changes with every notification on `channel` (see
+    /// [`PgMetadataStore::access_changes`]).
+    async fn changes(&self, channel: &str) -> Result<ChangeSignal, StoreError> {
         let pool = PgPoolOptions::new()
             .max_connections(1)
             .max_lifetime(None)
@@ -100,11 +115,11 @@ impl PgMetadataStore {
             .connect_lazy_with(self.connect.clone());
         let mut listener = PgListener::connect_with(&pool)
             .await
-            .map_err(failed("connecting to listen for access changes"))?;
+            .map_err(failed(format!("connecting to listen on {channel}")))?;
         listener
-            .listen(ACCESS_CHANNEL)
+            .listen(channel)
             .await
-            .map_err(failed("listening for access changes"))?;
+            .map_err(failed(format!("listening on {channel}")))?;
         let changes = Arc::new(AtomicU64::new(0));
         let listening = Arc::new(AtomicBool::new(true));
         tokio::spawn(listen(listener, changes.clone(), listening.clone()));
@@ -135,7 +150,7 @@ async fn listen(mut listener: PgListener, changes: Arc<AtomicU64>, listening: Ar
             }
             listening.store(true, Ordering::Release);
             changes.fetch_add(1, Ordering::AcqRel);
-            tracing::info!("listening for access changes again");
+            tracing::info!("listening for other nodes' changes again");
         }
         match listener.try_recv().await {
             Ok(Some(_)) => {
@@ -151,7 +166,7 @@ async fn listen(mut listener: PgListener, changes: Arc<AtomicU64>, listening: Ar
             Err(err) => {
                 listening.store(false, Ordering::Release);
                 changes.fetch_add(1, Ordering::AcqRel);
-                tracing::warn!(error = %err, "listening for access changes failed; retrying");
+                tracing::warn!(error = %err, "listening for other nodes' changes failed; retrying");
             }
         }
     }

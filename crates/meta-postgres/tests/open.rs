@@ -25,7 +25,14 @@ async fn nodes_opening_one_database_together_migrate_it_once() {
             .unwrap();
     assert_eq!(
         applied,
-        vec![(1, true), (2, true), (3, true), (4, true), (5, true)],
+        vec![
+            (1, true),
+            (2, true),
+            (3, true),
+            (4, true),
+            (5, true),
+            (6, true)
+        ],
         "each migration applied exactly once"
     );
 }

@@ -427,3 +427,65 @@ async fn each_webhook_is_delivered_once_though_every_node_runs_a_worker() {
     digests.sort();
     assert_eq!(seen, digests, "every push announced once");
 }
+
+/// The manifest `reference` of `repo` as `node` serves it: status and digest header.
+async fn manifest_on(cluster: &Cluster, node: usize, repo: &str, reference: &str) -> (u16, String) {
+    let response = client()
+        .get(cluster.nodes[node].url(&format!("/v2/{repo}/manifests/{reference}")))
+        .header("accept", "application/vnd.oci.image.manifest.v1+json")
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let digest = response
+        .headers()
+        .get("docker-content-digest")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (status, digest)
+}
+
+#[tokio::test]
+async fn a_tag_moved_or_a_manifest_deleted_on_one_node_is_seen_by_every_node_at_once() {
+    let cluster = Cluster::start(3);
+    let (first, _) =
+        crate::common::push_image(&cluster.nodes[0], "acme/moving", "v1", b"one").await;
+    // Every node remembers v1 and the manifest by digest.
+    for _ in 0..2 {
+        for node in 0..3 {
+            assert_eq!(
+                manifest_on(&cluster, node, "acme/moving", "v1").await,
+                (200, first.clone())
+            );
+            assert_eq!(
+                manifest_on(&cluster, node, "acme/moving", &first).await.0,
+                200
+            );
+        }
+    }
+    // The tag moves through node 0.
+    let (second, _) =
+        crate::common::push_image(&cluster.nodes[0], "acme/moving", "v1", b"two").await;
+    assert_ne!(first, second);
+    for node in 0..3 {
+        assert_eq!(
+            manifest_on(&cluster, node, "acme/moving", "v1").await,
+            (200, second.clone()),
+            "node {node} serves the moved tag on its next request"
+        );
+    }
+    // The first manifest is deleted through node 1.
+    let deleted = client()
+        .delete(cluster.nodes[1].url(&format!("/v2/acme/moving/manifests/{first}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 202);
+    for node in 0..3 {
+        assert_eq!(
+            manifest_on(&cluster, node, "acme/moving", &first).await.0,
+            404,
+            "node {node} no longer serves the deleted manifest"
+        );
+    }
+}

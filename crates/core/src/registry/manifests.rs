@@ -80,7 +80,9 @@ impl Registry {
             return Err(RegistryError::ManifestInvalid(message));
         }
         manifest.pushed_by = pusher;
-        match self.meta.put_manifest(repo, &manifest, tag).await? {
+        let outcome = self.meta.put_manifest(repo, &manifest, tag).await;
+        self.manifests_changed();
+        match outcome? {
             PutManifestOutcome::Stored {
                 created,
                 tag_moved,
@@ -118,10 +120,24 @@ impl Registry {
         repo: &RepoName,
         reference: &Reference,
     ) -> Result<StoredManifest> {
+        // Read before the store is asked, and kept for the insert: a write in between
+        // outdates what is read.
+        let cached = self
+            .manifest_cache
+            .as_ref()
+            .map(|cache| (cache, cache.current()));
+        if let Some((cache, generation)) = &cached
+            && let Some(manifest) = cache.get(repo, reference, *generation)
+        {
+            return Ok(manifest);
+        }
         let found = match reference {
             Reference::Tag(tag) => self.meta.manifest_by_tag(repo, tag).await?,
             Reference::Digest(digest) => self.meta.manifest_by_digest(repo, digest).await?,
         };
+        if let (Some((cache, generation)), Some(manifest)) = (&cached, &found) {
+            cache.put(repo, reference, manifest, *generation);
+        }
         match found {
             Some(manifest) => Ok(manifest),
             None => Err(self.unknown_manifest(repo, reference).await),
@@ -132,7 +148,18 @@ impl Registry {
     /// [`RESTORE_WINDOW`]), or a tag alone. A manifest a tagged index references is not
     /// deleted: the index would break (pulling it by tag fails for that platform).
     pub async fn delete_manifest(&self, repo: &RepoName, reference: &Reference) -> Result<()> {
-        let deleted = match reference {
+        let deleted = self.delete_reference(repo, reference).await;
+        self.manifests_changed();
+        if deleted? {
+            Ok(())
+        } else {
+            Err(self.unknown_manifest(repo, reference).await)
+        }
+    }
+
+    /// The store's half of [`Registry::delete_manifest`]: whether something was deleted.
+    async fn delete_reference(&self, repo: &RepoName, reference: &Reference) -> Result<bool> {
+        Ok(match reference {
             Reference::Tag(tag) => self.meta.delete_tag(repo, tag).await?,
             Reference::Digest(digest) => {
                 match self
@@ -147,12 +174,7 @@ impl Registry {
                     }
                 }
             }
-        };
-        if deleted {
-            Ok(())
-        } else {
-            Err(self.unknown_manifest(repo, reference).await)
-        }
+        })
     }
 
     pub(super) async fn unknown_manifest(

@@ -5,6 +5,7 @@
 //! behind: failures clean up what they wrote before returning the error.
 
 mod blobs;
+mod cache;
 mod labels;
 mod listings;
 mod manifests;
@@ -14,6 +15,7 @@ mod versions;
 use std::sync::Arc;
 
 pub use blobs::{BlobRead, ByteRange};
+pub use cache::ManifestCache;
 pub use listings::Page;
 pub use manifests::PushedManifest;
 pub use manifests::RESTORE_WINDOW;
@@ -33,6 +35,8 @@ pub struct Registry {
     /// Bytes of request bodies on their way to the hasher and the blob store, across every
     /// upload (see [`uploads::IN_FLIGHT`]).
     in_flight: Arc<tokio::sync::Semaphore>,
+    /// Manifest reads remembered (nodes on PostgreSQL); `None`: every read asks the store.
+    manifest_cache: Option<Arc<ManifestCache>>,
 }
 
 impl Registry {
@@ -44,6 +48,20 @@ impl Registry {
             downloads: Arc::default(),
             upload_limits: UploadLimits::default(),
             in_flight: Arc::new(tokio::sync::Semaphore::new(uploads::IN_FLIGHT)),
+            manifest_cache: None,
+        }
+    }
+
+    /// The same registry, remembering manifest reads in `cache`.
+    pub fn with_manifest_cache(mut self, cache: Arc<ManifestCache>) -> Self {
+        self.manifest_cache = Some(cache);
+        self
+    }
+
+    /// After a write of manifests or tags: the manifest cache forgets what it outdates.
+    fn manifests_changed(&self) {
+        if let Some(cache) = &self.manifest_cache {
+            cache.forget();
         }
     }
 

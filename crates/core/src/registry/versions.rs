@@ -145,11 +145,12 @@ impl Registry {
             .manifest_by_digest(repo, &version.digest)
             .await?
             .map(|m| m.content);
-        match self
+        let outcome = self
             .meta
             .delete_manifest(repo, &version.digest, now_millis())
-            .await?
-        {
+            .await;
+        self.manifests_changed();
+        match outcome? {
             DeleteOutcome::Deleted => Ok(DeletedVersion { version, manifest }),
             DeleteOutcome::Missing => Err(unknown_version(repo, id)),
             DeleteOutcome::ReferencedBy { index, tags } => Err(RegistryError::Denied(
@@ -165,7 +166,9 @@ impl Registry {
             .version(repo, id)
             .await?
             .ok_or_else(|| unknown_version(repo, id))?;
-        match self.meta.restore_manifest(repo, &version.digest).await? {
+        let outcome = self.meta.restore_manifest(repo, &version.digest).await;
+        self.manifests_changed();
+        match outcome? {
             RestoreOutcome::Restored { tags, taken } => Ok(Restored { tags, taken }),
             RestoreOutcome::NotDeleted => Err(RegistryError::Unsupported(format!(
                 "version {id} of {repo} is not deleted; there is nothing to restore"
@@ -176,10 +179,12 @@ impl Registry {
 
     /// Removes for good the versions deleted more than 30 days before `now`.
     pub async fn purge_deleted_versions(&self, now: Millis) -> Result<u64> {
-        Ok(self
+        let purged = self
             .meta
             .purge_deleted_manifests(now - RESTORE_WINDOW)
-            .await?)
+            .await;
+        self.manifests_changed();
+        Ok(purged?)
     }
 
     async fn live_version(&self, repo: &RepoName, id: VersionId) -> Result<VersionRecord> {
