@@ -11,31 +11,9 @@ use serde_json::{Value, json};
 
 use crate::common::cluster::Cluster;
 use crate::common::github::Api;
+use crate::common::layout::{layout_manifest_digest, skopeo, write_two_platform_index};
 use crate::common::{client, digest, require, run, temp_path};
 use crate::webhooks::{LOOPBACK, Receiver, hook, push};
-
-/// Runs skopeo with the admin credentials for the balancer.
-fn skopeo(args: &[&str]) -> String {
-    run(Command::new("skopeo")
-        .env("REGISTRY_AUTH_FILE", crate::common::auth_file())
-        .args(["--insecure-policy"])
-        .args(args))
-}
-
-/// Digest of the manifest a layout's `index.json` tags `tag`.
-fn layout_manifest_digest(layout: &Path, tag: &str) -> String {
-    let index: Value =
-        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
-    index["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == tag)
-        .unwrap_or_else(|| panic!("no {tag} in {index}"))["digest"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
 
 /// Every blob of an OCI layout hashes to its name; their names.
 fn layout_blobs(layout: &Path) -> Vec<String> {
@@ -52,13 +30,6 @@ fn layout_blobs(layout: &Path) -> Vec<String> {
     }
     names.sort();
     names
-}
-
-/// Writes a blob into an OCI layout; its descriptor.
-fn layout_blob(layout: &Path, media_type: &str, bytes: &[u8]) -> Value {
-    let d = digest(bytes);
-    std::fs::write(layout.join("blobs/sha256").join(&d[7..]), bytes).unwrap();
-    json!({"mediaType": media_type, "digest": d, "size": bytes.len()})
 }
 
 #[test]
@@ -114,46 +85,7 @@ fn skopeo_copies_an_image_and_an_index_in_and_out_through_three_nodes() {
 
     // A two-platform index.
     let multi = dir.join("multi");
-    std::fs::create_dir_all(multi.join("blobs/sha256")).unwrap();
-    std::fs::write(
-        multi.join("oci-layout"),
-        r#"{"imageLayoutVersion":"1.0.0"}"#,
-    )
-    .unwrap();
-    let mut children = Vec::new();
-    for arch in ["amd64", "arm64"] {
-        let layer = layout_blob(
-            &multi,
-            "application/vnd.oci.image.layer.v1.tar",
-            format!("layer for {arch}").repeat(1000).as_bytes(),
-        );
-        let config = json!({"architecture": arch, "os": "linux", "rootfs": {"type": "layers", "diff_ids": [layer["digest"]]}});
-        let config = layout_blob(
-            &multi,
-            "application/vnd.oci.image.config.v1+json",
-            config.to_string().as_bytes(),
-        );
-        let manifest = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json", "config": config, "layers": [layer]});
-        let mut descriptor = layout_blob(
-            &multi,
-            "application/vnd.oci.image.manifest.v1+json",
-            manifest.to_string().as_bytes(),
-        );
-        descriptor["platform"] = json!({"architecture": arch, "os": "linux"});
-        children.push(descriptor);
-    }
-    let index = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": children});
-    let mut index_descriptor = layout_blob(
-        &multi,
-        "application/vnd.oci.image.index.v1+json",
-        index.to_string().as_bytes(),
-    );
-    index_descriptor["annotations"] = json!({"org.opencontainers.image.ref.name": "v1"});
-    std::fs::write(
-        multi.join("index.json"),
-        json!({"schemaVersion": 2, "manifests": [index_descriptor]}).to_string(),
-    )
-    .unwrap();
+    write_two_platform_index(&multi);
     let remote = format!("docker://{}/acme/multi:v1", cluster.host);
     skopeo(&[
         "copy",

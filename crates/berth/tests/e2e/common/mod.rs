@@ -4,6 +4,7 @@
 pub mod access;
 pub mod cluster;
 pub mod github;
+pub mod layout;
 pub mod meta;
 pub mod postgres;
 pub mod world;
