@@ -45,7 +45,7 @@ pub fn local_stores(config: &Config) -> anyhow::Result<(PathBuf, PathBuf)> {
     let database = match database {
         DatabaseUrl::Sqlite(path) => path,
         DatabaseUrl::Postgres { .. } => anyhow::bail!(
-            "berth backup, restore and fsck work on the embedded setup (database_url = sqlite:…); \
+            "berth backup and restore work on the embedded setup (database_url = sqlite:…); \
              this configuration's metadata is in PostgreSQL: back it up with pg_dump (or your \
              database's point-in-time recovery) and the blob store with its own tools"
         ),

@@ -9,27 +9,59 @@ use anyhow::Context as _;
 use berth_blob::FsBlobStore;
 use berth_core::ports::BlobStore as _;
 use berth_core::{Digest, manifest};
+use berth_meta_postgres::{PgMetadataStore, PgOptions};
 use berth_meta_sqlite::SqliteMetadataStore;
 
-use crate::backup::local_stores;
 use crate::config::Config;
+use crate::config_check::redact_password;
+use crate::stores::{BlobStoreUrl, DatabaseUrl};
 
 /// Checks the data `config` names; an error listing each problem when there are any.
 pub async fn fsck(config: &Config) -> anyhow::Result<()> {
-    let (database, blob_root) = local_stores(config)?;
-    anyhow::ensure!(
-        database.is_file(),
-        "there is no metadata database at {}",
-        database.display()
-    );
-    let store = SqliteMetadataStore::open_shared(&database)
-        .await
-        .with_context(|| format!("opening {}", database.display()))?;
-    let records = store.blob_records().await;
-    let links = store.blob_links().await;
-    let manifests = store.live_manifests().await;
-    store.close().await;
-    let (records, links, manifests) = (records?, links?, manifests?);
+    let (database, blob_store) = config.store_urls()?;
+    let BlobStoreUrl::File(blob_root) = blob_store;
+    // The records, read from whichever database holds them (SQLite beside a running server,
+    // or the PostgreSQL database every node shares).
+    let (records, links, manifests) = match &database {
+        DatabaseUrl::Sqlite(database) => {
+            anyhow::ensure!(
+                database.is_file(),
+                "there is no metadata database at {}",
+                database.display()
+            );
+            let store = SqliteMetadataStore::open_shared(database)
+                .await
+                .with_context(|| format!("opening {}", database.display()))?;
+            let records = store.blob_records().await;
+            let links = store.blob_links().await;
+            let manifests = store.live_manifests().await;
+            store.close().await;
+            (records?, links?, manifests?)
+        }
+        DatabaseUrl::Postgres { url, .. } => {
+            let options = PgOptions {
+                max_connections: 2,
+                ..PgOptions::default()
+            };
+            let store = PgMetadataStore::open(url.expose(), options)
+                .await
+                .with_context(|| format!("opening {}", redact_password(url.expose())))?;
+            let records = store.blob_records().await;
+            let links = store.blob_links().await;
+            let manifests = store.live_manifests().await;
+            store.close().await;
+            let manifests = manifests?
+                .into_iter()
+                .map(|m| berth_meta_sqlite::StoredManifest {
+                    repository: m.repository,
+                    digest: m.digest,
+                    media_type: m.media_type,
+                    content: m.content,
+                })
+                .collect();
+            (records?, links?, manifests)
+        }
+    };
     let blobs = FsBlobStore::open(&blob_root)?;
     let mut problems = Vec::new();
 

@@ -377,3 +377,38 @@ async fn fsck_names_a_corrupted_blob() {
     let problems = stderr.lines().filter(|l| l.contains("sha256:")).count();
     assert_eq!(problems, 1, "only that blob: {stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fsck_checks_a_setup_on_postgres_too() {
+    let database = crate::common::postgres_database();
+    let server = Server::start_node(
+        vec![("BERTH_DATABASE_URL".to_owned(), database.clone())],
+        Some(database.clone()),
+        None,
+    );
+    let layer = b"the layer that rots on postgres".to_vec();
+    crate::common::push_image(&server, "acme/checked", "v1", &layer).await;
+    let fsck = || {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+            .args(["fsck", "--data-dir"])
+            .arg(server.data_dir())
+            .env("BERTH_DATABASE_URL", &database)
+            .env("BERTH_LOG", "warn")
+            .output()
+            .expect("run berth fsck");
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let (ok, stderr) = fsck();
+    assert!(ok, "a sound store checks clean: {stderr}");
+    let rotten: berth_core::Digest = crate::common::digest(&layer).parse().unwrap();
+    server.blobs().corrupt_blob(&rotten).await;
+    let (ok, stderr) = fsck();
+    assert!(!ok, "a corrupt blob fails the check");
+    assert!(
+        stderr.contains(rotten.as_str()) && stderr.contains("corrupt"),
+        "names the blob: {stderr}"
+    );
+}
