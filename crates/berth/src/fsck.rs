@@ -50,16 +50,7 @@ pub async fn fsck(config: &Config) -> anyhow::Result<()> {
             let links = store.blob_links().await;
             let manifests = store.live_manifests().await;
             store.close().await;
-            let manifests = manifests?
-                .into_iter()
-                .map(|m| berth_meta_sqlite::StoredManifest {
-                    repository: m.repository,
-                    digest: m.digest,
-                    media_type: m.media_type,
-                    content: m.content,
-                })
-                .collect();
-            (records?, links?, manifests)
+            (records?, links?, manifests?)
         }
     };
     let blobs = FsBlobStore::open(&blob_root)?;

@@ -108,6 +108,19 @@ pub struct StoredManifest {
     pub content: Bytes,
 }
 
+/// A live manifest with its repository's name, as `berth fsck` reads every one of them.
+#[derive(Debug, Clone)]
+pub struct LiveManifest {
+    /// Its repository's name.
+    pub repository: String,
+    /// The digest it is stored under.
+    pub digest: Digest,
+    /// Its media type.
+    pub media_type: String,
+    /// The bytes as pushed.
+    pub content: Bytes,
+}
+
 /// A manifest whose `subject` is a given digest, as the referrers API lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Referrer {

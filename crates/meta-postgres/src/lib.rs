@@ -40,5 +40,4 @@ mod store;
 mod uploads;
 mod versions;
 
-pub use ops::StoredManifest;
 pub use store::{PgMetadataStore, PgOptions};

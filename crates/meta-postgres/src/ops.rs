@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use berth_core::digest::Digest;
 use berth_core::error::StoreError;
-use berth_core::ports::{HealthProbe, StoreResult};
+use berth_core::ports::{HealthProbe, LiveManifest, StoreResult};
 use bytes::Bytes;
 
 use crate::store::{PgMetadataStore, failed, from_sql, parse_digest};
@@ -20,19 +20,6 @@ impl HealthProbe for PgMetadataStore {
             .map_err(failed("probing the PostgreSQL database"))?;
         Ok(())
     }
-}
-
-/// A live manifest as stored, for `berth fsck`.
-#[derive(Debug, Clone)]
-pub struct StoredManifest {
-    /// Its repository's name.
-    pub repository: String,
-    /// The digest it is stored under.
-    pub digest: Digest,
-    /// Its media type.
-    pub media_type: String,
-    /// The bytes as pushed.
-    pub content: Bytes,
 }
 
 impl PgMetadataStore {
@@ -62,7 +49,7 @@ impl PgMetadataStore {
     }
 
     /// Every manifest not deleted, with its bytes.
-    pub async fn live_manifests(&self) -> Result<Vec<StoredManifest>, StoreError> {
+    pub async fn live_manifests(&self) -> Result<Vec<LiveManifest>, StoreError> {
         let rows: Vec<(String, String, String, Vec<u8>)> = sqlx::query_as(
             "SELECT r.name, m.digest, m.media_type, m.content FROM manifests m \
              JOIN repositories r ON r.id = m.repository_id WHERE m.deleted_at IS NULL \
@@ -73,7 +60,7 @@ impl PgMetadataStore {
         .map_err(failed("listing manifests"))?;
         rows.into_iter()
             .map(|(repository, digest, media_type, content)| {
-                Ok(StoredManifest {
+                Ok(LiveManifest {
                     repository,
                     digest: parse_digest(&digest)?,
                     media_type,

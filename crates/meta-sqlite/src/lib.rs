@@ -33,5 +33,4 @@ mod store;
 mod uploads;
 mod versions;
 
-pub use ops::StoredManifest;
 pub use store::SqliteMetadataStore;
