@@ -88,6 +88,16 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         if let Some(mut nginx) = self.nginx.take() {
+            // SIGTERM: the master stops its workers (a SIGKILL would leave them running,
+            // holding the port).
+            let _ = Command::new("kill")
+                .args(["-TERM", &nginx.id().to_string()])
+                .status();
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            while nginx.try_wait().ok().flatten().is_none() && std::time::Instant::now() < deadline
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
             let _ = nginx.kill();
             let _ = nginx.wait();
         }
