@@ -448,7 +448,7 @@ fn node_name(data_dir: &std::path::Path) -> anyhow::Result<String> {
             path.display()
         ),
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-            let name = hex_name(&random_key()?[..16]);
+            let name = hex::encode(&random_key()?[..16]);
             let fresh = data_dir.join("node-id.new");
             std::fs::write(&fresh, format!("{name}\n"))
                 .and_then(|()| std::fs::rename(&fresh, &path))
@@ -457,11 +457,6 @@ fn node_name(data_dir: &std::path::Path) -> anyhow::Result<String> {
         }
         Err(err) => Err(err).with_context(|| format!("reading {}", path.display())),
     }
-}
-
-/// `bytes` as lowercase hex.
-fn hex_name(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Manifest bytes a node on PostgreSQL keeps in its manifest cache at most.

@@ -29,9 +29,10 @@ pub struct ManifestCache {
     entries: Mutex<Entries>,
 }
 
+/// Entries by repository, then by reference (two levels, so a hit looks up borrowed keys).
 #[derive(Default)]
 struct Entries {
-    map: HashMap<(RepoName, Reference), Cached>,
+    map: HashMap<RepoName, HashMap<Reference, Cached>>,
     bytes: usize,
 }
 
@@ -75,10 +76,10 @@ impl ManifestCache {
         generation: u64,
     ) -> Option<StoredManifest> {
         let entries = self.lock();
-        let key = (repo.clone(), reference.clone());
         entries
             .map
-            .get(&key)
+            .get(repo)
+            .and_then(|by_reference| by_reference.get(reference))
             .filter(|e| e.generation == generation && e.at.elapsed() < self.ttl)
             .map(|e| e.manifest.clone())
     }
@@ -106,7 +107,12 @@ impl ManifestCache {
             generation,
             at: Instant::now(),
         };
-        if let Some(old) = entries.map.insert((repo.clone(), reference.clone()), entry) {
+        let replaced = entries
+            .map
+            .entry(repo.clone())
+            .or_default()
+            .insert(reference.clone(), entry);
+        if let Some(old) = replaced {
             entries.bytes -= old.manifest.content.len();
         }
         entries.bytes += size;
