@@ -57,7 +57,7 @@ async fn run(root: &std::path::Path, pace: Option<f64>) -> Result<(), Box<dyn st
         let pattern = pattern.clone();
         pushes.push(tokio::spawn(async move {
             let id = format!("client-{client}");
-            let mut writer = store.upload_writer(&id, 0).await?;
+            let mut writer = store.upload_writer(&id, &[], 0).await?;
             let begun = tokio::time::Instant::now();
             for n in 0..BLOB_MIB {
                 if let Some(rate) = pace {
@@ -68,12 +68,12 @@ async fn run(root: &std::path::Path, pace: Option<f64>) -> Result<(), Box<dyn st
                 writer.write(Bytes::copy_from_slice(&pattern)).await?;
             }
             let written = Instant::now();
-            let len = writer.finish().await?;
+            let done = writer.finish().await?;
             let finished = Instant::now();
-            assert_eq!(len, (BLOB_MIB * CHUNK) as u64);
+            assert_eq!(done.len, (BLOB_MIB * CHUNK) as u64);
             // The store does not check content; any distinct digest will do here.
             let digest = Digest::sha256(id.as_bytes());
-            store.commit_upload(&id, &digest).await?;
+            store.commit_upload(&id, &done.state, &digest).await?;
             let committed = Instant::now();
             Ok::<_, berth_core::StoreError>((
                 digest,

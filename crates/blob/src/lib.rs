@@ -84,7 +84,12 @@ impl BlobStore for FsBlobStore {
     }
 
     #[tracing::instrument(level = "debug", skip(self))]
-    async fn upload_writer(&self, id: &str, offset: u64) -> StoreResult<Box<dyn UploadWriter>> {
+    async fn upload_writer(
+        &self,
+        id: &str,
+        _state: &[u8],
+        offset: u64,
+    ) -> StoreResult<Box<dyn UploadWriter>> {
         let path = self.upload_path(id, "opening")?;
         let uploads_dir = self.layout.uploads_dir().to_owned();
         let writer = FsUploadWriter::open(id, path, uploads_dir, offset).await?;
@@ -92,13 +97,13 @@ impl BlobStore for FsBlobStore {
     }
 
     #[tracing::instrument(level = "debug", skip(self))]
-    async fn read_upload(&self, id: &str, len: u64) -> StoreResult<ByteStream> {
+    async fn read_upload(&self, id: &str, _state: &[u8], len: u64) -> StoreResult<ByteStream> {
         let path = self.upload_path(id, "reading")?;
         reader::read_range(path, 0, len, &format!("upload `{id}`")).await
     }
 
     #[tracing::instrument(level = "debug", skip(self))]
-    async fn commit_upload(&self, id: &str, digest: &Digest) -> StoreResult<()> {
+    async fn commit_upload(&self, id: &str, _state: &[u8], digest: &Digest) -> StoreResult<()> {
         let upload = self.upload_path(id, "committing")?;
         let blob = self.layout.blob(digest);
         let context = format!("committing upload `{id}` as blob {digest}");
@@ -109,7 +114,7 @@ impl BlobStore for FsBlobStore {
     }
 
     #[tracing::instrument(level = "debug", skip(self))]
-    async fn abort_upload(&self, id: &str) -> StoreResult<()> {
+    async fn abort_upload(&self, id: &str, _state: &[u8]) -> StoreResult<()> {
         let path = self.upload_path(id, "aborting")?;
         match tokio::fs::remove_file(path).await {
             Ok(()) => Ok(()),
@@ -118,7 +123,7 @@ impl BlobStore for FsBlobStore {
         }
     }
 
-    async fn upload_len(&self, id: &str) -> StoreResult<Option<u64>> {
+    async fn upload_len(&self, id: &str, _state: &[u8]) -> StoreResult<Option<u64>> {
         let path = self.upload_path(id, "measuring")?;
         match tokio::fs::metadata(path).await {
             Ok(meta) => Ok(Some(meta.len())),

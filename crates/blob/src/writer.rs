@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use berth_core::StoreError;
-use berth_core::ports::{StoreResult, UploadWriter};
+use berth_core::ports::{StoreResult, UploadProgress, UploadWriter};
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -126,7 +126,7 @@ impl UploadWriter for FsUploadWriter {
         Err(self.failure("writing").await)
     }
 
-    async fn finish(mut self: Box<Self>) -> StoreResult<u64> {
+    async fn finish(mut self: Box<Self>) -> StoreResult<UploadProgress> {
         if let Some(commands) = self.commands.take() {
             // If the task already stopped this fails; its result below says why.
             let _ = commands.send(Command::Finish).await;
@@ -134,7 +134,11 @@ impl UploadWriter for FsUploadWriter {
         let context = format!("finishing upload `{}`", self.id);
         match self.task.take() {
             Some(task) => match task.await {
-                Ok(Ok(len)) => Ok(len),
+                // The file at its path is all the state there is.
+                Ok(Ok(len)) => Ok(UploadProgress {
+                    len,
+                    state: Vec::new(),
+                }),
                 Ok(Err(err)) => Err(StoreError::new(context, err)),
                 Err(join) => Err(StoreError::new(context, join)),
             },

@@ -32,19 +32,19 @@ fn entries(dir: &Path) -> usize {
 #[tokio::test]
 async fn failures_carry_the_io_error_underneath() {
     let (_dir, store) = open().await;
-    let err = store.upload_writer("nope", 10).await.err().unwrap();
+    let err = store.upload_writer("nope", &[], 10).await.err().unwrap();
     assert_eq!(io_kind(&err), Some(ErrorKind::NotFound));
     let err = store
         .read(&Digest::sha256(b"never pushed"), 0, 10)
         .await
         .err();
     assert_eq!(io_kind(&err.unwrap()), Some(ErrorKind::NotFound));
-    write_parts(&store, "gone", 0, &[b"bytes"]).await;
-    store.abort_upload("gone").await.unwrap();
-    let err = store.read_upload("gone", 1).await.err().unwrap();
+    write_parts(&store, "gone", &[], 0, &[b"bytes"]).await;
+    store.abort_upload("gone", &[]).await.unwrap();
+    let err = store.read_upload("gone", &[], 1).await.err().unwrap();
     assert_eq!(io_kind(&err), Some(ErrorKind::NotFound));
     // A committed blob's length is checked before the first byte is served.
-    let digest = push(&store, "s", b"short").await;
+    let (digest, _) = push(&store, "s", b"short").await;
     let err = store.read(&digest, 2, 100).await.err().unwrap();
     let io = err
         .source
@@ -57,7 +57,7 @@ async fn failures_carry_the_io_error_underneath() {
 async fn committing_an_existing_digest_keeps_one_file() {
     let (dir, store) = open().await;
     let data = berth_testkit::blobs::pattern(4096, 6);
-    let digest = push(&store, "one", &data).await;
+    let (digest, _) = push(&store, "one", &data).await;
     push(&store, "two", &data).await;
     let shard = dir.path().join("blobs/sha256").join(&digest.hex()[..2]);
     assert_eq!(entries(&shard), 1);
@@ -67,9 +67,9 @@ async fn committing_an_existing_digest_keeps_one_file() {
 #[tokio::test]
 async fn sha512_blobs_live_under_their_algorithm() {
     let (dir, store) = open().await;
-    write_parts(&store, "x", 0, &[b"hello"]).await;
+    write_parts(&store, "x", &[], 0, &[b"hello"]).await;
     let digest = Digest::of(Algorithm::Sha512, b"hello");
-    store.commit_upload("x", &digest).await.unwrap();
+    store.commit_upload("x", &[], &digest).await.unwrap();
     assert!(
         dir.path()
             .join("blobs/sha512")
@@ -82,8 +82,8 @@ async fn sha512_blobs_live_under_their_algorithm() {
 #[tokio::test]
 async fn aborting_removes_the_upload_file() {
     let (dir, store) = open().await;
-    write_parts(&store, "gone", 0, &[b"bytes"]).await;
-    store.abort_upload("gone").await.unwrap();
+    write_parts(&store, "gone", &[], 0, &[b"bytes"]).await;
+    store.abort_upload("gone", &[]).await.unwrap();
     assert!(!dir.path().join("uploads/gone").exists());
 }
 
@@ -91,7 +91,7 @@ async fn aborting_removes_the_upload_file() {
 async fn invalid_upload_ids_write_nothing_outside_the_uploads() {
     let (dir, store) = open().await;
     for id in INVALID_UPLOAD_IDS {
-        assert!(store.upload_writer(id, 0).await.is_err(), "{id:?}");
+        assert!(store.upload_writer(id, &[], 0).await.is_err(), "{id:?}");
     }
     assert!(!dir.path().join("x").exists());
 }
@@ -99,10 +99,10 @@ async fn invalid_upload_ids_write_nothing_outside_the_uploads() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn purging_removes_the_old_upload_files() {
     let (dir, store) = open().await;
-    write_parts(&store, "old", 0, &[b"stale bytes"]).await;
+    write_parts(&store, "old", &[], 0, &[b"stale bytes"]).await;
     let cutoff = berth_core::ports::now_millis() + 1;
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    write_parts(&store, "new", 0, &[b"fresh bytes"]).await;
+    write_parts(&store, "new", &[], 0, &[b"fresh bytes"]).await;
     assert_eq!(store.purge_uploads(cutoff).await.unwrap(), 1);
     let uploads = dir.path().join("uploads");
     assert!(!uploads.join("old").exists());

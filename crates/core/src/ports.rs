@@ -46,6 +46,9 @@ pub struct UploadSession {
     pub offset: u64,
     /// Serialized SHA-256 state after `offset` bytes (see [`crate::hashing`]).
     pub hash_state: Vec<u8>,
+    /// What the blob store needs to go on with the upload's bytes, as its last recorded
+    /// writer returned it (see [`UploadProgress`]); empty for a store that keeps none.
+    pub blob_state: Vec<u8>,
     /// When the upload started.
     pub started_at: Millis,
     /// Set by a final `PUT` once the whole upload verified as this digest of this size, just
@@ -289,13 +292,15 @@ pub trait UploadStore: Send + Sync + 'static {
         lease_until: Millis,
     ) -> StoreResult<()>;
 
-    /// Records progress of a leased upload and releases the lease.
+    /// Records progress of a leased upload (its length, hash state and the blob store's
+    /// state for it, together) and releases the lease.
     async fn advance_upload(
         &self,
         id: &str,
         token: &str,
         offset: u64,
         hash_state: &[u8],
+        blob_state: &[u8],
     ) -> StoreResult<()>;
 
     /// Releases a lease without recording progress.
@@ -316,13 +321,15 @@ pub trait UploadStore: Send + Sync + 'static {
     ) -> StoreResult<Vec<UploadSession>>;
 
     /// Records, under the lease `token`, that upload `id` verified as `digest` of `size`
-    /// bytes (see [`UploadSession::verified`]).
+    /// bytes (see [`UploadSession::verified`]), with the blob store's state after its last
+    /// bytes (what committing it needs).
     async fn mark_upload_verified(
         &self,
         id: &str,
         token: &str,
         digest: &Digest,
         size: u64,
+        blob_state: &[u8],
     ) -> StoreResult<()>;
 
     /// Up to `limit` sessions a crash may have left unfinishable, whose lease is free at
@@ -470,6 +477,19 @@ impl<T> MetadataStore for T where
 {
 }
 
+/// What a finished [`UploadWriter`] leaves: the upload's total length, and the store's own
+/// state for the upload after those bytes (for an object store: the multipart upload's id,
+/// its parts and any staged tail). The caller records both with the upload's session
+/// ([`UploadStore::advance_upload`]) and hands the state back on every later call about the
+/// upload, so any node can take the next request. A store that needs none returns it empty.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UploadProgress {
+    /// Bytes the upload holds, durably.
+    pub len: u64,
+    /// The store's state for the upload; opaque to everything else.
+    pub state: Vec<u8>,
+}
+
 /// Receives the bytes of one upload request. Writes may be buffered and performed in the
 /// background; [`UploadWriter::finish`] returns only when everything written is durable.
 #[async_trait]
@@ -477,12 +497,16 @@ pub trait UploadWriter: Send {
     /// Appends `chunk`.
     async fn write(&mut self, chunk: Bytes) -> StoreResult<()>;
 
-    /// Waits for every write, makes the data durable, and returns the upload's total length.
-    async fn finish(self: Box<Self>) -> StoreResult<u64>;
+    /// Waits for every write, makes the data durable, and returns the upload's total length
+    /// with the store's state for it.
+    async fn finish(self: Box<Self>) -> StoreResult<UploadProgress>;
 }
 
 /// The content-addressed blob store shared by every repository: a blob pushed twice is stored
 /// once. Blob bytes under a digest always hash to that digest.
+///
+/// Upload calls take the upload's `id` and `state`: the state the last recorded
+/// [`UploadWriter::finish`] of that upload returned (empty before any).
 #[async_trait]
 pub trait BlobStore: Send + Sync + 'static {
     /// The size of blob `digest`, if stored.
@@ -492,24 +516,41 @@ pub trait BlobStore: Send + Sync + 'static {
     /// not-found store error when absent.
     async fn read(&self, digest: &Digest, start: u64, end: u64) -> StoreResult<ByteStream>;
 
-    /// Opens upload `id` for appending at `offset`, creating it when `offset` is 0 and
-    /// discarding anything past `offset` (bytes of a request that never completed).
-    /// Resuming (`offset` > 0) an upload that has no bytes fails with
+    /// A URL that serves blob `digest` itself for `expires_in`, for a client redirected
+    /// there instead of reading through Berth; `None` when the store has no such URLs.
+    async fn presigned_url(
+        &self,
+        _digest: &Digest,
+        _expires_in: std::time::Duration,
+    ) -> StoreResult<Option<String>> {
+        Ok(None)
+    }
+
+    /// Opens upload `id` for appending at `offset` (the length recorded with `state`),
+    /// creating it when `offset` is 0 and discarding anything written after that state was
+    /// recorded (bytes of a request that never completed). Resuming (`offset` > 0) an upload
+    /// that has no bytes fails with
     /// [`StoreErrorKind::NotFound`](crate::error::StoreErrorKind::NotFound).
-    async fn upload_writer(&self, id: &str, offset: u64) -> StoreResult<Box<dyn UploadWriter>>;
+    async fn upload_writer(
+        &self,
+        id: &str,
+        state: &[u8],
+        offset: u64,
+    ) -> StoreResult<Box<dyn UploadWriter>>;
 
     /// Streams the first `len` bytes of upload `id` (to hash it with another algorithm).
-    async fn read_upload(&self, id: &str, len: u64) -> StoreResult<ByteStream>;
+    async fn read_upload(&self, id: &str, state: &[u8], len: u64) -> StoreResult<ByteStream>;
 
     /// Makes upload `id` (already verified to hash to `digest`) readable under `digest`,
     /// atomically, and removes the upload. If the blob already exists the upload is dropped.
-    async fn commit_upload(&self, id: &str, digest: &Digest) -> StoreResult<()>;
+    /// Calling it again for the same upload and state (after an interruption) completes it.
+    async fn commit_upload(&self, id: &str, state: &[u8], digest: &Digest) -> StoreResult<()>;
 
     /// Removes upload `id`'s bytes, if any.
-    async fn abort_upload(&self, id: &str) -> StoreResult<()>;
+    async fn abort_upload(&self, id: &str, state: &[u8]) -> StoreResult<()>;
 
     /// The length of upload `id`'s bytes; `None` when there are none.
-    async fn upload_len(&self, id: &str) -> StoreResult<Option<u64>>;
+    async fn upload_len(&self, id: &str, state: &[u8]) -> StoreResult<Option<u64>>;
 
     /// Removes the bytes of every upload last written before `modified_before` (ms since the
     /// epoch), whether or not a session names them; returns how many were removed.

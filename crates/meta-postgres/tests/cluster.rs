@@ -148,6 +148,7 @@ async fn a_restarted_node_gives_back_its_own_leases_and_no_other_nodes() {
             repo: "acme/app".parse().unwrap(),
             offset: 0,
             hash_state: Vec::new(),
+            blob_state: Vec::new(),
             started_at: 0,
             verified: None,
         };

@@ -18,19 +18,19 @@ use crate::blobs::link_in;
 use crate::store::{SqliteMetadataStore, failed, from_sql, to_sql};
 
 /// An upload row as read back: offset, hash state, start time, verified digest and size.
-type SessionRow = (i64, Vec<u8>, i64, Option<String>, Option<i64>);
+type SessionRow = (i64, Vec<u8>, Vec<u8>, i64, Option<String>, Option<i64>);
 
 /// The columns of a [`SessionRow`], as a literal for `concat!`.
 macro_rules! session_columns {
     () => {
-        "byte_offset, hash_state, started_at, verified_digest, verified_size"
+        "byte_offset, hash_state, blob_state, started_at, verified_digest, verified_size"
     };
 }
 
 fn session(
     id: &str,
     repo: &RepoName,
-    (offset, hash_state, started_at, verified_digest, verified_size): SessionRow,
+    (offset, hash_state, blob_state, started_at, verified_digest, verified_size): SessionRow,
 ) -> Result<UploadSession, StoreError> {
     let verified = match (verified_digest, verified_size) {
         (Some(digest), Some(size)) => Some((
@@ -46,6 +46,7 @@ fn session(
         repo: repo.clone(),
         offset: from_sql(offset, "upload offset")?,
         hash_state,
+        blob_state,
         started_at,
         verified,
     })
@@ -57,6 +58,7 @@ type ListedRow = (
     String,
     i64,
     Vec<u8>,
+    Vec<u8>,
     i64,
     Option<String>,
     Option<i64>,
@@ -65,10 +67,16 @@ type ListedRow = (
 /// Sessions as `(id, repository, row)` rows into [`UploadSession`]s.
 fn sessions(rows: Vec<ListedRow>, doing: &str) -> Result<Vec<UploadSession>, StoreError> {
     rows.into_iter()
-        .map(|(id, repo, offset, hash_state, started_at, digest, size)| {
-            let repo: RepoName = repo.parse().map_err(|e| StoreError::new(doing, e))?;
-            session(&id, &repo, (offset, hash_state, started_at, digest, size))
-        })
+        .map(
+            |(id, repo, offset, hash_state, blob_state, started_at, digest, size)| {
+                let repo: RepoName = repo.parse().map_err(|e| StoreError::new(doing, e))?;
+                session(
+                    &id,
+                    &repo,
+                    (offset, hash_state, blob_state, started_at, digest, size),
+                )
+            },
+        )
         .collect()
 }
 
@@ -79,13 +87,14 @@ impl UploadStore for SqliteMetadataStore {
     async fn create_upload(&self, session: &UploadSession) -> StoreResult<()> {
         let s = session;
         sqlx::query(
-            "INSERT INTO uploads (id, repository, byte_offset, hash_state, started_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO uploads (id, repository, byte_offset, hash_state, blob_state, started_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )
         .bind(&s.id)
         .bind(s.repo.as_str())
         .bind(to_sql(s.offset, "upload offset")?)
         .bind(&s.hash_state)
+        .bind(&s.blob_state)
         .bind(s.started_at)
         .execute(self.writer.pool())
         .await
@@ -169,23 +178,25 @@ impl UploadStore for SqliteMetadataStore {
     }
 
     /// Records progress under `token` and releases the lease.
-    #[instrument(level = "debug", skip(self, token, hash_state))]
+    #[instrument(level = "debug", skip(self, token, hash_state, blob_state))]
     async fn advance_upload(
         &self,
         id: &str,
         token: &str,
         offset: u64,
         hash_state: &[u8],
+        blob_state: &[u8],
     ) -> StoreResult<()> {
         let offset = to_sql(offset, "upload offset")?;
         let done = sqlx::query(
-            "UPDATE uploads SET byte_offset = ?3, hash_state = ?4, lease_token = NULL, lease_until = NULL \
+            "UPDATE uploads SET byte_offset = ?3, hash_state = ?4, blob_state = ?5, lease_token = NULL, lease_until = NULL \
              WHERE id = ?1 AND lease_token = ?2",
         )
         .bind(id)
         .bind(token)
         .bind(offset)
         .bind(hash_state)
+        .bind(blob_state)
         .execute(self.writer.unsynced())
         .await;
         let done = done.map_err(failed(format!("recording progress of upload {id}")))?;
@@ -255,23 +266,25 @@ impl UploadStore for SqliteMetadataStore {
     /// Records the verified digest and size of session `id` under the lease `token`. Like
     /// the other upload bookkeeping it waits for no fsync: it survives a crash of the process,
     /// and should the machine lose it, the session is settled as one whose bytes are gone.
-    #[instrument(level = "debug", skip(self, token), fields(%digest))]
+    #[instrument(level = "debug", skip(self, token, blob_state), fields(%digest))]
     async fn mark_upload_verified(
         &self,
         id: &str,
         token: &str,
         digest: &Digest,
         size: u64,
+        blob_state: &[u8],
     ) -> StoreResult<()> {
         let size = to_sql(size, "upload size")?;
         let done = sqlx::query(
-            "UPDATE uploads SET verified_digest = ?3, verified_size = ?4 \
+            "UPDATE uploads SET verified_digest = ?3, verified_size = ?4, blob_state = ?5 \
              WHERE id = ?1 AND lease_token = ?2",
         )
         .bind(id)
         .bind(token)
         .bind(digest.to_string())
         .bind(size)
+        .bind(blob_state)
         .execute(self.writer.unsynced())
         .await;
         let done = done.map_err(failed(format!("marking upload {id} verified")))?;

@@ -22,7 +22,9 @@ async fn data_survives_reopening() {
         s.create_upload(&session("u", "acme/durable"))
             .await
             .unwrap();
-        s.advance_upload("u", "none", 1, b"x").await.unwrap_err();
+        s.advance_upload("u", "none", 1, b"x", b"")
+            .await
+            .unwrap_err();
         assert!(matches!(
             s.lease_upload(&r, "u", "t", 0, i64::MAX).await.unwrap(),
             Lease::Granted(_)

@@ -5,7 +5,7 @@
 //! per backend. The fixtures are public so a backend's own extras (its on-disk layout) drive
 //! the store the same way.
 
-use berth_core::ports::{BlobStore, ByteStream};
+use berth_core::ports::{BlobStore, ByteStream, UploadProgress};
 use berth_core::{Algorithm, Digest, StoreErrorKind};
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -37,6 +37,8 @@ macro_rules! blob_contract {
                 missing_blob_is_not_found,
                 purging_removes_only_uploads_older_than_the_cutoff,
                 a_fresh_store_probes_ok_and_leaves_nothing,
+                small_and_large_requests_mix_in_one_upload,
+                committing_again_after_an_interruption_completes,
             ]
         );
     };
@@ -58,22 +60,29 @@ pub async fn collect(mut stream: ByteStream) -> Vec<u8> {
     out
 }
 
-/// Writes `parts` through one writer opened at `offset`; returns the new length.
-pub async fn write_parts(store: &impl BlobStore, id: &str, offset: u64, parts: &[&[u8]]) -> u64 {
-    let mut writer = store.upload_writer(id, offset).await.unwrap();
+/// Writes `parts` through one writer opened at `offset` with the upload's recorded `state`;
+/// returns what the writer finished with.
+pub async fn write_parts(
+    store: &impl BlobStore,
+    id: &str,
+    state: &[u8],
+    offset: u64,
+    parts: &[&[u8]],
+) -> UploadProgress {
+    let mut writer = store.upload_writer(id, state, offset).await.unwrap();
     for part in parts {
         writer.write(Bytes::copy_from_slice(part)).await.unwrap();
     }
     writer.finish().await.unwrap()
 }
 
-/// Uploads and commits `bytes`; returns its digest.
-pub async fn push(store: &impl BlobStore, id: &str, bytes: &[u8]) -> Digest {
-    let len = write_parts(store, id, 0, &[bytes]).await;
-    assert_eq!(len, bytes.len() as u64);
+/// Uploads and commits `bytes` in one request; returns its digest and the upload's last state.
+pub async fn push(store: &impl BlobStore, id: &str, bytes: &[u8]) -> (Digest, UploadProgress) {
+    let done = write_parts(store, id, &[], 0, &[bytes]).await;
+    assert_eq!(done.len, bytes.len() as u64);
     let digest = Digest::sha256(bytes);
-    store.commit_upload(id, &digest).await.unwrap();
-    digest
+    store.commit_upload(id, &done.state, &digest).await.unwrap();
+    (digest, done)
 }
 
 /// The upload ids a store must refuse (they could name a path outside its uploads).
@@ -83,33 +92,42 @@ pub const INVALID_UPLOAD_IDS: [&str; 6] = ["../x", "", "a/b", "..", ".hidden", "
 pub async fn two_writers_append_and_read_back<S: BlobStore>(store: S) {
     let data = pattern(3 * 1024 * 1024 + 17, 1);
     let (first, second) = data.split_at(1_500_001);
-    let len = write_parts(&store, "up-1", 0, &[&first[..1000], &first[1000..]]).await;
-    assert_eq!(len, first.len() as u64);
+    let one = write_parts(&store, "up-1", &[], 0, &[&first[..1000], &first[1000..]]).await;
+    assert_eq!(one.len, first.len() as u64);
     let (a, b) = second.split_at(700_000);
-    let len = write_parts(&store, "up-1", len, &[a, b, &[]]).await;
-    assert_eq!(len, data.len() as u64);
-    let read = collect(store.read_upload("up-1", len).await.unwrap()).await;
+    let two = write_parts(&store, "up-1", &one.state, one.len, &[a, b, &[]]).await;
+    assert_eq!(two.len, data.len() as u64);
+    let read = collect(
+        store
+            .read_upload("up-1", &two.state, two.len)
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(read, data);
-    let prefix = collect(store.read_upload("up-1", 10).await.unwrap()).await;
+    let prefix = collect(store.read_upload("up-1", &two.state, 10).await.unwrap()).await;
     assert_eq!(prefix, &data[..10]);
 }
 
-/// Large upload is flushed while streaming and reads back.
+/// Large upload is flushed while streaming, reads back, and commits.
 pub async fn large_upload_is_flushed_while_streaming_and_reads_back<S: BlobStore>(store: S) {
     use sha2::Digest as _;
     let base = pattern(1 << 20, 7);
     let mut expected = sha2::Sha256::new();
-    let mut writer = store.upload_writer("big", 0).await.unwrap();
-    // Past two background flush thresholds.
+    let mut writer = store.upload_writer("big", &[], 0).await.unwrap();
+    // Past two background flush thresholds (and several object-store parts).
     for i in 0..70u8 {
         let mut chunk = base.clone();
         chunk[0] = i;
         expected.update(&chunk);
         writer.write(Bytes::from(chunk)).await.unwrap();
     }
-    let len = writer.finish().await.unwrap();
-    assert_eq!(len, 70 << 20);
-    let mut stream = store.read_upload("big", len).await.unwrap();
+    let done = writer.finish().await.unwrap();
+    assert_eq!(done.len, 70 << 20);
+    let mut stream = store
+        .read_upload("big", &done.state, done.len)
+        .await
+        .unwrap();
     let mut actual = sha2::Sha256::new();
     let mut read = 0;
     while let Some(chunk) = stream.next().await {
@@ -117,39 +135,58 @@ pub async fn large_upload_is_flushed_while_streaming_and_reads_back<S: BlobStore
         read += chunk.len() as u64;
         actual.update(&chunk);
     }
-    assert_eq!(read, len);
-    assert_eq!(actual.finalize(), expected.finalize());
+    assert_eq!(read, done.len);
+    let hash = actual.finalize();
+    assert_eq!(hash, expected.finalize());
+    // Re-read (as a sha512 push does) and then committed under its digest.
+    let digest: Digest = format!("sha256:{}", hex::encode(hash)).parse().unwrap();
+    store
+        .commit_upload("big", &done.state, &digest)
+        .await
+        .unwrap();
+    assert_eq!(store.stat(&digest).await.unwrap(), Some(70 << 20));
+    let tail = collect(store.read(&digest, (70 << 20) - 3, 70 << 20).await.unwrap()).await;
+    assert_eq!(tail, &base[base.len() - 3..]);
 }
 
-/// Writer at smaller offset discards the rest.
+/// A writer opened at a recorded length and state discards whatever was written after that
+/// state was recorded (a request that wrote bytes but never completed).
 pub async fn writer_at_smaller_offset_discards_the_rest<S: BlobStore>(store: S) {
     let data = pattern(200_000, 2);
-    write_parts(&store, "u", 0, &[&data]).await;
-    // A request that wrote past 100_000 but never completed: resume from 100_000.
+    let recorded = write_parts(&store, "u", &[], 0, &[&data[..100_000]]).await;
+    // Written, but its request failed before the progress was recorded.
+    write_parts(&store, "u", &recorded.state, 100_000, &[&data[100_000..]]).await;
     let tail = pattern(5_000, 3);
-    let len = write_parts(&store, "u", 100_000, &[&tail]).await;
-    assert_eq!(len, 105_000);
-    let read = collect(store.read_upload("u", len).await.unwrap()).await;
+    let done = write_parts(&store, "u", &recorded.state, 100_000, &[&tail]).await;
+    assert_eq!(done.len, 105_000);
+    let read = collect(store.read_upload("u", &done.state, done.len).await.unwrap()).await;
     assert_eq!(&read[..100_000], &data[..100_000]);
     assert_eq!(&read[100_000..], &tail[..]);
     // Nothing beyond the new length survives either.
     let digest = Digest::sha256(&read);
-    store.commit_upload("u", &digest).await.unwrap();
+    store
+        .commit_upload("u", &done.state, &digest)
+        .await
+        .unwrap();
     assert_eq!(store.stat(&digest).await.unwrap(), Some(105_000));
+    assert_eq!(
+        collect(store.read(&digest, 0, 105_000).await.unwrap()).await,
+        read
+    );
 }
 
 /// Dropped writer is cut off by the next.
 pub async fn dropped_writer_is_cut_off_by_the_next<S: BlobStore>(store: S) {
-    let mut writer = store.upload_writer("d", 0).await.unwrap();
+    let mut writer = store.upload_writer("d", &[], 0).await.unwrap();
     writer
         .write(Bytes::from(pattern(1 << 20, 4)))
         .await
         .unwrap();
     drop(writer);
-    let len = write_parts(&store, "d", 0, &[b"fresh"]).await;
-    assert_eq!(len, 5);
+    let done = write_parts(&store, "d", &[], 0, &[b"fresh"]).await;
+    assert_eq!(done.len, 5);
     assert_eq!(
-        collect(store.read_upload("d", 5).await.unwrap()).await,
+        collect(store.read_upload("d", &done.state, 5).await.unwrap()).await,
         b"fresh"
     );
 }
@@ -157,13 +194,13 @@ pub async fn dropped_writer_is_cut_off_by_the_next<S: BlobStore>(store: S) {
 /// Resuming a missing upload fails as not found; resuming past a short one fails.
 pub async fn resuming_a_missing_or_short_upload_fails<S: BlobStore>(store: S) {
     let missing = store
-        .upload_writer("nope", 10)
+        .upload_writer("nope", &[], 10)
         .await
         .err()
         .expect("missing upload");
     assert_eq!(missing.kind(), StoreErrorKind::NotFound, "{missing}");
-    write_parts(&store, "short", 0, &[b"abc"]).await;
-    assert!(store.upload_writer("short", 4).await.is_err());
+    let short = write_parts(&store, "short", &[], 0, &[b"abc"]).await;
+    assert!(store.upload_writer("short", &short.state, 4).await.is_err());
 }
 
 /// Committed blob is readable by range.
@@ -171,7 +208,7 @@ pub async fn committed_blob_is_readable_by_range<S: BlobStore>(store: S) {
     let data = pattern(2 * 1024 * 1024 + 3, 5);
     let digest = Digest::sha256(&data);
     assert_eq!(store.stat(&digest).await.unwrap(), None);
-    push(&store, "c", &data).await;
+    let (_, done) = push(&store, "c", &data).await;
     assert_eq!(store.stat(&digest).await.unwrap(), Some(data.len() as u64));
     let whole = collect(store.read(&digest, 0, data.len() as u64).await.unwrap()).await;
     assert_eq!(whole, data);
@@ -180,27 +217,28 @@ pub async fn committed_blob_is_readable_by_range<S: BlobStore>(store: S) {
         assert_eq!(got, &data[start as usize..end as usize], "{start}..{end}");
     }
     // The upload is gone once committed.
-    assert!(store.read_upload("c", 1).await.is_err());
+    assert!(store.read_upload("c", &done.state, 1).await.is_err());
 }
 
 /// Reading past the end is an error not a short stream.
 pub async fn reading_past_the_end_is_an_error_not_a_short_stream<S: BlobStore>(store: S) {
-    let digest = push(&store, "s", b"short").await;
+    let (digest, _) = push(&store, "s", b"short").await;
     // A committed blob's length is checked before the first byte is served.
     // (What error it is, is the backend's: the filesystem's extras check theirs.)
     if store.read(&digest, 2, 100).await.is_ok() {
         panic!("a range past the end must not stream");
     }
-    // An upload file read past its end ends the stream with an error, never silently short.
-    let mut writer = store.upload_writer("u", 0).await.unwrap();
-    writer
-        .write(bytes::Bytes::from_static(b"short"))
-        .await
-        .unwrap();
-    writer.finish().await.unwrap();
-    let mut stream = store.read_upload("u", 100).await.unwrap();
-    assert_eq!(stream.next().await.unwrap().unwrap(), &b"short"[..]);
-    let err = stream.next().await.unwrap().unwrap_err();
+    // An upload read past its end ends the stream with an error, never silently short.
+    let done = write_parts(&store, "u", &[], 0, &[b"short"]).await;
+    let mut stream = store.read_upload("u", &done.state, 100).await.unwrap();
+    let mut read = Vec::new();
+    let err = loop {
+        match stream.next().await.expect("the stream ends with an error") {
+            Ok(chunk) => read.extend_from_slice(&chunk),
+            Err(err) => break err,
+        }
+    };
+    assert_eq!(read, b"short");
     assert_eq!(err.kind(), ErrorKind::UnexpectedEof);
     assert!(store.read(&digest, 3, 2).await.is_err());
 }
@@ -208,12 +246,12 @@ pub async fn reading_past_the_end_is_an_error_not_a_short_stream<S: BlobStore>(s
 /// Committing an existing digest keeps one copy.
 pub async fn committing_an_existing_digest_keeps_one_copy<S: BlobStore>(store: S) {
     let data = pattern(4096, 6);
-    let digest = push(&store, "one", &data).await;
-    push(&store, "two", &data).await;
+    let (digest, one) = push(&store, "one", &data).await;
+    let (_, two) = push(&store, "two", &data).await;
     assert_eq!(store.stat(&digest).await.unwrap(), Some(4096));
-    for id in ["one", "two"] {
+    for (id, done) in [("one", one), ("two", two)] {
         assert_eq!(
-            store.upload_len(id).await.unwrap(),
+            store.upload_len(id, &done.state).await.unwrap(),
             None,
             "no upload is left"
         );
@@ -224,9 +262,12 @@ pub async fn committing_an_existing_digest_keeps_one_copy<S: BlobStore>(store: S
 
 /// A sha512 digest is a blob's address as a sha256 one is.
 pub async fn sha512_blobs_are_committed_under_their_algorithm<S: BlobStore>(store: S) {
-    write_parts(&store, "x", 0, &[b"hello"]).await;
+    let done = write_parts(&store, "x", &[], 0, &[b"hello"]).await;
     let digest = Digest::of(Algorithm::Sha512, b"hello");
-    store.commit_upload("x", &digest).await.unwrap();
+    store
+        .commit_upload("x", &done.state, &digest)
+        .await
+        .unwrap();
     assert_eq!(store.stat(&digest).await.unwrap(), Some(5));
     assert_eq!(store.stat(&Digest::sha256(b"hello")).await.unwrap(), None);
     assert_eq!(
@@ -237,12 +278,17 @@ pub async fn sha512_blobs_are_committed_under_their_algorithm<S: BlobStore>(stor
 
 /// Abort removes and tolerates missing.
 pub async fn abort_removes_and_tolerates_missing<S: BlobStore>(store: S) {
-    write_parts(&store, "gone", 0, &[b"bytes"]).await;
-    store.abort_upload("gone").await.unwrap();
-    assert_eq!(store.upload_len("gone").await.unwrap(), None);
-    let err = store.read_upload("gone", 1).await.err().unwrap();
+    let done = write_parts(&store, "gone", &[], 0, &[b"bytes"]).await;
+    store.abort_upload("gone", &done.state).await.unwrap();
+    assert_eq!(store.upload_len("gone", &done.state).await.unwrap(), None);
+    let err = store
+        .read_upload("gone", &done.state, 1)
+        .await
+        .err()
+        .unwrap();
     assert_eq!(err.kind(), StoreErrorKind::NotFound, "{err}");
-    store.abort_upload("gone").await.unwrap();
+    store.abort_upload("gone", &done.state).await.unwrap();
+    store.abort_upload("never", &[]).await.unwrap();
 }
 
 /// Invalid upload ids are rejected.
@@ -250,10 +296,13 @@ pub async fn invalid_upload_ids_are_rejected<S: BlobStore>(store: S) {
     let digest = Digest::sha256(b"");
     let long = "a".repeat(65);
     for id in INVALID_UPLOAD_IDS.into_iter().chain([long.as_str()]) {
-        assert!(store.upload_writer(id, 0).await.is_err(), "{id:?}");
-        assert!(store.read_upload(id, 0).await.is_err(), "{id:?}");
-        assert!(store.commit_upload(id, &digest).await.is_err(), "{id:?}");
-        assert!(store.abort_upload(id).await.is_err(), "{id:?}");
+        assert!(store.upload_writer(id, &[], 0).await.is_err(), "{id:?}");
+        assert!(store.read_upload(id, &[], 0).await.is_err(), "{id:?}");
+        assert!(
+            store.commit_upload(id, &[], &digest).await.is_err(),
+            "{id:?}"
+        );
+        assert!(store.abort_upload(id, &[]).await.is_err(), "{id:?}");
     }
 }
 
@@ -267,17 +316,18 @@ pub async fn missing_blob_is_not_found<S: BlobStore>(store: S) {
 
 /// Purging removes only uploads older than the cutoff.
 pub async fn purging_removes_only_uploads_older_than_the_cutoff<S: BlobStore>(store: S) {
-    write_parts(&store, "old", 0, &[b"stale bytes"]).await;
+    let old = write_parts(&store, "old", &[], 0, &[b"stale bytes"]).await;
+    // Object stores keep modification times in whole seconds.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let cutoff = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
-        .as_millis() as i64
-        + 1;
-    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    write_parts(&store, "new", 0, &[b"fresh bytes"]).await;
+        .as_millis() as i64;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let new = write_parts(&store, "new", &[], 0, &[b"fresh bytes"]).await;
     assert_eq!(store.purge_uploads(cutoff).await.unwrap(), 1);
-    assert_eq!(store.upload_len("old").await.unwrap(), None);
-    assert_eq!(store.upload_len("new").await.unwrap(), Some(11));
+    assert_eq!(store.upload_len("old", &old.state).await.unwrap(), None);
+    assert_eq!(store.upload_len("new", &new.state).await.unwrap(), Some(11));
     assert_eq!(
         store.purge_uploads(0).await.unwrap(),
         0,
@@ -295,4 +345,53 @@ pub async fn a_fresh_store_probes_ok_and_leaves_nothing<S: BlobStore>(store: S) 
         0,
         "a probe left a file among the uploads"
     );
+}
+
+/// Requests of every size make one upload: several small ones (smaller than an object
+/// store's smallest part), a large one, and a small last one; the blob reads back whole and
+/// by ranges across the requests' boundaries.
+pub async fn small_and_large_requests_mix_in_one_upload<S: BlobStore>(store: S) {
+    let data = pattern(13 * 1024 * 1024 + 100, 9);
+    let cuts = [0, 1 << 20, 3 << 20, 4 << 20, 13 << 20, data.len()];
+    let mut done = UploadProgress::default();
+    for pair in cuts.windows(2) {
+        let piece = &data[pair[0]..pair[1]];
+        let (a, b) = piece.split_at(piece.len() / 2);
+        done = write_parts(&store, "mix", &done.state, done.len, &[a, b]).await;
+        assert_eq!(done.len, pair[1] as u64);
+        assert_eq!(
+            store.upload_len("mix", &done.state).await.unwrap(),
+            Some(done.len)
+        );
+    }
+    let digest = Digest::sha256(&data);
+    store
+        .commit_upload("mix", &done.state, &digest)
+        .await
+        .unwrap();
+    assert_eq!(store.stat(&digest).await.unwrap(), Some(data.len() as u64));
+    let whole = collect(store.read(&digest, 0, data.len() as u64).await.unwrap()).await;
+    assert!(whole == data, "the blob reads back as uploaded");
+    for (start, end) in [
+        (0, 10),
+        ((1 << 20) - 5, (1 << 20) + 5),
+        ((13 << 20) - 1, data.len()),
+    ] {
+        let got = collect(store.read(&digest, start as u64, end as u64).await.unwrap()).await;
+        assert_eq!(got, &data[start..end], "{start}..{end}");
+    }
+}
+
+/// A commit interrupted after the blob became readable is completed by committing again
+/// with the same state (what settling a verified upload after a crash does), for a small
+/// upload and for one of several parts.
+pub async fn committing_again_after_an_interruption_completes<S: BlobStore>(store: S) {
+    for (id, len) in [("small", 1000), ("parts", 12 << 20)] {
+        let data = pattern(len, 11);
+        let (digest, done) = push(&store, id, &data).await;
+        store.commit_upload(id, &done.state, &digest).await.unwrap();
+        assert_eq!(store.stat(&digest).await.unwrap(), Some(len as u64));
+        let read = collect(store.read(&digest, 0, len as u64).await.unwrap()).await;
+        assert!(read == data, "{id} reads back");
+    }
 }

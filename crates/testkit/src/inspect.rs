@@ -245,7 +245,7 @@ mod tests {
     use super::*;
 
     async fn upload(store: &FsBlobStore, id: &str, bytes: &[u8]) {
-        let mut writer = store.upload_writer(id, 0).await.expect("writer");
+        let mut writer = store.upload_writer(id, &[], 0).await.expect("writer");
         writer
             .write(Bytes::copy_from_slice(bytes))
             .await
@@ -269,7 +269,10 @@ mod tests {
         );
 
         let digest = Digest::sha256(b"hello");
-        store.commit_upload("up-1", &digest).await.expect("commit");
+        store
+            .commit_upload("up-1", &[], &digest)
+            .await
+            .expect("commit");
         assert!(inspector.uploads_held().await.is_empty());
         assert_eq!(inspector.upload_bytes("up-1").await, None);
         assert_eq!(inspector.stored_blobs().await, [digest.as_str().to_owned()]);
@@ -287,14 +290,14 @@ mod tests {
         let inspector = FsInspector::new(root.path());
 
         inspector.write_upload_bytes("up-2", b"abc").await;
-        assert_eq!(store.upload_len("up-2").await.expect("len"), Some(3));
+        assert_eq!(store.upload_len("up-2", &[]).await.expect("len"), Some(3));
         inspector.remove_upload_bytes("up-2").await;
-        assert_eq!(store.upload_len("up-2").await.expect("len"), None);
+        assert_eq!(store.upload_len("up-2", &[]).await.expect("len"), None);
 
         inspector.write_upload_bytes("up-3", b"moved").await;
         let digest = Digest::sha256(b"moved");
         inspector.move_upload_to_blob("up-3", &digest).await;
         assert_eq!(store.stat(&digest).await.expect("stat"), Some(5));
-        assert_eq!(store.upload_len("up-3").await.expect("len"), None);
+        assert_eq!(store.upload_len("up-3", &[]).await.expect("len"), None);
     }
 }

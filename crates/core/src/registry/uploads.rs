@@ -20,7 +20,7 @@ use crate::digest::{Algorithm, Digest};
 use crate::error::{RegistryError, Result};
 use crate::hashing::UploadHasher;
 use crate::name::RepoName;
-use crate::ports::{Lease, UploadSession, UploadWriter};
+use crate::ports::{Lease, UploadProgress, UploadSession, UploadWriter};
 
 use super::{Registry, now_millis};
 
@@ -87,6 +87,7 @@ impl Registry {
             repo: repo.clone(),
             offset: 0,
             hash_state: UploadHasher::new().to_state(),
+            blob_state: Vec::new(),
             started_at: now_millis(),
             verified: None,
         };
@@ -136,11 +137,17 @@ impl Registry {
         let held = self.lease(repo, id).await?;
         let outcome = self.ingest_range(&held, id, range, body).await;
         match outcome {
-            Ok((hasher, offset)) => {
+            Ok((hasher, written)) => {
                 self.meta
-                    .advance_upload(id, &held.token, offset, &hasher.to_state())
+                    .advance_upload(
+                        id,
+                        &held.token,
+                        written.len,
+                        &hasher.to_state(),
+                        &written.state,
+                    )
                     .await?;
-                Ok(offset)
+                Ok(written.len)
             }
             Err(err) => {
                 self.meta.release_upload(id, &held.token).await?;
@@ -171,7 +178,7 @@ impl Registry {
             return self.finish_verified(held, &verified, size, digest).await;
         }
         let ingested = self.ingest_range(&held, id, range, body).await;
-        let (hasher, size) = match ingested {
+        let (hasher, written) = match ingested {
             Ok(done) => done,
             Err(err) => {
                 // A broken or misplaced final body leaves the session as it was, to be retried.
@@ -179,9 +186,10 @@ impl Registry {
                 return Err(err);
             }
         };
-        if let Err(err) = self.verify(id, size, &hasher, digest).await {
+        let size = written.len;
+        if let Err(err) = self.verify(id, &written.state, size, &hasher, digest).await {
             self.meta.delete_upload(id).await?;
-            self.blobs.abort_upload(id).await?;
+            self.blobs.abort_upload(id, &written.state).await?;
             return Err(err);
         }
         // Recorded before the bytes move when earlier requests made bytes durable: if the
@@ -190,10 +198,10 @@ impl Registry {
         // mark: its client's retry sends the whole blob again, which finishes it.
         if held.session.offset > 0 {
             self.meta
-                .mark_upload_verified(id, &held.token, digest, size)
+                .mark_upload_verified(id, &held.token, digest, size, &written.state)
                 .await?;
         }
-        self.blobs.commit_upload(id, digest).await?;
+        self.blobs.commit_upload(id, &written.state, digest).await?;
         self.meta
             .complete_upload(Some(id), repo, digest, size)
             .await?;
@@ -211,7 +219,9 @@ impl Registry {
         requested: &Digest,
     ) -> Result<u64> {
         let session = &held.session;
-        self.blobs.commit_upload(&session.id, verified).await?;
+        self.blobs
+            .commit_upload(&session.id, &session.blob_state, verified)
+            .await?;
         self.meta
             .complete_upload(Some(&session.id), &session.repo, verified, size)
             .await?;
@@ -252,7 +262,7 @@ impl Registry {
         Ok(session.offset > 0
             && self
                 .blobs
-                .upload_len(&session.id)
+                .upload_len(&session.id, &session.blob_state)
                 .await?
                 .is_none_or(|len| len < session.offset))
     }
@@ -289,6 +299,7 @@ impl Registry {
             repo: repo.clone(),
             offset: 0,
             hash_state: Vec::new(),
+            blob_state: Vec::new(),
             started_at: now_millis(),
             verified: None,
         };
@@ -296,22 +307,27 @@ impl Registry {
             session,
             token: String::new(),
         };
-        let result = async {
-            let (hasher, size) = self.ingest(&held, body, u64::MAX).await?;
-            self.verify(&held.session.id, size, &hasher, digest).await?;
-            Ok(size)
-        }
-        .await;
-        let size = match result {
-            Ok(size) => size,
+        let id = &held.session.id;
+        let (hasher, written) = match self.ingest(&held, body, u64::MAX).await {
+            Ok(done) => done,
             Err(err) => {
-                self.blobs.abort_upload(&held.session.id).await?;
+                // Whatever the cut-off writer made durable is the store's to find by id.
+                self.blobs.abort_upload(id, &[]).await?;
                 return Err(err);
             }
         };
-        self.blobs.commit_upload(&held.session.id, digest).await?;
-        self.meta.complete_upload(None, repo, digest, size).await?;
-        Ok(size)
+        if let Err(err) = self
+            .verify(id, &written.state, written.len, &hasher, digest)
+            .await
+        {
+            self.blobs.abort_upload(id, &written.state).await?;
+            return Err(err);
+        }
+        self.blobs.commit_upload(id, &written.state, digest).await?;
+        self.meta
+            .complete_upload(None, repo, digest, written.len)
+            .await?;
+        Ok(written.len)
     }
 
     /// Cancels upload `id` of `repo` and discards its bytes.
@@ -320,7 +336,9 @@ impl Registry {
         // The row goes first: a stop between the two leaves an orphan file (purged after the
         // TTL), never a session whose bytes are gone.
         self.meta.delete_upload(&held.session.id).await?;
-        self.blobs.abort_upload(id).await?;
+        self.blobs
+            .abort_upload(id, &held.session.blob_state)
+            .await?;
         Ok(())
     }
 
@@ -348,7 +366,9 @@ impl Registry {
             if self.meta.delete_upload(&held.session.id).await? {
                 sessions += 1;
             }
-            self.blobs.abort_upload(&held.session.id).await?;
+            self.blobs
+                .abort_upload(&held.session.id, &held.session.blob_state)
+                .await?;
         }
         // Every session whose file is this old was purged above (a file is written after its
         // session starts), so what remains of that age has no live session.
@@ -382,7 +402,7 @@ impl Registry {
         id: &str,
         range: Option<(u64, u64)>,
         body: S,
-    ) -> Result<(UploadHasher, u64)>
+    ) -> Result<(UploadHasher, UploadProgress)>
     where
         S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin,
         E: Display,
@@ -397,7 +417,8 @@ impl Registry {
             });
         }
         let allowance = self.allowance(held).await?;
-        let (hasher, offset) = self.ingest(held, body, allowance).await?;
+        let (hasher, written) = self.ingest(held, body, allowance).await?;
+        let offset = written.len;
         if let Some((start, end)) = range
             && offset != end + 1
         {
@@ -407,7 +428,7 @@ impl Registry {
                 offset - start
             )));
         }
-        Ok((hasher, offset))
+        Ok((hasher, written))
     }
 
     /// Streams `body` into the upload at its offset; returns the hash and the new length once
@@ -417,7 +438,7 @@ impl Registry {
         held: &Held,
         mut body: S,
         allowance: u64,
-    ) -> Result<(UploadHasher, u64)>
+    ) -> Result<(UploadHasher, UploadProgress)>
     where
         S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin,
         E: Display,
@@ -432,7 +453,7 @@ impl Registry {
         };
         let mut writer = self
             .blobs
-            .upload_writer(&session.id, session.offset)
+            .upload_writer(&session.id, &session.blob_state, session.offset)
             .await?;
         let (to_hasher, mut chunks) = mpsc::channel::<Bytes>(4);
         let hashing = tokio::task::spawn_blocking(move || {
@@ -496,9 +517,9 @@ impl Registry {
             return Err(err);
         }
         // The last frames' hashing and the final flush to disk overlap.
-        let (hashed, length) = tokio::join!(hashing, writer.finish());
+        let (hashed, written) = tokio::join!(hashing, writer.finish());
         let hasher = hashed.map_err(|e| crate::error::StoreError::new("hashing upload", e))?;
-        Ok((hasher, length?))
+        Ok((hasher, written?))
     }
 
     async fn feed(
@@ -523,10 +544,11 @@ impl Registry {
         Ok(())
     }
 
-    /// Checks the upload's `size` bytes hash to `digest`.
+    /// Checks the upload's `size` bytes (with the blob store's `state`) hash to `digest`.
     async fn verify(
         &self,
         id: &str,
+        state: &[u8],
         size: u64,
         hasher: &UploadHasher,
         digest: &Digest,
@@ -534,7 +556,7 @@ impl Registry {
         let actual = match digest.algorithm() {
             Algorithm::Sha256 => hasher.digest(),
             Algorithm::Sha512 => {
-                let mut stream = self.blobs.read_upload(id, size).await?;
+                let mut stream = self.blobs.read_upload(id, state, size).await?;
                 let mut sha512 = sha2::Sha512::new();
                 while let Some(chunk) = stream.next().await {
                     let chunk =

@@ -108,6 +108,7 @@ pub fn session(id: &str, repo_name: &str) -> UploadSession {
         repo: repo(repo_name),
         offset: 0,
         hash_state: Vec::new(),
+        blob_state: Vec::new(),
         started_at: 1_000,
         verified: None,
     }

@@ -49,15 +49,28 @@ pub async fn leases_exclude_and_expire<S: MetadataStore + Clone>(s: S) {
         Lease::Granted(_)
     ));
     assert!(s.renew_upload_lease("u1", "t1", 500).await.is_err());
-    let err = s.advance_upload("u1", "t1", 5, b"stale").await.unwrap_err();
+    let err = s
+        .advance_upload("u1", "t1", 5, b"stale", b"parts")
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), StoreErrorKind::LeaseLost, "{err}");
 
     // The holder records progress, which releases the lease.
-    s.advance_upload("u1", "t2", 42, b"state").await.unwrap();
+    s.advance_upload("u1", "t2", 42, b"state", b"parts")
+        .await
+        .unwrap();
     let Lease::Granted(got) = s.lease_upload(&r, "u1", "t3", 302, 400).await.unwrap() else {
         panic!("advance must release the lease");
     };
-    assert_eq!((got.offset, got.hash_state.as_slice()), (42, &b"state"[..]));
+    assert_eq!(
+        (
+            got.offset,
+            got.hash_state.as_slice(),
+            got.blob_state.as_slice()
+        ),
+        (42, &b"state"[..], &b"parts"[..]),
+        "offset, hash state and blob state are recorded together"
+    );
 
     // Releasing under a wrong token does nothing; under the right one frees the lease.
     s.release_upload("u1", "wrong").await.unwrap();
@@ -170,7 +183,7 @@ pub async fn sessions_without_a_byte_go_stale_sooner<S: MetadataStore + Clone>(s
         panic!("lease")
     };
     store
-        .advance_upload("started", "t", 10, b"state")
+        .advance_upload("started", "t", 10, b"state", b"")
         .await
         .unwrap();
     let stale = store.stale_uploads(5_000, 9_000, now, 10).await.unwrap();
@@ -200,7 +213,7 @@ pub async fn a_verified_mark_is_kept_under_the_lease_and_listed_for_recovery<
     let now = 10_000;
     assert!(
         store
-            .mark_upload_verified("u1", "nobody", &digest, 5)
+            .mark_upload_verified("u1", "nobody", &digest, 5, b"tail")
             .await
             .is_err(),
         "marking needs the lease"
@@ -213,7 +226,7 @@ pub async fn a_verified_mark_is_kept_under_the_lease_and_listed_for_recovery<
         panic!("lease")
     };
     store
-        .mark_upload_verified("u1", "t", &digest, 5)
+        .mark_upload_verified("u1", "t", &digest, 5, b"tail")
         .await
         .unwrap();
     assert!(
@@ -231,6 +244,10 @@ pub async fn a_verified_mark_is_kept_under_the_lease_and_listed_for_recovery<
         .unwrap()
         .unwrap();
     assert_eq!(read.verified, Some((digest, 5)));
+    assert_eq!(
+        read.blob_state, b"tail",
+        "the blob state after the last bytes is kept for the commit"
+    );
 }
 
 /// Open uploads are counted per owner.
@@ -251,7 +268,7 @@ pub async fn open_uploads_are_counted_per_owner<S: MetadataStore + Clone>(store:
         panic!("lease")
     };
     store
-        .advance_upload("b", "t", 1234, b"state")
+        .advance_upload("b", "t", 1234, b"state", b"")
         .await
         .unwrap();
     assert_eq!(store.owner_uploads("acme").await.unwrap(), (2, 1234));

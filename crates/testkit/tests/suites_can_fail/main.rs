@@ -107,12 +107,17 @@ impl BlobStore for BrokenBlobs {
         self.inner.read(digest, start, end).await
     }
 
-    async fn upload_writer(&self, id: &str, offset: u64) -> StoreResult<Box<dyn UploadWriter>> {
-        self.inner.upload_writer(id, offset).await
+    async fn upload_writer(
+        &self,
+        id: &str,
+        state: &[u8],
+        offset: u64,
+    ) -> StoreResult<Box<dyn UploadWriter>> {
+        self.inner.upload_writer(id, state, offset).await
     }
 
-    async fn read_upload(&self, id: &str, len: u64) -> StoreResult<ByteStream> {
-        let stream = self.inner.read_upload(id, len).await?;
+    async fn read_upload(&self, id: &str, state: &[u8], len: u64) -> StoreResult<ByteStream> {
+        let stream = self.inner.read_upload(id, state, len).await?;
         if self.rule != BlobRule::ServesWrongBytes {
             return Ok(stream);
         }
@@ -128,16 +133,16 @@ impl BlobStore for BrokenBlobs {
         })))
     }
 
-    async fn commit_upload(&self, id: &str, digest: &Digest) -> StoreResult<()> {
-        self.inner.commit_upload(id, digest).await
+    async fn commit_upload(&self, id: &str, state: &[u8], digest: &Digest) -> StoreResult<()> {
+        self.inner.commit_upload(id, state, digest).await
     }
 
-    async fn abort_upload(&self, id: &str) -> StoreResult<()> {
-        self.inner.abort_upload(id).await
+    async fn abort_upload(&self, id: &str, state: &[u8]) -> StoreResult<()> {
+        self.inner.abort_upload(id, state).await
     }
 
-    async fn upload_len(&self, id: &str) -> StoreResult<Option<u64>> {
-        self.inner.upload_len(id).await
+    async fn upload_len(&self, id: &str, state: &[u8]) -> StoreResult<Option<u64>> {
+        self.inner.upload_len(id, state).await
     }
 
     async fn purge_uploads(&self, modified_before: Millis) -> StoreResult<usize> {

@@ -87,7 +87,7 @@ pub async fn verified_by_a_final_put(
     };
     let digest = digest.parse().expect("digest");
     store
-        .mark_upload_verified(id, "crashed-put", &digest, len as u64)
+        .mark_upload_verified(id, "crashed-put", &digest, len as u64, &[])
         .await
         .expect("mark the session verified");
 }
