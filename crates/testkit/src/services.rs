@@ -39,3 +39,47 @@ pub async fn postgres_database() -> String {
         .expect("the test PostgreSQL URL names a database");
     format!("{base}/{name}")
 }
+
+/// The test Garage cluster's S3 API, as `scripts/services start garage` announces it: one
+/// bucket shared by every test (each test keeps to a key prefix of its own).
+#[derive(Debug, Clone)]
+pub struct S3Service {
+    /// `http://127.0.0.1:PORT` of the first node's S3 API.
+    pub endpoint: String,
+    /// The S3 region (`garage`).
+    pub region: String,
+    /// The bucket.
+    pub bucket: String,
+    /// The access key id.
+    pub key_id: String,
+    /// The secret key.
+    pub secret: String,
+    /// The nodes' configuration files, for tests that stop one.
+    pub garage_configs: Vec<String>,
+}
+
+/// The test Garage cluster. Panics, saying how to start the services, when the test command
+/// did not start it.
+pub fn s3_service() -> S3Service {
+    let var = |name: &str| {
+        std::env::var(name).unwrap_or_else(|_| {
+            panic!(
+                "{name} is not set: this test needs the test Garage cluster. Run the tests \
+                 with scripts/test, or start the services first: \
+                 eval \"$(scripts/services start postgres garage)\" (and scripts/services \
+                 stop afterwards)"
+            )
+        })
+    };
+    S3Service {
+        endpoint: var("TEST_S3_ENDPOINT"),
+        region: var("TEST_S3_REGION"),
+        bucket: var("TEST_S3_BUCKET"),
+        key_id: var("TEST_S3_KEY_ID"),
+        secret: var("TEST_S3_SECRET"),
+        garage_configs: var("TEST_GARAGE_CONFIGS")
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect(),
+    }
+}

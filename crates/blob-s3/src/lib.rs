@@ -1,0 +1,761 @@
+//! Berth's blob store on S3-compatible object storage (AWS S3, Garage, MinIO…), through the
+//! `object_store` crate.
+//!
+//! # Layout (under an optional key prefix)
+//! - `uploads/{id}/{start}`: a staged piece of upload `id` — the bytes of a request that did
+//!   not fill a part, starting at byte `start` of the upload. Purged by age like upload files.
+//! - `data/{id}`: the object upload `id`'s multipart upload writes; once completed it is a
+//!   blob's bytes, and it stays where it is.
+//! - `blobs/{algorithm}/{hex}`: blob `digest`. Either the bytes themselves (an upload that
+//!   never filled a part is copied here, server-side, on commit: at most a few MiB) or, with
+//!   the content type [`LOCATION_TYPE`], a small JSON record of where its bytes are
+//!   (`data/{id}`). Large blobs are therefore never copied: Distribution's S3 driver writes
+//!   every blob twice (upload path, then a server-side copy to its digest path).
+//!
+//! # Uploads across nodes
+//! Parts go to the upload's multipart upload as they fill (8 MiB); a request's remainder is
+//! staged as an object. The multipart id, the parts' ETags and the staged pieces' lengths are
+//! the upload's state ([`UploadProgress::state`]), which Berth records in its metadata with the
+//! upload's offset, so whichever node takes the next request goes on from there. A request
+//! that fails before its progress is recorded leaves parts that the next request overwrites
+//! (same part numbers) and staged pieces that are never named (purged by age).
+//!
+//! Where a blob's bytes are does not change once committed, so it is cached per node.
+
+mod state;
+mod writer;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use berth_core::ports::{BlobStore, ByteStream, Millis, StoreResult, UploadWriter};
+use berth_core::{Digest, StoreError, StoreErrorKind};
+use bytes::Bytes;
+use futures_util::{StreamExt, TryStreamExt};
+use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::multipart::MultipartStore;
+use object_store::path::Path;
+use object_store::signer::Signer;
+use object_store::{
+    Attribute, AttributeValue, Attributes, ClientOptions, GetOptions, GetRange, ObjectStore,
+    ObjectStoreExt, PutOptions, PutPayload, RetryConfig,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::state::UploadState;
+use crate::writer::S3UploadWriter;
+
+/// The content type of a blob object that records where the blob's bytes are.
+pub const LOCATION_TYPE: &str = "application/vnd.berth.blob-location.v1+json";
+
+/// Bytes at which a writer sends a part.
+pub(crate) const PART: u64 = 8 << 20;
+
+/// S3's smallest part but the last: a request's remainder at least this large is sent as a
+/// part, a smaller one is staged.
+pub(crate) const MIN_PART: u64 = 5 << 20;
+
+/// Where committed blobs' bytes are, remembered per node (each entry ~100 bytes).
+const LOCATIONS_CACHED: usize = 100_000;
+
+/// How to reach the bucket. The secret is kept out of `Debug`.
+#[derive(Clone)]
+pub struct S3Settings {
+    /// The bucket.
+    pub bucket: String,
+    /// A key prefix inside the bucket (no leading or trailing `/`); empty for none.
+    pub prefix: String,
+    /// The S3 endpoint (`http://127.0.0.1:3900` for a local Garage); `None` for AWS.
+    pub endpoint: Option<String>,
+    /// The region (`garage` for Garage).
+    pub region: String,
+    /// The access key id.
+    pub access_key_id: String,
+    /// The secret access key.
+    pub secret_access_key: String,
+}
+
+impl fmt::Debug for S3Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("S3Settings")
+            .field("bucket", &self.bucket)
+            .field("prefix", &self.prefix)
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"<redacted>")
+            .finish()
+    }
+}
+
+/// Why the store could not be opened, naming the setting to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// A setting is missing or malformed.
+    #[error("{setting}: {message}")]
+    Setting {
+        /// The setting's name.
+        setting: &'static str,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The endpoint did not answer.
+    #[error("s3_endpoint: cannot reach the S3 endpoint {endpoint} ({source})")]
+    Unreachable {
+        /// The endpoint tried.
+        endpoint: String,
+        /// Why.
+        source: object_store::Error,
+    },
+    /// The endpoint answered but refused the credentials or the bucket.
+    #[error(
+        "s3_access_key_id / s3_secret_access_key: the S3 endpoint refused access to bucket `{bucket}` with key `{key}` ({source})"
+    )]
+    Refused {
+        /// The bucket.
+        bucket: String,
+        /// The access key id used.
+        key: String,
+        /// What S3 answered.
+        source: object_store::Error,
+    },
+    /// The bucket does not exist.
+    #[error("blob_store: the bucket `{bucket}` does not exist at the S3 endpoint ({source})")]
+    NoBucket {
+        /// The bucket.
+        bucket: String,
+        /// What S3 answered.
+        source: object_store::Error,
+    },
+}
+
+/// Key names under the store's prefix.
+pub(crate) struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    fn new(prefix: &str) -> Self {
+        let prefix = prefix.trim_matches('/');
+        Keys {
+            prefix: if prefix.is_empty() {
+                String::new()
+            } else {
+                format!("{prefix}/")
+            },
+        }
+    }
+
+    fn path(&self, rest: String) -> Path {
+        Path::from(format!("{}{rest}", self.prefix))
+    }
+
+    fn blob(&self, digest: &Digest) -> Path {
+        self.path(format!(
+            "blobs/{}/{}",
+            digest.algorithm().as_str(),
+            digest.hex()
+        ))
+    }
+
+    pub(crate) fn data(&self, id: &str) -> Path {
+        self.path(format!("data/{id}"))
+    }
+
+    pub(crate) fn staged(&self, id: &str, start: u64) -> Path {
+        self.path(format!("uploads/{id}/{start:020}"))
+    }
+
+    fn uploads(&self) -> Path {
+        self.path("uploads".to_owned())
+    }
+
+    fn probe(&self) -> Path {
+        self.path("probe".to_owned())
+    }
+}
+
+/// Where a committed blob's bytes are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Location {
+    /// In the blob's own object.
+    Direct { size: u64 },
+    /// In the object an upload wrote.
+    At { key: String, size: u64 },
+}
+
+impl Location {
+    fn size(&self) -> u64 {
+        match self {
+            Location::Direct { size } | Location::At { size, .. } => *size,
+        }
+    }
+}
+
+/// The JSON a location object holds.
+#[derive(Serialize, Deserialize)]
+struct LocationRecord {
+    key: String,
+    size: u64,
+}
+
+pub(crate) struct Inner {
+    pub(crate) s3: AmazonS3,
+    pub(crate) keys: Keys,
+    locations: quick_cache::sync::Cache<Digest, Location>,
+}
+
+/// The S3 blob store. Cheap to clone.
+#[derive(Clone)]
+pub struct S3BlobStore {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for S3BlobStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("S3BlobStore")
+            .field("store", &self.inner.s3.to_string())
+            .field("prefix", &self.inner.keys.prefix)
+            .finish()
+    }
+}
+
+/// Maps an `object_store` error into a store error: not found as not found; network
+/// failures and server errors (what retrying later may fix) as unavailable.
+pub(crate) fn failed(context: impl Into<String>) -> impl FnOnce(object_store::Error) -> StoreError {
+    let context = context.into();
+    move |err| {
+        let kind = match &err {
+            object_store::Error::NotFound { .. } => StoreErrorKind::NotFound,
+            object_store::Error::Generic { .. } => StoreErrorKind::Unavailable,
+            _ => StoreErrorKind::Other,
+        };
+        StoreError::of_kind(kind, context, err)
+    }
+}
+
+fn is_not_found(err: &object_store::Error) -> bool {
+    matches!(err, object_store::Error::NotFound { .. })
+}
+
+/// Upload ids name keys: 1–64 characters of `[A-Za-z0-9_-]`, as on the filesystem.
+fn check_id(id: &str) -> StoreResult<()> {
+    let valid = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if valid {
+        Ok(())
+    } else {
+        Err(StoreError::of_kind(
+            StoreErrorKind::Other,
+            format!("upload id `{}`", id.escape_debug()),
+            "is not 1-64 characters of A-Z, a-z, 0-9, `_` or `-`",
+        ))
+    }
+}
+
+fn eof(what: &str, len: u64, wanted: u64) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::UnexpectedEof,
+        format!("{what} holds {len} bytes, fewer than the {wanted} asked for"),
+    )
+}
+
+impl S3BlobStore {
+    /// Connects to the bucket and checks it answers with these credentials; the error names
+    /// the setting to fix.
+    pub async fn open(settings: &S3Settings) -> Result<Self, OpenError> {
+        let store = Self::connect(settings)?;
+        // A listing (of nothing) rather than a HEAD: its error has a body naming the cause.
+        match store
+            .inner
+            .s3
+            .list_with_delimiter(Some(&store.inner.keys.probe()))
+            .await
+        {
+            Ok(_) => Ok(store),
+            Err(err) if is_not_found(&err) || err.to_string().contains("NoSuchBucket") => {
+                Err(OpenError::NoBucket {
+                    bucket: settings.bucket.clone(),
+                    source: err,
+                })
+            }
+            // object_store keeps the HTTP status of a failed listing in a private type: its
+            // debug text tells an answer (refused) from no answer (unreachable).
+            Err(err @ object_store::Error::Generic { .. })
+                if !format!("{err:?}").contains("Status {") =>
+            {
+                Err(OpenError::Unreachable {
+                    endpoint: settings
+                        .endpoint
+                        .clone()
+                        .unwrap_or_else(|| "(AWS)".to_owned()),
+                    source: err,
+                })
+            }
+            Err(err) => Err(OpenError::Refused {
+                bucket: settings.bucket.clone(),
+                key: settings.access_key_id.clone(),
+                source: err,
+            }),
+        }
+    }
+
+    /// Builds the client without contacting the endpoint.
+    pub fn connect(settings: &S3Settings) -> Result<Self, OpenError> {
+        let missing = |setting: &'static str| OpenError::Setting {
+            setting,
+            message: "is not set; an S3 blob store needs it".to_owned(),
+        };
+        if settings.bucket.is_empty() {
+            return Err(OpenError::Setting {
+                setting: "blob_store",
+                message: "names no bucket; write s3://<bucket>[/<prefix>]".to_owned(),
+            });
+        }
+        if settings.access_key_id.is_empty() {
+            return Err(missing("s3_access_key_id"));
+        }
+        if settings.secret_access_key.is_empty() {
+            return Err(missing("s3_secret_access_key"));
+        }
+        let client = ClientOptions::new()
+            .with_connect_timeout(Duration::from_secs(5))
+            // Blob bodies stream for as long as the client reads: no whole-request timeout,
+            // but a stalled read fails.
+            .with_timeout_disabled()
+            .with_read_timeout(Duration::from_secs(60))
+            .with_pool_max_idle_per_host(64)
+            .with_allow_http(
+                settings
+                    .endpoint
+                    .as_deref()
+                    .is_some_and(|e| e.starts_with("http://")),
+            );
+        let retry = RetryConfig {
+            max_retries: 3,
+            retry_timeout: Duration::from_secs(15),
+            ..RetryConfig::default()
+        };
+        let mut builder = AmazonS3Builder::new()
+            .with_bucket_name(&settings.bucket)
+            .with_region(&settings.region)
+            .with_access_key_id(&settings.access_key_id)
+            .with_secret_access_key(&settings.secret_access_key)
+            .with_client_options(client)
+            .with_retry(retry);
+        if let Some(endpoint) = &settings.endpoint {
+            // Path-style requests: what Garage and most self-hosted stores serve.
+            builder = builder
+                .with_endpoint(endpoint)
+                .with_virtual_hosted_style_request(false);
+        }
+        let s3 = builder.build().map_err(|e| OpenError::Setting {
+            setting: "s3_endpoint",
+            message: e.to_string(),
+        })?;
+        Ok(S3BlobStore {
+            inner: Arc::new(Inner {
+                s3,
+                keys: Keys::new(&settings.prefix),
+                locations: quick_cache::sync::Cache::new(LOCATIONS_CACHED),
+            }),
+        })
+    }
+}
+
+impl Inner {
+    /// Where blob `digest`'s bytes are, if stored.
+    async fn locate(&self, digest: &Digest) -> StoreResult<Option<Location>> {
+        if let Some(location) = self.locations.get(digest) {
+            return Ok(Some(location));
+        }
+        let key = self.keys.blob(digest);
+        let head = GetOptions {
+            head: true,
+            ..GetOptions::default()
+        };
+        let found = match self.s3.get_opts(&key, head).await {
+            Ok(found) => found,
+            Err(err) if is_not_found(&err) => return Ok(None),
+            Err(err) => return Err(failed(format!("looking up blob {digest}"))(err)),
+        };
+        let is_location = matches!(
+            found.attributes.get(&Attribute::ContentType),
+            Some(value) if value.as_ref() == LOCATION_TYPE
+        );
+        let location = if is_location {
+            let bytes = self
+                .s3
+                .get(&key)
+                .await
+                .map_err(failed(format!("reading where blob {digest} is")))?
+                .bytes()
+                .await
+                .map_err(failed(format!("reading where blob {digest} is")))?;
+            let record: LocationRecord = serde_json::from_slice(&bytes)
+                .map_err(|e| StoreError::new(format!("reading where blob {digest} is"), e))?;
+            Location::At {
+                key: record.key,
+                size: record.size,
+            }
+        } else {
+            Location::Direct {
+                size: found.meta.size,
+            }
+        };
+        self.locations.insert(digest.clone(), location.clone());
+        Ok(Some(location))
+    }
+
+    /// The staged pieces' bytes, in order (they total less than a part).
+    pub(crate) async fn read_staged(
+        &self,
+        id: &str,
+        state: &UploadState,
+    ) -> StoreResult<Vec<Bytes>> {
+        let mut pieces = Vec::with_capacity(state.staged.len());
+        for key in state.staged_keys(&self.keys, id) {
+            let piece = self
+                .s3
+                .get(&key)
+                .await
+                .map_err(failed(format!("reading a staged piece of upload `{id}`")))?
+                .bytes()
+                .await
+                .map_err(failed(format!("reading a staged piece of upload `{id}`")))?;
+            pieces.push(piece);
+        }
+        Ok(pieces)
+    }
+
+    /// Completes the upload's multipart upload (its staged pieces as the last part) unless
+    /// that was done before; returns the completed object's size.
+    async fn complete(&self, id: &str, multipart: &str, state: &UploadState) -> StoreResult<u64> {
+        let key = self.keys.data(id);
+        match self.s3.head(&key).await {
+            Ok(meta) => return Ok(meta.size),
+            Err(err) if is_not_found(&err) => {}
+            Err(err) => return Err(failed(format!("looking up upload `{id}`"))(err)),
+        }
+        let mut parts = state.part_ids();
+        if !state.staged.is_empty() {
+            let chunks = self.read_staged(id, state).await?;
+            let payload: PutPayload = chunks.into_iter().collect();
+            let multipart = multipart.to_owned();
+            parts.push(
+                self.s3
+                    .put_part(&key, &multipart, parts.len(), payload)
+                    .await
+                    .map_err(failed(format!("uploading the last part of `{id}`")))?,
+            );
+        }
+        self.s3
+            .complete_multipart(&key, &multipart.to_owned(), parts)
+            .await
+            .map_err(failed(format!("completing upload `{id}`")))?;
+        Ok(state.len())
+    }
+
+    /// Deletes `keys`, those already gone included.
+    async fn delete_all(&self, keys: Vec<Path>, doing: &str) -> StoreResult<usize> {
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        let stream = futures_util::stream::iter(keys.into_iter().map(Ok)).boxed();
+        let mut deleted = self.s3.delete_stream(stream);
+        let mut count = 0;
+        while let Some(done) = deleted.next().await {
+            match done {
+                Ok(_) => count += 1,
+                Err(err) if is_not_found(&err) => {}
+                Err(err) => return Err(failed(doing.to_owned())(err)),
+            }
+        }
+        Ok(count)
+    }
+
+    /// Removes what upload `id` wrote: its multipart upload (open or completed) when
+    /// `with_data`, and its staged pieces.
+    async fn discard(&self, id: &str, state: &UploadState, with_data: bool) -> StoreResult<()> {
+        let mut keys = state.staged_keys(&self.keys, id);
+        if with_data && let Some(multipart) = &state.multipart {
+            let data = self.keys.data(id);
+            if let Err(err) = self.s3.abort_multipart(&data, multipart).await
+                && !is_not_found(&err)
+            {
+                // Completed already (then its object goes below) or gone: either way no
+                // part is left to pay for.
+                tracing::debug!(id, error = %err, "aborting a multipart upload");
+            }
+            keys.push(data);
+        }
+        self.delete_all(keys, &format!("removing upload `{id}`"))
+            .await
+            .map(|_| ())
+    }
+}
+
+/// A stream of `chunks`, then an end-of-file error when they hold fewer than `wanted` bytes.
+fn chunks_then_eof(chunks: Vec<Bytes>, held: u64, wanted: u64, what: String) -> ByteStream {
+    let mut left = wanted;
+    let mut out: Vec<std::io::Result<Bytes>> = Vec::new();
+    for mut chunk in chunks {
+        if left == 0 {
+            break;
+        }
+        if chunk.len() as u64 > left {
+            chunk.truncate(left as usize);
+        }
+        left -= chunk.len() as u64;
+        out.push(Ok(chunk));
+    }
+    if left > 0 {
+        out.push(Err(eof(&what, held, wanted)));
+    }
+    Box::pin(futures_util::stream::iter(out))
+}
+
+#[async_trait]
+impl BlobStore for S3BlobStore {
+    async fn stat(&self, digest: &Digest) -> StoreResult<Option<u64>> {
+        Ok(self.inner.locate(digest).await?.map(|l| l.size()))
+    }
+
+    async fn read(&self, digest: &Digest, start: u64, end: u64) -> StoreResult<ByteStream> {
+        let Some(location) = self.inner.locate(digest).await? else {
+            return Err(StoreError::of_kind(
+                StoreErrorKind::NotFound,
+                format!("reading blob {digest}"),
+                "no such blob",
+            ));
+        };
+        let size = location.size();
+        if end < start || end > size {
+            return Err(StoreError::new(
+                format!("reading blob {digest}"),
+                eof("the blob", size, end),
+            ));
+        }
+        if start == end {
+            return Ok(Box::pin(futures_util::stream::empty()));
+        }
+        let key = match &location {
+            Location::Direct { .. } => self.inner.keys.blob(digest),
+            Location::At { key, .. } => Path::from(key.as_str()),
+        };
+        let options = GetOptions {
+            range: Some(GetRange::Bounded(start..end)),
+            ..GetOptions::default()
+        };
+        let found = self
+            .inner
+            .s3
+            .get_opts(&key, options)
+            .await
+            .map_err(failed(format!("reading blob {digest}")))?;
+        Ok(Box::pin(found.into_stream().map_err(std::io::Error::other)))
+    }
+
+    async fn presigned_url(
+        &self,
+        digest: &Digest,
+        expires_in: Duration,
+    ) -> StoreResult<Option<String>> {
+        let Some(location) = self.inner.locate(digest).await? else {
+            return Ok(None);
+        };
+        let key = match &location {
+            Location::Direct { .. } => self.inner.keys.blob(digest),
+            Location::At { key, .. } => Path::from(key.as_str()),
+        };
+        let url = self
+            .inner
+            .s3
+            .signed_url(object_store::signer::Method::GET, &key, expires_in)
+            .await
+            .map_err(failed(format!("signing a URL for blob {digest}")))?;
+        Ok(Some(url.to_string()))
+    }
+
+    async fn upload_writer(
+        &self,
+        id: &str,
+        state: &[u8],
+        offset: u64,
+    ) -> StoreResult<Box<dyn UploadWriter>> {
+        check_id(id)?;
+        let state = UploadState::decode(id, state)?;
+        let held = state.len();
+        if offset > held {
+            return Err(StoreError::of_kind(
+                StoreErrorKind::NotFound,
+                format!("resuming upload `{id}` at byte {offset}"),
+                eof("the upload", held, offset),
+            ));
+        }
+        if offset < held {
+            return Err(StoreError::new(
+                format!("resuming upload `{id}` at byte {offset}"),
+                format!("its recorded state holds {held} bytes"),
+            ));
+        }
+        Ok(Box::new(S3UploadWriter::new(self.inner.clone(), id, state)))
+    }
+
+    async fn read_upload(&self, id: &str, state: &[u8], len: u64) -> StoreResult<ByteStream> {
+        check_id(id)?;
+        let state = UploadState::decode(id, state)?;
+        if let Some(multipart) = &state.multipart {
+            // Parts of an open multipart upload cannot be read: complete it (the commit that
+            // follows finds it completed).
+            let size = self.inner.complete(id, multipart, &state).await?;
+            let key = self.inner.keys.data(id);
+            let wanted = len.min(size);
+            let mut stream: ByteStream = if wanted == 0 {
+                Box::pin(futures_util::stream::empty())
+            } else {
+                let options = GetOptions {
+                    range: Some(GetRange::Bounded(0..wanted)),
+                    ..GetOptions::default()
+                };
+                let found = self
+                    .inner
+                    .s3
+                    .get_opts(&key, options)
+                    .await
+                    .map_err(failed(format!("reading upload `{id}`")))?;
+                Box::pin(found.into_stream().map_err(std::io::Error::other))
+            };
+            if size < len {
+                let what = format!("upload `{id}`");
+                stream = Box::pin(stream.chain(futures_util::stream::once(async move {
+                    Err(eof(&what, size, len))
+                })));
+            }
+            return Ok(stream);
+        }
+        if state.is_empty() && len > 0 {
+            return Err(StoreError::of_kind(
+                StoreErrorKind::NotFound,
+                format!("reading upload `{id}`"),
+                "the upload holds no bytes",
+            ));
+        }
+        let chunks = self.inner.read_staged(id, &state).await?;
+        Ok(chunks_then_eof(
+            chunks,
+            state.len(),
+            len,
+            format!("upload `{id}`"),
+        ))
+    }
+
+    async fn commit_upload(&self, id: &str, state: &[u8], digest: &Digest) -> StoreResult<()> {
+        check_id(id)?;
+        let state = UploadState::decode(id, state)?;
+        let inner = &self.inner;
+        if inner.locate(digest).await?.is_some() {
+            // Stored already (by another upload, or by this one before an interruption).
+            let ours = matches!(
+                inner.locations.get(digest),
+                Some(Location::At { key, .. }) if key == inner.keys.data(id).as_ref()
+            );
+            return inner.discard(id, &state, !ours).await;
+        }
+        let key = inner.keys.blob(digest);
+        let context = format!("committing upload `{id}` as blob {digest}");
+        let location = if let Some(multipart) = &state.multipart {
+            let size = inner.complete(id, multipart, &state).await?;
+            let data = inner.keys.data(id);
+            let record = serde_json::to_vec(&LocationRecord {
+                key: data.to_string(),
+                size,
+            })
+            .expect("a location serializes");
+            let mut attributes = Attributes::new();
+            attributes.insert(Attribute::ContentType, AttributeValue::from(LOCATION_TYPE));
+            let options = PutOptions {
+                attributes,
+                ..PutOptions::default()
+            };
+            inner
+                .s3
+                .put_opts(&key, record.into(), options)
+                .await
+                .map_err(failed(context))?;
+            Location::At {
+                key: data.to_string(),
+                size,
+            }
+        } else {
+            let staged = state.staged_keys(&inner.keys, id);
+            match staged.as_slice() {
+                [only] => {
+                    inner.s3.copy(only, &key).await.map_err(failed(context))?;
+                }
+                _ => {
+                    let chunks = inner.read_staged(id, &state).await?;
+                    let payload: PutPayload = chunks.into_iter().collect();
+                    inner.s3.put(&key, payload).await.map_err(failed(context))?;
+                }
+            }
+            Location::Direct { size: state.len() }
+        };
+        inner.locations.insert(digest.clone(), location);
+        inner.discard(id, &state, false).await
+    }
+
+    async fn abort_upload(&self, id: &str, state: &[u8]) -> StoreResult<()> {
+        check_id(id)?;
+        let state = UploadState::decode(id, state)?;
+        self.inner.discard(id, &state, true).await
+    }
+
+    async fn upload_len(&self, id: &str, state: &[u8]) -> StoreResult<Option<u64>> {
+        check_id(id)?;
+        let state = UploadState::decode(id, state)?;
+        if state.is_empty() {
+            return Ok(None);
+        }
+        // Staged pieces go oldest first when purged: the first one tells whether all are.
+        if let Some(first) = state.staged_keys(&self.inner.keys, id).first() {
+            match self.inner.s3.head(first).await {
+                Ok(_) => {}
+                Err(err) if is_not_found(&err) => return Ok(None),
+                Err(err) => return Err(failed(format!("measuring upload `{id}`"))(err)),
+            }
+        }
+        Ok(Some(state.len()))
+    }
+
+    async fn purge_uploads(&self, modified_before: Millis) -> StoreResult<usize> {
+        let uploads = self.inner.keys.uploads();
+        let old: Vec<Path> = self
+            .inner
+            .s3
+            .list(Some(&uploads))
+            .try_filter_map(|meta| async move {
+                Ok((meta.last_modified.timestamp_millis() < modified_before)
+                    .then_some(meta.location))
+            })
+            .try_collect()
+            .await
+            .map_err(failed("listing staged upload pieces"))?;
+        self.inner
+            .delete_all(old, "purging staged upload pieces")
+            .await
+    }
+
+    async fn probe(&self) -> StoreResult<()> {
+        match self.inner.s3.head(&self.inner.keys.probe()).await {
+            Ok(_) => Ok(()),
+            Err(err) if is_not_found(&err) => Ok(()),
+            Err(err) => Err(failed("probing the S3 bucket")(err)),
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! An upload's state as this store records it with the upload's session: the multipart
+//! upload its parts went to, those parts, and the staged pieces too small to be a part yet.
+
+use object_store::multipart::PartId;
+use object_store::path::Path;
+use serde::{Deserialize, Serialize};
+
+use berth_core::StoreError;
+
+/// One uploaded part: the ETag S3 answered and the bytes it holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Part {
+    /// What completing the multipart upload names the part by.
+    pub etag: String,
+    /// Its length.
+    pub len: u64,
+}
+
+/// What the store knows of an upload between requests. Bytes go, in order: every part, then
+/// every staged piece. Staged pieces are objects of their own (`uploads/{id}/{start}`) holding
+/// the bytes of requests that did not fill a part; they are folded into the next part.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct UploadState {
+    /// The multipart upload (to `data/{id}`), once the upload's bytes filled a part.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multipart: Option<String>,
+    /// The parts uploaded so far, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<Part>,
+    /// The lengths of the staged pieces after the parts, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub staged: Vec<u64>,
+}
+
+impl UploadState {
+    /// Reads recorded state; empty is a new upload.
+    pub fn decode(id: &str, state: &[u8]) -> Result<Self, StoreError> {
+        if state.is_empty() {
+            return Ok(UploadState::default());
+        }
+        serde_json::from_slice(state)
+            .map_err(|e| StoreError::new(format!("reading the state of upload `{id}`"), e))
+    }
+
+    /// The state to record: empty for an upload that holds nothing.
+    pub fn encode(&self) -> Vec<u8> {
+        if *self == UploadState::default() {
+            return Vec::new();
+        }
+        serde_json::to_vec(self).expect("upload state serializes")
+    }
+
+    /// Bytes in parts.
+    pub fn parts_len(&self) -> u64 {
+        self.parts.iter().map(|p| p.len).sum()
+    }
+
+    /// Bytes in staged pieces.
+    pub fn staged_len(&self) -> u64 {
+        self.staged.iter().sum()
+    }
+
+    /// Every byte the upload holds.
+    pub fn len(&self) -> u64 {
+        self.parts_len() + self.staged_len()
+    }
+
+    /// Whether the upload holds no bytes and has no multipart upload open.
+    pub fn is_empty(&self) -> bool {
+        *self == UploadState::default()
+    }
+
+    /// The keys of the staged pieces, in order.
+    pub fn staged_keys(&self, keys: &super::Keys, id: &str) -> Vec<Path> {
+        let mut start = self.parts_len();
+        self.staged
+            .iter()
+            .map(|len| {
+                let key = keys.staged(id, start);
+                start += len;
+                key
+            })
+            .collect()
+    }
+
+    /// The part ids to complete the multipart upload with.
+    pub fn part_ids(&self) -> Vec<PartId> {
+        self.parts
+            .iter()
+            .map(|p| PartId {
+                content_id: p.etag.clone(),
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_state_is_no_bytes_and_round_trips() {
+        assert_eq!(
+            UploadState::decode("u", &[]).unwrap(),
+            UploadState::default()
+        );
+        assert!(UploadState::default().encode().is_empty());
+        let state = UploadState {
+            multipart: Some("mp".into()),
+            parts: vec![Part {
+                etag: "\"e1\"".into(),
+                len: 8,
+            }],
+            staged: vec![3, 2],
+        };
+        assert_eq!(state.len(), 13);
+        let back = UploadState::decode("u", &state.encode()).unwrap();
+        assert_eq!(back, state);
+        assert!(UploadState::decode("u", b"not json").is_err());
+    }
+
+    #[test]
+    fn staged_keys_start_where_the_bytes_before_them_end() {
+        let keys = super::super::Keys::new("p");
+        let state = UploadState {
+            multipart: Some("mp".into()),
+            parts: vec![Part {
+                etag: "e".into(),
+                len: 10,
+            }],
+            staged: vec![3, 2],
+        };
+        let names: Vec<String> = state
+            .staged_keys(&keys, "u")
+            .iter()
+            .map(|p| p.to_string())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "p/uploads/u/00000000000000000010",
+                "p/uploads/u/00000000000000000013"
+            ]
+        );
+    }
+}

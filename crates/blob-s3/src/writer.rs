@@ -1,0 +1,160 @@
+//! Receiving one request's bytes: whole parts go to the upload's multipart upload as they
+//! fill (two in flight at most), and what is left at the end is staged as an object of its
+//! own, to be folded into the next part.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use berth_core::StoreError;
+use berth_core::ports::{StoreResult, UploadProgress, UploadWriter};
+use bytes::{Bytes, BytesMut};
+use object_store::multipart::{MultipartStore, PartId};
+use object_store::{ObjectStoreExt, PutPayload};
+use tokio::task::JoinHandle;
+
+use crate::state::{Part, UploadState};
+use crate::{Inner, MIN_PART, PART, failed};
+
+/// Parts being uploaded at once by one writer: one goes out while the next fills.
+const PARTS_IN_FLIGHT: usize = 2;
+
+/// A part on its way: its length and the task uploading it.
+type Pending = (u64, JoinHandle<Result<PartId, object_store::Error>>);
+
+pub(crate) struct S3UploadWriter {
+    inner: Arc<Inner>,
+    id: String,
+    state: UploadState,
+    buf: BytesMut,
+    pending: VecDeque<Pending>,
+    /// The multipart upload this writer opened (not one recorded before): aborted if the
+    /// writer is dropped unfinished, since nothing recorded names it.
+    opened: Option<String>,
+}
+
+impl S3UploadWriter {
+    pub(crate) fn new(inner: Arc<Inner>, id: &str, state: UploadState) -> Self {
+        S3UploadWriter {
+            inner,
+            id: id.to_owned(),
+            state,
+            buf: BytesMut::new(),
+            pending: VecDeque::new(),
+            opened: None,
+        }
+    }
+
+    async fn multipart(&mut self) -> StoreResult<String> {
+        if let Some(id) = &self.state.multipart {
+            return Ok(id.clone());
+        }
+        let key = self.inner.keys.data(&self.id);
+        let id = self
+            .inner
+            .s3
+            .create_multipart(&key)
+            .await
+            .map_err(failed(format!(
+                "starting the multipart upload of `{}`",
+                self.id
+            )))?;
+        self.state.multipart = Some(id.clone());
+        self.opened = Some(id.clone());
+        Ok(id)
+    }
+
+    /// Sends the staged pieces and the buffer as the next part.
+    async fn send_part(&mut self) -> StoreResult<()> {
+        let multipart = self.multipart().await?;
+        let mut chunks = self.inner.read_staged(&self.id, &self.state).await?;
+        chunks.push(self.buf.split().freeze());
+        let len = chunks.iter().map(|c| c.len() as u64).sum();
+        self.state.staged.clear();
+        while self.pending.len() >= PARTS_IN_FLIGHT {
+            self.settle_oldest().await?;
+        }
+        let index = self.state.parts.len() + self.pending.len();
+        let inner = self.inner.clone();
+        let key = inner.keys.data(&self.id);
+        let payload: PutPayload = chunks.into_iter().collect();
+        let task =
+            tokio::spawn(async move { inner.s3.put_part(&key, &multipart, index, payload).await });
+        self.pending.push_back((len, task));
+        Ok(())
+    }
+
+    async fn settle_oldest(&mut self) -> StoreResult<()> {
+        let Some((len, task)) = self.pending.pop_front() else {
+            return Ok(());
+        };
+        let context = format!("uploading a part of `{}`", self.id);
+        let part = task
+            .await
+            .map_err(|e| StoreError::new(context.clone(), e))?
+            .map_err(failed(context))?;
+        self.state.parts.push(Part {
+            etag: part.content_id,
+            len,
+        });
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl UploadWriter for S3UploadWriter {
+    async fn write(&mut self, chunk: Bytes) -> StoreResult<()> {
+        // Copied: the caller's chunk counts against its in-flight budget until dropped, and a
+        // part may wait here for the next request's bytes.
+        self.buf.extend_from_slice(&chunk);
+        if self.state.staged_len() + self.buf.len() as u64 >= PART {
+            self.send_part().await?;
+        }
+        Ok(())
+    }
+
+    async fn finish(mut self: Box<Self>) -> StoreResult<UploadProgress> {
+        if !self.buf.is_empty() && self.state.staged_len() + self.buf.len() as u64 >= MIN_PART {
+            self.send_part().await?;
+        }
+        while !self.pending.is_empty() {
+            self.settle_oldest().await?;
+        }
+        if !self.buf.is_empty() {
+            let key = self.inner.keys.staged(&self.id, self.state.len());
+            let piece = self.buf.split().freeze();
+            let len = piece.len() as u64;
+            self.inner
+                .s3
+                .put(&key, piece.into())
+                .await
+                .map_err(failed(format!("staging the tail of upload `{}`", self.id)))?;
+            self.state.staged.push(len);
+        }
+        self.opened = None;
+        Ok(UploadProgress {
+            len: self.state.len(),
+            state: self.state.encode(),
+        })
+    }
+}
+
+impl Drop for S3UploadWriter {
+    fn drop(&mut self) {
+        for (_, task) in self.pending.drain(..) {
+            task.abort();
+        }
+        let (Some(multipart), Ok(runtime)) =
+            (self.opened.take(), tokio::runtime::Handle::try_current())
+        else {
+            return;
+        };
+        let inner = self.inner.clone();
+        let key = inner.keys.data(&self.id);
+        runtime.spawn(async move {
+            if let Err(err) = inner.s3.abort_multipart(&key, &multipart).await {
+                tracing::warn!(%key, error = %err, "aborting an unfinished multipart upload failed; a bucket lifecycle rule for incomplete multipart uploads reclaims it");
+            }
+        });
+    }
+}

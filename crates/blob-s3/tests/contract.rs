@@ -1,0 +1,141 @@
+//! The blob contract (`berth_testkit::blobs`) on the test Garage cluster (three nodes,
+//! replication 3), each clause under a key prefix of its own; and what only the S3 store has:
+//! where its objects go, presigned URLs, and the errors its settings get.
+
+use berth_blob_s3::{LOCATION_TYPE, OpenError, S3BlobStore, S3Settings};
+use berth_core::Digest;
+use berth_core::ports::BlobStore;
+use berth_testkit::blobs::{collect, pattern, push, write_parts};
+use berth_testkit::services::s3_service;
+
+fn settings(prefix: &str) -> S3Settings {
+    let s3 = s3_service();
+    S3Settings {
+        bucket: s3.bucket,
+        prefix: prefix.to_owned(),
+        endpoint: Some(s3.endpoint),
+        region: s3.region,
+        access_key_id: s3.key_id,
+        secret_access_key: s3.secret,
+    }
+}
+
+/// A store under a fresh prefix of the shared test bucket.
+async fn store() -> S3BlobStore {
+    let prefix = format!("contract-{}", uuid::Uuid::new_v4().simple());
+    S3BlobStore::open(&settings(&prefix)).await.unwrap()
+}
+
+/// [`store`] as the contract's stamp takes it (nothing to keep beside the store).
+async fn open() -> ((), S3BlobStore) {
+    ((), store().await)
+}
+
+berth_testkit::blob_contract!(s3, open);
+
+/// A client with the same credentials but no prefix, to look at the objects themselves.
+async fn raw_get(url: &str) -> (u16, Vec<u8>) {
+    let response = reqwest::get(url).await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.bytes().await.unwrap().to_vec())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_blob_is_read_where_its_upload_wrote_it_and_served_by_presigned_urls() {
+    let store = store().await;
+    let data = pattern(9 << 20, 3);
+    let (digest, _) = push(&store, "large", &data).await;
+    // A second store (another node) finds it through the location record.
+    let prefix = format!("{:?}", store);
+    assert!(prefix.contains("contract-"), "{prefix}");
+    let url = store
+        .presigned_url(&digest, std::time::Duration::from_secs(60))
+        .await
+        .unwrap()
+        .expect("S3 presigns");
+    assert!(
+        url.contains("/data/large"),
+        "large blobs are served from their upload's object: {url}"
+    );
+    let (status, body) = raw_get(&url).await;
+    assert_eq!(status, 200);
+    assert!(body == data, "the presigned URL serves the blob");
+    // A small blob is its own object.
+    let (small, _) = push(&store, "small", b"tiny").await;
+    let url = store
+        .presigned_url(&small, std::time::Duration::from_secs(60))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        url.contains(&format!("/blobs/sha256/{}", small.hex())),
+        "{url}"
+    );
+    assert_eq!(raw_get(&url).await, (200, b"tiny".to_vec()));
+    let missing = Digest::sha256(b"never pushed");
+    assert_eq!(
+        store
+            .presigned_url(&missing, std::time::Duration::from_secs(60))
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(LOCATION_TYPE.contains("location"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_node_goes_on_with_an_upload_and_reads_its_blob() {
+    let prefix = format!("nodes-{}", uuid::Uuid::new_v4().simple());
+    let one = S3BlobStore::open(&settings(&prefix)).await.unwrap();
+    let two = S3BlobStore::open(&settings(&prefix)).await.unwrap();
+    let data = pattern(11 << 20, 5);
+    let first = write_parts(&one, "shared", &[], 0, &[&data[..6 << 20]]).await;
+    let second = write_parts(&two, "shared", &first.state, first.len, &[&data[6 << 20..]]).await;
+    assert_eq!(second.len, data.len() as u64);
+    let digest = Digest::sha256(&data);
+    one.commit_upload("shared", &second.state, &digest)
+        .await
+        .unwrap();
+    // Node two never saw the commit: it finds the blob in the bucket.
+    assert_eq!(two.stat(&digest).await.unwrap(), Some(data.len() as u64));
+    let read = collect(two.read(&digest, 0, data.len() as u64).await.unwrap()).await;
+    assert!(read == data);
+}
+
+#[tokio::test]
+async fn wrong_credentials_and_unreachable_endpoints_are_named_at_open() {
+    let mut wrong = settings("x");
+    wrong.secret_access_key = "not-the-secret".into();
+    let err = S3BlobStore::open(&wrong).await.unwrap_err();
+    assert!(matches!(err, OpenError::Refused { .. }), "{err:?}");
+    assert!(err.to_string().contains("s3_secret_access_key"), "{err}");
+    assert!(!err.to_string().contains("not-the-secret"), "{err}");
+    assert!(!format!("{wrong:?}").contains("not-the-secret"));
+
+    let mut bucket = settings("x");
+    bucket.bucket = "no-such-bucket".into();
+    let err = S3BlobStore::open(&bucket).await.unwrap_err();
+    assert!(err.to_string().contains("no-such-bucket"), "{err}");
+
+    let mut away = settings("x");
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    away.endpoint = Some(format!("http://127.0.0.1:{port}"));
+    let began = std::time::Instant::now();
+    let err = S3BlobStore::open(&away).await.unwrap_err();
+    assert!(matches!(err, OpenError::Unreachable { .. }), "{err:?}");
+    assert!(err.to_string().contains("s3_endpoint"), "{err}");
+    assert!(
+        began.elapsed() < std::time::Duration::from_secs(60),
+        "gives up in time"
+    );
+
+    let mut unset = settings("x");
+    unset.access_key_id.clear();
+    let err = S3BlobStore::open(&unset).await.unwrap_err();
+    assert!(err.to_string().starts_with("s3_access_key_id"), "{err}");
+}
