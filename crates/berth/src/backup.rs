@@ -50,8 +50,14 @@ pub fn local_stores(config: &Config) -> anyhow::Result<(PathBuf, PathBuf)> {
              database's point-in-time recovery) and the blob store with its own tools"
         ),
     };
-    let BlobStoreUrl::File(blobs) = blobs;
-    Ok((database, blobs))
+    match blobs {
+        BlobStoreUrl::File(blobs) => Ok((database, blobs)),
+        BlobStoreUrl::S3(s3) => anyhow::bail!(
+            "berth backup and restore work on the embedded setup; this configuration keeps blobs \
+             in the S3 bucket `{}`: back it up with the object store's own tools",
+            s3.bucket
+        ),
+    }
 }
 
 /// The file the backup holds the database in.

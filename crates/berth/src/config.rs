@@ -29,9 +29,30 @@ pub struct Config {
     /// Connections a node keeps to PostgreSQL at most (`BERTH_DATABASE_POOL_SIZE`); ignored
     /// for SQLite.
     pub database_pool_size: u32,
-    /// Where blobs live (`BERTH_BLOB_STORE`): `file:<directory>`. Default: `data_dir`.
+    /// Where blobs live (`BERTH_BLOB_STORE`): `file:<directory>`, or `s3://<bucket>` (with
+    /// an optional `/<key prefix>`) for an S3-compatible object store every node shares (see
+    /// the `s3_*` settings). Default: `data_dir`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blob_store: Option<String>,
+    /// The S3 endpoint of an `s3://` blob store (`BERTH_S3_ENDPOINT`), e.g.
+    /// `http://127.0.0.1:3900` for Garage. Unset: AWS S3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3_endpoint: Option<String>,
+    /// The S3 region (`BERTH_S3_REGION`; Garage's is `garage`).
+    pub s3_region: String,
+    /// The S3 access key id (`BERTH_S3_ACCESS_KEY_ID`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3_access_key_id: Option<String>,
+    /// The S3 secret access key (`BERTH_S3_SECRET_ACCESS_KEY`); never printed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3_secret_access_key: Option<Secret>,
+    /// Blob GETs answer `307` to a presigned URL of the blob store instead of streaming the
+    /// bytes through Berth (`BERTH_BLOB_REDIRECT`; S3 only; default off). Clients follow it;
+    /// the URL expires after `blob_redirect_secs`.
+    pub blob_redirect: bool,
+    /// How long a redirect's presigned URL is valid (`BERTH_BLOB_REDIRECT_SECS`; default 5
+    /// minutes).
+    pub blob_redirect_secs: u64,
     /// Log filter in `tracing` syntax, e.g. `info` or `berth=debug` (`BERTH_LOG`).
     pub log: String,
     /// How log lines are written (`BERTH_LOG_FORMAT`): `text` for people, `json` for one JSON
@@ -43,7 +64,7 @@ pub struct Config {
     /// Bearer token `/metrics` requires (`BERTH_METRICS_TOKEN`). Unset: the metrics are
     /// served to anyone who reaches the listener.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub metrics_token: Option<MetricsToken>,
+    pub metrics_token: Option<Secret>,
     /// Time every metadata and blob store operation into
     /// `berth_store_operation_duration_seconds` (`BERTH_METRICS_STORE_TIMINGS`; default off:
     /// it creates a span per store call, measured at a few per cent of a manifest GET).
@@ -178,6 +199,12 @@ impl Default for Config {
             database_url: None,
             database_pool_size: crate::stores::DEFAULT_POOL_SIZE,
             blob_store: None,
+            s3_endpoint: None,
+            s3_region: "us-east-1".into(),
+            s3_access_key_id: None,
+            s3_secret_access_key: None,
+            blob_redirect: false,
+            blob_redirect_secs: 300,
             log: "info".into(),
             log_format: LogFormat::Text,
             metrics: true,
@@ -248,14 +275,14 @@ impl std::fmt::Debug for DatabaseUrlSetting {
     }
 }
 
-/// The `/metrics` bearer token; its `Debug` does not show it.
+/// A secret setting (the `/metrics` token, the S3 secret key); its `Debug` does not show it.
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct MetricsToken(pub String);
+pub struct Secret(pub String);
 
-impl std::fmt::Debug for MetricsToken {
+impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("MetricsToken(<redacted>)")
+        f.write_str("<redacted>")
     }
 }
 
@@ -324,7 +351,20 @@ impl Config {
             None => DatabaseUrl::default_in(&self.data_dir),
         };
         let blobs = match &self.blob_store {
-            Some(url) => BlobStoreUrl::parse(url)?,
+            Some(url) => match BlobStoreUrl::parse(url)? {
+                BlobStoreUrl::S3(mut s3) => {
+                    s3.endpoint = self.s3_endpoint.clone();
+                    s3.region = self.s3_region.clone();
+                    s3.access_key_id = self.s3_access_key_id.clone().unwrap_or_default();
+                    s3.secret_access_key = self
+                        .s3_secret_access_key
+                        .as_ref()
+                        .map(|s| s.0.clone())
+                        .unwrap_or_default();
+                    BlobStoreUrl::S3(s3)
+                }
+                file => file,
+            },
             None => BlobStoreUrl::default_in(&self.data_dir),
         };
         Ok((database, blobs))
@@ -524,11 +564,14 @@ mod tests {
         let config = Config {
             database_url: Some(DatabaseUrlSetting("sqlite:x".into())),
             blob_store: Some("file:x".into()),
+            s3_endpoint: Some("http://s3".into()),
+            s3_access_key_id: Some("k".into()),
+            s3_secret_access_key: Some(Secret("s".into())),
             external_url: Some("https://x".into()),
             tls_cert: Some("cert.pem".into()),
             tls_key: Some("key.pem".into()),
             plain_listen: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 9000))),
-            metrics_token: Some(MetricsToken("t".into())),
+            metrics_token: Some(Secret("t".into())),
             ..Config::default()
         };
         match Serialized::defaults(config).data() {

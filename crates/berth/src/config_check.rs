@@ -25,7 +25,7 @@ pub enum ConfigCommand {
 }
 
 /// Settings whose values are secrets: printed as `"<redacted>"`.
-const SECRETS: &[&str] = &["metrics_token"];
+const SECRETS: &[&str] = &["metrics_token", "s3_secret_access_key"];
 
 /// Settings that are URLs which may carry a password (`scheme://user:password@host`): the
 /// password is redacted.

@@ -19,7 +19,15 @@ use crate::stores::{BlobStoreUrl, DatabaseUrl};
 /// Checks the data `config` names; an error listing each problem when there are any.
 pub async fn fsck(config: &Config) -> anyhow::Result<()> {
     let (database, blob_store) = config.store_urls()?;
-    let BlobStoreUrl::File(blob_root) = blob_store;
+    let blob_root = match blob_store {
+        BlobStoreUrl::File(root) => root,
+        BlobStoreUrl::S3(s3) => anyhow::bail!(
+            "berth fsck checks blobs in a file blob store; this configuration keeps them in the \
+             S3 bucket `{}`, which fsck does not read yet. The object store's own tools check \
+             its objects; `berth fsck` with a file blob store checks the records",
+            s3.bucket
+        ),
+    };
     // The records, read from whichever database holds them (SQLite beside a running server,
     // or the PostgreSQL database every node shares).
     let (records, links, manifests) = match &database {

@@ -32,7 +32,7 @@ use berth_http::origin::TrustedProxies;
 use clap::{Parser, Subcommand};
 
 use config::{Config, Overrides};
-use stores::{Opener, Stores};
+use stores::{BlobStoreUrl, Opener, Stores};
 
 /// Berth: a self-hosted OCI container registry.
 #[derive(Parser)]
@@ -175,6 +175,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     // only right when no other process can be holding them. Held until the process exits.
     let _lock = lock_data_dir(&config.data_dir)?;
     let (database, blob_store) = config.store_urls()?;
+    anyhow::ensure!(
+        !config.blob_redirect || matches!(blob_store, BlobStoreUrl::S3(_)),
+        "blob_redirect is on, but blobs are in a file blob store, which has no URLs to redirect \
+         to: turn blob_redirect off, or keep blobs in S3 (blob_store = \"s3://<bucket>\")"
+    );
     let node = node_name(&config.data_dir)?;
     let stores = Stores::open(&database, &blob_store, Opener::Server { node }).await?;
     // Nodes sharing PostgreSQL share the key through it; alone, it is a file.
@@ -194,6 +199,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             sessions: config.max_uploads_per_account,
             bytes: config.max_upload_bytes_per_account,
         });
+    if config.blob_redirect {
+        registry = registry.with_blob_redirect(Duration::from_secs(config.blob_redirect_secs));
+    }
     // On PostgreSQL a manifest read is a round trip to another process: remember them (as
     // long as the access cache remembers its facts), forgotten on every node's change.
     if let Some(shared) = &stores.postgres

@@ -54,6 +54,9 @@ pub const DEFAULT_POOL_SIZE: u32 = 16;
 pub enum BlobStoreUrl {
     /// `file:<path>`: a directory on this machine.
     File(PathBuf),
+    /// `s3://<bucket>[/<prefix>]`: a bucket every node shares (endpoint, region and keys from
+    /// the `s3_*` settings; the secret hidden from `Debug`).
+    S3(berth_blob_s3::S3Settings),
 }
 
 /// The part of a URL before its first `:`, and the rest.
@@ -129,14 +132,28 @@ impl BlobStoreUrl {
             Some(("file", _)) => anyhow::bail!(
                 "the blob_store setting `{url}` names no directory; write file:<path>, e.g. file:/var/lib/berth"
             ),
-            Some(("s3", _)) => anyhow::bail!(
-                "the blob_store setting names an S3 bucket, and this build of Berth has no S3 backend; use file:<directory> (the default: data_dir)"
-            ),
+            Some(("s3", rest)) => {
+                let path = rest.strip_prefix("//").unwrap_or_default();
+                let (bucket, prefix) = path.split_once('/').unwrap_or((path, ""));
+                if bucket.is_empty() {
+                    anyhow::bail!(
+                        "the blob_store setting `{url}` names no bucket; write s3://<bucket> or s3://<bucket>/<key prefix>"
+                    );
+                }
+                Ok(BlobStoreUrl::S3(berth_blob_s3::S3Settings {
+                    bucket: bucket.to_owned(),
+                    prefix: prefix.trim_matches('/').to_owned(),
+                    endpoint: None,
+                    region: String::new(),
+                    access_key_id: String::new(),
+                    secret_access_key: String::new(),
+                }))
+            }
             Some((other, _)) => anyhow::bail!(
-                "the blob_store setting has the unknown scheme `{other}:`; use file:<directory> (the default: data_dir)"
+                "the blob_store setting has the unknown scheme `{other}:`; use file:<directory> (the default: data_dir) or s3://<bucket>"
             ),
             None => anyhow::bail!(
-                "the blob_store setting `{url}` is not a URL; write file:<directory> (the default: data_dir)"
+                "the blob_store setting `{url}` is not a URL; write file:<directory> (the default: data_dir) or s3://<bucket>"
             ),
         }
     }
@@ -241,6 +258,13 @@ impl Stores {
                 berth_blob::FsBlobStore::open(dir)
                     .with_context(|| format!("opening the blob store in {}", dir.display()))?,
             ),
+            BlobStoreUrl::S3(settings) => Arc::new(
+                berth_blob_s3::S3BlobStore::open(settings)
+                    .await
+                    .with_context(|| {
+                        format!("opening the S3 blob store s3://{}", settings.bucket)
+                    })?,
+            ),
         };
         Ok(Stores {
             metadata,
@@ -304,9 +328,16 @@ mod tests {
             BlobStoreUrl::parse("file:/srv/blobs").unwrap(),
             BlobStoreUrl::File("/srv/blobs".into())
         );
-        let missing = BlobStoreUrl::parse("s3://bucket").unwrap_err().to_string();
+        let BlobStoreUrl::S3(s3) = BlobStoreUrl::parse("s3://bucket/some/prefix/").unwrap() else {
+            panic!("an s3 URL")
+        };
+        assert_eq!(
+            (s3.bucket.as_str(), s3.prefix.as_str()),
+            ("bucket", "some/prefix")
+        );
+        let missing = BlobStoreUrl::parse("s3://").unwrap_err().to_string();
         assert!(
-            missing.contains("blob_store") && missing.contains("S3"),
+            missing.contains("blob_store") && missing.contains("no bucket"),
             "{missing}"
         );
         let unknown = BlobStoreUrl::parse("gcs://bucket").unwrap_err().to_string();

@@ -61,7 +61,7 @@ pub(crate) const MIN_PART: u64 = 5 << 20;
 const LOCATIONS_CACHED: usize = 100_000;
 
 /// How to reach the bucket. The secret is kept out of `Debug`.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct S3Settings {
     /// The bucket.
     pub bucket: String,

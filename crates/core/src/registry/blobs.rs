@@ -39,6 +39,11 @@ impl ByteRange {
 
 /// What a blob read serves.
 pub enum BlobRead {
+    /// Elsewhere: a URL of the blob store serving it (ranges included) until it expires.
+    Redirect {
+        /// The URL.
+        url: String,
+    },
     /// The whole blob.
     Whole {
         /// Blob size.
@@ -88,6 +93,11 @@ impl Registry {
         range: Option<ByteRange>,
     ) -> Result<BlobRead> {
         let size = self.blob_size(repo, digest).await?;
+        if let Some(expires_in) = self.blob_redirect
+            && let Some(url) = self.blobs.presigned_url(digest, expires_in).await?
+        {
+            return Ok(BlobRead::Redirect { url });
+        }
         let Some(range) = range else {
             let stream = self.blobs.read(digest, 0, size).await?;
             return Ok(BlobRead::Whole { size, stream });

@@ -37,6 +37,9 @@ pub struct Registry {
     in_flight: Arc<tokio::sync::Semaphore>,
     /// Manifest reads remembered (nodes on PostgreSQL); `None`: every read asks the store.
     manifest_cache: Option<Arc<ManifestCache>>,
+    /// Blob GETs answer a redirect to a URL of the blob store valid this long, when it has
+    /// such URLs (see [`BlobStore::presigned_url`]); `None`: Berth serves the bytes.
+    blob_redirect: Option<std::time::Duration>,
 }
 
 impl Registry {
@@ -49,7 +52,15 @@ impl Registry {
             upload_limits: UploadLimits::default(),
             in_flight: Arc::new(tokio::sync::Semaphore::new(uploads::IN_FLIGHT)),
             manifest_cache: None,
+            blob_redirect: None,
         }
+    }
+
+    /// The same registry, answering blob GETs with a redirect to a URL of the blob store
+    /// that expires after `expires_in` (for stores that have such URLs).
+    pub fn with_blob_redirect(mut self, expires_in: std::time::Duration) -> Self {
+        self.blob_redirect = Some(expires_in);
+        self
     }
 
     /// The same registry, remembering manifest reads in `cache`.

@@ -35,6 +35,13 @@ pub async fn get(
         .header("docker-content-digest", digest_header)
         .header(header::ETAG, format!("\"{digest}\""));
     let response = match read {
+        // The client follows it, sending its Range there; the URL carries its own expiry.
+        BlobRead::Redirect { url } => Response::builder()
+            .status(StatusCode::TEMPORARY_REDIRECT)
+            .header(header::LOCATION, url)
+            .header("docker-content-digest", digest.as_str())
+            .header(header::CONTENT_LENGTH, 0)
+            .body(Body::empty()),
         BlobRead::Whole { size, stream } => builder
             .status(StatusCode::OK)
             .header(header::CONTENT_LENGTH, size)
