@@ -90,55 +90,86 @@ impl PgMetadataStore {
     /// A reading that changes whenever access data changed anywhere: every node's writes,
     /// `berth admin`, or SQL by hand (the triggers notify on commit). For the access cache
     /// ([`berth_core::access::AccessCache`]), which forgets what it read when the reading
-    /// changes. Listens on a connection of its own, reconnecting when it drops; while it
-    /// is not listening (notifications may be lost) every reading differs, so the cache
-    /// serves nothing it cannot vouch for.
+    /// changes. The node listens on one connection of its own for both channels,
+    /// reconnecting when it drops; while it is not listening (notifications may be lost)
+    /// every reading differs, so the cache serves nothing it cannot vouch for.
     pub async fn access_changes(&self) -> Result<ChangeSignal, StoreError> {
-        self.changes(ACCESS_CHANNEL).await
+        let heard = self.heard().await?;
+        Ok(signal(heard, |h| &h.access))
     }
 
     /// A reading that changes whenever any node moved a tag or deleted, restored or purged a
     /// manifest: for the manifest cache ([`berth_core::registry::ManifestCache`]), as
     /// [`PgMetadataStore::access_changes`] is for the access cache.
     pub async fn registry_changes(&self) -> Result<ChangeSignal, StoreError> {
-        self.changes(REGISTRY_CHANNEL).await
+        let heard = self.heard().await?;
+        Ok(signal(heard, |h| &h.registry))
     }
 
-    /// A reading that changes with every notification on `channel` (see
-    /// [`PgMetadataStore::access_changes`]).
-    async fn changes(&self, channel: &str) -> Result<ChangeSignal, StoreError> {
-        let pool = PgPoolOptions::new()
-            .max_connections(1)
-            .max_lifetime(None)
-            .idle_timeout(None)
-            .acquire_timeout(Duration::from_secs(5))
-            .connect_lazy_with(self.connect.clone());
-        let mut listener = PgListener::connect_with(&pool)
+    /// The node's one listening connection, started by the first caller.
+    async fn heard(&self) -> Result<Arc<Heard>, StoreError> {
+        self.heard
+            .get_or_try_init(|| async {
+                let pool = PgPoolOptions::new()
+                    .max_connections(1)
+                    .max_lifetime(None)
+                    .idle_timeout(None)
+                    .acquire_timeout(Duration::from_secs(5))
+                    .connect_lazy_with(self.connect.clone());
+                let mut listener = PgListener::connect_with(&pool)
+                    .await
+                    .map_err(failed("connecting to listen for other nodes' changes"))?;
+                listener
+                    .listen_all([ACCESS_CHANNEL, REGISTRY_CHANNEL])
+                    .await
+                    .map_err(failed("listening for other nodes' changes"))?;
+                let heard = Arc::new(Heard {
+                    access: AtomicU64::new(0),
+                    registry: AtomicU64::new(0),
+                    listening: AtomicBool::new(true),
+                });
+                tokio::spawn(listen(listener, heard.clone()));
+                Ok(heard)
+            })
             .await
-            .map_err(failed(format!("connecting to listen on {channel}")))?;
-        listener
-            .listen(channel)
-            .await
-            .map_err(failed(format!("listening on {channel}")))?;
-        let changes = Arc::new(AtomicU64::new(0));
-        let listening = Arc::new(AtomicBool::new(true));
-        tokio::spawn(listen(listener, changes.clone(), listening.clone()));
-        Ok(Arc::new(move || {
-            if listening.load(Ordering::Acquire) {
-                changes.load(Ordering::Acquire)
-            } else {
-                changes.fetch_add(1, Ordering::AcqRel) + 1
-            }
-        }))
+            .cloned()
     }
 }
 
-/// Counts notifications into `changes` until the process ends; marks `listening` false while
+/// What the listening connection heard: a count per channel, and whether it is listening.
+#[derive(Debug)]
+pub(crate) struct Heard {
+    access: AtomicU64,
+    registry: AtomicU64,
+    listening: AtomicBool,
+}
+
+impl Heard {
+    /// Anything may have changed (the connection dropped or came back): every count moves.
+    fn all_changed(&self) {
+        self.access.fetch_add(1, Ordering::AcqRel);
+        self.registry.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+/// A reading of one channel's count that differs on every read while not listening.
+fn signal(heard: Arc<Heard>, count: fn(&Heard) -> &AtomicU64) -> ChangeSignal {
+    Arc::new(move || {
+        let changes = count(&heard);
+        if heard.listening.load(Ordering::Acquire) {
+            changes.load(Ordering::Acquire)
+        } else {
+            changes.fetch_add(1, Ordering::AcqRel) + 1
+        }
+    })
+}
+
+/// Counts notifications into `heard` until the process ends; marks it not listening while
 /// the connection is down (and counts its loss and its return: anything may have changed in
 /// between).
-async fn listen(mut listener: PgListener, changes: Arc<AtomicU64>, listening: Arc<AtomicBool>) {
+async fn listen(mut listener: PgListener, heard: Arc<Heard>) {
     loop {
-        if !listening.load(Ordering::Acquire) {
+        if !heard.listening.load(Ordering::Acquire) {
             // Reconnects and listens again if needed.
             if sqlx::query("SELECT 1")
                 .execute(&mut listener)
@@ -148,24 +179,29 @@ async fn listen(mut listener: PgListener, changes: Arc<AtomicU64>, listening: Ar
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;
             }
-            listening.store(true, Ordering::Release);
-            changes.fetch_add(1, Ordering::AcqRel);
+            heard.listening.store(true, Ordering::Release);
+            heard.all_changed();
             tracing::info!("listening for other nodes' changes again");
         }
         match listener.try_recv().await {
-            Ok(Some(_)) => {
-                changes.fetch_add(1, Ordering::AcqRel);
+            Ok(Some(notification)) => {
+                let count = if notification.channel() == ACCESS_CHANNEL {
+                    &heard.access
+                } else {
+                    &heard.registry
+                };
+                count.fetch_add(1, Ordering::AcqRel);
             }
             Ok(None) => {
-                listening.store(false, Ordering::Release);
-                changes.fetch_add(1, Ordering::AcqRel);
+                heard.listening.store(false, Ordering::Release);
+                heard.all_changed();
                 tracing::warn!(
-                    "lost the database connection that hears access changes; reconnecting"
+                    "lost the database connection that hears other nodes' changes; reconnecting"
                 );
             }
             Err(err) => {
-                listening.store(false, Ordering::Release);
-                changes.fetch_add(1, Ordering::AcqRel);
+                heard.listening.store(false, Ordering::Release);
+                heard.all_changed();
                 tracing::warn!(error = %err, "listening for other nodes' changes failed; retrying");
             }
         }

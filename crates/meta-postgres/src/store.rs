@@ -45,6 +45,8 @@ pub struct PgMetadataStore {
     pub(crate) connect: PgConnectOptions,
     /// This process's name among the nodes (holder of housekeeping tasks).
     pub(crate) node: std::sync::Arc<str>,
+    /// The connection listening for other nodes' changes, once something asked for them.
+    pub(crate) heard: std::sync::Arc<tokio::sync::OnceCell<std::sync::Arc<crate::cluster::Heard>>>,
 }
 
 impl PgMetadataStore {
@@ -81,6 +83,7 @@ impl PgMetadataStore {
             pool,
             connect,
             node: node.into(),
+            heard: Default::default(),
         })
     }
 

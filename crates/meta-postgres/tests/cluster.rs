@@ -132,6 +132,38 @@ async fn a_node_that_loses_its_listening_connection_serves_no_stale_reading() {
 }
 
 #[tokio::test]
+async fn one_connection_hears_both_channels_and_each_reading_moves_with_its_own() {
+    let (a, _b, url) = two_nodes().await;
+    let access = a.access_changes().await.unwrap();
+    let registry = a.registry_changes().await.unwrap();
+    let mut admin = sqlx::PgConnection::connect(&url).await.unwrap();
+    let listeners: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity \
+         WHERE datname = current_database() AND query LIKE 'LISTEN%'",
+    )
+    .fetch_one(&mut admin)
+    .await
+    .unwrap();
+    assert_eq!(listeners, 1, "one listening connection per node");
+    let (access_before, registry_before) = (access(), registry());
+    sqlx::query("SELECT pg_notify('berth_registry_changed', '')")
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    assert!(changed(&registry, registry_before).await, "registry heard");
+    assert_eq!(
+        access(),
+        access_before,
+        "a registry change is no access change"
+    );
+    sqlx::query("SELECT pg_notify('berth_access_changed', '')")
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    assert!(changed(&access, access_before).await, "access heard");
+}
+
+#[tokio::test]
 async fn a_restarted_node_gives_back_its_own_leases_and_no_other_nodes() {
     use berth_core::ports::{Lease, UploadSession, UploadStore as _};
     let url = berth_testkit::services::postgres_database().await;
