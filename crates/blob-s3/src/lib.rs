@@ -390,13 +390,8 @@ impl Inner {
         );
         let location = if is_location {
             let bytes = self
-                .s3
-                .get(&key)
-                .await
-                .map_err(failed(format!("reading where blob {digest} is")))?
-                .bytes()
-                .await
-                .map_err(failed(format!("reading where blob {digest} is")))?;
+                .get_whole(&key, || format!("reading where blob {digest} is"))
+                .await?;
             let record: LocationRecord = serde_json::from_slice(&bytes)
                 .map_err(|e| StoreError::new(format!("reading where blob {digest} is"), e))?;
             Location::At {
@@ -421,16 +416,41 @@ impl Inner {
         let mut pieces = Vec::with_capacity(state.staged.len());
         for key in state.staged_keys(&self.keys, id) {
             let piece = self
-                .s3
-                .get(&key)
-                .await
-                .map_err(failed(format!("reading a staged piece of upload `{id}`")))?
-                .bytes()
-                .await
-                .map_err(failed(format!("reading a staged piece of upload `{id}`")))?;
+                .get_whole(&key, || format!("reading a staged piece of upload `{id}`"))
+                .await?;
             pieces.push(piece);
         }
         Ok(pieces)
+    }
+
+    /// The whole (small) object `key`.
+    async fn get_whole(&self, key: &Path, doing: impl Fn() -> String) -> StoreResult<Bytes> {
+        self.s3
+            .get(key)
+            .await
+            .map_err(failed(doing()))?
+            .bytes()
+            .await
+            .map_err(failed(doing()))
+    }
+
+    /// Streams bytes `range` of object `key` (a non-empty range).
+    async fn stream(
+        &self,
+        key: &Path,
+        range: std::ops::Range<u64>,
+        doing: String,
+    ) -> StoreResult<ByteStream> {
+        let options = GetOptions {
+            range: Some(GetRange::Bounded(range)),
+            ..GetOptions::default()
+        };
+        let found = self
+            .s3
+            .get_opts(key, options)
+            .await
+            .map_err(failed(doing))?;
+        Ok(Box::pin(found.into_stream().map_err(std::io::Error::other)))
     }
 
     /// Completes the upload's multipart upload (its staged pieces as the last part) unless
@@ -548,17 +568,9 @@ impl BlobStore for S3BlobStore {
             Location::Direct { .. } => self.inner.keys.blob(digest),
             Location::At { key, .. } => Path::from(key.as_str()),
         };
-        let options = GetOptions {
-            range: Some(GetRange::Bounded(start..end)),
-            ..GetOptions::default()
-        };
-        let found = self
-            .inner
-            .s3
-            .get_opts(&key, options)
+        self.inner
+            .stream(&key, start..end, format!("reading blob {digest}"))
             .await
-            .map_err(failed(format!("reading blob {digest}")))?;
-        Ok(Box::pin(found.into_stream().map_err(std::io::Error::other)))
     }
 
     async fn presigned_url(
@@ -619,17 +631,9 @@ impl BlobStore for S3BlobStore {
             let mut stream: ByteStream = if wanted == 0 {
                 Box::pin(futures_util::stream::empty())
             } else {
-                let options = GetOptions {
-                    range: Some(GetRange::Bounded(0..wanted)),
-                    ..GetOptions::default()
-                };
-                let found = self
-                    .inner
-                    .s3
-                    .get_opts(&key, options)
-                    .await
-                    .map_err(failed(format!("reading upload `{id}`")))?;
-                Box::pin(found.into_stream().map_err(std::io::Error::other))
+                self.inner
+                    .stream(&key, 0..wanted, format!("reading upload `{id}`"))
+                    .await?
             };
             if size < len {
                 let what = format!("upload `{id}`");
