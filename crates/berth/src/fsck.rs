@@ -60,7 +60,12 @@ pub async fn fsck(config: &Config) -> anyhow::Result<()> {
         BlobStoreUrl::S3(settings) => {
             let store = berth_blob_s3::S3BlobStore::open(&settings)
                 .await
-                .with_context(|| format!("opening the S3 blob store s3://{}", settings.bucket))?;
+                .with_context(|| {
+                    format!(
+                        "opening the S3 blob store of the blob_store setting (s3://{})",
+                        settings.bucket
+                    )
+                })?;
             recorded_blobs(&store, &records).await
         }
     };

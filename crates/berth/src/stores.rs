@@ -262,7 +262,10 @@ impl Stores {
                 berth_blob_s3::S3BlobStore::open(settings)
                     .await
                     .with_context(|| {
-                        format!("opening the S3 blob store s3://{}", settings.bucket)
+                        format!(
+                            "opening the S3 blob store of the blob_store setting (s3://{})",
+                            settings.bucket
+                        )
                     })?,
             ),
         };
