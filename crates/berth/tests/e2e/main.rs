@@ -23,5 +23,6 @@ mod ops;
 mod packages;
 mod postgres_faults;
 mod recovery;
+mod redirect;
 mod tls;
 pub(crate) mod webhooks;
