@@ -5,9 +5,11 @@
 //! packages and the registry for versions, so deleting a version here follows exactly the
 //! rules of `DELETE /v2/<name>/manifests/<digest>`.
 
-use crate::access::decide;
+use crate::access::decide::{decide, readable};
 use crate::access::store::{Account, PackageRecord, SourceRepo};
-use crate::access::{Access, Action, Decision, ManageError, ManageResult, Principal, Visibility};
+use crate::access::{
+    Access, AccountKind, Action, Decision, ManageError, ManageResult, Principal, Visibility,
+};
 use crate::error::RegistryError;
 use crate::hooks::{Hooks, PackageAction, PackageEvent};
 use crate::ids::VersionId;
@@ -68,7 +70,8 @@ impl Packages {
     }
 
     /// The packages of `owner` the caller may read (optionally of one visibility), by
-    /// name: how many, and one page of them.
+    /// name: how many, and one page of them. The store pages and counts them under
+    /// [`readable`]'s condition, which admits exactly what [`decide`] lets the caller pull.
     pub async fn list_as(
         &self,
         principal: &Principal,
@@ -77,26 +80,23 @@ impl Packages {
         page: PageRequest,
     ) -> ManageResult<(u64, Vec<PackageSummary>)> {
         signed_in(principal)?;
-        let readable: Vec<PackageRecord> = self
-            .access
-            .store()
-            .packages_of(owner.id, principal.user())
-            .await?
-            .into_iter()
-            .filter(|(record, target)| {
-                record.deleted_at.is_none()
-                    && visibility.is_none_or(|v| v == record.visibility)
-                    && decide(principal, target, Action::Pull) == Decision::Allow
-            })
-            .map(|(record, _)| record)
-            .collect();
-        let total = readable.len() as u64;
-        let mut views = Vec::new();
-        for record in readable
-            .into_iter()
-            .skip(usize::try_from(page.offset()).unwrap_or(usize::MAX))
-            .take(usize::try_from(page.per_page).unwrap_or(usize::MAX))
-        {
+        let store = self.access.store();
+        let org_role = match (owner.kind, principal.user()) {
+            (AccountKind::Organization, Some(user)) => store.membership(owner.id, user).await?,
+            _ => None,
+        };
+        let condition = readable(principal, &owner.as_owner(), org_role);
+        let (total, records) = store
+            .list_packages(
+                owner.id,
+                &condition,
+                visibility,
+                page.offset(),
+                page.per_page,
+            )
+            .await?;
+        let mut views = Vec::with_capacity(records.len());
+        for record in records {
             views.push(self.view(record, owner.clone()).await?);
         }
         Ok((total, views))

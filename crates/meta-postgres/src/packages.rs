@@ -12,15 +12,15 @@ use async_trait::async_trait;
 use berth_core::access::store::PackageStore;
 use berth_core::access::store::{Grantee, PackageRecord};
 use berth_core::access::{
-    AccountId, LinkedRepo, Owner, Package, PackagePolicy, Relations, RepoId, Role, Target,
-    Visibility,
+    AccountId, LinkedRepo, Owner, Package, PackagePolicy, Readable, Relations, RepoId, Role,
+    Target, Visibility,
 };
 use berth_core::error::StoreError;
 use berth_core::ids::PackageId;
 use berth_core::name::RepoName;
 use berth_core::ports::Millis;
 use berth_core::ports::StoreResult;
-use sqlx::PgConnection;
+use sqlx::{PgConnection, Postgres, QueryBuilder};
 use tracing::instrument;
 
 use crate::access::{
@@ -29,7 +29,7 @@ use crate::access::{
 };
 use crate::store::{PgMetadataStore, failed};
 
-/// The select list of [`TARGET`] and [`OWNER_TARGETS`]: the owner (`o`), the package (`p`),
+/// The select list of [`TARGET`]: the owner (`o`), the package (`p`),
 /// its linked repository (`r`) and the user's (`$3`) relations to them.
 macro_rules! target_columns {
     () => {
@@ -82,25 +82,6 @@ const TARGET: &str = concat!(
      LEFT JOIN packages p ON p.name = $2 \
      LEFT JOIN source_repos r ON r.id = p.linked_repo_id"
 );
-
-/// Every package of an owner (`$1`, an account id) with what [`TARGET`] reads for one, for
-/// the user `$3`, by name after `$2` (NULL: from the first): one query for a listing.
-const OWNER_TARGETS: &str = concat!(
-    target_columns!(),
-    ", p.name AS package_name, p.created_at AS package_created_at \
-     FROM packages p JOIN accounts o ON o.id = p.owner_id \
-     LEFT JOIN source_repos r ON r.id = p.linked_repo_id \
-     WHERE p.owner_id = $1 AND ($2::TEXT IS NULL OR p.name > $2) ORDER BY p.name"
-);
-
-/// A row of [`OWNER_TARGETS`].
-#[derive(sqlx::FromRow)]
-struct OwnerTargetRow {
-    #[sqlx(flatten)]
-    target: TargetRow,
-    package_name: String,
-    package_created_at: i64,
-}
 
 /// The row of [`TARGET`].
 #[derive(sqlx::FromRow)]
@@ -215,42 +196,37 @@ impl PackageStore for PgMetadataStore {
         row.into_target(name)
     }
 
-    /// Every package of `owner` with its [`Target`] for `user`, by name: one query.
-    #[instrument(level = "debug", skip(self))]
-    async fn packages_of(
+    /// A page of `owner`'s live packages that `readable` admits, and their count: two
+    /// queries over `packages_by_owner`, in name order, cut by `LIMIT`/`OFFSET`.
+    #[instrument(level = "debug", skip(self, readable))]
+    async fn list_packages(
         &self,
         owner: AccountId,
-        user: Option<AccountId>,
-    ) -> StoreResult<Vec<(PackageRecord, Target)>> {
-        let rows: Vec<OwnerTargetRow> = sqlx::query_as(OWNER_TARGETS)
-            .bind(owner.0)
-            .bind(None::<String>)
-            .bind(user.map(|id| id.0))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(failed(format!("reading the packages of account {owner}")))?;
-        rows.into_iter()
-            .map(|row| {
-                let name: RepoName = row.package_name.parse().map_err(|e| {
-                    StoreError::new(format!("reading package {}", row.package_name), e)
-                })?;
-                let id = row.target.package_id.unwrap_or_default();
-                let target = row.target.into_target(&name)?;
-                let package = target.package.as_ref().ok_or_else(|| {
-                    StoreError::new("reading packages", format!("package {name} vanished"))
-                })?;
-                let record = PackageRecord {
-                    id: PackageId(id),
-                    name,
-                    owner,
-                    visibility: package.visibility,
-                    linked_repo: package.linked.map(|l| l.id),
-                    created_at: row.package_created_at,
-                    deleted_at: package.deleted_at,
-                };
-                Ok((record, target))
-            })
-            .collect()
+        readable: &Readable,
+        visibility: Option<Visibility>,
+        offset: u64,
+        limit: u64,
+    ) -> StoreResult<(u64, Vec<PackageRecord>)> {
+        let doing = || format!("listing the packages of account {owner}");
+        let mut count = QueryBuilder::<Postgres>::new("SELECT count(*)");
+        push_listing(&mut count, owner, readable, visibility);
+        let mut page = QueryBuilder::<Postgres>::new(
+            "SELECT p.id, p.name, p.owner_id, p.visibility, p.linked_repo_id, p.created_at, \
+             p.deleted_at",
+        );
+        push_listing(&mut page, owner, readable, visibility);
+        page.push(" ORDER BY p.name LIMIT ")
+            .push_bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .push(" OFFSET ")
+            .push_bind(i64::try_from(offset).unwrap_or(i64::MAX));
+        // Two round trips to the server at once, on two of the pool's connections.
+        let (total, rows): (i64, Vec<Row>) = tokio::try_join!(
+            count.build_query_scalar().fetch_one(&self.pool),
+            page.build_query_as().fetch_all(&self.pool),
+        )
+        .map_err(failed(doing()))?;
+        let records = rows.into_iter().map(record).collect::<Result<_, _>>()?;
+        Ok((u64::try_from(total).unwrap_or_default(), records))
     }
 
     /// Inserts package `name` unless it exists, with `admin` as its admin, in one
@@ -572,6 +548,128 @@ fn record(
     })
 }
 
+/// The `FROM … WHERE` of a listing: the live packages (`p`) of `owner`, of `visibility` if
+/// given, that `readable` admits; their linked repository is `r`.
+fn push_listing(
+    q: &mut QueryBuilder<Postgres>,
+    owner: AccountId,
+    readable: &Readable,
+    visibility: Option<Visibility>,
+) {
+    q.push(
+        " FROM packages p LEFT JOIN source_repos r ON r.id = p.linked_repo_id \
+         WHERE p.owner_id = ",
+    )
+    .push_bind(owner.0)
+    .push(" AND p.deleted_at IS NULL");
+    if let Some(visibility) = visibility {
+        q.push(" AND p.visibility = ")
+            .push_bind(visibility_text(visibility));
+    }
+    q.push(" AND ");
+    push_readable(q, readable);
+}
+
+/// `readable` as an SQL condition on a package `p` and its linked repository `r` (NULL when
+/// it has none). Each condition asks what [`TARGET`]'s columns say of the package: its
+/// visibility, link and job access, and the user's roles, through the same tables and
+/// indexes, as `EXISTS` probes instead of ranks (any role reads). None is ever NULL, so
+/// conditions combine as they read.
+fn push_readable(q: &mut QueryBuilder<Postgres>, readable: &Readable) {
+    match readable {
+        Readable::Everything => {
+            q.push("TRUE");
+        }
+        Readable::Nothing => {
+            q.push("FALSE");
+        }
+        Readable::Visibility(visibility) => {
+            q.push("p.visibility = ")
+                .push_bind(visibility_text(*visibility));
+        }
+        Readable::Named(names) => {
+            q.push("p.name = ANY(").push_bind(names.clone()).push(")");
+        }
+        Readable::LinkedTo(repos) => {
+            let ids: Vec<i64> = repos.iter().map(|repo| repo.0).collect();
+            q.push("(r.id IS NOT NULL AND r.id = ANY(")
+                .push_bind(ids)
+                .push("))");
+        }
+        Readable::JobAccess(repo) => {
+            q.push(
+                "EXISTS (SELECT 1 FROM package_job_access j \
+                 WHERE j.package_id = p.id AND j.repo_id = ",
+            )
+            .push_bind(repo.0)
+            .push(")");
+        }
+        Readable::InheritsFrom(visibilities) => push_inherits(q, visibilities),
+        Readable::RepoRole {
+            user,
+            repo_visibilities,
+        } => {
+            q.push("(");
+            push_inherits(q, repo_visibilities);
+            q.push(
+                " AND (EXISTS (SELECT 1 FROM repo_collaborators c \
+                 WHERE c.repo_id = r.id AND c.user_id = ",
+            )
+            .push_bind(user.0)
+            .push(
+                ") OR EXISTS (SELECT 1 FROM team_members tm \
+                 JOIN team_repos tr ON tr.team_id = tm.team_id AND tr.repo_id = r.id \
+                 WHERE tm.user_id = ",
+            )
+            .push_bind(user.0)
+            .push(") OR r.owner_id = ")
+            .push_bind(user.0)
+            .push(
+                " OR EXISTS (SELECT 1 FROM org_members m \
+                 WHERE m.org_id = r.owner_id AND m.role = 'owner' AND m.user_id = ",
+            )
+            .push_bind(user.0)
+            .push(")))");
+        }
+        Readable::PackageRole(user) => {
+            q.push(
+                "(NOT (p.inherits AND r.id IS NOT NULL) AND (EXISTS (SELECT 1 \
+                 FROM package_user_roles u WHERE u.package_id = p.id AND u.user_id = ",
+            )
+            .push_bind(user.0)
+            .push(
+                ") OR EXISTS (SELECT 1 FROM team_members tm \
+                 JOIN package_team_roles t ON t.package_id = p.id AND t.team_id = tm.team_id \
+                 WHERE tm.user_id = ",
+            )
+            .push_bind(user.0)
+            .push(")))");
+        }
+        Readable::AnyOf(conditions) => push_joined(q, conditions, " OR "),
+        Readable::AllOf(conditions) => push_joined(q, conditions, " AND "),
+    }
+}
+
+/// Packages inheriting their access from a linked repository of one of `visibilities`.
+fn push_inherits(q: &mut QueryBuilder<Postgres>, visibilities: &[Visibility]) {
+    let texts: Vec<&'static str> = visibilities.iter().map(|v| visibility_text(*v)).collect();
+    q.push("(p.inherits AND r.id IS NOT NULL AND r.visibility = ANY(")
+        .push_bind(texts)
+        .push("))");
+}
+
+/// `conditions` joined by `operator`, in parentheses.
+fn push_joined(q: &mut QueryBuilder<Postgres>, conditions: &[Readable], operator: &str) {
+    q.push("(");
+    for (i, condition) in conditions.iter().enumerate() {
+        if i > 0 {
+            q.push(operator);
+        }
+        push_readable(q, condition);
+    }
+    q.push(")");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -588,16 +686,67 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn listings_only_probe_indexes() {
+        use sqlx::{Connection as _, Row as _};
+        let url = berth_testkit::services::postgres_database().await;
+        let store = crate::PgMetadataStore::open(&url, crate::PgOptions::default())
+            .await
+            .expect("open");
+        store.close().await;
+        let mut conn = sqlx::PgConnection::connect(&url).await.expect("connect");
+        sqlx::query("SET enable_seqscan = off")
+            .execute(&mut conn)
+            .await
+            .expect("set");
+        // An owner's (everything) and an organization member's with a classic token (every
+        // kind of condition a classic token makes), and the others a token can make.
+        let member = Readable::any_of(vec![
+            Readable::Visibility(Visibility::Public),
+            Readable::Visibility(Visibility::Internal),
+            Readable::InheritsFrom(vec![Visibility::Public, Visibility::Internal]),
+            Readable::RepoRole {
+                user: AccountId(2),
+                repo_visibilities: vec![Visibility::Public],
+            },
+            Readable::PackageRole(AccountId(2)),
+            Readable::all_of(vec![
+                Readable::Named(vec!["acme/app".into()]),
+                Readable::LinkedTo(vec![RepoId(3)]),
+                Readable::JobAccess(RepoId(3)),
+            ]),
+        ]);
+        for readable in [Readable::Everything, member] {
+            for visibility in [None, Some(Visibility::Private)] {
+                let mut count = QueryBuilder::<Postgres>::new("EXPLAIN SELECT count(*)");
+                push_listing(&mut count, AccountId(1), &readable, visibility);
+                let mut page = QueryBuilder::<Postgres>::new("EXPLAIN SELECT p.id, p.name");
+                push_listing(&mut page, AccountId(1), &readable, visibility);
+                page.push(" ORDER BY p.name LIMIT 100 OFFSET 4900");
+                for query in [&mut count, &mut page] {
+                    let sql = query.sql().as_str().to_owned();
+                    let plan: Vec<String> = query
+                        .build()
+                        .fetch_all(&mut conn)
+                        .await
+                        .expect("plan")
+                        .iter()
+                        .map(|row| row.get::<String, _>(0))
+                        .collect();
+                    assert!(
+                        !plan.iter().any(|line| line.contains("Seq Scan")),
+                        "{sql}: {plan:#?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[tokio::test]
     async fn the_target_queries_only_probe_indexes() {
         let target = crate::access::seq_scans(TARGET, |q| {
             q.bind("acme").bind("acme/app").bind(Some(1_i64))
         })
         .await;
         assert_eq!(target, Vec::<String>::new());
-        let listing = crate::access::seq_scans(OWNER_TARGETS, |q| {
-            q.bind(1_i64).bind(None::<String>).bind(Some(1_i64))
-        })
-        .await;
-        assert_eq!(listing, Vec::<String>::new());
     }
 }

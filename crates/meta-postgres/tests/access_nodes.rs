@@ -5,7 +5,7 @@
 
 use berth_core::access::store::{AppStore, Created, CredentialStore, DirectoryStore, PackageStore};
 use berth_core::access::token::TokenKind;
-use berth_core::access::{AccountId, CredentialId, Role, Visibility};
+use berth_core::access::{AccountId, CredentialId, Readable, Role, Visibility};
 use berth_meta_postgres::{PgMetadataStore, PgOptions};
 use berth_testkit::access::{classic, credential, name, new_user, repo, user, valid};
 
@@ -97,8 +97,11 @@ async fn two_nodes_creating_one_package_end_with_one_and_both_succeed() {
             other => panic!("a mix of both creators: {other:?}"),
         }
     }
-    let listed = a.packages_of(acme, None).await.unwrap();
-    assert_eq!(listed.len(), 20, "one package per name");
+    let (total, listed) = a
+        .list_packages(acme, &Readable::Everything, None, 0, 100)
+        .await
+        .unwrap();
+    assert_eq!((total, listed.len()), (20, 20), "one package per name");
 }
 
 #[tokio::test]

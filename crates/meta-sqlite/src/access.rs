@@ -183,6 +183,16 @@ pub(crate) fn unexpected(what: &str, text: &str) -> StoreError {
 /// one-row anchor of a query aside), on a fresh database.
 #[cfg(test)]
 pub(crate) async fn full_scans(sql: &str) -> Vec<String> {
+    query_plan(sql)
+        .await
+        .into_iter()
+        .filter(|d| d.starts_with("SCAN ") && d != "SCAN CONSTANT ROW" && d != "SCAN anchor")
+        .collect()
+}
+
+/// The steps of `sql`'s query plan on a fresh database (parameters unbound).
+#[cfg(test)]
+pub(crate) async fn query_plan(sql: &str) -> Vec<String> {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = crate::SqliteMetadataStore::open(&dir.path().join("plan.db"))
         .await
@@ -192,11 +202,7 @@ pub(crate) async fn full_scans(sql: &str) -> Vec<String> {
             .fetch_all(&store.reader)
             .await
             .expect("query plan");
-    steps
-        .into_iter()
-        .map(|(_, _, _, detail)| detail)
-        .filter(|d| d.starts_with("SCAN ") && d != "SCAN CONSTANT ROW" && d != "SCAN anchor")
-        .collect()
+    steps.into_iter().map(|(_, _, _, detail)| detail).collect()
 }
 
 #[cfg(test)]

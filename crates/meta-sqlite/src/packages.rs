@@ -5,15 +5,15 @@ use async_trait::async_trait;
 use berth_core::access::store::PackageStore;
 use berth_core::access::store::{Grantee, PackageRecord};
 use berth_core::access::{
-    AccountId, LinkedRepo, Owner, Package, PackagePolicy, Relations, RepoId, Role, Target,
-    Visibility,
+    AccountId, LinkedRepo, Owner, Package, PackagePolicy, Readable, Relations, RepoId, Role,
+    Target, Visibility,
 };
 use berth_core::error::StoreError;
 use berth_core::ids::PackageId;
 use berth_core::name::RepoName;
 use berth_core::ports::Millis;
 use berth_core::ports::StoreResult;
-use sqlx::SqliteConnection;
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 use tracing::instrument;
 
 use crate::access::{
@@ -22,7 +22,7 @@ use crate::access::{
 };
 use crate::store::{SqliteMetadataStore, failed};
 
-/// The select list of [`TARGET`] and [`OWNER_TARGETS`]: the owner (`o`), the package (`p`),
+/// The select list of [`TARGET`]: the owner (`o`), the package (`p`),
 /// its linked repository (`r`) and the user's (`?3`) relations to them.
 macro_rules! target_columns {
     () => {
@@ -74,25 +74,6 @@ const TARGET: &str = concat!(
      LEFT JOIN packages p ON p.name = ?2 \
      LEFT JOIN source_repos r ON r.id = p.linked_repo_id"
 );
-
-/// Every package of an owner (`?1`, an account id) with what [`TARGET`] reads for one, for
-/// the user `?3`, by name after `?2` (NULL: from the first): one query for a listing.
-const OWNER_TARGETS: &str = concat!(
-    target_columns!(),
-    ", p.name AS package_name, p.created_at AS package_created_at \
-     FROM packages p JOIN accounts o ON o.id = p.owner_id \
-     LEFT JOIN source_repos r ON r.id = p.linked_repo_id \
-     WHERE p.owner_id = ?1 AND (?2 IS NULL OR p.name > ?2) ORDER BY p.name"
-);
-
-/// A row of [`OWNER_TARGETS`].
-#[derive(sqlx::FromRow)]
-struct OwnerTargetRow {
-    #[sqlx(flatten)]
-    target: TargetRow,
-    package_name: String,
-    package_created_at: i64,
-}
 
 /// The row of [`TARGET`].
 #[derive(sqlx::FromRow)]
@@ -206,42 +187,41 @@ impl PackageStore for SqliteMetadataStore {
         row.into_target(name)
     }
 
-    /// Every package of `owner` with its [`Target`] for `user`, by name: one query.
-    #[instrument(level = "debug", skip(self))]
-    async fn packages_of(
+    /// A page of `owner`'s live packages that `readable` admits, and their count: two
+    /// queries over `packages_by_owner`, in name order, cut by `LIMIT`/`OFFSET`.
+    #[instrument(level = "debug", skip(self, readable))]
+    async fn list_packages(
         &self,
         owner: AccountId,
-        user: Option<AccountId>,
-    ) -> StoreResult<Vec<(PackageRecord, Target)>> {
-        let rows: Vec<OwnerTargetRow> = sqlx::query_as(OWNER_TARGETS)
-            .bind(owner.0)
-            .bind(None::<String>)
-            .bind(user.map(|id| id.0))
+        readable: &Readable,
+        visibility: Option<Visibility>,
+        offset: u64,
+        limit: u64,
+    ) -> StoreResult<(u64, Vec<PackageRecord>)> {
+        let doing = || format!("listing the packages of account {owner}");
+        let mut count = QueryBuilder::<Sqlite>::new("SELECT count(*)");
+        push_listing(&mut count, owner, readable, visibility);
+        let total: i64 = count
+            .build_query_scalar()
+            .fetch_one(&self.reader)
+            .await
+            .map_err(failed(doing()))?;
+        let mut page = QueryBuilder::<Sqlite>::new(
+            "SELECT p.id, p.name, p.owner_id, p.visibility, p.linked_repo_id, p.created_at, \
+             p.deleted_at",
+        );
+        push_listing(&mut page, owner, readable, visibility);
+        page.push(" ORDER BY p.name LIMIT ")
+            .push_bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .push(" OFFSET ")
+            .push_bind(i64::try_from(offset).unwrap_or(i64::MAX));
+        let rows: Vec<Row> = page
+            .build_query_as()
             .fetch_all(&self.reader)
             .await
-            .map_err(failed(format!("reading the packages of account {owner}")))?;
-        rows.into_iter()
-            .map(|row| {
-                let name: RepoName = row.package_name.parse().map_err(|e| {
-                    StoreError::new(format!("reading package {}", row.package_name), e)
-                })?;
-                let id = row.target.package_id.unwrap_or_default();
-                let target = row.target.into_target(&name)?;
-                let package = target.package.as_ref().ok_or_else(|| {
-                    StoreError::new("reading packages", format!("package {name} vanished"))
-                })?;
-                let record = PackageRecord {
-                    id: PackageId(id),
-                    name,
-                    owner,
-                    visibility: package.visibility,
-                    linked_repo: package.linked.map(|l| l.id),
-                    created_at: row.package_created_at,
-                    deleted_at: package.deleted_at,
-                };
-                Ok((record, target))
-            })
-            .collect()
+            .map_err(failed(doing()))?;
+        let records = rows.into_iter().map(record).collect::<Result<_, _>>()?;
+        Ok((u64::try_from(total).unwrap_or_default(), records))
     }
 
     /// Inserts package `name` unless it exists, with `admin` as its admin, in one
@@ -530,6 +510,146 @@ fn record(
     })
 }
 
+/// The `FROM … WHERE` of a listing: the live packages (`p`) of `owner`, of `visibility` if
+/// given, that `readable` admits; their linked repository is `r`.
+fn push_listing(
+    q: &mut QueryBuilder<Sqlite>,
+    owner: AccountId,
+    readable: &Readable,
+    visibility: Option<Visibility>,
+) {
+    q.push(
+        " FROM packages p LEFT JOIN source_repos r ON r.id = p.linked_repo_id \
+         WHERE p.owner_id = ",
+    )
+    .push_bind(owner.0)
+    .push(" AND p.deleted_at IS NULL");
+    if let Some(visibility) = visibility {
+        q.push(" AND p.visibility = ")
+            .push_bind(visibility_text(visibility));
+    }
+    q.push(" AND ");
+    push_readable(q, readable);
+}
+
+/// `readable` as an SQL condition on a package `p` and its linked repository `r` (NULL when
+/// it has none). Each condition asks what [`TARGET`]'s columns say of the package: its
+/// visibility, link and job access, and the user's roles, through the same tables and
+/// indexes, as `EXISTS` probes instead of ranks (any role reads). None is ever NULL, so
+/// conditions combine as they read.
+fn push_readable(q: &mut QueryBuilder<Sqlite>, readable: &Readable) {
+    match readable {
+        Readable::Everything => {
+            q.push("1");
+        }
+        Readable::Nothing => {
+            q.push("0");
+        }
+        Readable::Visibility(visibility) => {
+            q.push("p.visibility = ")
+                .push_bind(visibility_text(*visibility));
+        }
+        Readable::Named(names) => push_in(q, "p.name", names.iter().cloned()),
+        Readable::LinkedTo(repos) => {
+            q.push("(r.id IS NOT NULL AND ");
+            push_in(q, "r.id", repos.iter().map(|repo| repo.0));
+            q.push(")");
+        }
+        Readable::JobAccess(repo) => {
+            q.push(
+                "EXISTS (SELECT 1 FROM package_job_access j \
+                 WHERE j.package_id = p.id AND j.repo_id = ",
+            )
+            .push_bind(repo.0)
+            .push(")");
+        }
+        Readable::InheritsFrom(visibilities) => push_inherits(q, visibilities),
+        Readable::RepoRole {
+            user,
+            repo_visibilities,
+        } => {
+            q.push("(");
+            push_inherits(q, repo_visibilities);
+            q.push(
+                " AND (EXISTS (SELECT 1 FROM repo_collaborators c \
+                 WHERE c.repo_id = r.id AND c.user_id = ",
+            )
+            .push_bind(user.0)
+            .push(
+                ") OR EXISTS (SELECT 1 FROM team_members tm \
+                 JOIN team_repos tr ON tr.team_id = tm.team_id AND tr.repo_id = r.id \
+                 WHERE tm.user_id = ",
+            )
+            .push_bind(user.0)
+            .push(") OR r.owner_id = ")
+            .push_bind(user.0)
+            .push(
+                " OR EXISTS (SELECT 1 FROM org_members m \
+                 WHERE m.org_id = r.owner_id AND m.role = 'owner' AND m.user_id = ",
+            )
+            .push_bind(user.0)
+            .push(")))");
+        }
+        Readable::PackageRole(user) => {
+            q.push(
+                "(NOT (p.inherits AND r.id IS NOT NULL) AND (EXISTS (SELECT 1 \
+                 FROM package_user_roles u WHERE u.package_id = p.id AND u.user_id = ",
+            )
+            .push_bind(user.0)
+            .push(
+                ") OR EXISTS (SELECT 1 FROM team_members tm \
+                 JOIN package_team_roles t ON t.package_id = p.id AND t.team_id = tm.team_id \
+                 WHERE tm.user_id = ",
+            )
+            .push_bind(user.0)
+            .push(")))");
+        }
+        Readable::AnyOf(conditions) => push_joined(q, conditions, " OR "),
+        Readable::AllOf(conditions) => push_joined(q, conditions, " AND "),
+    }
+}
+
+/// Packages inheriting their access from a linked repository of one of `visibilities`.
+fn push_inherits(q: &mut QueryBuilder<Sqlite>, visibilities: &[Visibility]) {
+    q.push("(p.inherits AND r.id IS NOT NULL AND ");
+    push_in(
+        q,
+        "r.visibility",
+        visibilities.iter().map(|v| visibility_text(*v)),
+    );
+    q.push(")");
+}
+
+/// `column IN (…values)`; false for no value.
+fn push_in<T>(q: &mut QueryBuilder<Sqlite>, column: &str, values: impl IntoIterator<Item = T>)
+where
+    T: for<'t> sqlx::Encode<'t, Sqlite> + sqlx::Type<Sqlite>,
+{
+    let mut values = values.into_iter().peekable();
+    if values.peek().is_none() {
+        q.push("0");
+        return;
+    }
+    q.push(column).push(" IN (");
+    let mut list = q.separated(", ");
+    for value in values {
+        list.push_bind(value);
+    }
+    q.push(")");
+}
+
+/// `conditions` joined by `operator`, in parentheses.
+fn push_joined(q: &mut QueryBuilder<Sqlite>, conditions: &[Readable], operator: &str) {
+    q.push("(");
+    for (i, condition) in conditions.iter().enumerate() {
+        if i > 0 {
+            q.push(operator);
+        }
+        push_readable(q, condition);
+    }
+    q.push(")");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -545,14 +665,66 @@ mod tests {
         assert!(parse_job_access("x:read").is_err());
     }
 
+    /// What a listing's queries look like for an owner (everything) and for an organization
+    /// member with a classic token (every kind of condition a classic token makes).
+    fn listings() -> Vec<String> {
+        let member = Readable::any_of(vec![
+            Readable::Visibility(Visibility::Public),
+            Readable::Visibility(Visibility::Internal),
+            Readable::InheritsFrom(vec![Visibility::Public, Visibility::Internal]),
+            Readable::RepoRole {
+                user: AccountId(2),
+                repo_visibilities: vec![Visibility::Public],
+            },
+            Readable::PackageRole(AccountId(2)),
+            Readable::all_of(vec![
+                Readable::Named(vec!["acme/app".into()]),
+                Readable::LinkedTo(vec![RepoId(3)]),
+                Readable::JobAccess(RepoId(3)),
+            ]),
+        ]);
+        let mut sqls = Vec::new();
+        for readable in [Readable::Everything, member] {
+            for visibility in [None, Some(Visibility::Private)] {
+                let mut count = QueryBuilder::<Sqlite>::new("SELECT count(*)");
+                push_listing(&mut count, AccountId(1), &readable, visibility);
+                sqls.push(count.into_string());
+                let mut page = QueryBuilder::<Sqlite>::new("SELECT p.id, p.name");
+                push_listing(&mut page, AccountId(1), &readable, visibility);
+                page.push(" ORDER BY p.name LIMIT 100 OFFSET 4900");
+                sqls.push(page.into_string());
+            }
+        }
+        sqls
+    }
+
     #[tokio::test]
-    async fn the_target_queries_only_probe_indexes() {
-        for sql in [TARGET, OWNER_TARGETS] {
+    async fn listings_walk_the_owners_packages_in_name_order() {
+        for sql in listings() {
+            let plan = crate::access::query_plan(&sql).await;
+            assert!(
+                plan.iter()
+                    .any(|step| step.contains("USING INDEX packages_by_owner (owner_id=?)")),
+                "{sql}: {plan:?}"
+            );
+            assert!(
+                !plan.iter().any(|step| step.contains("TEMP B-TREE")),
+                "no sort: {sql}: {plan:?}"
+            );
             assert_eq!(
-                crate::access::full_scans(sql).await,
+                crate::access::full_scans(&sql).await,
                 Vec::<String>::new(),
                 "{sql}"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn the_target_queries_only_probe_indexes() {
+        assert_eq!(
+            crate::access::full_scans(TARGET).await,
+            Vec::<String>::new(),
+            "{TARGET}"
+        );
     }
 }

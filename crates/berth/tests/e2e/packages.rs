@@ -520,6 +520,135 @@ async fn a_tagged_index_protects_its_platforms_and_restore_brings_everything_bac
     assert_eq!(again.status(), 422, "a live version is not restored");
 }
 
+/// A page of the listing `path` as `http` sees it: the names, and the `Link` header's
+/// relations with their page numbers.
+async fn listing_page(
+    server: &Server,
+    http: &reqwest::Client,
+    path: &str,
+) -> (Vec<String>, Vec<(String, String)>) {
+    let response = http.get(server.url(path)).send().await.unwrap();
+    assert_eq!(response.status(), 200, "GET {path}");
+    let links = response
+        .headers()
+        .get("link")
+        .map(|l| l.to_str().unwrap().to_owned())
+        .unwrap_or_default()
+        .split(", ")
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            let url = &part[1..part.find('>').unwrap()];
+            let base = server.url("/api/v3/orgs/acme/packages");
+            assert!(url.starts_with(&base), "{url}");
+            let rel = part.rsplit("rel=").next().unwrap().trim_matches('"');
+            (rel.to_owned(), url[base.len()..].to_owned())
+        })
+        .collect();
+    let page: Value = response.json().await.unwrap();
+    let names = page
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap().to_owned())
+        .collect();
+    (names, links)
+}
+
+#[tokio::test]
+async fn the_listing_pages_and_counts_only_what_the_caller_sees() {
+    let server = Server::start();
+    for i in 1..=9 {
+        push_labelled(&server, &format!("acme/p{i}"), "v1", json!({})).await;
+    }
+    // p3 public, p2, p5, p6 and p9 internal; the rest private. Deleted: p7 (internal).
+    for (package, visibility) in [
+        ("p2", "internal"),
+        ("p3", "public"),
+        ("p5", "internal"),
+        ("p6", "internal"),
+        ("p7", "internal"),
+        ("p9", "internal"),
+    ] {
+        let changed = client()
+            .patch(server.url(&format!("/api/v3/orgs/acme/packages/container/{package}")))
+            .json(&json!({"visibility": visibility}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(changed.status(), 204);
+    }
+    let deleted = client()
+        .delete(server.url("/api/v3/orgs/acme/packages/container/p7"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 204);
+    // Rita is no member of acme: she reads the public and internal packages only.
+    let rita = client_with_token(&server.admin(&[
+        "create-user",
+        "rita",
+        "--token-scopes",
+        "read:packages",
+    ]));
+    let list = "/api/v3/orgs/acme/packages?package_type=container&per_page=2";
+    let link = |page: u64| format!("?package_type=container&per_page=2&page={page}");
+    let rel = |rel: &str, page: u64| (rel.to_owned(), link(page));
+
+    let (names, links) = listing_page(&server, &rita, list).await;
+    assert_eq!(names, ["p2", "p3"]);
+    assert_eq!(
+        links,
+        [rel("next", 2), rel("last", 3)],
+        "5 packages: 3 pages"
+    );
+    let (names, links) = listing_page(&server, &rita, &format!("{list}&page=2")).await;
+    assert_eq!(names, ["p5", "p6"], "p4 is not hers to see, nor counted");
+    assert_eq!(
+        links,
+        [
+            rel("next", 3),
+            rel("last", 3),
+            rel("first", 1),
+            rel("prev", 1)
+        ]
+    );
+    let (names, links) = listing_page(&server, &rita, &format!("{list}&page=3")).await;
+    assert_eq!(names, ["p9"], "deleted p7 is neither listed nor counted");
+    assert_eq!(links, [rel("first", 1), rel("prev", 2)]);
+    let (names, links) = listing_page(&server, &rita, &format!("{list}&page=5")).await;
+    assert!(names.is_empty());
+    assert_eq!(
+        links,
+        [rel("first", 1), rel("prev", 3)],
+        "prev is the last page"
+    );
+
+    let internal =
+        "/api/v3/orgs/acme/packages?package_type=container&visibility=internal&per_page=3";
+    let (names, links) = listing_page(&server, &rita, internal).await;
+    assert_eq!(names, ["p2", "p5", "p6"]);
+    assert_eq!(
+        links,
+        [
+            (
+                "next".to_owned(),
+                "?package_type=container&visibility=internal&per_page=3&page=2".to_owned()
+            ),
+            (
+                "last".to_owned(),
+                "?package_type=container&visibility=internal&per_page=3&page=2".to_owned()
+            ),
+        ]
+    );
+
+    // The admin sees every live package: 8, in 4 pages.
+    let (names, links) = listing_page(&server, &client(), &format!("{list}&page=4")).await;
+    assert_eq!(names, ["p8", "p9"]);
+    assert_eq!(links, [rel("first", 1), rel("prev", 3)]);
+    let (names, _) = listing_page(&server, &client(), &format!("{list}&page=2")).await;
+    assert_eq!(names, ["p3", "p4"]);
+}
+
 #[tokio::test]
 async fn a_deleted_package_is_gone_its_name_reserved_until_restored() {
     let server = Server::start();

@@ -9,7 +9,8 @@
 //! by the pure rules of [`super::rules`].
 
 use super::model::{
-    AccountKind, Action, Credential, Grant, OrgRole, Principal, RepoId, Role, Target, Visibility,
+    AccountKind, Action, Credential, Grant, OrgRole, Owner, Principal, Readable, RepoId, Role,
+    Target, Visibility,
 };
 
 /// The outcome of [`decide`].
@@ -84,11 +85,7 @@ fn live(principal: &Principal, target: &Target, action: Action) -> Decision {
             Action::Pull | Action::Delete | Action::Manage => Decision::NotFound,
         };
     };
-    if let Grant::Classic { sso_authorized, .. } = &credential.grant
-        && owner.requires_sso
-        && !credential.site_admin
-        && !sso_authorized.contains(&owner.id)
-    {
+    if sso_closed(credential, owner) {
         // The organization's packages are closed to the token, but what anyone may pull
         // stays pullable: the token sees no less than no token.
         let public = target
@@ -316,13 +313,137 @@ pub fn administers_owner(principal: &Principal, target: &Target) -> bool {
 
 /// Whether the credential's user is the owning user or an owner of the owning organization.
 fn owns(credential: &Credential, target: &Target) -> bool {
-    let Some(owner) = &target.owner else {
-        return false;
-    };
+    target
+        .owner
+        .as_ref()
+        .is_some_and(|owner| owns_account(credential, owner, target.relations.org_role))
+}
+
+/// Whether the credential's user is `owner` or, `owner` being an organization, an owner of
+/// it (`org_role`: the user's membership in it).
+fn owns_account(credential: &Credential, owner: &Owner, org_role: Option<OrgRole>) -> bool {
     match owner.kind {
         AccountKind::User => credential.user == Some(owner.id),
-        AccountKind::Organization => target.relations.org_role == Some(OrgRole::Owner),
+        AccountKind::Organization => org_role == Some(OrgRole::Owner),
     }
+}
+
+/// Whether `owner` is closed to the credential: a classic token not SSO-authorized for an
+/// organization that requires it (site administrators aside). Its public packages stay
+/// pullable.
+fn sso_closed(credential: &Credential, owner: &Owner) -> bool {
+    matches!(&credential.grant, Grant::Classic { sso_authorized, .. }
+        if owner.requires_sso
+            && !credential.site_admin
+            && !sso_authorized.contains(&owner.id))
+}
+
+/// Which live packages of `owner` `principal` may pull, as a condition a store evaluates in a
+/// listing's query (`org_role`: the principal's user's membership in `owner`, when it is an
+/// organization). It admits exactly the packages [`decide`] allows `Action::Pull` on: the
+/// same rules as [`live`] and [`reach`] with the package left open, each fact about the
+/// package (its visibility, link, job access, the user's roles on it) becoming a condition
+/// on the package's row. The access tests compare the two over every combination of
+/// principal, owner and package they build; a change to one is a change to both.
+pub fn readable(principal: &Principal, owner: &Owner, org_role: Option<OrgRole>) -> Readable {
+    let public = Readable::Visibility(Visibility::Public);
+    let Principal::Token(credential) = principal else {
+        return public;
+    };
+    if sso_closed(credential, owner) {
+        return public;
+    }
+    // The floor of `reach`: public packages, and internal ones for users.
+    let internal = if credential.user.is_some() {
+        Readable::Visibility(Visibility::Internal)
+    } else {
+        Readable::Nothing
+    };
+    let granted = match &credential.grant {
+        Grant::Classic { scopes, .. } => {
+            if !scopes.may_read() {
+                return public;
+            }
+            user_role_readable(credential, owner, org_role, scopes.repo)
+        }
+        Grant::FineGrained {
+            owner: token_owner,
+            packages,
+            repositories,
+            private_repositories,
+            ..
+        } => {
+            if *token_owner != owner.id {
+                return public;
+            }
+            // What it does not select it reads only when public: the internal floor too is
+            // for what it selects.
+            let selected = Readable::any_of(vec![
+                Readable::Named(packages.clone()),
+                Readable::LinkedTo(repositories.clone()),
+            ]);
+            return Readable::any_of(vec![
+                public,
+                Readable::all_of(vec![
+                    selected,
+                    Readable::any_of(vec![
+                        internal,
+                        user_role_readable(credential, owner, org_role, *private_repositories),
+                    ]),
+                ]),
+            ]);
+        }
+        Grant::App {
+            account,
+            repositories,
+            ..
+        } => {
+            if *account != owner.id {
+                Readable::Nothing
+            } else {
+                match repositories {
+                    None => Readable::Everything,
+                    Some(repos) => Readable::LinkedTo(repos.clone()),
+                }
+            }
+        }
+        Grant::Job { repository, .. } => Readable::any_of(vec![
+            Readable::LinkedTo(vec![*repository]),
+            Readable::JobAccess(*repository),
+        ]),
+    };
+    Readable::any_of(vec![public, internal, granted])
+}
+
+/// The packages of `owner` on which [`user_role`] gives the credential's user a role.
+fn user_role_readable(
+    credential: &Credential,
+    owner: &Owner,
+    org_role: Option<OrgRole>,
+    via_private_repo: bool,
+) -> Readable {
+    let Some(user) = credential.user else {
+        return Readable::Nothing;
+    };
+    if credential.site_admin || owns_account(credential, owner, org_role) {
+        return Readable::Everything;
+    }
+    Readable::any_of(vec![
+        Readable::InheritsFrom(vec![Visibility::Public, Visibility::Internal]),
+        Readable::RepoRole {
+            user,
+            repo_visibilities: if via_private_repo {
+                vec![
+                    Visibility::Private,
+                    Visibility::Internal,
+                    Visibility::Public,
+                ]
+            } else {
+                vec![Visibility::Public]
+            },
+        },
+        Readable::PackageRole(user),
+    ])
 }
 
 /// A push to a package that does not exist yet: may the credential create it, and how.

@@ -20,13 +20,14 @@ pub mod store;
 pub mod token;
 
 pub use cache::AccessCache;
-pub use decide::{Decision, decide};
+pub use decide::{Decision, decide, readable};
 pub use forge::{Forge, SourceRef};
 pub use linking::Linking;
 pub use manage::{GranteeName, ManageError, ManageResult, NewToken, Team, TokenRequest};
 pub use model::{
     AccountId, AccountKind, Action, Credential, CredentialId, Grant, LinkedRepo, OrgRole, Owner,
-    Package, PackagePolicy, Principal, Relations, RepoId, Role, Scopes, Target, Visibility,
+    Package, PackagePolicy, Principal, Readable, Relations, RepoId, Role, Scopes, Target,
+    Visibility,
 };
 pub use service::{Access, Presented, TokenLifetimes};
 

@@ -395,3 +395,116 @@ impl Target {
         }
     }
 }
+
+/// Which live packages of one owner a principal may read, as a condition on each package
+/// that a metadata store evaluates in its listing query, so a listing is paged and counted
+/// where the rows are. [`super::decide::readable`] builds it for a principal;
+/// [`Readable::admits`] evaluates it on a [`Target`] gathered for that principal's user,
+/// and agrees with [`super::decide()`] on every live package (the access tests check it
+/// over every combination they can build). The user-dependent conditions name their user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Readable {
+    /// Every package.
+    Everything,
+    /// No package.
+    Nothing,
+    /// Packages of this visibility.
+    Visibility(Visibility),
+    /// Packages named one of these (full names, `owner/…`).
+    Named(Vec<String>),
+    /// Packages linked to one of these repositories, inheriting their access or not.
+    LinkedTo(Vec<RepoId>),
+    /// Packages that let job tokens of this repository use them (with any role).
+    JobAccess(RepoId),
+    /// Packages inheriting their access from a linked repository of one of these
+    /// visibilities.
+    InheritsFrom(Vec<Visibility>),
+    /// Packages inheriting their access from a linked repository of one of these
+    /// visibilities on which `user` holds a role (as a collaborator, through a team, or by
+    /// owning it or being an owner of the organization owning it).
+    RepoRole {
+        /// The user.
+        user: AccountId,
+        /// The linked repository's visibilities that count.
+        repo_visibilities: Vec<Visibility>,
+    },
+    /// Packages keeping their own access (not linked, or linked without inheriting) on which
+    /// this user or one of their teams holds a role.
+    PackageRole(AccountId),
+    /// Packages any of these admits.
+    AnyOf(Vec<Readable>),
+    /// Packages all of these admit.
+    AllOf(Vec<Readable>),
+}
+
+impl Readable {
+    /// Packages any of `conditions` admits, simplified: [`Readable::Nothing`] when there is
+    /// none, [`Readable::Everything`] when one admits everything.
+    pub fn any_of(conditions: Vec<Readable>) -> Readable {
+        let mut kept = Vec::new();
+        for condition in conditions {
+            match condition {
+                Readable::Everything => return Readable::Everything,
+                Readable::Nothing => {}
+                Readable::AnyOf(inner) => kept.extend(inner),
+                other => kept.push(other),
+            }
+        }
+        match kept.len() {
+            0 => Readable::Nothing,
+            1 => kept.remove(0),
+            _ => Readable::AnyOf(kept),
+        }
+    }
+
+    /// Packages all of `conditions` admit, simplified: [`Readable::Everything`] when there
+    /// is none, [`Readable::Nothing`] when one admits nothing.
+    pub fn all_of(conditions: Vec<Readable>) -> Readable {
+        let mut kept = Vec::new();
+        for condition in conditions {
+            match condition {
+                Readable::Nothing => return Readable::Nothing,
+                Readable::Everything => {}
+                Readable::AllOf(inner) => kept.extend(inner),
+                other => kept.push(other),
+            }
+        }
+        match kept.len() {
+            0 => Readable::Everything,
+            1 => kept.remove(0),
+            _ => Readable::AllOf(kept),
+        }
+    }
+
+    /// Whether the condition admits the package of `target`, whose relations were gathered
+    /// for the user the condition names. A target without a package is never admitted.
+    pub fn admits(&self, target: &Target) -> bool {
+        let Some(package) = &target.package else {
+            return false;
+        };
+        let inherited_from = |visibilities: &[Visibility]| {
+            package.inherits
+                && package
+                    .linked
+                    .is_some_and(|repo| visibilities.contains(&repo.visibility))
+        };
+        match self {
+            Readable::Everything => true,
+            Readable::Nothing => false,
+            Readable::Visibility(visibility) => package.visibility == *visibility,
+            Readable::Named(names) => names.contains(&target.name),
+            Readable::LinkedTo(repos) => package.linked.is_some_and(|r| repos.contains(&r.id)),
+            Readable::JobAccess(repo) => package.job_access.iter().any(|(r, _)| r == repo),
+            Readable::InheritsFrom(visibilities) => inherited_from(visibilities),
+            Readable::RepoRole {
+                repo_visibilities, ..
+            } => inherited_from(repo_visibilities) && target.relations.repo_role.is_some(),
+            Readable::PackageRole(_) => {
+                !(package.inherits && package.linked.is_some())
+                    && target.relations.package_role.is_some()
+            }
+            Readable::AnyOf(conditions) => conditions.iter().any(|c| c.admits(target)),
+            Readable::AllOf(conditions) => conditions.iter().all(|c| c.admits(target)),
+        }
+    }
+}

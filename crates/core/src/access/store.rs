@@ -11,8 +11,8 @@ pub use crate::ids::{AppId, InstallationId, TeamId};
 use async_trait::async_trait;
 
 use super::model::{
-    AccountId, AccountKind, CredentialId, Grant, OrgRole, PackagePolicy, Principal, RepoId, Role,
-    Target, Visibility,
+    AccountId, AccountKind, CredentialId, Grant, OrgRole, Owner, PackagePolicy, Principal,
+    Readable, RepoId, Role, Target, Visibility,
 };
 use super::token::TokenKind;
 use crate::name::RepoName;
@@ -42,6 +42,17 @@ pub struct Account {
 }
 
 impl Account {
+    /// The account as the owner of packages, as [`crate::access::decide`] sees it.
+    pub fn as_owner(&self) -> Owner {
+        Owner {
+            id: self.id,
+            login: self.login.clone(),
+            kind: self.kind,
+            requires_sso: self.requires_sso,
+            policy: self.policy.clone(),
+        }
+    }
+
     /// The e-mail address `viewer` may see: GitHub shows a user's public e-mail address to
     /// everyone, and Berth keeps no public one, so only the user and site administrators see
     /// it; everyone else (anonymous included) sees none.
@@ -310,13 +321,19 @@ pub trait PackageStore: Send + Sync + 'static {
         admin: Option<AccountId>,
         now: Millis,
     ) -> StoreResult<()>;
-    /// The packages of `owner` (live and deleted), by name, each with its [`Target`] for
-    /// `user`: everything a listing needs to decide what `user` sees, in one read.
-    async fn packages_of(
+    /// A page of the live packages of `owner` that `readable` admits (and, given
+    /// `visibility`, of that visibility only), by name in byte order: `limit` of them after
+    /// the first `offset`, and how many there are in all. Paged and counted in the store, so
+    /// a page costs what it shows (and the offset it skips), not every package of the
+    /// owner; what `readable` does not admit is neither shown nor counted.
+    async fn list_packages(
         &self,
         owner: AccountId,
-        user: Option<AccountId>,
-    ) -> StoreResult<Vec<(PackageRecord, Target)>>;
+        readable: &Readable,
+        visibility: Option<Visibility>,
+        offset: u64,
+        limit: u64,
+    ) -> StoreResult<(u64, Vec<PackageRecord>)>;
     /// Package `name`, live or deleted.
     async fn package_record(&self, name: &RepoName) -> StoreResult<Option<PackageRecord>>;
     /// Marks package `name` deleted at `at`, or restores it (`None`); false when absent.

@@ -784,3 +784,228 @@ mod rules {
         }
     }
 }
+
+/// Every principal kind, in the variants that change what it reads: each grant's fields, a
+/// site administrator or not, the owner or not.
+fn principals() -> Vec<Principal> {
+    let token = |user: Option<AccountId>, site_admin: bool, grant: Grant| {
+        Principal::Token(Credential {
+            expires_at: None,
+            id: CredentialId(1),
+            user,
+            login: "someone".into(),
+            site_admin,
+            grant,
+        })
+    };
+    let mut all = vec![Principal::Anonymous];
+    for user in [ALICE, BOB] {
+        for site_admin in [false, true] {
+            for scopes in [
+                "",
+                "read:packages",
+                "read:packages,repo",
+                "write:packages,repo",
+            ] {
+                for sso_authorized in [vec![], vec![ORG]] {
+                    all.push(token(
+                        Some(user),
+                        site_admin,
+                        Grant::Classic {
+                            scopes: scopes.parse().unwrap(),
+                            sso_authorized,
+                        },
+                    ));
+                }
+            }
+            for owner in [ORG, ALICE, AccountId(2)] {
+                for packages in [vec![], vec!["acme/app".to_owned()]] {
+                    for repositories in [vec![], vec![REPO]] {
+                        for private_repositories in [false, true] {
+                            all.push(token(
+                                Some(user),
+                                site_admin,
+                                Grant::FineGrained {
+                                    owner,
+                                    packages: packages.clone(),
+                                    repositories: repositories.clone(),
+                                    permission: Role::Read,
+                                    private_repositories,
+                                },
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for account in [ORG, ALICE, AccountId(2)] {
+        for repositories in [None, Some(vec![]), Some(vec![REPO])] {
+            all.push(token(
+                None,
+                false,
+                Grant::App {
+                    account,
+                    repositories,
+                    permission: Role::Read,
+                },
+            ));
+        }
+    }
+    for repository in [REPO, OTHER_REPO] {
+        for permission in [Role::Read, Role::Write] {
+            all.push(job(repository, permission));
+        }
+    }
+    all
+}
+
+/// The live packages of `owner` in every combination of the facts a store gathers about one
+/// (name, visibility, link, inheritance, job access) and the roles `user` may hold on it,
+/// `org_role` being the user's membership in the owner.
+fn live_targets(owner: &Owner, user: Option<AccountId>, org_role: Option<OrgRole>) -> Vec<Target> {
+    let visibilities = [
+        Visibility::Private,
+        Visibility::Internal,
+        Visibility::Public,
+    ];
+    let mut links = vec![None];
+    for id in [REPO, OTHER_REPO] {
+        for visibility in visibilities {
+            links.push(Some(LinkedRepo { id, visibility }));
+        }
+    }
+    let roles = if user.is_some() {
+        vec![None, Some(Role::Read), Some(Role::Admin)]
+    } else {
+        vec![None]
+    };
+    let mut all = Vec::new();
+    for name in ["acme/app", "acme/other"] {
+        for visibility in visibilities {
+            for linked in &links {
+                for inherits in [false, true] {
+                    for job_access in [
+                        vec![],
+                        vec![(REPO, Role::Read)],
+                        vec![(OTHER_REPO, Role::Write)],
+                    ] {
+                        for package_role in &roles {
+                            // The store finds a repository role only on a linked repository.
+                            let repo_roles = if linked.is_some() {
+                                roles.clone()
+                            } else {
+                                vec![None]
+                            };
+                            for repo_role in repo_roles {
+                                all.push(Target {
+                                    name: name.into(),
+                                    owner: Some(owner.clone()),
+                                    package: Some(Package {
+                                        visibility,
+                                        linked: *linked,
+                                        inherits,
+                                        job_access: job_access.clone(),
+                                        deleted_at: None,
+                                    }),
+                                    relations: Relations {
+                                        org_role,
+                                        package_role: *package_role,
+                                        repo_role,
+                                    },
+                                });
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    all
+}
+
+#[test]
+fn the_listing_condition_admits_exactly_what_decide_lets_pull() {
+    let mut owners = Vec::new();
+    for requires_sso in [false, true] {
+        owners.push(Owner {
+            requires_sso,
+            ..org()
+        });
+    }
+    owners.push(Owner {
+        id: ALICE,
+        login: "alice".into(),
+        kind: AccountKind::User,
+        requires_sso: false,
+        policy: PackagePolicy::default(),
+    });
+    let mut checked = 0;
+    for principal in principals() {
+        for owner in &owners {
+            // The store reads an organization membership for users only.
+            let org_roles = match (owner.kind, principal.user()) {
+                (AccountKind::Organization, Some(_)) => {
+                    vec![None, Some(OrgRole::Member), Some(OrgRole::Owner)]
+                }
+                _ => vec![None],
+            };
+            for org_role in org_roles {
+                let condition = readable(&principal, owner, org_role);
+                for target in live_targets(owner, principal.user(), org_role) {
+                    let allowed = decide(&principal, &target, Action::Pull) == Decision::Allow;
+                    assert_eq!(
+                        condition.admits(&target),
+                        allowed,
+                        "{principal:?} on {target:?}: condition {condition:?}"
+                    );
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(checked > 100_000, "{checked} combinations");
+}
+
+#[test]
+fn listing_conditions_simplify() {
+    let public = Readable::Visibility(Visibility::Public);
+    assert_eq!(Readable::any_of(vec![]), Readable::Nothing);
+    assert_eq!(Readable::all_of(vec![]), Readable::Everything);
+    assert_eq!(
+        Readable::any_of(vec![Readable::Nothing, public.clone()]),
+        public
+    );
+    assert_eq!(
+        Readable::any_of(vec![public.clone(), Readable::Everything]),
+        Readable::Everything
+    );
+    assert_eq!(
+        Readable::all_of(vec![public.clone(), Readable::Nothing]),
+        Readable::Nothing
+    );
+    // What site administrators and owners read is every package: the store lists them
+    // without a condition.
+    let owner = org();
+    let admin = Principal::Token(Credential {
+        site_admin: true,
+        ..match classic(CAROL, "read:packages") {
+            Principal::Token(c) => c,
+            Principal::Anonymous => unreachable!(),
+        }
+    });
+    assert_eq!(readable(&admin, &owner, None), Readable::Everything);
+    assert_eq!(
+        readable(
+            &classic(ALICE, "read:packages"),
+            &owner,
+            Some(OrgRole::Owner)
+        ),
+        Readable::Everything
+    );
+    assert_eq!(readable(&Principal::Anonymous, &owner, None), public);
+    assert_eq!(
+        readable(&classic(BOB, ""), &owner, Some(OrgRole::Member)),
+        public
+    );
+}

@@ -45,6 +45,7 @@ macro_rules! access_contract {
                 a_package_created_linked_inherits,
                 deleted_packages_are_marked_restored_and_purged_with_their_repository,
                 the_first_link_of_a_package_wins,
+                the_listing_pages_and_counts_exactly_what_each_principal_may_pull,
                 each_grant_kind_round_trips_through_its_secret,
                 grant_lists_are_sets,
                 tokens_grant_at_most_write,

@@ -3,11 +3,13 @@
 
 use berth_core::access::store::{AccessStore, Grantee};
 use berth_core::access::{
-    AccountKind, LinkedRepo, OrgRole, Owner, Package, PackagePolicy, Relations, Role, Visibility,
+    AccountId, AccountKind, Action, Credential, Decision, Grant, LinkedRepo, OrgRole, Owner,
+    Package, PackagePolicy, Principal, Readable, Relations, RepoId, Role, Visibility, decide,
+    readable,
 };
 use berth_core::ports::{ListingStore, ManifestStore, MetadataStore};
 
-use super::{name, org, repo, team, user};
+use super::{classic, name, org, repo, team, user};
 
 // --- target ---
 
@@ -363,23 +365,22 @@ pub async fn repo_role_comes_from_collaborators_teams_and_ownership<
         None
     );
 
-    // The owner's listing reads, for every user, what the one-package query reads.
-    s.set_team_member(devs, bob, true).await.unwrap();
-    s.set_team_repo(devs, src, Some(Role::Write)).await.unwrap();
-    s.set_package_role(&plain, Grantee::Team(devs), Some(Role::Read))
+    // The owner's listing of everything: live packages by name, the records the one-package
+    // query reads.
+    let (total, listed) = s
+        .list_packages(acme, &Readable::Everything, None, 0, 100)
         .await
         .unwrap();
-    for user in [None, Some(alice), Some(bob), Some(carol), Some(dave)] {
-        let listed = s.packages_of(acme, user).await.unwrap();
-        let names: Vec<&str> = listed.iter().map(|(p, _)| p.name.as_str()).collect();
-        assert_eq!(names, ["acme/app", "acme/plain", "acme/tool"]);
-        for (record, target) in &listed {
-            assert_eq!(
-                target,
-                &s.target(&record.name, user).await.unwrap(),
-                "{user:?}"
-            );
-        }
+    let names: Vec<&str> = listed.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(
+        (total, names),
+        (3, vec!["acme/app", "acme/plain", "acme/tool"])
+    );
+    for record in &listed {
+        assert_eq!(
+            Some(record),
+            s.package_record(&record.name).await.unwrap().as_ref()
+        );
     }
 }
 
@@ -551,25 +552,23 @@ pub async fn deleted_packages_are_marked_restored_and_purged_with_their_reposito
             .await
             .unwrap()
     );
-    let listed = s.packages_of(acme, Some(alice)).await.unwrap();
+    // A deleted package is neither listed nor counted; the live one is listed as it reads.
+    let (total, listed) = s
+        .list_packages(acme, &Readable::Everything, None, 0, 100)
+        .await
+        .unwrap();
+    assert_eq!(total, 1);
     assert_eq!(
         listed
             .iter()
-            .map(|(p, _)| (p.name.as_str(), p.deleted_at))
+            .map(|p| (p.name.as_str(), p.deleted_at))
             .collect::<Vec<_>>(),
-        [("acme/app", Some(5_000)), ("acme/lib", None)]
+        [("acme/lib", None)]
     );
-    for (record, target) in &listed {
-        assert_eq!(
-            target,
-            &s.target(&record.name, Some(alice)).await.unwrap(),
-            "the listing reads what the one-package query reads"
-        );
-        assert_eq!(
-            Some(record.clone()),
-            s.package_record(&record.name).await.unwrap()
-        );
-    }
+    assert_eq!(
+        Some(&listed[0]),
+        s.package_record(&lib).await.unwrap().as_ref()
+    );
     assert_eq!(
         s.target(&app, Some(alice))
             .await
@@ -623,5 +622,245 @@ pub async fn the_first_link_of_a_package_wins<S: AccessStore + MetadataStore + C
         !s.link_unlinked_package(&name("alice/none"), first, true)
             .await
             .unwrap()
+    );
+}
+
+// --- listing ---
+
+/// A principal holding a token of `grant` for `user`.
+fn token(user: Option<AccountId>, site_admin: bool, grant: Grant) -> Principal {
+    Principal::Token(Credential {
+        id: crate::id(1),
+        user,
+        login: "lister".to_owned(),
+        site_admin,
+        grant,
+        expires_at: None,
+    })
+}
+
+/// The listing shows and counts, page after page, exactly the packages each principal may
+/// pull: what [`decide`] allows on each package's [`Target`] (the one-package query), by name,
+/// whatever is invisible between them; deleted packages and other owners' never.
+pub async fn the_listing_pages_and_counts_exactly_what_each_principal_may_pull<
+    S: AccessStore + MetadataStore + Clone,
+>(
+    s: S,
+) {
+    let alice = user(&s, "alice").await;
+    let bob = user(&s, "bob").await;
+    let carol = user(&s, "carol").await;
+    let dave = user(&s, "dave").await;
+    let acme = org(&s, "acme", alice).await;
+    let zeta = org(&s, "zeta", carol).await;
+    s.set_membership(acme, bob, Some(OrgRole::Member))
+        .await
+        .unwrap();
+    let devs = team(&s, acme, "devs").await;
+    s.set_team_member(devs, bob, true).await.unwrap();
+    let src = repo(&s, acme, "src", Visibility::Private).await;
+    let open = repo(&s, acme, "open", Visibility::Public).await;
+    let inner = repo(&s, acme, "inner", Visibility::Internal).await;
+    let teamed = repo(&s, acme, "teamed", Visibility::Private).await;
+    let carols = repo(&s, carol, "tool", Visibility::Private).await;
+    s.set_collaborator(src, bob, Some(Role::Read))
+        .await
+        .unwrap();
+    s.set_team_repo(devs, teamed, Some(Role::Write))
+        .await
+        .unwrap();
+
+    // Visible and invisible packages interleaved, so pages of every size cut between them.
+    let create = |package: &'static str, visibility, link: Option<RepoId>| {
+        let s = s.clone();
+        async move {
+            let package = name(package);
+            let owner = if package.owner() == "zeta" {
+                zeta
+            } else {
+                acme
+            };
+            s.create_package(&package, owner, visibility, link, None, 1_000)
+                .await
+                .unwrap();
+            package
+        }
+    };
+    use Visibility::{Internal, Private, Public};
+    create("acme/a1", Public, None).await;
+    create("acme/a2", Private, None).await;
+    create("acme/a3", Internal, None).await;
+    let a4 = create("acme/a4", Private, None).await;
+    s.set_package_role(&a4, Grantee::User(bob), Some(Role::Read))
+        .await
+        .unwrap();
+    let a5 = create("acme/a5", Private, None).await;
+    s.set_package_role(&a5, Grantee::Team(devs), Some(Role::Read))
+        .await
+        .unwrap();
+    create("acme/a6", Private, Some(src)).await;
+    create("acme/a7", Private, Some(open)).await;
+    create("acme/a8", Private, Some(inner)).await;
+    let a9 = create("acme/a9", Private, None).await;
+    assert!(s.link_package(&a9, Some(src), false).await.unwrap());
+    let b1 = create("acme/b1", Private, None).await;
+    s.set_package_job_access(&b1, open, Some(Role::Read))
+        .await
+        .unwrap();
+    let b2 = create("acme/b2", Public, None).await;
+    assert!(s.set_package_deleted(&b2, Some(2_000)).await.unwrap());
+    let b3 = create("acme/b3", Private, None).await;
+    s.set_package_role(&b3, Grantee::User(bob), Some(Role::Admin))
+        .await
+        .unwrap();
+    assert!(s.set_package_deleted(&b3, Some(2_000)).await.unwrap());
+    create("acme/b4", Private, Some(carols)).await;
+    create("acme/b5", Private, Some(teamed)).await;
+    create("acme/b6", Internal, None).await;
+    let b7 = create("acme/b7", Private, Some(teamed)).await;
+    assert!(s.link_package(&b7, Some(teamed), false).await.unwrap());
+    s.set_package_role(&b7, Grantee::Team(devs), Some(Role::Write))
+        .await
+        .unwrap();
+    create("acme/b8", Private, None).await;
+    create("zeta/a1", Public, None).await;
+    let names = [
+        "acme/a1", "acme/a2", "acme/a3", "acme/a4", "acme/a5", "acme/a6", "acme/a7", "acme/a8",
+        "acme/a9", "acme/b1", "acme/b2", "acme/b3", "acme/b4", "acme/b5", "acme/b6", "acme/b7",
+        "acme/b8", "zeta/a1",
+    ];
+
+    let fine_grained = |owner, private_repositories| Grant::FineGrained {
+        owner,
+        packages: vec!["acme/a2".to_owned(), "acme/b8".to_owned()],
+        repositories: vec![src],
+        permission: Role::Read,
+        private_repositories,
+    };
+    let app = |account, repositories| Grant::App {
+        account,
+        repositories,
+        permission: Role::Read,
+    };
+    let job = |repository| Grant::Job {
+        repository,
+        owner: acme,
+        permission: Role::Write,
+    };
+    let sso = |scopes: &str, sso_authorized| Grant::Classic {
+        scopes: scopes.parse().unwrap(),
+        sso_authorized,
+    };
+    let principals = [
+        Principal::Anonymous,
+        token(Some(alice), false, classic("read:packages")),
+        token(Some(alice), false, classic("")),
+        token(Some(bob), false, classic("read:packages")),
+        token(Some(bob), false, classic("read:packages,repo")),
+        token(Some(bob), false, sso("write:packages", vec![acme])),
+        token(Some(bob), false, classic("delete:packages")),
+        token(Some(carol), false, classic("read:packages,repo")),
+        token(Some(carol), false, classic("read:packages")),
+        token(Some(dave), true, classic("read:packages")),
+        token(Some(dave), false, classic("read:packages")),
+        token(Some(bob), false, fine_grained(acme, false)),
+        token(Some(bob), false, fine_grained(acme, true)),
+        token(Some(bob), false, fine_grained(zeta, true)),
+        token(None, false, app(acme, None)),
+        token(None, false, app(acme, Some(vec![open, src]))),
+        token(None, false, app(zeta, None)),
+        token(None, false, job(src)),
+        token(None, false, job(open)),
+    ];
+
+    let mut seen = std::collections::BTreeSet::new();
+    for requires_sso in [false, true] {
+        s.set_requires_sso(acme, requires_sso).await.unwrap();
+        let owner = s.account_by_id(acme).await.unwrap().expect("acme");
+        for principal in &principals {
+            // What the registry decides on each package, one by one.
+            let mut expected = Vec::new();
+            for package in names {
+                let target = s.target(&name(package), principal.user()).await.unwrap();
+                if target.owner.as_ref().is_some_and(|o| o.id == acme)
+                    && decide(principal, &target, Action::Pull) == Decision::Allow
+                {
+                    let visibility = target.package.expect("a package").visibility;
+                    expected.push((package.to_owned(), visibility));
+                }
+            }
+            let org_role = match principal.user() {
+                Some(user) => s.membership(acme, user).await.unwrap(),
+                None => None,
+            };
+            let condition = readable(principal, &owner.as_owner(), org_role);
+            let context = format!("{principal:?} (SSO required: {requires_sso})");
+            let list = |visibility, offset, limit| {
+                let s = s.clone();
+                let condition = condition.clone();
+                async move {
+                    let (total, records) = s
+                        .list_packages(acme, &condition, visibility, offset, limit)
+                        .await
+                        .unwrap();
+                    let names: Vec<String> =
+                        records.iter().map(|r| r.name.as_str().to_owned()).collect();
+                    (total, names)
+                }
+            };
+            let all: Vec<String> = expected.iter().map(|(n, _)| n.clone()).collect();
+            let count = all.len() as u64;
+            assert_eq!(list(None, 0, 100).await, (count, all.clone()), "{context}");
+            for per_page in 1..=4u64 {
+                let mut paged = Vec::new();
+                let mut offset = 0;
+                while offset <= count {
+                    let (total, page) = list(None, offset, per_page).await;
+                    assert_eq!(total, count, "{context}: total at offset {offset}");
+                    assert!(page.len() as u64 <= per_page, "{context}");
+                    paged.extend(page);
+                    offset += per_page;
+                }
+                assert_eq!(paged, all, "{context}: pages of {per_page}");
+            }
+            for visibility in [Private, Internal, Public] {
+                let only: Vec<String> = expected
+                    .iter()
+                    .filter(|(_, v)| *v == visibility)
+                    .map(|(n, _)| n.clone())
+                    .collect();
+                assert_eq!(
+                    list(Some(visibility), 0, 100).await,
+                    (only.len() as u64, only),
+                    "{context}: {visibility:?} only"
+                );
+            }
+            seen.insert(all);
+        }
+    }
+    // The fixture tells the principals apart: many different listings, from the public
+    // package alone to every live one.
+    assert!(seen.len() >= 10, "{seen:?}");
+    assert!(seen.contains(&vec!["acme/a1".to_owned()]), "{seen:?}");
+    let live = names
+        .iter()
+        .filter(|n| n.starts_with("acme/") && !["acme/b2", "acme/b3"].contains(n))
+        .map(|n| (*n).to_owned())
+        .collect::<Vec<_>>();
+    assert!(seen.contains(&live), "{seen:?}");
+    // What a member reads with read:packages, worked out by hand: public and internal
+    // packages, those bob or his team holds a role on, and those inheriting from a public or
+    // internal repository; not a private repository's without the repo scope.
+    s.set_requires_sso(acme, false).await.unwrap();
+    let bob_reads = readable(
+        &token(Some(bob), false, classic("read:packages")),
+        &s.account_by_id(acme).await.unwrap().unwrap().as_owner(),
+        Some(OrgRole::Member),
+    );
+    let (total, listed) = s.list_packages(acme, &bob_reads, None, 2, 2).await.unwrap();
+    assert_eq!(total, 8);
+    assert_eq!(
+        listed.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),
+        ["acme/a4", "acme/a5"]
     );
 }
