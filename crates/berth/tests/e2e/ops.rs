@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
-use crate::common::{Server, anonymous_client, start_upload, with_auth};
+use crate::common::{Server, anonymous_client, fs_only, start_upload, with_auth};
 
 /// `/readyz`'s status and JSON body.
 async fn readyz(server: &Server) -> (u16, serde_json::Value) {
@@ -37,6 +37,9 @@ async fn healthz_and_readyz_answer_without_credentials() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn readyz_names_the_blob_store_while_it_is_broken() {
+    fs_only!(
+        "an S3 store's blob area is the bucket every test shares: no test can break it for one server"
+    );
     let server = Server::start();
     server.blobs().break_blob_area().await;
     let (status, body) = readyz(&server).await;
@@ -296,6 +299,7 @@ async fn pull_every_tag(base: &str, repo: &str) -> usize {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_backup_taken_during_pushes_restores_whole() {
+    fs_only!("berth backup copies the filesystem blob store; it says plainly it does not read S3");
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     let server = Server::start();
     let pushed = AtomicUsize::new(0);
@@ -360,6 +364,7 @@ async fn a_backup_taken_during_pushes_restores_whole() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn fsck_names_a_corrupted_blob() {
+    fs_only!("berth fsck checks the filesystem blob store; it says plainly it does not read S3");
     let server = Server::start();
     crate::common::push_image(&server, "acme/checked", "v1", b"first layer").await;
     let layer = b"the layer that rots".to_vec();
@@ -381,11 +386,12 @@ async fn fsck_names_a_corrupted_blob() {
 #[tokio::test(flavor = "multi_thread")]
 async fn fsck_checks_a_setup_on_postgres_too() {
     let database = crate::common::postgres_database();
-    let server = Server::start_node(
-        vec![("BERTH_DATABASE_URL".to_owned(), database.clone())],
-        Some(database.clone()),
-        None,
-    );
+    // fsck reads the filesystem store: blobs in the data directory, whatever the run's.
+    let stores = crate::common::Stores {
+        database_url: Some(database.clone()),
+        s3_prefix: None,
+    };
+    let server = Server::start_node(stores, vec![], None);
     let layer = b"the layer that rots on postgres".to_vec();
     crate::common::push_image(&server, "acme/checked", "v1", &layer).await;
     let fsck = || {

@@ -6,16 +6,12 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::common::postgres::PrivatePostgres;
-use crate::common::{Server, client, digest, push_image};
+use crate::common::{Server, Stores, client, digest, push_image};
 
 #[tokio::test]
 async fn requests_answer_503_while_postgres_is_down_and_the_node_recovers() {
     let postgres = PrivatePostgres::start();
-    let server = Server::start_node(
-        vec![("BERTH_DATABASE_URL".to_owned(), postgres.url())],
-        Some(postgres.url()),
-        None,
-    );
+    let server = Server::start_node(Stores::on_database(Some(postgres.url())), vec![], None);
     let (manifest, _) = push_image(&server, "acme/app", "v1", b"before").await;
     let manifest_url = server.url("/v2/acme/app/manifests/v1");
     assert_eq!(

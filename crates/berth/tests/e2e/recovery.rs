@@ -4,7 +4,7 @@
 //! metadata store's own API and the blob store's inspector), so each case is hit every time.
 
 use crate::common::meta::verified_by_a_final_put;
-use crate::common::{Server, client, digest, expect_error, location_url, start_upload};
+use crate::common::{Server, client, digest, expect_error, fs_only, location_url, start_upload};
 
 /// The upload id of an upload URL.
 fn upload_id(location: &str) -> String {
@@ -82,11 +82,17 @@ async fn interrupted_finish(moved: bool) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_final_put_stopped_after_moving_the_bytes_is_completed_at_startup() {
+    fs_only!(
+        "on S3 the bytes a final PUT appended are named by the session's recorded blob state, which the inspector cannot write (final_puts_killed_at_any_moment covers S3)"
+    );
     interrupted_finish(true).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_final_put_stopped_before_moving_the_bytes_is_completed_at_startup() {
+    fs_only!(
+        "on S3 the bytes a final PUT appended are named by the session's recorded blob state, which the inspector cannot write (final_puts_killed_at_any_moment covers S3)"
+    );
     interrupted_finish(false).await;
 }
 

@@ -15,7 +15,7 @@ use std::process::{Child, Command, Stdio};
 
 use std::sync::Mutex;
 
-use berth_testkit::inspect::{BlobInspector, FsInspector};
+use berth_testkit::inspect::{BlobInspector, FsInspector, S3Inspector};
 use bytes::Bytes;
 use sha2::{Digest as _, Sha256};
 
@@ -38,10 +38,10 @@ pub struct Server {
     /// `host:port`, for clients that take a registry host.
     pub host: String,
     data: tempfile::TempDir,
+    /// Its settings: those of its stores, then the test's own.
     env: Vec<(String, String)>,
-    /// The PostgreSQL database the server keeps its metadata in, when the suite runs on
-    /// PostgreSQL (see [`Backend`]); `None`: SQLite in the data directory.
-    database_url: Option<String>,
+    /// Where it keeps metadata and blobs.
+    stores: Stores,
     /// A classic token of the site administrator [`ADMIN`] with every scope.
     pub admin_token: String,
 }
@@ -53,31 +53,25 @@ impl Server {
     }
 
     /// Starts a server over a fresh data directory with extra environment variables
-    /// (`BERTH_*` settings), kept across restarts.
+    /// (`BERTH_*` settings), kept across restarts, on fresh stores of this run's backends
+    /// (see [`Stores::of_run`]).
     pub fn start_with(env: &[(&str, &str)]) -> Server {
-        let mut env: Vec<(String, String)> = env
+        let env = env
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        let database_url = match Backend::of_run() {
-            Backend::Sqlite => None,
-            Backend::Postgres => {
-                let url = postgres_database();
-                env.insert(0, ("BERTH_DATABASE_URL".to_owned(), url.clone()));
-                Some(url)
-            }
-        };
-        Server::start_node(env, database_url, None)
+        Server::start_node(Stores::of_run(), env, None)
     }
 
-    /// Starts a server over a fresh data directory with `env` (the `BERTH_*` settings),
-    /// whose metadata is in `database_url` when given. Bootstraps the administrator and
-    /// [`ORG`] unless `admin_token` is one already bootstrapped (another node of a cluster).
+    /// Starts a server over a fresh data directory keeping metadata and blobs in `stores`,
+    /// with the further settings `env`. Bootstraps the administrator and [`ORG`] unless
+    /// `admin_token` is one already bootstrapped (another node of a cluster).
     pub fn start_node(
+        stores: Stores,
         env: Vec<(String, String)>,
-        database_url: Option<String>,
         admin_token: Option<String>,
     ) -> Server {
+        let env: Vec<(String, String)> = stores.env().into_iter().chain(env).collect();
         let data = tempfile::tempdir().expect("temp dir");
         let admin_token = match admin_token {
             Some(token) => token,
@@ -94,7 +88,7 @@ impl Server {
             host,
             data,
             env,
-            database_url,
+            stores,
             admin_token,
         };
         server.publish_credentials();
@@ -136,7 +130,7 @@ impl Server {
 
     /// The PostgreSQL database the server keeps its metadata in; `None` on SQLite.
     pub fn database_url(&self) -> Option<&str> {
-        self.database_url.as_deref()
+        self.stores.database_url.as_deref()
     }
 
     /// The data directory.
@@ -145,9 +139,9 @@ impl Server {
     }
 
     /// The inspector of this server's blob store: what it holds, and crash states made by
-    /// hand. The one place the suites choose a blob backend's inspector.
+    /// hand.
     pub fn blobs(&self) -> Box<dyn BlobInspector> {
-        Box::new(FsInspector::new(self.data.path()))
+        self.stores.blobs(self.data.path())
     }
 
     /// Stops the server (SIGKILL: no chance to tidy up) and starts it again over the same data.
@@ -166,15 +160,13 @@ impl Server {
     /// Stops the server (SIGKILL) and starts it again over the same data with `env` (the
     /// `BERTH_*` settings) instead of the ones it had, kept for later restarts.
     pub fn restart_with(&mut self, env: &[(&str, &str)]) {
-        self.env = env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
+        // Its metadata and blobs stay where they are.
+        self.env = self
+            .stores
+            .env()
+            .into_iter()
+            .chain(env.iter().map(|(k, v)| (k.to_string(), v.to_string())))
             .collect();
-        // Its metadata stays where it is.
-        if let Some(url) = &self.database_url {
-            self.env
-                .insert(0, ("BERTH_DATABASE_URL".to_owned(), url.clone()));
-        }
         self.restart();
     }
 
@@ -231,7 +223,7 @@ impl Drop for Server {
 /// The metadata backend the servers of this run use, from `TEST_BACKEND`: `sqlite`
 /// (the default, the embedded setup) or `postgres` (a fresh database per server on the test
 /// PostgreSQL that `scripts/services` started). `scripts/test` runs the registry, access,
-/// packages and webhook suites once more with `postgres`.
+/// packages and webhook suites once more with `postgres` (and [`Blobs::S3`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     /// SQLite in the data directory.
@@ -250,6 +242,138 @@ impl Backend {
         }
     }
 }
+
+/// The blob store the servers of this run use, from `TEST_BLOBS`: `file` (the default, the
+/// data directory) or `s3` (a fresh key prefix per server in the bucket of the test Garage
+/// cluster that `scripts/services start postgres garage` started).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Blobs {
+    /// The filesystem store in the data directory.
+    File,
+    /// The S3 store on the test Garage cluster.
+    S3,
+}
+
+impl Blobs {
+    /// The blob store this run asks for.
+    pub fn of_run() -> Blobs {
+        match std::env::var("TEST_BLOBS").as_deref() {
+            Err(_) | Ok("" | "file") => Blobs::File,
+            Ok("s3") => Blobs::S3,
+            Ok(other) => panic!("TEST_BLOBS={other}: use file or s3"),
+        }
+    }
+}
+
+/// Where a server keeps its metadata and blobs. The one place the harness turns a backend
+/// into settings ([`Stores::env`]) and into an inspector ([`Stores::blobs`]).
+#[derive(Debug, Clone, Default)]
+pub struct Stores {
+    /// The PostgreSQL database; `None`: SQLite in the data directory.
+    pub database_url: Option<String>,
+    /// The key prefix in the test Garage cluster's bucket; `None`: blobs in the data directory.
+    pub s3_prefix: Option<String>,
+}
+
+impl Stores {
+    /// Fresh stores on the backends this run asks for ([`Backend::of_run`], [`Blobs::of_run`]).
+    pub fn of_run() -> Stores {
+        Stores::on_database(match Backend::of_run() {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(postgres_database()),
+        })
+    }
+
+    /// Metadata in `database_url` (`None`: SQLite in the data directory), blobs where this run
+    /// asks (a fresh prefix on S3).
+    pub fn on_database(database_url: Option<String>) -> Stores {
+        Stores {
+            database_url,
+            s3_prefix: match Blobs::of_run() {
+                Blobs::File => None,
+                Blobs::S3 => Some(fresh_s3_prefix()),
+            },
+        }
+    }
+
+    /// Metadata in `database_url` and blobs under a fresh prefix of the test bucket: what the
+    /// nodes of a cluster share.
+    pub fn shared(database_url: String) -> Stores {
+        Stores {
+            database_url: Some(database_url),
+            s3_prefix: Some(fresh_s3_prefix()),
+        }
+    }
+
+    /// The settings that put a server's metadata and blobs here.
+    pub fn env(&self) -> Vec<(String, String)> {
+        let mut env = Vec::new();
+        if let Some(url) = &self.database_url {
+            env.push(("BERTH_DATABASE_URL".to_owned(), url.clone()));
+        }
+        if let Some(prefix) = &self.s3_prefix {
+            let s3 = berth_testkit::services::s3_service();
+            env.extend(
+                [
+                    ("BERTH_BLOB_STORE", format!("s3://{}/{prefix}", s3.bucket)),
+                    ("BERTH_S3_ENDPOINT", s3.endpoint),
+                    ("BERTH_S3_REGION", s3.region),
+                    ("BERTH_S3_ACCESS_KEY_ID", s3.key_id),
+                    ("BERTH_S3_SECRET_ACCESS_KEY", s3.secret),
+                ]
+                .map(|(k, v)| (k.to_owned(), v)),
+            );
+        }
+        env
+    }
+
+    /// The inspector of these blobs (of a server whose data directory is `data`).
+    pub fn blobs(&self, data: &Path) -> Box<dyn BlobInspector> {
+        match &self.s3_prefix {
+            Some(prefix) => Box::new(S3Inspector::new(
+                &berth_testkit::services::s3_service(),
+                prefix,
+            )),
+            None => Box::new(FsInspector::new(data)),
+        }
+    }
+}
+
+/// A key prefix no other server of any test uses.
+fn fresh_s3_prefix() -> String {
+    format!("e2e-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Records that the calling test skipped itself (see [`fs_only`]): on stderr, and in the file
+/// `TEST_SKIPPED` names when set (`scripts/test` prints it after the pass).
+pub fn skipped(test: &str, why: &str) {
+    let test = test.trim_end_matches("::here").replace("::{{closure}}", "");
+    let line = format!("skipped on S3 blobs: {test}: {why}");
+    eprintln!("{line}");
+    if let Ok(path) = std::env::var("TEST_SKIPPED") {
+        use std::io::Write as _;
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .unwrap_or_else(|e| panic!("opening {path}: {e}"));
+        writeln!(file, "{line}").unwrap_or_else(|e| panic!("writing {path}: {e}"));
+    }
+}
+
+/// Returns from the calling test, saying so and `why` ([`skipped`]), unless this run keeps
+/// blobs on the filesystem: for tests that need a state only the filesystem store can be put
+/// in from outside, or a tool that reads only it.
+macro_rules! fs_only {
+    ($why:expr) => {
+        if $crate::common::Blobs::of_run() != $crate::common::Blobs::File {
+            fn here() {}
+            $crate::common::skipped(::std::any::type_name_of_val(&here), $why);
+            return;
+        }
+    };
+}
+pub(crate) use fs_only;
 
 /// A new database on the test PostgreSQL, from any context (the harness is synchronous and
 /// may be called inside a test's runtime).
