@@ -1,11 +1,13 @@
-//! Several `berth serve` nodes sharing one PostgreSQL database and one blob directory, behind
-//! nginx (Debian's) balancing each request round-robin, as the README's production setup
-//! runs them (with a shared file system standing in for the object store).
+//! Several `berth serve` nodes sharing one PostgreSQL database and one S3 bucket prefix on
+//! the test Garage cluster (three nodes, replication 3), behind nginx (Debian's) balancing
+//! each request round-robin, as the README's production setup runs them.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-use super::{Server, postgres_database};
+use berth_testkit::inspect::BlobInspector;
+
+use super::{Server, Stores, postgres_database};
 
 /// Nodes, their shared stores, and the balancer in front.
 pub struct Cluster {
@@ -18,13 +20,14 @@ pub struct Cluster {
     pub host: String,
     /// The database every node keeps its metadata in.
     pub database_url: String,
+    /// Where every node keeps metadata and blobs.
+    pub stores: Stores,
     nginx: Option<Child>,
-    _blobs: tempfile::TempDir,
     nginx_dir: tempfile::TempDir,
 }
 
 impl Cluster {
-    /// Starts `n` nodes on a fresh database and blob directory, and nginx in front.
+    /// Starts `n` nodes on a fresh database and bucket prefix, and nginx in front.
     pub fn start(n: usize) -> Cluster {
         Cluster::start_with(n, &[])
     }
@@ -33,28 +36,21 @@ impl Cluster {
     pub fn start_with(n: usize, extra: &[(&str, &str)]) -> Cluster {
         super::require("nginx");
         let database_url = postgres_database();
-        let blobs = tempfile::tempdir().expect("temp dir");
+        let stores = Stores::shared(database_url.clone());
         let port = free_port();
         let base = format!("http://127.0.0.1:{port}");
-        let env = vec![
-            ("BERTH_DATABASE_URL".to_owned(), database_url.clone()),
-            (
-                "BERTH_BLOB_STORE".to_owned(),
-                format!("file:{}", blobs.path().display()),
-            ),
-            ("BERTH_EXTERNAL_URL".to_owned(), base.clone()),
-        ];
-        let env: Vec<(String, String)> = env
-            .into_iter()
-            .chain(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+        let env: Vec<(String, String)> = [("BERTH_EXTERNAL_URL", base.as_str())]
+            .iter()
+            .chain(extra)
+            .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        let first = Server::start_node(env.clone(), Some(database_url.clone()), None);
+        let first = Server::start_node(stores.clone(), env.clone(), None);
         let token = first.admin_token.clone();
         let mut nodes = vec![first];
         for _ in 1..n {
             nodes.push(Server::start_node(
+                stores.clone(),
                 env.clone(),
-                Some(database_url.clone()),
                 Some(token.clone()),
             ));
         }
@@ -68,10 +64,15 @@ impl Cluster {
             host: format!("127.0.0.1:{port}"),
             base,
             database_url,
+            stores,
             nginx: Some(nginx),
-            _blobs: blobs,
             nginx_dir,
         }
+    }
+
+    /// The inspector of the blobs every node shares.
+    pub fn blobs(&self) -> Box<dyn BlobInspector> {
+        self.stores.blobs(self.nodes[0].data_dir())
     }
 
     /// The URL of a path through the balancer.
