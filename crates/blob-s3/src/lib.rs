@@ -3,7 +3,9 @@
 //!
 //! # Layout (under an optional key prefix)
 //! - `uploads/{id}/{start}`: a staged piece of upload `id` — the bytes of a request that did
-//!   not fill a part, starting at byte `start` of the upload. Purged by age like upload files.
+//!   not fill a part, starting at byte `start` of the upload. Deleted when the upload ends
+//!   (those folded into a part since included: the state records them); pieces no recorded
+//!   state names are purged by age like upload files.
 //! - `data/{id}`: the object upload `id`'s multipart upload writes; once completed it is a
 //!   blob's bytes, and it stays where it is.
 //! - `blobs/{algorithm}/{hex}`: blob `digest`. Either the bytes themselves (an upload that
@@ -500,9 +502,10 @@ impl Inner {
     }
 
     /// Removes what upload `id` wrote: its multipart upload (open or completed) when
-    /// `with_data`, and its staged pieces.
+    /// `with_data`, and its staged pieces (those folded into parts too).
     async fn discard(&self, id: &str, state: &UploadState, with_data: bool) -> StoreResult<()> {
         let mut keys = state.staged_keys(&self.keys, id);
+        keys.extend(state.folded_keys(&self.keys, id));
         if with_data && let Some(multipart) = &state.multipart {
             let data = self.keys.data(id);
             if let Err(err) = self.s3.abort_multipart(&data, multipart).await

@@ -30,6 +30,11 @@ pub(crate) struct UploadState {
     /// The lengths of the staged pieces after the parts, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub staged: Vec<u64>,
+    /// Where the staged pieces already folded into a part start. Their objects outlive the
+    /// fold (the state recorded before it names them, until the new one is recorded) and go
+    /// with the upload's other objects when it ends.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub folded: Vec<u64>,
 }
 
 impl UploadState {
@@ -70,16 +75,32 @@ impl UploadState {
         *self == UploadState::default()
     }
 
-    /// The keys of the staged pieces, in order.
-    pub fn staged_keys(&self, keys: &super::Keys, id: &str) -> Vec<Path> {
+    /// Where the staged pieces start, in order.
+    pub fn staged_starts(&self) -> Vec<u64> {
         let mut start = self.parts_len();
         self.staged
             .iter()
             .map(|len| {
-                let key = keys.staged(id, start);
+                let at = start;
                 start += len;
-                key
+                at
             })
+            .collect()
+    }
+
+    /// The keys of the staged pieces, in order.
+    pub fn staged_keys(&self, keys: &super::Keys, id: &str) -> Vec<Path> {
+        self.staged_starts()
+            .into_iter()
+            .map(|start| keys.staged(id, start))
+            .collect()
+    }
+
+    /// The keys of the staged pieces folded into parts.
+    pub fn folded_keys(&self, keys: &super::Keys, id: &str) -> Vec<Path> {
+        self.folded
+            .iter()
+            .map(|&start| keys.staged(id, start))
             .collect()
     }
 
@@ -112,6 +133,7 @@ mod tests {
                 len: 8,
             }],
             staged: vec![3, 2],
+            folded: vec![0],
         };
         assert_eq!(state.len(), 13);
         let back = UploadState::decode("u", &state.encode()).unwrap();
@@ -129,6 +151,7 @@ mod tests {
                 len: 10,
             }],
             staged: vec![3, 2],
+            folded: vec![4],
         };
         let names: Vec<String> = state
             .staged_keys(&keys, "u")
@@ -142,5 +165,11 @@ mod tests {
                 "p/uploads/u/00000000000000000013"
             ]
         );
+        let folded: Vec<String> = state
+            .folded_keys(&keys, "u")
+            .iter()
+            .map(|p| p.to_string())
+            .collect();
+        assert_eq!(folded, ["p/uploads/u/00000000000000000004"]);
     }
 }

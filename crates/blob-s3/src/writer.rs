@@ -70,6 +70,10 @@ impl S3UploadWriter {
         let mut chunks = self.inner.read_staged(&self.id, &self.state).await?;
         chunks.push(self.buf.split().freeze());
         let len = chunks.iter().map(|c| c.len() as u64).sum();
+        // Their objects go when the upload ends: until this request's state is recorded, the
+        // recorded one still names them.
+        let folded = self.state.staged_starts();
+        self.state.folded.extend(folded);
         self.state.staged.clear();
         while self.pending.len() >= PARTS_IN_FLIGHT {
             self.settle_oldest().await?;

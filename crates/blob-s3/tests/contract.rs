@@ -6,6 +6,7 @@ use berth_blob_s3::{LOCATION_TYPE, OpenError, S3BlobStore, S3Settings};
 use berth_core::Digest;
 use berth_core::ports::BlobStore;
 use berth_testkit::blobs::{collect, pattern, push, write_parts};
+use berth_testkit::inspect::{BlobInspector, S3Inspector};
 use berth_testkit::services::s3_service;
 
 fn settings(prefix: &str) -> S3Settings {
@@ -100,6 +101,48 @@ async fn another_node_goes_on_with_an_upload_and_reads_its_blob() {
     assert_eq!(two.stat(&digest).await.unwrap(), Some(data.len() as u64));
     let read = collect(two.read(&digest, 0, data.len() as u64).await.unwrap()).await;
     assert!(read == data);
+}
+
+/// Staged pieces folded into a part outlive the request that folded them (until its state is
+/// recorded, the recorded one names them); they go when the upload is committed or aborted,
+/// not days later when purged by age.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staged_pieces_folded_into_parts_go_when_the_upload_ends() {
+    let prefix = format!("folded-{}", uuid::Uuid::new_v4().simple());
+    let store = S3BlobStore::open(&settings(&prefix)).await.unwrap();
+    let inspector = S3Inspector::new(&s3_service(), &prefix);
+    let data = pattern(7 << 20, 9);
+    // Staged, staged, then a request whose bytes and the staged ones make a part; staged tail.
+    let cuts = [0, 1 << 20, 4 << 20, 6 << 20, data.len()];
+    for (id, commit) in [("committed", true), ("aborted", false)] {
+        let mut progress = write_parts(&store, id, &[], 0, &[&data[..cuts[1]]]).await;
+        for window in cuts[1..].windows(2) {
+            progress = write_parts(
+                &store,
+                id,
+                &progress.state,
+                progress.len,
+                &[&data[window[0]..window[1]]],
+            )
+            .await;
+        }
+        assert_eq!(progress.len, data.len() as u64);
+        if commit {
+            let digest = Digest::sha256(&data);
+            store
+                .commit_upload(id, &progress.state, &digest)
+                .await
+                .unwrap();
+            assert!(collect(store.read(&digest, 0, progress.len).await.unwrap()).await == data);
+        } else {
+            store.abort_upload(id, &progress.state).await.unwrap();
+        }
+        assert_eq!(
+            inspector.uploads_held().await,
+            Vec::<String>::new(),
+            "nothing of upload `{id}` is left"
+        );
+    }
 }
 
 #[tokio::test]
