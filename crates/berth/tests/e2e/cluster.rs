@@ -1,15 +1,17 @@
-//! Three nodes sharing one PostgreSQL database and one blob store, behind nginx balancing
-//! every request round-robin (see [`Cluster`]): real clients in and out through the balancer,
-//! uploads going on from node to node (and past a node killed mid-upload), a revocation
-//! honoured by every node at once, and each webhook delivered once though every node runs a
-//! delivery worker.
+//! Three nodes sharing one PostgreSQL database and one prefix of the Garage bucket (three
+//! Garage nodes, replication 3), behind nginx balancing every request round-robin (see
+//! [`Cluster`]): real clients in and out through the balancer, uploads going on from node to
+//! node (and past a node killed between requests or in the middle of one), pulls
+//! byte-identical on every node, a revocation honoured by every node at once, each webhook
+//! delivered once though every node runs a delivery worker, and pushes and pulls going on
+//! with a Garage node stopped.
 
 use std::path::Path;
 use std::process::Command;
 
 use serde_json::{Value, json};
 
-use crate::common::cluster::Cluster;
+use crate::common::cluster::{Cluster, StoppedGarageNode};
 use crate::common::github::Api;
 use crate::common::layout::{layout_manifest_digest, skopeo, write_two_platform_index};
 use crate::common::{client, digest, require, run, temp_path};
@@ -44,13 +46,20 @@ fn skopeo_copies_an_image_and_an_index_in_and_out_through_three_nodes() {
     let layout_arg = layout.to_str().unwrap();
     run(Command::new("umoci").args(["init", "--layout", layout_arg]));
     run(Command::new("umoci").args(["new", "--image", &format!("{layout_arg}:v1")]));
-    for (i, size) in [(1, 10_000usize), (2, 300_000), (3, 2_000_000)] {
+    // The last layer does not compress: 12 MiB, so its upload fills S3 parts.
+    for (i, size) in [
+        (1, 10_000usize),
+        (2, 300_000),
+        (3, 2_000_000),
+        (4, 12 << 20),
+    ] {
         let file = dir.join(format!("file{i}"));
-        std::fs::write(
-            &file,
-            (0..size).map(|b| (b * 31 % 251) as u8).collect::<Vec<u8>>(),
-        )
-        .unwrap();
+        let bytes = if i == 4 {
+            noise(size, 4)
+        } else {
+            (0..size).map(|b| (b * 31 % 251) as u8).collect()
+        };
+        std::fs::write(&file, bytes).unwrap();
         run(Command::new("umoci")
             .args(["insert", "--image", &format!("{layout_arg}:v1")])
             .arg(&file)
@@ -77,9 +86,11 @@ fn skopeo_copies_an_image_and_an_index_in_and_out_through_three_nodes() {
         "the manifest came back unchanged"
     );
     for name in layout_blobs(&out) {
+        let source = std::fs::read(layout.join("blobs/sha256").join(&name))
+            .unwrap_or_else(|e| panic!("blob {name} came from the source: {e}"));
         assert!(
-            layout.join("blobs/sha256").join(&name).exists(),
-            "blob {name} came from the source"
+            std::fs::read(out.join("blobs/sha256").join(&name)).unwrap() == source,
+            "blob {name} came back byte for byte"
         );
     }
 
@@ -126,6 +137,15 @@ async fn start_upload(cluster: &Cluster, node: usize, repo: &str) -> String {
         .unwrap();
     assert_eq!(response.status(), 202);
     crate::common::header(&response, "location")
+}
+
+/// An upload location (absolute, or a path) through the balancer.
+fn through(cluster: &Cluster, location: &str) -> String {
+    if location.starts_with("http://") {
+        location.to_owned()
+    } else {
+        cluster.url(location)
+    }
 }
 
 /// The path and query of an upload location, on `node`.
@@ -189,36 +209,69 @@ async fn blob(cluster: &Cluster, node: usize, repo: &str, d: &str) -> Vec<u8> {
     response.bytes().await.unwrap().to_vec()
 }
 
-fn pattern(len: usize, seed: usize) -> Vec<u8> {
+/// `len` bytes that do not compress (xorshift from `seed`).
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     (0..len)
-        .map(|i| ((i * 7 + seed * 13) % 251) as u8)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 24) as u8
+        })
         .collect()
 }
 
-#[tokio::test]
-async fn a_chunked_upload_goes_on_from_node_to_node() {
-    let cluster = Cluster::start(3);
-    let bytes = pattern(3 << 20, 1);
-    let d = digest(&bytes);
-    let mut location = start_upload(&cluster, 0, "acme/chunks").await;
-    let chunk = 1 << 20;
-    for (i, piece) in bytes.chunks(chunk).enumerate() {
-        location = patch(&cluster, (i + 1) % 3, &location, i * chunk, piece).await;
-    }
-    finish(&cluster, 1, &location, &d).await;
-    for node in 0..3 {
-        assert_eq!(
-            blob(&cluster, node, "acme/chunks", &d).await,
-            bytes,
-            "node {node} serves the blob"
+/// Asserts every node, and the balancer, serve blob `d` of `repo` as exactly `bytes`.
+async fn every_node_serves(cluster: &Cluster, repo: &str, d: &str, bytes: &[u8]) {
+    for node in 0..cluster.nodes.len() {
+        assert!(
+            blob(cluster, node, repo, d).await == bytes,
+            "node {node} serves the blob byte for byte"
         );
     }
+    let response = client()
+        .get(cluster.url(&format!("/v2/{repo}/blobs/{d}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{}", cluster.balancer_log());
+    assert!(response.bytes().await.unwrap() == bytes);
+}
+
+/// Asserts the bucket holds blob `d` once and no upload's bytes.
+async fn stored_once_and_nothing_left(cluster: &Cluster, d: &str) {
+    let blobs = cluster.blobs();
+    assert_eq!(blobs.blob_copies(&d.parse().unwrap()).await, 1);
+    assert_eq!(blobs.uploads_held().await, Vec::<String>::new());
+}
+
+/// Chunks of every size S3 sees differently (parts are 8 MiB, the smallest 5 MiB): one that
+/// is a part by itself, one staged, several staged pieces folded into a part, a chunk
+/// spanning a part boundary, and a staged tail; each PATCH on the node after the last.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_chunked_upload_goes_on_from_node_to_node() {
+    let cluster = Cluster::start(3);
+    let sizes = [6 << 20, 1 << 20, 3 << 20, 2 << 20, 9 << 20, 700_000];
+    let bytes = noise(sizes.iter().sum(), 1);
+    let d = digest(&bytes);
+    let mut location = start_upload(&cluster, 0, "acme/chunks").await;
+    let mut offset = 0;
+    for (i, size) in sizes.into_iter().enumerate() {
+        let piece = &bytes[offset..offset + size];
+        location = patch(&cluster, (i + 1) % 3, &location, offset, piece).await;
+        offset += size;
+    }
+    finish(&cluster, (sizes.len() + 1) % 3, &location, &d).await;
+    every_node_serves(&cluster, "acme/chunks", &d, &bytes).await;
+    stored_once_and_nothing_left(&cluster, &d).await;
 }
 
 #[tokio::test]
 async fn an_upload_whose_node_was_killed_finishes_on_another() {
     let mut cluster = Cluster::start(2);
-    let bytes = pattern(2 << 20, 2);
+    // Half is a part of the upload's multipart upload, sent by the node killed after it.
+    let bytes = noise(12 << 20, 2);
     let d = digest(&bytes);
     let half = bytes.len() / 2;
     let location = start_upload(&cluster, 0, "acme/survivor").await;
@@ -246,6 +299,94 @@ async fn an_upload_whose_node_was_killed_finishes_on_another() {
         .unwrap();
     assert_eq!(response.status(), 200, "{}", cluster.balancer_log());
     assert_eq!(response.bytes().await.unwrap().to_vec(), bytes);
+    stored_once_and_nothing_left(&cluster, &d).await;
+}
+
+/// SIGKILL while a PATCH's body streams in, after the node sent part of it to S3: the upload
+/// stands where its last request left it, and once the dead node's lease on it lapses
+/// (30 s) another node takes the rest, overwriting the parts the dead one sent unrecorded.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upload_whose_node_was_killed_mid_request_finishes_on_another() {
+    use tokio::io::AsyncWriteExt as _;
+    let mut cluster = Cluster::start(3);
+    let bytes = noise(18 << 20, 3);
+    let d = digest(&bytes);
+    let first = 6 << 20;
+    let location = start_upload(&cluster, 0, "acme/crash").await;
+    let location = patch(&cluster, 0, &location, 0, &bytes[..first]).await;
+
+    // The next 12 MiB to node 0, of which 10 MiB arrive: a part's worth goes to S3.
+    let path = location.strip_prefix(&cluster.base).unwrap_or(&location);
+    let head = format!(
+        "PATCH {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/octet-stream\r\n\
+         Content-Range: {first}-{}\r\nContent-Length: {}\r\n\r\n",
+        cluster.nodes[0].host,
+        bytes.len() - 1,
+        bytes.len() - first
+    );
+    let mut tcp = tokio::net::TcpStream::connect(&cluster.nodes[0].host)
+        .await
+        .unwrap();
+    tcp.write_all(crate::common::with_auth(&head).as_bytes())
+        .await
+        .unwrap();
+    tcp.write_all(&bytes[first..first + (10 << 20)])
+        .await
+        .unwrap();
+    tcp.flush().await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    cluster.nodes[0].kill();
+    drop(tcp);
+
+    // Another node sees what was recorded: the first request's bytes.
+    let status = client()
+        .get(on(&cluster, 1, &location))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status.status(), 204);
+    assert_eq!(
+        crate::common::header(&status, "range"),
+        format!("0-{}", first - 1)
+    );
+    // The rest, once the dead node's lease lapses.
+    let began = std::time::Instant::now();
+    let location = loop {
+        let response = client()
+            .patch(on(&cluster, 1, &location))
+            .header("content-type", "application/octet-stream")
+            .header("content-range", format!("{first}-{}", bytes.len() - 1))
+            .body(bytes[first..].to_vec())
+            .send()
+            .await
+            .unwrap();
+        if response.status() == 202 {
+            break crate::common::header(&response, "location");
+        }
+        let message = crate::common::expect_error(response, 400, "BLOB_UPLOAD_INVALID").await;
+        assert!(message.contains("another request"), "{message}");
+        assert!(
+            began.elapsed() < std::time::Duration::from_secs(45),
+            "the dead node's lease never lapsed: {message}"
+        );
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    };
+    finish(&cluster, 2, &location, &d).await;
+    // Node 0 is dead: nodes 1 and 2, and the balancer, which finds that out.
+    for node in 1..3 {
+        assert!(
+            blob(&cluster, node, "acme/crash", &d).await == bytes,
+            "node {node} serves the blob byte for byte"
+        );
+    }
+    let response = client()
+        .get(cluster.url(&format!("/v2/acme/crash/blobs/{d}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{}", cluster.balancer_log());
+    assert!(response.bytes().await.unwrap() == bytes);
+    stored_once_and_nothing_left(&cluster, &d).await;
 }
 
 #[tokio::test]
@@ -420,4 +561,103 @@ async fn a_tag_moved_or_a_manifest_deleted_on_one_node_is_seen_by_every_node_at_
             "node {node} no longer serves the deleted manifest"
         );
     }
+}
+
+/// Garage keeps three copies (replication factor 3) and answers with two: with one of its
+/// nodes stopped (not the one whose S3 API Berth talks to), an image goes in through the
+/// balancer in requests to every Berth node, and comes out byte for byte. The node is started
+/// again, and waited for, before the test ends (other tests share the Garage cluster).
+#[tokio::test(flavor = "multi_thread")]
+async fn pushes_and_pulls_go_on_with_a_garage_node_stopped() {
+    let cluster = Cluster::start(3);
+    let garage = berth_testkit::services::s3_service().garage_configs;
+    assert_eq!(garage.len(), 3, "the test Garage cluster has three nodes");
+    let mut stopped = StoppedGarageNode::stop(&garage[2], &garage[0]);
+
+    let repo = "acme/replicated";
+    let http = client();
+    let layer = noise(9 << 20, 5);
+    let layer_digest = digest(&layer);
+    // The layer in three requests (POST, PATCH, PUT), one per node.
+    let started = http
+        .post(cluster.url(&format!("/v2/{repo}/blobs/uploads/")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(started.status(), 202, "{}", cluster.balancer_log());
+    let location = crate::common::header(&started, "location");
+    let patched = http
+        .patch(through(&cluster, &location))
+        .header("content-type", "application/octet-stream")
+        .body(layer.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        patched.status(),
+        202,
+        "{}",
+        patched.text().await.unwrap_or_default()
+    );
+    let url = through(&cluster, &crate::common::header(&patched, "location"));
+    let url = format!(
+        "{url}{}digest={layer_digest}",
+        if url.contains('?') { "&" } else { "?" }
+    );
+    let finished = http.put(url).send().await.unwrap();
+    assert_eq!(
+        finished.status(),
+        201,
+        "{}",
+        finished.text().await.unwrap_or_default()
+    );
+    let config = br#"{"architecture":"amd64","os":"linux"}"#.to_vec();
+    let config_digest = digest(&config);
+    let pushed = http
+        .post(cluster.url(&format!("/v2/{repo}/blobs/uploads/?digest={config_digest}")))
+        .body(config.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pushed.status(), 201);
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest, "size": layer.len()}],
+    }))
+    .unwrap();
+    let put = http
+        .put(cluster.url(&format!("/v2/{repo}/manifests/v1")))
+        .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+        .body(manifest.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 201);
+
+    // Out again, every blob from every node in turn.
+    for _ in 0..3 {
+        let got = http
+            .get(cluster.url(&format!("/v2/{repo}/manifests/v1")))
+            .header("accept", "application/vnd.oci.image.manifest.v1+json")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(got.status(), 200);
+        assert!(got.bytes().await.unwrap() == manifest);
+        for (d, bytes) in [(&config_digest, &config), (&layer_digest, &layer)] {
+            let got = http
+                .get(cluster.url(&format!("/v2/{repo}/blobs/{d}")))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(got.status(), 200, "blob {d}");
+            assert!(
+                got.bytes().await.unwrap() == bytes,
+                "blob {d} byte for byte"
+            );
+        }
+    }
+    stopped.start();
 }

@@ -105,6 +105,125 @@ impl Drop for Cluster {
     }
 }
 
+/// A node of the test Garage cluster stopped by a test (SIGKILL, as a crash would): started
+/// again, and waited for until the cluster counts it healthy, by [`StoppedGarageNode::start`]
+/// or when dropped (a failed test too), since every test shares the cluster.
+pub struct StoppedGarageNode {
+    /// The node's configuration file; its `pid` and `server.log` are beside it
+    /// (`scripts/services`).
+    config: String,
+    /// A node that stays up, to ask the cluster's status.
+    witness: String,
+    /// The node's id as `garage status` lists it (its first 16 hex digits).
+    id: String,
+    stopped: bool,
+}
+
+impl StoppedGarageNode {
+    /// Stops the node whose configuration is `config`; `witness` is another node's.
+    pub fn stop(config: &str, witness: &str) -> StoppedGarageNode {
+        let id = super::run(Command::new("garage").args(["-c", config, "node", "id", "-q"]));
+        let id: String = id.trim().chars().take(16).collect();
+        let pid = Self::pid_file(config);
+        let pid = std::fs::read_to_string(&pid)
+            .unwrap_or_else(|e| panic!("reading {}: {e}", pid.display()));
+        let pid = pid.trim();
+        let status = Command::new("kill").args(["-KILL", pid]).status();
+        assert!(
+            status.is_ok_and(|s| s.success()),
+            "kill -KILL {pid} (Garage node {config})"
+        );
+        // Gone once its process is.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while Command::new("kill")
+            .args(["-0", pid])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "Garage node {pid} did not die"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        StoppedGarageNode {
+            config: config.to_owned(),
+            witness: witness.to_owned(),
+            id,
+            stopped: true,
+        }
+    }
+
+    fn pid_file(config: &str) -> std::path::PathBuf {
+        Path::new(config).with_file_name("pid")
+    }
+
+    /// Starts the node again (in a process group of its own, so it outlives the test and
+    /// `scripts/services stop` stops it by its new pid) and waits until the witness lists it
+    /// among the healthy nodes.
+    #[expect(
+        clippy::zombie_processes,
+        reason = "the node outlives the test: scripts/services stop ends it"
+    )]
+    pub fn start(&mut self) {
+        use std::os::unix::process::CommandExt as _;
+        if !self.stopped {
+            return;
+        }
+        self.stopped = false;
+        let log = Path::new(&self.config).with_file_name("server.log");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap_or_else(|e| panic!("opening {}: {e}", log.display()));
+        let child = Command::new("garage")
+            .args(["-c", &self.config, "server"])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log file"))
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting Garage ({}): {e}", self.config));
+        std::fs::write(Self::pid_file(&self.config), format!("{}\n", child.id()))
+            .expect("write the pid file");
+        // Back once it answers itself and sees every node, and the witness sees it (its view
+        // of a peer lags by seconds either way: alone it could still show the node as before).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+        let all_healthy = |config: &str| {
+            let status = Command::new("garage")
+                .args(["-c", config, "status"])
+                .output()
+                .expect("run garage status");
+            let text = String::from_utf8_lossy(&status.stdout).into_owned();
+            (
+                status.status.success() && !text.contains("FAILED NODES"),
+                text,
+            )
+        };
+        loop {
+            let (itself, text) = all_healthy(&self.config);
+            let (witness, witnessed) = all_healthy(&self.witness);
+            if itself && witness && witnessed.contains(&self.id) {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "Garage node {} is not back: {text}\n{witnessed}",
+                self.id
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for StoppedGarageNode {
+    fn drop(&mut self) {
+        self.start();
+    }
+}
+
 /// A loopback port free right now.
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
