@@ -24,5 +24,6 @@ mod packages;
 mod postgres_faults;
 mod recovery;
 mod redirect;
+mod s3_faults;
 mod tls;
 pub(crate) mod webhooks;
