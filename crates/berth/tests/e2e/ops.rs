@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
-use crate::common::{Server, anonymous_client, fs_only, start_upload, with_auth};
+use crate::common::{Server, Stores, anonymous_client, fs_only, start_upload, with_auth};
 
 /// `/readyz`'s status and JSON body.
 async fn readyz(server: &Server) -> (u16, serde_json::Value) {
@@ -364,16 +364,15 @@ async fn a_backup_taken_during_pushes_restores_whole() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn fsck_names_a_corrupted_blob() {
-    fs_only!("berth fsck checks the filesystem blob store; it says plainly it does not read S3");
     let server = Server::start();
     crate::common::push_image(&server, "acme/checked", "v1", b"first layer").await;
     let layer = b"the layer that rots".to_vec();
     crate::common::push_image(&server, "acme/checked", "v2", &layer).await;
-    let (ok, stderr) = berth_tool("fsck", server.data_dir(), &[]);
+    let (ok, stderr) = server.tool("fsck", &[]);
     assert!(ok, "a sound store checks clean: {stderr}");
     let rotten: berth_core::Digest = crate::common::digest(&layer).parse().unwrap();
     server.blobs().corrupt_blob(&rotten).await;
-    let (ok, stderr) = berth_tool("fsck", server.data_dir(), &[]);
+    let (ok, stderr) = server.tool("fsck", &[]);
     assert!(!ok, "a corrupt blob fails the check");
     assert!(
         stderr.contains(rotten.as_str()) && stderr.contains("corrupt"),
@@ -383,38 +382,30 @@ async fn fsck_names_a_corrupted_blob() {
     assert_eq!(problems, 1, "only that blob: {stderr}");
 }
 
+/// The multi-node setup: metadata on PostgreSQL, blobs in S3 (each blob read back through
+/// the blob port and hashed).
 #[tokio::test(flavor = "multi_thread")]
-async fn fsck_checks_a_setup_on_postgres_too() {
-    let database = crate::common::postgres_database();
-    // fsck reads the filesystem store: blobs in the data directory, whatever the run's.
-    let stores = crate::common::Stores {
-        database_url: Some(database.clone()),
-        s3_prefix: None,
-    };
-    let server = Server::start_node(stores, vec![], None);
-    let layer = b"the layer that rots on postgres".to_vec();
-    crate::common::push_image(&server, "acme/checked", "v1", &layer).await;
-    let fsck = || {
-        let output = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
-            .args(["fsck", "--data-dir"])
-            .arg(server.data_dir())
-            .env("BERTH_DATABASE_URL", &database)
-            .env("BERTH_LOG", "warn")
-            .output()
-            .expect("run berth fsck");
-        (
-            output.status.success(),
-            String::from_utf8_lossy(&output.stderr).into_owned(),
-        )
-    };
-    let (ok, stderr) = fsck();
-    assert!(ok, "a sound store checks clean: {stderr}");
-    let rotten: berth_core::Digest = crate::common::digest(&layer).parse().unwrap();
-    server.blobs().corrupt_blob(&rotten).await;
-    let (ok, stderr) = fsck();
-    assert!(!ok, "a corrupt blob fails the check");
-    assert!(
-        stderr.contains(rotten.as_str()) && stderr.contains("corrupt"),
-        "names the blob: {stderr}"
+async fn fsck_checks_a_setup_on_postgres_and_s3_too() {
+    let server = Server::start_node(
+        Stores::shared(crate::common::postgres_database()),
+        vec![],
+        None,
     );
+    let small = b"the layer that rots on postgres".to_vec();
+    let large: Vec<u8> = (0..9_000_000u32).map(|i| (i % 253) as u8).collect();
+    crate::common::push_image(&server, "acme/checked", "v1", &small).await;
+    crate::common::push_image(&server, "acme/checked", "v2", &large).await;
+    let (ok, stderr) = server.tool("fsck", &[]);
+    assert!(ok, "a sound store checks clean: {stderr}");
+    // A small blob is its own object, a large one the object its upload wrote.
+    for layer in [&small, &large] {
+        let rotten: berth_core::Digest = crate::common::digest(layer).parse().unwrap();
+        server.blobs().corrupt_blob(&rotten).await;
+        let (ok, stderr) = server.tool("fsck", &[]);
+        assert!(!ok, "a corrupt blob fails the check");
+        assert!(
+            stderr.contains(rotten.as_str()) && stderr.contains("corrupt"),
+            "names the blob: {stderr}"
+        );
+    }
 }

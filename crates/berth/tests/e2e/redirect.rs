@@ -2,30 +2,26 @@
 //! bucket, which serves the bytes (ranges too) without credentials and expires; clients
 //! follow it. Needs the test Garage cluster (`scripts/services start … garage`).
 
-use berth_testkit::services::s3_service;
-
 use crate::common::layout::{layout_manifest_digest, skopeo, write_two_platform_index};
-use crate::common::{Server, anonymous_client, client, digest, push_blob, require, temp_path};
+use crate::common::{
+    Server, Stores, anonymous_client, client, digest, push_blob, require, temp_path,
+};
 
 /// A server keeping blobs under a fresh prefix of the test bucket, redirecting blob GETs to
 /// URLs valid `secs` seconds.
 fn redirecting_server(secs: u64) -> Server {
-    let s3 = s3_service();
-    let nonce = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let store = format!("s3://{}/redirect-{}-{nonce}", s3.bucket, std::process::id());
     let secs = secs.to_string();
-    Server::start_with(&[
-        ("BERTH_BLOB_STORE", store.as_str()),
-        ("BERTH_S3_ENDPOINT", s3.endpoint.as_str()),
-        ("BERTH_S3_REGION", s3.region.as_str()),
-        ("BERTH_S3_ACCESS_KEY_ID", s3.key_id.as_str()),
-        ("BERTH_S3_SECRET_ACCESS_KEY", s3.secret.as_str()),
+    let env = [
         ("BERTH_BLOB_REDIRECT", "true"),
         ("BERTH_BLOB_REDIRECT_SECS", secs.as_str()),
-    ])
+    ];
+    Server::start_node(
+        Stores::of_run().in_s3(),
+        env.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        None,
+    )
 }
 
 #[tokio::test(flavor = "multi_thread")]

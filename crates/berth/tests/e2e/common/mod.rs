@@ -116,6 +116,24 @@ impl Server {
         admin(self.data.path(), &self.env, args)
     }
 
+    /// Runs `berth <command> --data-dir <data> <args>` (`fsck`, `backup`…) with this server's
+    /// settings, succeed or fail; whether it succeeded, and its stderr.
+    pub fn tool(&self, command: &str, args: &[&str]) -> (bool, String) {
+        let output = Command::new(env!("CARGO_BIN_EXE_berth"))
+            .arg(command)
+            .arg("--data-dir")
+            .arg(self.data.path())
+            .args(args)
+            .env("BERTH_LOG", "warn")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .output()
+            .unwrap_or_else(|e| panic!("run berth {command}: {e}"));
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+
     /// Runs `berth admin <args>` on this server's data directory, succeed or fail; its output.
     pub fn try_admin(&self, args: &[&str]) -> std::process::Output {
         Command::new(env!("CARGO_BIN_EXE_berth"))
@@ -294,6 +312,13 @@ impl Stores {
                 Blobs::S3 => Some(fresh_s3_prefix()),
             },
         }
+    }
+
+    /// These stores with blobs under a fresh prefix of the test bucket whatever the run asks
+    /// (for what only an S3 store does), unless they are there already.
+    pub fn in_s3(mut self) -> Stores {
+        self.s3_prefix.get_or_insert_with(fresh_s3_prefix);
+        self
     }
 
     /// Metadata in `database_url` and blobs under a fresh prefix of the test bucket: what the
