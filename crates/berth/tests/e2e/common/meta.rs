@@ -66,28 +66,47 @@ pub async fn link_of(server: &Server, package: &str) -> Option<(String, bool)> {
     ))
 }
 
-/// Records what a final `PUT` of upload `id` in `repo` records before it moves the bytes:
-/// its lease on the session, and the session verified as `digest` of `len` bytes. The
-/// server must be stopped.
-pub async fn verified_by_a_final_put(
+/// What a final `PUT` of upload `id` in `repo` with body `tail`, verified as `digest`, leaves
+/// when its process is killed after recording the verification: its lease on the session, the
+/// tail appended through the server's blob store, and the session marked verified with the
+/// store's state for the whole; with `moved`, the bytes also committed under their digest (the
+/// move done, its recording not). The server must be stopped.
+pub async fn stopped_in_a_final_put(
     server: &Server,
     repo: &str,
     id: &str,
+    tail: &[u8],
     digest: &str,
-    len: usize,
+    moved: bool,
 ) {
     let store = open(server).await;
     let name = repo.parse().expect("repository name");
-    let Lease::Granted(_) = store
+    let Lease::Granted(session) = store
         .lease_upload(&name, id, "crashed-put", 0, i64::MAX)
         .await
         .expect("lease the session")
     else {
         panic!("lease the session as the final PUT did")
     };
+    let blobs = server.blob_store().await;
+    let mut writer = blobs
+        .upload_writer(id, &session.blob_state, session.offset)
+        .await
+        .expect("resume the upload");
+    writer
+        .write(bytes::Bytes::copy_from_slice(tail))
+        .await
+        .expect("append the final body");
+    let written = writer.finish().await.expect("finish the final body");
     let digest = digest.parse().expect("digest");
     store
-        .mark_upload_verified(id, "crashed-put", &digest, len as u64, &[])
+        .mark_upload_verified(id, "crashed-put", &digest, written.len, &written.state)
         .await
         .expect("mark the session verified");
+    if moved {
+        blobs
+            .commit_upload(id, &written.state, &digest)
+            .await
+            .expect("move the bytes to their digest");
+    }
 }

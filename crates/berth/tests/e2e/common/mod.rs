@@ -162,6 +162,11 @@ impl Server {
         self.stores.blobs(self.data.path())
     }
 
+    /// This server's blob store, opened beside it (see [`Stores::blob_store`]).
+    pub async fn blob_store(&self) -> Box<dyn berth_core::ports::BlobStore> {
+        self.stores.blob_store(self.data.path()).await
+    }
+
     /// Stops the server (SIGKILL: no chance to tidy up) and starts it again over the same data.
     pub fn restart(&mut self) {
         self.kill();
@@ -350,6 +355,33 @@ impl Stores {
             );
         }
         env
+    }
+
+    /// The blob store itself (of a server whose data directory is `data`), opened beside the
+    /// server through the blob port: for the states only a process killed mid-request leaves,
+    /// made with the store's own calls.
+    pub async fn blob_store(&self, data: &Path) -> Box<dyn berth_core::ports::BlobStore> {
+        match &self.s3_prefix {
+            Some(prefix) => {
+                let s3 = berth_testkit::services::s3_service();
+                let settings = berth_blob_s3::S3Settings {
+                    bucket: s3.bucket,
+                    prefix: prefix.clone(),
+                    endpoint: Some(s3.endpoint),
+                    region: s3.region,
+                    access_key_id: s3.key_id,
+                    secret_access_key: s3.secret,
+                };
+                Box::new(
+                    berth_blob_s3::S3BlobStore::open(&settings)
+                        .await
+                        .expect("open the server's S3 blob store"),
+                )
+            }
+            None => Box::new(
+                berth_blob::FsBlobStore::open(data).expect("open the server's blob directory"),
+            ),
+        }
     }
 
     /// The inspector of these blobs (of a server whose data directory is `data`).
