@@ -23,8 +23,8 @@ use futures_util::TryStreamExt as _;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path as Key;
 use object_store::{
-    Attribute, AttributeValue, Attributes, ClientOptions, ObjectStore as _, ObjectStoreExt as _,
-    PutOptions,
+    Attribute, AttributeValue, Attributes, ClientOptions, GetOptions, ObjectStore as _,
+    ObjectStoreExt as _, PutOptions,
 };
 
 use crate::services::S3Service;
@@ -432,10 +432,23 @@ impl S3Inspector {
                 ["blobs", algorithm, hex] => format!("{algorithm}:{hex}"),
                 _ => key.to_string(),
             };
-            let Some((bytes, is_location)) = self.get(&key).await else {
-                continue;
+            // A HEAD says which it is; only a location record is read.
+            let head = GetOptions {
+                head: true,
+                ..GetOptions::default()
+            };
+            let is_location = match self.s3.get_opts(&key, head).await {
+                Ok(found) => matches!(
+                    found.attributes.get(&Attribute::ContentType),
+                    Some(value) if value.as_ref() == S3_LOCATION_TYPE
+                ),
+                Err(object_store::Error::NotFound { .. }) => continue,
+                Err(e) => panic!("looking up {key}: {e}"),
             };
             let holder = if is_location {
+                let Some((bytes, _)) = self.get(&key).await else {
+                    continue;
+                };
                 let at = Self::location(&key, &bytes);
                 area.referenced.insert(at.to_string());
                 at
