@@ -91,16 +91,17 @@
 //! target/release/berth-bench --growth --rounds 3   # --database-url defaults to $TEST_POSTGRES
 //! ```
 //!
-//! **Scale-out.** With `--scale-out` the columns are six configurations ([`scale_out`]), run
+//! **Scale-out.** With `--scale-out` the columns are seven configurations ([`scale_out`]), run
 //! through phases a to e as above (rounds, alternation, fresh instances): Berth on SQLite and
 //! disk; one Berth on PostgreSQL and a one-node Garage; Distribution's S3 driver on a one-node
 //! Garage; one Berth on PostgreSQL and a three-node Garage (replication factor 3); three Berth
-//! nodes behind nginx on the same; Distribution on a three-node Garage. The bench starts a
+//! nodes behind nginx on the same, and one node behind the same nginx (the balancer's cost);
+//! Distribution on a three-node Garage. The bench starts a
 //! fresh Garage ([`garage`]), database and balancer for every run of every configuration
 //! (PostgreSQL itself comes from `--database-url`, default `$TEST_POSTGRES`), and reports the
 //! Garage nodes' CPU time beside the registry's. After the table it prints the ratios between
 //! columns: Berth against Distribution on each Garage, three nodes against one, PostgreSQL and
-//! Garage against SQLite and disk. `--scale-out-configs` picks some of the six.
+//! Garage against SQLite and disk. `--scale-out-configs` picks some of the seven.
 //! `scripts/bench-scale-out` builds, starts PostgreSQL, runs it and stops PostgreSQL:
 //!
 //! ```text
@@ -544,21 +545,42 @@ fn main() -> anyhow::Result<()> {
             );
         }
         for index in order {
-            warm_memory(2 * cli.clients as u64 * size as u64)?;
-            let server = contenders[index].start(&cli, &berth_bin)?;
-            ignored_metrics_setting |= server
-                .startup_warnings
-                .iter()
-                .any(|line| line.contains("BERTH_METRICS"));
-            println!("\n{} at {}:", server.name, server.base);
-            let figures = runtime.block_on(async {
-                tokio::select! {
-                    figures = run_phases(&server, &payloads, &load) => figures,
-                    _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+            // With --scale-out a run that fails (a service of the many it starts misbehaving)
+            // is said and run once more afresh, rather than losing the rounds before it.
+            let attempts = if cli.scale_out { 2 } else { 1 };
+            for attempt in 1..=attempts {
+                warm_memory(2 * cli.clients as u64 * size as u64)?;
+                let run = contenders[index]
+                    .start(&cli, &berth_bin)
+                    .and_then(|server| {
+                        ignored_metrics_setting |= server
+                            .startup_warnings
+                            .iter()
+                            .any(|line| line.contains("BERTH_METRICS"));
+                        println!("\n{} at {}:", server.name, server.base);
+                        runtime.block_on(async {
+                            tokio::select! {
+                                figures = run_phases(&server, &payloads, &load) => figures,
+                                _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+                            }
+                        })
+                        // Dropping the server here kills it and removes its data before the next
+                        // starts.
+                    });
+                match run {
+                    Ok(figures) => {
+                        columns[index].rounds.push(figures);
+                        break;
+                    }
+                    Err(error) if attempt < attempts && error.to_string() != "interrupted" => {
+                        println!(
+                            "  warning: {} failed ({error:#}); running it again afresh",
+                            contenders[index].name
+                        )
+                    }
+                    Err(error) => return Err(error),
                 }
-            })?;
-            columns[index].rounds.push(figures);
-            // Dropping the server here kills it and removes its data before the next starts.
+            }
         }
     }
     report::print_table(&columns);

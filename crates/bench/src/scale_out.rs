@@ -8,6 +8,9 @@
 //! key prefix of its own bucket. Garage runs as `scripts/services` starts it (zstd level 1,
 //! the default; SQLite metadata).
 //!
+//! A seventh column, one Berth node behind the same nginx, tells what the balancer costs apart
+//! from what the number of nodes does.
+//!
 //! Three Berth nodes run as the README's production sample: one PostgreSQL database, one
 //! bucket, `external_url` the balancer's, nginx in front passing each request to the next node
 //! (streamed both ways, as the e2e cluster harness sets it up); node `i` talks to Garage node
@@ -39,22 +42,26 @@ pub enum Config {
     BerthGarage3,
     /// (c) Three Berth nodes behind nginx on PostgreSQL and a three-node Garage.
     Berth3Garage3,
+    /// One Berth node behind the same nginx: what the balancer costs, apart from what the
+    /// number of nodes does.
+    Berth1NginxGarage3,
     /// (d) Distribution with its S3 driver on a three-node Garage.
     DistributionGarage3,
 }
 
 /// Every configuration, in the table's order.
-pub const ALL: [Config; 6] = [
+pub const ALL: [Config; 7] = [
     Config::SqliteDisk,
     Config::BerthGarage1,
     Config::DistributionGarage1,
     Config::BerthGarage3,
     Config::Berth3Garage3,
+    Config::Berth1NginxGarage3,
     Config::DistributionGarage3,
 ];
 
 /// The ratios the table ends with: (numerator, denominator, heading).
-pub const RATIOS: [(Config, Config, &str); 5] = [
+pub const RATIOS: [(Config, Config, &str); 6] = [
     (
         Config::BerthGarage1,
         Config::DistributionGarage1,
@@ -76,6 +83,11 @@ pub const RATIOS: [(Config, Config, &str); 5] = [
         "Berth×3/Berth Garage3",
     ),
     (
+        Config::Berth3Garage3,
+        Config::Berth1NginxGarage3,
+        "Berth×3/×1, both nginx",
+    ),
+    (
         Config::BerthGarage1,
         Config::SqliteDisk,
         "PG+Garage1/SQLite+disk",
@@ -91,6 +103,7 @@ impl Config {
             Config::DistributionGarage1 => "Distribution Garage1",
             Config::BerthGarage3 => "Berth PG+Garage3",
             Config::Berth3Garage3 => "Berth×3 PG+Garage3",
+            Config::Berth1NginxGarage3 => "Berth×1 nginx Garage3",
             Config::DistributionGarage3 => "Distribution Garage3",
         }
     }
@@ -100,7 +113,10 @@ impl Config {
         match self {
             Config::SqliteDisk => 0,
             Config::BerthGarage1 | Config::DistributionGarage1 => 1,
-            Config::BerthGarage3 | Config::Berth3Garage3 | Config::DistributionGarage3 => 3,
+            Config::BerthGarage3
+            | Config::Berth3Garage3
+            | Config::Berth1NginxGarage3
+            | Config::DistributionGarage3 => 3,
         }
     }
 
@@ -108,7 +124,10 @@ impl Config {
     pub fn needs_postgres(self) -> bool {
         matches!(
             self,
-            Config::BerthGarage1 | Config::BerthGarage3 | Config::Berth3Garage3
+            Config::BerthGarage1
+                | Config::BerthGarage3
+                | Config::Berth3Garage3
+                | Config::Berth1NginxGarage3
         )
     }
 
@@ -120,6 +139,7 @@ impl Config {
             Config::DistributionGarage1 => "distribution_garage1",
             Config::BerthGarage3 => "berth_garage3",
             Config::Berth3Garage3 => "berth3_garage3",
+            Config::Berth1NginxGarage3 => "berth1_nginx_garage3",
             Config::DistributionGarage3 => "distribution_garage3",
         }
     }
@@ -171,8 +191,11 @@ pub fn start(config: Config, setup: &Setup) -> anyhow::Result<Server> {
             let env = berth_env(setup, database.as_ref(), &target, None);
             Server::start_berth(setup.berth_bin, config.name(), &env)?
         }
-        Config::Berth3Garage3 => {
-            let endpoints = garage.as_ref().expect("a Garage").endpoints.clone();
+        Config::Berth3Garage3 | Config::Berth1NginxGarage3 => {
+            let mut endpoints = garage.as_ref().expect("a Garage").endpoints.clone();
+            if config == Config::Berth1NginxGarage3 {
+                endpoints.truncate(1);
+            }
             let port = free_port()?;
             let base = format!("http://127.0.0.1:{port}");
             let mut nodes = Vec::new();
