@@ -96,16 +96,16 @@
 //! disk; one Berth on PostgreSQL and a one-node Garage; Distribution's S3 driver on a one-node
 //! Garage; one Berth on PostgreSQL and a three-node Garage (replication factor 3); three Berth
 //! nodes behind nginx on the same, and one node behind the same nginx (the balancer's cost);
-//! Distribution on a three-node Garage. The bench starts a
-//! fresh Garage ([`garage`]), database and balancer for every run of every configuration
-//! (PostgreSQL itself comes from `--database-url`, default `$TEST_POSTGRES`), and reports the
-//! Garage nodes' CPU time beside the registry's. After the table it prints the ratios between
+//! Distribution on a three-node Garage. The bench starts a fresh Garage ([`garage`]),
+//! database and balancer for every run of every configuration (PostgreSQL itself comes from
+//! `--database-url`, default `$TEST_POSTGRES`), and reports the Garage nodes' CPU time beside
+//! the registry's. A run that fails is said and run once more afresh. After the table it prints the ratios between
 //! columns: Berth against Distribution on each Garage, three nodes against one, PostgreSQL and
 //! Garage against SQLite and disk. `--scale-out-configs` picks some of the seven.
 //! `scripts/bench-scale-out` builds, starts PostgreSQL, runs it and stops PostgreSQL:
 //!
 //! ```text
-//! scripts/bench-scale-out --rounds 3
+//! scripts/bench-scale-out        # --scale-out --rounds 3 --size-mib 128
 //! ```
 
 mod ceiling;
