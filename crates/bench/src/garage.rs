@@ -94,7 +94,15 @@ impl Garage {
         for node in 0..nodes {
             ids.push(garage.node_id(bin, node)?);
         }
-        // `node id` reads the key from disk: a node may answer it before it listens.
+        // `node id` reads the key from disk: a node may answer it before it listens. The CLI
+        // speaks RPC to the first node, so wait until it answers `status`.
+        let started = Instant::now();
+        while let Err(error) = garage.cli(bin, &["status"]) {
+            if started.elapsed() > STARTUP_TIMEOUT {
+                return Err(error);
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
         for id in &ids[1..] {
             let started = Instant::now();
             while let Err(error) = garage.cli(bin, &["node", "connect", id]) {
