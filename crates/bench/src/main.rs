@@ -90,13 +90,32 @@
 //! eval "$(scripts/services start)"
 //! target/release/berth-bench --growth --rounds 3   # --database-url defaults to $TEST_POSTGRES
 //! ```
+//!
+//! **Scale-out.** With `--scale-out` the columns are seven configurations ([`scale_out`]), run
+//! through phases a to e as above (rounds, alternation, fresh instances): Berth on SQLite and
+//! disk; one Berth on PostgreSQL and a one-node Garage; Distribution's S3 driver on a one-node
+//! Garage; one Berth on PostgreSQL and a three-node Garage (replication factor 3); three Berth
+//! nodes behind nginx on the same, and one node behind the same nginx (the balancer's cost);
+//! Distribution on a three-node Garage. The bench starts a fresh Garage ([`garage`]),
+//! database and balancer for every run of every configuration (PostgreSQL itself comes from
+//! `--database-url`, default `$TEST_POSTGRES`), and reports the Garage nodes' CPU time beside
+//! the registry's. A run that fails is said and run once more afresh. After the table it prints the ratios between
+//! columns: Berth against Distribution on each Garage, three nodes against one, PostgreSQL and
+//! Garage against SQLite and disk. `--scale-out-configs` picks some of the seven.
+//! `scripts/bench-scale-out` builds, starts PostgreSQL, runs it and stops PostgreSQL:
+//!
+//! ```text
+//! scripts/bench-scale-out        # --scale-out --rounds 3 --size-mib 128
+//! ```
 
 mod ceiling;
+mod garage;
 mod growth;
 mod oci;
 mod payload;
 mod phases;
 mod report;
+mod scale_out;
 mod seed;
 mod server;
 
@@ -191,6 +210,18 @@ struct Cli {
     /// Keep `--growth`'s stores (data directories, databases) for a look (EXPLAIN) afterwards.
     #[arg(long, requires = "growth")]
     growth_keep: bool,
+    /// Instead of Berth against Distribution on disk: Berth on SQLite and disk, on PostgreSQL
+    /// and Garage (one node; three nodes behind nginx), and Distribution's S3 driver on the
+    /// same Garage (one node and three), side by side; each run on a fresh Garage and database
+    /// (`--database-url` defaults to $TEST_POSTGRES).
+    #[arg(long, conflicts_with_all = ["only", "skip_distribution", "observability_cost", "growth"])]
+    scale_out: bool,
+    /// The configurations `--scale-out` runs (comma-separated; default: all, in this order).
+    #[arg(long, value_enum, value_delimiter = ',', requires = "scale_out")]
+    scale_out_configs: Vec<scale_out::Config>,
+    /// The Garage executable for `--scale-out` (default: `garage` on PATH or in ~/.cargo/bin).
+    #[arg(long)]
+    garage_bin: Option<PathBuf>,
 }
 
 /// Parses `KEY=VALUE` for `--berth-env`: the key is a non-empty name of letters, digits and
@@ -238,12 +269,27 @@ enum Kind {
     Berth(&'static [(&'static str, &'static str)]),
     /// Distribution's `docker-registry serve`.
     Distribution,
+    /// A configuration of `--scale-out`, with its Garage, database and balancer.
+    ScaleOut(scale_out::Config),
 }
 
 impl Contender {
     /// Starts a fresh instance with an empty data directory.
     fn start(&self, cli: &Cli, berth_bin: &Path) -> anyhow::Result<Server> {
         match self.kind {
+            Kind::ScaleOut(config) => {
+                let garage_bin = garage_bin(cli)?;
+                scale_out::start(
+                    config,
+                    &scale_out::Setup {
+                        berth_bin,
+                        distribution_bin: &cli.distribution_bin,
+                        garage_bin: &garage_bin,
+                        database_url: cli.database_url.as_deref(),
+                        berth_env: &cli.berth_env,
+                    },
+                )
+            }
             Kind::Berth(env) => {
                 let env: Vec<(String, String)> = env
                     .iter()
@@ -252,9 +298,25 @@ impl Contender {
                     .collect();
                 Server::start_berth(berth_bin, self.name, &env)
             }
-            Kind::Distribution => Server::start_distribution(&cli.distribution_bin),
+            Kind::Distribution => {
+                Server::start_distribution(&cli.distribution_bin, self.name, None)
+            }
         }
     }
+}
+
+/// The Garage executable: `--garage-bin`, else `garage` on PATH or in ~/.cargo/bin.
+fn garage_bin(cli: &Cli) -> anyhow::Result<PathBuf> {
+    if let Some(path) = &cli.garage_bin {
+        return Ok(path.clone());
+    }
+    scale_out::which("garage")
+        .or_else(|| {
+            let home = std::env::var_os("HOME")?;
+            let path = Path::new(&home).join(".cargo/bin/garage");
+            path.is_file().then_some(path)
+        })
+        .context("no garage executable (cargo install garage --locked, or --garage-bin)")
 }
 
 /// The order in which `count` contenders run in round `round` (from 0): as given in even
@@ -334,7 +396,28 @@ fn main() -> anyhow::Result<()> {
         }
         return growth::run(&settings, &berth_bin);
     }
-    let contenders = if cli.observability_cost {
+    let contenders = if cli.scale_out {
+        let configs = if cli.scale_out_configs.is_empty() {
+            scale_out::ALL.to_vec()
+        } else {
+            cli.scale_out_configs.clone()
+        };
+        if configs.iter().any(|config| config.needs_postgres()) {
+            ensure!(
+                cli.database_url.is_some(),
+                "--scale-out runs Berth on PostgreSQL: pass --database-url (or set TEST_POSTGRES, \
+                 e.g. eval \"$(scripts/services start postgres)\")"
+            );
+        }
+        garage_bin(&cli)?;
+        configs
+            .into_iter()
+            .map(|config| Contender {
+                name: config.name(),
+                kind: Kind::ScaleOut(config),
+            })
+            .collect()
+    } else if cli.observability_cost {
         // The comparison is defined by these two variables; --berth-env must not blur it.
         for (key, _) in &cli.berth_env {
             ensure!(
@@ -385,7 +468,7 @@ fn main() -> anyhow::Result<()> {
     };
     if contenders
         .iter()
-        .any(|contender| matches!(contender.kind, Kind::Berth(_)))
+        .any(|contender| !matches!(contender.kind, Kind::Distribution))
     {
         ensure!(
             berth_bin.is_file(),
@@ -462,24 +545,63 @@ fn main() -> anyhow::Result<()> {
             );
         }
         for index in order {
-            warm_memory(2 * cli.clients as u64 * size as u64)?;
-            let server = contenders[index].start(&cli, &berth_bin)?;
-            ignored_metrics_setting |= server
-                .startup_warnings
-                .iter()
-                .any(|line| line.contains("BERTH_METRICS"));
-            println!("\n{} at {}:", server.name, server.base);
-            let figures = runtime.block_on(async {
-                tokio::select! {
-                    figures = run_phases(&server, &payloads, &load) => figures,
-                    _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+            // With --scale-out a run that fails (a service of the many it starts misbehaving)
+            // is said and run once more afresh, rather than losing the rounds before it.
+            let attempts = if cli.scale_out { 2 } else { 1 };
+            for attempt in 1..=attempts {
+                warm_memory(2 * cli.clients as u64 * size as u64)?;
+                let run = contenders[index]
+                    .start(&cli, &berth_bin)
+                    .and_then(|server| {
+                        ignored_metrics_setting |= server
+                            .startup_warnings
+                            .iter()
+                            .any(|line| line.contains("BERTH_METRICS"));
+                        println!("\n{} at {}:", server.name, server.base);
+                        runtime.block_on(async {
+                            tokio::select! {
+                                figures = run_phases(&server, &payloads, &load) => figures,
+                                _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+                            }
+                        })
+                        // Dropping the server here kills it and removes its data before the next
+                        // starts.
+                    });
+                match run {
+                    Ok(figures) => {
+                        columns[index].rounds.push(figures);
+                        break;
+                    }
+                    Err(error) if attempt < attempts && error.to_string() != "interrupted" => {
+                        println!(
+                            "  warning: {} failed ({error:#}); running it again afresh",
+                            contenders[index].name
+                        )
+                    }
+                    Err(error) => return Err(error),
                 }
-            })?;
-            columns[index].rounds.push(figures);
-            // Dropping the server here kills it and removes its data before the next starts.
+            }
         }
     }
     report::print_table(&columns);
+    if cli.scale_out {
+        let ratios: Vec<report::Ratio> = scale_out::RATIOS
+            .iter()
+            .filter_map(|&(first, second, heading)| {
+                let index = |config: scale_out::Config| {
+                    contenders.iter().position(
+                        |contender| matches!(contender.kind, Kind::ScaleOut(c) if c == config),
+                    )
+                };
+                Some(report::Ratio {
+                    first: index(first)?,
+                    second: index(second)?,
+                    heading,
+                })
+            })
+            .collect();
+        print!("{}", report::render_ratios(&columns, &ratios));
+    }
     if cli.observability_cost && ignored_metrics_setting {
         println!(
             "\nwarning: Berth ignored BERTH_METRICS (this build has no such setting), so both \
@@ -561,8 +683,12 @@ async fn run_phases(
         .context("manifest GET phase")?;
     let run_peak_rss_mib = server.run_peak_rss_mib()?;
     let run_cpu_s = server.cpu_seconds()?;
+    let run_store_cpu_s = server.store_cpu_seconds()?;
+    let store = run_store_cpu_s
+        .map(|seconds| format!(", Garage CPU {seconds:.2} s"))
+        .unwrap_or_default();
     println!(
-        "  {:<18} peak RSS {run_peak_rss_mib:.1} MiB, server CPU {run_cpu_s:.2} s",
+        "  {:<18} peak RSS {run_peak_rss_mib:.1} MiB, server CPU {run_cpu_s:.2} s{store}",
         "whole run"
     );
     Ok(ServerFigures {
@@ -573,6 +699,7 @@ async fn run_phases(
         manifests,
         run_peak_rss_mib,
         run_cpu_s,
+        run_store_cpu_s: run_store_cpu_s.unwrap_or(f64::NAN),
     })
 }
 

@@ -34,6 +34,8 @@ pub struct Measured {
     pub peak_rss_mib: f64,
     /// CPU time the server used during the phase, in seconds.
     pub server_cpu_s: f64,
+    /// CPU time its object store (Garage) used during the phase, in seconds; NaN without one.
+    pub store_cpu_s: f64,
 }
 
 /// The phases' shared settings.
@@ -56,6 +58,7 @@ where
 {
     server.reset_peak_rss();
     let cpu_before = server.cpu_seconds()?;
+    let store_before = server.store_cpu_seconds()?;
     let client_before = crate::server::process_cpu_seconds(std::process::id())?;
     let steal_before = crate::server::machine_steal_seconds()?;
     let (rate, latency) = phase.await.with_context(|| {
@@ -67,6 +70,15 @@ where
     })?;
     let peak_rss_mib = server.peak_rss_mib()?;
     let server_cpu_s = server.cpu_seconds()? - cpu_before;
+    let store_cpu_s = match (server.store_cpu_seconds()?, store_before) {
+        (Some(after), Some(before)) => after - before,
+        _ => f64::NAN,
+    };
+    let store_text = if store_cpu_s.is_finite() {
+        format!(", Garage CPU {store_cpu_s:.2} s")
+    } else {
+        String::new()
+    };
     let client_cpu_s = crate::server::process_cpu_seconds(std::process::id())? - client_before;
     let steal_s = crate::server::machine_steal_seconds()? - steal_before;
     let latency_text = latency
@@ -74,13 +86,15 @@ where
         .unwrap_or_default();
     println!(
         "  {label:<18} {rate:>10.1} {unit}{latency_text}, peak RSS {peak_rss_mib:.1} MiB, \
-         server CPU {server_cpu_s:.2} s, client CPU {client_cpu_s:.2} s, steal {steal_s:.2} s"
+         server CPU {server_cpu_s:.2} s{store_text}, client CPU {client_cpu_s:.2} s, \
+         steal {steal_s:.2} s"
     );
     Ok(Measured {
         rate,
         latency,
         peak_rss_mib,
         server_cpu_s,
+        store_cpu_s,
     })
 }
 

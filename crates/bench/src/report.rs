@@ -23,6 +23,8 @@ pub struct ServerFigures {
     /// CPU time the server used from its start to the end of phase e, in seconds (startup and
     /// the pauses between phases included).
     pub run_cpu_s: f64,
+    /// CPU time its object store (Garage) used over the same time; NaN without one.
+    pub run_store_cpu_s: f64,
 }
 
 /// Whether a bigger figure is better (rates) or worse (latency, memory, CPU).
@@ -61,6 +63,11 @@ fn rows(figures: &ServerFigures) -> Vec<Row> {
             Better::Lower,
             measured.server_cpu_s,
         ));
+        rows.push((
+            "  Garage CPU s".to_owned(),
+            Better::Lower,
+            measured.store_cpu_s,
+        ));
     }
     rows.push((
         "peak RSS over the run MiB".to_owned(),
@@ -72,7 +79,17 @@ fn rows(figures: &ServerFigures) -> Vec<Row> {
         Better::Lower,
         figures.run_cpu_s,
     ));
+    rows.push((
+        "Garage CPU s over the run".to_owned(),
+        Better::Lower,
+        figures.run_store_cpu_s,
+    ));
     rows
+}
+
+/// The rows shown: those with a figure in some column (the Garage rows only with a Garage).
+fn shown(values: &[Vec<f64>]) -> bool {
+    values.iter().flatten().any(|value| value.is_finite())
 }
 
 /// One column of the table: a server or configuration and its figures, one per round.
@@ -170,6 +187,98 @@ fn short_names<'a>(first: &'a str, second: &'a str) -> (&'a str, &'a str) {
     }
 }
 
+/// The width of `text` in characters.
+fn width(text: &str) -> usize {
+    text.chars().count()
+}
+
+/// A ratio between two columns for [`render_ratios`]: `first` over `second` (indexes into the
+/// columns), oriented as the two-column table's ratio (above 1 = `first` better).
+pub struct Ratio {
+    pub first: usize,
+    pub second: usize,
+    pub heading: &'static str,
+}
+
+/// A table of `ratios` between columns, one row per figure, each cell the ratio of the
+/// medians and, with several rounds, the min–max of the ratio taken round by round (every
+/// round ran every column). For more columns than the two-column table compares.
+pub fn render_ratios(columns: &[Column], ratios: &[Ratio]) -> String {
+    use std::fmt::Write as _;
+    let tables: Vec<Vec<Vec<Row>>> = columns
+        .iter()
+        .map(|column| column.rounds.iter().map(rows).collect())
+        .collect();
+    let Some(labels) = tables.first().and_then(|rounds| rounds.first()) else {
+        return String::new();
+    };
+    if ratios.is_empty() {
+        return String::new();
+    }
+    let series = |column: usize, index: usize| -> Vec<f64> {
+        tables[column]
+            .iter()
+            .filter_map(|rows| rows.get(index))
+            .map(|row| row.2)
+            .collect()
+    };
+    let body: Vec<(String, Vec<String>)> = labels
+        .iter()
+        .enumerate()
+        .filter(|(_, (label, ..))| !label.contains("RSS"))
+        .map(|(index, (label, better, _))| {
+            let cells = ratios
+                .iter()
+                .map(|ratio| {
+                    ratio_cell(
+                        *better,
+                        &series(ratio.first, index),
+                        &series(ratio.second, index),
+                    )
+                })
+                .collect();
+            (label.clone(), cells)
+        })
+        .filter(|(_, cells): &(String, Vec<String>)| cells.iter().any(|cell| cell != "n/a"))
+        .collect();
+    let label_width = body
+        .iter()
+        .map(|(label, _)| width(label))
+        .max()
+        .unwrap_or(0);
+    let widths: Vec<usize> = ratios
+        .iter()
+        .enumerate()
+        .map(|(index, ratio)| {
+            body.iter()
+                .map(|(_, cells)| width(&cells[index]))
+                .chain([width(ratio.heading)])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut table = format!(
+        "\nRatios (above 1 = the first named better; RSS rows left out):\n{:<label_width$}",
+        ""
+    );
+    for (ratio, width) in ratios.iter().zip(&widths) {
+        let _ = write!(table, "  {:>width$}", ratio.heading);
+    }
+    table.push('\n');
+    for (label, cells) in &body {
+        let _ = write!(table, "{label:<label_width$}");
+        for (text, width) in cells.iter().zip(&widths) {
+            let _ = write!(table, "  {text:>width$}");
+        }
+        table.push('\n');
+    }
+    table.push_str(
+        "  Rates: first / second; latency and CPU: second / first. The ratio of the medians, then\n  \
+         the min–max of the ratio taken round by round.\n",
+    );
+    table
+}
+
 /// Prints the table of [`render_table`].
 pub fn print_table(columns: &[Column]) {
     print!("{}", render_table(columns));
@@ -222,6 +331,7 @@ pub fn render_table(columns: &[Column]) -> String {
     let body: Vec<(String, Vec<String>)> = labels
         .iter()
         .zip(&values)
+        .filter(|(_, by_column)| shown(by_column))
         .map(|((label, better, _), by_column)| {
             // CPU seconds of a short phase are tenths; show their hundredths (clock ticks).
             let decimals = if label.contains("CPU") { 2 } else { 1 };
@@ -236,7 +346,6 @@ pub fn render_table(columns: &[Column]) -> String {
         })
         .collect();
 
-    let width = |text: &str| text.chars().count();
     let label_width = labels
         .iter()
         .map(|(label, ..)| width(label))
@@ -303,6 +412,7 @@ mod tests {
             latency,
             peak_rss_mib: 20.0 / scale,
             server_cpu_s: 1.0 / scale,
+            store_cpu_s: f64::NAN,
         };
         ServerFigures {
             monolithic: measured(None),
@@ -312,13 +422,14 @@ mod tests {
             manifests: measured(Some((100, 900))),
             run_peak_rss_mib: 30.0 / scale,
             run_cpu_s: 6.0 / scale,
+            run_store_cpu_s: f64::NAN,
         }
     }
 
     #[test]
     fn rows_line_up_across_servers() {
         let (berth, distribution) = (rows(&figures(2.0)), rows(&figures(1.0)));
-        assert_eq!(berth.len(), 5 * 3 + 2 + 2);
+        assert_eq!(berth.len(), 5 * 4 + 2 + 3);
         assert!(berth.iter().zip(&distribution).all(|(a, b)| a.0 == b.0));
         let table = render_table(&[
             Column {
@@ -406,5 +517,59 @@ mod tests {
         assert!(table.contains(
             "Berth observed / Berth quiet for rates, Berth quiet / Berth observed for latency"
         ));
+    }
+
+    #[test]
+    fn ratios_between_any_columns_and_garage_rows_only_with_a_garage() {
+        let column = |name, scales: &[f64]| Column {
+            name,
+            rounds: scales.iter().map(|&scale| figures(scale)).collect(),
+        };
+        let mut garage = column("On Garage", &[4.0, 4.0]);
+        for figures in &mut garage.rounds {
+            figures.pull.store_cpu_s = 2.0;
+            figures.run_store_cpu_s = 8.0;
+        }
+        let columns = [
+            column("Disk", &[1.0, 2.0]),
+            column("Other", &[2.0, 2.0]),
+            garage,
+        ];
+        let table = render_table(&columns);
+        print!("{table}");
+        // No ratio column for three, and the Garage rows only because one column has them.
+        assert!(!table.contains('×'));
+        let garage_row = table.lines().find(|l| l.starts_with("Garage CPU")).unwrap();
+        assert!(
+            garage_row.contains("n/a") && garage_row.contains("8.00"),
+            "{garage_row}"
+        );
+        assert!(!render_table(&columns[..2]).contains("Garage"));
+        let ratios = render_ratios(
+            &columns,
+            &[
+                Ratio {
+                    first: 2,
+                    second: 0,
+                    heading: "Garage/Disk",
+                },
+                Ratio {
+                    first: 1,
+                    second: 0,
+                    heading: "Other/Disk",
+                },
+            ],
+        );
+        print!("{ratios}");
+        // Rates 400 against 100 and 200 (median 150): 2.67, per round 4 and 2.
+        let rate = ratios
+            .lines()
+            .find(|l| l.starts_with("pull MiB/s"))
+            .unwrap();
+        assert!(rate.contains(" 2.67 (2.00–4.00) "), "{rate}");
+        assert!(rate.ends_with(" 1.33 (1.00–2.00)"), "{rate}");
+        assert!(!ratios.contains("peak RSS"));
+        // Neither pair has Garage figures on both sides: the rows are left out.
+        assert!(!ratios.contains("Garage CPU"));
     }
 }

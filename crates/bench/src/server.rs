@@ -78,7 +78,42 @@ impl LogTail {
     }
 }
 
-/// A running registry: its child process, base URL and data directory.
+/// One process of a registry under test: the child, the tail of its stderr, its peak memory.
+struct Process {
+    child: Child,
+    log: RecentLog,
+    /// The largest `VmHWM` read so far, in KiB: see [`Server::run_peak_rss_mib`].
+    run_peak_kib: AtomicU64,
+}
+
+impl Process {
+    fn new(child: Child, log: RecentLog) -> Process {
+        Process {
+            child,
+            log,
+            run_peak_kib: AtomicU64::new(0),
+        }
+    }
+
+    /// `VmHWM` in KiB, folded into the peak over the run.
+    fn peak_rss_kib(&self) -> anyhow::Result<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
+        let kib: u64 = status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .context("no VmHWM in /proc/<pid>/status")?
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()?;
+        self.run_peak_kib.fetch_max(kib, Ordering::Relaxed);
+        Ok(kib)
+    }
+}
+
+/// A running registry: its processes (one, or one per node behind a balancer), base URL and
+/// data directory, and what it needs running beside it (a balancer, an object store, a
+/// database), stopped after it.
 pub struct Server {
     /// Display name ("Berth", "Distribution").
     pub name: &'static str,
@@ -89,10 +124,13 @@ pub struct Server {
     pub authorization: Option<String>,
     /// The `warning:` lines Berth printed before it was ready (none for Distribution).
     pub startup_warnings: Vec<String>,
-    child: Child,
-    log: RecentLog,
-    /// The largest `VmHWM` read so far, in KiB: see [`Server::run_peak_rss_mib`].
-    run_peak_kib: AtomicU64,
+    /// The registry's processes; memory and CPU figures are their sums.
+    processes: Vec<Process>,
+    /// Processes of the object store the registry keeps its blobs in (Garage's nodes), whose
+    /// CPU time is reported apart; empty for a file system.
+    store_pids: Vec<u32>,
+    /// Dropped after the processes are killed, in order: balancer, object store, database.
+    guards: Vec<Box<dyn std::any::Any + Send>>,
     /// Removed when the server is dropped (after the child is killed); `None` for a data
     /// directory the caller keeps ([`Server::start_berth_at`]).
     _dir: Option<TempDir>,
@@ -182,15 +220,15 @@ impl Server {
                 base64::engine::general_purpose::STANDARD.encode(format!("bench-admin:{token}"))
             )),
             startup_warnings: Vec::new(),
-            child,
-            log,
-            run_peak_kib: AtomicU64::new(0),
+            processes: vec![Process::new(child, log)],
+            store_pids: Vec::new(),
+            guards: Vec::new(),
             _dir: None,
         };
         match address.recv_timeout(STARTUP_TIMEOUT) {
             Ok(base) => server.base = base,
             Err(_) => {
-                let status = server
+                let status = server.processes[0]
                     .child
                     .try_wait()?
                     .map(|status| format!(" ({status})"));
@@ -203,7 +241,7 @@ impl Server {
         }
         // Say so when Berth ignored a setting the comparison relies on (e.g. a `BERTH_*`
         // variable this build does not know). The tail holds only startup lines yet.
-        server.startup_warnings = server
+        server.startup_warnings = server.processes[0]
             .log
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -218,20 +256,28 @@ impl Server {
     }
 
     /// Starts `docker-registry serve` with a generated config on a free port and waits until
-    /// `GET /v2/` answers 200.
-    pub fn start_distribution(bin: &Path) -> anyhow::Result<Server> {
+    /// `GET /v2/` answers 200: its storage on the file system, or `s3` when given.
+    pub fn start_distribution(
+        bin: &Path,
+        name: &'static str,
+        s3: Option<&S3Target>,
+    ) -> anyhow::Result<Server> {
         let dir = TempDir::with_prefix("berth-bench-distribution-")?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
+        let port = free_port()?;
         let root = dir.path().join("data");
         std::fs::create_dir(&root)?;
         let config = dir.path().join("config.yml");
-        std::fs::write(&config, distribution_config(&root, port))?;
+        let storage = match s3 {
+            None => distribution_filesystem(&root),
+            Some(s3) => distribution_s3(s3),
+        };
+        std::fs::write(&config, distribution_config(&storage, port))?;
         let mut child = Command::new(bin)
             .arg("serve")
             .arg(&config)
             .current_dir(dir.path())
+            // Its AWS SDK panics on a custom CA bundle; the endpoint is plain HTTP anyway.
+            .env_remove("AWS_CA_BUNDLE")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -245,13 +291,13 @@ impl Server {
         );
         let base = format!("http://127.0.0.1:{port}");
         let mut server = Server {
-            name: "Distribution",
+            name,
             base,
             authorization: None,
             startup_warnings: Vec::new(),
-            child,
-            log,
-            run_peak_kib: AtomicU64::new(0),
+            processes: vec![Process::new(child, log)],
+            store_pids: Vec::new(),
+            guards: Vec::new(),
             _dir: Some(dir),
         };
         server.wait_ready()?;
@@ -263,7 +309,7 @@ impl Server {
         let address = self.base.trim_start_matches("http://").to_owned();
         let started = Instant::now();
         while started.elapsed() < STARTUP_TIMEOUT {
-            if let Some(status) = self.child.try_wait()? {
+            if let Some(status) = self.processes[0].child.try_wait()? {
                 bail!("{} exited ({status}):\n{}", self.name, self.recent_log());
             }
             if probe_v2(&address).unwrap_or(false) {
@@ -278,21 +324,70 @@ impl Server {
         )
     }
 
+    /// Joins `nodes` (started alone, each with its own data directory) into one server at
+    /// `base` (their balancer), displayed as `name`: figures are summed over the nodes. The
+    /// nodes' directories and guards go with it; `guards` (the balancer) are dropped first
+    /// after the nodes are killed.
+    pub fn join(
+        name: &'static str,
+        base: String,
+        nodes: Vec<Server>,
+        guards: Vec<Box<dyn std::any::Any + Send>>,
+    ) -> Server {
+        let mut joined = Server {
+            name,
+            base,
+            authorization: nodes.first().and_then(|node| node.authorization.clone()),
+            startup_warnings: Vec::new(),
+            processes: Vec::new(),
+            store_pids: Vec::new(),
+            guards,
+            _dir: None,
+        };
+        let mut dirs = Vec::new();
+        for mut node in nodes {
+            joined.processes.append(&mut node.processes);
+            joined.startup_warnings.append(&mut node.startup_warnings);
+            joined.store_pids.append(&mut node.store_pids);
+            joined.guards.append(&mut node.guards);
+            dirs.extend(node._dir.take());
+        }
+        // The data directories, after every process is killed.
+        joined.guards.push(Box::new(dirs));
+        joined
+    }
+
+    /// Keeps `guard` (an object store, a database…) until the server's processes are killed,
+    /// and counts `store_pids` as the object store's processes.
+    pub fn keep(&mut self, guard: Box<dyn std::any::Any + Send>, store_pids: &[u32]) {
+        self.guards.push(guard);
+        self.store_pids.extend_from_slice(store_pids);
+    }
+
     /// Resets the server's peak resident set size (`VmHWM`) to its current size, first folding
     /// the peak it replaces into the peak over the run.
     pub fn reset_peak_rss(&self) {
-        if let Err(error) = self.peak_rss_kib() {
-            eprintln!("warning: cannot read peak RSS before resetting it: {error:#}");
-        }
-        let path = format!("/proc/{}/clear_refs", self.child.id());
-        if let Err(error) = std::fs::write(&path, "5") {
-            eprintln!("warning: cannot reset peak RSS ({path}: {error}); figures are since start");
+        for process in &self.processes {
+            if let Err(error) = process.peak_rss_kib() {
+                eprintln!("warning: cannot read peak RSS before resetting it: {error:#}");
+            }
+            let path = format!("/proc/{}/clear_refs", process.child.id());
+            if let Err(error) = std::fs::write(&path, "5") {
+                eprintln!(
+                    "warning: cannot reset peak RSS ({path}: {error}); figures are since start"
+                );
+            }
         }
     }
 
-    /// The server's peak resident set size since the last reset, in MiB.
+    /// The server's peak resident set size since the last reset, in MiB (summed over its
+    /// processes: an upper bound of their peak together).
     pub fn peak_rss_mib(&self) -> anyhow::Result<f64> {
-        Ok(self.peak_rss_kib()? as f64 / 1024.0)
+        let mut kib = 0;
+        for process in &self.processes {
+            kib += process.peak_rss_kib()?;
+        }
+        Ok(kib as f64 / 1024.0)
     }
 
     /// The server's peak resident set size since it started, in MiB, as if it had never been
@@ -300,61 +395,126 @@ impl Server {
     /// largest of the values read before each reset and now is the peak over the whole life
     /// of the process: each moment of it lies before exactly one of those reads, after the
     /// reset before it (or the start). Between-phase moments are covered too, unlike with the
-    /// maximum of the per-phase peaks alone.
+    /// maximum of the per-phase peaks alone. Summed over the server's processes.
     pub fn run_peak_rss_mib(&self) -> anyhow::Result<f64> {
-        self.peak_rss_kib()?;
-        Ok(self.run_peak_kib.load(Ordering::Relaxed) as f64 / 1024.0)
+        let mut kib = 0;
+        for process in &self.processes {
+            process.peak_rss_kib()?;
+            kib += process.run_peak_kib.load(Ordering::Relaxed);
+        }
+        Ok(kib as f64 / 1024.0)
     }
 
-    /// `VmHWM` in KiB, folded into the peak over the run.
-    fn peak_rss_kib(&self) -> anyhow::Result<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
-        let kib: u64 = status
-            .lines()
-            .find_map(|line| line.strip_prefix("VmHWM:"))
-            .context("no VmHWM in /proc/<pid>/status")?
-            .trim()
-            .trim_end_matches("kB")
-            .trim()
-            .parse()?;
-        self.run_peak_kib.fetch_max(kib, Ordering::Relaxed);
-        Ok(kib)
-    }
-
-    /// CPU time (user + system) the server has used since it started, in seconds.
+    /// CPU time (user + system) the server has used since it started, in seconds (summed
+    /// over its processes).
     pub fn cpu_seconds(&self) -> anyhow::Result<f64> {
-        process_cpu_seconds(self.child.id())
+        let mut seconds = 0.0;
+        for process in &self.processes {
+            seconds += process_cpu_seconds(process.child.id())?;
+        }
+        Ok(seconds)
     }
 
-    /// The last lines the server wrote to stderr, for error messages.
+    /// CPU time the object store's processes have used since they started, in seconds; `None`
+    /// without one.
+    pub fn store_cpu_seconds(&self) -> anyhow::Result<Option<f64>> {
+        if self.store_pids.is_empty() {
+            return Ok(None);
+        }
+        let mut seconds = 0.0;
+        for &pid in &self.store_pids {
+            seconds += process_cpu_seconds(pid)?;
+        }
+        Ok(Some(seconds))
+    }
+
+    /// The last lines the server wrote to stderr, for error messages (each node's, with
+    /// several).
     pub fn recent_log(&self) -> String {
-        let lines = self
-            .log
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .last_lines(LOG_LINES_SHOWN);
-        lines.iter().fold(String::new(), |mut text, line| {
-            let _ = writeln!(text, "  {line}");
-            text
-        })
+        let mut text = String::new();
+        for (index, process) in self.processes.iter().enumerate() {
+            if self.processes.len() > 1 {
+                let _ = writeln!(text, "  node {}:", index + 1);
+            }
+            let lines = process
+                .log
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .last_lines(LOG_LINES_SHOWN);
+            for line in lines {
+                let _ = writeln!(text, "  {line}");
+            }
+        }
+        text
     }
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        for process in &mut self.processes {
+            let _ = process.child.kill();
+            let _ = process.child.wait();
+        }
+        // Then what ran beside it, in order.
+        for guard in self.guards.drain(..) {
+            drop(guard);
+        }
     }
 }
 
-/// Distribution's configuration: filesystem storage under `root`, deletes on, logs quiet.
-fn distribution_config(root: &Path, port: u16) -> String {
+/// A loopback port free right now.
+pub fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// An S3 bucket (and key prefix) a registry keeps its blobs in.
+#[derive(Clone, Debug)]
+pub struct S3Target {
+    /// `http://127.0.0.1:PORT`.
+    pub endpoint: String,
+    /// The region (`garage`).
+    pub region: String,
+    /// The bucket.
+    pub bucket: String,
+    /// A key prefix inside it, without slashes at either end; empty for none.
+    pub prefix: String,
+    /// The access key id.
+    pub key_id: String,
+    /// The secret key.
+    pub secret: String,
+}
+
+/// Distribution's configuration: `storage` (its driver's lines, indented by two), deletes on,
+/// logs quiet.
+fn distribution_config(storage: &str, port: u16) -> String {
     format!(
         "version: 0.1\n\
          log:\n  level: error\n  accesslog:\n    disabled: true\n\
-         storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
-         http:\n  addr: 127.0.0.1:{port}\n",
-        root.display()
+         storage:\n{storage}  delete:\n    enabled: true\n\
+         http:\n  addr: 127.0.0.1:{port}\n"
+    )
+}
+
+/// Distribution's file system storage under `root`.
+fn distribution_filesystem(root: &Path) -> String {
+    format!("  filesystem:\n    rootdirectory: {}\n", root.display())
+}
+
+/// Distribution's S3 storage driver on `s3` (as on Garage: path-style requests over plain
+/// HTTP, signature v4) with redirects off, so blob GETs stream through it as through Berth.
+fn distribution_s3(s3: &S3Target) -> String {
+    let root = if s3.prefix.is_empty() {
+        String::new()
+    } else {
+        format!("    rootdirectory: /{}\n", s3.prefix)
+    };
+    format!(
+        "  s3:\n    region: {}\n    regionendpoint: {}\n    bucket: {}\n    accesskey: {}\n\
+         \x20   secretkey: {}\n    secure: false\n    v4auth: true\n    forcepathstyle: true\n\
+         {root}  redirect:\n    disable: true\n",
+        s3.region, s3.endpoint, s3.bucket, s3.key_id, s3.secret
     )
 }
 
