@@ -190,17 +190,11 @@ pub(crate) fn unexpected(what: &str, text: &str) -> StoreError {
     )
 }
 
-/// The plan lines of `sql` (run with `binds` on a fresh database, sequential scans
-/// discouraged) that scan a whole table rather than probe an index: none for a query every
-/// lookup of which an index serves, however small the tables.
+/// A connection to a fresh, migrated database with sequential scans discouraged: what a
+/// plan test asks for, so a plan that still scans a table shows no index can serve it.
 #[cfg(test)]
-pub(crate) async fn seq_scans(
-    sql: &str,
-    bind: impl FnOnce(
-        sqlx::query::Query<'_, Postgres, sqlx::postgres::PgArguments>,
-    ) -> sqlx::query::Query<'_, Postgres, sqlx::postgres::PgArguments>,
-) -> Vec<String> {
-    use sqlx::{Connection as _, Row as _};
+pub(crate) async fn planning_connection() -> sqlx::PgConnection {
+    use sqlx::Connection as _;
     let url = berth_testkit::services::postgres_database().await;
     let store = crate::PgMetadataStore::open(&url, crate::PgOptions::default())
         .await
@@ -211,6 +205,21 @@ pub(crate) async fn seq_scans(
         .execute(&mut conn)
         .await
         .expect("set");
+    conn
+}
+
+/// The plan lines of `sql` (run with `binds` on a fresh database, sequential scans
+/// discouraged) that scan a whole table rather than probe an index: none for a query every
+/// lookup of which an index serves, however small the tables.
+#[cfg(test)]
+pub(crate) async fn seq_scans(
+    sql: &str,
+    bind: impl FnOnce(
+        sqlx::query::Query<'_, Postgres, sqlx::postgres::PgArguments>,
+    ) -> sqlx::query::Query<'_, Postgres, sqlx::postgres::PgArguments>,
+) -> Vec<String> {
+    use sqlx::Row as _;
+    let mut conn = planning_connection().await;
     let explain = format!("EXPLAIN {sql}");
     let rows = bind(sqlx::query(sqlx::AssertSqlSafe(explain)))
         .fetch_all(&mut conn)

@@ -687,17 +687,8 @@ mod tests {
 
     #[tokio::test]
     async fn listings_only_probe_indexes() {
-        use sqlx::{Connection as _, Row as _};
-        let url = berth_testkit::services::postgres_database().await;
-        let store = crate::PgMetadataStore::open(&url, crate::PgOptions::default())
-            .await
-            .expect("open");
-        store.close().await;
-        let mut conn = sqlx::PgConnection::connect(&url).await.expect("connect");
-        sqlx::query("SET enable_seqscan = off")
-            .execute(&mut conn)
-            .await
-            .expect("set");
+        use sqlx::Row as _;
+        let mut conn = crate::access::planning_connection().await;
         // An owner's (everything) and an organization member's with a classic token (every
         // kind of condition a classic token makes), and the others a token can make.
         let member = Readable::any_of(vec![

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::common::layout::{layout_manifest_digest, skopeo, write_two_platform_index};
+use crate::common::layout::{copy_all, layout_manifest_digest, skopeo, write_two_platform_index};
 use crate::common::{Server, client, digest, have, require, run, temp_path};
 use serde_json::Value;
 
@@ -79,13 +79,7 @@ fn multi_arch_index_is_pushed_and_pulled_per_platform() {
     write_two_platform_index(&layout);
 
     let remote = format!("docker://{}/acme/multi:v1", server.host);
-    skopeo(&[
-        "copy",
-        "--all",
-        "--dest-tls-verify=false",
-        &format!("oci:{}:v1", layout.display()),
-        &remote,
-    ]);
+    copy_all(&format!("oci:{}:v1", layout.display()), &remote);
     // skopeo compresses the uncompressed layers on the way, so it rewrites the children and
     // the index; what the registry holds is what skopeo pushed, read back here.
     let raw = skopeo(&["inspect", "--raw", "--tls-verify=false", &remote]);

@@ -6,33 +6,17 @@
 //! delivered once though every node runs a delivery worker, and pushes and pulls going on
 //! with a Garage node stopped.
 
-use std::path::Path;
 use std::process::Command;
 
 use serde_json::{Value, json};
 
 use crate::common::cluster::{Cluster, StoppedGarageNode};
 use crate::common::github::Api;
-use crate::common::layout::{layout_manifest_digest, skopeo, write_two_platform_index};
+use crate::common::layout::{
+    copy_all, layout_blobs, layout_manifest_digest, skopeo, write_two_platform_index,
+};
 use crate::common::{client, digest, require, run, temp_path};
 use crate::webhooks::{LOOPBACK, Receiver, hook, push};
-
-/// Every blob of an OCI layout hashes to its name; their names.
-fn layout_blobs(layout: &Path) -> Vec<String> {
-    let mut names = Vec::new();
-    for entry in std::fs::read_dir(layout.join("blobs/sha256")).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_str().unwrap().to_owned();
-        assert_eq!(
-            digest(&std::fs::read(&path).unwrap()),
-            format!("sha256:{name}"),
-            "blob {name} arrived whole"
-        );
-        names.push(name);
-    }
-    names.sort();
-    names
-}
 
 #[test]
 fn skopeo_copies_an_image_and_an_index_in_and_out_through_three_nodes() {
@@ -98,24 +82,12 @@ fn skopeo_copies_an_image_and_an_index_in_and_out_through_three_nodes() {
     let multi = dir.join("multi");
     write_two_platform_index(&multi);
     let remote = format!("docker://{}/acme/multi:v1", cluster.host);
-    skopeo(&[
-        "copy",
-        "--all",
-        "--dest-tls-verify=false",
-        &format!("oci:{}:v1", multi.display()),
-        &remote,
-    ]);
+    copy_all(&format!("oci:{}:v1", multi.display()), &remote);
     let raw = skopeo(&["inspect", "--raw", "--tls-verify=false", &remote]);
     let served: Value = serde_json::from_str(&raw).unwrap();
     assert_eq!(served["manifests"].as_array().unwrap().len(), 2);
     let back = dir.join("back");
-    skopeo(&[
-        "copy",
-        "--all",
-        "--src-tls-verify=false",
-        &remote,
-        &format!("oci:{}:v1", back.display()),
-    ]);
+    copy_all(&remote, &format!("oci:{}:v1", back.display()));
     assert_eq!(
         layout_manifest_digest(&back, "v1"),
         digest(raw.as_bytes()),

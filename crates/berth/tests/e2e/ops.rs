@@ -138,18 +138,18 @@ fn config_check_prints_a_valid_configuration() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("berth.toml"),
-        "listen = \"0.0.0.0:5005\"\ntrusted_proxies = [\"10.0.0.0/8\"]\nmetrics_token = \"s3cret-scrape\"\n",
+        "listen = \"0.0.0.0:5005\"\ntrusted_proxies = [\"10.0.0.0/8\"]\nmetrics_token = \"s3cret-scrape\"\n\
+         s3_secret_access_key = \"s3cret-key\"\n",
     )
     .unwrap();
     let (ok, stdout, stderr) = berth_in(dir.path(), &["config", "check"], &[]);
     assert!(ok, "{stderr}");
     assert!(!stdout.contains("s3cret-scrape"), "{stdout}");
+    assert!(!stdout.contains("s3cret-key"), "{stdout}");
     let printed: toml::Table = stdout.parse().expect("TOML on stdout");
-    assert_eq!(
-        printed["metrics_token"].as_str(),
-        Some("<redacted>"),
-        "{stdout}"
-    );
+    for secret in ["metrics_token", "s3_secret_access_key"] {
+        assert_eq!(printed[secret].as_str(), Some("<redacted>"), "{stdout}");
+    }
     assert_eq!(printed["listen"].as_str(), Some("0.0.0.0:5005"), "{stdout}");
     assert_eq!(
         printed["log"].as_str(),

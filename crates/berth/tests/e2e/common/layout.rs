@@ -16,6 +16,36 @@ pub fn skopeo(args: &[&str]) -> String {
         .args(args))
 }
 
+/// `skopeo copy --all` (an index with every platform) from `from` to `to`, each an
+/// `oci:<dir>:<tag>` layout or a `docker://` reference to a registry over plain HTTP.
+pub fn copy_all(from: &str, to: &str) -> String {
+    skopeo(&[
+        "copy",
+        "--all",
+        "--src-tls-verify=false",
+        "--dest-tls-verify=false",
+        from,
+        to,
+    ])
+}
+
+/// The names (hex digests) of a layout's blobs, sorted, each checked to hash to its name.
+pub fn layout_blobs(layout: &Path) -> Vec<String> {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(layout.join("blobs/sha256")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+        assert_eq!(
+            digest(&std::fs::read(&path).unwrap()),
+            format!("sha256:{name}"),
+            "blob {name} arrived whole"
+        );
+        names.push(name);
+    }
+    names.sort();
+    names
+}
+
 /// Digest of the manifest a layout's `index.json` tags `tag`.
 pub fn layout_manifest_digest(layout: &Path, tag: &str) -> String {
     let index: Value =
