@@ -338,7 +338,12 @@ impl UploadStore for PgMetadataStore {
                 .await
                 .map_err(failed(format!("deleting finished upload {id}")))?;
         }
-        link_in(&mut tx, repo.as_str(), digest, size).await?;
+        // A refused link rolls back now rather than when the connection is next used: the
+        // blob's row lock goes with it, so a garbage-collection pass does not skip the blob.
+        if let Err(err) = link_in(&mut tx, repo.as_str(), digest, size).await {
+            let _ = tx.rollback().await;
+            return Err(err);
+        }
         tx.commit().await.map_err(failed(doing()))
     }
 }

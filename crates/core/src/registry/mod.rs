@@ -6,6 +6,7 @@
 
 mod blobs;
 mod cache;
+mod gc;
 mod labels;
 mod listings;
 mod manifests;
@@ -16,6 +17,7 @@ use std::sync::Arc;
 
 pub use blobs::{BlobRead, ByteRange};
 pub use cache::ManifestCache;
+pub use gc::{GcOptions, GcReport};
 pub use listings::Page;
 pub use manifests::PushedManifest;
 pub use manifests::RESTORE_WINDOW;

@@ -5,9 +5,11 @@
 //! stamps them per backend. The fixtures are public so a backend's own extras (reopening a
 //! database, checking its schema) build the same values.
 
+mod gc;
 mod manifests;
 mod uploads;
 
+pub use gc::*;
 pub use manifests::*;
 pub use uploads::*;
 
@@ -43,6 +45,12 @@ macro_rules! metadata_contract {
                 a_verified_mark_is_kept_under_the_lease_and_listed_for_recovery,
                 open_uploads_are_counted_per_owner,
                 a_fresh_store_probes_ok,
+                gc_takes_only_old_unused_links,
+                gc_marks_then_flags_then_forgets,
+                gc_keeps_what_is_referenced_or_claimed,
+                gc_adopts_strays,
+                gc_flags_in_pages,
+                purging_a_manifest_purges_its_referrers,
             ]
         );
     };
