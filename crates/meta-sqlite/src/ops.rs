@@ -103,8 +103,8 @@ impl SqliteMetadataStore {
         let rows: Vec<(String, i64)> =
             sqlx::query_as("SELECT digest, size FROM blobs WHERE deleting_at IS NULL")
                 .fetch_all(&self.reader)
-            .await
-            .map_err(failed("listing stored blobs"))?;
+                .await
+                .map_err(failed("listing stored blobs"))?;
         rows.iter()
             .map(|(digest, size)| Ok((parse_digest(digest)?, from_sql(*size, "blob size")?)))
             .collect()
