@@ -8,14 +8,13 @@
 //! 1. `berth gc` with no grace (`BERTH_GC_GRACE_SECS=0`): the pass that removes the unused
 //!    links and deletes their blobs — its duration and the process's peak RSS;
 //! 2. `berth gc` again: the steady-state pass that finds nothing to do, over what is left;
-//! 3. `berth serve` on the store, the pull phase (`--clients` clients, 2 rounds of
-//!    `--size-mib` blobs) without and with passes running back to back beside it (a loop of
-//!    `berth gc` processes), alternating `--rounds` times; the ratio of the medians.
+//! 3. `berth serve` on the store, the pull phase (`--clients` clients, `--pull-rounds` rounds
+//!    of `--size-mib` blobs) on a server with no pass and on one whose scheduled passes run
+//!    every second with no grace (so one is nearly always running, paced as the server paces
+//!    them), alternating `--rounds` times; the ratio of the medians.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
@@ -103,38 +102,60 @@ pub fn run(settings: &Settings, bin: &Path) -> anyhow::Result<()> {
         settings.manifests, settings.manifests, idle.seconds, idle.peak_rss_mib
     );
 
-    let server = Server::start_berth_at(bin, "Berth", &data, &env, &token)?;
+    // Pulls against a server with scheduled passes back to back (every second, no grace:
+    // each finds the whole store to scan) and against one with none, alternating.
+    let mut passing = env.clone();
+    passing.push(("BERTH_GC_INTERVAL_SECS".into(), "1".into()));
+    passing.push(("BERTH_GC_GRACE_SECS".into(), "0".into()));
     let blobs = crate::payload::random_blobs(settings.load.clients, settings.size, 0);
     let chunked = crate::payload::random_blobs(settings.load.clients, settings.size, 1_000);
     let (mut without, mut with, mut passes) = (Vec::new(), Vec::new(), Vec::new());
     runtime.block_on(async {
-        phases::push_monolithic(&server, &blobs).await?;
-        phases::push_chunked(&server, &chunked, &settings.load).await?;
-        // Manifests that use the pulled blobs: without them a pass takes their links.
-        let registry = crate::oci::Registry::new(&server.base, server.authorization.as_deref())?;
-        for (repo, set) in [
-            (phases::MONO_REPO, &blobs),
-            (phases::CHUNKED_REPO, &chunked),
-        ] {
-            registry
-                .put_manifest(repo, "pulled", image_using(set))
-                .await?;
+        {
+            let server = Server::start_berth_at(bin, "Berth", &data, &env, &token)?;
+            phases::push_monolithic(&server, &blobs).await?;
+            phases::push_chunked(&server, &chunked, &settings.load).await?;
+            // Manifests that use the pulled blobs: without them a pass takes their links.
+            let registry =
+                crate::oci::Registry::new(&server.base, server.authorization.as_deref())?;
+            for (repo, set) in [
+                (phases::MONO_REPO, &blobs),
+                (phases::CHUNKED_REPO, &chunked),
+            ] {
+                registry
+                    .put_manifest(repo, "pulled", image_using(set))
+                    .await?;
+            }
         }
         for round in 0..settings.rounds {
-            for beside in if round % 2 == 0 {
+            let order = if round % 2 == 0 {
                 [false, true]
             } else {
                 [true, false]
-            } {
-                let looping = beside.then(|| Loop::start(bin, &data, &env));
+            };
+            for beside in order {
+                let server = Server::start_berth_at(
+                    bin,
+                    "Berth",
+                    &data,
+                    if beside { &passing } else { &env },
+                    &token,
+                )?;
                 println!(
                     "  round {}, {}:",
                     round + 1,
-                    if beside { "passes beside" } else { "no pass" }
+                    if beside {
+                        "scheduled passes every second"
+                    } else {
+                        "no pass"
+                    }
                 );
+                // The first pass starts with the server.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                let before = passes_done(&server).await?;
                 let measured = phases::pull(&server, &blobs, &chunked, &settings.load).await?;
-                if let Some(looping) = looping {
-                    passes.push(looping.stop()?);
+                if beside {
+                    passes.push(passes_done(&server).await? - before);
                     with.push(measured.rate);
                 } else {
                     without.push(measured.rate);
@@ -145,11 +166,10 @@ pub fn run(settings: &Settings, bin: &Path) -> anyhow::Result<()> {
     })?;
     let (w, wo) = (median(&with), median(&without));
     println!(
-        "\npull MiB/s without a pass: {wo:.0} ({}), with passes back to back beside it: {w:.0} ({}), \
-         {} passes ran during the pulls; with / without: {:.2}",
+        "\npull MiB/s without a pass: {wo:.0} ({}), with scheduled passes beside it: {w:.0} ({}), \
+         passes completed during the pulls: {passes:?}; with / without: {:.2}",
         range(&without),
         range(&with),
-        passes.iter().sum::<usize>(),
         w / wo
     );
     Ok(())
@@ -223,42 +243,19 @@ fn vm_hwm_kib(pid: u32) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// `berth gc` processes run back to back on a thread until stopped.
-struct Loop {
-    stop: Arc<AtomicBool>,
-    runs: Arc<AtomicUsize>,
-    thread: std::thread::JoinHandle<anyhow::Result<()>>,
-}
-
-impl Loop {
-    fn start(bin: &Path, data: &Path, env: &[(String, String)]) -> Loop {
-        let stop = Arc::new(AtomicBool::new(false));
-        let runs = Arc::new(AtomicUsize::new(0));
-        let (bin, data, env) = (bin.to_owned(), data.to_owned(), env.to_vec());
-        let thread = std::thread::spawn({
-            let (stop, runs) = (stop.clone(), runs.clone());
-            move || {
-                while !stop.load(Ordering::Relaxed) {
-                    let status = gc_command(&bin, &data, &env)
-                        .stdout(Stdio::null())
-                        .status()?;
-                    ensure!(status.success(), "berth gc failed beside the pulls");
-                    runs.fetch_add(1, Ordering::Relaxed);
-                }
-                Ok(())
-            }
-        });
-        Loop { stop, runs, thread }
-    }
-
-    /// Stops the loop after its current pass; how many passes ran.
-    fn stop(self) -> anyhow::Result<usize> {
-        self.stop.store(true, Ordering::Relaxed);
-        self.thread
-            .join()
-            .map_err(|_| anyhow::anyhow!("the gc loop panicked"))??;
-        Ok(self.runs.load(Ordering::Relaxed))
-    }
+/// Passes the server has completed (`berth_gc_passes_total` on `/metrics`).
+async fn passes_done(server: &Server) -> anyhow::Result<u64> {
+    let text = reqwest::get(format!("{}/metrics", server.base))
+        .await?
+        .error_for_status()?
+        .text()
+        .await?;
+    Ok(text
+        .lines()
+        .find(|l| l.starts_with("berth_gc_passes_total"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<f64>().ok())
+        .map_or(0, |v| v as u64))
 }
 
 /// An image manifest whose config and layers are `blobs`.

@@ -16,7 +16,11 @@ pub async fn run(config: &Config, dry_run: bool) -> anyhow::Result<()> {
     let registry = Registry::new(stores.metadata.clone(), stores.blobs.clone());
     let grace = Duration::from_secs(config.gc_grace_secs);
     let report = registry
-        .collect_garbage(GcOptions { grace, dry_run })
+        .collect_garbage(GcOptions {
+            grace,
+            dry_run,
+            gentle: false,
+        })
         .await?;
     print!("{}", describe(&report, grace, dry_run));
     Ok(())
@@ -110,6 +114,7 @@ pub async fn collect_periodically(
         let options = GcOptions {
             grace,
             dry_run: false,
+            gentle: true,
         };
         match registry.collect_garbage(options).await {
             Ok(report) => tracing::info!(

@@ -27,6 +27,32 @@ pub struct GcOptions {
     pub grace: Duration,
     /// Only report what would go.
     pub dry_run: bool,
+    /// Leave the machine to requests half the time: after each step, pause as long as the
+    /// step took (what scheduled passes do; `berth gc` runs at full speed).
+    pub gentle: bool,
+}
+
+/// Paces a pass (see [`GcOptions::gentle`]).
+struct Pacer {
+    gentle: bool,
+    since: Instant,
+}
+
+impl Pacer {
+    fn new(gentle: bool) -> Self {
+        Pacer {
+            gentle,
+            since: Instant::now(),
+        }
+    }
+
+    /// After a step: when gentle, waits as long as the step took.
+    async fn step(&mut self) {
+        if self.gentle {
+            tokio::time::sleep(self.since.elapsed()).await;
+        }
+        self.since = Instant::now();
+    }
 }
 
 /// What a pass did (or, in a dry run, would do).
@@ -60,13 +86,17 @@ impl Registry {
         let grace = i64::try_from(options.grace.as_millis()).unwrap_or(i64::MAX);
         let cutoff = now.saturating_sub(grace);
         let dry_run = options.dry_run;
+        let mut pacer = Pacer::new(options.gentle);
         let mut report = GcReport {
             links_removed: self.meta.collect_links(cutoff, dry_run).await?,
             ..GcReport::default()
         };
-        self.adopt_strays(cutoff, dry_run, &mut report).await?;
+        pacer.step().await;
+        self.adopt_strays(cutoff, dry_run, &mut report, &mut pacer)
+            .await?;
         if !dry_run {
             report.blobs_marked = self.meta.mark_unreferenced(now).await?.0;
+            pacer.step().await;
         }
         let mut after: Option<Digest> = None;
         loop {
@@ -84,6 +114,7 @@ impl Registry {
             } else {
                 self.delete_doomed(&doomed, &mut report).await?;
             }
+            pacer.step().await;
             if !full {
                 break;
             }
@@ -129,7 +160,13 @@ impl Registry {
 
     /// Finds stored blobs last written before `cutoff` that the metadata does not know and
     /// flags them for deletion (the pass's deletion loop then takes them).
-    async fn adopt_strays(&self, cutoff: i64, dry_run: bool, report: &mut GcReport) -> Result<()> {
+    async fn adopt_strays(
+        &self,
+        cutoff: i64,
+        dry_run: bool,
+        report: &mut GcReport,
+        pacer: &mut Pacer,
+    ) -> Result<()> {
         let mut after: Option<Digest> = None;
         loop {
             let (old, next) = self
@@ -157,6 +194,7 @@ impl Registry {
                     }
                 }
             }
+            pacer.step().await;
             match next {
                 Some(next) => after = Some(next),
                 None => return Ok(()),
