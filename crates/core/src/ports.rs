@@ -533,7 +533,8 @@ pub trait GcStore: Send + Sync + 'static {
     async fn forget_blobs(&self, digests: &[Digest]) -> StoreResult<u64>;
 
     /// Of `stored` (blobs whose bytes the blob store holds), the ones the metadata does not
-    /// know: strays, left by a process stopped between storing bytes and recording them.
+    /// know: strays, left by a process stopped between storing bytes and recording them. A
+    /// blob an upload verified is known: the upload's recovery records it.
     async fn unknown_blobs(&self, stored: &[Digest]) -> StoreResult<Vec<Digest>>;
 
     /// Records `strays` as flagged for deletion, so nothing links them while their bytes go,

@@ -258,7 +258,8 @@ impl GcStore for PgMetadataStore {
         let digests: Vec<&str> = stored.iter().map(Digest::as_str).collect();
         let unknown: Vec<String> = sqlx::query_scalar(
             "SELECT d FROM unnest($1::text[]) AS s(d) \
-             WHERE NOT EXISTS (SELECT 1 FROM blobs WHERE digest = s.d)",
+             WHERE NOT EXISTS (SELECT 1 FROM blobs WHERE digest = s.d) \
+               AND NOT EXISTS (SELECT 1 FROM uploads WHERE verified_digest = s.d)",
         )
         .bind(&digests)
         .fetch_all(&self.pool)

@@ -245,7 +245,8 @@ impl GcStore for SqliteMetadataStore {
     async fn unknown_blobs(&self, stored: &[Digest]) -> StoreResult<Vec<Digest>> {
         let unknown: Vec<String> = sqlx::query_scalar(
             "SELECT value FROM json_each(?1) \
-             WHERE NOT EXISTS (SELECT 1 FROM blobs WHERE digest = value)",
+             WHERE NOT EXISTS (SELECT 1 FROM blobs WHERE digest = value) \
+               AND NOT EXISTS (SELECT 1 FROM uploads WHERE verified_digest = value)",
         )
         .bind(json_list(stored))
         .fetch_all(&self.reader)

@@ -197,8 +197,20 @@ pub async fn gc_adopts_strays<S: MetadataStore + Clone>(s: S) {
     let known = digest("known");
     s.link_blob(&repo("acme/app"), &known, 1).await.unwrap();
     let stray = digest("stray");
+    // Bytes a stopped final `PUT` moved into place: its session's recovery records them.
+    let recovering = digest("recovering");
+    s.create_upload(&session("u1", "acme/app")).await.unwrap();
+    assert!(matches!(
+        s.lease_upload(&repo("acme/app"), "u1", "t", 100, now_millis() + 60_000)
+            .await
+            .unwrap(),
+        Lease::Granted(_)
+    ));
+    s.mark_upload_verified("u1", "t", &recovering, 5, &[])
+        .await
+        .unwrap();
     assert_eq!(
-        s.unknown_blobs(&[known.clone(), stray.clone()])
+        s.unknown_blobs(&[known.clone(), recovering, stray.clone()])
             .await
             .unwrap(),
         vec![stray.clone()]
