@@ -84,6 +84,9 @@ pub struct Config {
     pub max_upload_bytes_per_account: u64,
     /// How often, in seconds, stale uploads are looked for (`BERTH_UPLOAD_PURGE_INTERVAL_SECS`).
     pub upload_purge_interval_secs: u64,
+    /// How often, in seconds, retention policies run (`BERTH_RETENTION_INTERVAL_SECS`; 0:
+    /// never). On several nodes one node at a time runs them.
+    pub retention_interval_secs: u64,
     /// The URL clients reach Berth at, e.g. `https://registry.example.com`
     /// (`BERTH_EXTERNAL_URL`): the realm of authentication challenges. Unset: `http://` and
     /// the request's `Host`.
@@ -212,6 +215,7 @@ impl Default for Config {
             metrics_store_timings: false,
             upload_ttl_secs: 7 * 24 * 3600,
             upload_purge_interval_secs: 3600,
+            retention_interval_secs: 3600,
             upload_empty_ttl_secs: 3600,
             max_uploads_per_account: UploadLimits::default().sessions,
             max_upload_bytes_per_account: UploadLimits::default().bytes,

@@ -29,6 +29,7 @@ mod listings;
 mod manifests;
 mod ops;
 mod packages;
+mod policies;
 mod store;
 mod uploads;
 mod versions;

@@ -21,6 +21,7 @@ mod matrix;
 mod observe;
 mod ops;
 mod packages;
+mod policies;
 mod postgres_faults;
 mod recovery;
 mod redirect;

@@ -80,6 +80,9 @@ impl Registry {
             return Err(RegistryError::ManifestInvalid(message));
         }
         manifest.pushed_by = pusher;
+        if let Some(tag) = tag {
+            self.guard_tag_move(repo, tag, &manifest.digest).await?;
+        }
         let outcome = self.meta.put_manifest(repo, &manifest, tag).await;
         self.manifests_changed();
         match outcome? {
@@ -160,8 +163,12 @@ impl Registry {
     /// The store's half of [`Registry::delete_manifest`]: whether something was deleted.
     async fn delete_reference(&self, repo: &RepoName, reference: &Reference) -> Result<bool> {
         Ok(match reference {
-            Reference::Tag(tag) => self.meta.delete_tag(repo, tag).await?,
+            Reference::Tag(tag) => {
+                self.guard_tags(repo, &[tag.to_string()], "deleted").await?;
+                self.meta.delete_tag(repo, tag).await?
+            }
             Reference::Digest(digest) => {
+                self.guard_manifest(repo, digest).await?;
                 match self
                     .meta
                     .delete_manifest(repo, digest, now_millis())
