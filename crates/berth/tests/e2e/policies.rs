@@ -515,58 +515,74 @@ async fn untagged_cleanup_never_breaks_a_multi_arch_image_nor_strips_its_attesta
     assert_eq!(referrers["manifests"][0]["digest"], attestation.as_str());
 }
 
+/// A package, its retention, the tags pushed in order (`-`: untagged), which of them the
+/// rule deletes, and the rules the dry run names for what stays.
+type RuleCase = (
+    &'static str,
+    Value,
+    &'static [&'static str],
+    &'static [usize],
+    &'static [&'static str],
+);
+
 /// Each rule, run for real on a package of its own: what it deletes (allow), what it keeps
 /// (refuse), and that the dry run said so beforehand.
 #[tokio::test]
 async fn each_retention_rule_deletes_what_it_names_keeps_the_rest_and_dry_runs_the_same() {
     let server = Server::start();
     let api = Api::new(&server, &server.admin_token);
-    // (package, retention, tags pushed in order (`-`: untagged), which of them go)
-    let cases: [(&str, Value, &[&str], &[usize]); 7] = [
+    let cases: [RuleCase; 7] = [
         (
             "latest",
             json!({"keep_latest": 2}),
             &["t1", "t2", "t3"],
             &[0],
+            &["keep_latest"],
         ),
         (
             "latest-kept-tags",
             json!({"keep_latest": 1, "keep_tags": ["t1"]}),
             &["t1", "t2", "t3"],
             &[1],
+            &["keep_latest", "keep_tags"],
         ),
         (
             "untagged",
             json!({"delete_untagged_after_days": 0}),
             &["-", "a", "-"],
             &[0, 2],
+            &["none"],
         ),
         (
             "untagged-young",
             json!({"delete_untagged_after_days": 1}),
             &["-", "a"],
             &[],
+            &["none"],
         ),
         (
             "unpulled",
             json!({"delete_unpulled_after_days": 0, "keep_tags": ["stable*"]}),
             &["stable-1", "dev", "stable"],
             &[1],
+            &["keep_tags"],
         ),
         (
             "unpulled-young",
             json!({"delete_unpulled_after_days": 1}),
             &["dev", "-"],
             &[],
+            &["none"],
         ),
         (
             "immutable-wins",
             json!({"delete_unpulled_after_days": 0}),
             &["v1", "dev"],
             &[1],
+            &["immutable_tags"],
         ),
     ];
-    for (package, retention, pushed, expected) in cases {
+    for (package, retention, pushed, expected, keep_rules) in cases {
         let repo = format!("acme/{package}");
         let mut digests = Vec::new();
         for (i, tag) in pushed.iter().enumerate() {
@@ -581,6 +597,17 @@ async fn each_retention_rule_deletes_what_it_names_keeps_the_rest_and_dry_runs_t
             .map(|(d, _)| d)
             .collect();
         assert_eq!(planned, deleted, "{package}: {plan}");
+        for kept in plan["keep"].as_array().unwrap() {
+            let rule = kept["rule"].as_str().unwrap();
+            assert!(keep_rules.contains(&rule), "{package}: {kept}");
+            assert!(kept["reason"].as_str().unwrap().len() > 10, "{kept}");
+        }
+        for gone in plan["delete"].as_array().unwrap() {
+            assert!(
+                retention.get(gone["rule"].as_str().unwrap()).is_some(),
+                "{gone}"
+            );
+        }
         if package == "immutable-wins" {
             assert!(
                 listed(&plan, "keep").contains(&(digests[0].clone(), "immutable_tags".into())),

@@ -34,6 +34,19 @@ impl Registry {
         }
     }
 
+    /// Refuses to delete tag `tag` of `repo` when it exists and an immutable-tag rule
+    /// protects it (a missing tag answers what it always answers).
+    pub(super) async fn guard_tag_delete(&self, repo: &RepoName, tag: &Tag) -> Result<()> {
+        let policies = self.meta.package_policies(repo).await?;
+        let Some(rule) = policies.immutable_rule(tag.as_str()) else {
+            return Ok(());
+        };
+        match self.meta.manifest_by_tag(repo, tag).await? {
+            Some(_) => Err(RegistryError::Denied(rule.refusal(tag.as_str(), "deleted"))),
+            None => Ok(()),
+        }
+    }
+
     /// Refuses to delete (`what`: "deleted") any of `tags` an immutable-tag rule protects.
     pub(crate) async fn guard_tags(
         &self,

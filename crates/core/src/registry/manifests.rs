@@ -164,7 +164,7 @@ impl Registry {
     async fn delete_reference(&self, repo: &RepoName, reference: &Reference) -> Result<bool> {
         Ok(match reference {
             Reference::Tag(tag) => {
-                self.guard_tags(repo, &[tag.to_string()], "deleted").await?;
+                self.guard_tag_delete(repo, tag).await?;
                 self.meta.delete_tag(repo, tag).await?
             }
             Reference::Digest(digest) => {
