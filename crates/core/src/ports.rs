@@ -90,6 +90,10 @@ pub struct NewManifest {
     pub labels: Labels,
     /// The account whose token pushed it, set by the registry.
     pub pushed_by: Option<AccountId>,
+    /// The tag it is pushed under must not move to it from another manifest (an
+    /// immutable-tag rule protects it), set by the registry: the store checks it in the write
+    /// transaction and answers [`PutManifestOutcome::TagImmutable`].
+    pub tag_immutable: bool,
 }
 
 /// A blob as a manifest's descriptor names it: its digest and the size the descriptor states.
@@ -166,6 +170,9 @@ pub enum PutManifestOutcome {
         /// The repository had no tag before this write (read in the same transaction).
         first_publish: bool,
     },
+    /// The tag is immutable ([`NewManifest::tag_immutable`]) and points at this other
+    /// manifest; nothing was stored.
+    TagImmutable(Digest),
     /// This child of the index is not a manifest of this repository; nothing was stored.
     MissingChild(Digest),
     /// This required blob is not in the repository; nothing was stored.

@@ -10,7 +10,7 @@ use berth_core::StoreErrorKind;
 use berth_core::access::Visibility;
 use berth_core::access::store::AccessStore;
 use berth_core::policies::{PolicyScope, parse_policies};
-use berth_core::ports::MetadataStore;
+use berth_core::ports::{MetadataStore, PutManifestOutcome};
 use serde_json::json;
 
 use crate::access::{name, org, user};
@@ -30,6 +30,8 @@ macro_rules! policies_contract {
                 policies_round_trip_per_account_and_package,
                 retained_packages_are_the_live_ones_a_retention_policy_reaches,
                 retention_facts_name_tags_children_subjects_and_last_pulls,
+                an_immutable_tag_is_created_or_kept_never_moved,
+                of_two_pushes_creating_one_immutable_tag_the_first_keeps_it,
             ]
         );
     };
@@ -228,4 +230,120 @@ pub async fn retention_facts_name_tags_children_subjects_and_last_pulls<
         ["latest", "v1"]
     );
     assert!(s.manifest_tags(&r, &amd.digest).await.unwrap().is_empty());
+}
+
+/// A manifest pushed under an immutable tag creates the tag, or finds it on the same
+/// manifest; one pushed to move it is refused naming the manifest the tag keeps, and stores
+/// nothing (not even the manifest). Other tags move as always.
+pub async fn an_immutable_tag_is_created_or_kept_never_moved<S: MetadataStore + Clone>(s: S) {
+    let r = name("acme/app");
+    let locked = |mut m: berth_core::ports::NewManifest| {
+        m.tag_immutable = true;
+        m
+    };
+    let (first, second) = (locked(manifest("first")), locked(manifest("second")));
+    let stored = s.put_manifest(&r, &first, Some(&tag("v1"))).await.unwrap();
+    assert!(
+        matches!(
+            stored,
+            PutManifestOutcome::Stored {
+                created: true,
+                tag_moved: true,
+                ..
+            }
+        ),
+        "{stored:?}"
+    );
+    let again = s.put_manifest(&r, &first, Some(&tag("v1"))).await.unwrap();
+    assert!(
+        matches!(
+            again,
+            PutManifestOutcome::Stored {
+                tag_moved: false,
+                ..
+            }
+        ),
+        "{again:?}"
+    );
+    assert_eq!(
+        s.put_manifest(&r, &second, Some(&tag("v1"))).await.unwrap(),
+        PutManifestOutcome::TagImmutable(first.digest.clone())
+    );
+    assert!(
+        s.manifest_by_digest(&r, &second.digest)
+            .await
+            .unwrap()
+            .is_none(),
+        "a refused push stores nothing"
+    );
+    assert_eq!(
+        s.manifest_by_tag(&r, &tag("v1"))
+            .await
+            .unwrap()
+            .unwrap()
+            .digest,
+        first.digest
+    );
+    let mut movable = manifest("second");
+    s.put_manifest(&r, &movable, Some(&tag("latest")))
+        .await
+        .unwrap();
+    movable = manifest("first");
+    let moved = s
+        .put_manifest(&r, &movable, Some(&tag("latest")))
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            moved,
+            PutManifestOutcome::Stored {
+                tag_moved: true,
+                ..
+            }
+        ),
+        "{moved:?}"
+    );
+}
+
+/// Two pushes creating the same immutable tag at once (two connections, on a backend that
+/// has several): one creates it, the other is refused naming that one's manifest.
+pub async fn of_two_pushes_creating_one_immutable_tag_the_first_keeps_it<
+    S: MetadataStore + Clone,
+>(
+    s: S,
+) {
+    let r = name("acme/race");
+    for round in 0..10 {
+        let t = tag(&format!("v{round}"));
+        let pushes: Vec<_> = ["a", "b"]
+            .into_iter()
+            .map(|side| {
+                let (s, r, t) = (s.clone(), r.clone(), t.clone());
+                let mut m = manifest(&format!("{side} {round}"));
+                m.tag_immutable = true;
+                tokio::spawn(async move {
+                    let outcome = s.put_manifest(&r, &m, Some(&t)).await.unwrap();
+                    (m.digest, outcome)
+                })
+            })
+            .collect();
+        let mut stored = Vec::new();
+        let mut refused = Vec::new();
+        for push in pushes {
+            match push.await.unwrap() {
+                (d, PutManifestOutcome::Stored { .. }) => stored.push(d),
+                (_, PutManifestOutcome::TagImmutable(keeps)) => refused.push(keeps),
+                (_, other) => panic!("{other:?}"),
+            }
+        }
+        assert_eq!((stored.len(), refused.len()), (1, 1), "round {round}");
+        assert_eq!(
+            refused[0], stored[0],
+            "the refusal names the manifest that won"
+        );
+        assert_eq!(
+            s.manifest_by_tag(&r, &t).await.unwrap().unwrap().digest,
+            stored[0]
+        );
+    }
 }

@@ -2,36 +2,31 @@
 //! PUT by tag, a tag DELETE, a manifest DELETE by digest, a version delete). A refusal is
 //! `DENIED` naming the rule and its pattern.
 //!
-//! The check reads the package's policies and the tag before the write, outside its
-//! transaction: two pushes racing to create the same immutable tag may both pass, the second
-//! moving it (what any "create if absent" check outside the store allows; pushing an
-//! immutable tag twice at once is not a flow any client has).
+//! A push reads the package's policies first and tells the store the tag is immutable; the
+//! store refuses to move it inside the write transaction, so of two pushes creating the same
+//! immutable tag at once the first keeps it. The delete paths check before deleting.
 
 use crate::digest::Digest;
 use crate::error::{RegistryError, Result};
 use crate::name::{RepoName, Tag};
+use crate::policies::ImmutableRule;
 
 use super::Registry;
 
 impl Registry {
-    /// Refuses to point immutable tag `tag` of `repo` at `digest` when it points elsewhere
-    /// (pushing it anew, or pushing the same digest again, passes).
-    pub(super) async fn guard_tag_move(
+    /// The immutable-tag rule protecting `tag` of `repo`, if any: the manifest PUT passes it
+    /// to the store, which refuses in its write transaction to move the tag
+    /// ([`crate::ports::PutManifestOutcome::TagImmutable`]).
+    pub(super) async fn immutable_rule(
         &self,
         repo: &RepoName,
         tag: &Tag,
-        digest: &Digest,
-    ) -> Result<()> {
-        let policies = self.meta.package_policies(repo).await?;
-        let Some(rule) = policies.immutable_rule(tag.as_str()) else {
-            return Ok(());
-        };
-        match self.meta.manifest_by_tag(repo, tag).await? {
-            Some(current) if &current.digest != digest => Err(RegistryError::Denied(
-                rule.refusal(tag.as_str(), &format!("moved from {}", current.digest)),
-            )),
-            _ => Ok(()),
-        }
+    ) -> Result<Option<ImmutableRule>> {
+        Ok(self
+            .meta
+            .package_policies(repo)
+            .await?
+            .immutable_rule(tag.as_str()))
     }
 
     /// Refuses to delete tag `tag` of `repo` when it exists and an immutable-tag rule

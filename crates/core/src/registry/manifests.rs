@@ -80,9 +80,11 @@ impl Registry {
             return Err(RegistryError::ManifestInvalid(message));
         }
         manifest.pushed_by = pusher;
-        if let Some(tag) = tag {
-            self.guard_tag_move(repo, tag, &manifest.digest).await?;
-        }
+        let immutable = match tag {
+            Some(tag) => self.immutable_rule(repo, tag).await?,
+            None => None,
+        };
+        manifest.tag_immutable = immutable.is_some();
         let outcome = self.meta.put_manifest(repo, &manifest, tag).await;
         self.manifests_changed();
         match outcome? {
@@ -100,6 +102,16 @@ impl Registry {
                 version_id,
                 labels: manifest.labels,
             }),
+            PutManifestOutcome::TagImmutable(current) => {
+                let (Some(rule), Some(tag)) = (immutable, tag) else {
+                    return Err(RegistryError::Denied(format!(
+                        "the tag points at {current} and cannot be moved"
+                    )));
+                };
+                Err(RegistryError::Denied(
+                    rule.refusal(tag.as_str(), &format!("moved from {current}")),
+                ))
+            }
             PutManifestOutcome::MissingChild(missing)
             | PutManifestOutcome::MissingBlob(missing) => {
                 Err(RegistryError::ManifestBlobUnknown(missing))
