@@ -338,6 +338,7 @@ async fn bad_policy_input_answers_422_naming_the_field_and_stores_nothing() {
             format!("{}/policies", package_path("app")),
             format!("{}/policies/dry-run", package_path("app")),
             "/orgs/acme/packages/policies".to_owned(),
+            "/orgs/acme/packages/policies/dry-run".to_owned(),
         ] {
             let method = if path.ends_with("dry-run") {
                 "POST"
@@ -771,4 +772,74 @@ async fn berth_admin_sets_shows_and_dry_runs_policies() {
     assert!(!refused.status.success());
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(stderr.contains("retention.keep_latest"), "{stderr}");
+}
+
+#[tokio::test]
+async fn an_account_dry_run_plans_every_package_and_honours_package_overrides() {
+    let server = Server::start();
+    let world = World::new(&server);
+    let api = world.admin();
+    let app_orphan = push(&server, "acme/app", "orphan", None).await;
+    let app_tagged = push(&server, "acme/app", "tagged", Some("v1")).await;
+    let lib_orphan = push(&server, "acme/lib", "orphan", None).await;
+    set_package_policies(
+        api,
+        "lib",
+        json!({"retention": {"delete_untagged_after_days": 1}}),
+    )
+    .await;
+    let proposed = json!({"retention": {"delete_untagged_after_days": 0}});
+    let plan = api
+        .expect(
+            "POST",
+            "/orgs/acme/packages/policies/dry-run",
+            Some(proposed.clone()),
+            200,
+        )
+        .await;
+    assert_eq!(plan["login"], "acme");
+    let package = |name: &str| {
+        plan["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["package"] == name)
+            .unwrap_or_else(|| panic!("{name} in {plan}"))
+            .clone()
+    };
+    let app = package("acme/app");
+    assert_eq!(
+        listed(&app, "delete"),
+        [(app_orphan.clone(), "delete_untagged_after_days".to_owned())]
+    );
+    assert_eq!(listed(&app, "keep"), [(app_tagged, "none".to_owned())]);
+    let lib = package("acme/lib");
+    assert_eq!(
+        listed(&lib, "keep"),
+        [(lib_orphan, "none".to_owned())],
+        "the package's own retention (1 day) overrides the account's: {lib}"
+    );
+    assert_eq!(live(api, "app").await.len(), 2, "a dry run deletes nothing");
+
+    // Without a body: the stored policies (none on the account: nothing for app).
+    let stored = api
+        .expect("POST", "/orgs/acme/packages/policies/dry-run", None, 200)
+        .await;
+    assert!(
+        stored["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["delete"].as_array().unwrap().is_empty()),
+        "{stored}"
+    );
+    let member = world.user("mark").member("member").await;
+    let (status, _) = Api::new(&server, &member)
+        .call(
+            "POST",
+            "/orgs/acme/packages/policies/dry-run",
+            Some(proposed),
+        )
+        .await;
+    assert_eq!(status, 403, "owners only");
 }

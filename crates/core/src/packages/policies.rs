@@ -7,7 +7,7 @@
 //! queues the `deleted` webhooks like any deletion.
 
 use crate::access::store::Account;
-use crate::access::{Action, ManageError, ManageResult, Principal};
+use crate::access::{Action, ManageError, ManageResult, Principal, Readable};
 use crate::digest::Digest;
 use crate::hooks::{PackageAction, PackageEvent};
 use crate::ids::VersionId;
@@ -157,15 +157,60 @@ impl Packages {
         proposed: Option<Policies>,
         now: Millis,
     ) -> ManageResult<RetentionPlan> {
-        let meta = self.registry.meta();
-        let mut policies = meta.package_policies(name).await?;
+        let mut policies = self.registry.meta().package_policies(name).await?;
         if let Some(proposed) = proposed {
             policies.own = Some(proposed);
         }
+        self.plan_under(name, &policies, now).await
+    }
+
+    /// What retention would delete now from every live package of account `login`, and why
+    /// (the user, or the organization's owners). With `proposed`, as if those were the
+    /// account's policies (a package's own retention still overrides them).
+    pub async fn account_retention_dry_run_as(
+        &self,
+        principal: &Principal,
+        login: &str,
+        proposed: Option<Policies>,
+    ) -> ManageResult<(Account, Vec<RetentionPlan>)> {
+        let account = self
+            .access
+            .account_administered_by(principal, login)
+            .await?;
+        let now = now_millis();
+        let mut plans = Vec::new();
+        let mut offset = 0;
+        loop {
+            let (_, page) = self
+                .access
+                .store()
+                .list_packages(account.id, &Readable::Everything, None, offset, 100)
+                .await?;
+            if page.is_empty() {
+                break;
+            }
+            offset += page.len() as u64;
+            for record in page.into_iter().filter(|r| r.deleted_at.is_none()) {
+                let mut policies = self.registry.meta().package_policies(&record.name).await?;
+                if let Some(proposed) = &proposed {
+                    policies.account = Some(proposed.clone());
+                }
+                plans.push(self.plan_under(&record.name, &policies, now).await?);
+            }
+        }
+        Ok((account, plans))
+    }
+
+    async fn plan_under(
+        &self,
+        name: &RepoName,
+        policies: &PackagePolicies,
+        now: Millis,
+    ) -> ManageResult<RetentionPlan> {
         let retention = policies.retention().cloned();
-        let facts = meta.retention_facts(name).await?;
+        let facts = self.registry.meta().retention_facts(name).await?;
         let verdicts = match &retention {
-            Some(retention) => plan(&policies, retention, &facts, now),
+            Some(retention) => plan(policies, retention, &facts, now),
             None => vec![Verdict::Keep(crate::policies::KeepReason::NoRule); facts.len()],
         };
         Ok(RetentionPlan {

@@ -68,6 +68,14 @@ pub fn router() -> Router<AppState> {
             "/users/{owner}/packages/policies",
             get(policies::account).put(policies::set_account),
         )
+        .route(
+            "/orgs/{owner}/packages/policies/dry-run",
+            post(policies::account_dry_run),
+        )
+        .route(
+            "/users/{owner}/packages/policies/dry-run",
+            post(policies::account_dry_run),
+        )
         .route("/orgs/{org}/teams", post(accounts::create_team))
         .route(
             "/orgs/{org}/teams/{team}/memberships/{username}",

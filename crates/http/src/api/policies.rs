@@ -87,6 +87,34 @@ pub async fn set_account(
     Ok(answer(StatusCode::OK, value))
 }
 
+/// `POST /{orgs|users}/{owner}/packages/policies/dry-run`: what retention would delete now
+/// from each of the account's packages; a body is evaluated in place of the account's
+/// policies (a package's own retention still overrides it).
+pub async fn account_dry_run(
+    State(state): State<AppState>,
+    who: Who,
+    Path(owner): Path<String>,
+    bytes: Bytes,
+) -> ApiResult {
+    let proposed = if bytes.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        Some(requested(&bytes, "AccountPolicies")?)
+    };
+    let (account, plans) = state
+        .services
+        .packages
+        .account_retention_dry_run_as(&who.principal, &owner, proposed)
+        .await?;
+    Ok(answer(
+        StatusCode::OK,
+        json!({
+            "login": account.login,
+            "packages": plans.iter().map(plan_json).collect::<Vec<_>>(),
+        }),
+    ))
+}
+
 /// `GET …/packages/container/{package}/policies`: its own, its account's, and what applies.
 pub async fn get(
     State(state): State<AppState>,
