@@ -843,3 +843,54 @@ async fn an_account_dry_run_plans_every_package_and_honours_package_overrides() 
         .await;
     assert_eq!(status, 403, "owners only");
 }
+
+#[tokio::test]
+async fn a_pull_is_recorded_as_the_versions_last_pull_for_the_unpulled_rule() {
+    let server = Server::start();
+    let api = Api::new(&server, &server.admin_token);
+    let pulled = push(&server, "acme/app", "pulled", Some("v1")).await;
+    let idle = push(&server, "acme/app", "idle", Some("v2")).await;
+    let before = dry_run(&api, "app", None).await;
+    assert!(
+        before["keep"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|v| v["last_pulled_at"].is_null()),
+        "{before}"
+    );
+    let response = client()
+        .get(server.url("/v2/acme/app/manifests/v1"))
+        .header("accept", OCI_MANIFEST)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+
+    // Downloads are written in batches (every 5 s); the pull's time comes with them.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let plan = loop {
+        let plan = dry_run(&api, "app", None).await;
+        let recorded = plan["keep"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["name"] == pulled.as_str() && v["last_pulled_at"].is_string());
+        if recorded {
+            break plan;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never recorded: {plan}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let idle_entry = plan["keep"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == idle.as_str())
+        .unwrap();
+    assert!(idle_entry["last_pulled_at"].is_null(), "{plan}");
+    assert!(idle_entry["updated_at"].is_string(), "{plan}");
+}

@@ -10,6 +10,7 @@
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use berth_core::github::{maybe_time, time};
 use berth_core::packages::RetentionPlan;
 use berth_core::policies::{PackagePolicies, Policies, Verdict, parse_policies};
 use serde_json::{Value, json};
@@ -169,7 +170,8 @@ pub async fn dry_run(
     Ok(answer(StatusCode::OK, plan_json(&plan)))
 }
 
-/// A plan: the policy evaluated, what goes and what stays, each with its rule and reason.
+/// A plan: the policy evaluated, what goes and what stays, each with its rule and reason and
+/// the times the rules read (last push or tag move, last recorded pull).
 pub fn plan_json(plan: &RetentionPlan) -> Value {
     let (mut delete, mut keep) = (Vec::new(), Vec::new());
     for (version, verdict) in &plan.versions {
@@ -183,6 +185,8 @@ pub fn plan_json(plan: &RetentionPlan) -> Value {
             "tags": version.tags,
             "rule": rule,
             "reason": reason,
+            "updated_at": time(version.updated_at),
+            "last_pulled_at": maybe_time(version.last_pulled_at),
         }));
     }
     json!({
