@@ -297,6 +297,17 @@ async fn an_account_rule_covers_every_package_and_only_owners_set_it() {
         json!(["stable", "release-*"])
     );
     assert_eq!(put(&server, "acme/lib", "dev", &other).await.status(), 201);
+    let both = set_package_policies(
+        api,
+        "lib",
+        json!({"immutable_tags": ["stable", "release-*"]}),
+    )
+    .await;
+    assert_eq!(
+        both["effective"]["immutable_tags"],
+        json!(["stable", "release-*"]),
+        "each pattern once"
+    );
 }
 
 #[tokio::test]

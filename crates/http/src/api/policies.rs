@@ -36,13 +36,12 @@ fn policies_json(policies: &Policies) -> Value {
 fn package_json(policies: &PackagePolicies) -> Value {
     let own = policies.own.clone().unwrap_or_default();
     let account = policies.account.clone().unwrap_or_default();
-    let mut immutable: Vec<&str> = own
-        .immutable_tags
-        .iter()
-        .chain(&account.immutable_tags)
-        .map(|p| p.as_str())
-        .collect();
-    immutable.dedup();
+    let mut immutable: Vec<&str> = Vec::new();
+    for pattern in own.immutable_tags.iter().chain(&account.immutable_tags) {
+        if !immutable.contains(&pattern.as_str()) {
+            immutable.push(pattern.as_str());
+        }
+    }
     let mut value = policies_json(&own);
     value["package"] = json!(policies.package);
     value["account"] = policies_json(&account);
