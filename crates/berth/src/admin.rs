@@ -10,8 +10,14 @@ use std::io::Read;
 use anyhow::{Context, bail};
 use berth_core::access::store::NewUser;
 use berth_core::access::{Access, OrgRole, Role, Scopes, Visibility};
+use berth_core::hooks::Hooks;
+use berth_core::name::RepoName;
+use berth_core::policies::{PolicyScope, Verdict, parse_policies};
 use berth_core::ports::now_millis;
+use berth_core::registry::Registry;
+use berth_core::services::Services;
 use clap::Subcommand;
+use std::sync::Arc;
 
 use crate::config::Config;
 use crate::stores::{Opener, Stores};
@@ -99,6 +105,44 @@ pub enum AdminCommand {
         /// The token.
         token: String,
     },
+    /// Replace the storage policies (immutable tags, retention) of an account or a package
+    /// with a JSON document, e.g. `{"immutable_tags":["v*"],"retention":{"keep_latest":10}}`
+    /// (`{}` removes them).
+    SetPolicies {
+        /// The account (user or organization login) or package (`OWNER/NAME…`).
+        #[command(flatten)]
+        scope: ScopeArg,
+        /// The policies, as the API's `PUT …/policies` takes them.
+        policies: String,
+    },
+    /// Print the storage policies set on an account or a package (JSON).
+    ShowPolicies {
+        /// The account or package.
+        #[command(flatten)]
+        scope: ScopeArg,
+    },
+    /// Run the retention policies now (every package they apply to, or one), printing what
+    /// is deleted and why; with --dry-run, what would be, deleting nothing.
+    Retention {
+        /// Only this package.
+        #[arg(long)]
+        package: Option<String>,
+        /// Print the plan; delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+/// An account or a package, as `--account`/`--package` name it.
+#[derive(clap::Args)]
+#[group(required = true, multiple = false)]
+pub struct ScopeArg {
+    /// A user or organization login.
+    #[arg(long)]
+    account: Option<String>,
+    /// A package, `OWNER/NAME…`.
+    #[arg(long)]
+    package: Option<String>,
 }
 
 /// A visibility, as `--visibility` spells it.
@@ -162,9 +206,79 @@ async fn execute(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating data directory {}", data_dir.display()))?;
     let (database, blobs) = config.store_urls()?;
-    let access = Access::new(Stores::open(&database, &blobs, Opener::Admin).await?.access);
+    let stores = Stores::open(&database, &blobs, Opener::Admin).await?;
+    let access = Access::new(stores.access.clone());
     let now = now_millis();
     match command {
+        AdminCommand::SetPolicies { scope, policies } => {
+            let services = services(config, &stores, &access);
+            let value: serde_json::Value = serde_json::from_str(&policies)
+                .context("the policies are not JSON (see `berth admin set-policies --help`)")?;
+            let policies = parse_policies(&value).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let (scope_name, scope) = resolve_scope(&access, &scope).await?;
+            services
+                .packages
+                .set_policies(scope.as_scope(), &policies)
+                .await?;
+            eprintln!("storage policies of {scope_name} set");
+            println!("{}", serde_json::to_string_pretty(&policies)?);
+        }
+        AdminCommand::ShowPolicies { scope } => {
+            let (_, scope) = resolve_scope(&access, &scope).await?;
+            let policies = stores.metadata.policies(scope.as_scope()).await?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&policies.unwrap_or_default())?
+            );
+        }
+        AdminCommand::Retention { package, dry_run } => {
+            let services = services(config, &stores, &access);
+            let names = match package {
+                Some(name) => vec![name.parse().map_err(|e| anyhow::anyhow!("{name}: {e}"))?],
+                None => stores.metadata.retained_packages().await?,
+            };
+            println!("action\tpackage\tversion\tdigest\ttags\trule\treason");
+            for name in names {
+                if dry_run {
+                    let plan = services.packages.retention_plan(&name, None, now).await?;
+                    for (version, verdict) in &plan.versions {
+                        let (action, rule, reason) = match verdict {
+                            Verdict::Delete(why) => ("delete", why.rule(), why.describe()),
+                            Verdict::Keep(why) => ("keep", why.rule(), why.describe()),
+                        };
+                        println!(
+                            "{action}\t{name}\t{}\t{}\t{}\t{rule}\t{reason}",
+                            version.id,
+                            version.digest,
+                            version.tags.join(",")
+                        );
+                    }
+                } else {
+                    let base = config
+                        .external_url
+                        .clone()
+                        .unwrap_or_else(|| format!("http://{}", config.listen));
+                    for report in services
+                        .packages
+                        .run_retention_of(&name, now, &base)
+                        .await?
+                    {
+                        for deleted in &report.deleted {
+                            println!(
+                                "deleted\t{name}\t{}\t{}\t\t{}\t{}",
+                                deleted.id,
+                                deleted.digest,
+                                deleted.reason.rule(),
+                                deleted.reason.describe()
+                            );
+                        }
+                        for (id, why) in &report.refused {
+                            println!("refused\t{name}\t{id}\t\t\t\t{why}");
+                        }
+                    }
+                }
+            }
+        }
         AdminCommand::CreateUser {
             login,
             site_admin,
@@ -285,6 +399,52 @@ async fn execute(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// An account's id or a package's name, resolved from `--account`/`--package`.
+enum Scope {
+    Account(berth_core::access::AccountId),
+    Package(RepoName),
+}
+
+impl Scope {
+    fn as_scope(&self) -> PolicyScope<'_> {
+        match self {
+            Scope::Account(id) => PolicyScope::Account(*id),
+            Scope::Package(name) => PolicyScope::Package(name),
+        }
+    }
+}
+
+async fn resolve_scope(access: &Access, scope: &ScopeArg) -> anyhow::Result<(String, Scope)> {
+    match (&scope.account, &scope.package) {
+        (Some(login), _) => {
+            let account = access.account(login, None).await?;
+            Ok((
+                format!("account `{}`", account.login),
+                Scope::Account(account.id),
+            ))
+        }
+        (None, Some(name)) => {
+            let name: RepoName = name
+                .parse()
+                .map_err(|e| anyhow::anyhow!("`{name}` is not a package name: {e}"))?;
+            Ok((format!("package `{name}`"), Scope::Package(name)))
+        }
+        (None, None) => bail!("name --account LOGIN or --package OWNER/NAME"),
+    }
+}
+
+/// The services over the opened stores (deletions queue webhook deliveries, which the
+/// server's worker sends).
+fn services(config: &Config, stores: &Stores, access: &Access) -> Services {
+    let registry = Registry::new(stores.metadata.clone(), stores.blobs.clone());
+    let network = Arc::new(crate::egress::NetworkPolicy::new(
+        config.webhook_allowed_networks.clone(),
+        config.listen,
+    ));
+    let hooks = Hooks::new(stores.hooks.clone(), access.clone(), network);
+    Services::new(registry, access.clone(), hooks)
 }
 
 /// Splits `OWNER/NAME`; a name is letters, digits, `-`, `_` and `.` (as on GitHub, and what

@@ -91,6 +91,9 @@ pub struct Config {
     /// How often, in seconds, a garbage-collection pass runs (`BERTH_GC_INTERVAL_SECS`;
     /// default 10 minutes; 0 turns the scheduled passes off, `berth gc` still runs one).
     pub gc_interval_secs: u64,
+    /// How often, in seconds, retention policies run (`BERTH_RETENTION_INTERVAL_SECS`; 0:
+    /// never). On several nodes one node at a time runs them.
+    pub retention_interval_secs: u64,
     /// The URL clients reach Berth at, e.g. `https://registry.example.com`
     /// (`BERTH_EXTERNAL_URL`): the realm of authentication challenges. Unset: `http://` and
     /// the request's `Host`.
@@ -221,6 +224,7 @@ impl Default for Config {
             upload_purge_interval_secs: 3600,
             gc_grace_secs: 3600,
             gc_interval_secs: 600,
+            retention_interval_secs: 3600,
             upload_empty_ttl_secs: 3600,
             max_uploads_per_account: UploadLimits::default().sessions,
             max_upload_bytes_per_account: UploadLimits::default().bytes,

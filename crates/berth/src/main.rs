@@ -301,6 +301,18 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             Duration::from_secs(config.gc_interval_secs),
         ));
     }
+    if config.retention_interval_secs > 0 {
+        let base = config
+            .external_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", config.listen));
+        tokio::spawn(run_retention(
+            services.clone(),
+            stores.postgres.clone(),
+            base.trim_end_matches('/').to_owned(),
+            Duration::from_secs(config.retention_interval_secs),
+        ));
+    }
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
@@ -564,6 +576,45 @@ async fn purge_stale_uploads(
             Ok(0) => {}
             Ok(packages) => tracing::info!(packages, "purged packages deleted 30 days ago"),
             Err(err) => tracing::warn!(error = %err, "purging deleted packages failed"),
+        }
+    }
+}
+
+/// Every `interval` (the first pass one interval after startup), runs the retention
+/// policies: deletes what each package's policy says (restorable for 30 days), logging each
+/// deletion with its rule and reason. Nodes sharing PostgreSQL take turns, as for the purge.
+async fn run_retention(
+    services: Services,
+    shared: Option<Arc<berth_meta_postgres::PgMetadataStore>>,
+    base: String,
+    interval: Duration,
+) {
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        if let Some(shared) = &shared {
+            match shared.lead("retention", interval.saturating_mul(2)).await {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(err) => {
+                    tracing::warn!(error = %err, "taking the retention task failed");
+                    continue;
+                }
+            }
+        }
+        match services.packages.run_retention(now_millis(), &base).await {
+            Ok(reports) => {
+                let deleted: usize = reports.iter().map(|r| r.deleted.len()).sum();
+                let refused: usize = reports.iter().map(|r| r.refused.len()).sum();
+                tracing::info!(
+                    packages = reports.len(),
+                    deleted,
+                    refused,
+                    "retention pass done"
+                );
+            }
+            Err(err) => tracing::warn!(error = %err, "retention pass failed"),
         }
     }
 }

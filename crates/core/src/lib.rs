@@ -16,6 +16,7 @@ pub mod labels;
 pub mod manifest;
 pub mod name;
 pub mod packages;
+pub mod policies;
 pub mod ports;
 pub mod registry;
 pub mod services;

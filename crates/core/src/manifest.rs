@@ -258,6 +258,7 @@ pub fn parse(
         platforms,
         labels: Default::default(),
         pushed_by: None,
+        tag_immutable: false,
     };
     Ok(manifest)
 }

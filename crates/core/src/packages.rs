@@ -18,6 +18,10 @@ use crate::name::RepoName;
 use crate::ports::{Millis, VersionRecord, VersionState, now_millis};
 use crate::registry::{DeletedVersion, RESTORE_WINDOW, Registry, Restored};
 
+mod policies;
+
+pub use policies::{RetainedDeletion, RetentionPlan, RetentionReport};
+
 /// A package with what the API shows beside its record.
 #[derive(Debug, Clone)]
 pub struct PackageSummary {

@@ -17,6 +17,7 @@ use crate::digest::Digest;
 use crate::error::StoreError;
 use crate::labels::Labels;
 use crate::name::{RepoName, Tag};
+use crate::policies::{PackagePolicies, Policies, PolicyScope, VersionFacts};
 
 /// Result of a storage call.
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -89,6 +90,10 @@ pub struct NewManifest {
     pub labels: Labels,
     /// The account whose token pushed it, set by the registry.
     pub pushed_by: Option<AccountId>,
+    /// The tag it is pushed under must not move to it from another manifest (an
+    /// immutable-tag rule protects it), set by the registry: the store checks it in the write
+    /// transaction and answers [`PutManifestOutcome::TagImmutable`].
+    pub tag_immutable: bool,
 }
 
 /// A blob as a manifest's descriptor names it: its digest and the size the descriptor states.
@@ -165,6 +170,9 @@ pub enum PutManifestOutcome {
         /// The repository had no tag before this write (read in the same transaction).
         first_publish: bool,
     },
+    /// The tag is immutable ([`NewManifest::tag_immutable`]) and points at this other
+    /// manifest; nothing was stored.
+    TagImmutable(Digest),
     /// This child of the index is not a manifest of this repository; nothing was stored.
     MissingChild(Digest),
     /// This required blob is not in the repository; nothing was stored.
@@ -427,12 +435,48 @@ pub trait VersionStore: Send + Sync + 'static {
         digest: &Digest,
     ) -> StoreResult<RestoreOutcome>;
 
-    /// Adds manifest GETs to versions' download counts.
-    async fn add_downloads(&self, counts: &[(RepoName, Digest, u64)]) -> StoreResult<()>;
+    /// Adds manifest GETs to versions' download counts and records `at` as their last pull.
+    async fn add_downloads(
+        &self,
+        counts: &[(RepoName, Digest, u64)],
+        at: Millis,
+    ) -> StoreResult<()>;
 
     /// Removes for good the manifests deleted before `before` (tags set aside, references,
     /// version rows); returns how many.
     async fn purge_deleted_manifests(&self, before: Millis) -> StoreResult<u64>;
+}
+
+/// Storage policies (immutable tags, retention) of accounts and packages, and what a
+/// retention pass reads. Policies are stored as set and read back whole.
+#[async_trait]
+pub trait PolicyStore: Send + Sync + 'static {
+    /// The policies set on `scope` (`None`: none set).
+    async fn policies(&self, scope: PolicyScope<'_>) -> StoreResult<Option<Policies>>;
+
+    /// Sets the policies of `scope` (`None` removes them). A package scope names an existing
+    /// package (else `NotFound`).
+    async fn set_policies(
+        &self,
+        scope: PolicyScope<'_>,
+        policies: Option<&Policies>,
+        at: Millis,
+    ) -> StoreResult<()>;
+
+    /// The policies applying to package `repo` (which may not exist yet): its owning
+    /// account's (the account named by its first segment) and its own, in one read.
+    async fn package_policies(&self, repo: &RepoName) -> StoreResult<PackagePolicies>;
+
+    /// The live packages a retention policy applies to (set on them or on their owner), by
+    /// name.
+    async fn retained_packages(&self) -> StoreResult<Vec<RepoName>>;
+
+    /// The live versions of `repo` with what retention needs of each (tags, children,
+    /// subject, last pull).
+    async fn retention_facts(&self, repo: &RepoName) -> StoreResult<Vec<VersionFacts>>;
+
+    /// The tags of `repo` pointing at manifest `digest`, sorted.
+    async fn manifest_tags(&self, repo: &RepoName, digest: &Digest) -> StoreResult<Vec<String>>;
 }
 
 /// The catalog and tag listings, and whether a repository exists.
@@ -468,7 +512,14 @@ pub trait HealthProbe: Send + Sync + 'static {
 /// versions and subject→referrer links — every metadata port of the registry, implemented by
 /// one backend over one database (each area's trait in its own module).
 pub trait MetadataStore:
-    BlobLinkStore + UploadStore + ManifestStore + VersionStore + ListingStore + GcStore + HealthProbe
+    BlobLinkStore
+    + UploadStore
+    + ManifestStore
+    + VersionStore
+    + ListingStore
+    + GcStore
+    + PolicyStore
+    + HealthProbe
 {
 }
 
@@ -479,6 +530,7 @@ impl<T> MetadataStore for T where
         + VersionStore
         + ListingStore
         + GcStore
+        + PolicyStore
         + HealthProbe
 {
 }

@@ -36,6 +36,7 @@ mod listings;
 mod manifests;
 mod ops;
 mod packages;
+mod policies;
 mod registry_sql;
 mod store;
 mod uploads;

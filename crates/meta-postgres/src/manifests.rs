@@ -141,7 +141,38 @@ impl ManifestStore for PgMetadataStore {
                 .await
                 .map_err(failed(doing()))?;
         let mut tag_moved = false;
-        if let Some(tag) = tag {
+        if let (Some(tag), true) = (tag, manifest.tag_immutable) {
+            // An immutable tag is created or left alone, never moved. DO NOTHING waits for a
+            // concurrent push creating the same tag and then leaves its row, which the read
+            // that follows sees: whichever push came first keeps the tag.
+            let created = sqlx::query(
+                "INSERT INTO tags (repository_id, name, digest, updated_at) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (repository_id, name) DO NOTHING",
+            )
+            .bind(repository_id)
+            .bind(tag.as_str())
+            .bind(digest)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(failed(format!("tagging manifest {digest} as {repo}:{tag}")))?
+            .rows_affected()
+                > 0;
+            if !created {
+                let current: String = sqlx::query_scalar(
+                    "SELECT digest FROM tags WHERE repository_id = $1 AND name = $2",
+                )
+                .bind(repository_id)
+                .bind(tag.as_str())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(failed(doing()))?;
+                if current != digest {
+                    return Ok(PutManifestOutcome::TagImmutable(parse_digest(&current)?));
+                }
+            }
+            tag_moved = created;
+        } else if let Some(tag) = tag {
             // The WHERE makes a re-tag to the same manifest a no-op, so the affected row count
             // says whether the tag moved.
             tag_moved = sqlx::query(

@@ -237,20 +237,26 @@ impl VersionStore for PgMetadataStore {
     /// digest) order, so two nodes flushing their counts at once lock them in the same order
     /// and cannot deadlock.
     #[instrument(level = "debug", skip_all, fields(n = counts.len()))]
-    async fn add_downloads(&self, counts: &[(RepoName, Digest, u64)]) -> StoreResult<()> {
+    async fn add_downloads(
+        &self,
+        counts: &[(RepoName, Digest, u64)],
+        at: Millis,
+    ) -> StoreResult<()> {
         let doing = || "recording downloads".to_owned();
         let mut ordered: Vec<&(RepoName, Digest, u64)> = counts.iter().collect();
         ordered.sort_by(|a, b| (a.0.as_str(), a.1.as_str()).cmp(&(b.0.as_str(), b.1.as_str())));
         let mut tx = self.pool.begin().await.map_err(failed(doing()))?;
         for (repo, digest, count) in ordered {
             sqlx::query(
-                "UPDATE package_versions SET downloads = downloads + $3 \
+                "UPDATE package_versions SET downloads = downloads + $3, \
+                     last_pulled_at = greatest(last_pulled_at, $4) \
                  WHERE repository_id = (SELECT id FROM repositories WHERE name = $1) \
                  AND digest = $2",
             )
             .bind(repo.as_str())
             .bind(digest.as_str())
             .bind(i64::try_from(*count).unwrap_or(i64::MAX))
+            .bind(at)
             .execute(&mut *tx)
             .await
             .map_err(failed(doing()))?;

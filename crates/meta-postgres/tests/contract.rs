@@ -385,7 +385,7 @@ async fn two_nodes_counting_downloads_at_once_add_up() {
             } else {
                 (b.clone(), backward.clone())
             };
-            tokio::spawn(async move { node.add_downloads(&counts).await })
+            tokio::spawn(async move { node.add_downloads(&counts, 1_000).await })
         })
         .collect();
     for task in tasks {

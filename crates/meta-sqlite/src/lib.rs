@@ -30,6 +30,7 @@ mod listings;
 mod manifests;
 mod ops;
 mod packages;
+mod policies;
 mod store;
 mod uploads;
 mod versions;

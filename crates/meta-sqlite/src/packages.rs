@@ -409,6 +409,7 @@ impl PackageStore for SqliteMetadataStore {
             format!("DELETE FROM package_user_roles WHERE package_id IN ({doomed_packages})"),
             format!("DELETE FROM package_team_roles WHERE package_id IN ({doomed_packages})"),
             format!("DELETE FROM package_job_access WHERE package_id IN ({doomed_packages})"),
+            format!("DELETE FROM package_policies WHERE package_id IN ({doomed_packages})"),
             format!("DELETE FROM tags WHERE repository_id IN ({doomed_repos})"),
             format!("DELETE FROM deleted_tags WHERE repository_id IN ({doomed_repos})"),
             format!("DELETE FROM manifest_blobs WHERE repository_id IN ({doomed_repos})"),

@@ -213,18 +213,24 @@ impl VersionStore for SqliteMetadataStore {
 
     /// Adds download counts.
     #[instrument(level = "debug", skip_all, fields(n = counts.len()))]
-    async fn add_downloads(&self, counts: &[(RepoName, Digest, u64)]) -> StoreResult<()> {
+    async fn add_downloads(
+        &self,
+        counts: &[(RepoName, Digest, u64)],
+        at: Millis,
+    ) -> StoreResult<()> {
         let doing = || "recording downloads".to_owned();
         let mut tx = self.begin_write().await?;
         for (repo, digest, count) in counts {
             sqlx::query(
-                "UPDATE package_versions SET downloads = downloads + ?3 \
+                "UPDATE package_versions SET downloads = downloads + ?3, \
+                     last_pulled_at = max(coalesce(last_pulled_at, ?4), ?4) \
                  WHERE repository_id = (SELECT id FROM repositories WHERE name = ?1) \
                  AND digest = ?2",
             )
             .bind(repo.as_str())
             .bind(digest.as_str())
             .bind(i64::try_from(*count).unwrap_or(i64::MAX))
+            .bind(at)
             .execute(&mut *tx)
             .await
             .map_err(failed(doing()))?;

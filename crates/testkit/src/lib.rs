@@ -18,7 +18,8 @@
 //! `open` is anything callable with no argument that returns a future of `(keep, store)`:
 //! `keep` (a temporary directory, a server handle) lives until the clause has finished.
 //! The suites: [`meta`] (`metadata_contract!`), [`access`] (`access_contract!`), [`cache`]
-//! (`access_cache_contract!`), [`hooks`] (`hooks_contract!`), [`blobs`] (`blob_contract!`).
+//! (`access_cache_contract!`), [`hooks`] (`hooks_contract!`), [`blobs`] (`blob_contract!`),
+//! [`policies`] (`policies_contract!`).
 //!
 //! This crate calls `berth-core` only; it never names a backend. [`services`] reaches the
 //! servers the test command starts (PostgreSQL), for the backends' own tests to open.
@@ -29,6 +30,7 @@ pub mod cache;
 pub mod hooks;
 pub mod inspect;
 pub mod meta;
+pub mod policies;
 pub mod services;
 
 /// An id no store has handed out (clauses that ask for a missing account, credential,

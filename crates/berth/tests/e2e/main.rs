@@ -22,6 +22,7 @@ mod matrix;
 mod observe;
 mod ops;
 mod packages;
+mod policies;
 mod postgres_faults;
 mod recovery;
 mod redirect;

@@ -56,7 +56,7 @@ impl Received {
         self.header("x-github-event")
     }
 
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_slice(&self.body).expect("payload is JSON")
     }
 

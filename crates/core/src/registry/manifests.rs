@@ -80,6 +80,11 @@ impl Registry {
             return Err(RegistryError::ManifestInvalid(message));
         }
         manifest.pushed_by = pusher;
+        let immutable = match tag {
+            Some(tag) => self.immutable_rule(repo, tag).await?,
+            None => None,
+        };
+        manifest.tag_immutable = immutable.is_some();
         let outcome = self.meta.put_manifest(repo, &manifest, tag).await;
         self.manifests_changed();
         match outcome? {
@@ -97,6 +102,16 @@ impl Registry {
                 version_id,
                 labels: manifest.labels,
             }),
+            PutManifestOutcome::TagImmutable(current) => {
+                let (Some(rule), Some(tag)) = (immutable, tag) else {
+                    return Err(RegistryError::Denied(format!(
+                        "the tag points at {current} and cannot be moved"
+                    )));
+                };
+                Err(RegistryError::Denied(
+                    rule.refusal(tag.as_str(), &format!("moved from {current}")),
+                ))
+            }
             PutManifestOutcome::MissingChild(missing)
             | PutManifestOutcome::MissingBlob(missing) => {
                 Err(RegistryError::ManifestBlobUnknown(missing))
@@ -160,8 +175,12 @@ impl Registry {
     /// The store's half of [`Registry::delete_manifest`]: whether something was deleted.
     async fn delete_reference(&self, repo: &RepoName, reference: &Reference) -> Result<bool> {
         Ok(match reference {
-            Reference::Tag(tag) => self.meta.delete_tag(repo, tag).await?,
+            Reference::Tag(tag) => {
+                self.guard_tag_delete(repo, tag).await?;
+                self.meta.delete_tag(repo, tag).await?
+            }
             Reference::Digest(digest) => {
+                self.guard_manifest(repo, digest).await?;
                 match self
                     .meta
                     .delete_manifest(repo, digest, now_millis())

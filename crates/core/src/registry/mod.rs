@@ -7,6 +7,7 @@
 mod blobs;
 mod cache;
 mod gc;
+mod immutable;
 mod labels;
 mod listings;
 mod manifests;
@@ -69,6 +70,11 @@ impl Registry {
     pub fn with_manifest_cache(mut self, cache: Arc<ManifestCache>) -> Self {
         self.manifest_cache = Some(cache);
         self
+    }
+
+    /// The metadata store, for the use cases beside the registry (storage policies).
+    pub(crate) fn meta(&self) -> &Arc<dyn MetadataStore> {
+        &self.meta
     }
 
     /// After a write of manifests or tags: the manifest cache forgets what it outdates.

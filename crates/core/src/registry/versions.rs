@@ -90,7 +90,7 @@ impl Registry {
         if counts.is_empty() {
             return Ok(());
         }
-        if let Err(err) = self.meta.add_downloads(&counts).await {
+        if let Err(err) = self.meta.add_downloads(&counts, now_millis()).await {
             for (repo, digest, n) in &counts {
                 self.downloads.add(repo, digest, *n);
             }
@@ -139,6 +139,7 @@ impl Registry {
     /// references it, naming the index.
     pub async fn delete_version(&self, repo: &RepoName, id: VersionId) -> Result<DeletedVersion> {
         let version = self.live_version(repo, id).await?;
+        self.guard_tags(repo, &version.tags, "deleted").await?;
         // Its bytes, for whoever reports the deletion (webhooks), while still readable.
         let manifest = self
             .meta

@@ -16,6 +16,7 @@ mod hooks;
 pub mod limits;
 mod package_settings;
 mod packages;
+mod policies;
 mod repos;
 mod tokens;
 
@@ -59,6 +60,22 @@ pub fn router() -> Router<AppState> {
             "/users/{owner}/packages/settings",
             axum::routing::patch(accounts::package_settings),
         )
+        .route(
+            "/orgs/{owner}/packages/policies",
+            get(policies::account).put(policies::set_account),
+        )
+        .route(
+            "/users/{owner}/packages/policies",
+            get(policies::account).put(policies::set_account),
+        )
+        .route(
+            "/orgs/{owner}/packages/policies/dry-run",
+            post(policies::account_dry_run),
+        )
+        .route(
+            "/users/{owner}/packages/policies/dry-run",
+            post(policies::account_dry_run),
+        )
         .route("/orgs/{org}/teams", post(accounts::create_team))
         .route(
             "/orgs/{org}/teams/{team}/memberships/{username}",
@@ -101,6 +118,14 @@ pub fn router() -> Router<AppState> {
         .route(
             "/{kind}/{owner}/packages/container/{package}/actions-access/{repo}",
             put(package_settings::set_job_access).delete(package_settings::remove_job_access),
+        )
+        .route(
+            "/{kind}/{owner}/packages/container/{package}/policies",
+            get(policies::get).put(policies::set),
+        )
+        .route(
+            "/{kind}/{owner}/packages/container/{package}/policies/dry-run",
+            post(policies::dry_run),
         )
         .route("/user/tokens", get(tokens::list).post(tokens::create))
         .route("/user/tokens/{id}", delete(tokens::revoke))

@@ -538,6 +538,7 @@ pub async fn deleted_packages_are_marked_restored_and_purged_with_their_reposito
         platforms: Vec::new(),
         labels: Default::default(),
         pushed_by: Some(alice),
+        tag_immutable: false,
     };
     let tag: berth_core::Tag = "v1".parse().unwrap();
     for package in [&app, &lib] {

@@ -340,10 +340,10 @@ pub async fn deleted_versions_restore_with_their_tags_and_children<S: MetadataSt
         (None, vec!["amd64".to_owned()])
     );
 
-    s.add_downloads(&[(r.clone(), child.digest.clone(), 3)])
+    s.add_downloads(&[(r.clone(), child.digest.clone(), 3)], 9_000)
         .await
         .unwrap();
-    s.add_downloads(&[(r.clone(), child.digest.clone(), 2)])
+    s.add_downloads(&[(r.clone(), child.digest.clone(), 2)], 9_500)
         .await
         .unwrap();
     assert_eq!(s.version(&r, child_id).await.unwrap().unwrap().downloads, 5);

@@ -88,6 +88,7 @@ pub fn manifest(body: &str) -> NewManifest {
         platforms: Vec::new(),
         labels: Default::default(),
         pushed_by: None,
+        tag_immutable: false,
     }
 }
 

@@ -33,6 +33,9 @@ enum Rule {
     RevocationIgnored,
     /// Garbage collection's flag on a blob is dropped as it is set, so a new link is taken.
     GcFlagDropped,
+    /// Downloads are counted but their time is not kept as the version's last pull, so a
+    /// retention policy would delete versions still in use.
+    LastPullForgotten,
 }
 
 impl Rule {
@@ -59,6 +62,11 @@ impl Rule {
                 "CREATE TRIGGER mutant AFTER UPDATE OF lease_token ON hook_deliveries \
                  WHEN NEW.lease_token IS NOT NULL \
                  BEGIN UPDATE hook_deliveries SET lease_until = NULL WHERE id = NEW.id; END"
+            }
+            Rule::LastPullForgotten => {
+                "CREATE TRIGGER mutant AFTER UPDATE OF last_pulled_at ON package_versions \
+                 WHEN NEW.last_pulled_at IS NOT NULL \
+                 BEGIN UPDATE package_versions SET last_pulled_at = NULL WHERE id = NEW.id; END"
             }
             Rule::RevocationIgnored => {
                 "CREATE TRIGGER mutant AFTER UPDATE OF revoked_at ON credentials \
@@ -310,5 +318,16 @@ async fn a_store_that_ignores_revocations_fails_the_cache_clause() {
         Rule::Kept,
         Rule::RevocationIgnored,
         cache::a_revocation_through_the_cache_applies_to_the_next_read
+    );
+}
+
+#[tokio::test]
+async fn a_store_that_forgets_the_last_pull_fails_the_retention_facts_clause() {
+    use berth_testkit::policies;
+    fails_only_when_broken!(
+        broken,
+        Rule::Kept,
+        Rule::LastPullForgotten,
+        policies::retention_facts_name_tags_children_subjects_and_last_pulls
     );
 }

@@ -199,7 +199,7 @@ impl Access {
     }
 
     /// Account `login` if the caller is that user or owns that organization.
-    async fn account_administered_by(
+    pub(crate) async fn account_administered_by(
         &self,
         principal: &Principal,
         login: &str,
