@@ -11,6 +11,8 @@ use anyhow::{Context, bail};
 use berth_core::access::store::NewUser;
 use berth_core::access::{Access, OrgRole, Role, Scopes, Visibility};
 use berth_core::ports::now_millis;
+use berth_core::quotas;
+use berth_core::registry::Registry;
 use clap::Subcommand;
 
 use crate::config::Config;
@@ -99,6 +101,19 @@ pub enum AdminCommand {
         /// The token.
         token: String,
     },
+    /// Set an account's storage quota: the bytes of the distinct blobs its packages may
+    /// reference; pushes that would go over it are refused.
+    SetQuota {
+        /// User or organization login.
+        account: String,
+        /// The quota, e.g. `10GiB`, `500 MB` or a number of bytes; `none` removes it.
+        limit: String,
+    },
+    /// Show an account's storage usage and quota.
+    Quota {
+        /// User or organization login.
+        account: String,
+    },
 }
 
 /// A visibility, as `--visibility` spells it.
@@ -162,7 +177,9 @@ async fn execute(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating data directory {}", data_dir.display()))?;
     let (database, blobs) = config.store_urls()?;
-    let access = Access::new(Stores::open(&database, &blobs, Opener::Admin).await?.access);
+    let stores = Stores::open(&database, &blobs, Opener::Admin).await?;
+    let access = Access::new(stores.access);
+    let registry = Registry::new(stores.metadata, stores.blobs);
     let now = now_millis();
     match command {
         AdminCommand::CreateUser {
@@ -283,8 +300,48 @@ async fn execute(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
             let id = access.revoke_secret(&token).await?;
             eprintln!("revoked token {id}");
         }
+        AdminCommand::SetQuota { account, limit } => {
+            let limit = quota_limit(&limit)?;
+            let quota = quotas::set_storage_quota(&access, &registry, &account, limit).await?;
+            print_quota(&quota);
+        }
+        AdminCommand::Quota { account } => {
+            let quota = quotas::storage_quota(&access, &registry, &account).await?;
+            print_quota(&quota);
+        }
     }
     Ok(())
+}
+
+/// A quota as `set-quota` takes it: a size (`10GiB`, `500 MB`, bytes), or `none`.
+fn quota_limit(text: &str) -> anyhow::Result<Option<u64>> {
+    if text.eq_ignore_ascii_case("none") {
+        return Ok(None);
+    }
+    let size: bytesize::ByteSize = text.trim().parse().map_err(|e| {
+        anyhow::anyhow!(
+            "`{text}` is not a size ({e}); give e.g. 10GiB, 500MB or a number of bytes, or `none` to remove the quota"
+        )
+    })?;
+    if i64::try_from(size.as_u64()).is_err() {
+        bail!("`{text}` is more than this registry can count; give at most 8 EiB");
+    }
+    Ok(Some(size.as_u64()))
+}
+
+/// Prints `account`, usage and quota, one `key: value` a line.
+fn print_quota(quota: &quotas::StorageQuota) {
+    let usage = quota.usage;
+    println!("account: {}", quota.account.login);
+    println!(
+        "used: {} ({} bytes)",
+        bytesize::ByteSize(usage.used),
+        usage.used
+    );
+    match usage.limit {
+        Some(limit) => println!("limit: {} ({limit} bytes)", bytesize::ByteSize(limit)),
+        None => println!("limit: none"),
+    }
 }
 
 /// Splits `OWNER/NAME`; a name is letters, digits, `-`, `_` and `.` (as on GitHub, and what

@@ -17,6 +17,7 @@ pub mod manifest;
 pub mod name;
 pub mod packages;
 pub mod ports;
+pub mod quotas;
 pub mod registry;
 pub mod services;
 

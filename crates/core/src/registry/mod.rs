@@ -9,6 +9,7 @@ mod cache;
 mod labels;
 mod listings;
 mod manifests;
+mod quota;
 mod uploads;
 mod versions;
 

@@ -16,6 +16,7 @@ mod hooks;
 pub mod limits;
 mod package_settings;
 mod packages;
+mod quotas;
 mod repos;
 mod tokens;
 
@@ -58,6 +59,12 @@ pub fn router() -> Router<AppState> {
         .route(
             "/users/{owner}/packages/settings",
             axum::routing::patch(accounts::package_settings),
+        )
+        .route("/orgs/{owner}/packages/quota", get(quotas::get))
+        .route("/users/{owner}/packages/quota", get(quotas::get))
+        .route(
+            "/admin/storage-quotas/{owner}",
+            get(quotas::get).put(quotas::set).delete(quotas::clear),
         )
         .route("/orgs/{org}/teams", post(accounts::create_team))
         .route(

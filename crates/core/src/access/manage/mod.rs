@@ -157,7 +157,7 @@ fn valid_login(login: &str) -> bool {
 }
 
 impl Access {
-    fn site_admin<'a>(&self, principal: &'a Principal) -> ManageResult<Actor<'a>> {
+    pub(crate) fn site_admin<'a>(&self, principal: &'a Principal) -> ManageResult<Actor<'a>> {
         let actor = actor(principal)?;
         if !may_administer_site(principal) {
             return Err(ManageError::Forbidden(
@@ -199,7 +199,7 @@ impl Access {
     }
 
     /// Account `login` if the caller is that user or owns that organization.
-    async fn account_administered_by(
+    pub(crate) async fn account_administered_by(
         &self,
         principal: &Principal,
         login: &str,
