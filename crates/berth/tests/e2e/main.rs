@@ -22,6 +22,7 @@ mod observe;
 mod ops;
 mod packages;
 mod postgres_faults;
+mod quota;
 mod recovery;
 mod redirect;
 mod s3_faults;
