@@ -42,45 +42,64 @@ GROUP BY split_part(r.name, '/', 1), rb.digest;
 INSERT INTO account_usage (owner, bytes)
 SELECT owner, SUM(size)::BIGINT FROM account_blobs GROUP BY owner;
 
-CREATE FUNCTION berth_blob_linked() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    account TEXT;
-    blob_size BIGINT;
-    added BOOLEAN;
+-- Statement-level triggers over the transition tables: a statement linking or unlinking many
+-- blobs (a package purge, garbage collection) updates each account's rows once. Row-level
+-- triggers updated the account's usage row once per link, and PostgreSQL's row versions made
+-- that quadratic: 100,000 links in one statement took 248 s, against well under a second.
+CREATE FUNCTION berth_blobs_linked() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    SELECT split_part(name, '/', 1) INTO account FROM repositories WHERE id = NEW.repository_id;
-    SELECT size INTO blob_size FROM blobs WHERE digest = NEW.digest;
-    INSERT INTO account_usage (owner, bytes) VALUES (account, 0) ON CONFLICT (owner) DO NOTHING;
-    PERFORM 1 FROM account_usage WHERE owner = account FOR UPDATE;
-    INSERT INTO account_blobs (owner, digest, links, size)
-        VALUES (account, NEW.digest, 1, blob_size)
-        ON CONFLICT (owner, digest) DO UPDATE SET links = account_blobs.links + 1
-        RETURNING (xmax = 0) INTO added;
-    IF added THEN
-        UPDATE account_usage SET bytes = bytes + blob_size WHERE owner = account;
-    END IF;
+    INSERT INTO account_usage (owner, bytes)
+        SELECT DISTINCT split_part(r.name, '/', 1), 0::BIGINT
+        FROM added a JOIN repositories r ON r.id = a.repository_id
+        ORDER BY 1
+        ON CONFLICT (owner) DO NOTHING;
+    PERFORM 1 FROM account_usage
+        WHERE owner IN (SELECT split_part(r.name, '/', 1)
+                        FROM added a JOIN repositories r ON r.id = a.repository_id)
+        ORDER BY owner FOR UPDATE;
+    WITH counted AS (
+        INSERT INTO account_blobs (owner, digest, links, size)
+            SELECT split_part(r.name, '/', 1), a.digest, COUNT(*), MIN(b.size)
+            FROM added a
+            JOIN repositories r ON r.id = a.repository_id
+            JOIN blobs b ON b.digest = a.digest
+            GROUP BY 1, 2
+            ON CONFLICT (owner, digest) DO UPDATE SET links = account_blobs.links + EXCLUDED.links
+            RETURNING owner, size, (xmax = 0) AS added
+    )
+    UPDATE account_usage u SET bytes = u.bytes + c.bytes
+        FROM (SELECT owner, SUM(size)::BIGINT AS bytes FROM counted WHERE added GROUP BY owner) c
+        WHERE u.owner = c.owner;
     RETURN NULL;
 END $$;
 
-CREATE FUNCTION berth_blob_unlinked() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    account TEXT;
-    remaining BIGINT;
-    blob_size BIGINT;
+CREATE FUNCTION berth_blobs_unlinked() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    SELECT split_part(name, '/', 1) INTO account FROM repositories WHERE id = OLD.repository_id;
-    PERFORM 1 FROM account_usage WHERE owner = account FOR UPDATE;
-    UPDATE account_blobs SET links = links - 1
-        WHERE owner = account AND digest = OLD.digest
-        RETURNING links, size INTO remaining, blob_size;
-    IF FOUND AND remaining <= 0 THEN
-        DELETE FROM account_blobs WHERE owner = account AND digest = OLD.digest;
-        UPDATE account_usage SET bytes = bytes - blob_size WHERE owner = account;
-    END IF;
+    PERFORM 1 FROM account_usage
+        WHERE owner IN (SELECT split_part(r.name, '/', 1)
+                        FROM removed d JOIN repositories r ON r.id = d.repository_id)
+        ORDER BY owner FOR UPDATE;
+    UPDATE account_blobs ab SET links = ab.links - l.n
+        FROM (SELECT split_part(r.name, '/', 1) AS owner, d.digest, COUNT(*) AS n
+              FROM removed d JOIN repositories r ON r.id = d.repository_id
+              GROUP BY 1, 2) l
+        WHERE ab.owner = l.owner AND ab.digest = l.digest;
+    WITH gone AS (
+        DELETE FROM account_blobs ab
+            USING (SELECT DISTINCT split_part(r.name, '/', 1) AS owner, d.digest
+                   FROM removed d JOIN repositories r ON r.id = d.repository_id) l
+            WHERE ab.owner = l.owner AND ab.digest = l.digest AND ab.links <= 0
+            RETURNING ab.owner, ab.size
+    )
+    UPDATE account_usage u SET bytes = u.bytes - g.bytes
+        FROM (SELECT owner, SUM(size)::BIGINT AS bytes FROM gone GROUP BY owner) g
+        WHERE u.owner = g.owner;
     RETURN NULL;
 END $$;
 
 CREATE TRIGGER repository_blob_linked AFTER INSERT ON repository_blobs
-    FOR EACH ROW EXECUTE FUNCTION berth_blob_linked();
+    REFERENCING NEW TABLE AS added
+    FOR EACH STATEMENT EXECUTE FUNCTION berth_blobs_linked();
 CREATE TRIGGER repository_blob_unlinked AFTER DELETE ON repository_blobs
-    FOR EACH ROW EXECUTE FUNCTION berth_blob_unlinked();
+    REFERENCING OLD TABLE AS removed
+    FOR EACH STATEMENT EXECUTE FUNCTION berth_blobs_unlinked();

@@ -2,8 +2,8 @@
 //! quota is set, read and cleared, and a link that would go over it changes nothing — also
 //! when many race.
 
-use berth_core::access::AccountId;
 use berth_core::access::store::{AccessStore, Created, NewUser};
+use berth_core::access::{AccountId, Visibility};
 use berth_core::ports::{Linked, MetadataStore, StorageUsage};
 
 use super::{digest, repo, session};
@@ -176,4 +176,45 @@ pub async fn racing_links_never_pass_the_quota<S: MetadataStore + AccessStore + 
     }
     assert_eq!(done, 3);
     assert_eq!(s.storage_usage("acme").await.unwrap(), usage(90, Some(100)));
+}
+
+/// A package purged for good gives back the bytes of the blobs no other package of the
+/// account links: its links go in one statement, counted as one.
+pub async fn a_purged_package_gives_its_blobs_back<S: MetadataStore + AccessStore + Clone>(s: S) {
+    let acme = user(&s, "acme").await;
+    let (app, lib) = (repo("acme/app"), repo("acme/lib"));
+    for package in [&app, &lib] {
+        s.create_package(package, acme, Visibility::Private, None, None, 1_000)
+            .await
+            .unwrap();
+    }
+    for i in 0..50 {
+        s.link_blob(&app, &digest(&format!("app {i}")), 10)
+            .await
+            .unwrap();
+    }
+    for i in 0..5 {
+        s.link_blob(&lib, &digest(&format!("app {i}")), 10)
+            .await
+            .unwrap();
+    }
+    s.link_blob(&lib, &digest("lib"), 7).await.unwrap();
+    assert_eq!(s.storage_usage("acme").await.unwrap().used, 507);
+    assert!(s.set_package_deleted(&app, Some(5_000)).await.unwrap());
+    assert_eq!(s.purge_deleted_packages(5_001).await.unwrap(), 1);
+    assert_eq!(
+        s.storage_usage("acme").await.unwrap().used,
+        57,
+        "what acme/lib links stays counted"
+    );
+    assert!(
+        s.account_holds_blob("acme", &digest("app 4"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.account_holds_blob("acme", &digest("app 5"))
+            .await
+            .unwrap()
+    );
 }
