@@ -120,7 +120,7 @@ impl Allowance {
     /// The refusal of a body that brought `received` bytes, more than its allowance.
     fn refuse(&self, received: u64) -> RegistryError {
         match &self.over {
-            Over::Quota(room, request) => room.refuse(*request, Need::AtLeast(received)),
+            Over::Quota(room, request) => room.refuse(request, Need::AtLeast(received)),
             Over::Uploads(owner) => RegistryError::Denied(format!(
                 "this request would make the open uploads of `{owner}` hold more bytes than this registry allows; nothing from it was kept — finish or cancel other uploads first"
             )),
