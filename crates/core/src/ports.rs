@@ -368,9 +368,10 @@ pub struct StorageUsage {
 /// Outcome of linking a blob into a repository under its account's quota.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Linked {
-    /// Linked (or already was). The account's usage went from `before` to `after` (equal
-    /// when the account already held the blob), checked against `limit` in the same
-    /// transaction.
+    /// Linked (or already was). Under a quota (`limit`), the account's usage went from
+    /// `before` to `after` (equal when the account already held the blob), checked against
+    /// it in the same transaction; without one the store need not read the usage after the
+    /// link, and both are the usage before.
     Done {
         /// Usage before the link.
         before: u64,

@@ -76,11 +76,12 @@ fn usage((used, limit): (Option<i64>, Option<i64>)) -> StoreResult<StorageUsage>
     })
 }
 
-/// Links `digest` of `size` bytes into `repo` inside the caller's transaction, and reads the
-/// account's usage before and after. The account's usage row is locked first (created if
-/// missing), so no other link of the account lands between the two reads, on any node: when
-/// the link takes the usage over the quota, the answer is [`Linked::OverQuota`] and the
-/// caller rolls back.
+/// Links `digest` of `size` bytes into `repo` inside the caller's transaction. Under a
+/// quota the account's usage row is locked first (created if missing), so no other link of
+/// the account lands between the usage read before the link and the one after, on any node:
+/// when the link takes the usage over the quota, the answer is [`Linked::OverQuota`] and the
+/// caller rolls back. Without a quota it only links (the triggers keep the usage all the
+/// same, and lock its row themselves).
 pub(crate) async fn link_counted(
     conn: &mut PgConnection,
     repo: &str,
@@ -89,6 +90,20 @@ pub(crate) async fn link_counted(
 ) -> Result<Linked, StoreError> {
     let owner = repo.split('/').next().unwrap_or(repo);
     let doing = || format!("reading the storage usage of {owner}");
+    let first: (Option<i64>, Option<i64>) = sqlx::query_as(USAGE)
+        .bind(owner)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(failed(doing()))?;
+    let first = usage(first)?;
+    if first.limit.is_none() {
+        link_in(&mut *conn, repo, digest, size).await?;
+        return Ok(Linked::Done {
+            before: first.used,
+            after: first.used,
+            limit: None,
+        });
+    }
     sqlx::query(
         "INSERT INTO account_usage (owner, bytes) VALUES ($1, 0) ON CONFLICT (owner) DO NOTHING",
     )

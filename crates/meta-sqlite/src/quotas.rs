@@ -78,10 +78,11 @@ fn usage((used, limit): (Option<i64>, Option<i64>)) -> StoreResult<StorageUsage>
     })
 }
 
-/// Links `digest` of `size` bytes into `repo` inside the caller's write transaction, and
-/// reads the account's usage before and after. When the link takes the usage over the
-/// account's quota, the answer is [`Linked::OverQuota`] and the caller rolls back. (SQLite
-/// has one writer, so nothing changes the usage between the two reads but this link.)
+/// Links `digest` of `size` bytes into `repo` inside the caller's write transaction. Under
+/// a quota it reads the account's usage before and after, and when the link takes it over
+/// the quota the answer is [`Linked::OverQuota`] and the caller rolls back. (SQLite has one
+/// writer, so nothing changes the usage between the two reads but this link.) Without a
+/// quota it only links: the triggers keep the usage all the same.
 pub(crate) async fn link_counted(
     conn: &mut SqliteConnection,
     repo: &str,
@@ -91,6 +92,13 @@ pub(crate) async fn link_counted(
     let owner = repo.split('/').next().unwrap_or(repo);
     let before = read_usage(&mut *conn, owner).await?;
     link_in(&mut *conn, repo, digest, size).await?;
+    if before.limit.is_none() {
+        return Ok(Linked::Done {
+            before: before.used,
+            after: before.used,
+            limit: None,
+        });
+    }
     let after = read_usage(&mut *conn, owner).await?;
     Ok(outcome(before.used, after.used, after.limit))
 }
