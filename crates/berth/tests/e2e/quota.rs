@@ -302,6 +302,18 @@ async fn a_mount_of_a_blob_the_account_lacks_is_refused() {
         .unwrap();
     assert_eq!(head.status(), 404, "nothing was mounted");
     assert_eq!(acme(&server).await["used_bytes"], 300);
+    let metrics = client()
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"berth_storage_quota_refusals_total{request="blob_mount"} 1"#),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
@@ -348,6 +360,10 @@ async fn quotas_are_set_by_site_admins_and_read_by_owners() {
         .expect("GET", "/users/mark/packages/quota", None, 200)
         .await;
     assert_eq!(own["limit_bytes"], 2000, "a user reads their own");
+    let admin = Api::new(&server, &server.admin_token)
+        .expect("GET", "/admin/storage-quotas/mark", None, 200)
+        .await;
+    assert_eq!(admin, own, "site administrators read every account's");
     let read = world
         .as_user(&owner)
         .expect("GET", "/orgs/acme/packages/quota", None, 200)

@@ -357,7 +357,8 @@ impl Registry {
     /// an error to every request until it expires: a session marked verified is completed
     /// (its blob recorded in its repository); one whose upload file lost bytes it had
     /// received (its file removed before its row) is deleted, so its client gets
-    /// `BLOB_UPLOAD_UNKNOWN` and starts again. Returns (completed, deleted).
+    /// `BLOB_UPLOAD_UNKNOWN` and starts again, as is a verified one its account's storage
+    /// quota no longer admits. Returns (completed, deleted).
     pub async fn recover_uploads(&self) -> Result<(usize, usize)> {
         let (mut completed, mut deleted) = (0, 0);
         for session in self.meta.uploads_to_check(now_millis(), usize::MAX).await? {
@@ -365,8 +366,12 @@ impl Registry {
                 continue;
             };
             if let Some((digest, size)) = held.session.verified.clone() {
-                self.finish_verified(held, &digest, size, &digest).await?;
-                completed += 1;
+                match self.finish_verified(held, &digest, size, &digest).await {
+                    Ok(_) => completed += 1,
+                    // Over its account's quota now: the session was discarded.
+                    Err(RegistryError::Denied(_)) => deleted += 1,
+                    Err(err) => return Err(err),
+                }
             } else if self.bytes_lost(&held.session).await? {
                 self.meta.delete_upload(&held.session.id).await?;
                 deleted += 1;
