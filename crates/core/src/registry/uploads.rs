@@ -22,7 +22,8 @@ use crate::hashing::UploadHasher;
 use crate::name::RepoName;
 use crate::ports::{Lease, Linked, UploadProgress, UploadSession, UploadWriter};
 
-use super::quota::{Need, Room};
+use super::allowance::{Allowance, Chunk, Over};
+use super::quota::Need;
 use super::{Registry, now_millis};
 
 /// Small frames are gathered into chunks of this size before the hand-off.
@@ -63,70 +64,6 @@ impl Default for UploadLimits {
         UploadLimits {
             sessions: 1000,
             bytes: 64 << 30,
-        }
-    }
-}
-
-/// What a request adding to an upload says about its body.
-struct Chunk<'a> {
-    /// `Content-Range` (`start-end`).
-    range: Option<(u64, u64)>,
-    /// `Content-Length`.
-    length: Option<u64>,
-    /// The blob's digest, on the final `PUT`.
-    digest: Option<&'a Digest>,
-    /// The request's name in metrics: `upload_patch`, `upload_put`.
-    request: &'static str,
-}
-
-impl Chunk<'_> {
-    /// The body's announced length: the range's, else `Content-Length`.
-    fn length(&self) -> Option<u64> {
-        self.range
-            .map(|(start, end)| end + 1 - start)
-            .or(self.length)
-    }
-}
-
-/// How many bytes a request body may bring, and who refuses more.
-struct Allowance {
-    bytes: u64,
-    over: Over,
-}
-
-/// Whose limit a body that brings more than its allowance goes over.
-enum Over {
-    /// None: the allowance is unlimited.
-    Nothing,
-    /// The bytes the open uploads of this account may hold.
-    Uploads(String),
-    /// The account's storage quota, refused under this request name.
-    Quota(Room, &'static str),
-}
-
-impl Allowance {
-    /// The smaller of this allowance and what `room` leaves.
-    fn within(self, room: Room, request: &'static str) -> Allowance {
-        if room.left() < self.bytes {
-            Allowance {
-                bytes: room.left(),
-                over: Over::Quota(room, request),
-            }
-        } else {
-            self
-        }
-    }
-
-    /// The refusal of a body that brought `received` bytes, more than its allowance.
-    fn refuse(&self, received: u64) -> RegistryError {
-        match &self.over {
-            Over::Quota(room, request) => room.refuse(request, Need::AtLeast(received)),
-            Over::Uploads(owner) => RegistryError::Denied(format!(
-                "this request would make the open uploads of `{owner}` hold more bytes than this registry allows; nothing from it was kept — finish or cancel other uploads first"
-            )),
-            Over::Nothing => RegistryError::Denied(format!(
-                "this request brought {received} bytes, more than it may; nothing from it was kept"
-            )),
         }
     }
 }
