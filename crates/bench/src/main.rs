@@ -110,6 +110,7 @@
 
 mod ceiling;
 mod garage;
+mod gc;
 mod growth;
 mod oci;
 mod payload;
@@ -219,6 +220,17 @@ struct Cli {
     /// The configurations `--scale-out` runs (comma-separated; default: all, in this order).
     #[arg(long, value_enum, value_delimiter = ',', requires = "scale_out")]
     scale_out_configs: Vec<scale_out::Config>,
+    /// Instead of the phases: a garbage-collection pass over a seeded SQLite + disk store
+    /// (`--gc-blobs`, `--gc-manifests`), its duration and peak RSS, and the pull phase without
+    /// and with passes running beside it (`--rounds` each).
+    #[arg(long, conflicts_with_all = ["only", "skip_distribution", "observability_cost", "growth", "scale_out"])]
+    gc: bool,
+    /// Blobs in `--gc`'s store, all linked to one repository.
+    #[arg(long, default_value_t = 100_000, requires = "gc")]
+    gc_blobs: usize,
+    /// Manifests in `--gc`'s store, each using one blob (the others' links are unused).
+    #[arg(long, default_value_t = 50_000, requires = "gc")]
+    gc_manifests: usize,
     /// The Garage executable for `--scale-out` (default: `garage` on PATH or in ~/.cargo/bin).
     #[arg(long)]
     garage_bin: Option<PathBuf>,
@@ -395,6 +407,34 @@ fn main() -> anyhow::Result<()> {
             println!("load average before the run: {load}");
         }
         return growth::run(&settings, &berth_bin);
+    }
+    if cli.gc {
+        let berth_bin = match &cli.berth_bin {
+            Some(path) => path.clone(),
+            None => std::env::current_exe()?.with_file_name("berth"),
+        };
+        ensure!(
+            berth_bin.is_file(),
+            "no berth executable at {} (build it with `cargo build --release -p berth` or pass --berth-bin)",
+            berth_bin.display()
+        );
+        if let Some(load) = load_average() {
+            println!("load average before the run: {load}");
+        }
+        let settings = gc::Settings {
+            blobs: cli.gc_blobs,
+            manifests: cli.gc_manifests,
+            rounds: cli.rounds,
+            load: Load {
+                clients: cli.clients,
+                chunk_size: cli.chunk_mib << 20,
+                pull_rounds: cli.pull_rounds,
+                manifest_duration: Duration::from_secs(cli.seconds),
+            },
+            size: cli.size_mib << 20,
+            berth_env: cli.berth_env.clone(),
+        };
+        return gc::run(&settings, &berth_bin);
     }
     let contenders = if cli.scale_out {
         let configs = if cli.scale_out_configs.is_empty() {

@@ -84,6 +84,13 @@ pub struct Config {
     pub max_upload_bytes_per_account: u64,
     /// How often, in seconds, stale uploads are looked for (`BERTH_UPLOAD_PURGE_INTERVAL_SECS`).
     pub upload_purge_interval_secs: u64,
+    /// Garbage collection leaves a blob referenced by nothing, and a repository's link to a
+    /// blob no manifest of the repository uses, this many seconds before removing it
+    /// (`BERTH_GC_GRACE_SECS`; default one hour).
+    pub gc_grace_secs: u64,
+    /// How often, in seconds, a garbage-collection pass runs (`BERTH_GC_INTERVAL_SECS`;
+    /// default 10 minutes; 0 turns the scheduled passes off, `berth gc` still runs one).
+    pub gc_interval_secs: u64,
     /// The URL clients reach Berth at, e.g. `https://registry.example.com`
     /// (`BERTH_EXTERNAL_URL`): the realm of authentication challenges. Unset: `http://` and
     /// the request's `Host`.
@@ -212,6 +219,8 @@ impl Default for Config {
             metrics_store_timings: false,
             upload_ttl_secs: 7 * 24 * 3600,
             upload_purge_interval_secs: 3600,
+            gc_grace_secs: 3600,
+            gc_interval_secs: 600,
             upload_empty_ttl_secs: 3600,
             max_uploads_per_account: UploadLimits::default().sessions,
             max_upload_bytes_per_account: UploadLimits::default().bytes,

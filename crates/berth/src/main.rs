@@ -8,6 +8,7 @@ mod config;
 mod config_check;
 mod egress;
 mod fsck;
+mod gc;
 mod memory;
 mod stores;
 mod telemetry;
@@ -88,6 +89,15 @@ enum Command {
         #[command(flatten)]
         data: backup::DataArgs,
     },
+    /// Run a garbage-collection pass now (beside running servers): remove links and blobs no
+    /// manifest uses any more, after the grace period (gc_grace_secs).
+    Gc {
+        /// Only print what a pass would remove, and how many bytes.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        data: backup::DataArgs,
+    },
     /// Verify every blob's digest and every manifest's references; report, never repair.
     Fsck {
         #[command(flatten)]
@@ -143,6 +153,7 @@ fn main() -> anyhow::Result<()> {
         Command::Backup { dest, data } => tool(backup::backup(&data.load()?, &dest)),
         Command::Restore { src, data } => tool(backup::restore(&data.load()?, &src)),
         Command::Fsck { data } => tool(fsck::fsck(&data.load()?)),
+        Command::Gc { dry_run, data } => tool(gc::run(&data.load()?, dry_run)),
     }
 }
 
@@ -282,6 +293,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         Duration::from_secs(config.upload_empty_ttl_secs),
         Duration::from_secs(config.upload_purge_interval_secs.max(1)),
     ));
+    if config.gc_interval_secs > 0 {
+        tokio::spawn(gc::collect_periodically(
+            registry.clone(),
+            stores.postgres.clone(),
+            Duration::from_secs(config.gc_grace_secs),
+            Duration::from_secs(config.gc_interval_secs),
+        ));
+    }
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("listening on {}", config.listen))?;

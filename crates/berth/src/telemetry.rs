@@ -249,7 +249,7 @@ fn describe() {
     );
     describe_counter!(
         "berth_store_errors_total",
-        "Metadata and blob store operations that failed, by kind (not_found, conflict, lease_lost, unavailable, other)."
+        "Metadata and blob store operations that failed, by kind (not_found, conflict, lease_lost, unavailable, collecting, other)."
     );
     describe_gauge!(
         "berth_webhook_deliveries_in_flight",
@@ -262,6 +262,33 @@ fn describe() {
     describe_counter!(
         "berth_access_cache_lookups_total",
         "Access cache lookups (credentials and package targets), by result (hit, miss)."
+    );
+    describe_counter!(
+        "berth_gc_passes_total",
+        "Garbage-collection passes completed."
+    );
+    describe_counter!(
+        "berth_gc_links_removed_total",
+        "Repository links to blobs no manifest of the repository used, removed by garbage collection."
+    );
+    describe_counter!(
+        "berth_gc_blobs_deleted_total",
+        "Blobs whose bytes garbage collection deleted."
+    );
+    describe_counter!(
+        "berth_gc_bytes_reclaimed_total",
+        Unit::Bytes,
+        "Bytes of the blobs garbage collection deleted."
+    );
+    describe_histogram!(
+        "berth_gc_pass_duration_seconds",
+        Unit::Seconds,
+        "Duration of each garbage-collection pass."
+    );
+    describe_gauge!(
+        "berth_gc_unreferenced_bytes",
+        Unit::Bytes,
+        "Bytes of the blobs referenced by nothing after the last pass (waiting out the grace period)."
     );
     describe_histogram!(
         STORE_DURATION,

@@ -174,6 +174,20 @@ impl Keys {
         self.path("uploads".to_owned())
     }
 
+    /// `blobs`, the prefix every blob's key starts with.
+    fn blobs(&self) -> Path {
+        self.path("blobs".to_owned())
+    }
+
+    /// The digest blob key `key` (from a listing of [`Keys::blobs`]) is the key of.
+    fn digest_of(&self, key: &Path) -> Option<Digest> {
+        let rest = key.as_ref().strip_prefix(&self.prefix)?;
+        let rest = rest.strip_prefix("blobs/")?;
+        let (algorithm, hex) = rest.split_once('/')?;
+        let digest: Digest = format!("{algorithm}:{hex}").parse().ok()?;
+        (self.blob(&digest) == *key).then_some(digest)
+    }
+
     fn probe(&self) -> Path {
         self.path("probe".to_owned())
     }
@@ -376,6 +390,13 @@ impl Inner {
         if let Some(location) = self.locations.get(digest) {
             return Ok(Some(location));
         }
+        self.locate_fresh(digest).await
+    }
+
+    /// Where blob `digest`'s bytes are, asking the bucket rather than the cache: another node
+    /// may have deleted the blob (garbage collection) and stored it again elsewhere.
+    async fn locate_fresh(&self, digest: &Digest) -> StoreResult<Option<Location>> {
+        self.locations.remove(digest);
         let key = self.keys.blob(digest);
         let head = GetOptions {
             head: true,
@@ -383,7 +404,10 @@ impl Inner {
         };
         let found = match self.s3.get_opts(&key, head).await {
             Ok(found) => found,
-            Err(err) if is_not_found(&err) => return Ok(None),
+            Err(err) if is_not_found(&err) => {
+                self.locations.remove(digest);
+                return Ok(None);
+            }
             Err(err) => return Err(failed(format!("looking up blob {digest}"))(err)),
         };
         let is_location = matches!(
@@ -543,14 +567,22 @@ fn chunks_then_eof(chunks: Vec<Bytes>, held: u64, wanted: u64, what: String) -> 
     Box::pin(futures_util::stream::iter(out))
 }
 
-#[async_trait]
-impl BlobStore for S3BlobStore {
-    async fn stat(&self, digest: &Digest) -> StoreResult<Option<u64>> {
-        Ok(self.inner.locate(digest).await?.map(|l| l.size()))
-    }
-
-    async fn read(&self, digest: &Digest, start: u64, end: u64) -> StoreResult<ByteStream> {
-        let Some(location) = self.inner.locate(digest).await? else {
+impl S3BlobStore {
+    /// Streams bytes `start..end` of blob `digest`, from where the cache (or with `fresh`, the
+    /// bucket) says its bytes are.
+    async fn read_at(
+        &self,
+        digest: &Digest,
+        start: u64,
+        end: u64,
+        fresh: bool,
+    ) -> StoreResult<ByteStream> {
+        let location = if fresh {
+            self.inner.locate_fresh(digest).await?
+        } else {
+            self.inner.locate(digest).await?
+        };
+        let Some(location) = location else {
             return Err(StoreError::of_kind(
                 StoreErrorKind::NotFound,
                 format!("reading blob {digest}"),
@@ -574,6 +606,24 @@ impl BlobStore for S3BlobStore {
         self.inner
             .stream(&key, start..end, format!("reading blob {digest}"))
             .await
+    }
+}
+
+#[async_trait]
+impl BlobStore for S3BlobStore {
+    async fn stat(&self, digest: &Digest) -> StoreResult<Option<u64>> {
+        Ok(self.inner.locate(digest).await?.map(|l| l.size()))
+    }
+
+    async fn read(&self, digest: &Digest, start: u64, end: u64) -> StoreResult<ByteStream> {
+        let cached = self.inner.locations.get(digest).is_some();
+        match self.read_at(digest, start, end, false).await {
+            // The cache may name bytes garbage collection deleted on another node since.
+            Err(err) if cached && err.kind() == StoreErrorKind::NotFound => {
+                self.read_at(digest, start, end, true).await
+            }
+            done => done,
+        }
     }
 
     async fn presigned_url(
@@ -666,7 +716,7 @@ impl BlobStore for S3BlobStore {
         check_id(id)?;
         let state = UploadState::decode(id, state)?;
         let inner = &self.inner;
-        if inner.locate(digest).await?.is_some() {
+        if inner.locate_fresh(digest).await?.is_some() {
             // Stored already (by another upload, or by this one before an interruption).
             let ours = matches!(
                 inner.locations.get(digest),
@@ -756,6 +806,60 @@ impl BlobStore for S3BlobStore {
         self.inner
             .delete_all(old, "purging staged upload pieces")
             .await
+    }
+
+    async fn delete(&self, digest: &Digest) -> StoreResult<bool> {
+        let inner = &self.inner;
+        let Some(location) = inner.locate_fresh(digest).await? else {
+            return Ok(false);
+        };
+        let doing = format!("deleting blob {digest}");
+        // The bytes before the record that finds them: stopped in between, the record is
+        // still there for the next pass to find and finish.
+        if let Location::At { key, .. } = &location {
+            inner
+                .delete_all(vec![Path::from(key.as_str())], &doing)
+                .await?;
+        }
+        inner
+            .delete_all(vec![inner.keys.blob(digest)], &doing)
+            .await?;
+        inner.locations.remove(digest);
+        Ok(true)
+    }
+
+    async fn list_blobs(
+        &self,
+        after: Option<&Digest>,
+        limit: usize,
+        modified_before: Millis,
+    ) -> StoreResult<(Vec<Digest>, Option<Digest>)> {
+        let inner = &self.inner;
+        let prefix = inner.keys.blobs();
+        let listing = match after {
+            Some(after) => inner
+                .s3
+                .list_with_offset(Some(&prefix), &inner.keys.blob(after)),
+            None => inner.s3.list(Some(&prefix)),
+        };
+        let page: Vec<object_store::ObjectMeta> = listing
+            .take(limit)
+            .try_collect()
+            .await
+            .map_err(failed("listing stored blobs"))?;
+        let mut found = Vec::new();
+        let mut last = None;
+        for meta in &page {
+            let Some(digest) = inner.keys.digest_of(&meta.location) else {
+                continue;
+            };
+            if meta.last_modified.timestamp_millis() < modified_before {
+                found.push(digest.clone());
+            }
+            last = Some(digest);
+        }
+        let more = page.len() == limit;
+        Ok((found, if more { last } else { None }))
     }
 
     async fn probe(&self) -> StoreResult<()> {

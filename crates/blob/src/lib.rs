@@ -143,6 +143,32 @@ impl BlobStore for FsBlobStore {
             .map_err(|e| StoreError::new("purging stale uploads", e))
     }
 
+    #[tracing::instrument(level = "debug", skip(self))]
+    async fn delete(&self, digest: &Digest) -> StoreResult<bool> {
+        match tokio::fs::remove_file(self.layout.blob(digest)).await {
+            Ok(()) => Ok(true),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(err) => Err(StoreError::io(format!("deleting blob {digest}"), err)),
+        }
+    }
+
+    #[tracing::instrument(level = "debug", skip(self))]
+    async fn list_blobs(
+        &self,
+        after: Option<&Digest>,
+        limit: usize,
+        modified_before: Millis,
+    ) -> StoreResult<(Vec<Digest>, Option<Digest>)> {
+        let blobs_dir = self.layout.blobs_dir().to_owned();
+        let after = after.cloned();
+        let cutoff = std::time::UNIX_EPOCH
+            + std::time::Duration::from_millis(u64::try_from(modified_before).unwrap_or(0));
+        tokio::task::spawn_blocking(move || ops::list_blobs(&blobs_dir, after, limit, cutoff))
+            .await
+            .map_err(|e| StoreError::new("listing stored blobs", e))?
+            .map_err(|e| StoreError::io("listing stored blobs", e))
+    }
+
     async fn probe(&self) -> StoreResult<()> {
         let layout = self.layout.clone();
         let root = layout.blobs_dir().parent().map(Path::to_owned);
@@ -180,14 +206,23 @@ fn purge_older_than(dir: &Path, cutoff: std::time::SystemTime) -> io::Result<usi
 }
 
 /// Moves the upload file to `blob`, durably, unless the blob is already there.
+/// Either way the blob's modification time becomes now: garbage collection takes stored
+/// bytes that no metadata names for strays only when they are older than its grace period,
+/// and these are about to be named.
 fn commit(upload: &Path, blob: &Path) -> io::Result<()> {
+    let now = std::time::SystemTime::now();
     if blob.try_exists()? {
         // Content addressed: the stored bytes are the same bytes.
+        match File::open(blob).and_then(|f| f.set_modified(now)) {
+            Err(err) if err.kind() != io::ErrorKind::NotFound => return Err(err),
+            _ => {}
+        }
         return match fs::remove_file(upload) {
             Err(err) if err.kind() != io::ErrorKind::NotFound => Err(err),
             _ => Ok(()),
         };
     }
+    File::open(upload)?.set_modified(now)?;
     // The file's bytes are durable already: every writer of an upload made its bytes durable
     // before it finished (`UploadWriter::finish`), and only finished bytes are committed. A
     // sync here would cost a disk cache flush per blob with nothing to write.

@@ -151,3 +151,76 @@ pub(crate) fn probe(layout: &Layout) -> io::Result<()> {
 fn read_dir_once(dir: &Path) -> io::Result<()> {
     fs::read_dir(dir)?.next().transpose().map(drop)
 }
+
+/// The blobs last modified before `cutoff` among the next `limit` under `blobs_dir` after
+/// `after`, in digest order, and the cursor to go on from (`None` when none are left). Files that do not name a digest are left to `fsck`. One shard directory is read per
+/// step, so a page costs its own entries, not the store's.
+pub(crate) fn list_blobs(
+    blobs_dir: &Path,
+    after: Option<Digest>,
+    limit: usize,
+    cutoff: std::time::SystemTime,
+) -> io::Result<(Vec<Digest>, Option<Digest>)> {
+    let mut found = Vec::new();
+    let mut examined = 0;
+    // Algorithms in the order their names sort, as digests do.
+    let mut algorithms = [Algorithm::Sha256, Algorithm::Sha512];
+    algorithms.sort_by_key(|a| a.as_str());
+    for algorithm in algorithms {
+        let after_hex = match &after {
+            Some(a) if a.algorithm().as_str() > algorithm.as_str() => continue,
+            Some(a) if a.algorithm() == algorithm => Some(a.hex().to_owned()),
+            _ => None,
+        };
+        let mut shards = match sorted_names(&blobs_dir.join(algorithm.as_str())) {
+            Ok(shards) => shards,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
+            Err(err) => return Err(err),
+        };
+        if let Some(hex) = &after_hex {
+            shards.retain(|shard| shard.as_str() >= &hex[..2.min(hex.len())]);
+        }
+        for shard in shards {
+            let dir = blobs_dir.join(algorithm.as_str()).join(&shard);
+            let mut names = match sorted_names(&dir) {
+                Ok(names) => names,
+                Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
+                Err(err) => return Err(err),
+            };
+            if let Some(hex) = &after_hex {
+                names.retain(|name| name.as_str() > hex.as_str());
+            }
+            for name in names {
+                let Ok(digest) = format!("{}:{name}", algorithm.as_str()).parse::<Digest>() else {
+                    continue;
+                };
+                if !name.starts_with(shard.as_str()) {
+                    continue;
+                }
+                examined += 1;
+                match fs::metadata(dir.join(&name)) {
+                    Ok(meta) if meta.modified()? < cutoff => found.push(digest.clone()),
+                    Ok(_) => {}
+                    Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+                    Err(err) => return Err(err),
+                }
+                if examined >= limit {
+                    return Ok((found, Some(digest)));
+                }
+            }
+        }
+    }
+    Ok((found, None))
+}
+
+/// The UTF-8 names in `dir`, sorted.
+fn sorted_names(dir: &Path) -> io::Result<Vec<String>> {
+    let mut names = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        if let Ok(name) = entry?.file_name().into_string() {
+            names.push(name);
+        }
+    }
+    names.sort_unstable();
+    Ok(names)
+}

@@ -18,19 +18,23 @@ pub enum StoreErrorKind {
     /// The backend did not answer (busy, unreachable, out of connections); retrying later
     /// may succeed.
     Unavailable,
+    /// The blob is being removed by garbage collection (its bytes may already be gone):
+    /// nothing may link it until the removal ends. Retrying a little later succeeds.
+    Collecting,
     /// Anything else.
     Other,
 }
 
 impl StoreErrorKind {
     /// The kind as a metric label: `not_found`, `conflict`, `lease_lost`, `unavailable`,
-    /// `other`.
+    /// `collecting`, `other`.
     pub fn label(self) -> &'static str {
         match self {
             StoreErrorKind::NotFound => "not_found",
             StoreErrorKind::Conflict => "conflict",
             StoreErrorKind::LeaseLost => "lease_lost",
             StoreErrorKind::Unavailable => "unavailable",
+            StoreErrorKind::Collecting => "collecting",
             StoreErrorKind::Other => "other",
         }
     }
@@ -93,6 +97,16 @@ impl StoreError {
             format!(
                 "{what} is no longer leased to this request (the lease expired and another request took it, or it was deleted)"
             ),
+        )
+    }
+
+    /// Blob `digest` is being removed by garbage collection (see
+    /// [`StoreErrorKind::Collecting`]).
+    pub fn collecting(digest: &Digest) -> Self {
+        Self::of_kind(
+            StoreErrorKind::Collecting,
+            format!("linking blob {digest}"),
+            format!("blob {digest} is being removed by garbage collection"),
         )
     }
 

@@ -530,7 +530,14 @@ pub trait HealthProbe: Send + Sync + 'static {
 /// versions, subject→referrer links and storage quotas — every metadata port of the registry, implemented by
 /// one backend over one database (each area's trait in its own module).
 pub trait MetadataStore:
-    BlobLinkStore + UploadStore + ManifestStore + VersionStore + ListingStore + QuotaStore + HealthProbe
+    BlobLinkStore
+    + UploadStore
+    + ManifestStore
+    + VersionStore
+    + ListingStore
+    + QuotaStore
+    + GcStore
+    + HealthProbe
 {
 }
 
@@ -541,8 +548,70 @@ impl<T> MetadataStore for T where
         + VersionStore
         + ListingStore
         + QuotaStore
+        + GcStore
         + HealthProbe
 {
+}
+
+/// A blob as garbage collection sees it: its digest and size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SizedBlob {
+    /// The blob's digest.
+    pub digest: Digest,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+/// What garbage collection asks of the metadata (ARCHITECTURE.md "Garbage collection").
+///
+/// A blob is *referenced* while a repository links it, a manifest (live, or deleted and
+/// still restorable) references it, or an upload's final `PUT` has verified it. A pass marks
+/// the blobs it finds referenced by nothing with the time it found them, flags those still
+/// referenced by nothing a grace period later, deletes their bytes and then forgets them.
+/// Nothing may link a flagged blob ([`StoreErrorKind::Collecting`](crate::error::StoreErrorKind::Collecting)),
+/// and flagging re-checks the references under the same lock a new link takes, so a blob is
+/// either kept by a new reference or refused to it, never both.
+#[async_trait]
+pub trait GcStore: Send + Sync + 'static {
+    /// Called by an upload before it commits blob `digest`'s bytes: clears the mark a pass
+    /// left on the blob (so it is not flagged within a grace period of now); errors with
+    /// [`StoreErrorKind::Collecting`](crate::error::StoreErrorKind::Collecting) when the blob
+    /// is flagged. Nothing to do for a blob the store does not know.
+    async fn claim_blob(&self, digest: &Digest) -> StoreResult<()>;
+
+    /// Removes the links made before `cutoff` that no manifest of their repository references
+    /// (live or deleted), each batch in its own short transaction that re-checks them under
+    /// lock; with `dry_run` only counts them. Returns how many.
+    async fn collect_links(&self, cutoff: Millis, dry_run: bool) -> StoreResult<u64>;
+
+    /// Marks with `now` the blobs referenced by nothing that carry no mark yet, and clears the
+    /// mark of marked blobs referenced again. Returns (marked, cleared).
+    async fn mark_unreferenced(&self, now: Millis) -> StoreResult<(u64, u64)>;
+
+    /// Up to `limit` blobs after `after` (in digest order) to delete: those already flagged
+    /// (by a pass that was interrupted, or adopted strays) and those marked at or before
+    /// `cutoff` and still referenced by nothing, which this call flags (unless `dry_run`).
+    async fn doom_blobs(
+        &self,
+        cutoff: Millis,
+        after: Option<&Digest>,
+        limit: usize,
+        dry_run: bool,
+    ) -> StoreResult<Vec<SizedBlob>>;
+
+    /// Forgets the flagged blobs among `digests`, whose bytes are gone. Returns how many.
+    async fn forget_blobs(&self, digests: &[Digest]) -> StoreResult<u64>;
+
+    /// Of `stored` (blobs whose bytes the blob store holds), the ones the metadata does not
+    /// know: strays, left by a process stopped between storing bytes and recording them.
+    async fn unknown_blobs(&self, stored: &[Digest]) -> StoreResult<Vec<Digest>>;
+
+    /// Records `strays` as flagged for deletion, so nothing links them while their bytes go,
+    /// except those an upload recorded meanwhile. Returns the ones recorded.
+    async fn adopt_strays(&self, strays: &[SizedBlob]) -> StoreResult<Vec<SizedBlob>>;
+
+    /// The blobs referenced by nothing right now (flagged or not): how many, and their bytes.
+    async fn unreferenced_blobs(&self) -> StoreResult<(u64, u64)>;
 }
 
 /// What a finished [`UploadWriter`] leaves: the upload's total length, and the store's own
@@ -623,6 +692,21 @@ pub trait BlobStore: Send + Sync + 'static {
     /// Removes the bytes of every upload last written before `modified_before` (ms since the
     /// epoch), whether or not a session names them; returns how many were removed.
     async fn purge_uploads(&self, modified_before: Millis) -> StoreResult<usize>;
+
+    /// Deletes blob `digest`'s bytes (garbage collection, once the metadata flagged it);
+    /// false when there were none.
+    async fn delete(&self, digest: &Digest) -> StoreResult<bool>;
+
+    /// The stored blobs last written before `modified_before` (ms since the epoch) among the
+    /// next `limit` after `after`, in digest order, and where the next page starts (`None`
+    /// at the end): what garbage collection compares with the metadata to find bytes nothing
+    /// recorded.
+    async fn list_blobs(
+        &self,
+        after: Option<&Digest>,
+        limit: usize,
+        modified_before: Millis,
+    ) -> StoreResult<(Vec<Digest>, Option<Digest>)>;
 
     /// Answers cheaply when blobs can be read and uploads written (a readiness check);
     /// otherwise an error saying what is wrong. Callers bound it with a deadline.

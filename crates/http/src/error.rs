@@ -53,7 +53,13 @@ pub fn status_of(error: &RegistryError) -> StatusCode {
         // containerd retries with its cached token and gives up).
         Denied(_) | InsufficientScope(_) => StatusCode::FORBIDDEN,
         TooManyRequests(_) | TooManyUploads(_) => StatusCode::TOO_MANY_REQUESTS,
-        Store(e) if e.kind() == berth_core::error::StoreErrorKind::Unavailable => {
+        Store(e)
+            if matches!(
+                e.kind(),
+                berth_core::error::StoreErrorKind::Unavailable
+                    | berth_core::error::StoreErrorKind::Collecting
+            ) =>
+        {
             StatusCode::SERVICE_UNAVAILABLE
         }
         Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -95,6 +101,22 @@ impl IntoResponse for OciError {
                 status,
                 "UNAVAILABLE",
                 "the registry's storage is unavailable right now (it has been logged); retry shortly",
+                serde_json::Value::Null,
+            );
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(UNAVAILABLE_RETRY_SECS),
+            );
+            return response;
+        }
+        if let RegistryError::Store(e) = &error
+            && e.kind() == berth_core::error::StoreErrorKind::Collecting
+        {
+            tracing::info!(error = %e, "refused to link a blob garbage collection is removing");
+            let mut response = error_response(
+                status,
+                "UNAVAILABLE",
+                "garbage collection is removing this blob right now; retry the upload in a few seconds",
                 serde_json::Value::Null,
             );
             response.headers_mut().insert(

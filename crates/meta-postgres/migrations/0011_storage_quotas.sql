@@ -5,10 +5,11 @@
 -- go, by triggers on `repository_blobs`, so whoever adds or removes a link (a push, a mount, a
 -- package purge, garbage collection; on any node) keeps it right, and reading it is one row.
 --
--- Locking: every change of an account's blobs first locks its `account_usage` row, so the
--- links of one account are counted one transaction at a time (a completing upload reads the
--- usage after its link knowing no other link of the account slipped in), and in one order
--- (usage, then blob), so they never deadlock.
+-- Locking: every change of an account's blobs locks its `account_usage` row before it changes
+-- `account_blobs`, so the links of one account are counted one transaction at a time (a
+-- completing upload reads the usage after its link knowing no other link of the account
+-- slipped in); usage rows are locked in key order, after the statement's own links, so
+-- pushes and garbage collection never deadlock on them.
 
 -- The quota a site administrator set on an account.
 CREATE TABLE storage_quotas (
@@ -46,7 +47,13 @@ SELECT owner, SUM(size)::BIGINT FROM account_blobs GROUP BY owner;
 -- blobs (a package purge, garbage collection) updates each account's rows once. Row-level
 -- triggers updated the account's usage row once per link, and PostgreSQL's row versions made
 -- that quadratic: 100,000 links in one statement took 248 s, against well under a second.
+-- Also adds the bytes it counted to the transaction's `berth.bytes_linked` setting, so the
+-- transaction that linked (a push checking its account's quota) learns what its link added
+-- without locking anything before it: locks are taken in the order the statement takes them
+-- (its links, then the usage rows), the order garbage collection's unlinking takes them too.
 CREATE FUNCTION berth_blobs_linked() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    total BIGINT;
 BEGIN
     INSERT INTO account_usage (owner, bytes)
         SELECT DISTINCT split_part(r.name, '/', 1), 0::BIGINT
@@ -66,10 +73,17 @@ BEGIN
             GROUP BY 1, 2
             ON CONFLICT (owner, digest) DO UPDATE SET links = account_blobs.links + EXCLUDED.links
             RETURNING owner, size, (xmax = 0) AS added
+    ), sums AS (
+        SELECT owner, SUM(size)::BIGINT AS bytes FROM counted WHERE added GROUP BY owner
+    ), updated AS (
+        UPDATE account_usage u SET bytes = u.bytes + s.bytes
+            FROM sums s WHERE u.owner = s.owner
+            RETURNING s.bytes
     )
-    UPDATE account_usage u SET bytes = u.bytes + c.bytes
-        FROM (SELECT owner, SUM(size)::BIGINT AS bytes FROM counted WHERE added GROUP BY owner) c
-        WHERE u.owner = c.owner;
+    SELECT COALESCE(SUM(bytes), 0)::BIGINT INTO total FROM updated;
+    PERFORM set_config('berth.bytes_linked',
+        (COALESCE(NULLIF(current_setting('berth.bytes_linked', true), ''), '0')::BIGINT + total)::TEXT,
+        true);
     RETURN NULL;
 END $$;
 

@@ -11,7 +11,7 @@ use tracing::instrument;
 
 use crate::quotas::link_counted;
 use crate::registry_sql::ensure_repository;
-use crate::store::{PgMetadataStore, failed, from_sql, to_sql};
+use crate::store::{PgMetadataStore, failed, from_sql, now_millis, to_sql};
 
 #[async_trait]
 impl BlobLinkStore for PgMetadataStore {
@@ -39,7 +39,15 @@ impl BlobLinkStore for PgMetadataStore {
         let repo = repo.as_str();
         let doing = || format!("linking blob {digest} to {repo}");
         let mut tx = self.pool.begin().await.map_err(failed(doing()))?;
-        let linked = link_counted(&mut tx, repo, digest, size).await?;
+        // A refused link rolls back now rather than when the connection is next used: the
+        // blob's row lock goes with it, so a garbage-collection pass does not skip the blob.
+        let linked = match link_counted(&mut tx, repo, digest, size).await {
+            Ok(linked) => linked,
+            Err(err) => {
+                let _ = tx.rollback().await;
+                return Err(err);
+            }
+        };
         finish(tx, linked, doing).await
     }
 
@@ -62,7 +70,11 @@ impl BlobLinkStore for PgMetadataStore {
 }
 
 /// Records blob `digest` of `size` bytes and links it to `repo` (created if new), inside the
-/// caller's transaction. Every insert tolerates a concurrent one of the same row.
+/// caller's transaction. The blob's row is taken `FOR NO KEY UPDATE` first, so a garbage
+/// collection pass flagging it either sees this link (it waits for the pass, or the pass
+/// skips the locked row) or has flagged it already, and the link is refused
+/// ([`StoreError::collecting`]): its bytes may be gone. A new reference clears the pass's
+/// mark on the blob and makes the link young again.
 pub(crate) async fn link_in(
     conn: &mut PgConnection,
     repo: &str,
@@ -76,12 +88,33 @@ pub(crate) async fn link_in(
         .execute(&mut *conn)
         .await
         .map_err(failed(format!("recording blob {digest}")))?;
+    let state: Option<(bool, bool)> = sqlx::query_as(
+        "SELECT deleting_at IS NOT NULL, unreferenced_since IS NOT NULL FROM blobs \
+         WHERE digest = $1 FOR NO KEY UPDATE",
+    )
+    .bind(digest.as_str())
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(failed(format!("recording blob {digest}")))?;
+    match state {
+        // Flagged, or forgotten by a pass since the insert above saw it.
+        Some((true, _)) | None => return Err(StoreError::collecting(digest)),
+        Some((false, true)) => {
+            sqlx::query("UPDATE blobs SET unreferenced_since = NULL WHERE digest = $1")
+                .bind(digest.as_str())
+                .execute(&mut *conn)
+                .await
+                .map_err(failed(format!("recording blob {digest}")))?;
+        }
+        Some((false, false)) => {}
+    }
     sqlx::query(
-        "INSERT INTO repository_blobs (repository_id, digest) VALUES ($1, $2) \
-         ON CONFLICT (repository_id, digest) DO NOTHING",
+        "INSERT INTO repository_blobs (repository_id, digest, linked_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (repository_id, digest) DO UPDATE SET linked_at = excluded.linked_at",
     )
     .bind(repository_id)
     .bind(digest.as_str())
+    .bind(now_millis())
     .execute(&mut *conn)
     .await
     .map_err(failed(format!("linking blob {digest} to {repo}")))?;

@@ -30,6 +30,7 @@ mod blobs;
 mod cluster;
 mod counters;
 mod credentials;
+mod gc;
 mod hooks;
 mod listings;
 mod manifests;

@@ -25,10 +25,12 @@ impl HealthProbe for PgMetadataStore {
 impl PgMetadataStore {
     /// Every blob the database records as stored: digest and size.
     pub async fn blob_records(&self) -> Result<Vec<(Digest, u64)>, StoreError> {
-        let rows: Vec<(String, i64)> = sqlx::query_as("SELECT digest, size FROM blobs")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(failed("listing stored blobs"))?;
+        // Not those garbage collection is deleting: their bytes may be gone already.
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT digest, size FROM blobs WHERE deleting_at IS NULL")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(failed("listing stored blobs"))?;
         rows.iter()
             .map(|(digest, size)| Ok((parse_digest(digest)?, from_sql(*size, "blob size")?)))
             .collect()

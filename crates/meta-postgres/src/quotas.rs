@@ -77,11 +77,13 @@ fn usage((used, limit): (Option<i64>, Option<i64>)) -> StoreResult<StorageUsage>
 }
 
 /// Links `digest` of `size` bytes into `repo` inside the caller's transaction. Under a
-/// quota the account's usage row is locked first (created if missing), so no other link of
-/// the account lands between the usage read before the link and the one after, on any node:
-/// when the link takes the usage over the quota, the answer is [`Linked::OverQuota`] and the
-/// caller rolls back. Without a quota it only links (the triggers keep the usage all the
-/// same, and lock its row themselves).
+/// quota it learns what the link added (the trigger adds it to the transaction's
+/// `berth.bytes_linked` setting) and reads the usage after it: a link that added bytes
+/// holds the account's usage row locked (the trigger locked it), so no other link of the
+/// account, on any node, lands before this transaction ends, and when the usage is over the
+/// quota the answer is [`Linked::OverQuota`] and the caller rolls back. Nothing is locked
+/// before the link, so locks are taken in the order garbage collection takes them (links,
+/// then usage rows). Without a quota it only links: the triggers keep the usage all the same.
 pub(crate) async fn link_counted(
     conn: &mut PgConnection,
     repo: &str,
@@ -90,51 +92,47 @@ pub(crate) async fn link_counted(
 ) -> Result<Linked, StoreError> {
     let owner = repo.split('/').next().unwrap_or(repo);
     let doing = || format!("reading the storage usage of {owner}");
-    let first: (Option<i64>, Option<i64>) = sqlx::query_as(USAGE)
-        .bind(owner)
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(failed(doing()))?;
-    let first = usage(first)?;
-    if first.limit.is_none() {
-        link_in(&mut *conn, repo, digest, size).await?;
+    let (used, limit, _): (Option<i64>, Option<i64>, String) = sqlx::query_as(
+        "SELECT          (SELECT bytes FROM account_usage WHERE owner = $1),          (SELECT q.limit_bytes FROM storage_quotas q JOIN accounts a ON a.id = q.account_id           WHERE lower(a.login) = lower($1)),          set_config('berth.bytes_linked', '0', true)",
+    )
+    .bind(owner)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(failed(doing()))?;
+    let first = usage((used, limit))?;
+    link_in(&mut *conn, repo, digest, size).await?;
+    let Some(limit) = first.limit else {
         return Ok(Linked::Done {
             before: first.used,
             after: first.used,
             limit: None,
         });
-    }
-    sqlx::query(
-        "INSERT INTO account_usage (owner, bytes) VALUES ($1, 0) ON CONFLICT (owner) DO NOTHING",
+    };
+    let (after, added): (Option<i64>, Option<String>) = sqlx::query_as(
+        "SELECT (SELECT bytes FROM account_usage WHERE owner = $1),          current_setting('berth.bytes_linked', true)",
     )
     .bind(owner)
-    .execute(&mut *conn)
+    .fetch_one(&mut *conn)
     .await
     .map_err(failed(doing()))?;
-    let before: i64 =
-        sqlx::query_scalar("SELECT bytes FROM account_usage WHERE owner = $1 FOR UPDATE")
-            .bind(owner)
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(failed(doing()))?;
-    link_in(&mut *conn, repo, digest, size).await?;
-    let after: (Option<i64>, Option<i64>) = sqlx::query_as(USAGE)
-        .bind(owner)
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(failed(doing()))?;
-    let after = usage(after)?;
-    let before = from_sql(before, "storage usage")?;
-    Ok(match after.limit {
-        Some(limit) if after.used > before && after.used > limit => Linked::OverQuota {
+    let after = from_sql(after.unwrap_or(0), "storage usage")?;
+    let added: u64 = added
+        .as_deref()
+        .unwrap_or("0")
+        .parse()
+        .map_err(|e| StoreError::new(doing(), e))?;
+    let before = after.saturating_sub(added);
+    Ok(if added > 0 && after > limit {
+        Linked::OverQuota {
             used: before,
             limit,
-            adds: after.used - before,
-        },
-        _ => Linked::Done {
+            adds: added,
+        }
+    } else {
+        Linked::Done {
             before,
-            after: after.used,
-            limit: after.limit,
-        },
+            after,
+            limit: Some(limit),
+        }
     })
 }

@@ -340,7 +340,15 @@ impl UploadStore for PgMetadataStore {
                 .await
                 .map_err(failed(format!("deleting finished upload {id}")))?;
         }
-        let linked = link_counted(&mut tx, repo.as_str(), digest, size).await?;
+        // A refused link rolls back now rather than when the connection is next used: the
+        // blob's row lock goes with it, so a garbage-collection pass does not skip the blob.
+        let linked = match link_counted(&mut tx, repo.as_str(), digest, size).await {
+            Ok(linked) => linked,
+            Err(err) => {
+                let _ = tx.rollback().await;
+                return Err(err);
+            }
+        };
         finish(tx, linked, doing).await
     }
 }

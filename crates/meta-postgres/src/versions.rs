@@ -265,7 +265,27 @@ impl VersionStore for PgMetadataStore {
     #[instrument(level = "debug", skip(self))]
     async fn purge_deleted_manifests(&self, before: Millis) -> StoreResult<u64> {
         let doing = || "purging deleted manifests".to_owned();
+        /// Referrers of referrers followed at most (a signature of an SBOM of an image: 2).
+        const REFERRER_DEPTH: usize = 8;
         let mut tx = self.pool.begin().await.map_err(failed(doing()))?;
+        // Referrers (signatures, SBOMs, attestations) go with their subject, and theirs
+        // with them.
+        for _ in 0..REFERRER_DEPTH {
+            let more = sqlx::query(
+                "UPDATE manifests SET deleted_at = $1 - 1 \
+                 WHERE (deleted_at IS NULL OR deleted_at >= $1) AND subject IS NOT NULL \
+                   AND (repository_id, subject) IN (SELECT repository_id, digest FROM manifests \
+                       WHERE deleted_at IS NOT NULL AND deleted_at < $1)",
+            )
+            .bind(before)
+            .execute(&mut *tx)
+            .await
+            .map_err(failed(doing()))?
+            .rows_affected();
+            if more == 0 {
+                break;
+            }
+        }
         let doomed: Vec<(i64, String)> = sqlx::query_as(
             "SELECT repository_id, digest FROM manifests \
              WHERE deleted_at IS NOT NULL AND deleted_at < $1 \
@@ -284,6 +304,7 @@ impl VersionStore for PgMetadataStore {
         let mut purged = 0;
         // The manifests last: the references go first, as their foreign keys require.
         for (table, digest) in [
+            ("tags", "digest"),
             ("deleted_tags", "digest"),
             ("manifest_blobs", "manifest_digest"),
             ("manifest_children", "parent_digest"),

@@ -10,7 +10,9 @@ use sqlx::SqliteConnection;
 use tracing::instrument;
 
 use crate::quotas::link_counted;
-use crate::store::{SqliteMetadataStore, WriteTx, ensure_repository, failed, from_sql, to_sql};
+use crate::store::{
+    SqliteMetadataStore, WriteTx, ensure_repository, failed, from_sql, now_millis, to_sql,
+};
 
 #[async_trait]
 impl BlobLinkStore for SqliteMetadataStore {
@@ -60,7 +62,9 @@ impl BlobLinkStore for SqliteMetadataStore {
 }
 
 /// Records blob `digest` of `size` bytes and links it to `repo` (created if new), inside the
-/// caller's write transaction.
+/// caller's write transaction. A new reference clears garbage collection's mark on the blob
+/// and makes the link young again; a blob garbage collection has flagged is refused
+/// ([`StoreError::collecting`]): its bytes may be gone already.
 pub(crate) async fn link_in(
     conn: &mut SqliteConnection,
     repo: &str,
@@ -68,18 +72,27 @@ pub(crate) async fn link_in(
     size: u64,
 ) -> Result<(), StoreError> {
     let repository_id = ensure_repository(conn, repo).await?;
-    sqlx::query("INSERT INTO blobs (digest, size) VALUES (?1, ?2) ON CONFLICT (digest) DO NOTHING")
-        .bind(digest.as_str())
-        .bind(to_sql(size, "blob size")?)
-        .execute(&mut *conn)
-        .await
-        .map_err(failed(format!("recording blob {digest}")))?;
+    let flagged: Option<bool> = sqlx::query_scalar(
+        "INSERT INTO blobs (digest, size) VALUES (?1, ?2) \
+         ON CONFLICT (digest) DO UPDATE SET unreferenced_since = NULL \
+         WHERE blobs.unreferenced_since IS NOT NULL OR blobs.deleting_at IS NOT NULL \
+         RETURNING deleting_at IS NOT NULL",
+    )
+    .bind(digest.as_str())
+    .bind(to_sql(size, "blob size")?)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(failed(format!("recording blob {digest}")))?;
+    if flagged == Some(true) {
+        return Err(StoreError::collecting(digest));
+    }
     sqlx::query(
-        "INSERT INTO repository_blobs (repository_id, digest) VALUES (?1, ?2) \
-         ON CONFLICT (repository_id, digest) DO NOTHING",
+        "INSERT INTO repository_blobs (repository_id, digest, linked_at) VALUES (?1, ?2, ?3) \
+         ON CONFLICT (repository_id, digest) DO UPDATE SET linked_at = excluded.linked_at",
     )
     .bind(repository_id)
     .bind(digest.as_str())
+    .bind(now_millis())
     .execute(&mut *conn)
     .await
     .map_err(failed(format!("linking blob {digest} to {repo}")))?;

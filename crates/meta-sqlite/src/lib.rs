@@ -24,6 +24,7 @@ mod accounts;
 mod apps;
 mod blobs;
 mod credentials;
+mod gc;
 mod hooks;
 mod listings;
 mod manifests;

@@ -73,6 +73,17 @@ impl SqliteMetadataStore {
             .connect()
             .await
             .map_err(failed(format!("opening the copy {}", dest.display())))?;
+        // Blobs referenced by nothing are garbage collection's, which may delete their
+        // bytes while the copy runs: the backup leaves them out.
+        sqlx::query(
+            "DELETE FROM blobs AS b WHERE b.deleting_at IS NOT NULL OR ( \
+                 NOT EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.digest = b.digest) \
+                 AND NOT EXISTS (SELECT 1 FROM manifest_blobs mb WHERE mb.blob_digest = b.digest) \
+                 AND NOT EXISTS (SELECT 1 FROM uploads u WHERE u.verified_digest = b.digest))",
+        )
+        .execute(&mut copy)
+        .await
+        .map_err(failed(doing()))?;
         let rows: Vec<(String, i64)> = sqlx::query_as("SELECT digest, size FROM blobs")
             .fetch_all(&mut copy)
             .await
@@ -88,10 +99,12 @@ impl SqliteMetadataStore {
 
     /// Every blob the database records as stored: digest and size.
     pub async fn blob_records(&self) -> Result<Vec<(Digest, u64)>, StoreError> {
-        let rows: Vec<(String, i64)> = sqlx::query_as("SELECT digest, size FROM blobs")
-            .fetch_all(&self.reader)
-            .await
-            .map_err(failed("listing stored blobs"))?;
+        // Not those garbage collection is deleting: their bytes may be gone already.
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT digest, size FROM blobs WHERE deleting_at IS NULL")
+                .fetch_all(&self.reader)
+                .await
+                .map_err(failed("listing stored blobs"))?;
         rows.iter()
             .map(|(digest, size)| Ok((parse_digest(digest)?, from_sql(*size, "blob size")?)))
             .collect()

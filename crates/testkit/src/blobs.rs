@@ -39,6 +39,8 @@ macro_rules! blob_contract {
                 a_fresh_store_probes_ok_and_leaves_nothing,
                 small_and_large_requests_mix_in_one_upload,
                 committing_again_after_an_interruption_completes,
+                deleted_blobs_are_gone_and_can_be_stored_again,
+                listing_pages_through_old_blobs_in_digest_order,
             ]
         );
     };
@@ -394,4 +396,67 @@ pub async fn committing_again_after_an_interruption_completes<S: BlobStore>(stor
         let read = collect(store.read(&digest, 0, len as u64).await.unwrap()).await;
         assert!(read == data, "{id} reads back");
     }
+}
+
+/// Garbage collection deletes a blob's bytes (small ones and those an object store keeps where
+/// their upload wrote them); the same digest pushed again afterwards is stored and read anew.
+pub async fn deleted_blobs_are_gone_and_can_be_stored_again<S: BlobStore>(store: S) {
+    let small = pattern(3000, 21);
+    let large = pattern(9 << 20, 22);
+    let (small_digest, _) = push(&store, "small1", &small).await;
+    let (large_digest, _) = push(&store, "large1", &large).await;
+    for (digest, data) in [(&small_digest, &small), (&large_digest, &large)] {
+        assert!(store.delete(digest).await.unwrap());
+        assert_eq!(store.stat(digest).await.unwrap(), None);
+        let err = match store.read(digest, 0, 1).await {
+            Ok(_) => panic!("a deleted blob must not read"),
+            Err(err) => err,
+        };
+        assert_eq!(err.kind(), StoreErrorKind::NotFound);
+        assert!(!store.delete(digest).await.unwrap(), "already gone");
+        let again = format!("again{}", data.len());
+        let (pushed, _) = push(&store, &again, data).await;
+        assert_eq!(&pushed, digest);
+        let len = data.len() as u64;
+        assert_eq!(store.stat(digest).await.unwrap(), Some(len));
+        assert_eq!(
+            &collect(store.read(digest, 0, len).await.unwrap()).await,
+            data
+        );
+    }
+}
+
+/// Listing pages through the stored blobs in digest order, each page `limit` blobs examined,
+/// and keeps only those last written before the cut-off.
+pub async fn listing_pages_through_old_blobs_in_digest_order<S: BlobStore>(store: S) {
+    let mut stored = Vec::new();
+    for i in 0..5u8 {
+        let (digest, _) = push(
+            &store,
+            &format!("list{i}"),
+            &pattern(100 + usize::from(i), i),
+        )
+        .await;
+        stored.push(digest);
+    }
+    stored.sort();
+    let future = berth_core::ports::now_millis() + 60_000;
+    let mut listed = Vec::new();
+    let mut after = None;
+    let mut pages = 0;
+    loop {
+        let (page, next) = store.list_blobs(after.as_ref(), 2, future).await.unwrap();
+        assert!(page.len() <= 2);
+        listed.extend(page);
+        pages += 1;
+        match next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(listed, stored);
+    assert!(pages >= 3, "two per page: {pages} pages");
+    let past = berth_core::ports::now_millis() - 60_000;
+    let (page, _) = store.list_blobs(None, 100, past).await.unwrap();
+    assert!(page.is_empty(), "none was written before the cut-off");
 }

@@ -7,6 +7,7 @@
 //! with a Garage node stopped.
 
 use std::process::Command;
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -632,4 +633,39 @@ async fn pushes_and_pulls_go_on_with_a_garage_node_stopped() {
         }
     }
     stopped.start();
+}
+
+/// Garbage collection on two nodes (passes every second, one node at a time) under four
+/// clients through the balancer, with a node killed between two rounds (its pass may be cut
+/// anywhere) and brought back: every tagged image pulls whole, and the bucket holds exactly
+/// the blobs manifests use.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn gc_on_two_nodes_keeps_every_used_blob_and_removes_the_rest() {
+    use crate::gc::{FAST_GC, Outcome, gc, load, pull_all};
+    let mut cluster = Cluster::start_with(2, &FAST_GC);
+    let mut outcome = Outcome::default();
+    outcome.merge(load(&cluster.base, Duration::from_secs(6), 1).await);
+    cluster.nodes[0].kill();
+    cluster.nodes[0].restart();
+    outcome.merge(load(&cluster.base, Duration::from_secs(4), 2).await);
+    assert!(!outcome.abandoned.is_empty());
+
+    tokio::time::sleep(Duration::from_millis(3_500)).await;
+    for _ in 0..2 {
+        gc(&cluster.nodes[1], &[], &[("BERTH_GC_GRACE_SECS", "1")]);
+        tokio::time::sleep(Duration::from_millis(1_100)).await;
+    }
+    pull_all(&cluster.base, &outcome.tags).await;
+    let stored: std::collections::BTreeSet<String> =
+        cluster.blobs().stored_blobs().await.into_iter().collect();
+    let missing: Vec<&String> = outcome.used.difference(&stored).collect();
+    assert!(
+        missing.is_empty(),
+        "blobs manifests use were deleted: {missing:?}"
+    );
+    let left: Vec<&String> = stored.difference(&outcome.used).collect();
+    assert!(
+        left.is_empty(),
+        "blobs no manifest uses are still stored: {left:?}"
+    );
 }

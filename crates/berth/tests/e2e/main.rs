@@ -13,6 +13,7 @@ mod auth;
 mod clients;
 mod cluster;
 mod cluster_limits;
+pub(crate) mod gc;
 mod hostile;
 mod lifecycle;
 mod linking;

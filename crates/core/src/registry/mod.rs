@@ -7,6 +7,7 @@
 mod allowance;
 mod blobs;
 mod cache;
+mod gc;
 mod labels;
 mod listings;
 mod manifests;
@@ -18,6 +19,7 @@ use std::sync::Arc;
 
 pub use blobs::{BlobRead, ByteRange};
 pub use cache::ManifestCache;
+pub use gc::{GcOptions, GcReport};
 pub use listings::Page;
 pub use manifests::PushedManifest;
 pub use manifests::RESTORE_WINDOW;

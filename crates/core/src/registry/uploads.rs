@@ -17,7 +17,7 @@ use sha2::Digest as _;
 use tokio::sync::mpsc;
 
 use crate::digest::{Algorithm, Digest};
-use crate::error::{RegistryError, Result};
+use crate::error::{RegistryError, Result, StoreErrorKind};
 use crate::hashing::UploadHasher;
 use crate::name::RepoName;
 use crate::ports::{Lease, Linked, UploadProgress, UploadSession, UploadWriter};
@@ -117,9 +117,15 @@ impl Registry {
         {
             let owner = repo.owner();
             self.check_link(owner, digest, size, "blob_mount").await?;
-            let linked = self.meta.link_blob(repo, digest, size).await?;
-            self.linked(owner, linked, "blob_mount")?;
-            return Ok(MountOutcome::Mounted);
+            match self.meta.link_blob(repo, digest, size).await {
+                Ok(linked) => {
+                    self.linked(owner, linked, "blob_mount")?;
+                    return Ok(MountOutcome::Mounted);
+                }
+                // Garbage collection is deleting it: the client uploads it instead.
+                Err(err) if err.kind() == StoreErrorKind::Collecting => {}
+                Err(err) => return Err(err.into()),
+            }
         }
         Ok(MountOutcome::Session(self.start_upload(repo).await?))
     }
@@ -228,6 +234,12 @@ impl Registry {
             self.blobs.abort_upload(id, &written.state).await?;
             return Err(err);
         }
+        // Garbage collection leaves the blob alone from here on, or is deleting it: then the
+        // session stays as it was, for the client to retry once the deletion is over.
+        if let Err(err) = self.meta.claim_blob(digest).await {
+            self.meta.release_upload(id, &held.token).await?;
+            return Err(err.into());
+        }
         // Recorded before the bytes move when earlier requests made bytes durable: if the
         // process stops between the move and the commit below, the session says what its
         // bytes became (see `recover_uploads`). A session without earlier bytes needs no
@@ -238,10 +250,7 @@ impl Registry {
                 .await?;
         }
         self.blobs.commit_upload(id, &written.state, digest).await?;
-        let linked = self
-            .meta
-            .complete_upload(Some(id), repo, digest, size)
-            .await?;
+        let linked = self.complete(Some(id), repo, digest, size).await?;
         self.settle(id, repo, linked, "upload_put").await?;
         Ok(size)
     }
@@ -277,8 +286,7 @@ impl Registry {
             .commit_upload(&session.id, &session.blob_state, verified)
             .await?;
         let linked = self
-            .meta
-            .complete_upload(Some(&session.id), &session.repo, verified, size)
+            .complete(Some(&session.id), &session.repo, verified, size)
             .await?;
         self.settle(&session.id, &session.repo, linked, "upload_put")
             .await?;
@@ -436,13 +444,37 @@ impl Registry {
             self.blobs.abort_upload(id, &written.state).await?;
             return Err(err);
         }
+        if let Err(err) = self.meta.claim_blob(digest).await {
+            self.blobs.abort_upload(id, &written.state).await?;
+            return Err(err.into());
+        }
         self.blobs.commit_upload(id, &written.state, digest).await?;
-        let linked = self
-            .meta
-            .complete_upload(None, repo, digest, written.len)
-            .await?;
+        let linked = self.complete(None, repo, digest, written.len).await?;
         self.linked(owner, linked, "blob_push")?;
         Ok(written.len)
+    }
+
+    /// Records blob `digest` (whose bytes are committed) in `repo`, ending session `id`,
+    /// unless that goes over the account's storage quota (see [`Registry::settle`]).
+    /// Refused when garbage collection flagged the blob after the upload claimed it (an
+    /// upload that stalled for longer than the grace period): the committed bytes may be gone,
+    /// so the session goes too and the client starts the upload again.
+    async fn complete(
+        &self,
+        id: Option<&str>,
+        repo: &RepoName,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<Linked> {
+        match self.meta.complete_upload(id, repo, digest, size).await {
+            Err(err) if err.kind() == StoreErrorKind::Collecting => {
+                if let Some(id) = id {
+                    self.meta.delete_upload(id).await?;
+                }
+                Err(err.into())
+            }
+            done => Ok(done?),
+        }
     }
 
     /// Cancels upload `id` of `repo` and discards its bytes.

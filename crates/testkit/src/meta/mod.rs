@@ -6,10 +6,12 @@
 //! stamps them per backend. The fixtures are public so a backend's own extras (reopening a
 //! database, checking its schema) build the same values.
 
+mod gc;
 mod manifests;
 mod quotas;
 mod uploads;
 
+pub use gc::*;
 pub use manifests::*;
 pub use quotas::*;
 pub use uploads::*;
@@ -51,6 +53,12 @@ macro_rules! metadata_contract {
                 racing_links_never_pass_the_quota,
                 a_purged_package_gives_its_blobs_back,
                 a_fresh_store_probes_ok,
+                gc_takes_only_old_unused_links,
+                gc_marks_then_flags_then_forgets,
+                gc_keeps_what_is_referenced_or_claimed,
+                gc_adopts_strays,
+                gc_flags_in_pages,
+                purging_a_manifest_purges_its_referrers,
             ]
         );
     };

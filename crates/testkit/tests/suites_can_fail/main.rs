@@ -35,6 +35,8 @@ enum Rule {
     SharedBlobCountedTwice,
     /// A quota is acknowledged and forgotten.
     QuotaForgotten,
+    /// Garbage collection's flag on a blob is dropped as it is set, so a new link is taken.
+    GcFlagDropped,
 }
 
 impl Rule {
@@ -51,6 +53,11 @@ impl Rule {
                 "CREATE TRIGGER mutant AFTER INSERT ON repo_collaborators \
                  BEGIN DELETE FROM repo_collaborators \
                      WHERE repo_id = NEW.repo_id AND user_id = NEW.user_id; END"
+            }
+            Rule::GcFlagDropped => {
+                "CREATE TRIGGER mutant AFTER UPDATE OF deleting_at ON blobs \
+                 WHEN NEW.deleting_at IS NOT NULL \
+                 BEGIN UPDATE blobs SET deleting_at = NULL WHERE digest = NEW.digest; END"
             }
             Rule::DeliveryHandedOutTwice => {
                 "CREATE TRIGGER mutant AFTER UPDATE OF lease_token ON hook_deliveries \
@@ -105,6 +112,8 @@ enum BlobRule {
     IgnoresRanges,
     /// An upload reads back with its first byte changed.
     ServesWrongBytes,
+    /// A deletion answers done and keeps the bytes.
+    DeleteKeepsBytes,
 }
 
 #[async_trait::async_trait]
@@ -161,6 +170,22 @@ impl BlobStore for BrokenBlobs {
 
     async fn purge_uploads(&self, modified_before: Millis) -> StoreResult<usize> {
         self.inner.purge_uploads(modified_before).await
+    }
+
+    async fn delete(&self, digest: &Digest) -> StoreResult<bool> {
+        if self.rule == BlobRule::DeleteKeepsBytes {
+            return Ok(self.inner.stat(digest).await?.is_some());
+        }
+        self.inner.delete(digest).await
+    }
+
+    async fn list_blobs(
+        &self,
+        after: Option<&Digest>,
+        limit: usize,
+        modified_before: Millis,
+    ) -> StoreResult<(Vec<Digest>, Option<Digest>)> {
+        self.inner.list_blobs(after, limit, modified_before).await
     }
 
     async fn probe(&self) -> StoreResult<()> {
@@ -301,6 +326,29 @@ async fn a_blob_store_that_serves_wrong_bytes_fails_the_read_back_clauses() {
         BlobRule::Kept,
         rule,
         blobs::writer_at_smaller_offset_discards_the_rest
+    );
+}
+
+#[tokio::test]
+async fn a_store_that_drops_the_gc_flag_fails_the_flag_clause() {
+    use berth_testkit::meta;
+    fails_only_when_broken!(
+        broken,
+        Rule::Kept,
+        Rule::GcFlagDropped,
+        meta::gc_marks_then_flags_then_forgets
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blob_store_that_keeps_deleted_bytes_fails_the_deletion_clause() {
+    use berth_testkit::blobs;
+    let open = async |rule| broken_blobs(rule);
+    fails_only_when_broken!(
+        open,
+        BlobRule::Kept,
+        BlobRule::DeleteKeepsBytes,
+        blobs::deleted_blobs_are_gone_and_can_be_stored_again
     );
 }
 

@@ -134,6 +134,26 @@ impl Server {
         )
     }
 
+    /// Runs `berth <command> --data-dir <data> <args>` with this server's settings and then
+    /// `env` (which wins), succeed or fail; its output.
+    pub fn tool_with(
+        &self,
+        command: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_berth"))
+            .arg(command)
+            .arg("--data-dir")
+            .arg(self.data.path())
+            .args(args)
+            .env("BERTH_LOG", "warn")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .envs(env.iter().copied())
+            .output()
+            .unwrap_or_else(|e| panic!("run berth {command}: {e}"))
+    }
+
     /// Runs `berth admin <args>` on this server's data directory, succeed or fail; its output.
     pub fn try_admin(&self, args: &[&str]) -> std::process::Output {
         Command::new(env!("CARGO_BIN_EXE_berth"))
