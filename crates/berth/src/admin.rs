@@ -14,6 +14,7 @@ use berth_core::hooks::Hooks;
 use berth_core::name::RepoName;
 use berth_core::policies::{PolicyScope, Verdict, parse_policies};
 use berth_core::ports::now_millis;
+use berth_core::quotas;
 use berth_core::registry::Registry;
 use berth_core::services::Services;
 use clap::Subcommand;
@@ -131,6 +132,19 @@ pub enum AdminCommand {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Set an account's storage quota: the bytes of the distinct blobs its packages may
+    /// reference; pushes that would go over it are refused.
+    SetQuota {
+        /// User or organization login.
+        account: String,
+        /// The quota, e.g. `10GiB`, `500 MB` or a number of bytes; `none` removes it.
+        limit: String,
+    },
+    /// Show an account's storage usage and quota.
+    Quota {
+        /// User or organization login.
+        account: String,
+    },
 }
 
 /// An account or a package, as `--account`/`--package` name it.
@@ -208,6 +222,7 @@ async fn execute(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
     let (database, blobs) = config.store_urls()?;
     let stores = Stores::open(&database, &blobs, Opener::Admin).await?;
     let access = Access::new(stores.access.clone());
+    let registry = Registry::new(stores.metadata.clone(), stores.blobs.clone());
     let now = now_millis();
     match command {
         AdminCommand::SetPolicies { scope, policies } => {
@@ -397,6 +412,15 @@ async fn execute(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
             let id = access.revoke_secret(&token).await?;
             eprintln!("revoked token {id}");
         }
+        AdminCommand::SetQuota { account, limit } => {
+            let limit = quota_limit(&limit)?;
+            let quota = quotas::set_storage_quota(&access, &registry, &account, limit).await?;
+            print_quota(&quota);
+        }
+        AdminCommand::Quota { account } => {
+            let quota = quotas::storage_quota(&access, &registry, &account).await?;
+            print_quota(&quota);
+        }
     }
     Ok(())
 }
@@ -445,6 +469,37 @@ fn services(config: &Config, stores: &Stores, access: &Access) -> Services {
     ));
     let hooks = Hooks::new(stores.hooks.clone(), access.clone(), network);
     Services::new(registry, access.clone(), hooks)
+}
+
+/// A quota as `set-quota` takes it: a size (`10GiB`, `500 MB`, bytes), or `none`.
+fn quota_limit(text: &str) -> anyhow::Result<Option<u64>> {
+    if text.eq_ignore_ascii_case("none") {
+        return Ok(None);
+    }
+    let size: bytesize::ByteSize = text.trim().parse().map_err(|e| {
+        anyhow::anyhow!(
+            "`{text}` is not a size ({e}); give e.g. 10GiB, 500MB or a number of bytes, or `none` to remove the quota"
+        )
+    })?;
+    if i64::try_from(size.as_u64()).is_err() {
+        bail!("`{text}` is more than this registry can count; give at most 8 EiB");
+    }
+    Ok(Some(size.as_u64()))
+}
+
+/// Prints `account`, usage and quota, one `key: value` a line.
+fn print_quota(quota: &quotas::StorageQuota) {
+    let usage = quota.usage;
+    println!("account: {}", quota.account.login);
+    println!(
+        "used: {} ({} bytes)",
+        bytesize::ByteSize(usage.used),
+        usage.used
+    );
+    match usage.limit {
+        Some(limit) => println!("limit: {} ({limit} bytes)", bytesize::ByteSize(limit)),
+        None => println!("limit: none"),
+    }
 }
 
 /// Splits `OWNER/NAME`; a name is letters, digits, `-`, `_` and `.` (as on GitHub, and what

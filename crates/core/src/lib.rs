@@ -18,6 +18,7 @@ pub mod name;
 pub mod packages;
 pub mod policies;
 pub mod ports;
+pub mod quotas;
 pub mod registry;
 pub mod services;
 

@@ -265,8 +265,9 @@ pub trait BlobLinkStore: Send + Sync + 'static {
     /// The size of `digest` if `repo` holds that blob.
     async fn linked_blob_size(&self, repo: &RepoName, digest: &Digest) -> StoreResult<Option<u64>>;
 
-    /// Records that `repo` holds `digest` of `size` bytes (creating the repository if new).
-    async fn link_blob(&self, repo: &RepoName, digest: &Digest, size: u64) -> StoreResult<()>;
+    /// Records that `repo` holds `digest` of `size` bytes (creating the repository if new),
+    /// unless that takes its account's storage over its quota (see [`QuotaStore`]).
+    async fn link_blob(&self, repo: &RepoName, digest: &Digest, size: u64) -> StoreResult<Linked>;
 
     /// Removes `digest` from `repo`; false when it was not there.
     async fn unlink_blob(&self, repo: &RepoName, digest: &Digest) -> StoreResult<bool>;
@@ -349,13 +350,74 @@ pub trait UploadStore: Send + Sync + 'static {
     /// bytes they hold.
     async fn owner_uploads(&self, owner: &str) -> StoreResult<(u64, u64)>;
 
-    /// In one transaction: deletes upload `id` (when given) and links `digest` to `repo`.
+    /// In one transaction: deletes upload `id` (when given) and links `digest` to `repo`,
+    /// unless that takes the account's storage over its quota: then nothing changes (the
+    /// session stays) and the answer says so.
     async fn complete_upload(
         &self,
         id: Option<&str>,
         repo: &RepoName,
         digest: &Digest,
         size: u64,
+    ) -> StoreResult<Linked>;
+}
+
+/// An account's storage: the bytes of the distinct blobs its repositories (`owner/…`) link,
+/// and the quota a site administrator set on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StorageUsage {
+    /// Bytes of the distinct blobs linked in any repository of the account (a blob linked in
+    /// two of them counts once).
+    pub used: u64,
+    /// The quota, if any.
+    pub limit: Option<u64>,
+}
+
+/// Outcome of linking a blob into a repository under its account's quota.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Linked {
+    /// Linked (or already was). Under a quota (`limit`), the account's usage went from
+    /// `before` to `after` (equal when the account already held the blob), checked against
+    /// it in the same transaction; without one the store need not read the usage after the
+    /// link, and both are the usage before.
+    Done {
+        /// Usage before the link.
+        before: u64,
+        /// Usage after it.
+        after: u64,
+        /// The account's quota, as the transaction read it.
+        limit: Option<u64>,
+    },
+    /// The link would have taken the account's usage over its quota: nothing changed.
+    OverQuota {
+        /// Usage now.
+        used: u64,
+        /// The quota.
+        limit: u64,
+        /// Bytes the link would have added.
+        adds: u64,
+    },
+}
+
+/// Storage quotas per account, and the usage they are checked against. Usage is kept by the
+/// database itself as blob links come and go (whoever adds or removes them: a push, a
+/// package purge, garbage collection), so reading it is one row, whatever the account holds.
+#[async_trait]
+pub trait QuotaStore: Send + Sync + 'static {
+    /// The storage of account `owner` (the first segment of its repositories' names; logins
+    /// compare case-insensitively): usage and quota, in one read.
+    async fn storage_usage(&self, owner: &str) -> StoreResult<StorageUsage>;
+
+    /// Whether any repository of account `owner` links `digest` (a blob that costs the
+    /// account nothing more).
+    async fn account_holds_blob(&self, owner: &str, digest: &Digest) -> StoreResult<bool>;
+
+    /// Sets account `account`'s quota to `limit` bytes, or removes it (`None`).
+    async fn set_storage_quota(
+        &self,
+        account: AccountId,
+        limit: Option<u64>,
+        now: Millis,
     ) -> StoreResult<()>;
 }
 
@@ -509,7 +571,7 @@ pub trait HealthProbe: Send + Sync + 'static {
 }
 
 /// Repository state: which blobs and manifests a repository holds, tags, upload sessions,
-/// versions and subject→referrer links — every metadata port of the registry, implemented by
+/// versions, subject→referrer links and storage quotas — every metadata port of the registry, implemented by
 /// one backend over one database (each area's trait in its own module).
 pub trait MetadataStore:
     BlobLinkStore
@@ -519,6 +581,7 @@ pub trait MetadataStore:
     + ListingStore
     + GcStore
     + PolicyStore
+    + QuotaStore
     + HealthProbe
 {
 }
@@ -529,6 +592,7 @@ impl<T> MetadataStore for T where
         + ManifestStore
         + VersionStore
         + ListingStore
+        + QuotaStore
         + GcStore
         + PolicyStore
         + HealthProbe

@@ -4,11 +4,12 @@ use async_trait::async_trait;
 use berth_core::digest::Digest;
 use berth_core::error::StoreError;
 use berth_core::name::RepoName;
-use berth_core::ports::BlobLinkStore;
 use berth_core::ports::StoreResult;
-use sqlx::PgConnection;
+use berth_core::ports::{BlobLinkStore, Linked};
+use sqlx::{PgConnection, Postgres, Transaction};
 use tracing::instrument;
 
+use crate::quotas::link_counted;
 use crate::registry_sql::ensure_repository;
 use crate::store::{PgMetadataStore, failed, from_sql, now_millis, to_sql};
 
@@ -32,19 +33,22 @@ impl BlobLinkStore for PgMetadataStore {
         size.map(|s| from_sql(s, "blob size")).transpose()
     }
 
-    /// Links `digest` to `repo` in its own transaction.
+    /// Links `digest` to `repo` in its own transaction, within the account's quota.
     #[instrument(level = "debug", skip(self), fields(%repo, %digest))]
-    async fn link_blob(&self, repo: &RepoName, digest: &Digest, size: u64) -> StoreResult<()> {
+    async fn link_blob(&self, repo: &RepoName, digest: &Digest, size: u64) -> StoreResult<Linked> {
         let repo = repo.as_str();
         let doing = || format!("linking blob {digest} to {repo}");
         let mut tx = self.pool.begin().await.map_err(failed(doing()))?;
         // A refused link rolls back now rather than when the connection is next used: the
         // blob's row lock goes with it, so a garbage-collection pass does not skip the blob.
-        if let Err(err) = link_in(&mut tx, repo, digest, size).await {
-            let _ = tx.rollback().await;
-            return Err(err);
-        }
-        tx.commit().await.map_err(failed(doing()))
+        let linked = match link_counted(&mut tx, repo, digest, size).await {
+            Ok(linked) => linked,
+            Err(err) => {
+                let _ = tx.rollback().await;
+                return Err(err);
+            }
+        };
+        finish(tx, linked, doing).await
     }
 
     /// Removes the link from `repo` to `digest`; false when there was none. A manifest push
@@ -115,4 +119,18 @@ pub(crate) async fn link_in(
     .await
     .map_err(failed(format!("linking blob {digest} to {repo}")))?;
     Ok(())
+}
+
+/// Commits a transaction that linked a blob, or rolls it back when the link went over the
+/// account's quota.
+pub(crate) async fn finish(
+    tx: Transaction<'_, Postgres>,
+    linked: Linked,
+    doing: impl Fn() -> String,
+) -> Result<Linked, StoreError> {
+    match linked {
+        Linked::Done { .. } => tx.commit().await.map_err(failed(doing()))?,
+        Linked::OverQuota { .. } => tx.rollback().await.map_err(failed(doing()))?,
+    }
+    Ok(linked)
 }

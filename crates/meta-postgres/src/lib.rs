@@ -17,7 +17,7 @@
 //! Modules: `store` opens the pool and holds what every query module shares; `ops` the health
 //! probe and the records `berth fsck` reads; `registry_sql` what the registry's modules share
 //! (repositories by name, a push's locking checks), and `blobs`, `uploads`, `manifests`,
-//! `versions` and `listings` the registry's ports. The access port: `access` holds what its
+//! `versions` and `listings` the registry's ports, `quotas` storage usage and quotas. The access port: `access` holds what its
 //! tables share, `accounts`, `packages`, `credentials` and `apps` implement its traits.
 //! `hooks` implements the webhook port and its delivery queue. `cluster` is what nodes
 //! coordinate through the database beyond the ports (shared secrets, access-change
@@ -37,6 +37,7 @@ mod manifests;
 mod ops;
 mod packages;
 mod policies;
+mod quotas;
 mod registry_sql;
 mod store;
 mod uploads;

@@ -13,10 +13,11 @@ use berth_core::error::StoreError;
 use berth_core::name::RepoName;
 use berth_core::ports::StoreResult;
 use berth_core::ports::UploadStore;
-use berth_core::ports::{Lease, Millis, UploadSession};
+use berth_core::ports::{Lease, Linked, Millis, UploadSession};
 use tracing::instrument;
 
-use crate::blobs::link_in;
+use crate::blobs::finish;
+use crate::quotas::link_counted;
 use crate::store::{PgMetadataStore, failed, from_sql, to_sql};
 
 /// An upload row as read back: offset, hash state, start time, verified digest and size.
@@ -320,7 +321,8 @@ impl UploadStore for PgMetadataStore {
         Ok(done.rows_affected() > 0)
     }
 
-    /// Deletes session `id` (when given) and links the finished blob, in one transaction.
+    /// Deletes session `id` (when given) and links the finished blob, in one transaction,
+    /// unless the link goes over the account's quota (then nothing changes).
     #[instrument(level = "debug", skip(self), fields(%repo, %digest))]
     async fn complete_upload(
         &self,
@@ -328,7 +330,7 @@ impl UploadStore for PgMetadataStore {
         repo: &RepoName,
         digest: &Digest,
         size: u64,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<Linked> {
         let doing = || format!("completing upload of {digest} to {repo}");
         let mut tx = self.pool.begin().await.map_err(failed(doing()))?;
         if let Some(id) = id {
@@ -340,11 +342,14 @@ impl UploadStore for PgMetadataStore {
         }
         // A refused link rolls back now rather than when the connection is next used: the
         // blob's row lock goes with it, so a garbage-collection pass does not skip the blob.
-        if let Err(err) = link_in(&mut tx, repo.as_str(), digest, size).await {
-            let _ = tx.rollback().await;
-            return Err(err);
-        }
-        tx.commit().await.map_err(failed(doing()))
+        let linked = match link_counted(&mut tx, repo.as_str(), digest, size).await {
+            Ok(linked) => linked,
+            Err(err) => {
+                let _ = tx.rollback().await;
+                return Err(err);
+            }
+        };
+        finish(tx, linked, doing).await
     }
 }
 

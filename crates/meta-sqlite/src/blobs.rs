@@ -4,12 +4,15 @@ use async_trait::async_trait;
 use berth_core::digest::Digest;
 use berth_core::error::StoreError;
 use berth_core::name::RepoName;
-use berth_core::ports::BlobLinkStore;
 use berth_core::ports::StoreResult;
+use berth_core::ports::{BlobLinkStore, Linked};
 use sqlx::SqliteConnection;
 use tracing::instrument;
 
-use crate::store::{SqliteMetadataStore, ensure_repository, failed, from_sql, now_millis, to_sql};
+use crate::quotas::link_counted;
+use crate::store::{
+    SqliteMetadataStore, WriteTx, ensure_repository, failed, from_sql, now_millis, to_sql,
+};
 
 #[async_trait]
 impl BlobLinkStore for SqliteMetadataStore {
@@ -31,15 +34,13 @@ impl BlobLinkStore for SqliteMetadataStore {
         size.map(|s| from_sql(s, "blob size")).transpose()
     }
 
-    /// Links `digest` to `repo` in its own transaction.
+    /// Links `digest` to `repo` in its own transaction, within the account's quota.
     #[instrument(level = "debug", skip(self), fields(%repo, %digest))]
-    async fn link_blob(&self, repo: &RepoName, digest: &Digest, size: u64) -> StoreResult<()> {
+    async fn link_blob(&self, repo: &RepoName, digest: &Digest, size: u64) -> StoreResult<Linked> {
         let repo = repo.as_str();
         let mut tx = self.begin_write().await?;
-        link_in(&mut tx, repo, digest, size).await?;
-        tx.commit()
-            .await
-            .map_err(failed(format!("linking blob {digest} to {repo}")))
+        let linked = link_counted(&mut tx, repo, digest, size).await?;
+        finish(tx, linked, || format!("linking blob {digest} to {repo}")).await
     }
 
     /// Removes the link from `repo` to `digest`; false when there was none.
@@ -96,4 +97,18 @@ pub(crate) async fn link_in(
     .await
     .map_err(failed(format!("linking blob {digest} to {repo}")))?;
     Ok(())
+}
+
+/// Commits a transaction that linked a blob, or rolls it back when the link went over the
+/// account's quota.
+pub(crate) async fn finish(
+    tx: WriteTx,
+    linked: Linked,
+    doing: impl Fn() -> String,
+) -> Result<Linked, StoreError> {
+    match linked {
+        Linked::Done { .. } => tx.commit().await.map_err(failed(doing()))?,
+        Linked::OverQuota { .. } => tx.rollback().await.map_err(failed(doing()))?,
+    }
+    Ok(linked)
 }

@@ -10,7 +10,7 @@
 //! together happens in one `BEGIN IMMEDIATE` transaction.
 //!
 //! Modules: `store` opens the database; `blobs`, `uploads`, `manifests` and `listings` hold
-//! the queries of each area; `port` maps the trait onto them.
+//! the queries of each area (`quotas`: storage usage and quotas); `port` maps the trait onto them.
 //!
 //! `hooks` implements [`HookStore`](berth_core::hooks::HookStore): webhooks and their
 //! delivery queue.
@@ -31,6 +31,7 @@ mod manifests;
 mod ops;
 mod packages;
 mod policies;
+mod quotas;
 mod store;
 mod uploads;
 mod versions;

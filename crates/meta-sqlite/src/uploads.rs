@@ -11,10 +11,11 @@ use berth_core::error::StoreError;
 use berth_core::name::RepoName;
 use berth_core::ports::StoreResult;
 use berth_core::ports::UploadStore;
-use berth_core::ports::{Lease, Millis, UploadSession};
+use berth_core::ports::{Lease, Linked, Millis, UploadSession};
 use tracing::instrument;
 
-use crate::blobs::link_in;
+use crate::blobs::finish;
+use crate::quotas::link_counted;
 use crate::store::{SqliteMetadataStore, failed, from_sql, to_sql};
 
 /// An upload row as read back: offset, hash state, start time, verified digest and size.
@@ -321,7 +322,8 @@ impl UploadStore for SqliteMetadataStore {
         Ok(done.rows_affected() > 0)
     }
 
-    /// Deletes session `id` (when given) and links the finished blob, in one transaction.
+    /// Deletes session `id` (when given) and links the finished blob, in one transaction,
+    /// unless the link goes over the account's quota (then nothing changes).
     #[instrument(level = "debug", skip(self), fields(%repo, %digest))]
     async fn complete_upload(
         &self,
@@ -329,7 +331,7 @@ impl UploadStore for SqliteMetadataStore {
         repo: &RepoName,
         digest: &Digest,
         size: u64,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<Linked> {
         let mut tx = self.begin_write().await?;
         if let Some(id) = id {
             sqlx::query("DELETE FROM uploads WHERE id = ?1")
@@ -338,10 +340,11 @@ impl UploadStore for SqliteMetadataStore {
                 .await
                 .map_err(failed(format!("deleting finished upload {id}")))?;
         }
-        link_in(&mut tx, repo.as_str(), digest, size).await?;
-        tx.commit()
-            .await
-            .map_err(failed(format!("completing upload of {digest} to {repo}")))
+        let linked = link_counted(&mut tx, repo.as_str(), digest, size).await?;
+        finish(tx, linked, || {
+            format!("completing upload of {digest} to {repo}")
+        })
+        .await
     }
 }
 

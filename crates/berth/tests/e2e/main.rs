@@ -24,6 +24,7 @@ mod ops;
 mod packages;
 mod policies;
 mod postgres_faults;
+mod quota;
 mod recovery;
 mod redirect;
 mod s3_faults;

@@ -145,3 +145,19 @@ pub fn team(base: &str, team: &Team) -> Value {
         "parent": null,
     })
 }
+
+/// An account's storage quota (Berth's): the bytes of the distinct blobs its packages
+/// reference, and the quota a site administrator set (`null`: none).
+pub fn storage_quota(quota: &crate::quotas::StorageQuota) -> Value {
+    let usage = quota.usage;
+    json!({
+        "account": quota.account.login,
+        "used_bytes": usage.used,
+        "limit_bytes": usage.limit,
+        "used_percent": usage.limit.map(|limit| if limit == 0 {
+            100.0
+        } else {
+            (usage.used as f64 * 1000.0 / limit as f64).round() / 10.0
+        }),
+    })
+}

@@ -4,6 +4,7 @@
 //! never touches HTTP types. Each operation either completes or leaves no blob, manifest or tag
 //! behind: failures clean up what they wrote before returning the error.
 
+mod allowance;
 mod blobs;
 mod cache;
 mod gc;
@@ -11,6 +12,7 @@ mod immutable;
 mod labels;
 mod listings;
 mod manifests;
+mod quota;
 mod uploads;
 mod versions;
 

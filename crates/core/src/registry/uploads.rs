@@ -20,8 +20,10 @@ use crate::digest::{Algorithm, Digest};
 use crate::error::{RegistryError, Result, StoreErrorKind};
 use crate::hashing::UploadHasher;
 use crate::name::RepoName;
-use crate::ports::{Lease, UploadProgress, UploadSession, UploadWriter};
+use crate::ports::{Lease, Linked, UploadProgress, UploadSession, UploadWriter};
 
+use super::allowance::{Allowance, Chunk, Over};
+use super::quota::Need;
 use super::{Registry, now_millis};
 
 /// Small frames are gathered into chunks of this size before the hand-off.
@@ -73,14 +75,20 @@ struct Held {
 }
 
 impl Registry {
-    /// Starts an upload session in `repo`, unless its account has as many open as it may.
+    /// Starts an upload session in `repo`, unless its account has as many open as it may,
+    /// or has no room left in its storage quota (counting its open uploads' bytes).
     pub async fn start_upload(&self, repo: &RepoName) -> Result<UploadSession> {
         let owner = repo.owner();
-        let (open, _) = self.meta.owner_uploads(owner).await?;
+        let (open, held) = self.meta.owner_uploads(owner).await?;
         if open >= self.upload_limits.sessions {
             return Err(RegistryError::TooManyUploads(format!(
                 "`{owner}` has {open} uploads open, the most this registry allows; finish or cancel some (DELETE their upload URL), or wait for abandoned ones to expire"
             )));
+        }
+        if let Some(room) = self.room(owner, held).await?
+            && room.left() == 0
+        {
+            return Err(room.refuse("upload_start", Need::Unknown));
         }
         let session = UploadSession {
             id: uuid::Uuid::new_v4().simple().to_string(),
@@ -95,8 +103,9 @@ impl Registry {
         Ok(session)
     }
 
-    /// Links blob `digest` into `repo` from `from` when `from` holds it; otherwise starts a
-    /// normal upload session (as the spec asks).
+    /// Links blob `digest` into `repo` from `from` when `from` holds it (within the account's
+    /// storage quota, unless the account holds the blob already); otherwise starts a normal
+    /// upload session (as the spec asks).
     pub async fn mount_blob(
         &self,
         repo: &RepoName,
@@ -106,8 +115,13 @@ impl Registry {
         if let Some(from) = from
             && let Some(size) = self.meta.linked_blob_size(from, digest).await?
         {
+            let owner = repo.owner();
+            self.check_link(owner, digest, size, "blob_mount").await?;
             match self.meta.link_blob(repo, digest, size).await {
-                Ok(()) => return Ok(MountOutcome::Mounted),
+                Ok(linked) => {
+                    self.linked(owner, linked, "blob_mount")?;
+                    return Ok(MountOutcome::Mounted);
+                }
                 // Garbage collection is deleting it: the client uploads it instead.
                 Err(err) if err.kind() == StoreErrorKind::Collecting => {}
                 Err(err) => return Err(err.into()),
@@ -124,14 +138,17 @@ impl Registry {
             .ok_or_else(|| RegistryError::BlobUploadUnknown(id.to_owned()))
     }
 
-    /// Appends a request body to upload `id`. `range_start` and `declared_len` come from
-    /// `Content-Range` (`start-end`): the chunk must start where the upload ends and carry
-    /// exactly `end - start + 1` bytes. Returns the new offset.
+    /// Appends a request body to upload `id`. `range` comes from `Content-Range`
+    /// (`start-end`): the chunk must start where the upload ends and carry exactly
+    /// `end - start + 1` bytes. `length` is the body's `Content-Length`, if sent: a chunk whose
+    /// announced length does not fit the account's storage quota is refused before its body
+    /// is read. Returns the new offset.
     pub async fn append_upload<S, E>(
         &self,
         repo: &RepoName,
         id: &str,
         range: Option<(u64, u64)>,
+        length: Option<u64>,
         body: S,
     ) -> Result<u64>
     where
@@ -139,7 +156,13 @@ impl Registry {
         E: Display,
     {
         let held = self.lease(repo, id).await?;
-        let outcome = self.ingest_range(&held, id, range, body).await;
+        let chunk = Chunk {
+            range,
+            length,
+            digest: None,
+            request: "upload_patch",
+        };
+        let outcome = self.ingest_range(&held, id, chunk, body).await;
         match outcome {
             Ok((hasher, written)) => {
                 self.meta
@@ -164,13 +187,15 @@ impl Registry {
     /// to `digest`, and makes the blob part of `repo`. On a mismatch the upload is discarded.
     /// `range` (from `Content-Range`) is checked as for [`Registry::append_upload`]: a last
     /// chunk that does not start where the upload ends, or carries another length, changes
-    /// nothing and keeps the session.
+    /// nothing and keeps the session. A blob the account does not hold yet must fit its
+    /// storage quota: a refused one is discarded with its session.
     pub async fn finish_upload<S, E>(
         &self,
         repo: &RepoName,
         id: &str,
         digest: &Digest,
         range: Option<(u64, u64)>,
+        length: Option<u64>,
         body: S,
     ) -> Result<u64>
     where
@@ -181,7 +206,13 @@ impl Registry {
         if let Some((verified, size)) = held.session.verified.clone() {
             return self.finish_verified(held, &verified, size, digest).await;
         }
-        let ingested = self.ingest_range(&held, id, range, body).await;
+        let chunk = Chunk {
+            range,
+            length,
+            digest: Some(digest),
+            request: "upload_put",
+        };
+        let ingested = self.ingest_range(&held, id, chunk, body).await;
         let (hasher, written) = match ingested {
             Ok(done) => done,
             Err(err) => {
@@ -191,7 +222,14 @@ impl Registry {
             }
         };
         let size = written.len;
-        if let Err(err) = self.verify(id, &written.state, size, &hasher, digest).await {
+        let checked = match self.verify(id, &written.state, size, &hasher, digest).await {
+            Ok(()) => {
+                self.check_link(repo.owner(), digest, size, "upload_put")
+                    .await
+            }
+            Err(err) => Err(err),
+        };
+        if let Err(err) = checked {
             self.meta.delete_upload(id).await?;
             self.blobs.abort_upload(id, &written.state).await?;
             return Err(err);
@@ -212,8 +250,25 @@ impl Registry {
                 .await?;
         }
         self.blobs.commit_upload(id, &written.state, digest).await?;
-        self.complete(Some(id), repo, digest, size).await?;
+        let linked = self.complete(Some(id), repo, digest, size).await?;
+        self.settle(id, repo, linked, "upload_put").await?;
         Ok(size)
+    }
+
+    /// What completing session `id` answered: a link refused for the quota (another push of
+    /// the account got there first) discards the session, whose bytes are already under their
+    /// digest (unlinked: garbage collection's to reclaim).
+    async fn settle(
+        &self,
+        id: &str,
+        repo: &RepoName,
+        linked: Linked,
+        request: &'static str,
+    ) -> Result<()> {
+        if matches!(linked, Linked::OverQuota { .. }) {
+            self.meta.delete_upload(id).await?;
+        }
+        self.linked(repo.owner(), linked, request)
     }
 
     /// Completes a session an interrupted final `PUT` verified as `verified`: its bytes are
@@ -230,7 +285,10 @@ impl Registry {
         self.blobs
             .commit_upload(&session.id, &session.blob_state, verified)
             .await?;
-        self.complete(Some(&session.id), &session.repo, verified, size)
+        let linked = self
+            .complete(Some(&session.id), &session.repo, verified, size)
+            .await?;
+        self.settle(&session.id, &session.repo, linked, "upload_put")
             .await?;
         if verified != requested {
             return Err(RegistryError::DigestInvalid(format!(
@@ -244,7 +302,8 @@ impl Registry {
     /// an error to every request until it expires: a session marked verified is completed
     /// (its blob recorded in its repository); one whose upload file lost bytes it had
     /// received (its file removed before its row) is deleted, so its client gets
-    /// `BLOB_UPLOAD_UNKNOWN` and starts again. Returns (completed, deleted).
+    /// `BLOB_UPLOAD_UNKNOWN` and starts again, as is a verified one its account's storage
+    /// quota no longer admits. Returns (completed, deleted).
     pub async fn recover_uploads(&self) -> Result<(usize, usize)> {
         let (mut completed, mut deleted) = (0, 0);
         for session in self.meta.uploads_to_check(now_millis(), usize::MAX).await? {
@@ -252,8 +311,12 @@ impl Registry {
                 continue;
             };
             if let Some((digest, size)) = held.session.verified.clone() {
-                self.finish_verified(held, &digest, size, &digest).await?;
-                completed += 1;
+                match self.finish_verified(held, &digest, size, &digest).await {
+                    Ok(_) => completed += 1,
+                    // Over its account's quota now: the session was discarded.
+                    Err(RegistryError::Denied(_)) => deleted += 1,
+                    Err(err) => return Err(err),
+                }
             } else if self.bytes_lost(&held.session).await? {
                 self.meta.delete_upload(&held.session.id).await?;
                 deleted += 1;
@@ -274,10 +337,13 @@ impl Registry {
                 .is_none_or(|len| len < session.offset))
     }
 
-    /// How many more bytes the upload's account may hold in open sessions; refuses the
-    /// request when none. Also refuses a session whose received bytes were lost (deleting
-    /// it, so its client starts again).
-    async fn allowance(&self, held: &Held) -> Result<u64> {
+    /// How many more bytes `chunk` may add to the upload: what the account may still hold in
+    /// open sessions, and what its storage quota leaves after its linked blobs and its open
+    /// uploads' bytes (this one's included). Refuses the request when nothing is left, or when
+    /// the chunk's announced length does not fit the quota (before its body is read). Also
+    /// refuses a session whose received bytes were lost (deleting it, so its client starts
+    /// again).
+    async fn allowance(&self, held: &Held, chunk: &Chunk<'_>) -> Result<Allowance> {
         let session = &held.session;
         if self.bytes_lost(session).await? {
             self.meta.delete_upload(&session.id).await?;
@@ -285,22 +351,63 @@ impl Registry {
         }
         let owner = session.repo.owner();
         let (_, held_bytes) = self.meta.owner_uploads(owner).await?;
-        let allowance = self.upload_limits.bytes.saturating_sub(held_bytes);
-        if allowance == 0 {
+        let bytes = self.upload_limits.bytes.saturating_sub(held_bytes);
+        if bytes == 0 {
             return Err(RegistryError::Denied(format!(
                 "the open uploads of `{owner}` hold {held_bytes} bytes, the most this registry allows; finish or cancel some (DELETE their upload URL)"
             )));
         }
-        Ok(allowance)
+        let allowance = Allowance {
+            bytes,
+            over: Over::Uploads(owner.to_owned()),
+        };
+        let Some(room) = self.room(owner, held_bytes).await? else {
+            return Ok(allowance);
+        };
+        if let Some(digest) = chunk.digest
+            && self.account_holds(owner, digest).await?
+        {
+            return Ok(allowance);
+        }
+        if let Some(length) = chunk.length()
+            && length > room.left()
+        {
+            return Err(room.refuse(chunk.request, Need::Exactly(length)));
+        }
+        Ok(allowance.within(room, chunk.request))
     }
 
     /// Pushes a whole blob in one request (`POST …/blobs/uploads/?digest=`), without a
-    /// persisted session.
-    pub async fn push_blob<S, E>(&self, repo: &RepoName, digest: &Digest, body: S) -> Result<u64>
+    /// persisted session. A blob the account does not hold yet must fit its storage quota
+    /// (after its open uploads' bytes): one whose `length` (`Content-Length`) does not is
+    /// refused before its body is read, one that streams past what is left when it does.
+    pub async fn push_blob<S, E>(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        length: Option<u64>,
+        body: S,
+    ) -> Result<u64>
     where
         S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin,
         E: Display,
     {
+        let owner = repo.owner();
+        let mut allowance = Allowance {
+            bytes: u64::MAX,
+            over: Over::Nothing,
+        };
+        if let Some(mut room) = self.room(owner, 0).await?
+            && !self.account_holds(owner, digest).await?
+        {
+            room.reserve(self.meta.owner_uploads(owner).await?.1);
+            if let Some(length) = length
+                && length > room.left()
+            {
+                return Err(room.refuse("blob_push", Need::Exactly(length)));
+            }
+            allowance = allowance.within(room, "blob_push");
+        }
         let session = UploadSession {
             id: uuid::Uuid::new_v4().simple().to_string(),
             repo: repo.clone(),
@@ -315,7 +422,7 @@ impl Registry {
             token: String::new(),
         };
         let id = &held.session.id;
-        let (hasher, written) = match self.ingest(&held, body, u64::MAX).await {
+        let (hasher, written) = match self.ingest(&held, body, &allowance).await {
             Ok(done) => done,
             Err(err) => {
                 // Whatever the cut-off writer made durable is the store's to find by id.
@@ -323,10 +430,17 @@ impl Registry {
                 return Err(err);
             }
         };
-        if let Err(err) = self
+        let checked = match self
             .verify(id, &written.state, written.len, &hasher, digest)
             .await
         {
+            Ok(()) => {
+                self.check_link(owner, digest, written.len, "blob_push")
+                    .await
+            }
+            Err(err) => Err(err),
+        };
+        if let Err(err) = checked {
             self.blobs.abort_upload(id, &written.state).await?;
             return Err(err);
         }
@@ -335,11 +449,13 @@ impl Registry {
             return Err(err.into());
         }
         self.blobs.commit_upload(id, &written.state, digest).await?;
-        self.complete(None, repo, digest, written.len).await?;
+        let linked = self.complete(None, repo, digest, written.len).await?;
+        self.linked(owner, linked, "blob_push")?;
         Ok(written.len)
     }
 
-    /// Records blob `digest` (whose bytes are committed) in `repo`, ending session `id`.
+    /// Records blob `digest` (whose bytes are committed) in `repo`, ending session `id`,
+    /// unless that goes over the account's storage quota (see [`Registry::settle`]).
     /// Refused when garbage collection flagged the blob after the upload claimed it (an
     /// upload that stalled for longer than the grace period): the committed bytes may be gone,
     /// so the session goes too and the client starts the upload again.
@@ -349,7 +465,7 @@ impl Registry {
         repo: &RepoName,
         digest: &Digest,
         size: u64,
-    ) -> Result<()> {
+    ) -> Result<Linked> {
         match self.meta.complete_upload(id, repo, digest, size).await {
             Err(err) if err.kind() == StoreErrorKind::Collecting => {
                 if let Some(id) = id {
@@ -423,21 +539,22 @@ impl Registry {
         }
     }
 
-    /// [`Registry::ingest`] of a body whose `Content-Range` (`range`), when given, must start
-    /// where the upload ends and announce exactly the body's length, within the account's
-    /// allowance (see [`Registry::allowance`]). Nothing is recorded here:
+    /// [`Registry::ingest`] of a body whose `Content-Range` (`chunk.range`), when given, must
+    /// start where the upload ends and announce exactly the body's length, within the
+    /// account's allowance (see [`Registry::allowance`]). Nothing is recorded here:
     /// the caller records progress or releases the lease.
     async fn ingest_range<S, E>(
         &self,
         held: &Held,
         id: &str,
-        range: Option<(u64, u64)>,
+        chunk: Chunk<'_>,
         body: S,
     ) -> Result<(UploadHasher, UploadProgress)>
     where
         S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin,
         E: Display,
     {
+        let range = chunk.range;
         if let Some((start, _)) = range
             && start != held.session.offset
         {
@@ -447,8 +564,8 @@ impl Registry {
                 upload_id: id.to_owned(),
             });
         }
-        let allowance = self.allowance(held).await?;
-        let (hasher, written) = self.ingest(held, body, allowance).await?;
+        let allowance = self.allowance(held, &chunk).await?;
+        let (hasher, written) = self.ingest(held, body, &allowance).await?;
         let offset = written.len;
         if let Some((start, end)) = range
             && offset != end + 1
@@ -468,7 +585,7 @@ impl Registry {
         &self,
         held: &Held,
         mut body: S,
-        allowance: u64,
+        allowance: &Allowance,
     ) -> Result<(UploadHasher, UploadProgress)>
     where
         S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin,
@@ -505,11 +622,8 @@ impl Registry {
                     ))
                 })?;
                 received += frame.len() as u64;
-                if received > allowance {
-                    return Err(RegistryError::Denied(format!(
-                        "this request would make the open uploads of `{}` hold more bytes than this registry allows; nothing from it was kept — finish or cancel other uploads first",
-                        session.repo.owner()
-                    )));
+                if received > allowance.bytes {
+                    return Err(allowance.refuse(received));
                 }
                 // Large frames go on as they are (they are slices of hyper's read buffer: no
                 // copy); small ones are gathered so each hand-off carries enough work.

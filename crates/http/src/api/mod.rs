@@ -17,6 +17,7 @@ pub mod limits;
 mod package_settings;
 mod packages;
 mod policies;
+mod quotas;
 mod repos;
 mod tokens;
 
@@ -75,6 +76,12 @@ pub fn router() -> Router<AppState> {
         .route(
             "/users/{owner}/packages/policies/dry-run",
             post(policies::account_dry_run),
+        )
+        .route("/orgs/{owner}/packages/quota", get(quotas::get))
+        .route("/users/{owner}/packages/quota", get(quotas::get))
+        .route(
+            "/admin/storage-quotas/{owner}",
+            get(quotas::get).put(quotas::set).delete(quotas::clear),
         )
         .route("/orgs/{org}/teams", post(accounts::create_team))
         .route(

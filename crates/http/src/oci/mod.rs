@@ -209,7 +209,7 @@ async fn handle(
             {
                 params.from = None;
             }
-            uploads::start(registry, name, &params, body).await
+            uploads::start(registry, name, &params, headers, body).await
         }
         Operation::UploadStatus(name, id) => uploads::status(registry, name, id).await,
         Operation::PatchUpload(name, id) => uploads::patch(registry, name, id, headers, body).await,

@@ -50,7 +50,13 @@ fn digest_param(raw: &str) -> Result<Digest, OciError> {
 
 /// Starts an upload; with `?digest=` pushes the body as the whole blob; with `?mount=&from=`
 /// mounts a blob from another repository, falling back to a new session.
-pub async fn start(registry: &Registry, name: &RepoName, params: &Params, body: Body) -> Answer {
+pub async fn start(
+    registry: &Registry,
+    name: &RepoName,
+    params: &Params,
+    headers: &HeaderMap,
+    body: Body,
+) -> Answer {
     if let Some(mount) = &params.mount {
         let digest = digest_param(mount)?;
         // An invalid `from` cannot hold the blob: fall back to a session, as for any miss.
@@ -68,7 +74,12 @@ pub async fn start(registry: &Registry, name: &RepoName, params: &Params, body: 
     if let Some(raw) = &params.digest {
         let digest = digest_param(raw)?;
         registry
-            .push_blob(name, &digest, body.into_data_stream())
+            .push_blob(
+                name,
+                &digest,
+                content_length(headers),
+                body.into_data_stream(),
+            )
             .await?;
         return Ok(blob_created(name, &digest));
     }
@@ -105,6 +116,17 @@ fn content_range(headers: &HeaderMap) -> Result<Option<(u64, u64)>, OciError> {
         .ok_or_else(invalid)
 }
 
+/// The body's `Content-Length`, when sent and readable (hyper has already refused a
+/// malformed one).
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
 /// Appends a chunk (with `Content-Range`) or a stream (without) to an upload.
 pub async fn patch(
     registry: &Registry,
@@ -115,7 +137,13 @@ pub async fn patch(
 ) -> Answer {
     let range = content_range(headers)?;
     match registry
-        .append_upload(name, id, range, body.into_data_stream())
+        .append_upload(
+            name,
+            id,
+            range,
+            content_length(headers),
+            body.into_data_stream(),
+        )
         .await
     {
         Ok(offset) => Ok(session_answer(StatusCode::ACCEPTED, name, id, offset)),
@@ -155,7 +183,14 @@ pub async fn put(
     let digest = digest_param(raw)?;
     let range = content_range(headers)?;
     match registry
-        .finish_upload(name, id, &digest, range, body.into_data_stream())
+        .finish_upload(
+            name,
+            id,
+            &digest,
+            range,
+            content_length(headers),
+            body.into_data_stream(),
+        )
         .await
     {
         Ok(_) => Ok(blob_created(name, &digest)),

@@ -1,5 +1,6 @@
 //! The metadata contract: the registry's ports ([`berth_core::ports::MetadataStore`]) — blob
-//! links, upload sessions and their leases, manifests and tags, versions, listings.
+//! links, upload sessions and their leases, manifests and tags, versions, listings, storage
+//! usage and quotas.
 //!
 //! Each clause takes a fresh, empty store; [`metadata_contract!`](crate::metadata_contract)
 //! stamps them per backend. The fixtures are public so a backend's own extras (reopening a
@@ -7,10 +8,12 @@
 
 mod gc;
 mod manifests;
+mod quotas;
 mod uploads;
 
 pub use gc::*;
 pub use manifests::*;
+pub use quotas::*;
 pub use uploads::*;
 
 use berth_core::ports::{NewManifest, PutManifestOutcome, UploadSession};
@@ -44,6 +47,11 @@ macro_rules! metadata_contract {
                 sessions_without_a_byte_go_stale_sooner,
                 a_verified_mark_is_kept_under_the_lease_and_listed_for_recovery,
                 open_uploads_are_counted_per_owner,
+                usage_counts_each_blob_of_an_account_once,
+                a_quota_is_set_read_and_cleared,
+                links_over_the_quota_change_nothing,
+                racing_links_never_pass_the_quota,
+                a_purged_package_gives_its_blobs_back,
                 a_fresh_store_probes_ok,
                 gc_takes_only_old_unused_links,
                 gc_marks_then_flags_then_forgets,

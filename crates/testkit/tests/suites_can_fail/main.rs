@@ -31,6 +31,10 @@ enum Rule {
     DeliveryHandedOutTwice,
     /// A revocation is acknowledged and undone.
     RevocationIgnored,
+    /// A blob an account holds already counts again when another of its repositories links it.
+    SharedBlobCountedTwice,
+    /// A quota is acknowledged and forgotten.
+    QuotaForgotten,
     /// Garbage collection's flag on a blob is dropped as it is set, so a new link is taken.
     GcFlagDropped,
     /// Downloads are counted but their time is not kept as the version's last pull, so a
@@ -72,6 +76,16 @@ impl Rule {
                 "CREATE TRIGGER mutant AFTER UPDATE OF revoked_at ON credentials \
                  WHEN NEW.revoked_at IS NOT NULL \
                  BEGIN UPDATE credentials SET revoked_at = NULL WHERE id = NEW.id; END"
+            }
+            Rule::SharedBlobCountedTwice => {
+                "CREATE TRIGGER mutant AFTER UPDATE OF links ON account_blobs \
+                 WHEN NEW.links > OLD.links \
+                 BEGIN UPDATE account_usage SET bytes = bytes + NEW.size \
+                     WHERE owner = NEW.owner; END"
+            }
+            Rule::QuotaForgotten => {
+                "CREATE TRIGGER mutant AFTER INSERT ON storage_quotas \
+                 BEGIN DELETE FROM storage_quotas WHERE account_id = NEW.account_id; END"
             }
         })
     }
@@ -231,6 +245,42 @@ async fn a_lease_that_is_not_exclusive_fails_the_upload_clauses() {
         meta::concurrent_lease_requests_grant_one
     );
     fails_only_when_broken!(broken, Rule::Kept, rule, meta::leases_exclude_and_expire);
+}
+
+#[tokio::test]
+async fn a_store_that_counts_a_shared_blob_twice_fails_the_usage_clause() {
+    use berth_testkit::meta;
+    let rule = Rule::SharedBlobCountedTwice;
+    fails_only_when_broken!(
+        broken,
+        Rule::Kept,
+        rule,
+        meta::usage_counts_each_blob_of_an_account_once
+    );
+}
+
+#[tokio::test]
+async fn a_store_that_forgets_quotas_fails_the_quota_clauses() {
+    use berth_testkit::meta;
+    let rule = Rule::QuotaForgotten;
+    fails_only_when_broken!(
+        broken,
+        Rule::Kept,
+        rule,
+        meta::a_quota_is_set_read_and_cleared
+    );
+    fails_only_when_broken!(
+        broken,
+        Rule::Kept,
+        rule,
+        meta::links_over_the_quota_change_nothing
+    );
+    fails_only_when_broken!(
+        broken,
+        Rule::Kept,
+        rule,
+        meta::racing_links_never_pass_the_quota
+    );
 }
 
 #[tokio::test]

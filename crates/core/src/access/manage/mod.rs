@@ -157,7 +157,7 @@ fn valid_login(login: &str) -> bool {
 }
 
 impl Access {
-    fn site_admin<'a>(&self, principal: &'a Principal) -> ManageResult<Actor<'a>> {
+    pub(crate) fn site_admin<'a>(&self, principal: &'a Principal) -> ManageResult<Actor<'a>> {
         let actor = actor(principal)?;
         if !may_administer_site(principal) {
             return Err(ManageError::Forbidden(
