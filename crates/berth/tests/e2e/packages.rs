@@ -126,7 +126,10 @@ async fn get_json(server: &Server, path: &str) -> (reqwest::header::HeaderMap, V
     let headers = response.headers().clone();
     let text = response.text().await.unwrap();
     assert_eq!(status, 200, "GET {path}: {text}");
-    (headers, serde_json::from_str(&text).unwrap())
+    let value = serde_json::from_str(&text).unwrap();
+    let below = path.strip_prefix("/api/v3").expect("an API path");
+    crate::common::schema::assert_rest("GET", below, 200, &value);
+    (headers, value)
 }
 
 /// The version listing's entry for `digest`.

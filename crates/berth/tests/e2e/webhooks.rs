@@ -80,6 +80,8 @@ struct ReceiverState {
     received: Vec<Received>,
     /// Requests still to answer 500.
     fail: usize,
+    /// Payloads GitHub's webhook schemas refuse, not yet reported.
+    problems: Vec<String>,
 }
 
 /// An HTTP server on 127.0.0.1 recording what Berth delivers.
@@ -94,7 +96,16 @@ async fn receive(
     headers: HeaderMap,
     body: Bytes,
 ) -> StatusCode {
+    let event = headers
+        .get("x-github-event")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let problem = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|payload| crate::common::schema::check_hook(&event, &payload));
     let mut state = state.lock().unwrap();
+    state.problems.extend(problem);
     let status = if state.fail > 0 {
         state.fail -= 1;
         StatusCode::INTERNAL_SERVER_ERROR
@@ -161,8 +172,17 @@ impl Receiver {
         self.state.lock().unwrap().fail = n;
     }
 
+    /// What the receiver got; every payload GitHub's webhook schemas describe has been
+    /// validated against them (a violation fails the test here).
     pub(crate) fn received(&self) -> Vec<Received> {
-        self.state.lock().unwrap().received.clone()
+        let (received, problems) = {
+            let mut state = self.state.lock().unwrap();
+            (state.received.clone(), std::mem::take(&mut state.problems))
+        };
+        for problem in problems {
+            crate::common::schema::report(&problem);
+        }
+        received
     }
 
     /// The requests answered 200, in arrival order.

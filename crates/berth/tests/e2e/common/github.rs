@@ -78,6 +78,7 @@ impl<'a> Api<'a> {
         } else {
             serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
         };
+        super::schema::assert_rest(method, path, status, &value);
         (status, value)
     }
 

@@ -7,6 +7,7 @@ pub mod github;
 pub mod layout;
 pub mod meta;
 pub mod postgres;
+pub mod schema;
 pub mod world;
 
 use std::io::{BufRead, BufReader};
