@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod avatar;
 pub mod connections;
 pub mod endpoint;
 pub mod error;
@@ -60,6 +61,7 @@ pub fn router(state: AppState) -> Router {
                     api::limits::enforce,
                 )),
         )
+        .route("/avatars/u/{id}", axum::routing::get(avatar::identicon))
         .merge(health::router(state.health.clone()))
         .route("/v2", axum::routing::any(oci::dispatch))
         .route("/v2/", axum::routing::any(oci::dispatch))

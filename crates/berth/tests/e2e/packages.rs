@@ -127,8 +127,9 @@ async fn get_json(server: &Server, path: &str) -> (reqwest::header::HeaderMap, V
     let text = response.text().await.unwrap();
     assert_eq!(status, 200, "GET {path}: {text}");
     let value = serde_json::from_str(&text).unwrap();
-    let below = path.strip_prefix("/api/v3").expect("an API path");
-    crate::common::schema::assert_rest("GET", below, 200, &value);
+    if let Some(below) = path.strip_prefix("/api/v3") {
+        crate::common::schema::assert_rest("GET", below, 200, &value);
+    }
     (headers, value)
 }
 

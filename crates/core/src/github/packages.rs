@@ -5,11 +5,10 @@
 
 use serde_json::{Value, json};
 
-use super::repos::repository;
+use super::repos::minimal_repository;
 use super::time;
 use super::urls::{PackageUrls, account_page, image_reference, manifest_url, short_name};
-use super::users::{account, simple_user};
-use crate::access::Principal;
+use super::users::simple_user;
 use crate::access::store::{Account, SourceRepo};
 use crate::digest::Digest;
 use crate::labels::{Labels, SOURCE};
@@ -18,14 +17,15 @@ use crate::packages::PackageSummary;
 use crate::ports::{Millis, VersionRecord};
 
 /// A package as the REST API shows it (GitHub's `package`, plus `description`: the newest
-/// version's), its owner and repository as `viewer` may see them.
-pub fn package(base: &str, view: &PackageSummary, viewer: &Principal) -> Value {
+/// version's), its owner as GitHub's `simple-user` and its linked repository as GitHub's
+/// `minimal-repository`.
+pub fn package(base: &str, view: &PackageSummary) -> Value {
     let urls = PackageUrls::of(base, &view.owner, &view.record.name);
     let mut value = json!({
         "id": view.record.id,
         "name": short_name(&view.record.name),
         "package_type": "container",
-        "owner": account(base, &view.owner, viewer),
+        "owner": simple_user(base, &view.owner),
         "version_count": view.version_count,
         "visibility": view.record.visibility.as_str(),
         "url": urls.api,
@@ -35,7 +35,7 @@ pub fn package(base: &str, view: &PackageSummary, viewer: &Principal) -> Value {
         "description": view.description,
     });
     if let Some((repo, owner)) = &view.repository {
-        value["repository"] = repository(base, repo, owner, viewer);
+        value["repository"] = minimal_repository(base, repo, owner);
     }
     value
 }

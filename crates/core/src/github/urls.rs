@@ -35,6 +35,12 @@ pub fn org_api(base: &str, login: &str) -> String {
     format!("{base}/api/v3/orgs/{login}")
 }
 
+/// An account's avatar: `<base>/avatars/u/<id>`, an identicon Berth draws from the id
+/// (GitHub's `https://avatars.githubusercontent.com/u/<id>`).
+pub fn avatar(base: &str, id: impl std::fmt::Display) -> String {
+    format!("{base}/avatars/u/{id}")
+}
+
 /// An account's page: `<base>/<login>`.
 pub fn account_page(base: &str, login: &str) -> String {
     format!("{base}/{login}")

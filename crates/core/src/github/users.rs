@@ -4,44 +4,106 @@
 
 use serde_json::{Value, json};
 
-use super::urls::{account_page, api, org_api, team_api, team_page, user_api};
+use super::urls::{account_page, api, avatar, org_api, team_api, team_page, user_api};
 use super::{node_id, time};
 use crate::access::store::Account;
 use crate::access::{AccountKind, OrgRole, Principal, Team};
+use crate::ports::Millis;
 
-/// A user or organization as the REST API shows it (GitHub's user and organization objects,
-/// the fields Berth has), as `viewer` may see it: a user's e-mail address only to themselves
-/// and site administrators.
+/// A user or organization as the REST API shows it, as `viewer` may see it: a user in
+/// GitHub's `public-user` shape (organizations too, as GitHub's `/users/{login}` shows them),
+/// an organization in its `organization-full` shape. A user's e-mail address shows only to
+/// themselves and site administrators.
 pub fn account(base: &str, account: &Account, viewer: &Principal) -> Value {
-    let login = &account.login;
-    let api = api(base);
     match account.kind {
-        AccountKind::User => json!({
-            "login": login,
-            "id": account.id,
-            "type": "User",
-            "site_admin": account.site_admin,
-            "name": account.name,
-            "email": account.email_seen_by(viewer),
-            "url": user_api(base, login),
-            "html_url": account_page(base, login),
-            "repos_url": format!("{api}/users/{login}/repos"),
-            "organizations_url": format!("{api}/users/{login}/orgs"),
-            "created_at": time(account.created_at),
+        AccountKind::User => user(base, account, viewer),
+        AccountKind::Organization => organization(base, account),
+    }
+}
+
+/// A user (or an organization, as `GET /users/{login}` shows one) in GitHub's `public-user`
+/// shape: [`simple_user`]'s fields and the profile, counts Berth keeps none of at `0`.
+pub fn user(base: &str, account: &Account, viewer: &Principal) -> Value {
+    let mut value = simple_user(base, account);
+    let profile = json!({
+        "name": account.name,
+        "company": null,
+        "blog": "",
+        "location": null,
+        "email": account.email_seen_by(viewer),
+        "hireable": null,
+        "bio": null,
+        "twitter_username": null,
+        "public_repos": 0,
+        "public_gists": 0,
+        "followers": 0,
+        "following": 0,
+        "created_at": time(account.created_at),
+        "updated_at": time(account.created_at),
+    });
+    merge(&mut value, profile);
+    value
+}
+
+/// The caller themselves in GitHub's `private-user` shape (`GET /user`): [`user`] with the
+/// private counts (Berth keeps none of them: `0`) and `user_view_type: private`.
+pub fn private_user(base: &str, account: &Account, viewer: &Principal) -> Value {
+    let mut value = user(base, account, viewer);
+    merge(
+        &mut value,
+        json!({
+            "user_view_type": "private",
+            "private_gists": 0,
+            "total_private_repos": 0,
+            "owned_private_repos": 0,
+            "disk_usage": 0,
+            "collaborators": 0,
+            "two_factor_authentication": false,
         }),
-        AccountKind::Organization => json!({
-            "login": login,
-            "id": account.id,
+    );
+    value
+}
+
+/// An organization in GitHub's `organization-full` shape ([`organization_simple`]'s fields,
+/// the page, the counts Berth keeps none of at `0`), with Berth's additions: `name`, its
+/// package creation settings under `packages`, and `requires_token_authorization` (SSO).
+pub fn organization(base: &str, org: &Account) -> Value {
+    let mut value = organization_simple(base, org);
+    merge(
+        &mut value,
+        json!({
+            "html_url": account_page(base, &org.login),
             "type": "Organization",
-            "name": account.name,
-            "url": org_api(base, login),
-            "html_url": account_page(base, login),
-            "repos_url": format!("{api}/orgs/{login}/repos"),
-            "members_url": format!("{api}/orgs/{login}/members{{/member}}"),
-            "created_at": time(account.created_at),
-            "packages": package_settings(account),
-            "requires_token_authorization": account.requires_sso,
+            "has_organization_projects": false,
+            "has_repository_projects": false,
+            "public_repos": 0,
+            "public_gists": 0,
+            "followers": 0,
+            "following": 0,
+            "created_at": time(org.created_at),
+            "updated_at": time(org.created_at),
+            "archived_at": null,
+            "packages": package_settings(org),
+            "requires_token_authorization": org.requires_sso,
         }),
+    );
+    // GitHub's `name` is a string when present; Berth's organizations may have none.
+    if let Some(name) = &org.name {
+        value["name"] = json!(name);
+    }
+    value
+}
+
+/// `value` (a user's `simple-user`) with the e-mail address `viewer` may see of `user`.
+fn with_email(mut value: Value, user: &Account, viewer: &Principal) -> Value {
+    value["email"] = json!(user.email_seen_by(viewer));
+    value
+}
+
+/// Adds `more`'s keys to the object `value`.
+fn merge(value: &mut Value, more: Value) {
+    if let (Value::Object(value), Value::Object(more)) = (value, more) {
+        value.extend(more);
     }
 }
 
@@ -71,7 +133,7 @@ pub fn simple_user(base: &str, account: &Account) -> Value {
         "login": login,
         "id": account.id,
         "node_id": node_id(kind, account.id),
-        "avatar_url": "",
+        "avatar_url": avatar(base, account.id),
         "gravatar_id": "",
         "url": user_api(base, login),
         "html_url": account_page(base, login),
@@ -104,8 +166,8 @@ pub fn organization_simple(base: &str, org: &Account) -> Value {
         "issues_url": format!("{api}/issues"),
         "members_url": format!("{api}/members{{/member}}"),
         "public_members_url": format!("{api}/public_members{{/member}}"),
-        "avatar_url": "",
-        "description": org.name.clone().unwrap_or_default(),
+        "avatar_url": avatar(base, org.id),
+        "description": null,
     })
 }
 
@@ -123,27 +185,54 @@ pub fn membership(
         "state": "active",
         "role": match role { OrgRole::Owner => "admin", OrgRole::Member => "member" },
         "organization_url": org_url,
-        "organization": account(base, org, viewer),
-        "user": account(base, user, viewer),
+        "organization": organization_simple(base, org),
+        "user": with_email(simple_user(base, user), user, viewer),
     })
 }
 
-/// A team (GitHub's `team-full`, the fields Berth has).
+/// A team in GitHub's `team` shape (listings, a team's parent).
 pub fn team(base: &str, team: &Team) -> Value {
     let url = team_api(base, &team.org, &team.slug);
     json!({
         "id": team.id,
+        "node_id": node_id("Team", team.id),
         "name": team.name,
         "slug": team.slug,
         "description": null,
         "privacy": "closed",
+        "notification_setting": "notifications_enabled",
         "permission": "pull",
         "url": url,
         "html_url": team_page(base, &team.org, &team.slug),
         "members_url": format!("{url}/members{{/member}}"),
         "repositories_url": format!("{url}/repos"),
+        "type": "organization",
         "parent": null,
     })
+}
+
+/// A team in GitHub's `team-full` shape (creating one answers it): [`team`] with its
+/// organization, its counts and times.
+pub fn team_full(
+    base: &str,
+    team: &Team,
+    org: &Account,
+    members: usize,
+    repos: usize,
+    created_at: Millis,
+) -> Value {
+    let mut value = self::team(base, team);
+    merge(
+        &mut value,
+        json!({
+            "members_count": members,
+            "repos_count": repos,
+            "created_at": time(created_at),
+            "updated_at": time(created_at),
+            "organization": organization(base, org),
+        }),
+    );
+    value
 }
 
 /// An account's storage quota (Berth's): the bytes of the distinct blobs its packages

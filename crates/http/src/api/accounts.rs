@@ -17,7 +17,7 @@ pub async fn current_user(State(state): State<AppState>, who: Who) -> ApiResult 
     let user = state.auth.access.current_user(&who.principal).await?;
     Ok(answer(
         StatusCode::OK,
-        users::account(&who.base, &user, &who.principal),
+        users::private_user(&who.base, &user, &who.principal),
     ))
 }
 
@@ -26,7 +26,7 @@ pub async fn user(State(state): State<AppState>, who: Who, Path(login): Path<Str
     let user = state.auth.access.account(&login, None).await?;
     Ok(answer(
         StatusCode::OK,
-        users::account(&who.base, &user, &who.principal),
+        users::user(&who.base, &user, &who.principal),
     ))
 }
 
@@ -37,10 +37,7 @@ pub async fn org(State(state): State<AppState>, who: Who, Path(login): Path<Stri
         .access
         .account(&login, Some(AccountKind::Organization))
         .await?;
-    Ok(answer(
-        StatusCode::OK,
-        users::account(&who.base, &org, &who.principal),
-    ))
+    Ok(answer(StatusCode::OK, users::organization(&who.base, &org)))
 }
 
 #[derive(Deserialize)]
@@ -108,7 +105,7 @@ pub async fn create_org(State(state): State<AppState>, who: Who, bytes: Bytes) -
         .await?;
     Ok(answer(
         StatusCode::CREATED,
-        users::account(&who.base, &org, &who.principal),
+        users::organization(&who.base, &org),
     ))
 }
 
@@ -200,10 +197,7 @@ pub async fn set_sso(
         .access
         .set_requires_sso_as(&who.principal, &org, required)
         .await?;
-    Ok(answer(
-        StatusCode::OK,
-        users::account(&who.base, &org, &who.principal),
-    ))
+    Ok(answer(StatusCode::OK, users::organization(&who.base, &org)))
 }
 
 #[derive(Deserialize)]
@@ -289,7 +283,26 @@ pub async fn create_team(
             )
             .await?;
     }
-    Ok(answer(StatusCode::CREATED, users::team(&who.base, &team)))
+    let created_at = berth_core::ports::now_millis();
+    let org = access
+        .account(&org, Some(AccountKind::Organization))
+        .await?;
+    let members: std::collections::HashSet<String> = request
+        .maintainers
+        .iter()
+        .map(|login| login.to_ascii_lowercase())
+        .collect();
+    Ok(answer(
+        StatusCode::CREATED,
+        users::team_full(
+            &who.base,
+            &team,
+            &org,
+            members.len(),
+            request.repo_names.len(),
+            created_at,
+        ),
+    ))
 }
 
 #[derive(Deserialize)]

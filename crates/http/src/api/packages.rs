@@ -170,10 +170,7 @@ async fn list(
     } else {
         (0, Vec::new())
     };
-    let items = views
-        .iter()
-        .map(|v| package_json(&who.base, v, &who.principal))
-        .collect();
+    let items = views.iter().map(|v| package_json(&who.base, v)).collect();
     Ok(paged(&who.base, uri, page, total, items))
 }
 
@@ -184,10 +181,7 @@ pub async fn get(State(state): State<AppState>, who: Who, named: Named) -> ApiRe
         .packages
         .get_as(&who.principal, &named.name)
         .await?;
-    Ok(answer(
-        StatusCode::OK,
-        package_json(&who.base, &view, &who.principal),
-    ))
+    Ok(answer(StatusCode::OK, package_json(&who.base, &view)))
 }
 
 /// `DELETE /{orgs|users}/{owner}/packages/container/{name}`: restorable for 30 days.

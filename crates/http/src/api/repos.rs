@@ -71,10 +71,7 @@ pub async fn repo(
 
 async fn render(state: &AppState, who: &Who, repo: &SourceRepo, status: StatusCode) -> ApiResult {
     let owner = state.auth.access.account(&repo.owner_login, None).await?;
-    Ok(answer(
-        status,
-        repos::repository(&who.base, repo, &owner, &who.principal),
-    ))
+    Ok(answer(status, repos::repository(&who.base, repo, &owner)))
 }
 
 #[derive(Deserialize)]

@@ -1,7 +1,8 @@
 //! GitHub's published descriptions as the judge of Berth's answers: every `/api/v3` answer the
 //! suites' [`Api`](super::github::Api) client receives is validated against the response
 //! schema GitHub's OpenAPI description (npm `@octokit/openapi`, api.github.com) gives its
-//! operation and status, and every webhook payload the test receivers get against GitHub's
+//! operation and status (GitHub Enterprise Server 3.19's for operations only it has, such as
+//! `POST /admin/users`), and every webhook payload the test receivers get against GitHub's
 //! webhook schemas (npm `@octokit/openapi-webhooks`). Both are installed, at pinned versions,
 //! by `scripts/test` into `tests/node/node_modules` (`npm ci` there does it by hand).
 //!
@@ -16,16 +17,20 @@ use std::sync::{Mutex, OnceLock};
 use jsonschema::{Draft, Registry, Validator};
 use serde_json::{Value, json};
 
-/// Where the REST description's components live for `$ref`s.
+/// Where the REST descriptions' components live for `$ref`s: api.github.com's, and GitHub
+/// Enterprise Server's for the operations only it has (`POST /admin/users`, …).
 const REST: &str = "https://rest.github.invalid/description";
+const REST_GHES: &str = "https://ghes.github.invalid/description";
+/// The GitHub Enterprise Server release whose description judges GHES-only operations.
+const GHES: &str = "ghes-3.19";
 /// Where the webhook description's components live.
 const HOOKS: &str = "https://webhooks.github.invalid/description";
 
-fn description(package: &str) -> Value {
+fn description(package: &str, file: &str) -> Value {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/node/node_modules/@octokit")
         .join(package)
-        .join("generated/api.github.com.json");
+        .join(format!("generated/{file}.json"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
             "GitHub's description {} is missing ({e}): scripts/test installs it; by hand: \
@@ -77,10 +82,13 @@ fn to_json_schema(value: &mut Value, base: &str, openapi_30: bool) {
 }
 
 struct Rest {
+    /// Where its components are registered.
+    base: &'static str,
     registry: Registry<'static>,
     /// Path template → its segments and its operations (method → responses, rewritten).
     paths: Vec<(Vec<String>, Value)>,
     responses: Value,
+    parameters: Value,
     validators: Mutex<HashMap<String, &'static Validator>>,
 }
 
@@ -92,40 +100,50 @@ struct Hooks {
 }
 
 fn rest() -> &'static Rest {
-    static REST_DESCRIPTION: OnceLock<Rest> = OnceLock::new();
-    REST_DESCRIPTION.get_or_init(|| {
-        let mut document = description("openapi");
-        to_json_schema(&mut document, REST, true);
-        let paths = document["paths"]
-            .as_object()
-            .expect("paths")
-            .iter()
-            .map(|(template, operations)| {
-                let segments = template.split('/').map(str::to_owned).collect();
-                (segments, operations.clone())
-            })
-            .collect();
-        let responses = document["components"]["responses"].clone();
-        let root = json!({"components": {"schemas": document["components"]["schemas"].clone()}});
-        let registry = Registry::new()
-            .draft(Draft::Draft4)
-            .add(REST, root)
-            .expect("GitHub's REST schemas register")
-            .prepare()
-            .expect("GitHub's REST schemas resolve");
-        Rest {
-            registry,
-            paths,
-            responses,
-            validators: Mutex::new(HashMap::new()),
-        }
-    })
+    static DOTCOM: OnceLock<Rest> = OnceLock::new();
+    DOTCOM.get_or_init(|| load_rest("api.github.com", REST))
+}
+
+fn ghes() -> &'static Rest {
+    static ENTERPRISE: OnceLock<Rest> = OnceLock::new();
+    ENTERPRISE.get_or_init(|| load_rest(GHES, REST_GHES))
+}
+
+fn load_rest(file: &str, base: &'static str) -> Rest {
+    let mut document = description("openapi", file);
+    to_json_schema(&mut document, base, true);
+    let paths = document["paths"]
+        .as_object()
+        .expect("paths")
+        .iter()
+        .map(|(template, operations)| {
+            let segments = template.split('/').map(str::to_owned).collect();
+            (segments, operations.clone())
+        })
+        .collect();
+    let responses = document["components"]["responses"].clone();
+    let parameters = document["components"]["parameters"].clone();
+    let root = json!({"components": {"schemas": document["components"]["schemas"].clone()}});
+    let registry = Registry::new()
+        .draft(Draft::Draft4)
+        .add(base, root)
+        .expect("GitHub's REST schemas register")
+        .prepare()
+        .expect("GitHub's REST schemas resolve");
+    Rest {
+        base,
+        registry,
+        paths,
+        responses,
+        parameters,
+        validators: Mutex::new(HashMap::new()),
+    }
 }
 
 fn hooks() -> &'static Hooks {
     static HOOKS_DESCRIPTION: OnceLock<Hooks> = OnceLock::new();
     HOOKS_DESCRIPTION.get_or_init(|| {
-        let mut document = description("openapi-webhooks");
+        let mut document = description("openapi-webhooks", "api.github.com");
         to_json_schema(&mut document, HOOKS, false);
         let schemas = document["components"]["schemas"].clone();
         let names = schemas
@@ -169,19 +187,59 @@ fn violations(validator: &Validator, body: &Value) -> Option<String> {
     (!errors.is_empty()).then(|| errors.join("\n"))
 }
 
+/// GitHub's error object, with the `message` every GitHub error has.
+fn basic_error(rest: &Rest) -> Value {
+    json!({
+        "allOf": [{"$ref": format!("{}#/components/schemas/basic-error", rest.base)}],
+        "required": ["message"],
+    })
+}
+
+/// Whether `segment` can be the path parameter `name` of `operation` (an operation without
+/// this method, or a parameter without a schema, takes any segment): `/user/tokens` is not
+/// GitHub's `/user/{account_id}`, whose id is an integer.
+fn fits(rest: &Rest, operation: &Value, name: &str, segment: &str) -> bool {
+    if segment.is_empty() {
+        return false;
+    }
+    let declared = operation["parameters"].as_array().and_then(|parameters| {
+        parameters
+            .iter()
+            .map(|p| match p["$ref"].as_str() {
+                Some(reference) => &rest.parameters[reference.rsplit('/').next().unwrap_or("")],
+                None => p,
+            })
+            .find(|p| p["name"] == name && p["in"] == "path")
+    });
+    match declared.map(|p| &p["schema"]["type"]) {
+        Some(Value::String(kind)) if kind == "integer" => {
+            segment.bytes().all(|b| b.is_ascii_digit())
+        }
+        _ => true,
+    }
+}
+
 /// The schema GitHub's description gives `method path` answering `status`: `Ok(None)` when
 /// GitHub has no such operation (Berth's own), `Ok(Some(None))` when the answer has no body.
-fn response_schema(method: &str, path: &str, status: u16) -> Result<Option<Option<Value>>, String> {
-    let rest = rest();
+fn response_schema(
+    rest: &Rest,
+    method: &str,
+    path: &str,
+    status: u16,
+) -> Result<Option<Option<Value>>, String> {
     let path = path.split(['?', '#']).next().unwrap_or(path);
     let segments: Vec<&str> = path.split('/').collect();
+    let method = method.to_ascii_lowercase();
     let matched = rest
         .paths
         .iter()
-        .filter(|(template, _)| {
+        .filter(|(template, operations)| {
             template.len() == segments.len()
                 && template.iter().zip(&segments).all(|(t, s)| {
-                    (t.starts_with('{') && t.ends_with('}') && !s.is_empty()) || t == s
+                    match t.strip_prefix('{').and_then(|t| t.strip_suffix('}')) {
+                        Some(name) => fits(rest, &operations[&method], name, s),
+                        None => t == s,
+                    }
                 })
         })
         // The most literal template wins: `/user/packages` over `/users/{username}`.
@@ -189,7 +247,7 @@ fn response_schema(method: &str, path: &str, status: u16) -> Result<Option<Optio
     let Some((template, operations)) = matched else {
         return Ok(None);
     };
-    let Some(operation) = operations.get(method.to_ascii_lowercase()) else {
+    let Some(operation) = operations.get(&method) else {
         return Ok(None);
     };
     let mut response = operation["responses"].get(status.to_string()).cloned();
@@ -199,16 +257,17 @@ fn response_schema(method: &str, path: &str, status: u16) -> Result<Option<Optio
     }
     let Some(response) = response else {
         if status >= 400 {
-            return Ok(Some(Some(json!({
-                "allOf": [{"$ref": format!("{REST}#/components/schemas/basic-error")}],
-                "required": ["message"],
-            }))));
+            return Ok(Some(Some(basic_error(rest))));
         }
         return Err(format!(
             "GitHub's {method} {} never answers {status}",
             template.join("/")
         ));
     };
+    if response.get("content").is_none() && status >= 400 {
+        // GitHub describes some refusals without a body; it sends its error object anyway.
+        return Ok(Some(Some(basic_error(rest))));
+    }
     let schema = response["content"].as_object().and_then(|content| {
         content
             .iter()
@@ -224,7 +283,12 @@ pub fn check_rest(method: &str, path: &str, status: u16, body: &Value) -> Option
     if status == 304 {
         return None;
     }
-    let schema = match response_schema(method, path, status) {
+    // api.github.com's description first; GitHub Enterprise Server's for what only it has.
+    let (rest, answer) = match response_schema(rest(), method, path, status) {
+        Ok(None) => (ghes(), response_schema(ghes(), method, path, status)),
+        answer => (rest(), answer),
+    };
+    let schema = match answer {
         Ok(None) => return None,
         Ok(Some(None)) => {
             return (!body.is_null()).then(|| {
@@ -234,7 +298,6 @@ pub fn check_rest(method: &str, path: &str, status: u16, body: &Value) -> Option
         Ok(Some(Some(schema))) => schema,
         Err(problem) => return Some(problem),
     };
-    let rest = rest();
     let key = format!(
         "{method} {} {status}",
         serde_json::to_string(&schema).unwrap()
