@@ -78,13 +78,18 @@ fn certificates(dir: &Path) {
 }
 
 /// Forwards every connection to `127.0.0.1:443` to `target` (TLS passes through untouched),
-/// on a thread of its own for the rest of the test process.
+/// on a thread of its own for the rest of the test process. Test runs of other checkouts on
+/// this machine wait for the port: whoever holds it holds a lock file until its process ends.
 fn forward_port_443(target: String) {
+    let lock = std::fs::File::create(std::env::temp_dir().join("berth-e2e-port-443.lock"))
+        .expect("create the port 443 lock file");
+    lock.lock().expect("wait for the port 443 lock");
     let listener = std::net::TcpListener::bind("127.0.0.1:443").expect(
         "bind 127.0.0.1:443 (the tests run as root; only this test uses the port): is it taken?",
     );
     listener.set_nonblocking(true).unwrap();
     std::thread::spawn(move || {
+        let _held = lock;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
