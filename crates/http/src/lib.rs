@@ -62,6 +62,14 @@ pub fn router(state: AppState) -> Router {
                 )),
         )
         .route("/avatars/u/{id}", axum::routing::get(avatar::identicon))
+        // GitHub Enterprise Server's GraphQL path: the few queries GitHub's clients send to
+        // learn who they are, under the REST API's rate limits.
+        .merge(
+            api::graphql::router().layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                api::limits::enforce,
+            )),
+        )
         .merge(health::router(state.health.clone()))
         .route("/v2", axum::routing::any(oci::dispatch))
         .route("/v2/", axum::routing::any(oci::dispatch))

@@ -12,6 +12,7 @@
 
 mod accounts;
 pub mod etag;
+pub mod graphql;
 mod hooks;
 pub mod limits;
 mod package_settings;
