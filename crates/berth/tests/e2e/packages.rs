@@ -278,6 +278,8 @@ async fn packages_and_versions_have_githubs_shapes_and_the_metadata_of_the_push(
             body["message"].is_string() && body["documentation_url"].is_string(),
             "{body}"
         );
+        let below = path.strip_prefix("/api/v3").expect("an API path");
+        crate::common::schema::assert_rest("GET", below, status, &body);
     }
     let anonymous = reqwest::get(server.url("/api/v3/orgs/acme/packages/container/tools%2Flint"))
         .await
