@@ -127,7 +127,11 @@ impl Hooks {
         };
         let mut deliveries = Vec::new();
         for name in ["package", "registry_package"] {
-            if !hooks.iter().any(|h| h.wants(name)) {
+            // GitHub's `package` `updated` payload always names its repository: a package
+            // linked to none has only the `registry_package` one.
+            let unlinked_update =
+                event.action == PackageAction::Updated && package.repository.is_none();
+            if (name == "package" && unlinked_update) || !hooks.iter().any(|h| h.wants(name)) {
                 continue;
             }
             let payload =

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 
 use super::model::{
-    Attempt, ContentType, Delivery, DeliveryId, EVENTS, Hook, HookConfig, HookId, HookScope,
+    Attempt, ContentType, Delivery, DeliveryId, GITHUB_EVENTS, Hook, HookConfig, HookId, HookScope,
     HookSettings, NewDelivery,
 };
 use super::payload::{PingTarget, ping_payload};
@@ -145,11 +145,12 @@ fn check_url(url: &str) -> ManageResult<()> {
 }
 
 fn check_events(events: &[String]) -> ManageResult<()> {
-    if let Some(unknown) = events.iter().find(|e| !EVENTS.contains(&e.as_str())) {
+    let known = |e: &String| e == "*" || GITHUB_EVENTS.contains(&e.as_str());
+    if let Some(unknown) = events.iter().find(|e| !known(e)) {
         return Err(invalid(
             "events",
             format!(
-                "`{unknown}` is not an event Berth sends; subscribe to package, registry_package or *"
+                "`{unknown}` is not a GitHub webhook event; Berth sends package, registry_package (or *)"
             ),
         ));
     }
@@ -566,7 +567,7 @@ mod tests {
         assert_eq!(field(request("ftp://x")), "url");
         assert_eq!(field(request("https:///path")), "url");
         let mut r = request("https://x");
-        r.events = Some(vec!["push".into()]);
+        r.events = Some(vec!["package".into(), "pushes".into()]);
         assert_eq!(field(r), "events");
         let mut r = request("https://x");
         r.content_type = Some("xml".into());
@@ -577,6 +578,13 @@ mod tests {
         let mut r = request("https://x");
         r.events = Some(vec![]);
         assert_eq!(field(r), "events");
+    }
+
+    #[test]
+    fn any_github_event_is_kept_as_given() {
+        let mut r = request("https://x");
+        r.events = Some(vec!["push".into(), "pull_request".into()]);
+        assert_eq!(r.create().unwrap().events, ["push", "pull_request"]);
     }
 
     #[test]
