@@ -386,7 +386,10 @@ async fn hooks_are_managed_in_githubs_shapes_and_ping_on_creation() {
         ping.header("x-hub-signature-256"),
         sign("s3cret", &ping.body)
     );
-    assert_eq!(ping.header("x-hub-signature"), sign_sha1("s3cret", &ping.body));
+    assert_eq!(
+        ping.header("x-hub-signature"),
+        sign_sha1("s3cret", &ping.body)
+    );
     assert_eq!(ping.header("x-github-hook-id"), id.to_string());
     assert_eq!(
         ping.header("x-github-hook-installation-target-type"),
@@ -1410,7 +1413,11 @@ async fn a_linked_packages_events_carry_githubs_full_repository_and_both_signatu
     for event in events.iter().filter(|r| r.event() != "ping") {
         assert!(event.signed_with(secret), "{:?}", event.headers);
         let payload = event.json();
-        seen.push(format!("{} {}", event.event(), payload["action"].as_str().unwrap()));
+        seen.push(format!(
+            "{} {}",
+            event.event(),
+            payload["action"].as_str().unwrap()
+        ));
         assert_eq!(event.digest(), pushed);
         let repository = &payload["repository"];
         assert_eq!(repository["full_name"], "acme/app");
@@ -1462,7 +1469,10 @@ async fn an_unlinked_packages_update_reaches_registry_package_hooks_only() {
     let api = Api::new(&server, &server.admin_token);
     let package_hook = Receiver::start().await;
     let registry_hook = Receiver::start().await;
-    for (receiver, event) in [(&package_hook, "package"), (&registry_hook, "registry_package")] {
+    for (receiver, event) in [
+        (&package_hook, "package"),
+        (&registry_hook, "registry_package"),
+    ] {
         hook(
             &api,
             "/orgs/acme",
@@ -1521,7 +1531,10 @@ async fn hooks_may_subscribe_to_any_github_event_and_receive_only_berths() {
             200,
         )
         .await;
-    assert_eq!(patched["events"], json!(["push", "pull_request", "release"]));
+    assert_eq!(
+        patched["events"],
+        json!(["push", "pull_request", "release"])
+    );
     // Not a GitHub event at all: refused, naming the field.
     for body in [
         json!({ "config": { "url": push_only.url() }, "events": ["pushes"] }),
@@ -1542,10 +1555,18 @@ async fn hooks_may_subscribe_to_any_github_event_and_receive_only_berths() {
         .await;
     assert_eq!(error["errors"][0]["field"], "events", "{error}");
 
-    hook(&api, "/orgs/acme", json!({ "url": witness.url() }), json!({})).await;
+    hook(
+        &api,
+        "/orgs/acme",
+        json!({ "url": witness.url() }),
+        json!({}),
+    )
+    .await;
     push(&server, "acme/quiet", Some("v1"), "quiet").await;
     witness
-        .wait_for("the package event", |r| r.iter().any(|r| r.event() == "package"))
+        .wait_for("the package event", |r| {
+            r.iter().any(|r| r.event() == "package")
+        })
         .await;
     push_only
         .wait_for("the ping", |r| r.iter().any(|r| r.event() == "ping"))
@@ -1640,7 +1661,12 @@ async fn a_hooks_config_is_read_and_changed_alone() {
             .expect("PATCH", &config_path, Some(json!({ "secret": "" })), 200)
             .await;
         assert!(cleared.get("secret").is_none(), "{cleared}");
-        api.expect("GET", &format!("{collection}/hooks/{}/config", id + 100), None, 404)
-            .await;
+        api.expect(
+            "GET",
+            &format!("{collection}/hooks/{}/config", id + 100),
+            None,
+            404,
+        )
+        .await;
     }
 }

@@ -21,7 +21,8 @@ pub fn signature_256(secret: &str, body: &[u8]) -> String {
 /// `sha1=<hex HMAC-SHA1 of body keyed with secret>`, GitHub's legacy `X-Hub-Signature`, which
 /// GitHub still sends beside `X-Hub-Signature-256` for receivers written before it.
 pub fn signature_sha1(secret: &str, body: &[u8]) -> String {
-    let mut mac = hmac::Hmac::<Sha1>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key");
+    let mut mac =
+        hmac::Hmac::<Sha1>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key");
     mac.update(body);
     format!("sha1={}", hex::encode(mac.finalize().into_bytes()))
 }
@@ -194,6 +195,10 @@ mod tests {
         let guid = get("X-GitHub-Delivery").unwrap();
         assert_eq!(uuid::Uuid::parse_str(&guid).unwrap().get_version_num(), 4);
         let unsigned = headers(&hook(None), &delivery, b"{}");
-        assert!(unsigned.iter().all(|(n, _)| !n.starts_with("X-Hub-Signature")));
+        assert!(
+            unsigned
+                .iter()
+                .all(|(n, _)| !n.starts_with("X-Hub-Signature"))
+        );
     }
 }

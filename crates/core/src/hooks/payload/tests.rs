@@ -181,7 +181,13 @@ fn updated_payloads_are_shaped_as_githubs_updated_events() {
         assert!(package["description"].is_null(), "{event}: {package:#}");
         let version = &package["package_version"];
         assert_eq!(version["description"], "The worker");
-        for key in ["body", "body_html", "target_commitish", "created_at", "updated_at"] {
+        for key in [
+            "body",
+            "body_html",
+            "target_commitish",
+            "created_at",
+            "updated_at",
+        ] {
             assert!(version[key].is_string(), "{event}: {key} in {version:#}");
         }
         assert_eq!(version["author"]["login"], "alice");
@@ -194,9 +200,15 @@ fn every_avatar_is_a_url_that_answers() {
     let value = payload("package", Some("v1"), Some(&image_manifest()));
     let base = "https://registry.example/api/v3/users/";
     assert_eq!(value["sender"]["avatar_url"], format!("{base}alice"));
-    assert_eq!(value["package"]["owner"]["avatar_url"], format!("{base}acme"));
+    assert_eq!(
+        value["package"]["owner"]["avatar_url"],
+        format!("{base}acme")
+    );
     assert_eq!(value["organization"]["avatar_url"], format!("{base}acme"));
-    assert_eq!(value["repository"]["owner"]["avatar_url"], format!("{base}acme"));
+    assert_eq!(
+        value["repository"]["owner"]["avatar_url"],
+        format!("{base}acme")
+    );
     assert_eq!(
         value["repository"]["clone_url"],
         "https://registry.example/acme/app.git"
