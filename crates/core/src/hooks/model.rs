@@ -5,6 +5,7 @@ pub use crate::ids::{DeliveryId, HookId};
 use std::fmt;
 
 use crate::access::{AccountId, RepoId};
+use crate::ids::AppId;
 use crate::ports::Millis;
 
 /// What a hook is attached to: its events come from the packages of that account, or the
@@ -17,6 +18,9 @@ pub enum HookScope {
     Organization(AccountId),
     /// A user (Berth's; GitHub has none): the user's own packages.
     User(AccountId),
+    /// A GitHub App's one webhook: the packages of the accounts the app is installed on,
+    /// limited to those linked to the installation's selected repositories.
+    App(AppId),
 }
 
 impl HookScope {
@@ -26,6 +30,7 @@ impl HookScope {
             HookScope::Repository(_) => "Repository",
             HookScope::Organization(_) => "Organization",
             HookScope::User(_) => "User",
+            HookScope::App(_) => "App",
         }
     }
 
@@ -35,6 +40,7 @@ impl HookScope {
             HookScope::Repository(_) => "repository",
             HookScope::Organization(_) => "organization",
             HookScope::User(_) => "user",
+            HookScope::App(_) => "integration",
         }
     }
 
@@ -43,6 +49,7 @@ impl HookScope {
         match self {
             HookScope::Repository(id) => id.0,
             HookScope::Organization(id) | HookScope::User(id) => id.0,
+            HookScope::App(id) => id.0,
         }
     }
 }

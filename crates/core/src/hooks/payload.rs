@@ -12,9 +12,11 @@ use serde_json::{Value, json};
 use super::model::Hook;
 use crate::access::AccountKind;
 use crate::access::store::{Account, SourceRepo};
+use crate::github::node_id;
 use crate::github::packages::{EventPackage, EventVersion};
 use crate::github::repos::full_name;
 use crate::github::webhook::{organization, package as webhook_package, repository, user};
+use crate::ids::InstallationId;
 
 /// What happened to a package version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +62,16 @@ pub fn package_payload(
     if package.owner.kind == AccountKind::Organization {
         payload["organization"] = organization(base, package.owner);
     }
+    payload
+}
+
+/// `payload` as an app's webhook receives it: with the `installation` it came through
+/// (GitHub's `simple-installation`).
+pub fn with_installation(mut payload: Value, installation: InstallationId) -> Value {
+    payload["installation"] = json!({
+        "id": installation,
+        "node_id": node_id("Installation", installation),
+    });
     payload
 }
 

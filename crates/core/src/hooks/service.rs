@@ -25,6 +25,7 @@ use crate::access::rules;
 use crate::access::store::{Account, SourceRepo};
 use crate::access::{Access, ManageError, ManageResult, Principal};
 use crate::github::hooks::hook as hook_json;
+use crate::ids::AppId;
 use crate::ports::now_millis;
 
 /// Hooks, their deliveries, and the queue's wake-up call.
@@ -352,6 +353,42 @@ impl Hooks {
             .ok_or_else(|| hook_not_found(id))?;
         self.queue_ping(&parent, &hook, &caller, base).await?;
         Ok((parent, hook))
+    }
+
+    /// The settings of an app's webhook as `request` gives them, checked as a hook's creation
+    /// (422 naming the field).
+    pub async fn app_hook_settings(&self, request: HookRequest) -> ManageResult<HookSettings> {
+        let settings = request.create()?;
+        self.check_target(&settings.config.url).await?;
+        Ok(settings)
+    }
+
+    /// Gives app `app`, which the caller has just registered, its one webhook (GitHub's
+    /// `hook_attributes` and `webhook_secret`): `request` checked as a hook's creation, the
+    /// hook stored under [`HookScope::App`]. The app receives the package events of the
+    /// accounts it is installed on, limited to the installation's selected repositories.
+    /// Call [`Hooks::app_hook_settings`] first, before registering the app, so that settings
+    /// a person must fix refuse the registration whole.
+    pub async fn create_app_hook(&self, app: AppId, settings: HookSettings) -> ManageResult<Hook> {
+        let max = self.max_hooks_per_account;
+        let Some(id) = self
+            .store
+            .create_hook(HookScope::App(app), &settings, now_millis(), max)
+            .await?
+        else {
+            return Err(invalid(
+                "hook_attributes",
+                format!(
+                    "the app's owner already has {max} webhooks, the most this server allows                      per account (webhook_max_hooks_per_account)"
+                ),
+            ));
+        };
+        self.wake.notify_one();
+        Ok(self
+            .store
+            .hook(id)
+            .await?
+            .ok_or_else(|| hook_not_found(id))?)
     }
 
     /// The hooks of a collection.

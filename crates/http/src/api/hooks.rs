@@ -143,6 +143,47 @@ fn config_request(config: ConfigBody) -> ApiResult<HookRequest> {
     })
 }
 
+/// The webhook fields of an app's registration, as GitHub's app manifest names them:
+/// `hook_attributes: {url, active}`, `webhook_secret`, `default_events`.
+#[derive(Deserialize, Default)]
+pub struct AppHookBody {
+    hook_attributes: Option<HookAttributes>,
+    webhook_secret: Option<String>,
+    default_events: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+struct HookAttributes {
+    url: Option<String>,
+    active: Option<bool>,
+}
+
+impl AppHookBody {
+    /// The app's hook to create, if the registration gives one (`hook_attributes.url`).
+    pub fn request(self) -> ApiResult<Option<HookRequest>> {
+        let Some(attributes) = self.hook_attributes else {
+            if self.webhook_secret.is_some() || self.default_events.is_some() {
+                return Err(GitHubError::invalid(
+                    "Integration",
+                    "hook_attributes",
+                    "missing_field",
+                    "webhook_secret and default_events need hook_attributes.url: where \
+                     should the app's events be sent?"
+                        .into(),
+                ));
+            }
+            return Ok(None);
+        };
+        Ok(Some(HookRequest {
+            url: attributes.url,
+            active: attributes.active,
+            secret: self.webhook_secret,
+            events: self.default_events,
+            ..HookRequest::default()
+        }))
+    }
+}
+
 /// `GET …/hooks`.
 async fn list(State(state): State<AppState>, who: Who, Path(params): Params) -> ApiResult {
     let (parent, hooks) = state
