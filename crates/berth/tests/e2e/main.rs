@@ -28,5 +28,6 @@ mod quota;
 mod recovery;
 mod redirect;
 mod s3_faults;
+mod scanner;
 mod tls;
 pub(crate) mod webhooks;
