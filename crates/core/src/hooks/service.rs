@@ -384,11 +384,7 @@ impl Hooks {
             ));
         };
         self.wake.notify_one();
-        Ok(self
-            .store
-            .hook(id)
-            .await?
-            .ok_or_else(|| hook_not_found(id))?)
+        self.store.hook(id).await?.ok_or_else(|| hook_not_found(id))
     }
 
     /// The hooks of a collection.
