@@ -123,6 +123,16 @@ async fn an_installed_app_hears_of_its_selected_repositorys_image_and_pulls_exac
         )
         .await;
     let installation_id = installation["id"].as_i64().unwrap();
+    // The new app's webhook is pinged, as GitHub pings it.
+    let pings = scanner
+        .wait_for("the app's ping", |r| r.iter().any(|r| r.event() == "ping"))
+        .await;
+    assert!(pings[0].signed_with(webhook_secret));
+    let ping = pings[0].json();
+    assert_eq!(ping["hook"]["app_id"], app_id);
+    assert_eq!(ping["hook"]["type"], "App");
+    assert_eq!(ping["hook"]["events"], json!(["registry_package"]));
+    assert_eq!(ping["hook"]["config"]["secret"], "********");
 
     // An org hook as a witness that both pushes' events were queued and sent.
     let witness = Receiver::start().await;

@@ -368,8 +368,19 @@ impl Hooks {
     /// hook stored under [`HookScope::App`]. The app receives the package events of the
     /// accounts it is installed on, limited to the installation's selected repositories.
     /// Call [`Hooks::app_hook_settings`] first, before registering the app, so that settings
-    /// a person must fix refuse the registration whole.
-    pub async fn create_app_hook(&self, app: AppId, settings: HookSettings) -> ManageResult<Hook> {
+    /// a person must fix refuse the registration whole. Queues the `ping` GitHub sends a new
+    /// app's webhook (its `hook` naming the `app_id`), sent by `principal`.
+    pub async fn create_app_hook(
+        &self,
+        principal: &Principal,
+        app: AppId,
+        settings: HookSettings,
+        base: &str,
+    ) -> ManageResult<Hook> {
+        let sender = self
+            .sender_of(principal)
+            .await?
+            .ok_or_else(|| ManageError::Unauthenticated("sign in to register an app".into()))?;
         let max = self.max_hooks_per_account;
         let Some(id) = self
             .store
@@ -379,12 +390,37 @@ impl Hooks {
             return Err(invalid(
                 "hook_attributes",
                 format!(
-                    "the app's owner already has {max} webhooks, the most this server allows                      per account (webhook_max_hooks_per_account)"
+                    "the app's owner already has {max} webhooks, the most this server allows \
+                     per account (webhook_max_hooks_per_account)"
                 ),
             ));
         };
+        let hook = self
+            .store
+            .hook(id)
+            .await?
+            .ok_or_else(|| hook_not_found(id))?;
+        // GitHub's app hook object: no collection URLs (an app's hook lives at `/app/hook`).
+        let mut json = hook_json(base, "app", &hook);
+        if let Some(object) = json.as_object_mut() {
+            for key in ["url", "ping_url", "deliveries_url", "test_url"] {
+                object.remove(key);
+            }
+            object.insert("app_id".into(), app.0.into());
+        }
+        let payload = ping_payload(&hook, json, base, &PingTarget::User(&sender), &sender);
+        let ping = NewDelivery {
+            hook: hook.id,
+            guid: new_guid(),
+            event: "ping".into(),
+            action: None,
+            payload: payload.to_string(),
+            redelivery: false,
+            repository_id: None,
+        };
+        self.store.enqueue(&[ping], now_millis()).await?;
         self.wake.notify_one();
-        self.store.hook(id).await?.ok_or_else(|| hook_not_found(id))
+        Ok(hook)
     }
 
     /// The hooks of a collection.

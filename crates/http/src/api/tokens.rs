@@ -158,7 +158,10 @@ pub async fn create_app(State(state): State<AppState>, who: Who, bytes: Bytes) -
         .await?;
     let mut app = json!({ "id": id, "slug": slug, "client_secret": secret.expose() });
     if let Some(settings) = hook {
-        let hook = state.services.hooks.create_app_hook(id, settings).await?;
+        let hooks = &state.services.hooks;
+        let hook = hooks
+            .create_app_hook(&who.principal, id, settings, &who.base)
+            .await?;
         app["hook_attributes"] = json!({ "url": hook.config.url, "active": hook.active });
         app["events"] = json!(hook.events);
     }
