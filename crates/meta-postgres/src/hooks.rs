@@ -27,7 +27,7 @@ use berth_core::hooks::model::{
     HookId, HookScope, HookSettings, LastResponse, NewDelivery,
 };
 use berth_core::hooks::store::{Claimed, HookStore, PackageFacts};
-use berth_core::ids::{PackageId, VersionId};
+use berth_core::ids::{AppId, InstallationId, PackageId, VersionId};
 use berth_core::name::RepoName;
 use berth_core::ports::{Millis, StoreResult};
 use sqlx::{AssertSqlSafe, PgConnection};
@@ -36,7 +36,7 @@ use tracing::instrument;
 use crate::store::{PgMetadataStore, failed, sql_limit};
 
 /// Columns of a hook, with its account's kind (organization or user hooks).
-const HOOK: &str = "SELECT h.id, h.repo_id, h.account_id, a.kind AS account_kind, h.active, \
+const HOOK: &str = "SELECT h.id, h.repo_id, h.account_id, h.app_id, a.kind AS account_kind, h.active, \
          h.events, h.url, h.content_type, h.secret, h.insecure_ssl, h.deleted_events, \
          h.created_at, h.updated_at, h.last_code, h.last_status, h.last_message \
      FROM hooks h LEFT JOIN accounts a ON a.id = h.account_id";
@@ -47,6 +47,7 @@ struct HookRow {
     id: i64,
     repo_id: Option<i64>,
     account_id: Option<i64>,
+    app_id: Option<i64>,
     account_kind: Option<String>,
     active: bool,
     events: String,
@@ -66,6 +67,7 @@ impl HookRow {
     /// The hook the row describes.
     fn into_hook(self) -> Result<Hook, StoreError> {
         let scope = match (self.repo_id, self.account_id, self.account_kind.as_deref()) {
+            _ if self.app_id.is_some() => HookScope::App(AppId(self.app_id.unwrap_or_default())),
             (Some(repo), _, _) => HookScope::Repository(RepoId(repo)),
             (None, Some(account), Some("organization")) => {
                 HookScope::Organization(AccountId(account))
@@ -197,6 +199,16 @@ fn headers(text: Option<&str>) -> Result<Vec<(String, String)>, StoreError> {
 }
 
 /// A list (of event names or headers) as the JSON text it is stored as.
+/// The owner of app `app` (whose hook count an app's hook adds to).
+async fn app_owner(conn: &mut PgConnection, app: AppId) -> StoreResult<i64> {
+    sqlx::query_scalar::<_, i64>("SELECT owner_id FROM apps WHERE id = $1")
+        .bind(app.0)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(failed("reading the owner of a hook's app"))?
+        .ok_or_else(|| unexpected("hook app", &app.to_string()))
+}
+
 fn json<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).expect("lists of strings serialize")
 }
@@ -286,6 +298,11 @@ impl HookStore for PgMetadataStore {
         let (repo, account): (Option<RepoId>, Option<AccountId>) = match scope {
             HookScope::Repository(id) => (Some(id), None),
             HookScope::Organization(id) | HookScope::User(id) => (None, Some(id)),
+            HookScope::App(_) => (None, None),
+        };
+        let app = match scope {
+            HookScope::App(id) => Some(id),
+            _ => None,
         };
         let mut tx = self
             .pool
@@ -302,7 +319,9 @@ impl HookStore for PgMetadataStore {
                     .ok_or_else(|| unexpected("hook repository", &id.to_string()))?
             }
             HookScope::Organization(id) | HookScope::User(id) => id.0,
+            HookScope::App(id) => app_owner(&mut tx, id).await?,
         };
+        let account = account.or_else(|| app.map(|_| AccountId(owner)));
         // The owning account's row serializes the creations of its hooks and its
         // repositories' hooks, so concurrent creations never pass the cap. (NO KEY: foreign
         // key checks of other writes referencing the account are not held up.) An unknown
@@ -325,8 +344,8 @@ impl HookStore for PgMetadataStore {
         }
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO hooks (repo_id, account_id, active, events, url, content_type, secret, \
-                 insecure_ssl, deleted_events, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) RETURNING id",
+                 insecure_ssl, deleted_events, created_at, updated_at, app_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11) RETURNING id",
         )
         .bind(repo.map(|id| id.0))
         .bind(account.map(|id| id.0))
@@ -338,6 +357,7 @@ impl HookStore for PgMetadataStore {
         .bind(settings.config.insecure_ssl)
         .bind(settings.deleted_events)
         .bind(now)
+        .bind(app.map(|id| id.0))
         .fetch_one(&mut *tx)
         .await
         .map_err(failed("creating a hook"))?;
@@ -359,8 +379,10 @@ impl HookStore for PgMetadataStore {
         match scope {
             HookScope::Repository(id) => self.hook_rows("h.repo_id = $1", &[Some(id.0)]).await,
             HookScope::Organization(id) | HookScope::User(id) => {
-                self.hook_rows("h.account_id = $1", &[Some(id.0)]).await
+                self.hook_rows("h.account_id = $1 AND h.app_id IS NULL", &[Some(id.0)])
+                    .await
             }
+            HookScope::App(id) => self.hook_rows("h.app_id = $1", &[Some(id.0)]).await,
         }
     }
 
@@ -408,10 +430,38 @@ impl HookStore for PgMetadataStore {
         repo: Option<RepoId>,
     ) -> StoreResult<Vec<Hook>> {
         self.hook_rows(
-            "h.active AND (h.account_id = $1 OR h.repo_id = $2)",
+            "h.active AND h.app_id IS NULL AND (h.account_id = $1 OR h.repo_id = $2)",
             &[Some(owner.0), repo.map(|id| id.0)],
         )
         .await
+    }
+
+    #[instrument(level = "debug", skip(self))]
+    async fn app_hooks_for_package(
+        &self,
+        owner: AccountId,
+        repo: Option<RepoId>,
+    ) -> StoreResult<Vec<(Hook, InstallationId)>> {
+        let found: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT h.id, i.id FROM hooks h \
+             JOIN app_installations i ON i.app_id = h.app_id \
+             WHERE h.active AND i.account_id = $1 \
+               AND (i.all_repositories OR EXISTS (SELECT 1 FROM app_installation_repos r \
+                    WHERE r.installation_id = i.id AND r.repo_id = $2)) \
+             ORDER BY h.id",
+        )
+        .bind(owner.0)
+        .bind(repo.map(|id| id.0))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(failed("reading the app hooks of a package"))?;
+        let mut hooks = Vec::with_capacity(found.len());
+        for (hook, installation) in found {
+            if let Some(hook) = self.hook(HookId(hook)).await? {
+                hooks.push((hook, InstallationId(installation)));
+            }
+        }
+        Ok(hooks)
     }
 
     #[instrument(level = "debug", skip(self), fields(%name, %digest))]

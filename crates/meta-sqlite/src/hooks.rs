@@ -17,8 +17,8 @@ use berth_core::hooks::model::{
     HookId, HookScope, HookSettings, LastResponse, NewDelivery,
 };
 use berth_core::hooks::store::{Claimed, HookStore, PackageFacts};
-use berth_core::ids::PackageId;
 use berth_core::ids::VersionId;
+use berth_core::ids::{AppId, InstallationId, PackageId};
 use berth_core::name::RepoName;
 use berth_core::ports::{Millis, StoreResult};
 use sqlx::{AssertSqlSafe, SqliteConnection};
@@ -28,7 +28,7 @@ use crate::access::unexpected;
 use crate::store::{SqliteMetadataStore, failed, sql_limit};
 
 /// Columns of a hook, with its account's kind (organization or user hooks).
-const HOOK: &str = "SELECT h.id, h.repo_id, h.account_id, a.kind AS account_kind, h.active, \
+const HOOK: &str = "SELECT h.id, h.repo_id, h.account_id, h.app_id, a.kind AS account_kind, h.active, \
          h.events, h.url, h.content_type, h.secret, h.insecure_ssl, h.deleted_events, \
          h.created_at, h.updated_at, h.last_code, h.last_status, h.last_message \
      FROM hooks h LEFT JOIN accounts a ON a.id = h.account_id";
@@ -38,6 +38,7 @@ struct HookRow {
     id: i64,
     repo_id: Option<i64>,
     account_id: Option<i64>,
+    app_id: Option<i64>,
     account_kind: Option<String>,
     active: bool,
     events: String,
@@ -56,6 +57,7 @@ struct HookRow {
 impl HookRow {
     fn into_hook(self) -> Result<Hook, StoreError> {
         let scope = match (self.repo_id, self.account_id, self.account_kind.as_deref()) {
+            _ if self.app_id.is_some() => HookScope::App(AppId(self.app_id.unwrap_or_default())),
             (Some(repo), _, _) => HookScope::Repository(RepoId(repo)),
             (None, Some(account), Some("organization")) => {
                 HookScope::Organization(AccountId(account))
@@ -181,6 +183,16 @@ fn headers(text: Option<&str>) -> Result<Vec<(String, String)>, StoreError> {
     }
 }
 
+/// The owner of app `app` (whose hook count an app's hook adds to).
+async fn app_owner(conn: &mut SqliteConnection, app: AppId) -> StoreResult<i64> {
+    sqlx::query_scalar::<_, i64>("SELECT owner_id FROM apps WHERE id = ?1")
+        .bind(app.0)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(failed("reading the owner of a hook's app"))?
+        .ok_or_else(|| unexpected("hook app", &app.to_string()))
+}
+
 fn json<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).expect("lists of strings serialize")
 }
@@ -248,15 +260,16 @@ impl HookStore for SqliteMetadataStore {
         let (repo, account): (Option<RepoId>, Option<AccountId>) = match scope {
             HookScope::Repository(id) => (Some(id), None),
             HookScope::Organization(id) | HookScope::User(id) => (None, Some(id)),
+            HookScope::App(_) => (None, None),
+        };
+        let app = match scope {
+            HookScope::App(id) => Some(id),
+            _ => None,
         };
         let mut tx = self.begin_write().await?;
         // The account's hooks and its repositories' hooks, counted in the transaction that
         // inserts, so concurrent creations never pass the cap.
-        let count: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM hooks h LEFT JOIN source_repos r ON r.id = h.repo_id \
-             WHERE h.account_id = ?1 OR r.owner_id = ?1",
-        )
-        .bind(match scope {
+        let owner = match scope {
             HookScope::Repository(id) => {
                 sqlx::query_scalar::<_, i64>("SELECT owner_id FROM source_repos WHERE id = ?1")
                     .bind(id.0)
@@ -266,7 +279,14 @@ impl HookStore for SqliteMetadataStore {
                     .ok_or_else(|| unexpected("hook repository", &id.to_string()))?
             }
             HookScope::Organization(id) | HookScope::User(id) => id.0,
-        })
+            HookScope::App(id) => app_owner(&mut tx, id).await?,
+        };
+        let account = account.or_else(|| app.map(|_| AccountId(owner)));
+        let count: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM hooks h LEFT JOIN source_repos r ON r.id = h.repo_id \
+             WHERE h.account_id = ?1 OR r.owner_id = ?1",
+        )
+        .bind(owner)
         .fetch_one(&mut *tx)
         .await
         .map_err(failed("counting an account's hooks"))?;
@@ -275,8 +295,8 @@ impl HookStore for SqliteMetadataStore {
         }
         let result = sqlx::query(
             "INSERT INTO hooks (repo_id, account_id, active, events, url, content_type, secret, \
-                 insecure_ssl, deleted_events, created_at, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)",
+                 insecure_ssl, deleted_events, created_at, updated_at, app_id) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11)",
         )
         .bind(repo.map(|id| id.0))
         .bind(account.map(|id| id.0))
@@ -288,6 +308,7 @@ impl HookStore for SqliteMetadataStore {
         .bind(settings.config.insecure_ssl)
         .bind(settings.deleted_events)
         .bind(now)
+        .bind(app.map(|id| id.0))
         .execute(&mut *tx)
         .await
         .map_err(failed("creating a hook"))?;
@@ -309,8 +330,10 @@ impl HookStore for SqliteMetadataStore {
         match scope {
             HookScope::Repository(id) => self.hook_rows("h.repo_id = ?1", &[Some(id.0)]).await,
             HookScope::Organization(id) | HookScope::User(id) => {
-                self.hook_rows("h.account_id = ?1", &[Some(id.0)]).await
+                self.hook_rows("h.account_id = ?1 AND h.app_id IS NULL", &[Some(id.0)])
+                    .await
             }
+            HookScope::App(id) => self.hook_rows("h.app_id = ?1", &[Some(id.0)]).await,
         }
     }
 
@@ -360,10 +383,38 @@ impl HookStore for SqliteMetadataStore {
         repo: Option<RepoId>,
     ) -> StoreResult<Vec<Hook>> {
         self.hook_rows(
-            "h.active = 1 AND (h.account_id = ?1 OR h.repo_id = ?2)",
+            "h.active = 1 AND h.app_id IS NULL AND (h.account_id = ?1 OR h.repo_id = ?2)",
             &[Some(owner.0), repo.map(|id| id.0)],
         )
         .await
+    }
+
+    #[instrument(level = "debug", skip(self))]
+    async fn app_hooks_for_package(
+        &self,
+        owner: AccountId,
+        repo: Option<RepoId>,
+    ) -> StoreResult<Vec<(Hook, InstallationId)>> {
+        let found: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT h.id, i.id FROM hooks h \
+             JOIN app_installations i ON i.app_id = h.app_id \
+             WHERE h.active = 1 AND i.account_id = ?1 \
+               AND (i.all_repositories OR EXISTS (SELECT 1 FROM app_installation_repos r \
+                    WHERE r.installation_id = i.id AND r.repo_id = ?2)) \
+             ORDER BY h.id",
+        )
+        .bind(owner.0)
+        .bind(repo.map(|id| id.0))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(failed("reading the app hooks of a package"))?;
+        let mut hooks = Vec::with_capacity(found.len());
+        for (hook, installation) in found {
+            if let Some(hook) = self.hook(HookId(hook)).await? {
+                hooks.push((hook, InstallationId(installation)));
+            }
+        }
+        Ok(hooks)
     }
 
     #[instrument(level = "debug", skip(self), fields(%name, %digest))]

@@ -133,6 +133,7 @@ macro_rules! hooks_contract {
             inactive_hooks_wait_and_deleted_hooks_take_their_deliveries_along,
             package_events_reach_the_owners_and_the_linked_repositorys_hooks_deleted_only_by_opt_in,
             an_accounts_hooks_are_capped_with_its_repositories_hooks_counted,
+            an_apps_hook_reaches_the_packages_of_its_installations_selected_repositories,
         ]);
     };
 }
@@ -396,4 +397,116 @@ pub async fn an_accounts_hooks_are_capped_with_its_repositories_hooks_counted<
     assert!(s.delete_hook(first).await.unwrap());
     assert!(create(repo).await.is_some());
     assert_eq!(create(org).await, None);
+}
+
+/// An app's hook reaches the packages of its installations, limited to the selected
+/// repositories, each through its installation; it is no hook of the app owner's collection.
+pub async fn an_apps_hook_reaches_the_packages_of_its_installations_selected_repositories<
+    S: HookStore + AccessStore + Clone,
+>(
+    store: S,
+) {
+    let w = world(store).await;
+    let s = &w.store;
+    let Created::New(other) = s
+        .create_repo(w.org, "other", Visibility::Private, 1_000)
+        .await
+        .unwrap()
+    else {
+        panic!("other taken")
+    };
+    let Created::New(app) = s
+        .create_app(w.alice, "scanner", b"hash", 1_000)
+        .await
+        .unwrap()
+    else {
+        panic!("scanner taken")
+    };
+    let hook = s
+        .create_hook(HookScope::App(app), &settings(false), 1_000, 20)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        s.hook(hook).await.unwrap().unwrap().scope,
+        HookScope::App(app)
+    );
+    assert_eq!(s.hooks_of(HookScope::App(app)).await.unwrap()[0].id, hook);
+    assert!(
+        s.hooks_of(HookScope::User(w.alice))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Not installed yet: nothing.
+    assert!(
+        s.app_hooks_for_package(w.org, Some(w.repo))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let installation = s
+        .install_app(
+            app,
+            w.org,
+            Some(&[w.repo]),
+            berth_core::access::Role::Read,
+            1_000,
+        )
+        .await
+        .unwrap();
+    let found = s.app_hooks_for_package(w.org, Some(w.repo)).await.unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!((found[0].0.id, found[0].1), (hook, installation));
+    assert!(
+        s.app_hooks_for_package(w.org, Some(other))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        s.app_hooks_for_package(w.org, None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        s.app_hooks_for_package(w.alice, Some(w.repo))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // App hooks are not the owner's or the repository's hooks.
+    assert!(
+        s.hooks_for_package(w.org, Some(w.repo))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(s.hooks_for_package(w.alice, None).await.unwrap().is_empty());
+
+    // Installed for all repositories: every package of the account, linked or not.
+    s.install_app(app, w.org, None, berth_core::access::Role::Read, 2_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.app_hooks_for_package(w.org, Some(other))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(s.app_hooks_for_package(w.org, None).await.unwrap().len(), 1);
+
+    // An inactive hook reaches nothing.
+    let mut inactive = settings(false);
+    inactive.active = false;
+    assert!(s.update_hook(hook, &inactive, 3_000).await.unwrap());
+    assert!(
+        s.app_hooks_for_package(w.org, Some(w.repo))
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }

@@ -31,5 +31,6 @@ mod quota;
 mod recovery;
 mod redirect;
 mod s3_faults;
+mod scanner;
 mod tls;
 pub(crate) mod webhooks;

@@ -240,10 +240,25 @@ fn free_addr() -> SocketAddr {
     listener.local_addr().expect("addr")
 }
 
-fn sign(secret: &str, body: &[u8]) -> String {
+pub(crate) fn sign(secret: &str, body: &[u8]) -> String {
     let mut mac = hmac::Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("key");
     mac.update(body);
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// GitHub's legacy `X-Hub-Signature`: HMAC-SHA1.
+pub(crate) fn sign_sha1(secret: &str, body: &[u8]) -> String {
+    let mut mac = hmac::Hmac::<sha1::Sha1>::new_from_slice(secret.as_bytes()).expect("key");
+    mac.update(body);
+    format!("sha1={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+impl Received {
+    /// Whether both of GitHub's signatures of the body verify with `secret`.
+    pub(crate) fn signed_with(&self, secret: &str) -> bool {
+        self.header("x-hub-signature-256") == sign(secret, &self.body)
+            && self.header("x-hub-signature") == sign_sha1(secret, &self.body)
+    }
 }
 
 /// Every key of `expected` (recursively, but not into the free-form `all_labels`) that
@@ -279,10 +294,25 @@ pub(crate) async fn push(
     reference: Option<&str>,
     layer: &str,
 ) -> (String, Vec<u8>) {
+    push_from(server, repo, reference, layer, None).await
+}
+
+/// [`push`], the image labelled `org.opencontainers.image.source: <source>` when given.
+pub(crate) async fn push_from(
+    server: &Server,
+    repo: &str,
+    reference: Option<&str>,
+    layer: &str,
+    source: Option<&str>,
+) -> (String, Vec<u8>) {
     let layer = layer.as_bytes().to_vec();
+    let mut labels = json!({"org.opencontainers.image.description": format!("image {}", String::from_utf8_lossy(&layer))});
+    if let Some(source) = source {
+        labels["org.opencontainers.image.source"] = json!(source);
+    }
     let config = serde_json::to_vec(&json!({
         "architecture": "amd64", "os": "linux",
-        "config": {"Labels": {"org.opencontainers.image.description": format!("image {}", String::from_utf8_lossy(&layer))}},
+        "config": {"Labels": labels},
         "rootfs": {"type": "layers", "diff_ids": [digest(&layer)]},
     }))
     .unwrap();
@@ -356,6 +386,10 @@ async fn hooks_are_managed_in_githubs_shapes_and_ping_on_creation() {
         ping.header("x-hub-signature-256"),
         sign("s3cret", &ping.body)
     );
+    assert_eq!(
+        ping.header("x-hub-signature"),
+        sign_sha1("s3cret", &ping.body)
+    );
     assert_eq!(ping.header("x-github-hook-id"), id.to_string());
     assert_eq!(
         ping.header("x-github-hook-installation-target-type"),
@@ -394,7 +428,7 @@ async fn hooks_are_managed_in_githubs_shapes_and_ping_on_creation() {
     for (body, field) in [
         (json!({ "config": { "url": "ftp://example.com" } }), "url"),
         (
-            json!({ "config": { "url": receiver.url() }, "events": ["push"] }),
+            json!({ "config": { "url": receiver.url() }, "events": ["not_an_event"] }),
             "events",
         ),
         (
@@ -460,10 +494,7 @@ async fn a_scanner_verifies_the_signature_and_pulls_the_pushed_digest_with_a_rea
         .find(|r| r.event() == "registry_package")
         .unwrap();
     // What a scanner does: check the signature, read the digest, pull exactly that.
-    assert_eq!(
-        event.header("x-hub-signature-256"),
-        sign(secret, &event.body)
-    );
+    assert!(event.signed_with(secret), "{:?}", event.headers);
     assert_eq!(event.header("content-type"), "application/json");
     let delivery = event.header("x-github-delivery");
     assert_eq!(uuid_version(delivery), Some('4'), "{delivery}");
@@ -670,7 +701,15 @@ async fn a_tag_moved_to_an_existing_version_is_updated_and_deliveries_can_be_red
     let server = Server::start_with(&[LOOPBACK]);
     let api = Api::new(&server, &server.admin_token);
     let receiver = Receiver::start().await;
-    let created = hook(&api, "/user", json!({ "url": receiver.url() }), json!({})).await;
+    // The package is linked to no repository: GitHub's `package` `updated` payload needs one,
+    // `registry_package`'s does not.
+    let created = hook(
+        &api,
+        "/user",
+        json!({ "url": receiver.url() }),
+        json!({ "events": ["registry_package"] }),
+    )
+    .await;
     assert_eq!(created["type"], "User");
     let id = created["id"].as_i64().unwrap();
     let (first, bytes) = push(&server, "admin/tool", Some("v1"), "tool").await;
@@ -679,18 +718,18 @@ async fn a_tag_moved_to_an_existing_version_is_updated_and_deliveries_can_be_red
     put_manifest(&server, "admin/tool", "latest", OCI_MANIFEST, &bytes).await;
     receiver
         .wait_for("published and updated", |r| {
-            r.iter().filter(|r| r.event() == "package").count() >= 2
+            r.iter().filter(|r| r.event() == "registry_package").count() >= 2
         })
         .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let events = receiver.package_events("package");
+    let events = receiver.package_events("registry_package");
     let actions: Vec<(String, String)> = events
         .iter()
         .map(|e| {
             let json = e.json();
             (
                 json["action"].as_str().unwrap().to_owned(),
-                json["package"]["package_version"]["container_metadata"]["tag"]["name"]
+                json["registry_package"]["package_version"]["container_metadata"]["tag"]["name"]
                     .as_str()
                     .unwrap()
                     .to_owned(),
@@ -748,7 +787,10 @@ async fn a_tag_moved_to_an_existing_version_is_updated_and_deliveries_can_be_red
             200,
         )
         .await;
-    assert_eq!(detail["request"]["headers"]["X-GitHub-Event"], "package");
+    assert_eq!(
+        detail["request"]["headers"]["X-GitHub-Event"],
+        "registry_package"
+    );
     assert_eq!(detail["request"]["payload"]["action"], "published");
     assert_eq!(detail["response"]["payload"], "");
     assert_eq!(detail["attempts"].as_array().unwrap().len(), 1);
@@ -1192,6 +1234,15 @@ struct Staller {
     most_in_flight: Arc<std::sync::atomic::AtomicUsize>,
 }
 
+/// Takes one request out of the [`Staller`]'s count when dropped.
+struct InFlight(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 impl Staller {
     async fn start(stall: Duration) -> Staller {
         use std::sync::atomic::Ordering::SeqCst;
@@ -1218,8 +1269,10 @@ impl Staller {
                     arrived.fetch_add(1, SeqCst);
                     let now = in_flight.fetch_add(1, SeqCst) + 1;
                     most.fetch_max(now, SeqCst);
+                    // Out of flight however the request ends: answered, or dropped because
+                    // Berth gave up waiting (a leaked count would read as one more in flight).
+                    let _done = InFlight(in_flight);
                     tokio::time::sleep(stall).await;
-                    in_flight.fetch_sub(1, SeqCst);
                     StatusCode::OK
                 }
             }),
@@ -1316,7 +1369,8 @@ async fn one_accounts_stalled_receivers_do_not_delay_another_accounts_deliveries
     .await;
 }
 
-#[tokio::test]
+// Several threads: the receiver answers on time while the test validates API answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deliveries_in_flight_are_capped() {
     let server = Server::start_with(&[
         LOOPBACK,
@@ -1341,4 +1395,290 @@ async fn deliveries_in_flight_are_capped() {
             .load(std::sync::atomic::Ordering::SeqCst),
         3
     );
+}
+
+#[tokio::test]
+async fn a_linked_packages_events_carry_githubs_full_repository_and_both_signatures() {
+    let server = Server::start_with(&[LOOPBACK]);
+    let world = World::new(&server);
+    let api = Api::new(&server, &server.admin_token);
+    world.repo("app", "private").await;
+    let receiver = Receiver::start().await;
+    let secret = "linked";
+    hook(
+        &api,
+        "/orgs/acme",
+        json!({ "url": receiver.url(), "secret": secret }),
+        json!({ "events": ["package", "registry_package"] }),
+    )
+    .await;
+    let source = "https://github.com/acme/app";
+    let (pushed, bytes) = push_from(&server, "acme/web", Some("v1"), "web", Some(source)).await;
+    put_manifest(&server, "acme/web", "latest", OCI_MANIFEST, &bytes).await;
+    // Every payload is checked against GitHub's webhook schemas as it arrives (Receiver).
+    let events = receiver
+        .wait_for("published and updated, both events", |r| {
+            r.iter().filter(|r| r.event() != "ping").count() >= 4
+        })
+        .await;
+    let mut seen = Vec::new();
+    for event in events.iter().filter(|r| r.event() != "ping") {
+        assert!(event.signed_with(secret), "{:?}", event.headers);
+        let payload = event.json();
+        seen.push(format!(
+            "{} {}",
+            event.event(),
+            payload["action"].as_str().unwrap()
+        ));
+        assert_eq!(event.digest(), pushed);
+        let repository = &payload["repository"];
+        assert_eq!(repository["full_name"], "acme/app");
+        assert_eq!(repository["private"], true);
+        assert_eq!(repository["owner"]["login"], "acme");
+        assert_eq!(repository["forks_count"], 0);
+        assert_eq!(
+            repository["clone_url"],
+            server.url("/acme/app.git"),
+            "{repository}"
+        );
+        assert_eq!(payload["organization"]["login"], "acme");
+        // An avatar URL that answers.
+        let avatar = payload["sender"]["avatar_url"].as_str().unwrap().to_owned();
+        let answer = client_with_token(&server.admin_token)
+            .get(&avatar)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200, "{avatar}");
+    }
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            "package published",
+            "package updated",
+            "registry_package published",
+            "registry_package updated"
+        ]
+    );
+    let updated = events
+        .iter()
+        .find(|r| r.event() == "registry_package" && r.json()["action"] == "updated")
+        .unwrap()
+        .json();
+    let package = &updated["registry_package"];
+    assert!(package["description"].is_null(), "{package}");
+    assert_eq!(
+        package["package_version"]["container_metadata"]["tag"]["name"],
+        "latest"
+    );
+    assert_eq!(package["package_version"]["body_html"], "");
+}
+
+#[tokio::test]
+async fn an_unlinked_packages_update_reaches_registry_package_hooks_only() {
+    let server = Server::start_with(&[LOOPBACK]);
+    let api = Api::new(&server, &server.admin_token);
+    let package_hook = Receiver::start().await;
+    let registry_hook = Receiver::start().await;
+    for (receiver, event) in [
+        (&package_hook, "package"),
+        (&registry_hook, "registry_package"),
+    ] {
+        hook(
+            &api,
+            "/orgs/acme",
+            json!({ "url": receiver.url() }),
+            json!({ "events": [event] }),
+        )
+        .await;
+    }
+    let (_, bytes) = push(&server, "acme/lonely", Some("v1"), "lonely").await;
+    put_manifest(&server, "acme/lonely", "latest", OCI_MANIFEST, &bytes).await;
+    registry_hook
+        .wait_for("registry_package published and updated", |r| {
+            r.iter().filter(|r| r.event() == "registry_package").count() == 2
+        })
+        .await;
+    package_hook
+        .wait_for("package published", |r| {
+            r.iter().any(|r| r.event() == "package")
+        })
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let actions: Vec<Value> = package_hook
+        .package_events("package")
+        .iter()
+        .map(|r| r.json()["action"].clone())
+        .collect();
+    assert_eq!(actions, [json!("published")]);
+}
+
+#[tokio::test]
+async fn hooks_may_subscribe_to_any_github_event_and_receive_only_berths() {
+    let server = Server::start_with(&[LOOPBACK]);
+    let api = Api::new(&server, &server.admin_token);
+    let push_only = Receiver::start().await;
+    let witness = Receiver::start().await;
+    // GitHub's default events, as GitHub's clients send them.
+    let created = api
+        .expect(
+            "POST",
+            "/orgs/acme/hooks",
+            Some(json!({ "name": "web", "config": { "url": push_only.url() }, "events": ["push", "pull_request"] })),
+            201,
+        )
+        .await;
+    assert_eq!(created["events"], json!(["push", "pull_request"]));
+    let id = created["id"].as_i64().unwrap();
+    let shown = api
+        .expect("GET", &format!("/orgs/acme/hooks/{id}"), None, 200)
+        .await;
+    assert_eq!(shown["events"], json!(["push", "pull_request"]));
+    let patched = api
+        .expect(
+            "PATCH",
+            &format!("/orgs/acme/hooks/{id}"),
+            Some(json!({ "add_events": ["release"] })),
+            200,
+        )
+        .await;
+    assert_eq!(
+        patched["events"],
+        json!(["push", "pull_request", "release"])
+    );
+    // Not a GitHub event at all: refused, naming the field.
+    for body in [
+        json!({ "config": { "url": push_only.url() }, "events": ["pushes"] }),
+        json!({ "config": { "url": push_only.url() }, "events": ["package", "Package"] }),
+    ] {
+        let error = api
+            .expect("POST", "/orgs/acme/hooks", Some(body), 422)
+            .await;
+        assert_eq!(error["errors"][0]["field"], "events", "{error}");
+    }
+    let error = api
+        .expect(
+            "PATCH",
+            &format!("/orgs/acme/hooks/{id}"),
+            Some(json!({ "add_events": ["nope"] })),
+            422,
+        )
+        .await;
+    assert_eq!(error["errors"][0]["field"], "events", "{error}");
+
+    hook(
+        &api,
+        "/orgs/acme",
+        json!({ "url": witness.url() }),
+        json!({}),
+    )
+    .await;
+    push(&server, "acme/quiet", Some("v1"), "quiet").await;
+    witness
+        .wait_for("the package event", |r| {
+            r.iter().any(|r| r.event() == "package")
+        })
+        .await;
+    push_only
+        .wait_for("the ping", |r| r.iter().any(|r| r.event() == "ping"))
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let events: Vec<String> = push_only
+        .received()
+        .iter()
+        .map(|r| r.event().to_owned())
+        .collect();
+    assert_eq!(events, ["ping"], "Berth sends no push events");
+}
+
+#[tokio::test]
+async fn a_hooks_config_is_read_and_changed_alone() {
+    let server = Server::start_with(&[LOOPBACK]);
+    let world = World::new(&server);
+    let api = Api::new(&server, &server.admin_token);
+    world.repo("app", "private").await;
+    let receiver = Receiver::start().await;
+    for collection in ["/orgs/acme", "/repos/acme/app"] {
+        let created = hook(
+            &api,
+            collection,
+            json!({ "url": receiver.url(), "secret": "first" }),
+            json!({ "events": ["registry_package"], "active": true }),
+        )
+        .await;
+        let id = created["id"].as_i64().unwrap();
+        let config_path = format!("{collection}/hooks/{id}/config");
+        let config = api.expect("GET", &config_path, None, 200).await;
+        assert_eq!(
+            config,
+            json!({ "url": receiver.url(), "content_type": "json", "secret": "********", "insecure_ssl": "0" })
+        );
+
+        // Only what is given changes.
+        let changed = api
+            .expect(
+                "PATCH",
+                &config_path,
+                Some(json!({ "content_type": "form", "insecure_ssl": "1" })),
+                200,
+            )
+            .await;
+        assert_eq!(
+            changed,
+            json!({ "url": receiver.url(), "content_type": "form", "secret": "********", "insecure_ssl": "1" })
+        );
+        let hook = api
+            .expect("GET", &format!("{collection}/hooks/{id}"), None, 200)
+            .await;
+        assert_eq!(hook["events"], json!(["registry_package"]));
+        assert_eq!(hook["active"], true);
+        assert_eq!(hook["config"], changed);
+
+        // Checked as on creation: 422 naming the field, nothing changed.
+        for (body, field) in [
+            (json!({ "url": "ftp://example.com/hook" }), "url"),
+            (json!({ "content_type": "xml" }), "content_type"),
+            (json!({ "insecure_ssl": "maybe" }), "insecure_ssl"),
+        ] {
+            let error = api.expect("PATCH", &config_path, Some(body), 422).await;
+            assert_eq!(error["errors"][0]["field"], field, "{error}");
+        }
+        assert_eq!(api.expect("GET", &config_path, None, 200).await, changed);
+
+        // A new secret signs the next delivery; an empty one removes it.
+        api.expect(
+            "PATCH",
+            &config_path,
+            Some(json!({ "secret": "second", "content_type": "json" })),
+            200,
+        )
+        .await;
+        api.expect("POST", &format!("{collection}/hooks/{id}/pings"), None, 204)
+            .await;
+        let pings = receiver
+            .wait_for("the second ping", |r| {
+                r.iter()
+                    .filter(|r| r.event() == "ping" && r.json()["hook_id"] == id)
+                    .count()
+                    == 2
+            })
+            .await;
+        let last = pings
+            .iter()
+            .rfind(|r| r.event() == "ping" && r.json()["hook_id"] == id)
+            .unwrap();
+        assert!(last.signed_with("second"), "{:?}", last.headers);
+        let cleared = api
+            .expect("PATCH", &config_path, Some(json!({ "secret": "" })), 200)
+            .await;
+        assert!(cleared.get("secret").is_none(), "{cleared}");
+        api.expect(
+            "GET",
+            &format!("{collection}/hooks/{}/config", id + 100),
+            None,
+            404,
+        )
+        .await;
+    }
 }

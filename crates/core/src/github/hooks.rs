@@ -11,14 +11,7 @@ use crate::hooks::model::{Attempt, Delivery, Hook, HookScope};
 /// hooks' owner (`repos/acme/app`, `orgs/acme` or `user`).
 pub fn hook(base: &str, collection: &str, hook: &Hook) -> Value {
     let url = hook_api(base, collection, hook.id);
-    let mut config = json!({
-        "url": hook.config.url,
-        "content_type": hook.config.content_type.as_str(),
-        "insecure_ssl": if hook.config.insecure_ssl { "1" } else { "0" },
-    });
-    if hook.config.secret.is_some() {
-        config["secret"] = json!("********");
-    }
+    let config = config(hook);
     let mut value = json!({
         "type": hook.scope.type_name(),
         "id": hook.id,
@@ -42,6 +35,20 @@ pub fn hook(base: &str, collection: &str, hook: &Hook) -> Value {
         value["test_url"] = json!(format!("{url}/tests"));
     }
     value
+}
+
+/// A hook's configuration (GitHub's `webhook-config`): `url`, `content_type`, `insecure_ssl`
+/// as `"0"`/`"1"`, and `secret` as `********` when one is set.
+pub fn config(hook: &Hook) -> Value {
+    let mut config = json!({
+        "url": hook.config.url,
+        "content_type": hook.config.content_type.as_str(),
+        "insecure_ssl": if hook.config.insecure_ssl { "1" } else { "0" },
+    });
+    if hook.config.secret.is_some() {
+        config["secret"] = json!("********");
+    }
+    config
 }
 
 /// The URL of the deliveries of hook `hook` (`collection` as for [`hook`]).

@@ -7,7 +7,8 @@
 //! renders users and organizations (and memberships, teams), [`repos`] repositories,
 //! [`packages`] packages and their versions (the REST API's and the webhooks' objects),
 //! [`hooks`] hooks and their deliveries, [`credentials`] tokens and app installations in
-//! GitHub's style. Times are [`time`]'s.
+//! GitHub's style, [`webhook`] the webhook payloads' objects in the shapes of GitHub's
+//! webhook schemas. Times are [`time`]'s.
 //!
 //! Renderers take records as the stores return them and never read a secret: a hook's secret
 //! shows as `********`, a token never shows its secret. This module calls no store and no
@@ -19,6 +20,7 @@ pub mod packages;
 pub mod repos;
 pub mod urls;
 pub mod users;
+pub mod webhook;
 
 use std::fmt::Display;
 

@@ -7,11 +7,11 @@ use serde_json::{Value, json};
 
 use super::repos::minimal_repository;
 use super::time;
-use super::urls::{PackageUrls, account_page, image_reference, manifest_url, short_name};
+use super::urls::{PackageUrls, short_name};
 use super::users::simple_user;
 use crate::access::store::{Account, SourceRepo};
 use crate::digest::Digest;
-use crate::labels::{Labels, SOURCE};
+use crate::labels::Labels;
 use crate::name::RepoName;
 use crate::packages::PackageSummary;
 use crate::ports::{Millis, VersionRecord};
@@ -103,133 +103,4 @@ pub struct EventVersion<'a> {
     pub created_at: Millis,
     /// Time of the event.
     pub updated_at: Millis,
-}
-
-/// The package object of a `package` or `registry_package` payload, with its
-/// `package_version`; `sender` is who pushed (the version's `author`).
-pub fn webhook_package(
-    base: &str,
-    package: &EventPackage<'_>,
-    version: &EventVersion<'_>,
-    sender: &Account,
-) -> Value {
-    let owner = package.owner;
-    let urls = PackageUrls::of(base, owner, package.name);
-    let description = version
-        .labels
-        .get("org.opencontainers.image.description")
-        .cloned();
-    json!({
-        "id": package.id,
-        "name": short_name(package.name),
-        "namespace": owner.login,
-        "description": description,
-        "ecosystem": "CONTAINER",
-        "package_type": "CONTAINER",
-        "html_url": urls.page,
-        "created_at": time(package.created_at),
-        "updated_at": time(version.updated_at),
-        "owner": simple_user(base, owner),
-        "package_version": webhook_version(base, &urls, package, version, sender),
-        "registry": {
-            "about_url": format!("{base}/"),
-            "name": "Berth container registry",
-            "type": "CONTAINER",
-            "url": account_page(base, &owner.login),
-            "vendor": "Berth",
-        },
-    })
-}
-
-fn webhook_version(
-    base: &str,
-    urls: &PackageUrls,
-    package: &EventPackage<'_>,
-    version: &EventVersion<'_>,
-    sender: &Account,
-) -> Value {
-    let digest = version.digest.as_str();
-    let reference = image_reference(base, package.name, version.tag, version.digest);
-    let label = |key: &str| {
-        version
-            .labels
-            .get(&format!("org.opencontainers.image.{key}"))
-            .cloned()
-            .unwrap_or_default()
-    };
-    json!({
-        "id": version.id,
-        "version": digest,
-        "name": digest,
-        "description": label("description"),
-        "summary": label("description"),
-        "body": "",
-        "manifest": "",
-        "html_url": urls.version_page(version.id),
-        "target_commitish": "",
-        "target_oid": label("revision"),
-        "created_at": time(version.created_at),
-        "updated_at": time(version.updated_at),
-        "metadata": [],
-        "container_metadata": {
-            "tag": { "name": version.tag.unwrap_or(""), "digest": digest },
-            "labels": {
-                "description": label("description"),
-                "source": version.labels.get(SOURCE).cloned().unwrap_or_default(),
-                "revision": label("revision"),
-                "image_url": label("url"),
-                "licenses": label("licenses"),
-                "all_labels": version.labels,
-            },
-            "manifest": manifest(base, package.name, version),
-        },
-        "package_files": [],
-        "installation_command": format!("docker pull {reference}"),
-        "package_url": reference,
-        "author": simple_user(base, sender),
-    })
-}
-
-/// `container_metadata.manifest`: digest, media type, URL, size, config and layers.
-fn manifest(base: &str, name: &RepoName, version: &EventVersion<'_>) -> Value {
-    let digest = version.digest.as_str();
-    let uri = manifest_url(base, name, version.digest);
-    let Some(bytes) = version.manifest else {
-        return json!({
-            "digest": digest, "media_type": null, "uri": uri, "size": null,
-            "config": null, "layers": [],
-        });
-    };
-    let doc: Value = serde_json::from_slice(bytes).unwrap_or(Value::Null);
-    let descriptor = |d: &Value| {
-        json!({
-            "digest": d.get("digest").cloned().unwrap_or(Value::Null),
-            "media_type": d.get("mediaType").cloned().unwrap_or(Value::Null),
-            "size": d.get("size").cloned().unwrap_or(Value::Null),
-        })
-    };
-    let media_type = doc
-        .get("mediaType")
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-        .unwrap_or_else(|| {
-            if doc.get("manifests").is_some() {
-                "application/vnd.oci.image.index.v1+json".into()
-            } else {
-                "application/vnd.oci.image.manifest.v1+json".into()
-            }
-        });
-    let layers: Vec<Value> = doc
-        .get("layers")
-        .and_then(Value::as_array)
-        .map(|layers| layers.iter().map(descriptor).collect())
-        .unwrap_or_default();
-    json!({
-        "digest": digest,
-        "media_type": media_type,
-        "uri": uri,
-        "size": bytes.len(),
-        "config": doc.get("config").map(descriptor),
-        "layers": layers,
-    })
 }

@@ -130,31 +130,3 @@ pub fn repository(base: &str, repo: &SourceRepo, owner: &Account) -> Value {
     }
     value
 }
-
-/// A repository in the webhook payloads' `repository` shape.
-pub fn webhook_repository(base: &str, repo: &SourceRepo, owner: &Account) -> Value {
-    let full_name = full_name(repo);
-    let api = repo_api(base, &full_name);
-    json!({
-        "id": repo.id,
-        "node_id": node_id("Repository", repo.id),
-        "name": repo.name,
-        "full_name": full_name,
-        "private": repo.visibility != Visibility::Public,
-        "owner": simple_user(base, owner),
-        "html_url": repo_page(base, &full_name),
-        "description": null,
-        "fork": false,
-        "url": api,
-        "hooks_url": format!("{api}/hooks"),
-        "collaborators_url": format!("{api}/collaborators{{/collaborator}}"),
-        "created_at": time(repo.created_at),
-        "updated_at": time(repo.created_at),
-        "pushed_at": null,
-        "homepage": null,
-        "archived": false,
-        "disabled": false,
-        "visibility": repo.visibility.as_str(),
-        "default_branch": "main",
-    })
-}

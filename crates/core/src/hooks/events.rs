@@ -2,11 +2,11 @@
 //! subscribed event. Called after a manifest is stored (and, for `deleted`, after a version
 //! is deleted); never fails the caller: a failure to queue is logged.
 
-use crate::ids::VersionId;
+use crate::ids::{InstallationId, VersionId};
 use bytes::Bytes;
 
-use super::model::NewDelivery;
-use super::payload::{PackageAction, package_payload};
+use super::model::{Hook, NewDelivery};
+use super::payload::{PackageAction, package_payload, with_installation};
 use super::service::Hooks;
 use super::signing::new_guid;
 use crate::access::Principal;
@@ -43,7 +43,8 @@ pub struct PackageEvent {
 
 impl Hooks {
     /// Queues a delivery of `event` to every active hook of the package's owner and linked
-    /// repository that subscribes to `package` or `registry_package` (and, for
+    /// repository, and of every app installed on the owner for that repository (its payload
+    /// naming the `installation`), that subscribes to `package` or `registry_package` (and, for
     /// [`PackageAction::Deleted`], opted in with `deleted_events`). Never fails: errors are
     /// logged at warn. Returns how many deliveries were queued.
     pub async fn package_event(&self, event: PackageEvent) -> usize {
@@ -65,14 +66,25 @@ impl Hooks {
         let Some(facts) = self.store.package_facts(&event.name, &event.digest).await? else {
             return Ok(0);
         };
-        let hooks: Vec<_> = self
+        // Each hook with the app installation it goes through, if it is an app's.
+        let mut hooks: Vec<(Hook, Option<InstallationId>)> = self
             .store
             .hooks_for_package(facts.owner, facts.linked_repo)
             .await?
             .into_iter()
-            .filter(|h| event.action != PackageAction::Deleted || h.deleted_events)
-            .filter(|h| h.wants("package") || h.wants("registry_package"))
+            .map(|h| (h, None))
             .collect();
+        hooks.extend(
+            self.store
+                .app_hooks_for_package(facts.owner, facts.linked_repo)
+                .await?
+                .into_iter()
+                .map(|(h, installation)| (h, Some(installation))),
+        );
+        hooks.retain(|(h, _)| {
+            (event.action != PackageAction::Deleted || h.deleted_events)
+                && (h.wants("package") || h.wants("registry_package"))
+        });
         if hooks.is_empty() {
             return Ok(0);
         }
@@ -127,19 +139,26 @@ impl Hooks {
         };
         let mut deliveries = Vec::new();
         for name in ["package", "registry_package"] {
-            if !hooks.iter().any(|h| h.wants(name)) {
+            // GitHub's `package` `updated` payload always names its repository: a package
+            // linked to none has only the `registry_package` one.
+            let unlinked_update =
+                event.action == PackageAction::Updated && package.repository.is_none();
+            if (name == "package" && unlinked_update) || !hooks.iter().any(|(h, _)| h.wants(name)) {
                 continue;
             }
             let payload =
-                package_payload(name, event.action, &event.base, &package, &version, &sender)
-                    .to_string();
-            for hook in hooks.iter().filter(|h| h.wants(name)) {
+                package_payload(name, event.action, &event.base, &package, &version, &sender);
+            let text = payload.to_string();
+            for (hook, installation) in hooks.iter().filter(|(h, _)| h.wants(name)) {
                 deliveries.push(NewDelivery {
                     hook: hook.id,
                     guid: new_guid(),
                     event: name.into(),
                     action: Some(event.action.as_str().into()),
-                    payload: payload.clone(),
+                    payload: match installation {
+                        Some(id) => with_installation(payload.clone(), *id).to_string(),
+                        None => text.clone(),
+                    },
                     redelivery: false,
                     repository_id: facts.linked_repo,
                 });

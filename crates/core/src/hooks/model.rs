@@ -5,6 +5,7 @@ pub use crate::ids::{DeliveryId, HookId};
 use std::fmt;
 
 use crate::access::{AccountId, RepoId};
+use crate::ids::AppId;
 use crate::ports::Millis;
 
 /// What a hook is attached to: its events come from the packages of that account, or the
@@ -17,6 +18,9 @@ pub enum HookScope {
     Organization(AccountId),
     /// A user (Berth's; GitHub has none): the user's own packages.
     User(AccountId),
+    /// A GitHub App's one webhook: the packages of the accounts the app is installed on,
+    /// limited to those linked to the installation's selected repositories.
+    App(AppId),
 }
 
 impl HookScope {
@@ -26,6 +30,7 @@ impl HookScope {
             HookScope::Repository(_) => "Repository",
             HookScope::Organization(_) => "Organization",
             HookScope::User(_) => "User",
+            HookScope::App(_) => "App",
         }
     }
 
@@ -35,6 +40,7 @@ impl HookScope {
             HookScope::Repository(_) => "repository",
             HookScope::Organization(_) => "organization",
             HookScope::User(_) => "user",
+            HookScope::App(_) => "integration",
         }
     }
 
@@ -43,6 +49,7 @@ impl HookScope {
         match self {
             HookScope::Repository(id) => id.0,
             HookScope::Organization(id) | HookScope::User(id) => id.0,
+            HookScope::App(id) => id.0,
         }
     }
 }
@@ -99,8 +106,89 @@ impl fmt::Debug for HookConfig {
     }
 }
 
-/// The events a hook may subscribe to.
+/// The events Berth sends to a hook that subscribes to them (`*`: all of them).
 pub const EVENTS: [&str; 3] = ["package", "registry_package", "*"];
+
+/// Every event GitHub's webhooks know (`@octokit/openapi-webhooks`, the `ping` event aside,
+/// which no hook subscribes to). A hook may subscribe to any of them, as on GitHub (whose
+/// default is `push`): they are stored and shown as given, and Berth sends only [`EVENTS`].
+/// A name not in this list is refused, as GitHub refuses it.
+pub const GITHUB_EVENTS: [&str; 74] = [
+    "branch_protection_configuration",
+    "branch_protection_rule",
+    "check_run",
+    "check_suite",
+    "code_scanning_alert",
+    "commit_comment",
+    "create",
+    "custom_property",
+    "custom_property_values",
+    "delete",
+    "dependabot_alert",
+    "deploy_key",
+    "deployment",
+    "deployment_protection_rule",
+    "deployment_review",
+    "deployment_status",
+    "discussion",
+    "discussion_comment",
+    "fork",
+    "github_app_authorization",
+    "gollum",
+    "installation",
+    "installation_repositories",
+    "installation_target",
+    "issue_comment",
+    "issue_dependencies",
+    "issues",
+    "label",
+    "marketplace_purchase",
+    "member",
+    "membership",
+    "merge_group",
+    "meta",
+    "milestone",
+    "org_block",
+    "organization",
+    "package",
+    "page_build",
+    "personal_access_token_request",
+    "project",
+    "project_card",
+    "project_column",
+    "projects_v2",
+    "projects_v2_item",
+    "projects_v2_status_update",
+    "public",
+    "pull_request",
+    "pull_request_review",
+    "pull_request_review_comment",
+    "pull_request_review_thread",
+    "push",
+    "registry_package",
+    "release",
+    "repository",
+    "repository_advisory",
+    "repository_dispatch",
+    "repository_import",
+    "repository_ruleset",
+    "repository_vulnerability_alert",
+    "secret_scanning_alert",
+    "secret_scanning_alert_location",
+    "secret_scanning_scan",
+    "security_advisory",
+    "security_and_analysis",
+    "sponsorship",
+    "star",
+    "status",
+    "sub_issues",
+    "team",
+    "team_add",
+    "watch",
+    "workflow_dispatch",
+    "workflow_job",
+    "workflow_run",
+];
 
 /// The outcome of a hook's latest attempt (GitHub's `last_response`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,7 +220,7 @@ pub struct Hook {
     pub scope: HookScope,
     /// Whether events are delivered (an inactive hook's queue waits).
     pub active: bool,
-    /// Subscribed events (names of [`EVENTS`]).
+    /// Subscribed events (names of [`GITHUB_EVENTS`] or `*`; Berth sends [`EVENTS`]).
     pub events: Vec<String>,
     /// Delivery settings.
     pub config: HookConfig,

@@ -1,7 +1,8 @@
 //! The webhook payloads, built from values alone (pure): the `package` and `registry_package`
 //! events (`published`, `updated`, and Berth's opt-in `deleted`) and the `ping` event. Every
-//! object in them (sender, package, version, repository, organization, hook) is rendered by
-//! [`crate::github`], as the REST API renders it; this module only assembles the events.
+//! object in them (sender, package, version, repository, organization) is rendered by
+//! [`crate::github::webhook`] in the shapes of GitHub's webhook schemas, the hook by
+//! [`crate::github::hooks`] as the REST API renders it; this module only assembles the events.
 //!
 //! URLs are Berth's: `base` is the URL clients reach Berth at (no trailing `/`), see
 //! [`crate::github::urls`].
@@ -11,9 +12,12 @@ use serde_json::{Value, json};
 use super::model::Hook;
 use crate::access::AccountKind;
 use crate::access::store::{Account, SourceRepo};
-use crate::github::packages::{EventPackage, EventVersion, webhook_package};
-use crate::github::repos::{full_name, webhook_repository};
-use crate::github::users::{organization_simple, simple_user};
+use crate::github::node_id;
+use crate::github::packages::{EventPackage, EventVersion};
+use crate::github::repos::{full_name, repository};
+use crate::github::users::{organization_simple as organization, simple_user as user};
+use crate::github::webhook::package as webhook_package;
+use crate::ids::InstallationId;
 
 /// What happened to a package version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,15 +53,26 @@ pub fn package_payload(
 ) -> Value {
     let mut payload = json!({
         "action": action.as_str(),
-        "sender": simple_user(base, sender),
+        "sender": user(base, sender),
     });
-    payload[event] = webhook_package(base, package, version, sender);
+    let updated = action == PackageAction::Updated;
+    payload[event] = webhook_package(base, updated, package, version, sender);
     if let Some((repo, owner)) = package.repository {
-        payload["repository"] = webhook_repository(base, repo, owner);
+        payload["repository"] = repository(base, repo, owner);
     }
     if package.owner.kind == AccountKind::Organization {
-        payload["organization"] = organization_simple(base, package.owner);
+        payload["organization"] = organization(base, package.owner);
     }
+    payload
+}
+
+/// `payload` as an app's webhook receives it: with the `installation` it came through
+/// (GitHub's `simple-installation`).
+pub fn with_installation(mut payload: Value, installation: InstallationId) -> Value {
+    payload["installation"] = json!({
+        "id": installation,
+        "node_id": node_id("Installation", installation),
+    });
     payload
 }
 
@@ -73,16 +88,16 @@ pub fn ping_payload(
         "zen": zen(hook.id.0),
         "hook_id": hook.id,
         "hook": hook_json,
-        "sender": simple_user(base, sender),
+        "sender": user(base, sender),
     });
     match target {
         PingTarget::Repository(repo, owner) => {
-            payload["repository"] = webhook_repository(base, repo, owner);
+            payload["repository"] = repository(base, repo, owner);
             if owner.kind == AccountKind::Organization {
-                payload["organization"] = organization_simple(base, owner);
+                payload["organization"] = organization(base, owner);
             }
         }
-        PingTarget::Organization(org) => payload["organization"] = organization_simple(base, org),
+        PingTarget::Organization(org) => payload["organization"] = organization(base, org),
         PingTarget::User(_) => {}
     }
     payload

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 
 use super::model::{
-    Attempt, ContentType, Delivery, DeliveryId, EVENTS, Hook, HookConfig, HookId, HookScope,
+    Attempt, ContentType, Delivery, DeliveryId, GITHUB_EVENTS, Hook, HookConfig, HookId, HookScope,
     HookSettings, NewDelivery,
 };
 use super::payload::{PingTarget, ping_payload};
@@ -25,6 +25,7 @@ use crate::access::rules;
 use crate::access::store::{Account, SourceRepo};
 use crate::access::{Access, ManageError, ManageResult, Principal};
 use crate::github::hooks::hook as hook_json;
+use crate::ids::AppId;
 use crate::ports::now_millis;
 
 /// Hooks, their deliveries, and the queue's wake-up call.
@@ -145,11 +146,12 @@ fn check_url(url: &str) -> ManageResult<()> {
 }
 
 fn check_events(events: &[String]) -> ManageResult<()> {
-    if let Some(unknown) = events.iter().find(|e| !EVENTS.contains(&e.as_str())) {
+    let known = |e: &String| e == "*" || GITHUB_EVENTS.contains(&e.as_str());
+    if let Some(unknown) = events.iter().find(|e| !known(e)) {
         return Err(invalid(
             "events",
             format!(
-                "`{unknown}` is not an event Berth sends; subscribe to package, registry_package or *"
+                "`{unknown}` is not a GitHub webhook event; Berth sends package, registry_package (or *)"
             ),
         ));
     }
@@ -351,6 +353,74 @@ impl Hooks {
             .ok_or_else(|| hook_not_found(id))?;
         self.queue_ping(&parent, &hook, &caller, base).await?;
         Ok((parent, hook))
+    }
+
+    /// The settings of an app's webhook as `request` gives them, checked as a hook's creation
+    /// (422 naming the field).
+    pub async fn app_hook_settings(&self, request: HookRequest) -> ManageResult<HookSettings> {
+        let settings = request.create()?;
+        self.check_target(&settings.config.url).await?;
+        Ok(settings)
+    }
+
+    /// Gives app `app`, which the caller has just registered, its one webhook (GitHub's
+    /// `hook_attributes` and `webhook_secret`): `request` checked as a hook's creation, the
+    /// hook stored under [`HookScope::App`]. The app receives the package events of the
+    /// accounts it is installed on, limited to the installation's selected repositories.
+    /// Call [`Hooks::app_hook_settings`] first, before registering the app, so that settings
+    /// a person must fix refuse the registration whole. Queues the `ping` GitHub sends a new
+    /// app's webhook (its `hook` naming the `app_id`), sent by `principal`.
+    pub async fn create_app_hook(
+        &self,
+        principal: &Principal,
+        app: AppId,
+        settings: HookSettings,
+        base: &str,
+    ) -> ManageResult<Hook> {
+        let sender = self
+            .sender_of(principal)
+            .await?
+            .ok_or_else(|| ManageError::Unauthenticated("sign in to register an app".into()))?;
+        let max = self.max_hooks_per_account;
+        let Some(id) = self
+            .store
+            .create_hook(HookScope::App(app), &settings, now_millis(), max)
+            .await?
+        else {
+            return Err(invalid(
+                "hook_attributes",
+                format!(
+                    "the app's owner already has {max} webhooks, the most this server allows \
+                     per account (webhook_max_hooks_per_account)"
+                ),
+            ));
+        };
+        let hook = self
+            .store
+            .hook(id)
+            .await?
+            .ok_or_else(|| hook_not_found(id))?;
+        // GitHub's app hook object: no collection URLs (an app's hook lives at `/app/hook`).
+        let mut json = hook_json(base, "app", &hook);
+        if let Some(object) = json.as_object_mut() {
+            for key in ["url", "ping_url", "deliveries_url", "test_url"] {
+                object.remove(key);
+            }
+            object.insert("app_id".into(), app.0.into());
+        }
+        let payload = ping_payload(&hook, json, base, &PingTarget::User(&sender), &sender);
+        let ping = NewDelivery {
+            hook: hook.id,
+            guid: new_guid(),
+            event: "ping".into(),
+            action: None,
+            payload: payload.to_string(),
+            redelivery: false,
+            repository_id: None,
+        };
+        self.store.enqueue(&[ping], now_millis()).await?;
+        self.wake.notify_one();
+        Ok(hook)
     }
 
     /// The hooks of a collection.
@@ -566,7 +636,7 @@ mod tests {
         assert_eq!(field(request("ftp://x")), "url");
         assert_eq!(field(request("https:///path")), "url");
         let mut r = request("https://x");
-        r.events = Some(vec!["push".into()]);
+        r.events = Some(vec!["package".into(), "pushes".into()]);
         assert_eq!(field(r), "events");
         let mut r = request("https://x");
         r.content_type = Some("xml".into());
@@ -577,6 +647,13 @@ mod tests {
         let mut r = request("https://x");
         r.events = Some(vec![]);
         assert_eq!(field(r), "events");
+    }
+
+    #[test]
+    fn any_github_event_is_kept_as_given() {
+        let mut r = request("https://x");
+        r.events = Some(vec!["push".into(), "pull_request".into()]);
+        assert_eq!(r.create().unwrap().events, ["push", "pull_request"]);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! What goes on the wire for a delivery: the body (JSON, or GitHub's form encoding), its
-//! `X-Hub-Signature-256` and GitHub's headers. Pure.
+//! `X-Hub-Signature-256` and legacy `X-Hub-Signature`, and GitHub's headers. Pure.
 
 use hmac::{KeyInit, Mac};
+use sha1::Sha1;
 use sha2::Sha256;
 
 use super::model::{ContentType, Delivery, Hook};
@@ -15,6 +16,15 @@ pub fn signature_256(secret: &str, body: &[u8]) -> String {
         hmac::Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key");
     mac.update(body);
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// `sha1=<hex HMAC-SHA1 of body keyed with secret>`, GitHub's legacy `X-Hub-Signature`, which
+/// GitHub still sends beside `X-Hub-Signature-256` for receivers written before it.
+pub fn signature_sha1(secret: &str, body: &[u8]) -> String {
+    let mut mac =
+        hmac::Hmac::<Sha1>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key");
+    mac.update(body);
+    format!("sha1={}", hex::encode(mac.finalize().into_bytes()))
 }
 
 /// The request body for `payload` (JSON text) in `content_type`.
@@ -39,7 +49,8 @@ pub fn content_type_header(content_type: ContentType) -> &'static str {
 }
 
 /// GitHub's delivery headers for `delivery` to `hook` with `body`: event, delivery GUID, hook
-/// id and target, user agent, content type and — when the hook has a secret — the signature.
+/// id and target, user agent, content type and — when the hook has a secret — both
+/// signatures, as GitHub sends them.
 pub fn headers(hook: &Hook, delivery: &Delivery, body: &[u8]) -> Vec<(String, String)> {
     let mut headers = vec![
         ("Accept".to_owned(), "*/*".to_owned()),
@@ -61,6 +72,7 @@ pub fn headers(hook: &Hook, delivery: &Delivery, body: &[u8]) -> Vec<(String, St
         ),
     ];
     if let Some(secret) = hook.config.secret.as_deref().filter(|s| !s.is_empty()) {
+        headers.push(("X-Hub-Signature".to_owned(), signature_sha1(secret, body)));
         headers.push((
             "X-Hub-Signature-256".to_owned(),
             signature_256(secret, body),
@@ -86,6 +98,15 @@ mod tests {
         assert_eq!(
             signature_256("It's a Secret to Everybody", b"Hello, World!"),
             "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
+        );
+    }
+
+    #[test]
+    fn legacy_signature_is_hmac_sha1() {
+        // RFC 2202, HMAC-SHA1 test case 2.
+        assert_eq!(
+            signature_sha1("Jefe", b"what do ya want for nothing?"),
+            "sha1=effcdf6ae5eb2fa2d27416d5f184df9c259a7c79"
         );
     }
 
@@ -166,10 +187,18 @@ mod tests {
             get("X-Hub-Signature-256"),
             Some(signature_256("s3cret", b"{}"))
         );
+        assert_eq!(
+            get("X-Hub-Signature"),
+            Some(signature_sha1("s3cret", b"{}"))
+        );
         assert!(get("User-Agent").unwrap().starts_with("GitHub-Hookshot/"));
         let guid = get("X-GitHub-Delivery").unwrap();
         assert_eq!(uuid::Uuid::parse_str(&guid).unwrap().get_version_num(), 4);
         let unsigned = headers(&hook(None), &delivery, b"{}");
-        assert!(unsigned.iter().all(|(n, _)| n != "X-Hub-Signature-256"));
+        assert!(
+            unsigned
+                .iter()
+                .all(|(n, _)| !n.starts_with("X-Hub-Signature"))
+        );
     }
 }

@@ -8,7 +8,7 @@
 //!   claimed again, and [`HookStore::record_attempt`] changes it only under the same token, so
 //!   nodes sharing the database never deliver one twice.
 
-use crate::ids::{PackageId, VersionId};
+use crate::ids::{InstallationId, PackageId, VersionId};
 use async_trait::async_trait;
 
 use super::model::{
@@ -50,7 +50,7 @@ pub struct Claimed {
 #[async_trait]
 pub trait HookStore: Send + Sync + 'static {
     /// Creates a hook; its id. `None` (nothing created) when the account `scope` belongs to
-    /// (the organization or user, or the repository's owner) already has `max_per_account`
+    /// (the organization or user, the repository's or the app's owner) already has `max_per_account`
     /// hooks, counting its own and its repositories'; counted and created in one write
     /// transaction, so concurrent creations never pass the cap.
     async fn create_hook(
@@ -74,12 +74,21 @@ pub trait HookStore: Send + Sync + 'static {
     /// Deletes a hook with its deliveries; `false` when there was none.
     async fn delete_hook(&self, id: HookId) -> StoreResult<bool>;
     /// The active hooks an event of a package of `owner` (linked to `repo`) goes to: the
-    /// owner's (organization or user hooks) and the repository's.
+    /// owner's (organization or user hooks) and the repository's; app hooks are
+    /// [`HookStore::app_hooks_for_package`]'s.
     async fn hooks_for_package(
         &self,
         owner: AccountId,
         repo: Option<RepoId>,
     ) -> StoreResult<Vec<Hook>>;
+    /// The active app hooks an event of a package of `owner` (linked to `repo`) goes to, each
+    /// with the installation it goes through: those of apps installed on `owner` for all its
+    /// repositories, or for a selection that includes `repo`. Oldest hook first.
+    async fn app_hooks_for_package(
+        &self,
+        owner: AccountId,
+        repo: Option<RepoId>,
+    ) -> StoreResult<Vec<(Hook, InstallationId)>>;
     /// The package `name` and its version `digest`; `None` when there is no such package.
     async fn package_facts(
         &self,

@@ -10,7 +10,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::routing::{get, post};
 use berth_core::github::hooks::{
-    deliveries_url, delivery as delivery_json, delivery_summary, hook as hook_json,
+    config as config_json, deliveries_url, delivery as delivery_json, delivery_summary,
+    hook as hook_json,
 };
 use berth_core::hooks::{HookOwner, HookRequest};
 use serde::Deserialize;
@@ -32,6 +33,10 @@ pub fn router() -> Router<AppState> {
             .route(
                 &format!("{base}/{{hook_id}}"),
                 get(show).patch(update).delete(remove),
+            )
+            .route(
+                &format!("{base}/{{hook_id}}/config"),
+                get(show_config).patch(update_config),
             )
             .route(&format!("{base}/{{hook_id}}/pings"), post(ping))
             .route(&format!("{base}/{{hook_id}}/deliveries"), get(deliveries))
@@ -97,6 +102,20 @@ fn request(bytes: &[u8]) -> ApiResult<HookRequest> {
         secret: None,
         insecure_ssl: None,
     });
+    Ok(HookRequest {
+        name: hook.name,
+        active: hook.active,
+        events: hook.events,
+        add_events: hook.add_events.unwrap_or_default(),
+        remove_events: hook.remove_events.unwrap_or_default(),
+        deleted_events: hook.deleted_events,
+        ..config_request(config)?
+    })
+}
+
+/// A request changing only a hook's configuration (`config` of [`request`], or the body of
+/// `PATCH …/config`).
+fn config_request(config: ConfigBody) -> ApiResult<HookRequest> {
     let insecure_ssl = match config.insecure_ssl {
         None | Some(Value::Null) => None,
         Some(Value::Bool(b)) => Some(b),
@@ -116,17 +135,53 @@ fn request(bytes: &[u8]) -> ApiResult<HookRequest> {
         }
     };
     Ok(HookRequest {
-        name: hook.name,
-        active: hook.active,
-        events: hook.events,
-        add_events: hook.add_events.unwrap_or_default(),
-        remove_events: hook.remove_events.unwrap_or_default(),
         url: config.url,
         content_type: config.content_type,
         secret: config.secret,
         insecure_ssl,
-        deleted_events: hook.deleted_events,
+        ..HookRequest::default()
     })
+}
+
+/// The webhook fields of an app's registration, as GitHub's app manifest names them:
+/// `hook_attributes: {url, active}`, `webhook_secret`, `default_events`.
+#[derive(Deserialize, Default)]
+pub struct AppHookBody {
+    hook_attributes: Option<HookAttributes>,
+    webhook_secret: Option<String>,
+    default_events: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+struct HookAttributes {
+    url: Option<String>,
+    active: Option<bool>,
+}
+
+impl AppHookBody {
+    /// The app's hook to create, if the registration gives one (`hook_attributes.url`).
+    pub fn request(self) -> ApiResult<Option<HookRequest>> {
+        let Some(attributes) = self.hook_attributes else {
+            if self.webhook_secret.is_some() || self.default_events.is_some() {
+                return Err(GitHubError::invalid(
+                    "Integration",
+                    "hook_attributes",
+                    "missing_field",
+                    "webhook_secret and default_events need hook_attributes.url: where \
+                     should the app's events be sent?"
+                        .into(),
+                ));
+            }
+            return Ok(None);
+        };
+        Ok(Some(HookRequest {
+            url: attributes.url,
+            active: attributes.active,
+            secret: self.webhook_secret,
+            events: self.default_events,
+            ..HookRequest::default()
+        }))
+    }
 }
 
 /// `GET …/hooks`.
@@ -205,6 +260,38 @@ async fn update(
         StatusCode::OK,
         hook_json(&who.base, &parent.path(), &hook),
     ))
+}
+
+/// `GET …/hooks/{hook_id}/config`: GitHub's `webhook-config`, the secret masked.
+async fn show_config(State(state): State<AppState>, who: Who, Path(params): Params) -> ApiResult {
+    let (_, hook) = state
+        .services
+        .hooks
+        .get_as(&who.principal, owner(&params), id(&params, "hook_id")?)
+        .await?;
+    Ok(answer(StatusCode::OK, config_json(&hook)))
+}
+
+/// `PATCH …/hooks/{hook_id}/config`: `{url, content_type, secret, insecure_ssl}`, checked as
+/// on creation; absent fields stay as they are, `secret: ""` removes the secret.
+async fn update_config(
+    State(state): State<AppState>,
+    who: Who,
+    Path(params): Params,
+    bytes: Bytes,
+) -> ApiResult {
+    let request = config_request(body(&bytes)?)?;
+    let (_, hook) = state
+        .services
+        .hooks
+        .update_as(
+            &who.principal,
+            owner(&params),
+            id(&params, "hook_id")?,
+            request,
+        )
+        .await?;
+    Ok(answer(StatusCode::OK, config_json(&hook)))
 }
 
 /// `DELETE …/hooks/{hook_id}`.

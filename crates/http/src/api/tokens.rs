@@ -137,22 +137,35 @@ pub async fn authorize_sso(
 struct CreateApp {
     slug: Option<String>,
     owner: Option<String>,
+    #[serde(flatten)]
+    hook: super::hooks::AppHookBody,
 }
 
 /// `POST /apps`: `{slug, owner}` registers an app owned by the caller or an organization they
-/// own, and shows its secret once.
+/// own, and shows its secret once; with GitHub's `hook_attributes: {url, active}`,
+/// `webhook_secret` and `default_events`, the app gets its webhook (see `api/hooks.rs`).
 pub async fn create_app(State(state): State<AppState>, who: Who, bytes: Bytes) -> ApiResult {
     let request: CreateApp = body(&bytes)?;
     let slug = required("Integration", "slug", request.slug)?;
+    let hook = match request.hook.request()? {
+        Some(hook) => Some(state.services.hooks.app_hook_settings(hook).await?),
+        None => None,
+    };
     let (id, secret) = state
         .auth
         .access
         .create_app_as(&who.principal, request.owner.as_deref(), &slug)
         .await?;
-    Ok(answer(
-        StatusCode::CREATED,
-        json!({ "id": id, "slug": slug, "client_secret": secret.expose() }),
-    ))
+    let mut app = json!({ "id": id, "slug": slug, "client_secret": secret.expose() });
+    if let Some(settings) = hook {
+        let hooks = &state.services.hooks;
+        let hook = hooks
+            .create_app_hook(&who.principal, id, settings, &who.base)
+            .await?;
+        app["hook_attributes"] = json!({ "url": hook.config.url, "active": hook.active });
+        app["events"] = json!(hook.events);
+    }
+    Ok(answer(StatusCode::CREATED, app))
 }
 
 #[derive(Deserialize)]

@@ -1,7 +1,8 @@
 //! Payload shapes against skeletons of GitHub's documented examples (`../fixtures/`): the keys
 //! of GitHub's `package` / `registry_package` `published` payloads (octokit/webhooks'
-//! payload examples and GitHub's webhook reference) with neutral values. The repository object
-//! is abbreviated to the fields Berth has: GitHub's carries some eighty git-specific URLs.
+//! payload examples and GitHub's webhook reference) with neutral values; the repository object
+//! has every key GitHub's `repository-webhooks` schema requires. (The e2e suite validates
+//! every payload delivered against GitHub's webhook schemas themselves.)
 
 use crate::ids::{AccountId, HookId, RepoId};
 use serde_json::Value;
@@ -53,6 +54,15 @@ fn image_manifest() -> Vec<u8> {
 }
 
 fn payload(event: &str, tag: Option<&str>, manifest: Option<&[u8]>) -> Value {
+    payload_of(event, PackageAction::Published, tag, manifest)
+}
+
+fn payload_of(
+    event: &str,
+    action: PackageAction,
+    tag: Option<&str>,
+    manifest: Option<&[u8]>,
+) -> Value {
     let org = account(2, "acme", AccountKind::Organization);
     let pusher = account(9, "alice", AccountKind::User);
     let repo = SourceRepo {
@@ -74,7 +84,7 @@ fn payload(event: &str, tag: Option<&str>, manifest: Option<&[u8]>) -> Value {
     labels.insert("org.opencontainers.image.revision".into(), "abc123".into());
     package_payload(
         event,
-        PackageAction::Published,
+        action,
         "https://registry.example",
         &EventPackage {
             id: 5,
@@ -158,6 +168,55 @@ fn package_payload_names_the_version_githubs_way() {
     assert_eq!(value["repository"]["full_name"], "acme/app");
     assert_eq!(value["organization"]["login"], "acme");
     assert_eq!(value["sender"]["login"], "alice");
+}
+
+#[test]
+fn updated_payloads_are_shaped_as_githubs_updated_events() {
+    let manifest = image_manifest();
+    for event in ["package", "registry_package"] {
+        let value = payload_of(event, PackageAction::Updated, Some("v2"), Some(&manifest));
+        let package = &value[event];
+        assert_eq!(value["action"], "updated");
+        // GitHub's updated events carry no package description (the version still does).
+        assert!(package["description"].is_null(), "{event}: {package:#}");
+        let version = &package["package_version"];
+        assert_eq!(version["description"], "The worker");
+        for key in [
+            "body",
+            "body_html",
+            "target_commitish",
+            "created_at",
+            "updated_at",
+        ] {
+            assert!(version[key].is_string(), "{event}: {key} in {version:#}");
+        }
+        assert_eq!(version["author"]["login"], "alice");
+        assert_eq!(value["repository"]["full_name"], "acme/app");
+    }
+}
+
+#[test]
+fn every_avatar_is_a_url_that_answers() {
+    // Berth's identicons (http's `/avatars/u/{id}`), by account id.
+    let value = payload("package", Some("v1"), Some(&image_manifest()));
+    let avatar = |account: &Value| {
+        format!(
+            "https://registry.example/avatars/u/{}",
+            account["id"].as_i64().expect("id")
+        )
+    };
+    assert_eq!(value["sender"]["avatar_url"], avatar(&value["sender"]));
+    let owner = &value["package"]["owner"];
+    assert_eq!(owner["avatar_url"], avatar(owner));
+    assert_eq!(owner["login"], "acme");
+    let org = &value["organization"];
+    assert_eq!(org["avatar_url"], avatar(org));
+    let repo_owner = &value["repository"]["owner"];
+    assert_eq!(repo_owner["avatar_url"], avatar(repo_owner));
+    assert_eq!(
+        value["repository"]["clone_url"],
+        "https://registry.example/acme/app.git"
+    );
 }
 
 #[test]
