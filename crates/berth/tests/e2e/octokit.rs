@@ -19,7 +19,7 @@ const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 /// Versions of the big package: more than one page of 100.
 const VERSIONS: usize = 130;
 /// The steps the script reports, in order, with what it counted.
-const STEPS: [&str; 13] = [
+const STEPS: [&str; 14] = [
     "ok paginate-versions 130",
     "ok iterate-pages 2",
     "ok get-package",
@@ -32,6 +32,7 @@ const STEPS: [&str; 13] = [
     "ok ping-verify 2",
     "ok list-deliveries 2",
     "ok update-hook",
+    "ok hook-config",
     "ok delete-hook",
 ];
 

@@ -240,6 +240,19 @@ try {
   check(updated.config.url === receiver.url && updated.config.content_type === "json", JSON.stringify(updated));
   ok();
 
+  step = "hook-config";
+  const { data: config } = await octokit.rest.orgs.getWebhookConfigForOrg(hookId);
+  check(config.url === receiver.url && config.content_type === "json", JSON.stringify(config));
+  check(config.secret === "********", `the secret is shown masked: ${JSON.stringify(config)}`);
+  const { data: changed } = await octokit.rest.orgs.updateWebhookConfigForOrg({
+    ...hookId,
+    content_type: "form",
+  });
+  check(changed.content_type === "form" && changed.url === receiver.url, JSON.stringify(changed));
+  const { data: reread } = await octokit.rest.orgs.getWebhookConfigForOrg(hookId);
+  check(reread.content_type === "form" && reread.secret === "********", JSON.stringify(reread));
+  ok();
+
   step = "delete-hook";
   const dropped = await octokit.rest.orgs.deleteWebhook(hookId);
   check(dropped.status === 204, `delete: ${dropped.status}`);
