@@ -12,8 +12,11 @@
 
 mod accounts;
 pub mod etag;
+pub mod headers;
 mod hooks;
 pub mod limits;
+mod listings;
+mod meta;
 mod package_settings;
 mod packages;
 mod policies;
@@ -41,6 +44,12 @@ const DOCS: &str = "https://docs.github.com/rest";
 /// The `/api/v3` routes.
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route("/", get(meta::root))
+        .route("/meta", get(meta::meta))
+        .route("/rate_limit", get(meta::rate_limit))
+        .route("/orgs/{org}/members", get(listings::org_members))
+        .route("/user/orgs", get(listings::my_orgs))
+        .route("/users/{login}/repos", get(listings::user_repos))
         .route("/user", get(accounts::current_user))
         .route("/users/{login}", get(accounts::user))
         .route("/orgs/{org}", get(accounts::org))
@@ -83,7 +92,10 @@ pub fn router() -> Router<AppState> {
             "/admin/storage-quotas/{owner}",
             get(quotas::get).put(quotas::set).delete(quotas::clear),
         )
-        .route("/orgs/{org}/teams", post(accounts::create_team))
+        .route(
+            "/orgs/{org}/teams",
+            get(listings::org_teams).post(accounts::create_team),
+        )
         .route(
             "/orgs/{org}/teams/{team}/memberships/{username}",
             put(accounts::add_team_member).delete(accounts::remove_team_member),
@@ -92,8 +104,14 @@ pub fn router() -> Router<AppState> {
             "/orgs/{org}/teams/{team}/repos/{owner}/{repo}",
             put(repos::set_team_repo).delete(repos::remove_team_repo),
         )
-        .route("/user/repos", post(repos::create_user_repo))
-        .route("/orgs/{org}/repos", post(repos::create_org_repo))
+        .route(
+            "/user/repos",
+            get(listings::my_repos).post(repos::create_user_repo),
+        )
+        .route(
+            "/orgs/{org}/repos",
+            get(listings::org_repos).post(repos::create_org_repo),
+        )
         .route("/repos/{owner}/{repo}", get(repos::repo))
         .route(
             "/repos/{owner}/{repo}/collaborators/{username}",
@@ -145,11 +163,11 @@ pub fn router() -> Router<AppState> {
         )
         .merge(hooks::router())
         .merge(packages::router())
-        .fallback(not_found)
-}
-
-async fn not_found() -> Response {
-    GitHubError::new(StatusCode::NOT_FOUND, "Not Found").into_response()
+        .route_layer(axum::middleware::from_fn(headers::accepted_scopes))
+        // A method a path does not have is GitHub's 404, as a path it does not have.
+        .method_not_allowed_fallback(headers::not_found)
+        .fallback(headers::not_found)
+        .layer(axum::middleware::from_fn(headers::github))
 }
 
 /// A refusal in GitHub's shape: `{"message", "documentation_url"}`, plus `errors` for 422.
@@ -285,7 +303,11 @@ impl FromRequestParts<AppState> for Who {
         // The rate limiter resolved the caller already; outside it, resolve here.
         let caller = match parts.extensions.remove::<limits::Resolved>() {
             Some(limits::Resolved(resolved)) => resolved?,
-            None => state.auth.caller(&parts.headers, client).await?,
+            None => state
+                .auth
+                .caller(&parts.headers, client)
+                .await
+                .map_err(caller_refused)?,
         };
         if caller.token_scopes.is_some() {
             return Err(GitHubError::new(
@@ -299,6 +321,19 @@ impl FromRequestParts<AppState> for Who {
                 .map(|o| o.base_url.to_string())
                 .map_err(|(_, why)| GitHubError::new(StatusCode::INTERNAL_SERVER_ERROR, why))?,
         })
+    }
+}
+
+/// Why the credentials of a request were refused, as GitHub answers: 401 `Bad credentials`
+/// for a token that is unknown, mistyped, expired or revoked (the reason is logged, not
+/// told); other refusals (the failure limiter's 429) as they are.
+pub(crate) fn caller_refused(error: RegistryError) -> GitHubError {
+    match error {
+        RegistryError::Unauthorized(why) => {
+            tracing::debug!(%why, "API credentials refused");
+            GitHubError::new(StatusCode::UNAUTHORIZED, "Bad credentials")
+        }
+        other => other.into(),
     }
 }
 
