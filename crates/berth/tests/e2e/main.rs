@@ -14,6 +14,7 @@ mod clients;
 mod cluster;
 mod cluster_limits;
 pub(crate) mod gc;
+mod github_api;
 mod hostile;
 mod lifecycle;
 mod linking;

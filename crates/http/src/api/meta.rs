@@ -78,8 +78,10 @@ pub async fn meta(_who: Who) -> ApiResult {
     Ok(answer(StatusCode::OK, value))
 }
 
-/// `GET /rate_limit`: the caller's budget of the REST API (`core`, Berth's one limit), the
-/// numbers [`super::limits`] counts and sends in `x-ratelimit-*`. Not counted itself.
+/// `GET /rate_limit`: the caller's budget, the numbers [`super::limits`] counts and sends in
+/// `x-ratelimit-*`. Not counted itself. Berth counts every `/api/v3` request in one budget,
+/// so `search` (which GitHub's description requires, and whose paths Berth answers 404,
+/// counted like any other) shows that same budget.
 pub async fn rate_limit(_who: Who, quota: Option<Extension<Quota>>) -> ApiResult {
     let Some(Extension(quota)) = quota else {
         tracing::error!("GET /rate_limit ran without the rate limiter");
@@ -97,6 +99,6 @@ pub async fn rate_limit(_who: Who, quota: Option<Extension<Quota>>) -> ApiResult
     });
     Ok(answer(
         StatusCode::OK,
-        json!({ "resources": { "core": core }, "rate": core }),
+        json!({ "resources": { "core": core, "search": core }, "rate": core }),
     ))
 }

@@ -170,6 +170,16 @@ pub fn router() -> Router<AppState> {
         .layer(axum::middleware::from_fn(headers::github))
 }
 
+/// `/api/v3/`, the API root with its trailing slash as GitHub's clients ask for it: the
+/// nested [`router`] serves `/api/v3` alone. Mounted beside it, under the same layers.
+pub fn root_router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v3/", get(meta::root))
+        .route_layer(axum::middleware::from_fn(headers::accepted_scopes))
+        .method_not_allowed_fallback(headers::not_found)
+        .layer(axum::middleware::from_fn(headers::github))
+}
+
 /// A refusal in GitHub's shape: `{"message", "documentation_url"}`, plus `errors` for 422.
 #[derive(Debug, Clone)]
 pub struct GitHubError {
