@@ -580,9 +580,9 @@ impl DirectoryStore for PgMetadataStore {
         // No account has id -1: without a user every role is none.
         let viewer = user.map_or(-1, |u| u.0);
         let query = match set {
-            RepoSet::OwnedBy(owner) => {
-                sqlx::query_as(select_repos!("r.owner_id = $2")).bind(viewer).bind(owner.0)
-            }
+            RepoSet::OwnedBy(owner) => sqlx::query_as(select_repos!("r.owner_id = $2"))
+                .bind(viewer)
+                .bind(owner.0),
             RepoSet::AffiliatedWith(member) => sqlx::query_as(select_repos!(
                 "(r.owner_id = $2 \
                  OR r.owner_id IN (SELECT org_id FROM org_members WHERE user_id = $2) \

@@ -533,13 +533,12 @@ impl DirectoryStore for SqliteMetadataStore {
     /// The teams of `org`, by slug.
     #[instrument(level = "debug", skip(self))]
     async fn teams(&self, org: AccountId) -> StoreResult<Vec<(TeamId, String, String)>> {
-        let rows: Vec<(i64, String, String)> = sqlx::query_as(
-            "SELECT id, slug, name FROM teams WHERE org_id = ?1 ORDER BY slug",
-        )
-        .bind(org.0)
-        .fetch_all(&self.reader)
-        .await
-        .map_err(failed(format!("listing the teams of organization {org}")))?;
+        let rows: Vec<(i64, String, String)> =
+            sqlx::query_as("SELECT id, slug, name FROM teams WHERE org_id = ?1 ORDER BY slug")
+                .bind(org.0)
+                .fetch_all(&self.reader)
+                .await
+                .map_err(failed(format!("listing the teams of organization {org}")))?;
         Ok(rows
             .into_iter()
             .map(|(id, slug, name)| (TeamId(id), slug, name))
@@ -579,9 +578,9 @@ impl DirectoryStore for SqliteMetadataStore {
         // No account has id -1: without a user every role is none.
         let viewer = user.map_or(-1, |u| u.0);
         let query = match set {
-            RepoSet::OwnedBy(owner) => {
-                sqlx::query_as(select_repos!("r.owner_id = ?2")).bind(viewer).bind(owner.0)
-            }
+            RepoSet::OwnedBy(owner) => sqlx::query_as(select_repos!("r.owner_id = ?2"))
+                .bind(viewer)
+                .bind(owner.0),
             RepoSet::AffiliatedWith(member) => sqlx::query_as(select_repos!(
                 "(r.owner_id = ?2 \
                  OR r.owner_id IN (SELECT org_id FROM org_members WHERE user_id = ?2) \

@@ -40,12 +40,17 @@ async fn the_root_and_meta_answer_githubs_objects() {
     let api = server.url("/api/v3");
     assert_eq!(root["current_user_url"], format!("{api}/user"));
     assert_eq!(root["rate_limit_url"], format!("{api}/rate_limit"));
-    assert_eq!(root["repository_url"], format!("{api}/repos/{{owner}}/{{repo}}"));
+    assert_eq!(
+        root["repository_url"],
+        format!("{api}/repos/{{owner}}/{{repo}}")
+    );
     // Without the trailing slash too, and anonymously.
     let bare = Api::anonymous(&server).expect("GET", "", None, 200).await;
     assert_eq!(bare, root);
 
-    let meta = Api::anonymous(&server).expect("GET", "/meta", None, 200).await;
+    let meta = Api::anonymous(&server)
+        .expect("GET", "/meta", None, 200)
+        .await;
     assert_eq!(meta["verifiable_password_authentication"], false);
     for list in ["hooks", "web", "api", "git", "packages", "actions"] {
         assert_eq!(meta[list], json!([]), "{list}");
@@ -69,7 +74,10 @@ async fn rate_limit_shows_the_callers_real_budget_and_costs_nothing() {
     // and it agrees with the `x-ratelimit-*` headers of the answers.
     admin.ok("GET", "/user", None).await;
     let response = admin.send("GET", "/user", None).await;
-    assert_eq!(header(&response, "x-ratelimit-used"), (used + 2).to_string());
+    assert_eq!(
+        header(&response, "x-ratelimit-used"),
+        (used + 2).to_string()
+    );
     let reset = header(&response, "x-ratelimit-reset");
     let after = admin.expect("GET", "/rate_limit", None, 200).await;
     assert_eq!(after["resources"]["core"]["used"], used + 2);
@@ -182,7 +190,9 @@ async fn org_teams_are_listed_to_members_with_read_org() {
     world.team("Ops", json!({})).await;
     let path = format!("/orgs/{ORG}/teams");
 
-    let teams = Api::new(&server, &mark).expect("GET", &path, None, 200).await;
+    let teams = Api::new(&server, &mark)
+        .expect("GET", &path, None, 200)
+        .await;
     let slugs: Vec<&str> = teams
         .as_array()
         .unwrap()
@@ -201,7 +211,9 @@ async fn org_teams_are_listed_to_members_with_read_org() {
         .expect("GET", &path, None, 403)
         .await;
     assert!(github_error(&refused).contains("member"), "{refused}");
-    Api::anonymous(&server).expect("GET", &path, None, 401).await;
+    Api::anonymous(&server)
+        .expect("GET", &path, None, 401)
+        .await;
 }
 
 #[tokio::test]
@@ -238,12 +250,16 @@ async fn repository_listings_show_only_what_the_caller_may_see() {
         full_names(&admin),
         ["acme/hidden", "acme/inside", "acme/open", "acme/secret"]
     );
-    let member = Api::new(&server, &mark).expect("GET", &path, None, 200).await;
+    let member = Api::new(&server, &mark)
+        .expect("GET", &path, None, 200)
+        .await;
     assert_eq!(
         full_names(&member),
         ["acme/inside", "acme/open", "acme/secret"]
     );
-    let outsider = Api::new(&server, &olga).expect("GET", &path, None, 200).await;
+    let outsider = Api::new(&server, &olga)
+        .expect("GET", &path, None, 200)
+        .await;
     assert_eq!(full_names(&outsider), ["acme/inside", "acme/open"]);
     let anonymous = Api::anonymous(&server)
         .expect("GET", &path, None, 200)
@@ -291,12 +307,18 @@ async fn answers_carry_githubs_headers() {
     let api = Api::new(&server, &mark);
 
     let first = api.send("GET", &format!("/orgs/{ORG}/members"), None).await;
-    assert_eq!(header(&first, "x-oauth-scopes"), "repo, gist, read:user, read:packages");
+    assert_eq!(
+        header(&first, "x-oauth-scopes"),
+        "repo, gist, read:user, read:packages"
+    );
     assert_eq!(
         header(&first, "x-accepted-oauth-scopes"),
         "admin:org, read:org, write:org"
     );
-    assert_eq!(header(&first, "x-github-media-type"), "github.v3; format=json");
+    assert_eq!(
+        header(&first, "x-github-media-type"),
+        "github.v3; format=json"
+    );
     let id = header(&first, "x-github-request-id");
     assert_eq!(id, header(&first, "x-request-id"));
     let second = api.send("GET", "/user", None).await;
@@ -306,7 +328,10 @@ async fn answers_carry_githubs_headers() {
     let missing = api.send("GET", "/no/such/path", None).await;
     assert_eq!(missing.status(), 404);
     assert!(missing.headers().contains_key("x-github-request-id"));
-    assert_eq!(header(&missing, "x-oauth-scopes"), "repo, gist, read:user, read:packages");
+    assert_eq!(
+        header(&missing, "x-oauth-scopes"),
+        "repo, gist, read:user, read:packages"
+    );
     let anonymous = Api::anonymous(&server).send("GET", "/meta", None).await;
     assert!(!anonymous.headers().contains_key("x-oauth-scopes"));
 
@@ -365,7 +390,11 @@ async fn single_objects_carry_last_modified_and_answer_if_modified_since() {
     assert_eq!(earlier.status(), 200);
     // A list has no single modification time.
     let list = admin
-        .send("GET", &format!("/orgs/{ORG}/packages?package_type=container"), None)
+        .send(
+            "GET",
+            &format!("/orgs/{ORG}/packages?package_type=container"),
+            None,
+        )
         .await;
     assert!(!list.headers().contains_key("last-modified"));
 }
@@ -446,12 +475,18 @@ async fn githubs_classic_scopes_are_accepted_shown_and_honoured() {
         .unwrap();
     assert_eq!(pulled.status(), 200);
     let response = Api::new(&server, &secret).send("GET", "/user", None).await;
-    assert_eq!(header(&response, "x-oauth-scopes"), "repo, read:user, read:packages");
+    assert_eq!(
+        header(&response, "x-oauth-scopes"),
+        "repo, read:user, read:packages"
+    );
 
     // Scopes that guard nothing of Berth's are stored and shown, never an error; a name
     // GitHub does not have is refused.
     let other = world
-        .classic(&mark, &["gist", "workflow", "admin:repo_hook", "user:email"])
+        .classic(
+            &mark,
+            &["gist", "workflow", "admin:repo_hook", "user:email"],
+        )
         .await
         .1;
     let response = Api::new(&server, &other).send("GET", "/user", None).await;

@@ -161,7 +161,10 @@ const CLASSIC: [(&str, Option<&str>); 52] = [
     ("write:discussion", None),
     ("read:discussion", Some("write:discussion")),
     ("write:network_configurations", None),
-    ("read:network_configurations", Some("write:network_configurations")),
+    (
+        "read:network_configurations",
+        Some("write:network_configurations"),
+    ),
     ("site_admin", None),
 ];
 

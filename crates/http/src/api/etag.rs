@@ -163,7 +163,10 @@ mod tests {
     fn an_object_is_modified_when_its_updated_at_says() {
         let at = last_modified(br#"{"id":1,"updated_at":"2026-11-23T10:00:00Z"}"#).unwrap();
         assert_eq!(httpdate::fmt_http_date(at), "Mon, 23 Nov 2026 10:00:00 GMT");
-        assert_eq!(last_modified(br#"[{"updated_at":"2026-11-23T10:00:00Z"}]"#), None);
+        assert_eq!(
+            last_modified(br#"[{"updated_at":"2026-11-23T10:00:00Z"}]"#),
+            None
+        );
         assert_eq!(last_modified(br#"{"updated_at":null}"#), None);
         assert_eq!(last_modified(br#"{"id":1}"#), None);
     }

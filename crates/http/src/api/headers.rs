@@ -128,11 +128,10 @@ pub fn accepted(method: &Method, template: &str) -> &'static str {
             "admin:org, read:org, write:org"
         }
         ["orgs", _, "memberships", _] if read => "admin:org, read:org, write:org",
-        ["orgs", _, "hooks", ..] => "admin:org_hook",
-        ["repos", _, _, "hooks", ..] if read => {
-            "admin:repo_hook, read:repo_hook, repo, write:repo_hook"
-        }
-        ["repos", _, _, "hooks", ..] => "admin:repo_hook, repo, write:repo_hook",
+        // The scopes the webhook operations check today (`crates/core/src/hooks`); GitHub's
+        // are `admin:org_hook` and `admin:repo_hook, repo, write:repo_hook`, which
+        // `Access::org_hooks_owned_by` and `Access::need_repo_hook_scope` check.
+        ["orgs", _, "hooks", ..] => "admin:org",
         ["user", "repos"] | ["users", _, "repos"] | ["orgs", _, "repos"] if read => "repo",
         ["user", "repos"] | ["orgs", _, "repos"] => "public_repo, repo",
         ["repos", ..] => "repo",
@@ -190,14 +189,23 @@ mod tests {
             accepted(&get, "/api/v3/orgs/{org}/members"),
             "admin:org, read:org, write:org"
         );
-        assert_eq!(accepted(&get, "/user/orgs"), "admin:org, read:org, write:org");
-        assert_eq!(accepted(&Method::PUT, "/orgs/{org}/memberships/{username}"), "admin:org");
+        assert_eq!(
+            accepted(&get, "/user/orgs"),
+            "admin:org, read:org, write:org"
+        );
+        assert_eq!(
+            accepted(&Method::PUT, "/orgs/{org}/memberships/{username}"),
+            "admin:org"
+        );
         assert_eq!(accepted(&get, "/users/{login}/packages"), "read:packages");
         assert_eq!(
-            accepted(&Method::DELETE, "/{kind}/{owner}/packages/container/{package}"),
+            accepted(
+                &Method::DELETE,
+                "/{kind}/{owner}/packages/container/{package}"
+            ),
             "delete:packages"
         );
-        assert_eq!(accepted(&Method::POST, "/orgs/{org}/hooks"), "admin:org_hook");
+        assert_eq!(accepted(&Method::POST, "/orgs/{org}/hooks"), "admin:org");
         assert_eq!(accepted(&get, "/user/repos"), "repo");
         assert_eq!(accepted(&Method::POST, "/admin/users"), "site_admin");
         assert_eq!(accepted(&get, "/rate_limit"), "");

@@ -51,15 +51,17 @@ fn page<T>(
 ) -> ApiResult {
     let request = paging.request()?;
     let total = items.len() as u64;
-    let skip = usize::try_from((request.page - 1).saturating_mul(request.per_page))
-        .unwrap_or(usize::MAX);
+    let skip =
+        usize::try_from((request.page - 1).saturating_mul(request.per_page)).unwrap_or(usize::MAX);
     let shown = items
         .iter()
         .skip(skip)
         .take(request.per_page as usize)
         .map(render)
         .collect();
-    Ok(super::packages::paged(&who.base, uri, request, total, shown))
+    Ok(super::packages::paged(
+        &who.base, uri, request, total, shown,
+    ))
 }
 
 /// `GET /orgs/{org}/members`.
@@ -70,7 +72,11 @@ pub async fn org_members(
     Path(org): Path<String>,
     Query(paging): Query<Paging>,
 ) -> ApiResult {
-    let members = state.auth.access.org_members_as(&who.principal, &org).await?;
+    let members = state
+        .auth
+        .access
+        .org_members_as(&who.principal, &org)
+        .await?;
     page(&who, &uri, &paging, members, |(member, _)| {
         users::simple_user(&who.base, member)
     })
@@ -85,7 +91,9 @@ pub async fn org_teams(
     Query(paging): Query<Paging>,
 ) -> ApiResult {
     let teams = state.auth.access.teams_as(&who.principal, &org).await?;
-    page(&who, &uri, &paging, teams, |team| users::team(&who.base, team))
+    page(&who, &uri, &paging, teams, |team| {
+        users::team(&who.base, team)
+    })
 }
 
 /// `GET /orgs/{org}/repos`.

@@ -13,7 +13,8 @@ use super::{ApiResult, Who, answer};
 pub async fn root(who: Who) -> ApiResult {
     let api = format!("{}/api/v3", who.base);
     let page = who.base.clone();
-    let search = |kind: &str| format!("{api}/search/{kind}?q={{query}}{{&page,per_page,sort,order}}");
+    let search =
+        |kind: &str| format!("{api}/search/{kind}?q={{query}}{{&page,per_page,sort,order}}");
     let value = json!({
         "current_user_url": format!("{api}/user"),
         "current_user_authorizations_html_url":

@@ -96,7 +96,7 @@ impl Access {
         let mut repos = self
             .visible_repos(principal, RepoSet::OwnedBy(org.id))
             .await?;
-        repos.sort_by(|a, b| (b.0.created_at, b.0.id).cmp(&(a.0.created_at, a.0.id)));
+        repos.sort_by_key(|(repo, _)| std::cmp::Reverse((repo.created_at, repo.id)));
         Ok(repos)
     }
 
