@@ -515,3 +515,25 @@ async fn githubs_classic_scopes_are_accepted_shown_and_honoured() {
         )
         .await;
 }
+
+#[tokio::test]
+async fn a_spent_budget_is_told_by_rate_limit_and_refused_with_githubs_headers() {
+    let server = Server::start_with(&[("BERTH_API_RATE_LIMIT_ANONYMOUS_PER_HOUR", "2")]);
+    let anonymous = Api::anonymous(&server);
+    anonymous.expect("GET", "/meta", None, 200).await;
+    anonymous.expect("GET", "/meta", None, 200).await;
+    let refused = anonymous.send("GET", "/meta", None).await;
+    assert_eq!(refused.status(), 403);
+    assert!(refused.headers().contains_key("x-github-request-id"));
+    assert_eq!(
+        header(&refused, "x-github-media-type"),
+        "github.v3; format=json"
+    );
+    let body: Value = refused.json().await.unwrap();
+    assert!(github_error(&body).contains("rate limit"), "{body}");
+    // `/rate_limit` still answers, counting nothing, and says why.
+    let budget = anonymous.expect("GET", "/rate_limit", None, 200).await;
+    assert_eq!(budget["resources"]["core"]["limit"], 2);
+    assert_eq!(budget["resources"]["core"]["remaining"], 0);
+    assert_eq!(budget["resources"]["core"]["used"], 2);
+}

@@ -53,8 +53,9 @@ pub async fn github(request: Request, next: Next) -> Response {
     stamp(as_github_error(response).await)
 }
 
-/// Adds `X-GitHub-Request-Id` and `X-GitHub-Media-Type`.
-fn stamp(mut response: Response) -> Response {
+/// Adds `X-GitHub-Request-Id` and `X-GitHub-Media-Type` (also to the rate limiter's
+/// refusals, which answer before this middleware runs).
+pub(super) fn stamp(mut response: Response) -> Response {
     let id = crate::observe::with_request_id(|id| HeaderValue::from_bytes(id).ok()).flatten();
     if let Some(id) = id {
         response.headers_mut().insert("x-github-request-id", id);

@@ -547,11 +547,11 @@ pub async fn enforce(State(state): State<AppState>, mut request: Request, next: 
         Verdict::Allowed(quota) => quota,
         Verdict::Spent(quota) => {
             crate::observe::refused("api_hourly");
-            return spent(quota, &name, &key, limiter.limits.window);
+            return super::headers::stamp(spent(quota, &name, &key, limiter.limits.window));
         }
         Verdict::Burst(quota, wait) => {
             crate::observe::refused("api_burst");
-            return burst(quota, wait, limiter.limits.per_minute);
+            return super::headers::stamp(burst(quota, wait, limiter.limits.per_minute));
         }
     };
     let mut response = next.run(request).await;
