@@ -122,6 +122,15 @@ pub fn accepted(method: &Method, template: &str) -> &'static str {
     let read = method == Method::GET || method == Method::HEAD;
     let segments: Vec<&str> = template.split('/').skip(1).collect();
     match segments.as_slice() {
+        // An account's package settings, policies and quota: its administrators.
+        ["orgs", _, "packages", "settings" | "policies" | "quota", ..] => "admin:org",
+        [
+            "users",
+            _,
+            "packages",
+            "settings" | "policies" | "quota",
+            ..,
+        ] => "",
         ["user" | "users", ..] if segments.contains(&"packages") => packages(method),
         ["orgs", _, "packages", ..] => packages(method),
         ["{kind}", _, "packages", ..] => packages(method),
@@ -136,7 +145,6 @@ pub fn accepted(method: &Method, template: &str) -> &'static str {
         ["user", "repos"] | ["users", _, "repos"] | ["orgs", _, "repos"] if read => "repo",
         ["user", "repos"] | ["orgs", _, "repos"] => "public_repo, repo",
         ["repos", ..] => "repo",
-        ["orgs", _, "teams", _, "repos", ..] => "admin:org, repo",
         ["orgs", ..] => "admin:org",
         ["admin", ..] => "site_admin",
         ["user"] | ["users", _] => "user",
@@ -210,5 +218,20 @@ mod tests {
         assert_eq!(accepted(&get, "/user/repos"), "repo");
         assert_eq!(accepted(&Method::POST, "/admin/users"), "site_admin");
         assert_eq!(accepted(&get, "/rate_limit"), "");
+        assert_eq!(
+            accepted(&Method::PUT, "/orgs/{owner}/packages/policies"),
+            "admin:org"
+        );
+        assert_eq!(
+            accepted(&Method::PUT, "/users/{owner}/packages/policies"),
+            ""
+        );
+        assert_eq!(
+            accepted(
+                &Method::PUT,
+                "/orgs/{org}/teams/{team}/repos/{owner}/{repo}"
+            ),
+            "admin:org"
+        );
     }
 }
