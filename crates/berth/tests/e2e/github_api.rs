@@ -125,6 +125,19 @@ async fn org_members_are_seen_by_members_with_read_org_only() {
         let seen = caller.expect("GET", &path, None, 200).await;
         assert_eq!(seen, json!([]));
     }
+    // GitHub's `role` filter: `admin` are the owners.
+    let mark_api = Api::new(&server, &with_read_org);
+    let owners = mark_api
+        .expect("GET", &format!("{path}?role=admin"), None, 200)
+        .await;
+    assert_eq!(logins(&owners), [ADMIN]);
+    let plain = mark_api
+        .expect("GET", &format!("{path}?role=member"), None, 200)
+        .await;
+    assert_eq!(logins(&plain), ["mark"]);
+    mark_api
+        .expect("GET", &format!("{path}?role=boss"), None, 422)
+        .await;
     let missing = Api::new(&server, &with_read_org)
         .expect("GET", "/orgs/nosuch/members", None, 404)
         .await;

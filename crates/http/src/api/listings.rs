@@ -5,6 +5,7 @@
 //! renders GitHub's objects from [`berth_core::github`].
 
 use axum::extract::{OriginalUri, Path, Query, State};
+use berth_core::access::OrgRole;
 use berth_core::github::{repos, users};
 use berth_core::packages::PageRequest;
 use serde::Deserialize;
@@ -64,19 +65,40 @@ fn page<T>(
     ))
 }
 
-/// `GET /orgs/{org}/members`.
+/// The `role` filter of `GET /orgs/{org}/members`.
+#[derive(Debug, Deserialize, Default)]
+pub struct MembersQuery {
+    role: Option<String>,
+}
+
+/// `GET /orgs/{org}/members` (`role=all|admin|member`, `admin` being the owners).
 pub async fn org_members(
     State(state): State<AppState>,
     who: Who,
     uri: OriginalUri,
     Path(org): Path<String>,
     Query(paging): Query<Paging>,
+    Query(query): Query<MembersQuery>,
 ) -> ApiResult {
-    let members = state
+    let wanted = match query.role.as_deref() {
+        None | Some("all") => None,
+        Some("admin") => Some(OrgRole::Owner),
+        Some("member") => Some(OrgRole::Member),
+        Some(other) => {
+            return Err(GitHubError::invalid(
+                "Membership",
+                "role",
+                "invalid",
+                format!("`{other}` is not a role filter; use all, admin or member"),
+            ));
+        }
+    };
+    let mut members = state
         .auth
         .access
         .org_members_as(&who.principal, &org)
         .await?;
+    members.retain(|(_, role)| wanted.is_none_or(|wanted| *role == wanted));
     page(&who, &uri, &paging, members, |(member, _)| {
         users::simple_user(&who.base, member)
     })
