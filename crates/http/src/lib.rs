@@ -70,6 +70,14 @@ pub fn router(state: AppState) -> Router {
                 api::limits::enforce,
             )),
         )
+        .merge(
+            api::root_router()
+                .layer(axum::middleware::from_fn(api::etag::conditional))
+                .layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    api::limits::enforce,
+                )),
+        )
         .merge(health::router(state.health.clone()))
         .route("/v2", axum::routing::any(oci::dispatch))
         .route("/v2/", axum::routing::any(oci::dispatch))

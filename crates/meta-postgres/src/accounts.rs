@@ -8,7 +8,7 @@
 
 use async_trait::async_trait;
 use berth_core::access::store::DirectoryStore;
-use berth_core::access::store::{Account, Created, NewUser, SourceRepo, TeamId};
+use berth_core::access::store::{Account, Created, NewUser, RepoSet, SourceRepo, TeamId};
 use berth_core::access::{AccountId, OrgRole, PackagePolicy, RepoId, Role, Visibility};
 use berth_core::error::StoreError;
 use berth_core::ports::Millis;
@@ -90,6 +90,22 @@ impl RepoRow {
             created_at: self.created_at,
         })
     }
+}
+
+/// An account row with its membership role.
+#[derive(sqlx::FromRow)]
+struct MemberRow {
+    #[sqlx(flatten)]
+    account: AccountRow,
+    role: String,
+}
+
+/// A repository row with a user's role on it, as a rank.
+#[derive(sqlx::FromRow)]
+struct RepoRoleRow {
+    #[sqlx(flatten)]
+    repo: RepoRow,
+    role_rank: i64,
 }
 
 #[async_trait]
@@ -482,5 +498,110 @@ impl DirectoryStore for PgMetadataStore {
             "setting the role of team {team} on repository {repo}"
         )))?;
         Ok(())
+    }
+    /// The members of `org` with their roles, by account id.
+    #[instrument(level = "debug", skip(self))]
+    async fn org_members(&self, org: AccountId) -> StoreResult<Vec<(Account, OrgRole)>> {
+        let rows: Vec<MemberRow> = sqlx::query_as(
+            "SELECT a.id, a.login, a.kind, a.name, a.email, a.site_admin, a.requires_sso, a.default_visibility, a.member_visibilities, a.created_at, m.role \
+             FROM org_members m JOIN accounts a ON a.id = m.user_id \
+             WHERE m.org_id = $1 ORDER BY a.id",
+        )
+        .bind(org.0)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(failed(format!("listing the members of organization {org}")))?;
+        rows.into_iter()
+            .map(|row| Ok((row.account.into_account()?, parse_org_role(&row.role)?)))
+            .collect()
+    }
+
+    /// The organizations `user` belongs to, by account id.
+    #[instrument(level = "debug", skip(self))]
+    async fn orgs_of(&self, user: AccountId) -> StoreResult<Vec<Account>> {
+        let rows: Vec<AccountRow> = sqlx::query_as(
+            "SELECT a.id, a.login, a.kind, a.name, a.email, a.site_admin, a.requires_sso, a.default_visibility, a.member_visibilities, a.created_at \
+             FROM org_members m JOIN accounts a ON a.id = m.org_id \
+             WHERE m.user_id = $1 ORDER BY a.id",
+        )
+        .bind(user.0)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(failed(format!("listing the organizations of account {user}")))?;
+        rows.into_iter().map(AccountRow::into_account).collect()
+    }
+
+    /// The teams of `org`, by slug.
+    #[instrument(level = "debug", skip(self))]
+    async fn teams(&self, org: AccountId) -> StoreResult<Vec<(TeamId, String, String)>> {
+        let rows: Vec<(i64, String, String)> = sqlx::query_as(
+            "SELECT id, slug, name FROM teams WHERE org_id = $1 ORDER BY lower(slug)",
+        )
+        .bind(org.0)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(failed(format!("listing the teams of organization {org}")))?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, slug, name)| (TeamId(id), slug, name))
+            .collect())
+    }
+
+    /// The repositories of `set` with `user`'s role on each, computed as
+    /// [`DirectoryStore::repo_role`] computes it, in one query.
+    #[instrument(level = "debug", skip(self))]
+    async fn repos(
+        &self,
+        set: RepoSet,
+        user: Option<AccountId>,
+    ) -> StoreResult<Vec<(SourceRepo, Option<Role>)>> {
+        macro_rules! select_repos {
+            ($condition:literal) => {
+                concat!(
+                    "SELECT r.id, r.owner_id, a.login AS owner_login, r.name, r.visibility, \
+                     r.created_at, ",
+                    "GREATEST(coalesce((SELECT ",
+            rank!("c.role"),
+            " FROM repo_collaborators c WHERE c.repo_id = r.id AND c.user_id = $1), 0), \
+                 coalesce((SELECT max(",
+            rank!("tr.role"),
+            ") FROM team_members tm \
+                     JOIN team_repos tr ON tr.team_id = tm.team_id AND tr.repo_id = r.id \
+                     WHERE tm.user_id = $1), 0), \
+                 CASE WHEN r.owner_id = $1 OR EXISTS (SELECT 1 FROM org_members m \
+                     WHERE m.org_id = r.owner_id AND m.user_id = $1 AND m.role = 'owner') \
+                 THEN 3 ELSE 0 END)::BIGINT AS role_rank \
+                     FROM source_repos r JOIN accounts a ON a.id = r.owner_id WHERE ",
+                    $condition,
+                    " ORDER BY lower(a.login), lower(r.name)"
+                )
+            };
+        }
+        // No account has id -1: without a user every role is none.
+        let viewer = user.map_or(-1, |u| u.0);
+        let query = match set {
+            RepoSet::OwnedBy(owner) => sqlx::query_as(select_repos!("r.owner_id = $2"))
+                .bind(viewer)
+                .bind(owner.0),
+            RepoSet::AffiliatedWith(member) => sqlx::query_as(select_repos!(
+                "(r.owner_id = $2 \
+                 OR r.owner_id IN (SELECT org_id FROM org_members WHERE user_id = $2) \
+                 OR r.id IN (SELECT repo_id FROM repo_collaborators WHERE user_id = $2) \
+                 OR r.id IN (SELECT tr.repo_id FROM team_repos tr \
+                     JOIN team_members tm ON tm.team_id = tr.team_id WHERE tm.user_id = $2))"
+            ))
+            .bind(viewer)
+            .bind(member.0),
+        };
+        let rows: Vec<RepoRoleRow> = query
+            .fetch_all(&self.pool)
+            .await
+            .map_err(failed(format!("listing the repositories of {set:?}")))?;
+        rows.into_iter()
+            .map(|row| {
+                let role = role_from_rank(Some(row.role_rank))?;
+                Ok((row.repo.into_repo()?, role))
+            })
+            .collect()
     }
 }

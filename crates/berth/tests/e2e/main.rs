@@ -15,6 +15,7 @@ mod cluster;
 mod cluster_limits;
 pub(crate) mod gc;
 mod gh_cli;
+mod github_api;
 mod github_shapes;
 mod hostile;
 mod lifecycle;

@@ -166,14 +166,14 @@ fn reach(credential: &Credential, target: &Target, action: Action) -> Result<(),
     };
     let granted = match &credential.grant {
         Grant::Classic { scopes, .. } => {
-            let role = user_role(credential, target, scopes.repo);
+            let role = user_role(credential, target, scopes.repo());
             // As on GitHub, deleting takes read:packages (or write:packages) besides
             // delete:packages.
             let scope_ok = match action {
                 Action::Pull => scopes.may_read(),
-                Action::Push => scopes.write_packages,
-                Action::Delete => scopes.delete_packages && scopes.may_read(),
-                Action::Manage => scopes.write_packages,
+                Action::Push => scopes.write_packages(),
+                Action::Delete => scopes.delete_packages() && scopes.may_read(),
+                Action::Manage => scopes.write_packages(),
             };
             // Only what anyone may pull is pulled without read:packages: an internal
             // package is for the instance's users, not for every token they hold (`repo`
@@ -186,7 +186,7 @@ fn reach(credential: &Credential, target: &Target, action: Action) -> Result<(),
                     "the token lacks the {} scope",
                     match action {
                         Action::Push | Action::Manage => "write:packages",
-                        _ if !scopes.delete_packages => "delete:packages",
+                        _ if !scopes.delete_packages() => "delete:packages",
                         _ => "read:packages, which deleting needs with delete:packages",
                     }
                 ));
@@ -364,7 +364,7 @@ pub fn readable(principal: &Principal, owner: &Owner, org_role: Option<OrgRole>)
             if !scopes.may_read() {
                 return public;
             }
-            user_role_readable(credential, owner, org_role, scopes.repo)
+            user_role_readable(credential, owner, org_role, scopes.repo())
         }
         Grant::FineGrained {
             owner: token_owner,
@@ -481,7 +481,7 @@ fn create(credential: &Credential, target: &Target) -> Decision {
     };
     match &credential.grant {
         Grant::Classic { scopes, .. } => {
-            if !scopes.write_packages {
+            if !scopes.write_packages() {
                 return denied("the token lacks the write:packages scope");
             }
             match as_user(true) {

@@ -23,7 +23,10 @@ pub use cache::AccessCache;
 pub use decide::{Decision, decide, readable};
 pub use forge::{Forge, SourceRef};
 pub use linking::Linking;
-pub use manage::{GranteeName, ManageError, ManageResult, NewToken, Team, TokenRequest};
+pub use manage::{
+    GranteeName, ManageError, ManageResult, NewToken, ORG_READ_SCOPES, REPO_HOOK_SCOPES, Team,
+    TokenRequest,
+};
 pub use model::{
     AccountId, AccountKind, Action, Credential, CredentialId, Grant, LinkedRepo, OrgRole, Owner,
     Package, PackagePolicy, Principal, Readable, Relations, RepoId, Role, Scopes, Target,

@@ -105,78 +105,159 @@ impl Action {
     }
 }
 
-/// Scopes of a classic personal access token.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Scopes {
-    /// `read:packages`: pull.
-    pub read_packages: bool,
-    /// `write:packages`: push (and pull).
-    pub write_packages: bool,
-    /// `delete:packages`: delete, with the admin role.
-    pub delete_packages: bool,
-    /// `repo`: reach packages whose access comes from a non-public source repository; create
-    /// and administer source repositories through the API.
-    pub repo: bool,
-    /// `admin:org`: manage organization memberships, teams and package settings.
-    pub admin_org: bool,
-    /// `site_admin`: create users and organizations (site administrators only).
-    pub site_admin: bool,
+/// GitHub's classic scopes (docs: "Scopes for OAuth apps"), each with the scope that
+/// includes it (`repo` includes `public_repo`, `admin:org` includes `write:org`, which
+/// includes `read:org`, …). Berth honours those that guard something it has (see
+/// [`Scopes`]); the others are accepted, stored and shown, as a token of GitHub's would hold
+/// them.
+const CLASSIC: [(&str, Option<&str>); 52] = [
+    ("repo", None),
+    ("repo:status", Some("repo")),
+    ("repo_deployment", Some("repo")),
+    ("public_repo", Some("repo")),
+    ("repo:invite", Some("repo")),
+    ("security_events", Some("repo")),
+    ("admin:repo_hook", None),
+    ("write:repo_hook", Some("admin:repo_hook")),
+    ("read:repo_hook", Some("write:repo_hook")),
+    ("admin:org", None),
+    ("write:org", Some("admin:org")),
+    ("read:org", Some("write:org")),
+    ("manage_runners:org", Some("admin:org")),
+    ("admin:public_key", None),
+    ("write:public_key", Some("admin:public_key")),
+    ("read:public_key", Some("write:public_key")),
+    ("admin:org_hook", None),
+    ("gist", None),
+    ("notifications", None),
+    ("user", None),
+    ("read:user", Some("user")),
+    ("user:email", Some("user")),
+    ("user:follow", Some("user")),
+    ("project", None),
+    ("read:project", Some("project")),
+    ("delete_repo", None),
+    ("write:packages", None),
+    ("read:packages", Some("write:packages")),
+    ("delete:packages", None),
+    ("admin:gpg_key", None),
+    ("write:gpg_key", Some("admin:gpg_key")),
+    ("read:gpg_key", Some("write:gpg_key")),
+    ("codespace", None),
+    ("codespace:secrets", Some("codespace")),
+    ("workflow", None),
+    ("admin:enterprise", None),
+    ("manage_runners:enterprise", Some("admin:enterprise")),
+    ("manage_billing:enterprise", Some("admin:enterprise")),
+    ("read:enterprise", Some("admin:enterprise")),
+    ("scim:enterprise", Some("admin:enterprise")),
+    ("audit_log", None),
+    ("read:audit_log", Some("audit_log")),
+    ("admin:ssh_signing_key", None),
+    ("write:ssh_signing_key", Some("admin:ssh_signing_key")),
+    ("read:ssh_signing_key", Some("write:ssh_signing_key")),
+    ("copilot", None),
+    ("manage_billing:copilot", Some("copilot")),
+    ("write:discussion", None),
+    ("read:discussion", Some("write:discussion")),
+    ("write:network_configurations", None),
+    (
+        "read:network_configurations",
+        Some("write:network_configurations"),
+    ),
+    ("site_admin", None),
+];
+
+/// Scopes of a classic personal access token: any of GitHub's classic scopes, as granted
+/// (so they are shown as they were asked for). What they allow is asked with
+/// [`Scopes::holds`], which counts a scope as held when one that includes it is.
+///
+/// Those Berth honours: `read:packages` (pull), `write:packages` (push, and pull),
+/// `delete:packages` (delete, with the admin role), `repo` (reach packages whose access comes
+/// from a non-public source repository; create and administer source repositories),
+/// `admin:org` (manage organization memberships, teams and package settings), `read:org`
+/// (see organization memberships and teams), `admin:repo_hook` and `admin:org_hook`
+/// (repository and organization webhooks), `site_admin` (create users and organizations;
+/// site administrators only).
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+pub struct Scopes(u64);
+
+impl fmt::Debug for Scopes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Scopes").field(&self.names()).finish()
+    }
+}
+
+fn scope_index(name: &str) -> Option<usize> {
+    CLASSIC.iter().position(|(n, _)| *n == name)
 }
 
 impl Scopes {
-    /// Every scope name, as GitHub spells it.
-    pub const NAMES: [&'static str; 6] = [
-        "read:packages",
-        "write:packages",
-        "delete:packages",
-        "repo",
-        "admin:org",
-        "site_admin",
-    ];
+    /// Every classic scope name, as GitHub spells it.
+    pub fn known() -> impl Iterator<Item = &'static str> {
+        CLASSIC.iter().map(|(name, _)| *name)
+    }
 
     /// Every scope.
-    pub const ALL: Scopes = Scopes {
-        read_packages: true,
-        write_packages: true,
-        delete_packages: true,
-        repo: true,
-        admin_org: true,
-        site_admin: true,
-    };
+    pub const ALL: Scopes = Scopes((1u64 << CLASSIC.len()) - 1);
 
-    /// Whether the scopes allow pulling.
-    pub fn may_read(&self) -> bool {
-        self.read_packages || self.write_packages
+    /// Whether `name` is held, directly or through a scope that includes it (`write:org`
+    /// holds `read:org`). An unknown name is never held.
+    pub fn holds(&self, name: &str) -> bool {
+        let mut at = scope_index(name);
+        while let Some(index) = at {
+            if self.0 & (1 << index) != 0 {
+                return true;
+            }
+            at = CLASSIC[index].1.and_then(scope_index);
+        }
+        false
     }
 
-    /// The scope names held, in GitHub's spelling.
+    /// Whether any of `names` is held.
+    pub fn holds_any(&self, names: &[&str]) -> bool {
+        names.iter().any(|name| self.holds(name))
+    }
+
+    /// Whether the scopes allow pulling (`read:packages`, or `write:packages`).
+    pub fn may_read(&self) -> bool {
+        self.holds("read:packages")
+    }
+
+    /// `write:packages`: push.
+    pub fn write_packages(&self) -> bool {
+        self.holds("write:packages")
+    }
+
+    /// `delete:packages`: delete, with the admin role.
+    pub fn delete_packages(&self) -> bool {
+        self.holds("delete:packages")
+    }
+
+    /// `repo`: reach packages through non-public source repositories; administer those.
+    pub fn repo(&self) -> bool {
+        self.holds("repo")
+    }
+
+    /// `site_admin`.
+    pub fn site_admin(&self) -> bool {
+        self.holds("site_admin")
+    }
+
+    /// The scope names granted, in GitHub's spelling and order.
     pub fn names(&self) -> Vec<&'static str> {
-        let held = [
-            self.read_packages,
-            self.write_packages,
-            self.delete_packages,
-            self.repo,
-            self.admin_org,
-            self.site_admin,
-        ];
-        Scopes::NAMES
+        CLASSIC
             .iter()
-            .zip(held)
-            .filter_map(|(name, on)| on.then_some(*name))
+            .enumerate()
+            .filter(|(index, _)| self.0 & (1 << index) != 0)
+            .map(|(_, (name, _))| *name)
             .collect()
     }
-}
 
-impl Scopes {
-    /// Whether every scope of `other` is held here (`write:packages` includes
-    /// `read:packages`).
+    /// Whether every scope of `other` is held here (directly or through a scope that
+    /// includes it: `write:packages` covers `read:packages`).
     pub fn covers(&self, other: &Scopes) -> bool {
-        (!other.read_packages || self.may_read())
-            && (!other.write_packages || self.write_packages)
-            && (!other.delete_packages || self.delete_packages)
-            && (!other.repo || self.repo)
-            && (!other.admin_org || self.admin_org)
-            && (!other.site_admin || self.site_admin)
+        other.names().iter().all(|name| self.holds(name))
     }
 }
 
@@ -187,17 +268,12 @@ impl FromStr for Scopes {
     fn from_str(list: &str) -> Result<Self, Self::Err> {
         let mut scopes = Scopes::default();
         for name in list.split([',', ' ']).filter(|s| !s.is_empty()) {
-            match name {
-                "read:packages" => scopes.read_packages = true,
-                "write:packages" => scopes.write_packages = true,
-                "delete:packages" => scopes.delete_packages = true,
-                "repo" => scopes.repo = true,
-                "admin:org" => scopes.admin_org = true,
-                "site_admin" => scopes.site_admin = true,
-                other => {
+            match scope_index(name) {
+                Some(index) => scopes.0 |= 1 << index,
+                None => {
                     return Err(format!(
-                        "unknown scope `{other}`; scopes are {}",
-                        Scopes::NAMES.join(", ")
+                        "unknown scope `{name}`; scopes are GitHub's classic ones: {}",
+                        Scopes::known().collect::<Vec<_>>().join(", ")
                     ));
                 }
             }

@@ -99,7 +99,7 @@ pub fn may_choose_package_visibility(
 /// Whether the caller may hold a classic token with `scopes`: only site administrators hold
 /// `site_admin`. (A token also mints at most its own scopes: a limit of the token.)
 pub fn may_hold_scopes(principal: &Principal, scopes: &Scopes) -> bool {
-    !scopes.site_admin || may_administer_site(principal)
+    !scopes.site_admin() || may_administer_site(principal)
 }
 
 /// Whether the caller mints fine-grained tokens reaching the packages of account `owner`,

@@ -219,6 +219,17 @@ pub enum Created<T> {
     Taken,
 }
 
+/// Which source repositories a listing reads ([`DirectoryStore::repos`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RepoSet {
+    /// Those owned by this account.
+    OwnedBy(AccountId),
+    /// Those this user is affiliated with, as GitHub's `affiliation=owner,collaborator,
+    /// organization_member`: owned by them or by an organization they belong to, or on which
+    /// they hold a role (as a collaborator or through a team).
+    AffiliatedWith(AccountId),
+}
+
 /// The directory: accounts (users and organizations) and their memberships, teams, and source repositories with their collaborators.
 #[async_trait]
 pub trait DirectoryStore: Send + Sync + 'static {
@@ -298,6 +309,19 @@ pub trait DirectoryStore: Send + Sync + 'static {
         repo: RepoId,
         role: Option<Role>,
     ) -> StoreResult<()>;
+    /// The members of `org` with their roles, by account id.
+    async fn org_members(&self, org: AccountId) -> StoreResult<Vec<(Account, OrgRole)>>;
+    /// The organizations `user` belongs to, by account id.
+    async fn orgs_of(&self, user: AccountId) -> StoreResult<Vec<Account>>;
+    /// The teams of `org`: id, slug and name, by slug.
+    async fn teams(&self, org: AccountId) -> StoreResult<Vec<(TeamId, String, String)>>;
+    /// The repositories of `set`, by owner login and name, each with `user`'s role on it
+    /// (what [`DirectoryStore::repo_role`] answers; `None` for no user), in one read.
+    async fn repos(
+        &self,
+        set: RepoSet,
+        user: Option<AccountId>,
+    ) -> StoreResult<Vec<(SourceRepo, Option<Role>)>>;
 }
 
 /// Packages as the access model sees them: the per-request [`Target`], package records, roles and links to source repositories.

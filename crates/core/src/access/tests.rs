@@ -518,9 +518,13 @@ fn creation_follows_the_owner_and_the_organization_policy() {
 #[test]
 fn scopes_parse_and_print_in_githubs_spelling() {
     let scopes: Scopes = "read:packages, delete:packages".parse().unwrap();
-    assert!(scopes.may_read() && scopes.delete_packages && !scopes.write_packages);
+    assert!(scopes.may_read() && scopes.delete_packages() && !scopes.write_packages());
     assert_eq!(scopes.to_string(), "read:packages,delete:packages");
-    assert!("gist".parse::<Scopes>().unwrap_err().contains("gist"));
+    assert!("gists".parse::<Scopes>().unwrap_err().contains("gists"));
+    // GitHub's classic scopes that guard nothing of Berth's are held and shown all the same.
+    let classic: Scopes = "read:user,gist,workflow,repo".parse().unwrap();
+    assert_eq!(classic.to_string(), "repo,gist,read:user,workflow");
+    assert!(!classic.may_read());
     let admin: Scopes = "admin:org,site_admin,repo".parse().unwrap();
     assert_eq!(admin.to_string(), "repo,admin:org,site_admin");
 }
@@ -534,6 +538,16 @@ fn a_token_covers_the_scopes_it_holds_and_write_covers_read() {
     assert!(!write.covers(&"admin:org".parse().unwrap()));
     assert!(Scopes::ALL.covers(&write));
     assert!(Scopes::default().covers(&Scopes::default()));
+    // A scope includes the ones GitHub nests under it, never the other way round.
+    let admin_org: Scopes = "admin:org".parse().unwrap();
+    assert!(admin_org.holds("write:org") && admin_org.holds("read:org"));
+    let read_org: Scopes = "read:org".parse().unwrap();
+    assert!(!read_org.holds("admin:org") && !read_org.holds("write:org"));
+    let user: Scopes = "user".parse().unwrap();
+    assert!(user.covers(&"read:user,user:email".parse().unwrap()));
+    let hooks: Scopes = "admin:repo_hook".parse().unwrap();
+    assert!(hooks.holds("read:repo_hook") && !hooks.holds("admin:org_hook"));
+    assert!(!hooks.holds("no:such-scope"));
 }
 
 /// The management rules' tables: principal × role → may they manage it.

@@ -2,6 +2,10 @@
 //! a weak `ETag` (`W/"<hex SHA-256 of the body>"`), and a `GET` whose `If-None-Match` names
 //! it is answered `304 Not Modified` with the same headers and no body.
 //!
+//! A single object that says when it last changed (an `updated_at`) also carries
+//! `Last-Modified`, and a `GET` with `If-Modified-Since` at or after it (and no
+//! `If-None-Match`, which wins, as RFC 9110 says) is answered `304` too.
+//!
 //! The body is buffered to be hashed: the API's answers are small JSON. One whose size is
 //! unknown or over [`MAX_TAGGED_BODY`] passes through untagged. Calls nothing.
 
@@ -11,6 +15,7 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest as _, Sha256};
+use std::time::SystemTime;
 
 use super::GitHubError;
 
@@ -29,6 +34,11 @@ pub async fn conditional(request: Request, next: Next) -> Response {
         .iter()
         .cloned()
         .collect();
+    let if_modified_since = request
+        .headers()
+        .get(header::IF_MODIFIED_SINCE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| httpdate::parse_http_date(v).ok());
     let response = next.run(request).await;
     if response.status() != StatusCode::OK {
         return response;
@@ -62,13 +72,37 @@ pub async fn conditional(request: Request, next: Next) -> Response {
             HeaderValue::from_static("Accept, Authorization"),
         );
     }
-    if none_match(&if_none_match, &opaque) {
+    let modified = last_modified(&bytes);
+    if let Some(modified) = modified {
+        let date = HeaderValue::from_str(&httpdate::fmt_http_date(modified))
+            .expect("an HTTP date is a header value");
+        parts.headers.insert(header::LAST_MODIFIED, date);
+    }
+    let unmodified = match (if_none_match.is_empty(), modified, if_modified_since) {
+        (true, Some(modified), Some(since)) => modified <= since,
+        _ => false,
+    };
+    if unmodified || none_match(&if_none_match, &opaque) {
         parts.status = StatusCode::NOT_MODIFIED;
         parts.headers.remove(header::CONTENT_LENGTH);
         parts.headers.remove(header::CONTENT_TYPE);
         return Response::from_parts(parts, Body::empty());
     }
     Response::from_parts(parts, Body::from(bytes))
+}
+
+/// When the object `body` is last changed, by its `updated_at` (whole seconds, as HTTP dates
+/// have them); `None` for a list, or an object without one.
+fn last_modified(body: &[u8]) -> Option<SystemTime> {
+    #[derive(serde::Deserialize)]
+    struct Stamped {
+        updated_at: Option<String>,
+    }
+    if body.first() != Some(&b'{') {
+        return None;
+    }
+    let stamped: Stamped = serde_json::from_slice(body).ok()?;
+    humantime::parse_rfc3339_weak(&stamped.updated_at?).ok()
 }
 
 /// Whether `If-None-Match` (every value of the header) names the entity tag whose opaque
@@ -123,6 +157,18 @@ mod tests {
         assert!(!matches(&["w/\"abc\""], "abc"));
         assert!(!matches(&["\"abc"], "abc"));
         assert!(!matches(&[""], "abc"));
+    }
+
+    #[test]
+    fn an_object_is_modified_when_its_updated_at_says() {
+        let at = last_modified(br#"{"id":1,"updated_at":"2026-11-23T10:00:00Z"}"#).unwrap();
+        assert_eq!(httpdate::fmt_http_date(at), "Mon, 23 Nov 2026 10:00:00 GMT");
+        assert_eq!(
+            last_modified(br#"[{"updated_at":"2026-11-23T10:00:00Z"}]"#),
+            None
+        );
+        assert_eq!(last_modified(br#"{"updated_at":null}"#), None);
+        assert_eq!(last_modified(br#"{"id":1}"#), None);
     }
 
     #[test]

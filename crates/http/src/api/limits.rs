@@ -48,7 +48,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use berth_core::access::token::{self, TokenKind};
-use berth_core::access::{CredentialId, Principal};
+use berth_core::access::{CredentialId, Grant, Principal};
 use berth_core::ports::{CountDelta, Millis, SharedCount, SharedCounters, StoreResult, now_millis};
 use sha2::{Digest as _, Sha256};
 
@@ -364,6 +364,31 @@ impl RateLimiter {
             .charge(now, epoch, limit, self.limits.per_minute, window)
     }
 
+    /// The budget of `key` as it stands, counting nothing: what `GET /rate_limit` shows
+    /// (GitHub does not count that request).
+    fn peek(&self, key: Key, now: Instant) -> Quota {
+        let limit = self.limit(&key);
+        let window = self.limits.window;
+        let buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        match buckets.map.get(&key) {
+            Some(bucket) if now.duration_since(bucket.started) < window => Quota {
+                limit,
+                used: bucket.used,
+                reset: bucket.reset,
+            },
+            _ => {
+                let epoch = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .unwrap_or_default();
+                Quota {
+                    limit,
+                    used: 0,
+                    reset: (epoch + window).as_secs_f64().ceil() as u64,
+                }
+            }
+        }
+    }
+
     fn refund(&self, key: Key, charged: Instant) -> Option<Quota> {
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
         let bucket = buckets.map.get_mut(&key)?;
@@ -471,9 +496,13 @@ impl RateLimiter {
 pub(super) struct Resolved(pub(super) Result<Caller, GitHubError>);
 
 /// Middleware on `/api/v3`: charges the caller's budget, refuses a spent one (403) or a
-/// burst (429), and adds the `x-ratelimit-*` headers to every answer.
+/// burst (429), and adds the `x-ratelimit-*` headers to every answer, and `X-OAuth-Scopes`
+/// (the classic token's scopes, as GitHub lists them) to every answer to such a token.
+/// `GET /rate_limit` is not counted, as on GitHub; the handler reads the caller's [`Quota`]
+/// from the request's extensions.
 pub async fn enforce(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let client = request.extensions().get::<Origin>().map(|o| o.client.ip());
+    let mut scopes = None;
     let (key, name) = match app_secret(request.headers()) {
         Some(digest) => (Key::AppSecret(digest), "this app".to_owned()),
         None => {
@@ -481,7 +510,15 @@ pub async fn enforce(State(state): State<AppState>, mut request: Request, next: 
                 .auth
                 .caller(request.headers(), client)
                 .await
-                .map_err(GitHubError::from);
+                .map_err(super::caller_refused);
+            if let Ok(Caller {
+                principal: Principal::Token(credential),
+                token_scopes: None,
+            }) = &resolved
+                && let Grant::Classic { scopes: held, .. } = &credential.grant
+            {
+                scopes = HeaderValue::from_str(&held.names().join(", ")).ok();
+            }
             let who = match &resolved {
                 Ok(Caller {
                     principal: Principal::Token(credential),
@@ -496,15 +533,25 @@ pub async fn enforce(State(state): State<AppState>, mut request: Request, next: 
     };
     let limiter = &state.api_limits;
     let now = Instant::now();
+    if uncounted(request.method(), request.uri().path()) {
+        let quota = limiter.peek(key, now);
+        request.extensions_mut().insert(quota);
+        let mut response = next.run(request).await;
+        add_headers(response.headers_mut(), quota);
+        if let Some(scopes) = scopes {
+            response.headers_mut().insert("x-oauth-scopes", scopes);
+        }
+        return response;
+    }
     let quota = match limiter.charge(key, now) {
         Verdict::Allowed(quota) => quota,
         Verdict::Spent(quota) => {
             crate::observe::refused("api_hourly");
-            return spent(quota, &name, &key, limiter.limits.window);
+            return super::headers::stamp(spent(quota, &name, &key, limiter.limits.window));
         }
         Verdict::Burst(quota, wait) => {
             crate::observe::refused("api_burst");
-            return burst(quota, wait, limiter.limits.per_minute);
+            return super::headers::stamp(burst(quota, wait, limiter.limits.per_minute));
         }
     };
     let mut response = next.run(request).await;
@@ -520,7 +567,16 @@ pub async fn enforce(State(state): State<AppState>, mut request: Request, next: 
         _ => quota,
     };
     add_headers(response.headers_mut(), quota);
+    if let Some(scopes) = scopes {
+        response.headers_mut().insert("x-oauth-scopes", scopes);
+    }
     response
+}
+
+/// Whether a request is not counted against the budget: `GET /rate_limit`, as on GitHub.
+fn uncounted(method: &axum::http::Method, path: &str) -> bool {
+    let path = path.strip_prefix("/api/v3").unwrap_or(path);
+    method == axum::http::Method::GET && path.trim_end_matches('/') == "/rate_limit"
 }
 
 /// The SHA-256 of an app secret presented as `Bearer` or `token`: the installation token

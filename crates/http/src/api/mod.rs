@@ -13,8 +13,11 @@
 mod accounts;
 pub mod etag;
 pub mod graphql;
+pub mod headers;
 mod hooks;
 pub mod limits;
+mod listings;
+mod meta;
 mod package_settings;
 mod packages;
 mod policies;
@@ -42,6 +45,12 @@ const DOCS: &str = "https://docs.github.com/rest";
 /// The `/api/v3` routes.
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route("/", get(meta::root))
+        .route("/meta", get(meta::meta))
+        .route("/rate_limit", get(meta::rate_limit))
+        .route("/orgs/{org}/members", get(listings::org_members))
+        .route("/user/orgs", get(listings::my_orgs))
+        .route("/users/{login}/repos", get(listings::user_repos))
         .route("/user", get(accounts::current_user))
         .route("/users/{login}", get(accounts::user))
         .route("/orgs/{org}", get(accounts::org))
@@ -84,7 +93,10 @@ pub fn router() -> Router<AppState> {
             "/admin/storage-quotas/{owner}",
             get(quotas::get).put(quotas::set).delete(quotas::clear),
         )
-        .route("/orgs/{org}/teams", post(accounts::create_team))
+        .route(
+            "/orgs/{org}/teams",
+            get(listings::org_teams).post(accounts::create_team),
+        )
         .route(
             "/orgs/{org}/teams/{team}/memberships/{username}",
             put(accounts::add_team_member).delete(accounts::remove_team_member),
@@ -93,8 +105,14 @@ pub fn router() -> Router<AppState> {
             "/orgs/{org}/teams/{team}/repos/{owner}/{repo}",
             put(repos::set_team_repo).delete(repos::remove_team_repo),
         )
-        .route("/user/repos", post(repos::create_user_repo))
-        .route("/orgs/{org}/repos", post(repos::create_org_repo))
+        .route(
+            "/user/repos",
+            get(listings::my_repos).post(repos::create_user_repo),
+        )
+        .route(
+            "/orgs/{org}/repos",
+            get(listings::org_repos).post(repos::create_org_repo),
+        )
         .route("/repos/{owner}/{repo}", get(repos::repo))
         .route(
             "/repos/{owner}/{repo}/collaborators/{username}",
@@ -146,11 +164,21 @@ pub fn router() -> Router<AppState> {
         )
         .merge(hooks::router())
         .merge(packages::router())
-        .fallback(not_found)
+        .route_layer(axum::middleware::from_fn(headers::accepted_scopes))
+        // A method a path does not have is GitHub's 404, as a path it does not have.
+        .method_not_allowed_fallback(headers::not_found)
+        .fallback(headers::not_found)
+        .layer(axum::middleware::from_fn(headers::github))
 }
 
-async fn not_found() -> Response {
-    GitHubError::new(StatusCode::NOT_FOUND, "Not Found").into_response()
+/// `/api/v3/`, the API root with its trailing slash as GitHub's clients ask for it: the
+/// nested [`router`] serves `/api/v3` alone. Mounted beside it, under the same layers.
+pub fn root_router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v3/", get(meta::root))
+        .route_layer(axum::middleware::from_fn(headers::accepted_scopes))
+        .method_not_allowed_fallback(headers::not_found)
+        .layer(axum::middleware::from_fn(headers::github))
 }
 
 /// A refusal in GitHub's shape: `{"message", "documentation_url"}`, plus `errors` for 422.
@@ -286,7 +314,11 @@ impl FromRequestParts<AppState> for Who {
         // The rate limiter resolved the caller already; outside it, resolve here.
         let caller = match parts.extensions.remove::<limits::Resolved>() {
             Some(limits::Resolved(resolved)) => resolved?,
-            None => state.auth.caller(&parts.headers, client).await?,
+            None => state
+                .auth
+                .caller(&parts.headers, client)
+                .await
+                .map_err(caller_refused)?,
         };
         if caller.token_scopes.is_some() {
             return Err(GitHubError::new(
@@ -300,6 +332,19 @@ impl FromRequestParts<AppState> for Who {
                 .map(|o| o.base_url.to_string())
                 .map_err(|(_, why)| GitHubError::new(StatusCode::INTERNAL_SERVER_ERROR, why))?,
         })
+    }
+}
+
+/// Why the credentials of a request were refused, as GitHub answers: 401 `Bad credentials`
+/// for a token that is unknown, mistyped, expired or revoked (the reason is logged, not
+/// told); other refusals (the failure limiter's 429) as they are.
+pub(crate) fn caller_refused(error: RegistryError) -> GitHubError {
+    match error {
+        RegistryError::Unauthorized(why) => {
+            tracing::debug!(%why, "API credentials refused");
+            GitHubError::new(StatusCode::UNAUTHORIZED, "Bad credentials")
+        }
+        other => other.into(),
     }
 }
 

@@ -381,7 +381,7 @@ impl FromRequestParts<AppState> for Named {
 }
 
 /// A JSON array answer with GitHub's `Link` header (`next`, `last`, `first`, `prev`).
-fn paged(
+pub(super) fn paged(
     base: &str,
     uri: &OriginalUri,
     page: PageRequest,

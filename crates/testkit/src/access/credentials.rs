@@ -38,14 +38,9 @@ pub async fn each_grant_kind_round_trips_through_its_secret<
             TokenKind::Classic,
             Some(alice),
             Grant::Classic {
-                scopes: Scopes {
-                    read_packages: true,
-                    write_packages: true,
-                    delete_packages: false,
-                    repo: true,
-                    admin_org: true,
-                    site_admin: false,
-                },
+                scopes: "read:packages,write:packages,repo,admin:org,read:user"
+                    .parse::<Scopes>()
+                    .expect("GitHub's scope names"),
                 sso_authorized: vec![acme, sso],
             },
             "alice",

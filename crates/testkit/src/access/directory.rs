@@ -247,3 +247,110 @@ pub async fn repositories_are_unique_per_owner_and_found_case_insensitively<
     assert_eq!(s.repo("carol", "widget").await.unwrap(), None);
     assert_eq!(s.repo_by_id(crate::missing()).await.unwrap(), None);
 }
+
+/// The listing reads: an organization's members with their roles, a user's organizations,
+/// an organization's teams, and repositories by owner or by affiliation, each with the
+/// role [`DirectoryStore::repo_role`] answers.
+pub async fn listings_read_members_orgs_teams_and_repositories_with_roles<
+    S: AccessStore + MetadataStore + Clone,
+>(
+    s: S,
+) {
+    use berth_core::access::store::RepoSet;
+
+    let alice = user(&s, "alice").await;
+    let bob = user(&s, "bob").await;
+    let carol = user(&s, "carol").await;
+    let acme = org(&s, "acme", alice).await;
+    let other = org(&s, "other", carol).await;
+    s.set_membership(acme, bob, Some(OrgRole::Member))
+        .await
+        .unwrap();
+    let members: Vec<_> = s
+        .org_members(acme)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(account, role)| (account.login, role))
+        .collect();
+    assert_eq!(
+        members,
+        [
+            ("alice".to_owned(), OrgRole::Owner),
+            ("bob".to_owned(), OrgRole::Member)
+        ]
+    );
+    let orgs: Vec<_> = s.orgs_of(bob).await.unwrap();
+    assert_eq!(orgs.len(), 1);
+    assert_eq!(orgs[0].id, acme);
+    assert!(
+        s.orgs_of(carol)
+            .await
+            .unwrap()
+            .iter()
+            .all(|o| o.id == other)
+    );
+
+    let web = team(&s, acme, "web").await;
+    let core = team(&s, acme, "Core").await;
+    team(&s, other, "elsewhere").await;
+    let teams: Vec<_> = s.teams(acme).await.unwrap();
+    assert_eq!(
+        teams,
+        [
+            (core, "Core".to_owned(), "Core".to_owned()),
+            (web, "web".to_owned(), "web".to_owned())
+        ]
+    );
+
+    let open = repo(&s, acme, "open", Visibility::Public).await;
+    let secret = repo(&s, acme, "secret", Visibility::Private).await;
+    let mine = repo(&s, bob, "mine", Visibility::Private).await;
+    let theirs = repo(&s, carol, "theirs", Visibility::Private).await;
+    let teamed = repo(&s, other, "teamed", Visibility::Private).await;
+    s.set_collaborator(theirs, bob, Some(Role::Write))
+        .await
+        .unwrap();
+    let squad = team(&s, other, "squad").await;
+    s.set_membership(other, bob, Some(OrgRole::Member))
+        .await
+        .unwrap();
+    s.set_team_member(squad, bob, true).await.unwrap();
+    s.set_team_repo(squad, teamed, Some(Role::Read))
+        .await
+        .unwrap();
+
+    let by_owner: Vec<_> = s
+        .repos(RepoSet::OwnedBy(acme), Some(alice))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(r, role)| (r.id, role))
+        .collect();
+    assert_eq!(
+        by_owner,
+        [(open, Some(Role::Admin)), (secret, Some(Role::Admin))]
+    );
+    let anonymous: Vec<_> = s.repos(RepoSet::OwnedBy(acme), None).await.unwrap();
+    assert!(anonymous.iter().all(|(_, role)| role.is_none()));
+    let affiliated: Vec<_> = s
+        .repos(RepoSet::AffiliatedWith(bob), Some(bob))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(r, role)| (r.id, role))
+        .collect();
+    assert_eq!(
+        affiliated,
+        [
+            (open, None),
+            (secret, None),
+            (mine, Some(Role::Admin)),
+            (theirs, Some(Role::Write)),
+            (teamed, Some(Role::Read)),
+        ]
+    );
+    for (id, role) in affiliated {
+        assert_eq!(s.repo_role(id, bob).await.unwrap(), role);
+    }
+}

@@ -36,6 +36,7 @@ macro_rules! access_contract {
                 removing_a_membership_removes_the_orgs_team_memberships_only,
                 team_slugs_are_unique_per_org_case_insensitively,
                 repositories_are_unique_per_owner_and_found_case_insensitively,
+                listings_read_members_orgs_teams_and_repositories_with_roles,
                 target_without_an_owner_account_is_empty,
                 target_with_an_owner_but_no_package,
                 target_describes_the_package_its_link_and_job_access,

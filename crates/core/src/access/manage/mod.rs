@@ -16,12 +16,14 @@
 
 mod accounts;
 mod apps;
+mod listings;
 mod package_settings;
 mod repos;
 mod teams;
 mod tokens;
 
 pub use apps::InstallationToken;
+pub use listings::{ORG_READ_SCOPES, REPO_HOOK_SCOPES};
 pub use package_settings::GranteeName;
 pub use teams::Team;
 pub use tokens::{NewToken, TokenRequest};
@@ -107,7 +109,21 @@ impl Actor<'_> {
 
     /// Whether the calling token reaches packages through private repositories (`repo`).
     pub(crate) fn has_repo_scope(&self) -> bool {
-        self.scopes.repo
+        self.scopes.repo()
+    }
+
+    /// Refuses unless the token holds one of `scopes` (directly or through a scope that
+    /// includes it), naming the first: GitHub's `X-Accepted-OAuth-Scopes` of an endpoint.
+    pub(crate) fn need_any(&self, scopes: &[&str]) -> ManageResult<()> {
+        if self.scopes.holds_any(scopes) {
+            Ok(())
+        } else {
+            Err(ManageError::Forbidden(format!(
+                "the token lacks the {} scope this needs (any of: {})",
+                scopes.first().copied().unwrap_or_default(),
+                scopes.join(", ")
+            )))
+        }
     }
 
     pub(crate) fn need(&self, scope: &str) -> ManageResult<()> {

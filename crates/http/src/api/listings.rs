@@ -1,0 +1,173 @@
+//! The listings GitHub's tools call often: `GET /orgs/{org}/members`, `/orgs/{org}/teams`,
+//! `/orgs/{org}/repos`, `/user/orgs`, `/user/repos`, `/users/{username}/repos`. Each asks one
+//! [`berth_core::access::Access`] listing (which leaves out what the caller may not see),
+//! pages the answer as GitHub does (`page`, `per_page` up to 100, the `Link` header) and
+//! renders GitHub's objects from [`berth_core::github`].
+
+use axum::extract::{OriginalUri, Path, Query, State};
+use berth_core::access::OrgRole;
+use berth_core::github::{repos, users};
+use berth_core::packages::PageRequest;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{ApiResult, GitHubError, Who};
+use crate::AppState;
+
+/// `page` and `per_page` of a listing.
+#[derive(Debug, Deserialize, Default)]
+pub struct Paging {
+    page: Option<String>,
+    per_page: Option<String>,
+}
+
+impl Paging {
+    /// `page` (from 1) and `per_page` (default 30, at most 100), as GitHub reads them.
+    fn request(&self) -> ApiResult<PageRequest> {
+        let number = |field: &'static str, text: &Option<String>, default: u64| match text {
+            None => Ok(default),
+            Some(text) => text.parse::<u64>().map_err(|_| {
+                GitHubError::invalid(
+                    "Listing",
+                    field,
+                    "invalid",
+                    format!("`{text}` is not a number"),
+                )
+            }),
+        };
+        Ok(PageRequest {
+            page: number("page", &self.page, 1)?.max(1),
+            per_page: number("per_page", &self.per_page, 30)?.clamp(1, 100),
+        })
+    }
+}
+
+/// One page of `items`, rendered by `render`, with GitHub's `Link` header.
+fn page<T>(
+    who: &Who,
+    uri: &OriginalUri,
+    paging: &Paging,
+    items: Vec<T>,
+    render: impl Fn(&T) -> Value,
+) -> ApiResult {
+    let request = paging.request()?;
+    let total = items.len() as u64;
+    let skip =
+        usize::try_from((request.page - 1).saturating_mul(request.per_page)).unwrap_or(usize::MAX);
+    let shown = items
+        .iter()
+        .skip(skip)
+        .take(request.per_page as usize)
+        .map(render)
+        .collect();
+    Ok(super::packages::paged(
+        &who.base, uri, request, total, shown,
+    ))
+}
+
+/// The `role` filter of `GET /orgs/{org}/members`.
+#[derive(Debug, Deserialize, Default)]
+pub struct MembersQuery {
+    role: Option<String>,
+}
+
+/// `GET /orgs/{org}/members` (`role=all|admin|member`, `admin` being the owners).
+pub async fn org_members(
+    State(state): State<AppState>,
+    who: Who,
+    uri: OriginalUri,
+    Path(org): Path<String>,
+    Query(paging): Query<Paging>,
+    Query(query): Query<MembersQuery>,
+) -> ApiResult {
+    let wanted = match query.role.as_deref() {
+        None | Some("all") => None,
+        Some("admin") => Some(OrgRole::Owner),
+        Some("member") => Some(OrgRole::Member),
+        Some(other) => {
+            return Err(GitHubError::invalid(
+                "Membership",
+                "role",
+                "invalid",
+                format!("`{other}` is not a role filter; use all, admin or member"),
+            ));
+        }
+    };
+    let mut members = state
+        .auth
+        .access
+        .org_members_as(&who.principal, &org)
+        .await?;
+    members.retain(|(_, role)| wanted.is_none_or(|wanted| *role == wanted));
+    page(&who, &uri, &paging, members, |(member, _)| {
+        users::simple_user(&who.base, member)
+    })
+}
+
+/// `GET /orgs/{org}/teams`.
+pub async fn org_teams(
+    State(state): State<AppState>,
+    who: Who,
+    uri: OriginalUri,
+    Path(org): Path<String>,
+    Query(paging): Query<Paging>,
+) -> ApiResult {
+    let teams = state.auth.access.teams_as(&who.principal, &org).await?;
+    page(&who, &uri, &paging, teams, |team| {
+        users::team(&who.base, team)
+    })
+}
+
+/// `GET /orgs/{org}/repos`.
+pub async fn org_repos(
+    State(state): State<AppState>,
+    who: Who,
+    uri: OriginalUri,
+    Path(org): Path<String>,
+    Query(paging): Query<Paging>,
+) -> ApiResult {
+    let found = state.auth.access.org_repos_as(&who.principal, &org).await?;
+    page(&who, &uri, &paging, found, |(repo, owner)| {
+        repos::minimal_repository(&who.base, repo, owner)
+    })
+}
+
+/// `GET /user/orgs`.
+pub async fn my_orgs(
+    State(state): State<AppState>,
+    who: Who,
+    uri: OriginalUri,
+    Query(paging): Query<Paging>,
+) -> ApiResult {
+    let orgs = state.auth.access.my_orgs_as(&who.principal).await?;
+    page(&who, &uri, &paging, orgs, |org| {
+        users::organization_simple(&who.base, org)
+    })
+}
+
+/// `GET /user/repos`.
+pub async fn my_repos(
+    State(state): State<AppState>,
+    who: Who,
+    uri: OriginalUri,
+    Query(paging): Query<Paging>,
+) -> ApiResult {
+    let found = state.auth.access.my_repos_as(&who.principal).await?;
+    page(&who, &uri, &paging, found, |(repo, owner)| {
+        repos::repository(&who.base, repo, owner)
+    })
+}
+
+/// `GET /users/{username}/repos`.
+pub async fn user_repos(
+    State(state): State<AppState>,
+    who: Who,
+    uri: OriginalUri,
+    Path(login): Path<String>,
+    Query(paging): Query<Paging>,
+) -> ApiResult {
+    let (_, found) = state.auth.access.user_repos_as(&login).await?;
+    page(&who, &uri, &paging, found, |(repo, owner)| {
+        repos::minimal_repository(&who.base, repo, owner)
+    })
+}
