@@ -550,3 +550,52 @@ async fn a_spent_budget_is_told_by_rate_limit_and_refused_with_githubs_headers()
     assert_eq!(budget["resources"]["core"]["remaining"], 0);
     assert_eq!(budget["resources"]["core"]["used"], 2);
 }
+
+/// Webhooks take GitHub's hook scopes: an organization's take `admin:org_hook` (which
+/// `admin:org` does not include), a repository's `repo`, `write:repo_hook` or
+/// `admin:repo_hook`; the refusal names the scope, and `X-Accepted-OAuth-Scopes` says them.
+#[tokio::test]
+async fn webhooks_take_githubs_hook_scopes() {
+    let server = Server::start_with(&[crate::webhooks::LOOPBACK]);
+    let world = World::new(&server);
+    let olivia = world
+        .user("olivia")
+        .scopes(&format!("{EVERY_SCOPE},admin:repo_hook"))
+        .await;
+    world.member("olivia", "admin").await;
+    // Public, so a token without `repo` sees it and is refused for its scopes alone.
+    world.repo("app", "public").await;
+    world.collaborator("app", "olivia", "admin").await;
+    let body = json!({ "config": { "url": "http://127.0.0.1:9/hook" } });
+
+    let (_, org_admin) = world.classic(&olivia, &["admin:org"]).await;
+    let api = Api::new(&server, &org_admin);
+    let refused = api
+        .expect("POST", "/orgs/acme/hooks", Some(body.clone()), 403)
+        .await;
+    assert!(
+        github_error(&refused).contains("admin:org_hook"),
+        "{refused}"
+    );
+    let response = api.send("GET", "/orgs/acme/hooks", None).await;
+    assert_eq!(
+        header(&response, "x-accepted-oauth-scopes"),
+        "admin:org_hook"
+    );
+    let (_, org_hook) = world.classic(&olivia, &["admin:org_hook"]).await;
+    Api::new(&server, &org_hook)
+        .expect("POST", "/orgs/acme/hooks", Some(body.clone()), 201)
+        .await;
+
+    for (scopes, status) in [
+        (&["read:packages"][..], 403),
+        (&["write:repo_hook"], 201),
+        (&["admin:repo_hook"], 201),
+        (&["repo"], 201),
+    ] {
+        let (_, token) = world.classic(&olivia, scopes).await;
+        Api::new(&server, &token)
+            .expect("POST", "/repos/acme/app/hooks", Some(body.clone()), status)
+            .await;
+    }
+}

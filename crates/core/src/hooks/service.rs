@@ -281,7 +281,7 @@ impl Hooks {
         let parent = match owner {
             HookOwner::Repository { owner, name } => {
                 let repo = self.access.repo_as(principal, owner, name).await?;
-                actor.need("repo")?;
+                self.access.need_repo_hook_scope(principal)?;
                 let role = store.repo_role(repo.id, actor.user).await?;
                 if !rules::may_manage_repo(principal, role) {
                     return Err(ManageError::Forbidden(
@@ -298,7 +298,7 @@ impl Hooks {
                 }
             }
             HookOwner::Organization(login) => {
-                let org = self.access.org_owned_by(principal, login).await?;
+                let org = self.access.org_hooks_owned_by(principal, login).await?;
                 HookParent {
                     scope: HookScope::Organization(org.id),
                     repo: None,

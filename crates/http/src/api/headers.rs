@@ -138,10 +138,10 @@ pub fn accepted(method: &Method, template: &str) -> &'static str {
             "admin:org, read:org, write:org"
         }
         ["orgs", _, "memberships", _] if read => "admin:org, read:org, write:org",
-        // The scopes the webhook operations check today (`crates/core/src/hooks`); GitHub's
-        // are `admin:org_hook` and `admin:repo_hook, repo, write:repo_hook`, which
-        // `Access::org_hooks_owned_by` and `Access::need_repo_hook_scope` check.
-        ["orgs", _, "hooks", ..] => "admin:org",
+        // The webhook operations' scopes, as GitHub's (`Access::org_hooks_owned_by`,
+        // `Access::need_repo_hook_scope`): `admin:org` does not include `admin:org_hook`.
+        ["orgs", _, "hooks", ..] => "admin:org_hook",
+        ["repos", _, _, "hooks", ..] => "admin:repo_hook, repo, write:repo_hook",
         ["user", "repos"] | ["users", _, "repos"] | ["orgs", _, "repos"] if read => "repo",
         ["user", "repos"] | ["orgs", _, "repos"] => "public_repo, repo",
         ["repos", ..] => "repo",
@@ -214,7 +214,10 @@ mod tests {
             ),
             "delete:packages"
         );
-        assert_eq!(accepted(&Method::POST, "/orgs/{org}/hooks"), "admin:org");
+        assert_eq!(
+            accepted(&Method::POST, "/orgs/{org}/hooks"),
+            "admin:org_hook"
+        );
         assert_eq!(accepted(&get, "/user/repos"), "repo");
         assert_eq!(accepted(&Method::POST, "/admin/users"), "site_admin");
         assert_eq!(accepted(&get, "/rate_limit"), "");

@@ -477,7 +477,7 @@ fn bootstrap(data: &Path, env: &[(String, String)]) -> String {
             ADMIN,
             "--site-admin",
             "--token-scopes",
-            "read:packages,write:packages,delete:packages,repo,admin:org,site_admin",
+            "read:packages,write:packages,delete:packages,repo,admin:org,admin:org_hook,site_admin",
         ],
     );
     admin(data, env, &["create-org", ORG, "--owner", ADMIN]);

@@ -21,7 +21,8 @@ use super::{ORG, Server};
 
 /// Every scope a user's first token gets unless the test says otherwise: enough to create
 /// their other tokens and manage what they own.
-pub const EVERY_SCOPE: &str = "read:packages,write:packages,delete:packages,repo,admin:org";
+pub const EVERY_SCOPE: &str =
+    "read:packages,write:packages,delete:packages,repo,admin:org,admin:org_hook";
 
 /// Builds fixtures on one server as its site administrator.
 pub struct World<'a> {
