@@ -599,3 +599,80 @@ async fn webhooks_take_githubs_hook_scopes() {
             .await;
     }
 }
+
+/// `GET /user/repos` narrows by `visibility`, `affiliation` and the older `type` as GitHub
+/// does, refuses to combine `type` with the others, and names a bad value's field.
+#[tokio::test]
+async fn the_callers_repositories_narrow_by_visibility_and_affiliation() {
+    let server = Server::start();
+    let world = World::new(&server);
+    world.repo("open", "public").await;
+    world.repo("inside", "internal").await;
+    world.repo("secret", "private").await;
+    let mark = world.user("mark").member("member").await;
+    let olga = world.user("olga").await;
+    let as_mark = Api::new(&server, &mark);
+    let as_olga = Api::new(&server, &olga);
+    for (api, name, private) in [
+        (&as_mark, "tools", false),
+        (&as_mark, "notes", true),
+        (&as_olga, "shared", true),
+        (&as_olga, "other", true),
+    ] {
+        let body = json!({ "name": name, "private": private });
+        api.expect("POST", "/user/repos", Some(body), 201).await;
+    }
+    as_olga
+        .expect(
+            "PUT",
+            "/repos/olga/shared/collaborators/mark",
+            Some(json!({ "permission": "push" })),
+            204,
+        )
+        .await;
+
+    for (query, expected) in [
+        (
+            "",
+            &[
+                "acme/inside",
+                "acme/open",
+                "mark/notes",
+                "mark/tools",
+                "olga/shared",
+            ][..],
+        ),
+        ("?visibility=public", &["acme/open", "mark/tools"]),
+        (
+            "?visibility=private",
+            &["acme/inside", "mark/notes", "olga/shared"],
+        ),
+        ("?affiliation=owner", &["mark/notes", "mark/tools"]),
+        ("?affiliation=collaborator", &["olga/shared"]),
+        (
+            "?affiliation=organization_member",
+            &["acme/inside", "acme/open"],
+        ),
+        (
+            "?affiliation=owner,collaborator&visibility=private",
+            &["mark/notes", "olga/shared"],
+        ),
+        ("?type=owner", &["mark/notes", "mark/tools"]),
+        ("?type=member", &["acme/inside", "acme/open", "olga/shared"]),
+        ("?type=public", &["acme/open", "mark/tools"]),
+    ] {
+        let path = format!("/user/repos{query}");
+        let listed = as_mark.expect("GET", &path, None, 200).await;
+        assert_eq!(full_names(&listed), expected, "{path}");
+    }
+    for (query, field) in [
+        ("?type=owner&visibility=all", "type"),
+        ("?type=everything", "type"),
+        ("?visibility=secret", "visibility"),
+        ("?affiliation=owner,friend", "affiliation"),
+    ] {
+        let path = format!("/user/repos{query}");
+        let refused = as_mark.expect("GET", &path, None, 422).await;
+        assert_eq!(refused["errors"][0]["field"], field, "{path}: {refused}");
+    }
+}

@@ -24,8 +24,8 @@ pub use decide::{Decision, decide, readable};
 pub use forge::{Forge, SourceRef};
 pub use linking::Linking;
 pub use manage::{
-    GranteeName, ManageError, ManageResult, NewToken, ORG_READ_SCOPES, REPO_HOOK_SCOPES, Team,
-    TokenRequest,
+    Affiliation, GranteeName, ManageError, ManageResult, MyRepos, NewToken, ORG_READ_SCOPES,
+    REPO_HOOK_SCOPES, RepoVisibility, Team, TokenRequest,
 };
 pub use model::{
     AccountId, AccountKind, Action, Credential, CredentialId, Grant, LinkedRepo, OrgRole, Owner,

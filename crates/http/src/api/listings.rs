@@ -5,7 +5,7 @@
 //! renders GitHub's objects from [`berth_core::github`].
 
 use axum::extract::{OriginalUri, Path, Query, State};
-use berth_core::access::OrgRole;
+use berth_core::access::{Affiliation, MyRepos, OrgRole, RepoVisibility};
 use berth_core::github::{repos, users};
 use berth_core::packages::PageRequest;
 use serde::Deserialize;
@@ -145,14 +145,98 @@ pub async fn my_orgs(
     })
 }
 
-/// `GET /user/repos`.
+/// `visibility`, `affiliation` and `type` of `GET /user/repos`.
+#[derive(Debug, Deserialize, Default)]
+pub struct MyReposQuery {
+    visibility: Option<String>,
+    affiliation: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+}
+
+impl MyReposQuery {
+    /// The filter they ask for, as GitHub reads them: `type` (`all`, `owner`, `public`,
+    /// `private`, `member`) is the older form of the other two and may not be combined with
+    /// them (422, as on GitHub); an unknown value is 422 naming the field.
+    fn filter(&self) -> ApiResult<MyRepos> {
+        let invalid = |field: &str, value: &str, allowed: &str| {
+            GitHubError::invalid(
+                "Repository",
+                field,
+                "invalid",
+                format!("`{value}` is not one of {allowed}"),
+            )
+        };
+        let mut filter = MyRepos::default();
+        if let Some(kind) = &self.kind {
+            if self.visibility.is_some() || self.affiliation.is_some() {
+                return Err(GitHubError::invalid(
+                    "Repository",
+                    "type",
+                    "invalid",
+                    "`type` may not be used with `visibility` or `affiliation`".into(),
+                ));
+            }
+            match kind.as_str() {
+                "all" => {}
+                "owner" => filter.affiliations = vec![Affiliation::Owner],
+                "public" => filter.visibility = RepoVisibility::Public,
+                "private" => filter.visibility = RepoVisibility::Private,
+                "member" => {
+                    filter.affiliations =
+                        vec![Affiliation::Collaborator, Affiliation::OrganizationMember]
+                }
+                other => {
+                    return Err(invalid(
+                        "type",
+                        other,
+                        "all, owner, public, private, member",
+                    ));
+                }
+            }
+            return Ok(filter);
+        }
+        if let Some(visibility) = &self.visibility {
+            filter.visibility = match visibility.as_str() {
+                "all" => RepoVisibility::All,
+                "public" => RepoVisibility::Public,
+                "private" => RepoVisibility::Private,
+                other => return Err(invalid("visibility", other, "all, public, private")),
+            };
+        }
+        if let Some(affiliation) = &self.affiliation {
+            filter.affiliations = affiliation
+                .split(',')
+                .map(|one| match one.trim() {
+                    "owner" => Ok(Affiliation::Owner),
+                    "collaborator" => Ok(Affiliation::Collaborator),
+                    "organization_member" => Ok(Affiliation::OrganizationMember),
+                    other => Err(invalid(
+                        "affiliation",
+                        other,
+                        "owner, collaborator, organization_member",
+                    )),
+                })
+                .collect::<ApiResult<_>>()?;
+        }
+        Ok(filter)
+    }
+}
+
+/// `GET /user/repos` (`visibility`, `affiliation`, `type` as GitHub takes them).
 pub async fn my_repos(
     State(state): State<AppState>,
     who: Who,
     uri: OriginalUri,
     Query(paging): Query<Paging>,
+    Query(wanted): Query<MyReposQuery>,
 ) -> ApiResult {
-    let found = state.auth.access.my_repos_as(&who.principal).await?;
+    let filter = wanted.filter()?;
+    let found = state
+        .auth
+        .access
+        .my_repos_as(&who.principal, filter)
+        .await?;
     page(&who, &uri, &paging, found, |(repo, owner)| {
         repos::repository(&who.base, repo, owner)
     })

@@ -12,6 +12,7 @@
 use std::collections::HashMap;
 
 use super::{ManageError, ManageResult, Team, actor};
+use crate::access::Visibility;
 use crate::access::model::{AccountId, AccountKind, Grant, OrgRole, Principal};
 use crate::access::rules::{may_see_members, may_see_repo};
 use crate::access::service::Access;
@@ -33,6 +34,52 @@ fn reads_org(principal: &Principal) -> bool {
             _ => false,
         },
         Principal::Anonymous => false,
+    }
+}
+
+/// How a user is affiliated with a repository (`GET /user/repos?affiliation=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Affiliation {
+    /// They own it.
+    Owner,
+    /// They hold a role on it, directly or through a team.
+    Collaborator,
+    /// An organization they belong to owns it.
+    OrganizationMember,
+}
+
+/// Which repositories by visibility (`GET /user/repos?visibility=`; internal ones are
+/// private to the public, as GitHub counts them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RepoVisibility {
+    /// Every one.
+    All,
+    /// Public ones.
+    Public,
+    /// Private and internal ones.
+    Private,
+}
+
+/// What `GET /user/repos` narrows the caller's repositories to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MyRepos {
+    /// By visibility.
+    pub visibility: RepoVisibility,
+    /// By affiliation: repositories with any of these.
+    pub affiliations: Vec<Affiliation>,
+}
+
+impl Default for MyRepos {
+    /// GitHub's defaults: every visibility, every affiliation.
+    fn default() -> Self {
+        MyRepos {
+            visibility: RepoVisibility::All,
+            affiliations: vec![
+                Affiliation::Owner,
+                Affiliation::Collaborator,
+                Affiliation::OrganizationMember,
+            ],
+        }
     }
 }
 
@@ -114,14 +161,55 @@ impl Access {
     }
 
     /// The repositories the caller is affiliated with and sees (`GET /user/repos`): their
-    /// own, their organizations', those they hold a role on; by full name.
+    /// own, their organizations', those they hold a role on; by full name; narrowed by
+    /// `filter` as GitHub narrows them.
     pub async fn my_repos_as(
         &self,
         principal: &Principal,
+        filter: MyRepos,
     ) -> ManageResult<Vec<(SourceRepo, Account)>> {
         let actor = actor(principal)?;
-        self.visible_repos(principal, RepoSet::AffiliatedWith(actor.user))
-            .await
+        let repos = self
+            .visible_repos(principal, RepoSet::AffiliatedWith(actor.user))
+            .await?;
+        let mut member_of: HashMap<AccountId, bool> = HashMap::new();
+        let mut kept = Vec::new();
+        for (repo, owner) in repos {
+            let wanted_visibility = match filter.visibility {
+                RepoVisibility::All => true,
+                RepoVisibility::Public => repo.visibility == Visibility::Public,
+                RepoVisibility::Private => repo.visibility != Visibility::Public,
+            };
+            if !wanted_visibility {
+                continue;
+            }
+            // Each repository has one affiliation, the closest: owned, else through the
+            // organization owning it, else as a collaborator (directly or by a team).
+            let affiliation = if owner.id == actor.user {
+                Affiliation::Owner
+            } else if owner.kind == AccountKind::Organization && {
+                match member_of.get(&owner.id) {
+                    Some(member) => *member,
+                    None => {
+                        let member = self
+                            .store()
+                            .membership(owner.id, actor.user)
+                            .await?
+                            .is_some();
+                        member_of.insert(owner.id, member);
+                        member
+                    }
+                }
+            } {
+                Affiliation::OrganizationMember
+            } else {
+                Affiliation::Collaborator
+            };
+            if filter.affiliations.contains(&affiliation) {
+                kept.push((repo, owner));
+            }
+        }
+        Ok(kept)
     }
 
     /// The repositories of `set` the caller sees, each with its owner's account.

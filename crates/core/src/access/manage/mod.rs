@@ -23,7 +23,7 @@ mod teams;
 mod tokens;
 
 pub use apps::InstallationToken;
-pub use listings::{ORG_READ_SCOPES, REPO_HOOK_SCOPES};
+pub use listings::{Affiliation, MyRepos, ORG_READ_SCOPES, REPO_HOOK_SCOPES, RepoVisibility};
 pub use package_settings::GranteeName;
 pub use teams::Team;
 pub use tokens::{NewToken, TokenRequest};
