@@ -15,49 +15,12 @@ use serde_json::{Value, json};
 
 use crate::common::github::Api;
 use crate::common::world::World;
-use crate::common::{Server, digest, login, push_blob_with, require};
+use crate::common::{Server, login, push_versions, require};
 
-const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 /// The organization the packages live in.
 const ORG: &str = "octo";
 /// Versions pushed: more than one page of `gh api --paginate` (30 a page).
 const VERSIONS: usize = 45;
-
-/// Pushes `count` distinct manifests of `repo` as `http`; their digests.
-async fn push_versions(
-    server: &Server,
-    http: &reqwest::Client,
-    repo: &str,
-    count: usize,
-) -> BTreeSet<String> {
-    let config = br#"{"architecture":"amd64","os":"linux"}"#.to_vec();
-    let layer = b"one layer".to_vec();
-    for blob in [&config, &layer] {
-        let response = push_blob_with(http, server, repo, blob.clone()).await;
-        assert_eq!(response.status(), 201, "push a blob of {repo}");
-    }
-    let mut pushed = BTreeSet::new();
-    for i in 0..count {
-        let manifest = serde_json::to_vec(&json!({
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": digest(&config), "size": config.len()},
-            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": digest(&layer), "size": layer.len()}],
-            "annotations": {"build": i.to_string()},
-        }))
-        .unwrap();
-        let response = http
-            .put(server.url(&format!("/v2/{repo}/manifests/build-{i}")))
-            .header("content-type", OCI_MANIFEST)
-            .body(manifest.clone())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 201, "push {repo}:build-{i}");
-        pushed.insert(digest(&manifest));
-    }
-    pushed
-}
 
 /// A CA (`ca.crt`) and a server certificate for `localhost` signed by it (`server.crt`,
 /// `server.key`), written in `dir`.

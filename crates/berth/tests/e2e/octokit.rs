@@ -7,15 +7,12 @@
 use std::path::Path;
 use std::process::Command;
 
-use serde_json::json;
-
 use crate::common::world::World;
-use crate::common::{Server, digest, login, push_blob_with};
+use crate::common::{Server, login, push_versions};
 use crate::webhooks::LOOPBACK;
 
 /// The organization octokit works in.
 const ORG: &str = "octo";
-const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 /// Versions of the big package: more than one page of 100.
 const VERSIONS: usize = 130;
 /// The steps the script reports, in order, with what it counted.
@@ -35,35 +32,6 @@ const STEPS: [&str; 14] = [
     "ok hook-config",
     "ok delete-hook",
 ];
-
-/// Pushes `count` distinct manifests (tags `build-<i>`) of `repo` sharing one config and
-/// layer, as `http`.
-async fn push_versions(server: &Server, http: &reqwest::Client, repo: &str, count: usize) {
-    let config = br#"{"architecture":"amd64","os":"linux"}"#.to_vec();
-    let layer = format!("layer of {repo}").into_bytes();
-    for blob in [&config, &layer] {
-        let response = push_blob_with(http, server, repo, blob.clone()).await;
-        assert_eq!(response.status(), 201, "push a blob of {repo}");
-    }
-    for i in 0..count {
-        let manifest = serde_json::to_vec(&json!({
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": digest(&config), "size": config.len()},
-            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": digest(&layer), "size": layer.len()}],
-            "annotations": {"build": i.to_string()},
-        }))
-        .unwrap();
-        let response = http
-            .put(server.url(&format!("/v2/{repo}/manifests/build-{i}")))
-            .header("content-type", OCI_MANIFEST)
-            .body(manifest)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 201, "push {repo}:build-{i}");
-    }
-}
 
 #[tokio::test]
 async fn octokit_drives_the_packages_and_org_webhooks_apis() {

@@ -22,13 +22,14 @@ pub struct Paging {
 }
 
 impl Paging {
-    /// `page` (from 1) and `per_page` (default 30, at most 100), as GitHub reads them.
-    fn request(&self) -> ApiResult<PageRequest> {
+    /// `page` (from 1) and `per_page` (default 30, at most 100), as GitHub reads them; a
+    /// value that is no number is 422 naming the field of `resource`.
+    pub(super) fn request(&self, resource: &str) -> ApiResult<PageRequest> {
         let number = |field: &'static str, text: &Option<String>, default: u64| match text {
             None => Ok(default),
             Some(text) => text.parse::<u64>().map_err(|_| {
                 GitHubError::invalid(
-                    "Listing",
+                    resource,
                     field,
                     "invalid",
                     format!("`{text}` is not a number"),
@@ -50,7 +51,7 @@ fn page<T>(
     items: Vec<T>,
     render: impl Fn(&T) -> Value,
 ) -> ApiResult {
-    let request = paging.request()?;
+    let request = paging.request("Listing")?;
     let total = items.len() as u64;
     let skip =
         usize::try_from((request.page - 1).saturating_mul(request.per_page)).unwrap_or(usize::MAX);

@@ -22,6 +22,7 @@ use berth_core::ports::VersionState;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::listings::Paging;
 use super::{ApiResult, GitHubError, Who, answer, no_content};
 use crate::AppState;
 
@@ -58,28 +59,14 @@ pub struct ListQuery {
     package_type: Option<String>,
     visibility: Option<String>,
     state: Option<String>,
-    page: Option<String>,
-    per_page: Option<String>,
+    #[serde(flatten)]
+    paging: Paging,
 }
 
 impl ListQuery {
     /// `page` (from 1) and `per_page` (default 30, at most 100), as GitHub reads them.
     fn page(&self) -> ApiResult<PageRequest> {
-        let number = |field: &'static str, text: &Option<String>, default: u64| match text {
-            None => Ok(default),
-            Some(text) => text.parse::<u64>().map_err(|_| {
-                GitHubError::invalid(
-                    "Package",
-                    field,
-                    "invalid",
-                    format!("`{text}` is not a number"),
-                )
-            }),
-        };
-        Ok(PageRequest {
-            page: number("page", &self.page, 1)?.max(1),
-            per_page: number("per_page", &self.per_page, 30)?.clamp(1, 100),
-        })
+        self.paging.request("Package")
     }
 }
 

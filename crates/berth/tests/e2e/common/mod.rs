@@ -818,3 +818,40 @@ pub async fn push_blob_with(
         .await
         .expect("push blob")
 }
+
+/// Pushes `count` distinct manifests (tags `build-<i>`) of `repo` sharing one config and
+/// layer, as `http`; their digests.
+pub async fn push_versions(
+    server: &Server,
+    http: &reqwest::Client,
+    repo: &str,
+    count: usize,
+) -> std::collections::BTreeSet<String> {
+    let config = br#"{"architecture":"amd64","os":"linux"}"#.to_vec();
+    let layer = b"one layer".to_vec();
+    for blob in [&config, &layer] {
+        let response = push_blob_with(http, server, repo, blob.clone()).await;
+        assert_eq!(response.status(), 201, "push a blob of {repo}");
+    }
+    let mut pushed = std::collections::BTreeSet::new();
+    for i in 0..count {
+        let manifest = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": digest(&config), "size": config.len()},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": digest(&layer), "size": layer.len()}],
+            "annotations": {"build": i.to_string()},
+        }))
+        .unwrap();
+        let response = http
+            .put(server.url(&format!("/v2/{repo}/manifests/build-{i}")))
+            .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+            .body(manifest.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201, "push {repo}:build-{i}");
+        pushed.insert(digest(&manifest));
+    }
+    pushed
+}
