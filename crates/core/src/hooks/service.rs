@@ -409,17 +409,7 @@ impl Hooks {
             object.insert("app_id".into(), app.0.into());
         }
         let payload = ping_payload(&hook, json, base, &PingTarget::User(&sender), &sender);
-        let ping = NewDelivery {
-            hook: hook.id,
-            guid: new_guid(),
-            event: "ping".into(),
-            action: None,
-            payload: payload.to_string(),
-            redelivery: false,
-            repository_id: None,
-        };
-        self.store.enqueue(&[ping], now_millis()).await?;
-        self.wake.notify_one();
+        self.enqueue_ping(&hook, &payload, None).await?;
         Ok(hook)
     }
 
@@ -569,6 +559,17 @@ impl Hooks {
     ) -> ManageResult<()> {
         let json = hook_json(base, &parent.path(), hook);
         let payload = ping_payload(hook, json, base, &parent.target(), sender);
+        let repository = parent.repo.as_ref().map(|r| r.id);
+        self.enqueue_ping(hook, &payload, repository).await
+    }
+
+    /// Queues `payload` as a `ping` delivery to `hook` and wakes the worker.
+    async fn enqueue_ping(
+        &self,
+        hook: &Hook,
+        payload: &serde_json::Value,
+        repository_id: Option<crate::ids::RepoId>,
+    ) -> ManageResult<()> {
         let ping = NewDelivery {
             hook: hook.id,
             guid: new_guid(),
@@ -576,7 +577,7 @@ impl Hooks {
             action: None,
             payload: payload.to_string(),
             redelivery: false,
-            repository_id: parent.repo.as_ref().map(|r| r.id),
+            repository_id,
         };
         self.store.enqueue(&[ping], now_millis()).await?;
         self.wake.notify_one();

@@ -258,16 +258,8 @@ impl Access {
         principal: &Principal,
         login: &str,
     ) -> ManageResult<Account> {
-        let actor = actor(principal)?;
-        let (org, role) = self.org_with_role(&actor, login).await?;
-        if !crate::access::rules::may_manage_org(principal, role) {
-            return Err(ManageError::Forbidden(format!(
-                "You must be an owner of `{}` to do this",
-                org.login
-            )));
-        }
-        actor.need("admin:org_hook")?;
-        Ok(org)
+        self.org_owned_with(principal, login, "admin:org_hook")
+            .await
     }
 
     /// Refuses unless the caller's classic token holds a scope that manages repository

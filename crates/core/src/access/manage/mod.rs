@@ -190,6 +190,16 @@ impl Access {
         principal: &Principal,
         login: &str,
     ) -> ManageResult<Account> {
+        self.org_owned_with(principal, login, "admin:org").await
+    }
+
+    /// Organization `login`, if the caller owns it (or is a site admin) and holds `scope`.
+    pub(crate) async fn org_owned_with(
+        &self,
+        principal: &Principal,
+        login: &str,
+        scope: &str,
+    ) -> ManageResult<Account> {
         let actor = actor(principal)?;
         let (org, role) = self.org_with_role(&actor, login).await?;
         if !may_manage_org(principal, role) {
@@ -198,7 +208,7 @@ impl Access {
                 org.login
             )));
         }
-        actor.need("admin:org")?;
+        actor.need(scope)?;
         Ok(org)
     }
 
