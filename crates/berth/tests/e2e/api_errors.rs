@@ -19,7 +19,11 @@ fn bytes(len: usize, seed: u8) -> Vec<u8> {
 }
 
 async fn get(server: &Server, path: &str) -> reqwest::Response {
-    client().get(server.url(path)).send().await.expect("GET")
+    let response = client().get(server.url(path)).send().await.expect("GET");
+    match path.strip_prefix("/api/v3") {
+        Some(below) => crate::common::schema::judged("GET", below, response).await,
+        None => response,
+    }
 }
 
 /// Asserts blob `d` does not exist in `repo` (HEAD 404) nor anywhere in the blob store.

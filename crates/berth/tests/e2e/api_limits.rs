@@ -24,7 +24,8 @@ async fn call(
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
-    request.send().await.expect("API call")
+    let response = request.send().await.expect("API call");
+    crate::common::schema::judged(method, path, response).await
 }
 
 async fn get(server: &Server, path: &str, token: Option<&str>) -> reqwest::Response {
@@ -146,6 +147,7 @@ async fn a_changed_resource_gets_a_new_etag() {
         .send()
         .await
         .unwrap();
+    let created = crate::common::schema::judged("POST", "/user/tokens", created).await;
     assert_eq!(created.status(), 201);
 
     let after = call(
@@ -282,6 +284,7 @@ async fn failed_credentials_spend_the_address_budget() {
         .send()
         .await
         .unwrap();
+    let refused = crate::common::schema::judged("GET", "/user", refused).await;
     assert_eq!(refused.status(), 401);
     assert_eq!(budget(&refused), (3, 0, 3));
 

@@ -386,12 +386,15 @@ fn skopeo_logs_in_with_a_classic_token_copies_as_that_user_and_pulls_a_public_pa
 
     // Bob makes his package public; then anyone pulls it without logging in.
     let made_public = tokio::runtime::Runtime::new().unwrap().block_on(async {
-        crate::common::client_with_token(&token)
+        let made_public = crate::common::client_with_token(&token)
             .patch(server.url("/api/v3/orgs/acme/packages/container/bob-app"))
             .body(r#"{"visibility":"public"}"#)
             .send()
             .await
-            .expect("PATCH visibility")
+            .expect("PATCH visibility");
+        let path = "/orgs/acme/packages/container/bob-app";
+        crate::common::schema::judged("PATCH", path, made_public)
+            .await
             .status()
     });
     assert_eq!(made_public, 204);

@@ -279,6 +279,7 @@ async fn a_valid_token_passes_after_failed_logins_from_its_address() {
         .send()
         .await
         .unwrap();
+    let api = crate::common::schema::judged("GET", "/user", api).await;
     assert_eq!(api.status(), 200);
     let again = bad.get(server.url("/v2/")).send().await.unwrap();
     assert_eq!(again.status(), 429);

@@ -329,6 +329,8 @@ async fn a_later_push_by_a_writer_who_is_no_package_admin_does_not_link() {
         .send()
         .await
         .expect("grant write");
+    let path = "/orgs/acme/packages/container/written/collaborators/wes";
+    let granted = crate::common::schema::judged("PUT", path, granted).await;
     assert_eq!(granted.status(), 204);
 
     // Wes may push, but a link would let `acme/app`'s job tokens in: only admins link.

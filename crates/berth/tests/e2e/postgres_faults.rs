@@ -53,6 +53,7 @@ async fn requests_answer_503_while_postgres_is_down_and_the_node_recovers() {
         .send()
         .await
         .unwrap();
+    let api = crate::common::schema::judged("GET", "/orgs/acme/packages", api).await;
     assert_eq!(api.status(), 503, "the API answers GitHub's 503 too");
     let ready = client().get(server.url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), 503);

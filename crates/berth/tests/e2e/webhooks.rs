@@ -894,6 +894,7 @@ async fn only_admins_manage_hooks_and_hidden_collections_are_not_found() {
         .send()
         .await
         .unwrap();
+    let anonymous = crate::common::schema::judged("GET", "/user/hooks", anonymous).await;
     assert_eq!(anonymous.status(), 401);
 }
 

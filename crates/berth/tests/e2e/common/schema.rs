@@ -365,3 +365,26 @@ pub fn report(problem: &str) {
         None => panic!("{problem}"),
     }
 }
+
+/// `response` to `method path` (`path` below `/api/v3`), judged by [`check_rest`] when its
+/// body is JSON (or empty), handed back unread: for tests that look at an answer's status and
+/// headers through their own HTTP calls.
+pub async fn judged(method: &str, path: &str, response: reqwest::Response) -> reqwest::Response {
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.bytes().await.expect("the answer's body");
+    let body = if bytes.is_empty() {
+        Some(Value::Null)
+    } else {
+        serde_json::from_slice(&bytes).ok()
+    };
+    if let Some(body) = body {
+        if let Some(problem) = check_rest(method, path, status.as_u16(), &body) {
+            report(&problem);
+        }
+    }
+    let mut rebuilt = axum::http::Response::new(bytes);
+    *rebuilt.status_mut() = status;
+    *rebuilt.headers_mut() = headers;
+    reqwest::Response::from(rebuilt)
+}
