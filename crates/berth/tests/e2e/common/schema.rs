@@ -378,10 +378,10 @@ pub async fn judged(method: &str, path: &str, response: reqwest::Response) -> re
     } else {
         serde_json::from_slice(&bytes).ok()
     };
-    if let Some(body) = body {
-        if let Some(problem) = check_rest(method, path, status.as_u16(), &body) {
-            report(&problem);
-        }
+    if let Some(body) = body
+        && let Some(problem) = check_rest(method, path, status.as_u16(), &body)
+    {
+        report(&problem);
     }
     let mut rebuilt = axum::http::Response::new(bytes);
     *rebuilt.status_mut() = status;
