@@ -101,15 +101,8 @@ pub async fn collect_periodically(
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
-        if let Some(shared) = &shared {
-            match shared.lead("gc", interval.saturating_mul(2)).await {
-                Ok(true) => {}
-                Ok(false) => continue,
-                Err(err) => {
-                    tracing::warn!(error = %err, "taking the garbage-collection task failed");
-                    continue;
-                }
-            }
+        if !crate::my_turn(shared.as_deref(), "gc", interval).await {
+            continue;
         }
         let options = GcOptions {
             grace,

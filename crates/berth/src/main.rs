@@ -537,6 +537,26 @@ fn signing_key(data_dir: &std::path::Path) -> anyhow::Result<SigningKey> {
 }
 
 /// Every `interval`, discards uploads abandoned for `ttl`. Runs until the process exits.
+/// Whether this node runs housekeeping `task` this tick: always alone; on shared PostgreSQL
+/// while it holds the task's lease (twice the interval, extended at each pass), so nodes take
+/// turns and another takes over when it stops. A failure to ask is logged and skips the tick.
+pub(crate) async fn my_turn(
+    shared: Option<&berth_meta_postgres::PgMetadataStore>,
+    task: &str,
+    interval: Duration,
+) -> bool {
+    let Some(shared) = shared else {
+        return true;
+    };
+    match shared.lead(task, interval.saturating_mul(2)).await {
+        Ok(taken) => taken,
+        Err(err) => {
+            tracing::warn!(error = %err, task, "taking a housekeeping task failed");
+            false
+        }
+    }
+}
+
 /// Nodes sharing PostgreSQL take turns: one runs the passes while it holds the task (twice
 /// the interval, extended at each pass), another takes over when it stops.
 async fn purge_stale_uploads(
@@ -550,15 +570,8 @@ async fn purge_stale_uploads(
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
-        if let Some(shared) = &shared {
-            match shared.lead("purge", interval.saturating_mul(2)).await {
-                Ok(true) => {}
-                Ok(false) => continue,
-                Err(err) => {
-                    tracing::warn!(error = %err, "taking the purge task failed");
-                    continue;
-                }
-            }
+        if !my_turn(shared.as_deref(), "purge", interval).await {
+            continue;
         }
         match services.registry.purge_stale_uploads(ttl, empty_ttl).await {
             Ok((0, 0)) => {}
@@ -593,15 +606,8 @@ async fn run_retention(
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
-        if let Some(shared) = &shared {
-            match shared.lead("retention", interval.saturating_mul(2)).await {
-                Ok(true) => {}
-                Ok(false) => continue,
-                Err(err) => {
-                    tracing::warn!(error = %err, "taking the retention task failed");
-                    continue;
-                }
-            }
+        if !my_turn(shared.as_deref(), "retention", interval).await {
+            continue;
         }
         match services.packages.run_retention(now_millis(), &base).await {
             Ok(reports) => {
