@@ -539,15 +539,7 @@ fn role_name(role: Role) -> &'static str {
 
 /// Argon2id PHC string of `password`.
 fn hash_password(password: &str) -> anyhow::Result<String> {
-    use argon2::PasswordHasher as _;
-    anyhow::ensure!(
-        password.len() >= 8,
-        "the password needs at least 8 characters"
-    );
-    let hash = argon2::Argon2::default()
-        .hash_password(password.as_bytes())
-        .map_err(|e| anyhow::anyhow!("hashing the password: {e}"))?;
-    Ok(hash.to_string())
+    berth_core::access::sessions::hash_password(password).map_err(anyhow::Error::msg)
 }
 
 /// An RFC 3339 time, or `-`.

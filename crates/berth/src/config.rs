@@ -69,6 +69,9 @@ pub struct Config {
     /// `berth_store_operation_duration_seconds` (`BERTH_METRICS_STORE_TIMINGS`; default off:
     /// it creates a span per store call, measured at a few per cent of a manifest GET).
     pub metrics_store_timings: bool,
+    /// How long a web UI sign-in lasts, in seconds (`BERTH_WEB_SESSION_SECS`; default two
+    /// weeks, as GitHub's).
+    pub web_session_secs: u64,
     /// Uploads started this many seconds ago are discarded, with upload files nobody has
     /// written to for as long (`BERTH_UPLOAD_TTL_SECS`; default 7 days, as Distribution).
     pub upload_ttl_secs: u64,
@@ -220,6 +223,7 @@ impl Default for Config {
             metrics: true,
             metrics_token: None,
             metrics_store_timings: false,
+            web_session_secs: 14 * 24 * 3600,
             upload_ttl_secs: 7 * 24 * 3600,
             upload_purge_interval_secs: 3600,
             gc_grace_secs: 3600,

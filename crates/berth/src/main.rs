@@ -264,7 +264,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let auth = Auth {
         access: access.clone(),
         key: Arc::new(key),
-        limiter: failures,
+        limiter: failures.clone(),
     };
     let network = Arc::new(egress::NetworkPolicy::new(
         config.webhook_allowed_networks.clone(),
@@ -351,6 +351,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         tokio::spawn(api_limits.clone().keep_synced(shared.clone()));
     }
     let health = Health::new(stores.metadata.clone(), stores.blobs.clone());
+    let pages = berth_web::router(berth_web::Web {
+        services: services.clone(),
+        limiter: failures,
+        session_lifetime: i64::try_from(config.web_session_secs.max(60))
+            .unwrap_or(i64::MAX / 1000)
+            .saturating_mul(1000),
+    });
     let state = AppState {
         services,
         auth,
@@ -386,7 +393,15 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         tokio::spawn(reload_on_sighup(cert.clone()));
         berth_http::tls::acceptor(cert)
     });
-    berth_http::serve(listener, acceptor, state, limits, until_stopped()).await?;
+    berth_http::serve(
+        listener,
+        acceptor,
+        state,
+        Some(pages),
+        limits,
+        until_stopped(),
+    )
+    .await?;
     if let Some(plain) = plain {
         plain.await??;
     }

@@ -84,6 +84,18 @@ impl Packages {
         page: PageRequest,
     ) -> ManageResult<(u64, Vec<PackageSummary>)> {
         signed_in(principal)?;
+        self.list_readable(principal, owner, visibility, page).await
+    }
+
+    /// [`Packages::list_as`] for anyone, signed out included (the web UI shows visitors the
+    /// public packages, as GHCR does; the API asks for a token first, as GitHub's does).
+    pub async fn list_readable(
+        &self,
+        principal: &Principal,
+        owner: &Account,
+        visibility: Option<Visibility>,
+        page: PageRequest,
+    ) -> ManageResult<(u64, Vec<PackageSummary>)> {
         let store = self.access.store();
         let org_role = match (owner.kind, principal.user()) {
             (AccountKind::Organization, Some(user)) => store.membership(owner.id, user).await?,
@@ -112,7 +124,17 @@ impl Packages {
         principal: &Principal,
         name: &RepoName,
     ) -> ManageResult<PackageSummary> {
-        let record = self.checked(principal, name, Action::Pull).await?;
+        signed_in(principal)?;
+        self.get_readable(principal, name).await
+    }
+
+    /// [`Packages::get_as`] for anyone, signed out included (the web UI's package page).
+    pub async fn get_readable(
+        &self,
+        principal: &Principal,
+        name: &RepoName,
+    ) -> ManageResult<PackageSummary> {
+        let record = self.readable(principal, name, Action::Pull).await?;
         let owner = self.owner(&record).await?;
         self.view(record, owner).await
     }
@@ -157,7 +179,19 @@ impl Packages {
         state: VersionState,
         page: PageRequest,
     ) -> ManageResult<(u64, Vec<VersionRecord>)> {
-        self.checked(principal, name, Action::Pull).await?;
+        signed_in(principal)?;
+        self.versions_readable(principal, name, state, page).await
+    }
+
+    /// [`Packages::versions_as`] for anyone, signed out included (the web UI).
+    pub async fn versions_readable(
+        &self,
+        principal: &Principal,
+        name: &RepoName,
+        state: VersionState,
+        page: PageRequest,
+    ) -> ManageResult<(u64, Vec<VersionRecord>)> {
+        self.readable(principal, name, Action::Pull).await?;
         let limit = usize::try_from(page.per_page).unwrap_or(usize::MAX);
         self.registry
             .versions(name, state, page.offset(), limit)
@@ -172,7 +206,18 @@ impl Packages {
         name: &RepoName,
         id: VersionId,
     ) -> ManageResult<VersionRecord> {
-        self.checked(principal, name, Action::Pull).await?;
+        signed_in(principal)?;
+        self.version_readable(principal, name, id).await
+    }
+
+    /// [`Packages::version_as`] for anyone, signed out included (the web UI).
+    pub async fn version_readable(
+        &self,
+        principal: &Principal,
+        name: &RepoName,
+        id: VersionId,
+    ) -> ManageResult<VersionRecord> {
+        self.readable(principal, name, Action::Pull).await?;
         self.registry
             .version(name, id)
             .await
@@ -244,6 +289,16 @@ impl Packages {
         action: Action,
     ) -> ManageResult<PackageRecord> {
         signed_in(principal)?;
+        self.readable(principal, name, action).await
+    }
+
+    /// The package record of `name` when `principal`, signed in or not, may do `action`.
+    async fn readable(
+        &self,
+        principal: &Principal,
+        name: &RepoName,
+        action: Action,
+    ) -> ManageResult<PackageRecord> {
         let target = self.access.target(name, principal.user()).await?;
         match decide(principal, &target, action) {
             Decision::Allow => {}

@@ -45,9 +45,10 @@ pub struct AppState {
     pub metrics: Option<std::sync::Arc<observe::Exposition>>,
 }
 
-/// The application router over `state`.
-pub fn router(state: AppState) -> Router {
-    Router::new()
+/// The application router over `state`. `pages` (the web UI) answers every path no other
+/// route serves; without it, such paths answer the registry's JSON 404.
+pub fn router(state: AppState, pages: Option<Router>) -> Router {
+    let routes = Router::new()
         .route(
             "/token",
             axum::routing::get(auth::token).post(auth::oauth_token),
@@ -82,8 +83,12 @@ pub fn router(state: AppState) -> Router {
         .route("/v2", axum::routing::any(oci::dispatch))
         .route("/v2/", axum::routing::any(oci::dispatch))
         .route("/v2/{*rest}", axum::routing::any(oci::dispatch))
-        .merge(observe::router(state.metrics.clone()))
-        .fallback(oci::not_found)
+        .merge(observe::router(state.metrics.clone()));
+    let routes = match pages {
+        Some(pages) => routes.fallback_service(pages),
+        None => routes.fallback(oci::not_found),
+    };
+    routes
         .layer(axum::middleware::map_response(api_version_header))
         // Outermost: sees every route (and the fallback) with its matched template.
         .layer(axum::middleware::from_fn(observe::observe))
@@ -99,13 +104,15 @@ async fn api_version_header(mut response: Response) -> Response {
 }
 
 /// Serves `state` on `listener` under `limits` until `shutdown` completes; requests in flight
-/// finish. With `tls`, connections are TLS (HTTP/2 or HTTP/1.1 by ALPN).
+/// finish. With `tls`, connections are TLS (HTTP/2 or HTTP/1.1 by ALPN). `pages`: see
+/// [`router`].
 pub async fn serve(
     listener: TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
     state: AppState,
+    pages: Option<Router>,
     limits: connections::ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    connections::serve(listener, tls, router(state), limits, shutdown).await
+    connections::serve(listener, tls, router(state, pages), limits, shutdown).await
 }

@@ -122,6 +122,19 @@ impl DirectoryStore for PgMetadataStore {
         Ok(hash.flatten())
     }
 
+    #[instrument(level = "debug", skip(self, hash))]
+    async fn set_password_hash(&self, user: AccountId, hash: &str) -> StoreResult<bool> {
+        let changed =
+            sqlx::query("UPDATE accounts SET password_hash = $2 WHERE id = $1 AND kind = 'user'")
+                .bind(user.0)
+                .bind(hash)
+                .execute(&self.pool)
+                .await
+                .map_err(failed(format!("setting the password of account {user}")))?
+                .rows_affected();
+        Ok(changed == 1)
+    }
+
     /// Inserts a user; [`Created::Taken`] when the login collides (case-insensitively), also
     /// with one another node is creating at the same moment.
     #[instrument(level = "debug", skip_all, fields(login = %user.login))]

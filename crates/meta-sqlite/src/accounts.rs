@@ -114,6 +114,22 @@ impl DirectoryStore for SqliteMetadataStore {
         Ok(hash.flatten())
     }
 
+    #[instrument(level = "debug", skip(self, hash))]
+    async fn set_password_hash(&self, user: AccountId, hash: &str) -> StoreResult<bool> {
+        let doing = || format!("setting the password of account {user}");
+        let mut tx = self.begin_write().await?;
+        let changed =
+            sqlx::query("UPDATE accounts SET password_hash = ?2 WHERE id = ?1 AND kind = 'user'")
+                .bind(user.0)
+                .bind(hash)
+                .execute(&mut *tx)
+                .await
+                .map_err(failed(doing()))?
+                .rows_affected();
+        tx.commit().await.map_err(|e| StoreError::new(doing(), e))?;
+        Ok(changed == 1)
+    }
+
     /// Inserts a user; [`Created::Taken`] when the login collides (case-insensitively).
     #[instrument(level = "debug", skip_all, fields(login = %user.login))]
     async fn create_user(&self, user: &NewUser, now: Millis) -> StoreResult<Created<AccountId>> {

@@ -11,7 +11,9 @@ use berth_core::ports::StoreResult;
 use std::collections::HashMap;
 use tracing::instrument;
 
-use berth_core::access::store::{CredentialInfo, NewCredential, Resolved};
+use berth_core::access::store::{
+    CredentialInfo, NewCredential, Resolved, SessionFacts, WebSession,
+};
 use berth_core::access::token::TokenKind;
 use berth_core::access::{AccountId, Credential, CredentialId, Grant, Principal, RepoId, Scopes};
 use berth_core::error::StoreError;
@@ -117,7 +119,7 @@ impl CredentialRow {
         Ok(match self.kind()? {
             TokenKind::Classic | TokenKind::FineGrained => true,
             TokenKind::App => !self.all_repositories,
-            TokenKind::Job | TokenKind::AppSecret => false,
+            TokenKind::Job | TokenKind::AppSecret | TokenKind::Session => false,
         })
     }
 
@@ -165,7 +167,7 @@ impl CredentialRow {
                 owner: owner()?,
                 permission: permission()?,
             },
-            TokenKind::AppSecret => return Err(self.corrupt("kind")),
+            TokenKind::AppSecret | TokenKind::Session => return Err(self.corrupt("kind")),
         })
     }
 
@@ -339,62 +341,76 @@ fn json_pairs(pairs: &[(CredentialId, Millis)]) -> String {
     format!("[{}]", items.join(","))
 }
 
+/// Inserts `credential` and its grant's lists in `tx`.
+async fn insert_credential(
+    tx: &mut SqliteConnection,
+    credential: &NewCredential,
+) -> StoreResult<CredentialId> {
+    let columns = GrantColumns::of(credential)?;
+    let doing = || format!("storing a {} credential", credential.kind.as_str());
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO credentials (kind, token_hash, user_id, note, scopes, owner_id, \
+             permission, all_repositories, repo_id, created_at, expires_at, via_private_repos) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) RETURNING id",
+    )
+    .bind(credential.kind.as_str())
+    .bind(&credential.hash)
+    .bind(credential.user.map(|id| id.0))
+    .bind(&credential.note)
+    .bind(columns.scopes)
+    .bind(columns.owner.map(|id| id.0))
+    .bind(columns.permission)
+    .bind(columns.all_repositories)
+    .bind(columns.repo.map(|id| id.0))
+    .bind(credential.created_at)
+    .bind(credential.expires_at)
+    .bind(columns.via_private_repos)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(failed(doing()))?;
+    let doing = doing();
+    insert_list(
+        tx,
+        "INSERT OR IGNORE INTO credential_sso (credential_id, org_id) VALUES (?1, ?2)",
+        id,
+        columns.sso.iter().map(|org| org.0).collect::<Vec<_>>(),
+        &doing,
+    )
+    .await?;
+    insert_list(
+        tx,
+        "INSERT OR IGNORE INTO credential_repos (credential_id, repo_id) VALUES (?1, ?2)",
+        id,
+        columns.repos.iter().map(|repo| repo.0).collect::<Vec<_>>(),
+        &doing,
+    )
+    .await?;
+    insert_list(
+        tx,
+        "INSERT OR IGNORE INTO credential_packages (credential_id, package_name) \
+         VALUES (?1, ?2)",
+        id,
+        columns.packages,
+        &doing,
+    )
+    .await?;
+    Ok(CredentialId(id))
+}
+
 #[async_trait]
 impl CredentialStore for SqliteMetadataStore {
     /// Inserts a credential and its grant's lists in one transaction.
     #[instrument(level = "debug", skip_all, fields(kind = credential.kind.as_str(), user = ?credential.user))]
     async fn create_credential(&self, credential: &NewCredential) -> StoreResult<CredentialId> {
-        let columns = GrantColumns::of(credential)?;
-        let doing = || format!("storing a {} credential", credential.kind.as_str());
         let mut tx = self.begin_write().await?;
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO credentials (kind, token_hash, user_id, note, scopes, owner_id, \
-                 permission, all_repositories, repo_id, created_at, expires_at, via_private_repos) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) RETURNING id",
-        )
-        .bind(credential.kind.as_str())
-        .bind(&credential.hash)
-        .bind(credential.user.map(|id| id.0))
-        .bind(&credential.note)
-        .bind(columns.scopes)
-        .bind(columns.owner.map(|id| id.0))
-        .bind(columns.permission)
-        .bind(columns.all_repositories)
-        .bind(columns.repo.map(|id| id.0))
-        .bind(credential.created_at)
-        .bind(credential.expires_at)
-        .bind(columns.via_private_repos)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(failed(doing()))?;
-        let doing = doing();
-        insert_list(
-            &mut tx,
-            "INSERT OR IGNORE INTO credential_sso (credential_id, org_id) VALUES (?1, ?2)",
-            id,
-            columns.sso.iter().map(|org| org.0).collect::<Vec<_>>(),
-            &doing,
-        )
-        .await?;
-        insert_list(
-            &mut tx,
-            "INSERT OR IGNORE INTO credential_repos (credential_id, repo_id) VALUES (?1, ?2)",
-            id,
-            columns.repos.iter().map(|repo| repo.0).collect::<Vec<_>>(),
-            &doing,
-        )
-        .await?;
-        insert_list(
-            &mut tx,
-            "INSERT OR IGNORE INTO credential_packages (credential_id, package_name) \
-             VALUES (?1, ?2)",
-            id,
-            columns.packages,
-            &doing,
-        )
-        .await?;
-        tx.commit().await.map_err(|e| StoreError::new(doing, e))?;
-        Ok(CredentialId(id))
+        let id = insert_credential(&mut tx, credential).await?;
+        tx.commit().await.map_err(|e| {
+            StoreError::new(
+                format!("storing a {} credential", credential.kind.as_str()),
+                e,
+            )
+        })?;
+        Ok(id)
     }
 
     /// What the secret hashed to `hash` resolves to at `now`: one indexed query for the row
@@ -471,7 +487,9 @@ impl CredentialStore for SqliteMetadataStore {
         let doing = || format!("listing the credentials of account {user}");
         let mut conn = self.reader.acquire().await.map_err(failed(doing()))?;
         let rows: Vec<CredentialRow> = sqlx::query_as(select_credential!(
-            "c.user_id = ?1 ORDER BY c.created_at DESC, c.id DESC"
+            "c.user_id = ?1 \
+             AND NOT EXISTS (SELECT 1 FROM web_sessions s WHERE s.credential_id = c.id) \
+             ORDER BY c.created_at DESC, c.id DESC"
         ))
         .bind(user.0)
         .fetch_all(&mut *conn)
@@ -527,6 +545,62 @@ impl CredentialStore for SqliteMetadataStore {
         )))?;
         self.writer.durable().await?;
         Ok(())
+    }
+
+    /// The session's credential and its row, in one transaction.
+    #[instrument(level = "debug", skip_all, fields(user = ?credential.user))]
+    async fn create_session(
+        &self,
+        credential: &NewCredential,
+        facts: &SessionFacts,
+    ) -> StoreResult<CredentialId> {
+        let doing = || "storing a web session".to_owned();
+        let mut tx = self.begin_write().await?;
+        let id = insert_credential(&mut tx, credential).await?;
+        sqlx::query(
+            "INSERT INTO web_sessions (credential_id, user_agent, address) VALUES (?1, ?2, ?3)",
+        )
+        .bind(id.0)
+        .bind(&facts.user_agent)
+        .bind(&facts.address)
+        .execute(&mut *tx)
+        .await
+        .map_err(failed(doing()))?;
+        tx.commit().await.map_err(|e| StoreError::new(doing(), e))?;
+        Ok(id)
+    }
+
+    #[instrument(level = "debug", skip(self))]
+    async fn list_sessions(&self, user: AccountId, now: Millis) -> StoreResult<Vec<WebSession>> {
+        let rows: Vec<(i64, String, String, i64, Option<i64>, Option<i64>)> = sqlx::query_as(
+            "SELECT c.id, s.user_agent, s.address, c.created_at, c.expires_at, c.last_used_at \
+             FROM web_sessions s JOIN credentials c ON c.id = s.credential_id \
+             WHERE c.user_id = ?1 AND c.revoked_at IS NULL \
+               AND (c.expires_at IS NULL OR c.expires_at > ?2) \
+             ORDER BY c.created_at DESC, c.id DESC",
+        )
+        .bind(user.0)
+        .bind(now)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(failed(format!(
+            "listing the web sessions of account {user}"
+        )))?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(id, user_agent, address, created_at, expires_at, last_used_at)| WebSession {
+                    id: CredentialId(id),
+                    facts: SessionFacts {
+                        user_agent,
+                        address,
+                    },
+                    created_at,
+                    expires_at,
+                    last_used_at,
+                },
+            )
+            .collect())
     }
 }
 

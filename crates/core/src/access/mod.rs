@@ -16,6 +16,7 @@ pub mod model;
 pub mod operator;
 pub mod rules;
 pub mod service;
+pub mod sessions;
 pub mod store;
 pub mod token;
 

@@ -132,6 +132,11 @@ impl Access {
                     .await?
             }
             Presented::Secret(secret) => {
+                if recognize(secret) == Some(TokenKind::Session) {
+                    return Err(RegistryError::Unauthorized(
+                        "that is a web session's cookie, not a token: create a personal access token".into(),
+                    ));
+                }
                 if recognize(secret).is_none() {
                     return Err(RegistryError::Unauthorized(
                         "Berth accepts tokens only, never passwords: create a personal access token (scope read:packages to pull, write:packages to push) and use it as the password".into(),
@@ -284,6 +289,17 @@ impl Access {
                 .await,
         )?;
         Ok((id, secret))
+    }
+
+    /// What a secret's hash resolves to now, through the cache, recording the use of a
+    /// valid credential (the web UI's sessions).
+    pub(crate) async fn resolve_hash(&self, hash: &[u8]) -> StoreResult<Resolved> {
+        let now = now_millis();
+        let resolved = self.cache.resolve_secret(&*self.store, hash, now).await?;
+        if let Resolved::Valid(Principal::Token(credential)) = &resolved {
+            self.record_use(credential.id, now);
+        }
+        Ok(resolved)
     }
 
     fn record_use(&self, id: CredentialId, now: Millis) {

@@ -169,6 +169,30 @@ pub struct CredentialInfo {
     pub revoked_at: Option<Millis>,
 }
 
+/// What the sessions page shows of a web session besides its credential.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionFacts {
+    /// The browser's `User-Agent` when it signed in (at most 200 characters).
+    pub user_agent: String,
+    /// The client address it signed in from.
+    pub address: String,
+}
+
+/// A live web session as its user's sessions page lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebSession {
+    /// Its credential's id (revoking the credential ends the session).
+    pub id: CredentialId,
+    /// Where it signed in from.
+    pub facts: SessionFacts,
+    /// Sign-in time.
+    pub created_at: Millis,
+    /// When it ends.
+    pub expires_at: Option<Millis>,
+    /// Last use (updated in batches; may lag by a few seconds).
+    pub last_used_at: Option<Millis>,
+}
+
 /// What a presented secret resolves to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Resolved {
@@ -251,6 +275,8 @@ pub trait DirectoryStore: Send + Sync + 'static {
     /// The Argon2 PHC string of user `login`'s password, if they have one (kept off
     /// [`Account`], so nothing that renders an account can leak it).
     async fn password_hash(&self, login: &str) -> StoreResult<Option<String>>;
+    /// Sets user `user`'s password (its Argon2 PHC string); false when there is no such user.
+    async fn set_password_hash(&self, user: AccountId, hash: &str) -> StoreResult<bool>;
     /// Sets `user`'s membership role in `org`; `None` removes it (and their team memberships).
     async fn set_membership(
         &self,
@@ -421,6 +447,16 @@ pub trait CredentialStore: Send + Sync + 'static {
     async fn credential(&self, id: CredentialId) -> StoreResult<Option<CredentialInfo>>;
     /// Marks a classic token as authorized for an SSO organization.
     async fn authorize_sso(&self, id: CredentialId, org: AccountId) -> StoreResult<()>;
+    /// Stores a web session: its credential (a classic one, with its grant's lists) and
+    /// `facts`, in one transaction. A session's credential is never listed by
+    /// [`CredentialStore::list_credentials`]; it resolves and is revoked as any other.
+    async fn create_session(
+        &self,
+        credential: &NewCredential,
+        facts: &SessionFacts,
+    ) -> StoreResult<CredentialId>;
+    /// `user`'s sessions live at `now` (neither revoked nor expired), newest first.
+    async fn list_sessions(&self, user: AccountId, now: Millis) -> StoreResult<Vec<WebSession>>;
 }
 
 /// Apps and their installations, which exchange the app's secret for installation tokens.

@@ -21,16 +21,20 @@ pub enum TokenKind {
     Job,
     /// An app's client secret, exchanged for installation tokens (`berthc_`).
     AppSecret,
+    /// A web UI session, the secret of its cookie (`berthw_`): stored as a classic credential
+    /// holding the user's whole access, accepted only by the web UI (never as a token).
+    Session,
 }
 
 impl TokenKind {
     /// Every kind.
-    pub const ALL: [TokenKind; 5] = [
+    pub const ALL: [TokenKind; 6] = [
         TokenKind::Classic,
         TokenKind::FineGrained,
         TokenKind::App,
         TokenKind::Job,
         TokenKind::AppSecret,
+        TokenKind::Session,
     ];
 
     /// The secret's prefix, underscore included.
@@ -41,6 +45,7 @@ impl TokenKind {
             TokenKind::App => "berths_",
             TokenKind::Job => "berthj_",
             TokenKind::AppSecret => "berthc_",
+            TokenKind::Session => "berthw_",
         }
     }
 
@@ -52,6 +57,7 @@ impl TokenKind {
             TokenKind::App => "app",
             TokenKind::Job => "job",
             TokenKind::AppSecret => "app_secret",
+            TokenKind::Session => "session",
         }
     }
 
