@@ -82,6 +82,11 @@ pub enum AdminCommand {
         #[arg(long, value_enum)]
         role: RoleArg,
     },
+    /// Set a user's web UI password (read from standard input), e.g. to reset a forgotten one.
+    SetPassword {
+        /// User login.
+        login: String,
+    },
     /// Create a classic personal access token for a user; prints it once.
     CreateToken {
         /// User login.
@@ -373,6 +378,13 @@ async fn execute(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
                 source.name,
                 role_name(role)
             );
+        }
+        AdminCommand::SetPassword { login } => {
+            let mut password = String::new();
+            std::io::stdin().read_to_string(&mut password)?;
+            let hash = hash_password(password.trim_end_matches(['\n', '\r']))?;
+            access.set_password(&login, &hash).await?;
+            eprintln!("password of `{login}` set");
         }
         AdminCommand::CreateToken {
             login,

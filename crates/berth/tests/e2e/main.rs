@@ -34,4 +34,5 @@ mod redirect;
 mod s3_faults;
 mod scanner;
 mod tls;
+mod web;
 pub(crate) mod webhooks;

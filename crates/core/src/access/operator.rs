@@ -135,6 +135,16 @@ impl Access {
             .1)
     }
 
+    /// Sets user `login`'s password to the Argon2 PHC string `hash` (a reset: no current
+    /// password asked; their web sessions go on).
+    pub async fn set_password(&self, login: &str, hash: &str) -> ManageResult<()> {
+        let user = self.user_named(login).await?;
+        if !self.store().set_password_hash(user.id, hash).await? {
+            return Err(ManageError::NotFound(format!("no user `{login}`")));
+        }
+        Ok(())
+    }
+
     /// User `login`'s credentials, newest first.
     pub async fn tokens_of(&self, login: &str) -> ManageResult<Vec<CredentialInfo>> {
         let user = self.user_named(login).await?;

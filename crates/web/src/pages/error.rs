@@ -14,6 +14,8 @@ use crate::view::{Layout, render};
 /// Why a page or form action failed.
 #[derive(Debug)]
 pub enum PageError {
+    /// The page needs a signed-in user: the redirect to sign in, and back to this path.
+    SignIn(String),
     /// Missing, or not the viewer's to see.
     NotFound,
     /// Seen, but not the viewer's to do; the text says what is missing.
@@ -65,6 +67,11 @@ impl PageError {
     /// The status and what the page says.
     fn parts(&self) -> (StatusCode, &'static str, String) {
         match self {
+            PageError::SignIn(_) => (
+                StatusCode::UNAUTHORIZED,
+                "Sign in",
+                "Sign in to see this page.".into(),
+            ),
             PageError::NotFound => (
                 StatusCode::NOT_FOUND,
                 "Page not found",
@@ -94,6 +101,11 @@ impl PageError {
 
     /// The error page for `viewer`.
     pub fn page(self, viewer: &Viewer) -> Response {
+        if let PageError::SignIn(back) = &self {
+            let back =
+                percent_encoding::utf8_percent_encode(back, percent_encoding::NON_ALPHANUMERIC);
+            return super::see_other(&format!("/login?return_to={back}"));
+        }
         let (status, heading, detail) = self.parts();
         let page = ErrorPage {
             layout: Layout::new(viewer, heading),

@@ -43,12 +43,11 @@ pub fn see_other_with(viewer: &Viewer, to: &str, kind: &'static str, text: &str)
     response
 }
 
-/// The signed-in user, or the redirect to sign in (and back to `uri` after).
-pub fn signed_in<'a>(viewer: &'a Viewer, uri: &Uri) -> Result<&'a Account, Response> {
+/// The signed-in user, or [`PageError::SignIn`] (the redirect to sign in, and back to `uri`
+/// after).
+pub fn signed_in<'a>(viewer: &'a Viewer, uri: &Uri) -> Result<&'a Account, PageError> {
     viewer.user.as_ref().ok_or_else(|| {
-        let back = uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
-        let back = percent_encoding::utf8_percent_encode(&back, percent_encoding::NON_ALPHANUMERIC);
-        see_other(&format!("/login?return_to={back}"))
+        PageError::SignIn(uri.path_and_query().map_or("/", |p| p.as_str()).to_owned())
     })
 }
 

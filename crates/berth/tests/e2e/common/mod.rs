@@ -8,6 +8,7 @@ pub mod layout;
 pub mod meta;
 pub mod postgres;
 pub mod schema;
+pub mod web;
 pub mod world;
 
 use std::io::{BufRead, BufReader};
@@ -153,6 +154,12 @@ impl Server {
             .envs(env.iter().copied())
             .output()
             .unwrap_or_else(|e| panic!("run berth {command}: {e}"))
+    }
+
+    /// The settings the server runs with (its stores', then the test's own), for tools run
+    /// beside it.
+    pub fn env_vars(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.env.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
     /// Runs `berth admin <args>` on this server's data directory, succeed or fail; its output.
