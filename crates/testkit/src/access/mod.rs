@@ -54,6 +54,8 @@ macro_rules! access_contract {
                 touches_keep_the_latest_use_and_lists_are_newest_first,
                 sso_authorization_is_added_to_a_classic_grant,
                 app_installations_are_found_by_their_apps_secret,
+                web_sessions_resolve_list_and_end_as_credentials,
+                passwords_are_set_for_users_only,
             ]
         );
     };
