@@ -264,20 +264,13 @@ fn expires_at(choice: &str) -> Result<Option<Millis>, PageError> {
     }
 }
 
-/// A classic scope as the form's checkbox.
-pub struct ScopeBox {
-    name: &'static str,
-    /// The scope it belongs under (`write:packages` under nothing, `read:packages` under
-    /// `write:packages`…), for indentation.
-    nested: bool,
-}
-
 #[derive(Template)]
 #[template(path = "settings_token_new.html")]
 struct NewClassicPage {
     layout: Layout,
     nav: Nav,
-    scopes: Vec<ScopeBox>,
+    /// GitHub's classic scopes, in its order.
+    scopes: Vec<&'static str>,
 }
 
 /// `GET /settings/tokens/new`: the classic token form.
@@ -286,14 +279,7 @@ pub async fn new_classic(viewer: Viewer, uri: Uri) -> Response {
         &viewer,
         (|| {
             signed_in(&viewer, &uri)?;
-            let scopes = Scopes::known()
-                .map(|name| ScopeBox {
-                    name,
-                    nested: name.contains(':')
-                        && !name.starts_with("admin:")
-                        && name != "site_admin",
-                })
-                .collect();
+            let scopes = Scopes::known().collect();
             let page = NewClassicPage {
                 layout: Layout::new(&viewer, "New personal access token (classic)"),
                 nav: Nav::user("/settings/tokens"),
