@@ -180,7 +180,7 @@ async fn web_settings_a_fine_grained_token_for_an_organization() {
         )
         .await;
     assert_eq!(created.status, 200, "{}", created.body);
-    assert!(created.has("fine-grained"));
+    assert!(created.has("fine-grained") && created.has(&format!("<strong>{ORG}</strong>")));
     let secret = between(&created, r#"id="new-token">"#, "<")
         .expect("the secret")
         .to_owned();
@@ -356,7 +356,8 @@ async fn web_settings_only_an_organizations_owners_see_and_change_its_settings()
     assert!(page.has(r#"name="default_visibility" value="private" checked"#));
 
     let mut member = WebClient::signed_in(&server, "member").await;
-    for path in [&packages, &security, &hooks] {
+    let new_hook = format!("{hooks}/new");
+    for path in [&packages, &security, &hooks, &new_hook] {
         let page = member.get(path).await;
         assert_eq!(page.status, 404, "{path}");
         assert!(page.has("Page not found"));
@@ -411,6 +412,20 @@ async fn web_settings_only_an_organizations_owners_see_and_change_its_settings()
     assert_eq!(sso.status, 303);
     assert!(owner.get(&security).await.has(r#"value="on" checked"#));
     assert_eq!(owner.get(&hooks).await.status, 200);
+    assert_eq!(owner.get(&new_hook).await.status, 200);
+    // The member cannot add a hook to the organization either.
+    member.get("/settings/tokens").await;
+    let refused = member
+        .post(
+            &hooks,
+            &[
+                ("url", "https://hooks.example/x"),
+                ("events", "package"),
+                ("active", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, 404);
 }
 
 #[tokio::test]

@@ -350,7 +350,7 @@ pub async fn create_classic(
                 expires_at: expires_at(form.get("expiration"))?,
             })
         })();
-        created(&viewer, &web, request, "/settings/tokens/new").await
+        created(&viewer, &web, request, "/settings/tokens/new", "").await
     }
     .await;
     respond(&viewer, result)
@@ -399,6 +399,7 @@ pub async fn create_fine_grained(
             &web,
             request,
             "/settings/personal-access-tokens/new",
+            form.get("resource_owner").trim(),
         )
         .await
     }
@@ -423,6 +424,7 @@ async fn created(
     web: &Web,
     request: Result<TokenRequest, PageError>,
     back: &str,
+    owner_login: &str,
 ) -> PageResult {
     let request = match request {
         Ok(request) => request,
@@ -437,25 +439,11 @@ async fn created(
         Ok(created) => created,
         Err(err) => return back_with_error(viewer, back, err.into()),
     };
-    let owner_login = viewer.login().unwrap_or_default().to_owned();
+    // The owner the form named is the token's (core checked it); the user otherwise.
     let owners = match (&info.grant, viewer.user.as_ref()) {
-        (
-            Grant::FineGrained {
-                owner, packages, ..
-            },
-            Some(user),
-        ) if *owner != user.id => {
-            // The owner is an organization the form named: its login is the packages'
-            // prefix, or the form's field.
-            let login = packages
-                .first()
-                .and_then(|p| p.split('/').next())
-                .unwrap_or_default()
-                .to_owned();
-            vec![(*owner, login)]
-        }
-        (_, Some(user)) => vec![(user.id, owner_login)],
-        _ => Vec::new(),
+        (Grant::FineGrained { owner, .. }, _) => vec![(*owner, owner_login.to_owned())],
+        (_, Some(user)) => vec![(user.id, user.login.clone())],
+        (_, None) => Vec::new(),
     };
     let page = CreatedPage {
         layout: Layout::new(viewer, "Personal access tokens"),
