@@ -121,6 +121,14 @@ async fn web_settings_a_classic_token_is_shown_once_and_works_until_revoked() {
     assert_eq!(token_ids.len(), 1, "{row}");
     let revoke = format!("/settings/tokens/{}/revoke", token_ids[0]);
 
+    // Its use shows on the list once recorded (uses are written every few seconds).
+    poll(&mut web, "/settings/tokens", |page| {
+        page.body
+            .split(r#"<li class="Box-row"#)
+            .any(|row| row.contains("laptop") && row.contains("Last used"))
+    })
+    .await;
+
     let forged = web.post_raw(&revoke, &[]).await;
     assert_eq!(forged.status, 403);
     assert_eq!(registry_status(&server, "alice", &secret).await, 200);
