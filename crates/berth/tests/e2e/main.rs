@@ -35,4 +35,5 @@ mod s3_faults;
 mod scanner;
 mod tls;
 mod web;
+mod web_settings;
 pub(crate) mod webhooks;
