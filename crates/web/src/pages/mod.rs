@@ -3,6 +3,9 @@
 
 pub mod account;
 pub mod error;
+pub mod hooks;
+pub mod org_settings;
+pub mod settings;
 pub mod signin;
 
 use axum::extract::State;
