@@ -315,9 +315,9 @@ const FLOWS = {
   },
 };
 
-/** Reloads `page` until `done()` holds (at most 30 s). */
+/** Reloads `page` until `done()` holds (at most 45 s). */
 async function reloadUntil(page, done, what) {
-  const deadline = Date.now() + 30_000;
+  const deadline = Date.now() + 45_000;
   while (!(await done())) {
     expect(Date.now() < deadline, `timed out waiting for ${what} on ${page.url()}`);
     await page.waitForTimeout(250);

@@ -67,7 +67,7 @@ export async function newContext(browser, options = {}) {
     ...options,
   });
   await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: BASE });
-  context.setDefaultTimeout(15_000);
+  context.setDefaultTimeout(30_000);
   if (options.javaScriptEnabled === false) SCRIPTLESS.add(context);
   return context;
 }
