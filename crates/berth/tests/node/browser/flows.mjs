@@ -304,6 +304,10 @@ const FLOWS = {
     expect(after.status() === 200, `${member} sees ${shared} through the team (${after.status()})`);
     expect(!(await mainText(memberPage)).includes('Package settings'), 'read is no admin');
     step('member-sees');
+    const settings = await memberPage.goto(`/orgs/${org}/packages/container/${encodeURIComponent(shared)}/settings`);
+    expect(settings.status() === 403, `a reader gets the 403 page for the settings (${settings.status()})`);
+    await memberPage.getByRole('heading', { level: 1, name: 'Not allowed' }).waitFor();
+    await look(memberPage, 'forbidden');
 
     const visitor = await newContext(browser);
     const visitorPage = await visitor.newPage();
