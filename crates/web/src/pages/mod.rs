@@ -3,6 +3,8 @@
 
 pub mod account;
 pub mod error;
+pub mod package;
+pub mod package_settings;
 pub mod signin;
 
 use axum::extract::State;
