@@ -35,4 +35,5 @@ mod s3_faults;
 mod scanner;
 mod tls;
 mod web;
+mod web_packages;
 pub(crate) mod webhooks;
