@@ -6,7 +6,7 @@
 //! rules of `DELETE /v2/<name>/manifests/<digest>`.
 
 use crate::access::decide::{decide, readable};
-use crate::access::store::{Account, PackageRecord, SourceRepo};
+use crate::access::store::{Account, PackageFilter, PackageRecord, SourceRepo};
 use crate::access::{
     Access, AccountKind, Action, Decision, ManageError, ManageResult, Principal, Visibility,
 };
@@ -86,7 +86,11 @@ impl Packages {
         page: PageRequest,
     ) -> ManageResult<(u64, Vec<PackageSummary>)> {
         signed_in(principal)?;
-        self.list_readable(principal, owner, visibility, page).await
+        let filter = PackageFilter {
+            visibility,
+            name_contains: None,
+        };
+        self.list_readable(principal, owner, &filter, page).await
     }
 
     /// [`Packages::list_as`] for anyone, signed out included (the web UI shows visitors the
@@ -95,7 +99,7 @@ impl Packages {
         &self,
         principal: &Principal,
         owner: &Account,
-        visibility: Option<Visibility>,
+        filter: &PackageFilter,
         page: PageRequest,
     ) -> ManageResult<(u64, Vec<PackageSummary>)> {
         let store = self.access.store();
@@ -105,13 +109,7 @@ impl Packages {
         };
         let condition = readable(principal, &owner.as_owner(), org_role);
         let (total, records) = store
-            .list_packages(
-                owner.id,
-                &condition,
-                visibility,
-                page.offset(),
-                page.per_page,
-            )
+            .list_packages(owner.id, &condition, filter, page.offset(), page.per_page)
             .await?;
         let mut views = Vec::with_capacity(records.len());
         for record in records {

@@ -10,7 +10,7 @@
 
 use async_trait::async_trait;
 use berth_core::access::store::PackageStore;
-use berth_core::access::store::{Grantee, PackageGrant, PackageRecord, TeamId};
+use berth_core::access::store::{Grantee, PackageFilter, PackageGrant, PackageRecord, TeamId};
 use berth_core::access::{
     AccountId, LinkedRepo, Owner, Package, PackagePolicy, Readable, Relations, RepoId, Role,
     Target, Visibility,
@@ -203,18 +203,18 @@ impl PackageStore for PgMetadataStore {
         &self,
         owner: AccountId,
         readable: &Readable,
-        visibility: Option<Visibility>,
+        filter: &PackageFilter,
         offset: u64,
         limit: u64,
     ) -> StoreResult<(u64, Vec<PackageRecord>)> {
         let doing = || format!("listing the packages of account {owner}");
         let mut count = QueryBuilder::<Postgres>::new("SELECT count(*)");
-        push_listing(&mut count, owner, readable, visibility);
+        push_listing(&mut count, owner, readable, filter);
         let mut page = QueryBuilder::<Postgres>::new(
             "SELECT p.id, p.name, p.owner_id, p.visibility, p.linked_repo_id, p.created_at, \
              p.deleted_at",
         );
-        push_listing(&mut page, owner, readable, visibility);
+        push_listing(&mut page, owner, readable, filter);
         page.push(" ORDER BY p.name LIMIT ")
             .push_bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .push(" OFFSET ")
@@ -587,7 +587,7 @@ fn push_listing(
     q: &mut QueryBuilder<Postgres>,
     owner: AccountId,
     readable: &Readable,
-    visibility: Option<Visibility>,
+    filter: &PackageFilter,
 ) {
     q.push(
         " FROM packages p LEFT JOIN source_repos r ON r.id = p.linked_repo_id \
@@ -595,9 +595,14 @@ fn push_listing(
     )
     .push_bind(owner.0)
     .push(" AND p.deleted_at IS NULL");
-    if let Some(visibility) = visibility {
+    if let Some(visibility) = filter.visibility {
         q.push(" AND p.visibility = ")
             .push_bind(visibility_text(visibility));
+    }
+    if let Some(pattern) = filter.like_pattern() {
+        q.push(" AND substr(p.name, strpos(p.name, '/') + 1) ILIKE ")
+            .push_bind(pattern)
+            .push(" ESCAPE '\\'");
     }
     q.push(" AND ");
     push_readable(q, readable);
@@ -740,11 +745,22 @@ mod tests {
             ]),
         ]);
         for readable in [Readable::Everything, member] {
-            for visibility in [None, Some(Visibility::Private)] {
+            let filters = [
+                PackageFilter::default(),
+                PackageFilter {
+                    visibility: Some(Visibility::Private),
+                    name_contains: None,
+                },
+                PackageFilter {
+                    visibility: None,
+                    name_contains: Some("app".into()),
+                },
+            ];
+            for filter in &filters {
                 let mut count = QueryBuilder::<Postgres>::new("EXPLAIN SELECT count(*)");
-                push_listing(&mut count, AccountId(1), &readable, visibility);
+                push_listing(&mut count, AccountId(1), &readable, filter);
                 let mut page = QueryBuilder::<Postgres>::new("EXPLAIN SELECT p.id, p.name");
-                push_listing(&mut page, AccountId(1), &readable, visibility);
+                push_listing(&mut page, AccountId(1), &readable, filter);
                 page.push(" ORDER BY p.name LIMIT 100 OFFSET 4900");
                 for query in [&mut count, &mut page] {
                     let sql = query.sql().as_str().to_owned();

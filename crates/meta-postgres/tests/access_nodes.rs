@@ -98,7 +98,7 @@ async fn two_nodes_creating_one_package_end_with_one_and_both_succeed() {
         }
     }
     let (total, listed) = a
-        .list_packages(acme, &Readable::Everything, None, 0, 100)
+        .list_packages(acme, &Readable::Everything, &Default::default(), 0, 100)
         .await
         .unwrap();
     assert_eq!((total, listed.len()), (20, 20), "one package per name");

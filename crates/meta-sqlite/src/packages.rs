@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use berth_core::access::store::PackageStore;
-use berth_core::access::store::{Grantee, PackageGrant, PackageRecord, TeamId};
+use berth_core::access::store::{Grantee, PackageFilter, PackageGrant, PackageRecord, TeamId};
 use berth_core::access::{
     AccountId, LinkedRepo, Owner, Package, PackagePolicy, Readable, Relations, RepoId, Role,
     Target, Visibility,
@@ -194,13 +194,13 @@ impl PackageStore for SqliteMetadataStore {
         &self,
         owner: AccountId,
         readable: &Readable,
-        visibility: Option<Visibility>,
+        filter: &PackageFilter,
         offset: u64,
         limit: u64,
     ) -> StoreResult<(u64, Vec<PackageRecord>)> {
         let doing = || format!("listing the packages of account {owner}");
         let mut count = QueryBuilder::<Sqlite>::new("SELECT count(*)");
-        push_listing(&mut count, owner, readable, visibility);
+        push_listing(&mut count, owner, readable, filter);
         let total: i64 = count
             .build_query_scalar()
             .fetch_one(&self.reader)
@@ -210,7 +210,7 @@ impl PackageStore for SqliteMetadataStore {
             "SELECT p.id, p.name, p.owner_id, p.visibility, p.linked_repo_id, p.created_at, \
              p.deleted_at",
         );
-        push_listing(&mut page, owner, readable, visibility);
+        push_listing(&mut page, owner, readable, filter);
         page.push(" ORDER BY p.name LIMIT ")
             .push_bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .push(" OFFSET ")
@@ -549,7 +549,7 @@ fn push_listing(
     q: &mut QueryBuilder<Sqlite>,
     owner: AccountId,
     readable: &Readable,
-    visibility: Option<Visibility>,
+    filter: &PackageFilter,
 ) {
     q.push(
         " FROM packages p LEFT JOIN source_repos r ON r.id = p.linked_repo_id \
@@ -557,9 +557,14 @@ fn push_listing(
     )
     .push_bind(owner.0)
     .push(" AND p.deleted_at IS NULL");
-    if let Some(visibility) = visibility {
+    if let Some(visibility) = filter.visibility {
         q.push(" AND p.visibility = ")
             .push_bind(visibility_text(visibility));
+    }
+    if let Some(pattern) = filter.like_pattern() {
+        q.push(" AND substr(p.name, instr(p.name, '/') + 1) LIKE ")
+            .push_bind(pattern)
+            .push(" ESCAPE '\\'");
     }
     q.push(" AND ");
     push_readable(q, readable);
@@ -718,12 +723,23 @@ mod tests {
         ]);
         let mut sqls = Vec::new();
         for readable in [Readable::Everything, member] {
-            for visibility in [None, Some(Visibility::Private)] {
+            let filters = [
+                PackageFilter::default(),
+                PackageFilter {
+                    visibility: Some(Visibility::Private),
+                    name_contains: None,
+                },
+                PackageFilter {
+                    visibility: None,
+                    name_contains: Some("app".into()),
+                },
+            ];
+            for filter in &filters {
                 let mut count = QueryBuilder::<Sqlite>::new("SELECT count(*)");
-                push_listing(&mut count, AccountId(1), &readable, visibility);
+                push_listing(&mut count, AccountId(1), &readable, filter);
                 sqls.push(count.into_string());
                 let mut page = QueryBuilder::<Sqlite>::new("SELECT p.id, p.name");
-                push_listing(&mut page, AccountId(1), &readable, visibility);
+                push_listing(&mut page, AccountId(1), &readable, filter);
                 page.push(" ORDER BY p.name LIMIT 100 OFFSET 4900");
                 sqls.push(page.into_string());
             }

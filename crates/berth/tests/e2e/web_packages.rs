@@ -19,7 +19,13 @@ async fn api_versions(world: &World<'_>, package: &str) -> Vec<Value> {
         "/orgs/{ORG}/packages/container/{}/versions",
         package.replace('/', "%2F")
     );
-    world.admin().ok("GET", &path, None).await.as_array().unwrap().clone()
+    world
+        .admin()
+        .ok("GET", &path, None)
+        .await
+        .as_array()
+        .unwrap()
+        .clone()
 }
 
 /// The status a registry GET of `acme/<package>:<tag>` answers the site administrator.
@@ -49,26 +55,42 @@ async fn web_package_page_of_a_nested_package_shows_the_pull_command_and_tags() 
     let mut admin = WebClient::signed_in(&server, ADMIN).await;
 
     let page = admin
-        .get(&format!("/orgs/{ORG}/packages/container/package/api%2Fworker"))
+        .get(&format!(
+            "/orgs/{ORG}/packages/container/package/api%2Fworker"
+        ))
         .await;
     assert_eq!(page.status, 200, "{}", page.body);
     let host = server.base.split_once("://").unwrap().1;
     let pull = format!("docker pull {host}/{ORG}/api/worker:v1");
-    assert!(page.has(&pull), "the pull command of the newest tag: {}", page.body);
-    assert!(page.has(&format!("data-copy=\"{pull}\"")), "with a copy button");
+    assert!(
+        page.has(&pull),
+        "the pull command of the newest tag: {}",
+        page.body
+    );
+    assert!(
+        page.has(&format!("data-copy=\"{pull}\"")),
+        "with a copy button"
+    );
     assert!(page.has(">v1</span>") || page.has(" v1</span>"), "its tag");
     assert!(page.has(&short(&digest)), "the digest's short form");
-    assert!(page.has("Package settings"), "its admin sees the settings link");
+    assert!(
+        page.has("Package settings"),
+        "its admin sees the settings link"
+    );
 
     // A raw `/` in the name is the same page.
     let raw = admin
-        .get(&format!("/orgs/{ORG}/packages/container/package/api/worker"))
+        .get(&format!(
+            "/orgs/{ORG}/packages/container/package/api/worker"
+        ))
         .await;
     assert_eq!(raw.status, 200);
     assert!(raw.has(&pull));
     // Filed under the wrong account kind, it is missing.
     let wrong = admin
-        .get(&format!("/users/{ORG}/packages/container/package/api%2Fworker"))
+        .get(&format!(
+            "/users/{ORG}/packages/container/package/api%2Fworker"
+        ))
         .await;
     assert_eq!(wrong.status, 404);
 }
@@ -96,7 +118,9 @@ async fn web_anonymous_sees_a_public_package_and_the_same_404_for_private_and_mi
         .get(&format!("/orgs/{ORG}/packages/container/package/hidden"))
         .await;
     let missing = visitor
-        .get(&format!("/orgs/{ORG}/packages/container/package/nothing-here"))
+        .get(&format!(
+            "/orgs/{ORG}/packages/container/package/nothing-here"
+        ))
         .await;
     assert_eq!(hidden.status, 404);
     assert_eq!(missing.status, 404);
@@ -109,7 +133,9 @@ async fn web_anonymous_sees_a_public_package_and_the_same_404_for_private_and_mi
             .get(&format!("/orgs/{ORG}/packages/container/hidden/{path}"))
             .await;
         let missing = visitor
-            .get(&format!("/orgs/{ORG}/packages/container/nothing-here/{path}"))
+            .get(&format!(
+                "/orgs/{ORG}/packages/container/nothing-here/{path}"
+            ))
             .await;
         assert_eq!((hidden.status, missing.status), (404, 404), "{path}");
         assert_eq!(hidden.body, missing.body, "{path}");
@@ -204,21 +230,30 @@ async fn web_a_reader_gets_403_and_an_outsider_404_and_nothing_changes() {
         "a reader is shown no delete button"
     );
     assert_eq!(bob.get(&format!("{prefix}/settings")).await.status, 403);
-    let delete = bob.post(&format!("{prefix}/versions/{id}/delete"), &[]).await;
+    let delete = bob
+        .post(&format!("{prefix}/versions/{id}/delete"), &[])
+        .await;
     assert_eq!(delete.status, 403);
     for (action, fields) in [
-        ("visibility", vec![("visibility", "public"), ("confirm_name", "app")]),
+        (
+            "visibility",
+            vec![("visibility", "public"), ("confirm_name", "app")],
+        ),
         ("delete", vec![("confirm_name", "app")]),
         ("access", vec![("grantee", "bob"), ("role", "admin")]),
     ] {
-        let answer = bob.post(&format!("{prefix}/settings/{action}"), &fields).await;
+        let answer = bob
+            .post(&format!("{prefix}/settings/{action}"), &fields)
+            .await;
         assert_eq!(answer.status, 403, "{action}: {}", answer.body);
     }
 
     let mut eve = WebClient::signed_in(&server, "eve").await;
     eve.get(&format!("/{}", "eve")).await;
     assert_eq!(eve.get(&format!("{prefix}/settings")).await.status, 404);
-    let delete = eve.post(&format!("{prefix}/versions/{id}/delete"), &[]).await;
+    let delete = eve
+        .post(&format!("{prefix}/versions/{id}/delete"), &[])
+        .await;
     assert_eq!(delete.status, 404);
     let settings = eve
         .post(
@@ -228,7 +263,11 @@ async fn web_a_reader_gets_403_and_an_outsider_404_and_nothing_changes() {
         .await;
     assert_eq!(settings.status, 404);
 
-    assert_eq!(api_versions(&world, "app").await.len(), 1, "nothing deleted");
+    assert_eq!(
+        api_versions(&world, "app").await.len(),
+        1,
+        "nothing deleted"
+    );
     assert_eq!(package_visibility(&world, "app").await, "private");
     assert_eq!(manifest_status(&server, "app", "v1").await, 200);
 }
@@ -284,7 +323,11 @@ async fn web_making_a_package_public_needs_its_typed_name() {
     let page = format!("/orgs/{ORG}/packages/container/package/app");
     assert_eq!(visitor.get(&page).await.status, 404);
     let said = admin.get(&format!("{prefix}/settings")).await;
-    assert!(said.has("Type the package&#x27;s name") || said.has("Type the package"), "{}", said.body);
+    assert!(
+        said.has("Type the package&#x27;s name") || said.has("Type the package"),
+        "{}",
+        said.body
+    );
 
     let typed = admin
         .post(

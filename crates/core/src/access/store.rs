@@ -101,6 +101,34 @@ pub struct PackageRecord {
     pub deleted_at: Option<Millis>,
 }
 
+/// Which of an account's packages a listing shows (beside what the caller may read).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PackageFilter {
+    /// Of this visibility only.
+    pub visibility: Option<Visibility>,
+    /// Whose name after the owner (`api/worker` of `acme/api/worker`) contains this text,
+    /// ASCII case-insensitively (`%` and `_` are plain characters).
+    pub name_contains: Option<String>,
+}
+
+impl PackageFilter {
+    /// `name_contains` as a `LIKE` pattern with `\` as its escape character.
+    pub fn like_pattern(&self) -> Option<String> {
+        self.name_contains.as_ref().map(|text| {
+            let mut pattern = String::with_capacity(text.len() + 2);
+            pattern.push('%');
+            for c in text.chars() {
+                if matches!(c, '%' | '_' | '\\') {
+                    pattern.push('\\');
+                }
+                pattern.push(c);
+            }
+            pattern.push('%');
+            pattern
+        })
+    }
+}
+
 /// A source repository.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceRepo {
@@ -382,8 +410,8 @@ pub trait PackageStore: Send + Sync + 'static {
         admin: Option<AccountId>,
         now: Millis,
     ) -> StoreResult<()>;
-    /// A page of the live packages of `owner` that `readable` admits (and, given
-    /// `visibility`, of that visibility only), by name in byte order: `limit` of them after
+    /// A page of the live packages of `owner` that `readable` and `filter` admit, by name in
+    /// byte order: `limit` of them after
     /// the first `offset`, and how many there are in all. Paged and counted in the store, so
     /// a page costs what it shows (and the offset it skips), not every package of the
     /// owner; what `readable` does not admit is neither shown nor counted.
@@ -391,7 +419,7 @@ pub trait PackageStore: Send + Sync + 'static {
         &self,
         owner: AccountId,
         readable: &Readable,
-        visibility: Option<Visibility>,
+        filter: &PackageFilter,
         offset: u64,
         limit: u64,
     ) -> StoreResult<(u64, Vec<PackageRecord>)>;

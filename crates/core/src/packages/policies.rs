@@ -184,7 +184,13 @@ impl Packages {
             let (_, page) = self
                 .access
                 .store()
-                .list_packages(account.id, &Readable::Everything, None, offset, 100)
+                .list_packages(
+                    account.id,
+                    &Readable::Everything,
+                    &Default::default(),
+                    offset,
+                    100,
+                )
                 .await?;
             if page.is_empty() {
                 break;

@@ -489,3 +489,108 @@ pub async fn app_installations_are_found_by_their_apps_secret<
         "installations grant at most write"
     );
 }
+
+/// A web session is a credential that resolves, records uses and is revoked as any other, is
+/// listed by `list_sessions` while live (newest first, with what it signed in from) and never
+/// by `list_credentials`.
+pub async fn web_sessions_resolve_list_and_end_as_credentials<
+    S: AccessStore + MetadataStore + Clone,
+>(
+    s: S,
+) {
+    use berth_core::access::store::SessionFacts;
+
+    let alice = user(&s, "alice").await;
+    let bob = user(&s, "bob").await;
+    let acme = org(&s, "acme", alice).await;
+    let token = s
+        .create_credential(&credential(
+            TokenKind::Classic,
+            "token",
+            Some(alice),
+            classic("read:packages"),
+        ))
+        .await
+        .unwrap();
+    let facts = |agent: &str| SessionFacts {
+        user_agent: agent.to_owned(),
+        address: "192.0.2.7".to_owned(),
+    };
+    let session = |secret: &str, created_at, expires_at| NewCredential {
+        created_at,
+        expires_at: Some(expires_at),
+        ..credential(
+            TokenKind::Classic,
+            secret,
+            Some(alice),
+            Grant::Classic {
+                scopes: Scopes::ALL,
+                sso_authorized: vec![acme],
+            },
+        )
+    };
+    let older = s
+        .create_session(&session("s1", 2_000, 100_000), &facts("Firefox"))
+        .await
+        .unwrap();
+    let newer = s
+        .create_session(&session("s2", 3_000, 100_000), &facts("Chromium"))
+        .await
+        .unwrap();
+    let _expired = s
+        .create_session(&session("s3", 4_000, 5_000), &facts("Old"))
+        .await
+        .unwrap();
+    s.create_session(
+        &NewCredential {
+            user: Some(bob),
+            ..session("b1", 2_500, 100_000)
+        },
+        &facts("Bob's"),
+    )
+    .await
+    .unwrap();
+
+    let resolved = valid(s.resolve_secret(b"s2", 10_000).await.unwrap());
+    assert_eq!(resolved.id, newer);
+    assert_eq!(resolved.user, Some(alice));
+    assert_eq!(
+        resolved.grant,
+        Grant::Classic {
+            scopes: Scopes::ALL,
+            sso_authorized: vec![acme],
+        }
+    );
+    s.touch_credentials(&[(older, 9_000)]).await.unwrap();
+
+    let listed = s.list_sessions(alice, 10_000).await.unwrap();
+    let ids: Vec<_> = listed.iter().map(|session| session.id).collect();
+    assert_eq!(ids, vec![newer, older], "live ones only, newest first");
+    assert_eq!(listed[0].facts, facts("Chromium"));
+    assert_eq!(listed[0].created_at, 3_000);
+    assert_eq!(listed[0].expires_at, Some(100_000));
+    assert_eq!(listed[1].last_used_at, Some(9_000));
+
+    let tokens: Vec<_> = s
+        .list_credentials(alice)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|info| info.id)
+        .collect();
+    assert_eq!(tokens, vec![token], "sessions are not listed as tokens");
+
+    assert!(s.revoke_credential(newer, 11_000).await.unwrap());
+    assert_eq!(
+        s.resolve_secret(b"s2", 12_000).await.unwrap(),
+        Resolved::Revoked
+    );
+    let ids: Vec<_> = s
+        .list_sessions(alice, 12_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|session| session.id)
+        .collect();
+    assert_eq!(ids, vec![older]);
+}

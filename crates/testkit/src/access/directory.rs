@@ -354,3 +354,23 @@ pub async fn listings_read_members_orgs_teams_and_repositories_with_roles<
         assert_eq!(s.repo_role(id, bob).await.unwrap(), role);
     }
 }
+
+/// A user's password is set (replaced) by id; an organization or a missing id has none to set.
+pub async fn passwords_are_set_for_users_only<S: AccessStore + MetadataStore + Clone>(s: S) {
+    let alice = user(&s, "alice").await;
+    let acme = org(&s, "acme", alice).await;
+    assert_eq!(s.password_hash("alice").await.unwrap(), None);
+    assert!(s.set_password_hash(alice, "$argon2id$one").await.unwrap());
+    assert!(s.set_password_hash(alice, "$argon2id$two").await.unwrap());
+    assert_eq!(
+        s.password_hash("ALICE").await.unwrap().as_deref(),
+        Some("$argon2id$two")
+    );
+    assert!(!s.set_password_hash(acme, "$argon2id$org").await.unwrap());
+    assert_eq!(s.password_hash("acme").await.unwrap(), None);
+    assert!(
+        !s.set_password_hash(crate::missing(), "$argon2id$x")
+            .await
+            .unwrap()
+    );
+}

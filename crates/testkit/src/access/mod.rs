@@ -47,6 +47,7 @@ macro_rules! access_contract {
                 deleted_packages_are_marked_restored_and_purged_with_their_repository,
                 the_first_link_of_a_package_wins,
                 the_listing_pages_and_counts_exactly_what_each_principal_may_pull,
+                the_listing_finds_packages_by_part_of_their_name,
                 each_grant_kind_round_trips_through_its_secret,
                 grant_lists_are_sets,
                 tokens_grant_at_most_write,
@@ -54,6 +55,8 @@ macro_rules! access_contract {
                 touches_keep_the_latest_use_and_lists_are_newest_first,
                 sso_authorization_is_added_to_a_classic_grant,
                 app_installations_are_found_by_their_apps_secret,
+                web_sessions_resolve_list_and_end_as_credentials,
+                passwords_are_set_for_users_only,
             ]
         );
     };

@@ -1,7 +1,7 @@
 //! Clauses of packages: the target a request is decided on, roles, links, creation and
 //! deletion.
 
-use berth_core::access::store::{AccessStore, Grantee};
+use berth_core::access::store::{AccessStore, Grantee, PackageFilter};
 use berth_core::access::{
     AccountId, AccountKind, Action, Credential, Decision, Grant, LinkedRepo, OrgRole, Owner,
     Package, PackagePolicy, Principal, Readable, Relations, RepoId, Role, Visibility, decide,
@@ -391,7 +391,7 @@ pub async fn repo_role_comes_from_collaborators_teams_and_ownership<
     // The owner's listing of everything: live packages by name, the records the one-package
     // query reads.
     let (total, listed) = s
-        .list_packages(acme, &Readable::Everything, None, 0, 100)
+        .list_packages(acme, &Readable::Everything, &Default::default(), 0, 100)
         .await
         .unwrap();
     let names: Vec<&str> = listed.iter().map(|p| p.name.as_str()).collect();
@@ -578,7 +578,7 @@ pub async fn deleted_packages_are_marked_restored_and_purged_with_their_reposito
     );
     // A deleted package is neither listed nor counted; the live one is listed as it reads.
     let (total, listed) = s
-        .list_packages(acme, &Readable::Everything, None, 0, 100)
+        .list_packages(acme, &Readable::Everything, &Default::default(), 0, 100)
         .await
         .unwrap();
     assert_eq!(total, 1);
@@ -824,7 +824,16 @@ pub async fn the_listing_pages_and_counts_exactly_what_each_principal_may_pull<
                 let condition = condition.clone();
                 async move {
                     let (total, records) = s
-                        .list_packages(acme, &condition, visibility, offset, limit)
+                        .list_packages(
+                            acme,
+                            &condition,
+                            &PackageFilter {
+                                visibility,
+                                name_contains: None,
+                            },
+                            offset,
+                            limit,
+                        )
                         .await
                         .unwrap();
                     let names: Vec<String> =
@@ -881,10 +890,76 @@ pub async fn the_listing_pages_and_counts_exactly_what_each_principal_may_pull<
         &s.account_by_id(acme).await.unwrap().unwrap().as_owner(),
         Some(OrgRole::Member),
     );
-    let (total, listed) = s.list_packages(acme, &bob_reads, None, 2, 2).await.unwrap();
+    let (total, listed) = s
+        .list_packages(acme, &bob_reads, &Default::default(), 2, 2)
+        .await
+        .unwrap();
     assert_eq!(total, 8);
     assert_eq!(
         listed.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),
         ["acme/a4", "acme/a5"]
+    );
+}
+
+/// The listing's name filter matches the name after the owner, ASCII case-insensitively,
+/// with `%` and `_` as plain characters, and pages and counts what it matches.
+pub async fn the_listing_finds_packages_by_part_of_their_name<
+    S: AccessStore + MetadataStore + Clone,
+>(
+    s: S,
+) {
+    let alice = user(&s, "alice").await;
+    let acme = org(&s, "acme", alice).await;
+    for package in [
+        "acme/api/worker",
+        "acme/web",
+        "acme/worker-tools",
+        "acme/a_b",
+        "acme/axb",
+        "acme/acme-app",
+    ] {
+        s.create_package(
+            &name(package),
+            acme,
+            Visibility::Private,
+            None,
+            Some(alice),
+            1_000,
+        )
+        .await
+        .unwrap();
+    }
+    let find = |text: &str, offset, limit| {
+        let s = s.clone();
+        let filter = PackageFilter {
+            visibility: None,
+            name_contains: Some(text.to_owned()),
+        };
+        async move {
+            let (total, records) = s
+                .list_packages(acme, &Readable::Everything, &filter, offset, limit)
+                .await
+                .unwrap();
+            let names: Vec<String> = records.iter().map(|r| r.name.as_str().to_owned()).collect();
+            (total, names)
+        }
+    };
+    assert_eq!(
+        find("WORKER", 0, 10).await,
+        (
+            2,
+            vec!["acme/api/worker".to_owned(), "acme/worker-tools".to_owned()]
+        )
+    );
+    assert_eq!(
+        find("WORKER", 1, 1).await,
+        (2, vec!["acme/worker-tools".to_owned()])
+    );
+    assert_eq!(find("a_b", 0, 10).await, (1, vec!["acme/a_b".to_owned()]));
+    assert_eq!(find("%", 0, 10).await, (0, vec![]));
+    assert_eq!(
+        find("acme", 0, 10).await,
+        (1, vec!["acme/acme-app".to_owned()]),
+        "the owner's part of the name is not searched"
     );
 }

@@ -7,7 +7,7 @@ use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use berth_core::access::store::Account;
+use berth_core::access::store::{Account, PackageFilter};
 use berth_core::access::{AccountKind, Visibility};
 use berth_core::github::urls::{PackageUrls, short_name};
 use berth_core::packages::{PackageSummary, PageRequest};
@@ -172,7 +172,10 @@ async fn packages_tab(
         .list_readable(
             &viewer.principal,
             &account,
-            visibility,
+            &PackageFilter {
+                visibility,
+                name_contains: Some(query.q.trim().to_owned()).filter(|q| !q.is_empty()),
+            },
             PageRequest {
                 page,
                 per_page: PER_PAGE,
