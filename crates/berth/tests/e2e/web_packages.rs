@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use crate::common::web::WebClient;
 use crate::common::world::World;
-use crate::common::{ADMIN, ORG, Server, client, push_image};
+use crate::common::{ADMIN, ORG, Server, client, digest, push_blob, push_image, put_manifest};
 
 /// `sha256:` and the first 12 hex digits, as the pages print a digest.
 fn short(digest: &str) -> String {
@@ -392,4 +392,72 @@ async fn web_granting_a_team_read_lets_its_members_see_the_private_package() {
     assert_eq!(seen.status, 200);
     assert!(seen.has("docker pull"));
     assert!(!seen.has("Package settings"), "read is no admin");
+}
+
+#[tokio::test]
+async fn web_versions_show_platforms_attestations_and_referrers() {
+    const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+    const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+    let server = Server::start();
+    let world = World::new(&server);
+    let repo = format!("{ORG}/multi");
+    let (image, image_bytes) = push_image(&server, &repo, "amd64", b"amd64 layer").await;
+    let (attestation, attestation_bytes) =
+        push_image(&server, &repo, "provenance", b"in-toto statement").await;
+    let index = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [
+            {"mediaType": OCI_MANIFEST, "digest": image, "size": image_bytes.len(),
+             "platform": {"os": "linux", "architecture": "amd64"}},
+            {"mediaType": OCI_MANIFEST, "digest": attestation, "size": attestation_bytes.len(),
+             "platform": {"os": "unknown", "architecture": "unknown"},
+             "annotations": {"vnd.docker.reference.type": "attestation-manifest",
+                             "vnd.docker.reference.digest": image}},
+        ],
+    }))
+    .unwrap();
+    let index_digest = digest(&index);
+    put_manifest(&server, &repo, "v1", OCI_INDEX, &index).await;
+    // A signature of the index, found through the referrers the registry keeps.
+    let config = b"{}".to_vec();
+    push_blob(&server, &repo, config.clone()).await;
+    let signature = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "artifactType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": digest(&config), "size": config.len()},
+        "layers": [],
+        "subject": {"mediaType": OCI_INDEX, "digest": index_digest, "size": index.len()},
+    }))
+    .unwrap();
+    let signature_digest = digest(&signature);
+    put_manifest(&server, &repo, &signature_digest, OCI_MANIFEST, &signature).await;
+
+    let mut admin = WebClient::signed_in(&server, ADMIN).await;
+    let page = admin
+        .get(&format!(
+            "/orgs/{ORG}/packages/container/multi/versions?filters%5Bversion_type%5D=tagged"
+        ))
+        .await;
+    assert_eq!(page.status, 200);
+    assert!(page.has(">linux/amd64<"), "{}", page.body);
+    assert!(
+        page.has(">attestation<"),
+        "an attestation manifest is no platform"
+    );
+    assert!(!page.has("unknown/unknown"));
+    assert!(page.has("Signatures:"), "referrers grouped by kind");
+    assert!(page.has(&short(&signature_digest)));
+
+    // The API shows the same platforms, in its own shape.
+    let versions = api_versions(&world, "multi").await;
+    let listed = versions
+        .iter()
+        .find(|v| v["name"] == index_digest.as_str())
+        .expect("the index is a version");
+    assert_eq!(
+        listed["berth"]["platforms"],
+        json!(["linux/amd64", "attestation"])
+    );
 }
