@@ -80,6 +80,12 @@ fn kind_of(uri: &Uri) -> AccountKind {
     }
 }
 
+/// The page URLs of package `name` as the request's path files it (`users` or `orgs`).
+pub fn urls_of(uri: &Uri, name: &RepoName) -> PackageUrls {
+    let segment = berth_core::github::urls::owner_segment(kind_of(uri));
+    PackageUrls::new("", segment, name.owner(), name)
+}
+
 /// The package a path names, its owner filed under the right segment; else the 404 page.
 pub async fn package_name(
     web: &Web,
@@ -291,6 +297,7 @@ struct PackagePage {
     tagged_count: String,
     version_count: String,
     downloads: String,
+    package_url: String,
     versions_url: String,
     settings_url: Option<String>,
 }
@@ -351,6 +358,7 @@ async fn package_page(
         tagged_count: count(overview.tagged_count),
         version_count: count(summary.version_count),
         downloads: count(overview.downloads),
+        package_url: urls.page.clone(),
         versions_url: urls.versions_list_page(),
         settings_url: overview.may_manage.then(|| urls.settings_page()),
     };
@@ -509,10 +517,7 @@ async fn version_action(
     action: &str,
 ) -> PageResult {
     let name = package_name(web, uri, owner, name).await?;
-    let back = format!(
-        "{}/versions",
-        uri.path().split("/versions/").next().unwrap_or("")
-    );
+    let back = urls_of(uri, &name).versions_list_page();
     match action {
         "delete" => {
             web.services

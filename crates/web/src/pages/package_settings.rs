@@ -12,7 +12,7 @@ use berth_core::access::{GranteeName, ManageError, PackageSettings, Role, Visibi
 use berth_core::github::urls::short_name;
 
 use super::error::{PageError, PageResult};
-use super::package::{ActionForm, package_name};
+use super::package::{ActionForm, package_name, urls_of};
 use super::see_other_with;
 use crate::Web;
 use crate::session::Viewer;
@@ -58,25 +58,13 @@ pub async fn page(viewer: &Viewer, web: &Web, uri: &Uri, owner: &str, name: &str
         .access
         .package_settings_as(&viewer.principal, &name)
         .await?;
-    let here = uri.path().trim_end_matches('/').to_owned();
-    let package_url = here
-        .strip_suffix("/settings")
-        .map(|prefix| {
-            let (start, _) = prefix
-                .split_once("/packages/container/")
-                .unwrap_or((prefix, ""));
-            format!(
-                "{start}/packages/container/package/{}",
-                short_name(&name).replace('/', "%2F")
-            )
-        })
-        .unwrap_or_default();
+    let urls = urls_of(uri, &name);
     let view = SettingsPage {
         layout: Layout::new(viewer, format!("Settings of {}", short_name(&name))),
         owner: name.owner().to_owned(),
         name: short_name(&name).to_owned(),
-        package_url,
-        here,
+        package_url: urls.page.clone(),
+        here: urls.settings_page(),
         visibility: settings.visibility.as_str(),
         grants: settings
             .grants
@@ -137,11 +125,7 @@ pub async fn action(
     form: ActionForm,
 ) -> PageResult {
     let name = package_name(web, uri, owner, name).await?;
-    let back = uri
-        .path()
-        .rsplit_once('/')
-        .map_or("/", |(settings, _)| settings)
-        .to_owned();
+    let back = urls_of(uri, &name).settings_page();
     let short = short_name(&name).to_owned();
     let typed = |what: &str| -> Result<(), String> {
         if form.confirm_name.trim() == short {
