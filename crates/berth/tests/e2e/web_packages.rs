@@ -461,3 +461,80 @@ async fn web_versions_show_platforms_attestations_and_referrers() {
         json!(["linux/amd64", "attestation"])
     );
 }
+
+#[tokio::test]
+async fn web_settings_link_a_repository_give_actions_access_and_delete_then_restore() {
+    let server = Server::start();
+    let world = World::new(&server);
+    world.repo("app-src", "private").await;
+    push_image(&server, &format!("{ORG}/app"), "v1", b"app").await;
+    let prefix = format!("/orgs/{ORG}/packages/container/app");
+    let mut admin = WebClient::signed_in(&server, ADMIN).await;
+    admin.get(&format!("{prefix}/settings")).await;
+
+    let linked = admin
+        .post(
+            &format!("{prefix}/settings/link"),
+            &[("repository", "app-src")],
+        )
+        .await;
+    assert_eq!(linked.status, 303, "{}", linked.body);
+    let job = admin
+        .post(
+            &format!("{prefix}/settings/job-access"),
+            &[("repository", "app-src"), ("role", "write")],
+        )
+        .await;
+    assert_eq!(job.status, 303);
+    let settings = admin.get(&format!("{prefix}/settings")).await;
+    assert!(
+        settings.has(&format!("Linked to <a href=\"/{ORG}/app-src\">")),
+        "{}",
+        settings.body
+    );
+    assert!(settings.has("app-src — write"));
+    assert!(
+        settings.has("name=\"inherit\" checked"),
+        "a new link inherits"
+    );
+    let package = world
+        .admin()
+        .ok("GET", &format!("/orgs/{ORG}/packages/container/app"), None)
+        .await;
+    assert_eq!(package["repository"]["name"], "app-src");
+
+    let untyped = admin
+        .post(
+            &format!("{prefix}/settings/delete"),
+            &[("confirm_name", "")],
+        )
+        .await;
+    assert_eq!(untyped.status, 303);
+    assert_eq!(
+        manifest_status(&server, "app", "v1").await,
+        200,
+        "not deleted"
+    );
+    admin.get(&format!("{prefix}/settings")).await;
+    let deleted = admin
+        .post(
+            &format!("{prefix}/settings/delete"),
+            &[("confirm_name", "app")],
+        )
+        .await;
+    assert_eq!(deleted.status, 303);
+    world
+        .admin()
+        .expect(
+            "GET",
+            &format!("/orgs/{ORG}/packages/container/app"),
+            None,
+            404,
+        )
+        .await;
+    let settings = admin.get(&format!("{prefix}/settings")).await;
+    assert!(settings.has("Restore this package"), "{}", settings.body);
+    let restored = admin.post(&format!("{prefix}/settings/restore"), &[]).await;
+    assert_eq!(restored.status, 303);
+    assert_eq!(manifest_status(&server, "app", "v1").await, 200);
+}
