@@ -119,6 +119,7 @@ mod report;
 mod scale_out;
 mod seed;
 mod server;
+mod webpage;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -225,6 +226,17 @@ struct Cli {
     /// and with passes running beside it (`--rounds` each).
     #[arg(long, conflicts_with_all = ["only", "skip_distribution", "observability_cost", "growth", "scale_out"])]
     gc: bool,
+    /// Instead of the phases: how long the web UI takes to render the package page and the
+    /// first page of all versions of a package with `--web-versions` versions (p50/p99 of
+    /// `--web-requests` sequential requests, `--rounds` rounds).
+    #[arg(long, conflicts_with_all = ["only", "skip_distribution", "observability_cost", "growth", "scale_out", "gc"])]
+    web_page: bool,
+    /// Versions of the package `--web-page` renders.
+    #[arg(long, default_value_t = 1000)]
+    web_versions: usize,
+    /// Timed requests per page and round of `--web-page`.
+    #[arg(long, default_value_t = 500)]
+    web_requests: usize,
     /// Blobs in `--gc`'s store, all linked to one repository.
     #[arg(long, default_value_t = 100_000, requires = "gc")]
     gc_blobs: usize,
@@ -407,6 +419,24 @@ fn main() -> anyhow::Result<()> {
             println!("load average before the run: {load}");
         }
         return growth::run(&settings, &berth_bin);
+    }
+    if cli.web_page {
+        let berth_bin = match &cli.berth_bin {
+            Some(path) => path.clone(),
+            None => std::env::current_exe()?.with_file_name("berth"),
+        };
+        ensure!(
+            berth_bin.is_file(),
+            "no berth executable at {} (build it with `cargo build --release -p berth` or pass --berth-bin)",
+            berth_bin.display()
+        );
+        let settings = webpage::Settings {
+            versions: cli.web_versions,
+            requests: cli.web_requests,
+            rounds: cli.rounds,
+            berth_env: cli.berth_env.clone(),
+        };
+        return webpage::run(&settings, &berth_bin);
     }
     if cli.gc {
         let berth_bin = match &cli.berth_bin {

@@ -31,6 +31,66 @@ pub struct Web {
     pub session_lifetime: i64,
 }
 
+/// The user's and organizations' settings pages and their form actions.
+fn settings_routes() -> Router<Web> {
+    use pages::{hooks, org_settings, settings};
+    let org = "/organizations/{org}/settings";
+    let mut router = Router::new()
+        .route(
+            "/settings",
+            get(|| async { pages::see_other("/settings/tokens") }),
+        )
+        .route(
+            "/settings/tokens",
+            get(settings::tokens).post(settings::create_classic),
+        )
+        .route("/settings/tokens/new", get(settings::new_classic))
+        .route("/settings/tokens/{id}/revoke", post(settings::revoke_token))
+        .route(
+            "/settings/personal-access-tokens",
+            post(settings::create_fine_grained),
+        )
+        .route(
+            "/settings/personal-access-tokens/new",
+            get(settings::new_fine_grained),
+        )
+        .route("/settings/sessions", get(settings::sessions))
+        .route(
+            "/settings/sessions/{id}/revoke",
+            post(settings::revoke_session),
+        )
+        .route("/settings/security", get(settings::security))
+        .route(
+            "/settings/security/password",
+            post(settings::change_password),
+        )
+        .route(
+            &format!("{org}/packages"),
+            get(org_settings::packages).post(org_settings::set_packages),
+        )
+        .route(
+            &format!("{org}/security"),
+            get(org_settings::security).post(org_settings::set_security),
+        );
+    // The same hook pages serve the user's and an organization's hooks.
+    for base in ["/settings/hooks".to_owned(), format!("{org}/hooks")] {
+        router = router
+            .route(&base, get(hooks::list).post(hooks::create))
+            .route(&format!("{base}/new"), get(hooks::new))
+            .route(
+                &format!("{base}/{{id}}"),
+                get(hooks::show).post(hooks::update),
+            )
+            .route(&format!("{base}/{{id}}/delete"), post(hooks::delete))
+            .route(&format!("{base}/{{id}}/pings"), post(hooks::ping))
+            .route(
+                &format!("{base}/{{id}}/deliveries/{{delivery}}/redeliver"),
+                post(hooks::redeliver),
+            );
+    }
+    router
+}
+
 /// The web UI's router: the pages, their form actions and the assets; its fallback is the
 /// 404 page, so it is meant to be the server's fallback.
 pub fn router(web: Web) -> Router {
@@ -52,6 +112,7 @@ pub fn router(web: Web) -> Router {
             "/users/{owner}/packages/container/{*rest}",
             get(pages::package::get).post(pages::package::post),
         )
+        .merge(settings_routes())
         .fallback(pages::not_found)
         .with_state(web)
 }

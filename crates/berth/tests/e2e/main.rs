@@ -36,4 +36,5 @@ mod scanner;
 mod tls;
 mod web;
 mod web_packages;
+mod web_settings;
 pub(crate) mod webhooks;

@@ -3,8 +3,11 @@
 
 pub mod account;
 pub mod error;
+pub mod hooks;
+pub mod org_settings;
 pub mod package;
 pub mod package_settings;
+pub mod settings;
 pub mod signin;
 
 use axum::extract::State;

@@ -126,6 +126,13 @@ impl Access {
         Ok((org, member, role))
     }
 
+    /// Organization `org`, if the caller manages it (its owners and site administrators,
+    /// `admin:org`): what an organization's settings pages show. A member who does not manage
+    /// it is refused (`Forbidden`), as the use cases that change those settings refuse them.
+    pub async fn org_managed_as(&self, principal: &Principal, org: &str) -> ManageResult<Account> {
+        self.org_owned_by(principal, org).await
+    }
+
     /// Sets whether `org` requires classic tokens to be SSO-authorized (org owners).
     pub async fn set_requires_sso_as(
         &self,
