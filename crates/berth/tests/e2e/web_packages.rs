@@ -179,6 +179,16 @@ async fn web_a_version_is_deleted_then_restored_through_the_forms() {
     let mut admin = WebClient::signed_in(&server, ADMIN).await;
     let versions = format!("/orgs/{ORG}/packages/container/app/versions");
 
+    // The version's own page, where the API's `html_url` points.
+    let html_url = api_versions(&world, "app").await[0]["html_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = html_url.strip_prefix(&server.base).unwrap();
+    let own = admin.get(path).await;
+    assert_eq!(own.status, 200, "{path}");
+    assert!(own.has(&short(&digest)));
+
     let page = admin.get(&versions).await;
     let delete = format!("{versions}/{id}/delete");
     assert!(page.has(&format!("action=\"{delete}\"")), "{}", page.body);
