@@ -59,7 +59,15 @@ struct Descriptor {
     #[serde(default)]
     urls: Vec<String>,
     platform: Option<Platform>,
+    annotations: Option<BTreeMap<String, String>>,
 }
+
+/// The annotation buildx puts on the attestation manifests it lists in an index.
+pub const REFERENCE_TYPE: &str = "vnd.docker.reference.type";
+
+/// What the platforms of an index call an attestation manifest (buildx lists them with
+/// platform `unknown/unknown`), as GHCR's pages do.
+pub const ATTESTATION_PLATFORM: &str = "attestation";
 
 #[derive(Deserialize)]
 struct Platform {
@@ -230,7 +238,14 @@ pub fn parse(
             for (i, child) in manifests.iter().enumerate() {
                 children.push(descriptor_digest(&format!("manifests[{i}]"), child)?);
                 total_size += child.size.unsigned_abs();
-                if let Some(platform) = &child.platform {
+                let attestation = child
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get(REFERENCE_TYPE))
+                    .is_some_and(|kind| kind == "attestation-manifest");
+                if attestation {
+                    platforms.push(ATTESTATION_PLATFORM.to_owned());
+                } else if let Some(platform) = &child.platform {
                     platforms.push(platform.name());
                 }
             }
@@ -354,6 +369,18 @@ mod tests {
         assert!(m.annotations.unwrap().contains("description"));
         assert_eq!(m.platforms, ["linux/amd64"]);
         assert_eq!(m.total_size, m.content.len() as u64 + 3);
+    }
+
+    #[test]
+    fn attestation_manifests_are_no_platform() {
+        let body = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[{{"mediaType":"{OCI_MANIFEST}","digest":"{}","size":3,"platform":{{"architecture":"arm64","os":"linux","variant":"v8"}}}},{{"mediaType":"{OCI_MANIFEST}","digest":"{}","size":3,"platform":{{"architecture":"unknown","os":"unknown"}},"annotations":{{"vnd.docker.reference.type":"attestation-manifest","vnd.docker.reference.digest":"{}"}}}}]}}"#,
+            d("a"),
+            d("b"),
+            d("a")
+        );
+        let m = parse(Bytes::from(body), Some(OCI_INDEX), Algorithm::Sha256).unwrap();
+        assert_eq!(m.platforms, ["linux/arm64/v8", "attestation"]);
     }
 
     proptest::proptest! {

@@ -18,8 +18,10 @@ use crate::name::RepoName;
 use crate::ports::{Millis, VersionRecord, VersionState, now_millis};
 use crate::registry::{DeletedVersion, RESTORE_WINDOW, Registry, Restored};
 
+mod pages;
 mod policies;
 
+pub use pages::{PackageOverview, RECENT_TAGGED, VersionListing};
 pub use policies::{RetainedDeletion, RetentionPlan, RetentionReport};
 
 /// A package with what the API shows beside its record.
@@ -169,16 +171,19 @@ impl Packages {
         }
     }
 
-    /// Versions of `name` in `state`, newest first: how many, and one page.
+    /// Versions of `name` in `state` (given `tagged`, only the tagged or only the untagged
+    /// ones, filtered in the store), newest first: how many, and one page.
     pub async fn versions_as(
         &self,
         principal: &Principal,
         name: &RepoName,
         state: VersionState,
+        tagged: Option<bool>,
         page: PageRequest,
     ) -> ManageResult<(u64, Vec<VersionRecord>)> {
         signed_in(principal)?;
-        self.versions_readable(principal, name, state, page).await
+        self.versions_readable(principal, name, state, tagged, page)
+            .await
     }
 
     /// [`Packages::versions_as`] for anyone, signed out included (the web UI).
@@ -187,12 +192,13 @@ impl Packages {
         principal: &Principal,
         name: &RepoName,
         state: VersionState,
+        tagged: Option<bool>,
         page: PageRequest,
     ) -> ManageResult<(u64, Vec<VersionRecord>)> {
         self.readable(principal, name, Action::Pull).await?;
         let limit = usize::try_from(page.per_page).unwrap_or(usize::MAX);
         self.registry
-            .versions(name, state, page.offset(), limit)
+            .versions(name, state, tagged, page.offset(), limit)
             .await
             .map_err(registry_error)
     }
@@ -326,7 +332,7 @@ impl Packages {
     async fn view(&self, record: PackageRecord, owner: Account) -> ManageResult<PackageSummary> {
         let (version_count, newest) = self
             .registry
-            .versions(&record.name, VersionState::Active, 0, 1)
+            .versions(&record.name, VersionState::Active, None, 0, 1)
             .await
             .map_err(registry_error)?;
         let newest = newest.into_iter().next();

@@ -476,11 +476,14 @@ pub trait ManifestStore: Send + Sync + 'static {
 #[async_trait]
 pub trait VersionStore: Send + Sync + 'static {
     /// Versions of `repo` in `state` (deleted ones only if deleted after `deleted_after`),
-    /// newest first: the total and `limit` of them after skipping `offset`.
+    /// and given `tagged`, only those with (`true`) or without (`false`) tags — a deleted
+    /// version by the tags it had — newest first: the total and `limit` of them after
+    /// skipping `offset`, filtered and counted in the store so pages stay whole.
     async fn list_versions(
         &self,
         repo: &RepoName,
         state: VersionState,
+        tagged: Option<bool>,
         deleted_after: Millis,
         offset: u64,
         limit: usize,

@@ -90,6 +90,7 @@ impl VersionStore for PgMetadataStore {
         &self,
         repo: &RepoName,
         state: VersionState,
+        tagged: Option<bool>,
         deleted_after: Millis,
         offset: u64,
         limit: usize,
@@ -99,11 +100,18 @@ impl VersionStore for PgMetadataStore {
         let total: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM repositories r JOIN manifests m ON m.repository_id = r.id \
              WHERE r.name = $1 AND (m.deleted_at IS NOT NULL) = $2 \
-                 AND (m.deleted_at IS NULL OR m.deleted_at > $3)",
+                 AND (m.deleted_at IS NULL OR m.deleted_at > $3) \
+                 AND ($4::boolean IS NULL OR (CASE WHEN m.deleted_at IS NULL \
+                     THEN EXISTS (SELECT 1 FROM tags t \
+                         WHERE t.repository_id = m.repository_id AND t.digest = m.digest) \
+                     ELSE EXISTS (SELECT 1 FROM deleted_tags d \
+                         WHERE d.repository_id = m.repository_id AND d.digest = m.digest) \
+                     END) = $4::boolean)",
         )
         .bind(repo.as_str())
         .bind(deleted)
         .bind(deleted_after)
+        .bind(tagged)
         .fetch_one(&self.pool)
         .await
         .map_err(failed(doing()))?;
@@ -113,6 +121,12 @@ impl VersionStore for PgMetadataStore {
              JOIN manifests m ON m.repository_id = v.repository_id AND m.digest = v.digest \
              WHERE r.name = $1 AND (m.deleted_at IS NOT NULL) = $2 \
                  AND (m.deleted_at IS NULL OR m.deleted_at > $5) \
+                 AND ($6::boolean IS NULL OR (CASE WHEN m.deleted_at IS NULL \
+                     THEN EXISTS (SELECT 1 FROM tags t \
+                         WHERE t.repository_id = m.repository_id AND t.digest = m.digest) \
+                     ELSE EXISTS (SELECT 1 FROM deleted_tags d \
+                         WHERE d.repository_id = m.repository_id AND d.digest = m.digest) \
+                     END) = $6::boolean) \
              ORDER BY v.created_at DESC, v.id DESC LIMIT $3 OFFSET $4"
         )))
         .bind(repo.as_str())
@@ -120,6 +134,7 @@ impl VersionStore for PgMetadataStore {
         .bind(sql_limit(limit))
         .bind(i64::try_from(offset).unwrap_or(i64::MAX))
         .bind(deleted_after)
+        .bind(tagged)
         .fetch_all(&self.pool)
         .await
         .map_err(failed(doing()))?;

@@ -322,7 +322,7 @@ async fn a_purge_racing_a_push_again_keeps_the_revived_manifest_whole() {
         // Whichever ran first, the manifest is live with its tag and its version.
         assert!(a.manifest_by_tag(&r, &tag("t")).await.unwrap().is_some());
         let (live, versions) = a
-            .list_versions(&r, VersionState::Active, 0, 0, 10)
+            .list_versions(&r, VersionState::Active, None, 0, 0, 10)
             .await
             .unwrap();
         assert_eq!((live, versions.len()), (1, 1), "round {round}");
@@ -350,7 +350,7 @@ async fn two_nodes_purging_at_once_purge_each_manifest_once() {
     }
     assert_eq!(purged, 30);
     let (deleted, _) = a
-        .list_versions(&r, VersionState::Deleted, 0, 0, 10)
+        .list_versions(&r, VersionState::Deleted, None, 0, 0, 10)
         .await
         .unwrap();
     assert_eq!(deleted, 0);

@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use berth_core::access::store::PackageStore;
-use berth_core::access::store::{Grantee, PackageFilter, PackageRecord};
+use berth_core::access::store::{Grantee, PackageFilter, PackageGrant, PackageRecord, TeamId};
 use berth_core::access::{
     AccountId, LinkedRepo, Owner, Package, PackagePolicy, Readable, Relations, RepoId, Role,
     Target, Visibility,
@@ -292,6 +292,38 @@ impl PackageStore for SqliteMetadataStore {
             .map_err(failed(format!("setting the visibility of package {name}")))?;
         self.writer.durable().await?;
         Ok(done.rows_affected() > 0)
+    }
+
+    /// The users' and teams' roles on package `name`, users first.
+    #[instrument(level = "debug", skip(self), fields(%name))]
+    async fn package_grants(&self, name: &RepoName) -> StoreResult<Vec<PackageGrant>> {
+        let rows: Vec<(bool, i64, String, String)> = sqlx::query_as(
+            "SELECT true, u.user_id, a.login, u.role FROM package_user_roles u \
+             JOIN packages p ON p.id = u.package_id JOIN accounts a ON a.id = u.user_id \
+             WHERE p.name = ?1 \
+             UNION ALL \
+             SELECT false, t.team_id, tm.slug, t.role FROM package_team_roles t \
+             JOIN packages p ON p.id = t.package_id JOIN teams tm ON tm.id = t.team_id \
+             WHERE p.name = ?1 \
+             ORDER BY 1 DESC, 3",
+        )
+        .bind(name.as_str())
+        .fetch_all(&self.reader)
+        .await
+        .map_err(failed(format!("listing the roles on package {name}")))?;
+        rows.into_iter()
+            .map(|(user, id, grantee_name, role)| {
+                Ok(PackageGrant {
+                    grantee: if user {
+                        Grantee::User(AccountId(id))
+                    } else {
+                        Grantee::Team(TeamId(id))
+                    },
+                    name: grantee_name,
+                    role: parse_role(&role)?,
+                })
+            })
+            .collect()
     }
 
     /// Sets or removes a user's or team's role on package `name`; false when there is none.

@@ -104,6 +104,14 @@ pub fn router(web: Web) -> Router {
         .route("/logout", post(pages::signin::sign_out))
         .route("/{login}", get(pages::account::profile))
         .route("/orgs/{org}/packages", get(pages::account::org_packages))
+        .route(
+            "/orgs/{owner}/packages/container/{*rest}",
+            get(pages::package::get).post(pages::package::post),
+        )
+        .route(
+            "/users/{owner}/packages/container/{*rest}",
+            get(pages::package::get).post(pages::package::post),
+        )
         .merge(settings_routes())
         .fallback(pages::not_found)
         .with_state(web)

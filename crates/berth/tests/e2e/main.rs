@@ -36,5 +36,6 @@ mod scanner;
 mod tls;
 mod web;
 mod web_browser;
+mod web_packages;
 mod web_settings;
 pub(crate) mod webhooks;

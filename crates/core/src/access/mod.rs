@@ -26,7 +26,7 @@ pub use forge::{Forge, SourceRef};
 pub use linking::Linking;
 pub use manage::{
     Affiliation, GranteeName, ManageError, ManageResult, MyRepos, NewToken, ORG_READ_SCOPES,
-    REPO_HOOK_SCOPES, RepoVisibility, Team, TokenRequest,
+    PackageSettings, REPO_HOOK_SCOPES, RepoVisibility, Team, TokenRequest,
 };
 pub use model::{
     AccountId, AccountKind, Action, Credential, CredentialId, Grant, LinkedRepo, OrgRole, Owner,

@@ -155,6 +155,17 @@ pub enum Grantee {
     Team(TeamId),
 }
 
+/// A role given on a package, as its settings page lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackageGrant {
+    /// Who holds it.
+    pub grantee: Grantee,
+    /// The user's login or the team's slug.
+    pub name: String,
+    /// The role.
+    pub role: Role,
+}
+
 /// A credential to store (its secret's hash, never the secret).
 #[derive(Debug, Clone)]
 pub struct NewCredential {
@@ -425,6 +436,9 @@ pub trait PackageStore: Send + Sync + 'static {
         name: &RepoName,
         visibility: Visibility,
     ) -> StoreResult<bool>;
+    /// The roles given on package `name` (its own, not inherited): users by login, then
+    /// teams by slug; empty when there is no such package.
+    async fn package_grants(&self, name: &RepoName) -> StoreResult<Vec<PackageGrant>>;
     /// Sets a user's or team's role on a package (`None` removes it).
     async fn set_package_role(
         &self,

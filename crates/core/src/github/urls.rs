@@ -120,6 +120,16 @@ impl PackageUrls {
     pub fn version_page(&self, id: i64) -> String {
         format!("{}/{id}", self.versions_page)
     }
+
+    /// The all-versions page: `<base>/<users|orgs>/<owner>/packages/container/<name>/versions`.
+    pub fn versions_list_page(&self) -> String {
+        format!("{}/versions", self.versions_page)
+    }
+
+    /// The settings page: `<base>/<users|orgs>/<owner>/packages/container/<name>/settings`.
+    pub fn settings_page(&self) -> String {
+        format!("{}/settings", self.versions_page)
+    }
 }
 
 /// `registry.example:5000` from `https://registry.example:5000`.

@@ -6,6 +6,7 @@ use crate::digest::Digest;
 use crate::error::{RegistryError, Result};
 use crate::manifest::OCI_INDEX;
 use crate::name::RepoName;
+use crate::ports::Referrer;
 
 use super::Registry;
 
@@ -48,6 +49,16 @@ impl Registry {
         let limit = limit.unwrap_or(usize::MAX - 1);
         let names = self.meta.list_repositories(last, limit + 1).await?;
         Ok(Page::from_overfetch(names, limit))
+    }
+
+    /// The manifests of `repo` whose subject is `subject` (the records the referrers API
+    /// lists), for a package page.
+    pub async fn referrer_records(
+        &self,
+        repo: &RepoName,
+        subject: &Digest,
+    ) -> Result<Vec<Referrer>> {
+        Ok(self.meta.list_referrers(repo, subject, None).await?)
     }
 
     /// The OCI image index listing manifests of `repo` whose subject is `subject`, optionally

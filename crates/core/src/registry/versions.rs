@@ -99,20 +99,22 @@ impl Registry {
         Ok(())
     }
 
-    /// Versions of `repo` in `state`, newest first: the total, and `limit` after `offset`.
-    /// Deleted ones past the restore window are left out even before the purge removes
-    /// them. Download counts include those not flushed yet.
+    /// Versions of `repo` in `state` (given `tagged`, only the tagged or only the untagged
+    /// ones), newest first: the total, and `limit` after `offset`. Deleted ones past the
+    /// restore window are left out even before the purge removes them. Download counts
+    /// include those not flushed yet.
     pub async fn versions(
         &self,
         repo: &RepoName,
         state: VersionState,
+        tagged: Option<bool>,
         offset: u64,
         limit: usize,
     ) -> Result<(u64, Vec<VersionRecord>)> {
         let restorable_since = now_millis() - RESTORE_WINDOW;
         let (total, mut versions) = self
             .meta
-            .list_versions(repo, state, restorable_since, offset, limit)
+            .list_versions(repo, state, tagged, restorable_since, offset, limit)
             .await?;
         for version in &mut versions {
             version.downloads += self.downloads.pending(repo, &version.digest);

@@ -215,7 +215,7 @@ pub async fn versions(
     let (total, versions) = state
         .services
         .packages
-        .versions_as(&who.principal, &named.name, wanted, page)
+        .versions_as(&who.principal, &named.name, wanted, None, page)
         .await?;
     let base = PackageUrls::new(&who.base, &named.kind, &named.owner, &named.name);
     let items = versions.iter().map(|v| version_json(&base, v)).collect();
@@ -270,7 +270,13 @@ pub async fn downloads(
     let (total, versions) = state
         .services
         .packages
-        .versions_as(&who.principal, &named.name, VersionState::Active, page)
+        .versions_as(
+            &who.principal,
+            &named.name,
+            VersionState::Active,
+            None,
+            page,
+        )
         .await?;
     let items = versions
         .iter()

@@ -229,6 +229,29 @@ pub async fn package_role_is_the_highest_of_the_users_and_their_teams<
         .unwrap();
     assert_eq!(role(bob).await, Some(Role::Write), "own role beats team's");
     assert_eq!(role(carol).await, Some(Role::Write), "team role alone");
+    let grants: Vec<(Grantee, String, Role)> = s
+        .package_grants(&app)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|g| (g.grantee, g.name, g.role))
+        .collect();
+    assert_eq!(
+        grants,
+        [
+            (Grantee::User(bob), "bob".to_owned(), Role::Write),
+            (Grantee::Team(readers), "readers".to_owned(), Role::Read),
+            (Grantee::Team(writers), "writers".to_owned(), Role::Write),
+        ],
+        "a package's own roles are listed, users first, by name"
+    );
+    assert!(s.package_grants(&other).await.unwrap().is_empty());
+    assert!(
+        s.package_grants(&name("acme/missing"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     s.set_package_role(&app, Grantee::Team(readers), Some(Role::Admin))
         .await

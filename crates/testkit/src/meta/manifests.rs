@@ -284,12 +284,12 @@ pub async fn deleted_versions_restore_with_their_tags_and_children<S: MetadataSt
     );
     assert_eq!(s.list_tags(&r, None, 10).await.unwrap(), Some(Vec::new()));
     let (total, deleted) = s
-        .list_versions(&r, VersionState::Deleted, 0, 0, 10)
+        .list_versions(&r, VersionState::Deleted, None, 0, 0, 10)
         .await
         .unwrap();
     assert_eq!(total, 2);
     let (recent, listed) = s
-        .list_versions(&r, VersionState::Deleted, 10, 0, 10)
+        .list_versions(&r, VersionState::Deleted, None, 10, 0, 10)
         .await
         .unwrap();
     assert_eq!(
@@ -302,7 +302,7 @@ pub async fn deleted_versions_restore_with_their_tags_and_children<S: MetadataSt
     assert_eq!(index_version.deleted_at, Some(10));
     assert_eq!(index_version.platforms, ["linux/amd64"]);
     let (active, _) = s
-        .list_versions(&r, VersionState::Active, 0, 0, 10)
+        .list_versions(&r, VersionState::Active, None, 0, 0, 10)
         .await
         .unwrap();
     assert_eq!(active, 0);
@@ -357,7 +357,7 @@ pub async fn deleted_versions_restore_with_their_tags_and_children<S: MetadataSt
         RestoreOutcome::Missing
     );
     let (total, _) = s
-        .list_versions(&r, VersionState::Active, 0, 0, 10)
+        .list_versions(&r, VersionState::Active, None, 0, 0, 10)
         .await
         .unwrap();
     assert_eq!(total, 2);
@@ -551,4 +551,50 @@ pub async fn referrers_filter_by_subject_and_artifact_type<S: MetadataStore + Cl
             .unwrap()
             .is_empty()
     );
+}
+
+/// Versions filter by whether they are tagged (a deleted one by the tags it had) in the
+/// store: the total counts only what the filter admits, so pages stay whole.
+pub async fn versions_filter_by_tags_in_the_store<S: MetadataStore + Clone>(s: S) {
+    let r = repo("acme/filtered");
+    let tagged = manifest("tagged");
+    let untagged = manifest("untagged");
+    let gone_tagged = manifest("gone-tagged");
+    let gone_untagged = manifest("gone-untagged");
+    s.put_manifest(&r, &tagged, Some(&tag("v1"))).await.unwrap();
+    s.put_manifest(&r, &untagged, None).await.unwrap();
+    s.put_manifest(&r, &gone_tagged, Some(&tag("old")))
+        .await
+        .unwrap();
+    s.put_manifest(&r, &gone_untagged, None).await.unwrap();
+    s.delete_manifest(&r, &gone_tagged.digest, 10)
+        .await
+        .unwrap();
+    s.delete_manifest(&r, &gone_untagged.digest, 10)
+        .await
+        .unwrap();
+
+    let digests = |versions: Vec<berth_core::ports::VersionRecord>| {
+        versions.into_iter().map(|v| v.digest).collect::<Vec<_>>()
+    };
+    for (state, filter, expected) in [
+        (VersionState::Active, Some(true), &tagged),
+        (VersionState::Active, Some(false), &untagged),
+        (VersionState::Deleted, Some(true), &gone_tagged),
+        (VersionState::Deleted, Some(false), &gone_untagged),
+    ] {
+        let (total, listed) = s.list_versions(&r, state, filter, 0, 0, 1).await.unwrap();
+        assert_eq!(
+            (total, digests(listed)),
+            (1, vec![expected.digest.clone()]),
+            "{state:?} tagged={filter:?}"
+        );
+        let (_, past_the_end) = s.list_versions(&r, state, filter, 0, 1, 1).await.unwrap();
+        assert!(past_the_end.is_empty(), "{state:?} tagged={filter:?}");
+    }
+    let (all, _) = s
+        .list_versions(&r, VersionState::Active, None, 0, 0, 10)
+        .await
+        .unwrap();
+    assert_eq!(all, 2, "no filter: tagged and untagged");
 }

@@ -5,6 +5,8 @@ pub mod account;
 pub mod error;
 pub mod hooks;
 pub mod org_settings;
+pub mod package;
+pub mod package_settings;
 pub mod settings;
 pub mod signin;
 

@@ -24,7 +24,7 @@ mod tokens;
 
 pub use apps::InstallationToken;
 pub use listings::{Affiliation, MyRepos, ORG_READ_SCOPES, REPO_HOOK_SCOPES, RepoVisibility};
-pub use package_settings::GranteeName;
+pub use package_settings::{GranteeName, PackageSettings};
 pub use teams::Team;
 pub use tokens::{NewToken, TokenRequest};
 

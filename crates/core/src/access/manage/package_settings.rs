@@ -5,8 +5,27 @@ use crate::access::decide::{Decision, decide};
 use crate::access::model::{AccountKind, Action, Principal, Role, Target, Visibility};
 use crate::access::rules::may_choose_package_visibility;
 use crate::access::service::Access;
-use crate::access::store::Grantee;
+use crate::access::store::{Grantee, PackageGrant};
 use crate::name::RepoName;
+use crate::ports::Millis;
+
+/// What a package's settings page shows: its visibility, its own roles, the linked repository
+/// and whether access is inherited from it, the repositories whose job tokens may use it.
+#[derive(Debug, Clone)]
+pub struct PackageSettings {
+    /// Its visibility.
+    pub visibility: Visibility,
+    /// Users' and teams' roles on it, users first.
+    pub grants: Vec<PackageGrant>,
+    /// The linked repository's name (without the owner).
+    pub linked: Option<String>,
+    /// Whether access is inherited from the linked repository.
+    pub inherits: bool,
+    /// Repositories (names without the owner) whose job tokens may use it, with their role.
+    pub job_access: Vec<(String, Role)>,
+    /// When it was deleted (restorable meanwhile).
+    pub deleted_at: Option<Millis>,
+}
 
 /// A package role's grantee as a request names it.
 #[derive(Debug, Clone, Copy)]
@@ -18,6 +37,45 @@ pub enum GranteeName<'a> {
 }
 
 impl Access {
+    /// The settings of package `name` (package admins; a deleted package's too, so its
+    /// admins can restore it). Who may not see it gets `NotFound`, who sees it but is no admin
+    /// `Forbidden`.
+    pub async fn package_settings_as(
+        &self,
+        principal: &Principal,
+        name: &RepoName,
+    ) -> ManageResult<PackageSettings> {
+        actor(principal)?;
+        let target = self.target(name, principal.user()).await?;
+        may_manage(principal, &target, name)?;
+        let package = target
+            .package
+            .as_ref()
+            .ok_or_else(|| package_not_found(name))?;
+        let repo_name = |id| async move {
+            Ok::<_, ManageError>(self.store().repo_by_id(id).await?.map(|repo| repo.name))
+        };
+        let linked = match &package.linked {
+            Some(linked) => repo_name(linked.id).await?,
+            None => None,
+        };
+        let mut job_access = Vec::with_capacity(package.job_access.len());
+        for (repo, role) in &package.job_access {
+            if let Some(repo) = repo_name(*repo).await? {
+                job_access.push((repo, *role));
+            }
+        }
+        job_access.sort();
+        Ok(PackageSettings {
+            visibility: package.visibility,
+            grants: self.store().package_grants(name).await?,
+            linked,
+            inherits: package.inherits,
+            job_access,
+            deleted_at: package.deleted_at,
+        })
+    }
+
     /// Sets a package's visibility (package admins). A public package stays public, as on
     /// GitHub; members who do not own the account choose among its allowed visibilities.
     pub async fn set_package_visibility_as(
