@@ -15,7 +15,8 @@ use std::process::Command;
 use crate::common::web::{PASSWORD, set_password};
 use crate::common::world::World;
 use crate::common::{
-    ORG, Server, client_with_token, login, push_versions, require, run, temp_path,
+    ADMIN, ORG, Server, client_with_token, digest, login, push_blob_with, push_image,
+    push_versions, require, run, temp_path,
 };
 use crate::webhooks::{LOOPBACK, Receiver};
 
@@ -109,11 +110,51 @@ async fn publisher(server: &Server, world: &World<'_>, user: &str, packages: &[&
     token
 }
 
+/// Pushes, as `http`, a one-layer image of `repo` under `tag` whose manifest `marker` makes
+/// distinct; its digest.
+async fn push_tag(
+    server: &Server,
+    http: &reqwest::Client,
+    repo: &str,
+    tag: &str,
+    marker: &str,
+) -> String {
+    let config = br#"{"architecture":"amd64","os":"linux"}"#.to_vec();
+    let layer = format!("layer of {repo}").into_bytes();
+    for blob in [&config, &layer] {
+        let response = push_blob_with(http, server, repo, blob.clone()).await;
+        assert_eq!(response.status(), 201, "push a blob of {repo}");
+    }
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": digest(&config), "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": digest(&layer), "size": layer.len()}],
+        "annotations": {"marker": marker},
+    }))
+    .unwrap();
+    let response = http
+        .put(server.url(&format!("/v2/{repo}/manifests/{tag}")))
+        .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+        .body(manifest.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201, "push {repo}:{tag}");
+    digest(&manifest)
+}
+
 #[tokio::test]
-async fn a_user_signs_in_reads_and_searches_the_packages_tab() {
+async fn a_user_finds_a_nested_package_copies_its_pull_command_and_restores_a_deleted_version() {
     let server = Server::start();
     let world = World::new(&server);
-    publisher(&server, &world, "mona", &["team/api", "team/worker", "web"]).await;
+    let token = publisher(&server, &world, "mona", &["team/worker", "web"]).await;
+    // mona's nested package: v1 pushed twice (the first version is untagged now), then v2.
+    let mona = login("mona", &token);
+    let api = format!("{ORG}/team/api");
+    let untagged = push_tag(&server, &mona, &api, "v1", "first").await;
+    push_tag(&server, &mona, &api, "v1", "second").await;
+    push_tag(&server, &mona, &api, "v2", "third").await;
 
     let lines = run_flow(
         &server,
@@ -124,6 +165,12 @@ async fn a_user_signs_in_reads_and_searches_the_packages_tab() {
             "search": "team",
             "found": ["team/api", "team/worker"],
             "hidden": ["web"],
+            "package": {
+                "name": "team/api",
+                "pull": format!("docker pull {}/{api}:v2", server.host),
+                "versions": 3,
+                "untagged": untagged,
+            },
             "missing": format!("/orgs/{ORG}/packages/container/package/no-such-package"),
         }),
     )
@@ -136,9 +183,87 @@ async fn a_user_signs_in_reads_and_searches_the_packages_tab() {
             "look user-packages",
             "look org-packages",
             "search team 2",
+            "look package",
+            "pull-copied",
+            "look package-versions",
+            "look package-versions-untagged",
+            "version-deleted",
+            "look package-versions-deleted",
+            "version-restored",
             "look not-found",
             "sign-out",
         ],
+    );
+    // The registry agrees: the untagged version was deleted and is back.
+    let manifest = client_with_token(&token)
+        .get(server.url(&format!("/v2/{api}/manifests/{untagged}")))
+        .header("accept", "application/vnd.oci.image.manifest.v1+json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        manifest.status(),
+        200,
+        "the restored version is served again"
+    );
+}
+
+#[tokio::test]
+async fn an_admin_makes_a_package_public_and_shares_another_with_a_team() {
+    let server = Server::start();
+    let world = World::new(&server);
+    world.user("carol").member("member").await;
+    set_password(&server, "carol");
+    set_password(&server, ADMIN);
+    world.team("readers", json!({})).await;
+    world
+        .admin()
+        .ok(
+            "PUT",
+            &format!("/orgs/{ORG}/teams/readers/memberships/carol"),
+            Some(json!({ "role": "member" })),
+        )
+        .await;
+    push_image(&server, &format!("{ORG}/lighthouse"), "v1", b"lighthouse").await;
+    push_image(&server, &format!("{ORG}/team/vault"), "v1", b"vault").await;
+
+    let lines = run_flow(
+        &server,
+        "share",
+        json!({
+            "admin": ADMIN,
+            "member": "carol",
+            "org": ORG,
+            "team": "readers",
+            "public": "lighthouse",
+            "private": "team/vault",
+        }),
+    )
+    .await;
+    assert_steps(
+        &lines,
+        &[
+            "member-cannot-see",
+            "look package-settings",
+            "made-public",
+            "team-granted",
+            "look org-settings-packages",
+            "member-sees",
+            "look forbidden",
+            "visitor-sees",
+        ],
+    );
+    // The API agrees: public, and carol reads the private one.
+    let public = crate::common::anonymous_client()
+        .get(server.url(&format!("/v2/{ORG}/lighthouse/manifests/v1")))
+        .header("accept", "application/vnd.oci.image.manifest.v1+json")
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(
+        public.status(),
+        404,
+        "the public package is visible to anyone"
     );
 }
 
@@ -154,10 +279,19 @@ async fn pages_read_without_javascript() {
     let lines = run_flow(
         &server,
         "nojs",
-        json!({ "login": "mona", "org": ORG, "public": "lighthouse", "private": "strongbox" }),
+        json!({
+            "login": "mona",
+            "org": ORG,
+            "public": "lighthouse",
+            "private": "strongbox",
+            "read_package": true,
+        }),
     )
     .await;
-    assert_steps(&lines, &["visitor-reads-tab", "user-reads-tab"]);
+    assert_steps(
+        &lines,
+        &["visitor-reads-tab", "user-reads-tab", "user-reads-package"],
+    );
 }
 
 #[tokio::test]
