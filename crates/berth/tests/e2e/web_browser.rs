@@ -154,7 +154,24 @@ async fn a_user_finds_a_nested_package_copies_its_pull_command_and_restores_a_de
     let api = format!("{ORG}/team/api");
     let untagged = push_tag(&server, &mona, &api, "v1", "first").await;
     push_tag(&server, &mona, &api, "v1", "second").await;
-    push_tag(&server, &mona, &api, "v2", "third").await;
+    let newest = push_tag(&server, &mona, &api, "v2", "third").await;
+    let versions: Value = client_with_token(&token)
+        .get(server.url(&format!(
+            "/api/v3/orgs/{ORG}/packages/container/team%2Fapi/versions"
+        )))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let newest_id = versions
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|version| version["name"] == newest.as_str())
+        .expect("the newest version listed")["id"]
+        .clone();
 
     let lines = run_flow(
         &server,
@@ -170,6 +187,10 @@ async fn a_user_finds_a_nested_package_copies_its_pull_command_and_restores_a_de
                 "pull": format!("docker pull {}/{api}:v2", server.host),
                 "versions": 3,
                 "untagged": untagged,
+                "version": {
+                    "path": format!("/orgs/{ORG}/packages/container/team%2Fapi/{newest_id}"),
+                    "digest": newest,
+                },
             },
             "missing": format!("/orgs/{ORG}/packages/container/package/no-such-package"),
         }),
@@ -190,6 +211,7 @@ async fn a_user_finds_a_nested_package_copies_its_pull_command_and_restores_a_de
             "version-deleted",
             "look package-versions-deleted",
             "version-restored",
+            "look package-version",
             "look not-found",
             "sign-out",
         ],

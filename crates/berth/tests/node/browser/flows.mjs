@@ -97,6 +97,14 @@ const FLOWS = {
         'the restored version is live again');
       step('version-restored');
 
+      // One version's own page (the API's html_url of a version).
+      await page.goto(pkg.version.path);
+      const only = page.getByRole('list', { name: 'Versions' }).getByRole('listitem');
+      expect(await only.count() === 1, 'a version page shows that version');
+      expect(await only.locator('h2 code').getAttribute('title') === pkg.version.digest,
+        `the version page shows ${pkg.version.digest}`);
+      await look(page, 'package-version');
+
     }
 
     const missingAnswer = await page.goto(missing);
