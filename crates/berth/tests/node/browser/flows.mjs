@@ -79,6 +79,13 @@ const FLOWS = {
         .filter({ has: page.locator(`h2 code[title="${digest}"]`) });
       await look(page, 'package-versions-untagged');
 
+      // berth.js asks first: dismissed, nothing happens; accepted, the form is sent.
+      let asked = '';
+      page.once('dialog', (dialog) => { asked = dialog.message(); dialog.dismiss(); });
+      await untagged.first().getByRole('button', { name: /Delete/ }).click();
+      await page.waitForTimeout(300);
+      expect(asked.startsWith('Delete version'), `the delete button asks first (${asked})`);
+      expect(await untagged.count() === 1 && page.url().includes('untagged'), 'dismissed, nothing is deleted');
       page.once('dialog', (dialog) => dialog.accept());
       await untagged.first().getByRole('button', { name: /Delete/ }).click();
       await page.getByRole('status').filter({ hasText: 'deleted' }).waitFor();
