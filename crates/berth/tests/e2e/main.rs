@@ -35,6 +35,7 @@ mod s3_faults;
 mod scanner;
 mod tls;
 mod web;
+mod web_matrix;
 mod web_packages;
 mod web_settings;
 pub(crate) mod webhooks;
