@@ -39,6 +39,8 @@ pub struct PackageSummary {
     pub updated_at: Millis,
     /// The description label of the newest version (for a multi-arch image, its index).
     pub description: Option<String>,
+    /// Downloads of its live versions, added up.
+    pub downloads: u64,
 }
 
 /// A page of a listing: `page` counts from 1.
@@ -336,6 +338,11 @@ impl Packages {
             .await
             .map_err(registry_error)?;
         let newest = newest.into_iter().next();
+        let downloads = self
+            .registry
+            .downloads(&record.name)
+            .await
+            .map_err(registry_error)?;
         let repository = match record.linked_repo {
             None => None,
             Some(id) => match self.access.store().repo_by_id(id).await? {
@@ -354,6 +361,7 @@ impl Packages {
                 .map_or(record.created_at, |v| v.updated_at.max(record.created_at)),
             description: newest.and_then(|v| v.labels.get(DESCRIPTION).cloned()),
             version_count,
+            downloads,
             repository,
             owner,
             record,

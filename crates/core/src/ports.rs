@@ -492,6 +492,9 @@ pub trait VersionStore: Send + Sync + 'static {
     /// Version `id` of `repo`, live or deleted.
     async fn version(&self, repo: &RepoName, id: VersionId) -> StoreResult<Option<VersionRecord>>;
 
+    /// The downloads of `repo`'s live versions added up, in one query.
+    async fn downloads(&self, repo: &RepoName) -> StoreResult<u64>;
+
     /// Restores deleted manifest `digest` (and deleted children it references) with the tags
     /// it had that are still free, in one transaction.
     async fn restore_manifest(

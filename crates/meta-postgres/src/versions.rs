@@ -248,6 +248,22 @@ impl VersionStore for PgMetadataStore {
         Ok(RestoreOutcome::Restored { tags, taken })
     }
 
+    /// The live versions' downloads added up.
+    #[instrument(level = "debug", skip(self), fields(%repo))]
+    async fn downloads(&self, repo: &RepoName) -> StoreResult<u64> {
+        let total: i64 = sqlx::query_scalar(
+            "SELECT coalesce(sum(v.downloads), 0)::BIGINT FROM repositories r \
+             JOIN package_versions v ON v.repository_id = r.id \
+             JOIN manifests m ON m.repository_id = v.repository_id AND m.digest = v.digest \
+             WHERE r.name = $1 AND m.deleted_at IS NULL",
+        )
+        .bind(repo.as_str())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(failed(format!("adding up the downloads of {repo}")))?;
+        Ok(u64::try_from(total).unwrap_or_default())
+    }
+
     /// Adds download counts, in one transaction. The rows are updated in (repository,
     /// digest) order, so two nodes flushing their counts at once lock them in the same order
     /// and cannot deadlock.

@@ -226,6 +226,22 @@ impl VersionStore for SqliteMetadataStore {
         Ok(RestoreOutcome::Restored { tags, taken })
     }
 
+    /// The live versions' downloads added up.
+    #[instrument(level = "debug", skip(self), fields(%repo))]
+    async fn downloads(&self, repo: &RepoName) -> StoreResult<u64> {
+        let total: i64 = sqlx::query_scalar(
+            "SELECT coalesce(sum(v.downloads), 0) FROM repositories r \
+             JOIN package_versions v ON v.repository_id = r.id \
+             JOIN manifests m ON m.repository_id = v.repository_id AND m.digest = v.digest \
+             WHERE r.name = ?1 AND m.deleted_at IS NULL",
+        )
+        .bind(repo.as_str())
+        .fetch_one(&self.reader)
+        .await
+        .map_err(failed(format!("adding up the downloads of {repo}")))?;
+        Ok(u64::try_from(total).unwrap_or_default())
+    }
+
     /// Adds download counts.
     #[instrument(level = "debug", skip_all, fields(n = counts.len()))]
     async fn add_downloads(

@@ -36,6 +36,7 @@ mod scanner;
 mod tls;
 mod web;
 mod web_browser;
+mod web_matrix;
 mod web_packages;
 mod web_settings;
 pub(crate) mod webhooks;

@@ -137,9 +137,23 @@ async fn the_packages_tab_lists_what_the_viewer_may_see() {
         "a private package is invisible to visitors"
     );
 
+    for _ in 0..2 {
+        let pulled = crate::common::client()
+            .get(server.url(&format!("/v2/{ORG}/public-app/manifests/v1")))
+            .header("accept", "application/vnd.oci.image.manifest.v1+json")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(pulled.status(), 200);
+    }
     let mut admin = WebClient::signed_in(&server, ADMIN).await;
     let page = admin.get(&format!("/orgs/{ORG}/packages")).await;
     assert!(page.has("public-app") && page.has("secret-app"));
+    assert!(
+        page.has("1 versions · 2 downloads"),
+        "each package's downloads, counted: {}",
+        page.body
+    );
     let filtered = admin
         .get(&format!("/orgs/{ORG}/packages?visibility=private"))
         .await;

@@ -19,9 +19,6 @@ use super::{PackageSummary, Packages, PageRequest, registry_error};
 /// How many tagged versions the overview shows.
 pub const RECENT_TAGGED: usize = 5;
 
-/// Versions read per step when summing downloads.
-const DOWNLOAD_PAGE: usize = 100;
-
 /// A package's page: the package and what its overview shows.
 #[derive(Debug, Clone)]
 pub struct PackageOverview {
@@ -69,8 +66,7 @@ impl Packages {
         Ok(decide(principal, &target, action) == Decision::Allow)
     }
 
-    /// The overview of package `name` if the caller may read it. Downloads are summed over
-    /// the live versions, read in pages of 100.
+    /// The overview of package `name` if the caller may read it.
     pub async fn overview_readable(
         &self,
         principal: &Principal,
@@ -82,24 +78,14 @@ impl Packages {
             .versions(name, VersionState::Active, Some(true), 0, RECENT_TAGGED)
             .await
             .map_err(registry_error)?;
-        let mut downloads = 0u64;
-        let mut labels = None;
-        let mut offset = 0u64;
-        loop {
-            let (total, page) = self
-                .registry
-                .versions(name, VersionState::Active, None, offset, DOWNLOAD_PAGE)
-                .await
-                .map_err(registry_error)?;
-            if labels.is_none() {
-                labels = page.first().map(|v| v.labels.clone());
-            }
-            downloads += page.iter().map(|v| v.downloads).sum::<u64>();
-            offset += page.len() as u64;
-            if page.is_empty() || offset >= total {
-                break;
-            }
-        }
+        // The newest version's labels (for a multi-arch image, its index's).
+        let (_, newest) = self
+            .registry
+            .versions(name, VersionState::Active, None, 0, 1)
+            .await
+            .map_err(registry_error)?;
+        let labels = newest.into_iter().next().map(|v| v.labels);
+        let downloads = summary.downloads;
         let labels = labels.unwrap_or_default();
         Ok(PackageOverview {
             may_manage: self.may_as(principal, name, Action::Manage).await?,

@@ -45,6 +45,13 @@ impl Downloads {
             .unwrap_or(0)
     }
 
+    /// Every pending count of `repo` added up (a deleted version's too: they are few and
+    /// flushed within seconds).
+    fn pending_total(&self, repo: &RepoName) -> u64 {
+        let counts = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        counts.get(repo).map_or(0, |d| d.values().sum())
+    }
+
     fn drain(&self) -> Vec<(RepoName, Digest, u64)> {
         let mut counts = self.0.lock().unwrap_or_else(|e| e.into_inner());
         counts
@@ -120,6 +127,12 @@ impl Registry {
             version.downloads += self.downloads.pending(repo, &version.digest);
         }
         Ok((total, versions))
+    }
+
+    /// The downloads of `repo`'s live versions added up (one query), with those not
+    /// flushed yet.
+    pub async fn downloads(&self, repo: &RepoName) -> Result<u64> {
+        Ok(self.meta.downloads(repo).await? + self.downloads.pending_total(repo))
     }
 
     /// Version `id` of `repo`, live or deleted (deleted ones past the restore window are

@@ -347,6 +347,15 @@ pub async fn deleted_versions_restore_with_their_tags_and_children<S: MetadataSt
         .await
         .unwrap();
     assert_eq!(s.version(&r, child_id).await.unwrap().unwrap().downloads, 5);
+    s.add_downloads(&[(r.clone(), index.digest.clone(), 4)], 9_600)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.downloads(&r).await.unwrap(),
+        9,
+        "the live versions' downloads added up"
+    );
+    assert_eq!(s.downloads(&repo("acme/none")).await.unwrap(), 0);
 
     // Purge: only what was deleted before the cut-off goes, for good.
     s.delete_manifest(&r, &other.digest, 50).await.unwrap();

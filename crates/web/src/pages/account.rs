@@ -48,6 +48,8 @@ pub struct Row {
     pub updated_at: String,
     /// Live versions.
     pub versions: String,
+    /// Downloads of the live versions.
+    pub downloads: String,
 }
 
 #[derive(Template)]
@@ -127,6 +129,7 @@ pub fn row(base: &str, summary: &PackageSummary) -> Row {
         updated_ago: ago(summary.updated_at),
         updated_at: timestamp(summary.updated_at),
         versions: count(summary.version_count),
+        downloads: count(summary.downloads),
     }
 }
 
