@@ -56,6 +56,17 @@ async fn web_settings_a_classic_token_is_shown_once_and_works_until_revoked() {
     let form = web.get("/settings/tokens/new").await;
     assert_eq!(form.status, 200, "{}", form.body);
     assert!(form.has(r#"value="write:packages""#) && form.has(r#"value="admin:org""#));
+    assert!(
+        !form.has(r#"value="site_admin""#),
+        "site_admin is offered to site administrators only"
+    );
+    let mut admin = WebClient::signed_in(&server, crate::common::ADMIN).await;
+    assert!(
+        admin
+            .get("/settings/tokens/new")
+            .await
+            .has(r#"value="site_admin""#)
+    );
 
     // A forged creation (no CSRF token) creates nothing.
     let forged = web

@@ -279,7 +279,14 @@ pub async fn new_classic(viewer: Viewer, uri: Uri) -> Response {
         &viewer,
         (|| {
             signed_in(&viewer, &uri)?;
-            let scopes = Scopes::known().collect();
+            // Only the scopes the viewer may hold (`site_admin` is for site administrators).
+            let scopes = Scopes::known()
+                .filter(|name| {
+                    name.parse::<Scopes>().is_ok_and(|scope| {
+                        berth_core::access::rules::may_hold_scopes(&viewer.principal, &scope)
+                    })
+                })
+                .collect();
             let page = NewClassicPage {
                 layout: Layout::new(&viewer, "New personal access token (classic)"),
                 nav: Nav::user("/settings/tokens"),
