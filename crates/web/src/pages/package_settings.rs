@@ -38,6 +38,8 @@ struct SettingsPage {
     here: String,
     visibility: &'static str,
     grants: Vec<GrantRow>,
+    /// Whether teams may be granted roles (an organization's package).
+    teams: bool,
     linked: Option<String>,
     inherits: bool,
     job_access: Vec<(String, &'static str)>,
@@ -65,6 +67,8 @@ pub async fn page(viewer: &Viewer, web: &Web, uri: &Uri, owner: &str, name: &str
         name: short_name(&name).to_owned(),
         package_url: urls.page.clone(),
         here: urls.settings_page(),
+        // The path was checked against the owner's kind: `/orgs/…` is an organization's.
+        teams: uri.path().starts_with("/orgs/"),
         visibility: settings.visibility.as_str(),
         grants: settings
             .grants
