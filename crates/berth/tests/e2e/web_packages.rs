@@ -190,6 +190,10 @@ async fn web_a_version_is_deleted_then_restored_through_the_forms() {
     assert!(own.has(&short(&digest)));
 
     let page = admin.get(&versions).await;
+    assert!(
+        page.has(&format!("href=\"{path}\"")),
+        "the list links each version to its own page"
+    );
     let delete = format!("{versions}/{id}/delete");
     assert!(page.has(&format!("action=\"{delete}\"")), "{}", page.body);
     let deleted = admin.post(&delete, &[]).await;

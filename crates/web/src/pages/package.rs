@@ -419,6 +419,12 @@ impl VersionsPage {
     fn action(&self, id: &i64, action: &str) -> String {
         format!("{}/{id}/{action}", self.here)
     }
+
+    /// A version's own page (the API's `html_url` of the version).
+    fn version_link(&self, id: &i64) -> String {
+        let versions = self.here.strip_suffix("/versions").unwrap_or(&self.here);
+        format!("{versions}/{id}")
+    }
 }
 
 async fn versions_page(
