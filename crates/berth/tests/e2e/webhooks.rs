@@ -1171,6 +1171,21 @@ async fn a_receiver_allowed_at_creation_is_refused_at_delivery_when_its_address_
             r.iter().filter(|r| r.event() == "ping").count() == 2
         })
         .await;
+    // The receiver has them; wait until the server has recorded them delivered too, or the
+    // restart below could come between the two and the pings be sent again after it (refused
+    // then, and ahead of the package event in each hook's queue).
+    {
+        let api = Api::new(&server, &server.admin_token);
+        for id in [by_address, by_name] {
+            api.until(&format!("/orgs/acme/hooks/{id}/deliveries"), |deliveries| {
+                deliveries.as_array().is_some_and(|all| {
+                    all.iter()
+                        .any(|d| d["event"] == "ping" && d["status_code"] == 200)
+                })
+            })
+            .await;
+        }
+    }
 
     server.restart_with(&[]);
     let api = Api::new(&server, &server.admin_token);
