@@ -13,7 +13,7 @@ use crate::access::{
 use crate::error::RegistryError;
 use crate::hooks::{Hooks, PackageAction, PackageEvent};
 use crate::ids::VersionId;
-use crate::labels::DESCRIPTION;
+use crate::labels::{DESCRIPTION, Labels};
 use crate::name::RepoName;
 use crate::ports::{Millis, VersionRecord, VersionState, now_millis};
 use crate::registry::{DeletedVersion, RESTORE_WINDOW, Registry, Restored};
@@ -37,8 +37,8 @@ pub struct PackageSummary {
     pub version_count: u64,
     /// Last change: the newest version's update, else the package's creation.
     pub updated_at: Millis,
-    /// The description label of the newest version (for a multi-arch image, its index).
-    pub description: Option<String>,
+    /// The labels of the newest version (for a multi-arch image, its index's).
+    pub labels: Labels,
     /// Downloads of its live versions, added up.
     pub downloads: u64,
 }
@@ -65,6 +65,13 @@ pub struct Packages {
     access: Access,
     registry: Registry,
     hooks: Hooks,
+}
+
+impl PackageSummary {
+    /// The description label of the newest version.
+    pub fn description(&self) -> Option<&str> {
+        self.labels.get(DESCRIPTION).map(String::as_str)
+    }
 }
 
 impl Packages {
@@ -359,7 +366,7 @@ impl Packages {
             updated_at: newest
                 .as_ref()
                 .map_or(record.created_at, |v| v.updated_at.max(record.created_at)),
-            description: newest.and_then(|v| v.labels.get(DESCRIPTION).cloned()),
+            labels: newest.map(|v| v.labels).unwrap_or_default(),
             version_count,
             downloads,
             repository,

@@ -552,3 +552,36 @@ async fn web_settings_link_a_repository_give_actions_access_and_delete_then_rest
     assert_eq!(restored.status, 303);
     assert_eq!(manifest_status(&server, "app", "v1").await, 200);
 }
+
+#[tokio::test]
+async fn web_package_page_shows_the_description_and_license_labels() {
+    const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+    let server = Server::start();
+    let repo = format!("{ORG}/labelled");
+    let config = br#"{"architecture":"amd64","os":"linux"}"#.to_vec();
+    let config_digest = push_blob(&server, &repo, config.clone()).await;
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": config_digest, "size": config.len()},
+        "layers": [],
+        "annotations": {
+            "org.opencontainers.image.description": "Serves the labelled API",
+            "org.opencontainers.image.licenses": "Apache-2.0",
+        }
+    });
+    let bytes = serde_json::to_vec(&manifest).unwrap();
+    put_manifest(&server, &repo, "v1", OCI_MANIFEST, &bytes).await;
+    let mut admin = WebClient::signed_in(&server, ADMIN).await;
+    let page = admin
+        .get(&format!("/orgs/{ORG}/packages/container/package/labelled"))
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        page.has("Serves the labelled API"),
+        "the description: {}",
+        page.body
+    );
+    assert!(page.has("Apache-2.0"), "the license");
+}

@@ -132,15 +132,18 @@ impl Access {
                     .await?
             }
             Presented::Secret(secret) => {
-                if recognize(secret) == Some(TokenKind::Session) {
-                    return Err(RegistryError::Unauthorized(
-                        "that is a web session's cookie, not a token: create a personal access token".into(),
-                    ));
-                }
-                if recognize(secret).is_none() {
-                    return Err(RegistryError::Unauthorized(
-                        "Berth accepts tokens only, never passwords: create a personal access token (scope read:packages to pull, write:packages to push) and use it as the password".into(),
-                    ));
+                match recognize(secret) {
+                    Some(TokenKind::Session) => {
+                        return Err(RegistryError::Unauthorized(
+                            "that is a web session's cookie, not a token: create a personal access token".into(),
+                        ));
+                    }
+                    None => {
+                        return Err(RegistryError::Unauthorized(
+                            "Berth accepts tokens only, never passwords: create a personal access token (scope read:packages to pull, write:packages to push) and use it as the password".into(),
+                        ));
+                    }
+                    Some(_) => {}
                 }
                 self.cache
                     .resolve_secret(&*self.store, &hash_secret(secret), now)

@@ -157,10 +157,9 @@ impl Access {
             return Ok(None);
         }
         Ok(match self.resolve_hash(&hash_secret(secret)).await? {
-            Resolved::Valid(principal) => match &principal {
-                Principal::Token(credential) => Some((credential.id, principal.clone())),
-                Principal::Anonymous => None,
-            },
+            Resolved::Valid(Principal::Token(credential)) => {
+                Some((credential.id, Principal::Token(credential)))
+            }
             _ => None,
         })
     }

@@ -32,7 +32,7 @@ pub fn package(base: &str, view: &PackageSummary) -> Value {
         "created_at": time(view.record.created_at),
         "updated_at": time(view.updated_at),
         "html_url": urls.page,
-        "description": view.description,
+        "description": view.description(),
     });
     if let Some((repo, owner)) = &view.repository {
         value["repository"] = minimal_repository(base, repo, owner);

@@ -78,19 +78,11 @@ impl Packages {
             .versions(name, VersionState::Active, Some(true), 0, RECENT_TAGGED)
             .await
             .map_err(registry_error)?;
-        // The newest version's labels (for a multi-arch image, its index's).
-        let (_, newest) = self
-            .registry
-            .versions(name, VersionState::Active, None, 0, 1)
-            .await
-            .map_err(registry_error)?;
-        let labels = newest.into_iter().next().map(|v| v.labels);
         let downloads = summary.downloads;
-        let labels = labels.unwrap_or_default();
         Ok(PackageOverview {
             may_manage: self.may_as(principal, name, Action::Manage).await?,
-            licenses: labels.get(LICENSES).cloned(),
-            source_label: labels.get(SOURCE).cloned(),
+            licenses: summary.labels.get(LICENSES).cloned(),
+            source_label: summary.labels.get(SOURCE).cloned(),
             recent_tagged,
             tagged_count,
             downloads,

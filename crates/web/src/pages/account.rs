@@ -125,7 +125,7 @@ pub fn row(base: &str, summary: &PackageSummary) -> Row {
         name: short_name(&summary.record.name).to_owned(),
         url: urls.page,
         visibility: visibility_word(summary.record.visibility),
-        description: summary.description.clone(),
+        description: summary.description().map(str::to_owned),
         updated_ago: ago(summary.updated_at),
         updated_at: timestamp(summary.updated_at),
         versions: count(summary.version_count),

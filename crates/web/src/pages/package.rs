@@ -341,7 +341,7 @@ async fn package_page(
         owner_url: format!("/{}", summary.owner.login),
         name: short_name(&name).to_owned(),
         visibility: summary.record.visibility.as_str(),
-        description: summary.description.clone(),
+        description: summary.description().map(str::to_owned),
         licenses: overview.licenses.clone(),
         repository,
         pull: newest_tag.map(|(tag, digest)| {
