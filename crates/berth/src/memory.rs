@@ -1,15 +1,17 @@
 //! How the allocator treats the buffers a push streams through.
 //!
-//! hyper reads each request body into a fresh ~400 KiB buffer while the previous ones are still
-//! being hashed and written. With glibc's defaults, freed buffers are handed back to the
+//! A push allocates and frees a 256 KiB buffer for every 256 KiB it receives (the registry
+//! copies request bodies into them, `core/src/registry/uploads.rs`; before that, hyper read
+//! each body into a fresh ~400 KiB buffer). With glibc's defaults, freed buffers are handed back to the
 //! kernel (a heap trim or an `munmap`) and the next one is faulted in again, page by page:
 //! ~50,000 page faults and one zeroing pass per GiB pushed, more on virtual machines whose
 //! host reclaims freed guest memory. Keeping freed memory for reuse measured ~8 % less server
 //! CPU per GiB pushed (BENCHMARKS.md). The cost: the process keeps up to [`TRIM_THRESHOLD`]
 //! of freed memory per allocator arena instead of returning it (4 MiB kept per arena was not
 //! enough to stop the faults). So there is one arena, and what it keeps is handed back once
-//! uploads pause ([`hand_back_when_uploads_pause`]): the pulls and reads that follow a burst
-//! of pushes do not carry it (benchmark peak RSS over the whole run 48 → 38 MiB).
+//! uploads pause ([`hand_back_when_uploads_pause`], 100 ms after the last one ends): the pulls
+//! and reads that follow a burst of pushes do not carry it (benchmark peak RSS over the whole
+//! run 48 → 38 MiB).
 
 /// Allocations up to this size come from the reusable heap rather than their own mapping.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -40,34 +42,31 @@ pub fn keep_freed_buffers() {
     }
 }
 
-/// How long no upload may stream before the kept memory is handed back.
-const PAUSE: std::time::Duration = std::time::Duration::from_millis(500);
+/// How long no upload may stream before the kept memory is handed back: longer than the gap
+/// between a client's consecutive `PATCH`es or blobs, shorter than the gap before what
+/// follows a burst of pushes (its pulls and reads).
+const PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Hands the freed memory kept for pushes back to the kernel once uploads pause (none has
-/// streamed for [`PAUSE`] since the last hand-back): what a burst of pushes kept would
-/// otherwise stay resident through the pulls and manifest reads that follow. Runs forever.
+/// streamed for [`PAUSE`]): what a burst of pushes kept would otherwise stay resident through
+/// the pulls and manifest reads that follow. Woken by the end of the last streaming upload,
+/// never by a timer while nothing happens. Runs forever.
 pub async fn hand_back_when_uploads_pause() {
-    use berth_core::registry::upload_activity;
-    let mut handed_back_at = upload_activity().begun;
-    let mut quiet_since: Option<(std::time::Instant, usize)> = None;
-    let mut ticks = tokio::time::interval(PAUSE / 2);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    use berth_core::registry::{upload_activity, upload_paused};
     loop {
-        ticks.tick().await;
-        let now = upload_activity();
-        if now.streaming > 0 || now.begun == handed_back_at {
-            quiet_since = None;
-            continue;
-        }
-        match quiet_since {
-            Some((since, begun)) if begun == now.begun => {
-                if since.elapsed() >= PAUSE {
-                    let _ = tokio::task::spawn_blocking(trim).await;
-                    handed_back_at = now.begun;
-                    quiet_since = None;
-                }
+        upload_paused().await;
+        loop {
+            let begun = upload_activity().begun;
+            tokio::time::sleep(PAUSE).await;
+            let now = upload_activity();
+            if now.streaming > 0 {
+                // Busy again: its end wakes the outer loop.
+                break;
             }
-            _ => quiet_since = Some((std::time::Instant::now(), now.begun)),
+            if now.begun == begun {
+                let _ = tokio::task::spawn_blocking(trim).await;
+                break;
+            }
         }
     }
 }

@@ -159,6 +159,15 @@ async fn accept_failed(err: io::Error) {
     tokio::time::sleep(Duration::from_millis(50)).await;
 }
 
+/// The most an HTTP/1 connection's read buffer grows to (hyper's default is ~400 KiB). Upload
+/// bodies are copied out
+/// of it into the registry's own buffers, so its size no longer sets how much work each
+/// hand-off carries, only how much memory each connection holds — up to about three of
+/// these while it pushes (the buffer it reads into, a frame waiting for the handler, the
+/// frame being copied). Measured with 16 clients pushing: ~400 KiB held 18 MiB of the
+/// heap; 64 KiB, about 3 MiB, at 3–5 % more server CPU per GiB pushed.
+const READ_BUFFER: usize = 64 << 10;
+
 /// One accepted connection.
 struct Connection {
     router: Router,
@@ -215,7 +224,8 @@ impl Connection {
         builder
             .timer(TokioTimer::new())
             .header_read_timeout(backstop + Duration::from_secs(1))
-            .keep_alive(true);
+            .keep_alive(true)
+            .max_buf_size(READ_BUFFER);
         let conn = builder.serve_connection(TokioIo::new(io), service);
         until_stopped(conn, |conn| conn.graceful_shutdown(), stopped).await;
     }

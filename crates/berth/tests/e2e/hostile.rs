@@ -141,6 +141,57 @@ async fn a_stalled_upload_body_frees_its_connection_and_the_upload_resumes() {
     assert_eq!(got.bytes().await.unwrap().len(), blob.len());
 }
 
+/// Upload bodies are copied into 256 KiB buffers, each holding room in an 8 MiB budget every
+/// upload shares until its bytes are on disk. Forty uploads that send part of a buffer and
+/// then stall would hold more than the whole budget if a buffer waited to be filled; they are
+/// handed on after 50 ms instead, so another client's push goes through while they hang (and
+/// long before their 30 s body timeout).
+#[tokio::test(flavor = "multi_thread")]
+async fn uploads_that_stall_part_way_do_not_hold_up_other_pushes() {
+    let server = Server::start();
+    let mut stalled = Vec::new();
+    for _ in 0..40 {
+        let location = start_upload(&server, "acme/stalls").await;
+        let path = location.trim_start_matches(&server.base).to_owned();
+        let mut tcp = TcpStream::connect(&server.host).await.unwrap();
+        let head = format!(
+            "PATCH {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
+            server.host,
+            1 << 20
+        );
+        tcp.write_all(crate::common::with_auth(&head).as_bytes())
+            .await
+            .unwrap();
+        tcp.write_all(&[3u8; 200_000]).await.unwrap();
+        stalled.push(tcp);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let blob: Vec<u8> = (0..24u32 << 20).map(|i| (i % 251) as u8).collect();
+    let pushed = tokio::time::timeout(
+        Duration::from_secs(15),
+        crate::common::push_blob(&server, "acme/other", blob.clone()),
+    )
+    .await
+    .expect("a push must not wait for stalled uploads to time out");
+    let got = client()
+        .get(server.url(&format!("/v2/acme/other/blobs/{pushed}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.status(), 200);
+    assert_eq!(got.bytes().await.unwrap(), blob);
+    // The stalled uploads were only paused: still open, nothing answered yet.
+    for tcp in &mut stalled {
+        let mut byte = [0u8; 1];
+        assert!(
+            tokio::time::timeout(Duration::from_millis(10), tcp.read(&mut byte))
+                .await
+                .is_err(),
+            "a stalled upload was answered or closed before its body timeout"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_response_the_client_does_not_read_is_abandoned() {
     let server = Server::start_with(&[("BERTH_SEND_TIMEOUT_SECS", "1")]);

@@ -1,9 +1,9 @@
 //! Blob uploads: sessions, streamed and chunked appends, monolithic pushes, mounts.
 //!
-//! Bytes stream through `ingest`: each request body's frames go, in parallel and without a
-//! copy, to a blocking SHA-256 task and to the blob store's writer (small frames are gathered
-//! into 256 KiB chunks first). Nothing holds a whole
-//! blob in memory. A session's offset and hash state are persisted only after its bytes are
+//! Bytes stream through `ingest`: each request body's frames are copied into buffers of
+//! [`BUFFER`] bytes, which go, in parallel, to a blocking SHA-256 task and to the blob
+//! store's writer. Nothing holds a whole blob in memory, and what every upload holds at once
+//! is bounded ([`IN_FLIGHT`]). A session's offset and hash state are persisted only after its bytes are
 //! durable, and only by the request holding the session's lease, so a resumed upload — after a
 //! restart, or on another node — hashes exactly the bytes the store holds.
 
@@ -11,7 +11,7 @@ use std::fmt::Display;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use sha2::Digest as _;
 use tokio::sync::mpsc;
@@ -26,15 +26,24 @@ use super::allowance::{Allowance, Chunk, Over};
 use super::quota::Need;
 use super::{Registry, now_millis};
 
-/// Small frames are gathered into chunks of this size before the hand-off.
-const CHUNK: usize = 256 << 10;
-/// Frames at least this large are handed to the hasher and the writer as they are.
-const DIRECT_FRAME: usize = 32 << 10;
+/// The size of the buffers request bodies are copied into, and so of each hand-off to the
+/// hasher and the writer.
+///
+/// Copied, not passed on as they come: a frame is a slice of the connection's read buffer
+/// (up to ~400 KiB), and holding it keeps that whole buffer alive, so the connection reads
+/// on into a fresh one. Measured with 16 clients pushing, hyper's read buffers held alive
+/// that way were 28 of the heap's 31 MiB, whatever the budget below said. A copied frame is
+/// dropped at once and the connection reuses its buffer.
+const BUFFER: usize = 256 << 10;
 /// Bytes of request bodies that may be between the network and the disk at once, across
-/// every upload: received, not yet both hashed and written. A chunk waits for room, which
-/// pushes back on its sender through TCP, so memory stays flat however many clients push at
-/// once (each upload's queues hold a few chunks; 16 uploads' queues unbounded held ~64 MiB).
+/// every upload: received, not yet both hashed and written. Copying waits for room, which
+/// pushes back on the sender through TCP, so memory stays flat however many clients push at
+/// once (each upload's queues hold a few buffers; 16 uploads' queues unbounded held ~64 MiB).
 pub(crate) const IN_FLIGHT: usize = 8 << 20;
+/// How long the bytes of a partly filled buffer may wait for more before they are handed on
+/// anyway: a client that sends a little and then slows down or stalls holds no room in
+/// [`IN_FLIGHT`] for longer than this, so a few such clients cannot stall everyone's uploads.
+const BUFFER_MAX_AGE: Duration = Duration::from_millis(50);
 /// How long an upload's lease lasts without renewal.
 const LEASE: Duration = Duration::from_secs(30);
 /// How often a long request renews its lease.
@@ -422,7 +431,7 @@ impl Registry {
             token: String::new(),
         };
         let id = &held.session.id;
-        let (hasher, written) = match self.ingest(&held, body, &allowance).await {
+        let (hasher, written) = match self.ingest(&held, body, &allowance, length).await {
             Ok(done) => done,
             Err(err) => {
                 // Whatever the cut-off writer made durable is the store's to find by id.
@@ -565,7 +574,7 @@ impl Registry {
             });
         }
         let allowance = self.allowance(held, &chunk).await?;
-        let (hasher, written) = self.ingest(held, body, &allowance).await?;
+        let (hasher, written) = self.ingest(held, body, &allowance, chunk.length()).await?;
         let offset = written.len;
         if let Some((start, end)) = range
             && offset != end + 1
@@ -579,13 +588,14 @@ impl Registry {
         Ok((hasher, written))
     }
 
-    /// Streams `body` into the upload at its offset; returns the hash and the new length once
-    /// the bytes are durable.
+    /// Streams `body` (of `announced` bytes, when the request said) into the upload at its
+    /// offset; returns the hash and the new length once the bytes are durable.
     async fn ingest<S, E>(
         &self,
         held: &Held,
         mut body: S,
         allowance: &Allowance,
+        announced: Option<u64>,
     ) -> Result<(UploadHasher, UploadProgress)>
     where
         S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin,
@@ -611,11 +621,28 @@ impl Registry {
             }
             hasher
         });
-        let mut pending = BytesMut::new();
+        let mut filling: Option<Filling> = None;
         let mut last_renewal = Instant::now();
         let mut received = 0u64;
         let streamed: Result<()> = async {
-            while let Some(frame) = body.next().await {
+            loop {
+                // A partly filled buffer waits for more only until it is BUFFER_MAX_AGE old.
+                let next = match &filling {
+                    Some(buffer) => {
+                        match tokio::time::timeout_at(buffer.hand_on_by(), body.next()).await {
+                            Ok(next) => next,
+                            Err(_) => {
+                                if let Some(buffer) = filling.take() {
+                                    self.feed(&to_hasher, writer.as_mut(), buffer.freeze())
+                                        .await?;
+                                }
+                                body.next().await
+                            }
+                        }
+                    }
+                    None => body.next().await,
+                };
+                let Some(frame) = next else { break };
                 let frame = frame.map_err(|e| {
                     RegistryError::BlobUploadInvalid(format!(
                         "request body ended before it was complete ({e}); nothing from it was kept"
@@ -625,18 +652,28 @@ impl Registry {
                 if received > allowance.bytes {
                     return Err(allowance.refuse(received));
                 }
-                // Large frames go on as they are (they are slices of hyper's read buffer: no
-                // copy); small ones are gathered so each hand-off carries enough work.
-                if frame.len() >= DIRECT_FRAME {
-                    if !pending.is_empty() {
-                        self.feed(&to_hasher, writer.as_mut(), pending.split().freeze())
-                            .await?;
-                    }
-                    self.feed(&to_hasher, writer.as_mut(), frame).await?;
-                } else {
-                    pending.extend_from_slice(&frame);
-                    if pending.len() >= CHUNK {
-                        self.feed(&to_hasher, writer.as_mut(), pending.split().freeze())
+                let mut rest = &frame[..];
+                while !rest.is_empty() {
+                    let buffer = match &mut filling {
+                        Some(buffer) => buffer,
+                        None => {
+                            // Sized to what the body still announces, so a small blob takes
+                            // little room; a buffer waits for room holding none.
+                            let buffered = received - rest.len() as u64;
+                            let left = announced.map_or(u64::MAX, |n| n.saturating_sub(buffered));
+                            let capacity = usize::try_from(left)
+                                .unwrap_or(BUFFER)
+                                .clamp(rest.len().min(BUFFER), BUFFER);
+                            filling.insert(Filling::new(capacity, self.room_for(capacity).await?))
+                        }
+                    };
+                    let taken = buffer.room().min(rest.len());
+                    buffer.bytes.extend_from_slice(&rest[..taken]);
+                    rest = &rest[taken..];
+                    if buffer.room() == 0
+                        && let Some(full) = filling.take()
+                    {
+                        self.feed(&to_hasher, writer.as_mut(), full.freeze())
                             .await?;
                     }
                 }
@@ -648,8 +685,8 @@ impl Registry {
                     last_renewal = Instant::now();
                 }
             }
-            if !pending.is_empty() {
-                self.feed(&to_hasher, writer.as_mut(), pending.split().freeze())
+            if let Some(buffer) = filling.take() {
+                self.feed(&to_hasher, writer.as_mut(), buffer.freeze())
                     .await?;
             }
             Ok(())
@@ -667,22 +704,25 @@ impl Registry {
         Ok((hasher, written?))
     }
 
+    /// Room for `bytes` bytes in the budget every upload shares (see [`IN_FLIGHT`]), once
+    /// there is.
+    async fn room_for(&self, bytes: usize) -> Result<tokio::sync::OwnedSemaphorePermit> {
+        let want = u32::try_from(bytes.min(IN_FLIGHT)).unwrap_or(u32::MAX);
+        self.in_flight
+            .clone()
+            .acquire_many_owned(want)
+            .await
+            .map_err(|e| crate::error::StoreError::new("waiting for upload buffer room", e).into())
+    }
+
+    /// Hands `chunk` to the hasher and the writer; its room in the budget comes back when
+    /// both have dropped it.
     async fn feed(
         &self,
         to_hasher: &mpsc::Sender<Bytes>,
         writer: &mut dyn UploadWriter,
         chunk: Bytes,
     ) -> Result<()> {
-        // Room for the chunk in the shared budget, given back when both the hasher and the
-        // writer have dropped it.
-        let want = u32::try_from(chunk.len().min(IN_FLIGHT)).unwrap_or(u32::MAX);
-        let room = self
-            .in_flight
-            .clone()
-            .acquire_many_owned(want)
-            .await
-            .map_err(|e| crate::error::StoreError::new("waiting for upload buffer room", e))?;
-        let chunk = Bytes::from_owner(Budgeted { chunk, _room: room });
         // The hash task only stops when this sender is dropped, so a send cannot fail.
         let _ = to_hasher.send(chunk.clone()).await;
         writer.write(chunk).await?;
@@ -721,21 +761,51 @@ impl Registry {
     }
 }
 
-/// A chunk of an upload with its room in the in-flight budget.
-struct Budgeted {
-    chunk: Bytes,
+/// A buffer of request-body bytes being filled, holding room for its capacity in the
+/// in-flight budget.
+struct Filling {
+    bytes: Vec<u8>,
     _room: tokio::sync::OwnedSemaphorePermit,
+    /// When it was created, as its first bytes arrived.
+    started: Instant,
 }
 
-impl AsRef<[u8]> for Budgeted {
+impl Filling {
+    fn new(capacity: usize, room: tokio::sync::OwnedSemaphorePermit) -> Self {
+        Filling {
+            bytes: Vec::with_capacity(capacity),
+            _room: room,
+            started: Instant::now(),
+        }
+    }
+
+    /// Bytes it can still take.
+    fn room(&self) -> usize {
+        self.bytes.capacity() - self.bytes.len()
+    }
+
+    /// When it is handed on, full or not.
+    fn hand_on_by(&self) -> tokio::time::Instant {
+        tokio::time::Instant::from_std(self.started + BUFFER_MAX_AGE)
+    }
+
+    /// The bytes, holding their room in the budget until the last clone is dropped.
+    fn freeze(self) -> Bytes {
+        Bytes::from_owner(self)
+    }
+}
+
+impl AsRef<[u8]> for Filling {
     fn as_ref(&self) -> &[u8] {
-        &self.chunk
+        &self.bytes
     }
 }
 
 /// Request bodies streaming into uploads now, and how many ever began.
 static STREAMING: AtomicUsize = AtomicUsize::new(0);
 static BEGUN: AtomicUsize = AtomicUsize::new(0);
+/// Told whenever the last streaming body ends.
+static PAUSED: tokio::sync::Notify = tokio::sync::Notify::const_new();
 
 /// What uploads are doing, for whoever hands memory back when they pause (the binary).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -752,6 +822,12 @@ pub fn upload_activity() -> UploadActivity {
         streaming: STREAMING.load(Ordering::Relaxed),
         begun: BEGUN.load(Ordering::Relaxed),
     }
+}
+
+/// Waits until the last request body streaming into an upload ends: at once if one has ended
+/// leaving none since the last call. For one waiter (the binary's memory hand-back).
+pub async fn upload_paused() {
+    PAUSED.notified().await;
 }
 
 /// Counts a request body being streamed into an upload (a chunk, a final PUT, a monolithic
@@ -771,6 +847,8 @@ impl StreamingUpload {
 impl Drop for StreamingUpload {
     fn drop(&mut self) {
         metrics::gauge!("berth_uploads_in_progress").decrement(1.0);
-        STREAMING.fetch_sub(1, Ordering::Relaxed);
+        if STREAMING.fetch_sub(1, Ordering::Relaxed) == 1 {
+            PAUSED.notify_one();
+        }
     }
 }
