@@ -159,13 +159,14 @@ async fn accept_failed(err: io::Error) {
     tokio::time::sleep(Duration::from_millis(50)).await;
 }
 
-/// The most an HTTP/1 connection's read buffer grows to (hyper's default is ~400 KiB). Upload
-/// bodies are copied out
-/// of it into the registry's own buffers, so its size no longer sets how much work each
-/// hand-off carries, only how much memory each connection holds — up to about three of
-/// these while it pushes (the buffer it reads into, a frame waiting for the handler, the
-/// frame being copied). Measured with 16 clients pushing: ~400 KiB held 18 MiB of the
-/// heap; 64 KiB, about 3 MiB, at 3–5 % more server CPU per GiB pushed.
+/// The most an HTTP/1 connection's read buffer grows to (hyper's default is ~400 KiB). A
+/// frame of a request body is a slice of it and keeps it alive while the connection reads on
+/// into a fresh one, so a pushing connection holds about three of these (the buffer it reads
+/// into, a frame waiting for the handler, the frame being copied). Upload bodies are copied
+/// into the registry's own 256 KiB buffers, so this size does not set how much work each
+/// hand-off carries. Measured with 16 clients pushing: ~400 KiB buffers held 18 MiB of the
+/// heap, 64 KiB about 3 MiB; server CPU per GiB pushed +3 to +11 % in 256 MiB rounds, the
+/// same with 1 GiB blobs (BENCHMARKS.md, "Lean and steady, part 2").
 const READ_BUFFER: usize = 64 << 10;
 
 /// One accepted connection.

@@ -3,8 +3,8 @@
 //! Bytes stream through `ingest`: each request body's frames are copied into buffers of
 //! [`BUFFER`] bytes, which go, in parallel, to a blocking SHA-256 task and to the blob
 //! store's writer. Nothing holds a whole blob in memory, and what every upload holds at once
-//! is bounded ([`IN_FLIGHT`]). A session's offset and hash state are persisted only after its bytes are
-//! durable, and only by the request holding the session's lease, so a resumed upload — after a
+//! is bounded ([`IN_FLIGHT`]). A session's offset and hash state are persisted only after its
+//! bytes are durable, and only by the request holding the session's lease, so a resumed upload — after a
 //! restart, or on another node — hashes exactly the bytes the store holds.
 
 use std::fmt::Display;
@@ -29,11 +29,11 @@ use super::{Registry, now_millis};
 /// The size of the buffers request bodies are copied into, and so of each hand-off to the
 /// hasher and the writer.
 ///
-/// Copied, not passed on as they come: a frame is a slice of the connection's read buffer
-/// (up to ~400 KiB), and holding it keeps that whole buffer alive, so the connection reads
-/// on into a fresh one. Measured with 16 clients pushing, hyper's read buffers held alive
-/// that way were 28 of the heap's 31 MiB, whatever the budget below said. A copied frame is
-/// dropped at once and the connection reuses its buffer.
+/// Frames are at most the connection's read buffer (64 KiB, `http/src/connections.rs`
+/// `READ_BUFFER`, which is what bounds the memory connections hold), too little work for a
+/// hand-off that wakes two threads. Copied into one buffer rather than passed on as a batch
+/// of frames: measured, hashing and writing 64 KiB pieces one by one cost more CPU than the
+/// copy (BENCHMARKS.md, "Lean and steady, part 2").
 const BUFFER: usize = 256 << 10;
 /// Bytes of request bodies that may be between the network and the disk at once, across
 /// every upload: received, not yet both hashed and written. Copying waits for room, which
@@ -658,7 +658,9 @@ impl Registry {
                         Some(buffer) => buffer,
                         None => {
                             // Sized to what the body still announces, so a small blob takes
-                            // little room; a buffer waits for room holding none.
+                            // little room (but never smaller than what is at hand, should the
+                            // body bring more than it announced); a buffer waits for room
+                            // holding none.
                             let buffered = received - rest.len() as u64;
                             let left = announced.map_or(u64::MAX, |n| n.saturating_sub(buffered));
                             let capacity = usize::try_from(left)
