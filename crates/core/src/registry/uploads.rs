@@ -626,20 +626,17 @@ impl Registry {
         let mut received = 0u64;
         let streamed: Result<()> = async {
             loop {
-                // A partly filled buffer waits for more only until it is BUFFER_MAX_AGE old.
-                let next = match &filling {
-                    Some(buffer) => {
-                        match tokio::time::timeout_at(buffer.hand_on_by(), body.next()).await {
-                            Ok(next) => next,
-                            Err(_) => {
-                                if let Some(buffer) = filling.take() {
-                                    self.feed(&to_hasher, writer.as_mut(), buffer.freeze())
-                                        .await?;
-                                }
-                                body.next().await
-                            }
+                // A partly filled buffer waits for more only until it is BUFFER_MAX_AGE old;
+                // then it is handed on, and the read goes on without one.
+                let next = match filling.as_ref().map(Filling::hand_on_by) {
+                    Some(deadline) => match tokio::time::timeout_at(deadline, body.next()).await {
+                        Ok(next) => next,
+                        Err(_) => {
+                            self.feed(&to_hasher, writer.as_mut(), filling.take())
+                                .await?;
+                            continue;
                         }
-                    }
+                    },
                     None => body.next().await,
                 };
                 let Some(frame) = next else { break };
@@ -672,10 +669,8 @@ impl Registry {
                     let taken = buffer.room().min(rest.len());
                     buffer.bytes.extend_from_slice(&rest[..taken]);
                     rest = &rest[taken..];
-                    if buffer.room() == 0
-                        && let Some(full) = filling.take()
-                    {
-                        self.feed(&to_hasher, writer.as_mut(), full.freeze())
+                    if buffer.room() == 0 {
+                        self.feed(&to_hasher, writer.as_mut(), filling.take())
                             .await?;
                     }
                 }
@@ -687,10 +682,8 @@ impl Registry {
                     last_renewal = Instant::now();
                 }
             }
-            if let Some(buffer) = filling.take() {
-                self.feed(&to_hasher, writer.as_mut(), buffer.freeze())
-                    .await?;
-            }
+            self.feed(&to_hasher, writer.as_mut(), filling.take())
+                .await?;
             Ok(())
         }
         .await;
@@ -717,14 +710,18 @@ impl Registry {
             .map_err(|e| crate::error::StoreError::new("waiting for upload buffer room", e).into())
     }
 
-    /// Hands `chunk` to the hasher and the writer; its room in the budget comes back when
-    /// both have dropped it.
+    /// Hands `buffer`'s bytes, if any, to the hasher and the writer; its room in the budget
+    /// comes back when both have dropped them.
     async fn feed(
         &self,
         to_hasher: &mpsc::Sender<Bytes>,
         writer: &mut dyn UploadWriter,
-        chunk: Bytes,
+        buffer: Option<Filling>,
     ) -> Result<()> {
+        let Some(buffer) = buffer else {
+            return Ok(());
+        };
+        let chunk = buffer.freeze();
         // The hash task only stops when this sender is dropped, so a send cannot fail.
         let _ = to_hasher.send(chunk.clone()).await;
         writer.write(chunk).await?;
