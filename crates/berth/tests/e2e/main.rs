@@ -22,6 +22,7 @@ mod lifecycle;
 mod linking;
 mod manage;
 mod matrix;
+mod memory;
 mod observe;
 mod octokit;
 mod ops;
