@@ -47,30 +47,34 @@ pub fn keep_freed_buffers() {
 /// (handing back at every pause cost a lone client pushing 8 MiB chunks ~9 % more server CPU).
 const WORTH_HANDING_BACK: usize = 4 << 20;
 
-/// How often, at most, memory is handed back. Each hand-back costs the next push a page fault
-/// per page it takes again (~1.5 ms of CPU per hand-back measured), so several clients whose
-/// uploads keep pausing together do not pay it more than a few times a second.
+/// How often, at most, the allocator is asked what it keeps (a walk of its free lists), and
+/// memory handed back. Each hand-back costs the next push a page fault per page it takes
+/// again (~1.5 ms of CPU per hand-back measured), so several clients whose uploads keep
+/// pausing together do not pay it more than a few times a second; small pushes, each a pause,
+/// do not pay the walk each time.
 const AT_MOST_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// Hands the freed memory kept for pushes back to the kernel as uploads pause: what a burst of
 /// pushes kept would otherwise stay resident through the pulls and manifest reads that follow
-/// (16 clients' pulls, begun the moment their pushes ended, peaked at 44–48 MiB instead of
-/// 33–36). When the last streaming upload ends and the allocator holds at least
-/// [`WORTH_HANDING_BACK`] freed, at most once per [`AT_MOST_EVERY`]. Woken by that end, never
-/// by a timer while nothing happens. Runs forever.
+/// (16 clients' pulls, begun the moment their pushes ended, peaked at 41–48 MiB instead of
+/// 34–37). When the last streaming upload ends and the allocator holds at least
+/// [`WORTH_HANDING_BACK`] freed, looked at no more than once per [`AT_MOST_EVERY`]. Woken by
+/// that end, never by a timer while nothing happens. Runs forever.
 pub async fn hand_back_when_uploads_pause() {
     use berth_core::registry::{upload_activity, upload_paused};
     use tokio::time::Instant;
-    let mut handed_back: Option<Instant> = None;
+    let mut looked: Option<Instant> = None;
     loop {
         upload_paused().await;
-        if let Some(at) = handed_back {
+        if let Some(at) = looked {
             tokio::time::sleep_until(at + AT_MOST_EVERY).await;
         }
         // Uploads that began meanwhile wake this loop again as they end.
-        if upload_activity().streaming == 0 && freed() >= WORTH_HANDING_BACK {
-            let _ = tokio::task::spawn_blocking(trim).await;
-            handed_back = Some(Instant::now());
+        if upload_activity().streaming == 0 {
+            looked = Some(Instant::now());
+            if freed() >= WORTH_HANDING_BACK {
+                let _ = tokio::task::spawn_blocking(trim).await;
+            }
         }
     }
 }
