@@ -61,7 +61,7 @@ const AT_MOST_EVERY: std::time::Duration = std::time::Duration::from_millis(200)
 /// [`WORTH_HANDING_BACK`] freed, looked at no more than once per [`AT_MOST_EVERY`]. Woken by
 /// that end, never by a timer while nothing happens. Runs forever.
 pub async fn hand_back_when_uploads_pause() {
-    use berth_core::registry::{upload_activity, upload_paused};
+    use berth_core::registry::{upload_paused, uploads_streaming};
     use tokio::time::Instant;
     let mut looked: Option<Instant> = None;
     loop {
@@ -70,7 +70,7 @@ pub async fn hand_back_when_uploads_pause() {
             tokio::time::sleep_until(at + AT_MOST_EVERY).await;
         }
         // Uploads that began meanwhile wake this loop again as they end.
-        if upload_activity().streaming == 0 {
+        if uploads_streaming() == 0 {
             looked = Some(Instant::now());
             if freed() >= WORTH_HANDING_BACK {
                 let _ = tokio::task::spawn_blocking(trim).await;

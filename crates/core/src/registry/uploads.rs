@@ -800,27 +800,15 @@ impl AsRef<[u8]> for Filling {
     }
 }
 
-/// Request bodies streaming into uploads now, and how many ever began.
+/// Request bodies streaming into uploads now.
 static STREAMING: AtomicUsize = AtomicUsize::new(0);
-static BEGUN: AtomicUsize = AtomicUsize::new(0);
 /// Told whenever the last streaming body ends.
 static PAUSED: tokio::sync::Notify = tokio::sync::Notify::const_new();
 
-/// What uploads are doing, for whoever hands memory back when they pause (the binary).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct UploadActivity {
-    /// Request bodies streaming into uploads now.
-    pub streaming: usize,
-    /// Request bodies that ever began streaming (changes whenever one begins).
-    pub begun: usize,
-}
-
-/// The process's upload activity now.
-pub fn upload_activity() -> UploadActivity {
-    UploadActivity {
-        streaming: STREAMING.load(Ordering::Relaxed),
-        begun: BEGUN.load(Ordering::Relaxed),
-    }
+/// How many request bodies are streaming into uploads now, for whoever hands memory back when
+/// they pause (the binary).
+pub fn uploads_streaming() -> usize {
+    STREAMING.load(Ordering::Relaxed)
 }
 
 /// Waits until the last request body streaming into an upload ends: at once if one has ended
@@ -830,14 +818,13 @@ pub async fn upload_paused() {
 }
 
 /// Counts a request body being streamed into an upload (a chunk, a final PUT, a monolithic
-/// push) in the `berth_uploads_in_progress` gauge and [`upload_activity`] while it lives, so
+/// push) in the `berth_uploads_in_progress` gauge and [`uploads_streaming`] while it lives, so
 /// a crash or a dropped connection cannot leave the count off.
 struct StreamingUpload;
 
 impl StreamingUpload {
     fn begin() -> Self {
         metrics::gauge!("berth_uploads_in_progress").increment(1.0);
-        BEGUN.fetch_add(1, Ordering::Relaxed);
         STREAMING.fetch_add(1, Ordering::Relaxed);
         StreamingUpload
     }
