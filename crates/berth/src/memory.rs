@@ -2,16 +2,16 @@
 //!
 //! A push allocates and frees a 256 KiB buffer for every 256 KiB it receives (the registry
 //! copies request bodies into them, `core/src/registry/uploads.rs`), and hyper a fresh read
-//! buffer of up to 64 KiB whenever frames of the last one are still held. With glibc's defaults, freed buffers are handed back
-//! to the kernel (a heap trim or an `munmap`) and the next one is faulted in again, page by page:
-//! ~50,000 page faults and one zeroing pass per GiB pushed, more on virtual machines whose
-//! host reclaims freed guest memory. Keeping freed memory for reuse measured ~8 % less server
-//! CPU per GiB pushed (BENCHMARKS.md). The cost: the process keeps up to [`TRIM_THRESHOLD`]
-//! of freed memory per allocator arena instead of returning it (4 MiB kept per arena was not
-//! enough to stop the faults). So there is one arena, and what it keeps is handed back once
-//! uploads pause ([`hand_back_when_uploads_pause`], as the last one ends): the pulls
-//! and reads that follow a burst of pushes do not carry it (benchmark peak RSS over the whole
-//! run 48 → 38 MiB).
+//! buffer of up to 64 KiB whenever frames of the last one are still held. With glibc's
+//! defaults, freed buffers are handed back to the kernel (a heap trim or an `munmap`) and the
+//! next one is faulted in again, page by page: ~50,000 page faults and one zeroing pass per GiB
+//! pushed, more on virtual machines whose host reclaims freed guest memory. Keeping freed
+//! memory for reuse measured ~8 % less server CPU per GiB pushed (BENCHMARKS.md). The cost: the
+//! process keeps up to [`TRIM_THRESHOLD`] of freed memory per allocator arena instead of
+//! returning it (4 MiB kept per arena was not enough to stop the faults). So there is one
+//! arena, and what it keeps is handed back as uploads pause ([`hand_back_when_uploads_pause`]):
+//! the pulls and reads that follow a burst of pushes do not carry it (benchmark peak RSS over
+//! the whole run 48 → 38 MiB; 16 clients' 41–44 → 36–37 MiB).
 
 /// Allocations up to this size come from the reusable heap rather than their own mapping.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
