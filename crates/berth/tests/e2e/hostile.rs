@@ -102,17 +102,8 @@ async fn a_kept_alive_connection_may_idle_for_the_idle_timeout_then_is_closed() 
 async fn a_stalled_upload_body_frees_its_connection_and_the_upload_resumes() {
     let server = Server::start_with(&[("BERTH_BODY_READ_TIMEOUT_SECS", "1")]);
     let location = start_upload(&server, "acme/stall").await;
-    let path = location.trim_start_matches(&server.base).to_owned();
     let blob = vec![5u8; 300_000];
-    let mut tcp = TcpStream::connect(&server.host).await.unwrap();
-    let head = format!(
-        "PATCH {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
-        server.host,
-        blob.len()
-    );
-    tcp.write_all(crate::common::with_auth(&head).as_bytes())
-        .await
-        .unwrap();
+    let mut tcp = crate::common::begin_raw_patch(&server, &location, blob.len()).await;
     tcp.write_all(&blob[..100_000]).await.unwrap();
     assert!(
         closed_within(&mut tcp, Duration::from_secs(5)).await,
@@ -152,16 +143,7 @@ async fn uploads_that_stall_part_way_do_not_hold_up_other_pushes() {
     let mut stalled = Vec::new();
     for _ in 0..40 {
         let location = start_upload(&server, "acme/stalls").await;
-        let path = location.trim_start_matches(&server.base).to_owned();
-        let mut tcp = TcpStream::connect(&server.host).await.unwrap();
-        let head = format!(
-            "PATCH {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
-            server.host,
-            1 << 20
-        );
-        tcp.write_all(crate::common::with_auth(&head).as_bytes())
-            .await
-            .unwrap();
+        let mut tcp = crate::common::begin_raw_patch(&server, &location, 1 << 20).await;
         tcp.write_all(&[3u8; 200_000]).await.unwrap();
         stalled.push(tcp);
     }

@@ -5,9 +5,8 @@
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::TcpStream;
 
-use crate::common::{Server, push_blob, start_upload, with_auth};
+use crate::common::{Server, begin_raw_patch, push_blob, start_upload};
 
 const REPO: &str = "acme/memory";
 
@@ -32,18 +31,8 @@ async fn memory_kept_for_pushes_is_handed_back_when_the_last_upload_ends() {
 
     // An upload that keeps streaming: half its body now, the rest at the end.
     let location = start_upload(&server, REPO).await;
-    let path = location.trim_start_matches(&server.base).to_owned();
     let body = vec![7u8; 200_000];
-    let mut streaming = TcpStream::connect(&server.host).await.unwrap();
-    let head = format!(
-        "PATCH {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
-        server.host,
-        body.len()
-    );
-    streaming
-        .write_all(with_auth(&head).as_bytes())
-        .await
-        .unwrap();
+    let mut streaming = begin_raw_patch(&server, &location, body.len()).await;
     streaming.write_all(&body[..100_000]).await.unwrap();
 
     // Bursts of 16 clients pushing at once, until the memory they leave freed is worth

@@ -4,9 +4,8 @@
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::TcpStream;
 
-use crate::common::{Server, Stores, anonymous_client, fs_only, start_upload, with_auth};
+use crate::common::{Server, Stores, anonymous_client, begin_raw_patch, fs_only, start_upload};
 
 /// `/readyz`'s status and JSON body.
 async fn readyz(server: &Server) -> (u16, serde_json::Value) {
@@ -75,14 +74,8 @@ async fn readyz_names_the_database_while_its_file_is_gone() {
 async fn readyz_turns_503_at_the_signal_while_requests_in_flight_finish() {
     let mut server = Server::start_with(&[("BERTH_SHUTDOWN_DELAY_MS", "3000")]);
     let upload = start_upload(&server, "acme/draining").await;
-    let path = upload.strip_prefix(&server.base).unwrap().to_owned();
     // An upload whose body trickles in: in flight across the signal.
-    let mut tcp = TcpStream::connect(&server.host).await.unwrap();
-    let head = format!(
-        "PATCH {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/octet-stream\r\nContent-Length: 8\r\n\r\n",
-        server.host
-    );
-    tcp.write_all(with_auth(&head).as_bytes()).await.unwrap();
+    let mut tcp = begin_raw_patch(&server, &upload, 8).await;
     tcp.write_all(b"ab").await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     server.terminate();

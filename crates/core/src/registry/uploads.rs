@@ -4,8 +4,8 @@
 //! [`BUFFER`] bytes, which go, in parallel, to a blocking SHA-256 task and to the blob
 //! store's writer. Nothing holds a whole blob in memory, and what every upload holds at once
 //! is bounded ([`IN_FLIGHT`]). A session's offset and hash state are persisted only after its
-//! bytes are durable, and only by the request holding the session's lease, so a resumed upload — after a
-//! restart, or on another node — hashes exactly the bytes the store holds.
+//! bytes are durable, and only by the request holding the session's lease, so a resumed
+//! upload — after a restart, or on another node — hashes exactly the bytes the store holds.
 
 use std::fmt::Display;
 use std::sync::atomic::{AtomicUsize, Ordering};

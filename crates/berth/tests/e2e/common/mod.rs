@@ -811,6 +811,24 @@ pub fn with_auth(head: &str) -> String {
     }
 }
 
+/// Connects to `server` and sends, as the admin, the head of a `PATCH` to upload `location`
+/// announcing a body of `length` bytes; the body is the caller's to send (or to withhold).
+pub async fn begin_raw_patch(
+    server: &Server,
+    location: &str,
+    length: usize,
+) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt as _;
+    let path = location.strip_prefix(&server.base).unwrap_or(location);
+    let head = format!(
+        "PATCH {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/octet-stream\r\nContent-Length: {length}\r\n\r\n",
+        server.host
+    );
+    let mut tcp = tokio::net::TcpStream::connect(&server.host).await.unwrap();
+    tcp.write_all(with_auth(&head).as_bytes()).await.unwrap();
+    tcp
+}
+
 /// Pushes `bytes` as a blob of `repo` with `http` (monolithic POST); the raw response.
 pub async fn push_blob_with(
     http: &reqwest::Client,
