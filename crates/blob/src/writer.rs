@@ -42,8 +42,9 @@ const SYNC_EVERY: u64 = 4 << 20;
 enum Command {
     /// Append these bytes.
     Write(Bytes),
-    /// Make everything durable and report the upload's length.
-    Finish,
+    /// Make everything durable and report the upload's length; with `entry`, a new file's
+    /// directory entry too (not needed when the request commits the bytes itself).
+    Finish { entry: bool },
 }
 
 /// Appends one request's bytes to an upload file. Created by
@@ -126,10 +127,23 @@ impl UploadWriter for FsUploadWriter {
         Err(self.failure("writing").await)
     }
 
-    async fn finish(mut self: Box<Self>) -> StoreResult<UploadProgress> {
+    async fn finish(self: Box<Self>) -> StoreResult<UploadProgress> {
+        self.finish_with(true).await
+    }
+
+    async fn finish_to_commit(self: Box<Self>) -> StoreResult<UploadProgress> {
+        // The commit's rename and its directory sync make the entry durable where it counts.
+        self.finish_with(false).await
+    }
+}
+
+impl FsUploadWriter {
+    /// Tells the writing task to finish (syncing a new file's directory entry with `entry`)
+    /// and waits for the upload's length.
+    async fn finish_with(mut self: Box<Self>, entry: bool) -> StoreResult<UploadProgress> {
         if let Some(commands) = self.commands.take() {
             // If the task already stopped this fails; its result below says why.
-            let _ = commands.send(Command::Finish).await;
+            let _ = commands.send(Command::Finish { entry }).await;
         }
         let context = format!("finishing upload `{}`", self.id);
         match self.task.take() {
@@ -208,12 +222,12 @@ fn write_loop(
                     }
                 }
             }
-            Command::Finish => {
+            Command::Finish { entry } => {
                 if let Some(sync) = background {
                     sync.finish()?;
                 }
                 file.sync_data()?;
-                if let Some(dir) = new_entry_in {
+                if entry && let Some(dir) = new_entry_in {
                     File::open(dir)?.sync_all()?;
                 }
                 return Ok(offset + written);

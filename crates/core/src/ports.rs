@@ -346,9 +346,10 @@ pub trait UploadStore: Send + Sync + 'static {
     /// still hold them).
     async fn uploads_to_check(&self, now: Millis, limit: usize) -> StoreResult<Vec<UploadSession>>;
 
-    /// The open upload sessions of repositories of `owner` (`owner/…`): how many, and the
-    /// bytes they hold.
-    async fn owner_uploads(&self, owner: &str) -> StoreResult<(u64, u64)>;
+    /// The open upload sessions of repositories of `owner` (`owner/…`) and the account's
+    /// storage usage, read together: what a new upload, or a chunk of one, is checked
+    /// against.
+    async fn owner_uploads(&self, owner: &str) -> StoreResult<OwnerUploads>;
 
     /// In one transaction: deletes upload `id` (when given) and links `digest` to `repo`,
     /// unless that takes the account's storage over its quota: then nothing changes (the
@@ -371,6 +372,18 @@ pub struct StorageUsage {
     pub used: u64,
     /// The quota, if any.
     pub limit: Option<u64>,
+}
+
+/// What an account's next upload, or chunk of one, is checked against (see
+/// [`UploadStore::owner_uploads`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OwnerUploads {
+    /// Open upload sessions of the account's repositories.
+    pub open: u64,
+    /// The bytes they hold.
+    pub held: u64,
+    /// The account's storage usage and quota.
+    pub usage: StorageUsage,
 }
 
 /// Outcome of linking a blob into a repository under its account's quota.
@@ -690,6 +703,15 @@ pub trait UploadWriter: Send {
     /// Waits for every write, makes the data durable, and returns the upload's total length
     /// with the store's state for it.
     async fn finish(self: Box<Self>) -> StoreResult<UploadProgress>;
+
+    /// As [`UploadWriter::finish`], for the last bytes of an upload that this same request
+    /// commits under their digest or discards: nothing durable names the upload before that
+    /// commit, so a crash before it loses nothing a client was told was kept. A store may
+    /// skip what only makes the upload itself survive a crash (a new file's directory entry);
+    /// the bytes are durable all the same.
+    async fn finish_to_commit(self: Box<Self>) -> StoreResult<UploadProgress> {
+        self.finish().await
+    }
 }
 
 /// The content-addressed blob store shared by every repository: a blob pushed twice is stored

@@ -69,7 +69,7 @@ impl QuotaStore for PgMetadataStore {
     }
 }
 
-fn usage((used, limit): (Option<i64>, Option<i64>)) -> StoreResult<StorageUsage> {
+pub(crate) fn usage((used, limit): (Option<i64>, Option<i64>)) -> StoreResult<StorageUsage> {
     Ok(StorageUsage {
         used: from_sql(used.unwrap_or(0), "storage usage")?,
         limit: limit.map(|l| from_sql(l, "storage quota")).transpose()?,

@@ -146,10 +146,12 @@ impl Writer {
     }
 
     /// The pool, for writes whose loss with the machine is harmless and which therefore do
-    /// not wait for [`Writer::durable`] — upload leases (void after a restart anyway), upload
-    /// progress (a lost record only rewinds the offset to bytes already durable) and
-    /// credentials' last use: their commits reach the WAL and survive a crash of the
-    /// process.
+    /// not wait for [`Writer::durable`] — new upload sessions (a lost one answers
+    /// `BLOB_UPLOAD_UNKNOWN`, and its client starts again: it holds no bytes yet), upload
+    /// leases (void after a restart anyway), upload progress (a lost record only rewinds the
+    /// offset to bytes already durable) and credentials' last use: their commits reach the
+    /// WAL and survive a crash of the process, and the next durable commit makes them
+    /// durable too.
     pub(crate) fn unsynced(&self) -> &SqlitePool {
         &self.pool
     }
@@ -441,10 +443,15 @@ pub(crate) async fn first_unmet_blob<'d>(
     Ok(Some((blob, stored.map(|s| s.unsigned_abs()))))
 }
 
+/// The id of repository `name`, created if missing, inside the caller's write transaction.
+/// It looks first: a push to an existing repository (nearly every one) costs one statement.
 pub(crate) async fn ensure_repository(
     conn: &mut SqliteConnection,
     name: &str,
 ) -> Result<i64, StoreError> {
+    if let Some(id) = repository_id(&mut *conn, name).await? {
+        return Ok(id);
+    }
     sqlx::query(
         "INSERT INTO repositories (name, created_at) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING",
     )

@@ -11,11 +11,11 @@ use berth_core::error::StoreError;
 use berth_core::name::RepoName;
 use berth_core::ports::StoreResult;
 use berth_core::ports::UploadStore;
-use berth_core::ports::{Lease, Linked, Millis, UploadSession};
+use berth_core::ports::{Lease, Linked, Millis, OwnerUploads, UploadSession};
 use tracing::instrument;
 
 use crate::blobs::finish;
-use crate::quotas::link_counted;
+use crate::quotas::{link_counted, usage};
 use crate::store::{SqliteMetadataStore, failed, from_sql, to_sql};
 
 /// An upload row as read back: offset, hash state, start time, verified digest and size.
@@ -81,9 +81,17 @@ fn sessions(rows: Vec<ListedRow>, doing: &str) -> Result<Vec<UploadSession>, Sto
         .collect()
 }
 
+/// Open sessions and their bytes for `owner` (`owner/` up to, not including, `owner0`), with
+/// the account's usage and quota ([`crate::quotas`]'s lookups).
+const OWNER_UPLOADS: &str = "SELECT COUNT(*), COALESCE(SUM(byte_offset), 0), \
+     (SELECT bytes FROM account_usage WHERE owner = ?1), \
+     (SELECT q.limit_bytes FROM storage_quotas q JOIN accounts a ON a.id = q.account_id \
+      WHERE a.login = ?1) \
+     FROM uploads WHERE repository >= ?1 || '/' AND repository < ?1 || '0'";
+
 #[async_trait]
 impl UploadStore for SqliteMetadataStore {
-    /// Persists a new session, unleased.
+    /// Persists a new session, unleased; not waiting for the disk (see [`crate::store::Writer::unsynced`]).
     #[instrument(level = "debug", skip_all, fields(repo = %session.repo, id = %session.id))]
     async fn create_upload(&self, session: &UploadSession) -> StoreResult<()> {
         let s = session;
@@ -97,10 +105,9 @@ impl UploadStore for SqliteMetadataStore {
         .bind(&s.hash_state)
         .bind(&s.blob_state)
         .bind(s.started_at)
-        .execute(self.writer.pool())
+        .execute(self.writer.unsynced())
         .await
         .map_err(failed(format!("creating upload {} in {}", s.id, s.repo)))?;
-        self.writer.durable().await?;
         Ok(())
     }
 
@@ -292,22 +299,22 @@ impl UploadStore for SqliteMetadataStore {
         lease_held(done.rows_affected(), id)
     }
 
-    /// How many sessions the repositories of `owner` have open, and the bytes they hold.
+    /// How many sessions the repositories of `owner` have open, the bytes they hold, and the
+    /// account's storage usage: one statement.
     #[instrument(level = "debug", skip(self))]
-    async fn owner_uploads(&self, owner: &str) -> StoreResult<(u64, u64)> {
+    async fn owner_uploads(&self, owner: &str) -> StoreResult<OwnerUploads> {
         // `owner/` up to (not including) `owner0`: '0' follows '/' in every collation here.
-        let (count, bytes): (i64, i64) = sqlx::query_as(
-            "SELECT COUNT(*), COALESCE(SUM(byte_offset), 0) FROM uploads \
-             WHERE repository >= ?1 || '/' AND repository < ?1 || '0'",
-        )
-        .bind(owner)
-        .fetch_one(&self.reader)
-        .await
-        .map_err(failed(format!("counting the open uploads of {owner}")))?;
-        Ok((
-            from_sql(count, "upload count")?,
-            from_sql(bytes, "upload bytes")?,
-        ))
+        let (open, held, used, limit): (i64, i64, Option<i64>, Option<i64>) =
+            sqlx::query_as(OWNER_UPLOADS)
+                .bind(owner)
+                .fetch_one(&self.reader)
+                .await
+                .map_err(failed(format!("counting the open uploads of {owner}")))?;
+        Ok(OwnerUploads {
+            open: from_sql(open, "upload count")?,
+            held: from_sql(held, "upload bytes")?,
+            usage: usage((used, limit))?,
+        })
     }
 
     /// Deletes session `id`; false when it did not exist.

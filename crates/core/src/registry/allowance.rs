@@ -34,6 +34,10 @@ pub(super) struct Allowance {
     pub(super) bytes: u64,
     /// Whose limit more would pass.
     pub(super) over: Over,
+    /// Whether the account had a storage quota when the request began. Without one, the
+    /// final link's transaction is the only quota check (a quota set meanwhile refuses the
+    /// link there).
+    pub(super) under_quota: bool,
 }
 
 /// Whose limit a body that brings more than its allowance goes over.
@@ -53,9 +57,13 @@ impl Allowance {
             Allowance {
                 bytes: room.left(),
                 over: Over::Quota(room, request),
+                under_quota: true,
             }
         } else {
-            self
+            Allowance {
+                under_quota: true,
+                ..self
+            }
         }
     }
 

@@ -46,9 +46,15 @@ pub(super) struct Room {
 }
 
 impl Room {
-    /// Counts `bytes` of open uploads as reserved.
-    pub(super) fn reserve(&mut self, bytes: u64) {
-        self.reserved = bytes;
+    /// Where `owner` stands with `usage`, counting `reserved` bytes of open uploads; `None`
+    /// when it has no quota.
+    pub(super) fn of(owner: &str, usage: StorageUsage, reserved: u64) -> Option<Room> {
+        usage.limit.map(|limit| Room {
+            owner: owner.to_owned(),
+            used: usage.used,
+            reserved,
+            limit,
+        })
     }
 
     /// Bytes a push may still add.
@@ -105,12 +111,7 @@ impl Registry {
     /// `None` when it has no quota.
     pub(super) async fn room(&self, owner: &str, reserved: u64) -> Result<Option<Room>> {
         let usage = self.meta.storage_usage(owner).await?;
-        Ok(usage.limit.map(|limit| Room {
-            owner: owner.to_owned(),
-            used: usage.used,
-            reserved,
-            limit,
-        }))
+        Ok(Room::of(owner, usage, reserved))
     }
 
     /// Whether `owner`'s repositories already hold `digest` (it then costs nothing).

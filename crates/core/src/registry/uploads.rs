@@ -23,7 +23,7 @@ use crate::name::RepoName;
 use crate::ports::{Lease, Linked, UploadProgress, UploadSession, UploadWriter};
 
 use super::allowance::{Allowance, Chunk, Over};
-use super::quota::Need;
+use super::quota::{Need, Room};
 use super::{Registry, now_millis};
 
 /// The size of the buffers request bodies are copied into, and so of each hand-off to the
@@ -77,6 +77,14 @@ impl Default for UploadLimits {
     }
 }
 
+/// What [`Registry::ingest_range`] took in: the hash and the upload's new length, and
+/// whether the account had a storage quota when it began.
+struct Ingested {
+    hasher: UploadHasher,
+    written: UploadProgress,
+    under_quota: bool,
+}
+
 /// A held lease on an upload: released on every path that does not record progress.
 struct Held {
     session: UploadSession,
@@ -88,13 +96,14 @@ impl Registry {
     /// or has no room left in its storage quota (counting its open uploads' bytes).
     pub async fn start_upload(&self, repo: &RepoName) -> Result<UploadSession> {
         let owner = repo.owner();
-        let (open, held) = self.meta.owner_uploads(owner).await?;
+        let uploads = self.meta.owner_uploads(owner).await?;
+        let open = uploads.open;
         if open >= self.upload_limits.sessions {
             return Err(RegistryError::TooManyUploads(format!(
                 "`{owner}` has {open} uploads open, the most this registry allows; finish or cancel some (DELETE their upload URL), or wait for abandoned ones to expire"
             )));
         }
-        if let Some(room) = self.room(owner, held).await?
+        if let Some(room) = Room::of(owner, uploads.usage, uploads.held)
             && room.left() == 0
         {
             return Err(room.refuse("upload_start", Need::Unknown));
@@ -173,7 +182,9 @@ impl Registry {
         };
         let outcome = self.ingest_range(&held, id, chunk, body).await;
         match outcome {
-            Ok((hasher, written)) => {
+            Ok(Ingested {
+                hasher, written, ..
+            }) => {
                 self.meta
                     .advance_upload(
                         id,
@@ -222,7 +233,11 @@ impl Registry {
             request: "upload_put",
         };
         let ingested = self.ingest_range(&held, id, chunk, body).await;
-        let (hasher, written) = match ingested {
+        let Ingested {
+            hasher,
+            written,
+            under_quota,
+        } = match ingested {
             Ok(done) => done,
             Err(err) => {
                 // A broken or misplaced final body leaves the session as it was, to be retried.
@@ -232,11 +247,11 @@ impl Registry {
         };
         let size = written.len;
         let checked = match self.verify(id, &written.state, size, &hasher, digest).await {
-            Ok(()) => {
+            Ok(()) if under_quota => {
                 self.check_link(repo.owner(), digest, size, "upload_put")
                     .await
             }
-            Err(err) => Err(err),
+            other => other,
         };
         if let Err(err) = checked {
             self.meta.delete_upload(id).await?;
@@ -359,7 +374,8 @@ impl Registry {
             return Err(RegistryError::UploadLost(session.id.clone()));
         }
         let owner = session.repo.owner();
-        let (_, held_bytes) = self.meta.owner_uploads(owner).await?;
+        let uploads = self.meta.owner_uploads(owner).await?;
+        let held_bytes = uploads.held;
         let bytes = self.upload_limits.bytes.saturating_sub(held_bytes);
         if bytes == 0 {
             return Err(RegistryError::Denied(format!(
@@ -369,14 +385,18 @@ impl Registry {
         let allowance = Allowance {
             bytes,
             over: Over::Uploads(owner.to_owned()),
+            under_quota: false,
         };
-        let Some(room) = self.room(owner, held_bytes).await? else {
+        let Some(room) = Room::of(owner, uploads.usage, held_bytes) else {
             return Ok(allowance);
         };
         if let Some(digest) = chunk.digest
             && self.account_holds(owner, digest).await?
         {
-            return Ok(allowance);
+            return Ok(Allowance {
+                under_quota: true,
+                ..allowance
+            });
         }
         if let Some(length) = chunk.length()
             && length > room.left()
@@ -405,11 +425,12 @@ impl Registry {
         let mut allowance = Allowance {
             bytes: u64::MAX,
             over: Over::Nothing,
+            under_quota: false,
         };
-        if let Some(mut room) = self.room(owner, 0).await?
+        let uploads = self.meta.owner_uploads(owner).await?;
+        if let Some(room) = Room::of(owner, uploads.usage, uploads.held)
             && !self.account_holds(owner, digest).await?
         {
-            room.reserve(self.meta.owner_uploads(owner).await?.1);
             if let Some(length) = length
                 && length > room.left()
             {
@@ -431,7 +452,7 @@ impl Registry {
             token: String::new(),
         };
         let id = &held.session.id;
-        let (hasher, written) = match self.ingest(&held, body, &allowance, length).await {
+        let (hasher, written) = match self.ingest(&held, body, &allowance, length, true).await {
             Ok(done) => done,
             Err(err) => {
                 // Whatever the cut-off writer made durable is the store's to find by id.
@@ -443,11 +464,11 @@ impl Registry {
             .verify(id, &written.state, written.len, &hasher, digest)
             .await
         {
-            Ok(()) => {
+            Ok(()) if allowance.under_quota => {
                 self.check_link(owner, digest, written.len, "blob_push")
                     .await
             }
-            Err(err) => Err(err),
+            other => other,
         };
         if let Err(err) = checked {
             self.blobs.abort_upload(id, &written.state).await?;
@@ -558,7 +579,7 @@ impl Registry {
         id: &str,
         chunk: Chunk<'_>,
         body: S,
-    ) -> Result<(UploadHasher, UploadProgress)>
+    ) -> Result<Ingested>
     where
         S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin,
         E: Display,
@@ -574,7 +595,11 @@ impl Registry {
             });
         }
         let allowance = self.allowance(held, &chunk).await?;
-        let (hasher, written) = self.ingest(held, body, &allowance, chunk.length()).await?;
+        let committing = chunk.digest.is_some();
+        let (hasher, written) = self
+            .ingest(held, body, &allowance, chunk.length(), committing)
+            .await?;
+        let under_quota = allowance.under_quota;
         let offset = written.len;
         if let Some((start, end)) = range
             && offset != end + 1
@@ -585,17 +610,24 @@ impl Registry {
                 offset - start
             )));
         }
-        Ok((hasher, written))
+        Ok(Ingested {
+            hasher,
+            written,
+            under_quota,
+        })
     }
 
     /// Streams `body` (of `announced` bytes, when the request said) into the upload at its
-    /// offset; returns the hash and the new length once the bytes are durable.
+    /// offset; returns the hash and the new length once the bytes are durable. `committing`:
+    /// this request commits the bytes under their digest, or discards them (a final `PUT`, a
+    /// monolithic `POST`), so the upload itself need not survive a crash before that.
     async fn ingest<S, E>(
         &self,
         held: &Held,
         mut body: S,
         allowance: &Allowance,
         announced: Option<u64>,
+        committing: bool,
     ) -> Result<(UploadHasher, UploadProgress)>
     where
         S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin,
@@ -694,7 +726,12 @@ impl Registry {
             return Err(err);
         }
         // The last frames' hashing and the final flush to disk overlap.
-        let (hashed, written) = tokio::join!(hashing, writer.finish());
+        let finished = if committing {
+            writer.finish_to_commit()
+        } else {
+            writer.finish()
+        };
+        let (hashed, written) = tokio::join!(hashing, finished);
         let hasher = hashed.map_err(|e| crate::error::StoreError::new("hashing upload", e))?;
         Ok((hasher, written?))
     }

@@ -71,13 +71,23 @@ pub async fn a_quota_is_set_read_and_cleared<S: MetadataStore + AccessStore + Cl
     s.set_storage_quota(acme, Some(100), 1).await.unwrap();
     assert_eq!(s.storage_usage("acme").await.unwrap(), usage(7, Some(100)));
     assert_eq!(s.storage_usage("other").await.unwrap(), usage(0, None));
+    // What an upload is checked against reads the same usage and quota.
+    let uploads = |owner: &'static str| {
+        let s = s.clone();
+        async move { s.owner_uploads(owner).await.unwrap().usage }
+    };
+    assert_eq!(uploads("acme").await, usage(7, Some(100)));
+    assert_eq!(uploads("other").await, usage(0, None));
     s.set_storage_quota(acme, Some(50), 2).await.unwrap();
     s.set_storage_quota(other, Some(0), 2).await.unwrap();
     assert_eq!(s.storage_usage("acme").await.unwrap(), usage(7, Some(50)));
     assert_eq!(s.storage_usage("other").await.unwrap(), usage(0, Some(0)));
+    assert_eq!(uploads("acme").await, usage(7, Some(50)));
+    assert_eq!(uploads("other").await, usage(0, Some(0)));
     s.set_storage_quota(acme, None, 3).await.unwrap();
     s.set_storage_quota(acme, None, 3).await.unwrap(); // clearing twice is fine
     assert_eq!(s.storage_usage("acme").await.unwrap(), usage(7, None));
+    assert_eq!(uploads("acme").await, usage(7, None));
 }
 
 /// A link (or a completed upload) that would take the account over its quota changes nothing
