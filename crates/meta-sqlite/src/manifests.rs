@@ -78,9 +78,9 @@ impl ManifestStore for SqliteMetadataStore {
         .map_err(failed(doing()))?
         .rows_affected()
             > 0;
-        if inserted {
-            // The same digest is the same bytes, so an existing manifest's references are
-            // already recorded.
+        // The same digest is the same bytes, so an existing manifest's references are already
+        // recorded. An image has no children, an index no blobs: no statement for those.
+        if inserted && !manifest.blobs.is_empty() {
             sqlx::query(
                 "INSERT OR IGNORE INTO manifest_blobs (repository_id, manifest_digest, blob_digest) \
                  SELECT ?1, ?2, value FROM json_each(?3)",
@@ -91,6 +91,8 @@ impl ManifestStore for SqliteMetadataStore {
             .execute(&mut *tx)
             .await
             .map_err(failed(format!("recording the blobs of manifest {digest} in {repo}")))?;
+        }
+        if inserted && !manifest.children.is_empty() {
             sqlx::query(
                 "INSERT OR IGNORE INTO manifest_children (repository_id, parent_digest, child_digest) \
                  SELECT ?1, ?2, value FROM json_each(?3)",
