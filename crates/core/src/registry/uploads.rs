@@ -44,6 +44,10 @@ pub(crate) const IN_FLIGHT: usize = 8 << 20;
 /// anyway: a client that sends a little and then slows down or stalls holds no room in
 /// [`IN_FLIGHT`] for longer than this, so a few such clients cannot stall everyone's uploads.
 const BUFFER_MAX_AGE: Duration = Duration::from_millis(50);
+const _: () = assert!(
+    BUFFER <= IN_FLIGHT,
+    "a buffer must fit the in-flight budget, or waiting for its room never ends"
+);
 /// How long an upload's lease lasts without renewal.
 const LEASE: Duration = Duration::from_secs(30);
 /// How often a long request renews its lease.
@@ -654,22 +658,28 @@ impl Registry {
             hasher
         });
         let mut filling: Option<Filling> = None;
+        // Hands the buffer being filled on once it is BUFFER_MAX_AGE old, full or not: one
+        // timer, set anew for each buffer rather than armed for every frame.
+        let age_out = tokio::time::sleep(BUFFER_MAX_AGE);
+        tokio::pin!(age_out);
         let mut last_renewal = Instant::now();
         let mut received = 0u64;
         let streamed: Result<()> = async {
             loop {
                 // A partly filled buffer waits for more only until it is BUFFER_MAX_AGE old;
                 // then it is handed on, and the read goes on without one.
-                let next = match filling.as_ref().map(Filling::hand_on_by) {
-                    Some(deadline) => match tokio::time::timeout_at(deadline, body.next()).await {
-                        Ok(next) => next,
-                        Err(_) => {
+                let next = if filling.is_some() {
+                    tokio::select! {
+                        biased;
+                        next = body.next() => next,
+                        () = &mut age_out => {
                             self.feed(&to_hasher, writer.as_mut(), filling.take())
                                 .await?;
                             continue;
                         }
-                    },
-                    None => body.next().await,
+                    }
+                } else {
+                    body.next().await
                 };
                 let Some(frame) = next else { break };
                 let frame = frame.map_err(|e| {
@@ -686,16 +696,13 @@ impl Registry {
                     let buffer = match &mut filling {
                         Some(buffer) => buffer,
                         None => {
-                            // Sized to what the body still announces, so a small blob takes
-                            // little room (but never smaller than what is at hand, should the
-                            // body bring more than it announced); a buffer waits for room
-                            // holding none.
+                            // A buffer waits for room holding none.
                             let buffered = received - rest.len() as u64;
-                            let left = announced.map_or(u64::MAX, |n| n.saturating_sub(buffered));
-                            let capacity = usize::try_from(left)
-                                .unwrap_or(BUFFER)
-                                .clamp(rest.len().min(BUFFER), BUFFER);
-                            filling.insert(Filling::new(capacity, self.room_for(capacity).await?))
+                            let left = announced.map(|n| n.saturating_sub(buffered));
+                            let capacity = buffer_capacity(left, rest.len());
+                            let fresh = Filling::new(capacity, self.room_for(capacity).await?);
+                            age_out.as_mut().reset(fresh.hand_on_by);
+                            filling.insert(fresh)
                         }
                     };
                     let taken = buffer.room().min(rest.len());
@@ -739,7 +746,7 @@ impl Registry {
     /// Room for `bytes` bytes in the budget every upload shares (see [`IN_FLIGHT`]), once
     /// there is.
     async fn room_for(&self, bytes: usize) -> Result<tokio::sync::OwnedSemaphorePermit> {
-        let want = u32::try_from(bytes.min(IN_FLIGHT)).unwrap_or(u32::MAX);
+        let want = u32::try_from(bytes).unwrap_or(u32::MAX);
         self.in_flight
             .clone()
             .acquire_many_owned(want)
@@ -797,13 +804,22 @@ impl Registry {
     }
 }
 
+/// The capacity of a new buffer, and so the room it takes in the in-flight budget: what the
+/// body still announces (`left`, when it said), so a small blob takes little room; never less
+/// than the bytes at hand (should the body bring more than it announced), never more than
+/// [`BUFFER`].
+fn buffer_capacity(left: Option<u64>, at_hand: usize) -> usize {
+    left.map_or(BUFFER, |n| usize::try_from(n).unwrap_or(BUFFER))
+        .clamp(at_hand.min(BUFFER), BUFFER)
+}
+
 /// A buffer of request-body bytes being filled, holding room for its capacity in the
 /// in-flight budget.
 struct Filling {
     bytes: Vec<u8>,
     _room: tokio::sync::OwnedSemaphorePermit,
-    /// When it was created, as its first bytes arrived.
-    started: Instant,
+    /// When it is handed on, full or not: [`BUFFER_MAX_AGE`] after its first bytes arrived.
+    hand_on_by: tokio::time::Instant,
 }
 
 impl Filling {
@@ -811,18 +827,13 @@ impl Filling {
         Filling {
             bytes: Vec::with_capacity(capacity),
             _room: room,
-            started: Instant::now(),
+            hand_on_by: tokio::time::Instant::now() + BUFFER_MAX_AGE,
         }
     }
 
     /// Bytes it can still take.
     fn room(&self) -> usize {
         self.bytes.capacity() - self.bytes.len()
-    }
-
-    /// When it is handed on, full or not.
-    fn hand_on_by(&self) -> tokio::time::Instant {
-        tokio::time::Instant::from_std(self.started + BUFFER_MAX_AGE)
     }
 
     /// The bytes, holding their room in the budget until the last clone is dropped.
@@ -873,5 +884,39 @@ impl Drop for StreamingUpload {
         if STREAMING.fetch_sub(1, Ordering::Relaxed) == 1 {
             PAUSED.notify_one();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_small_body_takes_only_its_announced_size_from_the_budget() {
+        assert_eq!(buffer_capacity(Some(1024), 1024), 1024);
+        assert_eq!(
+            buffer_capacity(Some(1024), 100),
+            1024,
+            "the rest of a small body is awaited in the same buffer"
+        );
+        assert_eq!(buffer_capacity(Some(0), 0), 0);
+    }
+
+    #[test]
+    fn a_large_or_unannounced_body_takes_one_whole_buffer() {
+        assert_eq!(buffer_capacity(None, 100), BUFFER);
+        assert_eq!(buffer_capacity(Some(1 << 30), 100), BUFFER);
+        assert_eq!(buffer_capacity(Some(u64::MAX), 100), BUFFER);
+    }
+
+    #[test]
+    fn a_body_bringing_more_than_it_announced_gets_room_for_what_is_at_hand() {
+        assert_eq!(buffer_capacity(Some(10), 4096), 4096);
+        assert_eq!(buffer_capacity(Some(0), 64 << 10), 64 << 10);
+        assert_eq!(
+            buffer_capacity(Some(0), BUFFER * 2),
+            BUFFER,
+            "still never more than one buffer"
+        );
     }
 }
