@@ -274,6 +274,56 @@ async fn the_final_put_is_refused_by_the_verified_size() {
     assert_eq!(acme(&server).await["used_bytes"], 0);
 }
 
+/// An account without a quota when its final `PUT` began skips the check before the link:
+/// a quota set while that body streams is still enforced, by the link's transaction.
+#[tokio::test]
+async fn a_quota_set_while_the_final_put_streams_refuses_the_link() {
+    let server = Server::start();
+    let location = start_upload(&server, "acme/app").await;
+    let blob = bytes(800, 10);
+    let put = location_url(
+        &server,
+        &location,
+        Some(&format!("digest={}", digest(&blob))),
+    );
+    let path = put.strip_prefix(&server.base).unwrap_or(&put);
+    let head = format!(
+        "PUT {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/octet-stream\r\nContent-Length: 800\r\nConnection: close\r\n\r\n",
+        server.host
+    );
+    let mut tcp = tokio::net::TcpStream::connect(&server.host).await.unwrap();
+    tcp.write_all(with_auth(&head).as_bytes()).await.unwrap();
+    tcp.write_all(&blob[..400]).await.unwrap();
+    tcp.flush().await.unwrap();
+    // The request has read its allowance (no quota) and is streaming its body.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    set_quota(&server, "acme", 500).await;
+    tcp.write_all(&blob[400..]).await.unwrap();
+    let mut response = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut response))
+        .await
+        .expect("the server answers")
+        .unwrap();
+    let response = String::from_utf8_lossy(&response);
+    assert!(response.starts_with("HTTP/1.1 403"), "{response}");
+    assert!(
+        response.contains(
+            "account acme is at 0 B of its 500 B storage quota; this upload needs 800 B more"
+        ),
+        "{response}"
+    );
+    // Nothing was linked, and the session is gone.
+    let head = client()
+        .head(server.url(&format!("/v2/acme/app/blobs/{}", digest(&blob))))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 404);
+    let again = client().put(&put).send().await.unwrap();
+    expect_error(again, 404, "BLOB_UPLOAD_UNKNOWN").await;
+    assert_eq!(acme(&server).await["used_bytes"], 0);
+}
+
 #[tokio::test]
 async fn a_mount_of_a_blob_the_account_lacks_is_refused() {
     let server = Server::start();
