@@ -17,7 +17,7 @@ use berth_core::ports::{Lease, Linked, Millis, OwnerUploads, UploadSession};
 use tracing::instrument;
 
 use crate::blobs::finish;
-use crate::quotas::{link_counted, usage};
+use crate::quotas::{link_counted, usage, usage_columns};
 use crate::store::{PgMetadataStore, failed, from_sql, to_sql};
 
 /// An upload row as read back: offset, hash state, start time, verified digest and size.
@@ -84,12 +84,12 @@ fn sessions(rows: Vec<ListedRow>, doing: &str) -> Result<Vec<UploadSession>, Sto
 }
 
 /// Open sessions and their bytes for `owner` (`owner/` up to, not including, `owner0`), with
-/// the account's usage and quota ([`crate::quotas`]'s lookups).
-const OWNER_UPLOADS: &str = "SELECT COUNT(*), COALESCE(SUM(byte_offset), 0)::BIGINT, \
-     (SELECT bytes FROM account_usage WHERE owner = $1), \
-     (SELECT q.limit_bytes FROM storage_quotas q JOIN accounts a ON a.id = q.account_id \
-      WHERE lower(a.login) = lower($1)) \
-     FROM uploads WHERE repository >= ($1 || '/') AND repository < ($1 || '0')";
+/// the account's usage and quota.
+const OWNER_UPLOADS: &str = concat!(
+    "SELECT COUNT(*), COALESCE(SUM(byte_offset), 0)::BIGINT, ",
+    usage_columns!(),
+    " FROM uploads WHERE repository >= ($1 || '/') AND repository < ($1 || '0')"
+);
 
 #[async_trait]
 impl UploadStore for PgMetadataStore {

@@ -12,11 +12,20 @@ use tracing::instrument;
 use crate::blobs::link_in;
 use crate::store::{SqliteMetadataStore, failed, from_sql, to_sql};
 
-/// Usage and quota of `owner` in one statement: two indexed single-row lookups.
-const USAGE: &str = "SELECT \
-     (SELECT bytes FROM account_usage WHERE owner = ?1), \
-     (SELECT q.limit_bytes FROM storage_quotas q JOIN accounts a ON a.id = q.account_id \
-      WHERE a.login = ?1)";
+/// The two columns that read the usage and the quota of account `?1`: two indexed
+/// single-row lookups. A macro, so that [`USAGE`] and the upload checks' statement
+/// (`uploads.rs`) are built from the same text.
+macro_rules! usage_columns {
+    () => {
+        "(SELECT bytes FROM account_usage WHERE owner = ?1), \
+         (SELECT q.limit_bytes FROM storage_quotas q JOIN accounts a ON a.id = q.account_id \
+          WHERE a.login = ?1)"
+    };
+}
+pub(crate) use usage_columns;
+
+/// Usage and quota of `owner` in one statement.
+const USAGE: &str = concat!("SELECT ", usage_columns!());
 
 #[async_trait]
 impl QuotaStore for SqliteMetadataStore {

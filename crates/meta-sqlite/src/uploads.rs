@@ -15,7 +15,7 @@ use berth_core::ports::{Lease, Linked, Millis, OwnerUploads, UploadSession};
 use tracing::instrument;
 
 use crate::blobs::finish;
-use crate::quotas::{link_counted, usage};
+use crate::quotas::{link_counted, usage, usage_columns};
 use crate::store::{SqliteMetadataStore, failed, from_sql, to_sql};
 
 /// An upload row as read back: offset, hash state, start time, verified digest and size.
@@ -82,16 +82,17 @@ fn sessions(rows: Vec<ListedRow>, doing: &str) -> Result<Vec<UploadSession>, Sto
 }
 
 /// Open sessions and their bytes for `owner` (`owner/` up to, not including, `owner0`), with
-/// the account's usage and quota ([`crate::quotas`]'s lookups).
-const OWNER_UPLOADS: &str = "SELECT COUNT(*), COALESCE(SUM(byte_offset), 0), \
-     (SELECT bytes FROM account_usage WHERE owner = ?1), \
-     (SELECT q.limit_bytes FROM storage_quotas q JOIN accounts a ON a.id = q.account_id \
-      WHERE a.login = ?1) \
-     FROM uploads WHERE repository >= ?1 || '/' AND repository < ?1 || '0'";
+/// the account's usage and quota.
+const OWNER_UPLOADS: &str = concat!(
+    "SELECT COUNT(*), COALESCE(SUM(byte_offset), 0), ",
+    usage_columns!(),
+    " FROM uploads WHERE repository >= ?1 || '/' AND repository < ?1 || '0'"
+);
 
 #[async_trait]
 impl UploadStore for SqliteMetadataStore {
-    /// Persists a new session, unleased; not waiting for the disk (see [`crate::store::Writer::unsynced`]).
+    /// Persists a new session, unleased, without waiting for the disk (see
+    /// [`crate::store::Writer::unsynced`]).
     #[instrument(level = "debug", skip_all, fields(repo = %session.repo, id = %session.id))]
     async fn create_upload(&self, session: &UploadSession) -> StoreResult<()> {
         let s = session;

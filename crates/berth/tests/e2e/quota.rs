@@ -55,6 +55,20 @@ async fn head_only(server: &Server, head: &str) -> String {
     String::from_utf8_lossy(&response[..read]).into_owned()
 }
 
+/// After a refused final `PUT` to `put` (an upload of `acme/app`): `blob` is not in the
+/// repository, the session is gone, and `acme` uses nothing.
+async fn assert_nothing_kept(server: &Server, put: &str, blob: &[u8]) {
+    let head = client()
+        .head(server.url(&format!("/v2/acme/app/blobs/{}", digest(blob))))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 404, "the blob is not in the repository");
+    let again = client().put(put).send().await.unwrap();
+    expect_error(again, 404, "BLOB_UPLOAD_UNKNOWN").await;
+    assert_eq!(acme(server).await["used_bytes"], 0);
+}
+
 #[tokio::test]
 async fn pushes_within_the_quota_pass_and_show_in_the_usage() {
     let server = Server::start();
@@ -262,16 +276,7 @@ async fn the_final_put_is_refused_by_the_verified_size() {
         ),
         "{message}"
     );
-    // Nothing was kept: no blob, no session.
-    let head = client()
-        .head(server.url(&format!("/v2/acme/app/blobs/{}", digest(&blob))))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(head.status(), 404);
-    let again = client().put(&put).send().await.unwrap();
-    expect_error(again, 404, "BLOB_UPLOAD_UNKNOWN").await;
-    assert_eq!(acme(&server).await["used_bytes"], 0);
+    assert_nothing_kept(&server, &put, &blob).await;
 }
 
 /// An account without a quota when its final `PUT` began skips the check before the link:
@@ -312,16 +317,7 @@ async fn a_quota_set_while_the_final_put_streams_refuses_the_link() {
         ),
         "{response}"
     );
-    // Nothing was linked, and the session is gone.
-    let head = client()
-        .head(server.url(&format!("/v2/acme/app/blobs/{}", digest(&blob))))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(head.status(), 404);
-    let again = client().put(&put).send().await.unwrap();
-    expect_error(again, 404, "BLOB_UPLOAD_UNKNOWN").await;
-    assert_eq!(acme(&server).await["used_bytes"], 0);
+    assert_nothing_kept(&server, &put, &blob).await;
 }
 
 #[tokio::test]
