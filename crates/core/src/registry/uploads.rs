@@ -659,7 +659,8 @@ impl Registry {
         });
         let mut filling: Option<Filling> = None;
         // Hands the buffer being filled on once it is BUFFER_MAX_AGE old, full or not: one
-        // timer, set anew for each buffer rather than armed for every frame.
+        // timer, set anew for each buffer that has to wait for more (a small body whose
+        // one frame fills its buffer never sets it), rather than armed for every frame.
         let age_out = tokio::time::sleep(BUFFER_MAX_AGE);
         tokio::pin!(age_out);
         let mut last_renewal = Instant::now();
@@ -668,7 +669,10 @@ impl Registry {
             loop {
                 // A partly filled buffer waits for more only until it is BUFFER_MAX_AGE old;
                 // then it is handed on, and the read goes on without one.
-                let next = if filling.is_some() {
+                let next = if let Some(buffer) = &filling {
+                    if age_out.deadline() != buffer.hand_on_by {
+                        age_out.as_mut().reset(buffer.hand_on_by);
+                    }
                     tokio::select! {
                         biased;
                         next = body.next() => next,
@@ -700,9 +704,7 @@ impl Registry {
                             let buffered = received - rest.len() as u64;
                             let left = announced.map(|n| n.saturating_sub(buffered));
                             let capacity = buffer_capacity(left, rest.len());
-                            let fresh = Filling::new(capacity, self.room_for(capacity).await?);
-                            age_out.as_mut().reset(fresh.hand_on_by);
-                            filling.insert(fresh)
+                            filling.insert(Filling::new(capacity, self.room_for(capacity).await?))
                         }
                     };
                     let taken = buffer.room().min(rest.len());
