@@ -1,8 +1,8 @@
 //! How the allocator treats the buffers a push streams through.
 //!
-//! A push allocates and frees a 256 KiB buffer for every 256 KiB it receives (the registry
-//! copies request bodies into them, `core/src/registry/uploads.rs`), and hyper a fresh read
-//! buffer of up to 64 KiB whenever frames of the last one are still held. With glibc's
+//! A push makes hyper allocate a fresh read buffer of up to 64 KiB whenever frames of the last
+//! one are still held (the registry holds a body's frames until they are written,
+//! `core/src/registry/uploads.rs`), and frees each once its frames are written. With glibc's
 //! defaults, freed buffers are handed back to the kernel (a heap trim or an `munmap`) and the
 //! next one is faulted in again, page by page: ~50,000 page faults and one zeroing pass per GiB
 //! pushed, more on virtual machines whose host reclaims freed guest memory. Keeping freed

@@ -40,8 +40,8 @@ const SYNC_EVERY: u64 = 4 << 20;
 
 /// What the request side tells the writing task.
 enum Command {
-    /// Append these bytes.
-    Write(Bytes),
+    /// Append these bytes, in order.
+    Write(Vec<Bytes>),
     /// Make everything durable and report the upload's length; with `entry`, a new file's
     /// directory entry too (not needed when the request commits the bytes itself).
     Finish { entry: bool },
@@ -116,11 +116,15 @@ impl FsUploadWriter {
 #[async_trait]
 impl UploadWriter for FsUploadWriter {
     async fn write(&mut self, chunk: Bytes) -> StoreResult<()> {
-        if chunk.is_empty() {
+        self.write_batch(vec![chunk]).await
+    }
+
+    async fn write_batch(&mut self, chunks: Vec<Bytes>) -> StoreResult<()> {
+        if chunks.iter().all(Bytes::is_empty) {
             return Ok(());
         }
         if let Some(commands) = &self.commands
-            && commands.send(Command::Write(chunk)).await.is_ok()
+            && commands.send(Command::Write(chunks)).await.is_ok()
         {
             return Ok(());
         }
@@ -193,6 +197,26 @@ fn open_for_append(path: &Path, offset: u64) -> Result<File, OpenError> {
     Ok(file)
 }
 
+/// Writes every byte of `chunks`, in order, with as few `writev` calls as the kernel allows;
+/// returns how many.
+fn write_all_vectored(file: &mut File, chunks: &[Bytes]) -> io::Result<u64> {
+    let mut slices: Vec<io::IoSlice<'_>> = chunks.iter().map(|c| io::IoSlice::new(c)).collect();
+    let mut slices = &mut slices[..];
+    let mut total = 0u64;
+    while !slices.is_empty() {
+        match file.write_vectored(slices) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                total += n as u64;
+                io::IoSlice::advance_slices(&mut slices, n);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(total)
+}
+
 /// The writing task: appends every chunk received until told to finish (then syncs and
 /// returns the total length) or until the writer is dropped.
 fn write_loop(
@@ -207,13 +231,13 @@ fn write_loop(
     let mut background: Option<BackgroundSync> = None;
     while let Some(command) = commands.blocking_recv() {
         match command {
-            Command::Write(chunk) => {
+            Command::Write(chunks) => {
                 if abandoned.load(Ordering::Relaxed) {
                     break;
                 }
-                file.write_all(&chunk)?;
-                written += chunk.len() as u64;
-                unsynced += chunk.len() as u64;
+                let len = write_all_vectored(&mut file, &chunks)?;
+                written += len;
+                unsynced += len;
                 if unsynced >= SYNC_EVERY {
                     unsynced = 0;
                     match &background {

@@ -700,6 +700,15 @@ pub trait UploadWriter: Send {
     /// Appends `chunk`.
     async fn write(&mut self, chunk: Bytes) -> StoreResult<()>;
 
+    /// Appends `chunks` in order, as one hand-off where the store can (the default appends
+    /// them one by one).
+    async fn write_batch(&mut self, chunks: Vec<Bytes>) -> StoreResult<()> {
+        for chunk in chunks {
+            self.write(chunk).await?;
+        }
+        Ok(())
+    }
+
     /// Waits for every write, makes the data durable, and returns the upload's total length
     /// with the store's state for it.
     async fn finish(self: Box<Self>) -> StoreResult<UploadProgress>;

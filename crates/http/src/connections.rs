@@ -161,12 +161,12 @@ async fn accept_failed(err: io::Error) {
 
 /// The most an HTTP/1 connection's read buffer grows to (hyper's default is ~400 KiB). A
 /// frame of a request body is a slice of it and keeps it alive while the connection reads on
-/// into a fresh one, so a pushing connection holds about three of these (the buffer it reads
-/// into, a frame waiting for the handler, the frame being copied). Upload bodies are copied
-/// into the registry's own 256 KiB buffers, so this size does not set how much work each
-/// hand-off carries. Measured with 16 clients pushing: ~400 KiB buffers held 18 MiB of the
-/// heap, 64 KiB about 3 MiB; server CPU per GiB pushed +3 to +11 % in 256 MiB rounds, the
-/// same with 1 GiB blobs (BENCHMARKS.md, "Lean and steady, part 2").
+/// into a fresh one; an upload holds its frames until they are written, gathered into
+/// batches of 256 KiB (`core/src/registry/uploads.rs` `BATCH`), so this size does not set how
+/// much work each hand-off carries, but how much memory beyond its own bytes a held frame
+/// keeps. Measured with 16 clients pushing: ~400 KiB buffers held 18 MiB of the heap, 64 KiB
+/// about 3 MiB (BENCHMARKS.md, "Lean and steady, part 2"); 256 KiB ones +7 MiB of peak RSS
+/// ("part 5").
 const READ_BUFFER: usize = 64 << 10;
 
 /// One accepted connection.

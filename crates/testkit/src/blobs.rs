@@ -38,6 +38,7 @@ macro_rules! blob_contract {
                 purging_removes_only_uploads_older_than_the_cutoff,
                 a_fresh_store_probes_ok_and_leaves_nothing,
                 small_and_large_requests_mix_in_one_upload,
+                batches_of_chunks_append_in_order,
                 committing_again_after_an_interruption_completes,
                 deleted_blobs_are_gone_and_can_be_stored_again,
                 listing_pages_through_old_blobs_in_digest_order,
@@ -382,6 +383,39 @@ pub async fn small_and_large_requests_mix_in_one_upload<S: BlobStore>(store: S) 
         let got = collect(store.read(&digest, start as u64, end as u64).await.unwrap()).await;
         assert_eq!(got, &data[start..end], "{start}..{end}");
     }
+}
+
+/// Batches of chunks (`write_batch`: empty chunks among them, single ones, and batches that
+/// cross a multipart store's part size) append in order with single writes, and read back.
+pub async fn batches_of_chunks_append_in_order<S: BlobStore>(store: S) {
+    let data = Bytes::from(pattern(6 * 1024 * 1024 + 300, 11));
+    let mut writer = store.upload_writer("batches", &[], 0).await.unwrap();
+    writer
+        .write_batch(vec![
+            data.slice(..100),
+            Bytes::new(),
+            data.slice(100..65_536),
+        ])
+        .await
+        .unwrap();
+    writer.write(data.slice(65_536..70_000)).await.unwrap();
+    writer.write_batch(Vec::new()).await.unwrap();
+    writer.write_batch(vec![Bytes::new()]).await.unwrap();
+    let big: Vec<Bytes> = (70_000..data.len())
+        .step_by(1 << 20)
+        .map(|start| data.slice(start..(start + (1 << 20)).min(data.len())))
+        .collect();
+    writer.write_batch(big).await.unwrap();
+    let done = writer.finish().await.unwrap();
+    assert_eq!(done.len, data.len() as u64);
+    let read = collect(
+        store
+            .read_upload("batches", &done.state, done.len)
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert!(read == data, "the batches read back in order");
 }
 
 /// A commit interrupted after the blob became readable is completed by committing again

@@ -37,8 +37,8 @@ pub struct Registry {
     blobs: Arc<dyn BlobStore>,
     downloads: Arc<versions::Downloads>,
     upload_limits: UploadLimits,
-    /// Bytes of request bodies on their way to the hasher and the blob store, across every
-    /// upload (see [`uploads::IN_FLIGHT`]).
+    /// Bytes of request bodies on their way to the blob store, across every upload (see
+    /// [`uploads::IN_FLIGHT`]).
     in_flight: Arc<tokio::sync::Semaphore>,
     /// Manifest reads remembered (nodes on PostgreSQL); `None`: every read asks the store.
     manifest_cache: Option<Arc<ManifestCache>>,

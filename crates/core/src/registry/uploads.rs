@@ -1,8 +1,8 @@
 //! Blob uploads: sessions, streamed and chunked appends, monolithic pushes, mounts.
 //!
-//! Bytes stream through `ingest`: each request body's frames are copied into buffers of
-//! [`BUFFER`] bytes, which go, in parallel, to a blocking SHA-256 task and to the blob
-//! store's writer. Nothing holds a whole blob in memory, and what every upload holds at once
+//! Bytes stream through `ingest`: each frame of a request body is hashed (SHA-256) as it
+//! arrives and gathered, uncopied, into a batch of about [`BATCH`] bytes, and each batch goes
+//! to the blob store's writer in one hand-off. Nothing holds a whole blob in memory, and what every upload holds at once
 //! is bounded ([`IN_FLIGHT`]). A session's offset and hash state are persisted only after its
 //! bytes are durable, and only by the request holding the session's lease, so a resumed
 //! upload — after a restart, or on another node — hashes exactly the bytes the store holds.
@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use sha2::Digest as _;
-use tokio::sync::mpsc;
 
 use crate::digest::{Algorithm, Digest};
 use crate::error::{RegistryError, Result, StoreErrorKind};
@@ -26,27 +25,30 @@ use super::allowance::{Allowance, Chunk, Over};
 use super::quota::{Need, Room};
 use super::{Registry, now_millis};
 
-/// The size of the buffers request bodies are copied into, and so of each hand-off to the
-/// hasher and the writer.
+/// The bytes of frames gathered into one hand-off to the blob store's writer.
 ///
 /// Frames are at most the connection's read buffer (64 KiB, `http/src/connections.rs`
-/// `READ_BUFFER`, which is what bounds the memory connections hold), too little work for a
-/// hand-off that wakes two threads. Copied into one buffer rather than passed on as a batch
-/// of frames: measured, hashing and writing 64 KiB pieces one by one cost more CPU than the
-/// copy (BENCHMARKS.md, "Lean and steady, part 2").
-const BUFFER: usize = 256 << 10;
+/// `READ_BATCH`), too little work for a hand-off that wakes a thread; a batch of them is
+/// written with one `writev`. The frames are held, not copied: a held frame keeps its read
+/// buffer alive, which that buffer's 64 KiB bound keeps to about the frame's own size.
+/// Copying frames into buffers of this size cost ~10 % more server CPU per GiB pushed, and
+/// hashing them on a blocking thread of their own a wake-up per batch and a thread per
+/// request; each frame is hashed in the request's task as it arrives instead (SHA-256 with the
+/// CPU's SHA extensions takes ~30 µs for 64 KiB, within what a task may hold a runtime worker).
+/// Measured in BENCHMARKS.md, "Lean and steady, part 5".
+const BATCH: usize = 256 << 10;
 /// Bytes of request bodies that may be between the network and the disk at once, across
-/// every upload: received, not yet both hashed and written. Copying waits for room, which
+/// every upload: received, not yet written. A batch waits for room before it gathers, which
 /// pushes back on the sender through TCP, so memory stays flat however many clients push at
-/// once (each upload's queues hold a few buffers; 16 uploads' queues unbounded held ~64 MiB).
+/// once (each upload's queues hold a few batches; 16 uploads' queues unbounded held ~64 MiB).
 pub(crate) const IN_FLIGHT: usize = 8 << 20;
-/// How long the bytes of a partly filled buffer may wait for more before they are handed on
+/// How long the frames of a part-full batch may wait for more before they are handed on
 /// anyway: a client that sends a little and then slows down or stalls holds no room in
 /// [`IN_FLIGHT`] for longer than this, so a few such clients cannot stall everyone's uploads.
-const BUFFER_MAX_AGE: Duration = Duration::from_millis(50);
+const BATCH_MAX_AGE: Duration = Duration::from_millis(50);
 const _: () = assert!(
-    BUFFER <= IN_FLIGHT,
-    "a buffer must fit the in-flight budget, or waiting for its room never ends"
+    BATCH <= IN_FLIGHT,
+    "a batch must fit the in-flight budget, or waiting for its room never ends"
 );
 /// How long an upload's lease lasts without renewal.
 const LEASE: Duration = Duration::from_secs(30);
@@ -639,7 +641,7 @@ impl Registry {
     {
         let _streaming = StreamingUpload::begin();
         let session = &held.session;
-        let hasher = if session.hash_state.is_empty() {
+        let mut hasher = if session.hash_state.is_empty() {
             UploadHasher::new()
         } else {
             UploadHasher::from_state(&session.hash_state)
@@ -649,99 +651,78 @@ impl Registry {
             .blobs
             .upload_writer(&session.id, &session.blob_state, session.offset)
             .await?;
-        let (to_hasher, mut chunks) = mpsc::channel::<Bytes>(4);
-        let hashing = tokio::task::spawn_blocking(move || {
-            let mut hasher = hasher;
-            while let Some(chunk) = chunks.blocking_recv() {
-                hasher.update(&chunk);
-            }
-            hasher
-        });
-        let mut filling: Option<Filling> = None;
-        // Hands the buffer being filled on once it is BUFFER_MAX_AGE old, full or not: one
-        // timer, set anew for each buffer that has to wait for more (a small body whose
-        // one frame fills its buffer never sets it), rather than armed for every frame.
-        let age_out = tokio::time::sleep(BUFFER_MAX_AGE);
+        let mut gathering: Option<Batch> = None;
+        // Hands the batch being gathered on once it is BATCH_MAX_AGE old, full or not: one
+        // timer, set anew for each batch that has to wait for more (a small body whose one
+        // frame fills its batch never sets it), rather than armed for every frame.
+        let age_out = tokio::time::sleep(BATCH_MAX_AGE);
         tokio::pin!(age_out);
         let mut last_renewal = Instant::now();
         let mut received = 0u64;
-        let streamed: Result<()> = async {
-            loop {
-                // A partly filled buffer waits for more only until it is BUFFER_MAX_AGE old;
-                // then it is handed on, and the read goes on without one.
-                let next = if let Some(buffer) = &filling {
-                    if age_out.deadline() != buffer.hand_on_by {
-                        age_out.as_mut().reset(buffer.hand_on_by);
-                    }
-                    tokio::select! {
-                        biased;
-                        next = body.next() => next,
-                        () = &mut age_out => {
-                            self.feed(&to_hasher, writer.as_mut(), filling.take())
-                                .await?;
-                            continue;
-                        }
-                    }
-                } else {
-                    body.next().await
-                };
-                let Some(frame) = next else { break };
-                let frame = frame.map_err(|e| {
-                    RegistryError::BlobUploadInvalid(format!(
-                        "request body ended before it was complete ({e}); nothing from it was kept"
-                    ))
-                })?;
-                received += frame.len() as u64;
-                if received > allowance.bytes {
-                    return Err(allowance.refuse(received));
+        // On an error the writer is dropped unfinished: nothing of this request counts.
+        loop {
+            // A part-full batch waits for more only until it is BATCH_MAX_AGE old;
+            // then it is handed on, and the read goes on without one.
+            let next = if let Some(batch) = &gathering {
+                if age_out.deadline() != batch.hand_on_by {
+                    age_out.as_mut().reset(batch.hand_on_by);
                 }
-                let mut rest = &frame[..];
-                while !rest.is_empty() {
-                    let buffer = match &mut filling {
-                        Some(buffer) => buffer,
-                        None => {
-                            // A buffer waits for room holding none.
-                            let buffered = received - rest.len() as u64;
-                            let left = announced.map(|n| n.saturating_sub(buffered));
-                            let capacity = buffer_capacity(left, rest.len());
-                            filling.insert(Filling::new(capacity, self.room_for(capacity).await?))
-                        }
-                    };
-                    let taken = buffer.room().min(rest.len());
-                    buffer.bytes.extend_from_slice(&rest[..taken]);
-                    rest = &rest[taken..];
-                    if buffer.room() == 0 {
-                        self.feed(&to_hasher, writer.as_mut(), filling.take())
+                tokio::select! {
+                    biased;
+                    next = body.next() => next,
+                    () = &mut age_out => {
+                        self.feed(writer.as_mut(), gathering.take())
                             .await?;
+                        continue;
                     }
                 }
-                if !held.token.is_empty() && last_renewal.elapsed() > RENEW_EVERY {
-                    let until = now_millis() + LEASE.as_millis() as i64;
-                    self.meta
-                        .renew_upload_lease(&session.id, &held.token, until)
-                        .await?;
-                    last_renewal = Instant::now();
+            } else {
+                body.next().await
+            };
+            let Some(frame) = next else { break };
+            let frame = frame.map_err(|e| {
+                RegistryError::BlobUploadInvalid(format!(
+                    "request body ended before it was complete ({e}); nothing from it was kept"
+                ))
+            })?;
+            received += frame.len() as u64;
+            if received > allowance.bytes {
+                return Err(allowance.refuse(received));
+            }
+            hasher.update(&frame);
+            let mut rest = frame;
+            while !rest.is_empty() {
+                let batch = match &mut gathering {
+                    Some(batch) => batch,
+                    None => {
+                        // A batch waits for room holding none.
+                        let gathered = received - rest.len() as u64;
+                        let left = announced.map(|n| n.saturating_sub(gathered));
+                        let capacity = batch_capacity(left, rest.len());
+                        gathering.insert(Batch::new(capacity, self.room_for(capacity).await?))
+                    }
+                };
+                // Splitting a frame at the batch's end copies nothing.
+                let taken = batch.room().min(rest.len());
+                batch.push(rest.split_to(taken));
+                if batch.room() == 0 || batch.frames.len() >= MAX_FRAMES {
+                    self.feed(writer.as_mut(), gathering.take()).await?;
                 }
             }
-            self.feed(&to_hasher, writer.as_mut(), filling.take())
-                .await?;
-            Ok(())
+            if !held.token.is_empty() && last_renewal.elapsed() > RENEW_EVERY {
+                let until = now_millis() + LEASE.as_millis() as i64;
+                self.meta
+                    .renew_upload_lease(&session.id, &held.token, until)
+                    .await?;
+                last_renewal = Instant::now();
+            }
         }
-        .await;
-        drop(to_hasher);
-        if let Err(err) = streamed {
-            // The writer is dropped unfinished: nothing of this request counts.
-            let _ = hashing.await;
-            return Err(err);
-        }
-        // The last frames' hashing and the final flush to disk overlap.
-        let finished = if committing {
-            writer.finish_to_commit()
+        self.feed(writer.as_mut(), gathering.take()).await?;
+        let written = if committing {
+            writer.finish_to_commit().await
         } else {
-            writer.finish()
+            writer.finish().await
         };
-        let (hashed, written) = tokio::join!(hashing, finished);
-        let hasher = hashed.map_err(|e| crate::error::StoreError::new("hashing upload", e))?;
         Ok((hasher, written?))
     }
 
@@ -753,24 +734,18 @@ impl Registry {
             .clone()
             .acquire_many_owned(want)
             .await
-            .map_err(|e| crate::error::StoreError::new("waiting for upload buffer room", e).into())
+            .map_err(|e| {
+                crate::error::StoreError::new("waiting for room in the upload budget", e).into()
+            })
     }
 
-    /// Hands `buffer`'s bytes, if any, to the hasher and the writer; its room in the budget
-    /// comes back when both have dropped them.
-    async fn feed(
-        &self,
-        to_hasher: &mpsc::Sender<Bytes>,
-        writer: &mut dyn UploadWriter,
-        buffer: Option<Filling>,
-    ) -> Result<()> {
-        let Some(buffer) = buffer else {
+    /// Hands `batch`'s frames, if any, to the writer; their room in the budget comes back when
+    /// the writer has dropped them all.
+    async fn feed(&self, writer: &mut dyn UploadWriter, batch: Option<Batch>) -> Result<()> {
+        let Some(batch) = batch else {
             return Ok(());
         };
-        let chunk = buffer.freeze();
-        // The hash task only stops when this sender is dropped, so a send cannot fail.
-        let _ = to_hasher.send(chunk.clone()).await;
-        writer.write(chunk).await?;
+        writer.write_batch(batch.into_frames()).await?;
         Ok(())
     }
 
@@ -806,45 +781,72 @@ impl Registry {
     }
 }
 
-/// The capacity of a new buffer, and so the room it takes in the in-flight budget: what the
+/// The capacity of a new batch, and so the room it takes in the in-flight budget: what the
 /// body still announces (`left`, when it said), so a small blob takes little room; never less
 /// than the bytes at hand (should the body bring more than it announced), never more than
-/// [`BUFFER`].
-fn buffer_capacity(left: Option<u64>, at_hand: usize) -> usize {
-    left.map_or(BUFFER, |n| usize::try_from(n).unwrap_or(BUFFER))
-        .clamp(at_hand.min(BUFFER), BUFFER)
+/// [`BATCH`].
+fn batch_capacity(left: Option<u64>, at_hand: usize) -> usize {
+    left.map_or(BATCH, |n| usize::try_from(n).unwrap_or(BATCH))
+        .clamp(at_hand.min(BATCH), BATCH)
 }
 
-/// A buffer of request-body bytes being filled, holding room for its capacity in the
-/// in-flight budget.
-struct Filling {
-    bytes: Vec<u8>,
-    _room: tokio::sync::OwnedSemaphorePermit,
-    /// When it is handed on, full or not: [`BUFFER_MAX_AGE`] after its first bytes arrived.
+/// Frames a batch gathers at most: a body of tiny frames is handed on in short batches rather
+/// than gathering a long list of them.
+const MAX_FRAMES: usize = 16;
+
+/// Frames of a request body being gathered for one hand-off, holding room for the batch's
+/// capacity in the in-flight budget.
+struct Batch {
+    frames: Vec<Bytes>,
+    len: usize,
+    capacity: usize,
+    room: tokio::sync::OwnedSemaphorePermit,
+    /// When it is handed on, full or not: [`BATCH_MAX_AGE`] after its first bytes arrived.
     hand_on_by: tokio::time::Instant,
 }
 
-impl Filling {
+impl Batch {
     fn new(capacity: usize, room: tokio::sync::OwnedSemaphorePermit) -> Self {
-        Filling {
-            bytes: Vec::with_capacity(capacity),
-            _room: room,
-            hand_on_by: tokio::time::Instant::now() + BUFFER_MAX_AGE,
+        Batch {
+            frames: Vec::with_capacity(capacity.div_ceil(64 << 10).min(MAX_FRAMES)),
+            len: 0,
+            capacity,
+            room,
+            hand_on_by: tokio::time::Instant::now() + BATCH_MAX_AGE,
         }
+    }
+
+    fn push(&mut self, frame: Bytes) {
+        self.len += frame.len();
+        self.frames.push(frame);
     }
 
     /// Bytes it can still take.
     fn room(&self) -> usize {
-        self.bytes.capacity() - self.bytes.len()
+        self.capacity - self.len
     }
 
-    /// The bytes, holding their room in the budget until the last clone is dropped.
-    fn freeze(self) -> Bytes {
-        Bytes::from_owner(self)
+    /// The frames, the last of them holding the batch's room in the budget until it is
+    /// dropped: a writer drops a batch's frames in order, or all at once.
+    fn into_frames(self) -> Vec<Bytes> {
+        let Batch {
+            mut frames, room, ..
+        } = self;
+        if let Some(last) = frames.last_mut() {
+            let bytes = std::mem::take(last);
+            *last = Bytes::from_owner(Budgeted { bytes, _room: room });
+        }
+        frames
     }
 }
 
-impl AsRef<[u8]> for Filling {
+/// Bytes holding room in the in-flight budget.
+struct Budgeted {
+    bytes: Bytes,
+    _room: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl AsRef<[u8]> for Budgeted {
     fn as_ref(&self) -> &[u8] {
         &self.bytes
     }
@@ -895,30 +897,30 @@ mod tests {
 
     #[test]
     fn a_small_body_takes_only_its_announced_size_from_the_budget() {
-        assert_eq!(buffer_capacity(Some(1024), 1024), 1024);
+        assert_eq!(batch_capacity(Some(1024), 1024), 1024);
         assert_eq!(
-            buffer_capacity(Some(1024), 100),
+            batch_capacity(Some(1024), 100),
             1024,
-            "the rest of a small body is awaited in the same buffer"
+            "the rest of a small body is awaited in the same batch"
         );
-        assert_eq!(buffer_capacity(Some(0), 0), 0);
+        assert_eq!(batch_capacity(Some(0), 0), 0);
     }
 
     #[test]
-    fn a_large_or_unannounced_body_takes_one_whole_buffer() {
-        assert_eq!(buffer_capacity(None, 100), BUFFER);
-        assert_eq!(buffer_capacity(Some(1 << 30), 100), BUFFER);
-        assert_eq!(buffer_capacity(Some(u64::MAX), 100), BUFFER);
+    fn a_large_or_unannounced_body_takes_one_whole_batch() {
+        assert_eq!(batch_capacity(None, 100), BATCH);
+        assert_eq!(batch_capacity(Some(1 << 30), 100), BATCH);
+        assert_eq!(batch_capacity(Some(u64::MAX), 100), BATCH);
     }
 
     #[test]
     fn a_body_bringing_more_than_it_announced_gets_room_for_what_is_at_hand() {
-        assert_eq!(buffer_capacity(Some(10), 4096), 4096);
-        assert_eq!(buffer_capacity(Some(0), 64 << 10), 64 << 10);
+        assert_eq!(batch_capacity(Some(10), 4096), 4096);
+        assert_eq!(batch_capacity(Some(0), 64 << 10), 64 << 10);
         assert_eq!(
-            buffer_capacity(Some(0), BUFFER * 2),
-            BUFFER,
-            "still never more than one buffer"
+            batch_capacity(Some(0), BATCH * 2),
+            BATCH,
+            "still never more than one batch"
         );
     }
 }
