@@ -28,13 +28,13 @@ use super::{Registry, now_millis};
 /// The bytes of frames gathered into one hand-off to the blob store's writer.
 ///
 /// Frames are at most the connection's read buffer (64 KiB, `http/src/connections.rs`
-/// `READ_BATCH`), too little work for a hand-off that wakes a thread; a batch of them is
+/// `READ_BUFFER`), too little work for a hand-off that wakes a thread; a batch of them is
 /// written with one `writev`. The frames are held, not copied: a held frame keeps its read
 /// buffer alive, which that buffer's 64 KiB bound keeps to about the frame's own size.
-/// Copying frames into buffers of this size cost ~10 % more server CPU per GiB pushed, and
+/// Copying frames into buffers of this size cost 7–10 % more server CPU per GiB pushed, and
 /// hashing them on a blocking thread of their own a wake-up per batch and a thread per
 /// request; each frame is hashed in the request's task as it arrives instead (SHA-256 with the
-/// CPU's SHA extensions takes ~30 µs for 64 KiB, within what a task may hold a runtime worker).
+/// CPU's SHA extensions takes 30–50 µs for 64 KiB, within what a task may hold a worker).
 /// Measured in BENCHMARKS.md, "Lean and steady, part 5".
 const BATCH: usize = 256 << 10;
 /// Bytes of request bodies that may be between the network and the disk at once, across
