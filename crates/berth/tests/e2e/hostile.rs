@@ -132,11 +132,11 @@ async fn a_stalled_upload_body_frees_its_connection_and_the_upload_resumes() {
     assert_eq!(got.bytes().await.unwrap().len(), blob.len());
 }
 
-/// Upload bodies are copied into 256 KiB buffers, each holding room in an 8 MiB budget every
-/// upload shares until its bytes are on disk. Forty uploads that send part of a buffer and
-/// then stall would hold more than the whole budget if a buffer waited to be filled; they are
-/// handed on after 50 ms instead, so another client's push goes through while they hang (and
-/// long before their 30 s body timeout).
+/// Upload bodies are gathered into batches of 256 KiB, each holding room in an 8 MiB budget
+/// every upload shares until its bytes are on disk. Forty uploads that send part of a batch
+/// and then stall would hold more than the whole budget if a batch waited to be filled; they
+/// are handed on after 50 ms instead, so another client's push goes through while they hang
+/// (and long before their 30 s body timeout).
 #[tokio::test(flavor = "multi_thread")]
 async fn uploads_that_stall_part_way_do_not_hold_up_other_pushes() {
     let server = Server::start();
@@ -172,6 +172,47 @@ async fn uploads_that_stall_part_way_do_not_hold_up_other_pushes() {
             "a stalled upload was answered or closed before its body timeout"
         );
     }
+}
+
+/// A body sent as thousands of tiny chunks, some arriving together and some alone, is handed
+/// on in short batches of frames (a batch holds at most 8, so tiny frames cannot each keep a
+/// read buffer alive under one batch's room) and is stored whole and in order.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_body_of_tiny_chunks_is_stored_whole_and_in_order() {
+    let server = Server::start();
+    let blob: Vec<u8> = (0..60_000u32).map(|i| (i * 7 % 253) as u8).collect();
+    let pieces: Vec<bytes::Bytes> = blob.chunks(13).map(bytes::Bytes::copy_from_slice).collect();
+    let body = reqwest::Body::wrap_stream(futures_util::StreamExt::then(
+        futures_util::stream::iter(pieces.into_iter().enumerate()),
+        |(i, piece)| async move {
+            if i % 500 == 0 {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            Ok::<_, std::io::Error>(piece)
+        },
+    ));
+    let d = digest(&blob);
+    let location = start_upload(&server, "acme/tiny").await;
+    let done = client()
+        .put(format!(
+            "{location}{}digest={d}",
+            if location.contains('?') { "&" } else { "?" }
+        ))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status(), 201, "{}", done.text().await.unwrap());
+    let got = client()
+        .get(server.url(&format!("/v2/acme/tiny/blobs/{d}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.status(), 200);
+    assert!(
+        got.bytes().await.unwrap() == blob,
+        "the blob reads back as sent"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -790,9 +790,11 @@ fn batch_capacity(left: Option<u64>, at_hand: usize) -> usize {
         .clamp(at_hand.min(BATCH), BATCH)
 }
 
-/// Frames a batch gathers at most: a body of tiny frames is handed on in short batches rather
-/// than gathering a long list of them.
-const MAX_FRAMES: usize = 16;
+/// Frames a batch gathers at most. A held frame keeps its whole read buffer alive (up to
+/// 64 KiB, `http/src/connections.rs` `READ_BUFFER`) however few bytes it carries, so a batch
+/// keeps at most 512 KiB of read buffers alive, twice the room it takes, even when its client
+/// sends tiny frames; a body of full frames fills a batch in four or five.
+const MAX_FRAMES: usize = 8;
 
 /// Frames of a request body being gathered for one hand-off, holding room for the batch's
 /// capacity in the in-flight budget.
