@@ -810,7 +810,7 @@ struct Batch {
 impl Batch {
     fn new(capacity: usize, room: tokio::sync::OwnedSemaphorePermit) -> Self {
         Batch {
-            frames: Vec::with_capacity(capacity.div_ceil(64 << 10).min(MAX_FRAMES)),
+            frames: Vec::with_capacity(MAX_FRAMES),
             len: 0,
             capacity,
             room,
