@@ -284,55 +284,19 @@ impl S3Inspector {
 
     /// The multipart uploads still open under `<prefix>/data/`: `(upload id, S3's id of its
     /// multipart upload)`, in key order. A signed ListMultipartUploads (path-style), since
-    /// `object_store` has no call for it.
+    /// `object_store` has no call for it; each upload it names is then confirmed by a
+    /// ListParts, for the reason [`S3Inspector::list`] gives.
     async fn open_multiparts(&self) -> Vec<(String, String)> {
-        use object_store::aws::{AwsAuthorizer, AwsCredential};
-        use object_store::client::{
-            HttpConnector as _, HttpRequest, HttpRequestBody, ReqwestConnector,
-        };
         let under = format!("{}data/", self.prefix);
-        let encoded: String = under
-            .bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                    (b as char).to_string()
-                }
-                _ => format!("%{b:02X}"),
-            })
-            .collect();
         let url = format!(
-            "{}/{}?prefix={encoded}&uploads=",
-            self.service.endpoint.trim_end_matches('/'),
-            self.service.bucket
+            "{}?prefix={}&uploads=",
+            self.bucket_url(),
+            percent_encoded(&under)
         );
-        let mut request = HttpRequest::new(HttpRequestBody::empty());
-        *request.uri_mut() = url.parse().expect("a URL");
-        let credential = AwsCredential {
-            key_id: self.service.key_id.clone(),
-            secret_key: self.service.secret.clone(),
-            token: None,
-        };
-        AwsAuthorizer::new(&credential, "s3", &self.service.region)
-            .try_authorize(&mut request, None)
-            .unwrap_or_else(|e| panic!("signing ListMultipartUploads: {e}"));
-        let client = ReqwestConnector::default()
-            .connect(&ClientOptions::new().with_allow_http(true))
-            .expect("an HTTP client");
-        let response = client
-            .execute(request)
-            .await
-            .unwrap_or_else(|e| panic!("listing the open multipart uploads: {e}"));
-        let status = response.status();
-        let body = response
-            .into_body()
-            .bytes()
-            .await
-            .unwrap_or_else(|e| panic!("listing the open multipart uploads: {e}"));
-        let body = String::from_utf8_lossy(&body);
-        assert!(
-            status.is_success(),
-            "listing the open multipart uploads: {status}: {body}"
-        );
+        let (status, body) = self
+            .signed_get(&url, "listing the open multipart uploads")
+            .await;
+        assert_eq!(status, 200, "listing the open multipart uploads: {body}");
         assert!(
             !body.contains("<IsTruncated>true</IsTruncated>"),
             "more open multipart uploads than one listing holds: {body}"
@@ -351,11 +315,67 @@ impl S3Inspector {
         let mut open = Vec::new();
         for block in body.split("<Upload>").skip(1) {
             let key = element(block, "Key");
+            let upload = element(block, "UploadId");
+            let parts = format!(
+                "{}/{}?uploadId={}",
+                self.bucket_url(),
+                key.split('/')
+                    .map(percent_encoded)
+                    .collect::<Vec<_>>()
+                    .join("/"),
+                percent_encoded(&upload)
+            );
+            let (status, body) = self.signed_get(&parts, "listing an upload's parts").await;
+            if status == 404 {
+                continue;
+            }
+            assert_eq!(status, 200, "listing the parts of {key}: {body}");
             let id = key.strip_prefix(&under).unwrap_or(&key).to_owned();
-            open.push((id, element(block, "UploadId")));
+            open.push((id, upload));
         }
         open.sort();
         open
+    }
+
+    /// `http://endpoint/bucket`, path-style.
+    fn bucket_url(&self) -> String {
+        format!(
+            "{}/{}",
+            self.service.endpoint.trim_end_matches('/'),
+            self.service.bucket
+        )
+    }
+
+    /// A GET of `url` signed with the service's key: its status and body.
+    async fn signed_get(&self, url: &str, doing: &str) -> (u16, String) {
+        use object_store::aws::{AwsAuthorizer, AwsCredential};
+        use object_store::client::{
+            HttpConnector as _, HttpRequest, HttpRequestBody, ReqwestConnector,
+        };
+        let mut request = HttpRequest::new(HttpRequestBody::empty());
+        *request.uri_mut() = url.parse().expect("a URL");
+        let credential = AwsCredential {
+            key_id: self.service.key_id.clone(),
+            secret_key: self.service.secret.clone(),
+            token: None,
+        };
+        AwsAuthorizer::new(&credential, "s3", &self.service.region)
+            .try_authorize(&mut request, None)
+            .unwrap_or_else(|e| panic!("signing the request {doing}: {e}"));
+        let client = ReqwestConnector::default()
+            .connect(&ClientOptions::new().with_allow_http(true))
+            .expect("an HTTP client");
+        let response = client
+            .execute(request)
+            .await
+            .unwrap_or_else(|e| panic!("{doing}: {e}"));
+        let status = response.status();
+        let body = response
+            .into_body()
+            .bytes()
+            .await
+            .unwrap_or_else(|e| panic!("{doing}: {e}"));
+        (status.as_u16(), String::from_utf8_lossy(&body).into_owned())
     }
 
     fn key(&self, rest: &str) -> Key {
@@ -380,14 +400,28 @@ impl S3Inspector {
     }
 
     /// Every object under `<prefix>/<under>`, in key order.
+    ///
+    /// A listing alone may still name an object deleted a moment ago: Garage answers it from
+    /// two of its three replicas, each dropping the deletions it holds before the two answers
+    /// are merged, so a replica the deletion has not reached yet shows the object as live. A
+    /// read of one key merges the replicas' records first, so each listed object is confirmed
+    /// by a HEAD and kept only when it is found.
     async fn list(&self, under: &str) -> Vec<object_store::ObjectMeta> {
         let prefix = self.key(under);
-        let mut found: Vec<_> = self
+        let listed: Vec<_> = self
             .s3
             .list(Some(&prefix))
             .try_collect()
             .await
             .unwrap_or_else(|e| panic!("listing {prefix}: {e}"));
+        let mut found = Vec::with_capacity(listed.len());
+        for object in listed {
+            match self.s3.head(&object.location).await {
+                Ok(_) => found.push(object),
+                Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => panic!("reading {}: {e}", object.location),
+            }
+        }
         found.sort_by(|a, b| a.location.cmp(&b.location));
         found
     }
@@ -531,6 +565,19 @@ impl S3Inspector {
             .await
             .unwrap_or_else(|e| panic!("writing {key}: {e}"));
     }
+}
+
+/// `text` with every byte but S3's unreserved ones percent-encoded, for a query value or a
+/// path segment.
+fn percent_encoded(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// Upload ids are plain names (they become one key segment).
