@@ -159,15 +159,13 @@ async fn accept_failed(err: io::Error) {
     tokio::time::sleep(Duration::from_millis(50)).await;
 }
 
-/// The most an HTTP/1 connection's read buffer grows to (hyper's default is ~400 KiB). A
-/// frame of a request body is a slice of it and keeps it alive while the connection reads on
-/// into a fresh one; an upload holds its frames until they are written, gathered into
-/// batches of 256 KiB (`core/src/registry/uploads.rs` `BATCH`), so this size does not set how
-/// much work each hand-off carries, but how much memory beyond its own bytes a held frame
-/// keeps. Measured with 16 clients pushing: ~400 KiB buffers held 18 MiB of the heap, 64 KiB
-/// about 3 MiB (BENCHMARKS.md, "Lean and steady, part 2"); 256 KiB ones +7 MiB of peak RSS
-/// ("part 5").
-const READ_BUFFER: usize = 64 << 10;
+/// The most an HTTP/1 connection's read buffer grows to (hyper's default is ~400 KiB): the
+/// registry's bound on a request body's frames (`core/src/registry/uploads.rs`
+/// `BODY_FRAME_MAX`, which says why this size). A frame is a slice of this buffer and keeps
+/// it alive while the connection reads on into a fresh one; an upload holds its frames until
+/// they are written. Measured with 16 clients pushing: ~400 KiB buffers held 18 MiB of the
+/// heap, 64 KiB about 3 MiB (BENCHMARKS.md, "Lean and steady, part 2").
+const READ_BUFFER: usize = berth_core::registry::BODY_FRAME_MAX;
 
 /// One accepted connection.
 struct Connection {

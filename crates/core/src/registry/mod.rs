@@ -24,7 +24,7 @@ pub use gc::{GcOptions, GcReport};
 pub use listings::Page;
 pub use manifests::PushedManifest;
 pub use manifests::RESTORE_WINDOW;
-pub use uploads::{MountOutcome, UploadLimits, upload_paused, uploads_streaming};
+pub use uploads::{BODY_FRAME_MAX, MountOutcome, UploadLimits, upload_paused, uploads_streaming};
 pub use versions::{DeletedVersion, Restored};
 
 pub(crate) use crate::ports::now_millis;

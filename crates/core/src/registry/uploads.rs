@@ -25,17 +25,24 @@ use super::allowance::{Allowance, Chunk, Over};
 use super::quota::{Need, Room};
 use super::{Registry, now_millis};
 
+/// The most bytes one frame of a request body holds: the HTTP front stops its connections'
+/// read buffers at this size (hyper's `max_buf_size`, `http/src/connections.rs`), and a frame
+/// is a slice of one. A held frame keeps its whole read buffer alive, so this size is also what
+/// a held frame may cost beyond its own bytes. 64 KiB buffers made pushes cost +6–8 % server CPU
+/// per GiB against hyper's default ~400 KiB (four to six times the reads and frames); 128 KiB
+/// ones +2–4 %, for ~1 MiB more peak RSS with 16 clients pushing; 256 KiB ones broke 40 MiB
+/// there. Measured in BENCHMARKS.md, "Lean and steady", parts 5 and 6.
+pub const BODY_FRAME_MAX: usize = 128 << 10;
 /// The bytes of frames gathered into one hand-off to the blob store's writer.
 ///
-/// Frames are at most the connection's read buffer (64 KiB, `http/src/connections.rs`
-/// `READ_BUFFER`), too little work for a hand-off that wakes a thread; a batch of them is
-/// written with one `writev`. The frames are held, not copied: a held frame keeps its read
-/// buffer alive, which that buffer's 64 KiB bound keeps to about the frame's own size.
-/// Copying frames into buffers of this size cost 7–10 % more server CPU per GiB pushed, and
-/// hashing them on a blocking thread of their own a wake-up per batch and a thread per
-/// request; each frame is hashed in the request's task as it arrives instead (SHA-256 with the
-/// CPU's SHA extensions takes 30–50 µs for 64 KiB, within what a task may hold a worker).
-/// Measured in BENCHMARKS.md, "Lean and steady, part 5".
+/// Frames (at most [`BODY_FRAME_MAX`]) are too little work for a hand-off that wakes a thread;
+/// a batch of them is written with one `writev`. The frames are held, not copied: a held frame
+/// keeps its read buffer alive, which [`BODY_FRAME_MAX`] bounds, and [`MAX_FRAMES`] bounds how
+/// many a batch keeps. Copying frames into buffers of this size cost 7–10 % more server CPU per
+/// GiB pushed, and hashing them on a blocking thread of their own a wake-up per batch and a
+/// thread per request; each frame is hashed in the request's task as it arrives instead
+/// (SHA-256 with the CPU's SHA extensions takes 60–100 µs for 128 KiB, within what a task may
+/// hold a worker). Measured in BENCHMARKS.md, "Lean and steady, part 5".
 const BATCH: usize = 256 << 10;
 /// Bytes of request bodies that may be between the network and the disk at once, across
 /// every upload: received, not yet written. A batch waits for room before it gathers, which
@@ -705,7 +712,7 @@ impl Registry {
                 // Splitting a frame at the batch's end copies nothing.
                 let taken = batch.room().min(rest.len());
                 batch.push(rest.split_to(taken));
-                if batch.room() == 0 || batch.frames.len() >= MAX_FRAMES {
+                if batch.is_full() {
                     self.feed(writer.as_mut(), gathering.take()).await?;
                 }
             }
@@ -790,12 +797,21 @@ fn batch_capacity(left: Option<u64>, at_hand: usize) -> usize {
         .clamp(at_hand.min(BATCH), BATCH)
 }
 
-/// Frames a batch gathers at most. A held frame keeps its whole read buffer alive (up to
-/// 64 KiB, `http/src/connections.rs` `READ_BUFFER`) however few bytes it carries, so a batch
-/// keeps at most 512 KiB of read buffers alive, twice the room it takes, even when its client
-/// sends tiny frames; a body of full frames fills a batch in four or five.
+/// Frames a batch gathers at most. hyper reads each frame into a buffer of its own (up to
+/// [`BODY_FRAME_MAX`], allocated afresh whenever the last one's frames are still held), and a
+/// held frame keeps that whole buffer alive however few bytes it carries: a batch keeps at most
+/// this many buffers alive, 1 MiB, four times the room it takes, whatever sizes its client's
+/// frames come in, so the budget's frames keep at most four times [`IN_FLIGHT`] alive. A body
+/// of full frames fills a batch with two or three; one whose reads find less waiting needs
+/// more. Cutting batches at 4 frames (at most twice their room) cost ~6 % more server CPU per
+/// GiB pushed, and so did taking a second batch's room for frames 5 to 8 (the budget is often
+/// full while clients push). 16 clients pushing peaked at 34–38 MiB with 8 frames, 33–37 MiB
+/// with 4 (BENCHMARKS.md, "Lean and steady, part 6").
 const MAX_FRAMES: usize = 8;
-
+const _: () = assert!(
+    MAX_FRAMES * BODY_FRAME_MAX <= 4 * BATCH,
+    "a batch's frames must keep at most four times its room alive"
+);
 /// Frames of a request body being gathered for one hand-off, holding room for the batch's
 /// capacity in the in-flight budget.
 struct Batch {
@@ -821,6 +837,11 @@ impl Batch {
     fn push(&mut self, frame: Bytes) {
         self.len += frame.len();
         self.frames.push(frame);
+    }
+
+    /// Whether it is handed on now: it has no room left, or holds [`MAX_FRAMES`] frames.
+    fn is_full(&self) -> bool {
+        self.room() == 0 || self.frames.len() >= MAX_FRAMES
     }
 
     /// Bytes it can still take.
@@ -918,11 +939,50 @@ mod tests {
     #[test]
     fn a_body_bringing_more_than_it_announced_gets_room_for_what_is_at_hand() {
         assert_eq!(batch_capacity(Some(10), 4096), 4096);
-        assert_eq!(batch_capacity(Some(0), 64 << 10), 64 << 10);
+        assert_eq!(batch_capacity(Some(0), BODY_FRAME_MAX), BODY_FRAME_MAX);
         assert_eq!(
             batch_capacity(Some(0), BATCH * 2),
             BATCH,
             "still never more than one batch"
         );
+    }
+
+    fn room(bytes: usize) -> tokio::sync::OwnedSemaphorePermit {
+        std::sync::Arc::new(tokio::sync::Semaphore::new(bytes))
+            .try_acquire_many_owned(u32::try_from(bytes).expect("a batch's room"))
+            .expect("room in a budget of its own size")
+    }
+
+    /// A frame of `len` bytes that keeps a whole read buffer of its own alive, as hyper's do.
+    fn frame_of(len: usize) -> Bytes {
+        let mut buffer = bytes::BytesMut::zeroed(BODY_FRAME_MAX);
+        buffer.split_to(len).freeze()
+    }
+
+    #[tokio::test]
+    async fn tiny_frames_keep_at_most_four_times_their_batchs_room_alive() {
+        let mut batch = Batch::new(BATCH, room(BATCH));
+        let mut kept = 0;
+        while !batch.is_full() {
+            batch.push(frame_of(13));
+            kept += BODY_FRAME_MAX;
+            assert!(kept <= 4 * BATCH, "{kept} bytes of read buffers kept alive");
+        }
+        assert_eq!(batch.frames.len(), MAX_FRAMES);
+        assert_eq!(
+            batch.len,
+            13 * MAX_FRAMES,
+            "handed on long before its room is used"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_batch_of_full_frames_is_handed_on_when_its_room_is_used() {
+        let mut batch = Batch::new(BATCH, room(BATCH));
+        while !batch.is_full() {
+            batch.push(frame_of(batch.room().min(BODY_FRAME_MAX)));
+        }
+        assert_eq!(batch.room(), 0);
+        assert_eq!(batch.frames.len(), BATCH.div_ceil(BODY_FRAME_MAX));
     }
 }
