@@ -803,9 +803,9 @@ fn batch_capacity(left: Option<u64>, at_hand: usize) -> usize {
 /// this many buffers alive, 1 MiB, four times the room it takes, whatever sizes its client's
 /// frames come in, so the budget's frames keep at most four times [`IN_FLIGHT`] alive. A body
 /// of full frames fills a batch with two or three; one whose reads find less waiting needs
-/// more. Cutting batches at 4 frames (at most twice their room) cost ~6 % more server CPU per
-/// GiB pushed, and so did taking a second batch's room for frames 5 to 8 (the budget is often
-/// full while clients push). 16 clients pushing peaked at 34–38 MiB with 8 frames, 33–37 MiB
+/// more. Cutting batches at 4 frames (at most twice their room) cost 6–10 % more server CPU
+/// per GiB pushed, and so did taking a second batch's room for frames 5 to 8 (the budget is
+/// often full while clients push). 16 clients pushing peaked at 34–38 MiB with 8 frames, 33–37 MiB
 /// with 4 (BENCHMARKS.md, "Lean and steady, part 6").
 const MAX_FRAMES: usize = 8;
 const _: () = assert!(
