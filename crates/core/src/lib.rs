@@ -21,6 +21,7 @@ pub mod ports;
 pub mod quotas;
 pub mod registry;
 pub mod services;
+pub mod uri;
 
 pub use digest::{Algorithm, Digest};
 pub use error::{RegistryError, StoreError, StoreErrorKind};

@@ -291,7 +291,7 @@ impl S3Inspector {
         let url = format!(
             "{}?prefix={}&uploads=",
             self.bucket_url(),
-            percent_encoded(&under)
+            berth_core::uri::escape_component(&under)
         );
         let (status, body) = self
             .signed_get(&url, "listing the open multipart uploads")
@@ -320,10 +320,10 @@ impl S3Inspector {
                 "{}/{}?uploadId={}",
                 self.bucket_url(),
                 key.split('/')
-                    .map(percent_encoded)
+                    .map(berth_core::uri::escape_component)
                     .collect::<Vec<_>>()
                     .join("/"),
-                percent_encoded(&upload)
+                berth_core::uri::escape_component(&upload)
             );
             let (status, body) = self.signed_get(&parts, "listing an upload's parts").await;
             if status == 404 {
@@ -565,19 +565,6 @@ impl S3Inspector {
             .await
             .unwrap_or_else(|e| panic!("writing {key}: {e}"));
     }
-}
-
-/// `text` with every byte but S3's unreserved ones percent-encoded, for a query value or a
-/// path segment.
-fn percent_encoded(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// Upload ids are plain names (they become one key segment).

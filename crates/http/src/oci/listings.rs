@@ -14,18 +14,6 @@ use crate::AppState;
 use crate::auth::Caller;
 use crate::error::OciError;
 
-/// Percent-encodes a query value (tags and names are URL-safe, but `last` echoes user input).
-fn query_escape(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 fn json_page(path: &str, n: Option<usize>, page: &Page, body: serde_json::Value) -> Response {
     let mut response = (
         [(
@@ -37,7 +25,10 @@ fn json_page(path: &str, n: Option<usize>, page: &Page, body: serde_json::Value)
         .into_response();
     if let (true, Some(last)) = (page.more, page.items.last()) {
         let n = n.map(|n| format!("n={n}&")).unwrap_or_default();
-        let link = format!("<{path}?{n}last={}>; rel=\"next\"", query_escape(last));
+        let link = format!(
+            "<{path}?{n}last={}>; rel=\"next\"",
+            berth_core::uri::escape_component(last)
+        );
         response
             .headers_mut()
             .insert(header::LINK, header_value(&link));
