@@ -407,23 +407,29 @@ impl S3Inspector {
     /// read of one key merges the replicas' records first, so each listed object is confirmed
     /// by a HEAD and kept only when it is found.
     async fn list(&self, under: &str) -> Vec<object_store::ObjectMeta> {
-        let prefix = self.key(under);
-        let listed: Vec<_> = self
-            .s3
-            .list(Some(&prefix))
-            .try_collect()
-            .await
-            .unwrap_or_else(|e| panic!("listing {prefix}: {e}"));
-        let mut found = Vec::with_capacity(listed.len());
-        for object in listed {
+        let mut found = Vec::new();
+        for object in self.listed(under).await {
             match self.s3.head(&object.location).await {
                 Ok(_) => found.push(object),
                 Err(object_store::Error::NotFound { .. }) => {}
                 Err(e) => panic!("reading {}: {e}", object.location),
             }
         }
-        found.sort_by(|a, b| a.location.cmp(&b.location));
         found
+    }
+
+    /// What a listing of `<prefix>/<under>` names, in key order, unconfirmed (see
+    /// [`S3Inspector::list`]): for a caller that reads each object anyway.
+    async fn listed(&self, under: &str) -> Vec<object_store::ObjectMeta> {
+        let prefix = self.key(under);
+        let mut listed: Vec<_> = self
+            .s3
+            .list(Some(&prefix))
+            .try_collect()
+            .await
+            .unwrap_or_else(|e| panic!("listing {prefix}: {e}"));
+        listed.sort_by(|a, b| a.location.cmp(&b.location));
+        listed
     }
 
     /// The object at `key`: its bytes and whether it is a location record; `None` when absent.
@@ -460,7 +466,8 @@ impl S3Inspector {
             blobs: BTreeMap::new(),
             referenced: BTreeSet::new(),
         };
-        for object in self.list("blobs").await {
+        // Each object is read below, and one found gone is skipped there.
+        for object in self.listed("blobs").await {
             let key = object.location;
             let name = match self.relative(key.as_ref()).split('/').collect::<Vec<_>>()[..] {
                 ["blobs", algorithm, hex] => format!("{algorithm}:{hex}"),

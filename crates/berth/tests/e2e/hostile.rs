@@ -175,8 +175,9 @@ async fn uploads_that_stall_part_way_do_not_hold_up_other_pushes() {
 }
 
 /// A body sent as thousands of tiny chunks, some arriving together and some alone, is handed
-/// on in short batches of frames (a batch holds at most 8, so tiny frames cannot each keep a
-/// read buffer alive under one batch's room) and is stored whole and in order.
+/// on in short batches of frames (a batch holds at most 8, each keeping its read buffer
+/// alive) and is stored whole and in order. The memory bound itself is asserted by the unit
+/// tests in `core/src/registry/uploads.rs`.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_body_of_tiny_chunks_is_stored_whole_and_in_order() {
     let server = Server::start();

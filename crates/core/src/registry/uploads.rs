@@ -2,8 +2,8 @@
 //!
 //! Bytes stream through `ingest`: each frame of a request body is hashed (SHA-256) as it
 //! arrives and gathered, uncopied, into a batch of about [`BATCH`] bytes, and each batch goes
-//! to the blob store's writer in one hand-off. Nothing holds a whole blob in memory, and what every upload holds at once
-//! is bounded ([`IN_FLIGHT`]). A session's offset and hash state are persisted only after its
+//! to the blob store's writer in one hand-off. Nothing holds a whole blob in memory, and what
+//! every upload holds at once is bounded ([`IN_FLIGHT`]). A session's offset and hash state are persisted only after its
 //! bytes are durable, and only by the request holding the session's lease, so a resumed
 //! upload — after a restart, or on another node — hashes exactly the bytes the store holds.
 
@@ -30,7 +30,7 @@ use super::{Registry, now_millis};
 /// is a slice of one. A held frame keeps its whole read buffer alive, so this size is also what
 /// a held frame may cost beyond its own bytes. 64 KiB buffers made pushes cost +6–8 % server CPU
 /// per GiB against hyper's default ~400 KiB (four to six times the reads and frames); 128 KiB
-/// ones +2–4 %, for ~1 MiB more peak RSS with 16 clients pushing; 256 KiB ones broke 40 MiB
+/// ones +2–4 %, for 2–4 MiB more peak RSS with 16 clients pushing; 256 KiB ones broke 40 MiB
 /// there. Measured in BENCHMARKS.md, "Lean and steady", parts 5 and 6.
 pub const BODY_FRAME_MAX: usize = 128 << 10;
 /// The bytes of frames gathered into one hand-off to the blob store's writer.
@@ -41,8 +41,8 @@ pub const BODY_FRAME_MAX: usize = 128 << 10;
 /// many a batch keeps. Copying frames into buffers of this size cost 7–10 % more server CPU per
 /// GiB pushed, and hashing them on a blocking thread of their own a wake-up per batch and a
 /// thread per request; each frame is hashed in the request's task as it arrives instead
-/// (SHA-256 with the CPU's SHA extensions takes 60–100 µs for 128 KiB, within what a task may
-/// hold a worker). Measured in BENCHMARKS.md, "Lean and steady, part 5".
+/// (SHA-256 with the CPU's SHA extensions took 30–50 µs per 64 KiB measured, so about twice
+/// that for a full frame, within what a task may hold a worker). Measured in BENCHMARKS.md, "Lean and steady, part 5".
 const BATCH: usize = 256 << 10;
 /// Bytes of request bodies that may be between the network and the disk at once, across
 /// every upload: received, not yet written. A batch waits for room before it gathers, which
