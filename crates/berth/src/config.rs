@@ -46,6 +46,10 @@ pub struct Config {
     /// The S3 secret access key (`BERTH_S3_SECRET_ACCESS_KEY`); never printed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub s3_secret_access_key: Option<Secret>,
+    /// MiB of upload buffers a node on an S3 blob store holds at most, across every upload
+    /// (`BERTH_S3_UPLOAD_MEMORY_MIB`; default 64, at least 8): each part being filled or sent
+    /// takes 8 MiB of it, and a request waits for room, pushing back on its client.
+    pub s3_upload_memory_mib: u64,
     /// Blob GETs answer `307` to a presigned URL of the blob store instead of streaming the
     /// bytes through Berth (`BERTH_BLOB_REDIRECT`; S3 only; default off). Clients follow it;
     /// the URL expires after `blob_redirect_secs`.
@@ -216,6 +220,7 @@ impl Default for Config {
             s3_region: "us-east-1".into(),
             s3_access_key_id: None,
             s3_secret_access_key: None,
+            s3_upload_memory_mib: berth_blob_s3::DEFAULT_UPLOAD_MEMORY >> 20,
             blob_redirect: false,
             blob_redirect_secs: 300,
             log: "info".into(),
@@ -378,6 +383,7 @@ impl Config {
                         .as_ref()
                         .map(|s| s.0.clone())
                         .unwrap_or_default();
+                    s3.upload_memory = self.s3_upload_memory_mib.saturating_mul(1 << 20);
                     BlobStoreUrl::S3(s3)
                 }
                 file => file,

@@ -147,6 +147,7 @@ impl BlobStoreUrl {
                     region: String::new(),
                     access_key_id: String::new(),
                     secret_access_key: String::new(),
+                    upload_memory: berth_blob_s3::DEFAULT_UPLOAD_MEMORY,
                 }))
             }
             Some((other, _)) => anyhow::bail!(

@@ -62,6 +62,13 @@ pub(crate) const MIN_PART: u64 = 5 << 20;
 /// Where committed blobs' bytes are, remembered per node (each entry ~100 bytes).
 const LOCATIONS_CACHED: usize = 100_000;
 
+/// The default for [`S3Settings::upload_memory`]: eight parts.
+pub const DEFAULT_UPLOAD_MEMORY: u64 = 64 << 20;
+
+/// How long a request waits for room in the node's upload memory before it answers
+/// unavailable (the client retries; the upload keeps what it made durable).
+const ROOM_WAIT: Duration = Duration::from_secs(30);
+
 /// How to reach the bucket. The secret is kept out of `Debug`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct S3Settings {
@@ -77,6 +84,10 @@ pub struct S3Settings {
     pub access_key_id: String,
     /// The secret access key.
     pub secret_access_key: String,
+    /// Bytes of upload buffers the node holds at most, across every upload
+    /// (`s3_upload_memory_mib`): a part being filled or on its way to S3, or staged pieces
+    /// read back, each takes a whole part's room (8 MiB). At least one part.
+    pub upload_memory: u64,
 }
 
 impl fmt::Debug for S3Settings {
@@ -88,6 +99,7 @@ impl fmt::Debug for S3Settings {
             .field("region", &self.region)
             .field("access_key_id", &self.access_key_id)
             .field("secret_access_key", &"<redacted>")
+            .field("upload_memory", &self.upload_memory)
             .finish()
     }
 }
@@ -221,6 +233,10 @@ pub(crate) struct Inner {
     pub(crate) s3: AmazonS3,
     pub(crate) keys: Keys,
     locations: quick_cache::sync::Cache<Digest, Location>,
+    /// The node's upload memory, a permit per part ([`S3Settings::upload_memory`]).
+    room: Arc<tokio::sync::Semaphore>,
+    /// The parts' room there is in all.
+    room_parts: u64,
 }
 
 /// The S3 blob store. Cheap to clone.
@@ -339,6 +355,16 @@ impl S3BlobStore {
         if settings.secret_access_key.is_empty() {
             return Err(missing("s3_secret_access_key"));
         }
+        if settings.upload_memory < PART {
+            return Err(OpenError::Setting {
+                setting: "s3_upload_memory_mib",
+                message: format!(
+                    "is {} MiB, less than one part ({} MiB); every upload would wait forever",
+                    settings.upload_memory >> 20,
+                    PART >> 20
+                ),
+            });
+        }
         let client = ClientOptions::new()
             .with_connect_timeout(Duration::from_secs(5))
             // Blob bodies stream for as long as the client reads: no whole-request timeout,
@@ -379,6 +405,12 @@ impl S3BlobStore {
                 s3,
                 keys: Keys::new(&settings.prefix),
                 locations: quick_cache::sync::Cache::new(LOCATIONS_CACHED),
+                room: Arc::new(tokio::sync::Semaphore::new(
+                    usize::try_from(settings.upload_memory / PART)
+                        .unwrap_or(usize::MAX)
+                        .min(tokio::sync::Semaphore::MAX_PERMITS),
+                )),
+                room_parts: settings.upload_memory / PART,
             }),
         })
     }
@@ -433,7 +465,44 @@ impl Inner {
         Ok(Some(location))
     }
 
-    /// The staged pieces' bytes, in order (they total less than a part).
+    /// Room for one part's bytes in the node's upload memory, once there is: uploads share
+    /// it first come, first served. A part holds it from its first byte until S3 has the part,
+    /// so a client that sends slowly holds it longer (`body_read_timeout` ends one that stops).
+    /// After [`ROOM_WAIT`] without room, an unavailable error (503): better than waiting on.
+    pub(crate) async fn room(
+        &self,
+        doing: impl Fn() -> String,
+    ) -> StoreResult<tokio::sync::OwnedSemaphorePermit> {
+        match tokio::time::timeout(ROOM_WAIT, self.room.clone().acquire_owned()).await {
+            Ok(Ok(room)) => Ok(room),
+            Ok(Err(closed)) => Err(StoreError::new(doing(), closed)),
+            Err(_) => Err(StoreError::of_kind(
+                StoreErrorKind::Unavailable,
+                doing(),
+                format!(
+                    "every part buffer of this node's S3 upload memory ({} MiB, s3_upload_memory_mib) stayed in use for {} s; try again",
+                    self.room_parts * (PART >> 20),
+                    ROOM_WAIT.as_secs()
+                ),
+            )),
+        }
+    }
+
+    /// The staged pieces' bytes, in order (they total less than a part), read into the room
+    /// of one part.
+    async fn read_staged_in_room(
+        &self,
+        id: &str,
+        state: &UploadState,
+    ) -> StoreResult<(Vec<Bytes>, tokio::sync::OwnedSemaphorePermit)> {
+        let room = self
+            .room(|| format!("reading the staged pieces of upload `{id}`"))
+            .await?;
+        Ok((self.read_staged(id, state).await?, room))
+    }
+
+    /// The staged pieces' bytes, in order (they total less than a part). The caller holds
+    /// their room.
     pub(crate) async fn read_staged(
         &self,
         id: &str,
@@ -490,7 +559,7 @@ impl Inner {
         }
         let mut parts = state.part_ids();
         if !state.staged.is_empty() {
-            let chunks = self.read_staged(id, state).await?;
+            let (chunks, _room) = self.read_staged_in_room(id, state).await?;
             let payload: PutPayload = chunks.into_iter().collect();
             let multipart = multipart.to_owned();
             parts.push(
@@ -703,13 +772,12 @@ impl BlobStore for S3BlobStore {
                 "the upload holds no bytes",
             ));
         }
-        let chunks = self.inner.read_staged(id, &state).await?;
-        Ok(chunks_then_eof(
-            chunks,
-            state.len(),
-            len,
-            format!("upload `{id}`"),
-        ))
+        let (chunks, room) = self.inner.read_staged_in_room(id, &state).await?;
+        let stream = chunks_then_eof(chunks, state.len(), len, format!("upload `{id}`"));
+        // The room comes back with the stream's bytes.
+        Ok(Box::pin(stream.inspect(move |_| {
+            let _ = &room;
+        })))
     }
 
     async fn commit_upload(&self, id: &str, state: &[u8], digest: &Digest) -> StoreResult<()> {
@@ -756,7 +824,7 @@ impl BlobStore for S3BlobStore {
                     inner.s3.copy(only, &key).await.map_err(failed(context))?;
                 }
                 _ => {
-                    let chunks = inner.read_staged(id, &state).await?;
+                    let (chunks, _room) = inner.read_staged_in_room(id, &state).await?;
                     let payload: PutPayload = chunks.into_iter().collect();
                     inner.s3.put(&key, payload).await.map_err(failed(context))?;
                 }

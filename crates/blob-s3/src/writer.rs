@@ -1,6 +1,7 @@
 //! Receiving one request's bytes: whole parts go to the upload's multipart upload as they
 //! fill (two in flight at most), and what is left at the end is staged as an object of its
-//! own, to be folded into the next part.
+//! own, to be folded into the next part. Each part's buffer holds room in the node's upload
+//! memory ([`crate::Inner::room`]) from its first byte until S3 has it.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use berth_core::ports::{StoreResult, UploadProgress, UploadWriter};
 use bytes::{Bytes, BytesMut};
 use object_store::multipart::{MultipartStore, PartId};
 use object_store::{ObjectStoreExt, PutPayload};
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::task::JoinHandle;
 
 use crate::state::{Part, UploadState};
@@ -22,11 +24,20 @@ const PARTS_IN_FLIGHT: usize = 2;
 /// A part on its way: its length and the task uploading it.
 type Pending = (u64, JoinHandle<Result<PartId, object_store::Error>>);
 
+/// The part being filled: its bytes (allocated once, for exactly what completes the part
+/// after the staged pieces) and its room in the node's upload memory.
+struct Filling {
+    buf: BytesMut,
+    /// The bytes at which the part is complete.
+    full_at: usize,
+    room: OwnedSemaphorePermit,
+}
+
 pub(crate) struct S3UploadWriter {
     inner: Arc<Inner>,
     id: String,
     state: UploadState,
-    buf: BytesMut,
+    filling: Option<Filling>,
     pending: VecDeque<Pending>,
     /// The multipart upload this writer opened (not one recorded before): aborted if the
     /// writer is dropped unfinished, since nothing recorded names it.
@@ -39,7 +50,7 @@ impl S3UploadWriter {
             inner,
             id: id.to_owned(),
             state,
-            buf: BytesMut::new(),
+            filling: None,
             pending: VecDeque::new(),
             opened: None,
         }
@@ -64,11 +75,13 @@ impl S3UploadWriter {
         Ok(id)
     }
 
-    /// Sends the staged pieces and the buffer as the next part.
-    async fn send_part(&mut self) -> StoreResult<()> {
+    /// Sends the staged pieces and the part being filled as the next part; the part's room
+    /// comes back when S3 has it.
+    async fn send_part(&mut self, filling: Filling) -> StoreResult<()> {
         let multipart = self.multipart().await?;
         let mut chunks = self.inner.read_staged(&self.id, &self.state).await?;
-        chunks.push(self.buf.split().freeze());
+        chunks.push(filling.buf.freeze());
+        let room = filling.room;
         let len = chunks.iter().map(|c| c.len() as u64).sum();
         // Their objects go when the upload ends: until this request's state is recorded, the
         // recorded one still names them.
@@ -82,8 +95,11 @@ impl S3UploadWriter {
         let inner = self.inner.clone();
         let key = inner.keys.data(&self.id);
         let payload: PutPayload = chunks.into_iter().collect();
-        let task =
-            tokio::spawn(async move { inner.s3.put_part(&key, &multipart, index, payload).await });
+        let task = tokio::spawn(async move {
+            let sent = inner.s3.put_part(&key, &multipart, index, payload).await;
+            drop(room);
+            sent
+        });
         self.pending.push_back((len, task));
         Ok(())
     }
@@ -107,26 +123,49 @@ impl S3UploadWriter {
 
 #[async_trait]
 impl UploadWriter for S3UploadWriter {
-    async fn write(&mut self, chunk: Bytes) -> StoreResult<()> {
+    async fn write(&mut self, mut chunk: Bytes) -> StoreResult<()> {
         // Copied: the caller's chunk counts against its in-flight budget until dropped, and a
         // part may wait here for the next request's bytes.
-        self.buf.extend_from_slice(&chunk);
-        if self.state.staged_len() + self.buf.len() as u64 >= PART {
-            self.send_part().await?;
+        while !chunk.is_empty() {
+            let filling = match &mut self.filling {
+                Some(filling) => filling,
+                None => {
+                    let room = self
+                        .inner
+                        .room(|| format!("receiving bytes of upload `{}`", self.id))
+                        .await?;
+                    // The staged pieces (less than a part) are read back when the part goes.
+                    let full_at = (PART - self.state.staged_len()) as usize;
+                    self.filling.insert(Filling {
+                        buf: BytesMut::with_capacity(full_at),
+                        full_at,
+                        room,
+                    })
+                }
+            };
+            let take = chunk.len().min(filling.full_at - filling.buf.len());
+            filling.buf.extend_from_slice(&chunk.split_to(take));
+            if filling.buf.len() == filling.full_at {
+                let full = self.filling.take().expect("a part is being filled");
+                self.send_part(full).await?;
+            }
         }
         Ok(())
     }
 
     async fn finish(mut self: Box<Self>) -> StoreResult<UploadProgress> {
-        if !self.buf.is_empty() && self.state.staged_len() + self.buf.len() as u64 >= MIN_PART {
-            self.send_part().await?;
+        let mut tail = self.filling.take().filter(|f| !f.buf.is_empty());
+        if let Some(filling) =
+            tail.take_if(|f| self.state.staged_len() + f.buf.len() as u64 >= MIN_PART)
+        {
+            self.send_part(filling).await?;
         }
         while !self.pending.is_empty() {
             self.settle_oldest().await?;
         }
-        if !self.buf.is_empty() {
+        if let Some(filling) = tail {
             let key = self.inner.keys.staged(&self.id, self.state.len());
-            let piece = self.buf.split().freeze();
+            let piece = filling.buf.freeze();
             let len = piece.len() as u64;
             self.inner
                 .s3

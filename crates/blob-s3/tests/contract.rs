@@ -18,6 +18,7 @@ fn settings(prefix: &str) -> S3Settings {
         region: s3.region,
         access_key_id: s3.key_id,
         secret_access_key: s3.secret,
+        upload_memory: berth_blob_s3::DEFAULT_UPLOAD_MEMORY,
     }
 }
 
@@ -181,4 +182,67 @@ async fn wrong_credentials_and_unreachable_endpoints_are_named_at_open() {
     unset.access_key_id.clear();
     let err = S3BlobStore::open(&unset).await.unwrap_err();
     assert!(err.to_string().starts_with("s3_access_key_id"), "{err}");
+}
+
+/// Upload buffers share the node's upload memory, a part's room each: with room for one part,
+/// a second upload waits while the first fills its part, goes on when the first's part is
+/// gone, and after 30 s without room answers unavailable (503) instead of waiting on. Both
+/// blobs are whole. An upload memory under one part is refused at open, naming the setting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_share_the_upload_memory_a_part_at_a_time() {
+    use berth_core::StoreErrorKind;
+    use std::time::Duration;
+
+    let mut small = settings("x");
+    small.upload_memory = 4 << 20;
+    let err = S3BlobStore::open(&small).await.unwrap_err();
+    assert!(err.to_string().starts_with("s3_upload_memory_mib"), "{err}");
+
+    let prefix = format!("room-{}", uuid::Uuid::new_v4().simple());
+    let mut one_part = settings(&prefix);
+    one_part.upload_memory = 8 << 20;
+    let store = S3BlobStore::open(&one_part).await.unwrap();
+    let first = pattern(10 << 20, 1);
+    let second = pattern(3 << 20, 2);
+
+    let mut a = store.upload_writer("first", &[], 0).await.unwrap();
+    a.write(first[..1 << 20].to_vec().into()).await.unwrap();
+    // The first upload's part holds the only room: the second's first byte waits for it.
+    let mut b = store.upload_writer("second", &[], 0).await.unwrap();
+    let waiting = tokio::time::timeout(
+        Duration::from_secs(2),
+        b.write(second[..1 << 20].to_vec().into()),
+    )
+    .await;
+    assert!(waiting.is_err(), "the second upload waits for room");
+    // The first fills its part and sends it: the room comes back once S3 has it.
+    a.write(first[1 << 20..].to_vec().into()).await.unwrap();
+    let a_done = a.finish().await.unwrap();
+    // The first's tail was staged, the part is in S3: the second goes on.
+    tokio::time::timeout(Duration::from_secs(30), b.write(second.clone().into()))
+        .await
+        .expect("room comes back when the first upload's bytes are in S3")
+        .unwrap();
+    let b_done = b.finish().await.unwrap();
+
+    // The second holds nothing now: a third upload fills its room and keeps it while a
+    // fourth waits, which gives up after 30 s with an error that says what to do.
+    let mut c = store.upload_writer("third", &[], 0).await.unwrap();
+    c.write(vec![1; 100].into()).await.unwrap();
+    let mut d = store.upload_writer("fourth", &[], 0).await.unwrap();
+    let began = std::time::Instant::now();
+    let err = d.write(vec![2; 100].into()).await.unwrap_err();
+    assert!(began.elapsed() >= Duration::from_secs(29), "{err}");
+    assert_eq!(err.kind(), StoreErrorKind::Unavailable, "{err}");
+    assert!(err.to_string().contains("s3_upload_memory_mib"), "{err}");
+    drop(d);
+    drop(c);
+
+    for (id, data, done) in [("first", &first, a_done), ("second", &second, b_done)] {
+        assert_eq!(done.len, data.len() as u64);
+        let digest = Digest::sha256(data);
+        store.commit_upload(id, &done.state, &digest).await.unwrap();
+        let read = collect(store.read(&digest, 0, done.len).await.unwrap()).await;
+        assert!(read == *data, "blob `{id}` is whole");
+    }
 }

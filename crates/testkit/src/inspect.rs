@@ -879,6 +879,7 @@ mod s3_tests {
             region: service.region.clone(),
             access_key_id: service.key_id.clone(),
             secret_access_key: service.secret.clone(),
+            upload_memory: berth_blob_s3::DEFAULT_UPLOAD_MEMORY,
         };
         let store = S3BlobStore::open(&settings).await.expect("open");
         (store, S3Inspector::new(&service, &prefix), settings)

@@ -87,4 +87,18 @@ fn wrong_s3_credentials_or_an_unreachable_endpoint_stop_the_start_naming_the_set
             "{setting}: the secret stays out of the error: {stderr}"
         );
     }
+    // Upload memory under one part (8 MiB) would leave every upload waiting.
+    let (ok, stderr) = serve_exits(&[
+        ("BERTH_BLOB_STORE", store.as_str()),
+        ("BERTH_S3_ENDPOINT", s3.endpoint.as_str()),
+        ("BERTH_S3_REGION", s3.region.as_str()),
+        ("BERTH_S3_ACCESS_KEY_ID", s3.key_id.as_str()),
+        ("BERTH_S3_SECRET_ACCESS_KEY", s3.secret.as_str()),
+        ("BERTH_S3_UPLOAD_MEMORY_MIB", "4"),
+    ]);
+    assert!(
+        !ok,
+        "berth serve must not start with 4 MiB of upload memory"
+    );
+    assert!(stderr.contains("s3_upload_memory_mib"), "{stderr}");
 }

@@ -399,6 +399,7 @@ impl Stores {
                     region: s3.region,
                     access_key_id: s3.key_id,
                     secret_access_key: s3.secret,
+                    upload_memory: berth_blob_s3::DEFAULT_UPLOAD_MEMORY,
                 };
                 Box::new(
                     berth_blob_s3::S3BlobStore::open(&settings)
