@@ -350,6 +350,7 @@ impl Nginx {
                  upstream berth {{\n{servers}        keepalive 32;\n    }}\n\
                  server {{\n        listen 127.0.0.1:{port};\n        client_max_body_size 0;\n\
                      proxy_request_buffering off;\n        proxy_buffering off;\n\
+                     client_body_buffer_size 128k;\n        proxy_buffer_size 128k;\n        proxy_buffers 4 128k;\n\
                      proxy_http_version 1.1;\n        proxy_set_header Host $http_host;\n\
                      proxy_set_header Connection \"\";\n\
                      location / {{ proxy_pass http://berth; }}\n    }}\n}}\n"
@@ -369,15 +370,19 @@ impl Nginx {
             .arg(dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            // Errors in the configuration come before the error log is open.
+            .stderr(std::fs::File::create(dir.path().join("stderr"))?)
             .spawn()
             .context("starting nginx")?;
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             if let Some(status) = child.try_wait()? {
+                let said =
+                    |file: &str| std::fs::read_to_string(dir.path().join(file)).unwrap_or_default();
                 bail!(
-                    "nginx exited ({status}): {}",
-                    std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default()
+                    "nginx exited ({status}): {}{}",
+                    said("stderr"),
+                    said("error.log")
                 );
             }
             if Instant::now() > deadline {

@@ -47,8 +47,9 @@ pub struct Config {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub s3_secret_access_key: Option<Secret>,
     /// MiB of upload buffers a node on an S3 blob store holds at most, across every upload
-    /// (`BERTH_S3_UPLOAD_MEMORY_MIB`; default 64, at least 8): each part being filled or sent
-    /// takes 8 MiB of it, and a request waits for room, pushing back on its client.
+    /// (`BERTH_S3_UPLOAD_MEMORY_MIB`; default 64, at least one 8 MiB part): the bytes of parts
+    /// being filled or sent. A request waits for room, pushing back on its client, and
+    /// answers 503 after 30 s without.
     pub s3_upload_memory_mib: u64,
     /// Blob GETs answer `307` to a presigned URL of the blob store instead of streaming the
     /// bytes through Berth (`BERTH_BLOB_REDIRECT`; S3 only; default off). Clients follow it;

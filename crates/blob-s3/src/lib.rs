@@ -24,6 +24,7 @@
 //!
 //! Where a blob's bytes are does not change once committed, so it is cached per node.
 
+mod orphans;
 mod state;
 mod writer;
 
@@ -62,7 +63,7 @@ pub(crate) const MIN_PART: u64 = 5 << 20;
 /// Where committed blobs' bytes are, remembered per node (each entry ~100 bytes).
 const LOCATIONS_CACHED: usize = 100_000;
 
-/// The default for [`S3Settings::upload_memory`]: eight parts.
+/// The default for [`S3Settings::upload_memory`]: eight parts' worth.
 pub const DEFAULT_UPLOAD_MEMORY: u64 = 64 << 20;
 
 /// How long a request waits for room in the node's upload memory before it answers
@@ -85,8 +86,8 @@ pub struct S3Settings {
     /// The secret access key.
     pub secret_access_key: String,
     /// Bytes of upload buffers the node holds at most, across every upload
-    /// (`s3_upload_memory_mib`): a part being filled or on its way to S3, or staged pieces
-    /// read back, each takes a whole part's room (8 MiB). At least one part.
+    /// (`s3_upload_memory_mib`): the bytes of parts being filled or on their way to S3, and
+    /// of staged pieces read back. At least one part (8 MiB).
     pub upload_memory: u64,
 }
 
@@ -178,6 +179,11 @@ impl Keys {
         self.path(format!("data/{id}"))
     }
 
+    /// What every `data/{id}` key starts with, `/` included.
+    pub(crate) fn data_prefix(&self) -> String {
+        format!("{}data/", self.prefix)
+    }
+
     pub(crate) fn staged(&self, id: &str, start: u64) -> Path {
         self.path(format!("uploads/{id}/{start:020}"))
     }
@@ -233,10 +239,12 @@ pub(crate) struct Inner {
     pub(crate) s3: AmazonS3,
     pub(crate) keys: Keys,
     locations: quick_cache::sync::Cache<Digest, Location>,
-    /// The node's upload memory, a permit per part ([`S3Settings::upload_memory`]).
+    /// The node's upload memory, a permit per byte ([`S3Settings::upload_memory`]).
     room: Arc<tokio::sync::Semaphore>,
-    /// The parts' room there is in all.
-    room_parts: u64,
+    /// Its bytes in all.
+    room_bytes: u64,
+    /// Lists open multipart uploads, which `object_store` cannot.
+    lister: orphans::Lister,
 }
 
 /// The S3 blob store. Cheap to clone.
@@ -383,6 +391,14 @@ impl S3BlobStore {
             retry_timeout: Duration::from_secs(15),
             ..RetryConfig::default()
         };
+        let lister =
+            orphans::Lister::new(settings, &client).map_err(|message| OpenError::Setting {
+                setting: "s3_endpoint",
+                message,
+            })?;
+        let room_bytes = usize::try_from(settings.upload_memory)
+            .unwrap_or(usize::MAX)
+            .min(tokio::sync::Semaphore::MAX_PERMITS);
         let mut builder = AmazonS3Builder::new()
             .with_bucket_name(&settings.bucket)
             .with_region(&settings.region)
@@ -405,12 +421,9 @@ impl S3BlobStore {
                 s3,
                 keys: Keys::new(&settings.prefix),
                 locations: quick_cache::sync::Cache::new(LOCATIONS_CACHED),
-                room: Arc::new(tokio::sync::Semaphore::new(
-                    usize::try_from(settings.upload_memory / PART)
-                        .unwrap_or(usize::MAX)
-                        .min(tokio::sync::Semaphore::MAX_PERMITS),
-                )),
-                room_parts: settings.upload_memory / PART,
+                room: Arc::new(tokio::sync::Semaphore::new(room_bytes)),
+                room_bytes: room_bytes as u64,
+                lister,
             }),
         })
     }
@@ -465,27 +478,35 @@ impl Inner {
         Ok(Some(location))
     }
 
-    /// Room for one part's bytes in the node's upload memory, once there is: uploads share
-    /// it first come, first served. A part holds it from its first byte until S3 has the part,
-    /// so a client that sends slowly holds it longer (`body_read_timeout` ends one that stops).
-    /// After [`ROOM_WAIT`] without room, an unavailable error (503): better than waiting on.
+    /// Room for `bytes` bytes (at most a part) in the node's upload memory, once there is:
+    /// uploads share it first come, first served. After [`ROOM_WAIT`] without room, an
+    /// unavailable error (503): better than waiting on.
     pub(crate) async fn room(
         &self,
+        bytes: usize,
         doing: impl Fn() -> String,
     ) -> StoreResult<tokio::sync::OwnedSemaphorePermit> {
-        match tokio::time::timeout(ROOM_WAIT, self.room.clone().acquire_owned()).await {
+        let wanted = u32::try_from(bytes).unwrap_or(u32::MAX);
+        let acquire = self.room.clone().acquire_many_owned(wanted);
+        match tokio::time::timeout(ROOM_WAIT, acquire).await {
             Ok(Ok(room)) => Ok(room),
             Ok(Err(closed)) => Err(StoreError::new(doing(), closed)),
             Err(_) => Err(StoreError::of_kind(
                 StoreErrorKind::Unavailable,
                 doing(),
                 format!(
-                    "every part buffer of this node's S3 upload memory ({} MiB, s3_upload_memory_mib) stayed in use for {} s; try again",
-                    self.room_parts * (PART >> 20),
+                    "this node's S3 upload memory ({} MiB, s3_upload_memory_mib) stayed in use by other uploads for {} s; try again",
+                    self.room_bytes >> 20,
                     ROOM_WAIT.as_secs()
                 ),
             )),
         }
+    }
+
+    /// Room for `bytes` bytes if it is free now.
+    pub(crate) fn try_room(&self, bytes: usize) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let wanted = u32::try_from(bytes).ok()?;
+        self.room.clone().try_acquire_many_owned(wanted).ok()
     }
 
     /// The staged pieces' bytes, in order (they total less than a part), read into the room
@@ -496,7 +517,9 @@ impl Inner {
         state: &UploadState,
     ) -> StoreResult<(Vec<Bytes>, tokio::sync::OwnedSemaphorePermit)> {
         let room = self
-            .room(|| format!("reading the staged pieces of upload `{id}`"))
+            .room(state.staged_len() as usize, || {
+                format!("reading the staged pieces of upload `{id}`")
+            })
             .await?;
         Ok((self.read_staged(id, state).await?, room))
     }
@@ -871,9 +894,11 @@ impl BlobStore for S3BlobStore {
             .try_collect()
             .await
             .map_err(failed("listing staged upload pieces"))?;
-        self.inner
+        let pieces = self
+            .inner
             .delete_all(old, "purging staged upload pieces")
-            .await
+            .await?;
+        Ok(pieces + self.inner.abort_orphans(modified_before).await?)
     }
 
     async fn delete(&self, digest: &Digest) -> StoreResult<bool> {

@@ -1,7 +1,11 @@
 //! Receiving one request's bytes: whole parts go to the upload's multipart upload as they
 //! fill (two in flight at most), and what is left at the end is staged as an object of its
-//! own, to be folded into the next part. Each part's buffer holds room in the node's upload
-//! memory ([`crate::Inner::room`]) from its first byte until S3 has it.
+//! own, to be folded into the next part.
+//!
+//! Every byte a writer buffers holds room in the node's upload memory ([`Inner::room`]),
+//! taken as the bytes come and given back when S3 has them. A writer waits for room only
+//! while it holds none (parts already on their way finish on their own): when room is
+//! short it first stages what it holds, so no two uploads can each wait for the other's room.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -24,20 +28,16 @@ const PARTS_IN_FLIGHT: usize = 2;
 /// A part on its way: its length and the task uploading it.
 type Pending = (u64, JoinHandle<Result<PartId, object_store::Error>>);
 
-/// The part being filled: its bytes (allocated once, for exactly what completes the part
-/// after the staged pieces) and its room in the node's upload memory.
-struct Filling {
-    buf: BytesMut,
-    /// The bytes at which the part is complete.
-    full_at: usize,
-    room: OwnedSemaphorePermit,
-}
-
 pub(crate) struct S3UploadWriter {
     inner: Arc<Inner>,
     id: String,
     state: UploadState,
-    filling: Option<Filling>,
+    /// The part being filled after the staged pieces: allocated once, for exactly what
+    /// completes the part, when its first byte comes.
+    buf: BytesMut,
+    /// Room held in the node's upload memory: the staged pieces' bytes (read back when the
+    /// part goes) and the buffer's.
+    room: Option<OwnedSemaphorePermit>,
     pending: VecDeque<Pending>,
     /// The multipart upload this writer opened (not one recorded before): aborted if the
     /// writer is dropped unfinished, since nothing recorded names it.
@@ -50,10 +50,35 @@ impl S3UploadWriter {
             inner,
             id: id.to_owned(),
             state,
-            filling: None,
+            buf: BytesMut::new(),
+            room: None,
             pending: VecDeque::new(),
             opened: None,
         }
+    }
+
+    /// The buffer's length at which the part is complete.
+    fn full_at(&self) -> usize {
+        // The staged pieces total less than a part.
+        (PART - self.state.staged_len()) as usize
+    }
+
+    /// Stages the buffer, if it holds anything, as a piece of its own (an object); the room
+    /// it held can go.
+    async fn stage_buffer(&mut self) -> StoreResult<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let key = self.inner.keys.staged(&self.id, self.state.len());
+        let piece = std::mem::take(&mut self.buf).freeze();
+        let len = piece.len() as u64;
+        self.inner
+            .s3
+            .put(&key, piece.into())
+            .await
+            .map_err(failed(format!("staging bytes of upload `{}`", self.id)))?;
+        self.state.staged.push(len);
+        Ok(())
     }
 
     async fn multipart(&mut self) -> StoreResult<String> {
@@ -75,13 +100,13 @@ impl S3UploadWriter {
         Ok(id)
     }
 
-    /// Sends the staged pieces and the part being filled as the next part; the part's room
-    /// comes back when S3 has it.
-    async fn send_part(&mut self, filling: Filling) -> StoreResult<()> {
+    /// Sends the staged pieces and the buffer as the next part; the room they held comes
+    /// back when S3 has it.
+    async fn send_part(&mut self) -> StoreResult<()> {
         let multipart = self.multipart().await?;
         let mut chunks = self.inner.read_staged(&self.id, &self.state).await?;
-        chunks.push(filling.buf.freeze());
-        let room = filling.room;
+        chunks.push(std::mem::take(&mut self.buf).freeze());
+        let room = self.room.take();
         let len = chunks.iter().map(|c| c.len() as u64).sum();
         // Their objects go when the upload ends: until this request's state is recorded, the
         // recorded one still names them.
@@ -127,53 +152,49 @@ impl UploadWriter for S3UploadWriter {
         // Copied: the caller's chunk counts against its in-flight budget until dropped, and a
         // part may wait here for the next request's bytes.
         while !chunk.is_empty() {
-            let filling = match &mut self.filling {
-                Some(filling) => filling,
-                None => {
-                    let room = self
-                        .inner
-                        .room(|| format!("receiving bytes of upload `{}`", self.id))
-                        .await?;
-                    // The staged pieces (less than a part) are read back when the part goes.
-                    let full_at = (PART - self.state.staged_len()) as usize;
-                    self.filling.insert(Filling {
-                        buf: BytesMut::with_capacity(full_at),
-                        full_at,
-                        room,
-                    })
+            let want = chunk.len().min(self.full_at() - self.buf.len());
+            if self.room.is_none() {
+                // A new part: room for its first bytes and for reading the staged pieces
+                // back, waited for holding none.
+                let bytes = want + self.state.staged_len() as usize;
+                let room = match self.inner.try_room(bytes) {
+                    Some(room) => room,
+                    None => {
+                        self.inner
+                            .room(bytes, || format!("receiving bytes of upload `{}`", self.id))
+                            .await?
+                    }
+                };
+                self.room = Some(room);
+                self.buf = BytesMut::with_capacity(self.full_at());
+            } else if let Some(more) = self.inner.try_room(want) {
+                if let Some(held) = &mut self.room {
+                    held.merge(more);
                 }
-            };
-            let take = chunk.len().min(filling.full_at - filling.buf.len());
-            filling.buf.extend_from_slice(&chunk.split_to(take));
-            if filling.buf.len() == filling.full_at {
-                let full = self.filling.take().expect("a part is being filled");
-                self.send_part(full).await?;
+            } else {
+                // Short of room: stage what this part holds and give its room back before
+                // waiting, so that no two uploads each wait for the other's room.
+                self.stage_buffer().await?;
+                self.room = None;
+                continue;
+            }
+            self.buf.extend_from_slice(&chunk.split_to(want));
+            if self.buf.len() == self.full_at() {
+                self.send_part().await?;
             }
         }
         Ok(())
     }
 
     async fn finish(mut self: Box<Self>) -> StoreResult<UploadProgress> {
-        let mut tail = self.filling.take().filter(|f| !f.buf.is_empty());
-        if let Some(filling) =
-            tail.take_if(|f| self.state.staged_len() + f.buf.len() as u64 >= MIN_PART)
-        {
-            self.send_part(filling).await?;
+        if !self.buf.is_empty() && self.state.staged_len() + self.buf.len() as u64 >= MIN_PART {
+            self.send_part().await?;
         }
         while !self.pending.is_empty() {
             self.settle_oldest().await?;
         }
-        if let Some(filling) = tail {
-            let key = self.inner.keys.staged(&self.id, self.state.len());
-            let piece = filling.buf.freeze();
-            let len = piece.len() as u64;
-            self.inner
-                .s3
-                .put(&key, piece.into())
-                .await
-                .map_err(failed(format!("staging the tail of upload `{}`", self.id)))?;
-            self.state.staged.push(len);
-        }
+        self.stage_buffer().await?;
+        self.room = None;
         self.opened = None;
         Ok(UploadProgress {
             len: self.state.len(),
@@ -196,7 +217,7 @@ impl Drop for S3UploadWriter {
         let key = inner.keys.data(&self.id);
         runtime.spawn(async move {
             if let Err(err) = inner.s3.abort_multipart(&key, &multipart).await {
-                tracing::warn!(%key, error = %err, "aborting an unfinished multipart upload failed; a bucket lifecycle rule for incomplete multipart uploads reclaims it");
+                tracing::warn!(%key, error = %err, "aborting an unfinished multipart upload failed; the upload purge aborts it after upload_ttl_secs");
             }
         });
     }

@@ -184,12 +184,14 @@ async fn wrong_credentials_and_unreachable_endpoints_are_named_at_open() {
     assert!(err.to_string().starts_with("s3_access_key_id"), "{err}");
 }
 
-/// Upload buffers share the node's upload memory, a part's room each: with room for one part,
-/// a second upload waits while the first fills its part, goes on when the first's part is
-/// gone, and after 30 s without room answers unavailable (503) instead of waiting on. Both
-/// blobs are whole. An upload memory under one part is refused at open, naming the setting.
+/// Upload buffers share the node's upload memory, byte for byte. With room for one part
+/// (8 MiB): a second upload's bytes wait while the first holds 7.5 MiB, and go on once the
+/// first's request ends; two uploads each short of room both go on (a writer stages its own
+/// bytes before it waits, so neither waits for room the other holds); after 30 s without room a
+/// write answers unavailable (503) naming the setting. Every blob is whole. An upload memory
+/// under one part is refused at open, naming the setting.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn uploads_share_the_upload_memory_a_part_at_a_time() {
+async fn uploads_share_the_upload_memory() {
     use berth_core::StoreErrorKind;
     use std::time::Duration;
 
@@ -202,12 +204,12 @@ async fn uploads_share_the_upload_memory_a_part_at_a_time() {
     let mut one_part = settings(&prefix);
     one_part.upload_memory = 8 << 20;
     let store = S3BlobStore::open(&one_part).await.unwrap();
-    let first = pattern(10 << 20, 1);
+    let half = (15 << 20) / 2;
+    let first = pattern(2 * half, 1);
     let second = pattern(3 << 20, 2);
 
     let mut a = store.upload_writer("first", &[], 0).await.unwrap();
-    a.write(first[..1 << 20].to_vec().into()).await.unwrap();
-    // The first upload's part holds the only room: the second's first byte waits for it.
+    a.write(first[..half].to_vec().into()).await.unwrap();
     let mut b = store.upload_writer("second", &[], 0).await.unwrap();
     let waiting = tokio::time::timeout(
         Duration::from_secs(2),
@@ -215,23 +217,43 @@ async fn uploads_share_the_upload_memory_a_part_at_a_time() {
     )
     .await;
     assert!(waiting.is_err(), "the second upload waits for room");
-    // The first fills its part and sends it: the room comes back once S3 has it.
-    a.write(first[1 << 20..].to_vec().into()).await.unwrap();
+    // The first request ends: its bytes go to S3 as a part, and the room comes back.
     let a_done = a.finish().await.unwrap();
-    // The first's tail was staged, the part is in S3: the second goes on.
-    tokio::time::timeout(Duration::from_secs(30), b.write(second.clone().into()))
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        b.write(second[..1 << 20].to_vec().into()),
+    )
+    .await
+    .expect("room comes back when the first request ends")
+    .unwrap();
+    // The first's next request wants 7.5 MiB while the second holds 1 MiB and wants 2 more:
+    // the second stages its 1 MiB rather than wait holding it.
+    let mut a = store
+        .upload_writer("first", &a_done.state, a_done.len)
         .await
-        .expect("room comes back when the first upload's bytes are in S3")
         .unwrap();
+    let (a_done, b_wrote) = tokio::time::timeout(Duration::from_secs(25), async {
+        tokio::join!(
+            async {
+                a.write(first[half..].to_vec().into()).await?;
+                a.finish().await
+            },
+            b.write(second[1 << 20..].to_vec().into())
+        )
+    })
+    .await
+    .expect("two uploads short of room do not wait for each other");
+    let a_done = a_done.unwrap();
+    b_wrote.unwrap();
     let b_done = b.finish().await.unwrap();
 
-    // The second holds nothing now: a third upload fills its room and keeps it while a
-    // fourth waits, which gives up after 30 s with an error that says what to do.
+    // A third holds 7 MiB; a fourth's 2 MiB wait, and give up after 30 s with an error that
+    // says what to do.
     let mut c = store.upload_writer("third", &[], 0).await.unwrap();
-    c.write(vec![1; 100].into()).await.unwrap();
+    c.write(vec![1; 7 << 20].into()).await.unwrap();
     let mut d = store.upload_writer("fourth", &[], 0).await.unwrap();
     let began = std::time::Instant::now();
-    let err = d.write(vec![2; 100].into()).await.unwrap_err();
+    let err = d.write(vec![2; 2 << 20].into()).await.unwrap_err();
     assert!(began.elapsed() >= Duration::from_secs(29), "{err}");
     assert_eq!(err.kind(), StoreErrorKind::Unavailable, "{err}");
     assert!(err.to_string().contains("s3_upload_memory_mib"), "{err}");
@@ -245,4 +267,49 @@ async fn uploads_share_the_upload_memory_a_part_at_a_time() {
         let read = collect(store.read(&digest, 0, done.len).await.unwrap()).await;
         assert!(read == *data, "blob `{id}` is whole");
     }
+}
+
+/// A node killed mid-request leaves its multipart upload open (its writer never dropped):
+/// the upload purge aborts it once it is older than the cutoff, and leaves younger ones, and
+/// multipart uploads outside the store's `data/` area, alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purging_aborts_multipart_uploads_a_killed_node_left_open() {
+    use object_store::multipart::MultipartStore as _;
+
+    let prefix = format!("orphans-{}", uuid::Uuid::new_v4().simple());
+    let store = S3BlobStore::open(&settings(&prefix)).await.unwrap();
+    let inspector = S3Inspector::new(&s3_service(), &prefix);
+    let mut killed = store.upload_writer("killed", &[], 0).await.unwrap();
+    killed.write(pattern(9 << 20, 4).into()).await.unwrap();
+    // The process dies: the writer is never finished nor dropped.
+    std::mem::forget(killed);
+    // A multipart upload under the prefix but outside `data/`: not the store's.
+    let s3 = object_store::aws::AmazonS3Builder::new()
+        .with_bucket_name(s3_service().bucket)
+        .with_region(s3_service().region)
+        .with_endpoint(s3_service().endpoint)
+        .with_access_key_id(s3_service().key_id)
+        .with_secret_access_key(s3_service().secret)
+        .with_allow_http(true)
+        .build()
+        .unwrap();
+    let foreign = object_store::path::Path::from(format!("{prefix}/elsewhere/x"));
+    let foreign_id = s3.create_multipart(&foreign).await.unwrap();
+    assert_eq!(inspector.uploads_held().await, vec!["killed".to_owned()]);
+
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    assert_eq!(store.purge_uploads(now - 3_600_000).await.unwrap(), 0);
+    assert_eq!(
+        inspector.uploads_held().await,
+        vec!["killed".to_owned()],
+        "an upload started after the cutoff stays"
+    );
+    assert_eq!(store.purge_uploads(now + 60_000).await.unwrap(), 1);
+    assert_eq!(inspector.uploads_held().await, Vec::<String>::new());
+    // The foreign one is still open: aborting it succeeds (S3 answers NoSuchUpload to an
+    // abort of an upload no longer open).
+    s3.abort_multipart(&foreign, &foreign_id).await.unwrap();
 }
