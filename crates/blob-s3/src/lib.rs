@@ -240,7 +240,7 @@ pub(crate) struct Inner {
     pub(crate) keys: Keys,
     locations: quick_cache::sync::Cache<Digest, Location>,
     /// The node's upload memory, a permit per byte ([`S3Settings::upload_memory`]).
-    room: Arc<tokio::sync::Semaphore>,
+    pub(crate) room: Arc<tokio::sync::Semaphore>,
     /// Its bytes in all.
     room_bytes: u64,
     /// Lists open multipart uploads, which `object_store` cannot.

@@ -3,12 +3,14 @@
 //! own, to be folded into the next part.
 //!
 //! Every byte a writer buffers holds room in the node's upload memory ([`Inner::room`]),
-//! taken as the bytes come and given back when S3 has them. A writer waits for room only
-//! while it holds none (parts already on their way finish on their own): when room is
-//! short it first stages what it holds, so no two uploads can each wait for the other's room.
+//! taken as the bytes come and given back when S3 has them. A writer holding room waits for
+//! more only briefly ([`HOLDING_WAIT`]), then stages what it holds and waits holding none
+//! (parts already on their way finish on their own), so no two uploads can each wait for
+//! the other's room.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use berth_core::StoreError;
@@ -24,6 +26,11 @@ use crate::{Inner, MIN_PART, PART, failed};
 
 /// Parts being uploaded at once by one writer: one goes out while the next fills.
 const PARTS_IN_FLIGHT: usize = 2;
+
+/// How long a writer holding room waits for more before it stages what it holds and waits
+/// holding none. An 8 MiB part on its way takes about this long to reach S3 here, so room held
+/// by parts in flight comes back within it; room held by stalled clients does not.
+const HOLDING_WAIT: Duration = Duration::from_millis(250);
 
 /// A part on its way: its length and the task uploading it.
 type Pending = (u64, JoinHandle<Result<PartId, object_store::Error>>);
@@ -61,6 +68,17 @@ impl S3UploadWriter {
     fn full_at(&self) -> usize {
         // The staged pieces total less than a part.
         (PART - self.state.staged_len()) as usize
+    }
+
+    /// `bytes` more room, if it is free now or comes within [`HOLDING_WAIT`]: parts on
+    /// their way give theirs back that soon, and waiting that long holding room is bounded.
+    async fn more_room(&self, bytes: usize) -> Option<OwnedSemaphorePermit> {
+        if let Some(room) = self.inner.try_room(bytes) {
+            return Some(room);
+        }
+        let wanted = u32::try_from(bytes).ok()?;
+        let acquire = self.inner.room.clone().acquire_many_owned(wanted);
+        tokio::time::timeout(HOLDING_WAIT, acquire).await.ok()?.ok()
     }
 
     /// Stages the buffer, if it holds anything, as a piece of its own (an object); the room
@@ -167,13 +185,13 @@ impl UploadWriter for S3UploadWriter {
                 };
                 self.room = Some(room);
                 self.buf = BytesMut::with_capacity(self.full_at());
-            } else if let Some(more) = self.inner.try_room(want) {
+            } else if let Some(more) = self.more_room(want).await {
                 if let Some(held) = &mut self.room {
                     held.merge(more);
                 }
             } else {
-                // Short of room: stage what this part holds and give its room back before
-                // waiting, so that no two uploads each wait for the other's room.
+                // Still short of room: stage what this part holds and give its room back
+                // before waiting, so that no two uploads wait for each other's room.
                 self.stage_buffer().await?;
                 self.room = None;
                 continue;
