@@ -431,6 +431,9 @@ impl Server {
     /// The last lines the server wrote to stderr, for error messages (each node's, with
     /// several).
     pub fn recent_log(&self) -> String {
+        // The threads reading the logs lag the processes: a line written just before a
+        // failed request was answered may not have been read yet.
+        std::thread::sleep(Duration::from_millis(300));
         let mut text = String::new();
         for (index, process) in self.processes.iter().enumerate() {
             if self.processes.len() > 1 {
