@@ -240,7 +240,7 @@ pub(crate) struct Inner {
     pub(crate) keys: Keys,
     locations: quick_cache::sync::Cache<Digest, Location>,
     /// The node's upload memory, a permit per byte ([`S3Settings::upload_memory`]).
-    pub(crate) room: Arc<tokio::sync::Semaphore>,
+    room: Arc<tokio::sync::Semaphore>,
     /// Its bytes in all.
     room_bytes: u64,
     /// Lists open multipart uploads, which `object_store` cannot.
@@ -486,12 +486,8 @@ impl Inner {
         bytes: usize,
         doing: impl Fn() -> String,
     ) -> StoreResult<tokio::sync::OwnedSemaphorePermit> {
-        let wanted = u32::try_from(bytes).unwrap_or(u32::MAX);
-        let acquire = self.room.clone().acquire_many_owned(wanted);
-        match tokio::time::timeout(ROOM_WAIT, acquire).await {
-            Ok(Ok(room)) => Ok(room),
-            Ok(Err(closed)) => Err(StoreError::new(doing(), closed)),
-            Err(_) => Err(StoreError::of_kind(
+        self.room_within(bytes, ROOM_WAIT).await.ok_or_else(|| {
+            StoreError::of_kind(
                 StoreErrorKind::Unavailable,
                 doing(),
                 format!(
@@ -499,14 +495,20 @@ impl Inner {
                     self.room_bytes >> 20,
                     ROOM_WAIT.as_secs()
                 ),
-            )),
-        }
+            )
+        })
     }
 
-    /// Room for `bytes` bytes if it is free now.
-    pub(crate) fn try_room(&self, bytes: usize) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    /// Room for `bytes` bytes, if it is free now or comes within `wait`.
+    pub(crate) async fn room_within(
+        &self,
+        bytes: usize,
+        wait: Duration,
+    ) -> Option<tokio::sync::OwnedSemaphorePermit> {
         let wanted = u32::try_from(bytes).ok()?;
-        self.room.clone().try_acquire_many_owned(wanted).ok()
+        let acquire = self.room.clone().acquire_many_owned(wanted);
+        // The semaphore is never closed.
+        tokio::time::timeout(wait, acquire).await.ok()?.ok()
     }
 
     /// The staged pieces' bytes, in order (they total less than a part), read into the room

@@ -28,7 +28,7 @@ use crate::{Inner, MIN_PART, PART, failed};
 const PARTS_IN_FLIGHT: usize = 2;
 
 /// How long a writer holding room waits for more before it stages what it holds and waits
-/// holding none. An 8 MiB part on its way takes about this long to reach S3 here, so room held
+/// holding none (waiting that long holding room is bounded). An 8 MiB part on its way takes about this long to reach S3 here, so room held
 /// by parts in flight comes back within it; room held by stalled clients does not.
 const HOLDING_WAIT: Duration = Duration::from_millis(250);
 
@@ -68,17 +68,6 @@ impl S3UploadWriter {
     fn full_at(&self) -> usize {
         // The staged pieces total less than a part.
         (PART - self.state.staged_len()) as usize
-    }
-
-    /// `bytes` more room, if it is free now or comes within [`HOLDING_WAIT`]: parts on
-    /// their way give theirs back that soon, and waiting that long holding room is bounded.
-    async fn more_room(&self, bytes: usize) -> Option<OwnedSemaphorePermit> {
-        if let Some(room) = self.inner.try_room(bytes) {
-            return Some(room);
-        }
-        let wanted = u32::try_from(bytes).ok()?;
-        let acquire = self.inner.room.clone().acquire_many_owned(wanted);
-        tokio::time::timeout(HOLDING_WAIT, acquire).await.ok()?.ok()
     }
 
     /// Stages the buffer, if it holds anything, as a piece of its own (an object); the room
@@ -175,17 +164,12 @@ impl UploadWriter for S3UploadWriter {
                 // A new part: room for its first bytes and for reading the staged pieces
                 // back, waited for holding none.
                 let bytes = want + self.state.staged_len() as usize;
-                let room = match self.inner.try_room(bytes) {
-                    Some(room) => room,
-                    None => {
-                        self.inner
-                            .room(bytes, || format!("receiving bytes of upload `{}`", self.id))
-                            .await?
-                    }
-                };
-                self.room = Some(room);
+                let room = self
+                    .inner
+                    .room(bytes, || format!("receiving bytes of upload `{}`", self.id));
+                self.room = Some(room.await?);
                 self.buf = BytesMut::with_capacity(self.full_at());
-            } else if let Some(more) = self.more_room(want).await {
+            } else if let Some(more) = self.inner.room_within(want, HOLDING_WAIT).await {
                 if let Some(held) = &mut self.room {
                     held.merge(more);
                 }
