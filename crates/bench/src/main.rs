@@ -101,7 +101,11 @@
 //! `--database-url`, default `$TEST_POSTGRES`), and reports the Garage nodes' CPU time beside
 //! the registry's. A run that fails is said and run once more afresh. After the table it prints the ratios between
 //! columns: Berth against Distribution on each Garage, three nodes against one, PostgreSQL and
-//! Garage against SQLite and disk. `--scale-out-configs` picks some of the seven.
+//! Garage against SQLite and disk. `--scale-out-configs` picks some of the seven. Before the
+//! servers it measures the object store's ceiling on a fresh Garage of each size the columns
+//! use ([`ceiling_s3`]: the bench hashing and writing the same blobs straight to Garage, and
+//! reading them back), and after the table each column's share of its Garage's ceiling and
+//! the greatest ratio any registry could reach against Distribution there.
 //! `scripts/bench-scale-out` builds, starts PostgreSQL, runs it and stops PostgreSQL:
 //!
 //! ```text
@@ -109,6 +113,7 @@
 //! ```
 
 mod ceiling;
+mod ceiling_s3;
 mod garage;
 mod gc;
 mod growth;
@@ -586,6 +591,39 @@ fn main() -> anyhow::Result<()> {
         ceiling.monolithic, ceiling.chunked
     );
 
+    // The object store's ceilings, one per Garage size the columns use.
+    let mut s3_ceilings: Vec<ceiling_s3::S3Ceiling> = Vec::new();
+    if cli.scale_out {
+        let garage_bin = garage_bin(&cli)?;
+        let mut sizes: Vec<usize> = contenders
+            .iter()
+            .filter_map(|contender| match contender.kind {
+                Kind::ScaleOut(config) => Some(config.garage_nodes()).filter(|&n| n > 0),
+                _ => None,
+            })
+            .collect();
+        sizes.sort_unstable();
+        sizes.dedup();
+        for nodes in sizes {
+            warm_memory(2 * cli.clients as u64 * size as u64)?;
+            let found = ceiling_s3::measure(
+                &garage_bin,
+                nodes,
+                &payloads.monolithic,
+                &payloads.chunked,
+                load.chunk_size,
+                load.pull_rounds,
+            )?;
+            println!(
+                "Garage{nodes} ceiling (no registry: SHA-256 → S3 multipart, 8 MiB unsigned parts): \
+                 monolithic {:.1} MiB/s, chunked {:.1} MiB/s, pull {:.1} MiB/s; Garage CPU \
+                 {:.2} s",
+                found.monolithic, found.chunked, found.pull, found.garage_cpu_s
+            );
+            s3_ceilings.push(found);
+        }
+    }
+
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -683,6 +721,43 @@ fn main() -> anyhow::Result<()> {
     } else {
         String::new()
     };
+    for (contender, column) in contenders.iter().zip(&columns) {
+        let Kind::ScaleOut(config) = contender.kind else {
+            continue;
+        };
+        let Some(found) = s3_ceilings
+            .iter()
+            .find(|found| found.nodes == config.garage_nodes())
+        else {
+            continue;
+        };
+        let rates = [
+            column.median(|run| run.monolithic.rate),
+            column.median(|run| run.chunked.rate),
+            column.median(|run| run.pull.rate),
+        ];
+        let ceilings = [found.monolithic, found.chunked, found.pull];
+        let share = |i: usize| 100.0 * rates[i] / ceilings[i];
+        println!(
+            "{} reached {:.0} % of Garage{}'s ceiling in the monolithic push, {:.0} % in the \
+             chunked push, {:.0} % in the pull{medians}",
+            column.name,
+            share(0),
+            found.nodes,
+            share(1),
+            share(2)
+        );
+        if config.is_distribution() {
+            let most = |i: usize| ceilings[i] / rates[i];
+            println!(
+                "  so no registry can beat it here by more than {:.2}× on monolithic pushes, \
+                 {:.2}× on chunked pushes, {:.2}× on pulls",
+                most(0),
+                most(1),
+                most(2)
+            );
+        }
+    }
     for column in &columns {
         println!(
             "{} reached {:.0} % of the machine's ceiling in the monolithic push, {:.0} % in the \

@@ -109,7 +109,7 @@ impl Config {
     }
 
     /// Garage nodes it needs (0: none).
-    fn garage_nodes(self) -> usize {
+    pub fn garage_nodes(self) -> usize {
         match self {
             Config::SqliteDisk => 0,
             Config::BerthGarage1 | Config::DistributionGarage1 => 1,
@@ -118,6 +118,14 @@ impl Config {
             | Config::Berth1NginxGarage3
             | Config::DistributionGarage3 => 3,
         }
+    }
+
+    /// Whether it is Distribution.
+    pub fn is_distribution(self) -> bool {
+        matches!(
+            self,
+            Config::DistributionGarage1 | Config::DistributionGarage3
+        )
     }
 
     /// Whether it keeps metadata in PostgreSQL.
