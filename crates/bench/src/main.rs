@@ -829,9 +829,13 @@ async fn run_phases(
     let run_peak_rss_mib = server.run_peak_rss_mib()?;
     let run_cpu_s = server.cpu_seconds()?;
     let run_store_cpu_s = server.store_cpu_seconds()?;
+    let run_balancer_cpu_s = server.balancer_cpu_seconds()?;
     let store = run_store_cpu_s
         .map(|seconds| format!(", Garage CPU {seconds:.2} s"))
-        .unwrap_or_default();
+        .unwrap_or_default()
+        + &run_balancer_cpu_s
+            .map(|seconds| format!(", nginx CPU {seconds:.2} s"))
+            .unwrap_or_default();
     println!(
         "  {:<18} peak RSS {run_peak_rss_mib:.1} MiB, server CPU {run_cpu_s:.2} s{store}",
         "whole run"
@@ -845,6 +849,7 @@ async fn run_phases(
         run_peak_rss_mib,
         run_cpu_s,
         run_store_cpu_s: run_store_cpu_s.unwrap_or(f64::NAN),
+        run_balancer_cpu_s: run_balancer_cpu_s.unwrap_or(f64::NAN),
     })
 }
 

@@ -36,6 +36,9 @@ pub struct Measured {
     pub server_cpu_s: f64,
     /// CPU time its object store (Garage) used during the phase, in seconds; NaN without one.
     pub store_cpu_s: f64,
+    /// CPU time the balancer in front of the nodes (nginx) used during the phase, in seconds;
+    /// NaN without one.
+    pub balancer_cpu_s: f64,
 }
 
 /// The phases' shared settings.
@@ -59,6 +62,7 @@ where
     server.reset_peak_rss();
     let cpu_before = server.cpu_seconds()?;
     let store_before = server.store_cpu_seconds()?;
+    let balancer_before = server.balancer_cpu_seconds()?;
     let client_before = crate::server::process_cpu_seconds(std::process::id())?;
     let steal_before = crate::server::machine_steal_seconds()?;
     let (rate, latency) = phase.await.with_context(|| {
@@ -74,11 +78,17 @@ where
         (Some(after), Some(before)) => after - before,
         _ => f64::NAN,
     };
-    let store_text = if store_cpu_s.is_finite() {
-        format!(", Garage CPU {store_cpu_s:.2} s")
-    } else {
-        String::new()
+    let balancer_cpu_s = match (server.balancer_cpu_seconds()?, balancer_before) {
+        (Some(after), Some(before)) => after - before,
+        _ => f64::NAN,
     };
+    let mut store_text = String::new();
+    if store_cpu_s.is_finite() {
+        store_text += &format!(", Garage CPU {store_cpu_s:.2} s");
+    }
+    if balancer_cpu_s.is_finite() {
+        store_text += &format!(", nginx CPU {balancer_cpu_s:.2} s");
+    }
     let client_cpu_s = crate::server::process_cpu_seconds(std::process::id())? - client_before;
     let steal_s = crate::server::machine_steal_seconds()? - steal_before;
     let latency_text = latency
@@ -95,6 +105,7 @@ where
         peak_rss_mib,
         server_cpu_s,
         store_cpu_s,
+        balancer_cpu_s,
     })
 }
 

@@ -25,6 +25,8 @@ pub struct ServerFigures {
     pub run_cpu_s: f64,
     /// CPU time its object store (Garage) used over the same time; NaN without one.
     pub run_store_cpu_s: f64,
+    /// CPU time the balancer in front of the nodes used over the same time; NaN without one.
+    pub run_balancer_cpu_s: f64,
 }
 
 /// Whether a bigger figure is better (rates) or worse (latency, memory, CPU).
@@ -68,6 +70,11 @@ fn rows(figures: &ServerFigures) -> Vec<Row> {
             Better::Lower,
             measured.store_cpu_s,
         ));
+        rows.push((
+            "  nginx CPU s".to_owned(),
+            Better::Lower,
+            measured.balancer_cpu_s,
+        ));
     }
     rows.push((
         "peak RSS over the run MiB".to_owned(),
@@ -83,6 +90,11 @@ fn rows(figures: &ServerFigures) -> Vec<Row> {
         "Garage CPU s over the run".to_owned(),
         Better::Lower,
         figures.run_store_cpu_s,
+    ));
+    rows.push((
+        "nginx CPU s over the run".to_owned(),
+        Better::Lower,
+        figures.run_balancer_cpu_s,
     ));
     rows
 }
@@ -413,6 +425,7 @@ mod tests {
             peak_rss_mib: 20.0 / scale,
             server_cpu_s: 1.0 / scale,
             store_cpu_s: f64::NAN,
+            balancer_cpu_s: f64::NAN,
         };
         ServerFigures {
             monolithic: measured(None),
@@ -423,13 +436,14 @@ mod tests {
             run_peak_rss_mib: 30.0 / scale,
             run_cpu_s: 6.0 / scale,
             run_store_cpu_s: f64::NAN,
+            run_balancer_cpu_s: f64::NAN,
         }
     }
 
     #[test]
     fn rows_line_up_across_servers() {
         let (berth, distribution) = (rows(&figures(2.0)), rows(&figures(1.0)));
-        assert_eq!(berth.len(), 5 * 4 + 2 + 3);
+        assert_eq!(berth.len(), 5 * 5 + 2 + 4);
         assert!(berth.iter().zip(&distribution).all(|(a, b)| a.0 == b.0));
         let table = render_table(&[
             Column {
@@ -539,6 +553,8 @@ mod tests {
         print!("{table}");
         // No ratio column for three, and the Garage rows only because one column has them.
         assert!(!table.contains('×'));
+        // No balancer in any column: no nginx rows.
+        assert!(!table.contains("nginx CPU"), "{table}");
         let garage_row = table.lines().find(|l| l.starts_with("Garage CPU")).unwrap();
         assert!(
             garage_row.contains("n/a") && garage_row.contains("8.00"),

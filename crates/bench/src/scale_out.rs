@@ -232,7 +232,9 @@ pub fn start(config: Config, setup: &Setup) -> anyhow::Result<Server> {
                 .map(|node| node.base.trim_start_matches("http://").to_owned())
                 .collect();
             let nginx = Nginx::start(port, &hosts)?;
+            let nginx_pid = nginx.child.id();
             let mut server = Server::join(config.name(), base, nodes, vec![Box::new(nginx)]);
+            server.add_balancer(nginx_pid);
             server.keep(Box::new(dirs), &[]);
             server
         }

@@ -129,6 +129,9 @@ pub struct Server {
     /// Processes of the object store the registry keeps its blobs in (Garage's nodes), whose
     /// CPU time is reported apart; empty for a file system.
     store_pids: Vec<u32>,
+    /// The balancer's processes in front of the nodes (nginx's master; its workers are counted
+    /// as its children), whose CPU time is reported apart; empty without one.
+    balancer_pids: Vec<u32>,
     /// Dropped after the processes are killed, in order: balancer, object store, database.
     guards: Vec<Box<dyn std::any::Any + Send>>,
     /// Removed when the server is dropped (after the child is killed); `None` for a data
@@ -222,6 +225,7 @@ impl Server {
             startup_warnings: Vec::new(),
             processes: vec![Process::new(child, log)],
             store_pids: Vec::new(),
+            balancer_pids: Vec::new(),
             guards: Vec::new(),
             _dir: None,
         };
@@ -297,6 +301,7 @@ impl Server {
             startup_warnings: Vec::new(),
             processes: vec![Process::new(child, log)],
             store_pids: Vec::new(),
+            balancer_pids: Vec::new(),
             guards: Vec::new(),
             _dir: Some(dir),
         };
@@ -341,6 +346,7 @@ impl Server {
             startup_warnings: Vec::new(),
             processes: Vec::new(),
             store_pids: Vec::new(),
+            balancer_pids: Vec::new(),
             guards,
             _dir: None,
         };
@@ -349,6 +355,7 @@ impl Server {
             joined.processes.append(&mut node.processes);
             joined.startup_warnings.append(&mut node.startup_warnings);
             joined.store_pids.append(&mut node.store_pids);
+            joined.balancer_pids.append(&mut node.balancer_pids);
             joined.guards.append(&mut node.guards);
             dirs.extend(node._dir.take());
         }
@@ -424,6 +431,28 @@ impl Server {
         let mut seconds = 0.0;
         for &pid in &self.store_pids {
             seconds += process_cpu_seconds(pid)?;
+        }
+        Ok(Some(seconds))
+    }
+
+    /// Counts `pid` and its children (nginx's workers) as the balancer in front of the nodes.
+    pub fn add_balancer(&mut self, pid: u32) {
+        self.balancer_pids.push(pid);
+    }
+
+    /// CPU time the balancer's processes and their children have used since they started, in
+    /// seconds; `None` without a balancer.
+    pub fn balancer_cpu_seconds(&self) -> anyhow::Result<Option<f64>> {
+        if self.balancer_pids.is_empty() {
+            return Ok(None);
+        }
+        let mut seconds = 0.0;
+        for &pid in &self.balancer_pids {
+            seconds += process_cpu_seconds(pid)?;
+            let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))?;
+            for child in children.split_whitespace() {
+                seconds += process_cpu_seconds(child.parse()?)?;
+            }
         }
         Ok(Some(seconds))
     }
