@@ -30,6 +30,7 @@ use tokio::task::JoinSet;
 
 use crate::garage::Garage;
 use crate::payload::Blob;
+use crate::phases::{mib_per_second, total_len};
 
 /// The part size (Berth's S3 writer's).
 const PART: usize = 8 << 20;
@@ -145,7 +146,7 @@ async fn push_all(
     while let Some(done) = tasks.join_next().await {
         done.context("a ceiling push panicked")??;
     }
-    Ok(mib_per_second(total(blobs), started))
+    Ok(mib_per_second(total_len(blobs), started.elapsed()))
 }
 
 /// One blob as one multipart upload: hashed part by part, at most [`PARTS_IN_FLIGHT`] parts
@@ -251,15 +252,5 @@ async fn pull_all(
     while let Some(done) = tasks.join_next().await {
         done.context("a ceiling pull panicked")??;
     }
-    Ok(bytes as f64 / (1 << 20) as f64 / started.elapsed().as_secs_f64())
-}
-
-/// Total length of `blobs` in bytes.
-fn total(blobs: &[Blob]) -> u64 {
-    blobs.iter().map(|blob| blob.bytes.len() as u64).sum()
-}
-
-/// MiB/s for `bytes` since `started`.
-fn mib_per_second(bytes: u64, started: Instant) -> f64 {
-    bytes as f64 / (1 << 20) as f64 / started.elapsed().as_secs_f64()
+    Ok(mib_per_second(bytes, started.elapsed()))
 }

@@ -282,12 +282,12 @@ async fn join_all<T: 'static>(mut tasks: JoinSet<anyhow::Result<T>>) -> anyhow::
 }
 
 /// Total length of `blobs` in bytes.
-fn total_len(blobs: &[Blob]) -> u64 {
+pub(crate) fn total_len(blobs: &[Blob]) -> u64 {
     blobs.iter().map(|blob| blob.bytes.len() as u64).sum()
 }
 
 /// `bytes` per `elapsed`, in MiB/s.
-fn mib_per_second(bytes: u64, elapsed: Duration) -> f64 {
+pub(crate) fn mib_per_second(bytes: u64, elapsed: Duration) -> f64 {
     bytes as f64 / (1024.0 * 1024.0) / elapsed.as_secs_f64()
 }
 
