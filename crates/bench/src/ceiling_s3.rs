@@ -11,9 +11,10 @@
 //!
 //! Same S3 client as Berth's store (`object_store`), same concurrency as the bench's clients,
 //! but parts sent as `UNSIGNED-PAYLOAD`: a registry may choose that (Berth signs them, which
-//! costs its SHA-256 and Garage's), so the least work leaves it out. A registry in between adds an HTTP hop, its own work and its metadata, so
-//! its rate on that Garage is at most this one; and this rate divided by another registry's
-//! is the greatest ratio any registry could reach against it on this machine.
+//! costs its SHA-256 and Garage's), so the least work leaves it out. A registry in between
+//! adds an HTTP hop, its own work and its metadata, so its rate on that Garage is at most this
+//! one; and this rate divided by another registry's is the greatest ratio any registry could
+//! reach against it on this machine.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -75,13 +76,7 @@ pub fn measure(
     for run in 1..=RUNS {
         let garage = Garage::start(garage_bin, nodes, "ceiling")?;
         let store = Arc::new(client(&garage)?);
-        let cpu = || -> anyhow::Result<f64> {
-            garage
-                .pids()
-                .into_iter()
-                .map(crate::server::process_cpu_seconds)
-                .sum()
-        };
+        let cpu = || crate::server::cpu_of(garage.pids());
         let cpu_before = cpu()?;
         let (monolithic, chunked_rate, pull) = runtime.block_on(async {
             let monolithic = push_all(&store, "mono", mono, None).await?;

@@ -104,8 +104,9 @@
 //! Garage against SQLite and disk. `--scale-out-configs` picks some of the seven. Before the
 //! servers it measures the object store's ceiling on a fresh Garage of each size the columns
 //! use ([`ceiling_s3`]: the bench hashing and writing the same blobs straight to Garage, and
-//! reading them back; best of three runs), and after the table each column's share of its Garage's ceiling and
-//! the greatest ratio any registry could reach against Distribution there.
+//! reading them back; best of three runs), and after the table each column's share of its
+//! Garage's ceiling and the greatest ratio any registry could reach against Distribution
+//! there.
 //! `scripts/bench-scale-out` builds, starts PostgreSQL, runs it and stops PostgreSQL:
 //!
 //! ```text

@@ -428,11 +428,7 @@ impl Server {
         if self.store_pids.is_empty() {
             return Ok(None);
         }
-        let mut seconds = 0.0;
-        for &pid in &self.store_pids {
-            seconds += process_cpu_seconds(pid)?;
-        }
-        Ok(Some(seconds))
+        cpu_of(self.store_pids.iter().copied()).map(Some)
     }
 
     /// Counts `pid` and its children (nginx's workers) as the balancer in front of the nodes.
@@ -446,15 +442,14 @@ impl Server {
         if self.balancer_pids.is_empty() {
             return Ok(None);
         }
-        let mut seconds = 0.0;
+        let mut pids = self.balancer_pids.clone();
         for &pid in &self.balancer_pids {
-            seconds += process_cpu_seconds(pid)?;
             let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))?;
             for child in children.split_whitespace() {
-                seconds += process_cpu_seconds(child.parse()?)?;
+                pids.push(child.parse()?);
             }
         }
-        Ok(Some(seconds))
+        cpu_of(pids).map(Some)
     }
 
     /// The last lines the server wrote to stderr, for error messages (each node's, with
@@ -615,6 +610,11 @@ fn probe_v2(address: &str) -> std::io::Result<bool> {
     let mut status_line = String::new();
     BufReader::new(stream).read_line(&mut status_line)?;
     Ok(status_line.split_whitespace().nth(1) == Some("200"))
+}
+
+/// CPU time the processes `pids` have used since they started, in seconds.
+pub fn cpu_of(pids: impl IntoIterator<Item = u32>) -> anyhow::Result<f64> {
+    pids.into_iter().map(process_cpu_seconds).sum()
 }
 
 /// CPU time (user + system) process `pid` has used since it started, in seconds (the bench
