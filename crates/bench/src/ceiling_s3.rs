@@ -1,6 +1,6 @@
 //! The object store's ceiling for `--scale-out`: the least work any registry on S3 must do
 //! for the push and pull phases, done by the bench itself straight against a fresh Garage of
-//! the same size, with nothing in between (best of [`RUNS`] runs, each on a fresh Garage):
+//! the same size, with nothing in between (the best of a few runs, each on a fresh Garage):
 //!
 //! - push: each client's blob hashed (SHA-256, as a registry must to check its digest) and
 //!   written as one multipart upload of 8 MiB parts, two in flight, as Berth's S3 writer does;
@@ -10,8 +10,8 @@
 //!   counted and dropped.
 //!
 //! Same S3 client as Berth's store (`object_store`), same concurrency as the bench's clients,
-//! but parts sent as `UNSIGNED-PAYLOAD`: a registry may choose that (Berth signs them, which
-//! costs its SHA-256 and Garage's), so the least work leaves it out. A registry in between
+//! parts sent as `UNSIGNED-PAYLOAD` as Berth's are, but without the CRC-64/NVME Berth sends
+//! with each body for the store to check: the least work leaves that out. A registry in between
 //! adds an HTTP hop, its own work and its metadata, so its rate on that Garage is at most this
 //! one; and this rate divided by another registry's is the greatest ratio any registry could
 //! reach against it on this machine.
@@ -38,12 +38,9 @@ const PART: usize = 8 << 20;
 /// Parts in flight per upload (Berth's S3 writer's).
 const PARTS_IN_FLIGHT: usize = 2;
 
-/// Runs of the ceiling per Garage size, each on a fresh Garage; the ceiling is the best run's
-/// rate in each phase. One run is a few seconds of pulls on a noisy machine: two single runs
-/// on Garage3 measured 993 and 629 MiB/s.
-const RUNS: usize = 3;
-
-/// The ceiling's rates on one Garage size, in MiB/s: the best of [`RUNS`] runs in each phase.
+/// The ceiling's rates on one Garage size, in MiB/s: the best of its runs in each phase (one
+/// run is a few seconds of pulls on a noisy machine: two single runs on Garage3 measured 993
+/// and 629 MiB/s).
 pub struct S3Ceiling {
     /// Garage nodes (replication factor the same).
     pub nodes: usize,
@@ -52,7 +49,7 @@ pub struct S3Ceiling {
     pub pull: f64,
 }
 
-/// Measures the ceiling's three phases [`RUNS`] times, each time on a fresh `nodes`-node
+/// Measures the ceiling's three phases `runs` times, each time on a fresh `nodes`-node
 /// Garage from `garage_bin`: `mono` pushed whole, `chunked` in `chunk_size` pieces, then
 /// `pull_rounds` rounds of reads alternating between the two sets, as [`crate::phases::pull`]
 /// plans them. Prints each run; returns the best rate of each phase.
@@ -63,6 +60,7 @@ pub fn measure(
     chunked: &[Blob],
     chunk_size: usize,
     pull_rounds: usize,
+    runs: usize,
 ) -> anyhow::Result<S3Ceiling> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -73,7 +71,7 @@ pub fn measure(
         chunked: 0.0,
         pull: 0.0,
     };
-    for run in 1..=RUNS {
+    for run in 1..=runs {
         let garage = Garage::start(garage_bin, nodes, "ceiling")?;
         let store = Arc::new(client(&garage)?);
         let cpu = || crate::server::cpu_of(garage.pids());
@@ -85,7 +83,7 @@ pub fn measure(
             anyhow::Ok((monolithic, chunked_rate, pull))
         })?;
         println!(
-            "  Garage{nodes} ceiling run {run} of {RUNS}: monolithic {monolithic:.1} MiB/s, \
+            "  Garage{nodes} ceiling run {run} of {runs}: monolithic {monolithic:.1} MiB/s, \
              chunked {chunked_rate:.1} MiB/s, pull {pull:.1} MiB/s; Garage CPU {:.2} s",
             cpu()? - cpu_before
         );
@@ -97,7 +95,7 @@ pub fn measure(
 }
 
 /// An S3 client on `garage`'s first node, set up as Berth's store sets up its own but for
-/// unsigned payloads.
+/// the checksum.
 fn client(garage: &Garage) -> anyhow::Result<AmazonS3> {
     let target = &garage.target;
     AmazonS3Builder::new()

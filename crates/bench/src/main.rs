@@ -227,6 +227,10 @@ struct Cli {
     /// The configurations `--scale-out` runs (comma-separated; default: all, in this order).
     #[arg(long, value_enum, value_delimiter = ',', requires = "scale_out")]
     scale_out_configs: Vec<scale_out::Config>,
+    /// Runs of the object store's ceiling per Garage size, each on a fresh Garage (the best
+    /// counts); 0 leaves the ceiling out, for A/B runs of one configuration.
+    #[arg(long, default_value_t = 3, requires = "scale_out")]
+    s3_ceiling_runs: usize,
     /// Instead of the phases: a garbage-collection pass over a seeded SQLite + disk store
     /// (`--gc-blobs`, `--gc-manifests`), its duration and peak RSS, and the pull phase without
     /// and with passes running beside it (`--rounds` each).
@@ -605,7 +609,7 @@ fn main() -> anyhow::Result<()> {
             .collect();
         sizes.sort_unstable();
         sizes.dedup();
-        for nodes in sizes {
+        for nodes in sizes.into_iter().filter(|_| cli.s3_ceiling_runs > 0) {
             warm_memory(2 * cli.clients as u64 * size as u64)?;
             let found = ceiling_s3::measure(
                 &garage_bin,
@@ -614,6 +618,7 @@ fn main() -> anyhow::Result<()> {
                 &payloads.chunked,
                 load.chunk_size,
                 load.pull_rounds,
+                cli.s3_ceiling_runs,
             )?;
             println!(
                 "Garage{nodes} ceiling (no registry: SHA-256 → S3 multipart, 8 MiB unsigned \

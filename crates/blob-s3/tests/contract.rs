@@ -313,3 +313,81 @@ async fn purging_aborts_multipart_uploads_a_killed_node_left_open() {
     // abort of an upload no longer open).
     s3.abort_multipart(&foreign, &foreign_id).await.unwrap();
 }
+
+/// A loopback proxy to `endpoint` (`http://host:port`) that changes one byte in the body of
+/// every `PUT` of at least 1 MiB it forwards, as a faulty link or NIC would; its endpoint.
+async fn corrupting_proxy(endpoint: &str) -> String {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+    let upstream = endpoint.trim_start_matches("http://").to_owned();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let upstream = upstream.clone();
+            tokio::spawn(async move {
+                let server = tokio::net::TcpStream::connect(&upstream).await?;
+                let (client_read, mut client_write) = client.into_split();
+                let (mut server_read, mut server_write) = server.into_split();
+                tokio::spawn(
+                    async move { tokio::io::copy(&mut server_read, &mut client_write).await },
+                );
+                let mut requests = BufReader::new(client_read);
+                loop {
+                    // One request's head, then exactly its body.
+                    let mut head = Vec::new();
+                    while !head.ends_with(b"\r\n\r\n") {
+                        if requests.read_until(b'\n', &mut head).await? == 0 {
+                            return Ok::<_, std::io::Error>(());
+                        }
+                    }
+                    let text = String::from_utf8_lossy(&head).to_ascii_lowercase();
+                    let length: usize = text
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .map_or(0, |v| v.trim().parse().unwrap());
+                    server_write.write_all(&head).await?;
+                    let mut body = vec![0; length];
+                    requests.read_exact(&mut body).await?;
+                    if text.starts_with("put ") && length >= 1 << 20 {
+                        body[length / 2] ^= 0x01;
+                    }
+                    server_write.write_all(&body).await?;
+                }
+            });
+        }
+    });
+    format!("http://{address}")
+}
+
+/// Bytes changed on their way to the object store are refused by it (the store sends each
+/// body's CRC-64/NVME, which the object store checks, since bodies are not signed): the write
+/// fails as unavailable, so the client's request is retried, and no blob appears.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bytes_changed_on_the_way_to_the_object_store_are_refused() {
+    use berth_core::StoreErrorKind;
+
+    let prefix = format!("corrupt-{}", uuid::Uuid::new_v4().simple());
+    let mut through_proxy = settings(&prefix);
+    through_proxy.endpoint = Some(corrupting_proxy(&s3_service().endpoint).await);
+    let store = S3BlobStore::open(&through_proxy).await.unwrap();
+    let inspector = S3Inspector::new(&s3_service(), &prefix);
+    // A part (8 MiB, sent as it fills) and a staged piece (2 MiB, sent when the request ends).
+    for (id, len) in [("part", 9 << 20), ("staged", 2 << 20)] {
+        let data = pattern(len, 7);
+        let mut writer = store.upload_writer(id, &[], 0).await.unwrap();
+        let written = match writer.write(data.into()).await {
+            Ok(()) => writer.finish().await.map(|_| ()),
+            Err(err) => Err(err),
+        };
+        let err = written.expect_err("a changed body is refused");
+        assert_eq!(err.kind(), StoreErrorKind::Unavailable, "{id}: {err}");
+    }
+    assert_eq!(inspector.stored_blobs().await, Vec::<String>::new());
+    // The same store's small writes (under 1 MiB, left alone by the proxy) go through.
+    let (digest, _) = push(&store, "small", b"unchanged").await;
+    assert_eq!(
+        collect(store.read(&digest, 0, 9).await.unwrap()).await,
+        b"unchanged"
+    );
+}
