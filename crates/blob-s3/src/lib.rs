@@ -594,12 +594,12 @@ impl Inner {
             let (chunks, _room) = self.read_staged_in_room(id, state).await?;
             let payload: PutPayload = chunks.into_iter().collect();
             let multipart = multipart.to_owned();
-            parts.push(
-                self.s3
-                    .put_part(&key, &multipart, parts.len(), payload)
-                    .await
-                    .map_err(failed(format!("uploading the last part of `{id}`")))?,
-            );
+            let last = self
+                .s3
+                .put_part(&key, &multipart, parts.len(), payload)
+                .await
+                .map_err(failed(format!("uploading the last part of `{id}`")))?;
+            parts.push(state.completing(&last.content_id));
         }
         self.s3
             .complete_multipart(&key, &multipart.to_owned(), parts)

@@ -35,6 +35,12 @@ pub(crate) struct UploadState {
     /// with the upload's other objects when it ends.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub folded: Vec<u64>,
+    /// Whether the multipart upload was opened asking for CRC-64/NVME checksums, as this
+    /// version opens them. One opened by an earlier version (before bodies carried their
+    /// CRC) and still open across the upgrade keeps no checksum for its parts, so completing
+    /// it names every part by its ETag alone.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub checksummed: bool,
 }
 
 impl UploadState {
@@ -108,10 +114,25 @@ impl UploadState {
     pub fn part_ids(&self) -> Vec<PartId> {
         self.parts
             .iter()
-            .map(|p| PartId {
-                content_id: p.etag.clone(),
-            })
+            .map(|p| self.completing(&p.etag))
             .collect()
+    }
+
+    /// How completing the multipart upload names a part S3 answered `content_id` for: as it
+    /// is, or by its ETag alone when the upload was not opened for checksums (`object_store`
+    /// gives a checksummed part's ETag and checksum as a small XML document; S3 refuses to
+    /// complete an upload whose parts are named with a checksum they were not stored with).
+    pub fn completing(&self, content_id: &str) -> PartId {
+        /// The part of `object_store`'s document that names the part.
+        #[derive(Deserialize)]
+        struct Named {
+            e_tag: String,
+        }
+        let content_id = match quick_xml::de::from_str::<Named>(content_id) {
+            Ok(named) if !self.checksummed => named.e_tag,
+            _ => content_id.to_owned(),
+        };
+        PartId { content_id }
     }
 }
 
@@ -134,6 +155,7 @@ mod tests {
             }],
             staged: vec![3, 2],
             folded: vec![0],
+            checksummed: true,
         };
         assert_eq!(state.len(), 13);
         let back = UploadState::decode("u", &state.encode()).unwrap();
@@ -152,6 +174,7 @@ mod tests {
             }],
             staged: vec![3, 2],
             folded: vec![4],
+            checksummed: false,
         };
         let names: Vec<String> = state
             .staged_keys(&keys, "u")
@@ -171,5 +194,34 @@ mod tests {
             .map(|p| p.to_string())
             .collect();
         assert_eq!(folded, ["p/uploads/u/00000000000000000004"]);
+    }
+
+    #[test]
+    fn parts_of_an_upload_opened_without_checksums_are_named_by_etag_alone() {
+        let xml = "<PartMetadata><e_tag>\"abc\"</e_tag>\
+                   <checksum_crc64nvme>AAAAAAAAAAA=</checksum_crc64nvme></PartMetadata>";
+        let mut state = UploadState {
+            multipart: Some("mp".into()),
+            parts: vec![
+                Part {
+                    etag: "\"old\"".into(),
+                    len: 5,
+                },
+                Part {
+                    etag: xml.into(),
+                    len: 5,
+                },
+            ],
+            ..UploadState::default()
+        };
+        let named = |state: &UploadState| -> Vec<String> {
+            state.part_ids().into_iter().map(|p| p.content_id).collect()
+        };
+        assert_eq!(named(&state), ["\"old\"", "\"abc\""]);
+        state.checksummed = true;
+        assert_eq!(named(&state), ["\"old\"", xml]);
+        // A state recorded before the flag existed reads as not checksummed.
+        let old = br#"{"multipart":"mp","parts":[{"etag":"\"e\"","len":5}]}"#;
+        assert!(!UploadState::decode("u", old).unwrap().checksummed);
     }
 }

@@ -103,6 +103,7 @@ impl S3UploadWriter {
                 self.id
             )))?;
         self.state.multipart = Some(id.clone());
+        self.state.checksummed = true;
         self.opened = Some(id.clone());
         Ok(id)
     }

@@ -391,3 +391,46 @@ async fn bytes_changed_on_the_way_to_the_object_store_are_refused() {
         b"unchanged"
     );
 }
+
+/// An upload whose multipart upload an earlier Berth opened, before bodies carried their
+/// CRC (no checksum asked for, parts named by ETag in its recorded state), is taken on and
+/// committed by this one: the blob is whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_opened_before_bodies_carried_checksums_is_finished() {
+    use object_store::multipart::MultipartStore as _;
+
+    let prefix = format!("upgrade-{}", uuid::Uuid::new_v4().simple());
+    let data = pattern(20 << 20, 11);
+    // What the earlier version did: a multipart upload without checksums, one part sent.
+    let earlier = object_store::aws::AmazonS3Builder::new()
+        .with_bucket_name(s3_service().bucket)
+        .with_region(s3_service().region)
+        .with_endpoint(s3_service().endpoint)
+        .with_access_key_id(s3_service().key_id)
+        .with_secret_access_key(s3_service().secret)
+        .with_allow_http(true)
+        .build()
+        .unwrap();
+    let key = object_store::path::Path::from(format!("{prefix}/data/earlier"));
+    let multipart = earlier.create_multipart(&key).await.unwrap();
+    let first = earlier
+        .put_part(&key, &multipart, 0, data[..8 << 20].to_vec().into())
+        .await
+        .unwrap();
+    let state = serde_json::json!({
+        "multipart": multipart,
+        "parts": [{"etag": first.content_id, "len": 8 << 20}],
+    });
+    let state = serde_json::to_vec(&state).unwrap();
+
+    // This version takes the next request (a part of its own and a staged tail) and commits.
+    let store = S3BlobStore::open(&settings(&prefix)).await.unwrap();
+    let done = write_parts(&store, "earlier", &state, 8 << 20, &[&data[8 << 20..]]).await;
+    assert_eq!(done.len, data.len() as u64);
+    let digest = Digest::sha256(&data);
+    store
+        .commit_upload("earlier", &done.state, &digest)
+        .await
+        .unwrap();
+    assert!(collect(store.read(&digest, 0, done.len).await.unwrap()).await == data);
+}
