@@ -35,6 +35,21 @@ async fn open() -> ((), S3BlobStore) {
 
 berth_testkit::blob_contract!(s3, open);
 
+/// An S3 client of the test bucket with none of the store's settings (no prefix, bodies
+/// signed, no checksums): what another program, or an earlier Berth, does to the bucket.
+fn plain_client() -> object_store::aws::AmazonS3 {
+    let s3 = s3_service();
+    object_store::aws::AmazonS3Builder::new()
+        .with_bucket_name(s3.bucket)
+        .with_region(s3.region)
+        .with_endpoint(s3.endpoint)
+        .with_access_key_id(s3.key_id)
+        .with_secret_access_key(s3.secret)
+        .with_allow_http(true)
+        .build()
+        .unwrap()
+}
+
 /// A client with the same credentials but no prefix, to look at the objects themselves.
 async fn raw_get(url: &str) -> (u16, Vec<u8>) {
     let response = reqwest::get(url).await.unwrap();
@@ -284,15 +299,7 @@ async fn purging_aborts_multipart_uploads_a_killed_node_left_open() {
     // The process dies: the writer is never finished nor dropped.
     std::mem::forget(killed);
     // A multipart upload under the prefix but outside `data/`: not the store's.
-    let s3 = object_store::aws::AmazonS3Builder::new()
-        .with_bucket_name(s3_service().bucket)
-        .with_region(s3_service().region)
-        .with_endpoint(s3_service().endpoint)
-        .with_access_key_id(s3_service().key_id)
-        .with_secret_access_key(s3_service().secret)
-        .with_allow_http(true)
-        .build()
-        .unwrap();
+    let s3 = plain_client();
     let foreign = object_store::path::Path::from(format!("{prefix}/elsewhere/x"));
     let foreign_id = s3.create_multipart(&foreign).await.unwrap();
     assert_eq!(inspector.uploads_held().await, vec!["killed".to_owned()]);
@@ -402,15 +409,7 @@ async fn an_upload_opened_before_bodies_carried_checksums_is_finished() {
     let prefix = format!("upgrade-{}", uuid::Uuid::new_v4().simple());
     let data = pattern(20 << 20, 11);
     // What the earlier version did: a multipart upload without checksums, one part sent.
-    let earlier = object_store::aws::AmazonS3Builder::new()
-        .with_bucket_name(s3_service().bucket)
-        .with_region(s3_service().region)
-        .with_endpoint(s3_service().endpoint)
-        .with_access_key_id(s3_service().key_id)
-        .with_secret_access_key(s3_service().secret)
-        .with_allow_http(true)
-        .build()
-        .unwrap();
+    let earlier = plain_client();
     let key = object_store::path::Path::from(format!("{prefix}/data/earlier"));
     let multipart = earlier.create_multipart(&key).await.unwrap();
     let first = earlier
