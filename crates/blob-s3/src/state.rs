@@ -7,10 +7,12 @@ use serde::{Deserialize, Serialize};
 
 use berth_core::StoreError;
 
-/// One uploaded part: the ETag S3 answered and the bytes it holds.
+/// One uploaded part: how S3 named it and the bytes it holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Part {
-    /// What completing the multipart upload names the part by.
+    /// `object_store`'s id of the part: its ETag, or for a part sent with a checksum its ETag
+    /// and checksum (what completing the multipart upload names it by; see
+    /// [`UploadState::completing`]).
     pub etag: String,
     /// Its length.
     pub len: u64,
