@@ -17,7 +17,7 @@
 //! # Uploads across nodes
 //! Parts go to the upload's multipart upload as they fill (8 MiB); a request's remainder is
 //! staged as an object. The multipart id, the parts' ETags and the staged pieces' lengths are
-//! the upload's state ([`UploadProgress::state`]), which Berth records in its metadata with the
+//! the upload's state ([`UploadProgress::state`](berth_core::ports::UploadProgress::state)), which Berth records in its metadata with the
 //! upload's offset, so whichever node takes the next request goes on from there. A request
 //! that fails before its progress is recorded leaves parts that the next request overwrites
 //! (same part numbers) and staged pieces that are never named (purged by age).
