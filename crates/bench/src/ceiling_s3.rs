@@ -74,18 +74,27 @@ pub fn measure(
     for run in 1..=runs {
         let garage = Garage::start(garage_bin, nodes, "ceiling")?;
         let store = Arc::new(client(&garage)?);
-        let cpu = || crate::server::cpu_of(garage.pids());
-        let cpu_before = cpu()?;
+        // Garage's CPU seconds at the start and after each phase.
+        let mut cpu = vec![crate::server::cpu_of(garage.pids())?];
+        let mut phase_cpu = || -> anyhow::Result<()> {
+            cpu.push(crate::server::cpu_of(garage.pids())?);
+            Ok(())
+        };
         let (monolithic, chunked_rate, pull) = runtime.block_on(async {
             let monolithic = push_all(&store, "mono", mono, None).await?;
+            phase_cpu()?;
             let chunked_rate = push_all(&store, "chunked", chunked, Some(chunk_size)).await?;
+            phase_cpu()?;
             let pull = pull_all(&store, mono, chunked, pull_rounds).await?;
+            phase_cpu()?;
             anyhow::Ok((monolithic, chunked_rate, pull))
         })?;
+        let spent: Vec<f64> = cpu.windows(2).map(|w| w[1] - w[0]).collect();
         println!(
             "  Garage{nodes} ceiling run {run} of {runs}: monolithic {monolithic:.1} MiB/s, \
-             chunked {chunked_rate:.1} MiB/s, pull {pull:.1} MiB/s; Garage CPU {:.2} s",
-            cpu()? - cpu_before
+             chunked {chunked_rate:.1} MiB/s, pull {pull:.1} MiB/s; Garage CPU {:.2} / {:.2} / \
+             {:.2} s",
+            spent[0], spent[1], spent[2]
         );
         best.monolithic = best.monolithic.max(monolithic);
         best.chunked = best.chunked.max(chunked_rate);
