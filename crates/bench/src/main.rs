@@ -598,7 +598,7 @@ fn main() -> anyhow::Result<()> {
 
     // The object store's ceilings, one per Garage size the columns use.
     let mut s3_ceilings: Vec<ceiling_s3::S3Ceiling> = Vec::new();
-    if cli.scale_out {
+    if cli.scale_out && cli.s3_ceiling_runs > 0 {
         let garage_bin = garage_bin(&cli)?;
         let mut sizes: Vec<usize> = contenders
             .iter()
@@ -609,7 +609,7 @@ fn main() -> anyhow::Result<()> {
             .collect();
         sizes.sort_unstable();
         sizes.dedup();
-        for nodes in sizes.into_iter().filter(|_| cli.s3_ceiling_runs > 0) {
+        for nodes in sizes {
             warm_memory(2 * cli.clients as u64 * size as u64)?;
             let found = ceiling_s3::measure(
                 &garage_bin,

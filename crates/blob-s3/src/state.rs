@@ -130,11 +130,12 @@ impl UploadState {
         struct Named {
             e_tag: String,
         }
-        let content_id = match quick_xml::de::from_str::<Named>(content_id) {
-            Ok(named) if !self.checksummed => named.e_tag,
-            _ => content_id.to_owned(),
-        };
-        PartId { content_id }
+        let named = (!self.checksummed)
+            .then(|| quick_xml::de::from_str::<Named>(content_id).ok())
+            .flatten();
+        PartId {
+            content_id: named.map_or_else(|| content_id.to_owned(), |n| n.e_tag),
+        }
     }
 }
 
