@@ -107,6 +107,9 @@ async fn another_node_goes_on_with_an_upload_and_reads_its_blob() {
     let two = S3BlobStore::open(&settings(&prefix)).await.unwrap();
     let data = pattern(11 << 20, 5);
     let first = write_parts(&one, "shared", &[], 0, &[&data[..6 << 20]]).await;
+    // Its multipart upload was opened for checksums, and its state says so.
+    let recorded: serde_json::Value = serde_json::from_slice(&first.state).unwrap();
+    assert_eq!(recorded["checksummed"], true, "{recorded}");
     let second = write_parts(&two, "shared", &first.state, first.len, &[&data[6 << 20..]]).await;
     assert_eq!(second.len, data.len() as u64);
     let digest = Digest::sha256(&data);
@@ -426,6 +429,9 @@ async fn an_upload_opened_before_bodies_carried_checksums_is_finished() {
     let store = S3BlobStore::open(&settings(&prefix)).await.unwrap();
     let done = write_parts(&store, "earlier", &state, 8 << 20, &[&data[8 << 20..]]).await;
     assert_eq!(done.len, data.len() as u64);
+    // Still named an upload opened without checksums: its parts are completed by ETag.
+    let recorded: serde_json::Value = serde_json::from_slice(&done.state).unwrap();
+    assert_eq!(recorded.get("checksummed"), None, "{recorded}");
     let digest = Digest::sha256(&data);
     store
         .commit_upload("earlier", &done.state, &digest)
