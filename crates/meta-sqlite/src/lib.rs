@@ -8,6 +8,8 @@
 //! connection, so they never contend for SQLite's single write lock; reads use their own pool
 //! of `query_only` connections and never queue behind a write. Every write that must happen
 //! together happens in one `BEGIN IMMEDIATE` transaction.
+//! A task of its own copies the WAL back into the database file (a `PASSIVE` checkpoint) as
+//! writes accumulate, so the writer's commits do not.
 //!
 //! Modules: `store` opens the database; `blobs`, `uploads`, `manifests` and `listings` hold
 //! the queries of each area (`quotas`: storage usage and quotas); `port` maps the trait onto them.

@@ -22,6 +22,17 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Connections in the read pool.
 const READERS: u32 = 4;
 
+/// Writes (commits and single statements) after which the background checkpointer copies the
+/// WAL back into the database file: a few thousand pages (a small push's commit writes about
+/// 7). Every 128 writes was slower for small pushes; 512 was as fast as no checkpoint at all
+/// (BENCHMARKS.md, "Checkpoints beside the writer").
+const CHECKPOINT_EVERY_WRITES: u64 = 512;
+
+/// WAL pages at which the writer checkpoints by itself, inside a commit, as SQLite does by
+/// default at 1,000: only when the background checkpointer cannot keep up (a reader holding
+/// an old snapshot for long). 40 MiB of 4 KiB pages.
+const WRITER_CHECKPOINT_PAGES: u32 = 10_000;
+
 /// Berth's metadata in one SQLite database file.
 ///
 /// Cheap to clone: clones share the same connection pools.
@@ -33,6 +44,8 @@ pub struct SqliteMetadataStore {
     pub(crate) reader: SqlitePool,
     /// The database file, for the health probe and online backups.
     pub(crate) path: std::sync::Arc<Path>,
+    /// The connection the background checkpointer runs on (see [`checkpoint_in_background`]).
+    checkpointer: SqlitePool,
 }
 
 impl SqliteMetadataStore {
@@ -58,7 +71,10 @@ impl SqliteMetadataStore {
             .busy_timeout(BUSY_TIMEOUT);
         // The writer's commits wait for no fsync of their own: `Writer::durable` syncs the WAL
         // once for every commit made before it. Its one connection is never closed for age or
-        // idleness, so the WAL file it syncs is the one SQLite writes.
+        // idleness, so the WAL file it syncs is the one SQLite writes. Nor do its commits copy
+        // the WAL back into the database (a checkpoint, which SQLite runs inside the commit
+        // that crosses 1,000 pages, syncing the database file while the writer waits): a task
+        // of its own does that beside the writer (`checkpoint_in_background`).
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
@@ -69,7 +85,8 @@ impl SqliteMetadataStore {
                 base.clone()
                     .create_if_missing(true)
                     .journal_mode(SqliteJournalMode::Wal)
-                    .synchronous(SqliteSynchronous::Normal),
+                    .synchronous(SqliteSynchronous::Normal)
+                    .pragma("wal_autocheckpoint", WRITER_CHECKPOINT_PAGES.to_string()),
             )
             .await
             .map_err(|e| StoreError::new(context(), e))?;
@@ -87,26 +104,36 @@ impl SqliteMetadataStore {
                 .await
                 .map_err(|e| StoreError::new("voiding stale webhook delivery leases", e))?;
         }
+        let checkpointer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .test_before_acquire(false)
+            .connect_with(base.clone())
+            .await
+            .map_err(|e| StoreError::new(context(), e))?;
         let reader = SqlitePoolOptions::new()
             .max_connections(READERS)
             .test_before_acquire(false)
             .connect_with(base.pragma("query_only", "ON"))
             .await
             .map_err(|e| StoreError::new(context(), e))?;
+        let (due, wanted) = tokio::sync::mpsc::channel(1);
+        tokio::spawn(checkpoint_in_background(checkpointer.clone(), wanted));
         tracing::debug!(path = %path.display(), "opened metadata database");
         Ok(SqliteMetadataStore {
             writer: Writer {
                 pool: writer,
-                wal: Arc::new(WalSync::new(path)),
+                wal: Arc::new(WalSync::new(path, due)),
             },
             reader,
             path: path.into(),
+            checkpointer,
         })
     }
 
-    /// Closes both pools, waiting for queries in flight; SQLite checkpoints the WAL as the
+    /// Closes the pools, waiting for queries in flight; SQLite checkpoints the WAL as the
     /// last connection closes. Calls made afterwards fail.
     pub async fn close(&self) {
+        self.checkpointer.close().await;
         self.reader.close().await;
         self.writer.pool.close().await;
     }
@@ -153,6 +180,7 @@ impl Writer {
     /// WAL and survive a crash of the process, and the next durable commit makes them
     /// durable too.
     pub(crate) fn unsynced(&self) -> &SqlitePool {
+        self.wal.wrote();
         &self.pool
     }
 
@@ -198,6 +226,30 @@ impl std::ops::DerefMut for WriteTx {
     }
 }
 
+/// Copies the WAL back into the database file whenever [`WalSync::wrote`] says enough was
+/// written, with a `PASSIVE` checkpoint: on a connection of its own, so the writer and the
+/// readers go on meanwhile (it waits for neither, and copies what no reader still needs).
+/// Once every frame is copied, the writer's next transaction starts the WAL over. Ends when
+/// the store is dropped or closed.
+async fn checkpoint_in_background(pool: SqlitePool, mut wanted: tokio::sync::mpsc::Receiver<()>) {
+    while wanted.recv().await.is_some() {
+        let done: Result<(i64, i64, i64), sqlx::Error> =
+            sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+                .fetch_one(&pool)
+                .await;
+        match done {
+            Ok((_, frames, copied)) => {
+                tracing::trace!(frames, copied, "checkpointed the metadata database's WAL");
+            }
+            Err(sqlx::Error::PoolClosed) => break,
+            // The writer checkpoints by itself past `WRITER_CHECKPOINT_PAGES`; the next
+            // attempt comes with the next writes.
+            Err(err) => tracing::warn!(error = %err, "checkpointing the metadata database failed"),
+        }
+    }
+    pool.close().await;
+}
+
 /// The group commit: tickets taken after commits, and the ticket the last sync covered.
 #[derive(Debug)]
 struct WalSync {
@@ -213,10 +265,14 @@ struct WalSync {
     syncs: AtomicU64,
     /// The WAL file held open, and whose turn it is to sync.
     file: tokio::sync::Mutex<Option<(std::fs::File, u64)>>,
+    /// Writes since the store opened, to tell the checkpointer when to run.
+    writes: AtomicU64,
+    /// Wakes the checkpointer (a full channel means it is due already).
+    checkpoint_due: tokio::sync::mpsc::Sender<()>,
 }
 
 impl WalSync {
-    fn new(database: &Path) -> Self {
+    fn new(database: &Path, checkpoint_due: tokio::sync::mpsc::Sender<()>) -> Self {
         let mut wal = database.as_os_str().to_owned();
         wal.push("-wal");
         WalSync {
@@ -226,11 +282,23 @@ impl WalSync {
             synced: AtomicU64::new(0),
             syncs: AtomicU64::new(0),
             file: tokio::sync::Mutex::new(None),
+            writes: AtomicU64::new(0),
+            checkpoint_due,
+        }
+    }
+
+    /// Counts a write to the WAL; every [`CHECKPOINT_EVERY_WRITES`] it wakes the checkpointer.
+    fn wrote(&self) {
+        if (self.writes.fetch_add(1, Ordering::Relaxed) + 1).is_multiple_of(CHECKPOINT_EVERY_WRITES)
+        {
+            // Full: a checkpoint is due already, and it will copy these frames too.
+            let _ = self.checkpoint_due.try_send(());
         }
     }
 
     /// Waits until a sync that began after this call's commit has finished.
     async fn after_commit(&self) -> std::io::Result<()> {
+        self.wrote();
         let ticket = self.taken.fetch_add(1, Ordering::SeqCst) + 1;
         let mut file = self.file.lock().await;
         if self.synced.load(Ordering::SeqCst) >= ticket {
@@ -470,13 +538,58 @@ pub(crate) async fn ensure_repository(
 
 #[cfg(test)]
 mod tests {
+    /// The writer leaves checkpoints to the background task: after enough writes, their pages
+    /// are in the database file though the WAL is far below the writer's own threshold.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_wal_is_copied_into_the_database_beside_the_writer() {
+        use berth_core::ports::{UploadSession, UploadStore as _};
+        let dir = tempfile::tempdir().unwrap();
+        let database = dir.path().join("metadata.sqlite");
+        let store = SqliteMetadataStore::open(&database).await.unwrap();
+        let pages: i64 = sqlx::query_scalar("PRAGMA wal_autocheckpoint")
+            .fetch_one(store.writer.pool())
+            .await
+            .unwrap();
+        assert_eq!(pages, i64::from(WRITER_CHECKPOINT_PAGES));
+        let empty = std::fs::metadata(&database).unwrap().len();
+        // 2 × 512 writes of 2 KiB each: about 2 MiB, some 600 pages, against the writer's 10,000.
+        let writes = 2 * CHECKPOINT_EVERY_WRITES;
+        for i in 0..writes {
+            let session = UploadSession {
+                id: format!("upload-{i}"),
+                repo: "acme/app".parse().unwrap(),
+                offset: 0,
+                hash_state: vec![7; 2048],
+                blob_state: Vec::new(),
+                started_at: 0,
+                verified: None,
+            };
+            store.create_upload(&session).await.unwrap();
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let size = std::fs::metadata(&database).unwrap().len();
+            if size >= empty + 2 * 1024 * 1024 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the database file stayed at {size} bytes (from {empty}) after {writes} writes: \
+                 nothing copied the WAL into it"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        store.close().await;
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn commits_waiting_together_share_one_sync_and_all_are_covered() {
         let dir = tempfile::tempdir().unwrap();
         let database = dir.path().join("metadata.sqlite");
         std::fs::write(&database, b"db").unwrap();
         std::fs::write(dir.path().join("metadata.sqlite-wal"), b"wal").unwrap();
-        let wal = Arc::new(WalSync::new(&database));
+        let (due, _wanted) = tokio::sync::mpsc::channel(1);
+        let wal = Arc::new(WalSync::new(&database, due));
         let mut commits = tokio::task::JoinSet::new();
         for _ in 0..64 {
             let wal = wal.clone();
