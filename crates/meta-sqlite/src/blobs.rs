@@ -61,17 +61,18 @@ impl BlobLinkStore for SqliteMetadataStore {
     }
 }
 
-/// Records blob `digest` of `size` bytes and links it to `repo` (created if new), inside the
-/// caller's write transaction. A new reference clears garbage collection's mark on the blob
+/// Records blob `digest` of `size` bytes and links it to `repo` (whose id the caller `found`,
+/// or created here if new), inside the caller's write transaction. A new reference clears garbage collection's mark on the blob
 /// and makes the link young again; a blob garbage collection has flagged is refused
 /// ([`StoreError::collecting`]): its bytes may be gone already.
 pub(crate) async fn link_in(
     conn: &mut SqliteConnection,
     repo: &str,
+    found: Option<i64>,
     digest: &Digest,
     size: u64,
 ) -> Result<(), StoreError> {
-    let repository_id = ensure_repository(conn, repo).await?;
+    let repository_id = ensure_repository(conn, repo, found).await?;
     let flagged: Option<bool> = sqlx::query_scalar(
         "INSERT INTO blobs (digest, size) VALUES (?1, ?2) \
          ON CONFLICT (digest) DO UPDATE SET unreferenced_since = NULL \

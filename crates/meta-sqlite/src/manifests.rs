@@ -14,8 +14,8 @@ use sqlx::SqliteConnection;
 use tracing::instrument;
 
 use crate::store::{
-    SqliteMetadataStore, ensure_repository, failed, first_missing_manifest, first_unmet_blob,
-    from_sql, json_list, now_millis, parse_digest, repository_id, to_sql,
+    SqliteMetadataStore, ensure_repository, failed, first_missing_manifest, from_sql, json_list,
+    manifest_lookup, now_millis, parse_digest, repository_id, to_sql,
 };
 
 /// A referrer row: digest, media type, size, artifact type, annotations.
@@ -37,8 +37,8 @@ impl ManifestStore for SqliteMetadataStore {
         let mut tx = self.begin_write().await?;
         // Inside the write transaction, so nothing can be unlinked or deleted between check
         // and write.
-        let unmet = first_unmet_blob(&mut tx, repo.as_str(), &manifest.required_blobs).await?;
-        if let Some((blob, stored)) = unmet {
+        let lookup = manifest_lookup(&mut tx, repo.as_str(), &manifest.required_blobs).await?;
+        if let Some((blob, stored)) = lookup.unmet {
             tx.rollback().await.map_err(failed(doing()))?;
             return Ok(match stored {
                 None => PutManifestOutcome::MissingBlob(blob.digest.clone()),
@@ -54,7 +54,7 @@ impl ManifestStore for SqliteMetadataStore {
             tx.rollback().await.map_err(failed(doing()))?;
             return Ok(PutManifestOutcome::MissingChild(child.clone()));
         }
-        let repository_id = ensure_repository(&mut tx, repo.as_str()).await?;
+        let repository_id = ensure_repository(&mut tx, repo.as_str(), lookup.repository_id).await?;
         let now = now_millis();
         // A deleted manifest pushed again comes back to life as a new publish.
         let inserted = sqlx::query(
@@ -104,12 +104,7 @@ impl ManifestStore for SqliteMetadataStore {
             .await
             .map_err(failed(format!("recording the children of manifest {digest} in {repo}")))?;
         }
-        let first_publish: bool =
-            sqlx::query_scalar("SELECT NOT EXISTS (SELECT 1 FROM tags WHERE repository_id = ?1)")
-                .bind(repository_id)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(failed(doing()))?;
+        let first_publish = lookup.untagged;
         let mut tag_moved = false;
         if let (Some(tag), true) = (tag, manifest.tag_immutable) {
             // An immutable tag is created or left alone, never moved. DO NOTHING waits for a

@@ -27,6 +27,13 @@ pub(crate) use usage_columns;
 /// Usage and quota of `owner` in one statement.
 const USAGE: &str = concat!("SELECT ", usage_columns!());
 
+/// Usage and quota of owner `?1`, and the id of repository `?2` (`NULL`: new).
+const USAGE_AND_REPOSITORY: &str = concat!(
+    "SELECT ",
+    usage_columns!(),
+    ", (SELECT id FROM repositories WHERE name = ?2)"
+);
+
 #[async_trait]
 impl QuotaStore for SqliteMetadataStore {
     #[instrument(level = "debug", skip(self))]
@@ -87,11 +94,12 @@ pub(crate) fn usage((used, limit): (Option<i64>, Option<i64>)) -> StoreResult<St
     })
 }
 
-/// Links `digest` of `size` bytes into `repo` inside the caller's write transaction. Under
-/// a quota it reads the account's usage before and after, and when the link takes it over
-/// the quota the answer is [`Linked::OverQuota`] and the caller rolls back. (SQLite has one
-/// writer, so nothing changes the usage between the two reads but this link.) Without a
-/// quota it only links: the triggers keep the usage all the same.
+/// Links `digest` of `size` bytes into `repo` inside the caller's write transaction. It reads
+/// the account's usage and quota, with the repository's id, in one statement; under a quota
+/// it reads the usage again after the link, and when the link took it over the quota the
+/// answer is [`Linked::OverQuota`] and the caller rolls back. (SQLite has one writer, so
+/// nothing changes the usage between the two reads but this link.) Without a quota it only
+/// links: the triggers keep the usage all the same.
 pub(crate) async fn link_counted(
     conn: &mut SqliteConnection,
     repo: &str,
@@ -99,8 +107,15 @@ pub(crate) async fn link_counted(
     size: u64,
 ) -> Result<Linked, StoreError> {
     let owner = repo.split('/').next().unwrap_or(repo);
-    let before = read_usage(&mut *conn, owner).await?;
-    link_in(&mut *conn, repo, digest, size).await?;
+    let (used, limit, repository_id): (Option<i64>, Option<i64>, Option<i64>) =
+        sqlx::query_as(USAGE_AND_REPOSITORY)
+            .bind(owner)
+            .bind(repo)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(failed(format!("reading the storage usage of {owner}")))?;
+    let before = usage((used, limit))?;
+    link_in(&mut *conn, repo, repository_id, digest, size).await?;
     if before.limit.is_none() {
         return Ok(Linked::Done {
             before: before.used,
@@ -108,18 +123,13 @@ pub(crate) async fn link_counted(
             limit: None,
         });
     }
-    let after = read_usage(&mut *conn, owner).await?;
+    let row: (Option<i64>, Option<i64>) = sqlx::query_as(USAGE)
+        .bind(owner)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(failed(format!("reading the storage usage of {owner}")))?;
+    let after = usage(row)?;
     Ok(outcome(before.used, after.used, after.limit))
-}
-
-async fn read_usage(conn: &mut SqliteConnection, owner: &str) -> Result<StorageUsage, StoreError> {
-    let row: (Option<i64>, Option<i64>) =
-        sqlx::query_as(USAGE)
-            .bind(owner)
-            .fetch_one(conn)
-            .await
-            .map_err(failed(format!("reading the storage usage of {owner}")))?;
-    usage(row)
 }
 
 /// [`Linked`] from the usage before and after a link and the quota.

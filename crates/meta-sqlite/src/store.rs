@@ -455,18 +455,24 @@ pub(crate) async fn first_missing_manifest<'d>(
         .and_then(|i| digests.get(i)))
 }
 
-/// The first of `wanted` (in the order given) that repository `repo` does not hold with the
-/// size its descriptor states, with the size it holds (`None`: not linked at all). One query,
-/// the same lookup as the presence check it replaces, run on `conn` so it can share a write
+/// What a manifest's transaction looks up first, in one statement (each statement is a round
+/// trip to SQLite's thread while the writer is held): the id of repository `repo` (`None`:
+/// new), whether it has no tag yet, and the first of `wanted` (in the order given) that it
+/// does not hold with the size its descriptor states, with the size it holds (`None`: not
+/// linked at all).
+pub(crate) struct ManifestLookup<'d> {
+    pub(crate) repository_id: Option<i64>,
+    pub(crate) untagged: bool,
+    pub(crate) unmet: Option<(&'d BlobRef, Option<u64>)>,
+}
+
+/// [`ManifestLookup`] of `repo` for `wanted`, run on `conn` so it shares the write
 /// transaction.
-pub(crate) async fn first_unmet_blob<'d>(
+pub(crate) async fn manifest_lookup<'d>(
     conn: &mut SqliteConnection,
     repo: &str,
     wanted: &'d [BlobRef],
-) -> Result<Option<(&'d BlobRef, Option<u64>)>, StoreError> {
-    if wanted.is_empty() {
-        return Ok(None);
-    }
+) -> Result<ManifestLookup<'d>, StoreError> {
     let mut json = String::with_capacity(2 + wanted.len() * 100);
     json.push('[');
     for (i, blob) in wanted.iter().enumerate() {
@@ -480,44 +486,63 @@ pub(crate) async fn first_unmet_blob<'d>(
         ));
     }
     json.push(']');
-    let row: Option<(i64, Option<i64>)> = sqlx::query_as(
-        "SELECT key, stored FROM ( \
-             SELECT wanted.key AS key, json_extract(wanted.value, '$.s') AS declared, \
-                 (SELECT b.size FROM repository_blobs rb \
-                      JOIN repositories r ON r.id = rb.repository_id \
-                      JOIN blobs b ON b.digest = rb.digest \
-                  WHERE r.name = ?1 AND rb.digest = json_extract(wanted.value, '$.d')) AS stored \
-             FROM json_each(?2) AS wanted) \
-         WHERE stored IS NULL OR stored <> declared \
-         ORDER BY key LIMIT 1",
+    let (repository_id, untagged, position, stored): (
+        Option<i64>,
+        bool,
+        Option<i64>,
+        Option<i64>,
+    ) = sqlx::query_as(
+        "SELECT r.id, r.id IS NULL OR NOT EXISTS (SELECT 1 FROM tags t WHERE t.repository_id = r.id), \
+             u.key, u.stored \
+         FROM (SELECT 1) AS one \
+         LEFT JOIN repositories r ON r.name = ?1 \
+         LEFT JOIN ( \
+             SELECT key, stored FROM ( \
+                 SELECT wanted.key AS key, json_extract(wanted.value, '$.s') AS declared, \
+                     (SELECT b.size FROM repository_blobs rb \
+                          JOIN repositories r ON r.id = rb.repository_id \
+                          JOIN blobs b ON b.digest = rb.digest \
+                      WHERE r.name = ?1 AND rb.digest = json_extract(wanted.value, '$.d')) AS stored \
+                 FROM json_each(?2) AS wanted) \
+             WHERE stored IS NULL OR stored <> declared \
+             ORDER BY key LIMIT 1) AS u ON 1",
     )
     .bind(repo)
     .bind(json)
-    .fetch_optional(&mut *conn)
+    .fetch_one(&mut *conn)
     .await
     .map_err(failed(format!("checking which blobs {repo} holds")))?;
-    let Some((position, stored)) = row else {
-        return Ok(None);
+    let unmet = match position {
+        None => None,
+        Some(position) => {
+            let blob = usize::try_from(position)
+                .ok()
+                .and_then(|i| wanted.get(i))
+                .ok_or_else(|| {
+                    StoreError::new(
+                        format!("checking which blobs {repo} holds"),
+                        "position out of range",
+                    )
+                })?;
+            Some((blob, stored.map(|s| s.unsigned_abs())))
+        }
     };
-    let blob = usize::try_from(position)
-        .ok()
-        .and_then(|i| wanted.get(i))
-        .ok_or_else(|| {
-            StoreError::new(
-                format!("checking which blobs {repo} holds"),
-                "position out of range",
-            )
-        })?;
-    Ok(Some((blob, stored.map(|s| s.unsigned_abs()))))
+    Ok(ManifestLookup {
+        repository_id,
+        untagged,
+        unmet,
+    })
 }
 
-/// The id of repository `name`, created if missing, inside the caller's write transaction.
-/// It looks first: a push to an existing repository (nearly every one) costs one statement.
+/// The id of repository `name`: `found`, the id the caller's own lookup read, or else the
+/// repository is created inside the caller's write transaction. Pushes to an existing
+/// repository (nearly every one) cost no statement here.
 pub(crate) async fn ensure_repository(
     conn: &mut SqliteConnection,
     name: &str,
+    found: Option<i64>,
 ) -> Result<i64, StoreError> {
-    if let Some(id) = repository_id(&mut *conn, name).await? {
+    if let Some(id) = found {
         return Ok(id);
     }
     sqlx::query(
