@@ -66,19 +66,18 @@ impl Hooks {
         let Some(facts) = self.store.package_facts(&event.name, &event.digest).await? else {
             return Ok(0);
         };
-        // Each hook with the app installation it goes through, if it is an app's.
-        let mut hooks: Vec<(Hook, Option<InstallationId>)> = self
-            .store
-            .hooks_for_package(facts.owner, facts.linked_repo)
-            .await?
-            .into_iter()
-            .map(|h| (h, None))
-            .collect();
-        hooks.extend(
+        // Each hook with the app installation it goes through, if it is an app's; read at
+        // once, since every push of a new version waits for these.
+        let (own, apps) = futures_util::future::try_join(
+            self.store.hooks_for_package(facts.owner, facts.linked_repo),
             self.store
-                .app_hooks_for_package(facts.owner, facts.linked_repo)
-                .await?
-                .into_iter()
+                .app_hooks_for_package(facts.owner, facts.linked_repo),
+        )
+        .await?;
+        let mut hooks: Vec<(Hook, Option<InstallationId>)> =
+            own.into_iter().map(|h| (h, None)).collect();
+        hooks.extend(
+            apps.into_iter()
                 .map(|(h, installation)| (h, Some(installation))),
         );
         hooks.retain(|(h, _)| {

@@ -75,15 +75,22 @@ impl Registry {
             Reference::Tag(tag) => Some(tag),
             Reference::Digest(_) => None,
         };
-        manifest.labels = self.image_labels(repo, &manifest.content).await?;
+        // Two independent reads (the config blob's labels, the tag's policy) at once: each is
+        // a round trip to another thread, which a push otherwise waits for in turn.
+        let immutable = async {
+            match tag {
+                Some(tag) => self.immutable_rule(repo, tag).await,
+                None => Ok(None),
+            }
+        };
+        let (labels, immutable) =
+            futures_util::future::try_join(self.image_labels(repo, &manifest.content), immutable)
+                .await?;
+        manifest.labels = labels;
         if let Some(message) = labels::over_limit(&manifest.labels) {
             return Err(RegistryError::ManifestInvalid(message));
         }
         manifest.pushed_by = pusher;
-        let immutable = match tag {
-            Some(tag) => self.immutable_rule(repo, tag).await?,
-            None => None,
-        };
         manifest.tag_immutable = immutable.is_some();
         let outcome = self.meta.put_manifest(repo, &manifest, tag).await;
         self.manifests_changed();
