@@ -50,12 +50,25 @@ impl FsBlobStore {
             fs::create_dir_all(dir)
                 .map_err(|e| StoreError::new(format!("creating {}", dir.display()), e))
         };
+        let sync = |dir: &Path| {
+            sync_dir(dir).map_err(|e| StoreError::new(format!("syncing {}", dir.display()), e))
+        };
         for algorithm in [Algorithm::Sha256, Algorithm::Sha512] {
-            create(&layout.algorithm_dir(algorithm))?;
+            let dir = layout.algorithm_dir(algorithm);
+            create(&dir)?;
+            // Every shard up front, so that a blob's commit never creates one (and syncs its
+            // parent) on the push's path: half of a new registry's first few hundred blobs
+            // otherwise did.
+            let created = create_shards(&dir).map_err(|e| {
+                StoreError::new(format!("creating the shards of {}", dir.display()), e)
+            })?;
+            if created {
+                sync(&dir)?;
+            }
         }
         create(layout.uploads_dir())?;
         for dir in [root, layout.blobs_dir()] {
-            sync_dir(dir).map_err(|e| StoreError::new(format!("syncing {}", dir.display()), e))?;
+            sync(dir)?;
         }
         Ok(FsBlobStore { layout })
     }
@@ -237,6 +250,20 @@ fn commit(upload: &Path, blob: &Path) -> io::Result<()> {
     }
     fs::rename(upload, blob)?;
     sync_dir(shard)
+}
+
+/// Creates the 256 shard directories (`00` to `ff`) of `algorithm_dir` that are missing;
+/// true when it created any.
+fn create_shards(algorithm_dir: &Path) -> io::Result<bool> {
+    let mut created = false;
+    for shard in 0..=255u8 {
+        match fs::create_dir(algorithm_dir.join(format!("{shard:02x}"))) {
+            Ok(()) => created = true,
+            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(created)
 }
 
 /// Makes the entries of `dir` durable.

@@ -65,6 +65,24 @@ async fn committing_an_existing_digest_keeps_one_file() {
 }
 
 #[tokio::test]
+async fn every_shard_exists_from_the_start_so_commits_create_none() {
+    let (dir, store) = open().await;
+    for algorithm in ["sha256", "sha512"] {
+        let root = dir.path().join("blobs").join(algorithm);
+        assert_eq!(entries(&root), 256, "{algorithm} shards");
+        for shard in ["00", "7f", "ff"] {
+            assert!(root.join(shard).is_dir(), "{algorithm}/{shard}");
+        }
+    }
+    // A commit lands in its shard, which it finds made; opening again is a no-op.
+    let (digest, _) = push(&store, "one", b"bytes").await;
+    let sha256 = dir.path().join("blobs/sha256");
+    assert_eq!(entries(&sha256.join(&digest.hex()[..2])), 1);
+    FsBlobStore::open(dir.path()).unwrap();
+    assert_eq!(entries(&sha256), 256);
+}
+
+#[tokio::test]
 async fn sha512_blobs_live_under_their_algorithm() {
     let (dir, store) = open().await;
     write_parts(&store, "x", &[], 0, &[b"hello"]).await;
