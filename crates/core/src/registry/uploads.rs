@@ -19,7 +19,7 @@ use crate::digest::{Algorithm, Digest};
 use crate::error::{RegistryError, Result, StoreErrorKind};
 use crate::hashing::UploadHasher;
 use crate::name::RepoName;
-use crate::ports::{Lease, Linked, UploadProgress, UploadSession, UploadWriter};
+use crate::ports::{Lease, Linked, OwnerUploads, UploadProgress, UploadSession, UploadWriter};
 
 use super::allowance::{Allowance, Chunk, Over};
 use super::quota::{Need, Room};
@@ -186,14 +186,14 @@ impl Registry {
         S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin,
         E: Display,
     {
-        let held = self.lease(repo, id).await?;
+        let (held, uploads) = self.lease_bringing_bytes(repo, id).await?;
         let chunk = Chunk {
             range,
             length,
             digest: None,
             request: "upload_patch",
         };
-        let outcome = self.ingest_range(&held, id, chunk, body).await;
+        let outcome = self.ingest_range(&held, uploads, id, chunk, body).await;
         match outcome {
             Ok(Ingested {
                 hasher, written, ..
@@ -235,7 +235,7 @@ impl Registry {
         S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin,
         E: Display,
     {
-        let held = self.lease(repo, id).await?;
+        let (held, uploads) = self.lease_bringing_bytes(repo, id).await?;
         if let Some((verified, size)) = held.session.verified.clone() {
             return self.finish_verified(held, &verified, size, digest).await;
         }
@@ -245,7 +245,7 @@ impl Registry {
             digest: Some(digest),
             request: "upload_put",
         };
-        let ingested = self.ingest_range(&held, id, chunk, body).await;
+        let ingested = self.ingest_range(&held, uploads, id, chunk, body).await;
         let Ingested {
             hasher,
             written,
@@ -375,19 +375,23 @@ impl Registry {
     }
 
     /// How many more bytes `chunk` may add to the upload: what the account may still hold in
-    /// open sessions, and what its storage quota leaves after its linked blobs and its open
+    /// open sessions (`uploads`, read as the lease was taken), and what its storage quota leaves after its linked blobs and its open
     /// uploads' bytes (this one's included). Refuses the request when nothing is left, or when
     /// the chunk's announced length does not fit the quota (before its body is read). Also
     /// refuses a session whose received bytes were lost (deleting it, so its client starts
     /// again).
-    async fn allowance(&self, held: &Held, chunk: &Chunk<'_>) -> Result<Allowance> {
+    async fn allowance(
+        &self,
+        held: &Held,
+        uploads: OwnerUploads,
+        chunk: &Chunk<'_>,
+    ) -> Result<Allowance> {
         let session = &held.session;
         if self.bytes_lost(session).await? {
             self.meta.delete_upload(&session.id).await?;
             return Err(RegistryError::UploadLost(session.id.clone()));
         }
         let owner = session.repo.owner();
-        let uploads = self.meta.owner_uploads(owner).await?;
         let held_bytes = uploads.held;
         let bytes = self.upload_limits.bytes.saturating_sub(held_bytes);
         if bytes == 0 {
@@ -566,6 +570,19 @@ impl Registry {
         Ok((sessions, files))
     }
 
+    /// [`Registry::lease`] of upload `id`, for a request that brings bytes, and at once the
+    /// open uploads of its account, which its allowance is checked against (see
+    /// [`Registry::allowance`]): two round trips to the metadata store that need not wait for
+    /// each other.
+    async fn lease_bringing_bytes(
+        &self,
+        repo: &RepoName,
+        id: &str,
+    ) -> Result<(Held, OwnerUploads)> {
+        let uploads = async { Ok(self.meta.owner_uploads(repo.owner()).await?) };
+        futures_util::future::try_join(self.lease(repo, id), uploads).await
+    }
+
     async fn lease(&self, repo: &RepoName, id: &str) -> Result<Held> {
         let token = uuid::Uuid::new_v4().simple().to_string();
         let now = now_millis();
@@ -589,6 +606,7 @@ impl Registry {
     async fn ingest_range<S, E>(
         &self,
         held: &Held,
+        uploads: OwnerUploads,
         id: &str,
         chunk: Chunk<'_>,
         body: S,
@@ -607,7 +625,7 @@ impl Registry {
                 upload_id: id.to_owned(),
             });
         }
-        let allowance = self.allowance(held, &chunk).await?;
+        let allowance = self.allowance(held, uploads, &chunk).await?;
         let committing = chunk.digest.is_some();
         let (hasher, written) = self
             .ingest(held, body, &allowance, chunk.length(), committing)
