@@ -25,7 +25,7 @@ const READERS: u32 = 4;
 /// Writes (commits and single statements) after which the background checkpointer copies the
 /// WAL back into the database file: a few thousand pages (a small push's commit writes about
 /// 7). Every 128 writes was slower for small pushes; 512 was as fast as no checkpoint at all
-/// (BENCHMARKS.md, "Checkpoints beside the writer").
+/// (BENCHMARKS.md, "Lean and steady, part 7").
 const CHECKPOINT_EVERY_WRITES: u64 = 512;
 
 /// WAL pages at which the writer checkpoints by itself, inside a commit, as SQLite does by

@@ -375,11 +375,11 @@ impl Registry {
     }
 
     /// How many more bytes `chunk` may add to the upload: what the account may still hold in
-    /// open sessions (`uploads`, read as the lease was taken), and what its storage quota leaves after its linked blobs and its open
-    /// uploads' bytes (this one's included). Refuses the request when nothing is left, or when
-    /// the chunk's announced length does not fit the quota (before its body is read). Also
-    /// refuses a session whose received bytes were lost (deleting it, so its client starts
-    /// again).
+    /// open sessions (`uploads`, read as the lease was taken), and what its storage quota
+    /// leaves after its linked blobs and its open uploads' bytes (this one's included).
+    /// Refuses the request when nothing is left, or when the chunk's announced length does
+    /// not fit the quota (before its body is read). Also refuses a session whose received
+    /// bytes were lost (deleting it, so its client starts again).
     async fn allowance(
         &self,
         held: &Held,
@@ -573,14 +573,23 @@ impl Registry {
     /// [`Registry::lease`] of upload `id`, for a request that brings bytes, and at once the
     /// open uploads of its account, which its allowance is checked against (see
     /// [`Registry::allowance`]): two round trips to the metadata store that need not wait for
-    /// each other.
+    /// each other. A lease taken when the other read failed is released again.
     async fn lease_bringing_bytes(
         &self,
         repo: &RepoName,
         id: &str,
     ) -> Result<(Held, OwnerUploads)> {
-        let uploads = async { Ok(self.meta.owner_uploads(repo.owner()).await?) };
-        futures_util::future::try_join(self.lease(repo, id), uploads).await
+        let (held, uploads) =
+            futures_util::future::join(self.lease(repo, id), self.meta.owner_uploads(repo.owner()))
+                .await;
+        let held = held?;
+        match uploads {
+            Ok(uploads) => Ok((held, uploads)),
+            Err(err) => {
+                self.meta.release_upload(id, &held.token).await?;
+                Err(err.into())
+            }
+        }
     }
 
     async fn lease(&self, repo: &RepoName, id: &str) -> Result<Held> {
