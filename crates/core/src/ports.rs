@@ -105,6 +105,29 @@ pub struct BlobRef {
     pub size: u64,
 }
 
+impl BlobRef {
+    /// The descriptor at `index` (counted from 0) of `wanted`, which a metadata store's query
+    /// named as the first blob `repo` does not hold as stated, with the size it does hold
+    /// (`stored`; `None`: not linked at all). An index outside `wanted` is the store's error.
+    pub fn unmet<'d>(
+        wanted: &'d [BlobRef],
+        index: i64,
+        stored: Option<i64>,
+        repo: &str,
+    ) -> Result<(&'d BlobRef, Option<u64>), StoreError> {
+        let blob = usize::try_from(index)
+            .ok()
+            .and_then(|i| wanted.get(i))
+            .ok_or_else(|| {
+                StoreError::new(
+                    format!("checking which blobs {repo} holds"),
+                    "position out of range",
+                )
+            })?;
+        Ok((blob, stored.map(|s| s.unsigned_abs())))
+    }
+}
+
 /// A manifest as stored.
 #[derive(Debug, Clone)]
 pub struct StoredManifest {

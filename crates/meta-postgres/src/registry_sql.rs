@@ -128,14 +128,6 @@ pub(crate) async fn first_unmet_blob<'d>(
     let Some((position, stored)) = row else {
         return Ok(None);
     };
-    let blob = usize::try_from(position - 1)
-        .ok()
-        .and_then(|i| wanted.get(i))
-        .ok_or_else(|| {
-            StoreError::new(
-                format!("checking which blobs {repo} holds"),
-                "position out of range",
-            )
-        })?;
-    Ok(Some((blob, stored.map(|s| s.unsigned_abs()))))
+    // `WITH ORDINALITY` counts from 1.
+    BlobRef::unmet(wanted, position - 1, stored, repo).map(Some)
 }

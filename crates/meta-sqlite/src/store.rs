@@ -512,21 +512,9 @@ pub(crate) async fn manifest_lookup<'d>(
     .fetch_one(&mut *conn)
     .await
     .map_err(failed(format!("checking which blobs {repo} holds")))?;
-    let unmet = match position {
-        None => None,
-        Some(position) => {
-            let blob = usize::try_from(position)
-                .ok()
-                .and_then(|i| wanted.get(i))
-                .ok_or_else(|| {
-                    StoreError::new(
-                        format!("checking which blobs {repo} holds"),
-                        "position out of range",
-                    )
-                })?;
-            Some((blob, stored.map(|s| s.unsigned_abs())))
-        }
-    };
+    let unmet = position
+        .map(|position| BlobRef::unmet(wanted, position, stored, repo))
+        .transpose()?;
     Ok(ManifestLookup {
         repository_id,
         untagged,
