@@ -123,13 +123,18 @@ pub(crate) async fn link_counted(
             limit: None,
         });
     }
-    let row: (Option<i64>, Option<i64>) = sqlx::query_as(USAGE)
-        .bind(owner)
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(failed(format!("reading the storage usage of {owner}")))?;
-    let after = usage(row)?;
+    let after = read_usage(conn, owner).await?;
     Ok(outcome(before.used, after.used, after.limit))
+}
+
+async fn read_usage(conn: &mut SqliteConnection, owner: &str) -> Result<StorageUsage, StoreError> {
+    let row: (Option<i64>, Option<i64>) =
+        sqlx::query_as(USAGE)
+            .bind(owner)
+            .fetch_one(conn)
+            .await
+            .map_err(failed(format!("reading the storage usage of {owner}")))?;
+    usage(row)
 }
 
 /// [`Linked`] from the usage before and after a link and the quota.
