@@ -29,7 +29,12 @@
 //! With `--rounds N` (default 1) it does all this N times, alternating the order of the
 //! servers (round 1: Berth then Distribution, round 2: Distribution then Berth, …) so that
 //! neither always runs first on a machine whose state drifts; each round starts every server
-//! afresh. The per-phase lines are printed as each round goes.
+//! afresh. The per-phase lines are printed as each round goes. The data directories of the
+//! servers that ran are removed when the bench ends, not between servers: on ext4 without a
+//! journal (these VMs' disks) every file created within a minute or more of many deletions
+//! costs the kernel a step over each recently deleted inode, so removing one server's
+//! thousands of files slowed the small-image phase of whichever server ran next (by up to
+//! half; see [`server::Server::stop_keeping_data`]).
 //!
 //! Then it prints a table of both servers with a ratio column (above 1 = Berth better). Each
 //! cell is the median over the rounds followed, with several rounds, by the range:
@@ -633,6 +638,8 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    // The data directories of the servers that ran, removed when the bench ends.
+    let mut finished_data: Vec<tempfile::TempDir> = Vec::new();
     let mut columns: Vec<report::Column> = contenders
         .iter()
         .map(|contender| report::Column {
@@ -672,14 +679,16 @@ fn main() -> anyhow::Result<()> {
                             .iter()
                             .any(|line| line.contains("BERTH_METRICS"));
                         println!("\n{} at {}:", server.name, server.base);
-                        runtime.block_on(async {
+                        let figures = runtime.block_on(async {
                             tokio::select! {
                                 figures = run_phases(&server, &payloads, &load) => figures,
                                 _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
                             }
-                        })
-                        // Dropping the server here kills it and removes its data before the next
-                        // starts.
+                        });
+                        // Stopped before the next starts; its data is removed when the bench
+                        // ends, not now (see `Server::stop_keeping_data`).
+                        finished_data.extend(server.stop_keeping_data());
+                        figures
                     });
                 match run {
                     Ok(figures) => {

@@ -134,8 +134,9 @@ pub struct Server {
     balancer_pids: Vec<u32>,
     /// Dropped after the processes are killed, in order: balancer, object store, database.
     guards: Vec<Box<dyn std::any::Any + Send>>,
-    /// Removed when the server is dropped (after the child is killed); `None` for a data
-    /// directory the caller keeps ([`Server::start_berth_at`]).
+    /// Removed when the server is dropped (after the child is killed) unless
+    /// [`Server::stop_keeping_data`] hands it back; `None` for a data directory the caller
+    /// keeps ([`Server::start_berth_at`]).
     _dir: Option<TempDir>,
 }
 
@@ -473,6 +474,16 @@ impl Server {
             }
         }
         text
+    }
+
+    /// Stops the server as dropping it does, but hands back its data directory instead of
+    /// removing it (`None` when the caller kept it anyway). The bench removes these at its
+    /// end: on a file system without a journal (ext4 on these VMs), a file created within a
+    /// minute or more of many deletions makes the kernel step over each recently deleted
+    /// inode before it picks one (`recently_deleted`), so removing one server's thousands of
+    /// files made the next server's file creations several times slower.
+    pub fn stop_keeping_data(mut self) -> Option<TempDir> {
+        self._dir.take()
     }
 }
 
