@@ -22,9 +22,11 @@
 //! server's CPU time and its peak RSS as if `VmHWM` had never been reset: the largest `VmHWM`
 //! read just before each reset and at the end, which covers the moments between phases too.
 //!
-//! Before the servers it measures the machine's ceiling for the two push phases
-//! ([`ceiling`]: the same blobs over loopback TCP, hashed and written durably by a bare
-//! program, no HTTP), and after the table it prints each server's share of that ceiling.
+//! Before the servers, and again at the start of every later round, it measures the machine's
+//! ceiling for the two push phases ([`ceiling`]: the same blobs over loopback TCP, hashed and
+//! written durably by a bare program, no HTTP); after the table it prints each server's share
+//! of it, each round's rate against that round's ceiling (the VM's speed drifts over a run by
+//! more than the shares it compares), as a median and range.
 //!
 //! With `--rounds N` (default 1) it does all this N times, alternating the order of the
 //! servers (round 1: Berth then Distribution, round 2: Distribution then Berth, …) so that
@@ -588,17 +590,12 @@ fn main() -> anyhow::Result<()> {
     };
 
     warm_memory(2 * cli.clients as u64 * size as u64)?;
-    let ceiling = Ceiling {
-        monolithic: ceiling::push_rate(&payloads.monolithic, ceiling::Pattern::Monolithic)?,
-        chunked: ceiling::push_rate(
-            &payloads.chunked,
-            ceiling::Pattern::Chunked(load.chunk_size),
-        )?,
-    };
+    // The first round's ceiling; each later round measures its own at its start.
+    let mut ceilings = vec![Ceiling::measure(&payloads, &load)?];
     println!(
         "\nmachine ceiling (no HTTP: TCP → SHA-256 → file, durable): monolithic {:.1} MiB/s, \
          chunked {:.1} MiB/s",
-        ceiling.monolithic, ceiling.chunked
+        ceilings[0].monolithic, ceilings[0].chunked
     );
 
     // The object store's ceilings, one per Garage size the columns use.
@@ -657,13 +654,22 @@ fn main() -> anyhow::Result<()> {
             } else {
                 String::new()
             };
-            let load = load_average().map(|load| format!("; load average {load}"));
+            let load_average = load_average().map(|load| format!("; load average {load}"));
             println!(
                 "\n── round {} of {}{first}{}",
                 round + 1,
                 cli.rounds,
-                load.unwrap_or_default()
+                load_average.unwrap_or_default()
             );
+        }
+        if round > 0 {
+            warm_memory(2 * cli.clients as u64 * size as u64)?;
+            let ceiling = Ceiling::measure(&payloads, &load)?;
+            println!(
+                "machine ceiling this round: monolithic {:.1} MiB/s, chunked {:.1} MiB/s",
+                ceiling.monolithic, ceiling.chunked
+            );
+            ceilings.push(ceiling);
         }
         for index in order {
             // With --scale-out a run that fails (a service of the many it starts misbehaving)
@@ -773,14 +779,37 @@ fn main() -> anyhow::Result<()> {
             );
         }
     }
-    for column in &columns {
+    if ceilings.len() > 1 {
         println!(
-            "{} reached {:.0} % of the machine's ceiling in the monolithic push, {:.0} % in the \
+            "Machine ceiling over the rounds: monolithic {}, chunked {} MiB/s",
+            report::cell(
+                &ceilings.iter().map(|c| c.monolithic).collect::<Vec<_>>(),
+                1
+            ),
+            report::cell(&ceilings.iter().map(|c| c.chunked).collect::<Vec<_>>(), 1)
+        );
+    }
+    for column in &columns {
+        // Each round's rate against the ceiling measured at that round's start.
+        let shares = |pick: fn(&ServerFigures) -> f64, of: fn(&Ceiling) -> f64| {
+            let shares: Vec<f64> = column
+                .rounds
+                .iter()
+                .zip(&ceilings)
+                .map(|(run, ceiling)| 100.0 * pick(run) / of(ceiling))
+                .collect();
+            report::cell(&shares, 0)
+        };
+        println!(
+            "{} reached {} % of the machine's ceiling in the monolithic push, {} % in the \
              chunked push{medians}",
             column.name,
-            100.0 * column.median(|run| run.monolithic.rate) / ceiling.monolithic,
-            100.0 * column.median(|run| run.chunked.rate) / ceiling.chunked
+            shares(|run| run.monolithic.rate, |c| c.monolithic),
+            shares(|run| run.chunked.rate, |c| c.chunked)
         );
+    }
+    if cli.rounds > 1 {
+        println!("  (each round's rate against the ceiling measured at the start of that round)");
     }
     Ok(())
 }
@@ -809,6 +838,19 @@ fn warm_memory(bytes: u64) -> anyhow::Result<()> {
 struct Ceiling {
     monolithic: f64,
     chunked: f64,
+}
+
+impl Ceiling {
+    /// Runs [`ceiling::push_rate`] on the push phases' blobs, monolithic then chunked.
+    fn measure(payloads: &Payloads, load: &Load) -> anyhow::Result<Ceiling> {
+        Ok(Ceiling {
+            monolithic: ceiling::push_rate(&payloads.monolithic, ceiling::Pattern::Monolithic)?,
+            chunked: ceiling::push_rate(
+                &payloads.chunked,
+                ceiling::Pattern::Chunked(load.chunk_size),
+            )?,
+        })
+    }
 }
 
 /// The data every server receives, generated and hashed once.

@@ -157,7 +157,7 @@ fn ratio(better: Better, first: f64, second: f64) -> f64 {
 }
 
 /// A figure's cell: the median with `decimals`, then its range when there were several rounds.
-fn cell(values: &[f64], decimals: usize) -> String {
+pub fn cell(values: &[f64], decimals: usize) -> String {
     match Spread::of(values) {
         None => "n/a".to_owned(),
         Some(spread) if values.len() == 1 => format!("{:.decimals$}", spread.median),
