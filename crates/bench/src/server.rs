@@ -481,9 +481,34 @@ impl Server {
     /// end: on a file system without a journal (ext4 on these VMs), a file created within a
     /// minute or more of many deletions makes the kernel step over each recently deleted
     /// inode before it picks one (`recently_deleted`), so removing one server's thousands of
-    /// files made the next server's file creations several times slower.
+    /// files made the next server's file creations several times slower. Its files of a MiB
+    /// or more (the push phases' blobs: few, and what fills the disk) go at once.
     pub fn stop_keeping_data(mut self) -> Option<TempDir> {
-        self._dir.take()
+        let dir = self._dir.take();
+        // Kills the processes, then what ran beside them.
+        drop(self);
+        if let Some(dir) = &dir {
+            remove_large_files(dir.path());
+        }
+        dir
+    }
+}
+
+/// Removes the files of 1 MiB or more under `dir`, not following symbolic links; best effort
+/// (what stays is removed with the directory later).
+fn remove_large_files(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let Ok(meta) = std::fs::symlink_metadata(entry.path()) else {
+            continue;
+        };
+        if meta.is_dir() {
+            remove_large_files(&entry.path());
+        } else if meta.is_file() && meta.len() >= 1 << 20 {
+            let _ = std::fs::remove_file(entry.path());
+        }
     }
 }
 
