@@ -32,11 +32,8 @@
 //! servers (round 1: Berth then Distribution, round 2: Distribution then Berth, …) so that
 //! neither always runs first on a machine whose state drifts; each round starts every server
 //! afresh. The per-phase lines are printed as each round goes. The data directories of the
-//! servers that ran are removed when the bench ends, not between servers: on ext4 without a
-//! journal (these VMs' disks) every file created within a minute or more of many deletions
-//! costs the kernel a step over each recently deleted inode, so removing one server's
-//! thousands of files slowed the small-image phase of whichever server ran next (by up to
-//! half; see [`server::Server::stop_keeping_data`]).
+//! servers that ran are removed when the bench ends, not before the next server starts (why:
+//! [`server::Server::stop_keeping_data`]).
 //!
 //! Then it prints a table of both servers with a ratio column (above 1 = Berth better). Each
 //! cell is the median over the rounds followed, with several rounds, by the range:

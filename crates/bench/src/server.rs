@@ -501,7 +501,8 @@ fn remove_large_files(dir: &Path) {
         return;
     };
     for entry in entries.flatten() {
-        let Ok(meta) = std::fs::symlink_metadata(entry.path()) else {
+        // A directory entry's metadata does not follow a symbolic link.
+        let Ok(meta) = entry.metadata() else {
             continue;
         };
         if meta.is_dir() {
@@ -728,5 +729,25 @@ mod tests {
         // A read bigger than the tail keeps only its end, without a partial first line.
         tail.push(&line.as_bytes().repeat(LOG_TAIL_BYTES / 50));
         assert!(tail.last_lines(usize::MAX).iter().all(|l| l.len() == 99));
+    }
+
+    /// A finished server's large files go at once; its small ones, and whatever a symbolic
+    /// link inside it points to, stay.
+    #[test]
+    fn only_large_files_are_removed_at_once() {
+        let outside = tempfile::tempdir().unwrap();
+        let target = outside.path().join("big");
+        std::fs::write(&target, vec![0u8; 2 << 20]).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let nested = dir.path().join("blobs/sha256/ab");
+        std::fs::create_dir_all(&nested).unwrap();
+        std::fs::write(nested.join("large"), vec![0u8; 1 << 20]).unwrap();
+        std::fs::write(nested.join("small"), vec![0u8; 1024]).unwrap();
+        std::os::unix::fs::symlink(&target, dir.path().join("link")).unwrap();
+        remove_large_files(dir.path());
+        assert!(!nested.join("large").exists());
+        assert!(nested.join("small").exists());
+        assert!(target.exists(), "a link's target is not the server's");
+        assert!(std::fs::symlink_metadata(dir.path().join("link")).is_ok());
     }
 }
