@@ -9,7 +9,8 @@
 //! - `data/{id}`: the object upload `id`'s multipart upload writes; once completed it is a
 //!   blob's bytes, and it stays where it is.
 //! - `blobs/{algorithm}/{hex}`: blob `digest`. Either the bytes themselves (an upload that
-//!   never filled a part is copied here, server-side, on commit: at most a few MiB) or, with
+//!   never filled a part is copied here, server-side, on commit: at most a few MiB; one
+//!   whole in its committing request is written here directly from memory) or, with
 //!   the content type [`LOCATION_TYPE`], a small JSON record of where its bytes are
 //!   (`data/{id}`). Large blobs are therefore never copied: Distribution's S3 driver writes
 //!   every blob twice (upload path, then a server-side copy to its digest path).
@@ -33,7 +34,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use berth_core::ports::{BlobStore, ByteStream, Millis, StoreResult, UploadWriter};
+use berth_core::ports::{BlobStore, ByteStream, HeldBytes, Millis, StoreResult, UploadWriter};
 use berth_core::{Digest, StoreError, StoreErrorKind};
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
@@ -865,6 +866,26 @@ impl BlobStore for S3BlobStore {
         };
         inner.locations.insert(digest.clone(), location);
         inner.discard(id, &state, false).await
+    }
+
+    async fn commit_held(&self, id: &str, held: HeldBytes, digest: &Digest) -> StoreResult<()> {
+        check_id(id)?;
+        let inner = &self.inner;
+        // Written whether or not the blob is stored: a held upload is under a part, so the
+        // digest's object can only be these same bytes (a blob recorded by location is at
+        // least a part), and a write costs what asking first would.
+        let size = held.bytes.len() as u64;
+        let HeldBytes { bytes, room } = held;
+        inner
+            .s3
+            .put(&inner.keys.blob(digest), bytes.into())
+            .await
+            .map_err(failed(format!("committing upload `{id}` as blob {digest}")))?;
+        drop(room);
+        inner
+            .locations
+            .insert(digest.clone(), Location::Direct { size });
+        Ok(())
     }
 
     async fn abort_upload(&self, id: &str, state: &[u8]) -> StoreResult<()> {

@@ -1,6 +1,7 @@
 //! Receiving one request's bytes: whole parts go to the upload's multipart upload as they
 //! fill (two in flight at most), and what is left at the end is staged as an object of its
-//! own, to be folded into the next part.
+//! own, to be folded into the next part — unless the request commits an upload it holds
+//! whole and smaller than a part, whose bytes stay in memory for the commit to write.
 //!
 //! Every byte a writer buffers holds room in the node's upload memory ([`Inner::room`]),
 //! taken as the bytes come and given back when S3 has them. A writer holding room waits for
@@ -14,7 +15,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use berth_core::StoreError;
-use berth_core::ports::{StoreResult, UploadProgress, UploadWriter};
+use berth_core::ports::{HeldBytes, StoreResult, UploadProgress, UploadWriter};
 use bytes::{Bytes, BytesMut};
 use object_store::multipart::{MultipartStore, PartId};
 use object_store::{ObjectStoreExt, PutPayload};
@@ -189,6 +190,26 @@ impl UploadWriter for S3UploadWriter {
         Ok(())
     }
 
+    async fn finish_to_commit(mut self: Box<Self>) -> StoreResult<UploadProgress> {
+        // An upload whole in this request and too small for a part stays in memory: the
+        // commit writes it under its digest in one request, where staging it would take
+        // three more (the staged object's write, its copy to the digest, its removal).
+        let whole = self.state.is_empty() && self.pending.is_empty();
+        if !whole || self.buf.len() as u64 >= MIN_PART {
+            return self.finish().await;
+        }
+        let bytes = std::mem::take(&mut self.buf).freeze();
+        let room = self.room.take();
+        Ok(UploadProgress {
+            len: bytes.len() as u64,
+            state: Vec::new(),
+            held: Some(HeldBytes {
+                bytes,
+                room: room.map(|permit| Box::new(permit) as _),
+            }),
+        })
+    }
+
     async fn finish(mut self: Box<Self>) -> StoreResult<UploadProgress> {
         if !self.buf.is_empty() && self.state.staged_len() + self.buf.len() as u64 >= MIN_PART {
             self.send_part().await?;
@@ -202,6 +223,7 @@ impl UploadWriter for S3UploadWriter {
         Ok(UploadProgress {
             len: self.state.len(),
             state: self.state.encode(),
+            held: None,
         })
     }
 }

@@ -439,3 +439,63 @@ async fn an_upload_opened_before_bodies_carried_checksums_is_finished() {
         .unwrap();
     assert!(collect(store.read(&digest, 0, done.len).await.unwrap()).await == data);
 }
+
+/// A small upload whole in the request that commits it is held in memory, not staged: the
+/// commit writes it under its digest (one object, nothing under `uploads/`), and until then
+/// its bytes hold their room in the upload memory. An upload of a part or more is written
+/// as it comes, as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_upload_whole_in_its_committing_request_is_written_once() {
+    use berth_testkit::blobs::write_to_commit;
+    use std::time::Duration;
+
+    let prefix = format!("held-{}", uuid::Uuid::new_v4().simple());
+    let mut one_part = settings(&prefix);
+    one_part.upload_memory = 8 << 20;
+    let store = S3BlobStore::open(&one_part).await.unwrap();
+    let inspector = S3Inspector::new(&s3_service(), &prefix);
+
+    let data = pattern((9 << 20) / 2, 3);
+    let digest = Digest::sha256(&data);
+    let written = write_to_commit(&store, "small", &data).await;
+    assert!(written.held.is_some(), "{written:?}");
+    assert!(written.state.is_empty());
+    assert_eq!(inspector.uploads_held().await, Vec::<String>::new());
+    // Its 4.5 MiB hold their room: another upload's 4 MiB wait until they are written.
+    let mut other = store.upload_writer("other", &[], 0).await.unwrap();
+    let waiting =
+        tokio::time::timeout(Duration::from_secs(2), other.write(vec![7; 4 << 20].into())).await;
+    assert!(waiting.is_err(), "held bytes keep their room");
+    store
+        .commit_written("small", written, &digest)
+        .await
+        .unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        other.write(vec![7; 4 << 20].into()),
+    )
+    .await
+    .expect("the room comes back once the held bytes are written")
+    .unwrap();
+    drop(other);
+    assert_eq!(inspector.stored_blobs().await, [digest.as_str().to_owned()]);
+    assert_eq!(inspector.blob_copies(&digest).await, 1);
+    assert!(inspector.blob_bytes(&digest).await == Some(data));
+    assert_eq!(inspector.uploads_held().await, Vec::<String>::new());
+
+    let large = pattern(6 << 20, 4);
+    let written = write_to_commit(&store, "large", &large).await;
+    assert!(written.held.is_none(), "a part or more is not held");
+    assert_eq!(inspector.uploads_held().await, ["large"]);
+    let big = Digest::sha256(&large);
+    store.commit_written("large", written, &big).await.unwrap();
+    assert!(collect(store.read(&big, 0, 6 << 20).await.unwrap()).await == large);
+
+    // Refused (its digest did not match): a held upload leaves nothing in the bucket.
+    let written = write_to_commit(&store, "refused", b"not what was announced").await;
+    assert!(written.held.is_some());
+    store.abort_upload("refused", &written.state).await.unwrap();
+    drop(written);
+    assert_eq!(inspector.uploads_held().await, Vec::<String>::new());
+    assert_eq!(inspector.stored_blobs().await.len(), 2);
+}

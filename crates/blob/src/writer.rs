@@ -156,6 +156,7 @@ impl FsUploadWriter {
                 Ok(Ok(len)) => Ok(UploadProgress {
                     len,
                     state: Vec::new(),
+                    held: None,
                 }),
                 Ok(Err(err)) => Err(StoreError::new(context, err)),
                 Err(join) => Err(StoreError::new(context, join)),

@@ -708,12 +708,35 @@ pub trait GcStore: Send + Sync + 'static {
 /// its parts and any staged tail). The caller records both with the upload's session
 /// ([`UploadStore::advance_upload`]) and hands the state back on every later call about the
 /// upload, so any node can take the next request. A store that needs none returns it empty.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Default)]
 pub struct UploadProgress {
-    /// Bytes the upload holds, durably.
+    /// Bytes the upload holds: durably, or in [`UploadProgress::held`].
     pub len: u64,
     /// The store's state for the upload; opaque to everything else.
     pub state: Vec<u8>,
+    /// The upload's bytes, when the writer kept them in memory for this request's commit
+    /// instead of writing them anywhere (only [`UploadWriter::finish_to_commit`] may, and
+    /// only for an upload whose every byte came in that request). Committed with
+    /// [`BlobStore::commit_written`]; never recorded, and gone with the request if it is not
+    /// committed.
+    pub held: Option<HeldBytes>,
+}
+
+/// An upload's bytes a writer kept in memory (see [`UploadProgress::held`]), with what holds
+/// their room in the store's memory budget until they are written or dropped.
+pub struct HeldBytes {
+    /// The bytes.
+    pub bytes: Bytes,
+    /// Gives the bytes' room back when dropped (the store's own, e.g. a semaphore permit).
+    pub room: Option<Box<dyn std::any::Any + Send + Sync>>,
+}
+
+impl std::fmt::Debug for HeldBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HeldBytes")
+            .field("len", &self.bytes.len())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Receives the bytes of one upload request. Writes may be buffered and performed in the
@@ -740,7 +763,8 @@ pub trait UploadWriter: Send {
     /// commits under their digest or discards: nothing durable names the upload before that
     /// commit, so a crash before it loses nothing a client was told was kept. A store may
     /// skip what only makes the upload itself survive a crash (a new file's directory entry);
-    /// the bytes are durable all the same.
+    /// and when every byte of the upload came in this request, it may keep them in memory
+    /// ([`UploadProgress::held`]) for the commit to write under their digest in one step.
     async fn finish_to_commit(self: Box<Self>) -> StoreResult<UploadProgress> {
         self.finish().await
     }
@@ -789,6 +813,32 @@ pub trait BlobStore: Send + Sync + 'static {
     /// atomically, and removes the upload. If the blob already exists the upload is dropped.
     /// Calling it again for the same upload and state (after an interruption) completes it.
     async fn commit_upload(&self, id: &str, state: &[u8], digest: &Digest) -> StoreResult<()>;
+
+    /// Stores `held`, the whole of upload `id` as its writer kept it in memory (already
+    /// verified to hash to `digest`), under `digest`, durably; a blob already there stays as
+    /// it is. Only a store whose writer holds bytes is asked: the default refuses.
+    async fn commit_held(&self, id: &str, held: HeldBytes, digest: &Digest) -> StoreResult<()> {
+        drop(held);
+        Err(StoreError::new(
+            format!("committing upload `{id}` as blob {digest}"),
+            "this store keeps no upload bytes in memory",
+        ))
+    }
+
+    /// Commits what this request's writer left (`written`, verified to hash to `digest`):
+    /// its held bytes ([`BlobStore::commit_held`]), or else its state
+    /// ([`BlobStore::commit_upload`]).
+    async fn commit_written(
+        &self,
+        id: &str,
+        written: UploadProgress,
+        digest: &Digest,
+    ) -> StoreResult<()> {
+        match written.held {
+            Some(held) => self.commit_held(id, held, digest).await,
+            None => self.commit_upload(id, &written.state, digest).await,
+        }
+    }
 
     /// Removes upload `id`'s bytes, if any.
     async fn abort_upload(&self, id: &str, state: &[u8]) -> StoreResult<()>;

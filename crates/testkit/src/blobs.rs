@@ -42,6 +42,8 @@ macro_rules! blob_contract {
                 committing_again_after_an_interruption_completes,
                 deleted_blobs_are_gone_and_can_be_stored_again,
                 listing_pages_through_old_blobs_in_digest_order,
+                uploads_finished_to_commit_are_committed_whole,
+                uploads_finished_to_commit_and_refused_leave_nothing,
             ]
         );
     };
@@ -416,6 +418,48 @@ pub async fn batches_of_chunks_append_in_order<S: BlobStore>(store: S) {
     )
     .await;
     assert!(read == data, "the batches read back in order");
+}
+
+/// Writes `bytes` to new upload `id` in one request that commits it (the writer finishes
+/// with [`UploadWriter::finish_to_commit`](berth_core::ports::UploadWriter::finish_to_commit),
+/// as a monolithic push's does); returns what it left.
+pub async fn write_to_commit(store: &impl BlobStore, id: &str, bytes: &[u8]) -> UploadProgress {
+    let mut writer = store.upload_writer(id, &[], 0).await.unwrap();
+    for piece in bytes.chunks(64 << 10) {
+        writer.write(Bytes::copy_from_slice(piece)).await.unwrap();
+    }
+    writer.finish_to_commit().await.unwrap()
+}
+
+/// An upload whole in the request that commits it (empty, small, over an object store's
+/// part) is readable under its digest once committed from what its writer left, whether the
+/// store wrote the bytes or held them; committed again by another upload, it is stored once.
+pub async fn uploads_finished_to_commit_are_committed_whole<S: BlobStore>(store: S) {
+    for (n, len) in [0, 5, 1 << 20, 6 << 20].into_iter().enumerate() {
+        let data = pattern(len, 30 + n as u8);
+        let digest = Digest::sha256(&data);
+        for id in [format!("whole-{n}"), format!("again-{n}")] {
+            let written = write_to_commit(&store, &id, &data).await;
+            assert_eq!(written.len, len as u64);
+            store.commit_written(&id, written, &digest).await.unwrap();
+            assert_eq!(store.stat(&digest).await.unwrap(), Some(len as u64));
+            let read = collect(store.read(&digest, 0, len as u64).await.unwrap()).await;
+            assert!(read == data, "{len} bytes read back after `{id}`");
+        }
+    }
+}
+
+/// An upload finished to commit whose commit never comes (its digest did not match) leaves
+/// no blob once aborted.
+pub async fn uploads_finished_to_commit_and_refused_leave_nothing<S: BlobStore>(store: S) {
+    for (n, len) in [5, 6 << 20].into_iter().enumerate() {
+        let data = pattern(len, 40 + n as u8);
+        let id = format!("refused-{n}");
+        let written = write_to_commit(&store, &id, &data).await;
+        store.abort_upload(&id, &written.state).await.unwrap();
+        drop(written);
+        assert_eq!(store.stat(&Digest::sha256(&data)).await.unwrap(), None);
+    }
 }
 
 /// A commit interrupted after the blob became readable is completed by committing again

@@ -259,7 +259,7 @@ impl Registry {
             }
         };
         let size = written.len;
-        let checked = match self.verify(id, &written.state, size, &hasher, digest).await {
+        let checked = match self.verify(id, &written, &hasher, digest).await {
             Ok(()) if under_quota => {
                 self.check_link(repo.owner(), digest, size, "upload_put")
                     .await
@@ -286,7 +286,7 @@ impl Registry {
                 .mark_upload_verified(id, &held.token, digest, size, &written.state)
                 .await?;
         }
-        self.blobs.commit_upload(id, &written.state, digest).await?;
+        self.blobs.commit_written(id, written, digest).await?;
         let linked = self.complete(Some(id), repo, digest, size).await?;
         self.settle(id, repo, linked, "upload_put").await?;
         Ok(size)
@@ -477,10 +477,7 @@ impl Registry {
                 return Err(err);
             }
         };
-        let checked = match self
-            .verify(id, &written.state, written.len, &hasher, digest)
-            .await
-        {
+        let checked = match self.verify(id, &written, &hasher, digest).await {
             Ok(()) if allowance.under_quota => {
                 self.check_link(owner, digest, written.len, "blob_push")
                     .await
@@ -495,10 +492,11 @@ impl Registry {
             self.blobs.abort_upload(id, &written.state).await?;
             return Err(err.into());
         }
-        self.blobs.commit_upload(id, &written.state, digest).await?;
-        let linked = self.complete(None, repo, digest, written.len).await?;
+        let size = written.len;
+        self.blobs.commit_written(id, written, digest).await?;
+        let linked = self.complete(None, repo, digest, size).await?;
         self.linked(owner, linked, "blob_push")?;
-        Ok(written.len)
+        Ok(size)
     }
 
     /// Records blob `digest` (whose bytes are committed) in `repo`, ending session `id`,
@@ -783,19 +781,21 @@ impl Registry {
         Ok(())
     }
 
-    /// Checks the upload's `size` bytes (with the blob store's `state`) hash to `digest`.
+    /// Checks the bytes `written` left (held, or in the store with its state) hash to
+    /// `digest`.
     async fn verify(
         &self,
         id: &str,
-        state: &[u8],
-        size: u64,
+        written: &UploadProgress,
         hasher: &UploadHasher,
         digest: &Digest,
     ) -> Result<()> {
-        let actual = match digest.algorithm() {
-            Algorithm::Sha256 => hasher.digest(),
-            Algorithm::Sha512 => {
-                let mut stream = self.blobs.read_upload(id, state, size).await?;
+        let size = written.len;
+        let actual = match (digest.algorithm(), &written.held) {
+            (Algorithm::Sha256, _) => hasher.digest(),
+            (Algorithm::Sha512, Some(held)) => Digest::of(Algorithm::Sha512, &held.bytes),
+            (Algorithm::Sha512, None) => {
+                let mut stream = self.blobs.read_upload(id, &written.state, size).await?;
                 let mut sha512 = sha2::Sha512::new();
                 while let Some(chunk) = stream.next().await {
                     let chunk =

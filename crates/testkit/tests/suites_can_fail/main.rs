@@ -11,7 +11,7 @@ use std::panic::AssertUnwindSafe;
 
 use berth_blob::FsBlobStore;
 use berth_core::Digest;
-use berth_core::ports::{BlobStore, ByteStream, Millis, StoreResult, UploadWriter};
+use berth_core::ports::{BlobStore, ByteStream, HeldBytes, Millis, StoreResult, UploadWriter};
 use berth_meta_sqlite::SqliteMetadataStore;
 use bytes::Bytes;
 use futures_util::{FutureExt, StreamExt};
@@ -166,6 +166,10 @@ impl BlobStore for BrokenBlobs {
 
     async fn commit_upload(&self, id: &str, state: &[u8], digest: &Digest) -> StoreResult<()> {
         self.inner.commit_upload(id, state, digest).await
+    }
+
+    async fn commit_held(&self, id: &str, held: HeldBytes, digest: &Digest) -> StoreResult<()> {
+        self.inner.commit_held(id, held, digest).await
     }
 
     async fn abort_upload(&self, id: &str, state: &[u8]) -> StoreResult<()> {
