@@ -213,8 +213,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     if config.blob_redirect {
         registry = registry.with_blob_redirect(Duration::from_secs(config.blob_redirect_secs));
     }
-    // On PostgreSQL a manifest read is a round trip to another process: remember them (as
-    // long as the access cache remembers its facts), forgotten on every node's change.
+    // On PostgreSQL a manifest read is a round trip to another process: remember them
+    // (unless caches are off), forgotten on every node's change.
     if let Some(shared) = &stores.postgres
         && config.access_cache_ms > 0
     {
@@ -223,7 +223,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             .await
             .context("listening for manifest and tag changes")?;
         registry = registry.with_manifest_cache(Arc::new(ManifestCache::new(
-            Duration::from_millis(config.access_cache_ms),
+            MANIFEST_CACHE_TTL.max(Duration::from_millis(config.access_cache_ms)),
             MANIFEST_CACHE_BYTES,
             Some(signal),
         )));
@@ -515,6 +515,15 @@ fn node_name(data_dir: &std::path::Path) -> anyhow::Result<String> {
 
 /// Manifest bytes a node on PostgreSQL keeps in its manifest cache at most.
 const MANIFEST_CACHE_BYTES: usize = 16 << 20;
+
+/// How long a node on PostgreSQL remembers a manifest read, at least. What keeps the cache
+/// right is the change signal, not this: every tag or manifest write, by any node or by SQL,
+/// notifies every node, which forgets at once, and a node not listening serves nothing from
+/// the cache. With the access cache's second, each node read every busy tag again each
+/// second: three nodes behind nginx served 1,700–3,100 manifest GETs a second against
+/// 6,400–7,100 with a minute (BENCHMARKS.md, "a small blob pushed in one request is written
+/// once").
+const MANIFEST_CACHE_TTL: Duration = Duration::from_secs(60);
 
 /// The name of the registry-token signing key among the secrets nodes share.
 const SIGNING_KEY: &str = "token-signing-key";
