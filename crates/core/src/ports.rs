@@ -815,8 +815,8 @@ pub trait BlobStore: Send + Sync + 'static {
     async fn commit_upload(&self, id: &str, state: &[u8], digest: &Digest) -> StoreResult<()>;
 
     /// Stores `held`, the whole of upload `id` as its writer kept it in memory (already
-    /// verified to hash to `digest`), under `digest`, durably; a blob already there stays as
-    /// it is. Only a store whose writer holds bytes is asked: the default refuses.
+    /// verified to hash to `digest`), under `digest`, durably; a blob already there reads the
+    /// same after. Only a store whose writer holds bytes is asked: the default refuses.
     async fn commit_held(&self, id: &str, held: HeldBytes, digest: &Digest) -> StoreResult<()> {
         drop(held);
         Err(StoreError::new(

@@ -5,7 +5,7 @@
 //! per backend. The fixtures are public so a backend's own extras (its on-disk layout) drive
 //! the store the same way.
 
-use berth_core::ports::{BlobStore, ByteStream, UploadProgress};
+use berth_core::ports::{BlobStore, ByteStream, UploadProgress, UploadWriter};
 use berth_core::{Algorithm, Digest, StoreErrorKind};
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -74,11 +74,23 @@ pub async fn write_parts(
     offset: u64,
     parts: &[&[u8]],
 ) -> UploadProgress {
+    let writer = fill(store, id, state, offset, parts).await;
+    writer.finish().await.unwrap()
+}
+
+/// A writer of upload `id` opened at `offset` with `state`, having written `parts`.
+async fn fill(
+    store: &impl BlobStore,
+    id: &str,
+    state: &[u8],
+    offset: u64,
+    parts: &[&[u8]],
+) -> Box<dyn UploadWriter> {
     let mut writer = store.upload_writer(id, state, offset).await.unwrap();
     for part in parts {
         writer.write(Bytes::copy_from_slice(part)).await.unwrap();
     }
-    writer.finish().await.unwrap()
+    writer
 }
 
 /// Uploads and commits `bytes` in one request; returns its digest and the upload's last state.
@@ -424,10 +436,8 @@ pub async fn batches_of_chunks_append_in_order<S: BlobStore>(store: S) {
 /// with [`UploadWriter::finish_to_commit`](berth_core::ports::UploadWriter::finish_to_commit),
 /// as a monolithic push's does); returns what it left.
 pub async fn write_to_commit(store: &impl BlobStore, id: &str, bytes: &[u8]) -> UploadProgress {
-    let mut writer = store.upload_writer(id, &[], 0).await.unwrap();
-    for piece in bytes.chunks(64 << 10) {
-        writer.write(Bytes::copy_from_slice(piece)).await.unwrap();
-    }
+    let pieces: Vec<&[u8]> = bytes.chunks(64 << 10).collect();
+    let writer = fill(store, id, &[], 0, &pieces).await;
     writer.finish_to_commit().await.unwrap()
 }
 
@@ -449,16 +459,29 @@ pub async fn uploads_finished_to_commit_are_committed_whole<S: BlobStore>(store:
     }
 }
 
-/// An upload finished to commit whose commit never comes (its digest did not match) leaves
-/// no blob once aborted.
+/// An upload finished to commit is no blob before its commit; when the commit never comes
+/// (its digest did not match), aborting it leaves no blob and no upload to read.
 pub async fn uploads_finished_to_commit_and_refused_leave_nothing<S: BlobStore>(store: S) {
     for (n, len) in [5, 6 << 20].into_iter().enumerate() {
         let data = pattern(len, 40 + n as u8);
+        let digest = Digest::sha256(&data);
         let id = format!("refused-{n}");
         let written = write_to_commit(&store, &id, &data).await;
+        assert_eq!(
+            store.stat(&digest).await.unwrap(),
+            None,
+            "not before its commit"
+        );
         store.abort_upload(&id, &written.state).await.unwrap();
+        assert!(
+            store
+                .read_upload(&id, &written.state, len as u64)
+                .await
+                .is_err(),
+            "upload `{id}` is gone"
+        );
         drop(written);
-        assert_eq!(store.stat(&Digest::sha256(&data)).await.unwrap(), None);
+        assert_eq!(store.stat(&digest).await.unwrap(), None);
     }
 }
 
