@@ -817,6 +817,30 @@ impl BlobStore for S3BlobStore {
         check_id(id)?;
         let state = UploadState::decode(id, state)?;
         let inner = &self.inner;
+        let key = inner.keys.blob(digest);
+        let context = format!("committing upload `{id}` as blob {digest}");
+        // One staged piece (a `PATCH` then an empty `PUT`) is copied to the digest's key
+        // without looking first. The key can only hold these same bytes: the piece is under a
+        // part, and a blob recorded by location is at least one. So the copy costs what the
+        // look would when the blob is stored, and saves it when it is new. Only if the piece
+        // is gone (this upload committed before an interruption) does the commit look.
+        if let ([only], None) = (
+            state.staged_keys(&inner.keys, id).as_slice(),
+            &state.multipart,
+        ) && state.len() < MIN_PART
+        {
+            match inner.s3.copy(only, &key).await {
+                Ok(()) => {
+                    let size = state.len();
+                    inner
+                        .locations
+                        .insert(digest.clone(), Location::Direct { size });
+                    return inner.discard(id, &state, false).await;
+                }
+                Err(err) if is_not_found(&err) => {}
+                Err(err) => return Err(failed(context)(err)),
+            }
+        }
         if inner.locate_fresh(digest).await?.is_some() {
             // Stored already (by another upload, or by this one before an interruption).
             let ours = matches!(
@@ -825,8 +849,6 @@ impl BlobStore for S3BlobStore {
             );
             return inner.discard(id, &state, !ours).await;
         }
-        let key = inner.keys.blob(digest);
-        let context = format!("committing upload `{id}` as blob {digest}");
         let location = if let Some(multipart) = &state.multipart {
             let size = inner.complete(id, multipart, &state).await?;
             let data = inner.keys.data(id);

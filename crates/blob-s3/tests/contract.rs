@@ -324,17 +324,25 @@ async fn purging_aborts_multipart_uploads_a_killed_node_left_open() {
     s3.abort_multipart(&foreign, &foreign_id).await.unwrap();
 }
 
-/// A loopback proxy to `endpoint` (`http://host:port`) that changes one byte in the body of
-/// every `PUT` of at least 1 MiB it forwards, as a faulty link or NIC would; its endpoint.
-async fn corrupting_proxy(endpoint: &str) -> String {
+/// What a [`proxy`] saw of each request it forwarded: `METHOD /path`, then ` (copy)` for a
+/// server-side copy.
+type Seen = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+
+/// A loopback proxy to `endpoint` (`http://host:port`); its endpoint, and what it saw. With
+/// `corrupt`, it changes one byte in the body of every `PUT` of at least 1 MiB it forwards,
+/// as a faulty link or NIC would.
+async fn proxy(endpoint: &str, corrupt: bool) -> (String, Seen) {
     use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
     let upstream = endpoint.trim_start_matches("http://").to_owned();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
+    let seen = Seen::default();
+    let log = seen.clone();
     tokio::spawn(async move {
         while let Ok((client, _)) = listener.accept().await {
             let upstream = upstream.clone();
+            let log = log.clone();
             tokio::spawn(async move {
                 let server = tokio::net::TcpStream::connect(&upstream).await?;
                 let (client_read, mut client_write) = client.into_split();
@@ -352,6 +360,12 @@ async fn corrupting_proxy(endpoint: &str) -> String {
                         }
                     }
                     let text = String::from_utf8_lossy(&head).to_ascii_lowercase();
+                    let line = text.lines().next().unwrap_or_default();
+                    let request = line.rsplit_once(' ').map_or(line, |(r, _)| r).to_owned();
+                    let copy = text.lines().any(|l| l.starts_with("x-amz-copy-source:"));
+                    log.lock()
+                        .unwrap()
+                        .push(format!("{request}{}", if copy { " (copy)" } else { "" }));
                     let length: usize = text
                         .lines()
                         .find_map(|l| l.strip_prefix("content-length:"))
@@ -359,7 +373,7 @@ async fn corrupting_proxy(endpoint: &str) -> String {
                     server_write.write_all(&head).await?;
                     let mut body = vec![0; length];
                     requests.read_exact(&mut body).await?;
-                    if text.starts_with("put ") && length >= 1 << 20 {
+                    if corrupt && text.starts_with("put ") && length >= 1 << 20 {
                         body[length / 2] ^= 0x01;
                     }
                     server_write.write_all(&body).await?;
@@ -367,7 +381,7 @@ async fn corrupting_proxy(endpoint: &str) -> String {
             });
         }
     });
-    format!("http://{address}")
+    (format!("http://{address}"), seen)
 }
 
 /// Bytes changed on their way to the object store are refused by it (the store sends each
@@ -379,7 +393,7 @@ async fn bytes_changed_on_the_way_to_the_object_store_are_refused() {
 
     let prefix = format!("corrupt-{}", uuid::Uuid::new_v4().simple());
     let mut through_proxy = settings(&prefix);
-    through_proxy.endpoint = Some(corrupting_proxy(&s3_service().endpoint).await);
+    through_proxy.endpoint = Some(proxy(&s3_service().endpoint, true).await.0);
     let store = S3BlobStore::open(&through_proxy).await.unwrap();
     let inspector = S3Inspector::new(&s3_service(), &prefix);
     // A part (8 MiB, sent as it fills) and a staged piece (2 MiB, sent when the request ends).
@@ -498,4 +512,48 @@ async fn a_small_upload_whole_in_its_committing_request_is_written_once() {
     drop(written);
     assert_eq!(inspector.uploads_held().await, Vec::<String>::new());
     assert_eq!(inspector.stored_blobs().await.len(), 2);
+}
+
+/// A small upload staged by one request and committed by the next (a `PATCH`, then an empty
+/// `PUT`) is copied to its digest without a lookup first, then its piece removed: two
+/// requests. Committed again after that (a client retrying once the answer was lost), the
+/// piece is gone, so the commit looks, finds the blob and succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_staged_small_upload_is_committed_without_a_lookup() {
+    let prefix = format!("staged-{}", uuid::Uuid::new_v4().simple());
+    let mut through_proxy = settings(&prefix);
+    let (endpoint, seen) = proxy(&s3_service().endpoint, false).await;
+    through_proxy.endpoint = Some(endpoint);
+    let store = S3BlobStore::open(&through_proxy).await.unwrap();
+    let inspector = S3Inspector::new(&s3_service(), &prefix);
+
+    let data = pattern(100 << 10, 5);
+    let digest = Digest::sha256(&data);
+    let staged = write_parts(&store, "patched", &[], 0, &[&data]).await;
+    assert_eq!(inspector.uploads_held().await, ["patched"]);
+    let requests = |seen: &Seen| std::mem::take(&mut *seen.lock().unwrap());
+    requests(&seen);
+    store
+        .commit_upload("patched", &staged.state, &digest)
+        .await
+        .unwrap();
+    let made = requests(&seen);
+    let blob = format!("/{prefix}/blobs/");
+    assert!(
+        matches!(made.as_slice(), [copy, delete]
+            if copy.starts_with("put ") && copy.ends_with(" (copy)") && copy.contains(&blob)
+                && (delete.starts_with("delete ") || delete.ends_with("?delete"))),
+        "{made:?}"
+    );
+    assert_eq!(inspector.uploads_held().await, Vec::<String>::new());
+    assert!(inspector.blob_bytes(&digest).await == Some(data.clone()));
+
+    store
+        .commit_upload("patched", &staged.state, &digest)
+        .await
+        .expect("committed again once its piece is gone, the blob is found");
+    let made = requests(&seen);
+    assert!(made.iter().any(|r| r.starts_with("head ")), "{made:?}");
+    assert_eq!(inspector.blob_copies(&digest).await, 1);
+    assert!(collect(store.read(&digest, 0, data.len() as u64).await.unwrap()).await == data);
 }
