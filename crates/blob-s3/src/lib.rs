@@ -821,9 +821,10 @@ impl BlobStore for S3BlobStore {
         let context = format!("committing upload `{id}` as blob {digest}");
         // One staged piece (a `PATCH` then an empty `PUT`) is copied to the digest's key
         // without looking first. The key can only hold these same bytes: the piece is under a
-        // part, and a blob recorded by location is at least one. So the copy costs what the
-        // look would when the blob is stored, and saves it when it is new. Only if the piece
-        // is gone (this upload committed before an interruption) does the commit look.
+        // part, and a blob recorded by location is at least one. So a stored blob is rewritten
+        // with itself (a write where the look was a read), and a new one, the usual case for a
+        // config or a small layer, is spared the look. Only if the piece is gone (this upload
+        // committed before an interruption) does the commit look.
         if let ([only], None) = (
             state.staged_keys(&inner.keys, id).as_slice(),
             &state.multipart,
