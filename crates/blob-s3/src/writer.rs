@@ -193,7 +193,7 @@ impl UploadWriter for S3UploadWriter {
     async fn finish_to_commit(mut self: Box<Self>) -> StoreResult<UploadProgress> {
         // An upload whole in this request and too small for a part stays in memory: the
         // commit writes it under its digest in one request, where staging it would take
-        // three more (the staged object's write, its copy to the digest, its removal).
+        // three (the staged object's write, its copy to the digest, its removal).
         let whole = self.state.is_empty() && self.pending.is_empty();
         if !whole || self.buf.len() as u64 >= MIN_PART {
             return self.finish().await;
