@@ -20,6 +20,7 @@ use anyhow::{Context, ensure};
 use sha2::{Digest as _, Sha256};
 
 use crate::payload::Blob;
+use crate::server::thread_cpu_seconds;
 
 /// Bytes appended between two background flushes (as Berth's blob writer does).
 const SYNC_EVERY: usize = 4 << 20;
@@ -35,40 +36,66 @@ pub enum Pattern {
     Chunked(usize),
 }
 
+/// What one run of the ceiling measured.
+pub struct Run {
+    /// MiB/s over the wall time until every blob is durable.
+    pub rate: f64,
+    /// CPU seconds the sending threads used (what the clients cost).
+    pub senders_cpu_s: f64,
+    /// CPU seconds the receiving and flushing threads used (what a registry must cost).
+    pub receivers_cpu_s: f64,
+}
+
 /// Sends each blob of `blobs` from its own client thread to its own receiving thread at the
-/// same time; returns MiB/s over the wall time until every blob is durable.
-pub fn push_rate(blobs: &[Blob], pattern: Pattern) -> anyhow::Result<f64> {
+/// same time, and times it.
+pub fn push_rate(blobs: &[Blob], pattern: Pattern) -> anyhow::Result<Run> {
     let dir = tempfile::tempdir()?;
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let addr = listener.local_addr()?;
     let total: usize = blobs.iter().map(|blob| blob.bytes.len()).sum();
     let started = Instant::now();
-    std::thread::scope(|scope| -> anyhow::Result<()> {
-        let mut receivers = Vec::new();
+    let (senders_cpu_s, receivers_cpu_s) = std::thread::scope(|scope| -> anyhow::Result<_> {
+        let (mut senders, mut receivers) = (Vec::new(), Vec::new());
         for (index, blob) in blobs.iter().enumerate() {
-            scope.spawn(move || send(addr, &blob.bytes, pattern));
+            senders.push(scope.spawn(move || send(addr, &blob.bytes, pattern)));
             let (socket, _) = listener.accept()?;
             let path = dir.path().join(index.to_string());
             let len = blob.bytes.len();
             receivers.push(scope.spawn(move || receive(socket, &path, len, pattern)));
         }
+        let mut receivers_cpu_s = 0.0;
         for (receiver, blob) in receivers.into_iter().zip(blobs) {
-            let (len, digest) = receiver
+            let received = receiver
                 .join()
                 .map_err(|_| anyhow::anyhow!("a receiving thread panicked"))??;
             ensure!(
-                len == blob.bytes.len() && digest == blob.digest,
-                "the ceiling run received {len} bytes hashing to {digest}, not {}",
+                received.len == blob.bytes.len() && received.digest == blob.digest,
+                "the ceiling run received {} bytes hashing to {}, not {}",
+                received.len,
+                received.digest,
                 blob.digest
             );
+            receivers_cpu_s += received.cpu_s;
         }
-        Ok(())
+        let mut senders_cpu_s = 0.0;
+        for sender in senders {
+            senders_cpu_s += sender
+                .join()
+                .map_err(|_| anyhow::anyhow!("a sending thread panicked"))??;
+        }
+        Ok((senders_cpu_s, receivers_cpu_s))
     })?;
-    Ok(total as f64 / (1 << 20) as f64 / started.elapsed().as_secs_f64())
+    Ok(Run {
+        rate: total as f64 / (1 << 20) as f64 / started.elapsed().as_secs_f64(),
+        senders_cpu_s,
+        receivers_cpu_s,
+    })
 }
 
-/// One client: the blob in one write, or in acknowledged pieces.
-fn send(addr: std::net::SocketAddr, bytes: &[u8], pattern: Pattern) -> anyhow::Result<()> {
+/// One client: the blob in one write, or in acknowledged pieces. Returns the CPU seconds it
+/// used.
+fn send(addr: std::net::SocketAddr, bytes: &[u8], pattern: Pattern) -> anyhow::Result<f64> {
+    let cpu = thread_cpu_seconds()?;
     let mut socket = TcpStream::connect(addr)?;
     socket.set_nodelay(true)?;
     match pattern {
@@ -81,26 +108,36 @@ fn send(addr: std::net::SocketAddr, bytes: &[u8], pattern: Pattern) -> anyhow::R
             }
         }
     }
-    Ok(())
+    Ok(thread_cpu_seconds()? - cpu)
+}
+
+/// What one receiving thread got.
+struct Received {
+    len: usize,
+    /// `sha256:<hex>`.
+    digest: String,
+    /// CPU seconds it and its flushing thread used.
+    cpu_s: f64,
 }
 
 /// One receiver: hashes and appends everything read from `socket` (a blob of `expected`
-/// bytes) to a new file at `path`; returns the length and `sha256:<hex>` once the file is
-/// durable.
+/// bytes) to a new file at `path`; returns what it got once the file is durable.
 fn receive(
     mut socket: TcpStream,
     path: &Path,
     expected: usize,
     pattern: Pattern,
-) -> anyhow::Result<(usize, String)> {
+) -> anyhow::Result<Received> {
+    let cpu = thread_cpu_seconds()?;
     let mut file = File::create(path)?;
     let flusher = file.try_clone()?;
     let (flush, requests) = mpsc::sync_channel::<()>(1);
-    let background = std::thread::spawn(move || -> std::io::Result<()> {
+    let background = std::thread::spawn(move || -> anyhow::Result<f64> {
+        let cpu = thread_cpu_seconds()?;
         while requests.recv().is_ok() {
             flusher.sync_data()?;
         }
-        Ok(())
+        Ok(thread_cpu_seconds()? - cpu)
     });
     let mut buffer = vec![0u8; READ_BUFFER];
     let mut hasher = Sha256::new();
@@ -132,10 +169,41 @@ fn receive(
         }
     }
     drop(flush);
-    background
+    let flusher_cpu_s = background
         .join()
         .map_err(|_| anyhow::anyhow!("the flushing thread panicked"))?
         .context("background flush")?;
     file.sync_data()?;
-    Ok((len, format!("sha256:{}", hex::encode(hasher.finalize()))))
+    Ok(Received {
+        len,
+        digest: format!("sha256:{}", hex::encode(hasher.finalize())),
+        cpu_s: thread_cpu_seconds()? - cpu + flusher_cpu_s,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::payload::random_blobs;
+
+    #[test]
+    fn both_patterns_deliver_every_blob() {
+        // Blobs of 3 MiB in 1 MiB pieces: the chunked receiver must stop at each piece and
+        // acknowledge it, or the sender waits forever; the digests are checked by the run.
+        let blobs = random_blobs(2, 3 << 20, 7);
+        for pattern in [Pattern::Monolithic, Pattern::Chunked(1 << 20)] {
+            let run = push_rate(&blobs, pattern).unwrap();
+            assert!(run.rate.is_finite() && run.rate > 0.0);
+        }
+    }
+
+    #[test]
+    fn a_blob_received_other_than_sent_fails_the_run() {
+        let mut blobs = random_blobs(1, 1 << 20, 9);
+        blobs[0].digest = random_blobs(1, 1 << 20, 10).remove(0).digest;
+        let error = push_rate(&blobs, Pattern::Monolithic)
+            .err()
+            .expect("a wrong digest must fail the run");
+        assert!(error.to_string().contains("hashing to"), "{error}");
+    }
 }

@@ -22,11 +22,14 @@
 //! server's CPU time and its peak RSS as if `VmHWM` had never been reset: the largest `VmHWM`
 //! read just before each reset and at the end, which covers the moments between phases too.
 //!
-//! Before the servers, and again at the start of every later round, it measures the machine's
-//! ceiling for the two push phases ([`ceiling`]: the same blobs over loopback TCP, hashed and
-//! written durably by a bare program, no HTTP); after the table it prints each server's share
-//! of it, each round's rate against that round's ceiling (the VM's speed drifts over a run by
-//! more than the shares it compares), as a median and range.
+//! Right before each server that writes to the local disk, every round, it measures the
+//! machine's ceiling for the two push phases ([`ceiling`]: the same blobs over loopback TCP,
+//! hashed and written durably by a bare program, no HTTP); after the table it prints each
+//! server's share of it, each round's rate against the ceiling measured just before it (the
+//! VM's speed drifts over a run by more than the shares it compares), as a median and range.
+//! Every push phase, the ceiling's and the servers', starts right after the bench wrote and
+//! deleted twice its bytes ([`warm_pages`]: on these VMs a page freed a second ago costs
+//! several times more to write than one freed just now).
 //!
 //! With `--rounds N` (default 1) it does all this N times, alternating the order of the
 //! servers (round 1: Berth then Distribution, round 2: Distribution then Berth, …) so that
@@ -312,6 +315,14 @@ enum Kind {
 }
 
 impl Contender {
+    /// Whether its blobs go to the local disk (so the disk's ceiling bounds its pushes).
+    fn writes_to_local_disk(&self) -> bool {
+        match self.kind {
+            Kind::Berth(_) | Kind::Distribution => true,
+            Kind::ScaleOut(config) => config == scale_out::Config::SqliteDisk,
+        }
+    }
+
     /// Starts a fresh instance with an empty data directory.
     fn start(&self, cli: &Cli, berth_bin: &Path) -> anyhow::Result<Server> {
         match self.kind {
@@ -586,15 +597,6 @@ fn main() -> anyhow::Result<()> {
         manifest_duration: Duration::from_secs(cli.seconds),
     };
 
-    warm_memory(2 * cli.clients as u64 * size as u64)?;
-    // The first round's ceiling; each later round measures its own at its start.
-    let mut ceilings = vec![Ceiling::measure(&payloads, &load)?];
-    println!(
-        "\nmachine ceiling (no HTTP: TCP → SHA-256 → file, durable): monolithic {:.1} MiB/s, \
-         chunked {:.1} MiB/s",
-        ceilings[0].monolithic, ceilings[0].chunked
-    );
-
     // The object store's ceilings, one per Garage size the columns use.
     let mut s3_ceilings: Vec<ceiling_s3::S3Ceiling> = Vec::new();
     if cli.scale_out && cli.s3_ceiling_runs > 0 {
@@ -609,7 +611,7 @@ fn main() -> anyhow::Result<()> {
         sizes.sort_unstable();
         sizes.dedup();
         for nodes in sizes {
-            warm_memory(2 * cli.clients as u64 * size as u64)?;
+            warm_pages(payloads.phase_bytes() * 2)?;
             let found = ceiling_s3::measure(
                 &garage_bin,
                 nodes,
@@ -641,6 +643,8 @@ fn main() -> anyhow::Result<()> {
             rounds: Vec::new(),
         })
         .collect();
+    // Each column's disk ceilings, one per round (none for a server on S3).
+    let mut ceilings: Vec<Vec<Ceiling>> = contenders.iter().map(|_| Vec::new()).collect();
     // Whether a Berth warned that it ignored `BERTH_METRICS` (a build without the setting).
     let mut ignored_metrics_setting = false;
     for round in 0..cli.rounds {
@@ -659,21 +663,17 @@ fn main() -> anyhow::Result<()> {
                 load_average.unwrap_or_default()
             );
         }
-        if round > 0 {
-            warm_memory(2 * cli.clients as u64 * size as u64)?;
-            let ceiling = Ceiling::measure(&payloads, &load)?;
-            println!(
-                "machine ceiling this round: monolithic {:.1} MiB/s, chunked {:.1} MiB/s",
-                ceiling.monolithic, ceiling.chunked
-            );
-            ceilings.push(ceiling);
-        }
         for index in order {
+            // The disk's ceiling just before a server that writes to the local disk, so its
+            // pushes are set against the machine as it is at that moment.
+            if contenders[index].writes_to_local_disk() {
+                let ceiling = Ceiling::measure(&payloads, &load, contenders[index].name)?;
+                ceilings[index].push(ceiling);
+            }
             // With --scale-out a run that fails (a service of the many it starts misbehaving)
             // is said and run once more afresh, rather than losing the rounds before it.
             let attempts = if cli.scale_out { 2 } else { 1 };
             for attempt in 1..=attempts {
-                warm_memory(2 * cli.clients as u64 * size as u64)?;
                 let run = contenders[index]
                     .start(&cli, &berth_bin)
                     .and_then(|server| {
@@ -776,23 +776,16 @@ fn main() -> anyhow::Result<()> {
             );
         }
     }
-    if ceilings.len() > 1 {
-        println!(
-            "Machine ceiling over the rounds: monolithic {}, chunked {} MiB/s",
-            report::cell(
-                &ceilings.iter().map(|c| c.monolithic).collect::<Vec<_>>(),
-                1
-            ),
-            report::cell(&ceilings.iter().map(|c| c.chunked).collect::<Vec<_>>(), 1)
-        );
-    }
-    for column in &columns {
-        // Each round's rate against the ceiling measured at that round's start.
+    for (column, ceilings) in columns.iter().zip(&ceilings) {
+        if ceilings.is_empty() {
+            continue;
+        }
+        // Each round's rate against the ceiling measured just before that server, that round.
         let shares = |pick: fn(&ServerFigures) -> f64, of: fn(&Ceiling) -> f64| {
             let shares: Vec<f64> = column
                 .rounds
                 .iter()
-                .zip(&ceilings)
+                .zip(ceilings)
                 .map(|(run, ceiling)| 100.0 * pick(run) / of(ceiling))
                 .collect();
             report::cell(&shares, 0)
@@ -804,25 +797,37 @@ fn main() -> anyhow::Result<()> {
             shares(|run| run.monolithic.rate, |c| c.monolithic),
             shares(|run| run.chunked.rate, |c| c.chunked)
         );
-    }
-    if cli.rounds > 1 {
-        println!("  (each round's rate against the ceiling measured at the start of that round)");
+        println!(
+            "  against the ceiling measured just before it each round: monolithic {}, chunked {} \
+             MiB/s",
+            report::cell(
+                &ceilings.iter().map(|c| c.monolithic).collect::<Vec<_>>(),
+                1
+            ),
+            report::cell(&ceilings.iter().map(|c| c.chunked).collect::<Vec<_>>(), 1)
+        );
     }
     Ok(())
 }
 
-/// Writes and deletes a file of twice `bytes` so the page cache the next server fills is memory
-/// the machine has touched before. On a fresh virtual machine the first touch of a page costs
-/// several times a later one (measured: 2.2 s/GiB cold, 0.3 s/GiB warm), which would otherwise
-/// penalize whichever server runs first.
-fn warm_memory(bytes: u64) -> anyhow::Result<()> {
+/// Writes and deletes a file of `bytes`, so that the page cache the push that follows fills is
+/// memory the host backs at that moment.
+///
+/// These virtual machines hand free memory back to their host (virtio-balloon free page
+/// reporting, `/sys/module/page_reporting`): within about a second of being freed, a page is
+/// reported and the host takes it back, and the next write into it faults it in on the host
+/// and zeroes it. Measured with `dd` (1 GiB into the page cache): 0.46 s right after a delete
+/// freed the pages, 3.6–13 s a second or more later. Every push writes its bytes into the page
+/// cache, so its rate depends more on that than on the server, and on when it runs. So each
+/// push phase, of the ceiling and of every server alike, runs right after this.
+fn warm_pages(bytes: u64) -> anyhow::Result<()> {
     use std::io::Write;
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("warm");
     let mut file = std::fs::File::create(&path)?;
     let block = vec![0x5au8; 8 << 20];
     let mut written = 0;
-    while written < 2 * bytes {
+    while written < bytes {
         file.write_all(&block)?;
         written += block.len() as u64;
     }
@@ -838,14 +843,35 @@ struct Ceiling {
 }
 
 impl Ceiling {
-    /// Runs [`ceiling::push_rate`] on the push phases' blobs, monolithic then chunked.
-    fn measure(payloads: &Payloads, load: &Load) -> anyhow::Result<Ceiling> {
+    /// Runs [`ceiling::push_rate`] on the push phases' blobs, monolithic then chunked, each
+    /// right after [`warm_pages`] as a server's push phases are; prints both rates with the CPU
+    /// they took (senders and receivers: the bench's own) and the machine's steal meanwhile.
+    fn measure(payloads: &Payloads, load: &Load, before: &str) -> anyhow::Result<Ceiling> {
+        let run = |blobs: &[payload::Blob], pattern| -> anyhow::Result<(f64, String)> {
+            warm_pages(2 * payloads.phase_bytes())?;
+            let steal = server::machine_steal_seconds()?;
+            let run = ceiling::push_rate(blobs, pattern)?;
+            let steal = server::machine_steal_seconds()? - steal;
+            Ok((
+                run.rate,
+                format!(
+                    "{:.1} MiB/s (receivers' CPU {:.2} s, senders' {:.2} s, steal {steal:.2} s)",
+                    run.rate, run.receivers_cpu_s, run.senders_cpu_s
+                ),
+            ))
+        };
+        let (monolithic, mono_text) = run(&payloads.monolithic, ceiling::Pattern::Monolithic)?;
+        let (chunked, chunked_text) = run(
+            &payloads.chunked,
+            ceiling::Pattern::Chunked(load.chunk_size),
+        )?;
+        println!(
+            "\nmachine ceiling (no HTTP: TCP → SHA-256 → file, durable) before {before}: \
+             monolithic {mono_text}, chunked {chunked_text}"
+        );
         Ok(Ceiling {
-            monolithic: ceiling::push_rate(&payloads.monolithic, ceiling::Pattern::Monolithic)?,
-            chunked: ceiling::push_rate(
-                &payloads.chunked,
-                ceiling::Pattern::Chunked(load.chunk_size),
-            )?,
+            monolithic,
+            chunked,
         })
     }
 }
@@ -860,13 +886,26 @@ struct Payloads {
     images: Arc<Vec<payload::SmallImage>>,
 }
 
+impl Payloads {
+    /// Bytes one push phase writes (its clients' large blobs).
+    fn phase_bytes(&self) -> u64 {
+        self.monolithic
+            .iter()
+            .map(|blob| blob.bytes.len() as u64)
+            .sum()
+    }
+}
+
 /// Runs phases a to e against `server`.
 async fn run_phases(
     server: &Server,
     payloads: &Payloads,
     load: &Load,
 ) -> anyhow::Result<ServerFigures> {
+    let warm = 2 * payloads.phase_bytes();
+    tokio::task::spawn_blocking(move || warm_pages(warm)).await??;
     let monolithic = phases::push_monolithic(server, &payloads.monolithic).await?;
+    tokio::task::spawn_blocking(move || warm_pages(warm)).await??;
     let chunked = phases::push_chunked(server, &payloads.chunked, load).await?;
     let pull = phases::pull(server, &payloads.monolithic, &payloads.chunked, load).await?;
     let small = phases::push_small_images(server, &payloads.images, load).await?;

@@ -657,7 +657,17 @@ pub fn cpu_of(pids: impl IntoIterator<Item = u32>) -> anyhow::Result<f64> {
 /// CPU time (user + system) process `pid` has used since it started, in seconds (the bench
 /// reads its own too: client and server share the machine's cores).
 pub fn process_cpu_seconds(pid: u32) -> anyhow::Result<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    cpu_seconds_of(&format!("/proc/{pid}/stat"))
+}
+
+/// CPU time (user + system) the calling thread has used since it started, in seconds.
+pub fn thread_cpu_seconds() -> anyhow::Result<f64> {
+    cpu_seconds_of("/proc/thread-self/stat")
+}
+
+/// utime + stime of a `/proc/…/stat` file, in seconds.
+fn cpu_seconds_of(path: &str) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(path)?;
 
     // Fields after the parenthesised command name start at field 3; utime and stime are
     // fields 14 and 15, in USER_HZ ticks (100 per second on Linux).
@@ -697,6 +707,28 @@ pub fn machine_steal_seconds() -> anyhow::Result<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_threads_cpu_counts_its_work_and_not_its_sleep() {
+        let busy = std::thread::spawn(|| {
+            let before = thread_cpu_seconds().unwrap();
+            let started = std::time::Instant::now();
+            let mut spin = 0u64;
+            while started.elapsed() < std::time::Duration::from_millis(300) {
+                spin = std::hint::black_box(spin.wrapping_add(1));
+            }
+            thread_cpu_seconds().unwrap() - before
+        });
+        let asleep = std::thread::spawn(|| {
+            let before = thread_cpu_seconds().unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            thread_cpu_seconds().unwrap() - before
+        });
+        let (busy, asleep) = (busy.join().unwrap(), asleep.join().unwrap());
+        // Ticks are 10 ms; the busy thread may share a core with the rest of the suite.
+        assert!(busy >= 0.05, "a spinning thread counted {busy} s");
+        assert!(asleep <= 0.03, "a sleeping thread counted {asleep} s");
+    }
 
     #[test]
     fn the_address_is_found_across_reads() {
