@@ -611,7 +611,6 @@ fn main() -> anyhow::Result<()> {
         sizes.sort_unstable();
         sizes.dedup();
         for nodes in sizes {
-            warm_pages(payloads.phase_bytes() * 2)?;
             let found = ceiling_s3::measure(
                 &garage_bin,
                 nodes,
