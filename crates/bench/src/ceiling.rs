@@ -52,7 +52,7 @@ pub fn push_rate(blobs: &[Blob], pattern: Pattern) -> anyhow::Result<Run> {
     let dir = tempfile::tempdir()?;
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let addr = listener.local_addr()?;
-    let total: usize = blobs.iter().map(|blob| blob.bytes.len()).sum();
+    let total = crate::phases::total_len(blobs);
     let started = Instant::now();
     let (senders_cpu_s, receivers_cpu_s) = std::thread::scope(|scope| -> anyhow::Result<_> {
         let (mut senders, mut receivers) = (Vec::new(), Vec::new());

@@ -82,10 +82,10 @@ pub fn measure(
         };
         let (monolithic, chunked_rate, pull) = runtime.block_on(async {
             // Each push right after a warm-up, as the servers' are (`crate::warm_pages`).
-            crate::warm_pages(2 * phase_bytes(mono))?;
+            crate::warm_pages(crate::warm_bytes(mono))?;
             let monolithic = push_all(&store, "mono", mono, None).await?;
             phase_cpu()?;
-            crate::warm_pages(2 * phase_bytes(chunked))?;
+            crate::warm_pages(crate::warm_bytes(chunked))?;
             let chunked_rate = push_all(&store, "chunked", chunked, Some(chunk_size)).await?;
             phase_cpu()?;
             let pull = pull_all(&store, mono, chunked, pull_rounds).await?;
@@ -104,11 +104,6 @@ pub fn measure(
         best.pull = best.pull.max(pull);
     }
     Ok(best)
-}
-
-/// Bytes a push phase of `blobs` writes.
-fn phase_bytes(blobs: &[Blob]) -> u64 {
-    blobs.iter().map(|blob| blob.bytes.len() as u64).sum()
 }
 
 /// An S3 client on `garage`'s first node, set up as Berth's store sets up its own but for

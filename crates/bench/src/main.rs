@@ -809,6 +809,11 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What [`warm_pages`] writes before a push phase of `blobs`: twice their bytes.
+fn warm_bytes(blobs: &[payload::Blob]) -> u64 {
+    2 * phases::total_len(blobs)
+}
+
 /// Writes and deletes a file of `bytes`, so that the page cache the push that follows fills is
 /// memory the host backs at that moment.
 ///
@@ -847,7 +852,7 @@ impl Ceiling {
     /// they took (senders and receivers: the bench's own) and the machine's steal meanwhile.
     fn measure(payloads: &Payloads, load: &Load, before: &str) -> anyhow::Result<Ceiling> {
         let run = |blobs: &[payload::Blob], pattern| -> anyhow::Result<(f64, String)> {
-            warm_pages(2 * payloads.phase_bytes())?;
+            warm_pages(warm_bytes(blobs))?;
             let steal = server::machine_steal_seconds()?;
             let run = ceiling::push_rate(blobs, pattern)?;
             let steal = server::machine_steal_seconds()? - steal;
@@ -885,25 +890,16 @@ struct Payloads {
     images: Arc<Vec<payload::SmallImage>>,
 }
 
-impl Payloads {
-    /// Bytes one push phase writes (its clients' large blobs).
-    fn phase_bytes(&self) -> u64 {
-        self.monolithic
-            .iter()
-            .map(|blob| blob.bytes.len() as u64)
-            .sum()
-    }
-}
-
 /// Runs phases a to e against `server`.
 async fn run_phases(
     server: &Server,
     payloads: &Payloads,
     load: &Load,
 ) -> anyhow::Result<ServerFigures> {
-    let warm = 2 * payloads.phase_bytes();
+    let warm = warm_bytes(&payloads.monolithic);
     tokio::task::spawn_blocking(move || warm_pages(warm)).await??;
     let monolithic = phases::push_monolithic(server, &payloads.monolithic).await?;
+    let warm = warm_bytes(&payloads.chunked);
     tokio::task::spawn_blocking(move || warm_pages(warm)).await??;
     let chunked = phases::push_chunked(server, &payloads.chunked, load).await?;
     let pull = phases::pull(server, &payloads.monolithic, &payloads.chunked, load).await?;
