@@ -1,29 +1,34 @@
-//! The upload writer: one long-lived blocking task per writer owns the upload file and does
-//! every `write_all`, fed through a small bounded channel, so `write` costs one channel send
-//! and a slow disk pushes back on the request body. Calls only `std::fs` (inside
-//! `spawn_blocking`) and tokio channels; never the registry services.
+//! The upload writer: appends one request's bytes to its upload file.
 //!
-//! The task holds an exclusive advisory lock (`flock`) on the upload file for as long as it
-//! runs. A writer dropped without [`UploadWriter::finish`] stops at its next chunk, and the
-//! next writer of the same upload waits for that lock before truncating, so bytes of an
-//! abandoned request can never land on top of the next request's.
+//! Each batch is written where it arrives, in the request's task, with one `writev` into the
+//! page cache: the bytes were just hashed there, so they are copied out of a warm cache and
+//! their read buffers go straight back to be read into again. Opening the file (which may
+//! wait for a lock) and every flush to disk run on blocking threads; so a write never waits
+//! for the disk, only copies, as hashing the same bytes does. Measured against handing each
+//! batch to a writing thread of its own: BENCHMARKS.md, "Lean and steady, part 10".
 //!
-//! A large upload is flushed to disk while it streams (every [`SYNC_EVERY`] bytes, by a second
-//! blocking task, see [`BackgroundSync`]), so `finish` does not stall the request for the
-//! whole body's writeback: measured on 4 clients × 256 MiB at 300 MiB/s each, `finish` went
-//! from ~500 ms to ~70 ms and the push from ~710 to ~1050 MiB/s total.
+//! The writer holds an exclusive advisory lock (`flock`) on the upload file for as long as it
+//! lives. A writer dropped without [`UploadWriter::finish`] writes nothing more, and the next
+//! writer of the same upload waits for that lock before truncating, so bytes of an abandoned
+//! request can never land on top of the next request's.
+//!
+//! A large upload is flushed to disk while it streams (every [`SYNC_EVERY`] bytes, on a
+//! blocking thread, see [`Flush`]), so `finish` does not stall the request for the whole
+//! body's writeback: measured on 4 clients × 256 MiB at 300 MiB/s each, `finish` went from
+//! ~500 ms to ~70 ms and the push from ~710 to ~1050 MiB/s total. A disk slower than the
+//! network pushes back: once [`UNFLUSHED_MAX`] bytes wait behind a flush still running, the
+//! request waits for it (asynchronously) before writing more, so an upload's dirty pages stay
+//! bounded and the page cache's own throttling, which would block the thread, is not met.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use berth_core::StoreError;
 use berth_core::ports::{StoreResult, UploadProgress, UploadWriter};
 use bytes::Bytes;
-use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::error::FsBlobError;
@@ -31,87 +36,126 @@ use crate::error::FsBlobError;
 /// Why an upload file could not be opened: an `io::Error` or an [`FsBlobError`].
 type OpenError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Chunks queued for the writing task.
-const WRITE_QUEUE: usize = 4;
-/// Bytes written between two background flushes (see [`BackgroundSync`]). Smaller than the
-/// 8 MiB chunks clients commonly PATCH, so a chunk's final `fdatasync` has at most this much
-/// left to write (32 MiB never triggered within such a chunk).
+/// Bytes written between two background flushes (see [`Flush`]). Smaller than the 8 MiB
+/// chunks clients commonly PATCH, so a chunk's final `fdatasync` has at most this much left to
+/// write (32 MiB never triggered within such a chunk).
 const SYNC_EVERY: u64 = 4 << 20;
-
-/// What the request side tells the writing task.
-enum Command {
-    /// Append these bytes, in order.
-    Write(Vec<Bytes>),
-    /// Make everything durable and report the upload's length; with `entry`, a new file's
-    /// directory entry too (not needed when the request commits the bytes itself).
-    Finish { entry: bool },
-}
+/// The most bytes written while a flush runs before the request waits for it.
+const UNFLUSHED_MAX: u64 = 4 * SYNC_EVERY;
 
 /// Appends one request's bytes to an upload file. Created by
 /// [`crate::FsBlobStore`]'s `upload_writer`.
 pub struct FsUploadWriter {
     id: String,
-    commands: Option<mpsc::Sender<Command>>,
-    task: Option<JoinHandle<io::Result<u64>>>,
-    abandoned: Arc<AtomicBool>,
+    /// The locked upload file, positioned at its end; shared with a running [`Flush`].
+    file: Arc<File>,
+    /// Where the upload began (the file's length when opened).
+    offset: u64,
+    /// Bytes this writer appended.
+    written: u64,
+    /// Bytes appended since the last flush began.
+    unflushed: u64,
+    /// The flush under way, if any.
+    flush: Option<Flush>,
+    /// A new file's directory, whose entry must be durable too before its bytes count.
+    new_entry_in: Option<PathBuf>,
 }
 
 impl FsUploadWriter {
     /// Opens upload file `path` at `offset` (creating it when `offset` is 0, discarding any
-    /// bytes past `offset`) and starts its writing task.
+    /// bytes past `offset`).
     pub(crate) async fn open(
         id: &str,
         path: PathBuf,
         uploads_dir: PathBuf,
         offset: u64,
     ) -> StoreResult<Self> {
-        let (opened_tx, opened_rx) = oneshot::channel();
-        let (commands, rx) = mpsc::channel(WRITE_QUEUE);
-        let abandoned = Arc::new(AtomicBool::new(false));
-        let stop = Arc::clone(&abandoned);
         let context = format!("opening upload `{id}` at offset {offset}");
-        let task = tokio::task::spawn_blocking(move || {
-            let file = match open_for_append(&path, offset) {
-                Ok(file) => file,
-                Err(err) => {
-                    let _ = opened_tx.send(Err(err));
-                    return Err(io::Error::other("open failed"));
-                }
-            };
-            let _ = opened_tx.send(Ok(()));
-            // A new file's directory entry must be durable too before its bytes count.
-            let new_entry = (offset == 0).then_some(uploads_dir);
-            write_loop(file, offset, new_entry, rx, &stop)
-        });
-        match opened_rx.await {
-            Ok(Ok(())) => Ok(FsUploadWriter {
-                id: id.to_owned(),
-                commands: Some(commands),
-                task: Some(task),
-                abandoned,
-            }),
-            Ok(Err(source)) => Err(match source.downcast::<io::Error>() {
-                Ok(io) => StoreError::io(context, *io),
-                Err(other) => StoreError::new(context, other),
-            }),
-            Err(_) => Err(StoreError::new(context, FsBlobError::TaskStopped)),
+        let opened = tokio::task::spawn_blocking(move || open_for_append(&path, offset))
+            .await
+            .map_err(|join| StoreError::new(context.clone(), join))?;
+        let file = opened.map_err(|source| match source.downcast::<io::Error>() {
+            Ok(io) => StoreError::io(context.clone(), *io),
+            Err(other) => StoreError::new(context.clone(), other),
+        })?;
+        Ok(FsUploadWriter {
+            id: id.to_owned(),
+            file: Arc::new(file),
+            offset,
+            written: 0,
+            unflushed: 0,
+            flush: None,
+            new_entry_in: (offset == 0).then_some(uploads_dir),
+        })
+    }
+
+    fn error(
+        &self,
+        doing: &str,
+        err: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> StoreError {
+        StoreError::new(format!("{doing} upload `{}`", self.id), err)
+    }
+
+    /// Waits for the flush under way, if any, and reports its error.
+    async fn flushed(&mut self) -> StoreResult<()> {
+        let Some(flush) = self.flush.take() else {
+            return Ok(());
+        };
+        match flush.0.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(err)) => Err(self.error("flushing", err)),
+            Err(join) => Err(self.error("flushing", join)),
         }
     }
 
-    /// Waits for the stopped writing task and returns why it stopped.
-    async fn failure(&mut self, doing: &str) -> StoreError {
-        self.commands = None;
-        let context = format!("{doing} upload `{}`", self.id);
-        match self.task.take() {
-            Some(task) => match task.await {
-                Ok(Err(err)) => StoreError::new(context, err),
-                Ok(Ok(_)) => StoreError::new(context, FsBlobError::TaskStopped),
-                Err(join) => StoreError::new(context, join),
-            },
-            None => StoreError::new(context, FsBlobError::TaskStopped),
+    /// Starts a flush of everything written so far when [`flush_step`] says so, waiting
+    /// (asynchronously) for the one under way first when it says that.
+    async fn flush_as_needed(&mut self) -> StoreResult<()> {
+        let running = self
+            .flush
+            .as_ref()
+            .is_some_and(|flush| !flush.0.is_finished());
+        match flush_step(self.unflushed, running) {
+            FlushStep::None => return Ok(()),
+            // Waits for a lagging flush, or takes a finished one's result.
+            FlushStep::Start | FlushStep::WaitThenStart => self.flushed().await?,
         }
+        self.unflushed = 0;
+        let file = Arc::clone(&self.file);
+        self.flush = Some(Flush(tokio::task::spawn_blocking(move || file.sync_data())));
+        Ok(())
     }
 }
+
+/// What a writer does about flushing after a write.
+#[derive(Debug, PartialEq, Eq)]
+enum FlushStep {
+    /// Nothing yet: too little written since the last flush began, or the bytes fold into the
+    /// flush after the one under way.
+    None,
+    /// Start a flush.
+    Start,
+    /// The disk lags: wait for the flush under way, then start one.
+    WaitThenStart,
+}
+
+/// The flushing policy: a flush every [`SYNC_EVERY`] bytes, one at a time, and the request
+/// waits for the one under way once [`UNFLUSHED_MAX`] bytes are behind it. `unflushed` is
+/// what was written since the last flush began; `running`, whether it is still under way.
+fn flush_step(unflushed: u64, running: bool) -> FlushStep {
+    match (unflushed, running) {
+        (n, _) if n < SYNC_EVERY => FlushStep::None,
+        (n, true) if n < UNFLUSHED_MAX => FlushStep::None,
+        (_, true) => FlushStep::WaitThenStart,
+        (_, false) => FlushStep::Start,
+    }
+}
+
+/// A flush to disk (`fdatasync`) of an upload file, on a blocking thread. It shares the
+/// writer's open file, so a writeback error it sees would not be reported again to the
+/// writer's own last `fdatasync`: the writer waits for it and fails with it.
+struct Flush(JoinHandle<io::Result<()>>);
 
 #[async_trait]
 impl UploadWriter for FsUploadWriter {
@@ -123,12 +167,12 @@ impl UploadWriter for FsUploadWriter {
         if chunks.iter().all(Bytes::is_empty) {
             return Ok(());
         }
-        if let Some(commands) = &self.commands
-            && commands.send(Command::Write(chunks)).await.is_ok()
-        {
-            return Ok(());
-        }
-        Err(self.failure("writing").await)
+        let len =
+            write_all_vectored(&self.file, &chunks).map_err(|err| self.error("writing", err))?;
+        drop(chunks);
+        self.written += len;
+        self.unflushed += len;
+        self.flush_as_needed().await
     }
 
     async fn finish(self: Box<Self>) -> StoreResult<UploadProgress> {
@@ -142,34 +186,34 @@ impl UploadWriter for FsUploadWriter {
 }
 
 impl FsUploadWriter {
-    /// Tells the writing task to finish (syncing a new file's directory entry with `entry`)
-    /// and waits for the upload's length.
+    /// Makes everything written durable (with `entry`, a new file's directory entry too) and
+    /// reports the upload's length.
     async fn finish_with(mut self: Box<Self>, entry: bool) -> StoreResult<UploadProgress> {
-        if let Some(commands) = self.commands.take() {
-            // If the task already stopped this fails; its result below says why.
-            let _ = commands.send(Command::Finish { entry }).await;
+        self.flushed().await?;
+        let file = Arc::clone(&self.file);
+        let dir = if entry {
+            self.new_entry_in.take()
+        } else {
+            None
+        };
+        let synced = tokio::task::spawn_blocking(move || -> io::Result<()> {
+            file.sync_data()?;
+            if let Some(dir) = dir {
+                File::open(dir)?.sync_all()?;
+            }
+            Ok(())
+        })
+        .await;
+        match synced {
+            // The file at its path is all the state there is.
+            Ok(Ok(())) => Ok(UploadProgress {
+                len: self.offset + self.written,
+                state: Vec::new(),
+                held: None,
+            }),
+            Ok(Err(err)) => Err(self.error("finishing", err)),
+            Err(join) => Err(self.error("finishing", join)),
         }
-        let context = format!("finishing upload `{}`", self.id);
-        match self.task.take() {
-            Some(task) => match task.await {
-                // The file at its path is all the state there is.
-                Ok(Ok(len)) => Ok(UploadProgress {
-                    len,
-                    state: Vec::new(),
-                    held: None,
-                }),
-                Ok(Err(err)) => Err(StoreError::new(context, err)),
-                Err(join) => Err(StoreError::new(context, join)),
-            },
-            None => Err(StoreError::new(context, FsBlobError::TaskStopped)),
-        }
-    }
-}
-
-impl Drop for FsUploadWriter {
-    fn drop(&mut self) {
-        // Tells a task still holding queued chunks not to write them.
-        self.abandoned.store(true, Ordering::Relaxed);
     }
 }
 
@@ -200,7 +244,7 @@ fn open_for_append(path: &Path, offset: u64) -> Result<File, OpenError> {
 
 /// Writes every byte of `chunks`, in order, with as few `writev` calls as the kernel allows;
 /// returns how many.
-fn write_all_vectored(file: &mut File, chunks: &[Bytes]) -> io::Result<u64> {
+fn write_all_vectored(mut file: &File, chunks: &[Bytes]) -> io::Result<u64> {
     let mut slices: Vec<io::IoSlice<'_>> = chunks.iter().map(|c| io::IoSlice::new(c)).collect();
     let mut slices = &mut slices[..];
     let mut total = 0u64;
@@ -218,89 +262,26 @@ fn write_all_vectored(file: &mut File, chunks: &[Bytes]) -> io::Result<u64> {
     Ok(total)
 }
 
-/// The writing task: appends every chunk received until told to finish (then syncs and
-/// returns the total length) or until the writer is dropped.
-fn write_loop(
-    mut file: File,
-    offset: u64,
-    new_entry_in: Option<PathBuf>,
-    mut commands: mpsc::Receiver<Command>,
-    abandoned: &AtomicBool,
-) -> io::Result<u64> {
-    let mut written = 0u64;
-    let mut unsynced = 0u64;
-    let mut background: Option<BackgroundSync> = None;
-    while let Some(command) = commands.blocking_recv() {
-        match command {
-            Command::Write(chunks) => {
-                if abandoned.load(Ordering::Relaxed) {
-                    break;
-                }
-                let len = write_all_vectored(&mut file, &chunks)?;
-                written += len;
-                unsynced += len;
-                if unsynced >= SYNC_EVERY {
-                    unsynced = 0;
-                    match &background {
-                        Some(sync) => sync.request(),
-                        None => background = Some(BackgroundSync::start(&file)?),
-                    }
-                }
-            }
-            Command::Finish { entry } => {
-                if let Some(sync) = background {
-                    sync.finish()?;
-                }
-                file.sync_data()?;
-                if entry && let Some(dir) = new_entry_in {
-                    File::open(dir)?.sync_all()?;
-                }
-                return Ok(offset + written);
-            }
-        }
-    }
-    Err(io::Error::other("upload writer dropped before finish"))
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// Flushes a large upload to disk while it is still being written, so that `finish` has only
-/// the last few MiB left to flush instead of the whole request: a second blocking task calls
-/// `fdatasync` on a clone of the file handle whenever asked, at most one flush at a time, and
-/// requests made while one runs fold into the next.
-///
-/// Both handles share one open file description, so a writeback error this task sees would
-/// not be reported again to the writer's own `fdatasync`: [`BackgroundSync::finish`] hands it
-/// back, and the upload fails.
-struct BackgroundSync {
-    requests: std::sync::mpsc::SyncSender<()>,
-    outcome: std::sync::mpsc::Receiver<io::Result<()>>,
-}
-
-impl BackgroundSync {
-    /// Starts the flushing task, with a first flush under way.
-    fn start(file: &File) -> io::Result<Self> {
-        let file = file.try_clone()?;
-        let (requests, pending) = std::sync::mpsc::sync_channel::<()>(1);
-        let (report, outcome) = std::sync::mpsc::sync_channel(1);
-        tokio::task::spawn_blocking(move || {
-            let mut result = file.sync_data();
-            while result.is_ok() && pending.recv().is_ok() {
-                result = file.sync_data();
-            }
-            let _ = report.send(result);
-        });
-        Ok(BackgroundSync { requests, outcome })
+    #[test]
+    fn a_flush_starts_once_sync_every_bytes_are_written() {
+        assert_eq!(flush_step(0, false), FlushStep::None);
+        assert_eq!(flush_step(SYNC_EVERY - 1, false), FlushStep::None);
+        assert_eq!(flush_step(SYNC_EVERY, false), FlushStep::Start);
     }
 
-    /// Asks for another flush; a no-op when one is already queued.
-    fn request(&self) {
-        let _ = self.requests.try_send(());
+    #[test]
+    fn bytes_written_while_a_flush_runs_fold_into_the_next() {
+        assert_eq!(flush_step(SYNC_EVERY, true), FlushStep::None);
+        assert_eq!(flush_step(UNFLUSHED_MAX - 1, true), FlushStep::None);
     }
 
-    /// Waits for the flush in progress, if any, and reports the first error.
-    fn finish(self) -> io::Result<()> {
-        drop(self.requests);
-        self.outcome
-            .recv()
-            .unwrap_or_else(|_| Err(io::Error::other("background flush stopped")))
+    #[test]
+    fn a_request_waits_for_a_lagging_flush_before_writing_more() {
+        assert_eq!(flush_step(UNFLUSHED_MAX, true), FlushStep::WaitThenStart);
+        assert_eq!(flush_step(UNFLUSHED_MAX, false), FlushStep::Start);
     }
 }

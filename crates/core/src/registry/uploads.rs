@@ -35,8 +35,8 @@ use super::{Registry, now_millis};
 pub const BODY_FRAME_MAX: usize = 128 << 10;
 /// The bytes of frames gathered into one hand-off to the blob store's writer.
 ///
-/// Frames (at most [`BODY_FRAME_MAX`]) are too little work for a hand-off that wakes a thread;
-/// a batch of them is written with one `writev`. The frames are held, not copied: a held frame
+/// Frames (at most [`BODY_FRAME_MAX`]) are little work for one call each (the filesystem
+/// store's `writev`, the object store's part buffering); a batch of them is written with one. The frames are held, not copied: a held frame
 /// keeps its read buffer alive, which [`BODY_FRAME_MAX`] bounds, and [`MAX_FRAMES`] bounds how
 /// many a batch keeps. Copying frames into buffers of this size cost 7–10 % more server CPU per
 /// GiB pushed, and hashing them on a blocking thread of their own a wake-up per batch and a
