@@ -35,11 +35,12 @@ async fn memory_kept_for_pushes_is_handed_back_when_the_last_upload_ends() {
     let mut streaming = begin_raw_patch(&server, &location, body.len()).await;
     streaming.write_all(&body[..100_000]).await.unwrap();
 
-    // Bursts of 16 clients pushing at once, until the memory they leave freed is worth
-    // handing back (the budget of bytes in flight fills on all but a busy machine).
+    // Bursts of 32 clients pushing at once, until the memory they leave freed is worth
+    // handing back. Each upload writes its bytes as they arrive, so what the pushes leave is
+    // their read buffers at the busiest moment: a loaded machine needs more of them at once.
     let mut kept = 0;
-    for burst in 0..4u8 {
-        let pushes = (0..16u8).map(|i| push_blob(&server, REPO, vec![burst * 16 + i; 16 << 20]));
+    for burst in 0..8u8 {
+        let pushes = (0..32u8).map(|i| push_blob(&server, REPO, vec![burst * 32 + i; 16 << 20]));
         futures_util::future::join_all(pushes).await;
         tokio::time::sleep(Duration::from_millis(300)).await;
         kept = anonymous_kib(pid).saturating_sub(before);
