@@ -3,9 +3,11 @@
 //! Each batch is written where it arrives, in the request's task, with one `writev` into the
 //! page cache: the bytes were just hashed there, so they are copied out of a warm cache and
 //! their read buffers go straight back to be read into again. Opening the file (which may
-//! wait for a lock) and every flush to disk run on blocking threads; so a write never waits
-//! for the disk, only copies, as hashing the same bytes does. Measured against handing each
-//! batch to a writing thread of its own: BENCHMARKS.md, "Lean and steady, part 10".
+//! wait for a lock) and every flush to disk run on blocking threads, so a write does not wait
+//! for the disk on its own account: it copies, as hashing the same bytes does. (A buffered
+//! write can still pause while the machine as a whole is past the kernel's dirty-page limits
+//! or short of memory.) Measured against handing each batch to a writing thread of its own:
+//! BENCHMARKS.md, "Lean and steady, part 10".
 //!
 //! The writer holds an exclusive advisory lock (`flock`) on the upload file for as long as it
 //! lives. A writer dropped without [`UploadWriter::finish`] writes nothing more, and the next
@@ -18,7 +20,8 @@
 //! ~500 ms to ~70 ms and the push from ~710 to ~1050 MiB/s total. A disk slower than the
 //! network pushes back: once [`UNFLUSHED_MAX`] bytes wait behind a flush still running, the
 //! request waits for it (asynchronously) before writing more, so an upload's dirty pages stay
-//! bounded and the page cache's own throttling, which would block the thread, is not met.
+//! bounded and uploads do not drive the kernel into the dirty-page throttling that would pause
+//! the thread writing.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Seek, SeekFrom, Write};
