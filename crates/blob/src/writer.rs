@@ -92,6 +92,7 @@ impl FsUploadWriter {
         })
     }
 
+    /// An error of `doing` this upload.
     fn error(
         &self,
         doing: &str,
@@ -172,6 +173,7 @@ impl UploadWriter for FsUploadWriter {
         }
         let len =
             write_all_vectored(&self.file, &chunks).map_err(|err| self.error("writing", err))?;
+        // The frames' room in the upload budget comes back now, not after a flush waited for.
         drop(chunks);
         self.written += len;
         self.unflushed += len;
