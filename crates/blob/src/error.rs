@@ -24,8 +24,7 @@ pub enum FsBlobError {
         /// One past the last byte asked for.
         end: u64,
     },
-    /// The background task of a writer or reader stopped without saying why (it panicked,
-    /// or the writer had already failed).
+    /// A reader's background task stopped without saying why (it panicked).
     #[error("the background file task stopped unexpectedly")]
     TaskStopped,
 }

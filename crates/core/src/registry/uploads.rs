@@ -47,7 +47,7 @@ const BATCH: usize = 256 << 10;
 /// Bytes of request bodies that may be between the network and the disk at once, across
 /// every upload: received, not yet written. A batch waits for room before it gathers, which
 /// pushes back on the sender through TCP, so memory stays flat however many clients push at
-/// once (each upload's queues hold a few batches; 16 uploads' queues unbounded held ~64 MiB).
+/// once (16 uploads' writer queues, when they were unbounded, held ~64 MiB).
 pub(crate) const IN_FLIGHT: usize = 8 << 20;
 /// How long the frames of a part-full batch may wait for more before they are handed on
 /// anyway: a client that sends a little and then slows down or stalls holds no room in
