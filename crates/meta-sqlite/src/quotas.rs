@@ -6,33 +6,34 @@ use berth_core::access::AccountId;
 use berth_core::digest::Digest;
 use berth_core::error::StoreError;
 use berth_core::ports::{Linked, Millis, QuotaStore, StorageUsage, StoreResult};
-use sqlx::SqliteConnection;
+use sqlx::{Row as _, SqliteConnection};
 use tracing::instrument;
 
-use crate::blobs::link_in;
-use crate::store::{SqliteMetadataStore, failed, from_sql, to_sql};
+use crate::store::{SqliteMetadataStore, failed, from_sql, now_millis, to_sql};
 
-/// The two columns that read the usage and the quota of account `?1`: two indexed
-/// single-row lookups. A macro, so that [`USAGE`] and the upload checks' statement
-/// (`uploads.rs`) are built from the same text.
+/// The two columns that read the usage and the quota of account `?1` (of the next two
+/// positional parameters, `?` twice, when given `"?"`): two indexed single-row lookups. A
+/// macro, so that [`USAGE`], [`LINK`] and the upload checks' statement (`uploads.rs`) are
+/// built from the same text.
 macro_rules! usage_columns {
     () => {
-        "(SELECT bytes FROM account_usage WHERE owner = ?1), \
-         (SELECT q.limit_bytes FROM storage_quotas q JOIN accounts a ON a.id = q.account_id \
-          WHERE a.login = ?1)"
+        usage_columns!("?1")
+    };
+    ($owner:literal) => {
+        concat!(
+            "(SELECT bytes FROM account_usage WHERE owner = ",
+            $owner,
+            "), (SELECT q.limit_bytes FROM storage_quotas q JOIN accounts a ON a.id = q.account_id \
+             WHERE a.login = ",
+            $owner,
+            ")"
+        )
     };
 }
 pub(crate) use usage_columns;
 
 /// Usage and quota of `owner` in one statement.
 const USAGE: &str = concat!("SELECT ", usage_columns!());
-
-/// Usage and quota of owner `?1`, and the id of repository `?2` (`NULL`: new).
-const USAGE_AND_REPOSITORY: &str = concat!(
-    "SELECT ",
-    usage_columns!(),
-    ", (SELECT id FROM repositories WHERE name = ?2)"
-);
 
 #[async_trait]
 impl QuotaStore for SqliteMetadataStore {
@@ -94,47 +95,97 @@ pub(crate) fn usage((used, limit): (Option<i64>, Option<i64>)) -> StoreResult<St
     })
 }
 
-/// Links `digest` of `size` bytes into `repo` inside the caller's write transaction. It reads
-/// the account's usage and quota, with the repository's id, in one statement; under a quota
-/// it reads the usage again after the link, and when the link took it over the quota the
-/// answer is [`Linked::OverQuota`] and the caller rolls back. (SQLite has one writer, so
-/// nothing changes the usage between the two reads but this link.) Without a quota it only
-/// links: the triggers keep the usage all the same.
+/// Ends an upload (if its id is given), then links a blob into a repository (see
+/// [`link_counted`]). Six statements sent as one, so that SQLite's thread runs them all for
+/// one round trip to it instead of six. Their parameters are positional (`?`), bound in the
+/// order they appear: sqlx 0.9 takes the numbers a statement skips (`?3` alone skips 1 and 2)
+/// for positional parameters, and in a later statement runs out of arguments before binding
+/// its numbered ones. Each row says what it is: the usage before the link
+/// (`before`), a flag on the blob (`flagged`: only when its row existed with a mark of garbage
+/// collection's), the usage after (`after`).
+const LINK: &str = concat!(
+    "DELETE FROM uploads WHERE id = ?; ",
+    "SELECT 'before', ",
+    usage_columns!("?"),
+    "; INSERT INTO repositories (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING; ",
+    "INSERT INTO blobs (digest, size) VALUES (?, ?) \
+     ON CONFLICT (digest) DO UPDATE SET unreferenced_since = NULL \
+     WHERE blobs.unreferenced_since IS NOT NULL OR blobs.deleting_at IS NOT NULL \
+     RETURNING 'flagged', deleting_at IS NOT NULL, NULL; ",
+    "INSERT INTO repository_blobs (repository_id, digest, linked_at) \
+     SELECT id, ?, ? FROM repositories WHERE name = ? \
+     ON CONFLICT (repository_id, digest) DO UPDATE SET linked_at = excluded.linked_at; ",
+    "SELECT 'after', ",
+    usage_columns!("?")
+);
+
+/// Links `digest` of `size` bytes into `repo` inside the caller's write transaction, ending
+/// upload `ending` in it when given. The repository is created if new. A new reference
+/// clears garbage collection's mark on the blob and makes the link young again; a blob
+/// garbage collection has flagged is refused ([`StoreError::collecting`]), and the caller's
+/// transaction, dropped, undoes the rest.
+///
+/// It reads the account's usage and quota before and after the link; when the link took the
+/// usage over the quota the answer is [`Linked::OverQuota`] and the caller rolls back.
+/// (SQLite has one writer, so nothing changes the usage between the two reads but this
+/// link.) The triggers of migration 0012 keep the usage.
 pub(crate) async fn link_counted(
     conn: &mut SqliteConnection,
     repo: &str,
     digest: &Digest,
     size: u64,
+    ending: Option<&str>,
 ) -> Result<Linked, StoreError> {
     let owner = repo.split('/').next().unwrap_or(repo);
-    let (used, limit, repository_id): (Option<i64>, Option<i64>, Option<i64>) =
-        sqlx::query_as(USAGE_AND_REPOSITORY)
-            .bind(owner)
-            .bind(repo)
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(failed(format!("reading the storage usage of {owner}")))?;
-    let before = usage((used, limit))?;
-    link_in(&mut *conn, repo, repository_id, digest, size).await?;
-    if before.limit.is_none() {
-        return Ok(Linked::Done {
+    let doing = || format!("linking blob {digest} to {repo}");
+    let now = now_millis();
+    let rows = sqlx::query(LINK)
+        .bind(ending)
+        .bind(owner)
+        .bind(owner)
+        .bind(repo)
+        .bind(now)
+        .bind(digest.as_str())
+        .bind(to_sql(size, "blob size")?)
+        .bind(digest.as_str())
+        .bind(now)
+        .bind(repo)
+        .bind(owner)
+        .bind(owner)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(failed(doing()))?;
+    let (mut before, mut after) = (None, None);
+    for row in &rows {
+        let what: &str = row.try_get(0).map_err(failed(doing()))?;
+        let columns = || -> Result<(Option<i64>, Option<i64>), sqlx::Error> {
+            Ok((row.try_get(1)?, row.try_get(2)?))
+        };
+        match what {
+            "before" => before = Some(usage(columns().map_err(failed(doing()))?)?),
+            "after" => after = Some(usage(columns().map_err(failed(doing()))?)?),
+            _ => {
+                let flagged: bool = row.try_get(1).map_err(failed(doing()))?;
+                if flagged {
+                    return Err(StoreError::collecting(digest));
+                }
+            }
+        }
+    }
+    let (Some(before), Some(after)) = (before, after) else {
+        return Err(StoreError::new(
+            doing(),
+            "the usage was not read around the link",
+        ));
+    };
+    Ok(match before.limit {
+        None => Linked::Done {
             before: before.used,
             after: before.used,
             limit: None,
-        });
-    }
-    let after = read_usage(conn, owner).await?;
-    Ok(outcome(before.used, after.used, after.limit))
-}
-
-async fn read_usage(conn: &mut SqliteConnection, owner: &str) -> Result<StorageUsage, StoreError> {
-    let row: (Option<i64>, Option<i64>) =
-        sqlx::query_as(USAGE)
-            .bind(owner)
-            .fetch_one(conn)
-            .await
-            .map_err(failed(format!("reading the storage usage of {owner}")))?;
-    usage(row)
+        },
+        Some(_) => outcome(before.used, after.used, after.limit),
+    })
 }
 
 /// [`Linked`] from the usage before and after a link and the quota.

@@ -341,14 +341,7 @@ impl UploadStore for SqliteMetadataStore {
         size: u64,
     ) -> StoreResult<Linked> {
         let mut tx = self.begin_write().await?;
-        if let Some(id) = id {
-            sqlx::query("DELETE FROM uploads WHERE id = ?1")
-                .bind(id)
-                .execute(&mut *tx)
-                .await
-                .map_err(failed(format!("deleting finished upload {id}")))?;
-        }
-        let linked = link_counted(&mut tx, repo.as_str(), digest, size).await?;
+        let linked = link_counted(&mut tx, repo.as_str(), digest, size, id).await?;
         finish(tx, linked, || {
             format!("completing upload of {digest} to {repo}")
         })
