@@ -234,6 +234,58 @@ pub async fn deleting_a_manifest_deletes_its_tags<S: MetadataStore + Clone>(s: S
     );
 }
 
+/// A deleted manifest pushed again is a new publish: stored as `created`, its version touched,
+/// and the tags its deleted version had are not kept for it (a later deletion lists only the
+/// tags it has then).
+pub async fn a_deleted_manifest_pushed_again_is_published_anew<S: MetadataStore + Clone>(s: S) {
+    let r = repo("acme/again");
+    let m = manifest("again");
+    s.put_manifest(&r, &m, Some(&tag("old"))).await.unwrap();
+    assert_eq!(
+        s.delete_manifest(&r, &m.digest, 10).await.unwrap(),
+        DeleteOutcome::Deleted
+    );
+    let again = s.put_manifest(&r, &m, Some(&tag("new"))).await.unwrap();
+    assert!(
+        matches!(
+            again,
+            PutManifestOutcome::Stored {
+                created: true,
+                tag_moved: true,
+                ..
+            }
+        ),
+        "{again:?}"
+    );
+    assert!(s.manifest_by_digest(&r, &m.digest).await.unwrap().is_some());
+    let same = s.put_manifest(&r, &m, Some(&tag("new"))).await.unwrap();
+    assert!(
+        matches!(
+            same,
+            PutManifestOutcome::Stored {
+                created: false,
+                tag_moved: false,
+                ..
+            }
+        ),
+        "the same push again changes nothing: {same:?}"
+    );
+    assert_eq!(
+        s.delete_manifest(&r, &m.digest, 20).await.unwrap(),
+        DeleteOutcome::Deleted
+    );
+    let (_, deleted) = s
+        .list_versions(&r, VersionState::Deleted, None, 0, 0, 10)
+        .await
+        .unwrap();
+    assert_eq!(deleted.len(), 1, "{deleted:?}");
+    assert_eq!(
+        deleted[0].tags,
+        ["new"],
+        "the first deletion's tags are not given back"
+    );
+}
+
 /// Deleted versions restore with their tags and children.
 pub async fn deleted_versions_restore_with_their_tags_and_children<S: MetadataStore + Clone>(s: S) {
     let r = repo("acme/multi");

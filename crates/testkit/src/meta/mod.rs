@@ -39,6 +39,7 @@ macro_rules! metadata_contract {
                 manifests_by_tag_and_digest,
                 deleting_a_manifest_deletes_its_tags,
                 deleted_versions_restore_with_their_tags_and_children,
+                a_deleted_manifest_pushed_again_is_published_anew,
                 versions_filter_by_tags_in_the_store,
                 index_with_missing_child_stores_nothing,
                 tags_paginate_in_byte_order,
