@@ -10,7 +10,7 @@ use berth_core::ports::{
     DeleteOutcome, Millis, NewManifest, PutManifestOutcome, Referrer, StoredManifest,
 };
 use bytes::Bytes;
-use sqlx::SqliteConnection;
+use sqlx::{Row as _, SqliteConnection};
 use tracing::instrument;
 
 use crate::store::{
@@ -56,119 +56,82 @@ impl ManifestStore for SqliteMetadataStore {
         }
         let repository_id = ensure_repository(&mut tx, repo.as_str(), lookup.repository_id).await?;
         let now = now_millis();
-        // A deleted manifest pushed again comes back to life as a new publish.
-        let inserted = sqlx::query(
-            "INSERT INTO manifests (repository_id, digest, media_type, size, content, artifact_type, \
-                 subject, annotations, created_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
-             ON CONFLICT (repository_id, digest) DO UPDATE SET deleted_at = NULL \
-             WHERE manifests.deleted_at IS NOT NULL",
-        )
-        .bind(repository_id)
-        .bind(digest)
-        .bind(&manifest.media_type)
-        .bind(to_sql(manifest.content.len() as u64, "manifest size")?)
-        .bind(manifest.content.as_ref())
-        .bind(manifest.artifact_type.as_deref())
-        .bind(manifest.subject.as_ref().map(Digest::as_str))
-        .bind(manifest.annotations.as_deref())
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(failed(doing()))?
-        .rows_affected()
-            > 0;
-        // The same digest is the same bytes, so an existing manifest's references are already
-        // recorded. An image has no children, an index no blobs: no statement for those.
-        if inserted && !manifest.blobs.is_empty() {
-            sqlx::query(
-                "INSERT OR IGNORE INTO manifest_blobs (repository_id, manifest_digest, blob_digest) \
-                 SELECT ?1, ?2, value FROM json_each(?3)",
-            )
-            .bind(repository_id)
-            .bind(digest)
-            .bind(json_list(&manifest.blobs))
-            .execute(&mut *tx)
-            .await
-            .map_err(failed(format!("recording the blobs of manifest {digest} in {repo}")))?;
+        // The manifest, its references and its tag go as one batch of statements, and its
+        // version with what that batch did as a second: two round trips to SQLite's thread
+        // instead of up to seven. Rows say which statement they come from; parameters are
+        // positional (see `quotas::LINK`).
+        //
+        // A deleted manifest pushed again comes back to life as a new publish (`inserted`).
+        // An existing manifest's references are already recorded (the same digest is the same
+        // bytes), so for it these inserts change nothing. An image has no children, an index
+        // no blobs: no statement for those.
+        let references = [
+            (&manifest.blobs, RECORD_BLOBS),
+            (&manifest.children, RECORD_CHILDREN),
+        ];
+        let references = references.iter().filter(|(list, _)| !list.is_empty());
+        // An immutable tag is created or left alone, never moved. DO NOTHING waits for a
+        // concurrent push creating the same tag and then leaves its row, which the read that
+        // follows sees: whichever push came first keeps the tag. A mutable tag's WHERE makes a
+        // re-tag to the same manifest a no-op: a `moved` row says it moved.
+        let tagging = tag.map(|tag| {
+            let sql = if manifest.tag_immutable {
+                CREATE_TAG
+            } else {
+                MOVE_TAG
+            };
+            (tag, sql)
+        });
+        let mut sql = String::from(STORE_MANIFEST);
+        for (_, statement) in references.clone() {
+            sql.push_str(statement);
         }
-        if inserted && !manifest.children.is_empty() {
-            sqlx::query(
-                "INSERT OR IGNORE INTO manifest_children (repository_id, parent_digest, child_digest) \
-                 SELECT ?1, ?2, value FROM json_each(?3)",
-            )
-            .bind(repository_id)
-            .bind(digest)
-            .bind(json_list(&manifest.children))
-            .execute(&mut *tx)
-            .await
-            .map_err(failed(format!("recording the children of manifest {digest} in {repo}")))?;
+        if let Some((_, statement)) = tagging {
+            sql.push_str(statement);
         }
-        let first_publish = lookup.untagged;
-        let mut tag_moved = false;
-        if let (Some(tag), true) = (tag, manifest.tag_immutable) {
-            // An immutable tag is created or left alone, never moved. DO NOTHING waits for a
-            // concurrent push creating the same tag and then leaves its row, which the read
-            // that follows sees: whichever push came first keeps the tag.
-            let created = sqlx::query(
-                "INSERT INTO tags (repository_id, name, digest, updated_at) \
-                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT (repository_id, name) DO NOTHING",
-            )
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(repository_id)
-            .bind(tag.as_str())
             .bind(digest)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(failed(format!("tagging manifest {digest} as {repo}:{tag}")))?
-            .rows_affected()
-                > 0;
-            if !created {
-                let current: String = sqlx::query_scalar(
-                    "SELECT digest FROM tags WHERE repository_id = ?1 AND name = ?2",
-                )
+            .bind(&manifest.media_type)
+            .bind(to_sql(manifest.content.len() as u64, "manifest size")?)
+            .bind(manifest.content.as_ref())
+            .bind(manifest.artifact_type.as_deref())
+            .bind(manifest.subject.as_ref().map(Digest::as_str))
+            .bind(manifest.annotations.as_deref())
+            .bind(now);
+        for (list, _) in references {
+            query = query.bind(repository_id).bind(digest).bind(json_list(list));
+        }
+        if let Some((tag, _)) = tagging {
+            query = query
                 .bind(repository_id)
                 .bind(tag.as_str())
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(failed(doing()))?;
-                if current != digest {
-                    return Ok(PutManifestOutcome::TagImmutable(parse_digest(&current)?));
-                }
-            }
-            tag_moved = created;
-        } else if let Some(tag) = tag {
-            // The WHERE makes a re-tag to the same manifest a no-op, so the affected row count
-            // says whether the tag moved.
-            tag_moved = sqlx::query(
-                "INSERT INTO tags (repository_id, name, digest, updated_at) VALUES (?1, ?2, ?3, ?4) \
-                 ON CONFLICT (repository_id, name) \
-                 DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at \
-                 WHERE tags.digest <> excluded.digest",
-            )
-            .bind(repository_id)
-            .bind(tag.as_str())
-            .bind(digest)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(failed(format!("tagging manifest {digest} as {repo}:{tag}")))?
-            .rows_affected()
-                > 0;
-        }
-        let version_id =
-            record_version(&mut tx, repository_id, manifest, now, inserted || tag_moved)
-                .await
-                .map_err(failed(format!("recording version {digest} of {repo}")))?;
-        if inserted {
-            // Tags a deleted version had are not given back by pushing it again.
-            sqlx::query("DELETE FROM deleted_tags WHERE repository_id = ?1 AND digest = ?2")
-                .bind(repository_id)
                 .bind(digest)
-                .execute(&mut *tx)
-                .await
-                .map_err(failed(doing()))?;
+                .bind(now);
+            if manifest.tag_immutable {
+                query = query.bind(repository_id).bind(tag.as_str());
+            }
         }
+        let rows = query.fetch_all(&mut *tx).await.map_err(failed(doing()))?;
+        let (mut inserted, mut tag_moved, mut current) = (false, false, None);
+        for row in &rows {
+            let what: &str = row.try_get(0).map_err(failed(doing()))?;
+            match what {
+                "inserted" => inserted = true,
+                "moved" => tag_moved = true,
+                _ => current = Some(row.try_get::<String, _>(1).map_err(failed(doing()))?),
+            }
+        }
+        if let Some(current) = current
+            && !tag_moved
+            && current != digest
+        {
+            return Ok(PutManifestOutcome::TagImmutable(parse_digest(&current)?));
+        }
+        let first_publish = lookup.untagged;
+        let version_id = record_version(&mut tx, repository_id, manifest, now, inserted, tag_moved)
+            .await
+            .map_err(failed(format!("recording version {digest} of {repo}")))?;
         tx.commit().await.map_err(failed(doing()))?;
         Ok(PutManifestOutcome::Stored {
             created: inserted,
@@ -348,35 +311,97 @@ impl ManifestStore for SqliteMetadataStore {
     }
 }
 
-/// Records the version row of `manifest` (new, or touched when `touch`: pushed again after a
-/// deletion, or a tag moved to it) and returns its id.
+/// Records the package version of `manifest` (its row is touched, `updated_at`, when the
+/// manifest was `inserted` or its tag moved), and returns its id. A manifest inserted anew
+/// also loses the tags a deleted version of it had: pushing it again does not give them back.
+/// One round trip to SQLite's thread for both statements.
 async fn record_version(
     conn: &mut SqliteConnection,
     repository_id: i64,
     manifest: &NewManifest,
     now: Millis,
-    touch: bool,
+    inserted: bool,
+    tag_moved: bool,
 ) -> Result<i64, sqlx::Error> {
     let platforms = (!manifest.platforms.is_empty())
         .then(|| serde_json::to_string(&manifest.platforms).expect("strings serialize"));
     let labels = (!manifest.labels.is_empty())
         .then(|| serde_json::to_string(&manifest.labels).expect("strings serialize"));
-    sqlx::query_scalar(
-        "INSERT INTO package_versions (repository_id, digest, pushed_by, total_size, platforms, \
-             labels, created_at, updated_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7) \
-         ON CONFLICT (repository_id, digest) DO UPDATE SET \
-             updated_at = CASE WHEN ?8 THEN excluded.updated_at ELSE package_versions.updated_at END \
-         RETURNING id",
-    )
+    let digest = manifest.digest.as_str();
+    let mut query = sqlx::query(if inserted {
+        RECORD_VERSION_FORGETTING_TAGS
+    } else {
+        RECORD_VERSION
+    })
     .bind(repository_id)
-    .bind(manifest.digest.as_str())
+    .bind(digest)
     .bind(manifest.pushed_by.map(|id| id.0))
     .bind(i64::try_from(manifest.total_size).unwrap_or(i64::MAX))
     .bind(platforms)
     .bind(labels)
     .bind(now)
-    .bind(touch)
-    .fetch_one(conn)
-    .await
+    .bind(now)
+    .bind(inserted || tag_moved);
+    if inserted {
+        query = query.bind(repository_id).bind(digest);
+    }
+    let rows = query.fetch_all(conn).await?;
+    let row = rows.first().ok_or(sqlx::Error::RowNotFound)?;
+    row.try_get(0)
 }
+
+/// The first statement of a manifest's batch (see [`ManifestStore::put_manifest`]): the
+/// manifest, inserted or brought back from deletion (then it returns an `inserted` row).
+const STORE_MANIFEST: &str = "INSERT INTO manifests (repository_id, digest, media_type, size, \
+         content, artifact_type, subject, annotations, created_at) \
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
+     ON CONFLICT (repository_id, digest) DO UPDATE SET deleted_at = NULL \
+     WHERE manifests.deleted_at IS NOT NULL \
+     RETURNING 'inserted'; ";
+
+/// The blobs a manifest references (a JSON list).
+const RECORD_BLOBS: &str = "INSERT OR IGNORE INTO manifest_blobs \
+         (repository_id, manifest_digest, blob_digest) \
+     SELECT ?, ?, value FROM json_each(?); ";
+
+/// The manifests an index references (a JSON list).
+const RECORD_CHILDREN: &str = "INSERT OR IGNORE INTO manifest_children \
+         (repository_id, parent_digest, child_digest) \
+     SELECT ?, ?, value FROM json_each(?); ";
+
+/// A mutable tag, pointed at the manifest; a `moved` row when it moved.
+const MOVE_TAG: &str = "INSERT INTO tags (repository_id, name, digest, updated_at) \
+     VALUES (?, ?, ?, ?) \
+     ON CONFLICT (repository_id, name) \
+     DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at \
+     WHERE tags.digest <> excluded.digest \
+     RETURNING 'moved'; ";
+
+/// An immutable tag, created (a `moved` row) or left alone; then the manifest it names
+/// (a `current` row).
+const CREATE_TAG: &str = "INSERT INTO tags (repository_id, name, digest, updated_at) \
+     VALUES (?, ?, ?, ?) ON CONFLICT (repository_id, name) DO NOTHING \
+     RETURNING 'moved'; \
+     SELECT 'current', digest FROM tags WHERE repository_id = ? AND name = ?; ";
+
+/// A manifest's package version, returning its id; `updated_at` moves only when the last
+/// parameter says so.
+macro_rules! record_version_sql {
+    () => {
+        "INSERT INTO package_versions (repository_id, digest, pushed_by, total_size, platforms, \
+             labels, created_at, updated_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
+         ON CONFLICT (repository_id, digest) DO UPDATE SET \
+             updated_at = CASE WHEN ? THEN excluded.updated_at ELSE package_versions.updated_at END \
+         RETURNING id"
+    };
+}
+
+/// [`record_version_sql`] alone.
+const RECORD_VERSION: &str = record_version_sql!();
+
+/// [`record_version_sql`], then the tags a deleted version of the manifest had are forgotten.
+const RECORD_VERSION_FORGETTING_TAGS: &str = concat!(
+    record_version_sql!(),
+    "; DELETE FROM deleted_tags WHERE repository_id = ? AND digest = ?"
+);
