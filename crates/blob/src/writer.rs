@@ -2,10 +2,9 @@
 //!
 //! Each batch is written where it arrives, in the request's task, with one `writev` into the
 //! page cache: the bytes were just hashed there, so they are copied out of a warm cache and
-//! their read buffers go straight back to be read into again. The file is opened there too,
-//! when its lock is free; waiting for the lock (held by a stale writer) and every flush to
-//! disk run on blocking threads, so a write does not wait for the disk on its own account: it
-//! copies, as hashing the same bytes does. (A buffered
+//! their read buffers go straight back to be read into again. Opening the file (which may
+//! wait for a lock) and every flush to disk run on blocking threads, so a write does not wait
+//! for the disk on its own account: it copies, as hashing the same bytes does. (A buffered
 //! write can still pause while the machine as a whole is past the kernel's dirty-page limits
 //! or short of memory.) Measured against handing each batch to a writing thread of its own:
 //! BENCHMARKS.md, "Lean and steady, part 10".
@@ -75,16 +74,9 @@ impl FsUploadWriter {
         offset: u64,
     ) -> StoreResult<Self> {
         let context = format!("opening upload `{id}` at offset {offset}");
-        // Opened here when its lock is free (as it is but for a stale writer): a blocking
-        // thread's hand-off and wake-up each way cost more than the open. Waiting for the
-        // lock is a blocking thread's job.
-        let opened = match try_open_for_append(&path, offset) {
-            Ok(Some(file)) => Ok(file),
-            Ok(None) => tokio::task::spawn_blocking(move || open_for_append(&path, offset))
-                .await
-                .map_err(|join| StoreError::new(context.clone(), join))?,
-            Err(err) => Err(err),
-        };
+        let opened = tokio::task::spawn_blocking(move || open_for_append(&path, offset))
+            .await
+            .map_err(|join| StoreError::new(context.clone(), join))?;
         let file = opened.map_err(|source| match source.downcast::<io::Error>() {
             Ok(io) => StoreError::io(context.clone(), *io),
             Err(other) => StoreError::new(context.clone(), other),
@@ -230,49 +222,20 @@ impl FsUploadWriter {
     }
 }
 
-/// Opens (or creates, at offset 0) the upload file, takes its lock, and positions it at
-/// `offset` (see [`positioned`]); `None` when the lock is held (by a stale writer), for
-/// [`open_for_append`] to wait for on a blocking thread.
-fn try_open_for_append(path: &Path, offset: u64) -> Result<Option<File>, OpenError> {
-    let file = open_upload_file(path, offset)?;
-    match file.try_lock() {
-        Ok(()) => {}
-        Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
-        Err(std::fs::TryLockError::Error(err)) => lock_failed(err)?,
-    }
-    positioned(file, offset).map(Some)
-}
-
-/// As [`try_open_for_append`], waiting for the lock.
+/// Opens (or creates, at offset 0) the upload file, waits for the lock, and positions it at
+/// `offset`, cutting off anything beyond. I/O errors are returned as they are, so a missing
+/// file reads as `NotFound`.
 fn open_for_append(path: &Path, offset: u64) -> Result<File, OpenError> {
-    let file = open_upload_file(path, offset)?;
-    if let Err(err) = file.lock() {
-        lock_failed(err)?;
-    }
-    positioned(file, offset)
-}
-
-/// Opens the upload file for writing, creating it at offset 0.
-fn open_upload_file(path: &Path, offset: u64) -> io::Result<File> {
-    OpenOptions::new()
+    let mut file = OpenOptions::new()
         .write(true)
         .create(offset == 0)
-        .open(path)
-}
-
-/// A failure to lock: fatal, unless the filesystem has no locks. The lock guards against
-/// stale writers; a lone writer is correct without it.
-fn lock_failed(err: io::Error) -> io::Result<()> {
-    if err.kind() == io::ErrorKind::Unsupported {
-        Ok(())
-    } else {
-        Err(err)
+        .open(path)?;
+    match file.lock() {
+        Ok(()) => {}
+        // The lock guards against stale writers; a lone writer is correct without it.
+        Err(err) if err.kind() == io::ErrorKind::Unsupported => {}
+        Err(err) => return Err(err.into()),
     }
-}
-
-/// Positions the locked `file` at `offset`, cutting off anything beyond. I/O errors are
-/// returned as they are, so a missing file reads as `NotFound`.
-fn positioned(mut file: File, offset: u64) -> Result<File, OpenError> {
     let len = file.metadata()?.len();
     if len < offset {
         return Err(FsBlobError::UploadTooShort { len, offset }.into());
@@ -327,8 +290,8 @@ mod tests {
         assert_eq!(flush_step(UNFLUSHED_MAX, false), FlushStep::Start);
     }
 
-    /// An upload whose file a stale writer still locks opens only once that lock is gone,
-    /// waiting on a blocking thread; then it truncates the stale bytes.
+    /// An upload whose file a stale writer still locks opens only once that lock is gone;
+    /// then it truncates the stale bytes.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_writer_opens_only_once_a_stale_writers_lock_is_gone() {
         let dir = tempfile::tempdir().unwrap();
