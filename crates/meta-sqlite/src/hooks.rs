@@ -16,22 +16,80 @@ use berth_core::hooks::model::{
     Attempt, AttemptOutcome, ContentType, Delivery, DeliveryId, DeliveryState, Hook, HookConfig,
     HookId, HookScope, HookSettings, LastResponse, NewDelivery,
 };
-use berth_core::hooks::store::{Claimed, HookStore, PackageFacts};
+use berth_core::hooks::store::{Claimed, EventTargets, HookStore, PackageFacts};
 use berth_core::ids::VersionId;
 use berth_core::ids::{AppId, InstallationId, PackageId};
 use berth_core::name::RepoName;
 use berth_core::ports::{Millis, StoreResult};
-use sqlx::{AssertSqlSafe, SqliteConnection};
+use sqlx::{AssertSqlSafe, FromRow as _, Row as _, SqliteConnection};
 use tracing::instrument;
 
 use crate::access::unexpected;
 use crate::store::{SqliteMetadataStore, failed, sql_limit};
 
-/// Columns of a hook, with its account's kind (organization or user hooks).
-const HOOK: &str = "SELECT h.id, h.repo_id, h.account_id, h.app_id, a.kind AS account_kind, h.active, \
+/// Columns of a hook (`h`), with its account's kind (`a`: organization or user hooks); a
+/// macro, so that [`HOOK`] and [`EVENT_TARGETS`] are built from the same text.
+macro_rules! hook_columns {
+    () => {
+        "h.id, h.repo_id, h.account_id, h.app_id, a.kind AS account_kind, h.active, \
          h.events, h.url, h.content_type, h.secret, h.insecure_ssl, h.deleted_events, \
          h.created_at, h.updated_at, h.last_code, h.last_status, h.last_message \
-     FROM hooks h LEFT JOIN accounts a ON a.id = h.account_id";
+         FROM hooks h LEFT JOIN accounts a ON a.id = h.account_id"
+    };
+}
+
+/// A hook's row (see [`hook_columns`]).
+const HOOK: &str = concat!("SELECT ", hook_columns!());
+
+/// A package and its version (`?` digest, `?` name).
+macro_rules! package_facts_query {
+    () => {
+        "SELECT p.id, p.owner_id, p.created_at, p.linked_repo_id, v.id, v.created_at \
+         FROM packages p \
+         LEFT JOIN repositories r ON r.name = p.name \
+         LEFT JOIN package_versions v ON v.repository_id = r.id AND v.digest = ? \
+         WHERE p.name = ?"
+    };
+}
+
+/// [`HookStore::package_event_targets`] in one round trip to SQLite's thread: the package (a
+/// `facts` row), the active hooks of its owner and linked repository (`hook` rows) and of the
+/// apps installed on its owner for that repository (`app` rows: hook and installation).
+/// Parameters are positional (see `quotas::LINK`): the version's digest, then the package's
+/// name three times.
+const EVENT_TARGETS: &str = concat!(
+    "SELECT 'facts', * FROM (",
+    package_facts_query!(),
+    "); SELECT 'hook' AS what, ",
+    hook_columns!(),
+    " JOIN packages p ON p.name = ? \
+     WHERE h.active = 1 AND h.app_id IS NULL \
+       AND (h.account_id = p.owner_id OR h.repo_id = p.linked_repo_id) \
+     ORDER BY h.id; ",
+    "SELECT 'app', h.id, i.id FROM hooks h \
+     JOIN app_installations i ON i.app_id = h.app_id \
+     JOIN packages p ON p.name = ? \
+     WHERE h.active = 1 AND i.account_id = p.owner_id \
+       AND (i.all_repositories OR EXISTS (SELECT 1 FROM app_installation_repos r \
+            WHERE r.installation_id = i.id AND r.repo_id = p.linked_repo_id)) \
+     ORDER BY h.id"
+);
+
+/// A [`package_facts_query`] row.
+type FactsRow = (i64, i64, i64, Option<i64>, Option<i64>, Option<i64>);
+
+fn facts(
+    (package_id, owner, created_at, linked_repo, version_id, version_created_at): FactsRow,
+) -> PackageFacts {
+    PackageFacts {
+        package_id: PackageId(package_id),
+        owner: AccountId(owner),
+        created_at,
+        linked_repo: linked_repo.map(RepoId),
+        version_id: version_id.map(VersionId),
+        version_created_at,
+    }
+}
 
 #[derive(sqlx::FromRow)]
 struct HookRow {
@@ -423,30 +481,72 @@ impl HookStore for SqliteMetadataStore {
         name: &RepoName,
         digest: &Digest,
     ) -> StoreResult<Option<PackageFacts>> {
-        let row: Option<(i64, i64, i64, Option<i64>, Option<i64>, Option<i64>)> = sqlx::query_as(
-            "SELECT p.id, p.owner_id, p.created_at, p.linked_repo_id, v.id, v.created_at \
-             FROM packages p \
-             LEFT JOIN repositories r ON r.name = p.name \
-             LEFT JOIN package_versions v ON v.repository_id = r.id AND v.digest = ?2 \
-             WHERE p.name = ?1",
-        )
-        .bind(name.as_str())
-        .bind(digest.as_str())
-        .fetch_optional(&self.reader)
-        .await
-        .map_err(failed(format!("reading package {name} for a webhook")))?;
-        Ok(row.map(
-            |(package_id, owner, created_at, linked_repo, version_id, version_created_at)| {
-                PackageFacts {
-                    package_id: PackageId(package_id),
-                    owner: AccountId(owner),
-                    created_at,
-                    linked_repo: linked_repo.map(RepoId),
-                    version_id: version_id.map(VersionId),
-                    version_created_at,
+        let row: Option<FactsRow> = sqlx::query_as(package_facts_query!())
+            .bind(digest.as_str())
+            .bind(name.as_str())
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(failed(format!("reading package {name} for a webhook")))?;
+        Ok(row.map(facts))
+    }
+
+    #[instrument(level = "debug", skip(self), fields(%name, %digest))]
+    async fn package_event_targets(
+        &self,
+        name: &RepoName,
+        digest: &Digest,
+    ) -> StoreResult<Option<EventTargets>> {
+        let doing = || format!("reading package {name} and its hooks for a webhook");
+        let rows = sqlx::query(EVENT_TARGETS)
+            .bind(digest.as_str())
+            .bind(name.as_str())
+            .bind(name.as_str())
+            .bind(name.as_str())
+            .fetch_all(&self.reader)
+            .await
+            .map_err(failed(doing()))?;
+        let (mut found, mut hooks, mut apps) = (None, Vec::new(), Vec::new());
+        for row in &rows {
+            let what: &str = row.try_get(0).map_err(failed(doing()))?;
+            match what {
+                "facts" => {
+                    let columns = || -> Result<FactsRow, sqlx::Error> {
+                        Ok((
+                            row.try_get(1)?,
+                            row.try_get(2)?,
+                            row.try_get(3)?,
+                            row.try_get(4)?,
+                            row.try_get(5)?,
+                            row.try_get(6)?,
+                        ))
+                    };
+                    found = Some(facts(columns().map_err(failed(doing()))?));
                 }
-            },
-        ))
+                "hook" => {
+                    let hook = HookRow::from_row(row).map_err(failed(doing()))?;
+                    hooks.push(hook.into_hook()?);
+                }
+                _ => {
+                    let hook: i64 = row.try_get(1).map_err(failed(doing()))?;
+                    let installation: i64 = row.try_get(2).map_err(failed(doing()))?;
+                    apps.push((HookId(hook), InstallationId(installation)));
+                }
+            }
+        }
+        let Some(facts) = found else {
+            return Ok(None);
+        };
+        let mut app_hooks = Vec::with_capacity(apps.len());
+        for (hook, installation) in apps {
+            if let Some(hook) = self.hook(hook).await? {
+                app_hooks.push((hook, installation));
+            }
+        }
+        Ok(Some(EventTargets {
+            facts,
+            hooks,
+            app_hooks,
+        }))
     }
 
     #[instrument(level = "debug", skip_all, fields(count = deliveries.len()))]

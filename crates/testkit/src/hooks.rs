@@ -12,6 +12,7 @@ use berth_core::hooks::model::{
     Attempt, AttemptOutcome, ContentType, DeliveryState, HookConfig, HookId, HookScope,
     HookSettings, NewDelivery,
 };
+use berth_core::hooks::store::EventTargets;
 use berth_core::hooks::{HookStore, Hooks, PackageAction, PackageEvent, TargetPolicy};
 use berth_core::{Digest, RepoName};
 
@@ -134,6 +135,7 @@ macro_rules! hooks_contract {
             package_events_reach_the_owners_and_the_linked_repositorys_hooks_deleted_only_by_opt_in,
             an_accounts_hooks_are_capped_with_its_repositories_hooks_counted,
             an_apps_hook_reaches_the_packages_of_its_installations_selected_repositories,
+            a_package_events_targets_are_its_facts_and_every_hook_it_reaches,
         ]);
     };
 }
@@ -508,5 +510,93 @@ pub async fn an_apps_hook_reaches_the_packages_of_its_installations_selected_rep
             .await
             .unwrap()
             .is_empty()
+    );
+}
+
+/// A package event's targets, read at once, are the package's facts and the hooks each
+/// separate read finds: its owner's and its linked repository's active hooks, and its apps'
+/// with their installations; none for a package that does not exist.
+pub async fn a_package_events_targets_are_its_facts_and_every_hook_it_reaches<
+    S: HookStore + AccessStore + Clone,
+>(
+    store: S,
+) {
+    let w = world(store).await;
+    let s = &w.store;
+    let new_hook = |scope| async move {
+        s.create_hook(scope, &settings(false), 1_000, 20)
+            .await
+            .unwrap()
+            .unwrap()
+    };
+    let org_hook = new_hook(HookScope::Organization(w.org)).await;
+    let repo_hook = new_hook(HookScope::Repository(w.repo)).await;
+    let idle = new_hook(HookScope::Organization(w.org)).await;
+    let mut off = settings(false);
+    off.active = false;
+    assert!(s.update_hook(idle, &off, 1_500).await.unwrap());
+    new_hook(HookScope::User(w.alice)).await;
+    let Created::New(app) = s
+        .create_app(w.alice, "scanner", b"hash", 1_000)
+        .await
+        .unwrap()
+    else {
+        panic!("scanner taken")
+    };
+    let app_hook = new_hook(HookScope::App(app)).await;
+    let installation = s
+        .install_app(
+            app,
+            w.org,
+            Some(&[w.repo]),
+            berth_core::access::Role::Read,
+            1_000,
+        )
+        .await
+        .unwrap();
+    let digest = Digest::sha256(b"version");
+
+    let targets = s
+        .package_event_targets(&name(), &digest)
+        .await
+        .unwrap()
+        .expect("the package exists");
+    let expected = EventTargets {
+        facts: s.package_facts(&name(), &digest).await.unwrap().unwrap(),
+        hooks: s.hooks_for_package(w.org, Some(w.repo)).await.unwrap(),
+        app_hooks: s.app_hooks_for_package(w.org, Some(w.repo)).await.unwrap(),
+    };
+    assert_eq!(targets, expected);
+    assert_eq!(targets.facts.owner, w.org);
+    assert_eq!(targets.facts.linked_repo, Some(w.repo));
+    let ids: Vec<HookId> = targets.hooks.iter().map(|h| h.id).collect();
+    assert_eq!(
+        ids,
+        [org_hook, repo_hook],
+        "active owner and repository hooks only"
+    );
+    let apps: Vec<_> = targets.app_hooks.iter().map(|(h, i)| (h.id, *i)).collect();
+    assert_eq!(apps, [(app_hook, installation)]);
+
+    // A package linked to no repository reaches its owner's hooks, and no app installed for
+    // selected repositories only.
+    let unlinked: RepoName = "acme/tool".parse().unwrap();
+    s.create_package(&unlinked, w.org, Visibility::Private, None, None, 2_000)
+        .await
+        .unwrap();
+    let targets = s
+        .package_event_targets(&unlinked, &digest)
+        .await
+        .unwrap()
+        .expect("the package exists");
+    let ids: Vec<HookId> = targets.hooks.iter().map(|h| h.id).collect();
+    assert_eq!(ids, [org_hook]);
+    assert!(targets.app_hooks.is_empty());
+    assert_eq!(targets.facts.linked_repo, None);
+
+    let missing: RepoName = "acme/none".parse().unwrap();
+    assert_eq!(
+        s.package_event_targets(&missing, &digest).await.unwrap(),
+        None
     );
 }

@@ -63,21 +63,21 @@ impl Hooks {
     }
 
     async fn queue_package_event(&self, event: &PackageEvent) -> Result<usize, StoreError> {
-        let Some(facts) = self.store.package_facts(&event.name, &event.digest).await? else {
+        let Some(targets) = self
+            .store
+            .package_event_targets(&event.name, &event.digest)
+            .await?
+        else {
             return Ok(0);
         };
-        // Each hook with the app installation it goes through, if it is an app's; read at
-        // once, since every push of a new version waits for these.
-        let (own, apps) = futures_util::future::try_join(
-            self.store.hooks_for_package(facts.owner, facts.linked_repo),
-            self.store
-                .app_hooks_for_package(facts.owner, facts.linked_repo),
-        )
-        .await?;
+        let facts = targets.facts;
+        // Each hook with the app installation it goes through, if it is an app's.
         let mut hooks: Vec<(Hook, Option<InstallationId>)> =
-            own.into_iter().map(|h| (h, None)).collect();
+            targets.hooks.into_iter().map(|h| (h, None)).collect();
         hooks.extend(
-            apps.into_iter()
+            targets
+                .app_hooks
+                .into_iter()
                 .map(|(h, installation)| (h, Some(installation))),
         );
         hooks.retain(|(h, _)| {

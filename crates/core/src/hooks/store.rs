@@ -37,6 +37,19 @@ pub struct PackageFacts {
     pub version_created_at: Option<Millis>,
 }
 
+/// Where an event of a package's version goes ([`HookStore::package_event_targets`]): the
+/// package's facts, its owner's and repository's hooks, and its apps' hooks with the
+/// installation each goes through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventTargets {
+    /// The package and its version.
+    pub facts: PackageFacts,
+    /// [`HookStore::hooks_for_package`]'s hooks.
+    pub hooks: Vec<Hook>,
+    /// [`HookStore::app_hooks_for_package`]'s hooks.
+    pub app_hooks: Vec<(Hook, InstallationId)>,
+}
+
 /// A claimed delivery with the hook it goes to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claimed {
@@ -95,6 +108,30 @@ pub trait HookStore: Send + Sync + 'static {
         name: &RepoName,
         digest: &Digest,
     ) -> StoreResult<Option<PackageFacts>>;
+    /// The package `name` with its version `digest`, and the hooks an event of it goes to
+    /// (its [`HookStore::hooks_for_package`] and [`HookStore::app_hooks_for_package`]);
+    /// `None` when there is no such package. Every push of a new version waits for this: the
+    /// default reads the package, then both kinds of hooks at once; a store may read all
+    /// three together.
+    async fn package_event_targets(
+        &self,
+        name: &RepoName,
+        digest: &Digest,
+    ) -> StoreResult<Option<EventTargets>> {
+        let Some(facts) = self.package_facts(name, digest).await? else {
+            return Ok(None);
+        };
+        let (hooks, app_hooks) = futures_util::future::try_join(
+            self.hooks_for_package(facts.owner, facts.linked_repo),
+            self.app_hooks_for_package(facts.owner, facts.linked_repo),
+        )
+        .await?;
+        Ok(Some(EventTargets {
+            facts,
+            hooks,
+            app_hooks,
+        }))
+    }
     /// Queues `deliveries`, due at `now`, in one transaction and in the order given.
     async fn enqueue(&self, deliveries: &[NewDelivery], now: Millis) -> StoreResult<()>;
     /// Leases up to `limit` due deliveries under `token` until `lease_until`: at most the
