@@ -35,6 +35,7 @@ use bytes::Bytes;
 use tokio::task::JoinHandle;
 
 use crate::error::FsBlobError;
+use crate::sync_dir;
 
 /// Why an upload file could not be opened: an `io::Error` or an [`FsBlobError`].
 type OpenError = Box<dyn std::error::Error + Send + Sync>;
@@ -52,10 +53,9 @@ pub struct FsUploadWriter {
     id: String,
     /// The locked upload file, positioned at its end; shared with a running [`Flush`].
     file: Arc<File>,
-    /// Where the upload began (the file's length when opened).
-    offset: u64,
-    /// Bytes this writer appended.
-    written: u64,
+    /// The upload's length: where it began (the file's length when opened) and what this
+    /// writer appended.
+    len: u64,
     /// Bytes appended since the last flush began.
     unflushed: u64,
     /// The flush under way, if any.
@@ -84,8 +84,7 @@ impl FsUploadWriter {
         Ok(FsUploadWriter {
             id: id.to_owned(),
             file: Arc::new(file),
-            offset,
-            written: 0,
+            len: offset,
             unflushed: 0,
             flush: None,
             new_entry_in: (offset == 0).then_some(uploads_dir),
@@ -106,7 +105,7 @@ impl FsUploadWriter {
         let Some(flush) = self.flush.take() else {
             return Ok(());
         };
-        match flush.0.await {
+        match flush.await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(err)) => Err(self.error("flushing", err)),
             Err(join) => Err(self.error("flushing", join)),
@@ -119,7 +118,7 @@ impl FsUploadWriter {
         let running = self
             .flush
             .as_ref()
-            .is_some_and(|flush| !flush.0.is_finished());
+            .is_some_and(|flush| !flush.is_finished());
         match flush_step(self.unflushed, running) {
             FlushStep::None => return Ok(()),
             // Waits for a lagging flush, or takes a finished one's result.
@@ -127,7 +126,7 @@ impl FsUploadWriter {
         }
         self.unflushed = 0;
         let file = Arc::clone(&self.file);
-        self.flush = Some(Flush(tokio::task::spawn_blocking(move || file.sync_data())));
+        self.flush = Some(tokio::task::spawn_blocking(move || file.sync_data()));
         Ok(())
     }
 }
@@ -159,7 +158,7 @@ fn flush_step(unflushed: u64, running: bool) -> FlushStep {
 /// A flush to disk (`fdatasync`) of an upload file, on a blocking thread. It shares the
 /// writer's open file, so a writeback error it sees would not be reported again to the
 /// writer's own last `fdatasync`: the writer waits for it and fails with it.
-struct Flush(JoinHandle<io::Result<()>>);
+type Flush = JoinHandle<io::Result<()>>;
 
 #[async_trait]
 impl UploadWriter for FsUploadWriter {
@@ -175,7 +174,7 @@ impl UploadWriter for FsUploadWriter {
             write_all_vectored(&self.file, &chunks).map_err(|err| self.error("writing", err))?;
         // The frames' room in the upload budget comes back now, not after a flush waited for.
         drop(chunks);
-        self.written += len;
+        self.len += len;
         self.unflushed += len;
         self.flush_as_needed().await
     }
@@ -203,16 +202,13 @@ impl FsUploadWriter {
         };
         let synced = tokio::task::spawn_blocking(move || -> io::Result<()> {
             file.sync_data()?;
-            if let Some(dir) = dir {
-                File::open(dir)?.sync_all()?;
-            }
-            Ok(())
+            dir.as_deref().map_or(Ok(()), sync_dir)
         })
         .await;
         match synced {
             // The file at its path is all the state there is.
             Ok(Ok(())) => Ok(UploadProgress {
-                len: self.offset + self.written,
+                len: self.len,
                 state: Vec::new(),
                 held: None,
             }),

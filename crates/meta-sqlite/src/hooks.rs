@@ -21,7 +21,7 @@ use berth_core::ids::VersionId;
 use berth_core::ids::{AppId, InstallationId, PackageId};
 use berth_core::name::RepoName;
 use berth_core::ports::{Millis, StoreResult};
-use sqlx::{AssertSqlSafe, FromRow as _, Row as _, SqliteConnection};
+use sqlx::{AssertSqlSafe, FromRow, Row as _, SqliteConnection};
 use tracing::instrument;
 
 use crate::access::unexpected;
@@ -54,11 +54,12 @@ macro_rules! package_facts_query {
 
 /// [`HookStore::package_event_targets`] in one round trip to SQLite's thread: the package (a
 /// `facts` row), the active hooks of its owner and linked repository (`hook` rows) and of the
-/// apps installed on its owner for that repository (`app` rows: hook and installation).
-/// Parameters are positional (see `quotas::LINK`): the version's digest, then the package's
+/// apps installed on its owner for that repository (`app` rows: hook and installation). Each
+/// row names its kind in its column `what`, so the others decode by position or name as they
+/// would alone. Parameters are positional (see `quotas::LINK`): the version's digest, then the package's
 /// name three times.
 const EVENT_TARGETS: &str = concat!(
-    "SELECT 'facts', * FROM (",
+    "SELECT *, 'facts' AS what FROM (",
     package_facts_query!(),
     "); SELECT 'hook' AS what, ",
     hook_columns!(),
@@ -66,7 +67,7 @@ const EVENT_TARGETS: &str = concat!(
      WHERE h.active = 1 AND h.app_id IS NULL \
        AND (h.account_id = p.owner_id OR h.repo_id = p.linked_repo_id) \
      ORDER BY h.id; ",
-    "SELECT 'app', h.id, i.id FROM hooks h \
+    "SELECT h.id, i.id, 'app' AS what FROM hooks h \
      JOIN app_installations i ON i.app_id = h.app_id \
      JOIN packages p ON p.name = ? \
      WHERE h.active = 1 AND i.account_id = p.owner_id \
@@ -507,28 +508,17 @@ impl HookStore for SqliteMetadataStore {
             .map_err(failed(doing()))?;
         let (mut found, mut hooks, mut apps) = (None, Vec::new(), Vec::new());
         for row in &rows {
-            let what: &str = row.try_get(0).map_err(failed(doing()))?;
+            let what: &str = row.try_get("what").map_err(failed(doing()))?;
             match what {
-                "facts" => {
-                    let columns = || -> Result<FactsRow, sqlx::Error> {
-                        Ok((
-                            row.try_get(1)?,
-                            row.try_get(2)?,
-                            row.try_get(3)?,
-                            row.try_get(4)?,
-                            row.try_get(5)?,
-                            row.try_get(6)?,
-                        ))
-                    };
-                    found = Some(facts(columns().map_err(failed(doing()))?));
-                }
-                "hook" => {
-                    let hook = HookRow::from_row(row).map_err(failed(doing()))?;
-                    hooks.push(hook.into_hook()?);
-                }
+                "facts" => found = Some(facts(FactsRow::from_row(row).map_err(failed(doing()))?)),
+                "hook" => hooks.push(
+                    HookRow::from_row(row)
+                        .map_err(failed(doing()))?
+                        .into_hook()?,
+                ),
                 _ => {
-                    let hook: i64 = row.try_get(1).map_err(failed(doing()))?;
-                    let installation: i64 = row.try_get(2).map_err(failed(doing()))?;
+                    let (hook, installation): (i64, i64) =
+                        FromRow::from_row(row).map_err(failed(doing()))?;
                     apps.push((HookId(hook), InstallationId(installation)));
                 }
             }

@@ -91,6 +91,23 @@ fn settings(deleted_events: bool) -> HookSettings {
     }
 }
 
+/// Installs `app` on the world's organization for its repository `app` only.
+async fn install_for_the_repo<S: AccessStore>(
+    w: &World<S>,
+    app: berth_core::ids::AppId,
+) -> berth_core::ids::InstallationId {
+    w.store
+        .install_app(
+            app,
+            w.org,
+            Some(&[w.repo]),
+            berth_core::access::Role::Read,
+            1_000,
+        )
+        .await
+        .unwrap()
+}
+
 fn delivery(hook: HookId, n: u32) -> NewDelivery {
     NewDelivery {
         hook,
@@ -448,16 +465,7 @@ pub async fn an_apps_hook_reaches_the_packages_of_its_installations_selected_rep
             .is_empty()
     );
 
-    let installation = s
-        .install_app(
-            app,
-            w.org,
-            Some(&[w.repo]),
-            berth_core::access::Role::Read,
-            1_000,
-        )
-        .await
-        .unwrap();
+    let installation = install_for_the_repo(&w, app).await;
     let found = s.app_hooks_for_package(w.org, Some(w.repo)).await.unwrap();
     assert_eq!(found.len(), 1);
     assert_eq!((found[0].0.id, found[0].1), (hook, installation));
@@ -544,16 +552,7 @@ pub async fn a_package_events_targets_are_its_facts_and_every_hook_it_reaches<
         panic!("scanner taken")
     };
     let app_hook = new_hook(HookScope::App(app)).await;
-    let installation = s
-        .install_app(
-            app,
-            w.org,
-            Some(&[w.repo]),
-            berth_core::access::Role::Read,
-            1_000,
-        )
-        .await
-        .unwrap();
+    let installation = install_for_the_repo(&w, app).await;
     let digest = Digest::sha256(b"version");
 
     let targets = s

@@ -35,14 +35,15 @@ use super::{Registry, now_millis};
 pub const BODY_FRAME_MAX: usize = 128 << 10;
 /// The bytes of frames gathered into one hand-off to the blob store's writer.
 ///
-/// Frames (at most [`BODY_FRAME_MAX`]) are little work for one call each (the filesystem
-/// store's `writev`, the object store's part buffering); a batch of them is written with one. The frames are held, not copied: a held frame
-/// keeps its read buffer alive, which [`BODY_FRAME_MAX`] bounds, and [`MAX_FRAMES`] bounds how
-/// many a batch keeps. Copying frames into buffers of this size cost 7–10 % more server CPU per
-/// GiB pushed, and hashing them on a blocking thread of their own a wake-up per batch and a
-/// thread per request; each frame is hashed in the request's task as it arrives instead
-/// (SHA-256 with the CPU's SHA extensions took 30–50 µs per 64 KiB measured, so about twice
-/// that for a full frame, within what a task may hold a worker). Measured in BENCHMARKS.md, "Lean and steady, part 5".
+/// Frames (at most [`BODY_FRAME_MAX`]) are little work for one call each (the filesystem store's
+/// `writev`, the object store's part buffering); a batch of them is written with one. The frames
+/// are held, not copied: a held frame keeps its read buffer alive, which [`BODY_FRAME_MAX`] bounds,
+/// and [`MAX_FRAMES`] bounds how many a batch keeps. Copying frames into buffers of this size cost
+/// 7–10 % more server CPU per GiB pushed, and hashing them on a blocking thread of their own a
+/// wake-up per batch and a thread per request; each frame is hashed in the request's task as it
+/// arrives instead (SHA-256 with the CPU's SHA extensions took 30–50 µs per 64 KiB measured, so
+/// about twice that for a full frame, within what a task may hold a worker). Measured in
+/// BENCHMARKS.md, "Lean and steady, part 5".
 const BATCH: usize = 256 << 10;
 /// Bytes of request bodies that may be between the network and the disk at once, across
 /// every upload: received, not yet written. A batch waits for room before it gathers, which
