@@ -132,7 +132,7 @@ async fn a_stalled_upload_body_frees_its_connection_and_the_upload_resumes() {
     assert_eq!(got.bytes().await.unwrap().len(), blob.len());
 }
 
-/// Upload bodies are gathered into batches of 256 KiB, each holding room in an 8 MiB budget
+/// Upload bodies are gathered into batches of 512 KiB, each holding room in an 8 MiB budget
 /// every upload shares until its bytes are on disk. Forty uploads that send part of a batch
 /// and then stall would hold more than the whole budget if a batch waited to be filled; they
 /// are handed on after 50 ms instead, so another client's push goes through while they hang

@@ -29,10 +29,15 @@ use super::{Registry, now_millis};
 /// read buffers at this size (hyper's `max_buf_size`, `http/src/connections.rs`), and a frame
 /// is a slice of one. A held frame keeps its whole read buffer alive, so this size is also what
 /// a held frame may cost beyond its own bytes. 64 KiB buffers made pushes cost +6–8 % server CPU
-/// per GiB against hyper's default ~400 KiB (four to six times the reads and frames); 128 KiB
-/// ones +2–4 %, for 2–4 MiB more peak RSS with 16 clients pushing; 256 KiB ones broke 40 MiB
-/// there. Measured in BENCHMARKS.md, "Lean and steady", parts 5 and 6.
-pub const BODY_FRAME_MAX: usize = 128 << 10;
+/// per GiB against hyper's default ~400 KiB (four to six times the reads and frames), and
+/// 256 KiB ones broke 40 MiB with 16 clients pushing while batches were written on a thread of
+/// their own (parts 5 and 6). Since each batch is written in the request's task (part 10), its
+/// frames are held only while it gathers: 256 KiB frames in 512 KiB batches took 3–7 % less
+/// server CPU per GiB than 128 KiB ones in 256 KiB batches (half the reads, frames and
+/// `writev`s), for ~1 MiB more peak RSS with 4 clients pushing and ~5 MiB (36.7 MiB) with 16;
+/// 512 KiB frames broke 40 MiB again (50 MiB). Measured in BENCHMARKS.md, "Lean and steady",
+/// part 12.
+pub const BODY_FRAME_MAX: usize = 256 << 10;
 /// The bytes of frames gathered into one hand-off to the blob store's writer.
 ///
 /// Frames (at most [`BODY_FRAME_MAX`]) are little work for one call each (the filesystem store's
@@ -42,9 +47,9 @@ pub const BODY_FRAME_MAX: usize = 128 << 10;
 /// 7–10 % more server CPU per GiB pushed, and hashing them on a blocking thread of their own a
 /// wake-up per batch and a thread per request; each frame is hashed in the request's task as it
 /// arrives instead (SHA-256 with the CPU's SHA extensions took 30–50 µs per 64 KiB measured, so
-/// about twice that for a full frame, within what a task may hold a worker). Measured in
-/// BENCHMARKS.md, "Lean and steady, part 5".
-const BATCH: usize = 256 << 10;
+/// 120–200 µs for a full frame, about what a task may hold a worker between two awaits).
+/// Measured in BENCHMARKS.md, "Lean and steady", parts 5 and 12.
+const BATCH: usize = 512 << 10;
 /// Bytes of request bodies that may be between the network and the disk at once, across
 /// every upload: received, not yet written. A batch waits for room before it gathers, which
 /// pushes back on the sender through TCP, so memory stays flat however many clients push at
@@ -828,7 +833,7 @@ fn batch_capacity(left: Option<u64>, at_hand: usize) -> usize {
 /// Frames a batch gathers at most. hyper reads each frame into a buffer of its own (up to
 /// [`BODY_FRAME_MAX`], allocated afresh whenever the last one's frames are still held), and a
 /// held frame keeps that whole buffer alive however few bytes it carries: a batch keeps at most
-/// this many buffers alive, 1 MiB, four times the room it takes, whatever sizes its client's
+/// this many buffers alive, 2 MiB, four times the room it takes, whatever sizes its client's
 /// frames come in, so the budget's frames keep at most four times [`IN_FLIGHT`] alive. A body
 /// of full frames fills a batch with two or three; one whose reads find less waiting needs
 /// more. Cutting batches at 4 frames (at most twice their room) cost 6–10 % more server CPU
