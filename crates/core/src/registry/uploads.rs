@@ -32,11 +32,11 @@ use super::{Registry, now_millis};
 /// per GiB against hyper's default ~400 KiB (four to six times the reads and frames), and
 /// 256 KiB ones broke 40 MiB with 16 clients pushing while batches were written on a thread of
 /// their own (parts 5 and 6). Since each batch is written in the request's task (part 10), its
-/// frames are held only while it gathers: 256 KiB frames in 512 KiB batches took 3–7 % less
-/// server CPU per GiB than 128 KiB ones in 256 KiB batches (half the reads, frames and
-/// `writev`s), for ~1 MiB more peak RSS with 4 clients pushing and ~5 MiB (36.7 MiB) with 16;
-/// 512 KiB frames broke 40 MiB again (50 MiB). Measured in BENCHMARKS.md, "Lean and steady",
-/// part 12.
+/// frames are held only while it gathers: 256 KiB frames in 512 KiB batches took 3–4 % less
+/// server CPU per GiB than 128 KiB ones in 256 KiB batches with 4 clients pushing, 13 % less
+/// chunked with 16 (half the reads, frames and `writev`s), for ~1 MiB more peak RSS with 4
+/// clients and 3–6 MiB (35.3–38.3 MiB over the bench) with 16; 512 KiB frames broke 40 MiB
+/// again (50 MiB). Measured in BENCHMARKS.md, "Lean and steady", part 12.
 pub const BODY_FRAME_MAX: usize = 256 << 10;
 /// The bytes of frames gathered into one hand-off to the blob store's writer.
 ///
