@@ -56,8 +56,8 @@ macro_rules! package_facts_query {
 /// `facts` row), the active hooks of its owner and linked repository (`hook` rows) and of the
 /// apps installed on its owner for that repository (`app` rows: hook and installation). Each
 /// row names its kind in its column `what`, so the others decode by position or name as they
-/// would alone. Parameters are positional (see `quotas::LINK`): the version's digest, then the package's
-/// name three times.
+/// would alone. Parameters are positional (see `quotas::LINK`): the version's digest, then the
+/// package's name three times.
 const EVENT_TARGETS: &str = concat!(
     "SELECT *, 'facts' AS what FROM (",
     package_facts_query!(),
