@@ -1,6 +1,6 @@
 //! How the allocator treats the buffers a push streams through.
 //!
-//! A push makes hyper allocate a fresh read buffer of up to 256 KiB whenever frames of the last
+//! A push makes hyper allocate a fresh read buffer of up to 512 KiB whenever frames of the last
 //! one are still held (the registry holds a body's frames until they are written,
 //! `core/src/registry/uploads.rs`), and frees each once its frames are written. With glibc's
 //! defaults, freed buffers are handed back to the kernel (a heap trim or an `munmap`) and the

@@ -167,6 +167,86 @@ async fn accept_failed(err: io::Error) {
 /// heap, 64 KiB about 3 MiB (BENCHMARKS.md, "Lean and steady, part 2").
 const READ_BUFFER: usize = berth_core::registry::BODY_FRAME_MAX;
 
+/// Uploads streaming at once up to which a connection reads as much as [`READ_BUFFER`] holds.
+const FEW_UPLOADS: usize = 4;
+
+/// The most one read takes while more than [`FEW_UPLOADS`] uploads stream: just under half
+/// of [`READ_BUFFER`]. hyper sizes each connection's next buffer by its reads (it doubles it
+/// after a read that filled it, halves it after two reads in a row below half of it), so
+/// capped reads bring a pushing connection's buffers, and the frames that keep them alive,
+/// down to half as the crowd comes, and uncapped ones let them grow back as it goes. With 4
+/// clients pushing, full-size reads took 4–5 % less server CPU per GiB than reads of half;
+/// with 16, full-size reads peaked at 45–50 MiB over the bench, these at 38–39 (BENCHMARKS.md,
+/// "Lean and steady, part 13").
+const CROWDED_READ: usize = READ_BUFFER / 2 - 1;
+
+/// The most one read takes from a connection while `streaming` uploads stream.
+fn read_limit(streaming: usize) -> usize {
+    if streaming <= FEW_UPLOADS {
+        READ_BUFFER
+    } else {
+        CROWDED_READ
+    }
+}
+
+/// An HTTP/1 connection's byte stream, each read taking at most what `limit` says at the time
+/// of the read ([`read_limit`] of the uploads streaming now).
+struct SizedReads<I> {
+    io: tokio::io::Take<I>,
+    limit: fn() -> usize,
+}
+
+impl<I: AsyncRead + Unpin> SizedReads<I> {
+    fn new(io: I, limit: fn() -> usize) -> Self {
+        SizedReads {
+            io: tokio::io::AsyncReadExt::take(io, 0),
+            limit,
+        }
+    }
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for SizedReads<I> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let limit = (self.limit)() as u64;
+        self.io.set_limit(limit);
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<I: AsyncRead + AsyncWrite + Unpin> AsyncWrite for SizedReads<I> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(self.io.get_mut()).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(self.io.get_mut()).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.get_ref().is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(self.io.get_mut()).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(self.io.get_mut()).poll_shutdown(cx)
+    }
+}
+
 /// One accepted connection.
 struct Connection {
     router: Router,
@@ -225,6 +305,7 @@ impl Connection {
             .header_read_timeout(backstop + Duration::from_secs(1))
             .keep_alive(true)
             .max_buf_size(READ_BUFFER);
+        let io = SizedReads::new(io, || read_limit(berth_core::registry::uploads_streaming()));
         let conn = builder.serve_connection(TokioIo::new(io), service);
         until_stopped(conn, |conn| conn.graceful_shutdown(), stopped).await;
     }
@@ -704,4 +785,62 @@ fn refuse(mut tcp: TcpStream, tls: bool, refusals: &Arc<Semaphore>, why: Refusal
         .await;
         drop(permit);
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    #[test]
+    fn reads_are_full_size_while_few_uploads_stream_and_under_half_when_many_do() {
+        for streaming in 0..=FEW_UPLOADS {
+            assert_eq!(read_limit(streaming), READ_BUFFER, "{streaming} uploads");
+        }
+        for streaming in [FEW_UPLOADS + 1, 16, 1000] {
+            let limit = read_limit(streaming);
+            assert!(
+                limit < READ_BUFFER / 2,
+                "{streaming} uploads: {limit}-byte reads would not shrink hyper's buffer"
+            );
+        }
+    }
+
+    fn small() -> usize {
+        1000
+    }
+
+    fn large() -> usize {
+        64 << 10
+    }
+
+    #[tokio::test]
+    async fn each_read_takes_at_most_the_limit_of_its_time() {
+        let data = vec![7u8; 256 << 10];
+        let mut reads = SizedReads::new(&data[..], small);
+        let mut buffer = vec![0u8; 256 << 10];
+        assert_eq!(reads.read(&mut buffer).await.unwrap(), 1000);
+        assert_eq!(reads.read(&mut buffer).await.unwrap(), 1000);
+        reads.limit = large;
+        assert_eq!(reads.read(&mut buffer).await.unwrap(), 64 << 10);
+        let mut rest = Vec::new();
+        reads.limit = small;
+        let read = reads.read_to_end(&mut rest).await.unwrap();
+        assert_eq!(2000 + (64 << 10) + read, data.len(), "every byte arrives");
+    }
+
+    #[tokio::test]
+    async fn writes_pass_through_whole() {
+        let (near, mut far) = tokio::io::duplex(1 << 20);
+        let mut reads = SizedReads::new(near, small);
+        reads.write_all(&[1u8; 5000]).await.unwrap();
+        reads.flush().await.unwrap();
+        let mut got = vec![0u8; 5000];
+        far.read_exact(&mut got).await.unwrap();
+        assert!(got.iter().all(|&b| b == 1));
+        far.write_all(&[2u8; 3000]).await.unwrap();
+        let mut buffer = vec![0u8; 3000];
+        assert_eq!(reads.read(&mut buffer).await.unwrap(), 1000);
+    }
 }

@@ -32,12 +32,11 @@ use super::{Registry, now_millis};
 /// per GiB against hyper's default ~400 KiB (four to six times the reads and frames), and
 /// 256 KiB ones broke 40 MiB with 16 clients pushing while batches were written on a thread of
 /// their own (parts 5 and 6). Since each batch is written in the request's task (part 10), its
-/// frames are held only while it gathers: 256 KiB frames in 512 KiB batches took 3–4 % less
-/// server CPU per GiB than 128 KiB ones in 256 KiB batches with 4 clients pushing, 13 % less
-/// chunked with 16 (half the reads, frames and `writev`s), for ~1 MiB more peak RSS with 4
-/// clients and 3–6 MiB (35.3–38.3 MiB over the bench) with 16; 512 KiB frames broke 40 MiB
-/// again (50 MiB). Measured in BENCHMARKS.md, "Lean and steady", part 12.
-pub const BODY_FRAME_MAX: usize = 256 << 10;
+/// frames are held only while it gathers. 512 KiB frames took ~4 % less server CPU per GiB
+/// pushed than 256 KiB ones with 4 clients, but broke 40 MiB with 16 (part 12), so the front
+/// reads this much at once only while few uploads stream, and less when many do (part 13).
+/// Measured in BENCHMARKS.md, "Lean and steady", parts 12 and 13.
+pub const BODY_FRAME_MAX: usize = 512 << 10;
 /// The bytes of frames gathered into one hand-off to the blob store's writer.
 ///
 /// Frames (at most [`BODY_FRAME_MAX`]) are little work for one call each (the filesystem store's
@@ -47,8 +46,9 @@ pub const BODY_FRAME_MAX: usize = 256 << 10;
 /// 7–10 % more server CPU per GiB pushed, and hashing them on a blocking thread of their own a
 /// wake-up per batch and a thread per request; each frame is hashed in the request's task as it
 /// arrives instead (SHA-256 with the CPU's SHA extensions took 30–50 µs per 64 KiB measured, so
-/// 120–200 µs for a full frame, about what a task may hold a worker between two awaits).
-/// Measured in BENCHMARKS.md, "Lean and steady", parts 5 and 12.
+/// 240–400 µs for a full frame). 1 MiB batches took no less CPU than 512 KiB ones with 512 KiB
+/// frames, and with 16 clients pushing held 3 MiB more. Measured in BENCHMARKS.md, "Lean and
+/// steady", parts 5, 12 and 13.
 const BATCH: usize = 512 << 10;
 /// Bytes of request bodies that may be between the network and the disk at once, across
 /// every upload: received, not yet written. A batch waits for room before it gathers, which
@@ -835,12 +835,11 @@ fn batch_capacity(left: Option<u64>, at_hand: usize) -> usize {
 /// held frame keeps that whole buffer alive however few bytes it carries: a batch keeps at most
 /// this many buffers alive, 2 MiB, four times the room it takes, whatever sizes its client's
 /// frames come in, so the budget's frames keep at most four times [`IN_FLIGHT`] alive. A body
-/// of full frames fills a batch with two or three; one whose reads find less waiting needs
-/// more. Cutting batches at 4 frames (at most twice their room) cost 6–10 % more server CPU
-/// per GiB pushed, and so did taking a second batch's room for frames 5 to 8 (the budget is
-/// often full while clients push). 16 clients pushing peaked at 34–38 MiB with 8 frames, 33–37 MiB
-/// with 4 (BENCHMARKS.md, "Lean and steady, part 6").
-const MAX_FRAMES: usize = 8;
+/// of full frames fills a batch with one or two; one whose reads find less waiting needs more.
+/// With 128 KiB frames in 256 KiB batches, cutting batches at 4 frames (then at most twice
+/// their room) cost 6–10 % more server CPU per GiB pushed (BENCHMARKS.md, "Lean and steady,
+/// part 6"); with 512 KiB frames and batches, 4 frames is again four times the room.
+const MAX_FRAMES: usize = 4;
 const _: () = assert!(
     MAX_FRAMES * BODY_FRAME_MAX <= 4 * BATCH,
     "a batch's frames must keep at most four times its room alive"
