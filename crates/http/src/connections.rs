@@ -170,15 +170,15 @@ const READ_BUFFER: usize = berth_core::registry::BODY_FRAME_MAX;
 /// Uploads streaming at once up to which a connection reads as much as [`READ_BUFFER`] holds.
 const FEW_UPLOADS: usize = 4;
 
-/// The most one read takes while more than [`FEW_UPLOADS`] uploads stream: just under half
-/// of [`READ_BUFFER`]. hyper sizes each connection's next buffer by its reads (it doubles it
-/// after a read that filled it, halves it after two reads in a row below half of it), so
-/// capped reads bring a pushing connection's buffers, and the frames that keep them alive,
-/// down to half as the crowd comes, and uncapped ones let them grow back as it goes. With 4
-/// clients pushing, full-size reads took 4–5 % less server CPU per GiB than reads of half;
-/// with 16, full-size reads peaked at 45–50 MiB over the bench, these at 38–39 (BENCHMARKS.md,
-/// "Lean and steady, part 13").
-const CROWDED_READ: usize = READ_BUFFER / 2 - 1;
+/// The most one read takes while more than [`FEW_UPLOADS`] uploads stream: just under a
+/// quarter of [`READ_BUFFER`]. hyper sizes each connection's next buffer by its reads (it
+/// doubles it after a read that filled it, halves it after two reads in a row below half of
+/// it), so capped reads bring a pushing connection's buffers, and the frames that keep them
+/// alive, down to a quarter as the crowd comes, and uncapped ones let them grow back as it
+/// goes. With 4 clients pushing, full-size reads took 4–5 % less server CPU per GiB than
+/// reads of half. With 16, the pushes peaked at 37–39 MiB with reads capped at half, 33–35
+/// with a quarter, for the same server CPU (BENCHMARKS.md, "Lean and steady, part 13").
+const CROWDED_READ: usize = READ_BUFFER / 4 - 1;
 
 /// The most one read takes from a connection while `streaming` uploads stream.
 fn read_limit(streaming: usize) -> usize {
@@ -794,15 +794,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reads_are_full_size_while_few_uploads_stream_and_under_half_when_many_do() {
+    fn reads_are_full_size_while_few_uploads_stream_and_under_a_quarter_when_many_do() {
         for streaming in 0..=FEW_UPLOADS {
             assert_eq!(read_limit(streaming), READ_BUFFER, "{streaming} uploads");
         }
         for streaming in [FEW_UPLOADS + 1, 16, 1000] {
             let limit = read_limit(streaming);
             assert!(
-                limit < READ_BUFFER / 2,
-                "{streaming} uploads: {limit}-byte reads would not shrink hyper's buffer"
+                limit < READ_BUFFER / 4,
+                "{streaming} uploads: {limit}-byte reads would not shrink hyper's buffer to a \
+                 quarter"
             );
         }
     }
