@@ -13,9 +13,9 @@
 //! b. **chunked push**: the same with other blobs to `bench/chunked`, as 8 MiB `PATCH`es with
 //!    `Content-Range`, following each `Location`, then `PUT ?digest=` without a body;
 //! c. **pull**: each client GETs one blob per round, 2 rounds (mono then chunked), 2 GiB in all;
-//! d. **small images push**: 200 one-layer images (~1 KiB layer, config, OCI manifest by tag) to
+//! d. **small images push**: 1,000 one-layer images (~1 KiB layer, config, OCI manifest by tag) to
 //!    `bench/small` (images/s);
-//! e. **manifest GET**: for 10 s, each client GETs the 200 tags' manifests round-robin
+//! e. **manifest GET**: for 10 s, each client GETs the 1,000 tags' manifests round-robin
 //!    (req/s, p50 and p99 latency).
 //!
 //! Over the whole run of a server, from its start to the end of phase e, it also reports the
@@ -170,8 +170,10 @@ struct Cli {
     /// Concurrent clients in every phase.
     #[arg(long, default_value_t = 4)]
     clients: usize,
-    /// Small images pushed (and tags read by the manifest-GET phase).
-    #[arg(long, default_value_t = 200)]
+    /// Small images pushed (and tags read by the manifest-GET phase). 1,000 keep Berth's phase
+    /// about 3 s long: at 200 it lasted ~0.6 s, and one slow second of a noisy host swung a
+    /// round by a third (BENCHMARKS.md, "Lean and steady, part 14").
+    #[arg(long, default_value_t = 1000)]
     images: usize,
     /// Duration of the manifest-GET phase, in seconds.
     #[arg(long, default_value_t = 10)]
