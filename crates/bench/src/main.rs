@@ -171,7 +171,7 @@ struct Cli {
     #[arg(long, default_value_t = 4)]
     clients: usize,
     /// Small images pushed (and tags read by the manifest-GET phase). 1,000 keep Berth's phase
-    /// about 3 s long: at 200 it lasted ~0.6 s, and one slow second of a noisy host swung a
+    /// about 2.6 s long: at 200 it lasted ~0.6 s, and one slow second of a noisy host swung a
     /// round by a third (BENCHMARKS.md, "Lean and steady, part 14").
     #[arg(long, default_value_t = 1000)]
     images: usize,
