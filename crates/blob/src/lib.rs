@@ -138,7 +138,9 @@ impl BlobStore for FsBlobStore {
 
     async fn upload_len(&self, id: &str, _state: &[u8]) -> StoreResult<Option<u64>> {
         let path = self.upload_path(id, "measuring")?;
-        match tokio::fs::metadata(path).await {
+        // A `stat` of a file just written is answered from the inode cache: here, rather than
+        // on a blocking thread woken for it (every chunk of an upload asks).
+        match std::fs::metadata(path) {
             Ok(meta) => Ok(Some(meta.len())),
             Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(err) => Err(StoreError::new(format!("measuring upload `{id}`"), err)),

@@ -74,9 +74,20 @@ impl FsUploadWriter {
         offset: u64,
     ) -> StoreResult<Self> {
         let context = format!("opening upload `{id}` at offset {offset}");
-        let opened = tokio::task::spawn_blocking(move || open_for_append(&path, offset))
-            .await
-            .map_err(|join| StoreError::new(context.clone(), join))?;
+        // An upload that has bytes already (each chunk after the first) opens here, without a
+        // blocking thread's two wake-ups, when nothing is unusual: its file exists, no other
+        // writer holds its lock, and nothing lies past `offset`. Otherwise (a new file, which
+        // ext4 can take a third of a millisecond to create; a lock to wait for; stale bytes to
+        // cut off) it opens on a blocking thread.
+        let opened = match (offset > 0).then(|| open_at_once(&path, offset)) {
+            Some(Ok(Some(file))) => Ok(file),
+            Some(Err(err)) => Err(err.into()),
+            None | Some(Ok(None)) => {
+                tokio::task::spawn_blocking(move || open_for_append(&path, offset))
+                    .await
+                    .map_err(|join| StoreError::new(context.clone(), join))?
+            }
+        };
         let file = opened.map_err(|source| match source.downcast::<io::Error>() {
             Ok(io) => StoreError::io(context.clone(), *io),
             Err(other) => StoreError::new(context.clone(), other),
@@ -193,28 +204,49 @@ impl FsUploadWriter {
     /// Makes everything written durable (with `entry`, a new file's directory entry too) and
     /// reports the upload's length.
     async fn finish_with(mut self: Box<Self>, entry: bool) -> StoreResult<UploadProgress> {
-        self.flushed().await?;
-        let file = Arc::clone(&self.file);
         let dir = if entry {
             self.new_entry_in.take()
         } else {
             None
         };
-        let synced = tokio::task::spawn_blocking(move || -> io::Result<()> {
-            file.sync_data()?;
-            dir.as_deref().map_or(Ok(()), sync_dir)
-        })
-        .await;
-        match synced {
-            // The file at its path is all the state there is.
-            Ok(Ok(())) => Ok(UploadProgress {
-                len: self.len,
-                state: Vec::new(),
-                held: None,
-            }),
-            Ok(Err(err)) => Err(self.error("finishing", err)),
-            Err(join) => Err(self.error("finishing", join)),
+        let running = self.flush.take();
+        // The last sync starts at once, beside a flush still under way rather than after it:
+        // it waits for the pages that flush is writing anyway, and the two can share one
+        // journal commit, where one after the other cost two (a chunk's answer came later by
+        // one commit's wait). Both are waited for and either's error fails the request, since
+        // a writeback error is reported to one `fdatasync` of the shared file only.
+        let synced = if self.unflushed == 0 && dir.is_none() && running.is_some() {
+            // That flush began after the last write: it makes every byte durable.
+            None
+        } else {
+            let file = Arc::clone(&self.file);
+            Some(tokio::task::spawn_blocking(move || -> io::Result<()> {
+                file.sync_data()?;
+                dir.as_deref().map_or(Ok(()), sync_dir)
+            }))
+        };
+        if let Some(running) = running {
+            match running.await {
+                Ok(Ok(())) => {}
+                Ok(Err(err)) => return Err(self.error("flushing", err)),
+                Err(join) => return Err(self.error("flushing", join)),
+            }
         }
+        let synced = match synced {
+            Some(sync) => Some(sync.await),
+            None => None,
+        };
+        match synced {
+            None | Some(Ok(Ok(()))) => {}
+            Some(Ok(Err(err))) => return Err(self.error("finishing", err)),
+            Some(Err(join)) => return Err(self.error("finishing", join)),
+        }
+        // The file at its path is all the state there is.
+        Ok(UploadProgress {
+            len: self.len,
+            state: Vec::new(),
+            held: None,
+        })
     }
 }
 
@@ -241,6 +273,24 @@ fn open_for_append(path: &Path, offset: u64) -> Result<File, OpenError> {
     }
     file.seek(SeekFrom::Start(offset))?;
     Ok(file)
+}
+
+/// Opens existing upload file `path` at `offset` when that needs no waiting: its lock is
+/// free and the file holds exactly `offset` bytes. `None` when it does not (the file stays
+/// as it was), for [`open_for_append`] to do on a blocking thread.
+fn open_at_once(path: &Path, offset: u64) -> io::Result<Option<File>> {
+    let mut file = OpenOptions::new().write(true).open(path)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
+        Err(std::fs::TryLockError::Error(err)) if err.kind() == io::ErrorKind::Unsupported => {}
+        Err(std::fs::TryLockError::Error(err)) => return Err(err),
+    }
+    if file.metadata()?.len() != offset {
+        return Ok(None);
+    }
+    file.seek(SeekFrom::Start(offset))?;
+    Ok(Some(file))
 }
 
 /// Writes every byte of `chunks`, in order, with as few `writev` calls as the kernel allows;
@@ -284,6 +334,52 @@ mod tests {
     fn a_request_waits_for_a_lagging_flush_before_writing_more() {
         assert_eq!(flush_step(UNFLUSHED_MAX, true), FlushStep::WaitThenStart);
         assert_eq!(flush_step(UNFLUSHED_MAX, false), FlushStep::Start);
+    }
+
+    #[test]
+    fn a_chunk_opens_at_once_only_when_nothing_needs_waiting_or_cutting() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("upload");
+        std::fs::write(&path, b"0123").unwrap();
+        let file = open_at_once(&path, 4)
+            .unwrap()
+            .expect("a free lock, exactly its bytes");
+        assert_eq!(file.metadata().unwrap().len(), 4);
+        assert!(
+            open_at_once(&path, 4).unwrap().is_none(),
+            "its lock is held: the blocking open waits for it"
+        );
+        drop(file);
+        assert!(
+            open_at_once(&path, 2).unwrap().is_none(),
+            "bytes past the offset are left for the blocking open to cut off"
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), b"0123");
+        let missing = open_at_once(&dir.path().join("gone"), 4).unwrap_err();
+        assert_eq!(missing.kind(), io::ErrorKind::NotFound);
+    }
+
+    /// A chunk longer than a flush's worth ends while that flush may still run: every byte is
+    /// in the file when the chunk is answered, and the next chunk appends after it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn chunks_finish_beside_a_flush_under_way_with_every_byte_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("upload");
+        let piece = Bytes::from(vec![7u8; (SYNC_EVERY as usize) + 12_345]);
+        let mut offset = 0;
+        for _ in 0..3 {
+            let mut writer = Box::new(
+                FsUploadWriter::open("u", path.clone(), dir.path().to_owned(), offset)
+                    .await
+                    .unwrap(),
+            );
+            writer.write_batch(vec![piece.clone()]).await.unwrap();
+            assert!(writer.flush.is_some(), "a flush was started by the write");
+            offset = writer.finish().await.unwrap().len;
+            assert_eq!(std::fs::metadata(&path).unwrap().len(), offset);
+        }
+        assert_eq!(offset, 3 * piece.len() as u64);
+        assert!(std::fs::read(&path).unwrap().iter().all(|&b| b == 7));
     }
 
     /// An upload whose file a stale writer still locks opens only once that lock is gone;

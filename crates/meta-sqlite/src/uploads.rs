@@ -11,7 +11,7 @@ use berth_core::error::StoreError;
 use berth_core::name::RepoName;
 use berth_core::ports::StoreResult;
 use berth_core::ports::UploadStore;
-use berth_core::ports::{Lease, Linked, Millis, OwnerUploads, UploadSession};
+use berth_core::ports::{CountedLease, Lease, Linked, Millis, OwnerUploads, UploadSession};
 use tracing::instrument;
 
 use crate::blobs::finish;
@@ -89,6 +89,51 @@ const OWNER_UPLOADS: &str = concat!(
     " FROM uploads WHERE repository >= ?1 || '/' AND repository < ?1 || '0'"
 );
 
+/// The lease's `UPDATE` of [`UploadStore::lease_upload`] returning, beside the session, what
+/// [`OWNER_UPLOADS`] reads for the repository's owner (`?6`): one statement, so one round trip
+/// to SQLite's thread for each chunk of an upload instead of two.
+const LEASE_COUNTING: &str = concat!(
+    "UPDATE uploads SET lease_token = ?3, lease_until = ?4 \
+     WHERE id = ?1 AND repository = ?2 AND (lease_token IS NULL OR lease_until < ?5) \
+     RETURNING ",
+    session_columns!(),
+    ", (SELECT COUNT(*) FROM uploads WHERE repository >= ?6 || '/' AND repository < ?6 || '0')\
+     , (SELECT COALESCE(SUM(byte_offset), 0) FROM uploads \
+        WHERE repository >= ?6 || '/' AND repository < ?6 || '0'), ",
+    usage_columns!("?6")
+);
+
+/// A [`SessionRow`] followed by the owner's open uploads, their bytes, its usage and quota.
+type CountedRow = (
+    i64,
+    Vec<u8>,
+    Vec<u8>,
+    i64,
+    Option<String>,
+    Option<i64>,
+    i64,
+    i64,
+    Option<i64>,
+    Option<i64>,
+);
+
+impl SqliteMetadataStore {
+    /// Whether upload `id` of `repo`, which was not leased, is there (another request holds
+    /// its lease) or not.
+    async fn upload_exists(&self, repo: &RepoName, id: &str) -> StoreResult<bool> {
+        let exists: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM uploads WHERE id = ?1 AND repository = ?2)",
+        )
+        .bind(id)
+        .bind(repo.as_str())
+        .fetch_one(self.writer.pool())
+        .await
+        .map_err(failed(format!("looking up upload {id} of {repo}")))?;
+        self.writer.durable().await?;
+        Ok(exists)
+    }
+}
+
 #[async_trait]
 impl UploadStore for SqliteMetadataStore {
     /// Persists a new session, unleased, without waiting for the disk (see
@@ -155,16 +200,61 @@ impl UploadStore for SqliteMetadataStore {
         if let Some(row) = row {
             return Ok(Lease::Granted(session(id, repo, row)?));
         }
-        let exists: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM uploads WHERE id = ?1 AND repository = ?2)",
-        )
-        .bind(id)
-        .bind(repo.as_str())
-        .fetch_one(self.writer.pool())
-        .await
-        .map_err(failed(format!("looking up upload {id} of {repo}")))?;
-        self.writer.durable().await?;
+        let exists = self.upload_exists(repo, id).await?;
         Ok(if exists { Lease::Busy } else { Lease::Missing })
+    }
+
+    /// The lease and the owner's open uploads in one statement ([`LEASE_COUNTING`]).
+    #[instrument(level = "debug", skip(self, token), fields(%repo))]
+    async fn lease_upload_counting(
+        &self,
+        repo: &RepoName,
+        id: &str,
+        token: &str,
+        now: Millis,
+        lease_until: Millis,
+    ) -> StoreResult<CountedLease> {
+        let row: Result<Option<CountedRow>, sqlx::Error> = sqlx::query_as(LEASE_COUNTING)
+            .bind(id)
+            .bind(repo.as_str())
+            .bind(token)
+            .bind(lease_until)
+            .bind(now)
+            .bind(repo.owner())
+            .fetch_optional(self.writer.unsynced())
+            .await;
+        let row = row.map_err(failed(format!("leasing upload {id} of {repo}")))?;
+        let Some((
+            offset,
+            hash_state,
+            blob_state,
+            started_at,
+            digest,
+            size,
+            open,
+            held,
+            used,
+            limit,
+        )) = row
+        else {
+            let exists = self.upload_exists(repo, id).await?;
+            return Ok(if exists {
+                CountedLease::Busy
+            } else {
+                CountedLease::Missing
+            });
+        };
+        let session = session(
+            id,
+            repo,
+            (offset, hash_state, blob_state, started_at, digest, size),
+        )?;
+        let uploads = OwnerUploads {
+            open: from_sql(open, "upload count")?,
+            held: from_sql(held, "upload bytes")?,
+            usage: usage((used, limit))?,
+        };
+        Ok(CountedLease::Granted(session, uploads))
     }
 
     /// Moves the expiry of a lease held under `token`.

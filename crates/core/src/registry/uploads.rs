@@ -19,7 +19,9 @@ use crate::digest::{Algorithm, Digest};
 use crate::error::{RegistryError, Result, StoreErrorKind};
 use crate::hashing::UploadHasher;
 use crate::name::RepoName;
-use crate::ports::{Lease, Linked, OwnerUploads, UploadProgress, UploadSession, UploadWriter};
+use crate::ports::{
+    CountedLease, Lease, Linked, OwnerUploads, UploadProgress, UploadSession, UploadWriter,
+};
 
 use super::allowance::{Allowance, Chunk, Over};
 use super::quota::{Need, Room};
@@ -576,28 +578,30 @@ impl Registry {
 
     /// [`Registry::lease`] of upload `id`, for a request that brings bytes, and at once the
     /// open uploads of its account, which its allowance is checked against (see
-    /// [`Registry::allowance`]): two round trips to the metadata store that need not wait for
-    /// each other. A lease taken when the other read failed is released again.
+    /// [`Registry::allowance`]), in as few round trips to the metadata store as it allows
+    /// ([`UploadStore::lease_upload_counting`]).
+    ///
+    /// [`UploadStore::lease_upload_counting`]: crate::ports::UploadStore::lease_upload_counting
     async fn lease_bringing_bytes(
         &self,
         repo: &RepoName,
         id: &str,
     ) -> Result<(Held, OwnerUploads)> {
-        let (held, uploads) =
-            futures_util::future::join(self.lease(repo, id), self.meta.owner_uploads(repo.owner()))
-                .await;
-        let held = held?;
-        match uploads {
-            Ok(uploads) => Ok((held, uploads)),
-            Err(err) => {
-                self.meta.release_upload(id, &held.token).await?;
-                Err(err.into())
-            }
+        let token = lease_token();
+        let now = now_millis();
+        match self
+            .meta
+            .lease_upload_counting(repo, id, &token, now, now + LEASE.as_millis() as i64)
+            .await?
+        {
+            CountedLease::Granted(session, uploads) => Ok((Held { session, token }, uploads)),
+            CountedLease::Missing => Err(RegistryError::BlobUploadUnknown(id.to_owned())),
+            CountedLease::Busy => Err(busy(id)),
         }
     }
 
     async fn lease(&self, repo: &RepoName, id: &str) -> Result<Held> {
-        let token = uuid::Uuid::new_v4().simple().to_string();
+        let token = lease_token();
         let now = now_millis();
         match self
             .meta
@@ -606,9 +610,7 @@ impl Registry {
         {
             Lease::Granted(session) => Ok(Held { session, token }),
             Lease::Missing => Err(RegistryError::BlobUploadUnknown(id.to_owned())),
-            Lease::Busy => Err(RegistryError::BlobUploadInvalid(format!(
-                "upload `{id}` is receiving another request; send chunks one at a time"
-            ))),
+            Lease::Busy => Err(busy(id)),
         }
     }
 
@@ -819,6 +821,18 @@ impl Registry {
             )))
         }
     }
+}
+
+/// A new lease's token: whoever holds it may record the upload's progress.
+fn lease_token() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// The answer to a request for an upload whose lease another request holds.
+fn busy(id: &str) -> RegistryError {
+    RegistryError::BlobUploadInvalid(format!(
+        "upload `{id}` is receiving another request; send chunks one at a time"
+    ))
 }
 
 /// The capacity of a new batch, and so the room it takes in the in-flight budget: what the

@@ -49,6 +49,7 @@ macro_rules! metadata_contract {
                 sessions_without_a_byte_go_stale_sooner,
                 a_verified_mark_is_kept_under_the_lease_and_listed_for_recovery,
                 open_uploads_are_counted_per_owner,
+                a_counted_lease_reads_the_owners_uploads,
                 usage_counts_each_blob_of_an_account_once,
                 a_quota_is_set_read_and_cleared,
                 links_over_the_quota_change_nothing,

@@ -4,7 +4,7 @@
 
 use berth_core::access::store::{AccessStore, Created, NewUser};
 use berth_core::access::{AccountId, Visibility};
-use berth_core::ports::{Linked, MetadataStore, StorageUsage};
+use berth_core::ports::{CountedLease, Linked, MetadataStore, StorageUsage};
 
 use super::{digest, repo, session};
 
@@ -84,6 +84,16 @@ pub async fn a_quota_is_set_read_and_cleared<S: MetadataStore + AccessStore + Cl
     assert_eq!(s.storage_usage("other").await.unwrap(), usage(0, Some(0)));
     assert_eq!(uploads("acme").await, usage(7, Some(50)));
     assert_eq!(uploads("other").await, usage(0, Some(0)));
+    // So does a chunk's lease, taken with them.
+    s.create_upload(&session("q", "acme/a")).await.unwrap();
+    let CountedLease::Granted(_, counted) = s
+        .lease_upload_counting(&repo("acme/a"), "q", "t", 1, 100)
+        .await
+        .unwrap()
+    else {
+        panic!("a free lease must be granted")
+    };
+    assert_eq!(counted.usage, usage(7, Some(50)));
     s.set_storage_quota(acme, None, 3).await.unwrap();
     s.set_storage_quota(acme, None, 3).await.unwrap(); // clearing twice is fine
     assert_eq!(s.storage_usage("acme").await.unwrap(), usage(7, None));

@@ -1,7 +1,7 @@
 //! Clauses of upload sessions: leases, progress, completion, and what goes stale.
 
 use berth_core::StoreErrorKind;
-use berth_core::ports::{Lease, MetadataStore, OwnerUploads};
+use berth_core::ports::{CountedLease, Lease, MetadataStore, OwnerUploads, StorageUsage};
 
 use super::{digest, repo, session};
 
@@ -275,4 +275,77 @@ pub async fn open_uploads_are_counted_per_owner<S: MetadataStore + Clone>(store:
     assert_eq!(held(store.owner_uploads("acme").await.unwrap()), (2, 1234));
     assert_eq!(held(store.owner_uploads("acmes").await.unwrap()), (1, 0));
     assert_eq!(held(store.owner_uploads("nobody").await.unwrap()), (0, 0));
+}
+
+/// A lease taken with the owner's open uploads reads them as `owner_uploads` does, and is
+/// refused, busy or missing, as `lease_upload` is.
+pub async fn a_counted_lease_reads_the_owners_uploads<S: MetadataStore + Clone>(store: S) {
+    for (id, name) in [("a", "acme/app"), ("b", "acme/x"), ("c", "acmes/app")] {
+        store.create_upload(&session(id, name)).await.unwrap();
+    }
+    let Lease::Granted(_) = store
+        .lease_upload(&repo("acme/x"), "b", "t", 1, 100)
+        .await
+        .unwrap()
+    else {
+        panic!("lease")
+    };
+    store
+        .advance_upload("b", "t", 1234, b"state", b"")
+        .await
+        .unwrap();
+    let expected = OwnerUploads {
+        open: 2,
+        held: 1234,
+        usage: StorageUsage {
+            used: 0,
+            limit: None,
+        },
+    };
+    let app = repo("acme/app");
+    assert_eq!(
+        store
+            .lease_upload_counting(&app, "a", "t1", 10, 100)
+            .await
+            .unwrap(),
+        CountedLease::Granted(session("a", "acme/app"), expected)
+    );
+    assert_eq!(
+        store
+            .lease_upload_counting(&app, "a", "t2", 20, 200)
+            .await
+            .unwrap(),
+        CountedLease::Busy
+    );
+    assert_eq!(
+        store
+            .lease_upload_counting(&app, "nope", "t2", 20, 200)
+            .await
+            .unwrap(),
+        CountedLease::Missing
+    );
+    assert_eq!(
+        store
+            .lease_upload_counting(&repo("acmes/app"), "a", "t2", 20, 200)
+            .await
+            .unwrap(),
+        CountedLease::Missing
+    );
+    // The first holder's time has passed: the next takes it, and its progress counts.
+    let CountedLease::Granted(session_b, uploads) = store
+        .lease_upload_counting(&repo("acme/x"), "b", "t3", 101, 300)
+        .await
+        .unwrap()
+    else {
+        panic!("a free lease must be granted")
+    };
+    assert_eq!((session_b.offset, uploads), (1234, expected));
+    let CountedLease::Granted(_, uploads) = store
+        .lease_upload_counting(&repo("acmes/app"), "c", "t4", 101, 300)
+        .await
+        .unwrap()
+    else {
+        panic!("a free lease must be granted")
+    };
+    assert_eq!((uploads.open, uploads.held), (1, 0));
 }
