@@ -143,7 +143,7 @@ impl DirectoryStore for SqliteMetadataStore {
         .bind(user.password_hash.as_deref())
         .bind(user.site_admin)
         .bind(now)
-        .fetch_one(self.writer.pool())
+        .fetch_one(&mut *self.writer.conn().await?)
         .await;
         self.writer.durable().await?;
         created(inserted, || format!("creating user {}", user.login))
@@ -246,7 +246,7 @@ impl DirectoryStore for SqliteMetadataStore {
         .bind(org.0)
         .bind(user.0)
         .bind(org_role_text(role))
-        .execute(self.writer.pool())
+        .execute(&mut *self.writer.conn().await?)
         .await
         .map_err(failed(doing()))?;
         self.writer.durable().await?;
@@ -274,7 +274,7 @@ impl DirectoryStore for SqliteMetadataStore {
         sqlx::query("UPDATE accounts SET requires_sso = ?2 WHERE id = ?1")
             .bind(org.0)
             .bind(required)
-            .execute(self.writer.pool())
+            .execute(&mut *self.writer.conn().await?)
             .await
             .map_err(failed(format!("setting SSO enforcement of account {org}")))?;
         self.writer.durable().await?;
@@ -294,7 +294,7 @@ impl DirectoryStore for SqliteMetadataStore {
         .bind(account.0)
         .bind(visibility_text(policy.default_visibility))
         .bind(visibilities_text(&policy.member_visibilities))
-        .execute(self.writer.pool())
+        .execute(&mut *self.writer.conn().await?)
         .await
         .map_err(failed(format!(
             "setting the package policy of account {account}"
@@ -317,7 +317,7 @@ impl DirectoryStore for SqliteMetadataStore {
         .bind(org.0)
         .bind(slug)
         .bind(name)
-        .fetch_one(self.writer.pool())
+        .fetch_one(&mut *self.writer.conn().await?)
         .await;
         self.writer.durable().await?;
         created(inserted, || {
@@ -356,7 +356,7 @@ impl DirectoryStore for SqliteMetadataStore {
         sqlx::query(sql)
             .bind(team.0)
             .bind(user.0)
-            .execute(self.writer.pool())
+            .execute(&mut *self.writer.conn().await?)
             .await
             .map_err(failed(format!(
                 "setting the membership of account {user} in team {team}"
@@ -383,7 +383,7 @@ impl DirectoryStore for SqliteMetadataStore {
         .bind(name)
         .bind(visibility_text(visibility))
         .bind(now)
-        .fetch_one(self.writer.pool())
+        .fetch_one(&mut *self.writer.conn().await?)
         .await;
         self.writer.durable().await?;
         created(inserted, || {
@@ -446,7 +446,7 @@ impl DirectoryStore for SqliteMetadataStore {
             }
         };
         query
-            .execute(self.writer.pool())
+            .execute(&mut *self.writer.conn().await?)
             .await
             .map_err(failed(format!(
                 "setting the role of account {user} on repository {repo}"
@@ -506,7 +506,7 @@ impl DirectoryStore for SqliteMetadataStore {
                 .bind(repo.0),
         };
         query
-            .execute(self.writer.pool())
+            .execute(&mut *self.writer.conn().await?)
             .await
             .map_err(failed(format!(
                 "setting the role of team {team} on repository {repo}"

@@ -31,7 +31,7 @@ impl AppStore for SqliteMetadataStore {
         .bind(slug)
         .bind(secret_hash)
         .bind(now)
-        .fetch_one(self.writer.pool())
+        .fetch_one(&mut *self.writer.conn().await?)
         .await;
         self.writer.durable().await?;
         created(inserted, || format!("creating app {slug}"))

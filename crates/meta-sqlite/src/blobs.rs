@@ -50,7 +50,7 @@ impl BlobLinkStore for SqliteMetadataStore {
         )
         .bind(repo)
         .bind(digest.as_str())
-        .execute(self.writer.pool())
+        .execute(&mut *self.writer.conn().await?)
         .await
         .map_err(failed(format!("unlinking blob {digest} from {repo}")))?;
         self.writer.durable().await?;

@@ -459,7 +459,7 @@ impl CredentialStore for SqliteMetadataStore {
              WHERE credentials.id = u.id",
         )
         .bind(json_pairs(uses))
-        .execute(self.writer.unsynced())
+        .execute(&mut *self.writer.unsynced().await?)
         .await;
         done.map_err(failed("recording credential uses"))?;
         Ok(())
@@ -474,7 +474,7 @@ impl CredentialStore for SqliteMetadataStore {
         )
         .bind(id.0)
         .bind(now)
-        .execute(self.writer.pool())
+        .execute(&mut *self.writer.conn().await?)
         .await
         .map_err(failed(format!("revoking credential {id}")))?;
         self.writer.durable().await?;
@@ -538,7 +538,7 @@ impl CredentialStore for SqliteMetadataStore {
         )
         .bind(id.0)
         .bind(org.0)
-        .execute(self.writer.pool())
+        .execute(&mut *self.writer.conn().await?)
         .await
         .map_err(failed(format!(
             "authorizing credential {id} for organization {org}"

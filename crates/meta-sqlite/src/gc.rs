@@ -44,7 +44,7 @@ impl GcStore for SqliteMetadataStore {
                      WHERE digest = ?1 AND deleting_at IS NULL",
                 )
                 .bind(digest.as_str())
-                .execute(self.writer.unsynced())
+                .execute(&mut *self.writer.unsynced().await?)
                 .await
                 .map_err(failed(format!("claiming blob {digest}")))?
                 .rows_affected();
@@ -52,7 +52,7 @@ impl GcStore for SqliteMetadataStore {
                     "SELECT EXISTS (SELECT 1 FROM blobs WHERE digest = ?1 AND deleting_at IS NOT NULL)",
                 )
                 .bind(digest.as_str())
-                .fetch_one(self.writer.unsynced())
+                .fetch_one(&mut *self.writer.unsynced().await?)
                 .await
                 .map_err(failed(format!("claiming blob {digest}")))?;
                 if cleared == 0 && flagged {
@@ -163,7 +163,7 @@ impl GcStore for SqliteMetadataStore {
             "UPDATE blobs AS b SET unreferenced_since = NULL \
              WHERE b.unreferenced_since IS NOT NULL AND b.deleting_at IS NULL AND NOT ({UNREFERENCED})"
         )))
-        .execute(self.writer.pool())
+        .execute(&mut *self.writer.conn().await?)
         .await
         .map_err(failed(doing()))?
         .rows_affected();
@@ -233,7 +233,7 @@ impl GcStore for SqliteMetadataStore {
                AND deleting_at IS NOT NULL",
         )
         .bind(json_list(digests))
-        .execute(self.writer.pool())
+        .execute(&mut *self.writer.conn().await?)
         .await
         .map_err(failed("forgetting deleted blobs"))?
         .rows_affected();

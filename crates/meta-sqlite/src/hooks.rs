@@ -417,7 +417,7 @@ impl HookStore for SqliteMetadataStore {
         .bind(settings.config.insecure_ssl)
         .bind(settings.deleted_events)
         .bind(now)
-        .execute(self.writer.pool())
+        .execute(&mut *self.writer.conn().await?)
         .await
         .map_err(failed(format!("updating hook {id}")))?;
         self.writer.durable().await?;
@@ -428,7 +428,7 @@ impl HookStore for SqliteMetadataStore {
     async fn delete_hook(&self, id: HookId) -> StoreResult<bool> {
         let result = sqlx::query("DELETE FROM hooks WHERE id = ?1")
             .bind(id.0)
-            .execute(self.writer.pool())
+            .execute(&mut *self.writer.conn().await?)
             .await
             .map_err(failed(format!("deleting hook {id}")))?;
         self.writer.durable().await?;
@@ -732,7 +732,7 @@ impl HookStore for SqliteMetadataStore {
         let result =
             sqlx::query("DELETE FROM hook_deliveries WHERE state <> 'pending' AND created_at < ?1")
                 .bind(before)
-                .execute(self.writer.pool())
+                .execute(&mut *self.writer.conn().await?)
                 .await
                 .map_err(failed("purging old webhook deliveries"))?;
         self.writer.durable().await?;

@@ -4,8 +4,8 @@
 //! port; this crate calls only SQLite (through sqlx) and never the services. All of Berth's
 //! SQL lives here, with the schema in `migrations/`, embedded and applied on open.
 //!
-//! The database runs in WAL mode with `synchronous = FULL`. Writes go through a pool of one
-//! connection, so they never contend for SQLite's single write lock; reads use their own pool
+//! The database runs in WAL mode with `synchronous = FULL`. Writes go through one connection
+//! the store holds (`store::Writer`), so they never contend for SQLite's single write lock; reads use their own pool
 //! of `query_only` connections and never queue behind a write. Every write that must happen
 //! together happens in one `BEGIN IMMEDIATE` transaction.
 //! A task of its own copies the WAL back into the database file (a `PASSIVE` checkpoint) as

@@ -268,7 +268,7 @@ impl ManifestStore for SqliteMetadataStore {
         )
         .bind(repo.as_str())
         .bind(tag.as_str())
-        .execute(self.writer.pool())
+        .execute(&mut *self.writer.conn().await?)
         .await
         .map_err(failed(format!("deleting tag {repo}:{tag}")))?;
         self.writer.durable().await?;

@@ -287,7 +287,7 @@ impl PackageStore for SqliteMetadataStore {
         let done = sqlx::query("UPDATE packages SET visibility = ?2 WHERE name = ?1")
             .bind(name.as_str())
             .bind(visibility_text(visibility))
-            .execute(self.writer.pool())
+            .execute(&mut *self.writer.conn().await?)
             .await
             .map_err(failed(format!("setting the visibility of package {name}")))?;
         self.writer.durable().await?;
@@ -420,7 +420,7 @@ impl PackageStore for SqliteMetadataStore {
         let done = sqlx::query("UPDATE packages SET deleted_at = ?2 WHERE name = ?1")
             .bind(name.as_str())
             .bind(at)
-            .execute(self.writer.pool())
+            .execute(&mut *self.writer.conn().await?)
             .await
             .map_err(failed(format!("deleting package {name}")))?;
         self.writer.durable().await?;
@@ -513,7 +513,7 @@ impl SqliteMetadataStore {
         .bind(repo.map(|id| id.0))
         .bind(inherits)
         .bind(only_if_unlinked)
-        .execute(self.writer.pool())
+        .execute(&mut *self.writer.conn().await?)
         .await
         .map_err(failed(format!("linking package {name}")))?;
         self.writer.durable().await?;

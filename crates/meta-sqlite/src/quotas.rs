@@ -81,7 +81,7 @@ impl QuotaStore for SqliteMetadataStore {
             None => sqlx::query("DELETE FROM storage_quotas WHERE account_id = ?1").bind(account.0),
         };
         statement
-            .execute(self.writer.pool())
+            .execute(&mut *self.writer.conn().await?)
             .await
             .map_err(failed(doing()))?;
         self.writer.durable().await

@@ -11,7 +11,7 @@ use berth_core::ports::BlobRef;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Sqlite, SqliteConnection, Transaction};
+use sqlx::{ConnectOptions as _, Connection as _, SqliteConnection};
 
 /// The schema, embedded at build time from `migrations/`.
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -75,32 +75,26 @@ impl SqliteMetadataStore {
         // the WAL back into the database (a checkpoint, which SQLite runs inside the commit
         // that crosses 1,000 pages, syncing the database file while the writer waits): a task
         // of its own does that beside the writer (`checkpoint_in_background`).
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .max_lifetime(None)
-            .idle_timeout(None)
-            .test_before_acquire(false)
-            .connect_with(
-                base.clone()
-                    .create_if_missing(true)
-                    .journal_mode(SqliteJournalMode::Wal)
-                    .synchronous(SqliteSynchronous::Normal)
-                    .pragma("wal_autocheckpoint", WRITER_CHECKPOINT_PAGES.to_string()),
-            )
+        let mut writer = base
+            .clone()
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .pragma("wal_autocheckpoint", WRITER_CHECKPOINT_PAGES.to_string())
+            .connect()
             .await
             .map_err(|e| StoreError::new(context(), e))?;
-        MIGRATOR.run(&writer).await.map_err(|e| {
+        MIGRATOR.run(&mut writer).await.map_err(|e| {
             StoreError::new(format!("migrating metadata database {}", path.display()), e)
         })?;
         if void_leases {
             sqlx::query("UPDATE uploads SET lease_token = NULL, lease_until = NULL WHERE lease_token IS NOT NULL")
-                .execute(&writer)
+                .execute(&mut writer)
                 .await
                 .map_err(|e| StoreError::new("voiding stale upload leases", e))?;
             // Webhook deliveries claimed by the stopped process go out again at once.
             sqlx::query("UPDATE hook_deliveries SET lease_token = NULL, lease_until = NULL WHERE lease_token IS NOT NULL")
-                .execute(&writer)
+                .execute(&mut writer)
                 .await
                 .map_err(|e| StoreError::new("voiding stale webhook delivery leases", e))?;
         }
@@ -121,7 +115,7 @@ impl SqliteMetadataStore {
         tracing::debug!(path = %path.display(), "opened metadata database");
         Ok(SqliteMetadataStore {
             writer: Writer {
-                pool: writer,
+                conn: Arc::new(tokio::sync::Mutex::new(Some(writer))),
                 wal: Arc::new(WalSync::new(path, due)),
             },
             reader,
@@ -135,22 +129,27 @@ impl SqliteMetadataStore {
     pub async fn close(&self) {
         self.checkpointer.close().await;
         self.reader.close().await;
-        self.writer.pool.close().await;
+        let writer = self.writer.conn.lock().await.take();
+        if let Some(writer) = writer
+            && let Err(err) = writer.close().await
+        {
+            tracing::warn!(error = %err, "closing the metadata database's writer failed");
+        }
     }
 
     /// Starts a write transaction that holds SQLite's write lock from its first statement;
     /// its [`WriteTx::commit`] returns once the transaction is durable.
     pub(crate) async fn begin_write(&self) -> Result<WriteTx, StoreError> {
-        let tx = self
-            .writer
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
+        let mut tx = WriteTx {
+            conn: Some(self.writer.conn().await?),
+            wal: self.writer.wal.clone(),
+            open: true,
+        };
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut *tx)
             .await
             .map_err(failed("starting a write transaction"))?;
-        Ok(WriteTx {
-            tx,
-            wal: self.writer.wal.clone(),
-        })
+        Ok(tx)
     }
 }
 
@@ -160,28 +159,43 @@ impl SqliteMetadataStore {
 /// waiting together share one, so concurrent requests (4 clients pushing small images: 5
 /// commits each) pay for one sync instead of queueing behind one each. A 201 still means
 /// the commit is on disk.
+///
+/// The connection is held by the store itself rather than by a one-connection pool: sqlx
+/// pings a pooled connection each time it goes back to its pool, one more round trip to
+/// SQLite's thread for every statement and transaction (BENCHMARKS.md, "Lean and steady,
+/// part 15"). Statements queue for it on a lock; their commands reach SQLite's thread in
+/// that order, so a statement whose request was dropped mid-way finishes before the next.
 #[derive(Debug, Clone)]
 pub(crate) struct Writer {
-    pool: SqlitePool,
+    /// `None` once the store is closed.
+    conn: Arc<tokio::sync::Mutex<Option<SqliteConnection>>>,
     wal: Arc<WalSync>,
 }
 
 impl Writer {
-    /// The pool, for a single statement; call [`Writer::durable`] after it.
-    pub(crate) fn pool(&self) -> &SqlitePool {
-        &self.pool
+    /// The connection, for a single statement; call [`Writer::durable`] after it.
+    pub(crate) async fn conn(&self) -> Result<WriterConn, StoreError> {
+        let held = Arc::clone(&self.conn).lock_owned().await;
+        if held.is_none() {
+            return Err(StoreError::new(
+                "writing to the metadata database",
+                "the store is closed",
+            ));
+        }
+        Ok(WriterConn(held))
     }
 
-    /// The pool, for writes whose loss with the machine is harmless and which therefore do
-    /// not wait for [`Writer::durable`] — new upload sessions (a lost one answers
+    /// The connection, for writes whose loss with the machine is harmless and which therefore
+    /// do not wait for [`Writer::durable`] — new upload sessions (a lost one answers
     /// `BLOB_UPLOAD_UNKNOWN`, and its client starts again: it holds no bytes yet), upload
     /// leases (void after a restart anyway), upload progress (a lost record only rewinds the
     /// offset to bytes already durable) and credentials' last use: their commits reach the
     /// WAL and survive a crash of the process, and the next durable commit makes them
     /// durable too.
-    pub(crate) fn unsynced(&self) -> &SqlitePool {
+    pub(crate) async fn unsynced(&self) -> Result<WriterConn, StoreError> {
+        let conn = self.conn().await?;
         self.wal.wrote();
-        &self.pool
+        Ok(conn)
     }
 
     /// Returns once every commit made before the call is on disk.
@@ -193,22 +207,66 @@ impl Writer {
     }
 }
 
-/// A write transaction on the writer connection (see [`Writer`]).
+/// The writer's connection, held until dropped.
+pub(crate) struct WriterConn(tokio::sync::OwnedMutexGuard<Option<SqliteConnection>>);
+
+impl std::ops::Deref for WriterConn {
+    type Target = SqliteConnection;
+
+    fn deref(&self) -> &SqliteConnection {
+        self.0.as_ref().expect("checked when taken")
+    }
+}
+
+impl std::ops::DerefMut for WriterConn {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        self.0.as_mut().expect("checked when taken")
+    }
+}
+
+/// A write transaction on the writer connection (see [`Writer`]), holding it until committed
+/// or rolled back. Dropped open (its request was dropped, or a statement failed), it rolls
+/// back on a task of its own that keeps the connection until then.
 pub(crate) struct WriteTx {
-    tx: Transaction<'static, Sqlite>,
+    /// `None` once committed or rolled back.
+    conn: Option<WriterConn>,
     wal: Arc<WalSync>,
+    /// Whether `BEGIN` may have run without its `COMMIT` or `ROLLBACK`.
+    open: bool,
 }
 
 impl WriteTx {
-    /// Commits, and returns once the commit is on disk.
-    pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
-        self.tx.commit().await?;
+    /// Commits, and returns once the commit is on disk. The connection goes to the next
+    /// writer before the wait, so commits waiting together share one sync.
+    pub(crate) async fn commit(mut self) -> Result<(), sqlx::Error> {
+        sqlx::query("COMMIT").execute(&mut *self).await?;
+        self.open = false;
+        self.conn = None;
         self.wal.after_commit().await.map_err(sqlx::Error::Io)
     }
 
     /// Undoes the transaction (nothing to wait for).
-    pub(crate) async fn rollback(self) -> Result<(), sqlx::Error> {
-        self.tx.rollback().await
+    pub(crate) async fn rollback(mut self) -> Result<(), sqlx::Error> {
+        sqlx::query("ROLLBACK").execute(&mut *self).await?;
+        self.open = false;
+        Ok(())
+    }
+}
+
+impl Drop for WriteTx {
+    fn drop(&mut self) {
+        if !self.open {
+            return;
+        }
+        let (Some(mut conn), Ok(runtime)) =
+            (self.conn.take(), tokio::runtime::Handle::try_current())
+        else {
+            return;
+        };
+        runtime.spawn(async move {
+            // Fails harmlessly when `BEGIN` itself never ran.
+            let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+        });
     }
 }
 
@@ -216,13 +274,17 @@ impl std::ops::Deref for WriteTx {
     type Target = SqliteConnection;
 
     fn deref(&self) -> &SqliteConnection {
-        &self.tx
+        self.conn
+            .as_deref()
+            .expect("open until committed or rolled back")
     }
 }
 
 impl std::ops::DerefMut for WriteTx {
     fn deref_mut(&mut self) -> &mut SqliteConnection {
-        &mut self.tx
+        self.conn
+            .as_deref_mut()
+            .expect("open until committed or rolled back")
     }
 }
 
@@ -551,6 +613,54 @@ pub(crate) async fn ensure_repository(
 
 #[cfg(test)]
 mod tests {
+    /// A write transaction dropped without its commit (its request was dropped, a statement
+    /// failed) leaves nothing behind: the writer's next statement runs after its rollback,
+    /// outside any transaction, while a committed one is there for the readers.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_transaction_dropped_open_is_rolled_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteMetadataStore::open(&dir.path().join("metadata.sqlite"))
+            .await
+            .unwrap();
+        let insert = |id: &'static str| {
+            sqlx::query(
+                "INSERT INTO uploads (id, repository, byte_offset, hash_state, blob_state, \
+                 started_at) VALUES (?1, 'acme/app', 0, x'', x'', 1)",
+            )
+            .bind(id)
+        };
+        let mut tx = store.begin_write().await.unwrap();
+        insert("dropped").execute(&mut *tx).await.unwrap();
+        drop(tx);
+        let count = "SELECT COUNT(*) FROM uploads";
+        let mut writer = store.writer.conn().await.unwrap();
+        let rows: i64 = sqlx::query_scalar(count)
+            .fetch_one(&mut *writer)
+            .await
+            .unwrap();
+        assert_eq!(rows, 0, "the dropped transaction's row is gone");
+        insert("alone").execute(&mut *writer).await.unwrap();
+        drop(writer);
+        let rows: i64 = sqlx::query_scalar(count)
+            .fetch_one(&store.reader)
+            .await
+            .unwrap();
+        assert_eq!(rows, 1, "a statement after it commits on its own");
+        let mut tx = store.begin_write().await.unwrap();
+        insert("committed").execute(&mut *tx).await.unwrap();
+        tx.commit().await.unwrap();
+        let rows: i64 = sqlx::query_scalar(count)
+            .fetch_one(&store.reader)
+            .await
+            .unwrap();
+        assert_eq!(rows, 2);
+        store.close().await;
+        assert!(
+            store.writer.conn().await.is_err(),
+            "a closed store writes nothing"
+        );
+    }
+
     /// The writer leaves checkpoints to the background task: after enough writes, their pages
     /// are in the database file though the WAL is far below the writer's own threshold.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -560,7 +670,7 @@ mod tests {
         let database = dir.path().join("metadata.sqlite");
         let store = SqliteMetadataStore::open(&database).await.unwrap();
         let pages: i64 = sqlx::query_scalar("PRAGMA wal_autocheckpoint")
-            .fetch_one(store.writer.pool())
+            .fetch_one(&mut *store.writer.conn().await.unwrap())
             .await
             .unwrap();
         assert_eq!(pages, i64::from(WRITER_CHECKPOINT_PAGES));

@@ -126,7 +126,7 @@ impl SqliteMetadataStore {
         )
         .bind(id)
         .bind(repo.as_str())
-        .fetch_one(self.writer.pool())
+        .fetch_one(&mut *self.writer.conn().await?)
         .await
         .map_err(failed(format!("looking up upload {id} of {repo}")))?;
         self.writer.durable().await?;
@@ -151,7 +151,7 @@ impl UploadStore for SqliteMetadataStore {
         .bind(&s.hash_state)
         .bind(&s.blob_state)
         .bind(s.started_at)
-        .execute(self.writer.unsynced())
+        .execute(&mut *self.writer.unsynced().await?)
         .await
         .map_err(failed(format!("creating upload {} in {}", s.id, s.repo)))?;
         Ok(())
@@ -194,7 +194,7 @@ impl UploadStore for SqliteMetadataStore {
         .bind(token)
         .bind(lease_until)
         .bind(now)
-        .fetch_optional(self.writer.unsynced())
+        .fetch_optional(&mut *self.writer.unsynced().await?)
         .await;
         let row = row.map_err(failed(format!("leasing upload {id} of {repo}")))?;
         if let Some(row) = row {
@@ -221,7 +221,7 @@ impl UploadStore for SqliteMetadataStore {
             .bind(lease_until)
             .bind(now)
             .bind(repo.owner())
-            .fetch_optional(self.writer.unsynced())
+            .fetch_optional(&mut *self.writer.unsynced().await?)
             .await;
         let row = row.map_err(failed(format!("leasing upload {id} of {repo}")))?;
         let Some((
@@ -270,7 +270,7 @@ impl UploadStore for SqliteMetadataStore {
                 .bind(id)
                 .bind(token)
                 .bind(lease_until)
-                .execute(self.writer.unsynced())
+                .execute(&mut *self.writer.unsynced().await?)
                 .await;
         let done = done.map_err(failed(format!("renewing the lease of upload {id}")))?;
         lease_held(done.rows_affected(), id)
@@ -296,7 +296,7 @@ impl UploadStore for SqliteMetadataStore {
         .bind(offset)
         .bind(hash_state)
         .bind(blob_state)
-        .execute(self.writer.unsynced())
+        .execute(&mut *self.writer.unsynced().await?)
         .await;
         let done = done.map_err(failed(format!("recording progress of upload {id}")))?;
         lease_held(done.rows_affected(), id)
@@ -310,7 +310,7 @@ impl UploadStore for SqliteMetadataStore {
         )
         .bind(id)
         .bind(token)
-        .execute(self.writer.unsynced())
+        .execute(&mut *self.writer.unsynced().await?)
         .await;
         done.map_err(failed(format!("releasing the lease of upload {id}")))?;
         Ok(())
@@ -384,7 +384,7 @@ impl UploadStore for SqliteMetadataStore {
         .bind(digest.to_string())
         .bind(size)
         .bind(blob_state)
-        .execute(self.writer.unsynced())
+        .execute(&mut *self.writer.unsynced().await?)
         .await;
         let done = done.map_err(failed(format!("marking upload {id} verified")))?;
         lease_held(done.rows_affected(), id)
@@ -413,7 +413,7 @@ impl UploadStore for SqliteMetadataStore {
     async fn delete_upload(&self, id: &str) -> StoreResult<bool> {
         let done = sqlx::query("DELETE FROM uploads WHERE id = ?1")
             .bind(id)
-            .execute(self.writer.pool())
+            .execute(&mut *self.writer.conn().await?)
             .await
             .map_err(failed(format!("deleting upload {id}")))?;
         self.writer.durable().await?;
