@@ -250,27 +250,35 @@ pub async fn a_verified_mark_is_kept_under_the_lease_and_listed_for_recovery<
     );
 }
 
-/// Open uploads are counted per owner.
-pub async fn open_uploads_are_counted_per_owner<S: MetadataStore + Clone>(store: S) {
-    for (id, name) in [
-        ("a", "acme/app"),
-        ("b", "acme/x/y"),
-        ("c", "acmes/app"),
-        ("d", "acme-b/app"),
-    ] {
+/// Creates the upload `sessions` (id, repository), then records 1,234 bytes received by
+/// `sessions[advanced]` under a lease that expires at 100 ms.
+async fn open_uploads<S: MetadataStore>(store: &S, sessions: &[(&str, &str)], advanced: usize) {
+    for (id, name) in sessions {
         store.create_upload(&session(id, name)).await.unwrap();
     }
+    let (id, name) = sessions[advanced];
     let Lease::Granted(_) = store
-        .lease_upload(&repo("acme/x/y"), "b", "t", 1, 100_000)
+        .lease_upload(&repo(name), id, "t", 1, 100)
         .await
         .unwrap()
     else {
         panic!("lease")
     };
     store
-        .advance_upload("b", "t", 1234, b"state", b"")
+        .advance_upload(id, "t", 1234, b"state", b"")
         .await
         .unwrap();
+}
+
+/// Open uploads are counted per owner.
+pub async fn open_uploads_are_counted_per_owner<S: MetadataStore + Clone>(store: S) {
+    let sessions = [
+        ("a", "acme/app"),
+        ("b", "acme/x/y"),
+        ("c", "acmes/app"),
+        ("d", "acme-b/app"),
+    ];
+    open_uploads(&store, &sessions, 1).await;
     let held = |uploads: OwnerUploads| (uploads.open, uploads.held);
     assert_eq!(held(store.owner_uploads("acme").await.unwrap()), (2, 1234));
     assert_eq!(held(store.owner_uploads("acmes").await.unwrap()), (1, 0));
@@ -280,20 +288,12 @@ pub async fn open_uploads_are_counted_per_owner<S: MetadataStore + Clone>(store:
 /// A lease taken with the owner's open uploads reads them as `owner_uploads` does, and is
 /// refused, busy or missing, as `lease_upload` is.
 pub async fn a_counted_lease_reads_the_owners_uploads<S: MetadataStore + Clone>(store: S) {
-    for (id, name) in [("a", "acme/app"), ("b", "acme/x"), ("c", "acmes/app")] {
-        store.create_upload(&session(id, name)).await.unwrap();
-    }
-    let Lease::Granted(_) = store
-        .lease_upload(&repo("acme/x"), "b", "t", 1, 100)
-        .await
-        .unwrap()
-    else {
-        panic!("lease")
-    };
-    store
-        .advance_upload("b", "t", 1234, b"state", b"")
-        .await
-        .unwrap();
+    open_uploads(
+        &store,
+        &[("a", "acme/app"), ("b", "acme/x"), ("c", "acmes/app")],
+        1,
+    )
+    .await;
     let expected = OwnerUploads {
         open: 2,
         held: 1234,
@@ -331,7 +331,7 @@ pub async fn a_counted_lease_reads_the_owners_uploads<S: MetadataStore + Clone>(
             .unwrap(),
         CountedLease::Missing
     );
-    // The first holder's time has passed: the next takes it, and its progress counts.
+    // A lease released with its progress is free again, and the progress is the session's.
     let CountedLease::Granted(session_b, uploads) = store
         .lease_upload_counting(&repo("acme/x"), "b", "t3", 101, 300)
         .await
