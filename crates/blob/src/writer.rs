@@ -232,14 +232,12 @@ impl FsUploadWriter {
                 Err(join) => return Err(self.error("flushing", join)),
             }
         }
-        let synced = match synced {
-            Some(sync) => Some(sync.await),
-            None => None,
-        };
-        match synced {
-            None | Some(Ok(Ok(()))) => {}
-            Some(Ok(Err(err))) => return Err(self.error("finishing", err)),
-            Some(Err(join)) => return Err(self.error("finishing", join)),
+        if let Some(synced) = synced {
+            match synced.await {
+                Ok(Ok(())) => {}
+                Ok(Err(err)) => return Err(self.error("finishing", err)),
+                Err(join) => return Err(self.error("finishing", join)),
+            }
         }
         // The file at its path is all the state there is.
         Ok(UploadProgress {

@@ -89,14 +89,24 @@ const OWNER_UPLOADS: &str = concat!(
     " FROM uploads WHERE repository >= ?1 || '/' AND repository < ?1 || '0'"
 );
 
-/// The lease's `UPDATE` of [`UploadStore::lease_upload`] returning, beside the session, what
+/// The lease's `UPDATE`: session `?1` of repository `?2` to token `?3` until `?4`, when its
+/// lease is free at `?5`, returning a [`SessionRow`].
+macro_rules! lease_update {
+    () => {
+        concat!(
+            "UPDATE uploads SET lease_token = ?3, lease_until = ?4 \
+             WHERE id = ?1 AND repository = ?2 AND (lease_token IS NULL OR lease_until < ?5) \
+             RETURNING ",
+            session_columns!()
+        )
+    };
+}
+
+/// [`lease_update!`] returning, beside the session, what
 /// [`OWNER_UPLOADS`] reads for the repository's owner (`?6`): one statement, so one round trip
 /// to SQLite's thread for each chunk of an upload instead of two.
 const LEASE_COUNTING: &str = concat!(
-    "UPDATE uploads SET lease_token = ?3, lease_until = ?4 \
-     WHERE id = ?1 AND repository = ?2 AND (lease_token IS NULL OR lease_until < ?5) \
-     RETURNING ",
-    session_columns!(),
+    lease_update!(),
     ", (SELECT COUNT(*) FROM uploads WHERE repository >= ?6 || '/' AND repository < ?6 || '0')\
      , (SELECT COALESCE(SUM(byte_offset), 0) FROM uploads \
         WHERE repository >= ?6 || '/' AND repository < ?6 || '0'), ",
@@ -183,19 +193,14 @@ impl UploadStore for SqliteMetadataStore {
         now: Millis,
         lease_until: Millis,
     ) -> StoreResult<Lease> {
-        let row: Result<Option<SessionRow>, sqlx::Error> = sqlx::query_as(concat!(
-            "UPDATE uploads SET lease_token = ?3, lease_until = ?4 \
-             WHERE id = ?1 AND repository = ?2 AND (lease_token IS NULL OR lease_until < ?5) \
-             RETURNING ",
-            session_columns!()
-        ))
-        .bind(id)
-        .bind(repo.as_str())
-        .bind(token)
-        .bind(lease_until)
-        .bind(now)
-        .fetch_optional(&mut *self.writer.unsynced().await?)
-        .await;
+        let row: Result<Option<SessionRow>, sqlx::Error> = sqlx::query_as(lease_update!())
+            .bind(id)
+            .bind(repo.as_str())
+            .bind(token)
+            .bind(lease_until)
+            .bind(now)
+            .fetch_optional(&mut *self.writer.unsynced().await?)
+            .await;
         let row = row.map_err(failed(format!("leasing upload {id} of {repo}")))?;
         if let Some(row) = row {
             return Ok(Lease::Granted(session(id, repo, row)?));
