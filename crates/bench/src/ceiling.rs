@@ -1,7 +1,7 @@
 //! The machine's ceiling for the push phases: the least work any registry must do for them,
 //! run with nothing else — each client's blob sent over loopback TCP to a thread that hashes it
-//! (SHA-256) and appends it to a file, flushed to disk every 4 MiB by a helper thread and made
-//! durable at the end. No HTTP, no metadata, no hand-offs; the sending threads cost what the
+//! (SHA-256) and appends it to a file, written back every 1 MiB by a helper thread as Berth's
+//! upload writer does ([`berth_blob::write_back`]) and made durable (`fdatasync`) at the end. No HTTP, no metadata, no hand-offs; the sending threads cost what the
 //! benchmark's clients cost. The chunked variant sends `chunk_size` bytes, then waits for a
 //! one-byte acknowledgement the receiver sends once those bytes are durable, as a `PATCH`
 //! answered `202` only for durable bytes does.
@@ -22,8 +22,8 @@ use sha2::{Digest as _, Sha256};
 use crate::payload::Blob;
 use crate::server::thread_cpu_seconds;
 
-/// Bytes appended between two background flushes (as Berth's blob writer does).
-const SYNC_EVERY: usize = 4 << 20;
+/// Bytes appended between two background writebacks (as Berth's blob writer does).
+const WRITEBACK_EVERY: usize = 1 << 20;
 /// The receiving threads' read buffer.
 const READ_BUFFER: usize = 512 << 10;
 
@@ -131,17 +131,18 @@ fn receive(
     let cpu = thread_cpu_seconds()?;
     let mut file = File::create(path)?;
     let flusher = file.try_clone()?;
-    let (flush, requests) = mpsc::sync_channel::<()>(1);
+    let (flush, requests) = mpsc::sync_channel::<(usize, usize)>(1);
     let background = std::thread::spawn(move || -> anyhow::Result<f64> {
         let cpu = thread_cpu_seconds()?;
-        while requests.recv().is_ok() {
-            flusher.sync_data()?;
+        while let Ok((from, to)) = requests.recv() {
+            berth_blob::write_back(&flusher, from as u64, to as u64)?;
         }
         Ok(thread_cpu_seconds()? - cpu)
     });
     let mut buffer = vec![0u8; READ_BUFFER];
     let mut hasher = Sha256::new();
-    let (mut len, mut unsynced) = (0usize, 0usize);
+    // `queued`: where the bytes not yet handed to a writeback begin.
+    let (mut len, mut queued) = (0usize, 0usize);
     loop {
         // A chunked client waits for its acknowledgement: read no further than its piece.
         let want = match pattern {
@@ -155,11 +156,9 @@ fn receive(
         hasher.update(&buffer[..read]);
         file.write_all(&buffer[..read])?;
         len += read;
-        unsynced += read;
-        if unsynced >= SYNC_EVERY {
-            unsynced = 0;
-            // A flush under way already covers these bytes' neighbours; skip if one is queued.
-            let _ = flush.try_send(());
+        // One writeback at a time: while one is queued, the bytes fold into the next.
+        if len - queued >= WRITEBACK_EVERY && flush.try_send((queued, len)).is_ok() {
+            queued = len;
         }
         if let Pattern::Chunked(size) = pattern
             && (len % size == 0 || len == expected)

@@ -14,14 +14,18 @@
 //! writer of the same upload waits for that lock before truncating, so bytes of an abandoned
 //! request can never land on top of the next request's.
 //!
-//! A large upload is flushed to disk while it streams (every [`SYNC_EVERY`] bytes, on a
-//! blocking thread, see [`Flush`]), so `finish` does not stall the request for the whole
+//! A large upload is written back to disk while it streams (every [`WRITEBACK_EVERY`] bytes, on
+//! a blocking thread, see [`Flush`]), so `finish` does not stall the request for the whole
 //! body's writeback: measured on 4 clients × 256 MiB at 300 MiB/s each, `finish` went from
-//! ~500 ms to ~70 ms and the push from ~710 to ~1050 MiB/s total. A disk slower than the
-//! network pushes back: once [`UNFLUSHED_MAX`] bytes wait behind a flush still running, the
-//! request waits for it (asynchronously) before writing more, so an upload's dirty pages stay
-//! bounded and uploads do not drive the kernel into the dirty-page throttling that would pause
-//! the thread writing.
+//! ~500 ms to ~70 ms and the push from ~710 to ~1050 MiB/s total. On Linux that writeback is
+//! `sync_file_range`: it writes the pages and waits for them, without the journal commit and
+//! the disk's cache flush an `fdatasync` adds each time; the one `fdatasync` of `finish` makes
+//! it all durable. Against an `fdatasync` every 4 MiB, the last `fdatasync` of an 8 MiB chunk
+//! took a median of 1.6 ms instead of 4.2 (BENCHMARKS.md, "Lean and steady, part 16").
+//! A disk slower than the network pushes back: once [`UNFLUSHED_MAX`] bytes wait behind a
+//! writeback still running, the request waits for it (asynchronously) before writing more, so
+//! an upload's dirty pages stay bounded and uploads do not drive the kernel into the
+//! dirty-page throttling that would pause the thread writing.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Seek, SeekFrom, Write};
@@ -40,12 +44,12 @@ use crate::sync_dir;
 /// Why an upload file could not be opened: an `io::Error` or an [`FsBlobError`].
 type OpenError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Bytes written between two background flushes (see [`Flush`]). Smaller than the 8 MiB
-/// chunks clients commonly PATCH, so a chunk's final `fdatasync` has at most this much left to
-/// write (32 MiB never triggered within such a chunk).
-const SYNC_EVERY: u64 = 4 << 20;
-/// The most bytes written while a flush runs before the request waits for it.
-const UNFLUSHED_MAX: u64 = 4 * SYNC_EVERY;
+/// Bytes written between two background writebacks (see [`Flush`]). Far smaller than the
+/// 8 MiB chunks clients commonly PATCH, so a chunk's final `fdatasync` has little left to write
+/// (BENCHMARKS.md, "Lean and steady, part 16": 4 MiB left it a median of 4.2 ms, 1 MiB 1.6).
+const WRITEBACK_EVERY: u64 = 1 << 20;
+/// The most bytes written while a writeback runs before the request waits for it.
+const UNFLUSHED_MAX: u64 = 16 << 20;
 
 /// Appends one request's bytes to an upload file. Created by
 /// [`crate::FsBlobStore`]'s `upload_writer`.
@@ -56,8 +60,8 @@ pub struct FsUploadWriter {
     /// The upload's length: where it began (the file's length when opened) and what this
     /// writer appended.
     len: u64,
-    /// Bytes appended since the last flush began.
-    unflushed: u64,
+    /// Where the bytes not yet handed to a writeback begin.
+    flushed_to: u64,
     /// The flush under way, if any.
     flush: Option<Flush>,
     /// A new file's directory, whose entry must be durable too before its bytes count.
@@ -96,7 +100,7 @@ impl FsUploadWriter {
             id: id.to_owned(),
             file: Arc::new(file),
             len: offset,
-            unflushed: 0,
+            flushed_to: offset,
             flush: None,
             new_entry_in: (offset == 0).then_some(uploads_dir),
         })
@@ -123,21 +127,24 @@ impl FsUploadWriter {
         }
     }
 
-    /// Starts a flush of everything written so far when [`flush_step`] says so, waiting
-    /// (asynchronously) for the one under way first when it says that.
+    /// Starts a writeback of the bytes written since the last one began when [`flush_step`]
+    /// says so, waiting (asynchronously) for the one under way first when it says that.
     async fn flush_as_needed(&mut self) -> StoreResult<()> {
         let running = self
             .flush
             .as_ref()
             .is_some_and(|flush| !flush.is_finished());
-        match flush_step(self.unflushed, running) {
+        match flush_step(self.len - self.flushed_to, running) {
             FlushStep::None => return Ok(()),
-            // Waits for a lagging flush, or takes a finished one's result.
+            // Waits for a lagging writeback, or takes a finished one's result.
             FlushStep::Start | FlushStep::WaitThenStart => self.flushed().await?,
         }
-        self.unflushed = 0;
+        let (from, to) = (self.flushed_to, self.len);
+        self.flushed_to = to;
         let file = Arc::clone(&self.file);
-        self.flush = Some(tokio::task::spawn_blocking(move || file.sync_data()));
+        self.flush = Some(tokio::task::spawn_blocking(move || {
+            write_back(&file, from, to)
+        }));
         Ok(())
     }
 }
@@ -145,31 +152,60 @@ impl FsUploadWriter {
 /// What a writer does about flushing after a write.
 #[derive(Debug, PartialEq, Eq)]
 enum FlushStep {
-    /// Nothing yet: too little written since the last flush began, or the bytes fold into the
-    /// flush after the one under way.
+    /// Nothing yet: too little written since the last writeback began, or the bytes fold into
+    /// the writeback after the one under way.
     None,
-    /// Start a flush.
+    /// Start a writeback.
     Start,
-    /// The disk lags: wait for the flush under way, then start one.
+    /// The disk lags: wait for the writeback under way, then start one.
     WaitThenStart,
 }
 
-/// The flushing policy: a flush every [`SYNC_EVERY`] bytes, one at a time, and the request
+/// The writeback policy: one every [`WRITEBACK_EVERY`] bytes, one at a time, and the request
 /// waits for the one under way once [`UNFLUSHED_MAX`] bytes are behind it. `unflushed` is
-/// what was written since the last flush began; `running`, whether it is still under way.
+/// what was written since the last writeback began; `running`, whether it is still under way.
 fn flush_step(unflushed: u64, running: bool) -> FlushStep {
     match (unflushed, running) {
-        (n, _) if n < SYNC_EVERY => FlushStep::None,
+        (n, _) if n < WRITEBACK_EVERY => FlushStep::None,
         (n, true) if n < UNFLUSHED_MAX => FlushStep::None,
         (_, true) => FlushStep::WaitThenStart,
         (_, false) => FlushStep::Start,
     }
 }
 
-/// A flush to disk (`fdatasync`) of an upload file, on a blocking thread. It shares the
-/// writer's open file, so a writeback error it sees would not be reported again to the
-/// writer's own last `fdatasync`: the writer waits for it and fails with it.
+/// A writeback ([`write_back`]) of an upload file's latest bytes, on a blocking thread. It
+/// shares the writer's open file, so a writeback error it sees would not be reported again to
+/// the writer's own last `fdatasync`: the writer waits for it and fails with it.
 type Flush = JoinHandle<io::Result<()>>;
+
+/// Writes bytes `from..to` of `file` to disk and waits for them (`sync_file_range`), without
+/// the journal commit and cache flush of an `fdatasync`: it makes the final `fdatasync` short,
+/// not the bytes durable. Elsewhere than Linux, an `fdatasync`. (The bench's disk ceiling
+/// writes back with it too, so it measures the same disk work as this writer.)
+#[cfg(target_os = "linux")]
+pub fn write_back(file: &File, from: u64, to: u64) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let offset = i64::try_from(from).map_err(|_| io::ErrorKind::InvalidInput)?;
+    let len = i64::try_from(to - from).map_err(|_| io::ErrorKind::InvalidInput)?;
+    let flags = libc::SYNC_FILE_RANGE_WAIT_BEFORE
+        | libc::SYNC_FILE_RANGE_WRITE
+        | libc::SYNC_FILE_RANGE_WAIT_AFTER;
+    // SAFETY: the descriptor is borrowed from `file`, open for the whole call; the call takes
+    // only integers and touches no memory of ours. rustix and nix do not wrap it.
+    #[allow(unsafe_code)]
+    let done = unsafe { libc::sync_file_range(file.as_raw_fd(), offset, len, flags) };
+    if done == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Writes `file`'s bytes back to disk: an `fdatasync`, as `sync_file_range` is Linux's.
+#[cfg(not(target_os = "linux"))]
+pub fn write_back(file: &File, _from: u64, _to: u64) -> io::Result<()> {
+    file.sync_data()
+}
 
 #[async_trait]
 impl UploadWriter for FsUploadWriter {
@@ -186,7 +222,6 @@ impl UploadWriter for FsUploadWriter {
         // The frames' room in the upload budget comes back now, not after a flush waited for.
         drop(chunks);
         self.len += len;
-        self.unflushed += len;
         self.flush_as_needed().await
     }
 
@@ -210,21 +245,15 @@ impl FsUploadWriter {
             None
         };
         let running = self.flush.take();
-        // The last sync starts at once, beside a flush still under way rather than after it:
-        // it waits for the pages that flush is writing anyway, and the two can share one
-        // journal commit, where one after the other cost two (a chunk's answer came later by
-        // one commit's wait). Both are waited for and either's error fails the request, since
-        // a writeback error is reported to one `fdatasync` of the shared file only.
-        let synced = if self.unflushed == 0 && dir.is_none() && running.is_some() {
-            // That flush began after the last write: it makes every byte durable.
-            None
-        } else {
-            let file = Arc::clone(&self.file);
-            Some(tokio::task::spawn_blocking(move || -> io::Result<()> {
-                file.sync_data()?;
-                dir.as_deref().map_or(Ok(()), sync_dir)
-            }))
-        };
+        // The last sync starts at once, beside a writeback still under way rather than after
+        // it: it waits for the pages that writeback is writing anyway. Both are waited for and
+        // either's error fails the request, since a writeback error is reported once per open
+        // file, to whichever call of the shared file sees it first.
+        let file = Arc::clone(&self.file);
+        let synced = tokio::task::spawn_blocking(move || -> io::Result<()> {
+            file.sync_data()?;
+            dir.as_deref().map_or(Ok(()), sync_dir)
+        });
         if let Some(running) = running {
             match running.await {
                 Ok(Ok(())) => {}
@@ -232,12 +261,10 @@ impl FsUploadWriter {
                 Err(join) => return Err(self.error("flushing", join)),
             }
         }
-        if let Some(synced) = synced {
-            match synced.await {
-                Ok(Ok(())) => {}
-                Ok(Err(err)) => return Err(self.error("finishing", err)),
-                Err(join) => return Err(self.error("finishing", join)),
-            }
+        match synced.await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => return Err(self.error("finishing", err)),
+            Err(join) => return Err(self.error("finishing", join)),
         }
         // The file at its path is all the state there is.
         Ok(UploadProgress {
@@ -316,20 +343,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_flush_starts_once_sync_every_bytes_are_written() {
+    fn a_writeback_starts_once_writeback_every_bytes_are_written() {
         assert_eq!(flush_step(0, false), FlushStep::None);
-        assert_eq!(flush_step(SYNC_EVERY - 1, false), FlushStep::None);
-        assert_eq!(flush_step(SYNC_EVERY, false), FlushStep::Start);
+        assert_eq!(flush_step(WRITEBACK_EVERY - 1, false), FlushStep::None);
+        assert_eq!(flush_step(WRITEBACK_EVERY, false), FlushStep::Start);
     }
 
     #[test]
-    fn bytes_written_while_a_flush_runs_fold_into_the_next() {
-        assert_eq!(flush_step(SYNC_EVERY, true), FlushStep::None);
+    fn bytes_written_while_a_writeback_runs_fold_into_the_next() {
+        assert_eq!(flush_step(WRITEBACK_EVERY, true), FlushStep::None);
         assert_eq!(flush_step(UNFLUSHED_MAX - 1, true), FlushStep::None);
     }
 
     #[test]
-    fn a_request_waits_for_a_lagging_flush_before_writing_more() {
+    fn a_request_waits_for_a_lagging_writeback_before_writing_more() {
         assert_eq!(flush_step(UNFLUSHED_MAX, true), FlushStep::WaitThenStart);
         assert_eq!(flush_step(UNFLUSHED_MAX, false), FlushStep::Start);
     }
@@ -357,13 +384,13 @@ mod tests {
         assert_eq!(missing.kind(), io::ErrorKind::NotFound);
     }
 
-    /// A chunk longer than a flush's worth ends while that flush may still run: every byte is
-    /// in the file when the chunk is answered, and the next chunk appends after it.
+    /// A chunk longer than a writeback's worth ends while that writeback may still run: every
+    /// byte is in the file when the chunk is answered, and the next chunk appends after it.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn chunks_finish_beside_a_flush_under_way_with_every_byte_kept() {
+    async fn chunks_finish_beside_a_writeback_under_way_with_every_byte_kept() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("upload");
-        let piece = Bytes::from(vec![7u8; (SYNC_EVERY as usize) + 12_345]);
+        let piece = Bytes::from(vec![7u8; (WRITEBACK_EVERY as usize) + 12_345]);
         let mut offset = 0;
         for _ in 0..3 {
             let mut writer = Box::new(
@@ -372,12 +399,38 @@ mod tests {
                     .unwrap(),
             );
             writer.write_batch(vec![piece.clone()]).await.unwrap();
-            assert!(writer.flush.is_some(), "a flush was started by the write");
+            assert!(
+                writer.flush.is_some(),
+                "a writeback was started by the write"
+            );
+            assert_eq!(
+                writer.flushed_to,
+                offset + piece.len() as u64,
+                "the writeback covers every byte written since the chunk began"
+            );
             offset = writer.finish().await.unwrap().len;
             assert_eq!(std::fs::metadata(&path).unwrap().len(), offset);
         }
         assert_eq!(offset, 3 * piece.len() as u64);
         assert!(std::fs::read(&path).unwrap().iter().all(|&b| b == 7));
+    }
+
+    /// A writeback's bytes are on disk (`sync_file_range` waited for them), and what it cannot
+    /// write back is an error, never ignored.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_writeback_reports_what_it_cannot_write_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("upload");
+        let mut file = File::create(&path).unwrap();
+        file.write_all(&[1u8; 8192]).unwrap();
+        write_back(&file, 0, 8192).unwrap();
+        let beyond = write_back(&file, u64::MAX - 1, u64::MAX).unwrap_err();
+        assert_eq!(beyond.kind(), io::ErrorKind::InvalidInput);
+        // Not a file that has pages to write back: the kernel's ESPIPE comes through.
+        let device = File::open("/dev/null").unwrap();
+        let refused = write_back(&device, 0, 1).unwrap_err();
+        assert_eq!(refused.raw_os_error(), Some(libc::ESPIPE), "{refused}");
     }
 
     /// An upload whose file a stale writer still locks opens only once that lock is gone;
