@@ -199,7 +199,7 @@ pub(crate) async fn query_plan(sql: &str) -> Vec<String> {
         .expect("open");
     let steps: Vec<(i64, i64, i64, String)> =
         sqlx::query_as(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")))
-            .fetch_all(&store.reader)
+            .fetch_all(&mut *store.reader.conn().await.unwrap())
             .await
             .expect("query plan");
     steps.into_iter().map(|(_, _, _, detail)| detail).collect()

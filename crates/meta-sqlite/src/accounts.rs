@@ -108,7 +108,7 @@ impl DirectoryStore for SqliteMetadataStore {
         let hash: Option<Option<String>> =
             sqlx::query_scalar("SELECT password_hash FROM accounts WHERE login = ?1")
                 .bind(login)
-                .fetch_optional(&self.reader)
+                .fetch_optional(&mut *self.reader.conn().await?)
                 .await
                 .map_err(failed(format!("reading the password of {login}")))?;
         Ok(hash.flatten())
@@ -193,7 +193,7 @@ impl DirectoryStore for SqliteMetadataStore {
     async fn account(&self, login: &str) -> StoreResult<Option<Account>> {
         let row: Option<AccountRow> = sqlx::query_as(select_account!("login = ?1"))
             .bind(login)
-            .fetch_optional(&self.reader)
+            .fetch_optional(&mut *self.reader.conn().await?)
             .await
             .map_err(failed(format!("looking up account {login}")))?;
         row.map(AccountRow::into_account).transpose()
@@ -204,7 +204,7 @@ impl DirectoryStore for SqliteMetadataStore {
     async fn account_by_id(&self, id: AccountId) -> StoreResult<Option<Account>> {
         let row: Option<AccountRow> = sqlx::query_as(select_account!("id = ?1"))
             .bind(id.0)
-            .fetch_optional(&self.reader)
+            .fetch_optional(&mut *self.reader.conn().await?)
             .await
             .map_err(failed(format!("looking up account {id}")))?;
         row.map(AccountRow::into_account).transpose()
@@ -260,7 +260,7 @@ impl DirectoryStore for SqliteMetadataStore {
             sqlx::query_scalar("SELECT role FROM org_members WHERE org_id = ?1 AND user_id = ?2")
                 .bind(org.0)
                 .bind(user.0)
-                .fetch_optional(&self.reader)
+                .fetch_optional(&mut *self.reader.conn().await?)
                 .await
                 .map_err(failed(format!(
                     "looking up the membership of account {user} in organization {org}"
@@ -331,7 +331,7 @@ impl DirectoryStore for SqliteMetadataStore {
         sqlx::query_scalar::<_, i64>("SELECT id FROM teams WHERE org_id = ?1 AND slug = ?2")
             .bind(org.0)
             .bind(slug)
-            .fetch_optional(&self.reader)
+            .fetch_optional(&mut *self.reader.conn().await?)
             .await
             .map(|team| team.map(TeamId))
             .map_err(failed(format!(
@@ -401,7 +401,7 @@ impl DirectoryStore for SqliteMetadataStore {
         )
         .bind(owner_login)
         .bind(name)
-        .fetch_optional(&self.reader)
+        .fetch_optional(&mut *self.reader.conn().await?)
         .await
         .map_err(failed(format!(
             "looking up repository {owner_login}/{name}"
@@ -417,7 +417,7 @@ impl DirectoryStore for SqliteMetadataStore {
              FROM source_repos r JOIN accounts a ON a.id = r.owner_id WHERE r.id = ?1",
         )
         .bind(id.0)
-        .fetch_optional(&self.reader)
+        .fetch_optional(&mut *self.reader.conn().await?)
         .await
         .map_err(failed(format!("looking up repository {id}")))?;
         row.map(RepoRow::into_repo).transpose()
@@ -477,7 +477,7 @@ impl DirectoryStore for SqliteMetadataStore {
         ))
         .bind(repo.0)
         .bind(user.0)
-        .fetch_optional(&self.reader)
+        .fetch_optional(&mut *self.reader.conn().await?)
         .await
         .map_err(failed(format!(
             "reading the role of account {user} on repository {repo}"
@@ -523,7 +523,7 @@ impl DirectoryStore for SqliteMetadataStore {
              WHERE m.org_id = ?1 ORDER BY a.id",
         )
         .bind(org.0)
-        .fetch_all(&self.reader)
+        .fetch_all(&mut *self.reader.conn().await?)
         .await
         .map_err(failed(format!("listing the members of organization {org}")))?;
         rows.into_iter()
@@ -540,7 +540,7 @@ impl DirectoryStore for SqliteMetadataStore {
              WHERE m.user_id = ?1 ORDER BY a.id",
         )
         .bind(user.0)
-        .fetch_all(&self.reader)
+        .fetch_all(&mut *self.reader.conn().await?)
         .await
         .map_err(failed(format!("listing the organizations of account {user}")))?;
         rows.into_iter().map(AccountRow::into_account).collect()
@@ -552,7 +552,7 @@ impl DirectoryStore for SqliteMetadataStore {
         let rows: Vec<(i64, String, String)> =
             sqlx::query_as("SELECT id, slug, name FROM teams WHERE org_id = ?1 ORDER BY slug")
                 .bind(org.0)
-                .fetch_all(&self.reader)
+                .fetch_all(&mut *self.reader.conn().await?)
                 .await
                 .map_err(failed(format!("listing the teams of organization {org}")))?;
         Ok(rows
@@ -608,7 +608,7 @@ impl DirectoryStore for SqliteMetadataStore {
             .bind(member.0),
         };
         let rows: Vec<RepoRoleRow> = query
-            .fetch_all(&self.reader)
+            .fetch_all(&mut *self.reader.conn().await?)
             .await
             .map_err(failed(format!("listing the repositories of {set:?}")))?;
         rows.into_iter()

@@ -43,7 +43,7 @@ impl AppStore for SqliteMetadataStore {
         let row: Option<(i64, String, i64)> =
             sqlx::query_as("SELECT id, slug, owner_id FROM apps WHERE slug = ?1")
                 .bind(slug)
-                .fetch_optional(&self.reader)
+                .fetch_optional(&mut *self.reader.conn().await?)
                 .await
                 .map_err(failed(format!("looking up app {slug}")))?;
         Ok(row.map(|(id, slug, owner)| App {
@@ -112,7 +112,7 @@ impl AppStore for SqliteMetadataStore {
         secret_hash: &[u8],
     ) -> StoreResult<Option<AppInstallation>> {
         let doing = || format!("reading app installation {id}");
-        let mut conn = self.reader.acquire().await.map_err(failed(doing()))?;
+        let mut conn = self.reader.conn().await?;
         let row: Option<(i64, String, Vec<u8>, i64, bool, String)> = sqlx::query_as(
             "SELECT a.id, a.slug, a.secret_hash, i.account_id, i.all_repositories, i.permission \
              FROM app_installations i JOIN apps a ON a.id = i.app_id WHERE i.id = ?1",

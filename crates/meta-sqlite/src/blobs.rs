@@ -25,7 +25,7 @@ impl BlobLinkStore for SqliteMetadataStore {
         )
         .bind(repo)
         .bind(digest.as_str())
-        .fetch_optional(&self.reader)
+        .fetch_optional(&mut *self.reader.conn().await?)
         .await
         .map_err(failed(format!("looking up blob {digest} in {repo}")))?;
         size.map(|s| from_sql(s, "blob size")).transpose()

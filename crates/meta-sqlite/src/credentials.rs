@@ -418,7 +418,7 @@ impl CredentialStore for SqliteMetadataStore {
     #[instrument(level = "debug", skip(self, hash))]
     async fn resolve_secret(&self, hash: &[u8], now: Millis) -> StoreResult<Resolved> {
         let doing = || "resolving a token".to_owned();
-        let mut conn = self.reader.acquire().await.map_err(failed(doing()))?;
+        let mut conn = self.reader.conn().await?;
         let row: Option<CredentialRow> = sqlx::query_as(select_credential!("c.token_hash = ?1"))
             .bind(hash)
             .fetch_optional(&mut *conn)
@@ -434,7 +434,7 @@ impl CredentialStore for SqliteMetadataStore {
     #[instrument(level = "debug", skip(self))]
     async fn resolve_credential(&self, id: CredentialId, now: Millis) -> StoreResult<Resolved> {
         let doing = || format!("resolving credential {id}");
-        let mut conn = self.reader.acquire().await.map_err(failed(doing()))?;
+        let mut conn = self.reader.conn().await?;
         let row: Option<CredentialRow> = sqlx::query_as(select_credential!("c.id = ?1"))
             .bind(id.0)
             .fetch_optional(&mut *conn)
@@ -485,7 +485,7 @@ impl CredentialStore for SqliteMetadataStore {
     #[instrument(level = "debug", skip(self))]
     async fn list_credentials(&self, user: AccountId) -> StoreResult<Vec<CredentialInfo>> {
         let doing = || format!("listing the credentials of account {user}");
-        let mut conn = self.reader.acquire().await.map_err(failed(doing()))?;
+        let mut conn = self.reader.conn().await?;
         let rows: Vec<CredentialRow> = sqlx::query_as(select_credential!(
             "c.user_id = ?1 \
              AND NOT EXISTS (SELECT 1 FROM web_sessions s WHERE s.credential_id = c.id) \
@@ -516,7 +516,7 @@ impl CredentialStore for SqliteMetadataStore {
     #[instrument(level = "debug", skip(self))]
     async fn credential(&self, id: CredentialId) -> StoreResult<Option<CredentialInfo>> {
         let doing = || format!("reading credential {id}");
-        let mut conn = self.reader.acquire().await.map_err(failed(doing()))?;
+        let mut conn = self.reader.conn().await?;
         let row: Option<CredentialRow> = sqlx::query_as(select_credential!("c.id = ?1"))
             .bind(id.0)
             .fetch_optional(&mut *conn)
@@ -581,7 +581,7 @@ impl CredentialStore for SqliteMetadataStore {
         )
         .bind(user.0)
         .bind(now)
-        .fetch_all(&self.reader)
+        .fetch_all(&mut *self.reader.conn().await?)
         .await
         .map_err(failed(format!(
             "listing the web sessions of account {user}"

@@ -32,7 +32,7 @@ impl GcStore for SqliteMetadataStore {
             "SELECT deleting_at IS NOT NULL, unreferenced_since IS NOT NULL FROM blobs WHERE digest = ?1",
         )
         .bind(digest.as_str())
-        .fetch_optional(&self.reader)
+        .fetch_optional(&mut *self.reader.conn().await?)
         .await
         .map_err(failed(format!("claiming blob {digest}")))?;
         match state {
@@ -81,7 +81,7 @@ impl GcStore for SqliteMetadataStore {
             .bind(&after.1)
             .bind(cutoff)
             .bind(PAGE)
-            .fetch_all(&self.reader)
+            .fetch_all(&mut *self.reader.conn().await?)
             .await
             .map_err(failed(doing()))?;
             let Some(last) = page.last() else {
@@ -135,7 +135,7 @@ impl GcStore for SqliteMetadataStore {
             )))
             .bind(&after)
             .bind(PAGE)
-            .fetch_all(&self.reader)
+            .fetch_all(&mut *self.reader.conn().await?)
             .await
             .map_err(failed(doing()))?;
             let Some(last) = page.last() else { break };
@@ -195,7 +195,7 @@ impl GcStore for SqliteMetadataStore {
             .bind(after)
             .bind(cutoff)
             .bind(limit)
-            .fetch_all(&self.reader)
+            .fetch_all(&mut *self.reader.conn().await?)
             .await
             .map_err(failed(doing()))?
         } else {
@@ -249,7 +249,7 @@ impl GcStore for SqliteMetadataStore {
                AND NOT EXISTS (SELECT 1 FROM uploads WHERE verified_digest = value)",
         )
         .bind(json_list(stored))
-        .fetch_all(&self.reader)
+        .fetch_all(&mut *self.reader.conn().await?)
         .await
         .map_err(failed(
             "looking for stored blobs the metadata does not know",
@@ -289,7 +289,7 @@ impl GcStore for SqliteMetadataStore {
         let (count, bytes): (i64, i64) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT COUNT(*), COALESCE(SUM(b.size), 0) FROM blobs b WHERE {UNREFERENCED}"
         )))
-        .fetch_one(&self.reader)
+        .fetch_one(&mut *self.reader.conn().await?)
         .await
         .map_err(failed("counting unreferenced blobs"))?;
         Ok((

@@ -273,7 +273,7 @@ impl SqliteMetadataStore {
             query = query.bind(*bind);
         }
         let rows: Vec<HookRow> = query
-            .fetch_all(&self.reader)
+            .fetch_all(&mut *self.reader.conn().await?)
             .await
             .map_err(failed("reading hooks"))?;
         rows.into_iter().map(HookRow::into_hook).collect()
@@ -464,7 +464,7 @@ impl HookStore for SqliteMetadataStore {
         )
         .bind(owner.0)
         .bind(repo.map(|id| id.0))
-        .fetch_all(&self.reader)
+        .fetch_all(&mut *self.reader.conn().await?)
         .await
         .map_err(failed("reading the app hooks of a package"))?;
         let mut hooks = Vec::with_capacity(found.len());
@@ -485,7 +485,7 @@ impl HookStore for SqliteMetadataStore {
         let row: Option<FactsRow> = sqlx::query_as(package_facts_query!())
             .bind(digest.as_str())
             .bind(name.as_str())
-            .fetch_optional(&self.reader)
+            .fetch_optional(&mut *self.reader.conn().await?)
             .await
             .map_err(failed(format!("reading package {name} for a webhook")))?;
         Ok(row.map(facts))
@@ -503,7 +503,7 @@ impl HookStore for SqliteMetadataStore {
             .bind(name.as_str())
             .bind(name.as_str())
             .bind(name.as_str())
-            .fetch_all(&self.reader)
+            .fetch_all(&mut *self.reader.conn().await?)
             .await
             .map_err(failed(doing()))?;
         let (mut found, mut hooks, mut apps) = (None, Vec::new(), Vec::new());
@@ -615,7 +615,7 @@ impl HookStore for SqliteMetadataStore {
                  WHERE p.hook_id = h.id AND p.state = 'pending') \
              WHERE h.active = 1",
         )
-        .fetch_one(&self.reader)
+        .fetch_one(&mut *self.reader.conn().await?)
         .await
         .map_err(failed("reading when the next webhook delivery is due"))
     }
@@ -624,7 +624,7 @@ impl HookStore for SqliteMetadataStore {
     async fn pending_deliveries(&self) -> StoreResult<u64> {
         let count: i64 =
             sqlx::query_scalar("SELECT count(*) FROM hook_deliveries WHERE state = 'pending'")
-                .fetch_one(&self.reader)
+                .fetch_one(&mut *self.reader.conn().await?)
                 .await
                 .map_err(failed("counting pending webhook deliveries"))?;
         Ok(u64::try_from(count).unwrap_or(0))
@@ -721,7 +721,7 @@ impl HookStore for SqliteMetadataStore {
             .bind(hook.0)
             .bind(before.map(|id| id.0))
             .bind(sql_limit(limit))
-            .fetch_all(&self.reader)
+            .fetch_all(&mut *self.reader.conn().await?)
             .await
             .map_err(failed(format!("listing the deliveries of hook {hook}")))?;
         rows.into_iter().map(DeliveryRow::into_delivery).collect()
@@ -749,7 +749,7 @@ impl HookStore for SqliteMetadataStore {
         let row: Option<DeliveryRow> = sqlx::query_as(AssertSqlSafe(sql))
             .bind(hook.0)
             .bind(id.0)
-            .fetch_optional(&self.reader)
+            .fetch_optional(&mut *self.reader.conn().await?)
             .await
             .map_err(failed(format!("reading delivery {id}")))?;
         let Some(row) = row else {
@@ -761,7 +761,7 @@ impl HookStore for SqliteMetadataStore {
              FROM hook_attempts WHERE delivery_id = ?1 ORDER BY number",
         )
         .bind(id.0)
-        .fetch_all(&self.reader)
+        .fetch_all(&mut *self.reader.conn().await?)
         .await
         .map_err(failed(format!("reading the attempts of delivery {id}")))?;
         let attempts = attempts

@@ -5,8 +5,9 @@
 //! SQL lives here, with the schema in `migrations/`, embedded and applied on open.
 //!
 //! The database runs in WAL mode with `synchronous = FULL`. Writes go through one connection
-//! the store holds (`store::Writer`), so they never contend for SQLite's single write lock; reads use their own pool
-//! of `query_only` connections and never queue behind a write. Every write that must happen
+//! the store holds (`store::Writer`), so they never contend for SQLite's single write lock;
+//! reads use `query_only` connections of their own (`store::Readers`) and never queue behind
+//! a write. Every write that must happen
 //! together happens in one `BEGIN IMMEDIATE` transaction.
 //! A task of its own copies the WAL back into the database file (a `PASSIVE` checkpoint) as
 //! writes accumulate, so the writer's commits do not.

@@ -20,7 +20,10 @@ impl ListingStore for SqliteMetadataStore {
         limit: usize,
     ) -> StoreResult<Option<Vec<String>>> {
         let doing = || format!("listing tags of {repo}");
-        let mut tx = self.reader.begin().await.map_err(failed(doing()))?;
+        let mut conn = self.reader.conn().await?;
+        let mut tx = sqlx::Connection::begin(&mut *conn)
+            .await
+            .map_err(failed(doing()))?;
         let Some(repository_id) = repository_id(&mut tx, repo.as_str()).await? else {
             return Ok(None);
         };
@@ -47,7 +50,7 @@ impl ListingStore for SqliteMetadataStore {
         sqlx::query_scalar("SELECT name FROM repositories WHERE name > ?1 ORDER BY name LIMIT ?2")
             .bind(last.unwrap_or(""))
             .bind(sql_limit(limit))
-            .fetch_all(&self.reader)
+            .fetch_all(&mut *self.reader.conn().await?)
             .await
             .map_err(failed("listing repositories"))
     }
@@ -57,7 +60,7 @@ impl ListingStore for SqliteMetadataStore {
     async fn repository_exists(&self, repo: &RepoName) -> StoreResult<bool> {
         sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM repositories WHERE name = ?1)")
             .bind(repo.as_str())
-            .fetch_one(&self.reader)
+            .fetch_one(&mut *self.reader.conn().await?)
             .await
             .map_err(failed(format!("looking up repository {repo}")))
     }

@@ -156,7 +156,7 @@ impl ManifestStore for SqliteMetadataStore {
         )
         .bind(repo.as_str())
         .bind(tag.as_str())
-        .fetch_optional(&self.reader)
+        .fetch_optional(&mut *self.reader.conn().await?)
         .await
         .map_err(failed(format!("reading manifest {repo}:{tag}")))?;
         row.map(|(digest, media_type, content)| {
@@ -183,7 +183,7 @@ impl ManifestStore for SqliteMetadataStore {
         )
         .bind(repo.as_str())
         .bind(digest.as_str())
-        .fetch_optional(&self.reader)
+        .fetch_optional(&mut *self.reader.conn().await?)
         .await
         .map_err(failed(format!("reading manifest {repo}@{digest}")))?;
         Ok(row.map(|(media_type, content)| StoredManifest {
@@ -294,7 +294,7 @@ impl ManifestStore for SqliteMetadataStore {
         .bind(repo.as_str())
         .bind(subject.as_str())
         .bind(artifact_type)
-        .fetch_all(&self.reader)
+        .fetch_all(&mut *self.reader.conn().await?)
         .await
         .map_err(failed(format!("listing referrers of {repo}@{subject}")))?;
         rows.into_iter()

@@ -21,7 +21,7 @@ impl HealthProbe for SqliteMetadataStore {
     /// locked, so the file itself is checked too.
     async fn probe(&self) -> StoreResult<()> {
         sqlx::query_scalar::<_, i64>("SELECT 1")
-            .fetch_one(&self.reader)
+            .fetch_one(&mut *self.reader.conn().await?)
             .await
             .map_err(failed("probing the metadata database"))?;
         let path = self.path.clone();
@@ -102,7 +102,7 @@ impl SqliteMetadataStore {
         // Not those garbage collection is deleting: their bytes may be gone already.
         let rows: Vec<(String, i64)> =
             sqlx::query_as("SELECT digest, size FROM blobs WHERE deleting_at IS NULL")
-                .fetch_all(&self.reader)
+                .fetch_all(&mut *self.reader.conn().await?)
                 .await
                 .map_err(failed("listing stored blobs"))?;
         rows.iter()
@@ -116,7 +116,7 @@ impl SqliteMetadataStore {
             "SELECT r.name, rb.digest FROM repository_blobs rb \
              JOIN repositories r ON r.id = rb.repository_id",
         )
-        .fetch_all(&self.reader)
+        .fetch_all(&mut *self.reader.conn().await?)
         .await
         .map_err(failed("listing blob links"))?;
         rows.into_iter()
@@ -131,7 +131,7 @@ impl SqliteMetadataStore {
              JOIN repositories r ON r.id = m.repository_id WHERE m.deleted_at IS NULL \
              ORDER BY r.name, m.digest",
         )
-        .fetch_all(&self.reader)
+        .fetch_all(&mut *self.reader.conn().await?)
         .await
         .map_err(failed("listing manifests"))?;
         rows.into_iter()

@@ -181,7 +181,7 @@ impl PackageStore for SqliteMetadataStore {
             .bind(name.owner())
             .bind(name.as_str())
             .bind(user.map(|id| id.0))
-            .fetch_one(&self.reader)
+            .fetch_one(&mut *self.reader.conn().await?)
             .await
             .map_err(failed(format!("reading the access target {name}")))?;
         row.into_target(name)
@@ -203,7 +203,7 @@ impl PackageStore for SqliteMetadataStore {
         push_listing(&mut count, owner, readable, filter);
         let total: i64 = count
             .build_query_scalar()
-            .fetch_one(&self.reader)
+            .fetch_one(&mut *self.reader.conn().await?)
             .await
             .map_err(failed(doing()))?;
         let mut page = QueryBuilder::<Sqlite>::new(
@@ -217,7 +217,7 @@ impl PackageStore for SqliteMetadataStore {
             .push_bind(i64::try_from(offset).unwrap_or(i64::MAX));
         let rows: Vec<Row> = page
             .build_query_as()
-            .fetch_all(&self.reader)
+            .fetch_all(&mut *self.reader.conn().await?)
             .await
             .map_err(failed(doing()))?;
         let records = rows.into_iter().map(record).collect::<Result<_, _>>()?;
@@ -308,7 +308,7 @@ impl PackageStore for SqliteMetadataStore {
              ORDER BY 1 DESC, 3",
         )
         .bind(name.as_str())
-        .fetch_all(&self.reader)
+        .fetch_all(&mut *self.reader.conn().await?)
         .await
         .map_err(failed(format!("listing the roles on package {name}")))?;
         rows.into_iter()
@@ -408,7 +408,7 @@ impl PackageStore for SqliteMetadataStore {
         let row: Option<Row> =
             sqlx::query_as(sqlx::AssertSqlSafe(format!("{COLUMNS} WHERE name = ?1")))
                 .bind(name.as_str())
-                .fetch_optional(&self.reader)
+                .fetch_optional(&mut *self.reader.conn().await?)
                 .await
                 .map_err(failed(format!("reading package {name}")))?;
         row.map(record).transpose()

@@ -57,7 +57,7 @@ impl PolicyStore for SqliteMetadataStore {
             Key::Name(name) => query.bind(name),
         };
         let text: Option<String> = query
-            .fetch_optional(&self.reader)
+            .fetch_optional(&mut *self.reader.conn().await?)
             .await
             .map_err(failed(format!("reading the storage policies of {whose}")))?;
         decode(text, &whose)
@@ -128,7 +128,7 @@ impl PolicyStore for SqliteMetadataStore {
         )
         .bind(repo.owner())
         .bind(repo.as_str())
-        .fetch_one(&self.reader)
+        .fetch_one(&mut *self.reader.conn().await?)
         .await
         .map_err(failed(doing()))?;
         Ok(PackagePolicies {
@@ -151,7 +151,7 @@ impl PolicyStore for SqliteMetadataStore {
                     OR json_extract(ap.policies, '$.retention') IS NOT NULL) \
              ORDER BY p.name",
         )
-        .fetch_all(&self.reader)
+        .fetch_all(&mut *self.reader.conn().await?)
         .await
         .map_err(failed(doing))?;
         names
@@ -177,7 +177,7 @@ impl PolicyStore for SqliteMetadataStore {
              WHERE r.name = ?1 ORDER BY v.id",
         )
         .bind(repo.as_str())
-        .fetch_all(&self.reader)
+        .fetch_all(&mut *self.reader.conn().await?)
         .await
         .map_err(failed(doing()))?;
         rows.into_iter()
@@ -211,7 +211,7 @@ impl PolicyStore for SqliteMetadataStore {
         )
         .bind(repo.as_str())
         .bind(digest.as_str())
-        .fetch_all(&self.reader)
+        .fetch_all(&mut *self.reader.conn().await?)
         .await
         .map_err(failed(format!("reading the tags of {repo}@{digest}")))
     }

@@ -41,7 +41,7 @@ impl QuotaStore for SqliteMetadataStore {
     async fn storage_usage(&self, owner: &str) -> StoreResult<StorageUsage> {
         let row: (Option<i64>, Option<i64>) = sqlx::query_as(USAGE)
             .bind(owner)
-            .fetch_one(&self.reader)
+            .fetch_one(&mut *self.reader.conn().await?)
             .await
             .map_err(failed(format!("reading the storage usage of {owner}")))?;
         usage(row)
@@ -53,7 +53,7 @@ impl QuotaStore for SqliteMetadataStore {
             sqlx::query_scalar("SELECT 1 FROM account_blobs WHERE owner = ?1 AND digest = ?2")
                 .bind(owner)
                 .bind(digest.as_str())
-                .fetch_optional(&self.reader)
+                .fetch_optional(&mut *self.reader.conn().await?)
                 .await
                 .map_err(failed(format!(
                     "looking up blob {digest} in account {owner}"

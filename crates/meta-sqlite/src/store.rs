@@ -19,8 +19,12 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 /// How long a statement waits for SQLite's lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Connections in the read pool.
-const READERS: u32 = 4;
+/// Read connections.
+const READERS: usize = 4;
+
+/// How long a read waits for a read connection to come free before failing (sqlx's pools
+/// wait as long by default).
+const READ_WAIT: Duration = Duration::from_secs(30);
 
 /// Writes (commits and single statements) after which the background checkpointer copies the
 /// WAL back into the database file: a few thousand pages (a small push's commit writes about
@@ -41,7 +45,7 @@ pub struct SqliteMetadataStore {
     /// One connection: every write and every write transaction, made durable in groups.
     pub(crate) writer: Writer,
     /// `query_only` connections for reads, which WAL lets run alongside the writer.
-    pub(crate) reader: SqlitePool,
+    pub(crate) reader: Readers,
     /// The database file, for the health probe and online backups.
     pub(crate) path: std::sync::Arc<Path>,
     /// The connection the background checkpointer runs on (see [`checkpoint_in_background`]).
@@ -104,10 +108,7 @@ impl SqliteMetadataStore {
             .connect_with(base.clone())
             .await
             .map_err(|e| StoreError::new(context(), e))?;
-        let reader = SqlitePoolOptions::new()
-            .max_connections(READERS)
-            .test_before_acquire(false)
-            .connect_with(base.pragma("query_only", "ON"))
+        let reader = Readers::open(&base.pragma("query_only", "ON"))
             .await
             .map_err(|e| StoreError::new(context(), e))?;
         let (due, wanted) = tokio::sync::mpsc::channel(1);
@@ -206,6 +207,56 @@ impl Writer {
             .map_err(|e| StoreError::io("syncing the metadata database's write-ahead log", e))
     }
 }
+
+/// The read connections, `query_only`, held by the store like the writer's (see [`Writer`])
+/// rather than by a sqlx pool, which pings each connection on its way back: a second round
+/// trip to SQLite's thread, on a task spawned for it, for every read. A read dropped mid-way
+/// gives its connection back at once; its commands reach SQLite's thread before the next
+/// holder's, and a transaction dropped open queues its `ROLLBACK` first (sqlx does that as it
+/// drops).
+#[derive(Debug, Clone)]
+pub(crate) struct Readers(deadpool::unmanaged::Pool<SqliteConnection>);
+
+impl Readers {
+    /// Opens [`READERS`] connections with `options`.
+    async fn open(options: &SqliteConnectOptions) -> Result<Self, sqlx::Error> {
+        let mut conns = Vec::with_capacity(READERS);
+        for _ in 0..READERS {
+            conns.push(options.connect().await?);
+        }
+        Ok(Readers(deadpool::unmanaged::Pool::from(conns)))
+    }
+
+    /// A read connection, once one is free (at most [`READ_WAIT`]).
+    pub(crate) async fn conn(&self) -> Result<ReadConn, StoreError> {
+        let doing = "reading the metadata database";
+        match tokio::time::timeout(READ_WAIT, self.0.get()).await {
+            Ok(Ok(conn)) => Ok(conn),
+            Ok(Err(err)) => Err(StoreError::of_kind(StoreErrorKind::Unavailable, doing, err)),
+            Err(_) => Err(StoreError::of_kind(
+                StoreErrorKind::Unavailable,
+                doing,
+                format!("no read connection came free within {READ_WAIT:?}"),
+            )),
+        }
+    }
+
+    /// Closes every connection once its read is done; reads asked for afterwards fail.
+    async fn close(&self) {
+        for _ in 0..READERS {
+            let Ok(conn) = self.0.remove().await else {
+                break;
+            };
+            if let Err(err) = conn.close().await {
+                tracing::warn!(error = %err, "closing a metadata database reader failed");
+            }
+        }
+        self.0.close();
+    }
+}
+
+/// A read connection, back to [`Readers`] when dropped.
+pub(crate) type ReadConn = deadpool::unmanaged::Object<SqliteConnection>;
 
 /// The writer's connection, held until dropped.
 pub(crate) struct WriterConn(tokio::sync::OwnedMutexGuard<Option<SqliteConnection>>);
@@ -642,7 +693,7 @@ mod tests {
         insert("alone").execute(&mut *writer).await.unwrap();
         drop(writer);
         let rows: i64 = sqlx::query_scalar(count)
-            .fetch_one(&store.reader)
+            .fetch_one(&mut *store.reader.conn().await.unwrap())
             .await
             .unwrap();
         assert_eq!(rows, 1, "a statement after it commits on its own");
@@ -650,7 +701,7 @@ mod tests {
         insert("committed").execute(&mut *tx).await.unwrap();
         tx.commit().await.unwrap();
         let rows: i64 = sqlx::query_scalar(count)
-            .fetch_one(&store.reader)
+            .fetch_one(&mut *store.reader.conn().await.unwrap())
             .await
             .unwrap();
         assert_eq!(rows, 2);
@@ -659,6 +710,71 @@ mod tests {
             store.writer.conn().await.is_err(),
             "a closed store writes nothing"
         );
+    }
+
+    /// A read dropped mid-way, or with its transaction open, gives its connection back ready
+    /// for the next read: every connection can be held again at once, a transaction can
+    /// begin on the one the open transaction was dropped on (SQLite refuses a `BEGIN` inside
+    /// one), and a closed store reads nothing.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_read_dropped_mid_way_leaves_its_connection_ready() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteMetadataStore::open(&dir.path().join("metadata.sqlite"))
+            .await
+            .unwrap();
+        // A read that runs for about a second, dropped after a few milliseconds: its statement
+        // runs to its end on SQLite's thread, and the connection's next holder waits for that.
+        let long = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n \
+                    WHERE i < 2000000) SELECT COUNT(*) FROM n";
+        let reading = async {
+            let mut conn = store.reader.conn().await.unwrap();
+            sqlx::query_scalar::<_, i64>(long)
+                .fetch_one(&mut *conn)
+                .await
+        };
+        let cut = tokio::time::timeout(Duration::from_millis(20), reading).await;
+        assert!(cut.is_err(), "the long read was dropped before it finished");
+        {
+            let mut conn = store.reader.conn().await.unwrap();
+            let mut tx = sqlx::Connection::begin(&mut *conn).await.unwrap();
+            let one: i64 = sqlx::query_scalar("SELECT 1")
+                .fetch_one(&mut *tx)
+                .await
+                .unwrap();
+            assert_eq!(one, 1);
+            // Dropped open, with its connection.
+        }
+        // The connection given back last is the next one out.
+        let mut conn = store.reader.conn().await.unwrap();
+        let tx = sqlx::Connection::begin(&mut *conn)
+            .await
+            .expect("the dropped transaction was rolled back first");
+        tx.rollback().await.unwrap();
+        drop(conn);
+        let mut held = Vec::new();
+        for _ in 0..READERS {
+            held.push(
+                tokio::time::timeout(Duration::from_secs(10), store.reader.conn())
+                    .await
+                    .expect("every connection came back")
+                    .unwrap(),
+            );
+        }
+        for conn in &mut held {
+            let one: i64 = sqlx::query_scalar("SELECT 1")
+                .fetch_one(&mut **conn)
+                .await
+                .unwrap();
+            assert_eq!(one, 1);
+        }
+        drop(held);
+        store.close().await;
+        let closed = store
+            .reader
+            .conn()
+            .await
+            .expect_err("a closed store reads nothing");
+        assert_eq!(closed.kind(), StoreErrorKind::Unavailable);
     }
 
     /// The writer leaves checkpoints to the background task: after enough writes, their pages

@@ -177,7 +177,7 @@ impl UploadStore for SqliteMetadataStore {
         ))
         .bind(id)
         .bind(repo.as_str())
-        .fetch_optional(&self.reader)
+        .fetch_optional(&mut *self.reader.conn().await?)
         .await
         .map_err(failed(format!("reading upload {id} of {repo}")))?;
         row.map(|row| session(id, repo, row)).transpose()
@@ -343,7 +343,7 @@ impl UploadStore for SqliteMetadataStore {
         .bind(now)
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .bind(empty_started_before)
-        .fetch_all(&self.reader)
+        .fetch_all(&mut *self.reader.conn().await?)
         .await
         .map_err(failed("listing stale uploads"))?;
         sessions(rows, "reading a stale upload")
@@ -361,7 +361,7 @@ impl UploadStore for SqliteMetadataStore {
         ))
         .bind(now)
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(&self.reader)
+        .fetch_all(&mut *self.reader.conn().await?)
         .await
         .map_err(failed("listing uploads to check"))?;
         sessions(rows, "reading an upload to check")
@@ -403,7 +403,7 @@ impl UploadStore for SqliteMetadataStore {
         let (open, held, used, limit): (i64, i64, Option<i64>, Option<i64>) =
             sqlx::query_as(OWNER_UPLOADS)
                 .bind(owner)
-                .fetch_one(&self.reader)
+                .fetch_one(&mut *self.reader.conn().await?)
                 .await
                 .map_err(failed(format!("counting the open uploads of {owner}")))?;
         Ok(OwnerUploads {

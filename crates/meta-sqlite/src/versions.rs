@@ -105,7 +105,7 @@ impl VersionStore for SqliteMetadataStore {
         .bind(deleted)
         .bind(deleted_after)
         .bind(tagged)
-        .fetch_one(&self.reader)
+        .fetch_one(&mut *self.reader.conn().await?)
         .await
         .map_err(failed(doing()))?;
         let rows: Vec<VersionRow> = sqlx::query_as(AssertSqlSafe(format!(
@@ -128,7 +128,7 @@ impl VersionStore for SqliteMetadataStore {
         .bind(i64::try_from(offset).unwrap_or(i64::MAX))
         .bind(deleted_after)
         .bind(tagged)
-        .fetch_all(&self.reader)
+        .fetch_all(&mut *self.reader.conn().await?)
         .await
         .map_err(failed(doing()))?;
         let versions = rows.into_iter().map(record).collect::<Result<_, _>>()?;
@@ -146,7 +146,7 @@ impl VersionStore for SqliteMetadataStore {
         )))
         .bind(repo.as_str())
         .bind(id.0)
-        .fetch_optional(&self.reader)
+        .fetch_optional(&mut *self.reader.conn().await?)
         .await
         .map_err(failed(format!("reading version {id} of {repo}")))?;
         row.map(record).transpose()
@@ -236,7 +236,7 @@ impl VersionStore for SqliteMetadataStore {
              WHERE r.name = ?1 AND m.deleted_at IS NULL",
         )
         .bind(repo.as_str())
-        .fetch_one(&self.reader)
+        .fetch_one(&mut *self.reader.conn().await?)
         .await
         .map_err(failed(format!("adding up the downloads of {repo}")))?;
         Ok(u64::try_from(total).unwrap_or_default())
