@@ -1,10 +1,11 @@
 //! The machine's ceiling for the push phases: the least work any registry must do for them,
 //! run with nothing else — each client's blob sent over loopback TCP to a thread that hashes it
 //! (SHA-256) and appends it to a file, written back every 1 MiB by a helper thread as Berth's
-//! upload writer does ([`berth_blob::write_back`]) and made durable (`fdatasync`) at the end. No HTTP, no metadata, no hand-offs; the sending threads cost what the
-//! benchmark's clients cost. The chunked variant sends `chunk_size` bytes, then waits for a
-//! one-byte acknowledgement the receiver sends once those bytes are durable, as a `PATCH`
-//! answered `202` only for durable bytes does.
+//! upload writer does ([`berth_blob::write_back`]) and made durable (`fdatasync`) at the end.
+//! No HTTP, no metadata, no hand-offs; the sending threads cost what the benchmark's clients
+//! cost. The chunked variant sends `chunk_size` bytes, then waits for a one-byte
+//! acknowledgement the receiver sends once those bytes are durable, as a `PATCH` answered
+//! `202` only for durable bytes does.
 //!
 //! A server's push rate divided by this one is the share of the machine it turned into pushes;
 //! a ratio target against another server is only reachable if that share allows it.

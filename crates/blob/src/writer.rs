@@ -21,7 +21,7 @@
 //! `sync_file_range`: it writes the pages and waits for them, without the journal commit and
 //! the disk's cache flush an `fdatasync` adds each time; the one `fdatasync` of `finish` makes
 //! it all durable. Against an `fdatasync` every 4 MiB, the last `fdatasync` of an 8 MiB chunk
-//! took a median of 1.6 ms instead of 4.2 (BENCHMARKS.md, "Lean and steady, part 16").
+//! took medians of 1.5–2.1 ms instead of 3.5–5.1 (BENCHMARKS.md, "Lean and steady, part 16").
 //! A disk slower than the network pushes back: once [`UNFLUSHED_MAX`] bytes wait behind a
 //! writeback still running, the request waits for it (asynchronously) before writing more, so
 //! an upload's dirty pages stay bounded and uploads do not drive the kernel into the
@@ -46,7 +46,7 @@ type OpenError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Bytes written between two background writebacks (see [`Flush`]). Far smaller than the
 /// 8 MiB chunks clients commonly PATCH, so a chunk's final `fdatasync` has little left to write
-/// (BENCHMARKS.md, "Lean and steady, part 16": 4 MiB left it a median of 4.2 ms, 1 MiB 1.6).
+/// (BENCHMARKS.md, "Lean and steady, part 16": 4 MiB left it 3.5–5.1 ms, 1 MiB 1.5–2.1).
 const WRITEBACK_EVERY: u64 = 1 << 20;
 /// The most bytes written while a writeback runs before the request waits for it.
 const UNFLUSHED_MAX: u64 = 16 << 20;
@@ -186,7 +186,10 @@ type Flush = JoinHandle<io::Result<()>>;
 pub fn write_back(file: &File, from: u64, to: u64) -> io::Result<()> {
     use std::os::fd::AsRawFd;
     let offset = i64::try_from(from).map_err(|_| io::ErrorKind::InvalidInput)?;
-    let len = i64::try_from(to - from).map_err(|_| io::ErrorKind::InvalidInput)?;
+    let len = to
+        .checked_sub(from)
+        .and_then(|len| i64::try_from(len).ok())
+        .ok_or(io::ErrorKind::InvalidInput)?;
     let flags = libc::SYNC_FILE_RANGE_WAIT_BEFORE
         | libc::SYNC_FILE_RANGE_WRITE
         | libc::SYNC_FILE_RANGE_WAIT_AFTER;
@@ -427,6 +430,8 @@ mod tests {
         write_back(&file, 0, 8192).unwrap();
         let beyond = write_back(&file, u64::MAX - 1, u64::MAX).unwrap_err();
         assert_eq!(beyond.kind(), io::ErrorKind::InvalidInput);
+        let backwards = write_back(&file, 8192, 0).unwrap_err();
+        assert_eq!(backwards.kind(), io::ErrorKind::InvalidInput);
         // Not a file that has pages to write back: the kernel's ESPIPE comes through.
         let device = File::open("/dev/null").unwrap();
         let refused = write_back(&device, 0, 1).unwrap_err();
