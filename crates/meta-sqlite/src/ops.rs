@@ -16,7 +16,7 @@ use crate::store::{SqliteMetadataStore, failed, from_sql, parse_digest};
 
 #[async_trait]
 impl HealthProbe for SqliteMetadataStore {
-    /// A query through the read pool, then the database file opened for reading and writing:
+    /// A query on a read connection, then the database file opened for reading and writing:
     /// open connections keep answering after the file is moved away or its directory is
     /// locked, so the file itself is checked too.
     async fn probe(&self) -> StoreResult<()> {

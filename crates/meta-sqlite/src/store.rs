@@ -664,15 +664,21 @@ pub(crate) async fn ensure_repository(
 
 #[cfg(test)]
 mod tests {
+    /// A store on a new database in a temporary directory (kept as long as the store is used).
+    async fn temp_store() -> (tempfile::TempDir, SqliteMetadataStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteMetadataStore::open(&dir.path().join("metadata.sqlite"))
+            .await
+            .unwrap();
+        (dir, store)
+    }
+
     /// A write transaction dropped without its commit (its request was dropped, a statement
     /// failed) leaves nothing behind: the writer's next statement runs after its rollback,
     /// outside any transaction, while a committed one is there for the readers.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_write_transaction_dropped_open_is_rolled_back() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteMetadataStore::open(&dir.path().join("metadata.sqlite"))
-            .await
-            .unwrap();
+        let (_dir, store) = temp_store().await;
         let insert = |id: &'static str| {
             sqlx::query(
                 "INSERT INTO uploads (id, repository, byte_offset, hash_state, blob_state, \
@@ -718,10 +724,7 @@ mod tests {
     /// one), and a closed store reads nothing.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_read_dropped_mid_way_leaves_its_connection_ready() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteMetadataStore::open(&dir.path().join("metadata.sqlite"))
-            .await
-            .unwrap();
+        let (_dir, store) = temp_store().await;
         // A read that runs for about a second, dropped after a few milliseconds: its statement
         // runs to its end on SQLite's thread, and the connection's next holder waits for that.
         let long = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n \
