@@ -233,8 +233,7 @@ async fn oras_pushes_referrers_listed_and_filtered_by_artifact_type() {
         ("sbom", "application/spdx+json"),
         ("sig", "application/vnd.dev.cosign.simplesigning.v1+json"),
     ] {
-        let printed = run(Command::new("python3")
-            .current_dir(&dir)
+        let printed = run(crate::common::python_in(&dir)
             .env("ORAS_USER", crate::common::ADMIN)
             .env("ORAS_PASSWORD", &server.admin_token)
             .args([
@@ -253,6 +252,11 @@ async fn oras_pushes_referrers_listed_and_filtered_by_artifact_type() {
             "manifest PUT answers OCI-Subject"
         );
     }
+
+    assert!(
+        dir.join(".docker/config.json").exists(),
+        "oras-py's login saves its credentials in the scratch home, not the tester's"
+    );
 
     let http = client();
     let all: Value = http

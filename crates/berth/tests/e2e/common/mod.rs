@@ -736,6 +736,25 @@ pub fn require_oras_py() {
     );
 }
 
+/// `python3` run in scratch directory `dir` with `dir` as its home, for the ORAS Python
+/// client: it reads registry credentials from `~/.docker/config.json` over the ones it is
+/// given, and its `login` writes them there. In the real home, a token saved by an earlier
+/// test for a server on the same port would be sent instead of this test's own. Python still
+/// finds the packages installed for the user running the tests.
+pub fn python_in(dir: &Path) -> Command {
+    let mut command = Command::new("python3");
+    command.current_dir(dir).env("HOME", dir);
+    if let Some(home) = std::env::var_os("HOME").map(PathBuf::from) {
+        if std::env::var_os("PYTHONUSERBASE").is_none() {
+            command.env("PYTHONUSERBASE", home.join(".local"));
+        }
+        if std::env::var_os("PYENV_ROOT").is_none() {
+            command.env("PYENV_ROOT", home.join(".pyenv"));
+        }
+    }
+    command
+}
+
 /// Whether a command is on PATH.
 pub fn have(command: &str) -> bool {
     Command::new("sh")
