@@ -730,9 +730,8 @@ impl Registry {
                 return Err(allowance.refuse(received));
             }
             hasher.update(&frame);
-            // A frame that does not fit in what the batch has left goes whole into the next
-            // batch: split across two, it would keep its read buffer alive until the second
-            // is full, and hyper would read into a fresh buffer every time.
+            // Frames go whole into batches, so hyper can reuse its read buffer (see
+            // `Batch::hands_on_before`).
             if gathering
                 .as_ref()
                 .is_some_and(|batch| batch.hands_on_before(frame.len()))
@@ -895,13 +894,11 @@ impl Batch {
     }
 
     /// Whether it is handed on before a frame of `len` bytes, which then starts the next
-    /// batch: it holds frames, and that one does not fit in its room. Split at the batch's
-    /// end, the frame's read buffer would stay alive until the next batch is full, past
-    /// hyper's next read, which then could not reuse that buffer and took a fresh one: every
-    /// read of a push did, once the request's head had put the frames off the batches' ends.
-    /// Whole frames let hyper read into the buffer just written, still in the CPU's cache: a
-    /// GiB pushed in 8 MiB chunks took 259 fresh 512 KiB buffers instead of 2,120, and a
-    /// median of 11 % less server CPU (BENCHMARKS.md, "Lean and steady, part 17").
+    /// batch: it holds frames, and that one does not fit in its room. A frame split at the
+    /// batch's end stays alive past hyper's next read, which then cannot reuse its buffer and
+    /// takes a fresh one; whole frames let hyper read into the buffer just written, still in
+    /// the CPU's cache (a GiB pushed in 8 MiB chunks: 259 fresh 512 KiB buffers instead of
+    /// 2,120, and a median of 11 % less server CPU; BENCHMARKS.md, "Lean and steady, part 17").
     fn hands_on_before(&self, len: usize) -> bool {
         self.len > 0 && len > self.room()
     }
