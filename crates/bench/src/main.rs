@@ -36,7 +36,8 @@
 //! neither always runs first on a machine whose state drifts; each round starts every server
 //! afresh. The per-phase lines are printed as each round goes. The data directories of the
 //! servers that ran are removed when the bench ends, not before the next server starts (why:
-//! [`server::Server::stop_keeping_data`]).
+//! [`server::Server::stop_keeping_data`]), and each is made in a block group of its own, so
+//! that no server's file creations pay for another's deletions ([`scratch`]).
 //!
 //! Then it prints a table of both servers with a ratio column (above 1 = Berth better). Each
 //! cell is the median over the rounds followed, with several rounds, by the range:
@@ -130,6 +131,7 @@ mod payload;
 mod phases;
 mod report;
 mod scale_out;
+mod scratch;
 mod seed;
 mod server;
 mod webpage;
@@ -394,6 +396,9 @@ fn load_average() -> Option<String> {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    // Every file of the run goes under this directory, removed when it is dropped: last, as it
+    // is declared first.
+    let _scratch = scratch::isolate()?;
     ensure!(cli.rounds > 0, "--rounds must be positive");
     ensure!(
         cli.size_mib > 0 && cli.chunk_mib > 0,
