@@ -22,11 +22,12 @@
 //! server's CPU time and its peak RSS as if `VmHWM` had never been reset: the largest `VmHWM`
 //! read just before each reset and at the end, which covers the moments between phases too.
 //!
-//! Right before each server that writes to the local disk, every round, it measures the
-//! machine's ceiling for the two push phases ([`ceiling`]: the same blobs over loopback TCP,
-//! hashed and written durably by a bare program, no HTTP); after the table it prints each
-//! server's share of it, each round's rate against the ceiling measured just before it (the
-//! VM's speed drifts over a run by more than the shares it compares), as a median and range.
+//! Right before and right after each push phase of a server that writes to the local disk, it
+//! measures the machine's ceiling for that phase ([`ceiling`]: the same blobs over loopback TCP,
+//! hashed and written durably by a bare program, no HTTP; the server runs idle meanwhile); after
+//! the table it prints each server's share of it, each round's rate against the mean of the two
+//! measurements around it (the VM's speed drifts within a minute by more than the shares it
+//! compares: [`Bracket::rate`]), as a median and range.
 //! Every push phase, the ceiling's and the servers', starts right after the bench wrote and
 //! deleted twice its bytes ([`warm_pages`]: on these VMs a page freed a second ago costs
 //! several times more to write than one freed just now).
@@ -670,12 +671,9 @@ fn main() -> anyhow::Result<()> {
             );
         }
         for index in order {
-            // The disk's ceiling just before a server that writes to the local disk, so its
-            // pushes are set against the machine as it is at that moment.
-            if contenders[index].writes_to_local_disk() {
-                let ceiling = Ceiling::measure(&payloads, &load, contenders[index].name)?;
-                ceilings[index].push(ceiling);
-            }
+            // The disk's ceiling around each push phase of a server that writes to the local
+            // disk, so its pushes are set against the machine as it is at that moment.
+            let with_ceiling = contenders[index].writes_to_local_disk();
             // With --scale-out a run that fails (a service of the many it starts misbehaving)
             // is said and run once more afresh, rather than losing the rounds before it.
             let attempts = if cli.scale_out { 2 } else { 1 };
@@ -690,7 +688,8 @@ fn main() -> anyhow::Result<()> {
                         println!("\n{} at {}:", server.name, server.base);
                         let figures = runtime.block_on(async {
                             tokio::select! {
-                                figures = run_phases(&server, &payloads, &load) => figures,
+                                figures = run_phases(&server, &payloads, &load, with_ceiling)
+                                    => figures,
                                 _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
                             }
                         });
@@ -700,8 +699,9 @@ fn main() -> anyhow::Result<()> {
                         figures
                     });
                 match run {
-                    Ok(figures) => {
+                    Ok((figures, ceiling)) => {
                         columns[index].rounds.push(figures);
+                        ceilings[index].extend(ceiling);
                         break;
                     }
                     Err(error) if attempt < attempts && error.to_string() != "interrupted" => {
@@ -786,13 +786,13 @@ fn main() -> anyhow::Result<()> {
         if ceilings.is_empty() {
             continue;
         }
-        // Each round's rate against the ceiling measured just before that server, that round.
-        let shares = |pick: fn(&ServerFigures) -> f64, of: fn(&Ceiling) -> f64| {
+        // Each round's rate against the ceiling measured around that phase, that round.
+        let shares = |pick: fn(&ServerFigures) -> f64, of: fn(&Ceiling) -> Bracket| {
             let shares: Vec<f64> = column
                 .rounds
                 .iter()
                 .zip(ceilings)
-                .map(|(run, ceiling)| 100.0 * pick(run) / of(ceiling))
+                .map(|(run, ceiling)| 100.0 * pick(run) / of(ceiling).rate())
                 .collect();
             report::cell(&shares, 0)
         };
@@ -803,14 +803,15 @@ fn main() -> anyhow::Result<()> {
             shares(|run| run.monolithic.rate, |c| c.monolithic),
             shares(|run| run.chunked.rate, |c| c.chunked)
         );
+        let rates =
+            |of: fn(&Ceiling) -> f64| report::cell(&ceilings.iter().map(of).collect::<Vec<_>>(), 1);
         println!(
-            "  against the ceiling measured just before it each round: monolithic {}, chunked {} \
-             MiB/s",
-            report::cell(
-                &ceilings.iter().map(|c| c.monolithic).collect::<Vec<_>>(),
-                1
-            ),
-            report::cell(&ceilings.iter().map(|c| c.chunked).collect::<Vec<_>>(), 1)
+            "  against the mean of the ceiling measured just before and just after that phase, \
+             in MiB/s: monolithic {} before, {} after; chunked {} before, {} after",
+            rates(|c| c.monolithic.before),
+            rates(|c| c.monolithic.after),
+            rates(|c| c.chunked.before),
+            rates(|c| c.chunked.after),
         );
     }
     Ok(())
@@ -847,44 +848,55 @@ fn warm_pages(bytes: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The push rates of [`ceiling`]: what the machine allows at most, in MiB/s.
-struct Ceiling {
-    monolithic: f64,
-    chunked: f64,
+/// The machine's ceiling for one push phase ([`ceiling`]), in MiB/s, measured right before and
+/// right after a server's run of that phase.
+#[derive(Clone, Copy)]
+struct Bracket {
+    before: f64,
+    after: f64,
 }
 
-impl Ceiling {
-    /// Runs [`ceiling::push_rate`] on the push phases' blobs, monolithic then chunked, each
-    /// right after [`warm_pages`] as a server's push phases are; prints both rates with the CPU
-    /// they took (senders and receivers: the bench's own) and the machine's steal meanwhile.
-    fn measure(payloads: &Payloads, load: &Load, before: &str) -> anyhow::Result<Ceiling> {
-        let run = |blobs: &[payload::Blob], pattern| -> anyhow::Result<(f64, String)> {
-            warm_pages(warm_bytes(blobs))?;
-            let steal = server::machine_steal_seconds()?;
-            let run = ceiling::push_rate(blobs, pattern)?;
-            let steal = server::machine_steal_seconds()? - steal;
-            Ok((
-                run.rate,
-                format!(
-                    "{:.1} MiB/s (receivers' CPU {:.2} s, senders' {:.2} s, steal {steal:.2} s)",
-                    run.rate, run.receivers_cpu_s, run.senders_cpu_s
-                ),
-            ))
-        };
-        let (monolithic, mono_text) = run(&payloads.monolithic, ceiling::Pattern::Monolithic)?;
-        let (chunked, chunked_text) = run(
-            &payloads.chunked,
-            ceiling::Pattern::Chunked(load.chunk_size),
-        )?;
-        println!(
-            "\nmachine ceiling (no HTTP: TCP → SHA-256 → file, durable) before {before}: \
-             monolithic {mono_text}, chunked {chunked_text}"
-        );
-        Ok(Ceiling {
-            monolithic,
-            chunked,
-        })
+impl Bracket {
+    /// What the server's rate is set against: the mean of the two. The VM's speed moves within
+    /// a minute by more than the shares compare (the chunked ceiling by up to 40 % between two
+    /// measurements of one run), so one measurement on one side of the phase, seconds away from
+    /// it, says less about the machine during the phase than the two around it.
+    fn rate(&self) -> f64 {
+        (self.before + self.after) / 2.0
     }
+}
+
+/// The disk's ceilings around one server's push phases.
+struct Ceiling {
+    monolithic: Bracket,
+    chunked: Bracket,
+}
+
+/// Runs [`ceiling::push_rate`] on `blobs` right after [`warm_pages`], as a server's push phase
+/// runs, and prints its rate with the CPU it took (senders and receivers: the bench's own) and
+/// the machine's steal meanwhile, on a line labelled `label`.
+async fn ceiling_phase(
+    blobs: &[payload::Blob],
+    pattern: ceiling::Pattern,
+    label: &str,
+) -> anyhow::Result<f64> {
+    let blobs = blobs.to_vec();
+    let (rate, text) = tokio::task::spawn_blocking(move || -> anyhow::Result<(f64, String)> {
+        warm_pages(warm_bytes(&blobs))?;
+        let steal = server::machine_steal_seconds()?;
+        let run = ceiling::push_rate(&blobs, pattern)?;
+        let steal = server::machine_steal_seconds()? - steal;
+        Ok((
+            run.rate,
+            format!(
+                "{:.1} MiB/s, receivers' CPU {:.2} s, senders' CPU {:.2} s, steal {steal:.2} s",
+                run.rate, run.receivers_cpu_s, run.senders_cpu_s
+            ),
+        ))
+    })
+    .await??;
+    println!("  {label:<18} {text}");
+    Ok(rate)
 }
 
 /// The data every server receives, generated and hashed once.
@@ -897,18 +909,42 @@ struct Payloads {
     images: Arc<Vec<payload::SmallImage>>,
 }
 
-/// Runs phases a to e against `server`.
+/// Runs phases a to e against `server`; with `with_ceiling`, each push phase between two runs
+/// of the disk's ceiling for it, returned beside the figures.
 async fn run_phases(
     server: &Server,
     payloads: &Payloads,
     load: &Load,
-) -> anyhow::Result<ServerFigures> {
-    let warm = warm_bytes(&payloads.monolithic);
+    with_ceiling: bool,
+) -> anyhow::Result<(ServerFigures, Option<Ceiling>)> {
+    let (mono_blobs, chunked_blobs) = (&payloads.monolithic, &payloads.chunked);
+    let (mono_pattern, chunked_pattern) = (
+        ceiling::Pattern::Monolithic,
+        ceiling::Pattern::Chunked(load.chunk_size),
+    );
+    let mut mono_ceiling = Bracket {
+        before: f64::NAN,
+        after: f64::NAN,
+    };
+    let mut chunked_ceiling = mono_ceiling;
+    if with_ceiling {
+        mono_ceiling.before = ceiling_phase(mono_blobs, mono_pattern, "ceiling, before").await?;
+    }
+    let warm = warm_bytes(mono_blobs);
     tokio::task::spawn_blocking(move || warm_pages(warm)).await??;
-    let monolithic = phases::push_monolithic(server, &payloads.monolithic).await?;
-    let warm = warm_bytes(&payloads.chunked);
+    let monolithic = phases::push_monolithic(server, mono_blobs).await?;
+    if with_ceiling {
+        mono_ceiling.after = ceiling_phase(mono_blobs, mono_pattern, "ceiling, after").await?;
+        chunked_ceiling.before =
+            ceiling_phase(chunked_blobs, chunked_pattern, "ceiling, before").await?;
+    }
+    let warm = warm_bytes(chunked_blobs);
     tokio::task::spawn_blocking(move || warm_pages(warm)).await??;
-    let chunked = phases::push_chunked(server, &payloads.chunked, load).await?;
+    let chunked = phases::push_chunked(server, chunked_blobs, load).await?;
+    if with_ceiling {
+        chunked_ceiling.after =
+            ceiling_phase(chunked_blobs, chunked_pattern, "ceiling, after").await?;
+    }
     let pull = phases::pull(server, &payloads.monolithic, &payloads.chunked, load).await?;
     let small = phases::push_small_images(server, &payloads.images, load).await?;
     let tags = Arc::new(
@@ -935,7 +971,7 @@ async fn run_phases(
         "  {:<18} peak RSS {run_peak_rss_mib:.1} MiB, server CPU {run_cpu_s:.2} s{store}",
         "whole run"
     );
-    Ok(ServerFigures {
+    let figures = ServerFigures {
         monolithic,
         chunked,
         pull,
@@ -945,7 +981,12 @@ async fn run_phases(
         run_cpu_s,
         run_store_cpu_s: run_store_cpu_s.unwrap_or(f64::NAN),
         run_balancer_cpu_s: run_balancer_cpu_s.unwrap_or(f64::NAN),
-    })
+    };
+    let ceiling = with_ceiling.then_some(Ceiling {
+        monolithic: mono_ceiling,
+        chunked: chunked_ceiling,
+    });
+    Ok((figures, ceiling))
 }
 
 #[cfg(test)]
