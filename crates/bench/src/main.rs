@@ -598,6 +598,12 @@ fn main() -> anyhow::Result<()> {
         cli.size_mib,
         cli.images
     );
+    if contenders.iter().any(Contender::writes_to_local_disk) {
+        println!(
+            "\"ceiling\": the machine's, measured right before and right after each push phase \
+             of a server on the local disk (no HTTP: TCP → SHA-256 → file, durable)"
+        );
+    }
     let load = Load {
         clients: cli.clients,
         chunk_size: cli.chunk_mib * 1024 * 1024,
@@ -858,9 +864,9 @@ struct Bracket {
 
 impl Bracket {
     /// What the server's rate is set against: the mean of the two. The VM's speed moves within
-    /// a minute by more than the shares compare (the chunked ceiling by up to 40 % between two
-    /// measurements of one run), so one measurement on one side of the phase, seconds away from
-    /// it, says less about the machine during the phase than the two around it.
+    /// seconds by more than the shares compare (up to 44 % between the two measurements around
+    /// one phase, BENCHMARKS.md part 18), so one measurement on one side of the phase says less
+    /// about the machine during the phase than the two around it.
     fn rate(&self) -> f64 {
         (self.before + self.after) / 2.0
     }
@@ -910,7 +916,8 @@ struct Payloads {
 }
 
 /// Runs phases a to e against `server`; with `with_ceiling`, each push phase between two runs
-/// of the disk's ceiling for it, returned beside the figures.
+/// of the disk's ceiling for it (the chunked push's second one after the pull), returned beside
+/// the figures.
 async fn run_phases(
     server: &Server,
     payloads: &Payloads,
@@ -941,11 +948,13 @@ async fn run_phases(
     let warm = warm_bytes(chunked_blobs);
     tokio::task::spawn_blocking(move || warm_pages(warm)).await??;
     let chunked = phases::push_chunked(server, chunked_blobs, load).await?;
+    // The pull follows the chunked push directly: the ceiling's run deletes a GiB, and a pull
+    // right after that ran 20–40 % slower on both ends (BENCHMARKS.md part 18).
+    let pull = phases::pull(server, &payloads.monolithic, &payloads.chunked, load).await?;
     if with_ceiling {
         chunked_ceiling.after =
             ceiling_phase(chunked_blobs, chunked_pattern, "ceiling, after").await?;
     }
-    let pull = phases::pull(server, &payloads.monolithic, &payloads.chunked, load).await?;
     let small = phases::push_small_images(server, &payloads.images, load).await?;
     let tags = Arc::new(
         payloads
