@@ -949,7 +949,8 @@ async fn run_phases(
     tokio::task::spawn_blocking(move || warm_pages(warm)).await??;
     let chunked = phases::push_chunked(server, chunked_blobs, load).await?;
     // The pull follows the chunked push directly: the ceiling's run deletes a GiB, and a pull
-    // right after that ran 20–40 % slower on both ends (BENCHMARKS.md part 18).
+    // right after that ran a third slower, on half again as much CPU at both ends (BENCHMARKS.md
+    // part 18).
     let pull = phases::pull(server, &payloads.monolithic, &payloads.chunked, load).await?;
     if with_ceiling {
         chunked_ceiling.after =

@@ -7,7 +7,7 @@
 //! buffer lookup each; and ext4 puts a directory made under an ordinary directory, and the files
 //! made in it, in its parent's group. So the thousands of files that one server deletes while
 //! it runs (Distribution removes each upload's directory), or that the end of the previous run
-//! removed, made the next server's file creations slower: Berth's small images cost 0.8 ms more
+//! removed, made the next server's file creations slower: Berth's small images cost 1.5 ms more
 //! server CPU each right after 10,000 deletions elsewhere under `/tmp` (BENCHMARKS.md, "Lean and
 //! steady, part 18"). Under a directory marked as the top of a hierarchy (`FS_TOPDIR_FL`,
 //! `chattr +T`), ext4's Orlov allocator spreads each new directory to a group of its own, so a
