@@ -45,6 +45,11 @@ pub struct Run {
     pub senders_cpu_s: f64,
     /// CPU seconds the receiving and flushing threads used (what a registry must cost).
     pub receivers_cpu_s: f64,
+    /// The directory of the files it wrote, removed when dropped. The caller chooses when: on
+    /// these VMs' disks (mounted with `discard`) removing a GiB of durable files makes the host
+    /// trim it for a while after, and a run measured in that while counts the host's work as
+    /// steal.
+    pub files: tempfile::TempDir,
 }
 
 /// Sends each blob of `blobs` from its own client thread to its own receiving thread at the
@@ -90,6 +95,7 @@ pub fn push_rate(blobs: &[Blob], pattern: Pattern) -> anyhow::Result<Run> {
         rate: total as f64 / (1 << 20) as f64 / started.elapsed().as_secs_f64(),
         senders_cpu_s,
         receivers_cpu_s,
+        files: dir,
     })
 }
 
