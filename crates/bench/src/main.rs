@@ -22,12 +22,13 @@
 //! server's CPU time and its peak RSS as if `VmHWM` had never been reset: the largest `VmHWM`
 //! read just before each reset and at the end, which covers the moments between phases too.
 //!
-//! Right before and right after each push phase of a server that writes to the local disk, it
-//! measures the machine's ceiling for that phase ([`ceiling`]: the same blobs over loopback TCP,
-//! hashed and written durably by a bare program, no HTTP; the server runs idle meanwhile); after
-//! the table it prints each server's share of it, each round's rate against the mean of the two
-//! measurements around it (the VM's speed drifts within a minute by more than the shares it
-//! compares: [`Bracket::rate`]), as a median and range.
+//! Right before and right after each push phase of a server that writes to the local disk (the
+//! chunked push's second run after the pull), it measures the machine's ceiling for that phase
+//! ([`ceiling`]: the same blobs over loopback TCP, hashed and written durably by a bare program,
+//! no HTTP; the server runs idle meanwhile); after the table it prints each server's share of
+//! it, each round's rate against the mean of the two measurements around it (the VM's speed
+//! drifts within a minute by more than the shares it compares: [`Bracket::rate`]), as a median
+//! and range.
 //! Every push phase, the ceiling's and the servers', starts right after the bench wrote and
 //! deleted twice its bytes ([`warm_pages`]: on these VMs a page freed a second ago costs
 //! several times more to write than one freed just now).
@@ -959,9 +960,9 @@ async fn run_phases(
     let warm = warm_bytes(chunked_blobs);
     tokio::task::spawn_blocking(move || warm_pages(warm)).await??;
     let chunked = phases::push_chunked(server, chunked_blobs, load).await?;
-    // The pull follows the chunked push directly: the ceiling's run deletes a GiB, and a pull
-    // right after that ran a third slower, on half again as much CPU at both ends (BENCHMARKS.md
-    // part 18).
+    // The pull follows the chunked push directly: with a ceiling run (and its page warming)
+    // between them, a pull ran a third slower, on half again as much CPU at both ends
+    // (BENCHMARKS.md part 18).
     let pull = phases::pull(server, &payloads.monolithic, &payloads.chunked, load).await?;
     if with_ceiling {
         chunked_ceiling.after = ceiling_phase(
