@@ -39,7 +39,10 @@
 //! afresh. The per-phase lines are printed as each round goes. The data directories of the
 //! servers that ran are removed when the bench ends, not before the next server starts (why:
 //! [`server::Server::stop_keeping_data`]), and each is made in a block group of its own, so
-//! that no server's file creations pay for another's deletions ([`scratch`]).
+//! that no server's file creations pay for another's deletions ([`scratch`]). The files of a
+//! MiB or more do go between servers, and the host trims what they held for many seconds
+//! after, so before each server starts the bench waits until the machine counts next to no
+//! steal ([`settle`]) and prints how long that took.
 //!
 //! Then it prints a table of both servers with a ratio column (above 1 = Berth better). Each
 //! cell is the median over the rounds followed, with several rounds, by the range:
@@ -136,6 +139,7 @@ mod scale_out;
 mod scratch;
 mod seed;
 mod server;
+mod settle;
 mod webpage;
 
 use std::path::{Path, PathBuf};
@@ -685,6 +689,9 @@ fn main() -> anyhow::Result<()> {
             // is said and run once more afresh, rather than losing the rounds before it.
             let attempts = if cli.scale_out { 2 } else { 1 };
             for attempt in 1..=attempts {
+                // The host trims what the previous server (or run) deleted for many seconds
+                // after; that work lands on busy CPUs as steal (see `settle`).
+                let settled = settle::until_quiet(SETTLE_LIMIT)?;
                 let run = contenders[index]
                     .start(&cli, &berth_bin)
                     .and_then(|server| {
@@ -693,6 +700,7 @@ fn main() -> anyhow::Result<()> {
                             .iter()
                             .any(|line| line.contains("BERTH_METRICS"));
                         println!("\n{} at {}:", server.name, server.base);
+                        print_settled(&settled);
                         let figures = runtime.block_on(async {
                             tokio::select! {
                                 figures = run_phases(&server, &payloads, &load, with_ceiling)
@@ -822,6 +830,23 @@ fn main() -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// The longest the bench waits for the machine to go quiet before starting a server.
+const SETTLE_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Says how long the bench waited for the machine before starting the server.
+fn print_settled(settled: &settle::Settled) {
+    let how = if settled.quiet {
+        "quiet"
+    } else {
+        "still not quiet, starting anyway"
+    };
+    println!(
+        "  machine            {how} after {:.1} s (steal {:.2} s while waiting)",
+        settled.waited.as_secs_f64(),
+        settled.steal_s
+    );
 }
 
 /// What [`warm_pages`] writes before a push phase of `blobs`: twice their bytes.
