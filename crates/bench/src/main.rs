@@ -904,31 +904,60 @@ struct Ceiling {
     chunked: Bracket,
 }
 
-/// Runs [`ceiling::push_rate`] on `blobs` right after [`warm_pages`], as a server's push phase
-/// runs, and prints its rate with the CPU it took (senders and receivers: the bench's own) and
-/// the machine's steal meanwhile, on a line labelled `label`. The files it wrote are pushed on
-/// `written`, for the caller to remove once no phase is measured right after.
-async fn ceiling_phase(
-    blobs: &[payload::Blob],
-    pattern: ceiling::Pattern,
-    label: &str,
-    written: &mut Vec<tempfile::TempDir>,
-) -> anyhow::Result<f64> {
-    let blobs = blobs.to_vec();
-    let (run, steal) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-        warm_pages(warm_bytes(&blobs))?;
-        let steal = server::machine_steal_seconds()?;
-        let run = ceiling::push_rate(&blobs, pattern)?;
-        Ok((run, server::machine_steal_seconds()? - steal))
+/// The ceiling's runs around one server's push phases: none for a server that does not write
+/// to the local disk. Keeps the files each run wrote until dropped, which the caller does once
+/// no phase is measured right after: removing a GiB of durable files makes these VMs' host
+/// trim it for seconds after, counted as steal in whatever runs then (BENCHMARKS.md part 18).
+struct CeilingRuns {
+    enabled: bool,
+    written: Vec<tempfile::TempDir>,
+}
+
+impl CeilingRuns {
+    /// Runs [`ceiling::push_rate`] on `blobs` right after [`warm_pages`], as a server's push
+    /// phase runs, and prints its rate with the CPU it took (senders and receivers: the
+    /// bench's own) and the machine's steal meanwhile, on a line labelled `label`. `None`
+    /// when not enabled.
+    async fn run(
+        &mut self,
+        blobs: &[payload::Blob],
+        pattern: ceiling::Pattern,
+        label: &str,
+    ) -> anyhow::Result<Option<f64>> {
+        if !self.enabled {
+            return Ok(None);
+        }
+        let blobs = blobs.to_vec();
+        let (run, steal) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+            warm_pages(warm_bytes(&blobs))?;
+            let steal = server::machine_steal_seconds()?;
+            let run = ceiling::push_rate(&blobs, pattern)?;
+            Ok((run, server::machine_steal_seconds()? - steal))
+        })
+        .await??;
+        println!(
+            "  {label:<18} {:.1} MiB/s, receivers' CPU {:.2} s, senders' CPU {:.2} s, \
+             steal {steal:.2} s",
+            run.rate, run.receivers_cpu_s, run.senders_cpu_s
+        );
+        self.written.push(run.files);
+        Ok(Some(run.rate))
+    }
+
+    /// Removes the files of every run, off the runtime's threads.
+    async fn remove(self) -> anyhow::Result<()> {
+        let written = self.written;
+        tokio::task::spawn_blocking(move || drop(written)).await?;
+        Ok(())
+    }
+}
+
+/// The bracket of two measurements, when both were made.
+fn bracket(before: Option<f64>, after: Option<f64>) -> Option<Bracket> {
+    Some(Bracket {
+        before: before?,
+        after: after?,
     })
-    .await??;
-    println!(
-        "  {label:<18} {:.1} MiB/s, receivers' CPU {:.2} s, senders' CPU {:.2} s, \
-         steal {steal:.2} s",
-        run.rate, run.receivers_cpu_s, run.senders_cpu_s
-    );
-    written.push(run.files);
-    Ok(run.rate)
 }
 
 /// The data every server receives, generated and hashed once.
@@ -955,33 +984,22 @@ async fn run_phases(
         ceiling::Pattern::Monolithic,
         ceiling::Pattern::Chunked(load.chunk_size),
     );
-    let mut mono_ceiling = Bracket {
-        before: f64::NAN,
-        after: f64::NAN,
+    let mut ceilings = CeilingRuns {
+        enabled: with_ceiling,
+        written: Vec::new(),
     };
-    let mut chunked_ceiling = mono_ceiling;
-    // The ceiling's files, removed after the last phase: removing them right after their run
-    // put the host's trimming of a GiB into the server's next push phase, counted as steal
-    // (BENCHMARKS.md part 18).
-    let mut written = Vec::new();
-    if with_ceiling {
-        mono_ceiling.before =
-            ceiling_phase(mono_blobs, mono_pattern, "ceiling, before", &mut written).await?;
-    }
+    let mono_before = ceilings
+        .run(mono_blobs, mono_pattern, "ceiling, before")
+        .await?;
     let warm = warm_bytes(mono_blobs);
     tokio::task::spawn_blocking(move || warm_pages(warm)).await??;
     let monolithic = phases::push_monolithic(server, mono_blobs).await?;
-    if with_ceiling {
-        mono_ceiling.after =
-            ceiling_phase(mono_blobs, mono_pattern, "ceiling, after", &mut written).await?;
-        chunked_ceiling.before = ceiling_phase(
-            chunked_blobs,
-            chunked_pattern,
-            "ceiling, before",
-            &mut written,
-        )
+    let mono_after = ceilings
+        .run(mono_blobs, mono_pattern, "ceiling, after")
         .await?;
-    }
+    let chunked_before = ceilings
+        .run(chunked_blobs, chunked_pattern, "ceiling, before")
+        .await?;
     let warm = warm_bytes(chunked_blobs);
     tokio::task::spawn_blocking(move || warm_pages(warm)).await??;
     let chunked = phases::push_chunked(server, chunked_blobs, load).await?;
@@ -989,15 +1007,9 @@ async fn run_phases(
     // between them, a pull ran a third slower, on half again as much CPU at both ends
     // (BENCHMARKS.md part 18).
     let pull = phases::pull(server, &payloads.monolithic, &payloads.chunked, load).await?;
-    if with_ceiling {
-        chunked_ceiling.after = ceiling_phase(
-            chunked_blobs,
-            chunked_pattern,
-            "ceiling, after",
-            &mut written,
-        )
+    let chunked_after = ceilings
+        .run(chunked_blobs, chunked_pattern, "ceiling, after")
         .await?;
-    }
     let small = phases::push_small_images(server, &payloads.images, load).await?;
     let tags = Arc::new(
         payloads
@@ -1010,7 +1022,7 @@ async fn run_phases(
         .await
         .context("manifest GET phase")?;
     let run_peak_rss_mib = server.run_peak_rss_mib()?;
-    tokio::task::spawn_blocking(move || drop(written)).await?;
+    ceilings.remove().await?;
     let run_cpu_s = server.cpu_seconds()?;
     let run_store_cpu_s = server.store_cpu_seconds()?;
     let run_balancer_cpu_s = server.balancer_cpu_seconds()?;
@@ -1035,10 +1047,12 @@ async fn run_phases(
         run_store_cpu_s: run_store_cpu_s.unwrap_or(f64::NAN),
         run_balancer_cpu_s: run_balancer_cpu_s.unwrap_or(f64::NAN),
     };
-    let ceiling = with_ceiling.then_some(Ceiling {
-        monolithic: mono_ceiling,
-        chunked: chunked_ceiling,
-    });
+    let ceiling = bracket(mono_before, mono_after)
+        .zip(bracket(chunked_before, chunked_after))
+        .map(|(monolithic, chunked)| Ceiling {
+            monolithic,
+            chunked,
+        });
     Ok((figures, ceiling))
 }
 
@@ -1077,6 +1091,15 @@ mod tests {
             Cli::try_parse_from(["berth-bench", "--observability-cost", "--only", "berth"])
                 .is_err()
         );
+    }
+
+    #[test]
+    fn a_bracket_needs_both_of_its_measurements() {
+        let both = bracket(Some(1000.0), Some(1200.0)).expect("both measured");
+        assert_eq!(both.rate(), 1100.0);
+        assert!(bracket(None, Some(1200.0)).is_none());
+        assert!(bracket(Some(1000.0), None).is_none());
+        assert!(bracket(None, None).is_none());
     }
 
     #[test]
