@@ -7,8 +7,9 @@
 //! two CPU spinners and a loop of 256 MiB durable writes: after 6 GiB of synced files were
 //! deleted (what each server leaves: its blobs and its ceiling's files), 0.10–0.30 s of steal
 //! per second, on and off, for 17 s; without a deletion, 0.00–0.02 (BENCHMARKS.md, "Lean and
-//! steady, part 19"). So the first push phases of the next server counted steal in most rounds,
-//! whichever server it was.
+//! steady, part 19"). So the runs measured first after a server stopped counted the host's
+//! work as steal: the ceiling's run before the next server's monolithic push, in 7 of 18 runs
+//! (0–1 of 18 with this wait).
 //!
 //! The host's trimming cannot be seen from inside the VM except as that steal, and steal shows
 //! only while the VM's CPUs want to run. So [`until_quiet`] keeps every CPU busy and samples the
