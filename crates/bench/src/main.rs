@@ -691,7 +691,7 @@ fn main() -> anyhow::Result<()> {
             for attempt in 1..=attempts {
                 // The host trims what the previous server (or run) deleted for many seconds
                 // after; that work lands on busy CPUs as steal (see `settle`).
-                let settled = settle::until_quiet(SETTLE_LIMIT)?;
+                let settled = runtime.block_on(settle::until_quiet_or_interrupted(SETTLE_LIMIT))?;
                 let run = contenders[index]
                     .start(&cli, &berth_bin)
                     .and_then(|server| {

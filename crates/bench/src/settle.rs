@@ -59,9 +59,30 @@ impl Window {
     }
 }
 
+/// [`until_quiet`] on a blocking thread, given up at once (an error saying `interrupted`) on
+/// Ctrl-C: the bench's runtime handles that signal once a server has run, so a wait outside
+/// it would not see it.
+pub async fn until_quiet_or_interrupted(limit: Duration) -> anyhow::Result<Settled> {
+    let cancel = Arc::new(AtomicBool::new(false));
+    let waiting = tokio::task::spawn_blocking({
+        let cancel = Arc::clone(&cancel);
+        move || until_quiet(limit, &cancel)
+    });
+    tokio::pin!(waiting);
+    tokio::select! {
+        settled = &mut waiting => settled?,
+        _ = tokio::signal::ctrl_c() => {
+            cancel.store(true, Ordering::Relaxed);
+            // Stops within one sample; its spinners are joined before it returns.
+            let _ = waiting.await;
+            Err(anyhow::anyhow!("interrupted"))
+        }
+    }
+}
+
 /// Keeps every CPU busy and samples the machine's steal until a [`WINDOW`] of samples counts
-/// next to none, or `limit` has passed.
-pub fn until_quiet(limit: Duration) -> anyhow::Result<Settled> {
+/// next to none, `limit` has passed, or `cancel` is set.
+fn until_quiet(limit: Duration, cancel: &AtomicBool) -> anyhow::Result<Settled> {
     let cpus = std::thread::available_parallelism().map_or(1, usize::from);
     let stop = Arc::new(AtomicBool::new(false));
     let spinners: Vec<_> = (0..cpus)
@@ -74,7 +95,7 @@ pub fn until_quiet(limit: Duration) -> anyhow::Result<Settled> {
             })
         })
         .collect();
-    let result = sample(limit);
+    let result = sample(limit, cancel);
     stop.store(true, Ordering::Relaxed);
     for spinner in spinners {
         spinner
@@ -85,7 +106,7 @@ pub fn until_quiet(limit: Duration) -> anyhow::Result<Settled> {
 }
 
 /// The sampling loop of [`until_quiet`], while the spinners run.
-fn sample(limit: Duration) -> anyhow::Result<Settled> {
+fn sample(limit: Duration, cancel: &AtomicBool) -> anyhow::Result<Settled> {
     let started = Instant::now();
     let first = machine_steal_seconds()?;
     let mut last = first;
@@ -95,7 +116,7 @@ fn sample(limit: Duration) -> anyhow::Result<Settled> {
         let now = machine_steal_seconds()?;
         let quiet = window.push(now - last);
         last = now;
-        if quiet || started.elapsed() >= limit {
+        if quiet || started.elapsed() >= limit || cancel.load(Ordering::Relaxed) {
             return Ok(Settled {
                 waited: started.elapsed(),
                 steal_s: now - first,
@@ -132,6 +153,18 @@ mod tests {
         assert!(
             window.push(0.01),
             "once it has left the window, quiet again"
+        );
+    }
+
+    #[test]
+    fn a_cancelled_wait_stops_after_one_sample_without_calling_the_machine_quiet() {
+        let started = Instant::now();
+        let settled = until_quiet(Duration::from_secs(60), &AtomicBool::new(true)).unwrap();
+        assert!(!settled.quiet, "one sample is not a quiet window");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "it waited {:?} after being cancelled",
+            started.elapsed()
         );
     }
 
