@@ -84,25 +84,20 @@ pub async fn until_quiet_or_interrupted(limit: Duration) -> anyhow::Result<Settl
 /// next to none, `limit` has passed, or `cancel` is set.
 fn until_quiet(limit: Duration, cancel: &AtomicBool) -> anyhow::Result<Settled> {
     let cpus = std::thread::available_parallelism().map_or(1, usize::from);
-    let stop = Arc::new(AtomicBool::new(false));
-    let spinners: Vec<_> = (0..cpus)
-        .map(|_| {
-            let stop = Arc::clone(&stop);
-            std::thread::spawn(move || {
+    let stop = AtomicBool::new(false);
+    // Scoped: the spinners are joined (and a panic of theirs raised) before this returns.
+    std::thread::scope(|scope| {
+        for _ in 0..cpus {
+            scope.spawn(|| {
                 while !stop.load(Ordering::Relaxed) {
                     std::hint::spin_loop();
                 }
-            })
-        })
-        .collect();
-    let result = sample(limit, cancel);
-    stop.store(true, Ordering::Relaxed);
-    for spinner in spinners {
-        spinner
-            .join()
-            .map_err(|_| anyhow::anyhow!("a spinning thread panicked"))?;
-    }
-    result
+            });
+        }
+        let result = sample(limit, cancel);
+        stop.store(true, Ordering::Relaxed);
+        result
+    })
 }
 
 /// The sampling loop of [`until_quiet`], while the spinners run.
