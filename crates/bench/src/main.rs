@@ -77,7 +77,10 @@
 //! ```
 //!
 //! Quick run: `target/release/berth-bench --size-mib 64 --seconds 3`; one server only:
-//! `--only berth` or `--only distribution` (or `--skip-distribution`). On a noisy machine, run
+//! `--only berth` or `--only distribution` (or `--skip-distribution`). `--only berth,bare`
+//! runs Berth beside `bare-registry` (`src/bin/bare-registry.rs`), the least an HTTP registry
+//! does for this load: what is left between the two is Berth's own work, what is left between
+//! `bare-registry` and the machine's ceiling is HTTP's. On a noisy machine, run
 //! several rounds and read the medians and ranges:
 //!
 //! ```text
@@ -163,9 +166,9 @@ struct Cli {
     /// The Distribution executable.
     #[arg(long, default_value = "/usr/bin/docker-registry")]
     distribution_bin: PathBuf,
-    /// Benchmark only this server.
-    #[arg(long, value_enum)]
-    only: Option<Which>,
+    /// Benchmark only these servers (comma-separated), e.g. `--only berth,bare`.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    only: Vec<Which>,
     /// Benchmark Berth alone (same as `--only berth`).
     #[arg(long)]
     skip_distribution: bool,
@@ -300,6 +303,10 @@ enum Which {
     Berth,
     /// CNCF Distribution, from `--distribution-bin`.
     Distribution,
+    /// `bare-registry` (built beside this executable): the least an HTTP registry does for
+    /// this load, to tell what HTTP itself costs against the machine's ceiling from what
+    /// Berth's own work costs. Only with `--only`.
+    Bare,
 }
 
 /// The settings `--observability-cost` varies between its two Berth configurations.
@@ -320,6 +327,8 @@ enum Kind {
     Berth(&'static [(&'static str, &'static str)]),
     /// Distribution's `docker-registry serve`.
     Distribution,
+    /// `bare-registry serve`, beside this executable.
+    Bare,
     /// A configuration of `--scale-out`, with its Garage, database and balancer.
     ScaleOut(scale_out::Config),
 }
@@ -328,7 +337,7 @@ impl Contender {
     /// Whether its blobs go to the local disk (so the disk's ceiling bounds its pushes).
     fn writes_to_local_disk(&self) -> bool {
         match self.kind {
-            Kind::Berth(_) | Kind::Distribution => true,
+            Kind::Berth(_) | Kind::Distribution | Kind::Bare => true,
             Kind::ScaleOut(config) => config == scale_out::Config::SqliteDisk,
         }
     }
@@ -359,6 +368,16 @@ impl Contender {
             }
             Kind::Distribution => {
                 Server::start_distribution(&cli.distribution_bin, self.name, None)
+            }
+            Kind::Bare => {
+                let bin = std::env::current_exe()?.with_file_name("bare-registry");
+                ensure!(
+                    bin.is_file(),
+                    "no bare-registry executable at {} (build it with `cargo build --release -p \
+                     berth-bench`)",
+                    bin.display()
+                );
+                Server::start_bare(&bin, self.name)
             }
         }
     }
@@ -545,9 +564,16 @@ fn main() -> anyhow::Result<()> {
             },
         ]
     } else {
-        let mut servers = match cli.only {
-            Some(which) => vec![which],
-            None => vec![Which::Berth, Which::Distribution],
+        let mut servers = if cli.only.is_empty() {
+            vec![Which::Berth, Which::Distribution]
+        } else {
+            let mut only = Vec::new();
+            for which in &cli.only {
+                if !only.contains(which) {
+                    only.push(*which);
+                }
+            }
+            only
         };
         if cli.skip_distribution {
             servers.retain(|which| *which != Which::Distribution);
@@ -567,6 +593,10 @@ fn main() -> anyhow::Result<()> {
                     name: "Distribution",
                     kind: Kind::Distribution,
                 },
+                Which::Bare => Contender {
+                    name: "bare HTTP",
+                    kind: Kind::Bare,
+                },
             })
             .collect()
     };
@@ -576,7 +606,7 @@ fn main() -> anyhow::Result<()> {
     };
     if contenders
         .iter()
-        .any(|contender| !matches!(contender.kind, Kind::Distribution))
+        .any(|contender| !matches!(contender.kind, Kind::Distribution | Kind::Bare))
     {
         ensure!(
             berth_bin.is_file(),
@@ -1091,6 +1121,9 @@ mod tests {
             Cli::try_parse_from(["berth-bench", "--observability-cost", "--only", "berth"])
                 .is_err()
         );
+        let cli = Cli::try_parse_from(["berth-bench", "--only", "berth,bare"]).unwrap();
+        assert!(cli.only == [Which::Berth, Which::Bare]);
+        assert!(Cli::try_parse_from(["berth-bench", "--only", "berth,nginx"]).is_err());
     }
 
     #[test]

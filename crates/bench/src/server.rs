@@ -267,6 +267,35 @@ impl Server {
         name: &'static str,
         s3: Option<&S3Target>,
     ) -> anyhow::Result<Server> {
+        Server::start_configured(bin, name, s3, &[])
+    }
+
+    /// Starts `bin` as `bare-registry serve <config>` (the bench's least HTTP registry, see
+    /// `src/bin/bare-registry.rs`) with Distribution's configuration on the local disk, and
+    /// glibc's allocator tuned as Berth tunes it for itself (`berth/src/memory.rs`: freed
+    /// buffers kept and reused, one arena), so that a comparison of the two measures their
+    /// work rather than their allocator settings.
+    pub fn start_bare(bin: &Path, name: &'static str) -> anyhow::Result<Server> {
+        Server::start_configured(
+            bin,
+            name,
+            None,
+            &[(
+                "GLIBC_TUNABLES",
+                "glibc.malloc.mmap_threshold=8388608:glibc.malloc.trim_threshold=16777216:\
+                 glibc.malloc.arena_max=1",
+            )],
+        )
+    }
+
+    /// Starts `bin serve <config>` with a Distribution configuration (its storage on `s3`, or
+    /// the local disk) and the environment variables `env`.
+    fn start_configured(
+        bin: &Path,
+        name: &'static str,
+        s3: Option<&S3Target>,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Server> {
         let dir = TempDir::with_prefix("berth-bench-distribution-")?;
         let port = free_port()?;
         let root = dir.path().join("data");
@@ -283,6 +312,7 @@ impl Server {
             .current_dir(dir.path())
             // Its AWS SDK panics on a custom CA bundle; the endpoint is plain HTTP anyway.
             .env_remove("AWS_CA_BUNDLE")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
