@@ -888,18 +888,25 @@ fn warm_bytes(blobs: &[payload::Blob]) -> u64 {
 /// memory the host backs at that moment.
 ///
 /// These virtual machines hand free memory back to their host (virtio-balloon free page
-/// reporting, `/sys/module/page_reporting`): within about a second of being freed, a page is
-/// reported and the host takes it back, and the next write into it faults it in on the host
-/// and zeroes it. Measured with `dd` (1 GiB into the page cache): 0.46 s right after a delete
-/// freed the pages, 3.6–13 s a second or more later. Every push writes its bytes into the page
-/// cache, so its rate depends more on that than on the server, and on when it runs. So each
-/// push phase, of the ceiling and of every server alike, runs right after this.
+/// reporting, `/sys/module/page_reporting`), and the next write into a page handed back faults
+/// it in on the host and zeroes it. Measured with `dd` (1 GiB into the page cache): 0.46 s right
+/// after a delete freed the pages, 3.6–13 s a second or more later. Every push writes its bytes
+/// into the page cache, so its rate depends more on that than on the server, and on when it
+/// runs. So each push phase, of the ceiling and of every server alike, runs right after this.
+///
+/// The file is written [`WARM_WRITE`] at a time. Only free blocks of at least
+/// `page_reporting_order` pages (here 5: 128 KiB) are handed back, and the page cache of a file
+/// written in larger pieces is made of larger folios, which are freed as such blocks and handed
+/// back at once. After 25 s idle, a Python model of the ceiling (1 GiB over loopback TCP into
+/// files) right after 2 GiB were written and deleted took 2.3–2.7 s of system time when they
+/// were written 512 KiB or 8 MiB at a time (8 MiB was this function's size until part 21),
+/// 0.58 s when 64 KiB at a time (BENCHMARKS.md, "Lean and steady, part 21").
 fn warm_pages(bytes: u64) -> anyhow::Result<()> {
     use std::io::Write;
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("warm");
     let mut file = std::fs::File::create(&path)?;
-    let block = vec![0x5au8; 8 << 20];
+    let block = vec![0x5au8; WARM_WRITE];
     let mut written = 0;
     while written < bytes {
         file.write_all(&block)?;
@@ -909,6 +916,10 @@ fn warm_pages(bytes: u64) -> anyhow::Result<()> {
     std::fs::remove_file(&path)?;
     Ok(())
 }
+
+/// How much [`warm_pages`] writes at a time: small enough that the folios it leaves free are
+/// below the host's reporting size (see there).
+const WARM_WRITE: usize = 64 << 10;
 
 /// The machine's ceiling for one push phase ([`ceiling`]), in MiB/s, measured right before and
 /// right after a server's run of that phase.
