@@ -83,6 +83,34 @@ async fn pull(client: &Client, bare: &Bare, digest: &str) -> (StatusCode, Vec<u8
     (response.status(), response.bytes().await.unwrap().to_vec())
 }
 
+/// Finishes the upload at `location` with `body` as `blob`'s digest, expecting 201 and that
+/// digest, and checks a pull answers `blob` byte for byte.
+async fn finish_and_pull_back(
+    client: &Client,
+    bare: &Bare,
+    location: &str,
+    body: Vec<u8>,
+    blob: &[u8],
+) {
+    let response = client
+        .put(format!("{location}?digest={}", digest(blob)))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    assert_eq!(
+        response.headers()["docker-content-digest"],
+        digest(blob).as_str()
+    );
+    let (status, pulled) = pull(client, bare, &digest(blob)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        pulled == blob,
+        "the pulled blob differs from the pushed one"
+    );
+}
+
 #[tokio::test]
 async fn a_monolithic_push_is_pulled_back_whole() {
     let bare = start().await;
@@ -90,23 +118,7 @@ async fn a_monolithic_push_is_pulled_back_whole() {
     // Several MiB, so the body arrives in several frames and is written back as it streams.
     let blob: Vec<u8> = (0..5 << 20).map(|i: u32| (i % 251) as u8).collect();
     let location = start_upload(&client, &bare).await;
-    let response = client
-        .put(format!("{location}?digest={}", digest(&blob)))
-        .body(blob.clone())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::CREATED);
-    assert_eq!(
-        response.headers()["docker-content-digest"],
-        digest(&blob).as_str()
-    );
-    let (status, pulled) = pull(&client, &bare, &digest(&blob)).await;
-    assert_eq!(status, StatusCode::OK);
-    assert!(
-        pulled == blob,
-        "the pulled blob differs from the pushed one"
-    );
+    finish_and_pull_back(&client, &bare, &location, blob.clone(), &blob).await;
 }
 
 #[tokio::test]
@@ -135,18 +147,7 @@ async fn a_chunked_push_is_pulled_back_whole() {
         let next = response.headers()["location"].to_str().unwrap();
         location = format!("{}{next}", bare.base);
     }
-    let response = client
-        .put(format!("{location}?digest={}", digest(&blob)))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::CREATED);
-    let (status, pulled) = pull(&client, &bare, &digest(&blob)).await;
-    assert_eq!(status, StatusCode::OK);
-    assert!(
-        pulled == blob,
-        "the pulled blob differs from the pushed one"
-    );
+    finish_and_pull_back(&client, &bare, &location, Vec::new(), &blob).await;
 }
 
 #[tokio::test]
