@@ -10,15 +10,15 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read as _, Write as _};
 use std::path::PathBuf;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 
 use anyhow::Context as _;
 use bytes::Bytes;
-use http_body::{Body, Frame};
-use hyper::body::Incoming;
+use futures_util::StreamExt as _;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Empty, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use sha2::{Digest as _, Sha256};
@@ -105,7 +105,7 @@ impl State {
     async fn handle(&self, request: Request<Incoming>) -> Response<Reply> {
         match self.route(request).await {
             Ok(response) => response,
-            Err(err) => reply(StatusCode::BAD_REQUEST, Reply::text(format!("{err:#}"))),
+            Err(err) => reply(StatusCode::BAD_REQUEST, full(format!("{err:#}").into())),
         }
     }
 
@@ -114,7 +114,7 @@ impl State {
         let query = request.uri().query().unwrap_or("").to_owned();
         let method = request.method().clone();
         if path == "/v2/" {
-            return Ok(reply(StatusCode::OK, Reply::text("{}".into())));
+            return Ok(reply(StatusCode::OK, full(Bytes::from_static(b"{}"))));
         }
         let rest = path.strip_prefix("/v2/").context("not under /v2/")?;
         if let Some(name) = rest.strip_suffix("/blobs/uploads/")
@@ -129,7 +129,7 @@ impl State {
             return match method {
                 Method::PATCH => {
                     let len = self.append(&id, body).await?;
-                    let mut response = reply(StatusCode::ACCEPTED, Reply::empty());
+                    let mut response = reply(StatusCode::ACCEPTED, empty());
                     let headers = response.headers_mut();
                     headers.insert(
                         "location",
@@ -146,13 +146,13 @@ impl State {
                         .replace("%3A", ":");
                     self.append(&id, body).await?;
                     self.finish(&id, &digest).await?;
-                    let mut response = reply(StatusCode::CREATED, Reply::empty());
+                    let mut response = reply(StatusCode::CREATED, empty());
                     let headers = response.headers_mut();
                     headers.insert("location", format!("/v2/{name}/blobs/{digest}").parse()?);
                     headers.insert("docker-content-digest", digest.parse()?);
                     Ok(response)
                 }
-                _ => Ok(reply(StatusCode::METHOD_NOT_ALLOWED, Reply::empty())),
+                _ => Ok(reply(StatusCode::METHOD_NOT_ALLOWED, empty())),
             };
         }
         if let Some((_, digest)) = rest.split_once("/blobs/") {
@@ -168,13 +168,13 @@ impl State {
                     .and_then(|value| value.to_str().ok())
                     .unwrap_or("application/vnd.oci.image.manifest.v1+json")
                     .to_owned();
-                let bytes = collect(request.into_body()).await?;
+                let bytes = request.into_body().collect().await?.to_bytes();
                 let digest = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
                 self.manifests
                     .lock()
                     .unwrap()
                     .insert(key, (media_type, bytes));
-                let mut response = reply(StatusCode::CREATED, Reply::empty());
+                let mut response = reply(StatusCode::CREATED, empty());
                 response
                     .headers_mut()
                     .insert("docker-content-digest", digest.parse()?);
@@ -183,16 +183,16 @@ impl State {
             let found = self.manifests.lock().unwrap().get(&key).cloned();
             return Ok(match found {
                 Some((media_type, bytes)) => {
-                    let mut response = reply(StatusCode::OK, Reply::bytes(bytes));
+                    let mut response = reply(StatusCode::OK, full(bytes));
                     response
                         .headers_mut()
                         .insert("content-type", media_type.parse()?);
                     response
                 }
-                None => reply(StatusCode::NOT_FOUND, Reply::empty()),
+                None => reply(StatusCode::NOT_FOUND, empty()),
             });
         }
-        Ok(reply(StatusCode::NOT_FOUND, Reply::empty()))
+        Ok(reply(StatusCode::NOT_FOUND, empty()))
     }
 
     fn start(&self, name: &str) -> anyhow::Result<Response<Reply>> {
@@ -208,7 +208,7 @@ impl State {
                 len: 0,
             },
         );
-        let mut response = reply(StatusCode::ACCEPTED, Reply::empty());
+        let mut response = reply(StatusCode::ACCEPTED, empty());
         response.headers_mut().insert(
             "location",
             format!("/v2/{name}/blobs/uploads/{id}").parse()?,
@@ -217,44 +217,18 @@ impl State {
     }
 
     /// Hashes and writes `body` onto upload `id`, written back as it goes and durable at the
-    /// end; returns the upload's length.
-    async fn append(&self, id: &str, mut body: Incoming) -> anyhow::Result<u64> {
+    /// end; returns the upload's length. On an error the upload is discarded, file and all.
+    async fn append(&self, id: &str, body: Incoming) -> anyhow::Result<u64> {
         let mut upload = self
             .uploads
             .lock()
             .unwrap()
             .remove(id)
             .context("unknown upload")?;
-        let mut flushed_to = upload.len;
-        let mut flush: Option<JoinHandle<io::Result<()>>> = None;
-        while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await
-        {
-            let Ok(data) = frame?.into_data() else {
-                continue;
-            };
-            upload.hasher.update(&data);
-            (&*upload.file).write_all(&data)?;
-            upload.len += data.len() as u64;
-            let unflushed = upload.len - flushed_to;
-            let running = flush.as_ref().is_some_and(|f| !f.is_finished());
-            if unflushed < WRITEBACK_EVERY || (running && unflushed < UNFLUSHED_MAX) {
-                continue;
-            }
-            if let Some(previous) = flush.take() {
-                previous.await??;
-            }
-            let (from, to, file) = (flushed_to, upload.len, Arc::clone(&upload.file));
-            flushed_to = to;
-            flush = Some(tokio::task::spawn_blocking(move || {
-                berth_blob::write_back(&file, from, to)
-            }));
+        if let Err(err) = write_body(&mut upload, body).await {
+            let _ = std::fs::remove_file(&upload.path);
+            return Err(err.context("the upload was discarded"));
         }
-        let file = Arc::clone(&upload.file);
-        let synced = tokio::task::spawn_blocking(move || file.sync_data());
-        if let Some(running) = flush {
-            running.await??;
-        }
-        synced.await??;
         let len = upload.len;
         self.uploads.lock().unwrap().insert(id.to_owned(), upload);
         Ok(len)
@@ -286,17 +260,53 @@ impl State {
     fn read_blob(&self, hex: &str) -> anyhow::Result<Response<Reply>> {
         let path = self.root.join("blobs").join(hex);
         let Ok(file) = File::open(&path) else {
-            return Ok(reply(StatusCode::NOT_FOUND, Reply::empty()));
+            return Ok(reply(StatusCode::NOT_FOUND, empty()));
         };
         let len = file.metadata()?.len();
         let (sender, receiver) = mpsc::channel(4);
         tokio::task::spawn_blocking(move || read_into(file, &sender));
-        let mut response = reply(StatusCode::OK, Reply::File(receiver));
+        let mut response = reply(StatusCode::OK, pieces(receiver));
         response
             .headers_mut()
             .insert("content-length", len.to_string().parse()?);
         Ok(response)
     }
+}
+
+/// Hashes and appends `body` to `upload`, written back every [`WRITEBACK_EVERY`] bytes (one
+/// writeback at a time, waited for once [`UNFLUSHED_MAX`] bytes are behind it) and durable at
+/// the end.
+async fn write_body(upload: &mut Upload, mut body: Incoming) -> anyhow::Result<()> {
+    let mut flushed_to = upload.len;
+    let mut flush: Option<JoinHandle<io::Result<()>>> = None;
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame?.into_data() else {
+            continue;
+        };
+        upload.hasher.update(&data);
+        (&*upload.file).write_all(&data)?;
+        upload.len += data.len() as u64;
+        let unflushed = upload.len - flushed_to;
+        let running = flush.as_ref().is_some_and(|f| !f.is_finished());
+        if unflushed < WRITEBACK_EVERY || (running && unflushed < UNFLUSHED_MAX) {
+            continue;
+        }
+        if let Some(previous) = flush.take() {
+            previous.await??;
+        }
+        let (from, to, file) = (flushed_to, upload.len, Arc::clone(&upload.file));
+        flushed_to = to;
+        flush = Some(tokio::task::spawn_blocking(move || {
+            berth_blob::write_back(&file, from, to)
+        }));
+    }
+    let file = Arc::clone(&upload.file);
+    let synced = tokio::task::spawn_blocking(move || file.sync_data());
+    if let Some(running) = flush {
+        running.await??;
+    }
+    synced.await??;
+    Ok(())
 }
 
 /// Sends `file` in 512 KiB pieces until it ends or the response is dropped.
@@ -319,16 +329,6 @@ fn read_into(mut file: File, sender: &mpsc::Sender<io::Result<Bytes>>) {
     }
 }
 
-async fn collect(mut body: Incoming) -> anyhow::Result<Bytes> {
-    let mut all = Vec::new();
-    while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
-        if let Ok(data) = frame?.into_data() {
-            all.extend_from_slice(&data);
-        }
-    }
-    Ok(all.into())
-}
-
 fn reply(status: StatusCode, body: Reply) -> Response<Reply> {
     let mut response = Response::new(body);
     *response.status_mut() = status;
@@ -336,51 +336,17 @@ fn reply(status: StatusCode, body: Reply) -> Response<Reply> {
 }
 
 /// A response body: bytes at hand, or a file's pieces as a blocking thread reads them.
-enum Reply {
-    Bytes(Option<Bytes>),
-    File(mpsc::Receiver<io::Result<Bytes>>),
+type Reply = BoxBody<Bytes, io::Error>;
+
+fn empty() -> Reply {
+    Empty::new().map_err(|never| match never {}).boxed()
 }
 
-impl Reply {
-    fn empty() -> Reply {
-        Reply::Bytes(None)
-    }
-
-    fn bytes(bytes: Bytes) -> Reply {
-        Reply::Bytes(Some(bytes))
-    }
-
-    fn text(text: String) -> Reply {
-        Reply::Bytes(Some(text.into()))
-    }
+fn full(bytes: Bytes) -> Reply {
+    Full::new(bytes).map_err(|never| match never {}).boxed()
 }
 
-impl Body for Reply {
-    type Data = Bytes;
-    type Error = io::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
-        match self.get_mut() {
-            Reply::Bytes(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
-            Reply::File(receiver) => receiver
-                .poll_recv(cx)
-                .map(|piece| piece.map(|piece| piece.map(Frame::data))),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        matches!(self, Reply::Bytes(None))
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        match self {
-            Reply::Bytes(bytes) => {
-                http_body::SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
-            }
-            Reply::File(_) => http_body::SizeHint::default(),
-        }
-    }
+fn pieces(mut receiver: mpsc::Receiver<io::Result<Bytes>>) -> Reply {
+    let stream = futures_util::stream::poll_fn(move |cx| receiver.poll_recv(cx));
+    BodyExt::boxed(StreamBody::new(stream.map(|piece| piece.map(Frame::data))))
 }
