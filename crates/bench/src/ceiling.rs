@@ -1,7 +1,8 @@
 //! The machine's ceiling for the push phases: the least work any registry must do for them,
 //! run with nothing else — each client's blob sent over loopback TCP to a thread that hashes it
-//! (SHA-256) and appends it to a file, written back every 1 MiB by a helper thread as Berth's
-//! upload writer does ([`berth_blob::write_back`]) and made durable (`fdatasync`) at the end.
+//! (SHA-256) and appends it to a file, written back every [`berth_blob::WRITEBACK_EVERY`] bytes
+//! by a helper thread as Berth's upload writer does ([`berth_blob::write_back`]) and made
+//! durable (`fdatasync`) at the end.
 //! No HTTP, no metadata, no hand-offs; the sending threads cost what the benchmark's clients
 //! cost. The chunked variant sends `chunk_size` bytes, then waits for a one-byte
 //! acknowledgement the receiver sends once those bytes are durable, as a `PATCH` answered
@@ -23,8 +24,8 @@ use sha2::{Digest as _, Sha256};
 use crate::payload::Blob;
 use crate::server::thread_cpu_seconds;
 
-/// Bytes appended between two background writebacks (as Berth's blob writer does).
-const WRITEBACK_EVERY: usize = 1 << 20;
+/// Bytes appended between two background writebacks: Berth's blob writer's.
+const WRITEBACK_EVERY: usize = berth_blob::WRITEBACK_EVERY as usize;
 /// The receiving threads' read buffer.
 const READ_BUFFER: usize = 512 << 10;
 

@@ -46,8 +46,14 @@ type OpenError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Bytes written between two background writebacks (see [`Flush`]). Far smaller than the
 /// 8 MiB chunks clients commonly PATCH, so a chunk's final `fdatasync` has little left to write
-/// (BENCHMARKS.md, "Lean and steady, part 16": 4 MiB left it 3.5–5.1 ms, 1 MiB 1.5–2.1).
-const WRITEBACK_EVERY: u64 = 1 << 20;
+/// (BENCHMARKS.md, "Lean and steady, part 16": an `fdatasync` every 4 MiB left it 3.5–5.1 ms,
+/// `sync_file_range` every 1 MiB 1.5–2.1). Each writeback is a hand-off to a blocking thread
+/// and back, about three context switches: every 2 MiB rather than every 1 MiB took 3–5 % less
+/// server CPU per GiB pushed, for the same share of the ceiling; every 4 MiB 2–3 % less again,
+/// but chunked pushes fell back 4 points, their last sync having more left to write
+/// (BENCHMARKS.md, "Lean and steady, part 22"). The bench's ceiling and its bare server write
+/// back at the same interval.
+pub const WRITEBACK_EVERY: u64 = 2 << 20;
 /// The most bytes written while a writeback runs before the request waits for it.
 const UNFLUSHED_MAX: u64 = 16 << 20;
 

@@ -2,9 +2,10 @@
 //! metadata database, no limits. Started as Distribution is (`bare-registry serve
 //! <config.yml>`, reading `addr:` and `rootdirectory:`), it answers the calls the bench makes
 //! and does for a blob upload what Berth's filesystem writer does: hash each frame as it
-//! arrives, write it in the request's task, write back every MiB on a blocking thread (one
-//! at a time), `fdatasync` before answering, and on `PUT` move the file to its digest's name
-//! and sync the directory. Measures how much of the machine's ceiling HTTP itself takes.
+//! arrives, write it in the request's task, write back every [`WRITEBACK_EVERY`] bytes on a
+//! blocking thread (one at a time), `fdatasync` before answering, and on `PUT` move the file to
+//! its digest's name and sync the directory. Measures how much of the machine's ceiling HTTP
+//! itself takes.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -27,8 +28,8 @@ use tokio::task::JoinHandle;
 
 /// Hyper's read buffer, as Berth's while few uploads stream.
 const READ_BUFFER: usize = 512 << 10;
-/// Write back every this many bytes, as Berth's writer does.
-const WRITEBACK_EVERY: u64 = 1 << 20;
+/// Write back every this many bytes: Berth's writer's.
+const WRITEBACK_EVERY: u64 = berth_blob::WRITEBACK_EVERY;
 /// Wait for the writeback under way once this many bytes are behind it.
 const UNFLUSHED_MAX: u64 = 16 << 20;
 
