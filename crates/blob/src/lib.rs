@@ -30,7 +30,7 @@ use berth_core::{Algorithm, Digest, StoreError};
 
 pub use error::FsBlobError;
 pub use ops::{Placed, StrayFile};
-pub use writer::{FsUploadWriter, WRITEBACK_EVERY, write_back};
+pub use writer::{FsUploadWriter, UNFLUSHED_MAX, WRITEBACK_EVERY, write_back};
 
 use layout::Layout;
 

@@ -54,8 +54,9 @@ type OpenError = Box<dyn std::error::Error + Send + Sync>;
 /// (BENCHMARKS.md, "Lean and steady, part 22"). The bench's ceiling and its bare server write
 /// back at the same interval.
 pub const WRITEBACK_EVERY: u64 = 2 << 20;
-/// The most bytes written while a writeback runs before the request waits for it.
-const UNFLUSHED_MAX: u64 = 16 << 20;
+/// The most bytes written while a writeback runs before the request waits for it. The bench's
+/// bare server waits at the same point.
+pub const UNFLUSHED_MAX: u64 = 16 << 20;
 
 /// Appends one request's bytes to an upload file. Created by
 /// [`crate::FsBlobStore`]'s `upload_writer`.

@@ -30,8 +30,8 @@ use tokio::task::JoinHandle;
 const READ_BUFFER: usize = 512 << 10;
 /// Write back every this many bytes: Berth's writer's.
 const WRITEBACK_EVERY: u64 = berth_blob::WRITEBACK_EVERY;
-/// Wait for the writeback under way once this many bytes are behind it.
-const UNFLUSHED_MAX: u64 = 16 << 20;
+/// Wait for the writeback under way once this many bytes are behind it: Berth's writer's.
+const UNFLUSHED_MAX: u64 = berth_blob::UNFLUSHED_MAX;
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
