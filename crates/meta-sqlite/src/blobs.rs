@@ -35,7 +35,7 @@ impl BlobLinkStore for SqliteMetadataStore {
     #[instrument(level = "debug", skip(self), fields(%repo, %digest))]
     async fn link_blob(&self, repo: &RepoName, digest: &Digest, size: u64) -> StoreResult<Linked> {
         let repo = repo.as_str();
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.begin_write_with_first().await?;
         let linked = link_counted(&mut tx, repo, digest, size, None).await?;
         finish(tx, linked, || format!("linking blob {digest} to {repo}")).await
     }

@@ -10,12 +10,12 @@ use berth_core::ports::{
     DeleteOutcome, Millis, NewManifest, PutManifestOutcome, Referrer, StoredManifest,
 };
 use bytes::Bytes;
-use sqlx::{Row as _, SqliteConnection};
+use sqlx::Row as _;
 use tracing::instrument;
 
 use crate::store::{
-    SqliteMetadataStore, ensure_repository, failed, first_missing_manifest, from_sql, json_list,
-    manifest_lookup, now_millis, parse_digest, repository_id, to_sql,
+    SqliteMetadataStore, WriteTx, ensure_repository, failed, first_missing_manifest, from_sql,
+    json_list, manifest_lookup, now_millis, parse_digest, repository_id, to_sql,
 };
 
 /// A referrer row: digest, media type, size, artifact type, annotations.
@@ -34,9 +34,9 @@ impl ManifestStore for SqliteMetadataStore {
     ) -> StoreResult<PutManifestOutcome> {
         let digest = manifest.digest.as_str();
         let doing = || format!("storing manifest {digest} in {repo}");
-        let mut tx = self.begin_write().await?;
-        // Inside the write transaction, so nothing can be unlinked or deleted between check
-        // and write.
+        // The lookup opens the write transaction (one command to SQLite's thread for both), so
+        // nothing can be unlinked or deleted between check and write.
+        let mut tx = self.begin_write_with_first().await?;
         let lookup = manifest_lookup(&mut tx, repo.as_str(), &manifest.required_blobs).await?;
         if let Some((blob, stored)) = lookup.unmet {
             tx.rollback().await.map_err(failed(doing()))?;
@@ -129,10 +129,12 @@ impl ManifestStore for SqliteMetadataStore {
             return Ok(PutManifestOutcome::TagImmutable(parse_digest(&current)?));
         }
         let first_publish = lookup.untagged;
+        // The version's statements end with the transaction's `COMMIT`: one command to SQLite's
+        // thread for both.
         let version_id = record_version(&mut tx, repository_id, manifest, now, inserted, tag_moved)
             .await
             .map_err(failed(format!("recording version {digest} of {repo}")))?;
-        tx.commit().await.map_err(failed(doing()))?;
+        tx.committed().await.map_err(failed(doing()))?;
         Ok(PutManifestOutcome::Stored {
             created: inserted,
             tag_moved,
@@ -314,9 +316,10 @@ impl ManifestStore for SqliteMetadataStore {
 /// Records the package version of `manifest` (its row is touched, `updated_at`, when the
 /// manifest was `inserted` or its tag moved), and returns its id. A manifest inserted anew
 /// also loses the tags a deleted version of it had: pushing it again does not give them back.
-/// One round trip to SQLite's thread for both statements.
+/// One round trip to SQLite's thread for both statements and the `COMMIT` of `tx` that ends
+/// them ([`WriteTx::closing`]); the caller waits for it with [`WriteTx::committed`].
 async fn record_version(
-    conn: &mut SqliteConnection,
+    tx: &mut WriteTx,
     repository_id: i64,
     manifest: &NewManifest,
     now: Millis,
@@ -328,11 +331,11 @@ async fn record_version(
     let labels = (!manifest.labels.is_empty())
         .then(|| serde_json::to_string(&manifest.labels).expect("strings serialize"));
     let digest = manifest.digest.as_str();
-    let mut query = sqlx::query(if inserted {
+    let mut query = sqlx::query(tx.closing(if inserted {
         RECORD_VERSION_FORGETTING_TAGS
     } else {
         RECORD_VERSION
-    })
+    }))
     .bind(repository_id)
     .bind(digest)
     .bind(manifest.pushed_by.map(|id| id.0))
@@ -345,7 +348,7 @@ async fn record_version(
     if inserted {
         query = query.bind(repository_id).bind(digest);
     }
-    let rows = query.fetch_all(conn).await?;
+    let rows = query.fetch_all(&mut **tx).await?;
     let row = rows.first().ok_or(sqlx::Error::RowNotFound)?;
     row.try_get(0)
 }

@@ -6,10 +6,10 @@ use berth_core::access::AccountId;
 use berth_core::digest::Digest;
 use berth_core::error::StoreError;
 use berth_core::ports::{Linked, Millis, QuotaStore, StorageUsage, StoreResult};
-use sqlx::{Row as _, SqliteConnection};
+use sqlx::Row as _;
 use tracing::instrument;
 
-use crate::store::{SqliteMetadataStore, failed, from_sql, now_millis, to_sql};
+use crate::store::{SqliteMetadataStore, WriteTx, failed, from_sql, now_millis, to_sql};
 
 /// The two columns that read the usage and the quota of account `?1` (of the next two
 /// positional parameters, `?` twice, when given `"?"`): two indexed single-row lookups. A
@@ -130,7 +130,7 @@ const LINK: &str = concat!(
 /// (SQLite has one writer, so nothing changes the usage between the two reads but this
 /// link.) The triggers of migration 0012 keep the usage.
 pub(crate) async fn link_counted(
-    conn: &mut SqliteConnection,
+    tx: &mut WriteTx,
     repo: &str,
     digest: &Digest,
     size: u64,
@@ -139,7 +139,7 @@ pub(crate) async fn link_counted(
     let owner = repo.split('/').next().unwrap_or(repo);
     let doing = || format!("linking blob {digest} to {repo}");
     let now = now_millis();
-    let rows = sqlx::query(LINK)
+    let rows = sqlx::query(tx.opening(LINK))
         .bind(ending)
         .bind(owner)
         .bind(owner)
@@ -152,7 +152,7 @@ pub(crate) async fn link_counted(
         .bind(repo)
         .bind(owner)
         .bind(owner)
-        .fetch_all(&mut *conn)
+        .fetch_all(&mut **tx)
         .await
         .map_err(failed(doing()))?;
     let (mut before, mut after) = (None, None);

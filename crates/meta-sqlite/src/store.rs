@@ -1,5 +1,6 @@
 //! Opening the database, and the helpers every query module shares.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,7 +12,7 @@ use berth_core::ports::BlobRef;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{ConnectOptions as _, Connection as _, SqliteConnection};
+use sqlx::{AssertSqlSafe, ConnectOptions as _, Connection as _, SqliteConnection};
 
 /// The schema, embedded at build time from `migrations/`.
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -141,16 +142,27 @@ impl SqliteMetadataStore {
     /// Starts a write transaction that holds SQLite's write lock from its first statement;
     /// its [`WriteTx::commit`] returns once the transaction is durable.
     pub(crate) async fn begin_write(&self) -> Result<WriteTx, StoreError> {
-        let mut tx = WriteTx {
-            conn: Some(self.writer.conn().await?),
-            wal: self.writer.wal.clone(),
-            open: true,
-        };
+        let mut tx = self.begin_write_with_first().await?;
+        tx.begun = true;
         sqlx::query("BEGIN IMMEDIATE")
             .execute(&mut *tx)
             .await
             .map_err(failed("starting a write transaction"))?;
         Ok(tx)
+    }
+
+    /// Like [`SqliteMetadataStore::begin_write`], but the `BEGIN IMMEDIATE` goes to SQLite's
+    /// thread with the transaction's first statements, as one command instead of two: their
+    /// SQL must come from [`WriteTx::opening`]. For the transactions of a push, which run
+    /// several times per image (BENCHMARKS.md, "Lean and steady, part 23").
+    pub(crate) async fn begin_write_with_first(&self) -> Result<WriteTx, StoreError> {
+        Ok(WriteTx {
+            conn: Some(self.writer.conn().await?),
+            wal: self.writer.wal.clone(),
+            open: true,
+            begun: false,
+            commit_sent: false,
+        })
     }
 }
 
@@ -284,13 +296,50 @@ pub(crate) struct WriteTx {
     wal: Arc<WalSync>,
     /// Whether `BEGIN` may have run without its `COMMIT` or `ROLLBACK`.
     open: bool,
+    /// Whether a statement with the `BEGIN` was made ([`WriteTx::opening`]); no other
+    /// statement may run before it.
+    begun: bool,
+    /// Whether the `COMMIT` was sent ([`WriteTx::commit`], or with the statements of
+    /// [`WriteTx::closing`]).
+    commit_sent: bool,
 }
 
 impl WriteTx {
+    /// `sql`, the transaction's next statements, opened by a `BEGIN IMMEDIATE` when they are
+    /// its first: one command to SQLite's thread for both.
+    pub(crate) fn opening(&mut self, sql: &'static str) -> AssertSqlSafe<Cow<'static, str>> {
+        if std::mem::replace(&mut self.begun, true) {
+            AssertSqlSafe(Cow::Borrowed(sql))
+        } else {
+            AssertSqlSafe(Cow::Owned(format!("BEGIN IMMEDIATE; {sql}")))
+        }
+    }
+
+    /// `sql`, the transaction's last statements, followed by its `COMMIT`: one command to
+    /// SQLite's thread for both. Once they have run, [`WriteTx::committed`] waits for the
+    /// commit to be durable; should one fail, the `COMMIT` does not run and the transaction
+    /// is rolled back like any other.
+    pub(crate) fn closing(&mut self, sql: &'static str) -> AssertSqlSafe<Cow<'static, str>> {
+        assert!(self.begun, "{UNBEGUN}");
+        self.commit_sent = true;
+        AssertSqlSafe(Cow::Owned(format!("{sql}; COMMIT")))
+    }
+
     /// Commits, and returns once the commit is on disk. The connection goes to the next
     /// writer before the wait, so commits waiting together share one sync.
     pub(crate) async fn commit(mut self) -> Result<(), sqlx::Error> {
         sqlx::query("COMMIT").execute(&mut *self).await?;
+        self.commit_sent = true;
+        self.committed().await
+    }
+
+    /// Returns once the `COMMIT` that the statements of [`WriteTx::closing`] ended with is on
+    /// disk (see [`WriteTx::commit`]).
+    pub(crate) async fn committed(mut self) -> Result<(), sqlx::Error> {
+        assert!(
+            self.commit_sent,
+            "only statements from `WriteTx::closing` commit"
+        );
         self.open = false;
         self.conn = None;
         self.wal.after_commit().await.map_err(sqlx::Error::Io)
@@ -325,6 +374,7 @@ impl std::ops::Deref for WriteTx {
     type Target = SqliteConnection;
 
     fn deref(&self) -> &SqliteConnection {
+        assert!(self.begun, "{UNBEGUN}");
         self.conn
             .as_deref()
             .expect("open until committed or rolled back")
@@ -333,11 +383,16 @@ impl std::ops::Deref for WriteTx {
 
 impl std::ops::DerefMut for WriteTx {
     fn deref_mut(&mut self) -> &mut SqliteConnection {
+        assert!(self.begun, "{UNBEGUN}");
         self.conn
             .as_deref_mut()
             .expect("open until committed or rolled back")
     }
 }
+
+/// A statement about to run outside the transaction it was written for: a bug, so a panic
+/// rather than writes that are not atomic.
+const UNBEGUN: &str = "a write transaction's first statement must open it (`WriteTx::opening`)";
 
 /// Copies the WAL back into the database file whenever [`WalSync::wrote`] says enough was
 /// written, with a `PASSIVE` checkpoint: on a connection of its own, so the writer and the
@@ -579,10 +634,10 @@ pub(crate) struct ManifestLookup<'d> {
     pub(crate) unmet: Option<(&'d BlobRef, Option<u64>)>,
 }
 
-/// [`ManifestLookup`] of `repo` for `wanted`, run on `conn` so it shares the write
-/// transaction.
+/// [`ManifestLookup`] of `repo` for `wanted`, run in the write transaction `tx` (its first
+/// statement when `tx` has run none yet).
 pub(crate) async fn manifest_lookup<'d>(
-    conn: &mut SqliteConnection,
+    tx: &mut WriteTx,
     repo: &str,
     wanted: &'d [BlobRef],
 ) -> Result<ManifestLookup<'d>, StoreError> {
@@ -604,7 +659,7 @@ pub(crate) async fn manifest_lookup<'d>(
         bool,
         Option<i64>,
         Option<i64>,
-    ) = sqlx::query_as(
+    ) = sqlx::query_as(tx.opening(
         "SELECT r.id, r.id IS NULL OR NOT EXISTS (SELECT 1 FROM tags t WHERE t.repository_id = r.id), \
              u.key, u.stored \
          FROM (SELECT 1) AS one \
@@ -619,10 +674,10 @@ pub(crate) async fn manifest_lookup<'d>(
                  FROM json_each(?2) AS wanted) \
              WHERE stored IS NULL OR stored <> declared \
              ORDER BY key LIMIT 1) AS u ON 1",
-    )
+    ))
     .bind(repo)
     .bind(json)
-    .fetch_one(&mut *conn)
+    .fetch_one(&mut **tx)
     .await
     .map_err(failed(format!("checking which blobs {repo} holds")))?;
     let unmet = position
@@ -716,6 +771,113 @@ mod tests {
             store.writer.conn().await.is_err(),
             "a closed store writes nothing"
         );
+    }
+
+    /// A transaction opened by its first statement ([`WriteTx::opening`]) is one: its writes
+    /// are undone when it is dropped open, kept when it commits, and its later statements
+    /// are sent without a second `BEGIN` (SQLite refuses one inside a transaction). Closed by
+    /// its last statements ([`WriteTx::closing`]), it commits with them, or not at all when
+    /// one of them fails.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_transaction_opened_and_closed_by_its_statements_is_atomic() {
+        let (_dir, store) = temp_store().await;
+        const INSERT: &str = "INSERT INTO uploads (id, repository, byte_offset, hash_state, \
+                              blob_state, started_at) VALUES (?, 'acme/app', 0, x'', x'', 1)";
+        let count = || async {
+            let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM uploads")
+                .fetch_one(&mut *store.reader.conn().await.unwrap())
+                .await
+                .unwrap();
+            rows
+        };
+        let mut tx = store.begin_write_with_first().await.unwrap();
+        let first = tx.opening(INSERT);
+        assert!(first.0.starts_with("BEGIN IMMEDIATE; "));
+        sqlx::query(first)
+            .bind("one")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        let second = tx.opening(INSERT);
+        assert_eq!(second.0, INSERT, "the transaction is open already");
+        sqlx::query(second)
+            .bind("two")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        drop(tx);
+        // The rollback of a dropped transaction runs on a task of its own, before the next
+        // holder of the writer; taking the writer waits for it.
+        drop(store.writer.conn().await.unwrap());
+        assert_eq!(
+            count().await,
+            0,
+            "both rows of the dropped transaction are gone"
+        );
+        let mut tx = store.begin_write_with_first().await.unwrap();
+        sqlx::query(tx.opening(INSERT))
+            .bind("three")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        assert_eq!(count().await, 0, "nothing is seen before the commit");
+        tx.commit().await.unwrap();
+        assert_eq!(count().await, 1);
+        // Closed by its last statements: their `COMMIT` goes with them.
+        let mut tx = store.begin_write_with_first().await.unwrap();
+        sqlx::query(tx.opening(INSERT))
+            .bind("four")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        sqlx::query(tx.closing(INSERT))
+            .bind("five")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        tx.committed().await.unwrap();
+        assert_eq!(
+            count().await,
+            3,
+            "the closing statements committed both rows"
+        );
+        // When a closing statement fails (an id taken), its `COMMIT` does not run, and the
+        // transaction is rolled back when dropped: the next one begins as usual.
+        let mut tx = store.begin_write_with_first().await.unwrap();
+        sqlx::query(tx.opening(INSERT))
+            .bind("six")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        let taken = sqlx::query(tx.closing(INSERT))
+            .bind("three")
+            .execute(&mut *tx)
+            .await;
+        assert!(taken.is_err(), "the id is taken");
+        drop(tx);
+        let mut tx = store.begin_write().await.unwrap();
+        sqlx::query(INSERT)
+            .bind("seven")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM uploads ORDER BY id")
+            .fetch_all(&mut *store.reader.conn().await.unwrap())
+            .await
+            .unwrap();
+        assert_eq!(ids, ["five", "four", "seven", "three"]);
+        store.close().await;
+    }
+
+    /// A statement run through a transaction that nothing opened would run outside it, so it
+    /// is refused.
+    #[tokio::test]
+    #[should_panic(expected = "must open it")]
+    async fn a_statement_before_the_opening_one_is_refused() {
+        let (_dir, store) = temp_store().await;
+        let mut tx = store.begin_write_with_first().await.unwrap();
+        let _ = sqlx::query("SELECT 1").execute(&mut *tx).await;
     }
 
     /// A read dropped mid-way, or with its transaction open, gives its connection back ready

@@ -435,7 +435,7 @@ impl UploadStore for SqliteMetadataStore {
         digest: &Digest,
         size: u64,
     ) -> StoreResult<Linked> {
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.begin_write_with_first().await?;
         let linked = link_counted(&mut tx, repo.as_str(), digest, size, id).await?;
         finish(tx, linked, || {
             format!("completing upload of {digest} to {repo}")
