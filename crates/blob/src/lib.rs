@@ -11,9 +11,12 @@
 //! - Bytes under a digest are never rewritten: committing an existing digest drops the upload.
 //! - Every path comes from [`layout`]: digests are lowercase hex, upload ids are checked to be
 //!   `[A-Za-z0-9_-]{1,64}`, so no caller input can name a file outside the root.
-//! - Memory is bounded per stream: a reader or writer holds a few ~1 MiB chunks at most.
+//! - Memory is bounded per stream: a reader or writer holds a few ~1 MiB chunks at most. A new
+//!   upload keeps its first bytes in memory while they are under 64 KiB, within a budget all
+//!   uploads share (4 MiB, `held.rs`).
 
 mod error;
+mod held;
 mod layout;
 mod mapped;
 mod ops;
@@ -23,9 +26,10 @@ mod writer;
 use std::fs::{self, File};
 use std::io;
 use std::path::Path;
+use std::sync::Arc;
 
 use async_trait::async_trait;
-use berth_core::ports::{BlobStore, ByteStream, Millis, StoreResult, UploadWriter};
+use berth_core::ports::{BlobStore, ByteStream, HeldBytes, Millis, StoreResult, UploadWriter};
 use berth_core::{Algorithm, Digest, StoreError};
 
 pub use error::FsBlobError;
@@ -40,6 +44,8 @@ use layout::Layout;
 #[derive(Debug, Clone)]
 pub struct FsBlobStore {
     layout: Layout,
+    /// Room for the bytes new uploads keep in memory ([`held`]).
+    held_room: Arc<tokio::sync::Semaphore>,
 }
 
 impl FsBlobStore {
@@ -70,7 +76,10 @@ impl FsBlobStore {
         for dir in [root, layout.blobs_dir()] {
             sync(dir)?;
         }
-        Ok(FsBlobStore { layout })
+        Ok(FsBlobStore {
+            layout,
+            held_room: Arc::new(tokio::sync::Semaphore::new(held::HELD_BUDGET)),
+        })
     }
 
     fn upload_path(&self, id: &str, doing: &str) -> StoreResult<std::path::PathBuf> {
@@ -105,6 +114,16 @@ impl BlobStore for FsBlobStore {
     ) -> StoreResult<Box<dyn UploadWriter>> {
         let path = self.upload_path(id, "opening")?;
         let uploads_dir = self.layout.uploads_dir().to_owned();
+        if offset == 0 {
+            // Nothing to open yet: a small upload may never need its file (see `held`).
+            let budget = Arc::clone(&self.held_room);
+            return Ok(Box::new(held::NewUploadWriter::new(
+                id,
+                path,
+                uploads_dir,
+                budget,
+            )));
+        }
         let writer = FsUploadWriter::open(id, path, uploads_dir, offset).await?;
         Ok(Box::new(writer))
     }
@@ -121,6 +140,17 @@ impl BlobStore for FsBlobStore {
         let blob = self.layout.blob(digest);
         let context = format!("committing upload `{id}` as blob {digest}");
         tokio::task::spawn_blocking(move || commit(&upload, &blob))
+            .await
+            .map_err(|e| StoreError::new(context.clone(), e))?
+            .map_err(|e| StoreError::io(context, e))
+    }
+
+    #[tracing::instrument(level = "debug", skip(self, held))]
+    async fn commit_held(&self, id: &str, held: HeldBytes, digest: &Digest) -> StoreResult<()> {
+        let uploads_dir = self.layout.uploads_dir().to_owned();
+        let blob = self.layout.blob(digest);
+        let context = format!("storing upload `{id}` as blob {digest}");
+        tokio::task::spawn_blocking(move || held::commit_held(&uploads_dir, &held.bytes, &blob))
             .await
             .map_err(|e| StoreError::new(context.clone(), e))?
             .map_err(|e| StoreError::io(context, e))
@@ -244,14 +274,21 @@ fn commit(upload: &Path, blob: &Path) -> io::Result<()> {
     let shard = blob
         .parent()
         .ok_or_else(|| io::Error::other("blob path has no parent"))?;
+    ensure_shard(shard)?;
+    fs::rename(upload, blob)?;
+    sync_dir(shard)
+}
+
+/// Creates blob directory `shard`, durably, when it is missing (they are all made when the
+/// store opens; this covers one removed since).
+fn ensure_shard(shard: &Path) -> io::Result<()> {
     if !shard.is_dir() {
         fs::create_dir_all(shard)?;
         if let Some(algorithm_dir) = shard.parent() {
             sync_dir(algorithm_dir)?;
         }
     }
-    fs::rename(upload, blob)?;
-    sync_dir(shard)
+    Ok(())
 }
 
 /// Creates the 256 shard directories (`00` to `ff`) of `algorithm_dir` that are missing;

@@ -288,7 +288,7 @@ impl FsUploadWriter {
 /// Opens (or creates, at offset 0) the upload file, waits for the lock, and positions it at
 /// `offset`, cutting off anything beyond. I/O errors are returned as they are, so a missing
 /// file reads as `NotFound`.
-fn open_for_append(path: &Path, offset: u64) -> Result<File, OpenError> {
+pub(crate) fn open_for_append(path: &Path, offset: u64) -> Result<File, OpenError> {
     let mut file = OpenOptions::new()
         .write(true)
         .create(offset == 0)
@@ -330,7 +330,7 @@ fn open_at_once(path: &Path, offset: u64) -> io::Result<Option<File>> {
 
 /// Writes every byte of `chunks`, in order, with as few `writev` calls as the kernel allows;
 /// returns how many.
-fn write_all_vectored(mut file: &File, chunks: &[Bytes]) -> io::Result<u64> {
+pub(crate) fn write_all_vectored(mut file: &File, chunks: &[Bytes]) -> io::Result<u64> {
     let mut slices: Vec<io::IoSlice<'_>> = chunks.iter().map(|c| io::IoSlice::new(c)).collect();
     let mut slices = &mut slices[..];
     let mut total = 0u64;

@@ -126,3 +126,70 @@ async fn purging_removes_the_old_upload_files() {
     assert!(!uploads.join("old").exists());
     assert!(uploads.join("new").exists());
 }
+
+/// The names in `uploads/`.
+fn upload_files(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir.join("uploads"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// A small blob pushed whole in the request that commits it is kept in memory until its
+/// commit writes it under its digest: no upload file is made, and the commit leaves none
+/// behind. Pushed again, it is stored once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_upload_committed_in_its_request_makes_no_upload_file() {
+    let (dir, store) = open().await;
+    let data = berth_testkit::blobs::pattern(3000, 7);
+    let digest = Digest::sha256(&data);
+    for id in ["small", "again"] {
+        let written = berth_testkit::blobs::write_to_commit(&store, id, &data).await;
+        assert!(written.held.is_some(), "the bytes are held");
+        assert_eq!(upload_files(dir.path()), Vec::<String>::new());
+        store.commit_written(id, written, &digest).await.unwrap();
+        assert_eq!(upload_files(dir.path()), Vec::<String>::new());
+        let blob = dir
+            .path()
+            .join("blobs/sha256")
+            .join(&digest.hex()[..2])
+            .join(digest.hex());
+        assert_eq!(std::fs::read(blob).unwrap(), data);
+    }
+}
+
+/// An upload that grows past what a writer keeps in memory (64 KiB) goes to its file as it
+/// streams, and a small one that is not committed in its request (a `PATCH`) is written to
+/// its file when it finishes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_too_large_to_hold_or_not_committing_go_to_their_files() {
+    let (dir, store) = open().await;
+    let mut writer = store.upload_writer("large", &[], 0).await.unwrap();
+    writer
+        .write(bytes::Bytes::from(vec![1u8; 40 << 10]))
+        .await
+        .unwrap();
+    assert_eq!(upload_files(dir.path()), Vec::<String>::new());
+    writer
+        .write(bytes::Bytes::from(vec![2u8; 40 << 10]))
+        .await
+        .unwrap();
+    assert_eq!(upload_files(dir.path()), ["large"], "past 64 KiB");
+    let written = writer.finish_to_commit().await.unwrap();
+    assert!(written.held.is_none());
+    assert_eq!(written.len, 80 << 10);
+    assert_eq!(
+        std::fs::read(dir.path().join("uploads/large"))
+            .unwrap()
+            .len(),
+        80 << 10
+    );
+    let done = write_parts(&store, "patch", &[], 0, &[b"a small chunk"]).await;
+    assert!(done.held.is_none());
+    assert_eq!(
+        std::fs::read(dir.path().join("uploads/patch")).unwrap(),
+        b"a small chunk"
+    );
+}
