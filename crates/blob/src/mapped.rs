@@ -12,6 +12,9 @@
 //! change, are never mapped (they use [`crate::reader`]). The residual risk is an I/O error of
 //! the disk while a page is faulted in, which raises SIGBUS instead of returning EIO.
 //!
+//! A range of at most 64 KiB is not mapped: it is read on the blocking thread that opens the
+//! file ([`SMALL_READ`]).
+//!
 //! Windows are mapped (with `MAP_POPULATE`) on a blocking thread, one ahead of the one being
 //! sent, and unmapped as soon as hyper has written them. Mapped pages count in the process's
 //! resident set, so a window's size shrinks as more streams run: all of them together keep
@@ -40,6 +43,18 @@ const MAX_WINDOW: u64 = 1 << 20;
 const MIN_WINDOW: u64 = 64 << 10;
 /// Windows one stream holds at once: the one hyper writes and two being mapped ahead.
 const HELD: u64 = 3;
+
+/// The largest range read with `pread` on the thread that opens the file, in the same
+/// hand-off, rather than mapped: a config, a small layer. Mapping it would cost a second
+/// hand-off, and a `mmap` and `munmap` for a few KiB (BENCHMARKS.md, "Lean and steady,
+/// part 23").
+const SMALL_READ: u64 = MIN_WINDOW;
+
+/// A blob file opened for a range: read already when the range is small.
+enum Opened {
+    Read(Bytes),
+    File(File),
+}
 
 /// Blob streams open now.
 static STREAMS: AtomicU64 = AtomicU64::new(0);
@@ -86,7 +101,8 @@ pub(crate) async fn read_range(
             FsBlobError::InvalidRange { start, end },
         ));
     }
-    let opened = tokio::task::spawn_blocking(move || -> io::Result<File> {
+    let small = end - start <= SMALL_READ;
+    let opened = tokio::task::spawn_blocking(move || -> io::Result<Opened> {
         let file = File::open(&path)?;
         let len = file.metadata()?.len();
         if len < end {
@@ -95,12 +111,24 @@ pub(crate) async fn read_range(
                 format!("blob file holds {len} bytes, fewer than the {end} requested"),
             ));
         }
-        Ok(file)
+        if small {
+            let mut bytes = vec![0; (end - start) as usize];
+            std::os::unix::fs::FileExt::read_exact_at(&file, &mut bytes, start)?;
+            return Ok(Opened::Read(Bytes::from(bytes)));
+        }
+        Ok(Opened::File(file))
     })
     .await
     .map_err(|e| StoreError::new(format!("opening {what}"), e))?
     .map_err(|e| StoreError::io(format!("opening {what}"), e))?;
-    let file = Arc::new(opened);
+    let file = match opened {
+        Opened::Read(bytes) => {
+            return Ok(Box::pin(futures_util::stream::once(std::future::ready(
+                Ok(bytes),
+            ))));
+        }
+        Opened::File(file) => Arc::new(file),
+    };
     let counted = Counted::begin();
     // Each window's size is chosen as it is due, from the streams running then.
     let windows = futures_util::stream::unfold((start, counted), move |(from, counted)| {
@@ -142,6 +170,32 @@ fn map_window(file: &File, from: u64, to: u64) -> io::Result<Bytes> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A range of at most [`SMALL_READ`] bytes is read when the file opens: its stream maps
+    /// nothing (it is not counted among the mapped streams); a larger one is mapped.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn small_ranges_are_read_not_mapped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("blob");
+        std::fs::write(&path, vec![7u8; 2 * SMALL_READ as usize]).unwrap();
+        let small = read_range(path.clone(), 10, 10 + SMALL_READ, "small")
+            .await
+            .unwrap();
+        assert_eq!(
+            STREAMS.load(Ordering::Relaxed),
+            0,
+            "the small range maps nothing"
+        );
+        let large = read_range(path, 10, 11 + SMALL_READ, "large")
+            .await
+            .unwrap();
+        assert_eq!(
+            STREAMS.load(Ordering::Relaxed),
+            1,
+            "the larger range is mapped"
+        );
+        drop((small, large));
+    }
 
     #[test]
     fn windows_cover_the_range_exactly_whatever_their_sizes() {

@@ -193,3 +193,30 @@ async fn uploads_too_large_to_hold_or_not_committing_go_to_their_files() {
         b"a small chunk"
     );
 }
+
+/// Ranges on both sides of 64 KiB (read when opened below it, mapped above) read back the
+/// right bytes from any offset; the length check before them refuses a range past the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_and_mapped_ranges_read_the_same_bytes() {
+    let (_dir, store) = open().await;
+    let data = berth_testkit::blobs::pattern(200 << 10, 9);
+    let (digest, _) = push(&store, "ranged", &data).await;
+    let ranges = [
+        (0, 3000),
+        (1234, 1234 + (64 << 10)),
+        (1234, 1235 + (64 << 10)),
+        (70 << 10, 200 << 10),
+        (199 << 10, 200 << 10),
+    ];
+    for (start, end) in ranges {
+        let read =
+            berth_testkit::blobs::collect(store.read(&digest, start, end).await.unwrap()).await;
+        assert!(read == data[start as usize..end as usize], "{start}..{end}");
+    }
+    let err = store
+        .read(&digest, 199 << 10, 201 << 10)
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(io_kind(&err), Some(ErrorKind::UnexpectedEof));
+}
