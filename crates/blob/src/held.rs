@@ -33,8 +33,8 @@ pub(crate) const HELD_MAX: usize = 64 << 10;
 /// [`HELD_MAX`]); past it, new bytes go to their upload files at once.
 pub(crate) const HELD_BUDGET: usize = 4 << 20;
 
-/// Names of the files [`commit_held`] writes before renaming them into place: unique among
-/// the process's, and holding a `.`, which no upload id does.
+/// Files [`commit_held`] has written, numbering their names (`.held-<pid>-<n>`) so that no two
+/// of the process's are alike; the `.` keeps them from ever being taken for an upload id.
 static HELD_FILES: AtomicU64 = AtomicU64::new(0);
 
 /// Receives a new upload (offset 0), keeping its bytes in memory while they are few (see the
