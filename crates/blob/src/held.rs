@@ -23,7 +23,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::sync_dir;
-use crate::writer::{FsUploadWriter, open_for_append, write_all_vectored};
+use crate::writer::{FsUploadWriter, OpenError, open_error, open_for_append, write_all_vectored};
 
 /// The most bytes an upload keeps in memory: a config, a manifest-sized layer, an
 /// attestation. A larger upload goes to its file once it passes this.
@@ -126,10 +126,7 @@ impl UploadWriter for NewUploadWriter {
         tokio::task::spawn_blocking(move || write_upload(&path, &dir, &held))
             .await
             .map_err(|e| StoreError::new(context.clone(), e))?
-            .map_err(|e| match e.downcast::<io::Error>() {
-                Ok(io) => StoreError::io(context, *io),
-                Err(other) => StoreError::new(context, other),
-            })?;
+            .map_err(|e| open_error(context, e))?;
         Ok(UploadProgress {
             len,
             state: Vec::new(),
@@ -157,11 +154,7 @@ impl UploadWriter for NewUploadWriter {
 
 /// Writes `held`, a whole upload, to its file at `path` (replacing any bytes an abandoned
 /// request left, once their writer's lock is gone), durably, with its entry in `dir`.
-fn write_upload(
-    path: &Path,
-    dir: &Path,
-    held: &[Bytes],
-) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+fn write_upload(path: &Path, dir: &Path, held: &[Bytes]) -> Result<(), OpenError> {
     let file = open_for_append(path, 0)?;
     write_all_vectored(&file, held)?;
     file.sync_data()?;

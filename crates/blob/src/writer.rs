@@ -42,7 +42,15 @@ use crate::error::FsBlobError;
 use crate::sync_dir;
 
 /// Why an upload file could not be opened: an `io::Error` or an [`FsBlobError`].
-type OpenError = Box<dyn std::error::Error + Send + Sync>;
+pub(crate) type OpenError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The store error of `doing` that failed with `source`: an I/O error's kind is kept.
+pub(crate) fn open_error(doing: String, source: OpenError) -> StoreError {
+    match source.downcast::<io::Error>() {
+        Ok(io) => StoreError::io(doing, *io),
+        Err(other) => StoreError::new(doing, other),
+    }
+}
 
 /// Bytes written between two background writebacks (see [`Flush`]). Far smaller than the
 /// 8 MiB chunks clients commonly PATCH, so a chunk's final `fdatasync` has little left to write
@@ -99,10 +107,7 @@ impl FsUploadWriter {
                     .map_err(|join| StoreError::new(context.clone(), join))?
             }
         };
-        let file = opened.map_err(|source| match source.downcast::<io::Error>() {
-            Ok(io) => StoreError::io(context.clone(), *io),
-            Err(other) => StoreError::new(context.clone(), other),
-        })?;
+        let file = opened.map_err(|source| open_error(context, source))?;
         Ok(FsUploadWriter {
             id: id.to_owned(),
             file: Arc::new(file),
