@@ -10,7 +10,7 @@
 //! ([`UploadProgress::held`]); finished otherwise (a `PATCH`), it writes them to the upload
 //! file, durably, on one blocking thread.
 
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -166,14 +166,8 @@ fn write_upload(path: &Path, dir: &Path, held: &[Bytes]) -> Result<(), OpenError
 /// time becomes now, as [`crate::commit`] does): written to a file of its own among the
 /// uploads, synced, renamed into place, and the blob's directory synced.
 pub(crate) fn commit_held(uploads_dir: &Path, bytes: &[u8], blob: &Path) -> io::Result<()> {
-    if blob.try_exists()? {
-        match File::open(blob).and_then(|f| f.set_modified(std::time::SystemTime::now())) {
-            Err(err) if err.kind() != io::ErrorKind::NotFound => return Err(err),
-            // Deleted meanwhile (garbage collection, whose claim check this push passed
-            // before): written anew below.
-            Err(_) => {}
-            Ok(()) => return Ok(()),
-        }
+    if crate::touch_if_stored(blob)? {
+        return Ok(());
     }
     let temp = uploads_dir.join(format!(
         ".held-{}-{}",

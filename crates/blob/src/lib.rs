@@ -250,24 +250,34 @@ fn purge_older_than(dir: &Path, cutoff: std::time::SystemTime) -> io::Result<usi
     Ok(removed)
 }
 
+/// Whether `blob` is stored already, its time then touched (content addressed: the stored
+/// bytes are the bytes being committed, and garbage collection judges a blob's age by that
+/// time). A blob deleted between the look and the touch (by garbage collection, whose claim
+/// check the push passed before) is not stored: the caller writes it anew rather than link
+/// a blob that is gone.
+pub(crate) fn touch_if_stored(blob: &Path) -> io::Result<bool> {
+    if !blob.try_exists()? {
+        return Ok(false);
+    }
+    match File::open(blob).and_then(|f| f.set_modified(std::time::SystemTime::now())) {
+        Ok(()) => Ok(true),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(err) => Err(err),
+    }
+}
+
 /// Moves the upload file to `blob`, durably, unless the blob is already there.
 /// Either way the blob's modification time becomes now: garbage collection takes stored
 /// bytes that no metadata names for strays only when they are older than its grace period,
 /// and these are about to be named.
 fn commit(upload: &Path, blob: &Path) -> io::Result<()> {
-    let now = std::time::SystemTime::now();
-    if blob.try_exists()? {
-        // Content addressed: the stored bytes are the same bytes.
-        match File::open(blob).and_then(|f| f.set_modified(now)) {
-            Err(err) if err.kind() != io::ErrorKind::NotFound => return Err(err),
-            _ => {}
-        }
+    if touch_if_stored(blob)? {
         return match fs::remove_file(upload) {
             Err(err) if err.kind() != io::ErrorKind::NotFound => Err(err),
             _ => Ok(()),
         };
     }
-    File::open(upload)?.set_modified(now)?;
+    File::open(upload)?.set_modified(std::time::SystemTime::now())?;
     // The file's bytes are durable already: every writer of an upload made its bytes durable
     // before it finished (`UploadWriter::finish`), and only finished bytes are committed. A
     // sync here would cost a disk cache flush per blob with nothing to write.
@@ -308,4 +318,25 @@ fn create_shards(algorithm_dir: &Path) -> io::Result<bool> {
 /// Makes the entries of `dir` durable.
 fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stored blob is touched and said to be there; a missing one (never written, or
+    /// deleted by garbage collection meanwhile) is said to be missing, so the commit writes it.
+    #[test]
+    fn only_a_stored_blob_is_touched_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let blob = dir.path().join("blob");
+        assert!(!touch_if_stored(&blob).unwrap());
+        fs::write(&blob, b"bytes").unwrap();
+        let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1);
+        File::open(&blob).unwrap().set_modified(old).unwrap();
+        assert!(touch_if_stored(&blob).unwrap());
+        assert!(fs::metadata(&blob).unwrap().modified().unwrap() > old);
+        fs::remove_file(&blob).unwrap();
+        assert!(!touch_if_stored(&blob).unwrap());
+    }
 }
