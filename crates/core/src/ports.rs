@@ -191,6 +191,17 @@ pub enum CountedLease {
     Missing,
 }
 
+/// Outcome of starting an upload under its account's limits (see
+/// [`UploadStore::create_upload_within`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Started {
+    /// The session is stored.
+    Created,
+    /// Nothing was stored: the account may not start an upload. Here is what it holds, read
+    /// after the refusal.
+    Refused(OwnerUploads),
+}
+
 /// Outcome of writing a manifest under a tag.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PutManifestOutcome {
@@ -314,6 +325,29 @@ pub trait BlobLinkStore: Send + Sync + 'static {
 pub trait UploadStore: Send + Sync + 'static {
     /// Persists a new upload session.
     async fn create_upload(&self, session: &UploadSession) -> StoreResult<()>;
+
+    /// Persists `session`, a new upload, unless the account owning its repository may not
+    /// start one (see [`OwnerUploads::admits_new_upload`]): it has `max_open` sessions open
+    /// already, or a storage quota with no room left. Refused, nothing is stored and the
+    /// answer carries what the account holds.
+    ///
+    /// By default [`UploadStore::owner_uploads`] then [`UploadStore::create_upload`]: two
+    /// round trips, between which another request may start an upload of the same account,
+    /// so starts at the same moment may pass the limit by as many as run at once. A store
+    /// that can check and insert in one statement on a single writer does both at once,
+    /// atomically (SQLite).
+    async fn create_upload_within(
+        &self,
+        session: &UploadSession,
+        max_open: u64,
+    ) -> StoreResult<Started> {
+        let uploads = self.owner_uploads(session.repo.owner()).await?;
+        if !uploads.admits_new_upload(max_open) {
+            return Ok(Started::Refused(uploads));
+        }
+        self.create_upload(session).await?;
+        Ok(Started::Created)
+    }
 
     /// The upload `id` of `repo`, without taking it.
     async fn get_upload(&self, repo: &RepoName, id: &str) -> StoreResult<Option<UploadSession>>;
@@ -450,6 +484,18 @@ pub struct OwnerUploads {
     pub held: u64,
     /// The account's storage usage and quota.
     pub usage: StorageUsage,
+}
+
+impl OwnerUploads {
+    /// Whether the account may start one more upload: it has fewer than `max_open` open, and
+    /// its quota, if any, has room left once its open uploads' bytes are counted.
+    pub fn admits_new_upload(&self, max_open: u64) -> bool {
+        self.open < max_open
+            && self
+                .usage
+                .limit
+                .is_none_or(|limit| limit > self.usage.used.saturating_add(self.held))
+    }
 }
 
 /// Outcome of linking a blob into a repository under its account's quota.

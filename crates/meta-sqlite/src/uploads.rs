@@ -11,7 +11,9 @@ use berth_core::error::StoreError;
 use berth_core::name::RepoName;
 use berth_core::ports::StoreResult;
 use berth_core::ports::UploadStore;
-use berth_core::ports::{CountedLease, Lease, Linked, Millis, OwnerUploads, UploadSession};
+use berth_core::ports::{
+    CountedLease, Lease, Linked, Millis, OwnerUploads, Started, UploadSession,
+};
 use tracing::instrument;
 
 use crate::blobs::finish;
@@ -83,10 +85,28 @@ fn sessions(rows: Vec<ListedRow>, doing: &str) -> Result<Vec<UploadSession>, Sto
 
 /// Open sessions and their bytes for `owner` (`owner/` up to, not including, `owner0`), with
 /// the account's usage and quota.
-const OWNER_UPLOADS: &str = concat!(
-    "SELECT COUNT(*), COALESCE(SUM(byte_offset), 0), ",
-    usage_columns!(),
-    " FROM uploads WHERE repository >= ?1 || '/' AND repository < ?1 || '0'"
+macro_rules! owner_uploads {
+    () => {
+        concat!(
+            "SELECT COUNT(*), COALESCE(SUM(byte_offset), 0), ",
+            usage_columns!(),
+            " FROM uploads WHERE repository >= ?1 || '/' AND repository < ?1 || '0'"
+        )
+    };
+}
+const OWNER_UPLOADS: &str = owner_uploads!();
+
+/// [`UploadStore::create_upload_within`]'s insert: session `?2`…`?7` (id, repository,
+/// offset, hash state, blob state, start) when the owner `?1` has fewer than `?8` uploads
+/// open and its quota, if any, has room left past its usage and their bytes, as
+/// `OwnerUploads::admits_new_upload` decides. One statement on the one writer, so no upload
+/// starts between the count and the insert.
+const CREATE_WITHIN: &str = concat!(
+    "WITH mine (open, held, used, quota) AS (",
+    owner_uploads!(),
+    ") INSERT INTO uploads (id, repository, byte_offset, hash_state, blob_state, started_at) \
+     SELECT ?2, ?3, ?4, ?5, ?6, ?7 FROM mine \
+     WHERE open < ?8 AND (quota IS NULL OR quota > COALESCE(used, 0) + held)"
 );
 
 /// The lease's `UPDATE`: session `?1` of repository `?2` to token `?3` until `?4`, when its
@@ -165,6 +185,37 @@ impl UploadStore for SqliteMetadataStore {
         .await
         .map_err(failed(format!("creating upload {} in {}", s.id, s.repo)))?;
         Ok(())
+    }
+
+    /// Persists a new session within its owner's limits in one statement ([`CREATE_WITHIN`]),
+    /// without waiting for the disk (as [`UploadStore::create_upload`]); refused, reads what
+    /// the owner holds.
+    #[instrument(level = "debug", skip_all, fields(repo = %session.repo, id = %session.id))]
+    async fn create_upload_within(
+        &self,
+        session: &UploadSession,
+        max_open: u64,
+    ) -> StoreResult<Started> {
+        let s = session;
+        let owner = s.repo.owner();
+        let done = sqlx::query(CREATE_WITHIN)
+            .bind(owner)
+            .bind(&s.id)
+            .bind(s.repo.as_str())
+            .bind(to_sql(s.offset, "upload offset")?)
+            .bind(&s.hash_state)
+            .bind(&s.blob_state)
+            .bind(s.started_at)
+            // Past SQLite's integers, no count reaches it anyway.
+            .bind(i64::try_from(max_open).unwrap_or(i64::MAX))
+            .execute(&mut *self.writer.unsynced().await?)
+            .await
+            .map_err(failed(format!("creating upload {} in {}", s.id, s.repo)))?;
+        if done.rows_affected() == 1 {
+            Ok(Started::Created)
+        } else {
+            Ok(Started::Refused(self.owner_uploads(owner).await?))
+        }
     }
 
     /// Reads session `id` of `repo`, leased or not.

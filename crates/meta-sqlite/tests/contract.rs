@@ -1,7 +1,7 @@
 //! The metadata contract (`berth_testkit::meta`) on a fresh SQLite database per clause, and
 //! what only SQLite has: its file survives reopening, and its schema's own constraints.
 
-use berth_core::ports::{BlobLinkStore, Lease, ManifestStore, UploadStore};
+use berth_core::ports::{BlobLinkStore, Lease, ManifestStore, Started, UploadStore};
 use berth_meta_sqlite::SqliteMetadataStore;
 use berth_testkit::meta::{digest, manifest, repo, session, tag};
 
@@ -79,4 +79,31 @@ async fn schema_forbids_tags_on_missing_manifests() {
         "a tagged manifest cannot be deleted without its tags"
     );
     pool.close().await;
+}
+
+/// Uploads started at the same moment never pass their account's limit: SQLite counts and
+/// inserts in one statement on its one writer (the port's default, a count then an insert,
+/// lets starts that run at once all pass).
+#[tokio::test]
+async fn racing_starts_never_pass_the_open_uploads_limit() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let s = SqliteMetadataStore::open(&dir.path().join("meta.db"))
+        .await
+        .unwrap();
+    let starts = (0..20).map(|i| {
+        let s = s.clone();
+        tokio::spawn(async move {
+            s.create_upload_within(&session(&format!("u{i}"), "acme/app"), 5)
+                .await
+                .unwrap()
+        })
+    });
+    let mut created = 0;
+    for start in starts.collect::<Vec<_>>() {
+        if start.await.unwrap() == Started::Created {
+            created += 1;
+        }
+    }
+    assert_eq!(created, 5);
+    assert_eq!(s.owner_uploads("acme").await.unwrap().open, 5);
 }

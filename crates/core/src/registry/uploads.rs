@@ -20,7 +20,7 @@ use crate::error::{RegistryError, Result, StoreErrorKind};
 use crate::hashing::UploadHasher;
 use crate::name::RepoName;
 use crate::ports::{
-    CountedLease, Lease, Linked, OwnerUploads, UploadProgress, UploadSession, UploadWriter,
+    CountedLease, Lease, Linked, OwnerUploads, Started, UploadProgress, UploadSession, UploadWriter,
 };
 
 use super::allowance::{Allowance, Chunk, Over};
@@ -116,19 +116,6 @@ impl Registry {
     /// Starts an upload session in `repo`, unless its account has as many open as it may,
     /// or has no room left in its storage quota (counting its open uploads' bytes).
     pub async fn start_upload(&self, repo: &RepoName) -> Result<UploadSession> {
-        let owner = repo.owner();
-        let uploads = self.meta.owner_uploads(owner).await?;
-        let open = uploads.open;
-        if open >= self.upload_limits.sessions {
-            return Err(RegistryError::TooManyUploads(format!(
-                "`{owner}` has {open} uploads open, the most this registry allows; finish or cancel some (DELETE their upload URL), or wait for abandoned ones to expire"
-            )));
-        }
-        if let Some(room) = Room::of(owner, uploads.usage, uploads.held)
-            && room.left() == 0
-        {
-            return Err(room.refuse("upload_start", Need::Unknown));
-        }
         let session = UploadSession {
             id: uuid::Uuid::new_v4().simple().to_string(),
             repo: repo.clone(),
@@ -138,8 +125,11 @@ impl Registry {
             started_at: now_millis(),
             verified: None,
         };
-        self.meta.create_upload(&session).await?;
-        Ok(session)
+        let max_open = self.upload_limits.sessions;
+        match self.meta.create_upload_within(&session, max_open).await? {
+            Started::Created => Ok(session),
+            Started::Refused(uploads) => Err(refuse_start(repo.owner(), uploads, max_open)),
+        }
     }
 
     /// Links blob `digest` into `repo` from `from` when `from` holds it (within the account's
@@ -829,6 +819,20 @@ impl Registry {
             )))
         }
     }
+}
+
+/// The refusal of a new upload of `owner`, which holds `uploads` (read after the refusal, so
+/// its sessions may have fallen below `max_open` meanwhile): its quota's when that has no
+/// room left, else its open sessions'.
+fn refuse_start(owner: &str, uploads: OwnerUploads, max_open: u64) -> RegistryError {
+    if let Some(room) = Room::of(owner, uploads.usage, uploads.held)
+        && room.left() == 0
+    {
+        return room.refuse("upload_start", Need::Unknown);
+    }
+    RegistryError::TooManyUploads(format!(
+        "`{owner}` has as many uploads open as this registry allows ({max_open}); finish or cancel some (DELETE their upload URL), or wait for abandoned ones to expire"
+    ))
 }
 
 /// A new lease's token: whoever holds it may record the upload's progress.

@@ -54,6 +54,7 @@ macro_rules! metadata_contract {
                 a_quota_is_set_read_and_cleared,
                 links_over_the_quota_change_nothing,
                 racing_links_never_pass_the_quota,
+                new_uploads_start_within_the_owners_limits,
                 a_purged_package_gives_its_blobs_back,
                 a_fresh_store_probes_ok,
                 gc_takes_only_old_unused_links,

@@ -4,7 +4,7 @@
 
 use berth_core::access::store::{AccessStore, Created, NewUser};
 use berth_core::access::{AccountId, Visibility};
-use berth_core::ports::{CountedLease, Linked, MetadataStore, StorageUsage};
+use berth_core::ports::{CountedLease, Lease, Linked, MetadataStore, Started, StorageUsage};
 
 use super::{digest, repo, session};
 
@@ -196,6 +196,56 @@ pub async fn racing_links_never_pass_the_quota<S: MetadataStore + AccessStore + 
     }
     assert_eq!(done, 3);
     assert_eq!(s.storage_usage("acme").await.unwrap(), usage(90, Some(100)));
+}
+
+/// A new upload starts only within its account's limits: fewer open sessions than allowed,
+/// and room left in its quota once its open uploads' bytes count. Refused, nothing is stored
+/// and the answer says what the account holds; other accounts are not affected.
+pub async fn new_uploads_start_within_the_owners_limits<S: MetadataStore + AccessStore + Clone>(
+    s: S,
+) {
+    let acme = user(&s, "acme").await;
+    let start = |id: &'static str, name: &'static str, max_open: u64| {
+        let s = s.clone();
+        async move {
+            s.create_upload_within(&session(id, name), max_open)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(start("a", "acme/app", 2).await, Started::Created);
+    assert_eq!(start("b", "acme/x/y", 2).await, Started::Created);
+    let Started::Refused(held) = start("c", "acme/app", 2).await else {
+        panic!("a third upload must be refused when two may be open")
+    };
+    assert_eq!((held.open, held.held), (2, 0));
+    assert_eq!(s.get_upload(&repo("acme/app"), "c").await.unwrap(), None);
+    assert_eq!(start("c", "acme/app", 3).await, Started::Created);
+    assert_eq!(start("d", "acmes/app", 1).await, Started::Created);
+
+    // A quota: its room counts what is linked and what open uploads hold.
+    s.link_blob(&repo("acme/app"), &digest("1"), 60)
+        .await
+        .unwrap();
+    let Lease::Granted(_) = s
+        .lease_upload(&repo("acme/app"), "a", "t", 1, 100)
+        .await
+        .unwrap()
+    else {
+        panic!("a free lease must be granted")
+    };
+    s.advance_upload("a", "t", 40, b"state", b"").await.unwrap();
+    s.set_storage_quota(acme, Some(101), 1).await.unwrap();
+    assert_eq!(start("e", "acme/app", 10).await, Started::Created);
+    s.set_storage_quota(acme, Some(100), 2).await.unwrap();
+    let Started::Refused(full) = start("f", "acme/app", 10).await else {
+        panic!("an upload must be refused when the quota has no room left")
+    };
+    assert_eq!((full.open, full.held), (4, 40));
+    assert_eq!(full.usage, usage(60, Some(100)));
+    assert!(!full.admits_new_upload(10));
+    assert_eq!(s.get_upload(&repo("acme/app"), "f").await.unwrap(), None);
+    assert_eq!(start("f", "acmes/app", 10).await, Started::Created);
 }
 
 /// A package purged for good gives back the bytes of the blobs no other package of the

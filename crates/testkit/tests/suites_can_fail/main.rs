@@ -285,6 +285,12 @@ async fn a_store_that_forgets_quotas_fails_the_quota_clauses() {
         rule,
         meta::racing_links_never_pass_the_quota
     );
+    fails_only_when_broken!(
+        broken,
+        Rule::Kept,
+        rule,
+        meta::new_uploads_start_within_the_owners_limits
+    );
 }
 
 #[tokio::test]
