@@ -473,6 +473,48 @@ async fn oversized_manifest_is_413_to_an_ordinary_http_client() {
     assert_no_manifest(&server, "acme/app", "big").await;
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn refused_chunks_reach_an_ordinary_http_client_as_their_answer() {
+    // Refusals that come before the body is read (a chunk out of order, a malformed range, a
+    // final PUT without its digest) are sent once the body is drained, so a client still
+    // sending sees the answer and its message rather than a broken pipe.
+    let server = Server::start();
+    let location = start_upload(&server, "acme/app").await;
+    let chunk = bytes(8 << 20, 9);
+    for _ in 0..3 {
+        let response = client()
+            .patch(&location)
+            .header("content-range", format!("100-{}", 100 + chunk.len() - 1))
+            .body(chunk.clone())
+            .send()
+            .await
+            .expect("the 416 is read, not a broken pipe");
+        let message = expect_error(response, 416, "BLOB_UPLOAD_INVALID").await;
+        assert!(message.contains("100"), "{message}");
+        let response = client()
+            .patch(&location)
+            .header("content-range", "not a range")
+            .body(chunk.clone())
+            .send()
+            .await
+            .expect("the 400 is read, not a broken pipe");
+        expect_error(response, 400, "BLOB_UPLOAD_INVALID").await;
+        let response = client()
+            .put(&location)
+            .body(chunk.clone())
+            .send()
+            .await
+            .expect("the 400 is read, not a broken pipe");
+        expect_error(response, 400, "DIGEST_INVALID").await;
+    }
+    let response = client().get(&location).send().await.unwrap();
+    assert_eq!(
+        header(&response, "range"),
+        "0-0",
+        "nothing of the refused chunks was kept"
+    );
+}
+
 #[tokio::test]
 async fn oversized_manifest_is_413() {
     let server = Server::start();

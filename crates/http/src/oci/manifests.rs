@@ -10,7 +10,7 @@ use berth_core::services::{ManifestPush, Services};
 use berth_core::{Reference, RegistryError, RepoName};
 use futures_util::StreamExt;
 
-use super::{Answer, empty, header_value};
+use super::{Answer, DRAIN_LIMIT, empty, header_value};
 use crate::error::OciError;
 
 /// Whether the client's `Accept` header admits `media_type`. No header, `*/*` or
@@ -106,10 +106,6 @@ pub async fn put(
     }
     Ok(empty(StatusCode::CREATED, &answer))
 }
-
-/// How much of an oversized manifest body is read and discarded so the client, still sending,
-/// receives the 413 instead of a broken pipe. Past this the connection is simply closed.
-const DRAIN_LIMIT: u64 = 64 * 1024 * 1024;
 
 /// Reads a manifest body of at most [`MAX_MANIFEST_BYTES`]. A larger body is answered 413
 /// after draining it (up to [`DRAIN_LIMIT`]); nothing of it is kept.

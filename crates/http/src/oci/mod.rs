@@ -209,12 +209,23 @@ async fn handle(
             {
                 params.from = None;
             }
-            uploads::start(registry, name, &params, headers, body).await
+            uploads::draining(body, async |body| {
+                uploads::start(registry, name, &params, headers, body).await
+            })
+            .await
         }
         Operation::UploadStatus(name, id) => uploads::status(registry, name, id).await,
-        Operation::PatchUpload(name, id) => uploads::patch(registry, name, id, headers, body).await,
+        Operation::PatchUpload(name, id) => {
+            uploads::draining(body, async |body| {
+                uploads::patch(registry, name, id, headers, body).await
+            })
+            .await
+        }
         Operation::FinishUpload(name, id) => {
-            uploads::put(registry, name, id, &params, headers, body).await
+            uploads::draining(body, async |body| {
+                uploads::put(registry, name, id, &params, headers, body).await
+            })
+            .await
         }
         Operation::CancelUpload(name, id) => uploads::cancel(registry, name, id).await,
     }
@@ -228,6 +239,27 @@ pub async fn not_found(uri: Uri) -> Response {
         &format!("`{}` is not an endpoint of this registry", uri.path()),
         serde_json::Value::Null,
     )
+}
+
+/// How much of a refused request's body is read and discarded before the refusal is sent, so
+/// a client still sending receives it (and its message) instead of a broken pipe. Past this
+/// the connection is simply closed.
+pub(super) const DRAIN_LIMIT: u64 = 64 << 20;
+
+/// Reads and discards what is left of `body`, up to [`DRAIN_LIMIT`] bytes or its first error:
+/// before answering a refusal to a request whose body may not have been read.
+pub(super) async fn drain<S, E>(body: &mut S)
+where
+    S: futures_util::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
+{
+    use futures_util::StreamExt as _;
+    let mut seen = 0u64;
+    while seen <= DRAIN_LIMIT {
+        match body.next().await {
+            Some(Ok(frame)) => seen += frame.len() as u64,
+            Some(Err(_)) | None => return,
+        }
+    }
 }
 
 /// A header value from text the registry produced (ids, digests, names: always visible ASCII).

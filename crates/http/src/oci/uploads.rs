@@ -1,12 +1,12 @@
 //! Blob uploads: `POST /v2/<name>/blobs/uploads/` (start, monolithic push, mount) and
 //! `GET`/`PATCH`/`PUT`/`DELETE /v2/<name>/blobs/uploads/<id>`.
 
-use axum::body::Body;
+use axum::body::{Body, BodyDataStream};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use berth_core::registry::{MountOutcome, Registry};
 use berth_core::{Digest, RegistryError, RepoName};
 
-use super::{Answer, Params, empty, header_value, range_header};
+use super::{Answer, Params, drain, empty, header_value, range_header};
 use crate::error::OciError;
 
 fn upload_location(name: &RepoName, id: &str) -> HeaderValue {
@@ -48,6 +48,26 @@ fn digest_param(raw: &str) -> Result<Digest, OciError> {
     })
 }
 
+/// Answers a request that may carry a blob's bytes (`start`, `patch`, `put`): `handle` on its
+/// body, and when the answer is not a success (another request holds the upload, a chunk out
+/// of order, a limit passed, a bad header), what is left of the body drained first (see
+/// [`drain`]), so a client still sending reads the answer and its message rather than a
+/// broken pipe.
+pub async fn draining<F>(body: Body, handle: F) -> Answer
+where
+    F: AsyncFnOnce(&mut BodyDataStream) -> Answer,
+{
+    let mut body = body.into_data_stream();
+    let answer = handle(&mut body).await;
+    if !answer
+        .as_ref()
+        .is_ok_and(|response| response.status().is_success())
+    {
+        drain(&mut body).await;
+    }
+    answer
+}
+
 /// Starts an upload; with `?digest=` pushes the body as the whole blob; with `?mount=&from=`
 /// mounts a blob from another repository, falling back to a new session.
 pub async fn start(
@@ -55,7 +75,7 @@ pub async fn start(
     name: &RepoName,
     params: &Params,
     headers: &HeaderMap,
-    body: Body,
+    body: &mut BodyDataStream,
 ) -> Answer {
     if let Some(mount) = &params.mount {
         let digest = digest_param(mount)?;
@@ -74,12 +94,7 @@ pub async fn start(
     if let Some(raw) = &params.digest {
         let digest = digest_param(raw)?;
         registry
-            .push_blob(
-                name,
-                &digest,
-                content_length(headers),
-                body.into_data_stream(),
-            )
+            .push_blob(name, &digest, content_length(headers), body)
             .await?;
         return Ok(blob_created(name, &digest));
     }
@@ -133,17 +148,11 @@ pub async fn patch(
     name: &RepoName,
     id: &str,
     headers: &HeaderMap,
-    body: Body,
+    body: &mut BodyDataStream,
 ) -> Answer {
     let range = content_range(headers)?;
     match registry
-        .append_upload(
-            name,
-            id,
-            range,
-            content_length(headers),
-            body.into_data_stream(),
-        )
+        .append_upload(name, id, range, content_length(headers), body)
         .await
     {
         Ok(offset) => Ok(session_answer(StatusCode::ACCEPTED, name, id, offset)),
@@ -173,7 +182,7 @@ pub async fn put(
     id: &str,
     params: &Params,
     headers: &HeaderMap,
-    body: Body,
+    body: &mut BodyDataStream,
 ) -> Answer {
     let raw = params.digest.as_deref().ok_or_else(|| {
         OciError(RegistryError::DigestInvalid(
@@ -183,14 +192,7 @@ pub async fn put(
     let digest = digest_param(raw)?;
     let range = content_range(headers)?;
     match registry
-        .finish_upload(
-            name,
-            id,
-            &digest,
-            range,
-            content_length(headers),
-            body.into_data_stream(),
-        )
+        .finish_upload(name, id, &digest, range, content_length(headers), body)
         .await
     {
         Ok(_) => Ok(blob_created(name, &digest)),
