@@ -476,8 +476,8 @@ async fn oversized_manifest_is_413_to_an_ordinary_http_client() {
 #[tokio::test(flavor = "multi_thread")]
 async fn refused_chunks_reach_an_ordinary_http_client_as_their_answer() {
     // Refusals that come before the body is read (a chunk out of order, a malformed range, a
-    // final PUT without its digest) are sent once the body is drained, so a client still
-    // sending sees the answer and its message rather than a broken pipe.
+    // final PUT without its digest) go out while the rest of the body is drained, so a client
+    // still sending sees the answer and its message rather than a broken pipe.
     let server = Server::start();
     let location = start_upload(&server, "acme/app").await;
     let chunk = bytes(8 << 20, 9);

@@ -49,10 +49,11 @@ fn digest_param(raw: &str) -> Result<Digest, OciError> {
 }
 
 /// Answers a request that may carry a blob's bytes (`start`, `patch`, `put`): `handle` on its
-/// body, and when the answer is not a success (another request holds the upload, a chunk out
-/// of order, a limit passed, a bad header), what is left of the body drained first (see
-/// [`drain`]), so a client still sending reads the answer and its message rather than a
-/// broken pipe.
+/// body. When the answer is not a success (another request holds the upload, a chunk out of
+/// order, a bad header, a limit passed), it goes out at once, and what is left of the body is
+/// read and discarded behind it on a task of its own (see [`drain`]): a client still sending
+/// then finishes and reads the answer and its message, rather than meeting a broken pipe, and
+/// one waiting for the answer before it sends (a body announced too large) gets it at once.
 pub async fn draining<F>(body: Body, handle: F) -> Answer
 where
     F: AsyncFnOnce(&mut BodyDataStream) -> Answer,
@@ -63,7 +64,7 @@ where
         .as_ref()
         .is_ok_and(|response| response.status().is_success())
     {
-        drain(&mut body).await;
+        tokio::spawn(async move { drain(&mut body).await });
     }
     answer
 }
