@@ -86,28 +86,46 @@ fn sessions(rows: Vec<ListedRow>, doing: &str) -> Result<Vec<UploadSession>, Sto
 /// Open sessions and their bytes for `owner` (`owner/` up to, not including, `owner0`), with
 /// the account's usage and quota.
 macro_rules! owner_uploads {
-    () => {
+    ($owner:literal) => {
         concat!(
             "SELECT COUNT(*), COALESCE(SUM(byte_offset), 0), ",
-            usage_columns!(),
-            " FROM uploads WHERE repository >= ?1 || '/' AND repository < ?1 || '0'"
+            usage_columns!($owner),
+            " FROM uploads WHERE repository >= ",
+            $owner,
+            " || '/' AND repository < ",
+            $owner,
+            " || '0'"
         )
     };
 }
-const OWNER_UPLOADS: &str = owner_uploads!();
+const OWNER_UPLOADS: &str = owner_uploads!("?1");
 
-/// [`UploadStore::create_upload_within`]'s insert: session `?2`…`?7` (id, repository,
-/// offset, hash state, blob state, start) when the owner `?1` has fewer than `?8` uploads
-/// open and its quota, if any, has room left past its usage and their bytes, as
-/// `OwnerUploads::admits_new_upload` decides. One statement on the one writer, so no upload
-/// starts between the count and the insert.
+/// [`UploadStore::create_upload_within`]'s insert: session `?1`…`?6` (see [`bind_session`])
+/// when the owner `?7` has fewer than `?8` uploads open and its quota, if any, has room left
+/// past its usage and their bytes, as `OwnerUploads::admits_new_upload` decides. One statement
+/// on the one writer, so no upload starts between the count and the insert.
 const CREATE_WITHIN: &str = concat!(
     "WITH mine (open, held, used, quota) AS (",
-    owner_uploads!(),
+    owner_uploads!("?7"),
     ") INSERT INTO uploads (id, repository, byte_offset, hash_state, blob_state, started_at) \
-     SELECT ?2, ?3, ?4, ?5, ?6, ?7 FROM mine \
+     SELECT ?1, ?2, ?3, ?4, ?5, ?6 FROM mine \
      WHERE open < ?8 AND (quota IS NULL OR quota > COALESCE(used, 0) + held)"
 );
+
+/// `query` with a new session's columns bound as its parameters 1 to 6: id, repository,
+/// offset, hash state, blob state, start.
+fn bind_session<'q>(
+    query: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>,
+    s: &'q UploadSession,
+) -> StoreResult<sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>> {
+    Ok(query
+        .bind(&s.id)
+        .bind(s.repo.as_str())
+        .bind(to_sql(s.offset, "upload offset")?)
+        .bind(&s.hash_state)
+        .bind(&s.blob_state)
+        .bind(s.started_at))
+}
 
 /// The lease's `UPDATE`: session `?1` of repository `?2` to token `?3` until `?4`, when its
 /// lease is free at `?5`, returning a [`SessionRow`].
@@ -171,19 +189,14 @@ impl UploadStore for SqliteMetadataStore {
     #[instrument(level = "debug", skip_all, fields(repo = %session.repo, id = %session.id))]
     async fn create_upload(&self, session: &UploadSession) -> StoreResult<()> {
         let s = session;
-        sqlx::query(
+        let insert = sqlx::query(
             "INSERT INTO uploads (id, repository, byte_offset, hash_state, blob_state, started_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )
-        .bind(&s.id)
-        .bind(s.repo.as_str())
-        .bind(to_sql(s.offset, "upload offset")?)
-        .bind(&s.hash_state)
-        .bind(&s.blob_state)
-        .bind(s.started_at)
-        .execute(&mut *self.writer.unsynced().await?)
-        .await
-        .map_err(failed(format!("creating upload {} in {}", s.id, s.repo)))?;
+        );
+        bind_session(insert, s)?
+            .execute(&mut *self.writer.unsynced().await?)
+            .await
+            .map_err(failed(format!("creating upload {} in {}", s.id, s.repo)))?;
         Ok(())
     }
 
@@ -198,14 +211,8 @@ impl UploadStore for SqliteMetadataStore {
     ) -> StoreResult<Started> {
         let s = session;
         let owner = s.repo.owner();
-        let done = sqlx::query(CREATE_WITHIN)
+        let done = bind_session(sqlx::query(CREATE_WITHIN), s)?
             .bind(owner)
-            .bind(&s.id)
-            .bind(s.repo.as_str())
-            .bind(to_sql(s.offset, "upload offset")?)
-            .bind(&s.hash_state)
-            .bind(&s.blob_state)
-            .bind(s.started_at)
             // Past SQLite's integers, no count reaches it anyway.
             .bind(i64::try_from(max_open).unwrap_or(i64::MAX))
             .execute(&mut *self.writer.unsynced().await?)
