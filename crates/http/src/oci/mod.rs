@@ -241,13 +241,13 @@ pub async fn not_found(uri: Uri) -> Response {
     )
 }
 
-/// How much of a refused request's body is read and discarded before the refusal is sent, so
-/// a client still sending receives it (and its message) instead of a broken pipe. Past this
-/// the connection is simply closed.
+/// How much of a refused request's body is read and discarded, so a client still sending
+/// receives the refusal (and its message) instead of a broken pipe. Past this the connection
+/// is simply closed.
 pub(super) const DRAIN_LIMIT: u64 = 64 << 20;
 
 /// Reads and discards what is left of `body`, up to [`DRAIN_LIMIT`] bytes or its first error:
-/// before answering a refusal to a request whose body may not have been read.
+/// behind the refusal of a request whose body may not have been read whole.
 pub(super) async fn drain<S, E>(body: &mut S)
 where
     S: futures_util::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
