@@ -51,6 +51,8 @@ pub(crate) struct NewUploadWriter {
     room: Option<OwnedSemaphorePermit>,
     /// The upload file's writer, once the bytes outgrew memory.
     file: Option<FsUploadWriter>,
+    /// What the request announced, for the file's writer to reserve room for.
+    announced: Option<u64>,
 }
 
 impl NewUploadWriter {
@@ -68,6 +70,7 @@ impl NewUploadWriter {
             held: BytesMut::new(),
             room: None,
             file: None,
+            announced: None,
         }
     }
 
@@ -107,6 +110,9 @@ impl UploadWriter for NewUploadWriter {
         };
         let mut file =
             FsUploadWriter::open(&self.id, self.path.clone(), self.uploads_dir.clone(), 0).await?;
+        if let Some(bytes) = self.announced {
+            file.announce(bytes);
+        }
         let mut all = vec![std::mem::take(&mut self.held).freeze()];
         all.extend(chunks);
         let written = file.write_batch(all).await;
@@ -114,6 +120,13 @@ impl UploadWriter for NewUploadWriter {
         self.room = None;
         self.file = Some(file);
         written
+    }
+
+    fn announce(&mut self, bytes: u64) {
+        match &mut self.file {
+            Some(file) => file.announce(bytes),
+            None => self.announced = Some(self.held.len() as u64 + bytes),
+        }
     }
 
     async fn finish(self: Box<Self>) -> StoreResult<UploadProgress> {
@@ -201,6 +214,35 @@ mod tests {
 
     use super::*;
     use crate::FsBlobStore;
+
+    /// What a new upload's request announced reaches the file it outgrows into: its room is
+    /// reserved past the bytes held and written, up to the announced end.
+    #[cfg(target_os = "linux")]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_announced_length_reaches_the_file_a_held_upload_outgrows_into() {
+        use std::os::unix::fs::MetadataExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsBlobStore::open(dir.path()).unwrap();
+        let mut writer = store.upload_writer("grown", &[], 0).await.unwrap();
+        writer.announce(16 << 20);
+        writer.write(Bytes::from(vec![2u8; 1000])).await.unwrap();
+        let path = dir.path().join("uploads").join("grown");
+        assert!(!path.exists(), "a kilobyte is held");
+        writer
+            .write(Bytes::from(vec![2u8; HELD_MAX]))
+            .await
+            .unwrap();
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!(meta.len(), 1000 + HELD_MAX as u64);
+        assert!(
+            meta.blocks() * 512 >= meta.len() + crate::RESERVE_AHEAD,
+            "room reserved ahead: {} blocks",
+            meta.blocks()
+        );
+        drop(writer);
+        let meta = std::fs::metadata(&path).unwrap();
+        assert!(meta.blocks() * 512 <= meta.len() + 4096, "given back");
+    }
 
     /// Uploads keep at most [`HELD_BUDGET`] bytes in memory together: once it is taken, the
     /// next upload's bytes go to its file, and its room comes back when the held bytes go.

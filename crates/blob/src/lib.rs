@@ -34,7 +34,9 @@ use berth_core::{Algorithm, Digest, StoreError};
 
 pub use error::FsBlobError;
 pub use ops::{Placed, StrayFile};
-pub use writer::{FsUploadWriter, UNFLUSHED_MAX, WRITEBACK_EVERY, write_back};
+pub use writer::{
+    FsUploadWriter, RESERVE_AHEAD, UNFLUSHED_MAX, WRITEBACK_EVERY, reservation, reserve, write_back,
+};
 
 use layout::Layout;
 

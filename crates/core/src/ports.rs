@@ -844,6 +844,14 @@ pub trait UploadWriter: Send {
         Ok(())
     }
 
+    /// Tells the writer that the request announced `bytes` more (its `Content-Length`) before
+    /// any of them is written, so a store may reserve room for them as they come. A hint: the
+    /// bytes still arrive through the writes, and a request may end before all of them did.
+    /// The default ignores it.
+    fn announce(&mut self, bytes: u64) {
+        let _ = bytes;
+    }
+
     /// Waits for every write, makes the data durable, and returns the upload's total length
     /// with the store's state for it.
     async fn finish(self: Box<Self>) -> StoreResult<UploadProgress>;

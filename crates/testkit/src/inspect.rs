@@ -106,6 +106,14 @@ impl FsInspector {
             .join(hex)
     }
 
+    /// Upload `id`'s length and the bytes its file takes on disk (its allocated blocks, room
+    /// reserved past its end included), when it has a file.
+    pub fn upload_on_disk(&self, id: &str) -> Option<(u64, u64)> {
+        use std::os::unix::fs::MetadataExt as _;
+        let meta = std::fs::metadata(self.upload_path(id)).ok()?;
+        Some((meta.len(), meta.blocks() * 512))
+    }
+
     /// Where upload `id`'s bytes live; ids are plain names.
     fn upload_path(&self, id: &str) -> PathBuf {
         assert!(

@@ -132,6 +132,53 @@ async fn a_stalled_upload_body_frees_its_connection_and_the_upload_resumes() {
     assert_eq!(got.bytes().await.unwrap().len(), blob.len());
 }
 
+/// A request that announces its length has room on disk reserved ahead of its bytes, never
+/// more than 8 MiB (`berth_blob::RESERVE_AHEAD`) past what it sent, and gives back what it
+/// did not fill when it ends early: a client that announces a large body and stalls holds no
+/// more disk than it sent once its request is over.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stalled_upload_holds_disk_only_ahead_of_its_bytes_and_gives_the_rest_back() {
+    const MIB: u64 = 1 << 20;
+    let env = vec![("BERTH_BODY_READ_TIMEOUT_SECS".to_owned(), "1".to_owned())];
+    // The filesystem store's: the test looks at its files.
+    let server = Server::start_node(crate::common::Stores::default(), env, None);
+    let disk = berth_testkit::inspect::FsInspector::new(server.data_dir());
+    let location = start_upload(&server, "acme/reserve").await;
+    let mut tcp = crate::common::begin_raw_patch(&server, &location, 64 << 20).await;
+    let sent = 12 * MIB;
+    tcp.write_all(&vec![9u8; sent as usize]).await.unwrap();
+    let on_disk = |until: fn(u64, u64) -> bool| {
+        let disk = disk.clone();
+        let server = &server;
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                let ids = server.blobs().uploads_held().await;
+                if let [id] = &ids[..]
+                    && let Some((len, used)) = disk.upload_on_disk(id)
+                    && until(len, used)
+                {
+                    return (len, used);
+                }
+                assert!(Instant::now() < deadline, "uploads held: {ids:?}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    let (len, used) = on_disk(|len, _| len == 12 * MIB).await;
+    assert!(
+        used >= len + 4 * MIB && used <= len + 9 * MIB,
+        "{len} bytes written take {used} on disk: room is reserved ahead, at most 8 MiB"
+    );
+    assert!(
+        closed_within(&mut tcp, Duration::from_secs(5)).await,
+        "the stalled body ends its request"
+    );
+    let (len, used) = on_disk(|len, used| used <= len + MIB / 16).await;
+    assert_eq!(len, sent, "the bytes sent stay, for the upload to resume");
+    assert!(used >= len, "{used}");
+}
+
 /// Upload bodies are gathered into batches of 512 KiB, each holding room in an 8 MiB budget
 /// every upload shares until its bytes are on disk. Forty uploads that send part of a batch
 /// and then stall would hold more than the whole budget if a batch waited to be filled; they

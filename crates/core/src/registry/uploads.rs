@@ -681,6 +681,9 @@ impl Registry {
             .blobs
             .upload_writer(&session.id, &session.blob_state, session.offset)
             .await?;
+        if let Some(bytes) = announced {
+            writer.announce(bytes);
+        }
         let mut gathering: Option<Batch> = None;
         // Hands the batch being gathered on once it is BATCH_MAX_AGE old, full or not: one
         // timer, set anew for each batch that has to wait for more (a small body whose one
