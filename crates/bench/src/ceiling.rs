@@ -1,8 +1,10 @@
 //! The machine's ceiling for the push phases: the least work any registry must do for them,
 //! run with nothing else — each client's blob sent over loopback TCP to a thread that hashes it
 //! (SHA-256) and appends it to a file, written back every [`berth_blob::WRITEBACK_EVERY`] bytes
-//! by a helper thread as Berth's upload writer does ([`berth_blob::write_back`]) and made
-//! durable (`fdatasync`) at the end.
+//! by a helper thread as Berth's upload writer does ([`berth_blob::write_back`]), its room on
+//! disk reserved ahead of the bytes as that writer reserves it for a request of known length
+//! ([`berth_blob::reserve`]: the whole blob, or the piece), and made durable (`fdatasync`) at
+//! the end.
 //! No HTTP, no metadata, no hand-offs; the sending threads cost what the benchmark's clients
 //! cost. The chunked variant sends `chunk_size` bytes, then waits for a one-byte
 //! acknowledgement the receiver sends once those bytes are durable, as a `PATCH` answered
@@ -151,6 +153,8 @@ fn receive(
     let mut hasher = Sha256::new();
     // `queued`: where the bytes not yet handed to a writeback begin.
     let (mut len, mut queued) = (0usize, 0usize);
+    // Where the room reserved on disk ends.
+    let mut reserved_to = 0u64;
     loop {
         // A chunked client waits for its acknowledgement: read no further than its piece.
         let want = match pattern {
@@ -162,6 +166,17 @@ fn receive(
             break;
         }
         hasher.update(&buffer[..read]);
+        // What a request announces: the whole blob, or the piece it is in.
+        let announced_to = match pattern {
+            Pattern::Monolithic => expected,
+            Pattern::Chunked(size) => (len - len % size + size).min(expected),
+        };
+        if let Some((from, to)) =
+            berth_blob::reservation(len as u64, read as u64, reserved_to, announced_to as u64)
+        {
+            berth_blob::reserve(&file, from, to)?;
+            reserved_to = to;
+        }
         file.write_all(&buffer[..read])?;
         len += read;
         // One writeback at a time: while one is queued, the bytes fold into the next.

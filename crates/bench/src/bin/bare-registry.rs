@@ -2,7 +2,8 @@
 //! metadata database, no limits. Started as Distribution is (`bare-registry serve
 //! <config.yml>`, reading `addr:` and `rootdirectory:`), it answers the calls the bench makes
 //! and does for a blob upload what Berth's filesystem writer does: hash each frame as it
-//! arrives, write it in the request's task, write back every [`WRITEBACK_EVERY`] bytes on a
+//! arrives, write it in the request's task (its room on disk reserved ahead of it, up to the
+//! body's announced length), write back every [`WRITEBACK_EVERY`] bytes on a
 //! blocking thread (one at a time), `fdatasync` before answering, and on `PUT` move the file to
 //! its digest's name and sync the directory. Measures how much of the machine's ceiling HTTP
 //! itself takes.
@@ -280,11 +281,22 @@ impl State {
 async fn write_body(upload: &mut Upload, mut body: Incoming) -> anyhow::Result<()> {
     let mut flushed_to = upload.len;
     let mut flush: Option<JoinHandle<io::Result<()>>> = None;
+    // Room reserved on disk as Berth's writer reserves it: ahead of the bytes, up to the
+    // body's announced length.
+    let announced_to = upload.len + hyper::body::Body::size_hint(&body).exact().unwrap_or(0);
+    let mut reserved_to = upload.len;
     while let Some(frame) = body.frame().await {
         let Ok(data) = frame?.into_data() else {
             continue;
         };
         upload.hasher.update(&data);
+        let batch = data.len() as u64;
+        if let Some((from, to)) =
+            berth_blob::reservation(upload.len, batch, reserved_to, announced_to)
+        {
+            berth_blob::reserve(&upload.file, from, to)?;
+            reserved_to = to;
+        }
         (&*upload.file).write_all(&data)?;
         upload.len += data.len() as u64;
         let unflushed = upload.len - flushed_to;
