@@ -33,7 +33,9 @@
 //! allocates the blocks once per reservation instead of once per page written (ext4's
 //! delayed allocation); measured, the push's server CPU per GiB fell by a tenth
 //! (BENCHMARKS.md, "Lean and steady, part 25"). Room reserved past the bytes a request wrote
-//! (it ended early) is given back when its writer is dropped.
+//! (it ended early) is given back when its writer is dropped. A reservation runs in the
+//! request's task, as the write does: measured over that bench, medians of 21–25 µs and 99th
+//! percentiles of 1.1–1.6 ms, once per 8 MiB (the writes: 6–7 µs and 154–186 µs, per batch).
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Seek, SeekFrom, Write};
