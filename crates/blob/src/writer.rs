@@ -495,15 +495,14 @@ mod tests {
         );
     }
 
-    /// The bytes `path` takes on disk.
-    fn used(path: &Path) -> u64 {
-        use std::os::unix::fs::MetadataExt as _;
-        std::fs::metadata(path).unwrap().blocks() * 512
-    }
-
     #[cfg(target_os = "linux")]
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn announced_room_is_reserved_and_what_an_early_end_left_is_given_back() {
+        /// The bytes `path` takes on disk.
+        fn used(path: &Path) -> u64 {
+            use std::os::unix::fs::MetadataExt as _;
+            std::fs::metadata(path).unwrap().blocks() * 512
+        }
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("upload");
         let open = |offset| FsUploadWriter::open("u", path.clone(), dir.path().to_owned(), offset);
